@@ -1,0 +1,262 @@
+//! NDJSON, one JSON object per line: a streaming line reader that enforces the line cap and
+//! yields each line with its number, row parsing and a fast validity check, and a writer
+//! that keeps its promise of `ndjsonFormatVersion` 1 (no line over 4 MiB).
+
+use std::io::{self, BufRead, Write};
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::error::{FormatError, Result};
+
+/// A JSON object: one row.
+pub type Row = Map<String, Value>;
+
+/// Reads the lines of one NDJSON entry without ever holding more than one line.
+pub struct NdjsonLines<R> {
+    reader: R,
+    entry: String,
+    cap: u64,
+    line: Vec<u8>,
+    line_number: u64,
+}
+
+impl<R: BufRead> NdjsonLines<R> {
+    /// `entry` names the source in errors; `cap` is the longest line accepted, in bytes,
+    /// not counting its newline.
+    pub fn new(reader: R, entry: impl Into<String>, cap: u64) -> Self {
+        Self {
+            reader,
+            entry: entry.into(),
+            cap,
+            line: Vec::new(),
+            line_number: 0,
+        }
+    }
+
+    /// The next line that is not blank, without its line ending, and its 1-based number.
+    pub fn next_line(&mut self) -> Result<Option<(u64, &[u8])>> {
+        loop {
+            self.line.clear();
+            let mut saw_bytes = false;
+            loop {
+                let available = self.reader.fill_buf().map_err(FormatError::from_io)?;
+                if available.is_empty() {
+                    break;
+                }
+                saw_bytes = true;
+                let (take, found_newline) = match memchr::memchr(b'\n', available) {
+                    Some(at) => (at, true),
+                    None => (available.len(), false),
+                };
+                if (self.line.len() + take) as u64 > self.cap {
+                    return Err(FormatError::LineTooLong {
+                        entry: self.entry.clone(),
+                        line: self.line_number + 1,
+                        limit: self.cap,
+                    });
+                }
+                self.line.extend_from_slice(&available[..take]);
+                self.reader.consume(take + usize::from(found_newline));
+                if found_newline {
+                    break;
+                }
+            }
+            if !saw_bytes {
+                return Ok(None);
+            }
+            self.line_number += 1;
+            if self.line.last() == Some(&b'\r') {
+                self.line.pop();
+            }
+            if self.line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return Ok(Some((self.line_number, &self.line)));
+        }
+    }
+
+    /// Counts the remaining non-blank lines, checking only the line cap.
+    pub fn count(mut self) -> Result<u64> {
+        let mut count = 0;
+        while self.next_line()?.is_some() {
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// The name of the entry being read.
+    pub fn entry(&self) -> &str {
+        &self.entry
+    }
+}
+
+fn bad_json(entry: &str, line: u64, detail: impl Into<String>) -> FormatError {
+    FormatError::BadJson {
+        entry: entry.to_string(),
+        line,
+        detail: detail.into(),
+    }
+}
+
+/// Parses one line into a row; anything but a JSON object is `bad_json`.
+pub fn parse_row(entry: &str, line_number: u64, line: &[u8]) -> Result<Row> {
+    match serde_json::from_slice::<Value>(line) {
+        Ok(Value::Object(row)) => Ok(row),
+        Ok(_) => Err(bad_json(entry, line_number, "not a JSON object")),
+        Err(error) => Err(bad_json(entry, line_number, error.to_string())),
+    }
+}
+
+/// Checks that a line is one well-formed JSON object (valid UTF-8 throughout) without
+/// building it.
+pub fn check_row(entry: &str, line_number: u64, line: &[u8]) -> Result<()> {
+    let text =
+        std::str::from_utf8(line).map_err(|_| bad_json(entry, line_number, "not valid UTF-8"))?;
+    serde_json::from_str::<AnyObject>(text)
+        .map(|_| ())
+        .map_err(|error| bad_json(entry, line_number, error.to_string()))
+}
+
+/// Deserializes any JSON object and keeps nothing of it.
+struct AnyObject;
+
+impl<'de> Deserialize<'de> for AnyObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_map(AnyObjectVisitor)
+    }
+}
+
+struct AnyObjectVisitor;
+
+impl<'de> Visitor<'de> for AnyObjectVisitor {
+    type Value = AnyObject;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<AnyObject, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(AnyObject)
+    }
+}
+
+/// Writes rows as NDJSON, refusing any line over the cap (so the archive can honestly say
+/// `ndjsonFormatVersion: 1`).
+pub struct NdjsonWriter<W> {
+    writer: W,
+    entry: String,
+    cap: u64,
+    buffer: Vec<u8>,
+    rows: u64,
+}
+
+impl<W: Write> NdjsonWriter<W> {
+    pub fn new(writer: W, entry: impl Into<String>, cap: u64) -> Self {
+        Self {
+            writer,
+            entry: entry.into(),
+            cap,
+            buffer: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    /// Writes one row as one line.
+    pub fn write_row<T: serde::Serialize + ?Sized>(&mut self, row: &T) -> Result<()> {
+        self.buffer.clear();
+        serde_json::to_writer(&mut self.buffer, row)
+            .map_err(|error| bad_json(&self.entry, self.rows + 1, error.to_string()))?;
+        if self.buffer.len() as u64 > self.cap {
+            return Err(FormatError::LineTooLong {
+                entry: self.entry.clone(),
+                line: self.rows + 1,
+                limit: self.cap,
+            });
+        }
+        self.buffer.push(b'\n');
+        self.writer
+            .write_all(&self.buffer)
+            .map_err(FormatError::Io)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Flushes and returns the inner writer.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.writer.flush()?;
+        Ok(self.writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], cap: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut reader = NdjsonLines::new(input, "t", cap);
+        let mut out = Vec::new();
+        while let Some((number, line)) = reader.next_line()? {
+            out.push((number, line.to_vec()));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_but_counted() {
+        let got = lines(b"{\"a\":1}\n\n  \r\n{\"b\":2}\r\n{\"c\":3}", 100).ok();
+        assert_eq!(
+            got,
+            Some(vec![
+                (1, b"{\"a\":1}".to_vec()),
+                (4, b"{\"b\":2}".to_vec()),
+                (5, b"{\"c\":3}".to_vec())
+            ])
+        );
+    }
+
+    #[test]
+    fn a_line_over_the_cap_is_refused_with_its_number() {
+        let error = lines(b"{}\n{\"a\":\"0123456789\"}\n", 10).err();
+        assert!(
+            matches!(
+                error,
+                Some(FormatError::LineTooLong {
+                    line: 2,
+                    limit: 10,
+                    ..
+                })
+            ),
+            "{error:?}"
+        );
+        assert_eq!(lines(b"0123456789\n", 10).map(|l| l.len()).ok(), Some(1));
+    }
+
+    #[test]
+    fn rows_must_be_objects() {
+        assert!(check_row("t", 1, b"{\"a\":[1,{\"b\":null}]}").is_ok());
+        for bad in [
+            &b"[1]"[..],
+            b"3",
+            b"{\"a\":",
+            b"{\"a\":1} x",
+            b"{\"a\":\"\xff\"}",
+        ] {
+            let error = check_row("t", 7, bad).err();
+            assert!(
+                matches!(error, Some(FormatError::BadJson { line: 7, .. })),
+                "{bad:?}: {error:?}"
+            );
+            assert_eq!(
+                parse_row("t", 7, bad).err().map(|e| e.code()),
+                Some("bad_json")
+            );
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! The table registry of FORMAT §4–§5 as data: which tables travel, who owns each row,
+//! the order to apply them in, which references must be scrubbed or checked, which
+//! columns are forced or reset, which columns name files, and which LanceDB tables exist.
+//! Export, import and inspection all read this one table; none keeps its own list.
+
+use crate::entry_name::FileBucket;
+
+/// How a row is tied to its user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// The row names its user in `column` (`user_id`, or `installed_by_user_id`).
+    Direct { column: &'static str },
+    /// The row belongs to whoever owns the `parent_table` row its `column` names.
+    Parent {
+        parent_table: &'static str,
+        column: &'static str,
+    },
+}
+
+/// What to do with a reference from one registry row to another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReferenceRule {
+    /// Nullable: after an import, set to NULL when the target is missing or not the
+    /// importer's (FORMAT §4's nullable-reference scrub list).
+    ScrubWhenMissing,
+    /// The row is refused when the target exists and belongs to someone else; a dangling
+    /// reference is left as it is (as Lumiverse leaves it).
+    RejectWhenForeign,
+}
+
+/// A column of one registry table that holds the id of a row of another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reference {
+    pub column: &'static str,
+    pub table: &'static str,
+    pub rule: ReferenceRule,
+}
+
+/// A column whose value names a file that travels in the archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileColumn {
+    pub column: &'static str,
+    pub bucket: FileBucket,
+}
+
+/// A column value written when an importer must re-vectorize the row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetValue {
+    Null,
+    Integer(i64),
+    Text(&'static str),
+}
+
+/// Everything the format knows about one table.
+#[derive(Clone, Copy, Debug)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub ownership: Ownership,
+    pub primary_key: &'static [&'static str],
+    /// Only rows with this column equal to this value belong to a user (extensions).
+    pub row_filter: Option<(&'static str, &'static str)>,
+    pub references: &'static [Reference],
+    /// Columns written as 0 on export and forced to 0 on import.
+    pub forced_zero: &'static [&'static str],
+    /// Columns reset when vectors do not restore (FORMAT §3).
+    pub revectorize: &'static [(&'static str, ResetValue)],
+    pub files: &'static [FileColumn],
+}
+
+const USER: Ownership = Ownership::Direct { column: "user_id" };
+const ID: &[&str] = &["id"];
+
+const fn through(parent_table: &'static str, column: &'static str) -> Ownership {
+    Ownership::Parent {
+        parent_table,
+        column,
+    }
+}
+
+const fn scrub(column: &'static str, table: &'static str) -> Reference {
+    Reference {
+        column,
+        table,
+        rule: ReferenceRule::ScrubWhenMissing,
+    }
+}
+
+const fn checked(column: &'static str, table: &'static str) -> Reference {
+    Reference {
+        column,
+        table,
+        rule: ReferenceRule::RejectWhenForeign,
+    }
+}
+
+const fn table(name: &'static str, ownership: Ownership) -> TableSpec {
+    TableSpec {
+        name,
+        ownership,
+        primary_key: ID,
+        row_filter: None,
+        references: &[],
+        forced_zero: &[],
+        revectorize: &[],
+        files: &[],
+    }
+}
+
+const CHUNK_RESET: &[(&str, ResetValue)] = &[
+    ("vectorized_at", ResetValue::Null),
+    ("vector_model", ResetValue::Null),
+];
+const API_KEY_FLAG: &[&str] = &["has_api_key"];
+
+/// Every table that travels, in import order (parents before children).
+pub static TABLES: &[TableSpec] = &[
+    TableSpec {
+        primary_key: &["key", "user_id"],
+        ..table("settings", USER)
+    },
+    table("global_addons", USER),
+    table("mcp_servers", USER),
+    TableSpec {
+        references: &[
+            scrub("owner_character_id", "characters"),
+            scrub("owner_chat_id", "chats"),
+        ],
+        files: &[FileColumn {
+            column: "filename",
+            bucket: FileBucket::Images,
+        }],
+        ..table("images", USER)
+    },
+    table("presets", USER),
+    TableSpec {
+        references: &[scrub("preset_id", "presets")],
+        forced_zero: API_KEY_FLAG,
+        ..table("connection_profiles", USER)
+    },
+    TableSpec {
+        forced_zero: API_KEY_FLAG,
+        ..table("image_gen_connections", USER)
+    },
+    TableSpec {
+        forced_zero: API_KEY_FLAG,
+        ..table("tts_connections", USER)
+    },
+    TableSpec {
+        forced_zero: API_KEY_FLAG,
+        ..table("stt_connections", USER)
+    },
+    table("world_books", USER),
+    TableSpec {
+        revectorize: &[
+            ("vectorized", ResetValue::Integer(0)),
+            ("vector_index_status", ResetValue::Text("not_enabled")),
+        ],
+        ..table(
+            "world_book_entries",
+            through("world_books", "world_book_id"),
+        )
+    },
+    TableSpec {
+        references: &[
+            scrub("attached_world_book_id", "world_books"),
+            scrub("image_id", "images"),
+        ],
+        files: &[FileColumn {
+            column: "avatar_path",
+            bucket: FileBucket::Avatars,
+        }],
+        ..table("personas", USER)
+    },
+    TableSpec {
+        references: &[scrub("image_id", "images")],
+        files: &[FileColumn {
+            column: "avatar_path",
+            bucket: FileBucket::Avatars,
+        }],
+        ..table("characters", USER)
+    },
+    TableSpec {
+        references: &[
+            checked("character_id", "characters"),
+            checked("image_id", "images"),
+        ],
+        ..table("character_gallery", USER)
+    },
+    table("packs", USER),
+    table("loom_items", through("packs", "pack_id")),
+    table("loom_tools", through("packs", "pack_id")),
+    table("lumia_items", through("packs", "pack_id")),
+    TableSpec {
+        references: &[
+            checked("pack_id", "packs"),
+            checked("preset_id", "presets"),
+            checked("character_id", "characters"),
+        ],
+        ..table("regex_scripts", USER)
+    },
+    TableSpec {
+        references: &[checked("image_id", "images")],
+        files: &[FileColumn {
+            column: "file_name",
+            bucket: FileBucket::ThemeAssets,
+        }],
+        ..table("theme_assets", USER)
+    },
+    table("databanks", USER),
+    TableSpec {
+        references: &[checked("databank_id", "databanks")],
+        files: &[FileColumn {
+            column: "file_path",
+            bucket: FileBucket::Databank,
+        }],
+        ..table("databank_documents", USER)
+    },
+    TableSpec {
+        references: &[
+            checked("databank_id", "databanks"),
+            checked("document_id", "databank_documents"),
+        ],
+        revectorize: CHUNK_RESET,
+        ..table("databank_chunks", USER)
+    },
+    TableSpec {
+        references: &[checked("character_id", "characters")],
+        ..table("chats", USER)
+    },
+    TableSpec {
+        references: &[scrub("parent_message_id", "messages")],
+        ..table("messages", through("chats", "chat_id"))
+    },
+    TableSpec {
+        primary_key: &["message_id"],
+        ..table("message_breakdowns", through("chats", "chat_id"))
+    },
+    TableSpec {
+        revectorize: CHUNK_RESET,
+        ..table("chat_chunks", through("chats", "chat_id"))
+    },
+    table("chat_memory_cache", through("chats", "chat_id")),
+    table("memory_entities", through("chats", "chat_id")),
+    TableSpec {
+        references: &[
+            checked("entity_id", "memory_entities"),
+            checked("chunk_id", "chat_chunks"),
+        ],
+        ..table("memory_mentions", through("chats", "chat_id"))
+    },
+    TableSpec {
+        references: &[
+            checked("source_entity_id", "memory_entities"),
+            checked("target_entity_id", "memory_entities"),
+        ],
+        ..table("memory_relations", through("chats", "chat_id"))
+    },
+    TableSpec {
+        revectorize: CHUNK_RESET,
+        ..table("memory_consolidations", through("chats", "chat_id"))
+    },
+    TableSpec {
+        references: &[scrub("entity_id", "memory_entities")],
+        ..table("memory_font_colors", through("chats", "chat_id"))
+    },
+    TableSpec {
+        references: &[checked("chunk_id", "chat_chunks")],
+        ..table("memory_salience", through("chats", "chat_id"))
+    },
+    TableSpec {
+        references: &[scrub("source_chat_id", "chats")],
+        ..table("cortex_vaults", USER)
+    },
+    table(
+        "cortex_vault_entities",
+        through("cortex_vaults", "vault_id"),
+    ),
+    table(
+        "cortex_vault_relations",
+        through("cortex_vaults", "vault_id"),
+    ),
+    table("cortex_vault_chunks", through("cortex_vaults", "vault_id")),
+    TableSpec {
+        references: &[
+            checked("chat_id", "chats"),
+            checked("target_chat_id", "chats"),
+            checked("vault_id", "cortex_vaults"),
+        ],
+        ..table("cortex_chat_links", USER)
+    },
+    TableSpec {
+        references: &[
+            scrub("persona_id", "personas"),
+            scrub("connection_id", "connection_profiles"),
+            scrub("character_id", "characters"),
+        ],
+        ..table("dream_weaver_sessions", USER)
+    },
+    table(
+        "dream_weaver_messages",
+        through("dream_weaver_sessions", "session_id"),
+    ),
+    table("dream_weaver_saved_prompts", USER),
+    TableSpec {
+        references: &[
+            scrub("persona_id", "personas"),
+            scrub("connection_id", "connection_profiles"),
+            scrub("character_id", "characters"),
+            checked("launch_chat_id", "chats"),
+        ],
+        ..table("weaver_sessions", USER)
+    },
+    TableSpec {
+        primary_key: &["session_id"],
+        references: &[checked("session_id", "weaver_sessions")],
+        ..table("weaver_extraction", USER)
+    },
+    TableSpec {
+        references: &[checked("session_id", "weaver_sessions")],
+        ..table("weaver_interview_turns", USER)
+    },
+    TableSpec {
+        primary_key: &["session_id"],
+        references: &[checked("session_id", "weaver_sessions")],
+        ..table("weaver_bible", USER)
+    },
+    TableSpec {
+        references: &[checked("session_id", "weaver_sessions")],
+        ..table("weaver_fields", USER)
+    },
+    TableSpec {
+        primary_key: &["user_id"],
+        ..table("weaver_taste", USER)
+    },
+    TableSpec {
+        row_filter: Some(("install_scope", "user")),
+        ..table(
+            "extensions",
+            Ownership::Direct {
+                column: "installed_by_user_id",
+            },
+        )
+    },
+];
+
+/// The order Lumiverse 1.1 writes `database/` entries in: tables owned directly first,
+/// then tables owned through a parent (as its fixtures show).
+pub static EXPORT_ORDER: &[&str] = &[
+    "settings",
+    "global_addons",
+    "mcp_servers",
+    "images",
+    "connection_profiles",
+    "image_gen_connections",
+    "tts_connections",
+    "stt_connections",
+    "presets",
+    "personas",
+    "characters",
+    "character_gallery",
+    "world_books",
+    "packs",
+    "loom_items",
+    "loom_tools",
+    "lumia_items",
+    "regex_scripts",
+    "theme_assets",
+    "databanks",
+    "databank_documents",
+    "databank_chunks",
+    "chats",
+    "dream_weaver_sessions",
+    "dream_weaver_messages",
+    "dream_weaver_saved_prompts",
+    "weaver_sessions",
+    "weaver_extraction",
+    "weaver_interview_turns",
+    "weaver_bible",
+    "weaver_fields",
+    "weaver_taste",
+    "extensions",
+    "world_book_entries",
+    "messages",
+    "message_breakdowns",
+    "chat_chunks",
+    "chat_memory_cache",
+    "memory_entities",
+    "memory_relations",
+    "memory_consolidations",
+    "memory_font_colors",
+    "memory_salience",
+    "memory_mentions",
+    "cortex_vaults",
+    "cortex_chat_links",
+    "cortex_vault_entities",
+    "cortex_vault_relations",
+    "cortex_vault_chunks",
+];
+
+/// Tables that never travel, whatever an archive says.
+pub static EXCLUDED_TABLES: &[&str] = &[
+    "secrets",
+    "user",
+    "account",
+    "session",
+    "verification",
+    "push_subscriptions",
+    "_migrations",
+    "tokenizer_configs",
+    "tokenizer_model_patterns",
+    "lumihub_link",
+    "extension_grants",
+    "query_vector_cache",
+    "embedding_cache",
+];
+
+/// The LanceDB tables that travel under `lancedb/`.
+pub static VECTOR_TABLES: &[&str] = &["embeddings", "embeddings_world_books"];
+
+/// The spec of a registry table.
+pub fn table_spec(name: &str) -> Option<&'static TableSpec> {
+    TABLES.iter().find(|spec| spec.name == name)
+}
+
+/// Whether a table is one that must never be exported or imported.
+pub fn is_excluded_table(name: &str) -> bool {
+    EXCLUDED_TABLES.contains(&name) || name.contains("_fts")
+}
+
+/// Whether a LanceDB table is one that travels.
+pub fn is_vector_table(name: &str) -> bool {
+    VECTOR_TABLES.contains(&name)
+}
+
+/// Settings keys that hold API keys: dropped on export and on import (FORMAT §4).
+pub fn is_secret_setting_key(key: &str) -> bool {
+    let between = |prefix: &str, suffix: &str| {
+        key.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+            .is_some_and(|middle| !middle.is_empty())
+    };
+    between("connection_", "_api_key")
+        || between("image_gen_connection_", "_api_key")
+        || between("tts_connection_", "_api_key")
+        || between("stt_connection_", "_api_key")
+        || key.starts_with("embedding_api_key_")
+        || key == "web_search_api_key"
+}
+
+/// The connection table and row id whose `has_api_key` a restored secret turns on, for
+/// secrets named `<prefix><id>_api_key` (FORMAT §6).
+pub fn connection_of_secret(key: &str) -> Option<(&'static str, &str)> {
+    // Longest prefixes first: `image_gen_connection_` also ends in `connection_`.
+    const PREFIXES: [(&str, &str); 4] = [
+        ("image_gen_connection_", "image_gen_connections"),
+        ("tts_connection_", "tts_connections"),
+        ("stt_connection_", "stt_connections"),
+        ("connection_", "connection_profiles"),
+    ];
+    PREFIXES.iter().find_map(|(prefix, table)| {
+        key.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix("_api_key"))
+            .filter(|id| !id.is_empty())
+            .map(|id| (*table, id))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn export_order_and_import_order_hold_the_same_tables() {
+        let import: HashSet<&str> = TABLES.iter().map(|t| t.name).collect();
+        let export: HashSet<&str> = EXPORT_ORDER.iter().copied().collect();
+        assert_eq!(import, export);
+        assert_eq!(TABLES.len(), 49);
+    }
+
+    #[test]
+    fn parents_come_before_children() {
+        for (position, spec) in TABLES.iter().enumerate() {
+            if let Ownership::Parent { parent_table, .. } = spec.ownership {
+                let parent = TABLES.iter().position(|t| t.name == parent_table);
+                assert!(
+                    parent.is_some_and(|p| p < position),
+                    "{} before {parent_table}",
+                    spec.name
+                );
+            }
+            for reference in spec.references {
+                assert!(
+                    table_spec(reference.table).is_some(),
+                    "{}.{}",
+                    spec.name,
+                    reference.column
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn secret_setting_keys() {
+        for key in [
+            "connection_abc_api_key",
+            "image_gen_connection_1_api_key",
+            "tts_connection_x_api_key",
+            "stt_connection_x_api_key",
+            "embedding_api_key_openai",
+            "web_search_api_key",
+        ] {
+            assert!(is_secret_setting_key(key), "{key}");
+        }
+        for key in [
+            "connection__api_key_x",
+            "connection__api_key",
+            "theme",
+            "web_search_api_key2",
+            "embeddingConfig",
+        ] {
+            assert!(!is_secret_setting_key(key), "{key}");
+        }
+        assert_eq!(
+            connection_of_secret("image_gen_connection_9b_api_key"),
+            Some(("image_gen_connections", "9b"))
+        );
+        assert_eq!(
+            connection_of_secret("connection_7987_api_key"),
+            Some(("connection_profiles", "7987"))
+        );
+        assert_eq!(connection_of_secret("web_search_api_key"), None);
+        assert!(
+            is_excluded_table("messages_fts_data")
+                && is_excluded_table("secrets")
+                && !is_excluded_table("messages")
+        );
+    }
+}

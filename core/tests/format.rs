@@ -1,0 +1,320 @@
+//! The format core against the shared corpus (every attack refused with its exact code),
+//! the real Lumiverse 1.1 fixtures (exact counts, ticket, tampering), and archives written
+//! by our own writer (read back by us and by the `zip` crate). Runs natively and, built for
+//! wasm32, under wasm-bindgen-test in headless Chromium.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+
+use lvbak_core::secrets::{SecretSkip, SecretsIndex, SECRETS_BLOB_ENTRY, SECRETS_INDEX_ENTRY};
+use lvbak_core::{
+    check_archive, inspect, Archive, ArchiveWriter, CountSource, EncryptedSecret, EntrySize,
+    FormatError, InspectOptions, Limits, Manifest, ManifestStats, Ticket,
+};
+use lvbak_tests::corpus::{self, CorpusLimits};
+use lvbak_tests::fixtures;
+use lvbak_tests::zipcraft::{RawEntry, RawZip};
+use serde_json::Value;
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// Marks each function as a test on both native and wasm32 targets.
+macro_rules! tests {
+    ($($(#[$meta:meta])* fn $name:ident() $body:block)*) => {$(
+        $(#[$meta])*
+        #[cfg_attr(not(target_arch = "wasm32"), test)]
+        #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+        fn $name() $body
+    )*};
+}
+
+fn limits_of(corpus: CorpusLimits) -> Limits {
+    Limits {
+        max_archive_bytes: corpus.max_archive_bytes,
+        max_decompressed_bytes: corpus.max_decompressed_bytes,
+        max_line_bytes: corpus.max_line_bytes,
+        max_legacy_line_bytes: corpus.max_legacy_line_bytes,
+        max_entries: corpus.max_entries,
+        max_metadata_bytes: corpus.max_metadata_bytes,
+    }
+}
+
+fn open(bytes: &[u8]) -> Archive<Cursor<&[u8]>> {
+    Archive::open(Cursor::new(bytes), Limits::STANDARD).unwrap()
+}
+
+fn expected(json: &str) -> Value {
+    serde_json::from_str(json).unwrap()
+}
+
+/// Every entry of an archive, read with our reader: (name, bytes), in central order.
+fn entries_of(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut archive = open(bytes);
+    let names: Vec<String> = archive.entries().iter().map(|e| e.name.clone()).collect();
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(index, name)| {
+            let mut data = Vec::new();
+            archive
+                .open_entry(index)
+                .unwrap()
+                .read_to_end(&mut data)
+                .unwrap();
+            (name, data)
+        })
+        .collect()
+}
+
+/// The archive re-packed by the crafter, with `change` applied to (name, bytes) pairs.
+fn repack(bytes: &[u8], change: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
+    let entries = entries_of(bytes)
+        .into_iter()
+        .map(|(name, data)| {
+            let data = change(&name, data);
+            if name.starts_with("files/") {
+                RawEntry::stored(&name, &data)
+            } else {
+                RawEntry::deflated(&name, &data)
+            }
+        })
+        .collect();
+    RawZip::new(entries).build()
+}
+
+fn secrets_ticket() -> Ticket {
+    Ticket::parse(fixtures::SECRETS_TICKET).unwrap()
+}
+
+tests! {
+    fn every_corpus_case_gets_its_exact_outcome() {
+        let limits = limits_of(corpus::LIMITS);
+        let mut failures = Vec::new();
+        let cases = corpus::cases();
+        assert!(cases.len() >= 40, "the corpus shrank to {}", cases.len());
+        for case in &cases {
+            let outcome = check_archive(Cursor::new(case.bytes.as_slice()), limits).map(|_| ()).map_err(|e| e.code());
+            let wanted = case.expected.map_or(Ok(()), Err);
+            if outcome != wanted {
+                failures.push(format!("{}: wanted {wanted:?}, got {outcome:?}", case.name));
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    fn corpus_errors_carry_their_evidence() {
+        let limits = limits_of(corpus::LIMITS);
+        let case = |name: &str| corpus::cases().into_iter().find(|c| c.name == name).unwrap();
+        let error = check_archive(Cursor::new(case("duplicate_names").bytes), limits).unwrap_err();
+        assert!(matches!(&error, FormatError::DuplicateEntry { name } if name == "database/settings.ndjson"), "{error}");
+        let error = check_archive(Cursor::new(case("zip_bomb_lying_header").bytes), limits).unwrap_err();
+        assert!(
+            matches!(&error, FormatError::SizeMismatch { claimed: 1000, actual, .. } if *actual > 1000 && *actual <= 1000 + 256 * 1024),
+            "{error}"
+        );
+        let error = check_archive(Cursor::new(case("ndjson_line_over_cap").bytes), limits).unwrap_err();
+        assert!(matches!(&error, FormatError::LineTooLong { line: 1, limit: 4096, .. }), "{error}");
+        let error = check_archive(Cursor::new(case("invalid_json_line").bytes), limits).unwrap_err();
+        assert!(matches!(&error, FormatError::BadJson { line: 2, .. }), "{error}");
+    }
+
+    fn fixtures_inspect_to_their_listed_counts() {
+        for (name, bytes, description) in fixtures::ARCHIVES {
+            let description = expected(description);
+            let mut archive = open(bytes);
+            let inspection = inspect(&mut archive, InspectOptions::default()).unwrap();
+            assert_eq!(inspection.count_source, CountSource::Stats, "{name}");
+            assert_eq!(inspection.archive_id, description["manifest"]["archiveId"].as_str().unwrap(), "{name}");
+            let rows: BTreeMap<String, u64> = inspection.counts.iter().cloned().collect();
+            let listed: BTreeMap<String, u64> = description["rowCountsInArchive"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(table, count)| (table.clone(), count.as_u64().unwrap()))
+                .collect();
+            assert_eq!(rows, listed, "{name}");
+            let vectors: BTreeMap<String, u64> = inspection.vectors.iter().cloned().collect();
+            let listed_vectors: BTreeMap<String, u64> = description["lancedbRowCountsInArchive"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(table, count)| (table.clone(), count.as_u64().unwrap()))
+                .collect();
+            assert_eq!(vectors, listed_vectors, "{name}");
+            assert_eq!(inspection.entries as usize, description["entryOrder"].as_array().unwrap().len(), "{name}");
+            assert_eq!(inspection.bytes.archive, description["zip"]["archiveBytes"].as_u64().unwrap(), "{name}");
+            assert!(inspection.files.values().all(|totals| totals.count == 0), "{name}");
+            assert_eq!(Value::from(inspection.manifest.exported_at), description["manifest"]["exportedAt"], "{name}");
+
+            // Counting lines gives the same numbers as the stats trailer.
+            let counted = inspect(&mut archive, InspectOptions { count_rows: true }).unwrap();
+            assert_eq!(counted.count_source, CountSource::Lines);
+            assert_eq!(counted.counts.iter().cloned().collect::<BTreeMap<_, _>>(), listed, "{name}");
+            assert!(counted.warnings.iter().all(|w| !w.contains("says")), "{name}: {:?}", counted.warnings);
+
+            // And the whole archive verifies.
+            archive.verify_all(|_| {}).unwrap();
+        }
+    }
+
+    fn minimal_fixture_rows_read_back_exactly() {
+        let description = expected(fixtures::MINIMAL_EXPECTED);
+        let mut archive = open(fixtures::MINIMAL);
+        for (entry, sample) in description["firstRowSamples"].as_object().unwrap() {
+            let index = archive.index_of(entry).unwrap();
+            let mut first = None;
+            archive
+                .for_each_row(index, |_, row| {
+                    first.get_or_insert(row);
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(Value::Object(first.unwrap()), *sample, "{entry}");
+        }
+    }
+
+    fn vectors_fixture_decodes_to_its_dimension() {
+        let mut archive = open(fixtures::VECTORS_PATCHED);
+        assert_eq!(archive.manifest().embedding_config.dimension, Some(8));
+        let index = archive.vector_table_entry("embeddings").unwrap();
+        let mut rows = 0;
+        archive
+            .for_each_row(index, |_, row| {
+                let encoded = row["vector_b64"].as_str().unwrap();
+                assert_eq!(lvbak_core::decode_vector(encoded, "row").unwrap().len(), 8);
+                rows += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(rows, 300);
+    }
+
+    fn secrets_fixture_ticket_decrypts_to_listed_plaintexts() {
+        let description = expected(fixtures::SECRETS_EXPECTED);
+        let mut archive = open(fixtures::SECRETS);
+        let inspection = inspect(&mut archive, InspectOptions::default()).unwrap();
+        assert_eq!(inspection.secrets.count, 3);
+        let listed_keys: Vec<String> = serde_json::from_value(description["secretKeys"].clone()).unwrap();
+        assert_eq!(inspection.secrets.keys, listed_keys);
+        let outcomes = archive.decrypt_secrets(&secrets_ticket()).unwrap();
+        let plaintexts = description["secretPlaintexts"].as_object().unwrap();
+        assert_eq!(outcomes.len(), plaintexts.len());
+        for outcome in outcomes {
+            let value = outcome.result.unwrap();
+            assert_eq!(Some(value.as_str()), plaintexts[&outcome.key].as_str(), "{}", outcome.key);
+        }
+    }
+
+    fn wrong_ticket_is_an_archive_mismatch() {
+        let mut archive = open(fixtures::SECRETS);
+        let wrong = Ticket::parse(fixtures::SECRETS_WRONG_TICKET).unwrap();
+        let error = archive.decrypt_secrets(&wrong).err().unwrap();
+        assert_eq!(error.code(), "archive_mismatch");
+    }
+
+    fn tampered_index_is_a_binding_mismatch() {
+        let tampered = repack(fixtures::SECRETS, |name, data| {
+            if name != SECRETS_INDEX_ENTRY {
+                return data;
+            }
+            let mut index = SecretsIndex::parse(&data).unwrap();
+            index.keys.pop();
+            index.to_line()
+        });
+        let mut archive = open(&tampered);
+        assert_eq!(archive.decrypt_secrets(&secrets_ticket()).err().unwrap().code(), "binding_mismatch");
+    }
+
+    fn flipped_ciphertext_bit_skips_only_that_record() {
+        let flipped = repack(fixtures::SECRETS, |name, data| {
+            if name != SECRETS_BLOB_ENTRY {
+                return data;
+            }
+            let text = String::from_utf8(data).unwrap();
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            let mut record: EncryptedSecret = serde_json::from_str(&lines[1]).unwrap();
+            use base64::Engine as _;
+            let engine = base64::engine::general_purpose::STANDARD;
+            let mut ciphertext = engine.decode(&record.ciphertext).unwrap();
+            ciphertext[3] ^= 0x10;
+            record.ciphertext = engine.encode(ciphertext);
+            lines[1] = serde_json::to_string(&record).unwrap();
+            (lines.join("\n") + "\n").into_bytes()
+        });
+        let mut archive = open(&flipped);
+        let outcomes = archive.decrypt_secrets(&secrets_ticket()).unwrap();
+        let failed: Vec<&str> = outcomes.iter().filter(|o| o.result.is_err()).map(|o| o.key.as_str()).collect();
+        assert_eq!(failed, vec!["image_gen_connection_9b0210c1-8394-4b45-a5c1-f1349fbad696_api_key"]);
+        assert_eq!(outcomes[1].result.as_ref().err(), Some(&SecretSkip::TagMismatch));
+        assert_eq!(outcomes.iter().filter(|o| o.result.is_ok()).count(), 2);
+    }
+
+    fn written_archives_read_back_and_satisfy_the_zip_crate() {
+        let mut manifest = Manifest::new("0b7a3c1e-98f2-4d1b-9c55-7e1f2a3b4c5d", 1_795_313_867);
+        manifest.has_encrypted_secrets = true;
+        manifest.secrets_count = 1;
+        let key = [5u8; 32];
+        let records = vec![EncryptedSecret::seal(&key, [1u8; 12], "web_search_api_key", "tvly-123")];
+        let index = SecretsIndex::new(&manifest.archive_id, vec!["web_search_api_key".into()]);
+        let mut writer = ArchiveWriter::new(Vec::new(), 1_795_313_867, Limits::STANDARD.max_line_bytes);
+        writer.write_manifest(&manifest).unwrap();
+        writer.start_ndjson("database/settings.ndjson", EntrySize::Small).unwrap();
+        for i in 0..50 {
+            writer.write_row(&serde_json::json!({"key": format!("k{i}"), "value": "{}", "user_id": "u"})).unwrap();
+        }
+        writer.start_ndjson("database/messages.ndjson", EntrySize::Small).unwrap();
+        let avatar = vec![42u8; 70_000];
+        writer.write_file("files/avatars/a.png", &mut avatar.as_slice(), EntrySize::Small).unwrap();
+        writer.write_secrets(&index, &records).unwrap();
+        let mut stats = ManifestStats::default();
+        stats.counts.insert("settings".into(), 50);
+        stats.counts.insert("messages".into(), 0);
+        writer.write_stats(&stats).unwrap();
+        let bytes = writer.finish().unwrap();
+        assert!(writer_refuses("../evil"));
+
+        let inspection = check_archive(Cursor::new(bytes.as_slice()), Limits::STANDARD).unwrap();
+        assert_eq!(inspection.rows_of("settings"), Some(50));
+        assert_eq!(inspection.files["avatars"].bytes, 70_000);
+        let mut archive = open(&bytes);
+        let ticket = Ticket::issue(&manifest.archive_id, &key, &index.keys, 1, None);
+        let outcomes = archive.decrypt_secrets(&ticket).unwrap();
+        assert_eq!(outcomes[0].result.as_ref().ok().map(|s| s.as_str()), Some("tvly-123"));
+
+        // The zip crate's reader sees the same entries with the same bytes.
+        let ours = entries_of(&bytes);
+        let mut theirs = zip::ZipArchive::new(Cursor::new(bytes.as_slice())).unwrap();
+        assert_eq!(theirs.len(), ours.len());
+        for (name, data) in ours {
+            let mut file = theirs.by_name(&name).unwrap();
+            let mut their_data = Vec::new();
+            file.read_to_end(&mut their_data).unwrap();
+            assert_eq!(their_data, data, "{name}");
+        }
+    }
+
+    fn fixtures_read_the_same_through_the_zip_crate() {
+        for (name, bytes, _) in fixtures::ARCHIVES {
+            let mut theirs = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+            for (entry, data) in entries_of(bytes) {
+                let mut their_data = Vec::new();
+                theirs.by_name(&entry).unwrap().read_to_end(&mut their_data).unwrap();
+                assert_eq!(their_data, data, "{name}: {entry}");
+            }
+        }
+    }
+
+    fn whatever_we_accept_the_zip_crate_accepts() {
+        for case in corpus::cases().into_iter().filter(|c| c.expected.is_none()) {
+            let theirs = zip::ZipArchive::new(Cursor::new(case.bytes.as_slice()));
+            assert!(theirs.is_ok(), "{}: {:?}", case.name, theirs.err());
+        }
+    }
+}
+
+fn writer_refuses(name: &str) -> bool {
+    let mut writer = ArchiveWriter::new(Vec::new(), 0, 1024);
+    writer.start_ndjson(name, EntrySize::Small).is_err()
+}

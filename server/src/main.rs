@@ -1,0 +1,2 @@
+//! The `lvbak` binary.
+fn main() {}
