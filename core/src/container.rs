@@ -68,9 +68,46 @@ pub struct Entry {
     next_name: String,
 }
 
+/// The caller's reader, with its position remembered so that seeking to where it already
+/// is costs nothing. (Entries are mostly read front to back; a real seek would throw away
+/// a `BufReader`'s buffer, or cost a browser a new `File.slice()`.)
+pub(crate) struct Tracked<R> {
+    inner: R,
+    position: Option<u64>,
+}
+
+impl<R: Read + Seek> Read for Tracked<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buffer) {
+            Ok(read) => {
+                self.position = self.position.map(|at| at + read as u64);
+                Ok(read)
+            }
+            Err(error) => {
+                self.position = None;
+                Err(error)
+            }
+        }
+    }
+}
+
+impl<R: Read + Seek> Seek for Tracked<R> {
+    fn seek(&mut self, target: SeekFrom) -> io::Result<u64> {
+        if let (SeekFrom::Start(wanted), Some(at)) = (target, self.position) {
+            if wanted == at {
+                return Ok(at);
+            }
+        }
+        self.position = None;
+        let at = self.inner.seek(target)?;
+        self.position = Some(at);
+        Ok(at)
+    }
+}
+
 /// A ZIP file whose end records and central directory have been validated.
 pub struct ZipContainer<R> {
-    reader: R,
+    reader: Tracked<R>,
     entries: Vec<Entry>,
     by_name: HashMap<String, usize>,
     archive_bytes: u64,
@@ -123,7 +160,11 @@ struct CentralDirectoryLocation {
 
 impl<R: Read + Seek> ZipContainer<R> {
     /// Validates the container: everything but the entries' local headers and data.
-    pub fn open(mut reader: R, limits: &Limits) -> Result<Self> {
+    pub fn open(reader: R, limits: &Limits) -> Result<Self> {
+        let mut reader = Tracked {
+            inner: reader,
+            position: None,
+        };
         let archive_bytes = reader.seek(SeekFrom::End(0))?;
         let head_len = archive_bytes.min(4) as usize;
         let head = read_at(&mut reader, 0, head_len, "the file")?;
@@ -243,8 +284,8 @@ impl<R: Read + Seek> ZipContainer<R> {
             .entries
             .get(index)
             .ok_or_else(|| corrupt(format!("no entry number {index}")))?;
+        // The local header is read front to back, leaving the reader at the data.
         let data_start = check_local_header(&mut self.reader, entry)?;
-        self.reader.seek(SeekFrom::Start(data_start))?;
         let raw = (&mut self.reader).take(entry.compressed_size);
         let decoder = match entry.compression {
             Compression::Stored => Decoder::Stored(raw),
@@ -286,7 +327,7 @@ impl<R: Read + Seek> ZipContainer<R> {
 
     /// Gives the caller's reader back.
     pub fn into_inner(self) -> R {
-        self.reader
+        self.reader.inner
     }
 }
 
@@ -681,7 +722,9 @@ fn check_local_header<R: Read + Seek>(reader: &mut R, entry: &Entry) -> Result<u
     Ok(data_start)
 }
 
-/// Checks the data descriptor that follows the data of an entry written with flag bit 3.
+/// Checks the data descriptor that follows the data of an entry written with flag bit 3:
+/// optional signature, CRC-32, then sizes of 4 bytes each (or 8 in the ZIP64 form). Reads
+/// exactly the descriptor, so the next local header follows without a seek.
 fn check_data_descriptor<R: Read + Seek>(
     reader: &mut R,
     entry: &Entry,
@@ -691,34 +734,62 @@ fn check_data_descriptor<R: Read + Seek>(
         name: entry.name.clone(),
         field: "data descriptor".into(),
     };
-    let room = entry.data_limit.saturating_sub(data_end).min(24) as usize;
+    let room = entry.data_limit.saturating_sub(data_end);
     if room < 12 {
         return Err(mismatch());
     }
-    let bytes = read_at(reader, data_end, room, "a data descriptor")?;
-    let body = if u32_at(&bytes, 0) == DATA_DESCRIPTOR_SIGNATURE {
-        &bytes[4..]
+    let first = read_at(reader, data_end, 4, "a data descriptor")?;
+    let (crc_at, mut body) = if u32_at(&first, 0) == DATA_DESCRIPTOR_SIGNATURE {
+        (data_end + 4, Vec::new())
     } else {
-        &bytes[..]
+        (data_end, first)
     };
-    if body.len() < 12 || u32_at(body, 0) != entry.crc32 {
+    let short_len = (crc_at - data_end) + 12;
+    if short_len > room {
         return Err(mismatch());
     }
-    let short_form = u64::from(u32_at(body, 4)) == entry.compressed_size
-        && u64::from(u32_at(body, 8)) == entry.uncompressed_size;
-    let long_form = body.len() >= 20
-        && u64_at(body, 4) == entry.compressed_size
-        && u64_at(body, 12) == entry.uncompressed_size;
-    if short_form || long_form {
+    body.extend(read_exact_here(
+        reader,
+        12 - body.len(),
+        "a data descriptor",
+    )?);
+    if u32_at(&body, 0) != entry.crc32 {
+        return Err(mismatch());
+    }
+    if u64::from(u32_at(&body, 4)) == entry.compressed_size
+        && u64::from(u32_at(&body, 8)) == entry.uncompressed_size
+    {
+        return Ok(());
+    }
+    // The ZIP64 form: two 8-byte sizes.
+    if short_len + 8 > room {
+        return Err(mismatch());
+    }
+    body.extend(read_exact_here(reader, 8, "a data descriptor")?);
+    if u64_at(&body, 4) == entry.compressed_size && u64_at(&body, 12) == entry.uncompressed_size {
         Ok(())
     } else {
         Err(mismatch())
     }
 }
 
+/// Reads `len` bytes from where the reader is.
+fn read_exact_here<R: Read>(reader: &mut R, len: usize, what: &str) -> Result<Vec<u8>> {
+    let mut buffer = vec![0u8; len];
+    reader
+        .read_exact(&mut buffer)
+        .map_err(|error| match error.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                truncated(format!("{what} ends past the end of the file"))
+            }
+            _ => FormatError::from_io(error),
+        })?;
+    Ok(buffer)
+}
+
 enum Decoder<'a, R> {
-    Stored(Take<&'a mut R>),
-    Deflated(Box<DeflateDecoder<BufReader<Take<&'a mut R>>>>),
+    Stored(Take<&'a mut Tracked<R>>),
+    Deflated(Box<DeflateDecoder<BufReader<Take<&'a mut Tracked<R>>>>>),
 }
 
 /// The inflated bytes of one entry, checked as they are produced.
@@ -786,7 +857,7 @@ impl<R: Read + Seek> EntryReader<'_, R> {
         }
         if self.entry.flags & FLAG_DATA_DESCRIPTOR != 0 {
             let data_end = self.data_start + self.entry.compressed_size;
-            let reader: &mut R = match &mut self.decoder {
+            let reader: &mut Tracked<R> = match &mut self.decoder {
                 Decoder::Stored(raw) => raw.get_mut(),
                 Decoder::Deflated(inflater) => inflater.get_mut().get_mut().get_mut(),
             };

@@ -7,6 +7,7 @@
 //! [`FormatError`] with a stable [`FormatError::code`].
 
 pub mod archive;
+pub mod calendar;
 pub mod container;
 pub mod entry_name;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod vector;
 pub mod writer;
 
 pub use archive::{Archive, SecretOutcome, VerifyProgress};
+pub use calendar::UtcTime;
 pub use container::{Compression, Entry, EntryReader, ZipContainer};
 pub use entry_name::{classify_entry_name, EntryKind, FileBucket};
 pub use error::{FormatError, Result};

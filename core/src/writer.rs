@@ -9,6 +9,7 @@ use serde::Serialize;
 use zip::write::{SimpleFileOptions, StreamWriter};
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
+use crate::calendar::UtcTime;
 use crate::entry_name::classify_entry_name;
 use crate::error::{FormatError, Result};
 use crate::manifest::{Manifest, ManifestStats, MANIFEST_ENTRY, STATS_ENTRY};
@@ -38,55 +39,23 @@ fn zip_error(error: zip::result::ZipError) -> FormatError {
     FormatError::Io(io::Error::other(error))
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
-fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u8;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    } as u8;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// A unix time as a ZIP (MS-DOS) timestamp, UTC; times a ZIP cannot hold give 1980-01-01.
 pub fn zip_datetime(unix_seconds: i64) -> DateTime {
-    let (year, month, day) = civil_from_days(unix_seconds.div_euclid(86_400));
-    let second_of_day = unix_seconds.rem_euclid(86_400);
-    u16::try_from(year)
+    let time = UtcTime::from_unix(unix_seconds);
+    u16::try_from(time.year)
         .ok()
         .and_then(|year| {
             DateTime::from_date_and_time(
                 year,
-                month,
-                day,
-                (second_of_day / 3600) as u8,
-                (second_of_day / 60 % 60) as u8,
-                (second_of_day % 60) as u8,
+                time.month,
+                time.day,
+                time.hour,
+                time.minute,
+                time.second,
             )
             .ok()
         })
         .unwrap_or_default()
-}
-
-/// The `YYYY-MM-DD-HHMMSS` stamp (UTC) used in archive and ticket file names.
-pub fn file_name_stamp(unix_seconds: i64) -> String {
-    let (year, month, day) = civil_from_days(unix_seconds.div_euclid(86_400));
-    let second_of_day = unix_seconds.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}-{:02}{:02}{:02}",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60
-    )
 }
 
 impl<W: Write> ArchiveWriter<W> {
@@ -210,21 +179,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stamps_and_dates() {
-        assert_eq!(file_name_stamp(1_795_313_960), "2026-11-22-021920");
-        assert_eq!(file_name_stamp(0), "1970-01-01-000000");
-        assert_eq!(file_name_stamp(951_782_400), "2000-02-29-000000");
+    fn zip_dates() {
         let date = zip_datetime(1_795_313_960);
-        assert_eq!(
-            (
-                date.year(),
-                date.month(),
-                date.day(),
-                date.hour(),
-                date.minute(),
-                date.second()
-            ),
-            (2026, 11, 22, 2, 19, 20)
+        let fields = (
+            date.year(),
+            date.month(),
+            date.day(),
+            date.hour(),
+            date.minute(),
+            date.second(),
         );
+        assert_eq!(fields, (2026, 11, 22, 2, 19, 20));
+        assert_eq!(zip_datetime(0), DateTime::default());
     }
 }

@@ -1,0 +1,357 @@
+//! `lvbak inspect FILE [--json] [--ticket T] [--reveal-secrets] [--count-rows] [--verify]`:
+//! what an archive holds, from its metadata entries; with a ticket, whether its secrets
+//! decrypt. A rejected archive or ticket prints its code and exits 2.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use lvbak_core::{
+    inspect, Archive, FormatError, InspectOptions, Inspection, Limits, Ticket, UtcTime,
+};
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The .lvbak archive.
+    pub file: PathBuf,
+    /// Print exactly one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// A decryption ticket (.ticket.json): verify it and count the secrets that decrypt.
+    #[arg(long)]
+    pub ticket: Option<PathBuf>,
+    /// Print decrypted secret values (only with --ticket).
+    #[arg(long, requires = "ticket")]
+    pub reveal_secrets: bool,
+    /// Count NDJSON lines instead of trusting manifest-stats.json (reads every table).
+    #[arg(long)]
+    pub count_rows: bool,
+    /// Also read every entry to its end: sizes, CRCs, line caps, JSON validity.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// Exit code of a rejected archive or ticket.
+const REJECTED: u8 = 2;
+
+/// What the command found: an inspection, perhaps secret outcomes, perhaps a rejection.
+struct Report {
+    inspection: Option<Inspection>,
+    decrypted: Option<Vec<(String, Result<String, String>)>>,
+    rejection: Option<FormatError>,
+}
+
+pub fn run(args: &InspectArgs) -> ExitCode {
+    let limits = match crate::config::limits_from_env() {
+        Ok(limits) => limits,
+        Err(error) => {
+            eprintln!("lvbak: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = examine(args, limits);
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        write_json(&mut out, &report, args)
+    } else {
+        write_text(&mut out, &report, args)
+    };
+    if let Err(error) = written {
+        eprintln!("lvbak: cannot write the report: {error}");
+        return ExitCode::FAILURE;
+    }
+    match report.rejection {
+        Some(_) => ExitCode::from(REJECTED),
+        None => ExitCode::SUCCESS,
+    }
+}
+
+fn examine(args: &InspectArgs, limits: Limits) -> Report {
+    let mut report = Report {
+        inspection: None,
+        decrypted: None,
+        rejection: None,
+    };
+    let ticket = args.ticket.as_deref().map(read_ticket);
+    let file = match File::open(&args.file) {
+        Ok(file) => file,
+        Err(error) => {
+            report.rejection = Some(FormatError::Io(error));
+            return report;
+        }
+    };
+    let mut archive = match Archive::open(BufReader::with_capacity(64 * 1024, file), limits) {
+        Ok(archive) => archive,
+        Err(error) => {
+            report.rejection = Some(error);
+            return report;
+        }
+    };
+    match inspect(
+        &mut archive,
+        InspectOptions {
+            count_rows: args.count_rows,
+        },
+    ) {
+        Ok(inspection) => report.inspection = Some(inspection),
+        Err(error) => {
+            report.rejection = Some(error);
+            return report;
+        }
+    }
+    if args.verify {
+        if let Err(error) = archive.verify_all(|_| {}) {
+            report.rejection = Some(error);
+            return report;
+        }
+    }
+    match ticket {
+        None => {}
+        Some(Err(error)) => report.rejection = Some(error),
+        Some(Ok(ticket)) => match archive.decrypt_secrets(&ticket) {
+            Ok(outcomes) => {
+                report.decrypted = Some(
+                    outcomes
+                        .into_iter()
+                        .map(|o| {
+                            (
+                                o.key,
+                                o.result
+                                    .map(|value| value.to_string())
+                                    .map_err(|skip| skip.to_string()),
+                            )
+                        })
+                        .collect(),
+                );
+            }
+            Err(error) => report.rejection = Some(error),
+        },
+    }
+    report
+}
+
+fn read_ticket(path: &Path) -> Result<Ticket, FormatError> {
+    let bytes = std::fs::read(path).map_err(FormatError::Io)?;
+    Ticket::parse(&bytes)
+}
+
+fn counts_object(counts: &[(String, u64)]) -> Value {
+    Value::Object(
+        counts
+            .iter()
+            .map(|(table, rows)| (table.clone(), json!(rows)))
+            .collect(),
+    )
+}
+
+fn write_json(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std::io::Result<()> {
+    let inspection = report.inspection.as_ref();
+    let decrypted_count = report
+        .decrypted
+        .as_ref()
+        .map(|d| d.iter().filter(|(_, r)| r.is_ok()).count());
+    let mut secrets = json!({
+        "count": inspection.map_or(0, |i| i.secrets.count),
+        "keys": inspection.map_or(Vec::new(), |i| i.secrets.keys.clone()),
+        "decrypted": decrypted_count,
+    });
+    if let Some(decrypted) = &report.decrypted {
+        let skipped: Map<String, Value> = decrypted
+            .iter()
+            .filter_map(|(key, result)| result.as_ref().err().map(|why| (key.clone(), json!(why))))
+            .collect();
+        secrets["skipped"] = Value::Object(skipped);
+        if args.reveal_secrets {
+            let values: Map<String, Value> = decrypted
+                .iter()
+                .filter_map(|(key, result)| {
+                    result
+                        .as_ref()
+                        .ok()
+                        .map(|value| (key.clone(), json!(value)))
+                })
+                .collect();
+            secrets["values"] = Value::Object(values);
+        }
+    }
+    let files: Map<String, Value> = inspection
+        .map(|i| {
+            i.files
+                .iter()
+                .map(|(bucket, t)| (bucket.clone(), json!({"count": t.count, "bytes": t.bytes})))
+                .collect()
+        })
+        .unwrap_or_default();
+    let object = json!({
+        "ok": report.rejection.is_none(),
+        "code": report.rejection.as_ref().map(FormatError::code),
+        "message": report.rejection.as_ref().map(ToString::to_string),
+        "archiveId": inspection.map(|i| i.archive_id.clone()),
+        "manifest": inspection.map(|i| serde_json::to_value(&i.manifest).unwrap_or(Value::Null)),
+        "counts": inspection.map_or(json!({}), |i| counts_object(&i.counts)),
+        "countSource": inspection.map(|i| i.count_source),
+        "files": files,
+        "vectors": inspection.map_or(json!({}), |i| counts_object(&i.vectors)),
+        "secrets": secrets,
+        "bytes": {
+            "compressed": inspection.map_or(0, |i| i.bytes.compressed),
+            "decompressed": inspection.map_or(0, |i| i.bytes.decompressed),
+            "archive": inspection.map_or(0, |i| i.bytes.archive),
+        },
+        "entries": inspection.map_or(0, |i| i.entries),
+        "verified": args.verify && report.rejection.is_none(),
+        "warnings": inspection.map_or(Vec::new(), |i| i.warnings.clone()),
+    });
+    writeln!(out, "{object}")
+}
+
+fn write_text(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std::io::Result<()> {
+    if let Some(inspection) = &report.inspection {
+        write_inspection(out, inspection)?;
+    }
+    if let Some(decrypted) = &report.decrypted {
+        let ok = decrypted.iter().filter(|(_, r)| r.is_ok()).count();
+        writeln!(
+            out,
+            "\nTicket accepted: {ok} of {} secrets decrypt",
+            decrypted.len()
+        )?;
+        for (key, result) in decrypted {
+            match result {
+                Ok(value) if args.reveal_secrets => writeln!(out, "  {key} = {value}")?,
+                Ok(_) => writeln!(out, "  {key}: decrypts")?,
+                Err(why) => writeln!(out, "  {key}: skipped ({why})")?,
+            }
+        }
+    }
+    if args.verify && report.rejection.is_none() {
+        writeln!(
+            out,
+            "\nVerified: every entry read to its end (sizes, CRC-32, line caps, JSON)"
+        )?;
+    }
+    if let Some(error) = &report.rejection {
+        writeln!(
+            out,
+            "{}{}: {error}",
+            if report.inspection.is_some() {
+                "\n"
+            } else {
+                ""
+            },
+            error.code()
+        )?;
+    }
+    Ok(())
+}
+
+fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::Result<()> {
+    let manifest = &inspection.manifest;
+    writeln!(out, "Archive   {}", inspection.archive_id)?;
+    writeln!(
+        out,
+        "Producer  {} {} (schema {}{})",
+        manifest.producer,
+        manifest
+            .producer_version
+            .as_deref()
+            .unwrap_or("(version not recorded)"),
+        manifest.schema_version,
+        if manifest.has_line_cap() {
+            ""
+        } else {
+            ", legacy NDJSON"
+        }
+    )?;
+    let exported = manifest
+        .exported_at
+        .map_or("(not recorded)".to_string(), |at| {
+            UtcTime::from_unix(at).human()
+        });
+    writeln!(out, "Exported  {exported}")?;
+    let embedding = &manifest.embedding_config;
+    writeln!(
+        out,
+        "Vectors   {} ({} / {} / {})",
+        if manifest.include_vectors {
+            "included"
+        } else {
+            "not included"
+        },
+        embedding.provider.as_deref().unwrap_or("?"),
+        embedding.model.as_deref().unwrap_or("?"),
+        embedding
+            .dimension
+            .map_or("dimension unknown".to_string(), |d| format!(
+                "{d} dimensions"
+            )),
+    )?;
+    writeln!(
+        out,
+        "Size      {} bytes on disk, {} entries; {} compressed, {} decompressed",
+        inspection.bytes.archive,
+        inspection.entries,
+        inspection.bytes.compressed,
+        inspection.bytes.decompressed
+    )?;
+
+    let source = match inspection.count_source {
+        lvbak_core::CountSource::Stats => "from manifest-stats.json",
+        lvbak_core::CountSource::Lines => "counted",
+        lvbak_core::CountSource::Unknown => "unknown",
+    };
+    let nonempty: Vec<&(String, u64)> = inspection
+        .counts
+        .iter()
+        .filter(|(_, rows)| *rows > 0)
+        .collect();
+    writeln!(out, "\nRows ({source})")?;
+    for (table, rows) in &nonempty {
+        writeln!(out, "  {table:<28} {rows:>10}")?;
+    }
+    let empty = inspection.counts.len() - nonempty.len();
+    if empty > 0 {
+        writeln!(out, "  ({empty} more tables are empty)")?;
+    }
+    let files: BTreeMap<&String, _> = inspection
+        .files
+        .iter()
+        .filter(|(_, t)| t.count > 0)
+        .collect();
+    writeln!(out, "\nFiles")?;
+    if files.is_empty() {
+        writeln!(out, "  (none)")?;
+    }
+    for (bucket, totals) in files {
+        writeln!(
+            out,
+            "  {bucket:<28} {:>10} files {:>14} bytes",
+            totals.count, totals.bytes
+        )?;
+    }
+    if !inspection.vectors.is_empty() {
+        writeln!(out, "\nVector tables")?;
+        for (table, rows) in &inspection.vectors {
+            writeln!(out, "  {table:<28} {rows:>10}")?;
+        }
+    }
+    writeln!(
+        out,
+        "\nSecrets   {} encrypted API keys",
+        inspection.secrets.count
+    )?;
+    for key in &inspection.secrets.keys {
+        writeln!(out, "  {key}")?;
+    }
+    if !inspection.warnings.is_empty() {
+        writeln!(out, "\nWarnings")?;
+        for warning in &inspection.warnings {
+            writeln!(out, "  - {warning}")?;
+        }
+    }
+    Ok(())
+}

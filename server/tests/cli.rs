@@ -1,0 +1,219 @@
+//! The `lvbak` binary from the outside: `inspect` on the real fixtures and on every corpus
+//! case, checking stdout JSON, codes and exit statuses. (This test binary does not use the
+//! server library, so it does not link LanceDB.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lvbak_tests::corpus;
+use serde_json::Value;
+
+const LVBAK: &str = env!("CARGO_BIN_EXE_lvbak");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/fixtures")
+        .join(name)
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lvbak-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn lvbak(args: &[&str], limits: Option<&str>) -> Output {
+    let mut command = Command::new(LVBAK);
+    command.args(args).env_remove("LVBAK_LIMITS");
+    if let Some(limits) = limits {
+        command.env("LVBAK_LIMITS", limits);
+    }
+    command.output().unwrap()
+}
+
+fn json_of(output: &Output) -> Value {
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "exactly one JSON object: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn inspect_json_reports_fixture_counts() {
+    let output = lvbak(
+        &[
+            "inspect",
+            fixture("vectors-patched.lvbak").to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let report = json_of(&output);
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["code"], Value::Null);
+    assert_eq!(report["archiveId"], "9d8c8171-ee80-4fcb-b58c-224cd4f618ee");
+    assert_eq!(report["counts"]["messages"], 20);
+    assert_eq!(report["counts"]["settings"], 6);
+    assert_eq!(report["vectors"]["embeddings"], 300);
+    assert_eq!(report["vectors"]["embeddings_world_books"], 3);
+    assert_eq!(report["manifest"]["embeddingConfig"]["dimension"], 8);
+    assert_eq!(report["files"]["images"]["count"], 0);
+    assert_eq!(report["secrets"]["count"], 0);
+    assert_eq!(report["secrets"]["decrypted"], Value::Null);
+    assert_eq!(report["bytes"]["archive"], 30261);
+}
+
+#[test]
+fn inspect_with_ticket_counts_decrypted_secrets_without_printing_them() {
+    let archive = fixture("secrets.lvbak");
+    let ticket = fixture("secrets.ticket.json");
+    let args = [
+        "inspect",
+        archive.to_str().unwrap(),
+        "--json",
+        "--ticket",
+        ticket.to_str().unwrap(),
+    ];
+    let output = lvbak(&args, None);
+    assert_eq!(output.status.code(), Some(0));
+    let report = json_of(&output);
+    assert_eq!(report["secrets"]["count"], 3);
+    assert_eq!(report["secrets"]["decrypted"], 3);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains("sk-or-v1-TESTKEY-0001-abcdef"),
+        "plaintext leaked without --reveal-secrets"
+    );
+
+    let revealed = lvbak(&[&args[..], &["--reveal-secrets"]].concat(), None);
+    let report = json_of(&revealed);
+    let key = "connection_7987e7a5-a873-4fe0-8cbd-2ce739bb217a_api_key";
+    assert_eq!(
+        report["secrets"]["values"][key],
+        "sk-or-v1-TESTKEY-0001-abcdef"
+    );
+
+    let text = lvbak(
+        &[
+            "inspect",
+            archive.to_str().unwrap(),
+            "--ticket",
+            ticket.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("Ticket accepted: 3 of 3 secrets decrypt"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("TESTKEY"), "{stdout}");
+}
+
+#[test]
+fn wrong_ticket_exits_2_with_its_code() {
+    let archive = fixture("secrets.lvbak");
+    let ticket = fixture("secrets-wrong.ticket.json");
+    let output = lvbak(
+        &[
+            "inspect",
+            archive.to_str().unwrap(),
+            "--json",
+            "--ticket",
+            ticket.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let report = json_of(&output);
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["code"], "archive_mismatch");
+    assert_eq!(
+        report["secrets"]["count"], 3,
+        "the archive itself is still described"
+    );
+
+    let text = lvbak(
+        &[
+            "inspect",
+            archive.to_str().unwrap(),
+            "--ticket",
+            ticket.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(text.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&text.stdout).to_string();
+    let last_line = stdout.lines().last().unwrap_or_default();
+    assert!(last_line.starts_with("archive_mismatch: "), "{last_line}");
+}
+
+#[test]
+fn count_rows_agrees_with_stats() {
+    let output = lvbak(
+        &[
+            "inspect",
+            fixture("minimal.lvbak").to_str().unwrap(),
+            "--json",
+            "--count-rows",
+        ],
+        None,
+    );
+    let report = json_of(&output);
+    assert_eq!(report["countSource"], "lines");
+    assert_eq!(report["counts"]["messages"], 20);
+    assert_eq!(report["counts"]["world_book_entries"], 3);
+    assert_eq!(report["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn every_corpus_case_through_the_binary() {
+    let dir = scratch_dir("corpus");
+    let l = corpus::LIMITS;
+    let limits = format!(
+        "archive={},decompressed={},line={},legacy_line={},entries={},metadata={}",
+        l.max_archive_bytes,
+        l.max_decompressed_bytes,
+        l.max_line_bytes,
+        l.max_legacy_line_bytes,
+        l.max_entries,
+        l.max_metadata_bytes
+    );
+    let mut failures = Vec::new();
+    for case in corpus::cases() {
+        let path = dir.join(format!("{}.lvbak", case.name));
+        std::fs::write(&path, &case.bytes).unwrap();
+        let output = lvbak(
+            &["inspect", path.to_str().unwrap(), "--json", "--verify"],
+            Some(&limits),
+        );
+        let report = json_of(&output);
+        let code = report["code"].as_str().map(str::to_string);
+        let status = output.status.code();
+        let wanted_status = if case.expected.is_some() {
+            Some(2)
+        } else {
+            Some(0)
+        };
+        if code.as_deref() != case.expected || status != wanted_status {
+            failures.push(format!(
+                "{}: wanted {:?}, got {code:?} (exit {status:?})",
+                case.name, case.expected
+            ));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn unreadable_limits_are_a_usage_error() {
+    let output = lvbak(
+        &["inspect", fixture("minimal.lvbak").to_str().unwrap()],
+        Some("entries=lots"),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("LVBAK_LIMITS"));
+}
