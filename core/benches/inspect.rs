@@ -99,7 +99,7 @@ fn message_row(i: usize) -> serde_json::Value {
         "chat_id": "f667ef8a-572f-411f-8761-da3989606e9b",
         "index_in_chat": i,
         "is_user": i % 2,
-        "name": if i % 2 == 0 { "Rowan" } else { "Mira" },
+        "name": if i.is_multiple_of(2) { "Rowan" } else { "Mira" },
         "content": content,
         "send_date": 1_795_313_867 + i as i64,
         "swipe_id": 0,

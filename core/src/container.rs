@@ -137,16 +137,7 @@ fn truncated(what: impl Into<String>) -> FormatError {
 
 fn read_at<R: Read + Seek>(reader: &mut R, offset: u64, len: usize, what: &str) -> Result<Vec<u8>> {
     reader.seek(SeekFrom::Start(offset))?;
-    let mut buffer = vec![0u8; len];
-    reader
-        .read_exact(&mut buffer)
-        .map_err(|error| match error.kind() {
-            io::ErrorKind::UnexpectedEof => {
-                truncated(format!("{what} ends past the end of the file"))
-            }
-            _ => FormatError::from_io(error),
-        })?;
-    Ok(buffer)
+    read_exact_here(reader, len, what)
 }
 
 /// Where the central directory is, according to the end records.
