@@ -124,3 +124,92 @@ proptest! {
         }
     }
 }
+
+/// Every code a refusal may carry; anything else (or a panic) fails the mutation test.
+const KNOWN_CODES: &[&str] = &[
+    "not_zip",
+    "truncated",
+    "corrupt_archive",
+    "too_large",
+    "too_many_entries",
+    "decompressed_cap",
+    "path_traversal",
+    "absolute_path",
+    "bad_entry_name",
+    "unknown_prefix",
+    "duplicate_entry",
+    "symlink_entry",
+    "directory_entry",
+    "overlapping_entries",
+    "header_mismatch",
+    "unsupported_compression",
+    "encrypted_entry",
+    "size_mismatch",
+    "crc_mismatch",
+    "corrupt_entry",
+    "line_too_long",
+    "bad_json",
+    "no_manifest",
+    "bad_manifest",
+    "wrong_producer",
+    "unsupported_version",
+    "bad_secrets",
+];
+
+fn check_mutant(bytes: &[u8]) -> Result<(), String> {
+    let limits = lvbak_core::Limits {
+        max_archive_bytes: 1 << 20,
+        max_decompressed_bytes: 1 << 20,
+        max_line_bytes: 4096,
+        max_legacy_line_bytes: 16384,
+        max_entries: 64,
+        max_metadata_bytes: 8192,
+    };
+    let outcome = lvbak_core::Archive::open(Cursor::new(bytes), limits).and_then(|mut archive| {
+        lvbak_core::inspect(
+            &mut archive,
+            lvbak_core::InspectOptions { count_rows: true },
+        )?;
+        archive.verify_all(|_| {})
+    });
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(error) if KNOWN_CODES.contains(&error.code()) => Ok(()),
+        Err(error) => Err(format!("{}: {error}", error.code())),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// What the fuzz target checks, in CI: mangled archives end in Ok or a known code.
+    #[test]
+    fn mutated_archives_end_in_a_known_outcome(
+        which in 0usize..4,
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+        cut in any::<prop::sample::Index>(),
+        mode in 0u8..3,
+    ) {
+        let sources: [&[u8]; 4] = [
+            lvbak_tests::fixtures::MINIMAL,
+            lvbak_tests::fixtures::SECRETS,
+            lvbak_tests::fixtures::VECTORS_PATCHED,
+            &lvbak_tests::zipcraft::RawZip::new(lvbak_tests::corpus::valid_entries()).build(),
+        ];
+        let mut bytes = sources[which].to_vec();
+        for (at, value) in &flips {
+            let index = at.index(bytes.len());
+            bytes[index] ^= value | 1;
+        }
+        match mode {
+            0 => {}
+            1 => bytes.truncate(cut.index(bytes.len())),
+            _ => {
+                let at = cut.index(bytes.len());
+                let tail = bytes[at..].to_vec();
+                bytes.extend_from_slice(&tail);
+            }
+        }
+        prop_assert_eq!(check_mutant(&bytes), Ok(()));
+    }
+}
