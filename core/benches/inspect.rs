@@ -8,8 +8,8 @@ use std::io::{BufReader, BufWriter, Cursor};
 use std::time::{Duration, Instant};
 
 use lvbak_core::{
-    check_row, inspect, parse_row, Archive, ArchiveWriter, EntrySize, InspectOptions, Limits,
-    Manifest, ManifestStats, NdjsonLines,
+    check_row, inspect, parse_row, Archive, ArchiveWriter, EntrySize, InspectOptions, Limits, Manifest, ManifestStats,
+    NdjsonLines,
 };
 use serde_json::json;
 
@@ -82,15 +82,11 @@ fn message_row(i: usize) -> serde_json::Value {
         "\"really?\"",
     ];
     // A small linear congruential generator: varied but repeatable prose.
-    let mut state = (i as u64)
-        .wrapping_mul(6_364_136_223_846_793_005)
-        .wrapping_add(1_442_695_040_888_963_407);
+    let mut state = (i as u64).wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
     let length = 40 + (i * 37) % 260;
     let mut words = Vec::with_capacity(length);
     for _ in 0..length {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         words.push(WORDS[(state >> 33) as usize % WORDS.len()]);
     }
     let content = words.join(" ");
@@ -121,29 +117,17 @@ fn main() {
     let started = Instant::now();
     let file_count = ENTRIES - 3;
     let file_bytes = TOTAL_BYTES / file_count;
-    let mut writer = ArchiveWriter::new(
-        BufWriter::with_capacity(1 << 20, File::create(&path).unwrap()),
-        1_795_313_867,
-        4 << 20,
-    );
-    writer
-        .write_manifest(&Manifest::new(
-            "0b7a3c1e-98f2-4d1b-9c55-7e1f2a3b4c5d",
-            1_795_313_867,
-        ))
-        .unwrap();
-    writer
-        .start_ndjson("database/messages.ndjson", EntrySize::Small)
-        .unwrap();
+    let mut writer =
+        ArchiveWriter::new(BufWriter::with_capacity(1 << 20, File::create(&path).unwrap()), 1_795_313_867, 4 << 20);
+    writer.write_manifest(&Manifest::new("0b7a3c1e-98f2-4d1b-9c55-7e1f2a3b4c5d", 1_795_313_867)).unwrap();
+    writer.start_ndjson("database/messages.ndjson", EntrySize::Small).unwrap();
     for i in 0..1000 {
         writer.write_row(&message_row(i)).unwrap();
     }
     let payload: Vec<u8> = (0..file_bytes).map(|i| (i * 31 % 251) as u8).collect();
     for i in 0..file_count {
         let name = format!("files/images/{:08x}-0000-4000-8000-{:012x}.png", i, i);
-        writer
-            .write_file(&name, &mut payload.as_slice(), EntrySize::Small)
-            .unwrap();
+        writer.write_file(&name, &mut payload.as_slice(), EntrySize::Small).unwrap();
     }
     let mut stats = ManifestStats::default();
     stats.counts.insert("messages".into(), 1000);
@@ -190,11 +174,7 @@ fn main() {
     }
     let megabytes = ndjson.len() as f64 / 1e6;
     let (elapsed, checked) = best_of(3, || {
-        let mut lines = NdjsonLines::new(
-            Cursor::new(ndjson.as_slice()),
-            "database/messages.ndjson",
-            4 << 20,
-        );
+        let mut lines = NdjsonLines::new(Cursor::new(ndjson.as_slice()), "database/messages.ndjson", 4 << 20);
         let mut count = 0;
         while let Some((number, line)) = lines.next_line().unwrap() {
             check_row("database/messages.ndjson", number, line).unwrap();
@@ -211,41 +191,24 @@ fn main() {
         ndjson.len() / rows
     );
     let (elapsed, parsed) = best_of(3, || {
-        let mut lines = NdjsonLines::new(
-            Cursor::new(ndjson.as_slice()),
-            "database/messages.ndjson",
-            4 << 20,
-        );
+        let mut lines = NdjsonLines::new(Cursor::new(ndjson.as_slice()), "database/messages.ndjson", 4 << 20);
         let mut count = 0;
         while let Some((number, line)) = lines.next_line().unwrap() {
-            count += parse_row("database/messages.ndjson", number, line)
-                .unwrap()
-                .len();
+            count += parse_row("database/messages.ndjson", number, line).unwrap().len();
         }
         count
     });
     assert!(parsed > 0);
-    println!(
-        "NDJSON parse into rows (serde_json::Value), one core: {:.0} MB/s",
-        megabytes / elapsed.as_secs_f64()
-    );
+    println!("NDJSON parse into rows (serde_json::Value), one core: {:.0} MB/s", megabytes / elapsed.as_secs_f64());
 
     // Deflated in an archive, as the browser and the importer read it.
     let mut writer = ArchiveWriter::new(Vec::new(), 1_795_313_867, 4 << 20);
-    writer
-        .write_manifest(&Manifest::new(
-            "0b7a3c1e-98f2-4d1b-9c55-7e1f2a3b4c5d",
-            1_795_313_867,
-        ))
-        .unwrap();
-    writer
-        .start_ndjson("database/messages.ndjson", EntrySize::Small)
-        .unwrap();
+    writer.write_manifest(&Manifest::new("0b7a3c1e-98f2-4d1b-9c55-7e1f2a3b4c5d", 1_795_313_867)).unwrap();
+    writer.start_ndjson("database/messages.ndjson", EntrySize::Small).unwrap();
     writer.write_bytes(&ndjson).unwrap();
     let archive_bytes = writer.finish().unwrap();
     let (elapsed, ()) = best_of(3, || {
-        let mut archive =
-            Archive::open(Cursor::new(archive_bytes.as_slice()), Limits::STANDARD).unwrap();
+        let mut archive = Archive::open(Cursor::new(archive_bytes.as_slice()), Limits::STANDARD).unwrap();
         let index = archive.table_entry("messages").unwrap();
         let mut lines = archive.ndjson_lines(index).unwrap();
         while let Some((number, line)) = lines.next_line().unwrap() {

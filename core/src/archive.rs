@@ -12,9 +12,7 @@ use crate::error::{FormatError, Result};
 use crate::limits::Limits;
 use crate::manifest::{Manifest, ManifestStats, MANIFEST_ENTRY, STATS_ENTRY};
 use crate::ndjson::{check_row, parse_row, NdjsonLines, Row};
-use crate::secrets::{
-    EncryptedSecret, SecretSkip, SecretsIndex, Ticket, SECRETS_BLOB_ENTRY, SECRETS_INDEX_ENTRY,
-};
+use crate::secrets::{EncryptedSecret, SecretSkip, SecretsIndex, Ticket, SECRETS_BLOB_ENTRY, SECRETS_INDEX_ENTRY};
 
 /// Size of the read buffer put in front of each entry when reading lines.
 const LINE_BUFFER_BYTES: usize = 256 * 1024;
@@ -48,30 +46,17 @@ impl<R: Read + Seek> Archive<R> {
     /// `manifest-stats.json` and `secrets/index.json`. Nothing else is read.
     pub fn open(reader: R, limits: Limits) -> Result<Self> {
         let mut zip = ZipContainer::open(reader, &limits)?;
-        let manifest_index = zip
-            .index_of(MANIFEST_ENTRY)
-            .ok_or(FormatError::NoManifest)?;
-        let manifest =
-            Manifest::parse(&zip.read_entry(manifest_index, limits.max_metadata_bytes)?)?;
+        let manifest_index = zip.index_of(MANIFEST_ENTRY).ok_or(FormatError::NoManifest)?;
+        let manifest = Manifest::parse(&zip.read_entry(manifest_index, limits.max_metadata_bytes)?)?;
         let stats = match zip.index_of(STATS_ENTRY) {
-            Some(index) => Some(ManifestStats::parse(
-                &zip.read_entry(index, limits.max_metadata_bytes)?,
-            )?),
+            Some(index) => Some(ManifestStats::parse(&zip.read_entry(index, limits.max_metadata_bytes)?)?),
             None => None,
         };
         let secrets_index = match zip.index_of(SECRETS_INDEX_ENTRY) {
-            Some(index) => Some(SecretsIndex::parse(
-                &zip.read_entry(index, limits.max_metadata_bytes)?,
-            )?),
+            Some(index) => Some(SecretsIndex::parse(&zip.read_entry(index, limits.max_metadata_bytes)?)?),
             None => None,
         };
-        Ok(Self {
-            zip,
-            limits,
-            manifest,
-            stats,
-            secrets_index,
-        })
+        Ok(Self { zip, limits, manifest, stats, secrets_index })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -131,26 +116,15 @@ impl<R: Read + Seek> Archive<R> {
     }
 
     /// The lines of one NDJSON entry, under this archive's line cap.
-    pub fn ndjson_lines(
-        &mut self,
-        index: usize,
-    ) -> Result<NdjsonLines<BufReader<EntryReader<'_, R>>>> {
+    pub fn ndjson_lines(&mut self, index: usize) -> Result<NdjsonLines<BufReader<EntryReader<'_, R>>>> {
         let cap = self.line_cap();
         let reader = self.zip.open_entry(index)?;
         let name = reader.entry().name.clone();
-        Ok(NdjsonLines::new(
-            BufReader::with_capacity(LINE_BUFFER_BYTES, reader),
-            name,
-            cap,
-        ))
+        Ok(NdjsonLines::new(BufReader::with_capacity(LINE_BUFFER_BYTES, reader), name, cap))
     }
 
     /// Calls `each` with every row of one NDJSON entry, in order.
-    pub fn for_each_row(
-        &mut self,
-        index: usize,
-        mut each: impl FnMut(u64, Row) -> Result<()>,
-    ) -> Result<u64> {
+    pub fn for_each_row(&mut self, index: usize, mut each: impl FnMut(u64, Row) -> Result<()>) -> Result<u64> {
         let mut lines = self.ndjson_lines(index)?;
         let entry = lines.entry().to_string();
         let mut rows = 0;
@@ -173,10 +147,8 @@ impl<R: Read + Seek> Archive<R> {
         };
         for index in order {
             let entry = &self.zip.entries()[index];
-            let is_ndjson = matches!(
-                entry.kind,
-                EntryKind::Table { .. } | EntryKind::VectorTable { .. } | EntryKind::SecretsBlob
-            );
+            let is_ndjson =
+                matches!(entry.kind, EntryKind::Table { .. } | EntryKind::VectorTable { .. } | EntryKind::SecretsBlob);
             let compressed = entry.compressed_size;
             if is_ndjson {
                 let mut lines = self.ndjson_lines(index)?;
@@ -204,23 +176,17 @@ impl<R: Read + Seek> Archive<R> {
                 archive: self.manifest.archive_id.clone(),
             });
         }
-        let index = self
-            .secrets_index
-            .clone()
-            .ok_or_else(|| FormatError::BindingMismatch {
-                detail: "the archive carries no encrypted secrets".into(),
-            })?;
+        let index = self.secrets_index.clone().ok_or_else(|| FormatError::BindingMismatch {
+            detail: "the archive carries no encrypted secrets".into(),
+        })?;
         ticket.verify(&self.manifest.archive_id, &index)?;
         let key = ticket.key()?;
         let mut records: Vec<Option<EncryptedSecret>> = vec![None; index.keys.len()];
         if let Some(blob) = self.zip.index_of(SECRETS_BLOB_ENTRY) {
             self.for_each_row(blob, |number, row| {
-                let record: EncryptedSecret =
-                    serde_json::from_value(row.into()).map_err(|error| FormatError::BadJson {
-                        entry: SECRETS_BLOB_ENTRY.into(),
-                        line: number,
-                        detail: error.to_string(),
-                    })?;
+                let record: EncryptedSecret = serde_json::from_value(row.into()).map_err(|error| {
+                    FormatError::BadJson { entry: SECRETS_BLOB_ENTRY.into(), line: number, detail: error.to_string() }
+                })?;
                 // Only keys bound by the ticket count; the first record of a key wins.
                 if let Some(slot) = index.keys.iter().position(|k| *k == record.key) {
                     records[slot].get_or_insert(record);
@@ -236,9 +202,7 @@ impl<R: Read + Seek> Archive<R> {
                 key: key_name.clone(),
                 result: match record {
                     Some(record) => record.open(&key),
-                    None => Err(SecretSkip::Malformed(
-                        "no record in secrets/encrypted.ndjson".into(),
-                    )),
+                    None => Err(SecretSkip::Malformed("no record in secrets/encrypted.ndjson".into())),
                 },
             })
             .collect())

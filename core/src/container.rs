@@ -152,10 +152,7 @@ struct CentralDirectoryLocation {
 impl<R: Read + Seek> ZipContainer<R> {
     /// Validates the container: everything but the entries' local headers and data.
     pub fn open(reader: R, limits: &Limits) -> Result<Self> {
-        let mut reader = Tracked {
-            inner: reader,
-            position: None,
-        };
+        let mut reader = Tracked { inner: reader, position: None };
         let archive_bytes = reader.seek(SeekFrom::End(0))?;
         let head_len = archive_bytes.min(4) as usize;
         let head = read_at(&mut reader, 0, head_len, "the file")?;
@@ -163,10 +160,7 @@ impl<R: Read + Seek> ZipContainer<R> {
             let found = if head.is_empty() {
                 "nothing (the file is empty)".to_string()
             } else {
-                head.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                head.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
             };
             return Err(FormatError::NotZip { found });
         }
@@ -179,10 +173,7 @@ impl<R: Read + Seek> ZipContainer<R> {
         }
         let location = locate_central_directory(&mut reader, archive_bytes)?;
         if location.entries > limits.max_entries {
-            return Err(FormatError::TooManyEntries {
-                limit: limits.max_entries,
-                actual: location.entries,
-            });
+            return Err(FormatError::TooManyEntries { limit: limits.max_entries, actual: location.entries });
         }
         if location.size > MAX_CENTRAL_DIRECTORY_BYTES {
             return Err(FormatError::TooLarge {
@@ -191,12 +182,7 @@ impl<R: Read + Seek> ZipContainer<R> {
                 actual: location.size,
             });
         }
-        let directory = read_at(
-            &mut reader,
-            location.offset,
-            location.size as usize,
-            "the central directory",
-        )?;
+        let directory = read_at(&mut reader, location.offset, location.size as usize, "the central directory")?;
         let mut entries = parse_central_directory(&directory, limits)?;
         let count = entries.len() as u64;
         let count_matches = if location.count_is_exact {
@@ -215,9 +201,7 @@ impl<R: Read + Seek> ZipContainer<R> {
         let mut claimed_total: u64 = 0;
         for (index, entry) in entries.iter().enumerate() {
             if by_name.insert(entry.name.clone(), index).is_some() {
-                return Err(FormatError::DuplicateEntry {
-                    name: entry.name.clone(),
-                });
+                return Err(FormatError::DuplicateEntry { name: entry.name.clone() });
             }
             if entry.kind.is_metadata() && entry.uncompressed_size > limits.max_metadata_bytes {
                 return Err(FormatError::TooLarge {
@@ -230,18 +214,11 @@ impl<R: Read + Seek> ZipContainer<R> {
             // total bounds what inflating the whole archive can ever produce.
             claimed_total = claimed_total.saturating_add(entry.uncompressed_size);
             if claimed_total > limits.max_decompressed_bytes {
-                return Err(FormatError::DecompressedCap {
-                    limit: limits.max_decompressed_bytes,
-                });
+                return Err(FormatError::DecompressedCap { limit: limits.max_decompressed_bytes });
             }
         }
         fence_entries(&mut entries, location.offset)?;
-        Ok(Self {
-            reader,
-            entries,
-            by_name,
-            archive_bytes,
-        })
+        Ok(Self { reader, entries, by_name, archive_bytes })
     }
 
     /// Every entry, in central-directory order.
@@ -271,35 +248,22 @@ impl<R: Read + Seek> ZipContainer<R> {
     /// produces more than its header claims, and at the end checks length, CRC-32 and the
     /// data descriptor.
     pub fn open_entry(&mut self, index: usize) -> Result<EntryReader<'_, R>> {
-        let entry = self
-            .entries
-            .get(index)
-            .ok_or_else(|| corrupt(format!("no entry number {index}")))?;
+        let entry = self.entries.get(index).ok_or_else(|| corrupt(format!("no entry number {index}")))?;
         // The local header is read front to back, leaving the reader at the data.
         let data_start = check_local_header(&mut self.reader, entry)?;
         let raw = (&mut self.reader).take(entry.compressed_size);
         let decoder = match entry.compression {
             Compression::Stored => Decoder::Stored(raw),
-            Compression::Deflated => Decoder::Deflated(Box::new(DeflateDecoder::new(
-                BufReader::with_capacity(64 * 1024, raw),
-            ))),
+            Compression::Deflated => {
+                Decoder::Deflated(Box::new(DeflateDecoder::new(BufReader::with_capacity(64 * 1024, raw))))
+            }
         };
-        Ok(EntryReader {
-            decoder,
-            entry,
-            data_start,
-            produced: 0,
-            crc: crc32fast::Hasher::new(),
-            finished: false,
-        })
+        Ok(EntryReader { decoder, entry, data_start, produced: 0, crc: crc32fast::Hasher::new(), finished: false })
     }
 
     /// Reads a whole entry into memory, refusing it past `cap` bytes.
     pub fn read_entry(&mut self, index: usize, cap: u64) -> Result<Vec<u8>> {
-        let entry = self
-            .entries
-            .get(index)
-            .ok_or_else(|| corrupt(format!("no entry number {index}")))?;
+        let entry = self.entries.get(index).ok_or_else(|| corrupt(format!("no entry number {index}")))?;
         if entry.uncompressed_size > cap {
             return Err(FormatError::TooLarge {
                 what: entry.name.clone(),
@@ -310,9 +274,7 @@ impl<R: Read + Seek> ZipContainer<R> {
         let capacity = entry.uncompressed_size as usize;
         let mut reader = self.open_entry(index)?;
         let mut bytes = Vec::with_capacity(capacity);
-        reader
-            .read_to_end(&mut bytes)
-            .map_err(FormatError::from_io)?;
+        reader.read_to_end(&mut bytes).map_err(FormatError::from_io)?;
         Ok(bytes)
     }
 
@@ -325,10 +287,7 @@ impl<R: Read + Seek> ZipContainer<R> {
 /// Finds the EOCD (which must end exactly at the end of the file), follows the ZIP64
 /// locator when there is one, and checks that the central directory ends where the end
 /// records begin.
-fn locate_central_directory<R: Read + Seek>(
-    reader: &mut R,
-    archive_bytes: u64,
-) -> Result<CentralDirectoryLocation> {
+fn locate_central_directory<R: Read + Seek>(reader: &mut R, archive_bytes: u64) -> Result<CentralDirectoryLocation> {
     let tail_len = archive_bytes.min((EOCD_LEN + u16::MAX as usize) as u64) as usize;
     if tail_len < EOCD_LEN {
         return Err(truncated("no end-of-central-directory record"));
@@ -338,10 +297,7 @@ fn locate_central_directory<R: Read + Seek>(
     let signature = EOCD_SIGNATURE.to_le_bytes();
     let eocd_at = (0..=tail_len - EOCD_LEN)
         .rev()
-        .find(|&at| {
-            tail[at..at + 4] == signature
-                && at + EOCD_LEN + u16_at(&tail, at + 20) as usize == tail_len
-        })
+        .find(|&at| tail[at..at + 4] == signature && at + EOCD_LEN + u16_at(&tail, at + 20) as usize == tail_len)
         .ok_or_else(|| truncated("no end-of-central-directory record at the end of the file"))?;
     let eocd = &tail[eocd_at..eocd_at + EOCD_LEN];
     let eocd_offset = tail_start + eocd_at as u64;
@@ -351,27 +307,18 @@ fn locate_central_directory<R: Read + Seek>(
     let entries = u16_at(eocd, 10);
     let size = u32_at(eocd, 12);
     let offset = u32_at(eocd, 16);
-    if entries_here != entries
-        || (disk != 0 && disk != u16::MAX)
-        || (directory_disk != 0 && directory_disk != u16::MAX)
+    if entries_here != entries || (disk != 0 && disk != u16::MAX) || (directory_disk != 0 && directory_disk != u16::MAX)
     {
         return Err(corrupt("multi-disk archives are not supported"));
     }
 
     let has_locator = eocd_offset >= ZIP64_LOCATOR_LEN as u64 && {
-        let locator = read_at(
-            reader,
-            eocd_offset - ZIP64_LOCATOR_LEN as u64,
-            4,
-            "the ZIP64 locator",
-        )?;
+        let locator = read_at(reader, eocd_offset - ZIP64_LOCATOR_LEN as u64, 4, "the ZIP64 locator")?;
         locator == ZIP64_LOCATOR_SIGNATURE.to_le_bytes()
     };
     if !has_locator {
         if size == u32::MAX || offset == u32::MAX {
-            return Err(truncated(
-                "the end record points to ZIP64 records that are not there",
-            ));
+            return Err(truncated("the end record points to ZIP64 records that are not there"));
         }
         let location = CentralDirectoryLocation {
             offset: u64::from(offset),
@@ -383,12 +330,7 @@ fn locate_central_directory<R: Read + Seek>(
     }
 
     let locator_offset = eocd_offset - ZIP64_LOCATOR_LEN as u64;
-    let locator = read_at(
-        reader,
-        locator_offset,
-        ZIP64_LOCATOR_LEN,
-        "the ZIP64 locator",
-    )?;
+    let locator = read_at(reader, locator_offset, ZIP64_LOCATOR_LEN, "the ZIP64 locator")?;
     let record_offset = u64_at(&locator, 8);
     if u32_at(&locator, 4) != 0 || u32_at(&locator, 16) > 1 {
         return Err(corrupt("multi-disk archives are not supported"));
@@ -396,26 +338,13 @@ fn locate_central_directory<R: Read + Seek>(
     if record_offset.saturating_add(ZIP64_EOCD_MIN_LEN as u64) > locator_offset {
         return Err(corrupt("the ZIP64 locator points past itself"));
     }
-    let record = read_at(
-        reader,
-        record_offset,
-        ZIP64_EOCD_MIN_LEN,
-        "the ZIP64 end record",
-    )?;
+    let record = read_at(reader, record_offset, ZIP64_EOCD_MIN_LEN, "the ZIP64 end record")?;
     if u32_at(&record, 0) != ZIP64_EOCD_SIGNATURE {
-        return Err(corrupt(
-            "the ZIP64 locator does not point at a ZIP64 end record",
-        ));
+        return Err(corrupt("the ZIP64 locator does not point at a ZIP64 end record"));
     }
     // The record (with any extensible data) must end exactly where the locator starts.
-    if record_offset
-        .checked_add(12)
-        .and_then(|end| end.checked_add(u64_at(&record, 4)))
-        != Some(locator_offset)
-    {
-        return Err(corrupt(
-            "the ZIP64 end record's length does not reach the locator",
-        ));
+    if record_offset.checked_add(12).and_then(|end| end.checked_add(u64_at(&record, 4))) != Some(locator_offset) {
+        return Err(corrupt("the ZIP64 end record's length does not reach the locator"));
     }
     if u32_at(&record, 16) != 0 || u32_at(&record, 20) != 0 {
         return Err(corrupt("multi-disk archives are not supported"));
@@ -440,18 +369,11 @@ fn locate_central_directory<R: Read + Seek>(
     check_directory_fits(location, record_offset)
 }
 
-fn check_directory_fits(
-    location: CentralDirectoryLocation,
-    end_records_at: u64,
-) -> Result<CentralDirectoryLocation> {
+fn check_directory_fits(location: CentralDirectoryLocation, end_records_at: u64) -> Result<CentralDirectoryLocation> {
     match location.offset.checked_add(location.size) {
         Some(end) if end == end_records_at => Ok(location),
-        Some(end) if end > end_records_at => {
-            Err(truncated("the central directory runs past the end records"))
-        }
-        _ => Err(corrupt(
-            "the central directory does not end where the end records begin",
-        )),
+        Some(end) if end > end_records_at => Err(truncated("the central directory runs past the end records")),
+        _ => Err(corrupt("the central directory does not end where the end records begin")),
     }
 }
 
@@ -477,15 +399,10 @@ fn zip64_values(extra: &[u8], needs: &Zip64Needs, name: &str) -> Result<[Option<
         if id == ZIP64_EXTRA_ID {
             let mut values = [None; 3];
             let mut cursor = 0;
-            for (slot, needed) in [needs.uncompressed, needs.compressed, needs.offset]
-                .into_iter()
-                .enumerate()
-            {
+            for (slot, needed) in [needs.uncompressed, needs.compressed, needs.offset].into_iter().enumerate() {
                 if needed {
                     if cursor + 8 > data.len() {
-                        return Err(corrupt(format!(
-                            "entry {name:?} has a short ZIP64 extra field"
-                        )));
+                        return Err(corrupt(format!("entry {name:?} has a short ZIP64 extra field")));
                     }
                     values[slot] = Some(u64_at(data, cursor));
                     cursor += 8;
@@ -496,9 +413,7 @@ fn zip64_values(extra: &[u8], needs: &Zip64Needs, name: &str) -> Result<[Option<
         at += 4 + len;
     }
     if needs.uncompressed || needs.compressed || needs.offset {
-        return Err(corrupt(format!(
-            "entry {name:?} needs a ZIP64 extra field and has none"
-        )));
+        return Err(corrupt(format!("entry {name:?} needs a ZIP64 extra field and has none")));
     }
     Ok([None; 3])
 }
@@ -510,19 +425,13 @@ fn parse_central_directory(directory: &[u8], limits: &Limits) -> Result<Vec<Entr
         if entries.len() as u64 >= limits.max_entries {
             // The end record's count was small (perhaps wrapped at 16 bits); the directory
             // itself says otherwise.
-            return Err(FormatError::TooManyEntries {
-                limit: limits.max_entries,
-                actual: entries.len() as u64 + 1,
-            });
+            return Err(FormatError::TooManyEntries { limit: limits.max_entries, actual: entries.len() as u64 + 1 });
         }
         let header = directory
             .get(at..at + CENTRAL_HEADER_LEN)
             .ok_or_else(|| corrupt(format!("central record {} is cut short", entries.len())))?;
         if u32_at(header, 0) != CENTRAL_HEADER_SIGNATURE {
-            return Err(corrupt(format!(
-                "central record {} has a bad signature",
-                entries.len()
-            )));
+            return Err(corrupt(format!("central record {} has a bad signature", entries.len())));
         }
         let made_by = u16_at(header, 4);
         let flags = u16_at(header, 8);
@@ -539,10 +448,7 @@ fn parse_central_directory(directory: &[u8], limits: &Limits) -> Result<Vec<Entr
         let name_start = at + CENTRAL_HEADER_LEN;
         let record_end = name_start + name_len + extra_len + comment_len;
         if record_end > directory.len() {
-            return Err(corrupt(format!(
-                "central record {} is cut short",
-                entries.len()
-            )));
+            return Err(corrupt(format!("central record {} is cut short", entries.len())));
         }
         let raw_name = &directory[name_start..name_start + name_len];
         let extra = &directory[name_start + name_len..name_start + name_len + extra_len];
@@ -554,12 +460,7 @@ fn parse_central_directory(directory: &[u8], limits: &Limits) -> Result<Vec<Entr
         let compression = match method {
             0 => Compression::Stored,
             8 => Compression::Deflated,
-            other => {
-                return Err(FormatError::UnsupportedCompression {
-                    name: shown_name,
-                    method: other,
-                })
-            }
+            other => return Err(FormatError::UnsupportedCompression { name: shown_name, method: other }),
         };
         // Unix hosts keep the file type in the high half of the external attributes;
         // MS-DOS attributes keep a directory bit in the low byte.
@@ -567,9 +468,7 @@ fn parse_central_directory(directory: &[u8], limits: &Limits) -> Result<Vec<Entr
         if made_by >> 8 == 3 && unix_mode & 0o170000 == 0o120000 {
             return Err(FormatError::SymlinkEntry { name: shown_name });
         }
-        if (made_by >> 8 == 3 && unix_mode & 0o170000 == 0o040000)
-            || external_attributes & 0x10 != 0
-        {
+        if (made_by >> 8 == 3 && unix_mode & 0o170000 == 0o040000) || external_attributes & 0x10 != 0 {
             return Err(FormatError::DirectoryEntry { name: shown_name });
         }
         let kind = classify_entry_name(raw_name)?;
@@ -594,13 +493,10 @@ fn parse_central_directory(directory: &[u8], limits: &Limits) -> Result<Vec<Entr
             data_limit: 0,
             next_name: String::new(),
         };
-        if entry.compression == Compression::Stored
-            && entry.compressed_size != entry.uncompressed_size
-        {
+        if entry.compression == Compression::Stored && entry.compressed_size != entry.uncompressed_size {
             return Err(FormatError::HeaderMismatch {
                 name: entry.name,
-                field: "sizes (a stored entry must have equal compressed and uncompressed sizes)"
-                    .into(),
+                field: "sizes (a stored entry must have equal compressed and uncompressed sizes)".into(),
             });
         }
         entries.push(entry);
@@ -618,10 +514,7 @@ fn fence_entries(entries: &mut [Entry], directory_offset: u64) -> Result<()> {
     order.sort_by_key(|&i| entries[i].local_header_offset);
     for (position, &index) in order.iter().enumerate() {
         let (limit, next_name) = match order.get(position + 1) {
-            Some(&next) => (
-                entries[next].local_header_offset,
-                entries[next].name.clone(),
-            ),
+            Some(&next) => (entries[next].local_header_offset, entries[next].name.clone()),
             None => (directory_offset, "(central directory)".to_string()),
         };
         let entry = &mut entries[index];
@@ -630,10 +523,7 @@ fn fence_entries(entries: &mut [Entry], directory_offset: u64) -> Result<()> {
             .checked_add(LOCAL_HEADER_LEN + entry.name.len() as u64)
             .and_then(|end| end.checked_add(entry.compressed_size));
         if minimal_end.is_none_or(|end| end > limit) {
-            return Err(FormatError::OverlappingEntries {
-                first: entry.name.clone(),
-                second: next_name,
-            });
+            return Err(FormatError::OverlappingEntries { first: entry.name.clone(), second: next_name });
         }
         entry.data_limit = limit;
         entry.next_name = next_name;
@@ -644,16 +534,8 @@ fn fence_entries(entries: &mut [Entry], directory_offset: u64) -> Result<()> {
 /// Reads the local header of `entry`, checks it against the central record, and returns
 /// where the entry's data starts.
 fn check_local_header<R: Read + Seek>(reader: &mut R, entry: &Entry) -> Result<u64> {
-    let mismatch = |field: &str| FormatError::HeaderMismatch {
-        name: entry.name.clone(),
-        field: field.to_string(),
-    };
-    let header = read_at(
-        reader,
-        entry.local_header_offset,
-        LOCAL_HEADER_LEN as usize,
-        "a local header",
-    )?;
+    let mismatch = |field: &str| FormatError::HeaderMismatch { name: entry.name.clone(), field: field.to_string() };
+    let header = read_at(reader, entry.local_header_offset, LOCAL_HEADER_LEN as usize, "a local header")?;
     if u32_at(&header, 0) != LOCAL_HEADER_SIGNATURE {
         return Err(mismatch("the local header signature"));
     }
@@ -674,22 +556,13 @@ fn check_local_header<R: Read + Seek>(reader: &mut R, entry: &Entry) -> Result<u
     if method != central_method {
         return Err(mismatch("compression method"));
     }
-    let rest = read_at(
-        reader,
-        entry.local_header_offset + LOCAL_HEADER_LEN,
-        name_len + extra_len,
-        "a local header",
-    )?;
+    let rest = read_at(reader, entry.local_header_offset + LOCAL_HEADER_LEN, name_len + extra_len, "a local header")?;
     if &rest[..name_len] != entry.name.as_bytes() {
         return Err(mismatch("name"));
     }
     // Local ZIP64 extra fields carry both sizes whenever either is a sentinel.
     let sentinel = compressed32 == u32::MAX || uncompressed32 == u32::MAX;
-    let needs = Zip64Needs {
-        uncompressed: sentinel,
-        compressed: sentinel,
-        offset: false,
-    };
+    let needs = Zip64Needs { uncompressed: sentinel, compressed: sentinel, offset: false };
     let [uncompressed64, compressed64, _] = zip64_values(&rest[name_len..], &needs, &entry.name)?;
     let compressed = compressed64.unwrap_or(u64::from(compressed32));
     let uncompressed = uncompressed64.unwrap_or(u64::from(uncompressed32));
@@ -699,16 +572,12 @@ fn check_local_header<R: Read + Seek>(reader: &mut R, entry: &Entry) -> Result<u
     if !agrees(u64::from(crc32), u64::from(entry.crc32)) {
         return Err(mismatch("CRC-32"));
     }
-    if !agrees(compressed, entry.compressed_size) || !agrees(uncompressed, entry.uncompressed_size)
-    {
+    if !agrees(compressed, entry.compressed_size) || !agrees(uncompressed, entry.uncompressed_size) {
         return Err(mismatch("sizes"));
     }
     let data_start = entry.local_header_offset + LOCAL_HEADER_LEN + (name_len + extra_len) as u64;
     if data_start.saturating_add(entry.compressed_size) > entry.data_limit {
-        return Err(FormatError::OverlappingEntries {
-            first: entry.name.clone(),
-            second: entry.next_name.clone(),
-        });
+        return Err(FormatError::OverlappingEntries { first: entry.name.clone(), second: entry.next_name.clone() });
     }
     Ok(data_start)
 }
@@ -716,40 +585,24 @@ fn check_local_header<R: Read + Seek>(reader: &mut R, entry: &Entry) -> Result<u
 /// Checks the data descriptor that follows the data of an entry written with flag bit 3:
 /// optional signature, CRC-32, then sizes of 4 bytes each (or 8 in the ZIP64 form). Reads
 /// exactly the descriptor, so the next local header follows without a seek.
-fn check_data_descriptor<R: Read + Seek>(
-    reader: &mut R,
-    entry: &Entry,
-    data_end: u64,
-) -> Result<()> {
-    let mismatch = || FormatError::HeaderMismatch {
-        name: entry.name.clone(),
-        field: "data descriptor".into(),
-    };
+fn check_data_descriptor<R: Read + Seek>(reader: &mut R, entry: &Entry, data_end: u64) -> Result<()> {
+    let mismatch = || FormatError::HeaderMismatch { name: entry.name.clone(), field: "data descriptor".into() };
     let room = entry.data_limit.saturating_sub(data_end);
     if room < 12 {
         return Err(mismatch());
     }
     let first = read_at(reader, data_end, 4, "a data descriptor")?;
-    let (crc_at, mut body) = if u32_at(&first, 0) == DATA_DESCRIPTOR_SIGNATURE {
-        (data_end + 4, Vec::new())
-    } else {
-        (data_end, first)
-    };
+    let (crc_at, mut body) =
+        if u32_at(&first, 0) == DATA_DESCRIPTOR_SIGNATURE { (data_end + 4, Vec::new()) } else { (data_end, first) };
     let short_len = (crc_at - data_end) + 12;
     if short_len > room {
         return Err(mismatch());
     }
-    body.extend(read_exact_here(
-        reader,
-        12 - body.len(),
-        "a data descriptor",
-    )?);
+    body.extend(read_exact_here(reader, 12 - body.len(), "a data descriptor")?);
     if u32_at(&body, 0) != entry.crc32 {
         return Err(mismatch());
     }
-    if u64::from(u32_at(&body, 4)) == entry.compressed_size
-        && u64::from(u32_at(&body, 8)) == entry.uncompressed_size
-    {
+    if u64::from(u32_at(&body, 4)) == entry.compressed_size && u64::from(u32_at(&body, 8)) == entry.uncompressed_size {
         return Ok(());
     }
     // The ZIP64 form: two 8-byte sizes.
@@ -767,14 +620,10 @@ fn check_data_descriptor<R: Read + Seek>(
 /// Reads `len` bytes from where the reader is.
 fn read_exact_here<R: Read>(reader: &mut R, len: usize, what: &str) -> Result<Vec<u8>> {
     let mut buffer = vec![0u8; len];
-    reader
-        .read_exact(&mut buffer)
-        .map_err(|error| match error.kind() {
-            io::ErrorKind::UnexpectedEof => {
-                truncated(format!("{what} ends past the end of the file"))
-            }
-            _ => FormatError::from_io(error),
-        })?;
+    reader.read_exact(&mut buffer).map_err(|error| match error.kind() {
+        io::ErrorKind::UnexpectedEof => truncated(format!("{what} ends past the end of the file")),
+        _ => FormatError::from_io(error),
+    })?;
     Ok(buffer)
 }
 
@@ -805,17 +654,12 @@ impl<R: Read + Seek> EntryReader<'_, R> {
         }
         let read = match &mut self.decoder {
             Decoder::Stored(raw) => raw.read(buffer).map_err(FormatError::from_io)?,
-            Decoder::Deflated(inflater) => {
-                inflater.read(buffer).map_err(|error| match error.kind() {
-                    io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
-                        FormatError::CorruptEntry {
-                            name: self.entry.name.clone(),
-                            detail: error.to_string(),
-                        }
-                    }
-                    _ => FormatError::from_io(error),
-                })?
-            }
+            Decoder::Deflated(inflater) => inflater.read(buffer).map_err(|error| match error.kind() {
+                io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
+                    FormatError::CorruptEntry { name: self.entry.name.clone(), detail: error.to_string() }
+                }
+                _ => FormatError::from_io(error),
+            })?,
         };
         self.produced += read as u64;
         if self.produced > self.entry.uncompressed_size {
@@ -842,9 +686,7 @@ impl<R: Read + Seek> EntryReader<'_, R> {
             });
         }
         if self.crc.clone().finalize() != self.entry.crc32 {
-            return Err(FormatError::CrcMismatch {
-                name: self.entry.name.clone(),
-            });
+            return Err(FormatError::CrcMismatch { name: self.entry.name.clone() });
         }
         if self.entry.flags & FLAG_DATA_DESCRIPTOR != 0 {
             let data_end = self.data_start + self.entry.compressed_size;

@@ -48,10 +48,7 @@ impl FileBucket {
 
     /// Whether files of this bucket live in a per-user folder on the server.
     pub fn is_per_user(self) -> bool {
-        matches!(
-            self,
-            Self::Databank | Self::ThemeAssets | Self::NotificationSounds
-        )
+        matches!(self, Self::Databank | Self::ThemeAssets | Self::NotificationSounds)
     }
 
     /// Where a file goes under the server's data directory, as relative path segments:
@@ -88,15 +85,9 @@ impl FileBucket {
 /// control bytes.
 fn check_plain_segment(segment: &str, whole: &str) -> Result<()> {
     if segment == ".." {
-        return Err(FormatError::PathTraversal {
-            name: whole.to_string(),
-        });
+        return Err(FormatError::PathTraversal { name: whole.to_string() });
     }
-    if segment.is_empty()
-        || segment == "."
-        || segment
-            .bytes()
-            .any(|b| b == b'/' || b == b'\\' || b < 0x20 || b == b':')
+    if segment.is_empty() || segment == "." || segment.bytes().any(|b| b == b'/' || b == b'\\' || b < 0x20 || b == b':')
     {
         return Err(bad_name(whole, "not a plain path segment"));
     }
@@ -125,18 +116,12 @@ pub enum EntryKind {
 impl EntryKind {
     /// Whether this entry is one of the small metadata entries held to the metadata cap.
     pub fn is_metadata(&self) -> bool {
-        matches!(
-            self,
-            Self::Manifest | Self::ManifestStats | Self::SecretsIndex
-        )
+        matches!(self, Self::Manifest | Self::ManifestStats | Self::SecretsIndex)
     }
 }
 
 fn bad_name(name: &str, reason: &str) -> FormatError {
-    FormatError::BadEntryName {
-        name: name.to_string(),
-        reason: reason.to_string(),
-    }
+    FormatError::BadEntryName { name: name.to_string(), reason: reason.to_string() }
 }
 
 /// Decides what an entry name is, or why it must be refused (FORMAT §2).
@@ -152,10 +137,7 @@ pub fn classify_entry_name(raw: &[u8]) -> Result<EntryKind> {
         return Err(bad_name(&shown, "longer than 4096 bytes"));
     }
     if let Some(byte) = raw.iter().find(|&&b| b < 0x20 || b == 0x7f) {
-        return Err(bad_name(
-            &shown,
-            &format!("contains control byte 0x{byte:02x}"),
-        ));
+        return Err(bad_name(&shown, &format!("contains control byte 0x{byte:02x}")));
     }
     if raw[0] == b'/' || raw[0] == b'\\' {
         return Err(FormatError::AbsolutePath { name: shown });
@@ -196,57 +178,39 @@ fn classify_ascii(name: &str) -> Result<EntryKind> {
     }
     if let Some(inner) = name.strip_prefix("database/") {
         let table = ndjson_table_name(inner).ok_or_else(|| bad_name(name, "not <table>.ndjson"))?;
-        return Ok(EntryKind::Table {
-            table: table.to_string(),
-        });
+        return Ok(EntryKind::Table { table: table.to_string() });
     }
     if let Some(inner) = name.strip_prefix("lancedb/") {
         let table = ndjson_table_name(inner).ok_or_else(|| bad_name(name, "not <table>.ndjson"))?;
-        return Ok(EntryKind::VectorTable {
-            table: table.to_string(),
-        });
+        return Ok(EntryKind::VectorTable { table: table.to_string() });
     }
     if name.starts_with("secrets/") {
-        return Err(bad_name(
-            name,
-            "secrets/ holds only index.json and encrypted.ndjson",
-        ));
+        return Err(bad_name(name, "secrets/ holds only index.json and encrypted.ndjson"));
     }
     if let Some(rest) = name.strip_prefix("files/") {
         for bucket in FileBucket::ALL {
-            if let Some(inner) = rest
-                .strip_prefix(bucket.archive_folder())
-                .and_then(|r| r.strip_prefix('/'))
-            {
+            if let Some(inner) = rest.strip_prefix(bucket.archive_folder()).and_then(|r| r.strip_prefix('/')) {
                 if !file_name_fits(bucket, inner) {
                     return Err(bad_name(name, file_name_rule(bucket)));
                 }
-                return Ok(EntryKind::File {
-                    bucket,
-                    name: inner.to_string(),
-                });
+                return Ok(EntryKind::File { bucket, name: inner.to_string() });
             }
         }
     }
-    Err(FormatError::UnknownPrefix {
-        name: name.to_string(),
-    })
+    Err(FormatError::UnknownPrefix { name: name.to_string() })
 }
 
 /// `^[a-z_]+\.ndjson$`, giving the table name.
 fn ndjson_table_name(inner: &str) -> Option<&str> {
     let table = inner.strip_suffix(".ndjson")?;
-    (!table.is_empty() && table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
-        .then_some(table)
+    (!table.is_empty() && table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')).then_some(table)
 }
 
 fn file_name_rule(bucket: FileBucket) -> &'static str {
     match bucket {
         FileBucket::Images => "images must be <uuid> with an optional extension",
         FileBucket::Thumbnails => "thumbnails must be <uuid>_thumb_(sm|lg)_v2.webp",
-        FileBucket::Avatars | FileBucket::Databank => {
-            "only letters, digits, '.', '_' and '-' are allowed"
-        }
+        FileBucket::Avatars | FileBucket::Databank => "only letters, digits, '.', '_' and '-' are allowed",
         FileBucket::ThemeAssets => "theme assets must be <bundle id>/<file name>",
         FileBucket::NotificationSounds => "the sound must be completion.(mp3|wav|ogg|aac|m4a)",
     }
@@ -260,39 +224,29 @@ fn file_name_fits(bucket: FileBucket, inner: &str) -> bool {
                 None => (inner, None),
             };
             is_lower_uuid(stem)
-                && extension.is_none_or(|e| {
-                    (1..=8).contains(&e.len()) && e.bytes().all(|b| b.is_ascii_alphanumeric())
-                })
+                && extension.is_none_or(|e| (1..=8).contains(&e.len()) && e.bytes().all(|b| b.is_ascii_alphanumeric()))
         }
         FileBucket::Thumbnails => inner
             .strip_suffix("_v2.webp")
-            .and_then(|rest| {
-                rest.strip_suffix("_thumb_sm")
-                    .or_else(|| rest.strip_suffix("_thumb_lg"))
-            })
+            .and_then(|rest| rest.strip_suffix("_thumb_sm").or_else(|| rest.strip_suffix("_thumb_lg")))
             .is_some_and(is_lower_uuid),
         FileBucket::Avatars | FileBucket::Databank => is_plain_file_name(inner),
         FileBucket::ThemeAssets => match inner.split_once('/') {
             // `<bundle>/<file>`: the file part may hold further folders, but no empty ones.
             Some((bundle, file)) => {
-                is_plain_file_name(bundle)
-                    && !file.is_empty()
-                    && file.split('/').all(is_plain_file_name)
+                is_plain_file_name(bundle) && !file.is_empty() && file.split('/').all(is_plain_file_name)
             }
             None => false,
         },
-        FileBucket::NotificationSounds => inner
-            .strip_prefix("completion.")
-            .is_some_and(|e| matches!(e, "mp3" | "wav" | "ogg" | "aac" | "m4a")),
+        FileBucket::NotificationSounds => {
+            inner.strip_prefix("completion.").is_some_and(|e| matches!(e, "mp3" | "wav" | "ogg" | "aac" | "m4a"))
+        }
     }
 }
 
 /// `^[A-Za-z0-9._-]+$`
 fn is_plain_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// A lower-case hex UUID in its 8-4-4-4-12 form.
@@ -319,23 +273,14 @@ mod tests {
     #[test]
     fn accepted_names_get_their_kind() {
         let uuid = "0f9f6c1a-33e8-4cdd-8dce-460cf7252d66";
-        assert_eq!(
-            classify_entry_name(b"manifest.json").ok(),
-            Some(EntryKind::Manifest)
-        );
+        assert_eq!(classify_entry_name(b"manifest.json").ok(), Some(EntryKind::Manifest));
         assert_eq!(
             classify_entry_name(b"database/world_book_entries.ndjson").ok(),
-            Some(EntryKind::Table {
-                table: "world_book_entries".into()
-            })
+            Some(EntryKind::Table { table: "world_book_entries".into() })
         );
         assert_eq!(
-            classify_entry_name(format!("files/thumbnails/{uuid}_thumb_lg_v2.webp").as_bytes())
-                .ok(),
-            Some(EntryKind::File {
-                bucket: FileBucket::Thumbnails,
-                name: format!("{uuid}_thumb_lg_v2.webp")
-            })
+            classify_entry_name(format!("files/thumbnails/{uuid}_thumb_lg_v2.webp").as_bytes()).ok(),
+            Some(EntryKind::File { bucket: FileBucket::Thumbnails, name: format!("{uuid}_thumb_lg_v2.webp") })
         );
         assert_eq!(code(&format!("files/images/{uuid}")), "ok");
         assert_eq!(code(&format!("files/images/{uuid}.jpeg")), "ok");
@@ -361,15 +306,9 @@ mod tests {
             ("other/x", "unknown_prefix"),
             ("files/other/x", "unknown_prefix"),
             ("secrets/other.json", "bad_entry_name"),
-            (
-                &format!("files/images/{}", uuid.to_uppercase()),
-                "bad_entry_name",
-            ),
+            (&format!("files/images/{}", uuid.to_uppercase()), "bad_entry_name"),
             (&format!("files/images/{uuid}.toolongext"), "bad_entry_name"),
-            (
-                &format!("files/thumbnails/{uuid}_thumb_xl_v2.webp"),
-                "bad_entry_name",
-            ),
+            (&format!("files/thumbnails/{uuid}_thumb_xl_v2.webp"), "bad_entry_name"),
             ("files/avatars/a b.png", "bad_entry_name"),
             ("files/databank/a/b", "bad_entry_name"),
             ("files/theme-assets/only-bundle", "bad_entry_name"),
@@ -383,19 +322,8 @@ mod tests {
 
     #[test]
     fn destinations_stay_inside_their_folder() {
-        let dest = FileBucket::ThemeAssets
-            .relative_destination("u1", "b/fonts/a.woff2")
-            .ok();
-        assert_eq!(
-            dest,
-            Some(vec![
-                "theme-assets".into(),
-                "u1".into(),
-                "b".into(),
-                "fonts".into(),
-                "a.woff2".into()
-            ])
-        );
+        let dest = FileBucket::ThemeAssets.relative_destination("u1", "b/fonts/a.woff2").ok();
+        assert_eq!(dest, Some(vec!["theme-assets".into(), "u1".into(), "b".into(), "fonts".into(), "a.woff2".into()]));
         assert_eq!(
             FileBucket::Images.relative_destination("u1", "x.png").ok(),
             Some(vec!["images".into(), "x.png".into()])

@@ -17,11 +17,7 @@ pub enum FormatError {
     #[error("the archive is damaged: {what}")]
     CorruptArchive { what: String },
     #[error("{what} is {actual} bytes, over the {limit}-byte cap")]
-    TooLarge {
-        what: String,
-        limit: u64,
-        actual: u64,
-    },
+    TooLarge { what: String, limit: u64, actual: u64 },
     #[error("the archive has at least {actual} entries; the cap is {limit}")]
     TooManyEntries { limit: u64, actual: u64 },
     #[error("decompressing the archive would produce more than {limit} bytes")]
@@ -53,11 +49,7 @@ pub enum FormatError {
     #[error("entry {name:?} is encrypted")]
     EncryptedEntry { name: String },
     #[error("entry {name:?} inflates past the {claimed} bytes its header claims")]
-    SizeMismatch {
-        name: String,
-        claimed: u64,
-        actual: u64,
-    },
+    SizeMismatch { name: String, claimed: u64, actual: u64 },
     #[error("entry {name:?} fails its CRC-32 check")]
     CrcMismatch { name: String },
     #[error("entry {name:?} has damaged compressed data: {detail}")]
@@ -65,17 +57,9 @@ pub enum FormatError {
 
     // --- NDJSON ----------------------------------------------------------------------
     #[error("{entry} line {line}: longer than the {limit}-byte line cap")]
-    LineTooLong {
-        entry: String,
-        line: u64,
-        limit: u64,
-    },
+    LineTooLong { entry: String, line: u64, limit: u64 },
     #[error("{entry} line {line}: {detail}")]
-    BadJson {
-        entry: String,
-        line: u64,
-        detail: String,
-    },
+    BadJson { entry: String, line: u64, detail: String },
 
     // --- manifest --------------------------------------------------------------------
     #[error("the archive has no manifest.json")]
@@ -85,11 +69,7 @@ pub enum FormatError {
     #[error("the archive was made by {producer:?}, not by lumiverse")]
     WrongProducer { producer: String },
     #[error("{field} {found} is not supported (this build reads {supported})")]
-    UnsupportedVersion {
-        field: String,
-        found: String,
-        supported: String,
-    },
+    UnsupportedVersion { field: String, found: String, supported: String },
 
     // --- secrets and tickets ---------------------------------------------------------
     #[error("the ticket is malformed: {detail}")]
@@ -172,23 +152,15 @@ impl FormatError {
     /// Recovers a format error that travelled through `std::io::Read`, or wraps a real I/O
     /// error.
     pub fn from_io(error: io::Error) -> Self {
-        if error
-            .get_ref()
-            .is_some_and(|inner| inner.is::<FormatError>())
-        {
-            if let Some(Ok(inner)) = error
-                .into_inner()
-                .map(|boxed| boxed.downcast::<FormatError>())
-            {
+        if error.get_ref().is_some_and(|inner| inner.is::<FormatError>()) {
+            if let Some(Ok(inner)) = error.into_inner().map(|boxed| boxed.downcast::<FormatError>()) {
                 return *inner;
             }
             // Unreachable: the payload was checked to be a FormatError just above.
             return Self::Io(io::Error::other("format error lost in transit"));
         }
         if error.kind() == io::ErrorKind::UnexpectedEof {
-            return Self::Truncated {
-                what: "the data ends early".into(),
-            };
+            return Self::Truncated { what: "the data ends early".into() };
         }
         Self::Io(error)
     }

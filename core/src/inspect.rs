@@ -79,18 +79,12 @@ pub struct Inspection {
 impl Inspection {
     /// Rows of one table, if known.
     pub fn rows_of(&self, table: &str) -> Option<u64> {
-        self.counts
-            .iter()
-            .find(|(name, _)| name == table)
-            .map(|&(_, rows)| rows)
+        self.counts.iter().find(|(name, _)| name == table).map(|&(_, rows)| rows)
     }
 
     /// Rows of one vector table, if known.
     pub fn vectors_of(&self, table: &str) -> Option<u64> {
-        self.vectors
-            .iter()
-            .find(|(name, _)| name == table)
-            .map(|&(_, rows)| rows)
+        self.vectors.iter().find(|(name, _)| name == table).map(|&(_, rows)| rows)
     }
 }
 
@@ -98,28 +92,15 @@ impl Inspection {
 fn registry_order(counts: BTreeMap<String, u64>) -> Vec<(String, u64)> {
     let mut ordered: Vec<(String, u64)> = registry::TABLES
         .iter()
-        .filter_map(|spec| {
-            counts
-                .get(spec.name)
-                .map(|&rows| (spec.name.to_string(), rows))
-        })
+        .filter_map(|spec| counts.get(spec.name).map(|&rows| (spec.name.to_string(), rows)))
         .collect();
-    ordered.extend(
-        counts
-            .into_iter()
-            .filter(|(name, _)| table_spec(name).is_none()),
-    );
+    ordered.extend(counts.into_iter().filter(|(name, _)| table_spec(name).is_none()));
     ordered
 }
 
 fn list_some(names: &[String]) -> String {
     const SHOWN: usize = 5;
-    let mut text = names
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut text = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
     if names.len() > SHOWN {
         text.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
@@ -127,17 +108,11 @@ fn list_some(names: &[String]) -> String {
 }
 
 /// Inspects an opened archive.
-pub fn inspect<R: Read + Seek>(
-    archive: &mut Archive<R>,
-    options: InspectOptions,
-) -> Result<Inspection> {
+pub fn inspect<R: Read + Seek>(archive: &mut Archive<R>, options: InspectOptions) -> Result<Inspection> {
     let manifest = archive.manifest().clone();
     let mut warnings = Vec::new();
     let mut files: BTreeMap<String, FileTotals> = BTreeMap::new();
-    let mut bytes = ByteTotals {
-        archive: archive.archive_bytes(),
-        ..ByteTotals::default()
-    };
+    let mut bytes = ByteTotals { archive: archive.archive_bytes(), ..ByteTotals::default() };
     let mut table_entries = Vec::new();
     let mut vector_entries = Vec::new();
     for (index, entry) in archive.entries().iter().enumerate() {
@@ -145,9 +120,7 @@ pub fn inspect<R: Read + Seek>(
         bytes.decompressed += entry.uncompressed_size;
         match &entry.kind {
             EntryKind::File { bucket, .. } => {
-                let totals = files
-                    .entry(bucket.archive_folder().to_string())
-                    .or_default();
+                let totals = files.entry(bucket.archive_folder().to_string()).or_default();
                 totals.count += 1;
                 totals.bytes += entry.uncompressed_size;
             }
@@ -158,33 +131,22 @@ pub fn inspect<R: Read + Seek>(
                         entry.name
                     ));
                 } else if table_spec(table).is_none() {
-                    warnings.push(format!(
-                        "{}: unknown table {table}; it will be skipped",
-                        entry.name
-                    ));
+                    warnings.push(format!("{}: unknown table {table}; it will be skipped", entry.name));
                 }
                 table_entries.push((index, table.clone()));
             }
             EntryKind::VectorTable { table } => {
                 if !is_vector_table(table) {
-                    warnings.push(format!(
-                        "{}: unknown vector table {table}; it will be skipped",
-                        entry.name
-                    ));
+                    warnings.push(format!("{}: unknown vector table {table}; it will be skipped", entry.name));
                 }
                 vector_entries.push((index, table.clone()));
             }
-            EntryKind::Manifest
-            | EntryKind::ManifestStats
-            | EntryKind::SecretsIndex
-            | EntryKind::SecretsBlob => {}
+            EntryKind::Manifest | EntryKind::ManifestStats | EntryKind::SecretsIndex | EntryKind::SecretsBlob => {}
         }
     }
     // Keep every bucket visible, even empty ones, so reports line up.
     for bucket in FileBucket::ALL {
-        files
-            .entry(bucket.archive_folder().to_string())
-            .or_default();
+        files.entry(bucket.archive_folder().to_string()).or_default();
     }
 
     let stats = archive.stats().cloned();
@@ -209,41 +171,25 @@ pub fn inspect<R: Read + Seek>(
             let claimed_vectors: BTreeMap<&str, u64> = stats.vector_counts().collect();
             for (table, &rows) in &vectors {
                 match claimed_vectors.get(table.as_str()) {
-                    Some(&said) if said != rows => warnings.push(format!(
-                        "manifest-stats.json says {said} vectors for {table}, the archive holds {rows}"
-                    )),
+                    Some(&said) if said != rows => warnings
+                        .push(format!("manifest-stats.json says {said} vectors for {table}, the archive holds {rows}")),
                     _ => {}
                 }
             }
         }
         (counts, vectors, CountSource::Lines)
     } else if let Some(stats) = &stats {
-        let counts = stats
-            .table_counts()
-            .map(|(table, rows)| (table.to_string(), rows))
-            .collect();
-        let vectors = stats
-            .vector_counts()
-            .map(|(table, rows)| (table.to_string(), rows))
-            .collect();
+        let counts = stats.table_counts().map(|(table, rows)| (table.to_string(), rows)).collect();
+        let vectors = stats.vector_counts().map(|(table, rows)| (table.to_string(), rows)).collect();
         (counts, vectors, CountSource::Stats)
     } else {
-        warnings.push(
-            "manifest-stats.json is missing, so row counts are unknown (count them to see them)"
-                .to_string(),
-        );
+        warnings.push("manifest-stats.json is missing, so row counts are unknown (count them to see them)".to_string());
         (BTreeMap::new(), BTreeMap::new(), CountSource::Unknown)
     };
 
     let mut missing: Vec<String> = manifest.missing_files.clone();
     if let Some(stats) = &stats {
-        missing.extend(
-            stats
-                .missing_files
-                .iter()
-                .filter(|name| !manifest.missing_files.contains(name))
-                .cloned(),
-        );
+        missing.extend(stats.missing_files.iter().filter(|name| !manifest.missing_files.contains(name)).cloned());
     }
     if !missing.is_empty() {
         warnings.push(format!(
@@ -254,21 +200,13 @@ pub fn inspect<R: Read + Seek>(
     }
 
     let secrets = match archive.secrets_index() {
-        Some(index) => SecretsSummary {
-            count: index.keys.len() as u64,
-            keys: index.keys.clone(),
-        },
+        Some(index) => SecretsSummary { count: index.keys.len() as u64, keys: index.keys.clone() },
         None => SecretsSummary::default(),
     };
     if manifest.has_encrypted_secrets && archive.secrets_index().is_none() {
-        warnings.push(
-            "the manifest announces encrypted secrets but the archive has no secrets/index.json"
-                .to_string(),
-        );
+        warnings.push("the manifest announces encrypted secrets but the archive has no secrets/index.json".to_string());
     } else if !manifest.has_encrypted_secrets && archive.secrets_index().is_some() {
-        warnings.push(
-            "the archive carries encrypted secrets its manifest does not announce".to_string(),
-        );
+        warnings.push("the archive carries encrypted secrets its manifest does not announce".to_string());
     } else if manifest.has_encrypted_secrets && manifest.secrets_count != secrets.count {
         warnings.push(format!(
             "the manifest counts {} secrets, secrets/index.json lists {}",

@@ -43,11 +43,7 @@ impl EmbeddingConfig {
             .and_then(Value::as_u64)
             .and_then(|d| u32::try_from(d).ok())
             .filter(|&d| d > 0);
-        Self {
-            provider: text("provider"),
-            model: text("model"),
-            dimension,
-        }
+        Self { provider: text("provider"), model: text("model"), dimension }
     }
 
     /// Whether vectors made under `self` can be used by a user configured with `target`:
@@ -85,10 +81,7 @@ pub struct Manifest {
 }
 
 fn bad(entry: &str, detail: impl Into<String>) -> FormatError {
-    FormatError::BadManifest {
-        entry: entry.to_string(),
-        detail: detail.into(),
-    }
+    FormatError::BadManifest { entry: entry.to_string(), detail: detail.into() }
 }
 
 impl Manifest {
@@ -113,25 +106,14 @@ impl Manifest {
     /// Parses and validates `manifest.json`: producer, schema version range, NDJSON format
     /// version, archive id.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|error| bad(MANIFEST_ENTRY, error.to_string()))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| bad(MANIFEST_ENTRY, "not a JSON object"))?;
+        let value: Value = serde_json::from_slice(bytes).map_err(|error| bad(MANIFEST_ENTRY, error.to_string()))?;
+        let object = value.as_object().ok_or_else(|| bad(MANIFEST_ENTRY, "not a JSON object"))?;
         // Producer and version are judged before the rest, so a foreign or newer archive
         // gets the precise code even when its other fields differ.
         match object.get("producer") {
             Some(Value::String(producer)) if producer == PRODUCER => {}
-            Some(Value::String(producer)) => {
-                return Err(FormatError::WrongProducer {
-                    producer: producer.clone(),
-                })
-            }
-            Some(other) => {
-                return Err(FormatError::WrongProducer {
-                    producer: other.to_string(),
-                })
-            }
+            Some(Value::String(producer)) => return Err(FormatError::WrongProducer { producer: producer.clone() }),
+            Some(other) => return Err(FormatError::WrongProducer { producer: other.to_string() }),
             None => return Err(bad(MANIFEST_ENTRY, "no producer")),
         }
         match object.get("schemaVersion").map(|v| (v.as_i64(), v)) {
@@ -154,13 +136,10 @@ impl Manifest {
                 });
             }
         }
-        let manifest: Manifest = serde_json::from_value(value)
-            .map_err(|error| bad(MANIFEST_ENTRY, error.to_string()))?;
+        let manifest: Manifest =
+            serde_json::from_value(value).map_err(|error| bad(MANIFEST_ENTRY, error.to_string()))?;
         if !is_archive_id(&manifest.archive_id) {
-            return Err(bad(
-                MANIFEST_ENTRY,
-                format!("archiveId {:?} is not an id", manifest.archive_id),
-            ));
+            return Err(bad(MANIFEST_ENTRY, format!("archiveId {:?} is not an id", manifest.archive_id)));
         }
         Ok(manifest)
     }
@@ -213,10 +192,7 @@ impl ManifestStats {
 
     /// Row counts of vector tables, by table name.
     pub fn vector_counts(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.counts.iter().filter_map(|(key, &count)| {
-            key.strip_prefix(VECTOR_COUNT_PREFIX)
-                .map(|table| (table, count))
-        })
+        self.counts.iter().filter_map(|(key, &count)| key.strip_prefix(VECTOR_COUNT_PREFIX).map(|table| (table, count)))
     }
 }
 
@@ -235,32 +211,15 @@ mod tests {
     fn validation_codes() {
         let ok = r#"{"schemaVersion":1,"producer":"lumiverse","exportedAt":1,"archiveId":"a-1"}"#;
         assert_eq!(code(ok), "ok");
+        assert_eq!(code(r#"{"schemaVersion":1,"producer":"sillytavern","archiveId":"a"}"#), "wrong_producer");
+        assert_eq!(code(r#"{"schemaVersion":2,"producer":"lumiverse","archiveId":"a"}"#), "unsupported_version");
+        assert_eq!(code(r#"{"schemaVersion":0,"producer":"lumiverse","archiveId":"a"}"#), "unsupported_version");
         assert_eq!(
-            code(r#"{"schemaVersion":1,"producer":"sillytavern","archiveId":"a"}"#),
-            "wrong_producer"
-        );
-        assert_eq!(
-            code(r#"{"schemaVersion":2,"producer":"lumiverse","archiveId":"a"}"#),
+            code(r#"{"schemaVersion":1,"producer":"lumiverse","archiveId":"a","ndjsonFormatVersion":2}"#),
             "unsupported_version"
         );
-        assert_eq!(
-            code(r#"{"schemaVersion":0,"producer":"lumiverse","archiveId":"a"}"#),
-            "unsupported_version"
-        );
-        assert_eq!(
-            code(
-                r#"{"schemaVersion":1,"producer":"lumiverse","archiveId":"a","ndjsonFormatVersion":2}"#
-            ),
-            "unsupported_version"
-        );
-        assert_eq!(
-            code(r#"{"schemaVersion":1,"producer":"lumiverse","archiveId":"../x"}"#),
-            "bad_manifest"
-        );
-        assert_eq!(
-            code(r#"{"schemaVersion":1,"producer":"lumiverse"}"#),
-            "bad_manifest"
-        );
+        assert_eq!(code(r#"{"schemaVersion":1,"producer":"lumiverse","archiveId":"../x"}"#), "bad_manifest");
+        assert_eq!(code(r#"{"schemaVersion":1,"producer":"lumiverse"}"#), "bad_manifest");
         assert_eq!(code("[]"), "bad_manifest");
         assert_eq!(code("{"), "bad_manifest");
     }
@@ -268,11 +227,8 @@ mod tests {
     #[test]
     fn written_manifest_reads_back() {
         let mut manifest = Manifest::new("e7f4b684-0000-4c3d-86f0-e05d90c5fbe4", 1_795_313_867);
-        manifest.embedding_config = EmbeddingConfig {
-            provider: Some("openai".into()),
-            model: Some("m".into()),
-            dimension: Some(8),
-        };
+        manifest.embedding_config =
+            EmbeddingConfig { provider: Some("openai".into()), model: Some("m".into()), dimension: Some(8) };
         let bytes = manifest.to_json();
         assert!(bytes.starts_with(b"{\n  \"schemaVersion\": 1,\n  \"producer\": \"lumiverse\""));
         assert_eq!(Manifest::parse(&bytes).ok(), Some(manifest));
@@ -284,10 +240,7 @@ mod tests {
         let config = EmbeddingConfig::from_setting_value(&value);
         assert_eq!(config.dimension, Some(8));
         assert!(config.vectors_restore_into(&config));
-        let no_dimension = EmbeddingConfig {
-            dimension: None,
-            ..config.clone()
-        };
+        let no_dimension = EmbeddingConfig { dimension: None, ..config.clone() };
         assert!(!no_dimension.vectors_restore_into(&no_dimension));
     }
 }

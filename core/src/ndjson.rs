@@ -25,13 +25,7 @@ impl<R: BufRead> NdjsonLines<R> {
     /// `entry` names the source in errors; `cap` is the longest line accepted, in bytes,
     /// not counting its newline.
     pub fn new(reader: R, entry: impl Into<String>, cap: u64) -> Self {
-        Self {
-            reader,
-            entry: entry.into(),
-            cap,
-            line: Vec::new(),
-            line_number: 0,
-        }
+        Self { reader, entry: entry.into(), cap, line: Vec::new(), line_number: 0 }
     }
 
     /// The next line that is not blank, without its line ending, and its 1-based number.
@@ -91,12 +85,17 @@ impl<R: BufRead> NdjsonLines<R> {
     }
 }
 
-fn bad_json(entry: &str, line: u64, detail: impl Into<String>) -> FormatError {
-    FormatError::BadJson {
-        entry: entry.to_string(),
-        line,
-        detail: detail.into(),
+/// Refuses a line longer than `cap` bytes (without its newline): the writer's half of the
+/// line cap, shared by every NDJSON writer.
+pub fn ensure_line_fits(entry: &str, line_number: u64, line_len: usize, cap: u64) -> Result<()> {
+    if line_len as u64 > cap {
+        return Err(FormatError::LineTooLong { entry: entry.to_string(), line: line_number, limit: cap });
     }
+    Ok(())
+}
+
+fn bad_json(entry: &str, line: u64, detail: impl Into<String>) -> FormatError {
+    FormatError::BadJson { entry: entry.to_string(), line, detail: detail.into() }
 }
 
 /// Parses one line into a row; anything but a JSON object is `bad_json`.
@@ -111,11 +110,8 @@ pub fn parse_row(entry: &str, line_number: u64, line: &[u8]) -> Result<Row> {
 /// Checks that a line is one well-formed JSON object (valid UTF-8 throughout) without
 /// building it.
 pub fn check_row(entry: &str, line_number: u64, line: &[u8]) -> Result<()> {
-    let text =
-        std::str::from_utf8(line).map_err(|_| bad_json(entry, line_number, "not valid UTF-8"))?;
-    serde_json::from_str::<AnyObject>(text)
-        .map(|_| ())
-        .map_err(|error| bad_json(entry, line_number, error.to_string()))
+    let text = std::str::from_utf8(line).map_err(|_| bad_json(entry, line_number, "not valid UTF-8"))?;
+    serde_json::from_str::<AnyObject>(text).map(|_| ()).map_err(|error| bad_json(entry, line_number, error.to_string()))
 }
 
 /// Deserializes any JSON object and keeps nothing of it.
@@ -154,13 +150,7 @@ pub struct NdjsonWriter<W> {
 
 impl<W: Write> NdjsonWriter<W> {
     pub fn new(writer: W, entry: impl Into<String>, cap: u64) -> Self {
-        Self {
-            writer,
-            entry: entry.into(),
-            cap,
-            buffer: Vec::new(),
-            rows: 0,
-        }
+        Self { writer, entry: entry.into(), cap, buffer: Vec::new(), rows: 0 }
     }
 
     /// Writes one row as one line.
@@ -168,17 +158,9 @@ impl<W: Write> NdjsonWriter<W> {
         self.buffer.clear();
         serde_json::to_writer(&mut self.buffer, row)
             .map_err(|error| bad_json(&self.entry, self.rows + 1, error.to_string()))?;
-        if self.buffer.len() as u64 > self.cap {
-            return Err(FormatError::LineTooLong {
-                entry: self.entry.clone(),
-                line: self.rows + 1,
-                limit: self.cap,
-            });
-        }
+        ensure_line_fits(&self.entry, self.rows + 1, self.buffer.len(), self.cap)?;
         self.buffer.push(b'\n');
-        self.writer
-            .write_all(&self.buffer)
-            .map_err(FormatError::Io)?;
+        self.writer.write_all(&self.buffer).map_err(FormatError::Io)?;
         self.rows += 1;
         Ok(())
     }
@@ -211,52 +193,23 @@ mod tests {
     #[test]
     fn blank_lines_are_skipped_but_counted() {
         let got = lines(b"{\"a\":1}\n\n  \r\n{\"b\":2}\r\n{\"c\":3}", 100).ok();
-        assert_eq!(
-            got,
-            Some(vec![
-                (1, b"{\"a\":1}".to_vec()),
-                (4, b"{\"b\":2}".to_vec()),
-                (5, b"{\"c\":3}".to_vec())
-            ])
-        );
+        assert_eq!(got, Some(vec![(1, b"{\"a\":1}".to_vec()), (4, b"{\"b\":2}".to_vec()), (5, b"{\"c\":3}".to_vec())]));
     }
 
     #[test]
     fn a_line_over_the_cap_is_refused_with_its_number() {
         let error = lines(b"{}\n{\"a\":\"0123456789\"}\n", 10).err();
-        assert!(
-            matches!(
-                error,
-                Some(FormatError::LineTooLong {
-                    line: 2,
-                    limit: 10,
-                    ..
-                })
-            ),
-            "{error:?}"
-        );
+        assert!(matches!(error, Some(FormatError::LineTooLong { line: 2, limit: 10, .. })), "{error:?}");
         assert_eq!(lines(b"0123456789\n", 10).map(|l| l.len()).ok(), Some(1));
     }
 
     #[test]
     fn rows_must_be_objects() {
         assert!(check_row("t", 1, b"{\"a\":[1,{\"b\":null}]}").is_ok());
-        for bad in [
-            &b"[1]"[..],
-            b"3",
-            b"{\"a\":",
-            b"{\"a\":1} x",
-            b"{\"a\":\"\xff\"}",
-        ] {
+        for bad in [&b"[1]"[..], b"3", b"{\"a\":", b"{\"a\":1} x", b"{\"a\":\"\xff\"}"] {
             let error = check_row("t", 7, bad).err();
-            assert!(
-                matches!(error, Some(FormatError::BadJson { line: 7, .. })),
-                "{bad:?}: {error:?}"
-            );
-            assert_eq!(
-                parse_row("t", 7, bad).err().map(|e| e.code()),
-                Some("bad_json")
-            );
+            assert!(matches!(error, Some(FormatError::BadJson { line: 7, .. })), "{bad:?}: {error:?}");
+            assert_eq!(parse_row("t", 7, bad).err().map(|e| e.code()), Some("bad_json"));
         }
     }
 }

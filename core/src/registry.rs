@@ -11,10 +11,7 @@ pub enum Ownership {
     /// The row names its user in `column` (`user_id`, or `installed_by_user_id`).
     Direct { column: &'static str },
     /// The row belongs to whoever owns the `parent_table` row its `column` names.
-    Parent {
-        parent_table: &'static str,
-        column: &'static str,
-    },
+    Parent { parent_table: &'static str, column: &'static str },
 }
 
 /// What to do with a reference from one registry row to another.
@@ -71,26 +68,15 @@ const USER: Ownership = Ownership::Direct { column: "user_id" };
 const ID: &[&str] = &["id"];
 
 const fn through(parent_table: &'static str, column: &'static str) -> Ownership {
-    Ownership::Parent {
-        parent_table,
-        column,
-    }
+    Ownership::Parent { parent_table, column }
 }
 
 const fn scrub(column: &'static str, table: &'static str) -> Reference {
-    Reference {
-        column,
-        table,
-        rule: ReferenceRule::ScrubWhenMissing,
-    }
+    Reference { column, table, rule: ReferenceRule::ScrubWhenMissing }
 }
 
 const fn checked(column: &'static str, table: &'static str) -> Reference {
-    Reference {
-        column,
-        table,
-        rule: ReferenceRule::RejectWhenForeign,
-    }
+    Reference { column, table, rule: ReferenceRule::RejectWhenForeign }
 }
 
 const fn table(name: &'static str, ownership: Ownership) -> TableSpec {
@@ -106,29 +92,17 @@ const fn table(name: &'static str, ownership: Ownership) -> TableSpec {
     }
 }
 
-const CHUNK_RESET: &[(&str, ResetValue)] = &[
-    ("vectorized_at", ResetValue::Null),
-    ("vector_model", ResetValue::Null),
-];
+const CHUNK_RESET: &[(&str, ResetValue)] = &[("vectorized_at", ResetValue::Null), ("vector_model", ResetValue::Null)];
 const API_KEY_FLAG: &[&str] = &["has_api_key"];
 
 /// Every table that travels, in import order (parents before children).
 pub static TABLES: &[TableSpec] = &[
-    TableSpec {
-        primary_key: &["key", "user_id"],
-        ..table("settings", USER)
-    },
+    TableSpec { primary_key: &["key", "user_id"], ..table("settings", USER) },
     table("global_addons", USER),
     table("mcp_servers", USER),
     TableSpec {
-        references: &[
-            scrub("owner_character_id", "characters"),
-            scrub("owner_chat_id", "chats"),
-        ],
-        files: &[FileColumn {
-            column: "filename",
-            bucket: FileBucket::Images,
-        }],
+        references: &[scrub("owner_character_id", "characters"), scrub("owner_chat_id", "chats")],
+        files: &[FileColumn { column: "filename", bucket: FileBucket::Images }],
         ..table("images", USER)
     },
     table("presets", USER),
@@ -137,53 +111,29 @@ pub static TABLES: &[TableSpec] = &[
         forced_zero: API_KEY_FLAG,
         ..table("connection_profiles", USER)
     },
-    TableSpec {
-        forced_zero: API_KEY_FLAG,
-        ..table("image_gen_connections", USER)
-    },
-    TableSpec {
-        forced_zero: API_KEY_FLAG,
-        ..table("tts_connections", USER)
-    },
-    TableSpec {
-        forced_zero: API_KEY_FLAG,
-        ..table("stt_connections", USER)
-    },
+    TableSpec { forced_zero: API_KEY_FLAG, ..table("image_gen_connections", USER) },
+    TableSpec { forced_zero: API_KEY_FLAG, ..table("tts_connections", USER) },
+    TableSpec { forced_zero: API_KEY_FLAG, ..table("stt_connections", USER) },
     table("world_books", USER),
     TableSpec {
         revectorize: &[
             ("vectorized", ResetValue::Integer(0)),
             ("vector_index_status", ResetValue::Text("not_enabled")),
         ],
-        ..table(
-            "world_book_entries",
-            through("world_books", "world_book_id"),
-        )
+        ..table("world_book_entries", through("world_books", "world_book_id"))
     },
     TableSpec {
-        references: &[
-            scrub("attached_world_book_id", "world_books"),
-            scrub("image_id", "images"),
-        ],
-        files: &[FileColumn {
-            column: "avatar_path",
-            bucket: FileBucket::Avatars,
-        }],
+        references: &[scrub("attached_world_book_id", "world_books"), scrub("image_id", "images")],
+        files: &[FileColumn { column: "avatar_path", bucket: FileBucket::Avatars }],
         ..table("personas", USER)
     },
     TableSpec {
         references: &[scrub("image_id", "images")],
-        files: &[FileColumn {
-            column: "avatar_path",
-            bucket: FileBucket::Avatars,
-        }],
+        files: &[FileColumn { column: "avatar_path", bucket: FileBucket::Avatars }],
         ..table("characters", USER)
     },
     TableSpec {
-        references: &[
-            checked("character_id", "characters"),
-            checked("image_id", "images"),
-        ],
+        references: &[checked("character_id", "characters"), checked("image_id", "images")],
         ..table("character_gallery", USER)
     },
     table("packs", USER),
@@ -200,65 +150,38 @@ pub static TABLES: &[TableSpec] = &[
     },
     TableSpec {
         references: &[checked("image_id", "images")],
-        files: &[FileColumn {
-            column: "file_name",
-            bucket: FileBucket::ThemeAssets,
-        }],
+        files: &[FileColumn { column: "file_name", bucket: FileBucket::ThemeAssets }],
         ..table("theme_assets", USER)
     },
     table("databanks", USER),
     TableSpec {
         references: &[checked("databank_id", "databanks")],
-        files: &[FileColumn {
-            column: "file_path",
-            bucket: FileBucket::Databank,
-        }],
+        files: &[FileColumn { column: "file_path", bucket: FileBucket::Databank }],
         ..table("databank_documents", USER)
     },
     TableSpec {
-        references: &[
-            checked("databank_id", "databanks"),
-            checked("document_id", "databank_documents"),
-        ],
+        references: &[checked("databank_id", "databanks"), checked("document_id", "databank_documents")],
         revectorize: CHUNK_RESET,
         ..table("databank_chunks", USER)
     },
-    TableSpec {
-        references: &[checked("character_id", "characters")],
-        ..table("chats", USER)
-    },
+    TableSpec { references: &[checked("character_id", "characters")], ..table("chats", USER) },
     TableSpec {
         references: &[scrub("parent_message_id", "messages")],
         ..table("messages", through("chats", "chat_id"))
     },
-    TableSpec {
-        primary_key: &["message_id"],
-        ..table("message_breakdowns", through("chats", "chat_id"))
-    },
-    TableSpec {
-        revectorize: CHUNK_RESET,
-        ..table("chat_chunks", through("chats", "chat_id"))
-    },
+    TableSpec { primary_key: &["message_id"], ..table("message_breakdowns", through("chats", "chat_id")) },
+    TableSpec { revectorize: CHUNK_RESET, ..table("chat_chunks", through("chats", "chat_id")) },
     table("chat_memory_cache", through("chats", "chat_id")),
     table("memory_entities", through("chats", "chat_id")),
     TableSpec {
-        references: &[
-            checked("entity_id", "memory_entities"),
-            checked("chunk_id", "chat_chunks"),
-        ],
+        references: &[checked("entity_id", "memory_entities"), checked("chunk_id", "chat_chunks")],
         ..table("memory_mentions", through("chats", "chat_id"))
     },
     TableSpec {
-        references: &[
-            checked("source_entity_id", "memory_entities"),
-            checked("target_entity_id", "memory_entities"),
-        ],
+        references: &[checked("source_entity_id", "memory_entities"), checked("target_entity_id", "memory_entities")],
         ..table("memory_relations", through("chats", "chat_id"))
     },
-    TableSpec {
-        revectorize: CHUNK_RESET,
-        ..table("memory_consolidations", through("chats", "chat_id"))
-    },
+    TableSpec { revectorize: CHUNK_RESET, ..table("memory_consolidations", through("chats", "chat_id")) },
     TableSpec {
         references: &[scrub("entity_id", "memory_entities")],
         ..table("memory_font_colors", through("chats", "chat_id"))
@@ -267,18 +190,9 @@ pub static TABLES: &[TableSpec] = &[
         references: &[checked("chunk_id", "chat_chunks")],
         ..table("memory_salience", through("chats", "chat_id"))
     },
-    TableSpec {
-        references: &[scrub("source_chat_id", "chats")],
-        ..table("cortex_vaults", USER)
-    },
-    table(
-        "cortex_vault_entities",
-        through("cortex_vaults", "vault_id"),
-    ),
-    table(
-        "cortex_vault_relations",
-        through("cortex_vaults", "vault_id"),
-    ),
+    TableSpec { references: &[scrub("source_chat_id", "chats")], ..table("cortex_vaults", USER) },
+    table("cortex_vault_entities", through("cortex_vaults", "vault_id")),
+    table("cortex_vault_relations", through("cortex_vaults", "vault_id")),
     table("cortex_vault_chunks", through("cortex_vaults", "vault_id")),
     TableSpec {
         references: &[
@@ -296,10 +210,7 @@ pub static TABLES: &[TableSpec] = &[
         ],
         ..table("dream_weaver_sessions", USER)
     },
-    table(
-        "dream_weaver_messages",
-        through("dream_weaver_sessions", "session_id"),
-    ),
+    table("dream_weaver_messages", through("dream_weaver_sessions", "session_id")),
     table("dream_weaver_saved_prompts", USER),
     TableSpec {
         references: &[
@@ -315,31 +226,17 @@ pub static TABLES: &[TableSpec] = &[
         references: &[checked("session_id", "weaver_sessions")],
         ..table("weaver_extraction", USER)
     },
-    TableSpec {
-        references: &[checked("session_id", "weaver_sessions")],
-        ..table("weaver_interview_turns", USER)
-    },
+    TableSpec { references: &[checked("session_id", "weaver_sessions")], ..table("weaver_interview_turns", USER) },
     TableSpec {
         primary_key: &["session_id"],
         references: &[checked("session_id", "weaver_sessions")],
         ..table("weaver_bible", USER)
     },
-    TableSpec {
-        references: &[checked("session_id", "weaver_sessions")],
-        ..table("weaver_fields", USER)
-    },
-    TableSpec {
-        primary_key: &["user_id"],
-        ..table("weaver_taste", USER)
-    },
+    TableSpec { references: &[checked("session_id", "weaver_sessions")], ..table("weaver_fields", USER) },
+    TableSpec { primary_key: &["user_id"], ..table("weaver_taste", USER) },
     TableSpec {
         row_filter: Some(("install_scope", "user")),
-        ..table(
-            "extensions",
-            Ownership::Direct {
-                column: "installed_by_user_id",
-            },
-        )
+        ..table("extensions", Ownership::Direct { column: "installed_by_user_id" })
     },
 ];
 
@@ -435,9 +332,7 @@ pub fn is_vector_table(name: &str) -> bool {
 /// Settings keys that hold API keys: dropped on export and on import (FORMAT §4).
 pub fn is_secret_setting_key(key: &str) -> bool {
     let between = |prefix: &str, suffix: &str| {
-        key.strip_prefix(prefix)
-            .and_then(|rest| rest.strip_suffix(suffix))
-            .is_some_and(|middle| !middle.is_empty())
+        key.strip_prefix(prefix).and_then(|rest| rest.strip_suffix(suffix)).is_some_and(|middle| !middle.is_empty())
     };
     between("connection_", "_api_key")
         || between("image_gen_connection_", "_api_key")
@@ -483,19 +378,10 @@ mod tests {
         for (position, spec) in TABLES.iter().enumerate() {
             if let Ownership::Parent { parent_table, .. } = spec.ownership {
                 let parent = TABLES.iter().position(|t| t.name == parent_table);
-                assert!(
-                    parent.is_some_and(|p| p < position),
-                    "{} before {parent_table}",
-                    spec.name
-                );
+                assert!(parent.is_some_and(|p| p < position), "{} before {parent_table}", spec.name);
             }
             for reference in spec.references {
-                assert!(
-                    table_spec(reference.table).is_some(),
-                    "{}.{}",
-                    spec.name,
-                    reference.column
-                );
+                assert!(table_spec(reference.table).is_some(), "{}.{}", spec.name, reference.column);
             }
         }
     }
@@ -512,28 +398,14 @@ mod tests {
         ] {
             assert!(is_secret_setting_key(key), "{key}");
         }
-        for key in [
-            "connection__api_key_x",
-            "connection__api_key",
-            "theme",
-            "web_search_api_key2",
-            "embeddingConfig",
-        ] {
+        for key in ["connection__api_key_x", "connection__api_key", "theme", "web_search_api_key2", "embeddingConfig"] {
             assert!(!is_secret_setting_key(key), "{key}");
         }
-        assert_eq!(
-            connection_of_secret("image_gen_connection_9b_api_key"),
-            Some(("image_gen_connections", "9b"))
-        );
-        assert_eq!(
-            connection_of_secret("connection_7987_api_key"),
-            Some(("connection_profiles", "7987"))
-        );
+        assert_eq!(connection_of_secret("image_gen_connection_9b_api_key"), Some(("image_gen_connections", "9b")));
+        assert_eq!(connection_of_secret("connection_7987_api_key"), Some(("connection_profiles", "7987")));
         assert_eq!(connection_of_secret("web_search_api_key"), None);
         assert!(
-            is_excluded_table("messages_fts_data")
-                && is_excluded_table("secrets")
-                && !is_excluded_table("messages")
+            is_excluded_table("messages_fts_data") && is_excluded_table("secrets") && !is_excluded_table("messages")
         );
     }
 }

@@ -40,9 +40,7 @@ pub struct Ticket {
 }
 
 fn malformed(detail: impl Into<String>) -> FormatError {
-    FormatError::TicketMalformed {
-        detail: detail.into(),
-    }
+    FormatError::TicketMalformed { detail: detail.into() }
 }
 
 impl Ticket {
@@ -71,26 +69,13 @@ impl Ticket {
     /// kind → `wrong_kind`; version ≠ 1 → `unsupported_version`; algorithm, archiveId, key
     /// or hash missing or wrong → `malformed`.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|error| malformed(format!("not JSON: {error}")))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| malformed("not a JSON object"))?;
+        let value: Value = serde_json::from_slice(bytes).map_err(|error| malformed(format!("not JSON: {error}")))?;
+        let object = value.as_object().ok_or_else(|| malformed("not a JSON object"))?;
         match object.get("kind") {
             Some(Value::String(kind)) if kind == TICKET_KIND => {}
-            Some(Value::String(kind)) => {
-                return Err(FormatError::TicketWrongKind { kind: kind.clone() })
-            }
-            Some(other) => {
-                return Err(FormatError::TicketWrongKind {
-                    kind: other.to_string(),
-                })
-            }
-            None => {
-                return Err(FormatError::TicketWrongKind {
-                    kind: "(none)".into(),
-                })
-            }
+            Some(Value::String(kind)) => return Err(FormatError::TicketWrongKind { kind: kind.clone() }),
+            Some(other) => return Err(FormatError::TicketWrongKind { kind: other.to_string() }),
+            None => return Err(FormatError::TicketWrongKind { kind: "(none)".into() }),
         }
         match object.get("version") {
             Some(version) if version.as_i64() == Some(TICKET_VERSION) => {}
@@ -107,9 +92,7 @@ impl Ticket {
         if text("algorithm") != Some(ALGORITHM) {
             return Err(malformed(format!("algorithm must be {ALGORITHM}")));
         }
-        let archive_id = text("archiveId")
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| malformed("no archiveId"))?;
+        let archive_id = text("archiveId").filter(|id| !id.is_empty()).ok_or_else(|| malformed("no archiveId"))?;
         let key_b64 = text("keyB64").ok_or_else(|| malformed("no keyB64"))?;
         decode_key(key_b64)?;
         let secrets_hash = text("secretsHash").ok_or_else(|| malformed("no secretsHash"))?;
@@ -161,17 +144,10 @@ impl Ticket {
 }
 
 fn decode_key(key_b64: &str) -> Result<SecretKey> {
-    let bytes = Zeroizing::new(
-        BASE64
-            .decode(key_b64)
-            .map_err(|_| malformed("keyB64 is not base64"))?,
-    );
+    let bytes = Zeroizing::new(BASE64.decode(key_b64).map_err(|_| malformed("keyB64 is not base64"))?);
     let mut key = Zeroizing::new([0u8; 32]);
     if bytes.len() != key.len() {
-        return Err(malformed(format!(
-            "the key is {} bytes, not 32",
-            bytes.len()
-        )));
+        return Err(malformed(format!("the key is {} bytes, not 32", bytes.len())));
     }
     key.copy_from_slice(&bytes);
     Ok(key)
@@ -192,11 +168,7 @@ pub fn secrets_hash(archive_id: &str, keys: &[String]) -> String {
     hasher.update(ALGORITHM.as_bytes());
     hasher.update(b"|");
     hasher.update(sorted.join("\n").as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `secrets/index.json`.
@@ -211,18 +183,12 @@ pub struct SecretsIndex {
 impl SecretsIndex {
     pub fn new(archive_id: &str, mut keys: Vec<String>) -> Self {
         sort_secret_keys(&mut keys);
-        Self {
-            version: 1,
-            archive_id: archive_id.to_string(),
-            keys,
-        }
+        Self { version: 1, archive_id: archive_id.to_string(), keys }
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let index: SecretsIndex =
-            serde_json::from_slice(bytes).map_err(|error| FormatError::BadSecrets {
-                detail: format!("{SECRETS_INDEX_ENTRY}: {error}"),
-            })?;
+        let index: SecretsIndex = serde_json::from_slice(bytes)
+            .map_err(|error| FormatError::BadSecrets { detail: format!("{SECRETS_INDEX_ENTRY}: {error}") })?;
         if index.version != 1 {
             return Err(FormatError::UnsupportedVersion {
                 field: "secrets index version".into(),
@@ -276,15 +242,8 @@ impl EncryptedSecret {
     pub fn seal(key: &[u8; 32], iv: [u8; 12], name: &str, plaintext: &str) -> Self {
         let cipher = Aes256Gcm::new(key.into());
         // Encryption with a valid key and nonce only fails past 64 GiB of plaintext.
-        let mut sealed = cipher
-            .encrypt(
-                &Nonce::from(iv),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: b"",
-                },
-            )
-            .unwrap_or_default();
+        let mut sealed =
+            cipher.encrypt(&Nonce::from(iv), Payload { msg: plaintext.as_bytes(), aad: b"" }).unwrap_or_default();
         let tag = sealed.split_off(sealed.len().saturating_sub(16));
         Self {
             key: name.to_string(),
@@ -297,16 +256,12 @@ impl EncryptedSecret {
     /// Decrypts the record; failures concern this record only.
     pub fn open(&self, key: &[u8; 32]) -> std::result::Result<Zeroizing<String>, SecretSkip> {
         let decode = |field: &str, value: &str| {
-            BASE64
-                .decode(value)
-                .map_err(|_| SecretSkip::Malformed(format!("{field} is not base64")))
+            BASE64.decode(value).map_err(|_| SecretSkip::Malformed(format!("{field} is not base64")))
         };
         let iv = decode("iv", &self.iv)?;
         let tag = decode("tag", &self.tag)?;
         let mut sealed = decode("ciphertext", &self.ciphertext)?;
-        let iv: [u8; 12] = iv
-            .try_into()
-            .map_err(|_| SecretSkip::Malformed("iv is not 12 bytes".into()))?;
+        let iv: [u8; 12] = iv.try_into().map_err(|_| SecretSkip::Malformed("iv is not 12 bytes".into()))?;
         if tag.len() != 16 {
             return Err(SecretSkip::Malformed("tag is not 16 bytes".into()));
         }
@@ -314,13 +269,7 @@ impl EncryptedSecret {
         let cipher = Aes256Gcm::new(key.into());
         let plaintext = Zeroizing::new(
             cipher
-                .decrypt(
-                    &Nonce::from(iv),
-                    Payload {
-                        msg: &sealed,
-                        aad: b"",
-                    },
-                )
+                .decrypt(&Nonce::from(iv), Payload { msg: &sealed, aad: b"" })
                 .map_err(|_| SecretSkip::TagMismatch)?,
         );
         match std::str::from_utf8(&plaintext) {
@@ -351,59 +300,32 @@ mod tests {
         assert_eq!(ticket_code("[1]"), "malformed");
         assert_eq!(ticket_code("nope"), "malformed");
         assert_eq!(ticket_code(r#"{"kind":"other","version":9}"#), "wrong_kind");
-        assert_eq!(
-            ticket_code(&good.replace("\"version\":1", "\"version\":2")),
-            "unsupported_version"
-        );
-        assert_eq!(
-            ticket_code(&good.replace("AES-256-GCM", "AES-128-GCM")),
-            "malformed"
-        );
-        assert_eq!(
-            ticket_code(&good.replace(&key, &BASE64.encode([7u8; 16]))),
-            "malformed"
-        );
-        assert_eq!(
-            ticket_code(&good.replace("\"archiveId\":\"a\",", "")),
-            "malformed"
-        );
+        assert_eq!(ticket_code(&good.replace("\"version\":1", "\"version\":2")), "unsupported_version");
+        assert_eq!(ticket_code(&good.replace("AES-256-GCM", "AES-128-GCM")), "malformed");
+        assert_eq!(ticket_code(&good.replace(&key, &BASE64.encode([7u8; 16]))), "malformed");
+        assert_eq!(ticket_code(&good.replace("\"archiveId\":\"a\",", "")), "malformed");
     }
 
     #[test]
     fn verify_binds_archive_and_keys() {
-        let keys = vec![
-            "web_search_api_key".to_string(),
-            "connection_x_api_key".to_string(),
-        ];
+        let keys = vec!["web_search_api_key".to_string(), "connection_x_api_key".to_string()];
         let ticket = Ticket::issue("arch", &[1u8; 32], &keys, 5, None);
         let index = SecretsIndex::new("arch", keys.clone());
         assert!(ticket.verify("arch", &index).is_ok());
-        assert_eq!(
-            ticket.verify("other", &index).err().map(|e| e.code()),
-            Some("archive_mismatch")
-        );
+        assert_eq!(ticket.verify("other", &index).err().map(|e| e.code()), Some("archive_mismatch"));
         let tampered = SecretsIndex::new("arch", vec!["connection_x_api_key".to_string()]);
-        assert_eq!(
-            ticket.verify("arch", &tampered).err().map(|e| e.code()),
-            Some("binding_mismatch")
-        );
+        assert_eq!(ticket.verify("arch", &tampered).err().map(|e| e.code()), Some("binding_mismatch"));
     }
 
     #[test]
     fn sealed_records_open_and_tampering_is_caught() {
         let key = [9u8; 32];
         let record = EncryptedSecret::seal(&key, [3u8; 12], "k", "sk-ünï");
-        assert_eq!(
-            record.open(&key).ok().as_deref().map(String::as_str),
-            Some("sk-ünï")
-        );
+        assert_eq!(record.open(&key).ok().as_deref().map(String::as_str), Some("sk-ünï"));
         assert_eq!(record.open(&[8u8; 32]).err(), Some(SecretSkip::TagMismatch));
         let mut bytes = BASE64.decode(&record.ciphertext).unwrap_or_default();
         bytes[0] ^= 1;
-        let flipped = EncryptedSecret {
-            ciphertext: BASE64.encode(bytes),
-            ..record
-        };
+        let flipped = EncryptedSecret { ciphertext: BASE64.encode(bytes), ..record };
         assert_eq!(flipped.open(&key).err(), Some(SecretSkip::TagMismatch));
     }
 }

@@ -16,20 +16,12 @@ pub fn encode_vector(vector: &[f32]) -> String {
 
 /// Decodes a `vector_b64` value; `what` names the row in errors.
 pub fn decode_vector(encoded: &str, what: &str) -> Result<Vec<f32>> {
-    let bad = |detail: &str| FormatError::BadVector {
-        what: what.to_string(),
-        detail: detail.to_string(),
-    };
-    let bytes = BASE64
-        .decode(encoded)
-        .map_err(|_| bad("not standard base64"))?;
+    let bad = |detail: &str| FormatError::BadVector { what: what.to_string(), detail: detail.to_string() };
+    let bytes = BASE64.decode(encoded).map_err(|_| bad("not standard base64"))?;
     if bytes.len() % 4 != 0 {
         return Err(bad("its length is not a multiple of 4 bytes"));
     }
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
-        .collect())
+    Ok(bytes.chunks_exact(4).map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect())
 }
 
 #[cfg(test)]
@@ -39,17 +31,8 @@ mod tests {
     #[test]
     fn known_encoding() {
         assert_eq!(encode_vector(&[1.0, -2.5]), "AACAPwAAIMA=");
-        assert_eq!(
-            decode_vector("AACAPwAAIMA=", "r").ok(),
-            Some(vec![1.0, -2.5])
-        );
-        assert_eq!(
-            decode_vector("AACA", "r").err().map(|e| e.code()),
-            Some("bad_vector")
-        );
-        assert_eq!(
-            decode_vector("!!", "r").err().map(|e| e.code()),
-            Some("bad_vector")
-        );
+        assert_eq!(decode_vector("AACAPwAAIMA=", "r").ok(), Some(vec![1.0, -2.5]));
+        assert_eq!(decode_vector("AACA", "r").err().map(|e| e.code()), Some("bad_vector"));
+        assert_eq!(decode_vector("!!", "r").err().map(|e| e.code()), Some("bad_vector"));
     }
 }

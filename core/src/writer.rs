@@ -13,6 +13,7 @@ use crate::calendar::UtcTime;
 use crate::entry_name::classify_entry_name;
 use crate::error::{FormatError, Result};
 use crate::manifest::{Manifest, ManifestStats, MANIFEST_ENTRY, STATS_ENTRY};
+use crate::ndjson::ensure_line_fits;
 use crate::secrets::{EncryptedSecret, SecretsIndex, SECRETS_BLOB_ENTRY, SECRETS_INDEX_ENTRY};
 
 /// Deflate level Lumiverse uses for NDJSON and JSON entries.
@@ -45,15 +46,7 @@ pub fn zip_datetime(unix_seconds: i64) -> DateTime {
     u16::try_from(time.year)
         .ok()
         .and_then(|year| {
-            DateTime::from_date_and_time(
-                year,
-                time.month,
-                time.day,
-                time.hour,
-                time.minute,
-                time.second,
-            )
-            .ok()
+            DateTime::from_date_and_time(year, time.month, time.day, time.hour, time.minute, time.second).ok()
         })
         .unwrap_or_default()
 }
@@ -90,11 +83,7 @@ impl<W: Write> ArchiveWriter<W> {
 
     /// Writes `manifest.json` (deflated, pretty-printed).
     pub fn write_manifest(&mut self, manifest: &Manifest) -> Result<()> {
-        self.start(
-            MANIFEST_ENTRY,
-            CompressionMethod::Deflated,
-            EntrySize::Small,
-        )?;
+        self.start(MANIFEST_ENTRY, CompressionMethod::Deflated, EntrySize::Small)?;
         self.write_bytes(&manifest.to_json())
     }
 
@@ -112,17 +101,24 @@ impl<W: Write> ArchiveWriter<W> {
             line: self.rows_in_current + 1,
             detail: error.to_string(),
         })?;
-        if self.line.len() as u64 > self.line_cap {
-            return Err(FormatError::LineTooLong {
-                entry,
-                line: self.rows_in_current + 1,
-                limit: self.line_cap,
-            });
-        }
+        ensure_line_fits(&entry, self.rows_in_current + 1, self.line.len(), self.line_cap)?;
         self.line.push(b'\n');
         self.zip.write_all(&self.line).map_err(FormatError::Io)?;
         self.rows_in_current += 1;
         Ok(())
+    }
+
+    /// Writes complete NDJSON lines encoded by the caller, who has held each to
+    /// [`Self::line_cap`] with [`ensure_line_fits`]; `rows` is how many lines they are.
+    pub fn write_lines(&mut self, lines: &[u8], rows: u64) -> Result<()> {
+        self.zip.write_all(lines).map_err(FormatError::Io)?;
+        self.rows_in_current += rows;
+        Ok(())
+    }
+
+    /// The longest NDJSON line this writer accepts.
+    pub fn line_cap(&self) -> u64 {
+        self.line_cap
     }
 
     /// Rows written to the current NDJSON entry.
@@ -137,16 +133,8 @@ impl<W: Write> ArchiveWriter<W> {
     }
 
     /// Writes `secrets/index.json` and `secrets/encrypted.ndjson`.
-    pub fn write_secrets(
-        &mut self,
-        index: &SecretsIndex,
-        records: &[EncryptedSecret],
-    ) -> Result<()> {
-        self.start(
-            SECRETS_INDEX_ENTRY,
-            CompressionMethod::Deflated,
-            EntrySize::Small,
-        )?;
+    pub fn write_secrets(&mut self, index: &SecretsIndex, records: &[EncryptedSecret]) -> Result<()> {
+        self.start(SECRETS_INDEX_ENTRY, CompressionMethod::Deflated, EntrySize::Small)?;
         self.write_bytes(&index.to_line())?;
         self.start_ndjson(SECRETS_BLOB_ENTRY, EntrySize::Small)?;
         for record in records {
@@ -181,14 +169,7 @@ mod tests {
     #[test]
     fn zip_dates() {
         let date = zip_datetime(1_795_313_960);
-        let fields = (
-            date.year(),
-            date.month(),
-            date.day(),
-            date.hour(),
-            date.minute(),
-            date.second(),
-        );
+        let fields = (date.year(), date.month(), date.day(), date.hour(), date.minute(), date.second());
         assert_eq!(fields, (2026, 11, 22, 2, 19, 20));
         assert_eq!(zip_datetime(0), DateTime::default());
     }

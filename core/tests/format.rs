@@ -9,8 +9,8 @@ use std::io::{Cursor, Read};
 
 use lvbak_core::secrets::{SecretSkip, SecretsIndex, SECRETS_BLOB_ENTRY, SECRETS_INDEX_ENTRY};
 use lvbak_core::{
-    check_archive, inspect, Archive, ArchiveWriter, CountSource, EncryptedSecret, EntrySize,
-    FormatError, InspectOptions, Limits, Manifest, ManifestStats, Ticket,
+    check_archive, inspect, Archive, ArchiveWriter, CountSource, EncryptedSecret, EntrySize, FormatError,
+    InspectOptions, Limits, Manifest, ManifestStats, Ticket,
 };
 use lvbak_tests::corpus::{self, CorpusLimits};
 use lvbak_tests::fixtures;
@@ -58,11 +58,7 @@ fn entries_of(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
         .enumerate()
         .map(|(index, name)| {
             let mut data = Vec::new();
-            archive
-                .open_entry(index)
-                .unwrap()
-                .read_to_end(&mut data)
-                .unwrap();
+            archive.open_entry(index).unwrap().read_to_end(&mut data).unwrap();
             (name, data)
         })
         .collect()

@@ -8,8 +8,8 @@ use std::io::Cursor;
 use lvbak_core::entry_name::FileBucket;
 use lvbak_core::secrets::{secrets_hash, SecretsIndex};
 use lvbak_core::{
-    classify_entry_name, decode_vector, encode_vector, parse_row, EncryptedSecret, EntryKind,
-    NdjsonLines, NdjsonWriter, Ticket,
+    classify_entry_name, decode_vector, encode_vector, parse_row, EncryptedSecret, EntryKind, NdjsonLines,
+    NdjsonWriter, Ticket,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -28,15 +28,13 @@ fn json_value() -> impl Strategy<Value = Value> {
     json_leaf().prop_recursive(3, 32, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(".{0,12}", inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(".{0,12}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
 fn row() -> impl Strategy<Value = Map<String, Value>> {
-    prop::collection::btree_map("[a-z_]{1,16}", json_value(), 0..10)
-        .prop_map(|m| m.into_iter().collect())
+    prop::collection::btree_map("[a-z_]{1,16}", json_value(), 0..10).prop_map(|m| m.into_iter().collect())
 }
 
 proptest! {
@@ -166,10 +164,7 @@ fn check_mutant(bytes: &[u8]) -> Result<(), String> {
         max_metadata_bytes: 8192,
     };
     let outcome = lvbak_core::Archive::open(Cursor::new(bytes), limits).and_then(|mut archive| {
-        lvbak_core::inspect(
-            &mut archive,
-            lvbak_core::InspectOptions { count_rows: true },
-        )?;
+        lvbak_core::inspect(&mut archive, lvbak_core::InspectOptions { count_rows: true })?;
         archive.verify_all(|_| {})
     });
     match outcome {

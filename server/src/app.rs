@@ -5,11 +5,17 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use lvbak_core::Limits;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tower_http::services::{ServeDir, ServeFile};
+
+use crate::auth;
+use crate::export::{self, PreparedExports};
+use crate::progress::ProgressHub;
+use crate::storage::Store;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -18,14 +24,40 @@ pub struct AppState {
 }
 
 struct Shared {
+    store: Arc<Store>,
     web_dir: PathBuf,
+    limits: Limits,
+    progress: ProgressHub,
+    prepared_exports: PreparedExports,
 }
 
 impl AppState {
-    pub fn new(web_dir: PathBuf) -> Self {
+    pub fn new(store: Arc<Store>, web_dir: PathBuf, limits: Limits) -> Self {
         Self {
-            inner: Arc::new(Shared { web_dir }),
+            inner: Arc::new(Shared {
+                store,
+                web_dir,
+                limits,
+                progress: ProgressHub::default(),
+                prepared_exports: PreparedExports::default(),
+            }),
         }
+    }
+
+    pub fn store(&self) -> Arc<Store> {
+        self.inner.store.clone()
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    pub fn progress(&self) -> &ProgressHub {
+        &self.inner.progress
+    }
+
+    pub fn prepared_exports(&self) -> &PreparedExports {
+        &self.inner.prepared_exports
     }
 }
 
@@ -36,10 +68,13 @@ async fn health() -> Json<Value> {
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
     let web_dir = state.inner.web_dir.clone();
-    let page =
-        ServeDir::new(&web_dir).not_found_service(ServeFile::new(web_dir.join("index.html")));
+    let page = ServeDir::new(&web_dir).not_found_service(ServeFile::new(web_dir.join("index.html")));
     Router::new()
         .route("/api/v1/health", get(health))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/auth/me", get(auth::me))
+        .merge(export::routes())
         .fallback_service(page)
         .with_state(state)
 }
@@ -50,7 +85,5 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }

@@ -36,18 +36,9 @@ pub struct ServeConfig {
 /// `metadata` (bytes or counts).
 pub fn parse_limits(text: &str) -> Result<lvbak_core::Limits, String> {
     let mut limits = lvbak_core::Limits::STANDARD;
-    for part in text
-        .split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-    {
-        let (key, value) = part
-            .split_once('=')
-            .ok_or_else(|| format!("{part:?} is not key=value"))?;
-        let value: u64 = value
-            .trim()
-            .parse()
-            .map_err(|_| format!("{value:?} is not a number"))?;
+    for part in text.split(',').map(str::trim).filter(|part| !part.is_empty()) {
+        let (key, value) = part.split_once('=').ok_or_else(|| format!("{part:?} is not key=value"))?;
+        let value: u64 = value.trim().parse().map_err(|_| format!("{value:?} is not a number"))?;
         let slot = match key.trim() {
             "archive" => &mut limits.max_archive_bytes,
             "decompressed" => &mut limits.max_decompressed_bytes,
@@ -77,14 +68,8 @@ mod tests {
     #[test]
     fn limits_override() {
         let limits = parse_limits("entries=64, decompressed=1048576").unwrap_or_default();
-        assert_eq!(
-            (limits.max_entries, limits.max_decompressed_bytes),
-            (64, 1_048_576)
-        );
-        assert_eq!(
-            limits.max_line_bytes,
-            lvbak_core::Limits::STANDARD.max_line_bytes
-        );
+        assert_eq!((limits.max_entries, limits.max_decompressed_bytes), (64, 1_048_576));
+        assert_eq!(limits.max_line_bytes, lvbak_core::Limits::STANDARD.max_line_bytes);
         assert!(parse_limits("entries=x").is_err() && parse_limits("bogus=1").is_err());
     }
 }

@@ -2,5 +2,11 @@
 //! arguments. Start at [`app::router`].
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod error;
+pub mod export;
+pub mod progress;
+pub mod seed;
+pub mod storage;

@@ -12,9 +12,7 @@ use serde_json::Value;
 const LVBAK: &str = env!("CARGO_BIN_EXE_lvbak");
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/fixtures").join(name)
 }
 
 fn scratch_dir(name: &str) -> PathBuf {
@@ -41,14 +39,7 @@ fn json_of(output: &Output) -> Value {
 
 #[test]
 fn inspect_json_reports_fixture_counts() {
-    let output = lvbak(
-        &[
-            "inspect",
-            fixture("vectors-patched.lvbak").to_str().unwrap(),
-            "--json",
-        ],
-        None,
-    );
+    let output = lvbak(&["inspect", fixture("vectors-patched.lvbak").to_str().unwrap(), "--json"], None);
     assert_eq!(output.status.code(), Some(0));
     let report = json_of(&output);
     assert_eq!(report["ok"], true);
@@ -69,46 +60,23 @@ fn inspect_json_reports_fixture_counts() {
 fn inspect_with_ticket_counts_decrypted_secrets_without_printing_them() {
     let archive = fixture("secrets.lvbak");
     let ticket = fixture("secrets.ticket.json");
-    let args = [
-        "inspect",
-        archive.to_str().unwrap(),
-        "--json",
-        "--ticket",
-        ticket.to_str().unwrap(),
-    ];
+    let args = ["inspect", archive.to_str().unwrap(), "--json", "--ticket", ticket.to_str().unwrap()];
     let output = lvbak(&args, None);
     assert_eq!(output.status.code(), Some(0));
     let report = json_of(&output);
     assert_eq!(report["secrets"]["count"], 3);
     assert_eq!(report["secrets"]["decrypted"], 3);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        !stdout.contains("sk-or-v1-TESTKEY-0001-abcdef"),
-        "plaintext leaked without --reveal-secrets"
-    );
+    assert!(!stdout.contains("sk-or-v1-TESTKEY-0001-abcdef"), "plaintext leaked without --reveal-secrets");
 
     let revealed = lvbak(&[&args[..], &["--reveal-secrets"]].concat(), None);
     let report = json_of(&revealed);
     let key = "connection_7987e7a5-a873-4fe0-8cbd-2ce739bb217a_api_key";
-    assert_eq!(
-        report["secrets"]["values"][key],
-        "sk-or-v1-TESTKEY-0001-abcdef"
-    );
+    assert_eq!(report["secrets"]["values"][key], "sk-or-v1-TESTKEY-0001-abcdef");
 
-    let text = lvbak(
-        &[
-            "inspect",
-            archive.to_str().unwrap(),
-            "--ticket",
-            ticket.to_str().unwrap(),
-        ],
-        None,
-    );
+    let text = lvbak(&["inspect", archive.to_str().unwrap(), "--ticket", ticket.to_str().unwrap()], None);
     let stdout = String::from_utf8_lossy(&text.stdout);
-    assert!(
-        stdout.contains("Ticket accepted: 3 of 3 secrets decrypt"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("Ticket accepted: 3 of 3 secrets decrypt"), "{stdout}");
     assert!(!stdout.contains("TESTKEY"), "{stdout}");
 }
 
@@ -116,34 +84,14 @@ fn inspect_with_ticket_counts_decrypted_secrets_without_printing_them() {
 fn wrong_ticket_exits_2_with_its_code() {
     let archive = fixture("secrets.lvbak");
     let ticket = fixture("secrets-wrong.ticket.json");
-    let output = lvbak(
-        &[
-            "inspect",
-            archive.to_str().unwrap(),
-            "--json",
-            "--ticket",
-            ticket.to_str().unwrap(),
-        ],
-        None,
-    );
+    let output = lvbak(&["inspect", archive.to_str().unwrap(), "--json", "--ticket", ticket.to_str().unwrap()], None);
     assert_eq!(output.status.code(), Some(2));
     let report = json_of(&output);
     assert_eq!(report["ok"], false);
     assert_eq!(report["code"], "archive_mismatch");
-    assert_eq!(
-        report["secrets"]["count"], 3,
-        "the archive itself is still described"
-    );
+    assert_eq!(report["secrets"]["count"], 3, "the archive itself is still described");
 
-    let text = lvbak(
-        &[
-            "inspect",
-            archive.to_str().unwrap(),
-            "--ticket",
-            ticket.to_str().unwrap(),
-        ],
-        None,
-    );
+    let text = lvbak(&["inspect", archive.to_str().unwrap(), "--ticket", ticket.to_str().unwrap()], None);
     assert_eq!(text.status.code(), Some(2));
     let stdout = String::from_utf8_lossy(&text.stdout).to_string();
     let last_line = stdout.lines().last().unwrap_or_default();
@@ -152,15 +100,7 @@ fn wrong_ticket_exits_2_with_its_code() {
 
 #[test]
 fn count_rows_agrees_with_stats() {
-    let output = lvbak(
-        &[
-            "inspect",
-            fixture("minimal.lvbak").to_str().unwrap(),
-            "--json",
-            "--count-rows",
-        ],
-        None,
-    );
+    let output = lvbak(&["inspect", fixture("minimal.lvbak").to_str().unwrap(), "--json", "--count-rows"], None);
     let report = json_of(&output);
     assert_eq!(report["countSource"], "lines");
     assert_eq!(report["counts"]["messages"], 20);
@@ -185,23 +125,13 @@ fn every_corpus_case_through_the_binary() {
     for case in corpus::cases() {
         let path = dir.join(format!("{}.lvbak", case.name));
         std::fs::write(&path, &case.bytes).unwrap();
-        let output = lvbak(
-            &["inspect", path.to_str().unwrap(), "--json", "--verify"],
-            Some(&limits),
-        );
+        let output = lvbak(&["inspect", path.to_str().unwrap(), "--json", "--verify"], Some(&limits));
         let report = json_of(&output);
         let code = report["code"].as_str().map(str::to_string);
         let status = output.status.code();
-        let wanted_status = if case.expected.is_some() {
-            Some(2)
-        } else {
-            Some(0)
-        };
+        let wanted_status = if case.expected.is_some() { Some(2) } else { Some(0) };
         if code.as_deref() != case.expected || status != wanted_status {
-            failures.push(format!(
-                "{}: wanted {:?}, got {code:?} (exit {status:?})",
-                case.name, case.expected
-            ));
+            failures.push(format!("{}: wanted {:?}, got {code:?} (exit {status:?})", case.name, case.expected));
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
@@ -210,10 +140,7 @@ fn every_corpus_case_through_the_binary() {
 
 #[test]
 fn unreadable_limits_are_a_usage_error() {
-    let output = lvbak(
-        &["inspect", fixture("minimal.lvbak").to_str().unwrap()],
-        Some("entries=lots"),
-    );
+    let output = lvbak(&["inspect", fixture("minimal.lvbak").to_str().unwrap()], Some("entries=lots"));
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("LVBAK_LIMITS"));
 }

@@ -49,8 +49,7 @@ pub fn manifest_json(replace: &[(&str, &str)]) -> Vec<u8> {
         ("includeVectors".into(), "false".into()),
         (
             "embeddingConfig".into(),
-            "{\"provider\": \"openai\", \"model\": \"text-embedding-3-small\", \"dimension\": 8}"
-                .into(),
+            "{\"provider\": \"openai\", \"model\": \"text-embedding-3-small\", \"dimension\": 8}".into(),
         ),
         ("counts".into(), "{}".into()),
         ("missingFiles".into(), "[]".into()),
@@ -63,21 +62,14 @@ pub fn manifest_json(replace: &[(&str, &str)]) -> Vec<u8> {
             None => fields.push((key.to_string(), value.to_string())),
         }
     }
-    let body: Vec<String> = fields
-        .iter()
-        .map(|(k, v)| format!("  \"{k}\": {v}"))
-        .collect();
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("  \"{k}\": {v}")).collect();
     format!("{{\n{}\n}}", body.join(",\n")).into_bytes()
 }
 
 /// Three settings rows, as NDJSON.
 pub fn settings_rows() -> Vec<u8> {
     let mut rows = Vec::new();
-    for (key, value) in [
-        ("theme", "{\"mode\":\"dark\"}"),
-        ("language", "\"en\""),
-        ("fontSize", "14"),
-    ] {
+    for (key, value) in [("theme", "{\"mode\":\"dark\"}"), ("language", "\"en\""), ("fontSize", "14")] {
         rows.extend_from_slice(
             format!(
                 "{{\"key\":\"{key}\",\"value\":{},\"updated_at\":1795313867,\"user_id\":\"src-user\"}}\n",
@@ -99,14 +91,8 @@ pub fn valid_entries() -> Vec<RawEntry> {
         RawEntry::deflated("manifest.json", &manifest_json(&[])),
         RawEntry::deflated("database/settings.ndjson", &settings_rows()),
         RawEntry::deflated("database/messages.ndjson", b""),
-        RawEntry::stored(
-            &format!("files/images/{UUID}.png"),
-            b"\x89PNG\r\n\x1a\nnot-really",
-        ),
-        RawEntry::deflated(
-            "manifest-stats.json",
-            b"{\"counts\":{\"settings\":3,\"messages\":0},\"missingFiles\":[]}",
-        ),
+        RawEntry::stored(&format!("files/images/{UUID}.png"), b"\x89PNG\r\n\x1a\nnot-really"),
+        RawEntry::deflated("manifest-stats.json", b"{\"counts\":{\"settings\":3,\"messages\":0},\"missingFiles\":[]}"),
     ]
 }
 
@@ -124,11 +110,7 @@ fn with_name(name: &[u8]) -> Vec<u8> {
 
 /// Every case, valid ones included (so the corpus also proves what must pass).
 pub fn cases() -> Vec<Case> {
-    let case = |name, expected, bytes| Case {
-        name,
-        expected,
-        bytes,
-    };
+    let case = |name, expected, bytes| Case { name, expected, bytes };
     let valid = RawZip::new(valid_entries()).build();
     vec![
         case("valid_zip64_with_data_descriptors", None, valid.clone()),
@@ -138,11 +120,7 @@ pub fn cases() -> Vec<Case> {
             RawZip {
                 entries: valid_entries()
                     .into_iter()
-                    .map(|e| RawEntry {
-                        data_descriptor: false,
-                        flags: 0,
-                        ..e
-                    })
+                    .map(|e| RawEntry { data_descriptor: false, flags: 0, ..e })
                     .collect(),
                 end: EndRecords::Classic,
                 claimed_count: None,
@@ -153,123 +131,41 @@ pub fn cases() -> Vec<Case> {
             "valid_legacy_manifest_long_line",
             None,
             archive_with(|entries| {
-                entries[0] = RawEntry::deflated(
-                    "manifest.json",
-                    &manifest_json(&[("ndjsonFormatVersion", "null")]),
-                );
+                entries[0] = RawEntry::deflated("manifest.json", &manifest_json(&[("ndjsonFormatVersion", "null")]));
                 let long = format!("{{\"key\":\"k\",\"value\":\"{}\"}}\n", "v".repeat(8000));
                 entries[2] = RawEntry::deflated("database/messages.ndjson", long.as_bytes());
             }),
         ),
-        case(
-            "not_a_zip",
-            Some("not_zip"),
-            b"this is a text file, not an archive\n".to_vec(),
-        ),
+        case("not_a_zip", Some("not_zip"), b"this is a text file, not an archive\n".to_vec()),
         case("empty_file", Some("not_zip"), Vec::new()),
-        case(
-            "truncated",
-            Some("truncated"),
-            valid[..valid.len() / 2].to_vec(),
-        ),
-        case(
-            "trailing_garbage",
-            Some("truncated"),
-            [valid.as_slice(), b"garbage after the end"].concat(),
-        ),
-        case(
-            "dot_dot_segment",
-            Some("path_traversal"),
-            with_name(b"database/../../etc/passwd.ndjson"),
-        ),
-        case(
-            "absolute_path",
-            Some("absolute_path"),
-            with_name(b"/etc/cron.d/evil"),
-        ),
-        case(
-            "backslash_traversal",
-            Some("path_traversal"),
-            with_name(b"files\\avatars\\..\\..\\evil.png"),
-        ),
-        case(
-            "backslash_absolute",
-            Some("absolute_path"),
-            with_name(b"\\windows\\evil.png"),
-        ),
-        case(
-            "drive_letter",
-            Some("absolute_path"),
-            with_name(b"C:/evil.png"),
-        ),
-        case(
-            "nul_byte",
-            Some("bad_entry_name"),
-            with_name(b"files/avatars/a.png\0.exe"),
-        ),
-        case(
-            "control_byte",
-            Some("bad_entry_name"),
-            with_name(b"files/avatars/a\x1b[2J.png"),
-        ),
-        case(
-            "dot_segment",
-            Some("bad_entry_name"),
-            with_name(b"./files/avatars/a.png"),
-        ),
-        case(
-            "unknown_prefix",
-            Some("unknown_prefix"),
-            with_name(b"payload/run.sh"),
-        ),
-        case(
-            "bad_table_name",
-            Some("bad_entry_name"),
-            with_name(b"database/Users.ndjson"),
-        ),
-        case(
-            "bad_image_name",
-            Some("bad_entry_name"),
-            with_name(b"files/images/not-a-uuid.png"),
-        ),
+        case("truncated", Some("truncated"), valid[..valid.len() / 2].to_vec()),
+        case("trailing_garbage", Some("truncated"), [valid.as_slice(), b"garbage after the end"].concat()),
+        case("dot_dot_segment", Some("path_traversal"), with_name(b"database/../../etc/passwd.ndjson")),
+        case("absolute_path", Some("absolute_path"), with_name(b"/etc/cron.d/evil")),
+        case("backslash_traversal", Some("path_traversal"), with_name(b"files\\avatars\\..\\..\\evil.png")),
+        case("backslash_absolute", Some("absolute_path"), with_name(b"\\windows\\evil.png")),
+        case("drive_letter", Some("absolute_path"), with_name(b"C:/evil.png")),
+        case("nul_byte", Some("bad_entry_name"), with_name(b"files/avatars/a.png\0.exe")),
+        case("control_byte", Some("bad_entry_name"), with_name(b"files/avatars/a\x1b[2J.png")),
+        case("dot_segment", Some("bad_entry_name"), with_name(b"./files/avatars/a.png")),
+        case("unknown_prefix", Some("unknown_prefix"), with_name(b"payload/run.sh")),
+        case("bad_table_name", Some("bad_entry_name"), with_name(b"database/Users.ndjson")),
+        case("bad_image_name", Some("bad_entry_name"), with_name(b"files/images/not-a-uuid.png")),
         case(
             "bad_thumbnail_name",
             Some("bad_entry_name"),
             with_name(format!("files/thumbnails/{UUID}_thumb_xl_v2.webp").as_bytes()),
         ),
-        case(
-            "bad_avatar_name",
-            Some("bad_entry_name"),
-            with_name(b"files/avatars/a b.png"),
-        ),
-        case(
-            "bad_databank_name",
-            Some("bad_entry_name"),
-            with_name(b"files/databank/doc/nested.pdf"),
-        ),
-        case(
-            "bad_theme_asset_name",
-            Some("bad_entry_name"),
-            with_name(b"files/theme-assets/no-bundle-folder"),
-        ),
-        case(
-            "bad_sound_name",
-            Some("bad_entry_name"),
-            with_name(b"files/notification-sounds/completion.exe"),
-        ),
-        case(
-            "bad_secrets_name",
-            Some("bad_entry_name"),
-            with_name(b"secrets/keys.txt"),
-        ),
+        case("bad_avatar_name", Some("bad_entry_name"), with_name(b"files/avatars/a b.png")),
+        case("bad_databank_name", Some("bad_entry_name"), with_name(b"files/databank/doc/nested.pdf")),
+        case("bad_theme_asset_name", Some("bad_entry_name"), with_name(b"files/theme-assets/no-bundle-folder")),
+        case("bad_sound_name", Some("bad_entry_name"), with_name(b"files/notification-sounds/completion.exe")),
+        case("bad_secrets_name", Some("bad_entry_name"), with_name(b"secrets/keys.txt")),
         case(
             "duplicate_names",
             Some("duplicate_entry"),
             archive_with(|entries| {
-                entries.insert(
-                    2,
-                    RawEntry::deflated("database/settings.ndjson", b"{\"key\":\"evil\"}\n"),
-                );
+                entries.insert(2, RawEntry::deflated("database/settings.ndjson", b"{\"key\":\"evil\"}\n"));
             }),
         ),
         case(
@@ -284,25 +180,11 @@ pub fn cases() -> Vec<Case> {
         case(
             "local_central_name_mismatch",
             Some("header_mismatch"),
-            archive_with(|entries| {
-                entries[1].local_name = Some(b"database/personas.ndjson".to_vec())
-            }),
+            archive_with(|entries| entries[1].local_name = Some(b"database/personas.ndjson".to_vec())),
         ),
-        case(
-            "local_central_crc_mismatch",
-            Some("header_mismatch"),
-            local_crc_mismatch(),
-        ),
-        case(
-            "unsupported_method",
-            Some("unsupported_compression"),
-            archive_with(|entries| entries[1].method = 12),
-        ),
-        case(
-            "encrypted_flag",
-            Some("encrypted_entry"),
-            archive_with(|entries| entries[1].flags |= 0x0001),
-        ),
+        case("local_central_crc_mismatch", Some("header_mismatch"), local_crc_mismatch()),
+        case("unsupported_method", Some("unsupported_compression"), archive_with(|entries| entries[1].method = 12)),
+        case("encrypted_flag", Some("encrypted_entry"), archive_with(|entries| entries[1].flags |= 0x0001)),
         case(
             "symlink_entry",
             Some("symlink_entry"),
@@ -334,11 +216,7 @@ pub fn cases() -> Vec<Case> {
                 entries[2].claimed_size = Some(1000);
             }),
         ),
-        case(
-            "crc_mismatch",
-            Some("crc_mismatch"),
-            archive_with(|entries| entries[3].claimed_crc = Some(0xdead_beef)),
-        ),
+        case("crc_mismatch", Some("crc_mismatch"), archive_with(|entries| entries[3].claimed_crc = Some(0xdead_beef))),
         case(
             "too_many_entries",
             Some("too_many_entries"),
@@ -368,21 +246,13 @@ pub fn cases() -> Vec<Case> {
         case(
             "entry_count_understated",
             Some("corrupt_archive"),
-            RawZip {
-                claimed_count: Some(3),
-                ..RawZip::new(valid_entries())
-            }
-            .build(),
+            RawZip { claimed_count: Some(3), ..RawZip::new(valid_entries()) }.build(),
         ),
         case(
             "oversized_manifest",
             Some("too_large"),
             archive_with(|entries| {
-                let padded = [
-                    manifest_json(&[]),
-                    vec![b' '; LIMITS.max_metadata_bytes as usize],
-                ]
-                .concat();
+                let padded = [manifest_json(&[]), vec![b' '; LIMITS.max_metadata_bytes as usize]].concat();
                 entries[0] = RawEntry::deflated("manifest.json", &padded);
             }),
         ),
@@ -396,36 +266,27 @@ pub fn cases() -> Vec<Case> {
         case(
             "manifest_not_json",
             Some("bad_manifest"),
-            archive_with(|entries| {
-                entries[0] = RawEntry::deflated("manifest.json", b"{\"producer\": \"lumiverse\",")
-            }),
+            archive_with(|entries| entries[0] = RawEntry::deflated("manifest.json", b"{\"producer\": \"lumiverse\",")),
         ),
         case(
             "foreign_producer",
             Some("wrong_producer"),
             archive_with(|entries| {
-                entries[0] = RawEntry::deflated(
-                    "manifest.json",
-                    &manifest_json(&[("producer", "\"sillytavern\"")]),
-                );
+                entries[0] = RawEntry::deflated("manifest.json", &manifest_json(&[("producer", "\"sillytavern\"")]));
             }),
         ),
         case(
             "newer_schema",
             Some("unsupported_version"),
             archive_with(|entries| {
-                entries[0] =
-                    RawEntry::deflated("manifest.json", &manifest_json(&[("schemaVersion", "2")]));
+                entries[0] = RawEntry::deflated("manifest.json", &manifest_json(&[("schemaVersion", "2")]));
             }),
         ),
         case(
             "ndjson_line_over_cap",
             Some("line_too_long"),
             archive_with(|entries| {
-                let long = format!(
-                    "{{\"key\":\"k\",\"value\":\"{}\"}}\n",
-                    "v".repeat(LIMITS.max_line_bytes as usize)
-                );
+                let long = format!("{{\"key\":\"k\",\"value\":\"{}\"}}\n", "v".repeat(LIMITS.max_line_bytes as usize));
                 entries[2] = RawEntry::deflated("database/messages.ndjson", long.as_bytes());
             }),
         ),
@@ -433,14 +294,9 @@ pub fn cases() -> Vec<Case> {
             "legacy_line_over_legacy_cap",
             Some("line_too_long"),
             archive_with(|entries| {
-                entries[0] = RawEntry::deflated(
-                    "manifest.json",
-                    &manifest_json(&[("ndjsonFormatVersion", "null")]),
-                );
-                let long = format!(
-                    "{{\"key\":\"k\",\"value\":\"{}\"}}\n",
-                    "v".repeat(LIMITS.max_legacy_line_bytes as usize)
-                );
+                entries[0] = RawEntry::deflated("manifest.json", &manifest_json(&[("ndjsonFormatVersion", "null")]));
+                let long =
+                    format!("{{\"key\":\"k\",\"value\":\"{}\"}}\n", "v".repeat(LIMITS.max_legacy_line_bytes as usize));
                 entries[2] = RawEntry::deflated("database/messages.ndjson", long.as_bytes());
             }),
         ),
@@ -448,18 +304,13 @@ pub fn cases() -> Vec<Case> {
             "invalid_json_line",
             Some("bad_json"),
             archive_with(|entries| {
-                entries[2] = RawEntry::deflated(
-                    "database/messages.ndjson",
-                    b"{\"id\":\"m1\"}\n{\"id\": oops}\n",
-                );
+                entries[2] = RawEntry::deflated("database/messages.ndjson", b"{\"id\":\"m1\"}\n{\"id\": oops}\n");
             }),
         ),
         case(
             "json_line_not_object",
             Some("bad_json"),
-            archive_with(|entries| {
-                entries[2] = RawEntry::deflated("database/messages.ndjson", b"[\"m1\"]\n")
-            }),
+            archive_with(|entries| entries[2] = RawEntry::deflated("database/messages.ndjson", b"[\"m1\"]\n")),
         ),
         case(
             "archive_over_compressed_cap",
@@ -467,10 +318,7 @@ pub fn cases() -> Vec<Case> {
             archive_with(|entries| {
                 // Stored noise-free bytes: over the archive cap, under the decompressed cap
                 // per entry only when measured compressed, so the archive cap fires first.
-                entries.push(RawEntry::stored(
-                    "files/avatars/big.bin",
-                    &vec![7u8; LIMITS.max_archive_bytes as usize],
-                ));
+                entries.push(RawEntry::stored("files/avatars/big.bin", &vec![7u8; LIMITS.max_archive_bytes as usize]));
             }),
         ),
     ]
@@ -492,10 +340,5 @@ fn local_crc_mismatch() -> Vec<u8> {
 
 /// Offset of the `n`th local header signature (0-based) in `bytes`.
 fn find_local_header(bytes: &[u8], n: usize) -> Option<usize> {
-    bytes
-        .windows(4)
-        .enumerate()
-        .filter(|(_, w)| *w == b"PK\x03\x04")
-        .map(|(at, _)| at)
-        .nth(n)
+    bytes.windows(4).enumerate().filter(|(_, w)| *w == b"PK\x03\x04").map(|(at, _)| at).nth(n)
 }

@@ -10,13 +10,11 @@ pub mod fixtures {
     pub const MINIMAL: &[u8] = include_bytes!("../data/fixtures/minimal.lvbak");
     pub const SECRETS: &[u8] = include_bytes!("../data/fixtures/secrets.lvbak");
     pub const SECRETS_TICKET: &[u8] = include_bytes!("../data/fixtures/secrets.ticket.json");
-    pub const SECRETS_WRONG_TICKET: &[u8] =
-        include_bytes!("../data/fixtures/secrets-wrong.ticket.json");
+    pub const SECRETS_WRONG_TICKET: &[u8] = include_bytes!("../data/fixtures/secrets-wrong.ticket.json");
     pub const VECTORS_PATCHED: &[u8] = include_bytes!("../data/fixtures/vectors-patched.lvbak");
     pub const MINIMAL_EXPECTED: &str = include_str!("../data/fixtures/expected/minimal.json");
     pub const SECRETS_EXPECTED: &str = include_str!("../data/fixtures/expected/secrets.json");
-    pub const VECTORS_PATCHED_EXPECTED: &str =
-        include_str!("../data/fixtures/expected/vectors-patched.json");
+    pub const VECTORS_PATCHED_EXPECTED: &str = include_str!("../data/fixtures/expected/vectors-patched.json");
 
     /// Each fixture archive with its description.
     pub const ARCHIVES: [(&str, &[u8], &str); 3] = [

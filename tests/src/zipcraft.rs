@@ -50,10 +50,7 @@ impl RawEntry {
 
     /// A stored entry (files are stored).
     pub fn stored(name: &str, data: &[u8]) -> Self {
-        Self {
-            method: 0,
-            ..Self::deflated(name, data)
-        }
+        Self { method: 0, ..Self::deflated(name, data) }
     }
 
     /// The same entry under a name given as raw bytes.
@@ -83,11 +80,7 @@ pub struct RawZip {
 
 impl RawZip {
     pub fn new(entries: Vec<RawEntry>) -> Self {
-        Self {
-            entries,
-            end: EndRecords::Zip64,
-            claimed_count: None,
-        }
+        Self { entries, end: EndRecords::Zip64, claimed_count: None }
     }
 
     /// The archive's bytes.
@@ -109,11 +102,8 @@ impl RawZip {
             }
             offsets.push(out.len() as u64);
             let local_name = entry.local_name.as_ref().unwrap_or(&entry.name);
-            let (local_crc, local_compressed, local_size) = if entry.data_descriptor {
-                (0, 0, 0)
-            } else {
-                (crc, compressed.len() as u32, size as u32)
-            };
+            let (local_crc, local_compressed, local_size) =
+                if entry.data_descriptor { (0, 0, 0) } else { (crc, compressed.len() as u32, size as u32) };
             put32(&mut out, 0x0403_4b50);
             put16(&mut out, 20);
             put16(&mut out, entry.flags);
@@ -136,9 +126,7 @@ impl RawZip {
             sealed.push((crc, compressed.len() as u64, size));
         }
         let directory_offset = out.len() as u64;
-        for ((entry, &offset), &(crc, compressed, size)) in
-            self.entries.iter().zip(&offsets).zip(&sealed)
-        {
+        for ((entry, &offset), &(crc, compressed, size)) in self.entries.iter().zip(&offsets).zip(&sealed) {
             put32(&mut out, 0x0201_4b50);
             put16(&mut out, entry.made_by);
             put16(&mut out, 20);

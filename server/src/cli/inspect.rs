@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use lvbak_core::{
-    inspect, Archive, FormatError, InspectOptions, Inspection, Limits, Ticket, UtcTime,
-};
+use lvbak_core::{inspect, Archive, FormatError, InspectOptions, Inspection, Limits, Ticket, UtcTime};
 use serde_json::{json, Map, Value};
 
 #[derive(Debug, Args)]
@@ -55,11 +53,7 @@ pub fn run(args: &InspectArgs) -> ExitCode {
     };
     let report = examine(args, limits);
     let mut out = std::io::stdout().lock();
-    let written = if args.json {
-        write_json(&mut out, &report, args)
-    } else {
-        write_text(&mut out, &report, args)
-    };
+    let written = if args.json { write_json(&mut out, &report, args) } else { write_text(&mut out, &report, args) };
     if let Err(error) = written {
         eprintln!("lvbak: cannot write the report: {error}");
         return ExitCode::FAILURE;
@@ -71,11 +65,7 @@ pub fn run(args: &InspectArgs) -> ExitCode {
 }
 
 fn examine(args: &InspectArgs, limits: Limits) -> Report {
-    let mut report = Report {
-        inspection: None,
-        decrypted: None,
-        rejection: None,
-    };
+    let mut report = Report { inspection: None, decrypted: None, rejection: None };
     let ticket = args.ticket.as_deref().map(read_ticket);
     let file = match File::open(&args.file) {
         Ok(file) => file,
@@ -91,12 +81,7 @@ fn examine(args: &InspectArgs, limits: Limits) -> Report {
             return report;
         }
     };
-    match inspect(
-        &mut archive,
-        InspectOptions {
-            count_rows: args.count_rows,
-        },
-    ) {
+    match inspect(&mut archive, InspectOptions { count_rows: args.count_rows }) {
         Ok(inspection) => report.inspection = Some(inspection),
         Err(error) => {
             report.rejection = Some(error);
@@ -117,14 +102,7 @@ fn examine(args: &InspectArgs, limits: Limits) -> Report {
                 report.decrypted = Some(
                     outcomes
                         .into_iter()
-                        .map(|o| {
-                            (
-                                o.key,
-                                o.result
-                                    .map(|value| value.to_string())
-                                    .map_err(|skip| skip.to_string()),
-                            )
-                        })
+                        .map(|o| (o.key, o.result.map(|value| value.to_string()).map_err(|skip| skip.to_string())))
                         .collect(),
                 );
             }
@@ -140,20 +118,12 @@ fn read_ticket(path: &Path) -> Result<Ticket, FormatError> {
 }
 
 fn counts_object(counts: &[(String, u64)]) -> Value {
-    Value::Object(
-        counts
-            .iter()
-            .map(|(table, rows)| (table.clone(), json!(rows)))
-            .collect(),
-    )
+    Value::Object(counts.iter().map(|(table, rows)| (table.clone(), json!(rows))).collect())
 }
 
 fn write_json(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std::io::Result<()> {
     let inspection = report.inspection.as_ref();
-    let decrypted_count = report
-        .decrypted
-        .as_ref()
-        .map(|d| d.iter().filter(|(_, r)| r.is_ok()).count());
+    let decrypted_count = report.decrypted.as_ref().map(|d| d.iter().filter(|(_, r)| r.is_ok()).count());
     let mut secrets = json!({
         "count": inspection.map_or(0, |i| i.secrets.count),
         "keys": inspection.map_or(Vec::new(), |i| i.secrets.keys.clone()),
@@ -168,22 +138,14 @@ fn write_json(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std:
         if args.reveal_secrets {
             let values: Map<String, Value> = decrypted
                 .iter()
-                .filter_map(|(key, result)| {
-                    result
-                        .as_ref()
-                        .ok()
-                        .map(|value| (key.clone(), json!(value)))
-                })
+                .filter_map(|(key, result)| result.as_ref().ok().map(|value| (key.clone(), json!(value))))
                 .collect();
             secrets["values"] = Value::Object(values);
         }
     }
     let files: Map<String, Value> = inspection
         .map(|i| {
-            i.files
-                .iter()
-                .map(|(bucket, t)| (bucket.clone(), json!({"count": t.count, "bytes": t.bytes})))
-                .collect()
+            i.files.iter().map(|(bucket, t)| (bucket.clone(), json!({"count": t.count, "bytes": t.bytes}))).collect()
         })
         .unwrap_or_default();
     let object = json!({
@@ -215,11 +177,7 @@ fn write_text(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std:
     }
     if let Some(decrypted) = &report.decrypted {
         let ok = decrypted.iter().filter(|(_, r)| r.is_ok()).count();
-        writeln!(
-            out,
-            "\nTicket accepted: {ok} of {} secrets decrypt",
-            decrypted.len()
-        )?;
+        writeln!(out, "\nTicket accepted: {ok} of {} secrets decrypt", decrypted.len())?;
         for (key, result) in decrypted {
             match result {
                 Ok(value) if args.reveal_secrets => writeln!(out, "  {key} = {value}")?,
@@ -229,22 +187,10 @@ fn write_text(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std:
         }
     }
     if args.verify && report.rejection.is_none() {
-        writeln!(
-            out,
-            "\nVerified: every entry read to its end (sizes, CRC-32, line caps, JSON)"
-        )?;
+        writeln!(out, "\nVerified: every entry read to its end (sizes, CRC-32, line caps, JSON)")?;
     }
     if let Some(error) = &report.rejection {
-        writeln!(
-            out,
-            "{}{}: {error}",
-            if report.inspection.is_some() {
-                "\n"
-            } else {
-                ""
-            },
-            error.code()
-        )?;
+        writeln!(out, "{}{}: {error}", if report.inspection.is_some() { "\n" } else { "" }, error.code())?;
     }
     Ok(())
 }
@@ -256,47 +202,25 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
         out,
         "Producer  {} {} (schema {}{})",
         manifest.producer,
-        manifest
-            .producer_version
-            .as_deref()
-            .unwrap_or("(version not recorded)"),
+        manifest.producer_version.as_deref().unwrap_or("(version not recorded)"),
         manifest.schema_version,
-        if manifest.has_line_cap() {
-            ""
-        } else {
-            ", legacy NDJSON"
-        }
+        if manifest.has_line_cap() { "" } else { ", legacy NDJSON" }
     )?;
-    let exported = manifest
-        .exported_at
-        .map_or("(not recorded)".to_string(), |at| {
-            UtcTime::from_unix(at).human()
-        });
+    let exported = manifest.exported_at.map_or("(not recorded)".to_string(), |at| UtcTime::from_unix(at).human());
     writeln!(out, "Exported  {exported}")?;
     let embedding = &manifest.embedding_config;
     writeln!(
         out,
         "Vectors   {} ({} / {} / {})",
-        if manifest.include_vectors {
-            "included"
-        } else {
-            "not included"
-        },
+        if manifest.include_vectors { "included" } else { "not included" },
         embedding.provider.as_deref().unwrap_or("?"),
         embedding.model.as_deref().unwrap_or("?"),
-        embedding
-            .dimension
-            .map_or("dimension unknown".to_string(), |d| format!(
-                "{d} dimensions"
-            )),
+        embedding.dimension.map_or("dimension unknown".to_string(), |d| format!("{d} dimensions")),
     )?;
     writeln!(
         out,
         "Size      {} bytes on disk, {} entries; {} compressed, {} decompressed",
-        inspection.bytes.archive,
-        inspection.entries,
-        inspection.bytes.compressed,
-        inspection.bytes.decompressed
+        inspection.bytes.archive, inspection.entries, inspection.bytes.compressed, inspection.bytes.decompressed
     )?;
 
     let source = match inspection.count_source {
@@ -304,11 +228,7 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
         lvbak_core::CountSource::Lines => "counted",
         lvbak_core::CountSource::Unknown => "unknown",
     };
-    let nonempty: Vec<&(String, u64)> = inspection
-        .counts
-        .iter()
-        .filter(|(_, rows)| *rows > 0)
-        .collect();
+    let nonempty: Vec<&(String, u64)> = inspection.counts.iter().filter(|(_, rows)| *rows > 0).collect();
     writeln!(out, "\nRows ({source})")?;
     for (table, rows) in &nonempty {
         writeln!(out, "  {table:<28} {rows:>10}")?;
@@ -317,21 +237,13 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
     if empty > 0 {
         writeln!(out, "  ({empty} more tables are empty)")?;
     }
-    let files: BTreeMap<&String, _> = inspection
-        .files
-        .iter()
-        .filter(|(_, t)| t.count > 0)
-        .collect();
+    let files: BTreeMap<&String, _> = inspection.files.iter().filter(|(_, t)| t.count > 0).collect();
     writeln!(out, "\nFiles")?;
     if files.is_empty() {
         writeln!(out, "  (none)")?;
     }
     for (bucket, totals) in files {
-        writeln!(
-            out,
-            "  {bucket:<28} {:>10} files {:>14} bytes",
-            totals.count, totals.bytes
-        )?;
+        writeln!(out, "  {bucket:<28} {:>10} files {:>14} bytes", totals.count, totals.bytes)?;
     }
     if !inspection.vectors.is_empty() {
         writeln!(out, "\nVector tables")?;
@@ -339,11 +251,7 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
             writeln!(out, "  {table:<28} {rows:>10}")?;
         }
     }
-    writeln!(
-        out,
-        "\nSecrets   {} encrypted API keys",
-        inspection.secrets.count
-    )?;
+    writeln!(out, "\nSecrets   {} encrypted API keys", inspection.secrets.count)?;
     for key in &inspection.secrets.keys {
         writeln!(out, "  {key}")?;
     }

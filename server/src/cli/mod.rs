@@ -1,18 +1,19 @@
 //! The `lvbak` command line: `serve`, `inspect`, and the account and backup commands.
 
+mod export;
 mod inspect;
+mod seed;
 mod serve;
+mod user;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use user::add_user;
+
 #[derive(Debug, Parser)]
-#[command(
-    name = "lvbak",
-    version,
-    about = "Lumiverse-compatible account archives: serve, inspect, import, export"
-)]
+#[command(name = "lvbak", version, about = "Lumiverse-compatible account archives: serve, inspect, import, export")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,6 +25,12 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Show what a .lvbak archive holds, checking it on the way.
     Inspect(inspect::InspectArgs),
+    /// Manage accounts.
+    User(user::UserArgs),
+    /// Fill an account with demo data.
+    Seed(seed::SeedArgs),
+    /// Export an account to a .lvbak file.
+    Export(export::ExportArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -32,5 +39,19 @@ pub fn main() -> ExitCode {
     match &cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::User(args) => user::run(args),
+        Command::Seed(args) => seed::run(args),
+        Command::Export(args) => export::run(args),
     }
+}
+
+/// A multi-threaded runtime for commands that use the store.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Runtime::new()?)
+}
+
+/// Prints a failed command's error and gives its exit status.
+fn fail(error: anyhow::Error) -> ExitCode {
+    eprintln!("lvbak: {error:#}");
+    ExitCode::FAILURE
 }

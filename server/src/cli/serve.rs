@@ -1,42 +1,68 @@
-//! `lvbak serve`: prepare the data directory, listen, print the URL, serve until Ctrl-C.
+//! `lvbak serve`: open (or create) the data directory, listen, print the URL, serve until
+//! Ctrl-C. With `--demo`, an empty instance gets a seeded `demo` account on first start.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 
+use super::{fail, runtime};
 use crate::app::{self, AppState};
+use crate::auth::{generate_password, now};
 use crate::config::ServeConfig;
+use crate::seed::{seed, SeedOptions};
+use crate::storage::Store;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub config: ServeConfig,
+    /// On first start (no accounts yet), create a `demo` account full of demo data.
+    #[arg(long)]
+    pub demo: bool,
 }
 
+const DEMO_USER: &str = "demo";
+const DEMO_PASSWORD_FILE: &str = "demo-password.txt";
+
 pub fn run(args: &ServeArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("lvbak: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("lvbak: {error:#}");
-            ExitCode::FAILURE
-        }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,lance=warn,lancedb=warn,lance_core=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    runtime().and_then(|runtime| runtime.block_on(serve(args))).map_or_else(fail, |()| ExitCode::SUCCESS)
+}
+
+/// Creates and seeds the demo account if the instance has no account yet; returns the
+/// demo password when there is a demo account.
+async fn prepare_demo(store: &Store) -> anyhow::Result<Option<String>> {
+    let password_file = store.data_dir.join(DEMO_PASSWORD_FILE);
+    if store.db.user_names()?.is_empty() {
+        let password = generate_password();
+        super::add_user(store, DEMO_USER, &password)?;
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&password_file)?;
+        writeln!(file, "{password}")?;
+        let user = store.db.user_by_name(DEMO_USER)?.ok_or_else(|| anyhow::anyhow!("the demo account vanished"))?;
+        let report = seed(store, &user, SeedOptions::default(), now()).await?;
+        println!("created the demo account: {} rows, {} files, {} vectors", report.rows, report.files, report.vectors);
     }
+    Ok(std::fs::read_to_string(&password_file).ok().map(|text| text.trim().to_string()))
 }
 
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = &args.config;
-    std::fs::create_dir_all(&config.data.data_dir)?;
+    let limits = crate::config::limits_from_env().map_err(anyhow::Error::msg)?;
+    let store = Arc::new(Store::open(&config.data.data_dir).await?);
+    let demo_password = if args.demo { prepare_demo(&store).await? } else { None };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
-    println!("lvbak is running at http://{address}/");
-    let state = AppState::new(config.web_dir.clone());
+    println!("lvbak is running at http://{address}/ (data in {})", store.data_dir.display());
+    if let Some(password) = demo_password {
+        println!("sign in as {DEMO_USER} with password {password}");
+    }
+    let state = AppState::new(store, config.web_dir.clone(), limits);
     app::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -1,0 +1,205 @@
+//! Sign-in: Argon2id password hashes, random session tokens stored only as SHA-256 hashes,
+//! the token as an `HttpOnly; SameSite=Strict` cookie and in the login answer (for
+//! `Authorization: Bearer`), and the [`CurrentUser`] extractor every account route uses.
+//! A cookie-authenticated request that changes state must carry `X-Requested-With` or a
+//! same-origin `Origin`, which a cross-site page cannot forge.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::storage::identity::random_bytes;
+use crate::storage::sqlite::UserRecord;
+
+pub const SESSION_COOKIE: &str = "lvbak_session";
+const SESSION_SECONDS: i64 = 30 * 24 * 3600;
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An Argon2id hash (PHC string) of a password.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::encode_b64(&random_bytes::<16>()).map_err(|error| error.to_string())?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| error.to_string())
+}
+
+fn password_matches(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+}
+
+/// A readable random password for new accounts.
+pub fn generate_password() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<15>())
+}
+
+fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The signed-in user of a request.
+#[derive(Clone, Debug)]
+pub struct CurrentUser(pub UserRecord);
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(|cookies| {
+        cookies.split(';').find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE && !value.is_empty()).then(|| value.to_string())
+        })
+    })
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    (!token.trim().is_empty()).then(|| token.trim().to_string())
+}
+
+/// Whether a cookie-authenticated request may change state: it carries the custom header
+/// (which cross-site forms cannot send and cross-site scripts cannot without a CORS grant),
+/// or its `Origin` is this very host.
+fn same_site_request(headers: &HeaderMap) -> bool {
+    if headers.contains_key("x-requested-with") {
+        return true;
+    }
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    let origin = headers.get(ORIGIN).and_then(|o| o.to_str().ok());
+    match (host, origin) {
+        (Some(host), Some(origin)) => {
+            origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
+        }
+        _ => false,
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (token, from_cookie) = match bearer_token(&parts.headers) {
+            Some(token) => (token, false),
+            None => (cookie_token(&parts.headers).ok_or_else(AppError::unauthorized)?, true),
+        };
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if from_cookie && !safe && !same_site_request(&parts.headers) {
+            return Err(AppError::new(
+                StatusCode::FORBIDDEN,
+                "cross_site_request",
+                "send X-Requested-With with cookie-authenticated requests",
+            ));
+        }
+        let store = state.store();
+        let hash = token_hash(&token);
+        let user = tokio::task::spawn_blocking(move || store.db.session_user(&hash, now())).await??;
+        user.map(CurrentUser).ok_or_else(AppError::unauthorized)
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+fn session_cookie(token: &str, max_age: i64) -> Result<HeaderValue, AppError> {
+    HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"))
+        .map_err(AppError::internal)
+}
+
+/// `POST /api/v1/auth/login`: the same 401 for an unknown user and a wrong password.
+pub async fn login(State(state): State<AppState>, Json(request): Json<LoginRequest>) -> AppResult<Response> {
+    let store = state.store();
+    let verified = tokio::task::spawn_blocking(move || -> AppResult<Option<(UserRecord, String)>> {
+        let found = store.db.credentials(&request.username)?;
+        // An unknown user costs the same hashing as a known one.
+        let (user, stored) = match found {
+            Some(found) => found,
+            None => {
+                let _ = password_matches(&request.password, &DUMMY_HASH);
+                return Ok(None);
+            }
+        };
+        if !password_matches(&request.password, &stored) {
+            return Ok(None);
+        }
+        let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+        let at = now();
+        store.db.create_session(&token_hash(&token), &user.id, at, at + SESSION_SECONDS)?;
+        Ok(Some((user, token)))
+    })
+    .await??;
+    let Some((user, token)) = verified else {
+        return Err(AppError::new(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong user name or password"));
+    };
+    let mut response =
+        Json(json!({"token": token, "user": {"id": user.id, "username": user.username}})).into_response();
+    response.headers_mut().insert(SET_COOKIE, session_cookie(&token, SESSION_SECONDS)?);
+    Ok(response)
+}
+
+/// A hash of a random password, verified against for unknown users.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password(&generate_password()).unwrap_or_default());
+
+/// `POST /api/v1/auth/logout`
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _user: CurrentUser) -> AppResult<Response> {
+    if let Some(token) = bearer_token(&headers).or_else(|| cookie_token(&headers)) {
+        let store = state.store();
+        tokio::task::spawn_blocking(move || store.db.delete_session(&token_hash(&token))).await??;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(SET_COOKIE, session_cookie("", 0)?);
+    Ok(response)
+}
+
+/// `GET /api/v1/auth/me`
+pub async fn me(CurrentUser(user): CurrentUser) -> Json<serde_json::Value> {
+    Json(json!({"id": user.id, "username": user.username}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse").unwrap_or_default();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(password_matches("correct horse", &hash));
+        assert!(!password_matches("wrong horse", &hash));
+        assert!(PasswordHash::new(&DUMMY_HASH).is_ok());
+    }
+
+    #[test]
+    fn cross_site_requests_are_told_apart() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(!same_site_request(&headers));
+        headers.insert(ORIGIN, HeaderValue::from_static("http://evil.example"));
+        assert!(!same_site_request(&headers));
+        headers.insert(ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(same_site_request(&headers));
+        let mut custom = HeaderMap::new();
+        custom.insert("x-requested-with", HeaderValue::from_static("lvbak"));
+        assert!(same_site_request(&custom));
+    }
+}

@@ -1,0 +1,93 @@
+//! `lvbak export --user NAME [--include-vectors] [--include-secrets [--ticket-out FILE]] -o
+//! FILE`: the same archive the web page downloads, written to a file (for scheduled
+//! backups); with secrets, the ticket goes next to the archive unless `--ticket-out` says
+//! otherwise. The archive appears under its name only once complete.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{fail, runtime};
+use crate::auth::now;
+use crate::config::DataDirArg;
+use crate::export::archive::write_archive;
+use crate::export::plan::ExportPlan;
+use crate::storage::Store;
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The account to export.
+    #[arg(long)]
+    user: String,
+    /// Include vector embeddings.
+    #[arg(long = "include-vectors")]
+    include_vectors: bool,
+    /// Include API keys, encrypted, with a decryption ticket beside the archive.
+    #[arg(long = "include-secrets")]
+    include_secrets: bool,
+    /// Where the ticket goes (default: the archive's name with .ticket.json).
+    #[arg(long = "ticket-out", requires = "include_secrets")]
+    ticket_out: Option<PathBuf>,
+    /// The archive file to write.
+    #[arg(short = 'o', long = "output")]
+    output: PathBuf,
+    #[command(flatten)]
+    data: DataDirArg,
+}
+
+fn ticket_path_beside(archive: &Path) -> PathBuf {
+    let name = archive.file_name().and_then(|n| n.to_str()).unwrap_or("archive.lvbak");
+    let base = name.strip_suffix(".lvbak").unwrap_or(name);
+    archive.with_file_name(format!("{base}.ticket.json"))
+}
+
+pub fn run(args: &ExportArgs) -> ExitCode {
+    let result = runtime().and_then(|runtime| {
+        let store = runtime.block_on(Store::open(&args.data.data_dir))?;
+        let user = store.db.user_by_name(&args.user)?.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
+        let mut plan = ExportPlan::new(user, now(), args.include_vectors);
+        let secrets = if args.include_secrets { Some(plan.seal_secrets(&store)?) } else { None };
+        let partial = args.output.with_extension("lvbak.partial");
+        let file = BufWriter::with_capacity(1 << 20, File::create(&partial)?);
+        let handle = runtime.handle().clone();
+        let written =
+            std::thread::scope(|scope| scope.spawn(|| write_archive(&store, &handle, &plan, file, &|_| {})).join());
+        let (mut file, report) = match written {
+            Ok(Ok(done)) => done,
+            Ok(Err(error)) => {
+                let _ = std::fs::remove_file(&partial);
+                anyhow::bail!("export failed ({}): {error}", error.code());
+            }
+            Err(_) => anyhow::bail!("the export thread panicked"),
+        };
+        file.flush()?;
+        file.get_ref().sync_all()?;
+        std::fs::rename(&partial, &args.output)?;
+        println!(
+            "wrote {} ({} rows, {} files, {} vectors, {} secrets)",
+            args.output.display(),
+            report.rows,
+            report.files,
+            report.vectors.values().sum::<u64>(),
+            report.secrets
+        );
+        for missing in &report.missing_files {
+            println!("missing file (left out): {missing}");
+        }
+        if let Some(secrets) = secrets {
+            for key in &secrets.unreachable {
+                println!("secret could not be decrypted (left out): {key}");
+            }
+            if let Some(ticket) = secrets.ticket {
+                let path = args.ticket_out.clone().unwrap_or_else(|| ticket_path_beside(&args.output));
+                std::fs::write(&path, ticket.to_json())?;
+                println!("wrote the decryption ticket to {}", path.display());
+            }
+        }
+        Ok(())
+    });
+    result.map_or_else(fail, |()| ExitCode::SUCCESS)
+}

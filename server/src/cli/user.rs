@@ -1,0 +1,73 @@
+//! `lvbak user add NAME [--password P]`: creates an account (printing a generated password
+//! when none is given); `lvbak user list`.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::{fail, runtime};
+use crate::auth::{generate_password, hash_password, now};
+use crate::config::DataDirArg;
+use crate::storage::Store;
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    command: UserCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account.
+    Add {
+        name: String,
+        /// The password (a random one is generated and printed if omitted).
+        #[arg(long)]
+        password: Option<String>,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+}
+
+/// Creates an account in an opened store; returns its id.
+pub fn add_user(store: &Store, name: &str, password: &str) -> anyhow::Result<String> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c == '/') {
+        anyhow::bail!("a user name is 1 to 64 characters, without control characters or '/'");
+    }
+    let hash = hash_password(password).map_err(anyhow::Error::msg)?;
+    let id = crate::export::plan::new_archive_id();
+    Ok(store.db.create_user(&id, name, &hash, now())?.id)
+}
+
+pub fn run(args: &UserArgs) -> ExitCode {
+    let result = runtime().and_then(|runtime| {
+        runtime.block_on(async {
+            match &args.command {
+                UserCommand::Add { name, password, data } => {
+                    let store = Store::open(&data.data_dir).await?;
+                    let generated = password.is_none();
+                    let password = password.clone().unwrap_or_else(generate_password);
+                    add_user(&store, name, &password)?;
+                    if generated {
+                        println!("created user {name} with password {password}");
+                    } else {
+                        println!("created user {name}");
+                    }
+                }
+                UserCommand::List { data } => {
+                    let store = Store::open(&data.data_dir).await?;
+                    for name in store.db.user_names()? {
+                        println!("{name}");
+                    }
+                }
+            }
+            Ok(())
+        })
+    });
+    result.map_or_else(fail, |()| ExitCode::SUCCESS)
+}

@@ -1,0 +1,299 @@
+//! Writing one account into a `.lvbak`, on blocking threads: a scanner thread reads the
+//! tables from a SQLite snapshot and encodes NDJSON, while this thread deflates and writes
+//! the ZIP, so the two overlap on two cores. Then files (stored, deduplicated, missing ones
+//! reported), vectors with real `vector_b64`, the secrets entries, and the stats trailer.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use lvbak_core::registry::{table_spec, TableSpec, EXPORT_ORDER, VECTOR_TABLES};
+use lvbak_core::{
+    encode_vector, ArchiveWriter, EmbeddingConfig, EntrySize, FileBucket, FormatError, Manifest, ManifestStats,
+};
+use serde_json::{json, Value};
+use tokio::runtime::Handle;
+
+use super::plan::ExportPlan;
+use super::rows::{is_valid_entry, write_js_number, write_json_string, FileRef, RowEncoder};
+use crate::storage::sqlite::DbError;
+use crate::storage::vectors::{VectorError, VectorRow};
+use crate::storage::Store;
+
+/// NDJSON is handed from the scanner to the writer in pieces of about this size.
+const PIECE_BYTES: usize = 256 * 1024;
+/// Pieces in flight between the two threads.
+const PIECES_IN_FLIGHT: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Vectors(#[from] VectorError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the export was stopped")]
+    Stopped,
+}
+
+impl ExportError {
+    /// Whether the export ended because its reader went away.
+    pub fn is_disconnect(&self) -> bool {
+        let broken = |error: &std::io::Error| error.kind() == std::io::ErrorKind::BrokenPipe;
+        match self {
+            Self::Io(error) => broken(error),
+            Self::Format(FormatError::Io(error)) => broken(error),
+            Self::Stopped => true,
+            _ => false,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Format(error) => error.code(),
+            _ if self.is_disconnect() => "client_gone",
+            _ => "internal",
+        }
+    }
+}
+
+/// What an export wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportReport {
+    pub rows: u64,
+    pub tables: BTreeMap<String, u64>,
+    pub files: u64,
+    pub missing_files: Vec<String>,
+    pub vectors: BTreeMap<String, u64>,
+    pub secrets: u64,
+}
+
+enum Piece {
+    Table(&'static TableSpec),
+    Lines { bytes: Vec<u8>, rows: u64 },
+}
+
+/// Reads every registry table of the user in export order and sends NDJSON pieces;
+/// returns the files the rows name.
+fn scan_tables(
+    store: &Store,
+    user_id: &str,
+    line_cap: u64,
+    pieces: SyncSender<Piece>,
+) -> Result<Vec<FileRef>, ExportError> {
+    let scan = store.db.table_scan()?;
+    let mut files = Vec::new();
+    for name in EXPORT_ORDER {
+        let spec = table_spec(name).ok_or_else(|| DbError::Invalid(format!("{name} is not in the registry")))?;
+        pieces.send(Piece::Table(spec)).map_err(|_| ExportError::Stopped)?;
+        let mut encoder: Option<RowEncoder> = None;
+        let mut bytes = Vec::with_capacity(PIECE_BYTES + 64 * 1024);
+        let mut rows = 0;
+        scan.owned_rows(spec, user_id, |columns, values| -> Result<(), ExportError> {
+            let encoder = encoder.get_or_insert_with(|| RowEncoder::new(spec, columns, line_cap));
+            if encoder.encode(values, &mut bytes)? {
+                rows += 1;
+                encoder.files_of(values, &mut files);
+            }
+            if bytes.len() >= PIECE_BYTES {
+                let full = std::mem::replace(&mut bytes, Vec::with_capacity(PIECE_BYTES + 64 * 1024));
+                pieces.send(Piece::Lines { bytes: full, rows }).map_err(|_| ExportError::Stopped)?;
+                rows = 0;
+            }
+            Ok(())
+        })?;
+        if !bytes.is_empty() {
+            pieces.send(Piece::Lines { bytes, rows }).map_err(|_| ExportError::Stopped)?;
+        }
+    }
+    // A custom completion sound is not named by any row: it is the file in the folder.
+    for name in store.files.list(FileBucket::NotificationSounds, user_id)? {
+        let entry = FileBucket::NotificationSounds.entry_name(&name);
+        if is_valid_entry(&entry) {
+            files.push(FileRef { entry, bucket: FileBucket::NotificationSounds, inner: name, required: true });
+        }
+    }
+    Ok(files)
+}
+
+/// Writes the tables, as the scanner thread hands them over.
+fn write_tables<W: Write>(
+    writer: &mut ArchiveWriter<W>,
+    pieces: Receiver<Piece>,
+    report: &mut ExportReport,
+    progress: &dyn Fn(Value),
+) -> Result<(), ExportError> {
+    let mut current: Option<&'static TableSpec> = None;
+    let mut rows_in_table = 0u64;
+    let finish_table = |current: Option<&'static TableSpec>, rows: u64, report: &mut ExportReport| {
+        if let Some(spec) = current {
+            report.tables.insert(spec.name.to_string(), rows);
+            report.rows += rows;
+        }
+    };
+    for piece in pieces {
+        match piece {
+            Piece::Table(spec) => {
+                finish_table(current, rows_in_table, report);
+                writer.start_ndjson(&format!("database/{}.ndjson", spec.name), EntrySize::Small)?;
+                progress(json!({"phase": "table", "table": spec.name, "processed": 0}));
+                current = Some(spec);
+                rows_in_table = 0;
+            }
+            Piece::Lines { bytes, rows } => {
+                writer.write_lines(&bytes, rows)?;
+                rows_in_table += rows;
+                if let Some(spec) = current {
+                    progress(json!({"phase": "table", "table": spec.name, "processed": rows_in_table}));
+                }
+            }
+        }
+    }
+    finish_table(current, rows_in_table, report);
+    Ok(())
+}
+
+fn write_files<W: Write>(
+    store: &Store,
+    user_id: &str,
+    writer: &mut ArchiveWriter<W>,
+    files: Vec<FileRef>,
+    report: &mut ExportReport,
+    progress: &dyn Fn(Value),
+) -> Result<(), ExportError> {
+    let mut seen = HashSet::new();
+    let unique: Vec<FileRef> = files.into_iter().filter(|file| seen.insert(file.entry.clone())).collect();
+    let total = unique.len();
+    for (done, file) in unique.into_iter().enumerate() {
+        if done % 50 == 0 {
+            progress(json!({"phase": "files", "processed": done, "total": total}));
+        }
+        let opened =
+            if is_valid_entry(&file.entry) { store.files.open(file.bucket, user_id, &file.inner)? } else { None };
+        match opened {
+            Some((mut data, size)) => {
+                let size_class = if size > u64::from(u32::MAX) { EntrySize::MayExceed4GiB } else { EntrySize::Small };
+                writer.write_file(&file.entry, &mut data, size_class)?;
+                report.files += 1;
+            }
+            None if file.required => report.missing_files.push(file.entry),
+            None => {}
+        }
+    }
+    progress(json!({"phase": "files", "processed": total, "total": total}));
+    Ok(())
+}
+
+/// One `lancedb/` line, with `user_id` left out and the vector as `vector_b64`.
+fn encode_vector_row(row: &VectorRow, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"id\":");
+    write_json_string(out, &row.id);
+    out.extend_from_slice(b",\"source_type\":");
+    write_json_string(out, &row.source_type);
+    out.extend_from_slice(b",\"source_id\":");
+    write_json_string(out, &row.source_id);
+    out.extend_from_slice(b",\"owner_id\":");
+    write_json_string(out, &row.owner_id);
+    out.extend_from_slice(b",\"chunk_index\":");
+    write_js_number(out, row.chunk_index);
+    out.extend_from_slice(b",\"metadata_json\":");
+    write_json_string(out, &row.metadata_json);
+    out.extend_from_slice(b",\"updated_at\":");
+    write_js_number(out, row.updated_at);
+    out.extend_from_slice(b",\"vector_b64\":");
+    write_json_string(out, &encode_vector(&row.vector));
+    out.extend_from_slice(b"}\n");
+}
+
+fn write_vectors<W: Write>(
+    store: &Store,
+    runtime: &Handle,
+    user_id: &str,
+    writer: &mut ArchiveWriter<W>,
+    report: &mut ExportReport,
+    progress: &dyn Fn(Value),
+) -> Result<(), ExportError> {
+    for table in VECTOR_TABLES {
+        writer.start_ndjson(&format!("lancedb/{table}.ndjson"), EntrySize::Small)?;
+        let mut rows = runtime.block_on(store.vectors.rows_of(table, user_id))?;
+        let mut count = 0u64;
+        let mut line = Vec::new();
+        // Each batch is fetched inside the runtime, then written outside it: writing may
+        // block on the HTTP pipe, which must not happen on a runtime thread.
+        while let Some(batch) = runtime.block_on(rows.next_batch())? {
+            for row in &batch {
+                line.clear();
+                encode_vector_row(row, &mut line);
+                writer.write_lines(&line, 1)?;
+            }
+            count += batch.len() as u64;
+            progress(json!({"phase": "lancedb", "table": table, "processed": count}));
+        }
+        report.vectors.insert(table.to_string(), count);
+    }
+    Ok(())
+}
+
+/// Writes the whole archive of `plan` into `out`.
+pub fn write_archive<W: Write>(
+    store: &Store,
+    runtime: &Handle,
+    plan: &ExportPlan,
+    out: W,
+    progress: &dyn Fn(Value),
+) -> Result<(W, ExportReport), ExportError> {
+    let user_id = plan.user.id.as_str();
+    let line_cap = lvbak_core::Limits::STANDARD.max_line_bytes;
+    let mut manifest = Manifest::new(plan.archive_id.clone(), plan.exported_at);
+    manifest.include_vectors = plan.include_vectors;
+    manifest.embedding_config = embedding_config_of(store, user_id)?;
+    if let Some(secrets) = &plan.secrets {
+        manifest.has_encrypted_secrets = !secrets.index.keys.is_empty();
+        manifest.secrets_count = secrets.index.keys.len() as u64;
+    }
+
+    let mut writer = ArchiveWriter::new(out, plan.exported_at, line_cap);
+    writer.write_manifest(&manifest)?;
+    let mut report = ExportReport::default();
+    let files = std::thread::scope(|scope| -> Result<Vec<FileRef>, ExportError> {
+        let (sender, receiver) = sync_channel(PIECES_IN_FLIGHT);
+        let scanner = scope.spawn(move || scan_tables(store, user_id, line_cap, sender));
+        let written = write_tables(&mut writer, receiver, &mut report, progress);
+        let scanned =
+            scanner.join().map_err(|_| ExportError::Io(std::io::Error::other("the table scanner panicked")))?;
+        // A writer failure (the client left) explains a scanner that was stopped.
+        written?;
+        scanned
+    })?;
+    write_files(store, user_id, &mut writer, files, &mut report, progress)?;
+    if plan.include_vectors {
+        write_vectors(store, runtime, user_id, &mut writer, &mut report, progress)?;
+    }
+    if let Some(secrets) = plan.secrets.as_ref().filter(|secrets| !secrets.index.keys.is_empty()) {
+        progress(json!({"phase": "secrets", "count": secrets.records.len()}));
+        writer.write_secrets(&secrets.index, &secrets.records)?;
+        report.secrets = secrets.records.len() as u64;
+    }
+    let mut stats = ManifestStats {
+        counts: report.tables.clone().into_iter().collect(),
+        missing_files: report.missing_files.clone(),
+    };
+    for (table, count) in &report.vectors {
+        stats.counts.insert(format!("lancedb:{table}"), *count);
+    }
+    writer.write_stats(&stats)?;
+    let out = writer.finish()?;
+    Ok((out, report))
+}
+
+/// The user's embedding configuration, from their `embeddingConfig` setting.
+pub fn embedding_config_of(store: &Store, user_id: &str) -> Result<EmbeddingConfig, ExportError> {
+    let text = store.db.setting(user_id, "embeddingConfig")?;
+    Ok(text
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .map(|value| EmbeddingConfig::from_setting_value(&value))
+        .unwrap_or_default())
+}

@@ -1,0 +1,210 @@
+//! Export over HTTP (FORMAT §8): `GET /export` streams an archive at once; `POST
+//! /export/prepare` makes an archive id (and, with secrets, the ticket) and `GET
+//! /export/archive/:id` streams that archive once; `GET /export/:id/events` follows the
+//! progress. The archive is written on blocking threads into a bounded pipe that feeds the
+//! response, so memory stays flat and a client that leaves stops the work.
+
+pub mod archive;
+pub mod pipe;
+pub mod plan;
+pub mod rows;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+use crate::auth::{now, CurrentUser};
+use crate::error::{AppError, AppResult};
+use crate::progress::events_response;
+use plan::ExportPlan;
+
+/// Prepared exports not fetched within this time are forgotten.
+const PREPARED_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Exports prepared and not yet fetched, by archive id.
+#[derive(Clone, Default)]
+pub struct PreparedExports {
+    plans: Arc<Mutex<HashMap<String, (ExportPlan, Instant)>>>,
+}
+
+impl PreparedExports {
+    fn insert(&self, plan: ExportPlan) {
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        plans.retain(|_, (_, made)| made.elapsed() < PREPARED_LIFETIME);
+        plans.insert(plan.archive_id.clone(), (plan, Instant::now()));
+    }
+
+    /// Takes the plan of `archive_id` if it is `user_id`'s: each is fetched once.
+    fn take(&self, archive_id: &str, user_id: &str) -> Option<ExportPlan> {
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        let (plan, made) = plans.get(archive_id)?;
+        if plan.user.id != user_id || made.elapsed() >= PREPARED_LIFETIME {
+            return None;
+        }
+        plans.remove(archive_id).map(|(plan, _)| plan)
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/user-data/export", get(export_now))
+        .route("/api/v1/user-data/export/prepare", post(prepare))
+        .route("/api/v1/user-data/export/archive/{archive_id}", get(download_prepared))
+        .route("/api/v1/user-data/export/{archive_id}/events", get(events))
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    #[serde(rename = "includeVectors")]
+    include_vectors: Option<String>,
+}
+
+fn flag(value: Option<&str>, default: bool) -> bool {
+    match value {
+        Some("0" | "false" | "no") => false,
+        Some(_) => true,
+        None => default,
+    }
+}
+
+/// `GET /api/v1/user-data/export?includeVectors=0|1`
+async fn export_now(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(query): Query<ExportQuery>,
+) -> Response {
+    let plan = ExportPlan::new(user, now(), flag(query.include_vectors.as_deref(), true));
+    stream_archive(&state, plan)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PrepareRequest {
+    #[serde(default = "yes")]
+    include_vectors: bool,
+    #[serde(default)]
+    include_secrets: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /api/v1/user-data/export/prepare {includeVectors, includeSecrets}`
+async fn prepare(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Json(request): Json<PrepareRequest>,
+) -> AppResult<Json<Value>> {
+    let mut plan = ExportPlan::new(user, now(), request.include_vectors);
+    let store = state.store();
+    let (plan, secrets) = tokio::task::spawn_blocking(move || {
+        let secrets = if request.include_secrets { Some(plan.seal_secrets(&store)?) } else { None };
+        Ok::<_, AppError>((plan, secrets))
+    })
+    .await??;
+    let archive_url = format!("/api/v1/user-data/export/archive/{}", plan.archive_id);
+    let ticket = secrets.as_ref().and_then(|s| s.ticket.as_ref());
+    let answer = json!({
+        "archiveId": plan.archive_id,
+        "archiveUrl": archive_url,
+        "archiveFilename": plan.archive_file_name(),
+        "ticketFilename": ticket.map(|_| plan.ticket_file_name()),
+        "ticket": ticket,
+        "secretsCount": secrets.as_ref().map_or(0, |s| s.sealed.index.keys.len()),
+        "unreachableSecrets": secrets.as_ref().map_or(Vec::new(), |s| s.unreachable.clone()),
+        "eventsUrl": format!("/api/v1/user-data/export/{}/events", plan.archive_id),
+    });
+    state.progress().open(&plan.archive_id, &plan.user.id);
+    state.prepared_exports().insert(plan);
+    Ok(Json(answer))
+}
+
+/// `GET /api/v1/user-data/export/archive/:archiveId`
+async fn download_prepared(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(archive_id): Path<String>,
+) -> AppResult<Response> {
+    let plan =
+        state.prepared_exports().take(&archive_id, &user.id).ok_or_else(|| AppError::not_found("prepared archive"))?;
+    Ok(stream_archive(&state, plan))
+}
+
+/// `GET /api/v1/user-data/export/:archiveId/events`
+async fn events(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(archive_id): Path<String>,
+) -> AppResult<Response> {
+    let (latest, receiver) =
+        state.progress().subscribe(&archive_id, &user.id).ok_or_else(|| AppError::not_found("export"))?;
+    Ok(events_response(latest, receiver))
+}
+
+/// Starts writing `plan`'s archive on blocking threads and answers with its stream.
+fn stream_archive(state: &AppState, plan: ExportPlan) -> Response {
+    let (writer, failer, body) = pipe::pipe();
+    let progress = state.progress().open(&plan.archive_id, &plan.user.id);
+    let store = state.store();
+    let runtime = tokio::runtime::Handle::current();
+    let file_name = plan.archive_file_name();
+    let archive_id = plan.archive_id.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let publish = |event: Value| progress.publish(event);
+        match archive::write_archive(&store, &runtime, &plan, writer, &publish) {
+            Ok((mut writer, report)) => {
+                let flushed = writer.flush();
+                let bytes = writer.written();
+                drop(writer);
+                match flushed {
+                    Ok(()) => publish(json!({
+                        "phase": "complete",
+                        "rows": report.rows,
+                        "files": report.files,
+                        "missingFiles": report.missing_files,
+                        "vectors": report.vectors,
+                        "secrets": report.secrets,
+                        "bytes": bytes,
+                        "seconds": started.elapsed().as_secs_f64(),
+                    })),
+                    Err(_) => publish(json!({"phase": "cancelled", "reason": "the client went away"})),
+                }
+            }
+            Err(error) if error.is_disconnect() => {
+                tracing::info!("export {} stopped: the client went away", plan.archive_id);
+                publish(json!({"phase": "cancelled", "reason": "the client went away"}));
+            }
+            Err(error) => {
+                tracing::error!("export {} failed: {error}", plan.archive_id);
+                publish(json!({"phase": "failed", "code": error.code(), "error": error.to_string()}));
+                failer.fail(error.to_string());
+            }
+        }
+    });
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        headers.insert(CONTENT_DISPOSITION, value);
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    if let Ok(value) = HeaderValue::from_str(&archive_id) {
+        headers.insert("x-lvbak-archive-id", value);
+    }
+    response
+}

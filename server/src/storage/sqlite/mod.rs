@@ -1,0 +1,92 @@
+//! SQLite, the only module that touches rusqlite: opening the database (WAL, foreign keys,
+//! migrations), a writer connection and a small pool of readers, and the queries the rest
+//! of the server needs, grouped by concern in the submodules.
+
+mod accounts;
+mod migrations;
+mod rows;
+mod secrets;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+
+pub use accounts::{SessionUser, UserRecord};
+pub use rows::{RowValue, TableScan};
+pub use secrets::{StoredSecret, TicketUse};
+
+/// A storage failure; its details are for logs, not for HTTP answers.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// The database of one data directory.
+pub struct Database {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Readers kept for reuse; more are opened on demand and dropped when over this.
+const IDLE_READERS: usize = 4;
+
+fn configure(connection: &Connection) -> DbResult<()> {
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+impl Database {
+    /// Opens (creating if needed) the database file, switches it to WAL and migrates it.
+    pub fn open(path: &Path) -> DbResult<Self> {
+        let mut connection = Connection::open(path)?;
+        let mode: String = connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(DbError::Invalid(format!("the database refused WAL mode ({mode})")));
+        }
+        configure(&connection)?;
+        migrations::migrate(&mut connection)?;
+        Ok(Self { path: path.to_path_buf(), writer: Mutex::new(connection), readers: Mutex::new(Vec::new()) })
+    }
+
+    /// A new connection of its own, for long work (an export's snapshot, an import's apply).
+    fn connect(&self) -> DbResult<Connection> {
+        let connection = Connection::open(&self.path)?;
+        configure(&connection)?;
+        Ok(connection)
+    }
+
+    /// Runs `work` on the one writer connection (callers are on blocking threads).
+    fn write<T>(&self, work: impl FnOnce(&mut Connection) -> DbResult<T>) -> DbResult<T> {
+        let mut connection = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&mut connection)
+    }
+
+    /// Runs `work` on a pooled reader connection.
+    fn read<T>(&self, work: impl FnOnce(&Connection) -> DbResult<T>) -> DbResult<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => self.connect()?,
+        };
+        let result = work(&connection);
+        let mut readers = self.readers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if readers.len() < IDLE_READERS {
+            readers.push(connection);
+        }
+        result
+    }
+}
+
+/// Quotes an identifier known to come from the registry or the schema (never from input).
+pub(crate) fn quoted(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}

@@ -1,0 +1,235 @@
+//! Registry rows: reading one user's rows of a table from a consistent snapshot (export),
+//! with the ownership filters of the registry. Values are handed out as [`RowValue`] so no
+//! caller needs rusqlite's types.
+
+use lvbak_core::registry::{table_spec, Ownership, TableSpec};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension};
+
+use super::{quoted, Database, DbError, DbResult};
+
+/// One SQLite value, borrowed from the row being read.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RowValue<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// A read transaction on a connection of its own: every table read through it sees the
+/// same moment, however long the export takes.
+pub struct TableScan {
+    connection: Connection,
+}
+
+/// The SQL that selects the rows of `spec` that belong to a user (`?1`).
+fn owned_rows_sql(spec: &TableSpec) -> DbResult<String> {
+    let table = quoted(spec.name);
+    let mut sql = match spec.ownership {
+        Ownership::Direct { column } => {
+            format!("SELECT * FROM {table} WHERE {} = ?1", quoted(column))
+        }
+        Ownership::Parent { parent_table, column } => {
+            let Some(Ownership::Direct { column: owner }) = table_spec(parent_table).map(|parent| parent.ownership)
+            else {
+                return Err(DbError::Invalid(format!("{parent_table} is not owned directly")));
+            };
+            format!(
+                "SELECT * FROM {table} WHERE {} IN (SELECT id FROM {} WHERE {} = ?1)",
+                quoted(column),
+                quoted(parent_table),
+                quoted(owner)
+            )
+        }
+    };
+    if let Some((column, value)) = spec.row_filter {
+        sql.push_str(&format!(" AND {} = '{}'", quoted(column), value.replace('\'', "''")));
+    }
+    Ok(sql)
+}
+
+impl Database {
+    /// The JSON text of one of a user's settings.
+    pub fn setting(&self, user_id: &str, key: &str) -> DbResult<Option<String>> {
+        self.read(|connection| setting_in(connection, user_id, key))
+    }
+
+    /// Starts a snapshot for reading many tables consistently.
+    pub fn table_scan(&self) -> DbResult<TableScan> {
+        let connection = self.connect()?;
+        connection.execute_batch("BEGIN DEFERRED")?;
+        Ok(TableScan { connection })
+    }
+}
+
+impl TableScan {
+    /// Calls `each` with the column names and values of every row of `spec` owned by
+    /// `user_id`, in SQLite's scan order; returns how many rows there were. A table the
+    /// database does not have yields nothing.
+    pub fn owned_rows<E: From<DbError>>(
+        &self,
+        spec: &TableSpec,
+        user_id: &str,
+        mut each: impl FnMut(&[String], &[RowValue<'_>]) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let sql = owned_rows_sql(spec)?;
+        let mut statement = self.connection.prepare(&sql).map_err(DbError::from)?;
+        let columns: Vec<String> = statement.column_names().into_iter().map(str::to_string).collect();
+        let mut rows = statement.query([user_id]).map_err(DbError::from)?;
+        let mut count = 0;
+        while let Some(row) = rows.next().map_err(DbError::from)? {
+            let mut values = Vec::with_capacity(columns.len());
+            for index in 0..columns.len() {
+                values.push(match row.get_ref(index).map_err(DbError::from)? {
+                    ValueRef::Null => RowValue::Null,
+                    ValueRef::Integer(value) => RowValue::Integer(value),
+                    ValueRef::Real(value) => RowValue::Real(value),
+                    ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                        Ok(text) => RowValue::Text(text),
+                        Err(_) => RowValue::Blob(bytes),
+                    },
+                    ValueRef::Blob(bytes) => RowValue::Blob(bytes),
+                });
+            }
+            each(&columns, &values)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// The JSON text of one of a user's settings, as of the snapshot.
+    pub fn setting(&self, user_id: &str, key: &str) -> DbResult<Option<String>> {
+        setting_in(&self.connection, user_id, key)
+    }
+}
+
+fn setting_in(connection: &Connection, user_id: &str, key: &str) -> DbResult<Option<String>> {
+    Ok(connection
+        .query_row("SELECT value FROM settings WHERE user_id = ?1 AND key = ?2", [user_id, key], |row| row.get(0))
+        .optional()?)
+}
+
+/// A JSON value as SQLite stores it: booleans as 0/1, arrays and objects as JSON text.
+fn to_sql(value: &serde_json::Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as Sql;
+    match value {
+        serde_json::Value::Null => Sql::Null,
+        serde_json::Value::Bool(flag) => Sql::Integer(i64::from(*flag)),
+        serde_json::Value::Number(number) => match number.as_i64() {
+            Some(integer) => Sql::Integer(integer),
+            None => Sql::Real(number.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(text) => Sql::Text(text.clone()),
+        other => Sql::Text(other.to_string()),
+    }
+}
+
+impl Database {
+    /// Inserts rows given as JSON objects (keys are columns) into `table`, in one
+    /// transaction; any conflict fails the whole batch. For demo data and tests: imports go
+    /// through the import engine's merge rules instead.
+    pub fn insert_json_rows(&self, table: &str, rows: &[serde_json::Map<String, serde_json::Value>]) -> DbResult<u64> {
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            for row in rows {
+                let columns: Vec<String> = row.keys().map(|column| quoted(column)).collect();
+                let placeholders: Vec<String> = (1..=row.len()).map(|i| format!("?{i}")).collect();
+                let sql = format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    quoted(table),
+                    columns.join(", "),
+                    placeholders.join(", ")
+                );
+                let values: Vec<rusqlite::types::Value> = row.values().map(to_sql).collect();
+                transaction.execute(&sql, rusqlite::params_from_iter(values))?;
+            }
+            transaction.commit()?;
+            Ok(rows.len() as u64)
+        })
+    }
+
+    /// Every row of `table` whose `column` equals `value`, as JSON objects
+    /// (for tests and checks).
+    pub fn rows_where(
+        &self,
+        table: &str,
+        column: &str,
+        value: &str,
+    ) -> DbResult<Vec<serde_json::Map<String, serde_json::Value>>> {
+        self.read(|connection| {
+            let sql = format!("SELECT * FROM {} WHERE {} = ?1", quoted(table), quoted(column));
+            let mut statement = connection.prepare(&sql)?;
+            let columns: Vec<String> = statement.column_names().into_iter().map(str::to_string).collect();
+            let mut rows = statement.query([value])?;
+            let mut found = Vec::new();
+            while let Some(row) = rows.next()? {
+                let mut object = serde_json::Map::new();
+                for (index, column) in columns.iter().enumerate() {
+                    let value = match row.get_ref(index)? {
+                        ValueRef::Null => serde_json::Value::Null,
+                        ValueRef::Integer(integer) => integer.into(),
+                        ValueRef::Real(real) => real.into(),
+                        ValueRef::Text(text) => String::from_utf8_lossy(text).into_owned().into(),
+                        ValueRef::Blob(bytes) => bytes.to_vec().into(),
+                    };
+                    object.insert(column.clone(), value);
+                }
+                found.push(object);
+            }
+            Ok(found)
+        })
+    }
+
+    /// The number of rows of `table` (every user's), for checks that nothing else changed.
+    pub fn count_rows(&self, table: &str) -> DbResult<u64> {
+        self.read(|connection| {
+            Ok(connection
+                .query_row(&format!("SELECT count(*) FROM {}", quoted(table)), [], |row| row.get::<_, i64>(0))?
+                as u64)
+        })
+    }
+}
+
+impl Database {
+    /// Every table's columns and foreign keys as `PRAGMA table_info` / `foreign_key_list`
+    /// report them, in the shape of `lumiverse-schema.json` (for schema checks).
+    pub fn schema_facts(&self) -> DbResult<serde_json::Map<String, serde_json::Value>> {
+        use serde_json::json;
+        self.read(|connection| {
+            let mut tables = serde_json::Map::new();
+            let names: Vec<String> = connection
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            for name in names {
+                let mut columns = Vec::new();
+                let mut statement = connection.prepare(&format!("PRAGMA table_info({})", quoted(&name)))?;
+                let mut rows = statement.query([])?;
+                while let Some(row) = rows.next()? {
+                    columns.push(json!({
+                        "name": row.get::<_, String>(1)?,
+                        "type": row.get::<_, String>(2)?,
+                        "notnull": row.get::<_, i64>(3)? != 0,
+                        "default": row.get::<_, Option<String>>(4)?,
+                        "pk": row.get::<_, i64>(5)?,
+                    }));
+                }
+                let mut keys = Vec::new();
+                let mut statement = connection.prepare(&format!("PRAGMA foreign_key_list({})", quoted(&name)))?;
+                let mut rows = statement.query([])?;
+                while let Some(row) = rows.next()? {
+                    keys.push(json!({
+                        "column": row.get::<_, String>(3)?,
+                        "references": row.get::<_, String>(2)?,
+                        "to": row.get::<_, String>(4)?,
+                        "on_delete": row.get::<_, String>(6)?,
+                    }));
+                }
+                tables.insert(name, json!({"columns": columns, "foreign_keys": keys}));
+            }
+            Ok(tables)
+        })
+    }
+}

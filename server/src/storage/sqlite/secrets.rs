@@ -1,0 +1,91 @@
+//! The `secrets` table (values sealed under the instance identity key by
+//! `storage::identity`, stored here as base64 text) and `import_consumed_tickets`.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{Database, DbResult};
+
+/// One sealed secret as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub key: String,
+    pub encrypted_value: String,
+    pub iv: String,
+    pub tag: String,
+}
+
+/// What a ticket's use looked like before this one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TicketUse {
+    pub was_reused: bool,
+    pub uses: i64,
+    pub previously_consumed_at: Option<i64>,
+}
+
+impl Database {
+    /// Inserts or replaces one user's secret.
+    pub fn put_secret(&self, user_id: &str, secret: &StoredSecret, now: i64) -> DbResult<()> {
+        self.write(|connection| {
+            connection.execute(
+                "INSERT INTO secrets (key, encrypted_value, iv, tag, updated_at, user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (key, user_id) DO UPDATE SET encrypted_value = excluded.encrypted_value,
+                     iv = excluded.iv, tag = excluded.tag, updated_at = excluded.updated_at",
+                params![secret.key, secret.encrypted_value, secret.iv, secret.tag, now, user_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Every secret of one user, by key name.
+    pub fn secrets_of(&self, user_id: &str) -> DbResult<Vec<StoredSecret>> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare("SELECT key, encrypted_value, iv, tag FROM secrets WHERE user_id = ?1 ORDER BY key")?;
+            let secrets = statement
+                .query_map([user_id], |row| {
+                    Ok(StoredSecret {
+                        key: row.get(0)?,
+                        encrypted_value: row.get(1)?,
+                        iv: row.get(2)?,
+                        tag: row.get(3)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(secrets)
+        })
+    }
+
+    /// Records one use of a ticket and says how it was used before (FORMAT §6: reuse is an
+    /// advisory, never a refusal).
+    pub fn record_ticket_use(&self, archive_id: &str, user_id: &str, now: i64) -> DbResult<TicketUse> {
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            let before: Option<(i64, i64)> = transaction
+                .query_row(
+                    "SELECT consumed_at, uses FROM import_consumed_tickets WHERE archive_id = ?1",
+                    [archive_id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let result = match before {
+                Some((consumed_at, uses)) => {
+                    transaction.execute(
+                        "UPDATE import_consumed_tickets SET uses = uses + 1, last_used_at = ?2 WHERE archive_id = ?1",
+                        params![archive_id, now],
+                    )?;
+                    TicketUse { was_reused: true, uses: uses + 1, previously_consumed_at: Some(consumed_at) }
+                }
+                None => {
+                    transaction.execute(
+                        "INSERT INTO import_consumed_tickets (archive_id, consumed_at, user_id, uses, last_used_at)
+                         VALUES (?1, ?2, ?3, 1, ?2)",
+                        params![archive_id, now, user_id],
+                    )?;
+                    TicketUse { was_reused: false, uses: 1, previously_consumed_at: None }
+                }
+            };
+            transaction.commit()?;
+            Ok(result)
+        })
+    }
+}

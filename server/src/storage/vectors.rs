@@ -1,0 +1,265 @@
+//! LanceDB, the only module that touches it: `<data>/lancedb` with the tables `embeddings`
+//! and `embeddings_world_books`, in Lumiverse's column layout (FORMAT §5) with the vector
+//! as a fixed-size list of float32. A table takes its dimension from its first rows.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use lancedb::arrow::arrow_array::{
+    types::Float32Type, Array, FixedSizeListArray, Float32Array, Float64Array, RecordBatch, StringArray,
+};
+use lancedb::arrow::arrow_schema::{DataType, Field, Schema, SchemaRef};
+use lancedb::query::{ExecutableQuery, QueryBase};
+use tokio::sync::Mutex;
+
+/// One vector row as LanceDB holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VectorRow {
+    pub id: String,
+    pub user_id: String,
+    pub source_type: String,
+    pub source_id: String,
+    pub owner_id: String,
+    pub chunk_index: f64,
+    pub content: String,
+    pub vector: Vec<f32>,
+    pub metadata_json: String,
+    pub updated_at: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VectorError {
+    #[error("lancedb: {0}")]
+    Lance(#[from] lancedb::Error),
+    #[error("arrow: {0}")]
+    Arrow(#[from] lancedb::arrow::arrow_schema::ArrowError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Rows being read from a table.
+pub struct VectorRows {
+    stream: Option<lancedb::arrow::SendableRecordBatchStream>,
+}
+
+impl VectorRows {
+    /// The next batch of rows, or `None` at the end.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<VectorRow>>, VectorError> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(None);
+        };
+        match stream.try_next().await? {
+            Some(batch) => Ok(Some(rows_of_batch(&batch)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+pub struct VectorStore {
+    connection: lancedb::Connection,
+    /// Creating a table and adding to it must not race between two imports.
+    writes: Mutex<()>,
+}
+
+fn schema(dimension: i32) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("source_type", DataType::Utf8, true),
+        Field::new("source_id", DataType::Utf8, true),
+        Field::new("owner_id", DataType::Utf8, true),
+        Field::new("chunk_index", DataType::Float64, true),
+        Field::new("content", DataType::Utf8, true),
+        Field::new(
+            "vector",
+            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), dimension),
+            true,
+        ),
+        Field::new("metadata_json", DataType::Utf8, true),
+        Field::new("updated_at", DataType::Float64, true),
+    ]))
+}
+
+/// A string literal for a LanceDB filter.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, VectorError> {
+    batch
+        .column_by_name(name)
+        .and_then(|column| column.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| VectorError::Invalid(format!("column {name} is not text")))
+}
+
+fn floats<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Float64Array, VectorError> {
+    batch
+        .column_by_name(name)
+        .and_then(|column| column.as_any().downcast_ref::<Float64Array>())
+        .ok_or_else(|| VectorError::Invalid(format!("column {name} is not float64")))
+}
+
+fn rows_of_batch(batch: &RecordBatch) -> Result<Vec<VectorRow>, VectorError> {
+    let text = |array: &StringArray, row: usize| {
+        if array.is_null(row) {
+            String::new()
+        } else {
+            array.value(row).to_string()
+        }
+    };
+    let (id, user_id, source_type, source_id, owner_id, content, metadata) = (
+        strings(batch, "id")?,
+        strings(batch, "user_id")?,
+        strings(batch, "source_type")?,
+        strings(batch, "source_id")?,
+        strings(batch, "owner_id")?,
+        strings(batch, "content")?,
+        strings(batch, "metadata_json")?,
+    );
+    let (chunk_index, updated_at) = (floats(batch, "chunk_index")?, floats(batch, "updated_at")?);
+    let vectors = batch
+        .column_by_name("vector")
+        .and_then(|column| column.as_any().downcast_ref::<FixedSizeListArray>())
+        .ok_or_else(|| VectorError::Invalid("column vector is not a fixed-size list".into()))?;
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let vector = if vectors.is_null(row) {
+            Vec::new()
+        } else {
+            let values = vectors.value(row);
+            let values = values
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .ok_or_else(|| VectorError::Invalid("vector items are not float32".into()))?;
+            values.values().to_vec()
+        };
+        rows.push(VectorRow {
+            id: text(id, row),
+            user_id: text(user_id, row),
+            source_type: text(source_type, row),
+            source_id: text(source_id, row),
+            owner_id: text(owner_id, row),
+            chunk_index: if chunk_index.is_null(row) { 0.0 } else { chunk_index.value(row) },
+            content: text(content, row),
+            vector,
+            metadata_json: text(metadata, row),
+            updated_at: if updated_at.is_null(row) { 0.0 } else { updated_at.value(row) },
+        });
+    }
+    Ok(rows)
+}
+
+fn batch_of_rows(rows: &[VectorRow], dimension: i32) -> Result<RecordBatch, VectorError> {
+    let column = |pick: fn(&VectorRow) -> &str| Arc::new(StringArray::from_iter_values(rows.iter().map(pick)));
+    let vectors = FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
+        rows.iter().map(|row| Some(row.vector.iter().copied().map(Some).collect::<Vec<_>>())),
+        dimension,
+    );
+    Ok(RecordBatch::try_new(
+        schema(dimension),
+        vec![
+            column(|r| &r.id),
+            column(|r| &r.user_id),
+            column(|r| &r.source_type),
+            column(|r| &r.source_id),
+            column(|r| &r.owner_id),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.chunk_index))),
+            column(|r| &r.content),
+            Arc::new(vectors),
+            column(|r| &r.metadata_json),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.updated_at))),
+        ],
+    )?)
+}
+
+impl VectorStore {
+    pub async fn open(directory: &Path) -> Result<Self, VectorError> {
+        std::fs::create_dir_all(directory).map_err(|error| VectorError::Invalid(error.to_string()))?;
+        let uri = directory.to_str().ok_or_else(|| VectorError::Invalid("the data directory is not UTF-8".into()))?;
+        let connection = lancedb::connect(uri).execute().await?;
+        Ok(Self { connection, writes: Mutex::new(()) })
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<lancedb::Table>, VectorError> {
+        match self.connection.open_table(name).execute().await {
+            Ok(table) => Ok(Some(table)),
+            Err(lancedb::Error::TableNotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The vector dimension of a table, if it exists.
+    pub async fn dimension(&self, name: &str) -> Result<Option<i32>, VectorError> {
+        let Some(table) = self.table(name).await? else {
+            return Ok(None);
+        };
+        let schema = table.schema().await?;
+        Ok(match schema.field_with_name("vector").map(|field| field.data_type().clone()) {
+            Ok(DataType::FixedSizeList(_, dimension)) => Some(dimension),
+            _ => None,
+        })
+    }
+
+    /// The rows of `user_id` in table `name`, to be pulled a batch at a time.
+    pub async fn rows_of(&self, name: &str, user_id: &str) -> Result<VectorRows, VectorError> {
+        let Some(table) = self.table(name).await? else {
+            return Ok(VectorRows { stream: None });
+        };
+        let stream = table.query().only_if(format!("user_id = {}", literal(user_id))).execute().await?;
+        Ok(VectorRows { stream: Some(stream) })
+    }
+
+    /// Which of `ids` exist in table `name`.
+    pub async fn existing_ids(&self, name: &str, ids: &[String]) -> Result<HashSet<String>, VectorError> {
+        let Some(table) = self.table(name).await? else {
+            return Ok(HashSet::new());
+        };
+        let mut found = HashSet::new();
+        for group in ids.chunks(500) {
+            let list = group.iter().map(|id| literal(id)).collect::<Vec<_>>().join(", ");
+            let mut stream = table
+                .query()
+                .only_if(format!("id IN ({list})"))
+                .select(lancedb::query::Select::Columns(vec!["id".into()]))
+                .execute()
+                .await?;
+            while let Some(batch) = stream.try_next().await? {
+                let ids = strings(&batch, "id")?;
+                found.extend((0..ids.len()).map(|row| ids.value(row).to_string()));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Adds rows to table `name`, creating it with `dimension` if it does not exist. Rows
+    /// whose vector is not of the table's dimension are refused as a whole.
+    pub async fn add(&self, name: &str, rows: &[VectorRow], dimension: i32) -> Result<(), VectorError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if rows.iter().any(|row| row.vector.len() != dimension as usize) {
+            return Err(VectorError::Invalid(format!("a vector is not of dimension {dimension}")));
+        }
+        let _guard = self.writes.lock().await;
+        let batch = batch_of_rows(rows, dimension)?;
+        match self.table(name).await? {
+            Some(table) => {
+                table.add(batch).execute().await?;
+            }
+            None => {
+                self.connection.create_table(name, batch).execute().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of rows of `user_id` in table `name`.
+    pub async fn count_of(&self, name: &str, user_id: &str) -> Result<u64, VectorError> {
+        let Some(table) = self.table(name).await? else {
+            return Ok(0);
+        };
+        Ok(table.count_rows(Some(format!("user_id = {}", literal(user_id)))).await? as u64)
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: one test binary (it links the server, and so LanceDB, once) holding
+//! every suite that runs a real server on 127.0.0.1 over a real data directory.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod export;
+mod schema;
+mod support;
