@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod import;
 pub mod progress;
 pub mod seed;
 pub mod storage;

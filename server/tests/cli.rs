@@ -144,3 +144,71 @@ fn unreadable_limits_are_a_usage_error() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("LVBAK_LIMITS"));
 }
+
+#[test]
+fn user_seed_and_export_from_the_command_line() {
+    let dir = scratch_dir("export");
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap();
+    let added = lvbak(&["user", "add", "dana", "--data-dir", data_arg], None);
+    assert_eq!(added.status.code(), Some(0), "{}", String::from_utf8_lossy(&added.stderr));
+    let printed = String::from_utf8_lossy(&added.stdout).to_string();
+    assert!(printed.starts_with("created user dana with password "), "{printed}");
+    let duplicate = lvbak(&["user", "add", "dana", "--password", "x", "--data-dir", data_arg], None);
+    assert_eq!(duplicate.status.code(), Some(1));
+
+    let seeded = lvbak(
+        &[
+            "seed",
+            "--user",
+            "dana",
+            "--characters",
+            "2",
+            "--chats",
+            "1",
+            "--messages-per-chat",
+            "10",
+            "--secrets",
+            "2",
+            "--data-dir",
+            data_arg,
+        ],
+        None,
+    );
+    assert_eq!(seeded.status.code(), Some(0), "{}", String::from_utf8_lossy(&seeded.stderr));
+
+    let archive = dir.join("dana.lvbak");
+    let exported = lvbak(
+        &[
+            "export",
+            "--user",
+            "dana",
+            "--include-vectors",
+            "--include-secrets",
+            "-o",
+            archive.to_str().unwrap(),
+            "--data-dir",
+            data_arg,
+        ],
+        None,
+    );
+    assert_eq!(exported.status.code(), Some(0), "{}", String::from_utf8_lossy(&exported.stderr));
+    let ticket = dir.join("dana.ticket.json");
+    assert!(ticket.exists(), "{}", String::from_utf8_lossy(&exported.stdout));
+    assert!(!dir.join("dana.lvbak.partial").exists());
+
+    let report = json_of(&lvbak(
+        &["inspect", archive.to_str().unwrap(), "--json", "--verify", "--ticket", ticket.to_str().unwrap()],
+        None,
+    ));
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["counts"]["characters"], 2);
+    assert_eq!(report["counts"]["chats"], 1);
+    assert_eq!(report["counts"]["messages"], 11);
+    assert_eq!(report["secrets"]["count"], 2);
+    assert_eq!(report["secrets"]["decrypted"], 2);
+    assert_eq!(report["manifest"]["includeVectors"], true);
+    assert!(report["vectors"]["embeddings"].as_u64().unwrap() > 0);
+    assert_eq!(report["files"]["avatars"]["count"], 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -30,6 +30,9 @@ pub struct SeedArgs {
     /// Secrets sealed under a foreign key, which an export must report as unreachable.
     #[arg(long = "unreadable-secrets", default_value_t = 0)]
     unreadable_secrets: usize,
+    /// Extra ~1 KB characters, shaped like Lumiverse's export benchmark.
+    #[arg(long = "bulk-characters", default_value_t = 0)]
+    bulk_characters: usize,
     #[command(flatten)]
     data: DataDirArg,
 }
@@ -43,6 +46,7 @@ pub fn run(args: &SeedArgs) -> ExitCode {
         vectors: args.vectors,
         secrets: args.secrets,
         unreadable_secrets: args.unreadable_secrets,
+        bulk_characters: args.bulk_characters,
         ..SeedOptions::default()
     };
     let result = runtime().and_then(|runtime| {

@@ -92,11 +92,11 @@ fn scan_tables(
         let mut encoder: Option<RowEncoder> = None;
         let mut bytes = Vec::with_capacity(PIECE_BYTES + 64 * 1024);
         let mut rows = 0;
-        scan.owned_rows(spec, user_id, |columns, values| -> Result<(), ExportError> {
+        scan.owned_rows(spec, user_id, |columns, row| -> Result<(), ExportError> {
             let encoder = encoder.get_or_insert_with(|| RowEncoder::new(spec, columns, line_cap));
-            if encoder.encode(values, &mut bytes)? {
+            if encoder.encode(|index| row.value(index), &mut bytes)? {
                 rows += 1;
-                encoder.files_of(values, &mut files);
+                encoder.files_of(|index| row.value(index), &mut files);
             }
             if bytes.len() >= PIECE_BYTES {
                 let full = std::mem::replace(&mut bytes, Vec::with_capacity(PIECE_BYTES + 64 * 1024));

@@ -33,14 +33,73 @@ pub fn write_js_number(out: &mut Vec<u8>, value: f64) {
     }
 }
 
+/// How `JSON.stringify` escapes a byte: 0 for "as is", `u` for `\u00XX`, else the letter
+/// after the backslash.
+const ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = b'u';
+        byte += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+/// Whether any of the eight bytes of `word` may need escaping (a control byte, `"` or
+/// `\`). Exact for "none": clean runs are copied eight bytes at a time.
+fn may_need_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    let quote = (word ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES) & !(word ^ (ONES * u64::from(b'"'))) & HIGHS;
+    let backslash = (word ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES) & !(word ^ (ONES * u64::from(b'\\'))) & HIGHS;
+    control | quote | backslash != 0
+}
+
+/// Writes a JSON string as `JSON.stringify` does.
 pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
-    // Serializing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, text);
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut clean_from = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        // Skip clean eight-byte words; stop at the first that may hold an escape.
+        for chunk in bytes[at..].chunks_exact(8) {
+            let word =
+                u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+            if may_need_escape(word) {
+                break;
+            }
+            at += 8;
+        }
+        let Some(&byte) = bytes.get(at) else { break };
+        let escape = ESCAPES[byte as usize];
+        if escape != 0 {
+            out.extend_from_slice(&bytes[clean_from..at]);
+            out.push(b'\\');
+            out.push(escape);
+            if escape == b'u' {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[b'0', b'0', HEX[(byte >> 4) as usize], HEX[(byte & 0xf) as usize]]);
+            }
+            clean_from = at + 1;
+        }
+        at += 1;
+    }
+    out.extend_from_slice(&bytes[clean_from..]);
+    out.push(b'"');
 }
 
 /// Encodes the rows of one table, with its columns fixed by the first row.
 pub struct RowEncoder {
-    spec: &'static TableSpec,
     entry: String,
     line_cap: u64,
     /// `"column":` for each column, encoded once.
@@ -48,6 +107,10 @@ pub struct RowEncoder {
     forced_zero: Vec<bool>,
     settings_key: Option<usize>,
     columns: Vec<String>,
+    /// For each file column of the table, its index, and the `id` / `bundle_id` indexes.
+    file_columns: Vec<(usize, FileBucket)>,
+    id_column: Option<usize>,
+    bundle_column: Option<usize>,
     rows: u64,
 }
 
@@ -64,8 +127,13 @@ impl RowEncoder {
             .collect();
         let forced_zero = columns.iter().map(|column| spec.forced_zero.contains(&column.as_str())).collect();
         let settings_key = (spec.name == "settings").then(|| columns.iter().position(|c| c == "key")).flatten();
+        let position = |name: &str| columns.iter().position(|column| column == name);
+        let file_columns =
+            spec.files.iter().filter_map(|file| position(file.column).map(|index| (index, file.bucket))).collect();
         Self {
-            spec,
+            file_columns,
+            id_column: position("id"),
+            bundle_column: position("bundle_id"),
             entry: format!("database/{}.ndjson", spec.name),
             line_cap,
             keys,
@@ -76,14 +144,14 @@ impl RowEncoder {
         }
     }
 
-    fn column(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|column| column == name)
-    }
-
     /// Appends one row as one line to `out`; returns false for rows that never travel.
-    pub fn encode(&mut self, values: &[RowValue<'_>], out: &mut Vec<u8>) -> Result<bool, FormatError> {
+    pub fn encode<'v>(
+        &mut self,
+        value_of: impl Fn(usize) -> RowValue<'v>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, FormatError> {
         if let Some(index) = self.settings_key {
-            if let Some(RowValue::Text(key)) = values.get(index) {
+            if let RowValue::Text(key) = value_of(index) {
                 if is_secret_setting_key(key) {
                     return Ok(false);
                 }
@@ -91,7 +159,7 @@ impl RowEncoder {
         }
         let start = out.len();
         out.push(b'{');
-        for (index, value) in values.iter().enumerate() {
+        for index in 0..self.columns.len() {
             if index > 0 {
                 out.push(b',');
             }
@@ -100,7 +168,7 @@ impl RowEncoder {
                 out.push(b'0');
                 continue;
             }
-            match *value {
+            match value_of(index) {
                 RowValue::Null => out.extend_from_slice(b"null"),
                 RowValue::Integer(number) => {
                     let _ = write!(out, "{number}");
@@ -121,14 +189,14 @@ impl RowEncoder {
     }
 
     /// The files a row of this table names (FORMAT §2 layout).
-    pub fn files_of(&self, values: &[RowValue<'_>], found: &mut Vec<FileRef>) {
-        let text = |name: &str| match self.column(name).and_then(|index| values.get(index)) {
+    pub fn files_of<'v>(&self, value_of: impl Fn(usize) -> RowValue<'v>, found: &mut Vec<FileRef>) {
+        let text = |index: Option<usize>| match index.map(&value_of) {
             Some(RowValue::Text(text)) if !text.is_empty() => Some(text.to_string()),
             _ => None,
         };
-        for file in self.spec.files {
-            let Some(value) = text(file.column) else { continue };
-            match file.bucket {
+        for &(index, bucket) in &self.file_columns {
+            let Some(value) = text(Some(index)) else { continue };
+            match bucket {
                 FileBucket::Images => {
                     push_ref(found, FileBucket::Images, &value, &value, true);
                     // Thumbnails are named after the original's UUID and live beside it.
@@ -146,12 +214,12 @@ impl RowEncoder {
                     push_ref(found, FileBucket::Avatars, &base, &base, true);
                 }
                 FileBucket::Databank => {
-                    let Some(id) = text("id") else { continue };
+                    let Some(id) = text(self.id_column) else { continue };
                     let flattened = value.replace(['/', '\\'], "_");
                     push_ref(found, FileBucket::Databank, &format!("{id}__{flattened}"), &value, true);
                 }
                 FileBucket::ThemeAssets => {
-                    let Some(bundle) = text("bundle_id") else { continue };
+                    let Some(bundle) = text(self.bundle_column) else { continue };
                     let name = format!("{bundle}/{value}");
                     push_ref(found, FileBucket::ThemeAssets, &name, &name, true);
                 }
@@ -184,12 +252,33 @@ mod tests {
 
     #[test]
     fn numbers_as_javascript_writes_them() {
-        let cases = [(0.0, "0"), (1.0, "1"), (-3.0, "-3"), (0.5, "0.5"), (1e21, "1e21"), (f64::NAN, "null")];
+        let cases = [(0.0, "0"), (1.0, "1"), (-3.0, "-3"), (0.5, "0.5"), (1e21, "1e+21"), (f64::NAN, "null")];
         for (value, expected) in cases {
             let mut out = Vec::new();
             write_js_number(&mut out, value);
             assert_eq!(String::from_utf8_lossy(&out), expected, "{value}");
         }
+    }
+
+    #[test]
+    fn strings_escape_as_javascript_does() {
+        for text in [
+            "",
+            "plain",
+            "x".repeat(900).as_str(),
+            "say \"hi\"\n",
+            "tab\there\\and\u{1}\u{1f}\u{7f}",
+            "ünï – 😀 \r\u{8}\u{c}",
+        ] {
+            let mut out = Vec::new();
+            write_json_string(&mut out, text);
+            let expected = serde_json::to_string(text).unwrap_or_default();
+            assert_eq!(String::from_utf8_lossy(&out), expected, "{text:?}");
+            assert_eq!(serde_json::from_slice::<String>(&out).ok().as_deref(), Some(text));
+        }
+        let mut out = Vec::new();
+        write_json_string(&mut out, "a\u{1}b");
+        assert_eq!(out, b"\"a\\u0001b\"");
     }
 
     #[test]
@@ -199,7 +288,7 @@ mod tests {
         let mut encoder = RowEncoder::new(spec, &columns, 1024);
         let mut out = Vec::new();
         let values = [RowValue::Text("c1"), RowValue::Integer(1), RowValue::Text("say \"hi\"\n")];
-        assert!(encoder.encode(&values, &mut out).unwrap_or(false));
+        assert!(encoder.encode(|i| values[i], &mut out).unwrap_or(false));
         assert_eq!(String::from_utf8_lossy(&out), "{\"id\":\"c1\",\"has_api_key\":0,\"name\":\"say \\\"hi\\\"\\n\"}\n");
 
         let settings = table_spec("settings").unwrap_or_else(|| unreachable!());
@@ -207,7 +296,7 @@ mod tests {
         let mut encoder = RowEncoder::new(settings, &columns, 1024);
         let mut out = Vec::new();
         let secret = [RowValue::Text("connection_x_api_key"), RowValue::Text("sk")];
-        assert!(!encoder.encode(&secret, &mut out).unwrap_or(true));
+        assert!(!encoder.encode(|i| secret[i], &mut out).unwrap_or(true));
         assert!(out.is_empty());
     }
 }

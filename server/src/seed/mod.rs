@@ -24,6 +24,9 @@ pub struct SeedOptions {
     pub unreadable_secrets: usize,
     /// The embedding dimension put in the `embeddingConfig` setting.
     pub dimension: u32,
+    /// Extra characters shaped like Lumiverse's export benchmark: `description` is 900 × "x"
+    /// and " #i", every other text column empty.
+    pub bulk_characters: usize,
 }
 
 impl Default for SeedOptions {
@@ -37,6 +40,7 @@ impl Default for SeedOptions {
             secrets: 2,
             unreadable_secrets: 0,
             dimension: 64,
+            bulk_characters: 0,
         }
     }
 }
@@ -408,6 +412,18 @@ pub async fn seed(store: &Store, user: &UserRecord, options: SeedOptions, now: i
 
     for (table, table_rows) in &rows.tables {
         report.rows += store.db.insert_json_rows(table, table_rows)?;
+    }
+    let filler = "x".repeat(900);
+    for start in (0..options.bulk_characters).step_by(10_000) {
+        let batch: Vec<Map<String, Value>> = (start..(start + 10_000).min(options.bulk_characters))
+            .map(|i| {
+                object(json!({"id": new_id(), "name": format!("Character {i}"), "description": format!("{filler} #{i}"),
+                    "personality": "", "scenario": "", "first_mes": "", "mes_example": "", "creator": "", "creator_notes": "",
+                    "system_prompt": "", "post_history_instructions": "", "tags": "", "alternate_greetings": "",
+                    "extensions": "", "created_at": now, "updated_at": now, "user_id": uid}))
+            })
+            .collect();
+        report.rows += store.db.insert_json_rows("characters", &batch)?;
     }
 
     // Vectors for chunks and world-book entries.

@@ -3,6 +3,7 @@
 //! of the server needs, grouped by concern in the submodules.
 
 mod accounts;
+mod apply;
 mod migrations;
 mod rows;
 mod secrets;
@@ -13,7 +14,8 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 
 pub use accounts::{SessionUser, UserRecord};
-pub use rows::{RowValue, TableScan};
+pub use apply::{merge_setting, Owner, RowApplier, TableCounts};
+pub use rows::{RowRef, RowValue, TableScan};
 pub use secrets::{StoredSecret, TicketUse};
 
 /// A storage failure; its details are for logs, not for HTTP answers.

@@ -18,6 +18,27 @@ pub enum RowValue<'a> {
     Blob(&'a [u8]),
 }
 
+/// One row being read; values are taken column by column, without copying.
+pub struct RowRef<'a> {
+    row: &'a rusqlite::Row<'a>,
+}
+
+impl<'a> RowRef<'a> {
+    /// The value of column `index` (text that is not UTF-8 is handed out as a blob).
+    pub fn value(&self, index: usize) -> RowValue<'a> {
+        match self.row.get_ref(index) {
+            Ok(ValueRef::Null) | Err(_) => RowValue::Null,
+            Ok(ValueRef::Integer(value)) => RowValue::Integer(value),
+            Ok(ValueRef::Real(value)) => RowValue::Real(value),
+            Ok(ValueRef::Text(bytes)) => match std::str::from_utf8(bytes) {
+                Ok(text) => RowValue::Text(text),
+                Err(_) => RowValue::Blob(bytes),
+            },
+            Ok(ValueRef::Blob(bytes)) => RowValue::Blob(bytes),
+        }
+    }
+}
+
 /// A read transaction on a connection of its own: every table read through it sees the
 /// same moment, however long the export takes.
 pub struct TableScan {
@@ -65,14 +86,13 @@ impl Database {
 }
 
 impl TableScan {
-    /// Calls `each` with the column names and values of every row of `spec` owned by
-    /// `user_id`, in SQLite's scan order; returns how many rows there were. A table the
-    /// database does not have yields nothing.
+    /// Calls `each` with the column names and each row of `spec` owned by `user_id`, in
+    /// SQLite's scan order; returns how many rows there were.
     pub fn owned_rows<E: From<DbError>>(
         &self,
         spec: &TableSpec,
         user_id: &str,
-        mut each: impl FnMut(&[String], &[RowValue<'_>]) -> Result<(), E>,
+        mut each: impl FnMut(&[String], &RowRef<'_>) -> Result<(), E>,
     ) -> Result<u64, E> {
         let sql = owned_rows_sql(spec)?;
         let mut statement = self.connection.prepare(&sql).map_err(DbError::from)?;
@@ -80,20 +100,7 @@ impl TableScan {
         let mut rows = statement.query([user_id]).map_err(DbError::from)?;
         let mut count = 0;
         while let Some(row) = rows.next().map_err(DbError::from)? {
-            let mut values = Vec::with_capacity(columns.len());
-            for index in 0..columns.len() {
-                values.push(match row.get_ref(index).map_err(DbError::from)? {
-                    ValueRef::Null => RowValue::Null,
-                    ValueRef::Integer(value) => RowValue::Integer(value),
-                    ValueRef::Real(value) => RowValue::Real(value),
-                    ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
-                        Ok(text) => RowValue::Text(text),
-                        Err(_) => RowValue::Blob(bytes),
-                    },
-                    ValueRef::Blob(bytes) => RowValue::Blob(bytes),
-                });
-            }
-            each(&columns, &values)?;
+            each(&columns, &RowRef { row })?;
             count += 1;
         }
         Ok(count)
@@ -143,7 +150,7 @@ impl Database {
                     placeholders.join(", ")
                 );
                 let values: Vec<rusqlite::types::Value> = row.values().map(to_sql).collect();
-                transaction.execute(&sql, rusqlite::params_from_iter(values))?;
+                transaction.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(values))?;
             }
             transaction.commit()?;
             Ok(rows.len() as u64)

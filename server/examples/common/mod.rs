@@ -1,0 +1,159 @@
+//! What the benchmark drivers share: running the real `lvbak` binary, a minimal HTTP/1.1
+//! client over std (so the drivers do not link the server), and reading a process's peak
+//! resident memory from /proc.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The `lvbak` binary built beside this example.
+pub fn lvbak_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let binary = dir.join("lvbak");
+    assert!(binary.exists(), "build the binary first: cargo build -p lvbak-server --bin lvbak");
+    binary
+}
+
+pub fn run_lvbak(args: &[&str]) {
+    let status = Command::new(lvbak_binary()).args(args).stdout(Stdio::null()).status().unwrap();
+    assert!(status.success(), "lvbak {args:?} failed");
+}
+
+/// A running `lvbak serve` and its address.
+pub struct Server {
+    pub child: Child,
+    pub address: String,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(lvbak_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let address = line.split("http://").nth(1).and_then(|rest| rest.split('/').next()).unwrap().to_string();
+        Self { child, address }
+    }
+
+    /// Resets the kernel's record of peak resident memory (Linux: clear_refs 5).
+    pub fn reset_peak_memory(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").unwrap();
+    }
+
+    /// Peak resident memory since the last reset, in MiB.
+    pub fn peak_memory_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|number| number.parse().ok())
+            .unwrap();
+        kib / 1024.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 exchange; the body is streamed into `sink` (chunked encoding undone) and
+/// its length returned with the status.
+pub fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    sink: &mut dyn Write,
+) -> (u16, u64) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut reader = BufReader::with_capacity(1 << 20, stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status: u16 = status_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut chunked = false;
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        chunked |= lower == "transfer-encoding: chunked";
+        if let Some(value) = lower.strip_prefix("content-length: ") {
+            length = value.parse::<u64>().ok();
+        }
+    }
+    let mut total = 0u64;
+    if chunked {
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line).unwrap();
+            let size = u64::from_str_radix(size_line.trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            total += std::io::copy(&mut (&mut reader).take(size), sink).unwrap();
+            let mut crlf = [0u8; 2];
+            reader.read_exact(&mut crlf).unwrap();
+        }
+    } else {
+        let mut limited: Box<dyn Read> = match length {
+            Some(length) => Box::new((&mut reader).take(length)),
+            None => Box::new(&mut reader),
+        };
+        total = std::io::copy(&mut limited, sink).unwrap();
+    }
+    (status, total)
+}
+
+/// Signs in and returns the bearer token.
+pub fn login(address: &str, user: &str, password: &str) -> String {
+    let body = format!("{{\"username\":\"{user}\",\"password\":\"{password}\"}}");
+    let mut answer = Vec::new();
+    let (status, _) = http(
+        address,
+        "POST",
+        "/api/v1/auth/login",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+        &mut answer,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let text = String::from_utf8(answer).unwrap();
+    let start = text.find("\"token\":\"").unwrap() + 9;
+    text[start..].split('"').next().unwrap().to_string()
+}
+
+/// A scratch directory for one benchmark run.
+pub fn scratch(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lvbak-bench-{}-{label}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

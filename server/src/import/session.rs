@@ -1,0 +1,379 @@
+//! One import's apply engine. Whatever the archive comes from — a staged upload, a file on
+//! the command line, verified batches from the browser — its rows, files, vectors and
+//! secrets go through an [`ImportSession`], so there is one set of rules and one set of
+//! counts. Rows are applied by `storage::sqlite::RowApplier` (merge by id, ownership);
+//! files, vectors and secrets are decided here.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use lvbak_core::registry::{connection_of_secret, is_vector_table, table_spec};
+use lvbak_core::{decode_vector, EmbeddingConfig, EncryptedSecret, FileBucket, FormatError, Row, SecretKey};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::runtime::Handle;
+
+use crate::storage::sqlite::{DbError, RowApplier, TableCounts};
+use crate::storage::vectors::VectorError;
+use crate::storage::{Store, VectorRow, WriteOutcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Vectors(#[from] VectorError),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("the import was cancelled")]
+    Cancelled,
+}
+
+impl ImportError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Format(error) => error.code(),
+            Self::Cancelled => "cancelled",
+            _ => "internal",
+        }
+    }
+
+    /// A message fit for the user: format errors say what is wrong with the archive;
+    /// internal failures do not leak details.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Format(error) => error.to_string(),
+            Self::Cancelled => "the import was cancelled".into(),
+            _ => "the server could not finish the import".into(),
+        }
+    }
+}
+
+/// Files: what became of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FileSummary {
+    pub imported: u64,
+    pub skipped: u64,
+    pub rejected: u64,
+    pub bytes: u64,
+}
+
+/// Vectors: restored per table, or why not.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VectorSummary {
+    pub restored: bool,
+    pub reason: Option<String>,
+    pub tables: BTreeMap<String, TableCounts>,
+}
+
+/// Secrets: restored, or skipped alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretSummary {
+    pub imported: u64,
+    pub skipped: u64,
+    pub skipped_keys: Vec<String>,
+}
+
+/// Everything an import did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportSummary {
+    pub tables: BTreeMap<String, TableCounts>,
+    pub files: FileSummary,
+    pub vectors: VectorSummary,
+    pub secrets: SecretSummary,
+    /// Tables in the archive that are not applied (unknown, or never travelling).
+    pub skipped_tables: Vec<String>,
+    pub scrubbed_references: u64,
+    pub revectorized: u64,
+}
+
+/// The file formats a completion sound may be, by its first bytes.
+pub fn sniffs_as_audio(head: &[u8]) -> bool {
+    let starts = |magic: &[u8]| head.starts_with(magic);
+    starts(b"ID3")
+        || starts(b"OggS")
+        || (head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE")
+        || (head.len() >= 8 && &head[4..8] == b"ftyp")
+        || (head.len() >= 2 && head[0] == 0xff && head[1] & 0xe0 == 0xe0)
+}
+
+/// A reader that stops with `Cancelled` once the flag is raised.
+struct Cancellable<'a, R> {
+    inner: R,
+    cancel: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Cancellable<'_, R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+        }
+        self.inner.read(buffer)
+    }
+}
+
+pub struct ImportSession<'a> {
+    store: &'a Store,
+    user_id: String,
+    applier: RowApplier,
+    summary: ImportSummary,
+    cancel: Arc<AtomicBool>,
+    progress: &'a (dyn Fn(Value) + Sync),
+    runtime: Handle,
+}
+
+impl<'a> ImportSession<'a> {
+    pub fn new(
+        store: &'a Store,
+        user_id: &str,
+        cancel: Arc<AtomicBool>,
+        progress: &'a (dyn Fn(Value) + Sync),
+        runtime: Handle,
+    ) -> Result<Self, ImportError> {
+        Ok(Self {
+            store,
+            user_id: user_id.to_string(),
+            applier: store.db.row_applier(user_id)?,
+            summary: ImportSummary::default(),
+            cancel,
+            progress,
+            runtime,
+        })
+    }
+
+    pub fn check_cancelled(&self) -> Result<(), ImportError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(ImportError::Cancelled);
+        }
+        Ok(())
+    }
+
+    pub fn progress(&self, event: Value) {
+        (self.progress)(event);
+    }
+
+    /// Notes a table of the archive that will not be applied.
+    pub fn skip_table(&mut self, table: &str) {
+        if !self.summary.skipped_tables.iter().any(|t| t == table) {
+            self.summary.skipped_tables.push(table.to_string());
+        }
+    }
+
+    /// Applies a batch of rows of `table` (one transaction); tables outside the registry are
+    /// skipped whole.
+    pub fn apply_rows(&mut self, table: &str, rows: Vec<Row>) -> Result<TableCounts, ImportError> {
+        self.check_cancelled()?;
+        let Some(spec) = table_spec(table) else {
+            self.skip_table(table);
+            return Ok(TableCounts::default());
+        };
+        let counts = self.applier.apply(spec, rows)?;
+        self.summary.tables.entry(table.to_string()).or_default().add(counts);
+        Ok(counts)
+    }
+
+    /// The counts of one table so far.
+    pub fn table_counts(&self, table: &str) -> TableCounts {
+        self.summary.tables.get(table).copied().unwrap_or_default()
+    }
+
+    /// Where a file of the archive may go, or `None` when it must not be written: files in
+    /// folders shared by every user (`images/`, `avatars/`) only when one of the importer's
+    /// rows names them; databank documents under their row's path.
+    fn destination(&mut self, bucket: FileBucket, name: &str) -> Result<Option<String>, ImportError> {
+        Ok(match bucket {
+            FileBucket::Images => {
+                self.applier.importer_names_file("images", "filename", name)?.then(|| name.to_string())
+            }
+            FileBucket::Thumbnails => {
+                let stem = name.split('_').next().unwrap_or_default();
+                self.applier.importer_has_image_stem(stem)?.then(|| name.to_string())
+            }
+            FileBucket::Avatars => (self.applier.importer_names_file("characters", "avatar_path", name)?
+                || self.applier.importer_names_file("personas", "avatar_path", name)?)
+            .then(|| name.to_string()),
+            FileBucket::Databank => {
+                let row_path = match name.split_once("__") {
+                    Some((document_id, _)) => self.applier.databank_file_path(document_id)?,
+                    None => None,
+                };
+                Some(row_path.unwrap_or_else(|| name.to_string()))
+            }
+            FileBucket::ThemeAssets | FileBucket::NotificationSounds => Some(name.to_string()),
+        })
+    }
+
+    /// Restores one file, unless a file of that name exists (it is kept) or the file may not
+    /// be written (it is rejected). The bytes go to a temporary name first and appear only
+    /// once complete and checked.
+    pub fn apply_file(&mut self, bucket: FileBucket, name: &str, data: &mut dyn Read) -> Result<(), ImportError> {
+        self.check_cancelled()?;
+        let Some(destination) = self.destination(bucket, name)? else {
+            self.summary.files.rejected += 1;
+            return Ok(());
+        };
+        let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
+        let Ok(_) = self.store.files.path(bucket, &self.user_id, &destination) else {
+            self.summary.files.rejected += 1;
+            return Ok(());
+        };
+        let mut head = [0u8; 16];
+        let mut got = 0;
+        if bucket == FileBucket::NotificationSounds {
+            while got < head.len() {
+                let read = data.read(&mut head[got..]).map_err(FormatError::from_io)?;
+                if read == 0 {
+                    break;
+                }
+                got += read;
+            }
+            if !sniffs_as_audio(&head[..got]) {
+                self.summary.files.rejected += 1;
+                return Ok(());
+            }
+        }
+        let mut reader = Cancellable { inner: (&head[..got]).chain(data), cancel: &self.cancel };
+        match self.store.files.write_new(bucket, &self.user_id, &destination, &mut reader) {
+            Ok(WriteOutcome::Written { bytes }) => {
+                self.summary.files.imported += 1;
+                self.summary.files.bytes += bytes;
+            }
+            Ok(WriteOutcome::AlreadyThere) => self.summary.files.skipped += 1,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => return Err(ImportError::Cancelled),
+            // Archive faults (CRC, size, bombs) surface as wrapped format errors.
+            Err(error) => return Err(FormatError::from_io(error).into()),
+        }
+        Ok(())
+    }
+
+    pub fn file_summary(&self) -> FileSummary {
+        self.summary.files
+    }
+
+    /// Whether vectors made under `archive` may be restored for the importer, or why not.
+    pub fn vector_restore_blocker(&mut self, archive: &EmbeddingConfig) -> Result<Option<String>, ImportError> {
+        let mine = self
+            .applier
+            .embedding_setting()?
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .map(|value| EmbeddingConfig::from_setting_value(&value))
+            .unwrap_or_default();
+        Ok(if archive.dimension.is_none() {
+            Some("the archive records no embedding dimension".into())
+        } else if !archive.vectors_restore_into(&mine) {
+            Some("the embedding provider, model or dimension differs from this account's".into())
+        } else {
+            None
+        })
+    }
+
+    /// Restores a batch of vector rows of `table`; `dimension` is the archive's. A row
+    /// without a vector, of the wrong length, or whose source row is not the importer's is
+    /// rejected; an id that exists is skipped.
+    pub fn apply_vectors(&mut self, table: &str, rows: Vec<Row>, dimension: u32) -> Result<TableCounts, ImportError> {
+        self.check_cancelled()?;
+        let mut counts = TableCounts::default();
+        if !is_vector_table(table) {
+            self.skip_table(&format!("lancedb:{table}"));
+            return Ok(counts);
+        }
+        let text = |row: &Row, key: &str| row.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut accepted = Vec::with_capacity(rows.len());
+        for row in rows {
+            let source_type = text(&row, "source_type");
+            let source_id = text(&row, "source_id");
+            let chunk_index = row.get("chunk_index").and_then(Value::as_f64).unwrap_or(0.0);
+            let vector = match row.get("vector_b64").and_then(Value::as_str).map(|b64| decode_vector(b64, "vector_b64"))
+            {
+                Some(Ok(vector)) if vector.len() == dimension as usize => vector,
+                _ => {
+                    counts.rejected += 1;
+                    continue;
+                }
+            };
+            let Some(content) = self.applier.vector_source_text(&source_type, &source_id)? else {
+                counts.rejected += 1;
+                continue;
+            };
+            let mut index_text = Vec::new();
+            crate::export::rows::write_js_number(&mut index_text, chunk_index);
+            accepted.push(VectorRow {
+                id: format!("{}:{source_type}:{source_id}:{}", self.user_id, String::from_utf8_lossy(&index_text)),
+                user_id: self.user_id.clone(),
+                source_type,
+                source_id,
+                owner_id: text(&row, "owner_id"),
+                chunk_index,
+                content,
+                vector,
+                metadata_json: text(&row, "metadata_json"),
+                updated_at: row.get("updated_at").and_then(Value::as_f64).unwrap_or(0.0),
+            });
+        }
+        let ids: Vec<String> = accepted.iter().map(|row| row.id.clone()).collect();
+        let existing = self.runtime.block_on(self.store.vectors.existing_ids(table, &ids))?;
+        let fresh: Vec<VectorRow> = accepted.into_iter().filter(|row| !existing.contains(&row.id)).collect();
+        counts.skipped += existing.len() as u64;
+        let dimension = i32::try_from(dimension).unwrap_or(i32::MAX);
+        match self.runtime.block_on(self.store.vectors.dimension(table))? {
+            Some(table_dimension) if table_dimension != dimension => {
+                // The instance's table holds vectors of another size: nothing can go in.
+                counts.rejected += fresh.len() as u64;
+            }
+            _ => {
+                self.runtime.block_on(self.store.vectors.add(table, &fresh, dimension))?;
+                counts.imported += fresh.len() as u64;
+            }
+        }
+        self.summary.vectors.tables.entry(table.to_string()).or_default().add(counts);
+        Ok(counts)
+    }
+
+    /// Records that vectors were (or were not) restored.
+    pub fn set_vector_outcome(&mut self, blocker: Option<String>) {
+        self.summary.vectors.restored = blocker.is_none();
+        self.summary.vectors.reason = blocker;
+    }
+
+    /// Decrypts each secret with the ticket's key and stores it sealed under this instance's
+    /// identity key; a record that fails is skipped alone. Plaintext only lives in memory.
+    pub fn apply_secrets(&mut self, records: &[EncryptedSecret], key: &SecretKey) -> Result<(), ImportError> {
+        self.progress(json!({"phase": "secrets_apply_start", "count": records.len()}));
+        let now = crate::auth::now();
+        for record in records {
+            match record.open(key) {
+                Ok(plaintext) => {
+                    let sealed = self.store.identity.seal(&self.user_id, &record.key, &plaintext);
+                    self.store.db.put_secret(&self.user_id, &sealed, now)?;
+                    if let Some((table, id)) = connection_of_secret(&record.key) {
+                        self.applier.mark_has_api_key(table, id)?;
+                    }
+                    self.summary.secrets.imported += 1;
+                }
+                Err(_) => {
+                    self.summary.secrets.skipped += 1;
+                    self.summary.secrets.skipped_keys.push(record.key.clone());
+                }
+            }
+        }
+        self.progress(json!({"phase": "secrets_apply_done", "imported": self.summary.secrets.imported,
+            "skipped": self.summary.secrets.skipped}));
+        Ok(())
+    }
+
+    /// Clears dangling references and marks what must be re-vectorized; the summary.
+    pub fn finish(mut self) -> Result<ImportSummary, ImportError> {
+        self.summary.scrubbed_references = self.applier.scrub_references()?;
+        if !self.summary.vectors.restored {
+            self.summary.revectorized = self.applier.mark_inserted_for_revectorization()?;
+        }
+        Ok(self.summary)
+    }
+}
