@@ -14,6 +14,7 @@ use tower_http::services::{ServeDir, ServeFile};
 
 use crate::auth;
 use crate::export::{self, PreparedExports};
+use crate::import::{self, jobs::Jobs};
 use crate::progress::ProgressHub;
 use crate::storage::Store;
 
@@ -29,10 +30,15 @@ struct Shared {
     limits: Limits,
     progress: ProgressHub,
     prepared_exports: PreparedExports,
+    jobs: Jobs,
 }
 
 impl AppState {
+    /// The state of a server over `store`; import jobs a previous process left unfinished
+    /// are marked failed.
     pub fn new(store: Arc<Store>, web_dir: PathBuf, limits: Limits) -> Self {
+        import::jobs::recover(&store);
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             inner: Arc::new(Shared {
                 store,
@@ -40,6 +46,7 @@ impl AppState {
                 limits,
                 progress: ProgressHub::default(),
                 prepared_exports: PreparedExports::default(),
+                jobs: Jobs::new(workers),
             }),
         }
     }
@@ -59,6 +66,10 @@ impl AppState {
     pub fn prepared_exports(&self) -> &PreparedExports {
         &self.inner.prepared_exports
     }
+
+    pub fn jobs(&self) -> &Jobs {
+        &self.inner.jobs
+    }
 }
 
 async fn health() -> Json<Value> {
@@ -75,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/auth/me", get(auth::me))
         .merge(export::routes())
+        .merge(import::http::routes())
         .fallback_service(page)
         .with_state(state)
 }

@@ -1,6 +1,7 @@
 //! The `lvbak` command line: `serve`, `inspect`, and the account and backup commands.
 
 mod export;
+mod import;
 mod inspect;
 mod seed;
 mod serve;
@@ -31,6 +32,8 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Export an account to a .lvbak file.
     Export(export::ExportArgs),
+    /// Import a .lvbak file into an account.
+    Import(import::ImportArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::User(args) => user::run(args),
         Command::Seed(args) => seed::run(args),
         Command::Export(args) => export::run(args),
+        Command::Import(args) => import::run(args),
     }
 }
 

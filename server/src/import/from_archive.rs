@@ -7,7 +7,7 @@ use std::io::{Read, Seek};
 
 use lvbak_core::registry::{is_excluded_table, table_spec, TABLES, VECTOR_TABLES};
 use lvbak_core::secrets::SECRETS_BLOB_ENTRY;
-use lvbak_core::{parse_row, Archive, EncryptedSecret, EntryKind, FormatError, Row, SecretKey};
+use lvbak_core::{check_row, parse_row, Archive, EncryptedSecret, EntryKind, FormatError, Row, SecretKey};
 use serde_json::json;
 
 use super::session::{ImportError, ImportSession};
@@ -42,14 +42,33 @@ fn for_each_batch<R: Read + Seek>(
     Ok(())
 }
 
+/// Reads an entry that is not applied through, checking every line, so that a damaged
+/// archive is refused whatever part of it is damaged.
+fn verify_unused<R: Read + Seek>(archive: &mut Archive<R>, index: usize) -> Result<(), ImportError> {
+    let mut lines = archive.ndjson_lines(index)?;
+    let entry = lines.entry().to_string();
+    while let Some((number, line)) = lines.next_line()? {
+        check_row(&entry, number, line)?;
+    }
+    Ok(())
+}
+
 /// Applies every row table of the archive, parents before children.
 fn apply_tables<R: Read + Seek>(session: &mut ImportSession<'_>, archive: &mut Archive<R>) -> Result<(), ImportError> {
-    for entry in archive.entries() {
-        if let EntryKind::Table { table } = &entry.kind {
-            if table_spec(table).is_none() || is_excluded_table(table) {
-                session.skip_table(table);
+    let unused: Vec<(usize, String)> = archive
+        .entries()
+        .iter()
+        .enumerate()
+        .filter_map(|(index, entry)| match &entry.kind {
+            EntryKind::Table { table } if table_spec(table).is_none() || is_excluded_table(table) => {
+                Some((index, table.clone()))
             }
-        }
+            _ => None,
+        })
+        .collect();
+    for (index, table) in unused {
+        session.skip_table(&table);
+        verify_unused(archive, index)?;
     }
     for spec in TABLES {
         let Some(index) = archive.table_entry(spec.name) else { continue };
@@ -91,12 +110,20 @@ fn apply_files<R: Read + Seek>(session: &mut ImportSession<'_>, archive: &mut Ar
 fn apply_vectors<R: Read + Seek>(session: &mut ImportSession<'_>, archive: &mut Archive<R>) -> Result<(), ImportError> {
     let present: Vec<&str> =
         VECTOR_TABLES.iter().copied().filter(|t| archive.vector_table_entry(t).is_some()).collect();
-    for entry in archive.entries() {
-        if let EntryKind::VectorTable { table } = &entry.kind {
-            if !VECTOR_TABLES.contains(&table.as_str()) {
-                session.skip_table(&format!("lancedb:{table}"));
+    let unused: Vec<(usize, String)> = archive
+        .entries()
+        .iter()
+        .enumerate()
+        .filter_map(|(index, entry)| match &entry.kind {
+            EntryKind::VectorTable { table } if !VECTOR_TABLES.contains(&table.as_str()) => {
+                Some((index, table.clone()))
             }
-        }
+            _ => None,
+        })
+        .collect();
+    for (index, table) in unused {
+        session.skip_table(&format!("lancedb:{table}"));
+        verify_unused(archive, index)?;
     }
     if present.is_empty() {
         session.set_vector_outcome(Some("the archive carries no vectors".into()));
@@ -119,6 +146,11 @@ fn apply_vectors<R: Read + Seek>(session: &mut ImportSession<'_>, archive: &mut 
     if let Some(reason) = blocker {
         session.progress(json!({"phase": "lancedb_skipped", "reason": reason}));
         session.set_vector_outcome(Some(reason));
+        for table in present {
+            if let Some(index) = archive.vector_table_entry(table) {
+                verify_unused(archive, index)?;
+            }
+        }
         return Ok(());
     }
     let dimension = config.dimension.unwrap_or(0);
@@ -158,10 +190,11 @@ pub fn import_archive<R: Read + Seek>(
     apply_tables(session, archive)?;
     apply_files(session, archive)?;
     apply_vectors(session, archive)?;
+    // The secret records are read (and so checked) whether or not they are applied.
+    let index_keys: Vec<String> = archive.secrets_index().map(|index| index.keys.clone()).unwrap_or_default();
+    let records: Vec<EncryptedSecret> =
+        secret_records(archive)?.into_iter().filter(|record| index_keys.contains(&record.key)).collect();
     if let Some(key) = secrets_key {
-        let index_keys: Vec<String> = archive.secrets_index().map(|index| index.keys.clone()).unwrap_or_default();
-        let records: Vec<EncryptedSecret> =
-            secret_records(archive)?.into_iter().filter(|record| index_keys.contains(&record.key)).collect();
         session.apply_secrets(&records, key)?;
     }
     Ok(())

@@ -75,9 +75,14 @@ pub struct VectorSummary {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretSummary {
+    /// Whether a ticket was given and the secrets were applied.
+    pub applied: bool,
     pub imported: u64,
+    /// Already there (kept).
     pub skipped: u64,
-    pub skipped_keys: Vec<String>,
+    /// Records that did not decrypt (a bad tag skips that record alone).
+    pub rejected: u64,
+    pub rejected_keys: Vec<String>,
 }
 
 /// Everything an import did.
@@ -210,17 +215,26 @@ impl<'a> ImportSession<'a> {
         })
     }
 
+    /// Reads an entry that will not be written to its end, so that a damaged archive is
+    /// refused whether or not the damage sits in something that is used.
+    fn drain(&self, data: &mut dyn Read) -> Result<(), ImportError> {
+        let mut reader = Cancellable { inner: data, cancel: &self.cancel };
+        match io::copy(&mut reader, &mut io::sink()) {
+            Ok(_) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => Err(ImportError::Cancelled),
+            Err(error) => Err(FormatError::from_io(error).into()),
+        }
+    }
+
     /// Restores one file, unless a file of that name exists (it is kept) or the file may not
     /// be written (it is rejected). The bytes go to a temporary name first and appear only
     /// once complete and checked.
     pub fn apply_file(&mut self, bucket: FileBucket, name: &str, data: &mut dyn Read) -> Result<(), ImportError> {
         self.check_cancelled()?;
-        let Some(destination) = self.destination(bucket, name)? else {
-            self.summary.files.rejected += 1;
-            return Ok(());
-        };
+        let destination = self.destination(bucket, name)?;
         let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
-        let Ok(_) = self.store.files.path(bucket, &self.user_id, &destination) else {
+        let Some(destination) = destination.filter(|d| self.store.files.path(bucket, &self.user_id, d).is_ok()) else {
+            self.drain(data)?;
             self.summary.files.rejected += 1;
             return Ok(());
         };
@@ -235,6 +249,7 @@ impl<'a> ImportSession<'a> {
                 got += read;
             }
             if !sniffs_as_audio(&head[..got]) {
+                self.drain(data)?;
                 self.summary.files.rejected += 1;
                 return Ok(());
             }
@@ -245,7 +260,10 @@ impl<'a> ImportSession<'a> {
                 self.summary.files.imported += 1;
                 self.summary.files.bytes += bytes;
             }
-            Ok(WriteOutcome::AlreadyThere) => self.summary.files.skipped += 1,
+            Ok(WriteOutcome::AlreadyThere) => {
+                self.drain(&mut reader)?;
+                self.summary.files.skipped += 1;
+            }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => return Err(ImportError::Cancelled),
             // Archive faults (CRC, size, bombs) surface as wrapped format errors.
             Err(error) => return Err(FormatError::from_io(error).into()),
@@ -275,7 +293,7 @@ impl<'a> ImportSession<'a> {
     }
 
     /// Restores a batch of vector rows of `table`; `dimension` is the archive's. A row
-    /// without a vector, of the wrong length, or whose source row is not the importer's is
+    /// without a vector, of the wrong length, or whose source row is another user's is
     /// rejected; an id that exists is skipped.
     pub fn apply_vectors(&mut self, table: &str, rows: Vec<Row>, dimension: u32) -> Result<TableCounts, ImportError> {
         self.check_cancelled()?;
@@ -343,23 +361,28 @@ impl<'a> ImportSession<'a> {
     }
 
     /// Decrypts each secret with the ticket's key and stores it sealed under this instance's
-    /// identity key; a record that fails is skipped alone. Plaintext only lives in memory.
+    /// identity key, unless the importer already has a secret of that name (kept, as rows
+    /// are); a record that fails is skipped alone. Plaintext only lives in memory.
     pub fn apply_secrets(&mut self, records: &[EncryptedSecret], key: &SecretKey) -> Result<(), ImportError> {
         self.progress(json!({"phase": "secrets_apply_start", "count": records.len()}));
+        self.summary.secrets.applied = true;
         let now = crate::auth::now();
         for record in records {
             match record.open(key) {
                 Ok(plaintext) => {
                     let sealed = self.store.identity.seal(&self.user_id, &record.key, &plaintext);
-                    self.store.db.put_secret(&self.user_id, &sealed, now)?;
+                    if !self.store.db.put_secret_if_absent(&self.user_id, &sealed, now)? {
+                        self.summary.secrets.skipped += 1;
+                        continue;
+                    }
                     if let Some((table, id)) = connection_of_secret(&record.key) {
                         self.applier.mark_has_api_key(table, id)?;
                     }
                     self.summary.secrets.imported += 1;
                 }
                 Err(_) => {
-                    self.summary.secrets.skipped += 1;
-                    self.summary.secrets.skipped_keys.push(record.key.clone());
+                    self.summary.secrets.rejected += 1;
+                    self.summary.secrets.rejected_keys.push(record.key.clone());
                 }
             }
         }

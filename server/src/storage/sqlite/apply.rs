@@ -458,25 +458,31 @@ impl RowApplier {
         Ok(marked)
     }
 
-    /// The text a vector was computed from: the importer's source row, if there is one.
+    /// The text a vector was computed from, by the vector's source: the importer's own row
+    /// gives its text; a source that is nobody's (or of a kind without a table) gives an
+    /// empty text; someone else's row gives `None`, and the vector must be refused, or its
+    /// text would leak.
     pub fn vector_source_text(&mut self, source_type: &str, source_id: &str) -> DbResult<Option<String>> {
         let (table, column): (&'static str, &str) = match source_type {
             "chat_chunk" => ("chat_chunks", "content"),
             "world_book_entry" => ("world_book_entries", "content"),
-            "databank_chunk" => ("databank_chunks", "content"),
+            "databank" | "databank_chunk" => ("databank_chunks", "content"),
             "memory_consolidation" => ("memory_consolidations", "summary"),
-            _ => return Ok(None),
+            _ => return Ok(Some(String::new())),
         };
-        if self.owner_of(table, source_id)? != Owner::Importer {
-            return Ok(None);
+        match self.owner_of(table, source_id)? {
+            Owner::Someone => Ok(None),
+            Owner::Nobody => Ok(Some(String::new())),
+            Owner::Importer => {
+                let sql = format!("SELECT {} FROM {} WHERE id = ?1", quoted(column), quoted(table));
+                let text = self
+                    .connection
+                    .prepare_cached(&sql)?
+                    .query_row([source_id], |row| row.get::<_, Option<String>>(0))
+                    .optional()?;
+                Ok(Some(text.flatten().unwrap_or_default()))
+            }
         }
-        let sql = format!("SELECT {} FROM {} WHERE id = ?1", quoted(column), quoted(table));
-        Ok(self
-            .connection
-            .prepare_cached(&sql)?
-            .query_row([source_id], |row| row.get::<_, Option<String>>(0))
-            .optional()?
-            .flatten())
     }
 
     /// Whether one of the importer's rows names this file, so that it may be written into

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod apply;
+mod jobs;
 mod migrations;
 mod rows;
 mod secrets;
@@ -15,6 +16,7 @@ use rusqlite::Connection;
 
 pub use accounts::{SessionUser, UserRecord};
 pub use apply::{merge_setting, Owner, RowApplier, TableCounts};
+pub use jobs::JobRecord;
 pub use rows::{RowRef, RowValue, TableScan};
 pub use secrets::{StoredSecret, TicketUse};
 

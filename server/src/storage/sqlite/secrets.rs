@@ -36,6 +36,18 @@ impl Database {
         })
     }
 
+    /// Stores a secret unless the user already has one of that name (merge semantics: the
+    /// target's version wins); returns whether it was stored.
+    pub fn put_secret_if_absent(&self, user_id: &str, secret: &StoredSecret, now: i64) -> DbResult<bool> {
+        self.write(|connection| {
+            let changed = connection.execute(
+                "INSERT OR IGNORE INTO secrets (key, encrypted_value, iv, tag, updated_at, user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![secret.key, secret.encrypted_value, secret.iv, secret.tag, now, user_id],
+            )?;
+            Ok(changed > 0)
+        })
+    }
+
     /// Every secret of one user, by key name.
     pub fn secrets_of(&self, user_id: &str) -> DbResult<Vec<StoredSecret>> {
         self.read(|connection| {

@@ -1,0 +1,149 @@
+//! `lvbak import --user NAME FILE [--ticket T | --skip-secrets]`: the raw upload path from
+//! the command line. The archive is read where it lies (no staging copy), checked the same
+//! way, and applied by the same engine; a summary table is printed at the end.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use clap::Args;
+use lvbak_core::{Archive, Ticket};
+use serde_json::Value;
+
+use super::runtime;
+use crate::auth::now;
+use crate::config::{limits_from_env, DataDirArg};
+use crate::import::from_archive::import_archive;
+use crate::import::session::ImportSession;
+use crate::storage::Store;
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The account to import into.
+    #[arg(long)]
+    user: String,
+    /// The .lvbak archive.
+    file: PathBuf,
+    /// The archive's decryption ticket, to restore its API keys.
+    #[arg(long, conflicts_with = "skip_secrets")]
+    ticket: Option<PathBuf>,
+    /// Import without the archive's API keys.
+    #[arg(long = "skip-secrets")]
+    skip_secrets: bool,
+    #[command(flatten)]
+    data: DataDirArg,
+}
+
+/// Exit status of a rejected archive or ticket, as for `inspect`.
+const REJECTED: u8 = 2;
+
+pub fn run(args: &ImportArgs) -> ExitCode {
+    match import(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Rejected(code, message)) => {
+            eprintln!("{code}: {message}");
+            ExitCode::from(REJECTED)
+        }
+        Err(Failure::Other(error)) => {
+            eprintln!("lvbak: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    Rejected(String, String),
+    Other(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Self::Other(error.into())
+    }
+}
+
+fn rejected(code: &str, message: impl std::fmt::Display) -> Failure {
+    Failure::Rejected(code.to_string(), message.to_string())
+}
+
+fn import(args: &ImportArgs) -> Result<(), Failure> {
+    let limits = limits_from_env().map_err(anyhow::Error::msg)?;
+    let runtime = runtime()?;
+    let store = runtime.block_on(Store::open(&args.data.data_dir))?;
+    let user = store.db.user_by_name(&args.user)?.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
+    let file = File::open(&args.file)?;
+    let mut archive =
+        Archive::open(BufReader::with_capacity(256 * 1024, file), limits).map_err(|e| rejected(e.code(), &e))?;
+    let manifest = archive.manifest().clone();
+    let has_secrets = manifest.has_encrypted_secrets && archive.secrets_index().is_some_and(|i| !i.keys.is_empty());
+    let key = match (&args.ticket, has_secrets) {
+        (Some(path), true) => {
+            let ticket = Ticket::parse(&std::fs::read(path)?).map_err(|e| rejected(e.code(), &e))?;
+            let index = archive.secrets_index().cloned().unwrap_or_else(|| unreachable!("checked above"));
+            if ticket.archive_id != manifest.archive_id {
+                let error = lvbak_core::FormatError::ArchiveMismatch {
+                    ticket: ticket.archive_id,
+                    archive: manifest.archive_id,
+                };
+                return Err(rejected(error.code(), error));
+            }
+            ticket.verify(&manifest.archive_id, &index).map_err(|e| rejected(e.code(), &e))?;
+            let used = store.db.record_ticket_use(&manifest.archive_id, &user.id, now())?;
+            if used.was_reused {
+                eprintln!("note: this ticket was used before ({} uses so far)", used.uses);
+            }
+            Some(ticket.key().map_err(|e| rejected(e.code(), &e))?)
+        }
+        (None, true) if !args.skip_secrets => return Err(anyhow::anyhow!(
+            "the archive carries {} encrypted API keys: give --ticket FILE, or --skip-secrets to import without them",
+            manifest.secrets_count
+        )
+        .into()),
+        _ => None,
+    };
+    let started = Instant::now();
+    let last_table = Mutex::new(String::new());
+    let progress = |event: Value| {
+        if event["phase"] == "table_done" {
+            let table = event["table"].as_str().unwrap_or_default().to_string();
+            *last_table.lock().unwrap_or_else(|p| p.into_inner()) = table;
+        }
+    };
+    let mut session =
+        ImportSession::new(&store, &user.id, Arc::new(AtomicBool::new(false)), &progress, runtime.handle().clone())?;
+    import_archive(&mut session, &mut archive, key.as_ref()).map_err(|e| match e {
+        crate::import::session::ImportError::Format(error) => rejected(error.code(), &error),
+        other => Failure::Other(other.into()),
+    })?;
+    let summary = session.finish()?;
+    println!("{:<28} {:>9} {:>9} {:>9} {:>9}", "table", "imported", "merged", "skipped", "rejected");
+    for (table, counts) in &summary.tables {
+        println!(
+            "{table:<28} {:>9} {:>9} {:>9} {:>9}",
+            counts.imported, counts.merged, counts.skipped, counts.rejected
+        );
+    }
+    let files = summary.files;
+    println!(
+        "files: {} imported ({} bytes), {} skipped, {} rejected",
+        files.imported, files.bytes, files.skipped, files.rejected
+    );
+    match &summary.vectors.reason {
+        None => println!("vectors: restored ({:?})", summary.vectors.tables),
+        Some(reason) => {
+            println!("vectors: not restored ({reason}); {} chunks marked for re-vectorization", summary.revectorized)
+        }
+    }
+    if key.is_some() {
+        println!("secrets: {} restored, {} skipped", summary.secrets.imported, summary.secrets.skipped);
+    }
+    if !summary.skipped_tables.is_empty() {
+        println!("not applied: {}", summary.skipped_tables.join(", "));
+    }
+    println!("done in {:.2} s", started.elapsed().as_secs_f64());
+    Ok(())
+}

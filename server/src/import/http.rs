@@ -1,0 +1,352 @@
+//! Import over HTTP (FORMAT §8): `POST /import` takes the raw archive, decides on its first
+//! four bytes before staging anything, streams the rest to a staging file with
+//! backpressure, verifies the container and manifest, and answers 202 with a job; the job
+//! then waits for a ticket decision if the archive has secrets, for a worker, and applies.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use lvbak_core::{Archive, FormatError, Ticket};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+use super::from_archive::import_archive;
+use super::jobs::{decide, Job, SecretsDecision, Status};
+use super::session::{ImportError, ImportSession};
+use crate::app::AppState;
+use crate::auth::{now, CurrentUser};
+use crate::error::{AppError, AppResult};
+use crate::export::plan::new_archive_id;
+use crate::progress::events_response;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/user-data/import", post(upload).layer(DefaultBodyLimit::disable()))
+        .route("/api/v1/user-data/import/{job_id}/status", get(status))
+        .route("/api/v1/user-data/import/{job_id}/cancel", post(cancel))
+        .route("/api/v1/user-data/import/{job_id}/ticket", post(ticket))
+        .route("/api/v1/user-data/import/{job_id}/skip-ticket", post(skip_ticket))
+        .route("/api/v1/user-data/import/{job_id}/events", get(events))
+}
+
+const ZIP_MAGIC: &[u8; 4] = b"PK\x03\x04";
+
+/// `POST /api/v1/user-data/import` with the archive as the raw body.
+async fn upload(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    headers: HeaderMap,
+    body: Body,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    let limits = state.limits();
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if content_type.to_ascii_lowercase().starts_with("multipart/") {
+        return Err(AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "multipart_not_supported",
+            "send the archive as the raw request body, not as a multipart form",
+        ));
+    }
+    let declared: Option<u64> = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    if let Some(length) = declared.filter(|&length| length > limits.max_archive_bytes) {
+        return Err(FormatError::TooLarge {
+            what: "the archive".into(),
+            limit: limits.max_archive_bytes,
+            actual: length,
+        }
+        .into());
+    }
+    let reservation = state.jobs().reserve(&user.id).ok_or_else(|| {
+        AppError::new(StatusCode::CONFLICT, "import_running", "an import of yours is already under way")
+    })?;
+
+    // Nothing is staged until the first four bytes say ZIP.
+    let mut stream = body.into_data_stream();
+    let mut head = Vec::with_capacity(4);
+    let mut pending: Vec<Bytes> = Vec::new();
+    while head.len() < 4 {
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                head.extend_from_slice(&chunk[..chunk.len().min(4 - head.len())]);
+                pending.push(chunk);
+            }
+            Some(Err(_)) => return Err(AppError::bad_request("upload_failed", "the upload was interrupted")),
+            None => break,
+        }
+    }
+    if head.as_slice() != ZIP_MAGIC {
+        let found = if head.is_empty() {
+            "nothing".to_string()
+        } else {
+            head.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+        };
+        return Err(FormatError::NotZip { found }.into());
+    }
+
+    let store = state.store();
+    let job_id = new_archive_id();
+    let staging = store.staging_dir();
+    tokio::fs::create_dir_all(&staging).await.map_err(AppError::internal)?;
+    let partial = staging.join(format!("{job_id}.lvbak.partial"));
+    let staged = staging.join(format!("{job_id}.lvbak"));
+    let received = async {
+        let mut file = tokio::fs::File::create(&partial).await.map_err(AppError::internal)?;
+        let mut total = 0u64;
+        let mut chunks = futures::stream::iter(pending.into_iter().map(Ok)).chain(stream);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|_| AppError::bad_request("upload_failed", "the upload was interrupted"))?;
+            total += chunk.len() as u64;
+            if total > limits.max_archive_bytes {
+                return Err(FormatError::TooLarge {
+                    what: "the archive".into(),
+                    limit: limits.max_archive_bytes,
+                    actual: total,
+                }
+                .into());
+            }
+            file.write_all(&chunk).await.map_err(AppError::internal)?;
+        }
+        file.flush().await.map_err(AppError::internal)?;
+        tokio::fs::rename(&partial, &staged).await.map_err(AppError::internal)?;
+        Ok::<u64, AppError>(total)
+    }
+    .await;
+    if let Err(error) = received {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(error);
+    }
+
+    // Verify the container and the manifest before accepting the job.
+    let path = staged.clone();
+    let verified = tokio::task::spawn_blocking(move || {
+        let archive = Archive::open(BufReader::with_capacity(64 * 1024, File::open(&path)?), limits)?;
+        Ok::<_, FormatError>((archive.manifest().clone(), archive.secrets_index().cloned()))
+    })
+    .await?;
+    let (manifest, secrets_index) = match verified {
+        Ok(verified) => verified,
+        Err(error) => {
+            let _ = tokio::fs::remove_file(&staged).await;
+            return Err(error.into());
+        }
+    };
+    let job = state.jobs().create(&store, reservation, job_id.clone(), manifest, secrets_index, Some(staged));
+    let progress = state.progress().open(&job.id, &job.user_id);
+    progress.publish(json!({"phase": "verifying", "done": true}));
+    tokio::spawn(run_job(state.clone(), job.clone()));
+    Ok((StatusCode::ACCEPTED, Json(json!({"jobId": job_id, "status": job.status().as_str()}))))
+}
+
+/// Waits for what the job needs (a ticket decision, a worker), then applies it.
+async fn run_job(state: AppState, job: Arc<Job>) {
+    let progress = state.progress().open(&job.id, &job.user_id);
+    let store = state.store();
+    let cancelled = |job: &Job| job.cancel.load(std::sync::atomic::Ordering::Relaxed);
+    let end_cancelled = |job: &Job| {
+        state.jobs().finish(&store, job, Status::Cancelled, None, None);
+        progress.publish(json!({"phase": "cancelled"}));
+    };
+
+    let mut key = None;
+    if job.needs_ticket() {
+        job.set_status(Status::AwaitingTicket);
+        let count = job.secrets_index.as_ref().map_or(0, |index| index.keys.len());
+        progress.publish(json!({"phase": "awaiting_ticket", "secretsCount": count}));
+        loop {
+            if cancelled(&job) {
+                return end_cancelled(&job);
+            }
+            let decision = job.lock().decision.take();
+            match decision {
+                Some(SecretsDecision::Ticket(ticket_key)) => {
+                    key = Some(ticket_key);
+                    break;
+                }
+                Some(SecretsDecision::Skip) => break,
+                None => job.wake.notified().await,
+            }
+        }
+        job.set_status(Status::Queued);
+    }
+    let permit = tokio::select! {
+        permit = state.jobs().worker() => permit,
+        () = async { while !cancelled(&job) { job.wake.notified().await } } => None,
+    };
+    if cancelled(&job) || permit.is_none() {
+        return end_cancelled(&job);
+    }
+    job.set_status(Status::Running);
+    progress.publish(json!({"phase": "running"}));
+
+    let limits = state.limits();
+    let runtime = tokio::runtime::Handle::current();
+    let (worker_store, worker_job, worker_progress) = (store.clone(), job.clone(), progress.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        let path =
+            worker_job.staged.clone().ok_or_else(|| ImportError::Io(std::io::Error::other("no staged archive")))?;
+        let mut archive = Archive::open(BufReader::with_capacity(256 * 1024, File::open(path)?), limits)?;
+        let publish = move |event: Value| worker_progress.publish(event);
+        let mut session =
+            ImportSession::new(&worker_store, &worker_job.user_id, worker_job.cancel.clone(), &publish, runtime)?;
+        import_archive(&mut session, &mut archive, key.as_ref())?;
+        session.finish()
+    })
+    .await;
+    drop(permit);
+    match outcome {
+        Ok(Ok(summary)) => {
+            state.jobs().finish(&store, &job, Status::Complete, Some(summary.clone()), None);
+            progress.publish(json!({"phase": "complete", "summary": summary}));
+        }
+        Ok(Err(ImportError::Cancelled)) => end_cancelled(&job),
+        Ok(Err(error)) => {
+            if !matches!(error, ImportError::Format(_)) {
+                tracing::error!("import {} failed: {error}", job.id);
+            }
+            let failure = (error.code().to_string(), error.public_message());
+            progress.publish(json!({"phase": "failed", "code": failure.0, "error": failure.1}));
+            state.jobs().finish(&store, &job, Status::Failed, None, Some(failure));
+        }
+        Err(panic) => {
+            tracing::error!("import {} panicked: {panic}", job.id);
+            let failure = ("internal".to_string(), "the server could not finish the import".to_string());
+            progress.publish(json!({"phase": "failed", "code": failure.0, "error": failure.1}));
+            state.jobs().finish(&store, &job, Status::Failed, None, Some(failure));
+        }
+    }
+}
+
+fn job_of(state: &AppState, id: &str, user_id: &str) -> AppResult<Arc<Job>> {
+    state.jobs().get(id, user_id).ok_or_else(|| AppError::not_found("import job"))
+}
+
+/// `GET /api/v1/user-data/import/:jobId/status`
+async fn status(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    if let Some(job) = state.jobs().get(&id, &user.id) {
+        return Ok(Json(job.status_json()));
+    }
+    // A job of an earlier run of the server.
+    let store = state.store();
+    let user_id = user.id.clone();
+    let lookup = id.clone();
+    let record = tokio::task::spawn_blocking(move || store.db.job_record(&lookup, &user_id)).await??;
+    let record = record.ok_or_else(|| AppError::not_found("import job"))?;
+    if let Some(report) = record.report.as_deref().and_then(|text| serde_json::from_str(text).ok()) {
+        return Ok(Json(report));
+    }
+    Ok(Json(json!({
+        "jobId": id,
+        "status": record.status,
+        "startedAt": record.started_at,
+        "finishedAt": record.finished_at,
+        "manifest": null,
+        "summary": null,
+        "fileSummary": null,
+        "error": record.error_code.map(|code| json!({"code": code, "message": record.error_message})),
+    })))
+}
+
+/// `POST /api/v1/user-data/import/:jobId/cancel`
+async fn cancel(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let job = job_of(&state, &id, &user.id)?;
+    let cancelled = state.jobs().cancel(&job);
+    // Give the job its chance to stop, so the answer usually carries the final status.
+    for _ in 0..40 {
+        if job.status().is_final() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(Json(json!({"cancelled": cancelled, "status": job.status().as_str()})))
+}
+
+/// `POST /api/v1/user-data/import/:jobId/ticket` with the ticket JSON.
+async fn ticket(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AppResult<Json<Value>> {
+    let job = job_of(&state, &id, &user.id)?;
+    if job.status() != Status::AwaitingTicket {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "not_awaiting_ticket",
+            "this import is not waiting for a ticket",
+        ));
+    }
+    let ticket = Ticket::parse(&body)?;
+    let archive_id = job.manifest.archive_id.clone();
+    if ticket.archive_id != archive_id {
+        return Err(FormatError::ArchiveMismatch { ticket: ticket.archive_id, archive: archive_id }.into());
+    }
+    let index = job
+        .secrets_index
+        .clone()
+        .ok_or_else(|| FormatError::BindingMismatch { detail: "the archive carries no secrets".into() })?;
+    ticket.verify(&archive_id, &index)?;
+    let key = ticket.key()?;
+    let store = state.store();
+    let user_id = user.id.clone();
+    let used = tokio::task::spawn_blocking(move || store.db.record_ticket_use(&archive_id, &user_id, now())).await??;
+    let answer = json!({
+        "accepted": true,
+        "wasReused": used.was_reused,
+        "previouslyConsumedAt": used.previously_consumed_at,
+        "uses": used.uses,
+    });
+    job.lock().ticket_use = Some(answer.clone());
+    decide(&job, SecretsDecision::Ticket(key));
+    state
+        .progress()
+        .open(&job.id, &job.user_id)
+        .publish(json!({"phase": "ticket_accepted", "wasReused": used.was_reused}));
+    Ok(Json(answer))
+}
+
+/// `POST /api/v1/user-data/import/:jobId/skip-ticket`
+async fn skip_ticket(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let job = job_of(&state, &id, &user.id)?;
+    if job.status() != Status::AwaitingTicket {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "not_awaiting_ticket",
+            "this import is not waiting for a ticket",
+        ));
+    }
+    decide(&job, SecretsDecision::Skip);
+    state.progress().open(&job.id, &job.user_id).publish(json!({"phase": "ticket_skipped"}));
+    Ok(Json(json!({"skipped": true})))
+}
+
+/// `GET /api/v1/user-data/import/:jobId/events`
+async fn events(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let (latest, receiver) =
+        state.progress().subscribe(&id, &user.id).ok_or_else(|| AppError::not_found("import job"))?;
+    Ok(events_response(latest, receiver))
+}

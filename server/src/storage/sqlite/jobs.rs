@@ -1,0 +1,85 @@
+//! The record of import jobs (`lvbak_import_jobs`), so that their outcome outlives the
+//! process and a restart can mark unfinished ones failed.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{Database, DbResult};
+
+impl Database {
+    pub fn record_job(&self, id: &str, user_id: &str, status: &str, archive_id: &str, started_at: i64) -> DbResult<()> {
+        self.write(|connection| {
+            connection.execute(
+                "INSERT INTO lvbak_import_jobs (id, user_id, status, archive_id, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, user_id, status, archive_id, started_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn finish_job(
+        &self,
+        id: &str,
+        status: &str,
+        finished_at: i64,
+        error_code: Option<&str>,
+        error_message: Option<&str>,
+        report: &str,
+    ) -> DbResult<()> {
+        self.write(|connection| {
+            connection.execute(
+                "UPDATE lvbak_import_jobs SET status = ?2, finished_at = ?3, error_code = ?4, error_message = ?5, summary = ?6
+                 WHERE id = ?1",
+                params![id, status, finished_at, error_code, error_message, report],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Marks every job that was not finished as failed; returns how many.
+    pub fn fail_unfinished_jobs(&self, now: i64, code: &str, message: &str) -> DbResult<usize> {
+        self.write(|connection| {
+            Ok(connection.execute(
+                "UPDATE lvbak_import_jobs SET status = 'failed', finished_at = ?1, error_code = ?2, error_message = ?3
+                 WHERE status IN ('queued', 'awaiting_ticket', 'running')",
+                params![now, code, message],
+            )?)
+        })
+    }
+
+    /// A recorded job of `user_id`.
+    pub fn job_record(&self, id: &str, user_id: &str) -> DbResult<Option<JobRecord>> {
+        self.read(|connection| {
+            Ok(connection
+                .query_row(
+                    "SELECT status, archive_id, started_at, finished_at, error_code, error_message, summary
+                     FROM lvbak_import_jobs WHERE id = ?1 AND user_id = ?2",
+                    [id, user_id],
+                    |row| {
+                        Ok(JobRecord {
+                            status: row.get(0)?,
+                            archive_id: row.get(1)?,
+                            started_at: row.get(2)?,
+                            finished_at: row.get(3)?,
+                            error_code: row.get(4)?,
+                            error_message: row.get(5)?,
+                            report: row.get(6)?,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+    }
+}
+
+/// An import job as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRecord {
+    pub status: String,
+    pub archive_id: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// The job's last status answer, as JSON text.
+    pub report: Option<String>,
+}
