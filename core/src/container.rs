@@ -648,6 +648,13 @@ impl<R: Read + Seek> EntryReader<'_, R> {
         self.entry
     }
 
+    /// For a stored entry, where its bytes lie in the archive (offset, length), so a caller
+    /// holding the file can copy them without passing them through memory. Reading this
+    /// reader to its end still checks them (length, CRC-32, data descriptor).
+    pub fn stored_range(&self) -> Option<(u64, u64)> {
+        (self.entry.compression == Compression::Stored).then_some((self.data_start, self.entry.compressed_size))
+    }
+
     fn read_checked(&mut self, buffer: &mut [u8]) -> Result<usize> {
         if self.finished {
             return Ok(0);

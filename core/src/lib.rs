@@ -28,7 +28,7 @@ pub use error::{FormatError, Result};
 pub use inspect::{inspect, CountSource, FileTotals, InspectOptions, Inspection, SecretsSummary};
 pub use limits::Limits;
 pub use manifest::{EmbeddingConfig, Manifest, ManifestStats};
-pub use ndjson::{check_row, parse_row, NdjsonLines, NdjsonWriter, Row};
+pub use ndjson::{check_row, parse_row, parse_row_aligned, NdjsonLines, NdjsonWriter, Row};
 pub use secrets::{EncryptedSecret, SecretKey, SecretSkip, SecretsIndex, Ticket};
 pub use vector::{decode_vector, encode_vector};
 pub use writer::{ArchiveWriter, EntrySize};

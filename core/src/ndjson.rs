@@ -4,7 +4,7 @@
 
 use std::io::{self, BufRead, Write};
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::{FormatError, Result};
@@ -107,6 +107,74 @@ pub fn parse_row(entry: &str, line_number: u64, line: &[u8]) -> Result<Row> {
     }
 }
 
+/// Parses one line (which must be a JSON object) into the values of `columns`, in that
+/// order: `None` for a column the row lacks. Keys that are not columns are checked and
+/// dropped; a repeated key keeps its last value. Faster than [`parse_row`] for wide rows,
+/// as no map is built.
+pub fn parse_row_aligned(entry: &str, line_number: u64, line: &[u8], columns: &[String]) -> Result<Vec<Option<Value>>> {
+    let mut deserializer = serde_json::Deserializer::from_slice(line);
+    let values = AlignedRow { columns }
+        .deserialize(&mut deserializer)
+        .and_then(|values| deserializer.end().map(|()| values))
+        .map_err(|error| bad_json(entry, line_number, error.to_string()))?;
+    Ok(values)
+}
+
+struct AlignedRow<'c> {
+    columns: &'c [String],
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for AlignedRow<'_> {
+    type Value = Vec<Option<Value>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AlignedRow<'_> {
+    type Value = Vec<Option<Value>>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+        let mut values = vec![None; self.columns.len()];
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match self.columns.iter().position(|column| *column == *key) {
+                Some(index) => values[index] = Some(map.next_value::<Value>()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(values)
+    }
+}
+
+/// An object key, borrowed from the line unless it had escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, key: &'de str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(key)))
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(key.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
 /// Checks that a line is one well-formed JSON object (valid UTF-8 throughout) without
 /// building it.
 pub fn check_row(entry: &str, line_number: u64, line: &[u8]) -> Result<()> {
@@ -201,6 +269,17 @@ mod tests {
         let error = lines(b"{}\n{\"a\":\"0123456789\"}\n", 10).err();
         assert!(matches!(error, Some(FormatError::LineTooLong { line: 2, limit: 10, .. })), "{error:?}");
         assert_eq!(lines(b"0123456789\n", 10).map(|l| l.len()).ok(), Some(1));
+    }
+
+    #[test]
+    fn aligned_rows_keep_known_columns_in_order() {
+        let columns = vec!["id".to_string(), "name".to_string(), "user_id".to_string()];
+        let line = br#"{"name":"Mira","extra":{"deep":[1,2]},"id":"c1","name":"Mira Vale"}"#;
+        let values = parse_row_aligned("t", 1, line, &columns).ok();
+        assert_eq!(values, Some(vec![Some(Value::from("c1")), Some(Value::from("Mira Vale")), None]));
+        for bad in [&b"[1]"[..], b"{\"id\":", b"{\"id\":1} x", b"{\"a\":{\"b\":}}"] {
+            assert_eq!(parse_row_aligned("t", 4, bad, &columns).err().map(|e| e.code()), Some("bad_json"), "{bad:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::time::Instant;
 
-use common::{http, login, run_lvbak, scratch, Server};
+use common::{http, login, scratch, seed_bulk_account, Server};
 
 fn main() {
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -20,28 +20,8 @@ fn main() {
         let dir = scratch(&format!("export-{characters}"));
         let data = dir.join("data");
         let data_arg = data.to_str().unwrap();
-        run_lvbak(&["user", "add", "bench", "--password", "bench-password", "--data-dir", data_arg]);
         let seeding = Instant::now();
-        let bulk = characters.to_string();
-        run_lvbak(&[
-            "seed",
-            "--user",
-            "bench",
-            "--characters",
-            "0",
-            "--chats",
-            "0",
-            "--images",
-            "0",
-            "--vectors",
-            "0",
-            "--secrets",
-            "0",
-            "--bulk-characters",
-            &bulk,
-            "--data-dir",
-            data_arg,
-        ]);
+        seed_bulk_account(data_arg, characters);
         let seeded = seeding.elapsed().as_secs_f64();
         let server = Server::start(&data);
         let token = login(&server.address, "bench", "bench-password");

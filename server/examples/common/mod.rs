@@ -157,3 +157,14 @@ pub fn scratch(label: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Creates the user `bench` (password `bench-password`) in `data_dir` with `characters`
+/// bulk characters and nothing else.
+pub fn seed_bulk_account(data_dir: &str, characters: usize) {
+    run_lvbak(&["user", "add", "bench", "--password", "bench-password", "--data-dir", data_dir]);
+    let bulk = characters.to_string();
+    let none = ["--characters", "0", "--chats", "0", "--images", "0", "--vectors", "0", "--secrets", "0"];
+    let mut args = vec!["seed", "--user", "bench", "--bulk-characters", &bulk, "--data-dir", data_dir];
+    args.extend(none);
+    run_lvbak(&args);
+}

@@ -98,11 +98,13 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
             }
             Some(ticket.key().map_err(|e| rejected(e.code(), &e))?)
         }
-        (None, true) if !args.skip_secrets => return Err(anyhow::anyhow!(
+        (None, true) if !args.skip_secrets => {
+            return Err(anyhow::anyhow!(
             "the archive carries {} encrypted API keys: give --ticket FILE, or --skip-secrets to import without them",
             manifest.secrets_count
         )
-        .into()),
+            .into())
+        }
         _ => None,
     };
     let started = Instant::now();
@@ -115,7 +117,7 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
     };
     let mut session =
         ImportSession::new(&store, &user.id, Arc::new(AtomicBool::new(false)), &progress, runtime.handle().clone())?;
-    import_archive(&mut session, &mut archive, key.as_ref()).map_err(|e| match e {
+    import_archive(&mut session, &mut archive, key.as_ref(), Some(&args.file)).map_err(|e| match e {
         crate::import::session::ImportError::Format(error) => rejected(error.code(), &error),
         other => Failure::Other(other.into()),
     })?;

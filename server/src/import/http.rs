@@ -99,7 +99,9 @@ async fn upload(
     let partial = staging.join(format!("{job_id}.lvbak.partial"));
     let staged = staging.join(format!("{job_id}.lvbak"));
     let received = async {
-        let mut file = tokio::fs::File::create(&partial).await.map_err(AppError::internal)?;
+        let file = tokio::fs::File::create(&partial).await.map_err(AppError::internal)?;
+        // Large writes: each write of a tokio file is a trip to a blocking thread.
+        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
         let mut total = 0u64;
         let mut chunks = futures::stream::iter(pending.into_iter().map(Ok)).chain(stream);
         while let Some(chunk) = chunks.next().await {
@@ -193,11 +195,11 @@ async fn run_job(state: AppState, job: Arc<Job>) {
     let outcome = tokio::task::spawn_blocking(move || {
         let path =
             worker_job.staged.clone().ok_or_else(|| ImportError::Io(std::io::Error::other("no staged archive")))?;
-        let mut archive = Archive::open(BufReader::with_capacity(256 * 1024, File::open(path)?), limits)?;
+        let mut archive = Archive::open(BufReader::with_capacity(256 * 1024, File::open(&path)?), limits)?;
         let publish = move |event: Value| worker_progress.publish(event);
         let mut session =
             ImportSession::new(&worker_store, &worker_job.user_id, worker_job.cancel.clone(), &publish, runtime)?;
-        import_archive(&mut session, &mut archive, key.as_ref())?;
+        import_archive(&mut session, &mut archive, key.as_ref(), Some(&path))?;
         session.finish()
     })
     .await;

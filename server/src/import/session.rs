@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::runtime::Handle;
 
-use crate::storage::sqlite::{DbError, RowApplier, TableCounts};
+use crate::storage::sqlite::{AlignedRow, DbError, RowApplier, TableCounts};
 use crate::storage::vectors::VectorError;
 use crate::storage::{Store, VectorRow, WriteOutcome};
 
@@ -153,11 +153,17 @@ impl<'a> ImportSession<'a> {
         })
     }
 
-    pub fn check_cancelled(&self) -> Result<(), ImportError> {
+    pub fn check_cancelled(&mut self) -> Result<(), ImportError> {
         if self.cancel.load(Ordering::Relaxed) {
+            self.applier.commit()?;
             return Err(ImportError::Cancelled);
         }
         Ok(())
+    }
+
+    /// Commits the rows applied so far (before long work that writes no rows).
+    pub fn commit(&mut self) -> Result<(), ImportError> {
+        Ok(self.applier.commit()?)
     }
 
     pub fn progress(&self, event: Value) {
@@ -171,9 +177,18 @@ impl<'a> ImportSession<'a> {
         }
     }
 
+    /// The live columns of a registry table: rows are handed to [`Self::apply_rows`]
+    /// aligned with these (see `lvbak_core::parse_row_aligned`).
+    pub fn columns_of(&mut self, table: &str) -> Result<Option<Vec<String>>, ImportError> {
+        match table_spec(table) {
+            Some(spec) => Ok(Some(self.applier.columns_of(spec)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Applies a batch of rows of `table` (one transaction); tables outside the registry are
     /// skipped whole.
-    pub fn apply_rows(&mut self, table: &str, rows: Vec<Row>) -> Result<TableCounts, ImportError> {
+    pub fn apply_rows(&mut self, table: &str, rows: Vec<AlignedRow>) -> Result<TableCounts, ImportError> {
         self.check_cancelled()?;
         let Some(spec) = table_spec(table) else {
             self.skip_table(table);
@@ -228,8 +243,15 @@ impl<'a> ImportSession<'a> {
 
     /// Restores one file, unless a file of that name exists (it is kept) or the file may not
     /// be written (it is rejected). The bytes go to a temporary name first and appear only
-    /// once complete and checked.
-    pub fn apply_file(&mut self, bucket: FileBucket, name: &str, data: &mut dyn Read) -> Result<(), ImportError> {
+    /// once complete and checked. `stored` is the archive file and the byte range of a
+    /// stored entry, which is then copied in the kernel while `data` is read for its checks.
+    pub fn apply_file(
+        &mut self,
+        bucket: FileBucket,
+        name: &str,
+        data: &mut dyn Read,
+        stored: Option<(&std::path::Path, (u64, u64))>,
+    ) -> Result<(), ImportError> {
         self.check_cancelled()?;
         let destination = self.destination(bucket, name)?;
         let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
@@ -255,13 +277,22 @@ impl<'a> ImportSession<'a> {
             }
         }
         let mut reader = Cancellable { inner: (&head[..got]).chain(data), cancel: &self.cancel };
-        match self.store.files.write_new(bucket, &self.user_id, &destination, &mut reader) {
+        let written = match stored.filter(|_| got == 0) {
+            Some((archive, range)) => {
+                let mut verify = || io::copy(&mut reader, &mut io::sink()).map(|_| ());
+                self.store.files.write_new_from_range(bucket, &self.user_id, &destination, archive, range, &mut verify)
+            }
+            None => self.store.files.write_new(bucket, &self.user_id, &destination, &mut reader),
+        };
+        match written {
             Ok(WriteOutcome::Written { bytes }) => {
                 self.summary.files.imported += 1;
                 self.summary.files.bytes += bytes;
             }
             Ok(WriteOutcome::AlreadyThere) => {
-                self.drain(&mut reader)?;
+                if stored.is_none() {
+                    self.drain(&mut reader)?;
+                }
                 self.summary.files.skipped += 1;
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => return Err(ImportError::Cancelled),

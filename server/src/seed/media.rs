@@ -51,7 +51,7 @@ struct BitWriter {
 impl BitWriter {
     fn put(&mut self, value: u32, bits: u32) {
         for bit in 0..bits {
-            if self.used % 8 == 0 {
+            if self.used.is_multiple_of(8) {
                 self.bytes.push(0);
             }
             if value >> bit & 1 == 1 {

@@ -33,7 +33,7 @@ impl Store {
         let db = Database::open(&data_dir.join("lvbak.sqlite")).context("cannot open the database")?;
         let identity =
             IdentityKey::load_or_create(&data_dir.join("identity.key")).context("cannot read the identity key")?;
-        let files = FileStore::new(&data_dir);
+        let files = FileStore::new(&data_dir, &data_dir.join("staging"));
         let vectors = VectorStore::open(&data_dir.join("lancedb")).await.context("cannot open LanceDB")?;
         Ok(Self { data_dir, db, identity, files, vectors })
     }

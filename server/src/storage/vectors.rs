@@ -58,7 +58,9 @@ impl VectorRows {
 }
 
 pub struct VectorStore {
-    connection: lancedb::Connection,
+    directory: std::path::PathBuf,
+    /// Opened on first use: an instance whose users have no vectors never loads LanceDB.
+    connection: tokio::sync::OnceCell<lancedb::Connection>,
     /// Creating a table and adding to it must not race between two imports.
     writes: Mutex<()>,
 }
@@ -177,13 +179,29 @@ fn batch_of_rows(rows: &[VectorRow], dimension: i32) -> Result<RecordBatch, Vect
 impl VectorStore {
     pub async fn open(directory: &Path) -> Result<Self, VectorError> {
         std::fs::create_dir_all(directory).map_err(|error| VectorError::Invalid(error.to_string()))?;
-        let uri = directory.to_str().ok_or_else(|| VectorError::Invalid("the data directory is not UTF-8".into()))?;
-        let connection = lancedb::connect(uri).execute().await?;
-        Ok(Self { connection, writes: Mutex::new(()) })
+        directory.to_str().ok_or_else(|| VectorError::Invalid("the data directory is not UTF-8".into()))?;
+        Ok(Self {
+            directory: directory.to_path_buf(),
+            connection: tokio::sync::OnceCell::new(),
+            writes: Mutex::new(()),
+        })
+    }
+
+    async fn connection(&self) -> Result<&lancedb::Connection, VectorError> {
+        self.connection
+            .get_or_try_init(|| async {
+                let uri = self.directory.to_str().unwrap_or_default();
+                Ok::<_, VectorError>(lancedb::connect(uri).execute().await?)
+            })
+            .await
     }
 
     async fn table(&self, name: &str) -> Result<Option<lancedb::Table>, VectorError> {
-        match self.connection.open_table(name).execute().await {
+        // No table directory yet means no table, without loading LanceDB to say so.
+        if !self.directory.join(format!("{name}.lance")).exists() {
+            return Ok(None);
+        }
+        match self.connection().await?.open_table(name).execute().await {
             Ok(table) => Ok(Some(table)),
             Err(lancedb::Error::TableNotFound { .. }) => Ok(None),
             Err(error) => Err(error.into()),
@@ -249,7 +267,7 @@ impl VectorStore {
                 table.add(batch).execute().await?;
             }
             None => {
-                self.connection.create_table(name, batch).execute().await?;
+                self.connection().await?.create_table(name, batch).execute().await?;
             }
         }
         Ok(())

@@ -18,8 +18,7 @@ use std::collections::{HashMap, HashSet};
 use lvbak_core::registry::{
     is_secret_setting_key, table_spec, Ownership, ReferenceRule, ResetValue, TableSpec, TABLES,
 };
-use lvbak_core::Row;
-use rusqlite::types::Value as SqlValue;
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -59,27 +58,67 @@ struct LiveColumn {
     primary_key: bool,
 }
 
+/// What the checks of one table need, by column index (worked out once per table).
+#[derive(Clone, Debug)]
+struct TablePlan {
+    columns: Vec<LiveColumn>,
+    names: Vec<String>,
+    /// `user_id` / `installed_by_user_id`: forced to the importer.
+    owner_columns: Vec<usize>,
+    forced_zero: Vec<usize>,
+    filter: Option<(usize, &'static str)>,
+    parent: Option<(usize, &'static str)>,
+    references: Vec<(usize, &'static str, ReferenceRule)>,
+    /// A column naming a file in a shared folder, which another user's row may already use.
+    file_name: Option<usize>,
+    id: Option<usize>,
+}
+
+/// One row, its values aligned with the live columns of its table (`None`: absent).
+pub type AlignedRow = Vec<Option<Value>>;
+
 /// The import's writer.
 pub struct RowApplier {
     connection: Connection,
     user_id: String,
-    columns: HashMap<&'static str, Vec<LiveColumn>>,
+    plans: HashMap<&'static str, TablePlan>,
     owners: HashMap<(&'static str, String), Owner>,
     /// Ids inserted by this import, per table that may need re-vectorizing.
     inserted: HashMap<&'static str, Vec<String>>,
+    /// The write transaction batches share, and when it began (see [`Self::apply`]).
+    open_since: Option<std::time::Instant>,
+    rows_in_transaction: usize,
 }
 
-/// A JSON value as SQLite stores it (JSON columns stay JSON text).
-fn to_sql(value: &Value) -> SqlValue {
-    match value {
-        Value::Null => SqlValue::Null,
-        Value::Bool(flag) => SqlValue::Integer(i64::from(*flag)),
-        Value::Number(number) => match number.as_i64() {
-            Some(integer) => SqlValue::Integer(integer),
-            None => SqlValue::Real(number.as_f64().unwrap_or(0.0)),
-        },
-        Value::String(text) => SqlValue::Text(text.clone()),
-        other => SqlValue::Text(other.to_string()),
+/// A transaction spanning several batches is committed after this long or this many rows,
+/// so that index pages dirtied by many batches are written once, while other writers wait
+/// no longer than this.
+const COMMIT_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+const COMMIT_AFTER_ROWS: usize = 50_000;
+
+impl Drop for RowApplier {
+    /// Whatever batches were applied stay applied, however the import ends.
+    fn drop(&mut self) {
+        let _ = self.commit();
+    }
+}
+
+/// A JSON value bound as an SQL parameter the way SQLite stores it (JSON columns stay
+/// JSON text); strings are bound without copying.
+struct Param<'a>(&'a Value);
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Owned(SqlValue::Null),
+            Value::Bool(flag) => ToSqlOutput::Owned(SqlValue::Integer(i64::from(*flag))),
+            Value::Number(number) => ToSqlOutput::Owned(match number.as_i64() {
+                Some(integer) => SqlValue::Integer(integer),
+                None => SqlValue::Real(number.as_f64().unwrap_or(0.0)),
+            }),
+            Value::String(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            other => ToSqlOutput::Owned(SqlValue::Text(other.to_string())),
+        })
     }
 }
 
@@ -146,22 +185,29 @@ impl Database {
     pub fn row_applier(&self, user_id: &str) -> DbResult<RowApplier> {
         let connection = self.connect()?;
         connection.pragma_update(None, "foreign_keys", "OFF")?;
+        // A bulk writer: a page cache that holds a whole batch, and checkpoints (each of
+        // which syncs the disk) every 256 MiB of WAL rather than every 4 MiB.
+        connection.pragma_update(None, "cache_size", -24576)?;
+        connection.pragma_update(None, "wal_autocheckpoint", 65536)?;
+        connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         Ok(RowApplier {
             connection,
             user_id: user_id.to_string(),
-            columns: HashMap::new(),
+            plans: HashMap::new(),
             owners: HashMap::new(),
             inserted: HashMap::new(),
+            open_since: None,
+            rows_in_transaction: 0,
         })
     }
 }
 
 impl RowApplier {
-    fn live_columns(&mut self, table: &'static str) -> DbResult<Vec<LiveColumn>> {
-        if let Some(columns) = self.columns.get(table) {
-            return Ok(columns.clone());
+    fn plan(&mut self, spec: &'static TableSpec) -> DbResult<TablePlan> {
+        if let Some(plan) = self.plans.get(spec.name) {
+            return Ok(plan.clone());
         }
-        let mut statement = self.connection.prepare(&format!("PRAGMA table_info({})", quoted(table)))?;
+        let mut statement = self.connection.prepare(&format!("PRAGMA table_info({})", quoted(spec.name)))?;
         let columns = statement
             .query_map([], |row| {
                 let notnull: i64 = row.get(3)?;
@@ -170,8 +216,37 @@ impl RowApplier {
                 Ok(LiveColumn { name: row.get(1)?, required: notnull != 0 && default.is_none(), primary_key: pk > 0 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        self.columns.insert(table, columns.clone());
-        Ok(columns)
+        let position = |name: &str| columns.iter().position(|column| column.name == name);
+        let plan = TablePlan {
+            names: columns.iter().map(|column| column.name.clone()).collect(),
+            owner_columns: ["user_id", "installed_by_user_id"].into_iter().filter_map(position).collect(),
+            forced_zero: spec.forced_zero.iter().filter_map(|name| position(name)).collect(),
+            filter: spec.row_filter.and_then(|(column, value)| position(column).map(|index| (index, value))),
+            parent: match spec.ownership {
+                Ownership::Parent { parent_table, column } => position(column).map(|index| (index, parent_table)),
+                Ownership::Direct { .. } => None,
+            },
+            references: spec
+                .references
+                .iter()
+                .filter_map(|r| position(r.column).map(|index| (index, r.table, r.rule)))
+                .collect(),
+            file_name: match spec.name {
+                "images" => position("filename"),
+                "characters" | "personas" => position("avatar_path"),
+                _ => None,
+            },
+            id: position("id"),
+            columns,
+        };
+        self.plans.insert(spec.name, plan.clone());
+        Ok(plan)
+    }
+
+    /// The live columns of a registry table, in order: rows are handed to [`Self::apply`]
+    /// aligned with these.
+    pub fn columns_of(&mut self, spec: &'static TableSpec) -> DbResult<Vec<String>> {
+        Ok(self.plan(spec)?.names)
     }
 
     /// Whose row `id` of `table` is.
@@ -225,139 +300,169 @@ impl RowApplier {
             || self.file_name_taken("personas", "avatar_path", name)?)
     }
 
-    /// Applies a batch of rows of one registry table, in one transaction.
-    pub fn apply(&mut self, spec: &'static TableSpec, rows: Vec<Row>) -> DbResult<TableCounts> {
-        let columns = self.live_columns(spec.name)?;
+    /// Commits the open transaction, if any.
+    pub fn commit(&mut self) -> DbResult<()> {
+        if self.open_since.take().is_some() {
+            self.rows_in_transaction = 0;
+            self.connection.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+
+    /// Applies a batch of rows of one registry table (aligned with [`Self::columns_of`]):
+    /// every row is checked first, then the accepted ones are inserted with one prepared
+    /// statement per set of columns. A batch is all or nothing (a savepoint); batches share
+    /// a transaction that commits every half second or so.
+    pub fn apply(&mut self, spec: &'static TableSpec, rows: Vec<AlignedRow>) -> DbResult<TableCounts> {
+        let plan = self.plan(spec)?;
         let mut counts = TableCounts::default();
-        self.connection.execute_batch("BEGIN IMMEDIATE")?;
+        if self.open_since.is_none() {
+            self.connection.execute_batch("BEGIN IMMEDIATE")?;
+            self.open_since = Some(std::time::Instant::now());
+        }
+        self.connection.execute_batch("SAVEPOINT lvbak_batch")?;
+        let batch_rows = rows.len();
         let result = (|| -> DbResult<()> {
-            for row in rows {
-                if spec.name == "settings" {
-                    self.apply_setting(row, &mut counts)?;
-                    continue;
+            if spec.name == "settings" {
+                for row in rows {
+                    self.apply_setting(&plan, row, &mut counts)?;
                 }
-                match self.prepare_row(spec, &columns, row)? {
-                    Some(row) => {
-                        if self.insert(spec, &row)? {
-                            counts.imported += 1;
-                        } else {
-                            counts.skipped += 1;
-                        }
-                    }
+                return Ok(());
+            }
+            let mut accepted = Vec::with_capacity(rows.len());
+            for row in rows {
+                match self.prepare_row(&plan, row)? {
+                    Some(row) => accepted.push(row),
                     None => counts.rejected += 1,
                 }
             }
+            // In key order, inserts touch neighbouring index pages (ids are random UUIDs).
+            if let Some(id) = plan.id {
+                accepted.sort_by(|a, b| {
+                    a[id].as_ref().and_then(Value::as_str).cmp(&b[id].as_ref().and_then(Value::as_str))
+                });
+            }
+            let inserted = self.insert_all(spec, &plan, &accepted)?;
+            counts.imported += inserted;
+            counts.skipped += accepted.len() as u64 - inserted;
             Ok(())
         })();
-        match result {
-            Ok(()) => self.connection.execute_batch("COMMIT")?,
-            Err(error) => {
-                let _ = self.connection.execute_batch("ROLLBACK");
-                return Err(error);
-            }
+        if let Err(error) = result {
+            let _ = self.connection.execute_batch("ROLLBACK TO lvbak_batch; RELEASE lvbak_batch");
+            let _ = self.commit();
+            return Err(error);
+        }
+        self.connection.execute_batch("RELEASE lvbak_batch")?;
+        self.rows_in_transaction += batch_rows;
+        if self.rows_in_transaction >= COMMIT_AFTER_ROWS
+            || self.open_since.is_some_and(|at| at.elapsed() >= COMMIT_AFTER)
+        {
+            self.commit()?;
         }
         Ok(counts)
     }
 
-    /// Cleans a row for `spec`, or refuses it (`None`).
-    fn prepare_row(
-        &mut self,
-        spec: &'static TableSpec,
-        columns: &[LiveColumn],
-        mut row: Row,
-    ) -> DbResult<Option<Vec<(String, Value)>>> {
+    /// Cleans a row for its table, or refuses it (`None`).
+    fn prepare_row(&mut self, plan: &TablePlan, mut row: AlignedRow) -> DbResult<Option<AlignedRow>> {
         // Forced columns first, so later checks see what will be written.
-        for column in columns {
-            match column.name.as_str() {
-                "user_id" | "installed_by_user_id" => {
-                    row.insert(column.name.clone(), Value::String(self.user_id.clone()));
-                }
-                name if spec.forced_zero.contains(&name) => {
-                    row.insert(column.name.clone(), Value::from(0));
-                }
-                _ => {}
-            }
+        for &index in &plan.owner_columns {
+            row[index] = Some(Value::String(self.user_id.clone()));
         }
-        if let Some((column, value)) = spec.row_filter {
-            if row.get(column).and_then(Value::as_str) != Some(value) {
+        for &index in &plan.forced_zero {
+            row[index] = Some(Value::from(0));
+        }
+        let text = |row: &AlignedRow, index: usize| row[index].as_ref().and_then(Value::as_str).map(str::to_string);
+        if let Some((index, value)) = plan.filter {
+            if text(&row, index).as_deref() != Some(value) {
                 return Ok(None);
             }
         }
-        for column in columns {
-            let value = row.get(&column.name).unwrap_or(&Value::Null);
-            if (column.primary_key || column.required) && value.is_null() {
+        for (column, value) in plan.columns.iter().zip(&row) {
+            if (column.primary_key || column.required) && value.as_ref().is_none_or(Value::is_null) {
                 return Ok(None);
             }
         }
-        if let Ownership::Parent { parent_table, column } = spec.ownership {
-            let Some(parent) = row.get(column).and_then(Value::as_str).map(str::to_string) else { return Ok(None) };
+        if let Some((index, parent_table)) = plan.parent {
+            let Some(parent) = text(&row, index) else { return Ok(None) };
             if self.owner_of(parent_table, &parent)? != Owner::Importer {
                 return Ok(None);
             }
         }
-        for reference in spec.references {
-            let Some(target) = row.get(reference.column).and_then(Value::as_str).map(str::to_string) else { continue };
-            let Some(target_spec) = table_spec(reference.table) else { continue };
+        for &(index, table, rule) in &plan.references {
+            let Some(target) = text(&row, index) else { continue };
+            let Some(target_spec) = table_spec(table) else { continue };
             if self.owner_of(target_spec.name, &target)? == Owner::Someone {
-                match reference.rule {
+                match rule {
                     ReferenceRule::RejectWhenForeign => return Ok(None),
-                    ReferenceRule::ScrubWhenMissing => {
-                        row.insert(reference.column.to_string(), Value::Null);
-                    }
+                    ReferenceRule::ScrubWhenMissing => row[index] = Some(Value::Null),
                 }
             }
         }
         // An archive must not claim a file another user's row names.
-        match spec.name {
-            "images" => {
-                if let Some(name) = row.get("filename").and_then(Value::as_str).map(str::to_string) {
-                    if self.file_name_taken("images", "filename", &name)? {
-                        return Ok(None);
-                    }
+        if let Some(index) = plan.file_name {
+            if let Some(name) = text(&row, index) {
+                let taken = match plan.names[index].as_str() {
+                    "filename" => self.file_name_taken("images", "filename", &name)?,
+                    _ => self.avatar_taken(&name)?,
+                };
+                if taken {
+                    return Ok(None);
                 }
             }
-            "characters" | "personas" => {
-                if let Some(name) = row.get("avatar_path").and_then(Value::as_str).map(str::to_string) {
-                    if self.avatar_taken(&name)? {
-                        return Ok(None);
-                    }
-                }
-            }
-            _ => {}
         }
-        let kept = columns
-            .iter()
-            .filter_map(|column| row.remove(&column.name).map(|value| (column.name.clone(), value)))
-            .collect();
-        Ok(Some(kept))
+        Ok(Some(row))
     }
 
-    /// `INSERT OR IGNORE`; true when the row was new.
-    fn insert(&mut self, spec: &'static TableSpec, row: &[(String, Value)]) -> DbResult<bool> {
-        let names: Vec<String> = row.iter().map(|(name, _)| quoted(name)).collect();
-        let placeholders: Vec<String> = (1..=row.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!(
-            "INSERT OR IGNORE INTO {} ({}) VALUES ({})",
-            quoted(spec.name),
-            names.join(", "),
-            placeholders.join(", ")
-        );
-        let values: Vec<SqlValue> = row.iter().map(|(_, value)| to_sql(value)).collect();
-        let changed = self.connection.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(values))?;
-        if changed == 0 {
-            return Ok(false);
-        }
-        if let Some(id) = row.iter().find(|(name, _)| name == "id").and_then(|(_, value)| value.as_str()) {
-            self.owners.insert((spec.name, id.to_string()), Owner::Importer);
+    /// `INSERT OR IGNORE` of rows aligned with `columns`; returns how many were new.
+    fn insert_all(&mut self, spec: &'static TableSpec, plan: &TablePlan, rows: &[AlignedRow]) -> DbResult<u64> {
+        let (columns, id_column) = (&plan.columns, plan.id);
+        let mut inserted = 0;
+        let mut new_ids = Vec::new();
+        let mut current: Option<(u128, rusqlite::CachedStatement<'_>)> = None;
+        for row in rows {
+            // Which columns the row has, as bits (registry tables have well under 128).
+            let shape = row
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_some())
+                .fold(0u128, |bits, (i, _)| bits | 1u128 << (i % 128));
+            if current.as_ref().is_none_or(|(known, _)| *known != shape) {
+                let names: Vec<String> = columns
+                    .iter()
+                    .zip(row)
+                    .filter(|(_, value)| value.is_some())
+                    .map(|(c, _)| quoted(&c.name))
+                    .collect();
+                let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+                let sql = format!(
+                    "INSERT OR IGNORE INTO {} ({}) VALUES ({})",
+                    quoted(spec.name),
+                    names.join(", "),
+                    placeholders.join(", ")
+                );
+                current = Some((shape, self.connection.prepare_cached(&sql)?));
+            }
+            let Some((_, statement)) = current.as_mut() else { continue };
+            if statement.execute(rusqlite::params_from_iter(row.iter().flatten().map(Param)))? == 0 {
+                continue;
+            }
+            inserted += 1;
             if !spec.revectorize.is_empty() {
-                self.inserted.entry(spec.name).or_default().push(id.to_string());
+                if let Some(id) = id_column.and_then(|i| row[i].as_ref()).and_then(Value::as_str) {
+                    new_ids.push(id.to_string());
+                }
             }
         }
-        Ok(true)
+        drop(current);
+        if !new_ids.is_empty() {
+            self.inserted.entry(spec.name).or_default().extend(new_ids);
+        }
+        Ok(inserted)
     }
 
-    fn apply_setting(&mut self, row: Row, counts: &mut TableCounts) -> DbResult<()> {
-        let (Some(key), Some(value)) = (row.get("key").and_then(Value::as_str), row.get("value")) else {
+    fn apply_setting(&mut self, plan: &TablePlan, row: AlignedRow, counts: &mut TableCounts) -> DbResult<()> {
+        let value_at = |name: &str| plan.names.iter().position(|n| n == name).and_then(|i| row[i].as_ref());
+        let (Some(key), Some(value)) = (value_at("key").and_then(Value::as_str), value_at("value")) else {
             counts.rejected += 1;
             return Ok(());
         };
@@ -369,7 +474,7 @@ impl RowApplier {
             Value::String(text) => text.clone(),
             other => other.to_string(),
         };
-        let updated_at = row.get("updated_at").and_then(Value::as_i64).unwrap_or(0);
+        let updated_at = value_at("updated_at").and_then(Value::as_i64).unwrap_or(0);
         let existing: Option<String> = self
             .connection
             .prepare_cached("SELECT value FROM settings WHERE key = ?1 AND user_id = ?2")?
@@ -406,6 +511,7 @@ impl RowApplier {
     /// Clears every nullable reference (FORMAT §4's scrub list) of the importer's rows whose
     /// target is missing or not the importer's; returns how many were cleared.
     pub fn scrub_references(&mut self) -> DbResult<u64> {
+        self.commit()?;
         let mut cleared = 0;
         for spec in TABLES {
             for reference in spec.references.iter().filter(|r| r.rule == ReferenceRule::ScrubWhenMissing) {

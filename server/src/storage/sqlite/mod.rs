@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 
 pub use accounts::{SessionUser, UserRecord};
-pub use apply::{merge_setting, Owner, RowApplier, TableCounts};
+pub use apply::{merge_setting, AlignedRow, Owner, RowApplier, TableCounts};
 pub use jobs::JobRecord;
 pub use rows::{RowRef, RowValue, TableScan};
 pub use secrets::{StoredSecret, TicketUse};

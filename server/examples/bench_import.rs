@@ -1,0 +1,180 @@
+//! Benchmark (prints figures, asserts nothing about time): import through the real server
+//! over loopback, from upload to a complete job, into a fresh account, of the 100,000- and
+//! 500,000-character archives of the export benchmark (rows/s, wall time, peak RSS), and of
+//! a 1 GiB archive holding one incompressible `files/databank/` entry, stored and deflated
+//! (MB/s, peak RSS), beside `cp` of the same archive. Run with `scripts/bench`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{http, login, run_lvbak, scratch, seed_bulk_account, Server};
+
+fn upload_and_wait(server: &Server, token: &str, archive: &Path) -> (f64, f64, String) {
+    let bearer = format!("Bearer {token}");
+    let bytes = std::fs::read(archive).unwrap();
+    server.reset_peak_memory();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let (status, _) =
+        http(&server.address, "POST", "/api/v1/user-data/import", &[("Authorization", &bearer)], &bytes, &mut answer);
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&answer));
+    let uploaded = started.elapsed().as_secs_f64();
+    let job =
+        String::from_utf8(answer).unwrap().split("\"jobId\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    loop {
+        let mut status_body = Vec::new();
+        http(
+            &server.address,
+            "GET",
+            &format!("/api/v1/user-data/import/{job}/status"),
+            &[("Authorization", &bearer)],
+            b"",
+            &mut status_body,
+        );
+        let text = String::from_utf8(status_body).unwrap();
+        if text.contains("\"status\":\"complete\"") || text.contains("\"status\":\"failed\"") {
+            assert!(text.contains("\"status\":\"complete\""), "{text}");
+            return (started.elapsed().as_secs_f64(), uploaded, text);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn fresh_target(label: &str) -> (std::path::PathBuf, Server, String) {
+    let dir = scratch(label);
+    let data = dir.join("data");
+    run_lvbak(&["user", "add", "target", "--password", "target-password", "--data-dir", data.to_str().unwrap()]);
+    let server = Server::start(&data);
+    let token = login(&server.address, "target", "target-password");
+    (dir, server, token)
+}
+
+fn rows_benchmark(characters: usize) {
+    let source = scratch(&format!("import-source-{characters}"));
+    let data = source.join("data");
+    let data_arg = data.to_str().unwrap();
+    seed_bulk_account(data_arg, characters);
+    let archive = source.join("bench.lvbak");
+    run_lvbak(&["export", "--user", "bench", "-o", archive.to_str().unwrap(), "--data-dir", data_arg]);
+    let (dir, server, token) = fresh_target(&format!("import-{characters}"));
+    let (seconds, uploaded, status) = upload_and_wait(&server, &token, &archive);
+    let peak = server.peak_memory_mib();
+    let imported: u64 = status
+        .split("\"imported\":")
+        .skip(1)
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<u64>().ok()))
+        .sum();
+    println!(
+        "import {characters} characters: {imported} rows in {seconds:.2} s (upload {uploaded:.2} s) = {:.0} rows/s; server peak RSS {peak:.1} MiB",
+        imported as f64 / seconds
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&source);
+}
+
+/// A 1 GiB archive with one incompressible databank document, its entry stored or deflated.
+fn big_file_archive(path: &Path, deflated: bool) -> u64 {
+    const SIZE: usize = 1 << 30;
+    let document = "9b7e1c52-1111-4c2b-8a55-0d3e6f7a8b9c";
+    let manifest = lvbak_core::Manifest::new("5a0c2f18-2222-4a9e-9d1b-6e2f3a4b5c6d", 1_795_313_867);
+    let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, File::create(path).unwrap()));
+    let deflate = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(3));
+    zip.start_file("manifest.json", deflate).unwrap();
+    zip.write_all(&manifest.to_json()).unwrap();
+    zip.start_file("database/databanks.ndjson", deflate).unwrap();
+    zip.write_all(b"{\"id\":\"db-bench\",\"user_id\":\"u\",\"name\":\"Bench\",\"scope\":\"global\",\"created_at\":1,\"updated_at\":1}\n").unwrap();
+    zip.start_file("database/databank_documents.ndjson", deflate).unwrap();
+    let row = format!(
+        "{{\"id\":\"{document}\",\"databank_id\":\"db-bench\",\"user_id\":\"u\",\"name\":\"big\",\"slug\":\"big\",\"file_path\":\"big.bin\",\"created_at\":1,\"updated_at\":1}}\n"
+    );
+    zip.write_all(row.as_bytes()).unwrap();
+    let method = if deflated { zip::CompressionMethod::Deflated } else { zip::CompressionMethod::Stored };
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(method)
+        .compression_level(deflated.then_some(3))
+        .large_file(true);
+    zip.start_file(format!("files/databank/{document}__big.bin"), options).unwrap();
+    // xorshift64*: incompressible, and fast to make.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..SIZE / block.len() {
+        for chunk in block.chunks_exact_mut(8) {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            chunk.copy_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+        }
+        zip.write_all(&block).unwrap();
+    }
+    zip.finish().unwrap().flush().unwrap();
+    std::fs::metadata(path).unwrap().len()
+}
+
+fn file_benchmark(deflated: bool) {
+    let label = if deflated { "deflated" } else { "stored" };
+    let (dir, server, token) = fresh_target(&format!("import-file-{label}"));
+    let archive = dir.join("big.lvbak");
+    let size = big_file_archive(&archive, deflated);
+    // cp of the same archive, from the page cache with no writeback pending, as the
+    // yardstick; each measured phase starts from a synced disk.
+    let sync = || assert!(std::process::Command::new("sync").status().unwrap().success());
+    let copy = dir.join("copy.bin");
+    let _ = std::fs::read(&archive).map(|b| b.len());
+    sync();
+    let started = Instant::now();
+    let status = std::process::Command::new("cp").arg(&archive).arg(&copy).status().unwrap();
+    assert!(status.success());
+    let cp_seconds = started.elapsed().as_secs_f64();
+    std::fs::remove_file(&copy).unwrap();
+    sync();
+    let (seconds, uploaded, _) = upload_and_wait(&server, &token, &archive);
+    let peak = server.peak_memory_mib();
+    let applying = seconds - uploaded;
+    let mb = (1u64 << 30) as f64 / 1e6;
+    // The same archive through `lvbak import`, read where it lies.
+    let direct = dir.join("direct");
+    let direct_arg = direct.to_str().unwrap();
+    run_lvbak(&["user", "add", "direct", "--password", "direct-password", "--data-dir", direct_arg]);
+    sync();
+    let started = Instant::now();
+    run_lvbak(&["import", "--user", "direct", archive.to_str().unwrap(), "--data-dir", direct_arg]);
+    let direct_seconds = started.elapsed().as_secs_f64();
+    println!(
+        "import 1 GiB {label} file with lvbak import (archive read in place, the file written once): {direct_seconds:.2} s = {:.0} MB/s",
+        mb / direct_seconds
+    );
+    println!(
+        "import 1 GiB {label} file ({:.2} GB archive): {seconds:.2} s end to end = {:.0} MB/s (upload {uploaded:.2} s, apply {applying:.2} s = {:.0} MB/s); \
+         cp of the archive {cp_seconds:.2} s = {:.0} MB/s; server peak RSS {peak:.1} MiB",
+        size as f64 / 1e9,
+        mb / seconds,
+        mb / applying,
+        size as f64 / 1e6 / cp_seconds,
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    if want("rows") {
+        rows_benchmark(100_000);
+        rows_benchmark(500_000);
+    }
+    if want("stored") {
+        file_benchmark(false);
+    }
+    if want("deflated") {
+        file_benchmark(true);
+    }
+}
