@@ -84,6 +84,8 @@ pub enum FormatError {
     BadSecrets { detail: String },
     #[error("vector {what} is not valid: {detail}")]
     BadVector { what: String, detail: String },
+    #[error("the upload batch is not valid: {detail}")]
+    BadBatch { detail: String },
 
     // --- reading ---------------------------------------------------------------------
     #[error("read failed: {0}")]
@@ -126,6 +128,7 @@ impl FormatError {
             Self::BindingMismatch { .. } => "binding_mismatch",
             Self::BadSecrets { .. } => "bad_secrets",
             Self::BadVector { .. } => "bad_vector",
+            Self::BadBatch { .. } => "bad_batch",
             Self::Io(_) => "io",
         }
     }

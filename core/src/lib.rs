@@ -7,10 +7,12 @@
 //! [`FormatError`] with a stable [`FormatError::code`].
 
 pub mod archive;
+pub mod batch;
 pub mod calendar;
 pub mod container;
 pub mod entry_name;
 pub mod error;
+pub mod hpke;
 pub mod inspect;
 pub mod limits;
 pub mod manifest;

@@ -1,0 +1,191 @@
+//! The upload batch: how the browser sends a verified archive to the server piece by piece.
+//! A batch is `LVB1`, a little-endian u32 header length, a JSON [`BatchHeader`], then the
+//! payload: NDJSON lines (raw-deflated) for rows and vectors, raw bytes for a file chunk,
+//! an HPKE ciphertext for secrets. Both sides use this module; the server decodes every
+//! batch again with the same caps, since a client can lie.
+
+use std::io::{Read, Write};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
+use flate2::Compression;
+use serde::{Deserialize, Serialize};
+
+use crate::entry_name::{classify_entry_name, EntryKind, FileBucket};
+use crate::error::{FormatError, Result};
+
+pub const BATCH_MAGIC: &[u8; 4] = b"LVB1";
+/// The JSON header of a batch, at most.
+pub const MAX_BATCH_HEADER_BYTES: usize = 64 * 1024;
+/// The payload of a batch once inflated, at most: one legacy line (64 MiB) and some.
+pub const MAX_BATCH_PAYLOAD_BYTES: u64 = 72 * 1024 * 1024;
+/// How much NDJSON a client puts in one batch before closing it (a soft target).
+pub const TARGET_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// One chunk of a file, at most.
+pub const MAX_FILE_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+
+/// What a batch carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum BatchHeader {
+    /// Lines of `database/<table>.ndjson`, starting at line `first_line`.
+    Rows { table: String, first_line: u64, lines: u64 },
+    /// Lines of `lancedb/<table>.ndjson`.
+    Vectors { table: String, first_line: u64, lines: u64 },
+    /// Bytes `offset..offset + payload` of `files/<bucket>/<name>`, a file of `size` bytes.
+    FileChunk { bucket: String, name: String, offset: u64, size: u64 },
+    /// The decrypted secrets as a JSON array of `{key, value}`, sealed with HPKE to the
+    /// import's key; `enc` is the encapsulated key in base64.
+    Secrets { enc: String },
+}
+
+/// A batch, decoded and checked.
+#[derive(Debug)]
+pub enum Batch {
+    Rows { table: String, first_line: u64, lines: u64, ndjson: Vec<u8> },
+    Vectors { table: String, first_line: u64, lines: u64, ndjson: Vec<u8> },
+    FileChunk { bucket: FileBucket, name: String, offset: u64, size: u64, bytes: Vec<u8> },
+    Secrets { enc: [u8; 32], sealed: Vec<u8> },
+}
+
+fn bad(detail: impl Into<String>) -> FormatError {
+    FormatError::BadBatch { detail: detail.into() }
+}
+
+/// Builds a batch; NDJSON payloads are deflated here (level 6).
+pub fn encode_batch(header: &BatchHeader, payload: &[u8]) -> Result<Vec<u8>> {
+    let json = serde_json::to_vec(header).map_err(|e| bad(e.to_string()))?;
+    let length = u32::try_from(json.len()).map_err(|_| bad("header too long"))?;
+    let mut out = Vec::with_capacity(payload.len() / 3 + json.len() + 8);
+    out.extend_from_slice(BATCH_MAGIC);
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&json);
+    match header {
+        BatchHeader::Rows { .. } | BatchHeader::Vectors { .. } => {
+            let mut encoder = DeflateEncoder::new(out, Compression::new(6));
+            encoder.write_all(payload).map_err(FormatError::Io)?;
+            out = encoder.finish().map_err(FormatError::Io)?;
+        }
+        BatchHeader::FileChunk { .. } | BatchHeader::Secrets { .. } => out.extend_from_slice(payload),
+    }
+    Ok(out)
+}
+
+/// The table name of a batch, through the entry-name sanitizer.
+fn checked_table(table: &str, vectors: bool) -> Result<String> {
+    let entry = if vectors { format!("lancedb/{table}.ndjson") } else { format!("database/{table}.ndjson") };
+    match classify_entry_name(entry.as_bytes())? {
+        EntryKind::Table { table } | EntryKind::VectorTable { table } => Ok(table),
+        _ => Err(bad(format!("{table:?} is not a table name"))),
+    }
+}
+
+fn inflate(compressed: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(compressed.len().saturating_mul(4).min(16 << 20));
+    let read = DeflateDecoder::new(compressed)
+        .take(MAX_BATCH_PAYLOAD_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| bad(format!("the payload does not inflate: {e}")))?;
+    if read as u64 > MAX_BATCH_PAYLOAD_BYTES {
+        return Err(FormatError::DecompressedCap { limit: MAX_BATCH_PAYLOAD_BYTES });
+    }
+    Ok(out)
+}
+
+/// Decodes and checks a batch: magic, header, names (through the one sanitizer), chunk
+/// bounds, and the inflated size. Lines are checked by whoever reads them (line cap, JSON).
+pub fn decode_batch(body: &[u8]) -> Result<Batch> {
+    if body.len() < 8 || &body[..4] != BATCH_MAGIC {
+        return Err(bad("not an lvbak batch"));
+    }
+    let length = u32::from_le_bytes([body[4], body[5], body[6], body[7]]) as usize;
+    if length > MAX_BATCH_HEADER_BYTES || body.len() < 8 + length {
+        return Err(bad("the header length is out of bounds"));
+    }
+    let header: BatchHeader = serde_json::from_slice(&body[8..8 + length]).map_err(|e| bad(e.to_string()))?;
+    let payload = &body[8 + length..];
+    Ok(match header {
+        BatchHeader::Rows { table, first_line, lines } => {
+            Batch::Rows { table: checked_table(&table, false)?, first_line, lines, ndjson: inflate(payload)? }
+        }
+        BatchHeader::Vectors { table, first_line, lines } => {
+            Batch::Vectors { table: checked_table(&table, true)?, first_line, lines, ndjson: inflate(payload)? }
+        }
+        BatchHeader::FileChunk { bucket, name, offset, size } => {
+            let entry = format!("files/{bucket}/{name}");
+            let EntryKind::File { bucket, name } = classify_entry_name(entry.as_bytes())? else {
+                return Err(bad(format!("{entry:?} is not a file entry")));
+            };
+            if payload.len() > MAX_FILE_CHUNK_BYTES {
+                return Err(bad("a file chunk is larger than 8 MiB"));
+            }
+            if offset.checked_add(payload.len() as u64).is_none_or(|end| end > size) {
+                return Err(bad("the chunk runs past the end of its file"));
+            }
+            Batch::FileChunk { bucket, name, offset, size, bytes: payload.to_vec() }
+        }
+        BatchHeader::Secrets { enc } => {
+            let enc = BASE64
+                .decode(&enc)
+                .ok()
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                .ok_or_else(|| bad("the encapsulated key is not 32 bytes of base64"))?;
+            Batch::Secrets { enc, sealed: payload.to_vec() }
+        }
+    })
+}
+
+/// One decrypted secret as the browser sends it (inside the HPKE seal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlainSecret {
+    pub key: String,
+    pub value: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_deflated() {
+        let header = BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 2 };
+        let ndjson = b"{\"id\":\"a\"}\n{\"id\":\"b\"}\n".repeat(100);
+        let body = encode_batch(&header, &ndjson).unwrap();
+        assert!(body.len() < ndjson.len() / 4);
+        let Batch::Rows { table, ndjson: back, .. } = decode_batch(&body).unwrap() else { panic!("kind") };
+        assert_eq!((table.as_str(), back), ("chats", ndjson));
+    }
+
+    #[test]
+    fn hostile_batches_are_refused_with_codes() {
+        let code = |header: BatchHeader, payload: &[u8]| {
+            decode_batch(&encode_batch(&header, payload).unwrap()).unwrap_err().code()
+        };
+        let chunk = |name: &str, offset, size| BatchHeader::FileChunk {
+            bucket: "images".into(),
+            name: name.into(),
+            offset,
+            size,
+        };
+        assert_eq!(code(chunk("../../etc/passwd", 0, 3), b"abc"), "path_traversal");
+        assert_eq!(code(chunk("0b6c4a9e-3d5f-4c1e-9a7b-2f8e6d4c3b2a.png", 2, 3), b"abc"), "bad_batch");
+        assert_eq!(code(BatchHeader::Rows { table: "../x".into(), first_line: 1, lines: 0 }, b""), "path_traversal");
+        assert_eq!(code(BatchHeader::Secrets { enc: "AAAA".into() }, b""), "bad_batch");
+        assert_eq!(decode_batch(b"PK\x03\x04....").unwrap_err().code(), "bad_batch");
+        let mut body = encode_batch(&BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 0 }, b"").unwrap();
+        body.truncate(9);
+        assert_eq!(decode_batch(&body).unwrap_err().code(), "bad_batch");
+    }
+
+    #[test]
+    fn a_deflate_bomb_stops_at_the_payload_cap() {
+        let header = BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 1 };
+        let zeros = vec![b' '; (MAX_BATCH_PAYLOAD_BYTES + 1024) as usize];
+        let body = encode_batch(&header, &zeros).unwrap();
+        assert!(body.len() < 200_000);
+        assert_eq!(decode_batch(&body).unwrap_err().code(), "decompressed_cap");
+    }
+}
