@@ -144,6 +144,12 @@ pub struct PlainSecret {
     pub value: String,
 }
 
+impl Drop for PlainSecret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -175,7 +181,8 @@ mod tests {
         assert_eq!(code(BatchHeader::Rows { table: "../x".into(), first_line: 1, lines: 0 }, b""), "path_traversal");
         assert_eq!(code(BatchHeader::Secrets { enc: "AAAA".into() }, b""), "bad_batch");
         assert_eq!(decode_batch(b"PK\x03\x04....").unwrap_err().code(), "bad_batch");
-        let mut body = encode_batch(&BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 0 }, b"").unwrap();
+        let mut body =
+            encode_batch(&BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 0 }, b"").unwrap();
         body.truncate(9);
         assert_eq!(decode_batch(&body).unwrap_err().code(), "bad_batch");
     }

@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod ndjson;
 pub mod registry;
 pub mod secrets;
+pub mod upload;
 pub mod vector;
 pub mod writer;
 

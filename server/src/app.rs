@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/me", get(auth::me))
         .merge(export::routes())
         .merge(import::http::routes())
+        .merge(import::batches::routes())
         .fallback_service(page)
         .with_state(state)
 }

@@ -6,13 +6,14 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use lvbak_core::secrets::SecretsIndex;
 use lvbak_core::{Manifest, SecretKey};
 use serde_json::{json, Value};
 use tokio::sync::{Notify, Semaphore};
 
+use super::batches::BatchUpload;
 use super::session::ImportSummary;
 use crate::auth::now;
 use crate::storage::Store;
@@ -73,6 +74,8 @@ pub struct Job {
     pub state: Mutex<JobState>,
     /// Woken when a secrets decision arrives or the job is cancelled.
     pub wake: Notify,
+    /// The receiving end of a batch upload (the browser's path), once opened.
+    batches: OnceLock<Arc<BatchUpload>>,
 }
 
 impl Job {
@@ -86,6 +89,14 @@ impl Job {
 
     pub fn set_status(&self, status: Status) {
         self.lock().status = status;
+    }
+
+    pub fn set_batches(&self, batches: Arc<BatchUpload>) {
+        let _ = self.batches.set(batches);
+    }
+
+    pub fn batches(&self) -> Option<Arc<BatchUpload>> {
+        self.batches.get().cloned()
     }
 
     /// Whether the archive carries secrets the job must ask about.
@@ -197,6 +208,7 @@ impl Jobs {
                 ticket_use: None,
             }),
             wake: Notify::new(),
+            batches: OnceLock::new(),
         });
         if let Err(error) =
             store.db.record_job(&job.id, &job.user_id, "queued", &job.manifest.archive_id, job.started_at)

@@ -9,6 +9,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use lvbak_core::batch::PlainSecret;
 use lvbak_core::registry::{connection_of_secret, is_vector_table, table_spec};
 use lvbak_core::{decode_vector, EmbeddingConfig, EncryptedSecret, FileBucket, FormatError, Row, SecretKey};
 use serde::Serialize;
@@ -391,34 +392,53 @@ impl<'a> ImportSession<'a> {
         self.summary.vectors.reason = blocker;
     }
 
-    /// Decrypts each secret with the ticket's key and stores it sealed under this instance's
-    /// identity key, unless the importer already has a secret of that name (kept, as rows
-    /// are); a record that fails is skipped alone. Plaintext only lives in memory.
+    /// Decrypts each secret with the ticket's key and stores it (see [`Self::store_secret`]);
+    /// a record that fails is skipped alone. Plaintext only lives in memory.
     pub fn apply_secrets(&mut self, records: &[EncryptedSecret], key: &SecretKey) -> Result<(), ImportError> {
         self.progress(json!({"phase": "secrets_apply_start", "count": records.len()}));
         self.summary.secrets.applied = true;
-        let now = crate::auth::now();
         for record in records {
             match record.open(key) {
-                Ok(plaintext) => {
-                    let sealed = self.store.identity.seal(&self.user_id, &record.key, &plaintext);
-                    if !self.store.db.put_secret_if_absent(&self.user_id, &sealed, now)? {
-                        self.summary.secrets.skipped += 1;
-                        continue;
-                    }
-                    if let Some((table, id)) = connection_of_secret(&record.key) {
-                        self.applier.mark_has_api_key(table, id)?;
-                    }
-                    self.summary.secrets.imported += 1;
-                }
+                Ok(plaintext) => self.store_secret(&record.key, &plaintext)?,
                 Err(_) => {
                     self.summary.secrets.rejected += 1;
                     self.summary.secrets.rejected_keys.push(record.key.clone());
                 }
             }
         }
+        self.secrets_done();
+        Ok(())
+    }
+
+    /// Stores secrets the browser decrypted itself (and sent sealed to this import's key),
+    /// by the same rules as [`Self::apply_secrets`].
+    pub fn apply_plain_secrets(&mut self, secrets: &[PlainSecret]) -> Result<(), ImportError> {
+        self.progress(json!({"phase": "secrets_apply_start", "count": secrets.len()}));
+        self.summary.secrets.applied = true;
+        for secret in secrets {
+            self.store_secret(&secret.key, &secret.value)?;
+        }
+        self.secrets_done();
+        Ok(())
+    }
+
+    fn secrets_done(&self) {
         self.progress(json!({"phase": "secrets_apply_done", "imported": self.summary.secrets.imported,
             "skipped": self.summary.secrets.skipped}));
+    }
+
+    /// Stores one secret sealed under this instance's identity key, unless the importer
+    /// already has a secret of that name (kept, as rows are).
+    fn store_secret(&mut self, key: &str, plaintext: &str) -> Result<(), ImportError> {
+        let sealed = self.store.identity.seal(&self.user_id, key, plaintext);
+        if !self.store.db.put_secret_if_absent(&self.user_id, &sealed, crate::auth::now())? {
+            self.summary.secrets.skipped += 1;
+            return Ok(());
+        }
+        if let Some((table, id)) = connection_of_secret(key) {
+            self.applier.mark_has_api_key(table, id)?;
+        }
+        self.summary.secrets.imported += 1;
         Ok(())
     }
 

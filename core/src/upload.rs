@@ -1,0 +1,299 @@
+//! The client's half of a batch import: reads an opened archive in the order the server
+//! applies it (tables parents first, vectors, files in file order, secrets last), checks
+//! every line (line cap, JSON object), cuts [`crate::batch`] frames of a few MB and hands
+//! each to `send`. The browser's Worker drives this with a synchronous request per batch;
+//! tests drive it natively. Batch numbers depend only on the archive, so an interrupted
+//! upload resumes by producing again from the start and sending from `start_batch` on.
+
+use std::io::{Read, Seek};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+use crate::archive::Archive;
+use crate::batch::{encode_batch, BatchHeader, PlainSecret, TARGET_BATCH_BYTES};
+use crate::entry_name::EntryKind;
+use crate::error::{FormatError, Result};
+use crate::hpke::{seal, SECRETS_INFO};
+use crate::ndjson::{check_row, parse_row};
+use crate::registry::{TABLES, VECTOR_TABLES};
+
+/// Bytes of a file per chunk.
+pub const FILE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Secrets to send, sealed to the server's key for this job.
+pub struct SealedSecretsPlan {
+    /// The server's HPKE public key.
+    pub recipient: [u8; 32],
+    /// 32 fresh random bytes from the caller.
+    pub ephemeral: [u8; 32],
+    /// The job id the seal is bound to.
+    pub job_id: String,
+    pub secrets: Vec<PlainSecret>,
+}
+
+/// What to send.
+pub struct UploadPlan {
+    /// Batches below this number were sent before (a resumed upload) and are skipped.
+    pub start_batch: u64,
+    pub secrets: Option<SealedSecretsPlan>,
+}
+
+/// Where an upload is, for a progress bar.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadProgress {
+    pub phase: String,
+    /// The table or file being read.
+    pub item: String,
+    /// Rows of the current table read so far.
+    pub rows: u64,
+    pub files_done: u64,
+    pub files_total: u64,
+    /// Archive bytes (as stored) read so far, of `bytes_total`.
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub batches_sent: u64,
+    pub wire_bytes: u64,
+}
+
+/// What an upload sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadReport {
+    /// Batches produced (the number to commit with).
+    pub batches: u64,
+    /// Bytes of the batches actually sent.
+    pub wire_bytes: u64,
+    pub rows: u64,
+    pub files: u64,
+    /// Why vectors were not sent, if they were not.
+    pub vectors_skipped: Option<String>,
+    /// Tables of the archive that were checked but not sent (unknown to this version).
+    pub skipped_tables: Vec<String>,
+}
+
+/// The callbacks of an upload.
+pub trait BatchSink {
+    /// Sends batch `number`; an error stops the upload.
+    fn send(&mut self, number: u64, batch: &[u8]) -> Result<()>;
+    /// Reports progress (called often; cheap).
+    fn progress(&mut self, progress: &UploadProgress);
+    /// Asks the server, once every row is sent, whether it takes the archive's vectors
+    /// (the answer depends on the embedding settings the rows just brought).
+    fn vectors_accepted(&mut self) -> Result<bool>;
+}
+
+struct Uploader<'s, S: BatchSink> {
+    sink: &'s mut S,
+    start_batch: u64,
+    next: u64,
+    state: UploadProgress,
+    report: UploadReport,
+}
+
+impl<S: BatchSink> Uploader<'_, S> {
+    fn emit(&mut self, header: &BatchHeader, payload: &[u8]) -> Result<()> {
+        let number = self.next;
+        self.next += 1;
+        if number >= self.start_batch {
+            let frame = encode_batch(header, payload)?;
+            self.sink.send(number, &frame)?;
+            self.state.wire_bytes += frame.len() as u64;
+        }
+        self.state.batches_sent = self.next;
+        self.sink.progress(&self.state);
+        Ok(())
+    }
+
+    /// Sends one NDJSON entry as rows or vectors batches.
+    fn ndjson<R: Read + Seek>(
+        &mut self,
+        archive: &mut Archive<R>,
+        index: usize,
+        table: &str,
+        vectors: bool,
+    ) -> Result<()> {
+        let compressed = archive.entries()[index].compressed_size;
+        let uncompressed = archive.entries()[index].uncompressed_size.max(1);
+        let base = self.state.bytes_done;
+        self.state.item = table.to_string();
+        self.state.rows = 0;
+        let mut lines = archive.ndjson_lines(index)?;
+        let entry = lines.entry().to_string();
+        let mut payload = Vec::with_capacity(TARGET_BATCH_BYTES + 64 * 1024);
+        let (mut first_line, mut count, mut read) = (0u64, 0u64, 0u64);
+        let header = |first_line, lines| {
+            if vectors {
+                BatchHeader::Vectors { table: table.to_string(), first_line, lines }
+            } else {
+                BatchHeader::Rows { table: table.to_string(), first_line, lines }
+            }
+        };
+        while let Some((number, line)) = lines.next_line()? {
+            check_row(&entry, number, line)?;
+            if count == 0 {
+                first_line = number;
+            }
+            payload.extend_from_slice(line);
+            payload.push(b'\n');
+            count += 1;
+            read += line.len() as u64 + 1;
+            if payload.len() >= TARGET_BATCH_BYTES {
+                self.state.rows += count;
+                self.report.rows += count;
+                self.state.bytes_done = base + compressed * read.min(uncompressed) / uncompressed;
+                self.emit(&header(first_line, count), &payload)?;
+                payload.clear();
+                count = 0;
+            }
+        }
+        if count > 0 {
+            self.state.rows += count;
+            self.report.rows += count;
+            self.emit(&header(first_line, count), &payload)?;
+        }
+        self.state.bytes_done = base + compressed;
+        Ok(())
+    }
+}
+
+/// Whether the archive's vectors are worth sending: Lumiverse 1.1 writes
+/// `"vector_b64": null` everywhere.
+fn vectors_present<R: Read + Seek>(archive: &mut Archive<R>, index: usize) -> Result<bool> {
+    let mut lines = archive.ndjson_lines(index)?;
+    let entry = lines.entry().to_string();
+    Ok(match lines.next_line()? {
+        Some((number, line)) => parse_row(&entry, number, line)?.get("vector_b64").is_some_and(|v| v.is_string()),
+        None => false,
+    })
+}
+
+/// Sends an opened archive as batches (see the module documentation).
+pub fn upload_batches<R: Read + Seek, S: BatchSink>(
+    archive: &mut Archive<R>,
+    plan: UploadPlan,
+    sink: &mut S,
+) -> Result<UploadReport> {
+    let files: Vec<usize> = archive
+        .indices_in_file_order()
+        .into_iter()
+        .filter(|&index| matches!(archive.entries()[index].kind, EntryKind::File { .. }))
+        .collect();
+    let state = UploadProgress {
+        phase: "tables".into(),
+        files_total: files.len() as u64,
+        bytes_total: archive.entries().iter().map(|e| e.compressed_size).sum(),
+        ..UploadProgress::default()
+    };
+    let mut up = Uploader { sink, start_batch: plan.start_batch, next: 0, state, report: UploadReport::default() };
+
+    for spec in TABLES {
+        if let Some(index) = archive.table_entry(spec.name) {
+            up.ndjson(archive, index, spec.name, false)?;
+        }
+    }
+    // Tables this version does not apply: checked, so a damaged archive is refused whole.
+    let others: Vec<(usize, String)> = archive
+        .entries()
+        .iter()
+        .enumerate()
+        .filter_map(|(index, entry)| match &entry.kind {
+            EntryKind::Table { table } if !TABLES.iter().any(|spec| spec.name == table) => Some((index, table.clone())),
+            _ => None,
+        })
+        .collect();
+    for (index, table) in others {
+        let mut lines = archive.ndjson_lines(index)?;
+        let entry = lines.entry().to_string();
+        while let Some((number, line)) = lines.next_line()? {
+            check_row(&entry, number, line)?;
+        }
+        up.state.bytes_done += archive.entries()[index].compressed_size;
+        up.report.skipped_tables.push(table);
+    }
+
+    up.state.phase = "vectors".into();
+    let vector_entries: Vec<(&str, usize)> =
+        VECTOR_TABLES.iter().filter_map(|&t| archive.vector_table_entry(t).map(|index| (t, index))).collect();
+    let send_vectors = match vector_entries.first() {
+        None => {
+            up.report.vectors_skipped = Some("the archive carries no vectors".into());
+            false
+        }
+        Some(&(_, index)) if !vectors_present(archive, index)? => {
+            up.report.vectors_skipped = Some("the archive's vectors are empty (vector_b64 is null)".into());
+            false
+        }
+        Some(_) if !up.sink.vectors_accepted()? => {
+            up.report.vectors_skipped = Some("this account's embedding settings do not match the archive's".into());
+            false
+        }
+        Some(_) => true,
+    };
+    for (table, index) in vector_entries {
+        if send_vectors {
+            up.ndjson(archive, index, table, true)?;
+        } else {
+            let mut lines = archive.ndjson_lines(index)?;
+            let entry = lines.entry().to_string();
+            while let Some((number, line)) = lines.next_line()? {
+                check_row(&entry, number, line)?;
+            }
+        }
+    }
+
+    up.state.phase = "files".into();
+    let mut chunk = vec![0u8; FILE_CHUNK_BYTES];
+    for index in files {
+        let entry = &archive.entries()[index];
+        let EntryKind::File { bucket, name } = entry.kind.clone() else { continue };
+        let (size, compressed) = (entry.uncompressed_size, entry.compressed_size);
+        up.state.item = name.clone();
+        let mut reader = archive.open_entry(index)?;
+        let mut offset = 0u64;
+        loop {
+            let mut filled = 0;
+            while filled < chunk.len() {
+                let read = reader.read(&mut chunk[filled..]).map_err(FormatError::from_io)?;
+                if read == 0 {
+                    break;
+                }
+                filled += read;
+            }
+            if filled == 0 && offset > 0 {
+                break;
+            }
+            let header = BatchHeader::FileChunk {
+                bucket: bucket.archive_folder().to_string(),
+                name: name.clone(),
+                offset,
+                size,
+            };
+            up.emit(&header, &chunk[..filled])?;
+            offset += filled as u64;
+            if filled < chunk.len() {
+                break;
+            }
+        }
+        up.state.files_done += 1;
+        up.state.bytes_done += compressed;
+        up.report.files += 1;
+    }
+
+    if let Some(secrets) = plan.secrets.filter(|s| !s.secrets.is_empty()) {
+        up.state.phase = "secrets".into();
+        let plaintext = zeroize::Zeroizing::new(
+            serde_json::to_vec(&secrets.secrets).map_err(|e| FormatError::BadSecrets { detail: e.to_string() })?,
+        );
+        let (enc, sealed) =
+            seal(&secrets.recipient, secrets.ephemeral, SECRETS_INFO, secrets.job_id.as_bytes(), &plaintext)?;
+        up.emit(&BatchHeader::Secrets { enc: BASE64.encode(enc) }, &sealed)?;
+    }
+    up.state.phase = "sent".into();
+    up.state.bytes_done = up.state.bytes_total;
+    up.sink.progress(&up.state);
+    up.report.batches = up.next;
+    up.report.wire_bytes = up.state.wire_bytes;
+    Ok(up.report)
+}

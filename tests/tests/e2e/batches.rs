@@ -1,0 +1,300 @@
+//! The browser's import path, driven natively with the same lvbak-core upload code the
+//! Wasm Worker runs: fixtures give the same counts as a raw upload, secrets arrive sealed
+//! with HPKE, replays and gaps behave, a lying client is refused, the wire stays small.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use lvbak_core::batch::{encode_batch, BatchHeader, PlainSecret};
+use lvbak_core::upload::{upload_batches, BatchSink, SealedSecretsPlan, UploadPlan, UploadProgress, UploadReport};
+use lvbak_core::{Archive, FormatError, Limits, Ticket};
+use lvbak_tests::fixtures;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::runtime::Handle;
+
+use crate::import::import;
+use crate::support::{small_seed, status_json, Account, TestServer};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sends batches with blocking calls, as the Worker's synchronous requests do.
+struct HttpSink {
+    runtime: Handle,
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    sent: Vec<u64>,
+    /// Fails (as a dropped connection would) once this many batches were sent.
+    fail_after: Option<usize>,
+}
+
+impl BatchSink for HttpSink {
+    fn send(&mut self, number: u64, batch: &[u8]) -> Result<(), FormatError> {
+        if self.fail_after == Some(self.sent.len()) {
+            return Err(FormatError::Io(std::io::Error::other("connection dropped")));
+        }
+        let request = self
+            .client
+            .put(format!("{}/{number}", self.url))
+            .bearer_auth(&self.token)
+            .header("x-batch-sha256", hex(&Sha256::digest(batch)))
+            .body(batch.to_vec());
+        let (code, answer) = self.runtime.block_on(async { status_json(request.send().await.unwrap()).await });
+        if code != 200 {
+            return Err(FormatError::Io(std::io::Error::other(format!("batch {number}: {code} {answer}"))));
+        }
+        self.sent.push(number);
+        Ok(())
+    }
+
+    fn progress(&mut self, _: &UploadProgress) {}
+
+    fn vectors_accepted(&mut self) -> Result<bool, FormatError> {
+        let url = self.url.replace("/batches", "/vectors-check");
+        let request = self.client.post(url).bearer_auth(&self.token);
+        let (code, answer) = self.runtime.block_on(async { status_json(request.send().await.unwrap()).await });
+        assert_eq!(code, 200, "{answer}");
+        Ok(answer["acceptVectors"] == true)
+    }
+}
+
+/// Opens a batch job for `archive`.
+async fn open_job(server: &TestServer, account: &Account, archive: &[u8]) -> (u16, Value) {
+    let opened = Archive::open(Cursor::new(archive), Limits::STANDARD).unwrap();
+    let index = opened.secrets_index().map(|index| serde_json::from_slice::<Value>(&index.to_line()).unwrap());
+    let body = json!({"manifest": opened.manifest(), "secretsIndex": index});
+    status_json(server.post(account, "/api/v1/user-data/import/batches").json(&body).send().await.unwrap()).await
+}
+
+/// Imports `archive` the browser's way; the ticket (if any) is used on this side only.
+async fn batch_import(
+    server: &TestServer,
+    account: &Account,
+    archive: &[u8],
+    ticket: Option<&[u8]>,
+    start_batch: u64,
+) -> (Value, UploadReport) {
+    let (code, opened) = open_job(server, account, archive).await;
+    assert_eq!(code, 201, "{opened}");
+    let job = opened["jobId"].as_str().unwrap().to_string();
+    let recipient: [u8; 32] = BASE64.decode(opened["hpkePublicKey"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let mut reader = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
+    let secrets = ticket.map(|ticket| {
+        let ticket = Ticket::parse(ticket).unwrap();
+        let secrets = reader
+            .decrypt_secrets(&ticket)
+            .unwrap()
+            .into_iter()
+            .filter_map(|outcome| {
+                outcome.result.ok().map(|value| PlainSecret { key: outcome.key, value: value.to_string() })
+            })
+            .collect();
+        SealedSecretsPlan { recipient, ephemeral: [0x42; 32], job_id: job.clone(), secrets }
+    });
+    let plan = UploadPlan { start_batch, secrets };
+    let mut sink = HttpSink {
+        runtime: Handle::current(),
+        client: server.client.clone(),
+        url: server.url(&format!("/api/v1/user-data/import/{job}/batches")),
+        token: account.token.clone(),
+        sent: Vec::new(),
+        fail_after: None,
+    };
+    let report =
+        tokio::task::spawn_blocking(move || upload_batches(&mut reader, plan, &mut sink).unwrap()).await.unwrap();
+    let response = server
+        .post(account, &format!("/api/v1/user-data/import/{job}/commit"))
+        .json(&json!({"batches": report.batches}))
+        .send()
+        .await
+        .unwrap();
+    let (code, status) = status_json(response).await;
+    assert_eq!(code, 200, "{status}");
+    (status, report)
+}
+
+fn table_counts(status: &Value) -> BTreeMap<String, Value> {
+    status["summary"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixtures_imported_in_batches_count_exactly_as_raw_uploads() {
+    // Two servers: row ids are global, so the second import of an id on one server is another
+    // user's row.
+    let raw_server = TestServer::start("batch-fixtures-raw").await;
+    let server = TestServer::start("batch-fixtures").await;
+    for (name, bytes, _) in fixtures::ARCHIVES {
+        let ticket = (name == "secrets").then_some(fixtures::SECRETS_TICKET);
+        let raw_account = raw_server.account(&format!("raw-{name}"), None).await;
+        let raw = import(&raw_server, &raw_account, bytes, ticket).await;
+        let account = server.account(&format!("batch-{name}"), None).await;
+        let (batched, report) = batch_import(&server, &account, bytes, ticket, 0).await;
+        assert_eq!(batched["status"], "complete", "{name}: {batched}");
+        assert_eq!(table_counts(&batched), table_counts(&raw), "{name}");
+        assert_eq!(batched["fileSummary"], raw["fileSummary"], "{name}");
+        assert_eq!(batched["vectorSummary"]["restored"], raw["vectorSummary"]["restored"], "{name}: {batched}");
+        assert_eq!(batched["vectorSummary"]["tables"], raw["vectorSummary"]["tables"], "{name}");
+        assert!(report.batches > 0);
+        if name == "secrets" {
+            assert_eq!(batched["secretSummary"]["imported"], 3, "{batched}");
+            assert_eq!(batched["ticket"]["wasReused"], false);
+            let plaintexts: Value =
+                serde_json::from_str::<Value>(fixtures::SECRETS_EXPECTED).unwrap()["secretPlaintexts"].clone();
+            let stored = server.store.db.secrets_of(&account.user.id).unwrap();
+            assert_eq!(stored.len(), 3);
+            for secret in stored {
+                let plaintext = server.store.identity.open(&account.user.id, &secret).unwrap();
+                assert_eq!(Some(plaintext.as_str()), plaintexts[&secret.key].as_str(), "{}", secret.key);
+            }
+        }
+        // Again: everything is already there.
+        let (again, _) = batch_import(&server, &account, bytes, ticket, 0).await;
+        let imported: u64 = table_counts(&again).values().map(|c| c["imported"].as_u64().unwrap()).sum();
+        assert_eq!(imported, 0, "{name}: {again}");
+        if name == "secrets" {
+            assert_eq!(again["ticket"]["wasReused"], true);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
+    let server = TestServer::start("batch-protocol").await;
+    let account = server.account("proto", None).await;
+    let (code, opened) = open_job(&server, &account, fixtures::ARCHIVES[0].1).await;
+    assert_eq!(code, 201, "{opened}");
+    let job = opened["jobId"].as_str().unwrap();
+    let put = |number: u64, body: Vec<u8>, hash: Option<String>| {
+        let hash = hash.unwrap_or_else(|| hex(&Sha256::digest(&body)));
+        server
+            .client
+            .put(server.url(&format!("/api/v1/user-data/import/{job}/batches/{number}")))
+            .bearer_auth(&account.token)
+            .header("x-batch-sha256", hash)
+            .body(body)
+            .send()
+    };
+    let rows = |id: &str| {
+        let line = format!("{{\"id\":\"{id}\",\"name\":\"Lore {id}\",\"created_at\":1,\"updated_at\":1}}\n");
+        encode_batch(&BatchHeader::Rows { table: "world_books".into(), first_line: 1, lines: 1 }, line.as_bytes())
+            .unwrap()
+    };
+    let first = rows("3f1c2a4e-0000-4000-8000-000000000001");
+    let (code, answer) = status_json(put(0, first.clone(), None).await.unwrap()).await;
+    assert_eq!((code, answer["nextBatch"].as_u64()), (200, Some(1)), "{answer}");
+    let (code, replay) = status_json(put(0, first.clone(), None).await.unwrap()).await;
+    assert_eq!((code, replay.clone()), (200, answer));
+    let (code, conflict) = status_json(put(0, rows("3f1c2a4e-0000-4000-8000-000000000002"), None).await.unwrap()).await;
+    assert_eq!((code, conflict["code"].as_str()), (409, Some("batch_conflict")));
+    let (code, gap) = status_json(put(5, first.clone(), None).await.unwrap()).await;
+    assert_eq!((code, gap["code"].as_str(), gap["nextBatch"].as_u64()), (409, Some("batch_gap"), Some(1)));
+    let (code, damaged) = status_json(put(1, first.clone(), Some("00".repeat(32))).await.unwrap()).await;
+    assert_eq!((code, damaged["code"].as_str()), (400, Some("batch_hash_mismatch")));
+
+    // A lying client: every refusal leaves the job able to go on.
+    let traversal = encode_batch(
+        &BatchHeader::FileChunk { bucket: "images".into(), name: "../../../etc/passwd".into(), offset: 0, size: 4 },
+        b"root",
+    )
+    .unwrap();
+    let (code, refused) = status_json(put(1, traversal, None).await.unwrap()).await;
+    assert_eq!((code, refused["code"].as_str()), (422, Some("path_traversal")), "{refused}");
+    let not_json =
+        encode_batch(&BatchHeader::Rows { table: "world_books".into(), first_line: 7, lines: 1 }, b"{nope\n").unwrap();
+    let (code, refused) = status_json(put(1, not_json, None).await.unwrap()).await;
+    assert_eq!((code, refused["code"].as_str()), (422, Some("bad_json")), "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("line 7"), "{refused}");
+    let (code, refused) = status_json(put(1, b"PK\x03\x04 not a batch".to_vec(), None).await.unwrap()).await;
+    assert_eq!((code, refused["code"].as_str()), (422, Some("bad_batch")));
+    let vectors =
+        encode_batch(&BatchHeader::Vectors { table: "embeddings".into(), first_line: 1, lines: 1 }, b"{}\n").unwrap();
+    if opened["acceptVectors"] == false {
+        let (code, refused) = status_json(put(1, vectors, None).await.unwrap()).await;
+        assert_eq!((code, refused["code"].as_str()), (409, Some("vectors_not_accepted")));
+    }
+
+    let commit = |batches: u64| {
+        server
+            .post(&account, &format!("/api/v1/user-data/import/{job}/commit"))
+            .json(&json!({"batches": batches}))
+            .send()
+    };
+    let (code, early) = status_json(commit(3).await.unwrap()).await;
+    assert_eq!((code, early["nextBatch"].as_u64()), (409, Some(1)));
+    let (code, done) = status_json(commit(1).await.unwrap()).await;
+    assert_eq!(code, 200, "{done}");
+    assert_eq!(done["summary"]["world_books"]["imported"], 1, "{done}");
+    let (code, after) = status_json(put(1, first, None).await.unwrap()).await;
+    assert_eq!((code, after["code"].as_str()), (409, Some("import_complete")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_the_archive_size() {
+    let server = TestServer::start("batch-resume").await;
+    let mut seed = small_seed();
+    seed.chats = 4;
+    seed.messages_per_chat = 3000;
+    let source = server.account("resume-source", Some(seed)).await;
+    let archive = server.get(&source, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap();
+    let archive = archive.bytes().await.unwrap().to_vec();
+    assert!(archive.len() > 1_000_000, "{}", archive.len());
+    let mut opened = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
+    let index = opened.table_entry("messages").unwrap();
+    let rows = opened.ndjson_lines(index).unwrap().count().unwrap();
+    assert!(rows >= 12_000, "{rows}");
+
+    // Another server: the rows' ids already belong to the source account on this one.
+    let server = TestServer::start("batch-resume-target").await;
+    let account = server.account("resume-target", None).await;
+    let (code, opened) = open_job(&server, &account, &archive).await;
+    assert_eq!(code, 201, "{opened}");
+    let job = opened["jobId"].as_str().unwrap().to_string();
+    let url = server.url(&format!("/api/v1/user-data/import/{job}/batches"));
+    let upload = |start_batch: u64, fail_after: Option<usize>| {
+        let mut reader = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
+        let mut sink = HttpSink {
+            runtime: Handle::current(),
+            client: server.client.clone(),
+            url: url.clone(),
+            token: account.token.clone(),
+            sent: Vec::new(),
+            fail_after,
+        };
+        tokio::task::spawn_blocking(move || {
+            let plan = UploadPlan { start_batch, secrets: None };
+            (upload_batches(&mut reader, plan, &mut sink), sink.sent)
+        })
+    };
+    // The connection drops after two batches.
+    let (report, sent) = upload(0, Some(2)).await.unwrap();
+    assert!(report.unwrap_err().to_string().contains("connection dropped"));
+    assert_eq!(sent, vec![0, 1]);
+    // The client resumes from batch 2: nothing is sent twice.
+    let (report, sent) = upload(2, None).await.unwrap();
+    let report = report.unwrap();
+    assert!(report.batches >= 4, "{report:?}");
+    assert_eq!(sent, (2..report.batches).collect::<Vec<_>>());
+    let response = server
+        .post(&account, &format!("/api/v1/user-data/import/{job}/commit"))
+        .json(&json!({"batches": report.batches}))
+        .send()
+        .await
+        .unwrap();
+    let (code, done) = status_json(response).await;
+    assert_eq!(code, 200, "{done}");
+    assert_eq!(done["summary"]["messages"]["imported"].as_u64(), Some(rows), "{done}");
+    assert_eq!(done["summary"]["messages"]["rejected"].as_u64(), Some(0));
+
+    // The whole archive through the batch path, for its size on the wire.
+    let server = TestServer::start("batch-wire").await;
+    let fresh = server.account("resume-wire", None).await;
+    let (status, full) = batch_import(&server, &fresh, &archive, None, 0).await;
+    assert_eq!(status["summary"]["messages"]["imported"].as_u64(), Some(rows));
+    let ratio = full.wire_bytes as f64 / archive.len() as f64;
+    assert!(ratio <= 1.1, "wire {} bytes for a {}-byte archive ({ratio:.3}x)", full.wire_bytes, archive.len());
+}
