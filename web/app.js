@@ -1,8 +1,356 @@
-// The page's glue: starts the worker and shows what it answers.
-const worker = new Worker("/worker.js");
-worker.onmessage = (event) => {
-  if (event.data.kind === "version") {
-    document.getElementById("status").textContent = `Archive processor ready (lvbak-core ${event.data.version}).`;
-  }
+// The Data Portability page: sign-in, the export card and the import card. Archives are
+// opened and checked by the Wasm processor in a Web Worker (worker.js); browsers without
+// Worker or WebAssembly fall back to uploading the raw archive.
+const $ = (id) => document.getElementById(id);
+const headers = { "X-Requested-With": "lvbak" };
+const api = (path, options = {}) =>
+  fetch(path, { credentials: "same-origin", ...options, headers: { ...headers, ...(options.headers || {}) } });
+const text = (element, value) => {
+  element.textContent = value;
+  return element;
 };
-worker.postMessage({ kind: "version" });
+const make = (tag, attributes = {}, content = "") => {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  element.textContent = content;
+  return element;
+};
+const capable = typeof Worker === "function" && typeof WebAssembly === "object";
+const worker = capable ? new Worker("/worker.js") : null;
+
+// ---- sign-in -------------------------------------------------------------------------
+async function showApp() {
+  const me = await api("/api/v1/auth/me");
+  if (me.status !== 200) {
+    $("login").hidden = false;
+    $("portability").hidden = true;
+    return;
+  }
+  const user = await me.json();
+  text($("whoami"), `Signed in as ${user.username || (user.user && user.user.username) || ""}`);
+  $("login").hidden = true;
+  $("portability").hidden = false;
+}
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const answer = await api("/api/v1/auth/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: form.get("username"), password: form.get("password") }),
+  });
+  if (answer.status !== 200) {
+    text($("login-error"), "Wrong user name or password.");
+    return;
+  }
+  text($("login-error"), "");
+  await showApp();
+});
+
+// ---- export --------------------------------------------------------------------------
+$("export-secrets").addEventListener("change", (event) => {
+  $("export-secrets-warning").hidden = !event.target.checked;
+});
+
+function download(url, filename) {
+  const link = make("a", { href: url, download: filename || "" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+const exportWords = {
+  started: "Preparing export…",
+  tables: "Exporting rows…",
+  table: "Exporting",
+  files: "Bundling files…",
+  vectors: "Exporting vectors…",
+  complete: "Export complete.",
+};
+
+$("export-download").addEventListener("click", async () => {
+  const button = $("export-download");
+  button.disabled = true;
+  $("export-notice").hidden = true;
+  try {
+    const answer = await api("/api/v1/user-data/export/prepare", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ includeVectors: $("export-vectors").checked, includeSecrets: $("export-secrets").checked }),
+    });
+    const prepared = await answer.json();
+    if (answer.status !== 200) throw new Error(`${prepared.code}: ${prepared.error}`);
+    const events = new EventSource(prepared.eventsUrl);
+    events.onmessage = (message) => {
+      const event = JSON.parse(message.data);
+      const words = exportWords[event.phase] || "Exporting…";
+      text($("export-progress"), event.table ? `${words} ${event.table}…` : words);
+      if (["complete", "failed", "cancelled"].includes(event.phase)) events.close();
+    };
+    // The browser streams the archive straight to disk: it never passes through this page.
+    download(prepared.archiveUrl, prepared.archiveFilename);
+    if (prepared.ticket) {
+      const blob = new Blob([JSON.stringify(prepared.ticket, null, 2)], { type: "application/json" });
+      download(URL.createObjectURL(blob), prepared.ticketFilename);
+    }
+    if (prepared.unreachableSecrets && prepared.unreachableSecrets.length) {
+      const notice = $("export-notice");
+      notice.replaceChildren(text(make("p"), "These secrets could not be decrypted and were left out:"));
+      const list = make("ul");
+      for (const key of prepared.unreachableSecrets) list.append(make("li", {}, key));
+      notice.append(list);
+      notice.hidden = false;
+    }
+    text($("export-progress"), "Download started.");
+  } catch (error) {
+    text($("export-progress"), `Export failed: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+// ---- import --------------------------------------------------------------------------
+const importState = { report: null, file: null, secretsDecided: true, jobId: null };
+const domains = [
+  ["characters", "Characters"],
+  ["chats", "Chats"],
+  ["messages", "Messages"],
+  ["world_books", "World books"],
+  ["world_book_entries", "World book entries"],
+  ["personas", "Personas"],
+  ["presets", "Presets"],
+  ["images", "Images"],
+];
+
+function resetImport() {
+  importState.report = null;
+  importState.jobId = null;
+  $("inspect-error").hidden = true;
+  $("inspect-report").hidden = true;
+  $("ticket-box").hidden = true;
+  $("import-summary").hidden = true;
+  $("ticket-reused").hidden = true;
+  $("import-start").disabled = true;
+  text($("import-progress"), "");
+  text($("import-status"), "idle");
+}
+
+function showRefusal(error) {
+  const box = $("inspect-error");
+  text(box, `${error.code}: ${error.message}`);
+  box.hidden = false;
+}
+
+function renderReport(report) {
+  const box = $("inspect-report");
+  box.replaceChildren();
+  const manifest = report.manifest || {};
+  const facts = make("dl");
+  const fact = (name, value, testid) => {
+    facts.append(make("dt", {}, name));
+    facts.append(make("dd", testid ? { "data-testid": testid } : {}, String(value)));
+  };
+  fact("Archive", report.archiveId, "inspect-archive-id");
+  fact("Exported", new Date((manifest.exportedAt || 0) * 1000).toLocaleString());
+  fact("Made by", `${manifest.producer}${manifest.producerVersion ? " " + manifest.producerVersion : ""}`);
+  for (const [table, label] of domains) if (table in report.counts) fact(label, report.counts[table]);
+  const files = Object.values(report.files || {}).reduce((sum, f) => sum + f.count, 0);
+  fact("Files", files);
+  const vectorRows = Object.values(report.vectors || {}).reduce((sum, n) => sum + n, 0);
+  const dimension = manifest.embeddingConfig && manifest.embeddingConfig.dimension;
+  fact(
+    "Vectors",
+    vectorRows === 0
+      ? "none"
+      : dimension
+        ? `${vectorRows} (restored if this account's embedding settings match: ${manifest.embeddingConfig.model}, ${dimension} dimensions)`
+        : `${vectorRows} (no dimension recorded: chats will be re-vectorized here)`,
+  );
+  fact("Encrypted API keys", report.secrets.count);
+  box.append(facts);
+  const details = make("details");
+  details.append(make("summary", {}, "Rows per table"));
+  const table = make("table");
+  const body = make("tbody");
+  for (const [name, rows] of Object.entries(report.counts)) {
+    const row = make("tr");
+    row.append(make("td", {}, name), make("td", { class: "n", "data-testid": `inspect-count-${name}` }, String(rows)));
+    body.append(row);
+  }
+  table.append(body);
+  details.append(table);
+  box.append(details);
+  for (const warning of report.warnings || []) box.append(make("p", { class: "warning" }, warning));
+  box.hidden = false;
+
+  importState.secretsDecided = report.secrets.count === 0;
+  if (report.secrets.count > 0) {
+    text($("ticket-text"), `This archive carries ${report.secrets.count} encrypted API keys. Pick its decryption ticket (it stays on this device), or skip them.`);
+    text($("ticket-state"), "");
+    $("ticket-box").hidden = false;
+  }
+  $("import-start").disabled = !importState.secretsDecided;
+}
+
+$("import-file").addEventListener("change", (event) => {
+  resetImport();
+  const file = event.target.files[0];
+  if (!file) return;
+  importState.file = file;
+  text($("import-progress"), "Verifying archive…");
+  if (!worker) {
+    // Fallback: no local inspection; the server checks everything.
+    importState.secretsDecided = true;
+    $("import-start").disabled = false;
+    text($("import-progress"), "This browser cannot check archives locally; the server will.");
+    return;
+  }
+  worker.postMessage({ kind: "open", file });
+});
+
+$("ticket-file").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  if (file) worker.postMessage({ kind: "ticket", text: await file.text() });
+});
+
+$("ticket-skip").addEventListener("click", () => {
+  worker.postMessage({ kind: "skipSecrets" });
+  importState.secretsDecided = true;
+  text($("ticket-state"), "API keys will be skipped.");
+  $("import-start").disabled = false;
+});
+
+function renderSummary(status) {
+  const table = $("import-summary");
+  const body = table.querySelector("tbody");
+  body.replaceChildren();
+  for (const [name, counts] of Object.entries(status.summary || {})) {
+    const row = make("tr", { "data-testid": `summary-${name}` });
+    row.append(make("th", { scope: "row" }, name));
+    for (const field of ["imported", "merged", "skipped", "rejected"]) {
+      row.append(make("td", { class: "n", "data-testid": field }, String(counts[field] ?? 0)));
+    }
+    body.append(row);
+  }
+  table.hidden = false;
+  const ticket = status.ticket;
+  if (ticket && ticket.wasReused) {
+    const when = ticket.previouslyConsumedAt ? new Date(ticket.previouslyConsumedAt * 1000).toLocaleString() : "before";
+    text($("ticket-reused"), `This ticket was already used (${when}). If that was not you, rotate these API keys.`);
+    $("ticket-reused").hidden = false;
+  }
+}
+
+async function finalStatus(jobId) {
+  if (!jobId) return null;
+  const answer = await api(`/api/v1/user-data/import/${jobId}/status`);
+  return answer.status === 200 ? answer.json() : null;
+}
+
+function progressWords(progress) {
+  const percent = progress.bytesTotal ? Math.floor((100 * progress.bytesDone) / progress.bytesTotal) : 0;
+  $("import-bar").value = percent;
+  switch (progress.phase) {
+    case "tables":
+      return `Uploading… ${percent}% — Applying ${progress.item} (${progress.rows})…`;
+    case "vectors":
+      return `Uploading… ${percent}% — Restoring vectors for ${progress.item}…`;
+    case "files":
+      return `Uploading… ${percent}% — Restoring files… ${progress.filesDone}/${progress.filesTotal}`;
+    case "secrets":
+      return "Restoring API keys…";
+    case "committing":
+      return "Finishing import…";
+    default:
+      return `Uploading… ${percent}%`;
+  }
+}
+
+function importing(on) {
+  $("import-start").disabled = on;
+  $("import-cancel").hidden = !on;
+  $("import-bar").hidden = !on;
+  $("import-file").disabled = on;
+}
+
+$("import-start").addEventListener("click", async () => {
+  importing(true);
+  text($("import-status"), "running");
+  if (worker) {
+    worker.postMessage({ kind: "upload" });
+    return;
+  }
+  // Raw fallback.
+  text($("import-progress"), "Uploading…");
+  const answer = await api("/api/v1/user-data/import", { method: "POST", body: importState.file });
+  const accepted = await answer.json();
+  if (answer.status !== 202) return finish({ error: { code: accepted.code, message: accepted.error } });
+  importState.jobId = accepted.jobId;
+  for (let i = 0; i < 6000; i++) {
+    const status = await finalStatus(accepted.jobId);
+    if (status && status.status === "awaiting_ticket") await api(`/api/v1/user-data/import/${accepted.jobId}/skip-ticket`, { method: "POST" });
+    if (status && ["complete", "failed", "cancelled"].includes(status.status)) return finish({ status });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+});
+
+$("import-cancel").addEventListener("click", async () => {
+  if (importState.jobId) await api(`/api/v1/user-data/import/${importState.jobId}/cancel`, { method: "POST" });
+  text($("import-progress"), "Cancelling…");
+});
+
+async function finish({ status, error }) {
+  importing(false);
+  const final = status || (await finalStatus(importState.jobId));
+  if (final) {
+    text($("import-status"), final.status);
+    if (final.summary) renderSummary(final);
+  } else {
+    text($("import-status"), "failed");
+  }
+  if (final && final.status === "complete") text($("import-progress"), "Import complete");
+  else if (final && final.status === "cancelled") text($("import-progress"), "Import cancelled");
+  else text($("import-progress"), `Import failed: ${(error && error.code) || (final && final.error && final.error.code)} — ${(error && error.message) || (final && final.error && final.error.message) || ""}`);
+}
+
+if (worker) {
+  worker.onmessage = ({ data }) => {
+    switch (data.kind) {
+      case "report":
+        importState.report = data.report;
+        text($("import-progress"), `Checked on this device in ${Math.round(data.report.openMs)} ms.`);
+        renderReport(data.report);
+        break;
+      case "refused":
+        text($("import-progress"), "");
+        showRefusal(data.error);
+        break;
+      case "ticket": {
+        const { decrypted, failed } = data.result;
+        text($("ticket-state"), `Ticket accepted: ${decrypted} API keys decrypted on this device${failed.length ? `, ${failed.length} could not be` : ""}.`);
+        importState.secretsDecided = true;
+        $("import-start").disabled = false;
+        break;
+      }
+      case "ticketRefused":
+        text($("ticket-state"), `${data.error.code}: ${data.error.message}`);
+        break;
+      case "job":
+        importState.jobId = data.jobId;
+        break;
+      case "progress":
+        text($("import-progress"), progressWords(data.progress));
+        break;
+      case "complete":
+        window.lvbakLastImport = { seconds: data.seconds, wireBytes: data.wireBytes, report: data.report };
+        finish({ status: data.status });
+        break;
+      case "failed":
+        finish({ error: data.error });
+        break;
+    }
+  };
+}
+
+showApp();

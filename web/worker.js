@@ -1,9 +1,121 @@
-// The Web Worker: loads lvbak-wasm and answers the page's messages.
+// The Web Worker: holds the lvbak-wasm archive processor and talks to the server with
+// synchronous requests (allowed in workers), one per batch, so the page never freezes and
+// the archive never has to be in memory. Messages in: open, ticket, skipSecrets, upload.
+// Messages out: report/refused, ticket/ticketRefused, job, progress, complete/failed.
 importScripts("./lvbak-wasm.js");
 const ready = wasm_bindgen("./lvbak-wasm_bg.wasm");
-self.onmessage = async (event) => {
+let processor = null;
+
+const post = (message) => self.postMessage(message);
+
+/** The `{code, message}` of something thrown by the processor or by a request. */
+function errorOf(thrown) {
+  const text = typeof thrown === "string" ? thrown : thrown && thrown.message;
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed && parsed.code) return { code: parsed.code, message: parsed.message || parsed.error || "" };
+  } catch (_) {}
+  return { code: "internal", message: String(text) };
+}
+
+function request(method, url, body, headers = {}) {
+  const xhr = new XMLHttpRequest();
+  xhr.open(method, url, false);
+  xhr.setRequestHeader("X-Requested-With", "lvbak");
+  for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+  xhr.send(body === undefined ? null : body);
+  let json = null;
+  try {
+    json = JSON.parse(xhr.responseText);
+  } catch (_) {}
+  return { status: xhr.status, json };
+}
+
+function refusal(answer) {
+  const json = answer.json || {};
+  return JSON.stringify({ code: json.code || `http_${answer.status}`, message: json.error || json.message || "" });
+}
+
+function upload() {
+  const started = performance.now();
+  const json = { "Content-Type": "application/json" };
+  const opened = request("POST", "/api/v1/user-data/import/batches", processor.openRequest(), json);
+  if (opened.status !== 201) return post({ kind: "failed", error: errorOf(refusal(opened)) });
+  const job = opened.json.jobId;
+  post({ kind: "job", jobId: job });
+  let wireBytes = 0;
+  const sink = {
+    send(number, bytes, hash) {
+      let answer = null;
+      // A batch is idempotent: a dropped connection is retried, the server answers a replay.
+      for (let attempt = 0; attempt < 4; attempt++) {
+        try {
+          answer = request("PUT", `/api/v1/user-data/import/${job}/batches/${number}`, bytes, {
+            "Content-Type": "application/octet-stream",
+            "X-Batch-Sha256": hash,
+          });
+        } catch (error) {
+          answer = { status: 0, json: { code: "network", error: String(error) } };
+          continue;
+        }
+        if (answer.status === 200) {
+          wireBytes += bytes.length;
+          return;
+        }
+        if (answer.status !== 0 && answer.status < 500) break;
+      }
+      throw refusal(answer);
+    },
+    progress(text) {
+      post({ kind: "progress", progress: JSON.parse(text) });
+    },
+    vectorsAccepted() {
+      const answer = request("POST", `/api/v1/user-data/import/${job}/vectors-check`);
+      if (answer.status !== 200) throw refusal(answer);
+      return answer.json.acceptVectors === true;
+    },
+  };
+  let report;
+  try {
+    report = JSON.parse(processor.upload(job, opened.json.hpkePublicKey, 0, sink));
+  } catch (thrown) {
+    return post({ kind: "failed", jobId: job, error: errorOf(thrown) });
+  }
+  post({ kind: "progress", progress: { phase: "committing" } });
+  const done = request("POST", `/api/v1/user-data/import/${job}/commit`, JSON.stringify({ batches: report.batches }), json);
+  if (done.status !== 200) return post({ kind: "failed", jobId: job, error: errorOf(refusal(done)) });
+  const seconds = (performance.now() - started) / 1000;
+  post({ kind: "complete", jobId: job, status: done.json, report, seconds, wireBytes });
+}
+
+self.onmessage = async ({ data }) => {
   await ready;
-  if (event.data.kind === "version") {
-    self.postMessage({ kind: "version", version: wasm_bindgen.coreVersion() });
+  switch (data.kind) {
+    case "version":
+      post({ kind: "version", version: wasm_bindgen.coreVersion() });
+      break;
+    case "open":
+      if (processor) processor.free();
+      processor = null;
+      try {
+        processor = new wasm_bindgen.Processor(data.file);
+        post({ kind: "report", report: JSON.parse(processor.report()) });
+      } catch (thrown) {
+        post({ kind: "refused", error: errorOf(thrown) });
+      }
+      break;
+    case "ticket":
+      try {
+        post({ kind: "ticket", result: JSON.parse(processor.applyTicket(data.text)) });
+      } catch (thrown) {
+        post({ kind: "ticketRefused", error: errorOf(thrown) });
+      }
+      break;
+    case "skipSecrets":
+      processor.skipSecrets();
+      break;
+    case "upload":
+      upload();
+      break;
   }
 };
