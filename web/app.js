@@ -129,6 +129,7 @@ function resetImport() {
   $("inspect-error").hidden = true;
   $("inspect-report").hidden = true;
   $("ticket-box").hidden = true;
+  $("ticket-file").value = "";
   $("import-summary").hidden = true;
   $("ticket-reused").hidden = true;
   $("import-start").disabled = true;
@@ -315,6 +316,10 @@ async function finish({ status, error }) {
 }
 
 if (worker) {
+  worker.onerror = (event) => {
+    text($("import-progress"), `The archive processor stopped: ${event.message}`);
+    importing(false);
+  };
   worker.onmessage = ({ data }) => {
     switch (data.kind) {
       case "report":
@@ -348,6 +353,10 @@ if (worker) {
         break;
       case "failed":
         finish({ error: data.error });
+        break;
+      case "crashed":
+        text($("import-progress"), `The archive processor failed: ${data.error.code}: ${data.error.message}`);
+        importing(false);
         break;
     }
   };

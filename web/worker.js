@@ -90,6 +90,14 @@ function upload() {
 
 self.onmessage = async ({ data }) => {
   await ready;
+  try {
+    handle(data);
+  } catch (thrown) {
+    post({ kind: "crashed", error: errorOf(thrown) });
+  }
+};
+
+function handle(data) {
   switch (data.kind) {
     case "version":
       post({ kind: "version", version: wasm_bindgen.coreVersion() });
@@ -118,4 +126,4 @@ self.onmessage = async ({ data }) => {
       upload();
       break;
   }
-};
+}

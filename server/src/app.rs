@@ -5,6 +5,11 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lvbak_core::Limits;
@@ -31,6 +36,8 @@ struct Shared {
     progress: ProgressHub,
     prepared_exports: PreparedExports,
     jobs: Jobs,
+    /// Requests that reached the import routes (for tests: a refused file sends none).
+    import_requests: AtomicU64,
 }
 
 impl AppState {
@@ -47,6 +54,7 @@ impl AppState {
                 progress: ProgressHub::default(),
                 prepared_exports: PreparedExports::default(),
                 jobs: Jobs::new(workers),
+                import_requests: AtomicU64::new(0),
             }),
         }
     }
@@ -70,6 +78,18 @@ impl AppState {
     pub fn jobs(&self) -> &Jobs {
         &self.inner.jobs
     }
+
+    /// How many requests reached the import routes since start.
+    pub fn import_requests(&self) -> u64 {
+        self.inner.import_requests.load(Ordering::Relaxed)
+    }
+}
+
+async fn count_import_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with("/api/v1/user-data/import") {
+        state.inner.import_requests.fetch_add(1, Ordering::Relaxed);
+    }
+    next.run(request).await
 }
 
 async fn health() -> Json<Value> {
@@ -89,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .merge(import::http::routes())
         .merge(import::batches::routes())
         .fallback_service(page)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_import_requests))
         .with_state(state)
 }
 

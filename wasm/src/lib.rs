@@ -88,7 +88,8 @@ impl Processor {
     /// The body of `POST /api/v1/user-data/import/batches`: the manifest and secrets index.
     #[wasm_bindgen(js_name = openRequest)]
     pub fn open_request(&self) -> String {
-        let index = self.archive.secrets_index().and_then(|index| serde_json::from_slice::<Value>(&index.to_line()).ok());
+        let index =
+            self.archive.secrets_index().and_then(|index| serde_json::from_slice::<Value>(&index.to_line()).ok());
         json!({"manifest": self.archive.manifest(), "secretsIndex": index}).to_string()
     }
 
@@ -120,7 +121,13 @@ impl Processor {
     /// `send(number, bytes, sha256Hex)` (throws on failure), `progress(json)` and
     /// `vectorsAccepted()` → bool. Batches below `start_batch` are skipped (a resume).
     /// Answers the upload report as JSON.
-    pub fn upload(&mut self, job_id: &str, public_key: &str, start_batch: f64, sink: JsValue) -> Result<String, JsValue> {
+    pub fn upload(
+        &mut self,
+        job_id: &str,
+        public_key: &str,
+        start_batch: f64,
+        sink: JsValue,
+    ) -> Result<String, JsValue> {
         let secrets = if self.secrets.is_empty() {
             None
         } else {

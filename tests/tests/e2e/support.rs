@@ -42,6 +42,7 @@ pub struct TestServer {
     pub store: Arc<Store>,
     pub data: ScratchDir,
     pub client: Client,
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -66,13 +67,14 @@ impl TestServer {
         let (shutdown, stopped) = oneshot::channel::<()>();
         let web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist");
         let state = AppState::new(store.clone(), web_dir, limits);
+        let served = state.clone();
         tokio::spawn(async move {
-            let _ = app::serve(listener, state, async {
+            let _ = app::serve(listener, served, async {
                 let _ = stopped.await;
             })
             .await;
         });
-        Self { base, store, data, client: Client::new(), shutdown: Some(shutdown) }
+        Self { base, store, data, client: Client::new(), state, shutdown: Some(shutdown) }
     }
 
     pub fn url(&self, path: &str) -> String {

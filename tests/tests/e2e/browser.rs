@@ -1,0 +1,342 @@
+//! The Data Portability page in a real headless Chromium (Debian `chromium` driven through
+//! `chromedriver` over the WebDriver protocol) against a real server: sign-in, archives
+//! refused in the browser with no request reaching the server, a Lumiverse fixture
+//! inspected, imported with its ticket and imported again, a cancelled import, and an
+//! export downloaded and opened by lvbak-core. Screenshots land in
+//! `$CARGO_TARGET_DIR/browser-artefacts/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use lvbak_core::{Archive, Limits};
+use lvbak_server::seed::SeedOptions;
+use lvbak_tests::{corpus, fixtures};
+use serde_json::{json, Value};
+
+use crate::support::{Account, ScratchDir, TestServer};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A chromedriver process and one browser session.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    client: reqwest::Client,
+    _profile: ScratchDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn artefacts() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("browser-artefacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Browser {
+    async fn start(downloads: &Path) -> Self {
+        let port = free_port();
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver)");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let mut up = false;
+        for _ in 0..100 {
+            if let Ok(answer) = client.get(format!("{base}/status")).send().await {
+                if answer.status() == 200 {
+                    up = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(up, "chromedriver did not start");
+        let profile = ScratchDir::new("chromium-profile");
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1100,1500",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("--user-data-dir={}", profile.path.display())])
+        .collect::<Vec<_>>();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+        }}});
+        let answer: Value =
+            client.post(format!("{base}/session")).json(&capabilities).send().await.unwrap().json().await.unwrap();
+        let session = answer["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("{answer}")).to_string();
+        let browser = Self { driver, base, session, client, _profile: profile };
+        browser
+            .call(
+                "POST",
+                "goog/cdp/execute",
+                json!({"cmd": "Browser.setDownloadBehavior",
+                    "params": {"behavior": "allow", "downloadPath": downloads.display().to_string()}}),
+            )
+            .await;
+        browser
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}/{path}", self.base, self.session);
+        let request = match method {
+            "GET" => self.client.get(url),
+            _ => self.client.post(url).json(&body),
+        };
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        answer["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call("POST", "url", json!({"url": url})).await;
+    }
+
+    async fn find(&self, testid: &str) -> Option<String> {
+        let found = self
+            .call("POST", "element", json!({"using": "css selector", "value": format!("[data-testid=\"{testid}\"]")}))
+            .await;
+        found[ELEMENT].as_str().map(str::to_string)
+    }
+
+    async fn element(&self, testid: &str) -> String {
+        for _ in 0..100 {
+            if let Some(id) = self.find(testid).await {
+                return id;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no element {testid}");
+    }
+
+    async fn click(&self, testid: &str) {
+        let id = self.element(testid).await;
+        self.call("POST", &format!("element/{id}/click"), json!({})).await;
+    }
+
+    async fn type_into(&self, testid: &str, text: &str) {
+        let id = self.element(testid).await;
+        self.call("POST", &format!("element/{id}/value"), json!({"text": text})).await;
+    }
+
+    /// Picks a file in an `<input type=file>`.
+    async fn pick(&self, testid: &str, path: &Path) {
+        self.type_into(testid, &path.display().to_string()).await;
+    }
+
+    async fn text(&self, testid: &str) -> String {
+        let id = self.element(testid).await;
+        self.call("GET", &format!("element/{id}/text"), json!({})).await.as_str().unwrap_or_default().to_string()
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.call("POST", "execute/sync", json!({"script": script, "args": []})).await
+    }
+
+    /// Waits (bounded) until the text of `testid` satisfies `accept`; returns it.
+    async fn wait_text(&self, testid: &str, accept: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..600 {
+            last = self.text(testid).await;
+            if accept(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.screenshot(&format!("failed-{testid}.png")).await;
+        panic!("{testid} never matched; last text {last:?}");
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let data = self.call("GET", "screenshot", json!({})).await;
+        let png = BASE64.decode(data.as_str().unwrap()).unwrap();
+        std::fs::write(artefacts().join(name), png).unwrap();
+    }
+
+    /// The summary row of `table`: imported, merged, skipped, rejected.
+    async fn summary_row(&self, table: &str) -> [u64; 4] {
+        let script = format!(
+            "const row = document.querySelector('[data-testid=\"summary-{table}\"]'); if (!row) return null; \
+             return ['imported','merged','skipped','rejected'].map(f => Number(row.querySelector(`[data-testid=\"${{f}}\"]`).textContent));"
+        );
+        let values = self.script(&script).await;
+        let numbers: Vec<u64> = values
+            .as_array()
+            .unwrap_or_else(|| panic!("no summary row {table}"))
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        [numbers[0], numbers[1], numbers[2], numbers[3]]
+    }
+}
+
+async fn sign_in(browser: &Browser, server: &TestServer, account: &Account) {
+    browser.goto(&server.url("/")).await;
+    browser.type_into("login-username", &account.user.username).await;
+    browser.type_into("login-password", &account.password).await;
+    browser.click("login-submit").await;
+    browser.element("import-file").await;
+    // The import card is shown only once signed in.
+    for _ in 0..100 {
+        if browser.script("return !document.getElementById('portability').hidden").await == true {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("sign-in did not show the Data Portability page");
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Picks a new archive: the page resets and inspects it.
+async fn pick_archive(browser: &Browser, path: &Path) {
+    browser.script("document.querySelector('[data-testid=\"import-file\"]').value = ''").await;
+    browser.pick("import-file", path).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_checks_imports_and_exports_in_a_real_browser() {
+    assert!(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/lvbak-wasm_bg.wasm").exists(),
+        "build the page first: trunk build --release"
+    );
+    let server = TestServer::start("browser").await;
+    let account = server.account("browser-user", None).await;
+    let files = ScratchDir::new("browser-files");
+    let downloads = ScratchDir::new("browser-downloads");
+    let browser = Browser::start(&downloads.path).await;
+    sign_in(&browser, &server, &account).await;
+
+    // Refused in the browser, with the code first, and nothing sent.
+    let before = server.state.import_requests();
+    let not_zip = write(&files.path, "notes.lvbak", b"these are not the archives you are looking for");
+    pick_archive(&browser, &not_zip).await;
+    let refused = browser.wait_text("inspect-error", |t| !t.is_empty()).await;
+    assert!(refused.starts_with("not_zip"), "{refused}");
+    let traversal = corpus::cases().into_iter().find(|c| c.name == "dot_dot_segment").unwrap();
+    let traversal = write(&files.path, "traversal.lvbak", &traversal.bytes);
+    pick_archive(&browser, &traversal).await;
+    let refused = browser.wait_text("inspect-error", |t| t.starts_with("path_traversal")).await;
+    assert!(refused.contains("passwd"), "{refused}");
+    assert_eq!(browser.script("return document.querySelector('[data-testid=\"import-start\"]').disabled").await, true);
+    assert_eq!(server.state.import_requests(), before, "a refused archive must not reach the server");
+
+    // A Lumiverse fixture with secrets: inspected locally, imported with its ticket.
+    let archive = write(&files.path, "secrets.lvbak", fixtures::SECRETS);
+    let ticket = write(&files.path, "secrets.ticket.json", fixtures::SECRETS_TICKET);
+    pick_archive(&browser, &archive).await;
+    let report = browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    let mut opened = Archive::open(std::io::Cursor::new(fixtures::SECRETS), Limits::STANDARD).unwrap();
+    let archive_id = opened.manifest().archive_id.clone();
+    let index = opened.table_entry("messages").unwrap();
+    let messages_in_archive = opened.ndjson_lines(index).unwrap().count().unwrap();
+    assert!(messages_in_archive > 0);
+    assert!(report.contains(&archive_id), "{report}");
+    let shown =
+        browser.script("return document.querySelector('[data-testid=\"inspect-count-messages\"]').textContent").await;
+    assert_eq!(shown.as_str().unwrap().parse::<u64>().unwrap(), messages_in_archive);
+    assert_eq!(server.state.import_requests(), before, "inspection must not upload anything");
+    browser.screenshot("inspection-report.png").await;
+    browser.pick("ticket-file", &ticket).await;
+    for _ in 0..100 {
+        if browser.script("return document.querySelector('[data-testid=\"import-start\"]').disabled").await == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.click("import-start").await;
+    let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
+    let progress = browser.text("import-progress").await;
+    assert_eq!(status, "complete", "{progress}");
+    assert_eq!(progress, "Import complete");
+    browser.screenshot("import-summary.png").await;
+    assert_eq!(browser.summary_row("messages").await, [messages_in_archive, 0, 0, 0]);
+    let rows = crate::export::owned_rows(&server.store, "messages", &account.user.id);
+    assert_eq!(rows.len() as u64, messages_in_archive);
+    let stored = server.store.db.secrets_of(&account.user.id).unwrap();
+    assert_eq!(stored.len(), 3, "the API keys arrive sealed and are stored");
+
+    // The same archive again: everything is skipped, and the ticket's reuse is reported.
+    pick_archive(&browser, &archive).await;
+    browser.wait_text("inspect-report", |t| t.contains(&archive_id)).await;
+    browser.pick("ticket-file", &ticket).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    browser.click("import-start").await;
+    let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
+    assert_eq!(status, "complete");
+    assert_eq!(browser.summary_row("messages").await, [0, 0, messages_in_archive, 0]);
+    let reused = browser.script("return document.getElementById('ticket-reused').hidden").await;
+    assert_eq!(reused, false, "the reuse warning is shown");
+
+    // A large archive, cancelled mid-way.
+    let source = server
+        .account("browser-big", Some(SeedOptions { chats: 4, messages_per_chat: 40_000, ..SeedOptions::default() }))
+        .await;
+    let big = server.get(&source, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap();
+    let big = write(&files.path, "big.lvbak", &big.bytes().await.unwrap());
+    let target = server.account("browser-cancel", None).await;
+    let _ = browser.script("return fetch('/api/v1/auth/logout', {method: 'POST', headers: {'X-Requested-With': 'x'}}).then(r => r.status)").await;
+    sign_in(&browser, &server, &target).await;
+    pick_archive(&browser, &big).await;
+    browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    browser.click("import-start").await;
+    browser.wait_text("import-progress", |t| t.starts_with("Uploading")).await;
+    browser.click("import-cancel").await;
+    let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
+    assert_eq!(status, "cancelled", "{}", browser.text("import-progress").await);
+    let kept = crate::export::owned_rows(&server.store, "messages", &target.user.id).len();
+    assert!(kept < 160_000, "the cancelled import stopped early ({kept} messages)");
+
+    // Export: a native download that lvbak-core opens.
+    browser.click("export-download").await;
+    let mut downloaded = None;
+    for _ in 0..300 {
+        let done: Vec<PathBuf> = std::fs::read_dir(&downloads.path)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "lvbak"))
+            .collect();
+        if let Some(path) = done.into_iter().next() {
+            downloaded = Some(path);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let downloaded = downloaded.expect("the export was downloaded");
+    let bytes = std::fs::read(&downloaded).unwrap();
+    let opened = Archive::open(std::io::Cursor::new(bytes), Limits::STANDARD).unwrap();
+    assert_eq!(opened.manifest().producer, "lumiverse");
+    assert!(opened.table_entry("messages").is_some());
+}
