@@ -324,6 +324,8 @@ if (worker) {
     switch (data.kind) {
       case "report":
         importState.report = data.report;
+        window.lvbakLastReport = data.report;
+        window.lvbakLastReport = data.report;
         text($("import-progress"), `Checked on this device in ${Math.round(data.report.openMs)} ms.`);
         renderReport(data.report);
         break;

@@ -22,7 +22,7 @@ pub const MAX_BATCH_HEADER_BYTES: usize = 64 * 1024;
 /// The payload of a batch once inflated, at most: one legacy line (64 MiB) and some.
 pub const MAX_BATCH_PAYLOAD_BYTES: u64 = 72 * 1024 * 1024;
 /// How much NDJSON a client puts in one batch before closing it (a soft target).
-pub const TARGET_BATCH_BYTES: usize = 4 * 1024 * 1024;
+pub const TARGET_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// One chunk of a file, at most.
 pub const MAX_FILE_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
@@ -54,7 +54,7 @@ fn bad(detail: impl Into<String>) -> FormatError {
     FormatError::BadBatch { detail: detail.into() }
 }
 
-/// Builds a batch; NDJSON payloads are deflated here (level 6).
+/// Builds a batch; NDJSON payloads are deflated here (level 2: fast, and within 1.1x of an archive at level 6 for NDJSON).
 pub fn encode_batch(header: &BatchHeader, payload: &[u8]) -> Result<Vec<u8>> {
     let json = serde_json::to_vec(header).map_err(|e| bad(e.to_string()))?;
     let length = u32::try_from(json.len()).map_err(|_| bad("header too long"))?;
@@ -64,7 +64,7 @@ pub fn encode_batch(header: &BatchHeader, payload: &[u8]) -> Result<Vec<u8>> {
     out.extend_from_slice(&json);
     match header {
         BatchHeader::Rows { .. } | BatchHeader::Vectors { .. } => {
-            let mut encoder = DeflateEncoder::new(out, Compression::new(6));
+            let mut encoder = DeflateEncoder::new(out, Compression::new(2));
             encoder.write_all(payload).map_err(FormatError::Io)?;
             out = encoder.finish().map_err(FormatError::Io)?;
         }
@@ -152,7 +152,7 @@ impl Drop for PlainSecret {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]

@@ -11,11 +11,13 @@
 //! - `POST /api/v1/user-data/import/:jobId/commit` `{batches}` applies what is queued, runs
 //!   the reference scrub and completes the job.
 //!
-//! Status, events and cancel are the raw path's endpoints. Batches are acknowledged once
-//! checked and queued (two at most), so the client prepares the next while this one applies;
-//! an apply failure ends the job and is answered to the next request.
+//! Status, events and cancel are the raw path's endpoints. A batch is acknowledged once its
+//! frame is checked (names, bounds, inflated size) and it is queued; a parse stage then
+//! checks and parses every line while the worker applies the batch before, and the client
+//! prepares the next. A line that fails there ends the job with its code (`bad_json`,
+//! `line_too_long`), which the next request answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
@@ -33,6 +35,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use lvbak_core::batch::{decode_batch, Batch, PlainSecret, MAX_BATCH_PAYLOAD_BYTES, MAX_FILE_CHUNK_BYTES};
 use lvbak_core::hpke::{HpkeKeyPair, SECRETS_INFO};
+use lvbak_core::registry::TABLES;
 use lvbak_core::secrets::SecretsIndex;
 use lvbak_core::{check_row, parse_row, parse_row_aligned, FileBucket, FormatError, Manifest, NdjsonLines};
 use serde::Deserialize;
@@ -49,6 +52,7 @@ use crate::export::plan::new_archive_id;
 use crate::progress::Progress;
 use crate::storage::files::hex;
 use crate::storage::identity::random_bytes;
+use crate::storage::sqlite::AlignedRow;
 use crate::storage::Store;
 
 pub fn routes() -> Router<AppState> {
@@ -74,7 +78,14 @@ pub struct BatchUpload {
     /// Set by a vectors check that said yes.
     accept_vectors: AtomicBool,
     ledger: AsyncMutex<Ledger>,
-    sender: mpsc::Sender<Command>,
+    /// Into the job's parse stage, which forwards to its worker in order.
+    sender: mpsc::Sender<Staged>,
+}
+
+/// What the parse stage receives: rows still to parse, or a command to pass on.
+enum Staged {
+    Parse { table: String, first_line: u64, ndjson: Vec<u8> },
+    Ready(Command),
 }
 
 #[derive(Default)]
@@ -86,7 +97,16 @@ struct Ledger {
 }
 
 enum Command {
+    /// Rows of a registry table, parsed (and so checked) by the request handler.
+    Rows {
+        table: String,
+        rows: Vec<AlignedRow>,
+    },
+    /// A table this server does not apply: its lines were checked.
+    SkipTable(String),
     Apply(Batch),
+    /// The parse stage refused a batch: the job fails with this.
+    Fail(FormatError),
     /// Whether vectors may come (`None`) or why not, once the batches before are applied.
     CheckVectors(oneshot::Sender<Option<String>>),
     Commit(oneshot::Sender<()>),
@@ -142,15 +162,21 @@ async fn open(
         .map_err(AppError::internal)?;
     // The worker answers whether this account can take the archive's vectors.
     let vectors = accepted.await.map_err(|_| AppError::internal("the import worker did not start"))?;
-    let (accept_vectors, vector_reason) = match vectors {
-        Ok(None) => (true, None),
-        Ok(Some(reason)) => (false, Some(reason)),
+    let (accept_vectors, vector_reason, columns) = match vectors {
+        Ok((None, columns)) => (true, None, columns),
+        Ok((Some(reason), columns)) => (false, Some(reason), columns),
         Err((code, message)) => return Err(AppError::new(StatusCode::INTERNAL_SERVER_ERROR, &code, message)),
     };
+    let line_cap = state.limits().line_cap(job.manifest.has_line_cap());
+    let (staged_sender, staged) = mpsc::channel(2);
+    std::thread::Builder::new()
+        .name(format!("batch-parse-{job_id}"))
+        .spawn(move || parse_stage(staged, sender, &columns, line_cap))
+        .map_err(AppError::internal)?;
     job.set_batches(Arc::new(BatchUpload {
         accept_vectors: AtomicBool::new(false),
         ledger: AsyncMutex::default(),
-        sender,
+        sender: staged_sender,
     }));
     Ok((
         StatusCode::CREATED,
@@ -165,6 +191,41 @@ async fn open(
             "maxBatchBytes": MAX_BATCH_WIRE_BYTES,
         })),
     ))
+}
+
+/// Parses rows batches into aligned rows (checking every line with the archive's line cap)
+/// and passes everything on to the worker in arrival order; stops at the first refusal.
+fn parse_stage(
+    mut staged: mpsc::Receiver<Staged>,
+    worker: mpsc::Sender<Command>,
+    columns: &HashMap<String, Vec<String>>,
+    line_cap: u64,
+) {
+    while let Some(next) = staged.blocking_recv() {
+        let command = match next {
+            Staged::Ready(command) => command,
+            Staged::Parse { table, first_line, ndjson } => {
+                let entry = format!("database/{table}.ndjson");
+                let parsed = match columns.get(&table) {
+                    Some(columns) => {
+                        let mut rows = Vec::new();
+                        for_each_line(&ndjson, &entry, first_line, line_cap, |number, line| {
+                            rows.push(parse_row_aligned(&entry, number, line, columns)?);
+                            Ok(())
+                        })
+                        .map(|()| Command::Rows { table, rows })
+                    }
+                    None => for_each_line(&ndjson, &entry, first_line, line_cap, |n, line| check_row(&entry, n, line))
+                        .map(|()| Command::SkipTable(table)),
+                };
+                parsed.unwrap_or_else(Command::Fail)
+            }
+        };
+        let failed = matches!(command, Command::Fail(_));
+        if worker.blocking_send(command).is_err() || failed {
+            return;
+        }
+    }
 }
 
 fn batches_of(state: &AppState, id: &str, user_id: &str) -> AppResult<(Arc<Job>, Arc<BatchUpload>)> {
@@ -235,34 +296,41 @@ async fn receive(
     }
     let size = body.len();
     let line_cap = limits.line_cap(job.manifest.has_line_cap());
-    // Every line is checked before the batch is acknowledged: a bad batch is refused alone.
-    let batch = tokio::task::spawn_blocking(move || {
+    // The frame, names, chunk bounds and inflated size are checked before the batch is
+    // acknowledged; rows are parsed (and so checked line by line) by the job's parse stage,
+    // which overlaps with the client preparing the next batch and the worker applying.
+    let (staged, payload) = tokio::task::spawn_blocking(move || {
         let batch = decode_batch(&body)?;
-        if let Batch::Rows { table, first_line, ndjson, .. } | Batch::Vectors { table, first_line, ndjson, .. } = &batch
-        {
-            let folder = if matches!(batch, Batch::Rows { .. }) { "database" } else { "lancedb" };
-            let entry = format!("{folder}/{table}.ndjson");
-            for_each_line(ndjson, &entry, *first_line, line_cap, |number, line| check_row(&entry, number, line))?;
-        }
-        Ok::<Batch, FormatError>(batch)
+        let payload = match &batch {
+            Batch::Rows { ndjson, .. } | Batch::Vectors { ndjson, .. } => ndjson.len(),
+            Batch::FileChunk { bytes, .. } => bytes.len(),
+            Batch::Secrets { sealed, .. } => sealed.len(),
+        } as u64;
+        let staged = match batch {
+            Batch::Rows { table, first_line, ndjson, .. } => Staged::Parse { table, first_line, ndjson },
+            Batch::Vectors { ref table, first_line, ref ndjson, .. } => {
+                let entry = format!("lancedb/{table}.ndjson");
+                for_each_line(ndjson, &entry, first_line, line_cap, |number, line| check_row(&entry, number, line))?;
+                Staged::Ready(Command::Apply(batch))
+            }
+            other => Staged::Ready(Command::Apply(other)),
+        };
+        Ok::<(Staged, u64), FormatError>((staged, payload))
     })
     .await??;
-    let payload = match &batch {
-        Batch::Rows { ndjson, .. } | Batch::Vectors { ndjson, .. } => ndjson.len(),
-        Batch::FileChunk { bytes, .. } => bytes.len(),
-        Batch::Secrets { sealed, .. } => sealed.len(),
-    } as u64;
     if ledger.payload_bytes + payload > limits.max_decompressed_bytes {
         return Err(FormatError::DecompressedCap { limit: limits.max_decompressed_bytes }.into());
     }
-    if matches!(batch, Batch::Vectors { .. }) && !batches.accept_vectors.load(Ordering::Relaxed) {
+    if matches!(staged, Staged::Ready(Command::Apply(Batch::Vectors { .. })))
+        && !batches.accept_vectors.load(Ordering::Relaxed)
+    {
         return Err(AppError::new(
             StatusCode::CONFLICT,
             "vectors_not_accepted",
             "send vectors only after a vectors check that accepts them",
         ));
     }
-    if batches.sender.send(Command::Apply(batch)).await.is_err() {
+    if batches.sender.send(staged).await.is_err() {
         return Err(ended(&job));
     }
     ledger.wire_bytes += size as u64;
@@ -282,7 +350,7 @@ async fn vectors_check(
 ) -> AppResult<Json<Value>> {
     let (job, batches) = batches_of(&state, &id, &user.id)?;
     let (answer, decided) = oneshot::channel();
-    if batches.sender.send(Command::CheckVectors(answer)).await.is_err() {
+    if batches.sender.send(Staged::Ready(Command::CheckVectors(answer))).await.is_err() {
         return Err(ended(&job));
     }
     let blocker = decided.await.map_err(|_| ended(&job))?;
@@ -316,7 +384,7 @@ async fn commit(
         }
     }
     let (done, finished) = oneshot::channel();
-    if batches.sender.send(Command::Commit(done)).await.is_err() {
+    if batches.sender.send(Staged::Ready(Command::Commit(done))).await.is_err() {
         return Err(ended(&job));
     }
     let _ = finished.await;
@@ -348,9 +416,12 @@ struct Worker {
 }
 
 type Failure = (String, String);
+/// What a worker answers once its session is open: why vectors may not come (if so), and
+/// the columns of every registry table.
+type Opened = (Option<String>, HashMap<String, Vec<String>>);
 
 impl Worker {
-    fn run(mut self, runtime: tokio::runtime::Handle, ready: oneshot::Sender<Result<Option<String>, Failure>>) {
+    fn run(mut self, runtime: tokio::runtime::Handle, ready: oneshot::Sender<Result<Opened, Failure>>) {
         let store = self.state.store();
         let publish = {
             let progress = self.progress.clone();
@@ -373,7 +444,21 @@ impl Worker {
                 return self.end(&store, Status::Failed, None, Some(failure));
             }
         };
-        let _ = ready.send(Ok(blocker.clone()));
+        let mut columns = HashMap::new();
+        for spec in TABLES {
+            match session.columns_of(spec.name) {
+                Ok(Some(names)) => {
+                    columns.insert(spec.name.to_string(), names);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    let failure = (error.code().to_string(), error.public_message());
+                    let _ = ready.send(Err(failure.clone()));
+                    return self.end(&store, Status::Failed, None, Some(failure));
+                }
+            }
+        }
+        let _ = ready.send(Ok((blocker.clone(), columns)));
         self.job.set_status(Status::Running);
         self.progress.publish(json!({"phase": "running"}));
 
@@ -436,6 +521,12 @@ impl Worker {
             let next =
                 runtime.block_on(async { tokio::time::timeout(Duration::from_millis(200), receiver.recv()).await });
             match next {
+                Ok(Some(Command::Rows { table, rows })) => {
+                    last_seen = Instant::now();
+                    applier.rows(&table, rows)?;
+                }
+                Ok(Some(Command::SkipTable(table))) => applier.session.skip_table(&table),
+                Ok(Some(Command::Fail(error))) => return Err(error.into()),
                 Ok(Some(Command::Apply(batch))) => {
                     last_seen = Instant::now();
                     applier.apply(batch, self.state.limits().line_cap(self.job.manifest.has_line_cap()))?;
@@ -498,34 +589,28 @@ struct BatchApplier<'a> {
 }
 
 impl BatchApplier<'_> {
+    /// Applies parsed rows of a registry table, a transaction step at a time.
+    fn rows(&mut self, table: &str, rows: Vec<AlignedRow>) -> Result<(), ImportError> {
+        self.finish_files()?;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let step: Vec<_> = rows.by_ref().take(ROWS_PER_STEP).collect();
+            self.session.apply_rows(table, step)?;
+        }
+        let counts = self.session.table_counts(table);
+        let processed = counts.imported + counts.skipped + counts.merged + counts.rejected;
+        self.session.progress(json!({"phase": "table", "table": table, "processed": processed}));
+        Ok(())
+    }
+
     fn apply(&mut self, batch: Batch, line_cap: u64) -> Result<(), ImportError> {
         if !matches!(batch, Batch::FileChunk { .. }) {
             self.finish_files()?;
         }
         match batch {
-            Batch::Rows { table, first_line, ndjson, .. } => {
-                let entry = format!("database/{table}.ndjson");
-                let Some(columns) = self.session.columns_of(&table)? else {
-                    // Not a table that travels: checked, then skipped (as on the raw path).
-                    for_each_line(&ndjson, &entry, first_line, line_cap, |n, line| {
-                        parse_row(&entry, n, line).map(drop)
-                    })?;
-                    self.session.skip_table(&table);
-                    return Ok(());
-                };
-                let mut rows = Vec::with_capacity(ROWS_PER_STEP);
-                for_each_line(&ndjson, &entry, first_line, line_cap, |number, line| {
-                    rows.push(parse_row_aligned(&entry, number, line, &columns)?);
-                    Ok(())
-                })?;
-                let mut rows = rows.into_iter().peekable();
-                while rows.peek().is_some() {
-                    let step: Vec<_> = rows.by_ref().take(ROWS_PER_STEP).collect();
-                    self.session.apply_rows(&table, step)?;
-                }
-                let counts = self.session.table_counts(&table);
-                let processed = counts.imported + counts.skipped + counts.merged + counts.rejected;
-                self.session.progress(json!({"phase": "table", "table": table, "processed": processed}));
+            Batch::Rows { table, .. } => {
+                // Rows arrive parsed (Command::Rows); a raw rows batch is not expected here.
+                return Err(FormatError::BadBatch { detail: format!("unparsed rows of {table}") }.into());
             }
             Batch::Vectors { table, first_line, ndjson, .. } => {
                 let entry = format!("lancedb/{table}.ndjson");

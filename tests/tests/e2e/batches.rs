@@ -204,11 +204,6 @@ async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
     .unwrap();
     let (code, refused) = status_json(put(1, traversal, None).await.unwrap()).await;
     assert_eq!((code, refused["code"].as_str()), (422, Some("path_traversal")), "{refused}");
-    let not_json =
-        encode_batch(&BatchHeader::Rows { table: "world_books".into(), first_line: 7, lines: 1 }, b"{nope\n").unwrap();
-    let (code, refused) = status_json(put(1, not_json, None).await.unwrap()).await;
-    assert_eq!((code, refused["code"].as_str()), (422, Some("bad_json")), "{refused}");
-    assert!(refused["error"].as_str().unwrap().contains("line 7"), "{refused}");
     let (code, refused) = status_json(put(1, b"PK\x03\x04 not a batch".to_vec(), None).await.unwrap()).await;
     assert_eq!((code, refused["code"].as_str()), (422, Some("bad_batch")));
     let vectors =
@@ -231,6 +226,33 @@ async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
     assert_eq!(done["summary"]["world_books"]["imported"], 1, "{done}");
     let (code, after) = status_json(put(1, first, None).await.unwrap()).await;
     assert_eq!((code, after["code"].as_str()), (409, Some("import_complete")));
+
+    // A line that is not JSON passes the frame checks, then ends the job at the parse stage
+    // with its code and line, which the next request answers.
+    let (code, opened) = open_job(&server, &account, fixtures::ARCHIVES[0].1).await;
+    assert_eq!(code, 201, "{opened}");
+    let job = opened["jobId"].as_str().unwrap();
+    let not_json =
+        encode_batch(&BatchHeader::Rows { table: "world_books".into(), first_line: 7, lines: 1 }, b"{nope\n");
+    let send = |number: u64, body: Vec<u8>| {
+        server
+            .client
+            .put(server.url(&format!("/api/v1/user-data/import/{job}/batches/{number}")))
+            .bearer_auth(&account.token)
+            .header("x-batch-sha256", hex(&Sha256::digest(&body)))
+            .body(body)
+            .send()
+    };
+    let (code, _) = status_json(send(0, not_json.unwrap()).await.unwrap()).await;
+    assert_eq!(code, 200);
+    let failed = crate::import::wait_for(&server, &account, job, &["failed", "complete"]).await;
+    assert_eq!(failed["error"]["code"], "bad_json", "{failed}");
+    assert!(failed["error"]["message"].as_str().unwrap().contains("line 7"), "{failed}");
+    let late = "3f1c2a4e-0000-4000-8000-000000000003";
+    let (code, answer) = status_json(send(1, rows(late)).await.unwrap()).await;
+    assert_eq!((code, answer["code"].as_str()), (409, Some("bad_json")));
+    let stored = crate::export::owned_rows(&server.store, "world_books", &account.user.id);
+    assert!(!stored.iter().any(|row| row["id"] == late));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

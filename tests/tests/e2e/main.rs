@@ -8,3 +8,4 @@ mod export;
 mod import;
 mod schema;
 mod support;
+mod webdriver;

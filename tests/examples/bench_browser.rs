@@ -1,0 +1,178 @@
+//! Benchmark (prints figures, asserts nothing) in a real headless Chromium against a real
+//! server on 127.0.0.1: how long the Wasm Worker takes to inspect a 1 GiB / 100,000-entry
+//! archive, and the batch import of a 100,000-character account against the raw upload of
+//! the same archive, with the bytes sent on the wire. Needs `trunk build --release` first
+//! (scripts/bench does it).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[allow(dead_code)]
+#[path = "../tests/e2e/support.rs"]
+mod support;
+#[path = "../tests/e2e/webdriver.rs"]
+mod webdriver;
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use lvbak_core::{ArchiveWriter, EntrySize, Manifest, ManifestStats};
+use lvbak_server::seed::SeedOptions;
+use serde_json::{json, Value};
+use support::{status_json, Account, ScratchDir, TestServer};
+use webdriver::Browser;
+
+fn big_archive(path: &Path) {
+    const ENTRIES: usize = 100_000;
+    let file_bytes = (1usize << 30) / ENTRIES;
+    let file = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
+    let mut writer = ArchiveWriter::new(file, 1_795_313_867, 4 << 20);
+    writer.write_manifest(&Manifest::new("0b7a3c1e-98f2-4d1b-9c55-7e1f2a3b4c5d", 1_795_313_867)).unwrap();
+    writer.start_ndjson("database/messages.ndjson", EntrySize::Small).unwrap();
+    for i in 0..1000 {
+        writer.write_row(&json!({"id": format!("{i:08x}-0000-4000-8000-000000000000"), "content": "hello"})).unwrap();
+    }
+    let payload: Vec<u8> = (0..file_bytes).map(|i| (i * 31 % 251) as u8).collect();
+    for i in 0..ENTRIES - 3 {
+        let name = format!("files/images/{i:08x}-0000-4000-8000-{i:012x}.png");
+        writer.write_file(&name, &mut payload.as_slice(), EntrySize::Small).unwrap();
+    }
+    let mut stats = ManifestStats::default();
+    stats.counts.insert("messages".into(), 1000);
+    writer.write_stats(&stats).unwrap();
+    writer.finish().unwrap();
+}
+
+async fn sign_in(browser: &Browser, server: &TestServer, account: &Account) {
+    browser.sign_in(&server.url("/"), &account.user.username, &account.password).await;
+}
+
+async fn wait_report(browser: &Browser) -> Value {
+    for _ in 0..1200 {
+        let report = browser.script("return window.lvbakLastReport || null").await;
+        if !report.is_null() {
+            return report;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no inspection report");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let scratch = ScratchDir::new("bench-browser");
+    let downloads = ScratchDir::new("bench-downloads");
+
+    // --- inspection of a 1 GiB / 100,000-entry archive --------------------------------
+    let big = scratch.path.join("big.lvbak");
+    big_archive(&big);
+    let size = std::fs::metadata(&big).unwrap().len();
+    let server = TestServer::start("bench-browser").await;
+    let account = server.account("bench-inspect", None).await;
+    let browser = Browser::start(&downloads.path).await;
+    sign_in(&browser, &server, &account).await;
+    for run in 0..3 {
+        browser
+            .script("window.lvbakLastReport = null; document.querySelector('[data-testid=\"import-file\"]').value = ''")
+            .await;
+        let started = Instant::now();
+        browser.pick("import-file", &big).await;
+        let report = wait_report(&browser).await;
+        println!(
+            "inspect {:.2} GiB / {} entries in the Worker (run {run}): {:.0} ms in Wasm, {:.0} ms from pick to report",
+            size as f64 / f64::from(1u32 << 30),
+            report["entries"],
+            report["openMs"].as_f64().unwrap_or(0.0),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    drop(browser);
+    let _ = std::fs::remove_file(&big);
+
+    // --- batch import vs raw upload of a 100,000-character account --------------------
+    let source = server
+        .account(
+            "bench-source",
+            Some(SeedOptions {
+                characters: 0,
+                chats: 0,
+                images: 0,
+                vectors: 0,
+                secrets: 0,
+                bulk_characters: 100_000,
+                ..SeedOptions::default()
+            }),
+        )
+        .await;
+    let archive = server.get(&source, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap();
+    let archive = archive.bytes().await.unwrap().to_vec();
+    let archive_path = scratch.path.join("characters.lvbak");
+    std::fs::write(&archive_path, &archive).unwrap();
+    println!("100,000-character archive: {:.1} MB", archive.len() as f64 / 1e6);
+
+    // Raw upload into a fresh server (row ids are global).
+    let raw_server = TestServer::start("bench-raw").await;
+    let raw_account = raw_server.account("bench-raw", None).await;
+    let started = Instant::now();
+    let (code, accepted) = status_json(
+        raw_server.post(&raw_account, "/api/v1/user-data/import").body(archive.clone()).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(code, 202, "{accepted}");
+    let job = accepted["jobId"].as_str().unwrap();
+    let mut raw_status = Value::Null;
+    for _ in 0..6000 {
+        let (_, status) = status_json(
+            raw_server.get(&raw_account, &format!("/api/v1/user-data/import/{job}/status")).send().await.unwrap(),
+        )
+        .await;
+        if ["complete", "failed", "cancelled"].contains(&status["status"].as_str().unwrap_or_default()) {
+            raw_status = status;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let raw_seconds = started.elapsed().as_secs_f64();
+    let rows: u64 = raw_status["summary"]
+        .as_object()
+        .map(|tables| tables.values().map(|c| c["imported"].as_u64().unwrap_or(0)).sum())
+        .unwrap_or(0);
+    println!(
+        "raw upload: {rows} rows in {raw_seconds:.2} s = {:.0} rows/s ({})",
+        rows as f64 / raw_seconds,
+        raw_status["status"]
+    );
+
+    // The browser's batch path into another fresh server.
+    let batch_server = TestServer::start("bench-batch").await;
+    let batch_account = batch_server.account("bench-batch", None).await;
+    let browser = Browser::start(&downloads.path).await;
+    sign_in(&browser, &batch_server, &batch_account).await;
+    browser.pick("import-file", &archive_path).await;
+    wait_report(&browser).await;
+    let started = Instant::now();
+    browser.click("import-start").await;
+    let mut outcome = Value::Null;
+    for _ in 0..12_000 {
+        outcome = browser.script("return window.lvbakLastImport || null").await;
+        if !outcome.is_null() {
+            break;
+        }
+        let status = browser.text("import-status").await;
+        if status == "failed" || status == "cancelled" {
+            panic!("batch import {status}: {}", browser.text("import-progress").await);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let seconds = outcome["seconds"].as_f64().unwrap_or(wall);
+    let wire = outcome["wireBytes"].as_f64().unwrap_or(0.0);
+    let batches = &outcome["report"]["batches"];
+    println!(
+        "batch import in Chromium: {rows} rows in {seconds:.2} s (worker) / {wall:.2} s (click to summary) = {:.0} rows/s, {:.0}% of the raw path; {batches} batches, wire {:.1} MB = {:.3}x the archive",
+        rows as f64 / seconds,
+        100.0 * raw_seconds / seconds,
+        wire / 1e6,
+        wire / archive.len() as f64
+    );
+}

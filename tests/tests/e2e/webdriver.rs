@@ -1,0 +1,208 @@
+//! A small WebDriver client: one `chromedriver` process driving Debian's headless
+//! Chromium, with the calls the page tests and the browser benchmark need.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A chromedriver process and one browser session.
+pub struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    client: reqwest::Client,
+    profile: PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn artefacts() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("browser-artefacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Browser {
+    pub async fn start(downloads: &Path) -> Self {
+        let port = free_port();
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver)");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let mut up = false;
+        for _ in 0..100 {
+            if let Ok(answer) = client.get(format!("{base}/status")).send().await {
+                if answer.status() == 200 {
+                    up = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(up, "chromedriver did not start");
+        let profile = std::env::temp_dir().join(format!("lvbak-chromium-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).unwrap();
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1100,1500",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("--user-data-dir={}", profile.display())])
+        .collect::<Vec<_>>();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+        }}});
+        let answer: Value =
+            client.post(format!("{base}/session")).json(&capabilities).send().await.unwrap().json().await.unwrap();
+        let session = answer["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("{answer}")).to_string();
+        let browser = Self { driver, base, session, client, profile };
+        browser
+            .call(
+                "POST",
+                "goog/cdp/execute",
+                json!({"cmd": "Browser.setDownloadBehavior",
+                    "params": {"behavior": "allow", "downloadPath": downloads.display().to_string()}}),
+            )
+            .await;
+        browser
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}/{path}", self.base, self.session);
+        let request = match method {
+            "GET" => self.client.get(url),
+            _ => self.client.post(url).json(&body),
+        };
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        answer["value"].clone()
+    }
+
+    /// Signs in on the page at `url` and waits for the Data Portability page.
+    pub async fn sign_in(&self, url: &str, username: &str, password: &str) {
+        self.goto(url).await;
+        self.type_into("login-username", username).await;
+        self.type_into("login-password", password).await;
+        self.click("login-submit").await;
+        for _ in 0..100 {
+            if self.script("return !document.getElementById('portability').hidden").await == true {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("sign-in did not show the Data Portability page");
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.call("POST", "url", json!({"url": url})).await;
+    }
+
+    pub async fn find(&self, testid: &str) -> Option<String> {
+        let found = self
+            .call("POST", "element", json!({"using": "css selector", "value": format!("[data-testid=\"{testid}\"]")}))
+            .await;
+        found[ELEMENT].as_str().map(str::to_string)
+    }
+
+    pub async fn element(&self, testid: &str) -> String {
+        for _ in 0..100 {
+            if let Some(id) = self.find(testid).await {
+                return id;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no element {testid}");
+    }
+
+    pub async fn click(&self, testid: &str) {
+        let id = self.element(testid).await;
+        self.call("POST", &format!("element/{id}/click"), json!({})).await;
+    }
+
+    pub async fn type_into(&self, testid: &str, text: &str) {
+        let id = self.element(testid).await;
+        self.call("POST", &format!("element/{id}/value"), json!({"text": text})).await;
+    }
+
+    /// Picks a file in an `<input type=file>`.
+    pub async fn pick(&self, testid: &str, path: &Path) {
+        self.type_into(testid, &path.display().to_string()).await;
+    }
+
+    pub async fn text(&self, testid: &str) -> String {
+        let id = self.element(testid).await;
+        self.call("GET", &format!("element/{id}/text"), json!({})).await.as_str().unwrap_or_default().to_string()
+    }
+
+    pub async fn script(&self, script: &str) -> Value {
+        self.call("POST", "execute/sync", json!({"script": script, "args": []})).await
+    }
+
+    /// Waits (bounded) until the text of `testid` satisfies `accept`; returns it.
+    pub async fn wait_text(&self, testid: &str, accept: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..600 {
+            last = self.text(testid).await;
+            if accept(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.screenshot(&format!("failed-{testid}.png")).await;
+        panic!("{testid} never matched; last text {last:?}");
+    }
+
+    pub async fn screenshot(&self, name: &str) {
+        let data = self.call("GET", "screenshot", json!({})).await;
+        let png = BASE64.decode(data.as_str().unwrap()).unwrap();
+        std::fs::write(artefacts().join(name), png).unwrap();
+    }
+
+    /// The summary row of `table`: imported, merged, skipped, rejected.
+    pub async fn summary_row(&self, table: &str) -> [u64; 4] {
+        let script = format!(
+            "const row = document.querySelector('[data-testid=\"summary-{table}\"]'); if (!row) return null; \
+             return ['imported','merged','skipped','rejected'].map(f => Number(row.querySelector(`[data-testid=\"${{f}}\"]`).textContent));"
+        );
+        let values = self.script(&script).await;
+        let numbers: Vec<u64> = values
+            .as_array()
+            .unwrap_or_else(|| panic!("no summary row {table}"))
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        [numbers[0], numbers[1], numbers[2], numbers[3]]
+    }
+}
