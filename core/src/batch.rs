@@ -97,6 +97,23 @@ fn inflate(compressed: &[u8]) -> Result<Vec<u8>> {
 /// Decodes and checks a batch: magic, header, names (through the one sanitizer), chunk
 /// bounds, and the inflated size. Lines are checked by whoever reads them (line cap, JSON).
 pub fn decode_batch(body: &[u8]) -> Result<Batch> {
+    decode(body, true)
+}
+
+/// Like [`decode_batch`], but NDJSON payloads stay deflated (`ndjson` holds the deflated
+/// bytes) for [`inflate_ndjson`] later, so a server can acknowledge a batch before the
+/// costly part of checking it.
+pub fn decode_batch_deflated(body: &[u8]) -> Result<Batch> {
+    decode(body, false)
+}
+
+/// Inflates an NDJSON payload held to [`MAX_BATCH_PAYLOAD_BYTES`].
+pub fn inflate_ndjson(deflated: &[u8]) -> Result<Vec<u8>> {
+    inflate(deflated)
+}
+
+fn decode(body: &[u8], inflate_now: bool) -> Result<Batch> {
+    let ndjson = |payload: &[u8]| if inflate_now { inflate(payload) } else { Ok(payload.to_vec()) };
     if body.len() < 8 || &body[..4] != BATCH_MAGIC {
         return Err(bad("not an lvbak batch"));
     }
@@ -108,10 +125,10 @@ pub fn decode_batch(body: &[u8]) -> Result<Batch> {
     let payload = &body[8 + length..];
     Ok(match header {
         BatchHeader::Rows { table, first_line, lines } => {
-            Batch::Rows { table: checked_table(&table, false)?, first_line, lines, ndjson: inflate(payload)? }
+            Batch::Rows { table: checked_table(&table, false)?, first_line, lines, ndjson: ndjson(payload)? }
         }
         BatchHeader::Vectors { table, first_line, lines } => {
-            Batch::Vectors { table: checked_table(&table, true)?, first_line, lines, ndjson: inflate(payload)? }
+            Batch::Vectors { table: checked_table(&table, true)?, first_line, lines, ndjson: ndjson(payload)? }
         }
         BatchHeader::FileChunk { bucket, name, offset, size } => {
             let entry = format!("files/{bucket}/{name}");

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,9 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use lvbak_core::batch::{decode_batch, Batch, PlainSecret, MAX_BATCH_PAYLOAD_BYTES, MAX_FILE_CHUNK_BYTES};
+use lvbak_core::batch::{
+    decode_batch_deflated, inflate_ndjson, Batch, PlainSecret, MAX_BATCH_PAYLOAD_BYTES, MAX_FILE_CHUNK_BYTES,
+};
 use lvbak_core::hpke::{HpkeKeyPair, SECRETS_INFO};
 use lvbak_core::registry::TABLES;
 use lvbak_core::secrets::SecretsIndex;
@@ -75,6 +77,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// The server's half of one batch upload.
 pub struct BatchUpload {
+    /// Payload bytes received so far, inflated (held to the decompressed cap per job).
+    inflated: Arc<AtomicU64>,
     /// Set by a vectors check that said yes.
     accept_vectors: AtomicBool,
     ledger: AsyncMutex<Ledger>,
@@ -82,9 +86,9 @@ pub struct BatchUpload {
     sender: mpsc::Sender<Staged>,
 }
 
-/// What the parse stage receives: rows still to parse, or a command to pass on.
+/// What the parse stage receives: NDJSON still to inflate and parse, or a command to pass on.
 enum Staged {
-    Parse { table: String, first_line: u64, ndjson: Vec<u8> },
+    Parse { table: String, first_line: u64, deflated: Vec<u8>, vectors: bool },
     Ready(Command),
 }
 
@@ -93,7 +97,6 @@ struct Ledger {
     next: u64,
     accepted: BTreeMap<u64, ([u8; 32], Value)>,
     wire_bytes: u64,
-    payload_bytes: u64,
 }
 
 enum Command {
@@ -167,13 +170,21 @@ async fn open(
         Ok((Some(reason), columns)) => (false, Some(reason), columns),
         Err((code, message)) => return Err(AppError::new(StatusCode::INTERNAL_SERVER_ERROR, &code, message)),
     };
-    let line_cap = state.limits().line_cap(job.manifest.has_line_cap());
+    let limits = state.limits();
+    let stage = ParseStage {
+        columns,
+        line_cap: limits.line_cap(job.manifest.has_line_cap()),
+        inflated: Arc::new(AtomicU64::new(0)),
+        cap: limits.max_decompressed_bytes,
+    };
+    let inflated = stage.inflated.clone();
     let (staged_sender, staged) = mpsc::channel(2);
     std::thread::Builder::new()
         .name(format!("batch-parse-{job_id}"))
-        .spawn(move || parse_stage(staged, sender, &columns, line_cap))
+        .spawn(move || stage.run(staged, sender))
         .map_err(AppError::internal)?;
     job.set_batches(Arc::new(BatchUpload {
+        inflated,
         accept_vectors: AtomicBool::new(false),
         ledger: AsyncMutex::default(),
         sender: staged_sender,
@@ -193,37 +204,58 @@ async fn open(
     ))
 }
 
-/// Parses rows batches into aligned rows (checking every line with the archive's line cap)
-/// and passes everything on to the worker in arrival order; stops at the first refusal.
-fn parse_stage(
-    mut staged: mpsc::Receiver<Staged>,
-    worker: mpsc::Sender<Command>,
-    columns: &HashMap<String, Vec<String>>,
+/// The job's parse stage: inflates NDJSON batches (the job's total held to the decompressed
+/// cap), parses rows into aligned rows and checks vector lines (with the archive's line
+/// cap), and passes everything on to the worker in arrival order; stops at the first refusal.
+struct ParseStage {
+    columns: HashMap<String, Vec<String>>,
     line_cap: u64,
-) {
-    while let Some(next) = staged.blocking_recv() {
-        let command = match next {
-            Staged::Ready(command) => command,
-            Staged::Parse { table, first_line, ndjson } => {
-                let entry = format!("database/{table}.ndjson");
-                let parsed = match columns.get(&table) {
-                    Some(columns) => {
-                        let mut rows = Vec::new();
-                        for_each_line(&ndjson, &entry, first_line, line_cap, |number, line| {
-                            rows.push(parse_row_aligned(&entry, number, line, columns)?);
-                            Ok(())
-                        })
-                        .map(|()| Command::Rows { table, rows })
-                    }
-                    None => for_each_line(&ndjson, &entry, first_line, line_cap, |n, line| check_row(&entry, n, line))
-                        .map(|()| Command::SkipTable(table)),
-                };
-                parsed.unwrap_or_else(Command::Fail)
+    inflated: Arc<AtomicU64>,
+    cap: u64,
+}
+
+impl ParseStage {
+    fn run(self, mut staged: mpsc::Receiver<Staged>, worker: mpsc::Sender<Command>) {
+        while let Some(next) = staged.blocking_recv() {
+            let command = match next {
+                Staged::Ready(command) => command,
+                Staged::Parse { table, first_line, deflated, vectors } => {
+                    self.parse(table, first_line, &deflated, vectors).unwrap_or_else(Command::Fail)
+                }
+            };
+            let failed = matches!(command, Command::Fail(_));
+            if worker.blocking_send(command).is_err() || failed {
+                return;
             }
-        };
-        let failed = matches!(command, Command::Fail(_));
-        if worker.blocking_send(command).is_err() || failed {
-            return;
+        }
+    }
+
+    fn parse(&self, table: String, first_line: u64, deflated: &[u8], vectors: bool) -> Result<Command, FormatError> {
+        let ndjson = inflate_ndjson(deflated)?;
+        let total = self.inflated.fetch_add(ndjson.len() as u64, Ordering::Relaxed) + ndjson.len() as u64;
+        if total > self.cap {
+            return Err(FormatError::DecompressedCap { limit: self.cap });
+        }
+        let cap = self.line_cap;
+        if vectors {
+            let entry = format!("lancedb/{table}.ndjson");
+            for_each_line(&ndjson, &entry, first_line, cap, |number, line| check_row(&entry, number, line))?;
+            return Ok(Command::Apply(Batch::Vectors { table, first_line, lines: 0, ndjson }));
+        }
+        let entry = format!("database/{table}.ndjson");
+        match self.columns.get(&table) {
+            Some(columns) => {
+                let mut rows = Vec::new();
+                for_each_line(&ndjson, &entry, first_line, cap, |number, line| {
+                    rows.push(parse_row_aligned(&entry, number, line, columns)?);
+                    Ok(())
+                })?;
+                Ok(Command::Rows { table, rows })
+            }
+            None => {
+                for_each_line(&ndjson, &entry, first_line, cap, |number, line| check_row(&entry, number, line))?;
+                Ok(Command::SkipTable(table))
+            }
         }
     }
 }
@@ -295,35 +327,27 @@ async fn receive(
         .into());
     }
     let size = body.len();
-    let line_cap = limits.line_cap(job.manifest.has_line_cap());
-    // The frame, names, chunk bounds and inflated size are checked before the batch is
-    // acknowledged; rows are parsed (and so checked line by line) by the job's parse stage,
-    // which overlaps with the client preparing the next batch and the worker applying.
-    let (staged, payload) = tokio::task::spawn_blocking(move || {
-        let batch = decode_batch(&body)?;
-        let payload = match &batch {
-            Batch::Rows { ndjson, .. } | Batch::Vectors { ndjson, .. } => ndjson.len(),
-            Batch::FileChunk { bytes, .. } => bytes.len(),
-            Batch::Secrets { sealed, .. } => sealed.len(),
-        } as u64;
-        let staged = match batch {
-            Batch::Rows { table, first_line, ndjson, .. } => Staged::Parse { table, first_line, ndjson },
-            Batch::Vectors { ref table, first_line, ref ndjson, .. } => {
-                let entry = format!("lancedb/{table}.ndjson");
-                for_each_line(ndjson, &entry, first_line, line_cap, |number, line| check_row(&entry, number, line))?;
-                Staged::Ready(Command::Apply(batch))
-            }
-            other => Staged::Ready(Command::Apply(other)),
-        };
-        Ok::<(Staged, u64), FormatError>((staged, payload))
-    })
-    .await??;
-    if ledger.payload_bytes + payload > limits.max_decompressed_bytes {
+    // The frame, names and chunk bounds are checked before the batch is acknowledged; NDJSON
+    // is inflated (held to its cap) and every line parsed by the job's parse stage, which
+    // overlaps with the client preparing the next batch and the worker applying the last.
+    let staged = match decode_batch_deflated(&body)? {
+        Batch::Rows { table, first_line, ndjson, .. } => {
+            Staged::Parse { table, first_line, deflated: ndjson, vectors: false }
+        }
+        Batch::Vectors { table, first_line, ndjson, .. } => {
+            Staged::Parse { table, first_line, deflated: ndjson, vectors: true }
+        }
+        other => Staged::Ready(Command::Apply(other)),
+    };
+    let payload = match &staged {
+        Staged::Ready(Command::Apply(Batch::FileChunk { bytes, .. })) => bytes.len() as u64,
+        Staged::Ready(Command::Apply(Batch::Secrets { sealed, .. })) => sealed.len() as u64,
+        _ => 0,
+    };
+    if batches.inflated.load(Ordering::Relaxed) + payload > limits.max_decompressed_bytes {
         return Err(FormatError::DecompressedCap { limit: limits.max_decompressed_bytes }.into());
     }
-    if matches!(staged, Staged::Ready(Command::Apply(Batch::Vectors { .. })))
-        && !batches.accept_vectors.load(Ordering::Relaxed)
-    {
+    if matches!(staged, Staged::Parse { vectors: true, .. }) && !batches.accept_vectors.load(Ordering::Relaxed) {
         return Err(AppError::new(
             StatusCode::CONFLICT,
             "vectors_not_accepted",
@@ -334,7 +358,7 @@ async fn receive(
         return Err(ended(&job));
     }
     ledger.wire_bytes += size as u64;
-    ledger.payload_bytes += payload;
+    batches.inflated.fetch_add(payload, Ordering::Relaxed);
     ledger.next = number + 1;
     let answer = json!({"batch": number, "accepted": true, "nextBatch": ledger.next});
     ledger.accepted.insert(number, (digest, answer.clone()));
