@@ -14,8 +14,9 @@
 //! Status, events and cancel are the raw path's endpoints. A batch is acknowledged once its
 //! frame is checked (header, names, chunk bounds) and it is queued; a parse stage then
 //! inflates it (the job's total held to the decompressed cap) and checks and parses every
-//! line while the worker applies the batch before, and the client prepares the next. A payload that fails there ends the job with its code (`bad_json`,
-//! `line_too_long`, `decompressed_cap`), which the next request answers.
+//! line while the worker applies the batch before, and the client prepares the next. A
+//! payload that fails there ends the job with its code (`bad_json`, `line_too_long`,
+//! `decompressed_cap`), which the next request answers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
