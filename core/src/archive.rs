@@ -123,6 +123,17 @@ impl<R: Read + Seek> Archive<R> {
         Ok(NdjsonLines::new(BufReader::with_capacity(LINE_BUFFER_BYTES, reader), name, cap))
     }
 
+    /// Reads one NDJSON entry to its end, checking every line (line cap, one JSON object)
+    /// without keeping any: for entries that are verified but not used.
+    pub fn check_lines(&mut self, index: usize) -> Result<()> {
+        let mut lines = self.ndjson_lines(index)?;
+        let name = lines.entry().to_string();
+        while let Some((number, line)) = lines.next_line()? {
+            check_row(&name, number, line)?;
+        }
+        Ok(())
+    }
+
     /// Calls `each` with every row of one NDJSON entry, in order.
     pub fn for_each_row(&mut self, index: usize, mut each: impl FnMut(u64, Row) -> Result<()>) -> Result<u64> {
         let mut lines = self.ndjson_lines(index)?;
@@ -151,11 +162,7 @@ impl<R: Read + Seek> Archive<R> {
                 matches!(entry.kind, EntryKind::Table { .. } | EntryKind::VectorTable { .. } | EntryKind::SecretsBlob);
             let compressed = entry.compressed_size;
             if is_ndjson {
-                let mut lines = self.ndjson_lines(index)?;
-                let name = lines.entry().to_string();
-                while let Some((number, line)) = lines.next_line()? {
-                    check_row(&name, number, line)?;
-                }
+                self.check_lines(index)?;
             } else {
                 let mut reader = self.zip.open_entry(index)?;
                 io::copy(&mut reader, &mut io::sink()).map_err(FormatError::from_io)?;

@@ -204,11 +204,7 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
         })
         .collect();
     for (index, table) in others {
-        let mut lines = archive.ndjson_lines(index)?;
-        let entry = lines.entry().to_string();
-        while let Some((number, line)) = lines.next_line()? {
-            check_row(&entry, number, line)?;
-        }
+        archive.check_lines(index)?;
         up.state.bytes_done += archive.entries()[index].compressed_size;
         up.report.skipped_tables.push(table);
     }
@@ -235,11 +231,7 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
         if send_vectors {
             up.ndjson(archive, index, table, true)?;
         } else {
-            let mut lines = archive.ndjson_lines(index)?;
-            let entry = lines.entry().to_string();
-            while let Some((number, line)) = lines.next_line()? {
-                check_row(&entry, number, line)?;
-            }
+            archive.check_lines(index)?;
         }
     }
 

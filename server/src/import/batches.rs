@@ -34,9 +34,7 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use lvbak_core::batch::{
-    decode_batch_deflated, inflate_ndjson, Batch, PlainSecret, MAX_BATCH_PAYLOAD_BYTES, MAX_FILE_CHUNK_BYTES,
-};
+use lvbak_core::batch::{decode_batch_deflated, inflate_ndjson, Batch, PlainSecret, MAX_FILE_CHUNK_BYTES};
 use lvbak_core::hpke::{HpkeKeyPair, SECRETS_INFO};
 use lvbak_core::registry::TABLES;
 use lvbak_core::secrets::SecretsIndex;
@@ -452,37 +450,26 @@ impl Worker {
             let progress = self.progress.clone();
             move |event: Value| progress.publish(event)
         };
-        let session = ImportSession::new(&store, &self.job.user_id, self.job.cancel.clone(), &publish, runtime.clone());
-        let mut session = match session {
-            Ok(session) => session,
-            Err(error) => {
-                let failure = (error.code().to_string(), error.public_message());
-                let _ = ready.send(Err(failure.clone()));
-                return self.end(&store, Status::Failed, None, Some(failure));
-            }
-        };
-        let blocker = match session.vector_restore_blocker(&self.job.manifest.embedding_config) {
-            Ok(blocker) => blocker,
-            Err(error) => {
-                let failure = (error.code().to_string(), error.public_message());
-                let _ = ready.send(Err(failure.clone()));
-                return self.end(&store, Status::Failed, None, Some(failure));
-            }
-        };
-        let mut columns = HashMap::new();
-        for spec in TABLES {
-            match session.columns_of(spec.name) {
-                Ok(Some(names)) => {
+        let opened = (|| {
+            let mut session =
+                ImportSession::new(&store, &self.job.user_id, self.job.cancel.clone(), &publish, runtime.clone())?;
+            let blocker = session.vector_restore_blocker(&self.job.manifest.embedding_config)?;
+            let mut columns = HashMap::new();
+            for spec in TABLES {
+                if let Some(names) = session.columns_of(spec.name)? {
                     columns.insert(spec.name.to_string(), names);
                 }
-                Ok(None) => {}
-                Err(error) => {
-                    let failure = (error.code().to_string(), error.public_message());
-                    let _ = ready.send(Err(failure.clone()));
-                    return self.end(&store, Status::Failed, None, Some(failure));
-                }
             }
-        }
+            Ok::<_, ImportError>((session, blocker, columns))
+        })();
+        let (session, blocker, columns) = match opened {
+            Ok(opened) => opened,
+            Err(error) => {
+                let failure = (error.code().to_string(), error.public_message());
+                let _ = ready.send(Err(failure.clone()));
+                return self.end(&store, Status::Failed, None, Some(failure));
+            }
+        };
         let _ = ready.send(Ok((blocker.clone(), columns)));
         self.job.set_status(Status::Running);
         self.progress.publish(json!({"phase": "running"}));
@@ -741,5 +728,3 @@ fn for_each_line(
     }
     Ok(())
 }
-
-const _: () = assert!(MAX_BATCH_PAYLOAD_BYTES > 64 * 1024 * 1024);

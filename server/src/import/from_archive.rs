@@ -8,9 +8,7 @@ use std::path::Path;
 
 use lvbak_core::registry::{is_excluded_table, table_spec, TABLES, VECTOR_TABLES};
 use lvbak_core::secrets::SECRETS_BLOB_ENTRY;
-use lvbak_core::{
-    check_row, parse_row, parse_row_aligned, Archive, EncryptedSecret, EntryKind, FormatError, SecretKey,
-};
+use lvbak_core::{parse_row, parse_row_aligned, Archive, EncryptedSecret, EntryKind, FormatError, SecretKey};
 use serde_json::json;
 
 use super::session::{ImportError, ImportSession};
@@ -67,17 +65,6 @@ fn for_each_batch<R: Read + Seek + Send, T: Send>(
     })
 }
 
-/// Reads an entry that is not applied through, checking every line, so that a damaged
-/// archive is refused whatever part of it is damaged.
-fn verify_unused<R: Read + Seek>(archive: &mut Archive<R>, index: usize) -> Result<(), ImportError> {
-    let mut lines = archive.ndjson_lines(index)?;
-    let entry = lines.entry().to_string();
-    while let Some((number, line)) = lines.next_line()? {
-        check_row(&entry, number, line)?;
-    }
-    Ok(())
-}
-
 /// Applies every row table of the archive, parents before children.
 fn apply_tables<R: Read + Seek + Send>(
     session: &mut ImportSession<'_>,
@@ -96,7 +83,7 @@ fn apply_tables<R: Read + Seek + Send>(
         .collect();
     for (index, table) in unused {
         session.skip_table(&table);
-        verify_unused(archive, index)?;
+        archive.check_lines(index)?;
     }
     for spec in TABLES {
         let Some(index) = archive.table_entry(spec.name) else { continue };
@@ -161,7 +148,7 @@ fn apply_vectors<R: Read + Seek + Send>(
         .collect();
     for (index, table) in unused {
         session.skip_table(&format!("lancedb:{table}"));
-        verify_unused(archive, index)?;
+        archive.check_lines(index)?;
     }
     if present.is_empty() {
         session.set_vector_outcome(Some("the archive carries no vectors".into()));
@@ -184,7 +171,7 @@ fn apply_vectors<R: Read + Seek + Send>(
         session.progress(json!({"phase": "lancedb_skipped", "reason": reason}));
         session.set_vector_outcome(Some(reason));
         for (_, index) in present {
-            verify_unused(archive, index)?;
+            archive.check_lines(index)?;
         }
         return Ok(());
     }

@@ -279,6 +279,18 @@ async fn cancel(
     Ok(Json(json!({"cancelled": cancelled, "status": job.status().as_str()})))
 }
 
+/// Ticket decisions are taken only while a job waits for one.
+fn ensure_awaiting_ticket(job: &Job) -> AppResult<()> {
+    if job.status() != Status::AwaitingTicket {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "not_awaiting_ticket",
+            "this import is not waiting for a ticket",
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /api/v1/user-data/import/:jobId/ticket` with the ticket JSON.
 async fn ticket(
     State(state): State<AppState>,
@@ -287,13 +299,7 @@ async fn ticket(
     body: Bytes,
 ) -> AppResult<Json<Value>> {
     let job = job_of(&state, &id, &user.id)?;
-    if job.status() != Status::AwaitingTicket {
-        return Err(AppError::new(
-            StatusCode::CONFLICT,
-            "not_awaiting_ticket",
-            "this import is not waiting for a ticket",
-        ));
-    }
+    ensure_awaiting_ticket(&job)?;
     let ticket = Ticket::parse(&body)?;
     let archive_id = job.manifest.archive_id.clone();
     if ticket.archive_id != archive_id {
@@ -330,13 +336,7 @@ async fn skip_ticket(
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
     let job = job_of(&state, &id, &user.id)?;
-    if job.status() != Status::AwaitingTicket {
-        return Err(AppError::new(
-            StatusCode::CONFLICT,
-            "not_awaiting_ticket",
-            "this import is not waiting for a ticket",
-        ));
-    }
+    ensure_awaiting_ticket(&job)?;
     decide(&job, SecretsDecision::Skip);
     state.progress().open(&job.id, &job.user_id).publish(json!({"phase": "ticket_skipped"}));
     Ok(Json(json!({"skipped": true})))

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
-use crate::import::import;
+use crate::import::{assert_fixture_secrets_stored, import};
 use crate::support::{small_seed, status_json, Account, TestServer};
 
 fn hex(bytes: &[u8]) -> String {
@@ -143,14 +143,7 @@ async fn fixtures_imported_in_batches_count_exactly_as_raw_uploads() {
         if name == "secrets" {
             assert_eq!(batched["secretSummary"]["imported"], 3, "{batched}");
             assert_eq!(batched["ticket"]["wasReused"], false);
-            let plaintexts: Value =
-                serde_json::from_str::<Value>(fixtures::SECRETS_EXPECTED).unwrap()["secretPlaintexts"].clone();
-            let stored = server.store.db.secrets_of(&account.user.id).unwrap();
-            assert_eq!(stored.len(), 3);
-            for secret in stored {
-                let plaintext = server.store.identity.open(&account.user.id, &secret).unwrap();
-                assert_eq!(Some(plaintext.as_str()), plaintexts[&secret.key].as_str(), "{}", secret.key);
-            }
+            assert_fixture_secrets_stored(&server, &account);
         }
         // Again: everything is already there.
         let (again, _) = batch_import(&server, &account, bytes, ticket, 0).await;

@@ -67,6 +67,19 @@ pub async fn import(server: &TestServer, account: &Account, bytes: &[u8], ticket
     wait_for(server, account, &job, &["complete", "failed", "cancelled"]).await
 }
 
+/// The secrets fixture's three API keys are stored for `account`, sealed under this
+/// instance's identity key, and open to the fixture's plaintexts.
+pub fn assert_fixture_secrets_stored(server: &TestServer, account: &Account) {
+    let plaintexts: Value =
+        serde_json::from_str::<Value>(fixtures::SECRETS_EXPECTED).unwrap()["secretPlaintexts"].clone();
+    let stored = server.store.db.secrets_of(&account.user.id).unwrap();
+    assert_eq!(stored.len(), 3);
+    for secret in stored {
+        let plaintext = server.store.identity.open(&account.user.id, &secret).unwrap();
+        assert_eq!(Some(plaintext.as_str()), plaintexts[&secret.key].as_str(), "{}", secret.key);
+    }
+}
+
 fn counts(status: &Value, field: &str) -> BTreeMap<String, u64> {
     status["summary"]
         .as_object()
@@ -117,14 +130,7 @@ async fn lumiverse_fixtures_import_with_their_listed_counts_and_a_second_import_
         if name == "secrets" {
             assert_eq!(first["secretSummary"]["imported"], 3);
             assert_eq!(first["ticket"]["wasReused"], false);
-            let plaintexts: Value =
-                serde_json::from_str::<Value>(fixtures::SECRETS_EXPECTED).unwrap()["secretPlaintexts"].clone();
-            let stored = server.store.db.secrets_of(&account.user.id).unwrap();
-            assert_eq!(stored.len(), 3);
-            for secret in stored {
-                let plaintext = server.store.identity.open(&account.user.id, &secret).unwrap();
-                assert_eq!(Some(plaintext.as_str()), plaintexts[&secret.key].as_str(), "{}", secret.key);
-            }
+            assert_fixture_secrets_stored(&server, &account);
             // Restored connection keys turn the connection's flag on (Lumiverse leaves it 0).
             let profiles = owned_rows(&server.store, "connection_profiles", &account.user.id);
             let keyed = profiles.iter().find(|p| p["id"] == "7987e7a5-a873-4fe0-8cbd-2ce739bb217a").unwrap();
