@@ -112,6 +112,35 @@ pub fn inflate_ndjson(deflated: &[u8]) -> Result<Vec<u8>> {
     inflate(deflated)
 }
 
+/// An NDJSON payload that inflates as it is read, so that it never sits in memory whole:
+/// held to [`MAX_BATCH_PAYLOAD_BYTES`], and every block produced is first reported to
+/// `produced`, which may refuse it (a server holds a whole upload to its decompressed cap
+/// this way). Damaged deflate data is `bad_batch`.
+pub struct InflatingPayload<'a, F> {
+    decoder: DeflateDecoder<&'a [u8]>,
+    read: u64,
+    produced: F,
+}
+
+impl<'a, F: FnMut(u64) -> Result<()>> InflatingPayload<'a, F> {
+    pub fn new(deflated: &'a [u8], produced: F) -> Self {
+        Self { decoder: DeflateDecoder::new(deflated), read: 0, produced }
+    }
+}
+
+impl<F: FnMut(u64) -> Result<()>> Read for InflatingPayload<'_, F> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let refuse = |error: FormatError| std::io::Error::other(error);
+        let got = self.decoder.read(buffer).map_err(|e| refuse(bad(format!("the payload does not inflate: {e}"))))?;
+        self.read += got as u64;
+        if self.read > MAX_BATCH_PAYLOAD_BYTES {
+            return Err(refuse(FormatError::DecompressedCap { limit: MAX_BATCH_PAYLOAD_BYTES }));
+        }
+        (self.produced)(got as u64).map_err(refuse)?;
+        Ok(got)
+    }
+}
+
 fn decode(body: &[u8], inflate_now: bool) -> Result<Batch> {
     let ndjson = |payload: &[u8]| if inflate_now { inflate(payload) } else { Ok(payload.to_vec()) };
     if body.len() < 8 || &body[..4] != BATCH_MAGIC {
@@ -202,6 +231,28 @@ mod tests {
             encode_batch(&BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 0 }, b"").unwrap();
         body.truncate(9);
         assert_eq!(decode_batch(&body).unwrap_err().code(), "bad_batch");
+    }
+
+    #[test]
+    fn a_payload_inflates_as_it_is_read_and_reports_every_byte() {
+        let ndjson = b"{\"id\":\"a\"}\n".repeat(10_000);
+        let body =
+            encode_batch(&BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 1 }, &ndjson).unwrap();
+        let Batch::Rows { ndjson: deflated, .. } = decode_batch_deflated(&body).unwrap() else { panic!("kind") };
+        let mut counted = 0u64;
+        let mut back = Vec::new();
+        InflatingPayload::new(&deflated, |n| {
+            counted += n;
+            Ok(())
+        })
+        .read_to_end(&mut back)
+        .unwrap();
+        assert_eq!((back.len() as u64, counted), (ndjson.len() as u64, ndjson.len() as u64));
+        let mut refused = InflatingPayload::new(&deflated, |_| Err(FormatError::DecompressedCap { limit: 7 }));
+        let error = FormatError::from_io(refused.read_to_end(&mut Vec::new()).unwrap_err());
+        assert_eq!(error.code(), "decompressed_cap");
+        let mut damaged = InflatingPayload::new(b"\xff\xff\xff\xff", |_| Ok(()));
+        assert_eq!(FormatError::from_io(damaged.read_to_end(&mut Vec::new()).unwrap_err()).code(), "bad_batch");
     }
 
     #[test]

@@ -46,14 +46,11 @@ impl FileBucket {
         format!("files/{}/{inner}", self.archive_folder())
     }
 
-    /// Whether files of this bucket live in a per-user folder on the server.
-    pub fn is_per_user(self) -> bool {
-        matches!(self, Self::Databank | Self::ThemeAssets | Self::NotificationSounds)
-    }
-
     /// Where a file goes under the server's data directory, as relative path segments:
-    /// `images/`, `avatars/`, `databank/<user>/`, `theme-assets/<user>/`,
+    /// `images/<user>/`, `avatars/<user>/`, `databank/<user>/`, `theme-assets/<user>/`,
     /// `notification-sounds/<user>/`, followed by `inner`. Thumbnails sit beside the images.
+    /// Every bucket is per user (where Lumiverse shares `images/` and `avatars/`), so a row
+    /// can only ever name its own user's files, whatever name it gives.
     ///
     /// `inner` must be a name this module accepted; it is re-checked here (belt and braces)
     /// so that the joined path can never leave its folder.
@@ -65,11 +62,8 @@ impl FileBucket {
             Self::ThemeAssets => "theme-assets",
             Self::NotificationSounds => "notification-sounds",
         };
-        let mut segments = vec![folder.to_string()];
-        if self.is_per_user() {
-            check_plain_segment(user_id, "user id")?;
-            segments.push(user_id.to_string());
-        }
+        check_plain_segment(user_id, "user id")?;
+        let mut segments = vec![folder.to_string(), user_id.to_string()];
         if inner.is_empty() {
             return Err(bad_name(inner, "empty file name"));
         }
@@ -326,8 +320,14 @@ mod tests {
         assert_eq!(dest, Some(vec!["theme-assets".into(), "u1".into(), "b".into(), "fonts".into(), "a.woff2".into()]));
         assert_eq!(
             FileBucket::Images.relative_destination("u1", "x.png").ok(),
-            Some(vec!["images".into(), "x.png".into()])
+            Some(vec!["images".into(), "u1".into(), "x.png".into()])
         );
+        assert_eq!(
+            FileBucket::Thumbnails.relative_destination("u1", "x_thumb_sm_v2.webp").ok(),
+            Some(vec!["images".into(), "u1".into(), "x_thumb_sm_v2.webp".into()])
+        );
+        let avatar_of_nobody = FileBucket::Avatars.relative_destination("", "a.png");
+        assert_eq!(avatar_of_nobody.err().map(|e| e.code()), Some("bad_entry_name"));
         let traversal = FileBucket::Databank.relative_destination("u1", "../x");
         assert_eq!(traversal.err().map(|e| e.code()), Some("path_traversal"));
         let parent_user = FileBucket::Databank.relative_destination("..", "x");

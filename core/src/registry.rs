@@ -23,6 +23,10 @@ pub enum ReferenceRule {
     /// The row is refused when the target exists and belongs to someone else; a dangling
     /// reference is left as it is (as Lumiverse leaves it).
     RejectWhenForeign,
+    /// The row is keyed by the target's id (`message_breakdowns.message_id`,
+    /// `weaver_bible.session_id`...): it is refused unless the target exists and is the
+    /// importer's, so nobody can take a key that another user's row will need.
+    RequireOwn,
 }
 
 /// A column of one registry table that holds the id of a row of another.
@@ -77,6 +81,10 @@ const fn scrub(column: &'static str, table: &'static str) -> Reference {
 
 const fn checked(column: &'static str, table: &'static str) -> Reference {
     Reference { column, table, rule: ReferenceRule::RejectWhenForeign }
+}
+
+const fn keyed_by(column: &'static str, table: &'static str) -> Reference {
+    Reference { column, table, rule: ReferenceRule::RequireOwn }
 }
 
 const fn table(name: &'static str, ownership: Ownership) -> TableSpec {
@@ -169,7 +177,11 @@ pub static TABLES: &[TableSpec] = &[
         references: &[scrub("parent_message_id", "messages")],
         ..table("messages", through("chats", "chat_id"))
     },
-    TableSpec { primary_key: &["message_id"], ..table("message_breakdowns", through("chats", "chat_id")) },
+    TableSpec {
+        primary_key: &["message_id"],
+        references: &[keyed_by("message_id", "messages")],
+        ..table("message_breakdowns", through("chats", "chat_id"))
+    },
     TableSpec { revectorize: CHUNK_RESET, ..table("chat_chunks", through("chats", "chat_id")) },
     table("chat_memory_cache", through("chats", "chat_id")),
     table("memory_entities", through("chats", "chat_id")),
@@ -223,13 +235,13 @@ pub static TABLES: &[TableSpec] = &[
     },
     TableSpec {
         primary_key: &["session_id"],
-        references: &[checked("session_id", "weaver_sessions")],
+        references: &[keyed_by("session_id", "weaver_sessions")],
         ..table("weaver_extraction", USER)
     },
     TableSpec { references: &[checked("session_id", "weaver_sessions")], ..table("weaver_interview_turns", USER) },
     TableSpec {
         primary_key: &["session_id"],
-        references: &[checked("session_id", "weaver_sessions")],
+        references: &[keyed_by("session_id", "weaver_sessions")],
         ..table("weaver_bible", USER)
     },
     TableSpec { references: &[checked("session_id", "weaver_sessions")], ..table("weaver_fields", USER) },
@@ -383,6 +395,18 @@ mod tests {
             for reference in spec.references {
                 assert!(table_spec(reference.table).is_some(), "{}.{}", spec.name, reference.column);
             }
+        }
+    }
+
+    #[test]
+    fn every_table_keyed_by_another_tables_id_requires_its_own_parent() {
+        for spec in TABLES {
+            let &[key] = spec.primary_key else { continue };
+            if key == "id" || key == "user_id" {
+                continue;
+            }
+            let rule = spec.references.iter().find(|r| r.column == key).map(|r| r.rule);
+            assert_eq!(rule, Some(ReferenceRule::RequireOwn), "{}.{key}", spec.name);
         }
     }
 

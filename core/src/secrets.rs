@@ -112,19 +112,23 @@ impl Ticket {
     /// Checks the ticket is for this archive (`archive_mismatch`) and for exactly these
     /// secrets (`binding_mismatch`).
     pub fn verify(&self, archive_id: &str, index: &SecretsIndex) -> Result<()> {
+        self.verify_binding(archive_id, &index.binding())
+    }
+
+    /// [`Self::verify`] against what an index binds (kept instead of the whole index).
+    pub fn verify_binding(&self, archive_id: &str, binding: &SecretsBinding) -> Result<()> {
         if self.archive_id != archive_id {
             return Err(FormatError::ArchiveMismatch {
                 ticket: self.archive_id.clone(),
                 archive: archive_id.to_string(),
             });
         }
-        if index.archive_id != archive_id {
+        if binding.archive_id != archive_id {
             return Err(FormatError::BindingMismatch {
-                detail: format!("secrets/index.json names archive {}", index.archive_id),
+                detail: format!("secrets/index.json names archive {}", binding.archive_id),
             });
         }
-        let expected = secrets_hash(archive_id, &index.keys);
-        if !self.secrets_hash.eq_ignore_ascii_case(&expected) {
+        if !self.secrets_hash.eq_ignore_ascii_case(&binding.hash) {
             return Err(FormatError::BindingMismatch {
                 detail: "secretsHash differs from the archive's key list".into(),
             });
@@ -180,7 +184,24 @@ pub struct SecretsIndex {
     pub keys: Vec<String>,
 }
 
+/// What a ticket must match in a secrets index: its archive id and `secretsHash`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretsBinding {
+    pub archive_id: String,
+    pub hash: String,
+    pub keys: usize,
+}
+
 impl SecretsIndex {
+    /// The binding a ticket is checked against.
+    pub fn binding(&self) -> SecretsBinding {
+        SecretsBinding {
+            archive_id: self.archive_id.clone(),
+            hash: secrets_hash(&self.archive_id, &self.keys),
+            keys: self.keys.len(),
+        }
+    }
+
     pub fn new(archive_id: &str, mut keys: Vec<String>) -> Self {
         sort_secret_keys(&mut keys);
         Self { version: 1, archive_id: archive_id.to_string(), keys }

@@ -3,10 +3,18 @@
 //! `Authorization: Bearer`), and the [`CurrentUser`] extractor every account route uses.
 //! A cookie-authenticated request that changes state must carry `X-Requested-With` or a
 //! same-origin `Origin`, which a cross-site page cannot forge.
+//!
+//! Sign-in is guarded ([`SignInGuard`]): attempts are rate-limited per client address and
+//! failures per user name (429 with `Retry-After`), and at most a few password hashes
+//! (19 MiB and a core each) run at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -17,11 +25,14 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use crate::app::AppState;
+use crate::config::HostingLimits;
 use crate::error::{AppError, AppResult};
 use crate::storage::identity::random_bytes;
 use crate::storage::sqlite::UserRecord;
+use crate::throttle::RateLimiter;
 
 pub const SESSION_COOKIE: &str = "lvbak_session";
 const SESSION_SECONDS: i64 = 30 * 24 * 3600;
@@ -97,20 +108,16 @@ impl FromRequestParts<AppState> for CurrentUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let (token, from_cookie) = match bearer_token(&parts.headers) {
             Some(token) => (token, false),
-            None => (cookie_token(&parts.headers).ok_or_else(AppError::unauthorized)?, true),
+            None => (cookie_token(&parts.headers).ok_or(AppError::Unauthorized)?, true),
         };
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if from_cookie && !safe && !same_site_request(&parts.headers) {
-            return Err(AppError::new(
-                StatusCode::FORBIDDEN,
-                "cross_site_request",
-                "send X-Requested-With with cookie-authenticated requests",
-            ));
+            return Err(AppError::CrossSiteRequest);
         }
         let store = state.store();
         let hash = token_hash(&token);
         let user = tokio::task::spawn_blocking(move || store.db.session_user(&hash, now())).await??;
-        user.map(CurrentUser).ok_or_else(AppError::unauthorized)
+        user.map(CurrentUser).ok_or(AppError::Unauthorized)
     }
 }
 
@@ -120,15 +127,98 @@ pub struct LoginRequest {
     password: String,
 }
 
-fn session_cookie(token: &str, max_age: i64) -> Result<HeaderValue, AppError> {
-    HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"))
-        .map_err(AppError::internal)
+/// User names and passwords longer than this are refused without hashing.
+const MAX_CREDENTIAL_BYTES: usize = 1024;
+
+/// Limits on sign-in, shared by every request.
+pub struct SignInGuard {
+    by_address: RateLimiter,
+    failures_by_name: RateLimiter,
+    hashes: Arc<Semaphore>,
+    trust_forwarded: bool,
+    secure_cookies: bool,
 }
 
+impl SignInGuard {
+    pub fn new(hosting: &HostingLimits) -> Self {
+        Self {
+            by_address: RateLimiter::new(hosting.login_burst, hosting.login_interval),
+            failures_by_name: RateLimiter::new(hosting.login_burst, hosting.login_interval),
+            hashes: Arc::new(Semaphore::new(hosting.password_hashes.max(1))),
+            trust_forwarded: hosting.trust_forwarded,
+            secure_cookies: hosting.secure_cookies,
+        }
+    }
+
+    /// Where a request comes from: the peer address, or the proxy's `X-Forwarded-For` when
+    /// the operator said to trust it.
+    fn client_address(&self, parts: &Parts) -> String {
+        if self.trust_forwarded {
+            let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            if let Some(first) = forwarded.and_then(|v| v.split(',').next()).map(str::trim).filter(|v| !v.is_empty()) {
+                return first.chars().take(64).collect();
+            }
+        }
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_string(), |ConnectInfo(address)| address.ip().to_string())
+    }
+
+    /// Whether the session cookie must carry `Secure`.
+    fn secure(&self, headers: &HeaderMap) -> bool {
+        self.secure_cookies
+            || headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+    }
+}
+
+/// The client address of a request, as the sign-in guard sees it.
+pub struct ClientAddress(pub String);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(state.sign_in().client_address(parts)))
+    }
+}
+
+fn session_cookie(token: &str, max_age: i64, secure: bool) -> Result<HeaderValue, AppError> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+    ))
+    .map_err(AppError::internal)
+}
+
+/// How long a sign-in waits for a free password hasher before answering `busy`.
+const HASH_WAIT: Duration = Duration::from_secs(10);
+
 /// `POST /api/v1/auth/login`: the same 401 for an unknown user and a wrong password.
-pub async fn login(State(state): State<AppState>, Json(request): Json<LoginRequest>) -> AppResult<Response> {
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    Json(request): Json<LoginRequest>,
+) -> AppResult<Response> {
+    let guard = state.sign_in();
+    guard.by_address.take(&address).map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    if request.username.len() > MAX_CREDENTIAL_BYTES || request.password.len() > MAX_CREDENTIAL_BYTES {
+        return Err(AppError::BadCredentials);
+    }
+    let name_key = request.username.to_lowercase();
+    // A name whose failures ran out of tokens is refused before any hashing.
+    guard.failures_by_name.take(&name_key).map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    let permit = tokio::time::timeout(HASH_WAIT, guard.hashes.clone().acquire_owned())
+        .await
+        .map_err(|_| AppError::Busy { what: "sign-in", retry_after: Duration::from_secs(1) })?
+        .map_err(AppError::internal)?;
     let store = state.store();
     let verified = tokio::task::spawn_blocking(move || -> AppResult<Option<(UserRecord, String)>> {
+        let _permit = permit;
         let found = store.db.credentials(&request.username)?;
         // An unknown user costs the same hashing as a known one.
         let (user, stored) = match found {
@@ -148,11 +238,13 @@ pub async fn login(State(state): State<AppState>, Json(request): Json<LoginReque
     })
     .await??;
     let Some((user, token)) = verified else {
-        return Err(AppError::new(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong user name or password"));
+        return Err(AppError::BadCredentials);
     };
+    // A success gives back the token its own attempt took from the name's failure bucket.
+    guard.failures_by_name.give_back(&name_key);
     let mut response =
         Json(json!({"token": token, "user": {"id": user.id, "username": user.username}})).into_response();
-    response.headers_mut().insert(SET_COOKIE, session_cookie(&token, SESSION_SECONDS)?);
+    response.headers_mut().insert(SET_COOKIE, session_cookie(&token, SESSION_SECONDS, guard.secure(&headers))?);
     Ok(response)
 }
 
@@ -167,7 +259,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _user: Cu
         tokio::task::spawn_blocking(move || store.db.delete_session(&token_hash(&token))).await??;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(SET_COOKIE, session_cookie("", 0)?);
+    response.headers_mut().insert(SET_COOKIE, session_cookie("", 0, state.sign_in().secure(&headers))?);
     Ok(response)
 }
 

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -29,6 +30,169 @@ pub struct ServeConfig {
     /// The built web page (Trunk's output).
     #[arg(long = "web-dir", env = "LVBAK_WEB_DIR", default_value = DEFAULT_WEB_DIR)]
     pub web_dir: PathBuf,
+    /// Bytes each account may keep on disk (files and imported rows), e.g. `10G`; `none`
+    /// for no quota. A per-account quota set with `lvbak user quota` wins.
+    #[arg(long, env = "LVBAK_QUOTA", default_value = DEFAULT_QUOTA, value_parser = parse_quota_setting)]
+    pub quota: QuotaSetting,
+    /// Mark the session cookie `Secure` on every answer (always done for requests that
+    /// arrive with `X-Forwarded-Proto: https`). Set this when a TLS proxy is in front.
+    #[arg(long = "secure-cookies", env = "LVBAK_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+}
+
+/// The quota of an account with none of its own.
+pub const DEFAULT_QUOTA: &str = "25G";
+
+/// Parses a byte size: a number with an optional `K`, `M`, `G` or `T` (powers of 1024).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a size such as 512M or 10G"))?;
+    let shift = match unit.trim().trim_end_matches(['b', 'B', 'i']).to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("{text:?} is not a size such as 512M or 10G")),
+    };
+    number.checked_mul(1u64 << shift).ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// A quota as a flag gives it (`None`: no quota).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaSetting(pub Option<u64>);
+
+fn parse_quota_setting(text: &str) -> Result<QuotaSetting, String> {
+    parse_quota(text).map(QuotaSetting)
+}
+
+/// A quota: a byte size, or `none`/`0` for no quota.
+pub fn parse_quota(text: &str) -> Result<Option<u64>, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "none" | "unlimited" | "0" => Ok(None),
+        _ => parse_bytes(text).map(Some),
+    }
+}
+
+/// What one instance allows each user and itself, so that one hostile account cannot
+/// exhaust memory, threads, disk or time. Defaults suit a small shared server;
+/// `LVBAK_HOSTING` changes them (`key=value,...`, seconds for times, bytes for sizes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostingLimits {
+    /// Bytes an account may keep on disk, unless it has a quota of its own.
+    pub quota: Option<u64>,
+    /// Exports running at once: per user, and in the instance.
+    pub exports_per_user: usize,
+    pub exports: usize,
+    /// An export whose reader takes nothing for this long is stopped.
+    pub export_stall: Duration,
+    /// Prepared exports (archive ids waiting to be fetched) per user.
+    pub prepared_exports_per_user: usize,
+    /// Imports that may be open (queued, waiting for a ticket or running) in the instance.
+    pub open_imports: usize,
+    /// Imports applied at once (worker slots; a batch import takes one per batch).
+    pub import_workers: usize,
+    /// A batch import that receives no first batch within this, no batch for `import_idle`,
+    /// or lives longer than `import_lifetime`, fails and frees its user.
+    pub import_open: Duration,
+    pub import_idle: Duration,
+    pub import_lifetime: Duration,
+    /// A raw upload that stays waiting for a ticket decision this long fails.
+    pub ticket_wait: Duration,
+    /// Bytes of batch request bodies held in memory at once, in the instance.
+    pub batch_memory: u64,
+    /// Sign-in attempts: a burst, then one per `login_interval`, per client address and
+    /// per user name.
+    pub login_burst: u32,
+    pub login_interval: Duration,
+    /// Password hashes computed at once (each takes 19 MiB and a core).
+    pub password_hashes: usize,
+    /// Trust `X-Forwarded-For` for the client address (only behind a proxy that sets it).
+    pub trust_forwarded: bool,
+    pub secure_cookies: bool,
+}
+
+impl Default for HostingLimits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            quota: parse_bytes(DEFAULT_QUOTA).ok(),
+            exports_per_user: 2,
+            exports: 2 * cores,
+            export_stall: Duration::from_secs(60),
+            prepared_exports_per_user: 4,
+            open_imports: 64,
+            import_workers: cores,
+            import_open: Duration::from_secs(120),
+            import_idle: Duration::from_secs(600),
+            import_lifetime: Duration::from_secs(6 * 3600),
+            ticket_wait: Duration::from_secs(3600),
+            batch_memory: 64 << 20,
+            login_burst: 10,
+            login_interval: Duration::from_secs(6),
+            password_hashes: cores,
+            trust_forwarded: false,
+            secure_cookies: false,
+        }
+    }
+}
+
+impl HostingLimits {
+    /// Applies `key=value,...` on top of `self`.
+    pub fn parse_overrides(mut self, text: &str) -> Result<Self, String> {
+        for part in text.split(',').map(str::trim).filter(|part| !part.is_empty()) {
+            let (key, value) = part.split_once('=').ok_or_else(|| format!("{part:?} is not key=value"))?;
+            let value = value.trim();
+            let count = || value.parse::<usize>().map_err(|_| format!("{value:?} is not a number"));
+            let seconds = || {
+                value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| *s >= 0.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| format!("{value:?} is not a number of seconds"))
+            };
+            let flag = || match value {
+                "1" | "true" | "yes" => Ok(true),
+                "0" | "false" | "no" => Ok(false),
+                _ => Err(format!("{value:?} is not true or false")),
+            };
+            match key.trim() {
+                "quota" => self.quota = parse_quota(value)?,
+                "exports_per_user" => self.exports_per_user = count()?.max(1),
+                "exports" => self.exports = count()?.max(1),
+                "export_stall" => self.export_stall = seconds()?,
+                "prepared_exports_per_user" => self.prepared_exports_per_user = count()?.max(1),
+                "open_imports" => self.open_imports = count()?.max(1),
+                "import_workers" => self.import_workers = count()?.max(1),
+                "import_open" => self.import_open = seconds()?,
+                "import_idle" => self.import_idle = seconds()?,
+                "import_lifetime" => self.import_lifetime = seconds()?,
+                "ticket_wait" => self.ticket_wait = seconds()?,
+                "batch_memory" => self.batch_memory = parse_bytes(value)?.max(16 << 20),
+                "login_burst" => self.login_burst = u32::try_from(count()?.max(1)).unwrap_or(u32::MAX),
+                "login_interval" => self.login_interval = seconds()?,
+                "password_hashes" => self.password_hashes = count()?.max(1),
+                "trust_forwarded" => self.trust_forwarded = flag()?,
+                "secure_cookies" => self.secure_cookies = flag()?,
+                other => return Err(format!("unknown setting {other:?}")),
+            }
+        }
+        Ok(self)
+    }
+
+    /// The defaults, the serve flags, then `LVBAK_HOSTING`.
+    pub fn for_serve(config: &ServeConfig) -> Result<Self, String> {
+        let base = Self { quota: config.quota.0, secure_cookies: config.secure_cookies, ..Self::default() };
+        match std::env::var("LVBAK_HOSTING") {
+            Ok(text) => base.parse_overrides(&text).map_err(|error| format!("LVBAK_HOSTING: {error}")),
+            Err(_) => Ok(base),
+        }
+    }
 }
 
 /// Parses a caps override such as `entries=64,decompressed=1048576`, starting from the
@@ -71,5 +235,23 @@ mod tests {
         assert_eq!((limits.max_entries, limits.max_decompressed_bytes), (64, 1_048_576));
         assert_eq!(limits.max_line_bytes, lvbak_core::Limits::STANDARD.max_line_bytes);
         assert!(parse_limits("entries=x").is_err() && parse_limits("bogus=1").is_err());
+    }
+
+    #[test]
+    fn sizes_and_hosting_overrides() {
+        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
+        assert_eq!(parse_bytes("10G"), Ok(10 << 30));
+        assert_eq!(parse_bytes("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("ten").is_err() && parse_bytes("5Q").is_err());
+        assert_eq!(parse_quota("none"), Ok(None));
+        let hosting = HostingLimits::default()
+            .parse_overrides("quota=1M, export_stall=2, exports_per_user=1")
+            .unwrap_or_default();
+        assert_eq!(
+            (hosting.quota, hosting.export_stall, hosting.exports_per_user),
+            (Some(1 << 20), Duration::from_secs(2), 1)
+        );
+        assert!(HostingLimits::default().parse_overrides("bogus=1").is_err());
     }
 }

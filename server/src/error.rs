@@ -1,64 +1,146 @@
-//! The HTTP edge's one error type: a status, a stable code and a sentence, answered as
-//! `{"code": ..., "error": ...}`. Format errors keep lvbak-core's codes; storage and other
-//! internal failures are logged and answered with a generic `internal`.
+//! The HTTP edge's one error type: every refusal the server answers is a variant of
+//! [`AppError`], with a stable `code()`, a `status()` and a sentence, answered as
+//! `{"code": ..., "error": ...}` (plus `nextBatch` for a batch gap, and `Retry-After` for
+//! limits). Format errors keep lvbak-core's codes; storage and other internal failures are
+//! logged and answered with a generic `internal`.
 
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lvbak_core::FormatError;
 use serde_json::json;
 
-#[derive(Debug)]
-pub struct AppError {
-    pub status: StatusCode,
-    pub code: String,
-    pub message: String,
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error("sign in first")]
+    Unauthorized,
+    #[error("wrong user name or password")]
+    BadCredentials,
+    #[error("send X-Requested-With with cookie-authenticated requests")]
+    CrossSiteRequest,
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("too many attempts; try again in {} seconds", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
+    #[error("the server is at capacity for {what}; try again in {} seconds", retry_after.as_secs().max(1))]
+    Busy { what: &'static str, retry_after: Duration },
+    #[error("{running} exports of yours are running; wait for one to end")]
+    TooManyExports { running: usize, retry_after: Duration },
+    #[error("this needs {needed} more bytes; your account uses {used} of its {quota}-byte quota")]
+    QuotaExceeded { quota: u64, used: u64, needed: u64 },
+    #[error("an import of yours is already under way")]
+    ImportRunning,
+    #[error("send the archive as the raw request body, not as a multipart form")]
+    MultipartNotSupported,
+    #[error("the upload was interrupted")]
+    UploadFailed,
+    #[error("this import is not waiting for a ticket")]
+    NotAwaitingTicket,
+    #[error("this import takes no batches: it was a raw upload")]
+    NotABatchImport,
+    #[error("send the batch with a Content-Length of at most {limit} bytes")]
+    BatchLength { limit: usize },
+    #[error("the batch does not match its X-Batch-Sha256 header (damaged in transit?)")]
+    BatchHashMismatch,
+    #[error("batch {batch} was already received with other contents")]
+    BatchConflict { batch: u64 },
+    #[error("batch {next} is the next one expected")]
+    BatchGap { next: u64 },
+    #[error("send vectors only after a vectors check that accepts them")]
+    VectorsNotAccepted,
+    /// A request to an import that has ended: the job's own outcome.
+    #[error("{message}")]
+    ImportEnded { code: String, message: String },
+    #[error("the server could not finish the import")]
+    ImportFailed,
+    #[error("something went wrong on the server")]
+    Internal,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.to_string(), message: message.into() }
-    }
-
-    pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first")
-    }
-
-    pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
-    }
-
-    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
     /// An internal failure: logged in full, answered without details.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {error}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on the server")
+        Self::Internal
     }
 
-    /// The status a format error is answered with.
-    pub fn status_of(error: &FormatError) -> StatusCode {
-        match error.code() {
-            "not_zip" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "too_large" | "too_many_entries" | "decompressed_cap" => StatusCode::PAYLOAD_TOO_LARGE,
-            "malformed" | "wrong_kind" => StatusCode::BAD_REQUEST,
-            "archive_mismatch" | "binding_mismatch" => StatusCode::CONFLICT,
-            "io" => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
+    /// The stable code clients match on.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Format(error) => error.code(),
+            Self::Unauthorized => "unauthorized",
+            Self::BadCredentials => "bad_credentials",
+            Self::CrossSiteRequest => "cross_site_request",
+            Self::NotFound(_) => "not_found",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Busy { .. } => "busy",
+            Self::TooManyExports { .. } => "too_many_exports",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::ImportRunning => "import_running",
+            Self::MultipartNotSupported => "multipart_not_supported",
+            Self::UploadFailed => "upload_failed",
+            Self::NotAwaitingTicket => "not_awaiting_ticket",
+            Self::NotABatchImport => "not_a_batch_import",
+            Self::BatchLength { .. } => "batch_length",
+            Self::BatchHashMismatch => "batch_hash_mismatch",
+            Self::BatchConflict { .. } => "batch_conflict",
+            Self::BatchGap { .. } => "batch_gap",
+            Self::VectorsNotAccepted => "vectors_not_accepted",
+            Self::ImportEnded { code, .. } => code,
+            Self::ImportFailed | Self::Internal => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Format(error) => format_status(error),
+            Self::Unauthorized | Self::BadCredentials => StatusCode::UNAUTHORIZED,
+            Self::CrossSiteRequest => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::RateLimited { .. } | Self::TooManyExports { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MultipartNotSupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UploadFailed | Self::BatchHashMismatch => StatusCode::BAD_REQUEST,
+            Self::BatchLength { .. } => StatusCode::LENGTH_REQUIRED,
+            Self::ImportRunning
+            | Self::NotAwaitingTicket
+            | Self::NotABatchImport
+            | Self::BatchConflict { .. }
+            | Self::BatchGap { .. }
+            | Self::VectorsNotAccepted
+            | Self::ImportEnded { .. } => StatusCode::CONFLICT,
+            Self::ImportFailed | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// How long a client should wait before trying again, for limits.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after }
+            | Self::Busy { retry_after, .. }
+            | Self::TooManyExports { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }
 
-impl From<FormatError> for AppError {
-    fn from(error: FormatError) -> Self {
-        if let FormatError::Io(inner) = &error {
-            return Self::internal(inner);
-        }
-        Self::new(Self::status_of(&error), error.code(), error.to_string())
+/// The status a format error is answered with.
+pub fn format_status(error: &FormatError) -> StatusCode {
+    match error.code() {
+        "not_zip" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "too_large" | "too_many_entries" | "decompressed_cap" => StatusCode::PAYLOAD_TOO_LARGE,
+        "malformed" | "wrong_kind" => StatusCode::BAD_REQUEST,
+        "archive_mismatch" | "binding_mismatch" => StatusCode::CONFLICT,
+        "io" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
@@ -76,6 +158,20 @@ impl From<tokio::task::JoinError> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"code": self.code, "error": self.message}))).into_response()
+        if let Self::Format(FormatError::Io(inner)) = &self {
+            return Self::internal(inner).into_response();
+        }
+        let mut body = json!({"code": self.code(), "error": self.to_string()});
+        if let Self::BatchGap { next } = &self {
+            body["nextBatch"] = json!(next);
+        }
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Some(wait) = self.retry_after() {
+            let seconds = wait.as_secs().max(1);
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(RETRY_AFTER, value);
+            }
+        }
+        response
     }
 }

@@ -10,4 +10,6 @@ pub mod export;
 pub mod import;
 pub mod progress;
 pub mod seed;
+pub mod state;
 pub mod storage;
+pub mod throttle;

@@ -1,25 +1,164 @@
 //! Progress of exports and imports in flight, per id, owned by one user: work publishes
-//! JSON events (each with a `phase`), and [`events_response`] serves them as Server-Sent
-//! Events. A late subscriber first gets the latest event, then the live ones.
+//! [`Event`]s, and [`events_response`] serves them as Server-Sent Events (the event name
+//! is the phase). A late subscriber first gets the latest event, then the live ones.
+//!
+//! Channels are bounded: a few per user (the oldest goes first), a cap for the instance,
+//! and each is forgotten some minutes after its final event or hours after its last one.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+use crate::import::session::{FileSummary, ImportSummary};
+use crate::storage::sqlite::TableCounts;
+
 /// Channels are kept this long after their work ends, for late subscribers.
 const KEEP_FINISHED: Duration = Duration::from_secs(600);
+/// A channel with no event for this long is forgotten (its work is gone).
+const KEEP_SILENT: Duration = Duration::from_secs(2 * 3600);
+/// Channels one user may hold; opening another drops their oldest.
+pub const CHANNELS_PER_OWNER: usize = 16;
+/// Channels the instance holds at most.
+const CHANNELS: usize = 10_000;
+/// Events buffered per subscriber; a slow one skips ahead (the latest is what matters).
+const BUFFERED: usize = 16;
+
+/// The latest event of a channel and a receiver of the next ones.
+pub type Subscription = (Option<Arc<Published>>, broadcast::Receiver<Arc<Published>>);
+
+/// Everything an export or import tells its watchers. Serialized with the phase as `phase`
+/// and fields in camelCase.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "phase", rename_all = "snake_case", rename_all_fields = "camelCase")]
+pub enum Event {
+    /// A raw upload was staged and its container and manifest checked.
+    Verifying {
+        done: bool,
+    },
+    AwaitingTicket {
+        secrets_count: usize,
+    },
+    TicketAccepted {
+        was_reused: bool,
+    },
+    TicketSkipped,
+    Running,
+    Extracted,
+    Table {
+        table: String,
+        processed: u64,
+    },
+    TableDone {
+        table: String,
+        counts: TableCounts,
+    },
+    Files {
+        processed: u64,
+        total: u64,
+    },
+    FilesDone {
+        processed: u64,
+        total: u64,
+        summary: FileSummary,
+    },
+    Lancedb {
+        table: String,
+        processed: u64,
+    },
+    LancedbTableDone {
+        table: String,
+    },
+    LancedbSkipped {
+        reason: String,
+    },
+    /// An export writes the secrets entries.
+    Secrets {
+        count: usize,
+    },
+    SecretsApplyStart {
+        count: usize,
+    },
+    SecretsApplyDone {
+        imported: u64,
+        skipped: u64,
+    },
+    #[serde(rename = "complete")]
+    ImportComplete {
+        summary: Box<ImportSummary>,
+    },
+    #[serde(rename = "complete")]
+    ExportComplete(ExportOutcome),
+    Failed {
+        code: String,
+        error: String,
+    },
+    Cancelled {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// What a finished export wrote.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportOutcome {
+    pub rows: u64,
+    pub files: u64,
+    pub missing_files: Vec<String>,
+    pub vectors: std::collections::BTreeMap<String, u64>,
+    pub secrets: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+impl Event {
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Self::ImportComplete { .. } | Self::ExportComplete(_) | Self::Failed { .. } | Self::Cancelled { .. }
+        )
+    }
+}
+
+/// An event as sent: its phase and its JSON.
+#[derive(Debug)]
+pub struct Published {
+    pub phase: String,
+    pub json: Value,
+    pub is_final: bool,
+}
+
+impl Published {
+    fn of(event: &Event) -> Self {
+        let json = serde_json::to_value(event).unwrap_or(Value::Null);
+        let phase = json.get("phase").and_then(Value::as_str).unwrap_or("progress").to_string();
+        Self { phase, json, is_final: event.is_final() }
+    }
+}
 
 struct Channel {
     owner: String,
-    sender: broadcast::Sender<Value>,
-    latest: Option<Value>,
+    sender: broadcast::Sender<Arc<Published>>,
+    latest: Option<Arc<Published>>,
+    opened_at: Instant,
+    last_event_at: Instant,
     finished_at: Option<Instant>,
+}
+
+impl Channel {
+    fn expired(&self) -> bool {
+        match self.finished_at {
+            Some(at) => at.elapsed() >= KEEP_FINISHED,
+            None => self.last_event_at.elapsed() >= KEEP_SILENT,
+        }
+    }
 }
 
 /// Every progress channel of the server.
@@ -35,48 +174,75 @@ pub struct Progress {
     id: String,
 }
 
-fn is_final(event: &Value) -> bool {
-    matches!(event.get("phase").and_then(Value::as_str), Some("complete" | "failed" | "cancelled"))
-}
-
 impl ProgressHub {
-    /// Opens the channel of work `id`, owned by `owner`.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Channel>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens (or reopens) the channel of work `id`, owned by `owner`.
     pub fn open(&self, id: &str, owner: &str) -> Progress {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        channels.retain(|_, channel| channel.finished_at.is_none_or(|at| at.elapsed() < KEEP_FINISHED));
-        channels.entry(id.to_string()).or_insert_with(|| Channel {
-            owner: owner.to_string(),
-            sender: broadcast::channel(256).0,
-            latest: None,
-            finished_at: None,
-        });
+        let mut channels = self.lock();
+        if channels.get(id).is_none_or(|channel| channel.owner != owner) {
+            channels.retain(|_, channel| !channel.expired());
+            let mut mine: Vec<(Instant, String)> = channels
+                .iter()
+                .filter(|(_, channel)| channel.owner == owner)
+                .map(|(key, channel)| (channel.opened_at, key.clone()))
+                .collect();
+            mine.sort();
+            for (_, key) in mine.iter().take((mine.len() + 1).saturating_sub(CHANNELS_PER_OWNER)) {
+                channels.remove(key);
+            }
+            if channels.len() >= CHANNELS {
+                if let Some(oldest) = channels.iter().min_by_key(|(_, c)| c.last_event_at).map(|(k, _)| k.clone()) {
+                    channels.remove(&oldest);
+                }
+            }
+            let now = Instant::now();
+            channels.insert(
+                id.to_string(),
+                Channel {
+                    owner: owner.to_string(),
+                    sender: broadcast::channel(BUFFERED).0,
+                    latest: None,
+                    opened_at: now,
+                    last_event_at: now,
+                    finished_at: None,
+                },
+            );
+        }
         Progress { hub: self.clone(), id: id.to_string() }
     }
 
     /// The latest event and a receiver of the next ones, if `id` exists and is `owner`'s.
-    pub fn subscribe(&self, id: &str, owner: &str) -> Option<(Option<Value>, broadcast::Receiver<Value>)> {
-        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn subscribe(&self, id: &str, owner: &str) -> Option<Subscription> {
+        let channels = self.lock();
         let channel = channels.get(id).filter(|channel| channel.owner == owner)?;
         Some((channel.latest.clone(), channel.sender.subscribe()))
     }
 
-    /// The latest event of `id`, if it is `owner`'s.
-    pub fn latest(&self, id: &str, owner: &str) -> Option<Value> {
-        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        channels.get(id).filter(|channel| channel.owner == owner).and_then(|channel| channel.latest.clone())
+    /// How many channels the hub holds (for tests of its bounds).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 impl Progress {
     /// Publishes an event; a final one (`complete`, `failed`, `cancelled`) closes the channel.
-    pub fn publish(&self, event: Value) {
-        let mut channels = self.hub.channels.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn publish(&self, event: Event) {
+        let published = Arc::new(Published::of(&event));
+        let mut channels = self.hub.lock();
         if let Some(channel) = channels.get_mut(&self.id) {
-            if is_final(&event) {
+            if published.is_final {
                 channel.finished_at = Some(Instant::now());
             }
-            channel.latest = Some(event.clone());
-            let _ = channel.sender.send(event);
+            channel.last_event_at = Instant::now();
+            channel.latest = Some(published.clone());
+            let _ = channel.sender.send(published);
         }
     }
 
@@ -86,8 +252,8 @@ impl Progress {
 }
 
 /// The SSE answer for a subscription: the latest event, then live ones until a final one.
-pub fn events_response(latest: Option<Value>, receiver: broadcast::Receiver<Value>) -> Response {
-    let already_final = latest.as_ref().is_some_and(is_final);
+pub fn events_response(latest: Option<Arc<Published>>, receiver: broadcast::Receiver<Arc<Published>>) -> Response {
+    let already_final = latest.as_ref().is_some_and(|event| event.is_final);
     let stream =
         futures::stream::unfold((latest, Some(receiver), already_final), |(pending, receiver, done)| async move {
             if let Some(event) = pending {
@@ -100,7 +266,7 @@ pub fn events_response(latest: Option<Value>, receiver: broadcast::Receiver<Valu
             loop {
                 match receiver.recv().await {
                     Ok(event) => {
-                        let last = is_final(&event);
+                        let last = event.is_final;
                         return Some((event, (None, Some(receiver), last)));
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
@@ -108,9 +274,39 @@ pub fn events_response(latest: Option<Value>, receiver: broadcast::Receiver<Valu
                 }
             }
         });
-    let events = futures::StreamExt::map(stream, |event: Value| {
-        let phase = event.get("phase").and_then(Value::as_str).unwrap_or("progress").to_string();
-        Ok::<Event, Infallible>(Event::default().event(phase).data(event.to_string()))
+    let events = futures::StreamExt::map(stream, |event: Arc<Published>| {
+        Ok::<SseEvent, Infallible>(SseEvent::default().event(event.phase.clone()).data(event.json.to_string()))
     });
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_their_phase() {
+        let event = Event::AwaitingTicket { secrets_count: 3 };
+        assert_eq!(
+            serde_json::to_value(&event).ok(),
+            Some(serde_json::json!({"phase": "awaiting_ticket", "secretsCount": 3}))
+        );
+        let done = Event::Cancelled { reason: None };
+        assert_eq!(serde_json::to_value(&done).ok(), Some(serde_json::json!({"phase": "cancelled"})));
+        assert!(done.is_final() && !Event::Running.is_final());
+    }
+
+    #[test]
+    fn a_user_holds_a_bounded_number_of_channels() {
+        let hub = ProgressHub::default();
+        for n in 0..(CHANNELS_PER_OWNER * 3) {
+            hub.open(&format!("work-{n}"), "mallory");
+        }
+        hub.open("mine", "alice");
+        assert_eq!(hub.len(), CHANNELS_PER_OWNER + 1);
+        // The newest of mallory's survive; alice's is untouched.
+        assert!(hub.subscribe(&format!("work-{}", CHANNELS_PER_OWNER * 3 - 1), "mallory").is_some());
+        assert!(hub.subscribe("work-0", "mallory").is_none());
+        assert!(hub.subscribe("mine", "alice").is_some() && hub.subscribe("mine", "mallory").is_none());
+    }
 }

@@ -12,13 +12,13 @@ use std::time::Instant;
 
 use clap::Args;
 use lvbak_core::{Archive, Ticket};
-use serde_json::Value;
 
 use super::runtime;
 use crate::auth::now;
 use crate::config::{limits_from_env, DataDirArg};
 use crate::import::from_archive::import_archive;
 use crate::import::session::ImportSession;
+use crate::progress::Event;
 use crate::storage::Store;
 
 #[derive(Debug, Args)]
@@ -109,14 +109,19 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
     };
     let started = Instant::now();
     let last_table = Mutex::new(String::new());
-    let progress = |event: Value| {
-        if event["phase"] == "table_done" {
-            let table = event["table"].as_str().unwrap_or_default().to_string();
+    let progress = |event: Event| {
+        if let Event::TableDone { table, .. } = event {
             *last_table.lock().unwrap_or_else(|p| p.into_inner()) = table;
         }
     };
-    let mut session =
-        ImportSession::new(&store, &user.id, Arc::new(AtomicBool::new(false)), &progress, runtime.handle().clone())?;
+    let mut session = ImportSession::new(
+        &store,
+        &user.id,
+        None,
+        Arc::new(AtomicBool::new(false)),
+        &progress,
+        runtime.handle().clone(),
+    )?;
     import_archive(&mut session, &mut archive, key.as_ref(), Some(&args.file)).map_err(|e| match e {
         crate::import::session::ImportError::Format(error) => rejected(error.code(), &error),
         other => Failure::Other(other.into()),

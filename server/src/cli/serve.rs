@@ -54,6 +54,7 @@ async fn prepare_demo(store: &Store) -> anyhow::Result<Option<String>> {
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = &args.config;
     let limits = crate::config::limits_from_env().map_err(anyhow::Error::msg)?;
+    let hosting = crate::config::HostingLimits::for_serve(config).map_err(anyhow::Error::msg)?;
     let store = Arc::new(Store::open(&config.data.data_dir).await?);
     let demo_password = if args.demo { prepare_demo(&store).await? } else { None };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -62,7 +63,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(password) = demo_password {
         println!("sign in as {DEMO_USER} with password {password}");
     }
-    let state = AppState::new(store, config.web_dir.clone(), limits);
+    let state = AppState::new(store, config.web_dir.clone(), limits, hosting);
     app::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
     })

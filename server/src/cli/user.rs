@@ -1,5 +1,6 @@
 //! `lvbak user add NAME [--password P]`: creates an account (printing a generated password
-//! when none is given); `lvbak user list`.
+//! when none is given); `lvbak user list`; `lvbak user quota NAME [SIZE|none|default]`:
+//! shows or sets an account's disk quota.
 
 use std::process::ExitCode;
 
@@ -7,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::{fail, runtime};
 use crate::auth::{generate_password, hash_password, now};
-use crate::config::DataDirArg;
+use crate::config::{parse_quota, DataDirArg};
 use crate::storage::Store;
 
 #[derive(Debug, Args)]
@@ -29,6 +30,14 @@ enum UserCommand {
     },
     /// List accounts.
     List {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Show an account's disk use and quota, or set its quota: a size such as `10G`,
+    /// `none` for no limit, or `default` for the instance's (`--quota` / `LVBAK_QUOTA`).
+    Quota {
+        name: String,
+        quota: Option<String>,
         #[command(flatten)]
         data: DataDirArg,
     },
@@ -64,6 +73,27 @@ pub fn run(args: &UserArgs) -> ExitCode {
                     for name in store.db.user_names()? {
                         println!("{name}");
                     }
+                }
+                UserCommand::Quota { name, quota, data } => {
+                    let store = Store::open(&data.data_dir).await?;
+                    let user = store.db.user_by_name(name)?.ok_or_else(|| anyhow::anyhow!("no user {name:?}"))?;
+                    if let Some(quota) = quota {
+                        let setting = match quota.trim() {
+                            "default" => None,
+                            other => Some(parse_quota(other).map_err(anyhow::Error::msg)?),
+                        };
+                        store.db.set_quota(&user.id, setting)?;
+                    }
+                    let usage = match store.db.usage_of(&user.id)? {
+                        Some(bytes) => bytes,
+                        None => store.files.usage_of(&user.id)?,
+                    };
+                    let quota = match store.db.quota_of(&user.id)? {
+                        None => "the instance's".to_string(),
+                        Some(None) => "none".to_string(),
+                        Some(Some(bytes)) => format!("{bytes} bytes"),
+                    };
+                    println!("{name}: {usage} bytes used; quota: {quota}");
                 }
             }
             Ok(())

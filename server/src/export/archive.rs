@@ -11,11 +11,11 @@ use lvbak_core::registry::{table_spec, TableSpec, EXPORT_ORDER, VECTOR_TABLES};
 use lvbak_core::{
     encode_vector, ArchiveWriter, EmbeddingConfig, EntrySize, FileBucket, FormatError, Manifest, ManifestStats,
 };
-use serde_json::{json, Value};
 use tokio::runtime::Handle;
 
 use super::plan::ExportPlan;
 use super::rows::{is_valid_entry, write_js_number, write_json_string, FileRef, RowEncoder};
+use crate::progress::Event;
 use crate::storage::sqlite::DbError;
 use crate::storage::vectors::{VectorError, VectorRow};
 use crate::storage::Store;
@@ -42,11 +42,22 @@ pub enum ExportError {
 impl ExportError {
     /// Whether the export ended because its reader went away.
     pub fn is_disconnect(&self) -> bool {
-        let broken = |error: &std::io::Error| error.kind() == std::io::ErrorKind::BrokenPipe;
+        let broken = |error: &std::io::Error| {
+            matches!(error.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::TimedOut)
+        };
         match self {
             Self::Io(error) => broken(error),
             Self::Format(FormatError::Io(error)) => broken(error),
             Self::Stopped => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the export stopped because its reader stayed connected but stopped reading.
+    pub fn is_stall(&self) -> bool {
+        let stalled = |error: &std::io::Error| error.kind() == std::io::ErrorKind::TimedOut;
+        match self {
+            Self::Io(error) | Self::Format(FormatError::Io(error)) => stalled(error),
             _ => false,
         }
     }
@@ -124,7 +135,7 @@ fn write_tables<W: Write>(
     writer: &mut ArchiveWriter<W>,
     pieces: Receiver<Piece>,
     report: &mut ExportReport,
-    progress: &dyn Fn(Value),
+    progress: &dyn Fn(Event),
 ) -> Result<(), ExportError> {
     let mut current: Option<&'static TableSpec> = None;
     let mut rows_in_table = 0u64;
@@ -139,7 +150,7 @@ fn write_tables<W: Write>(
             Piece::Table(spec) => {
                 finish_table(current, rows_in_table, report);
                 writer.start_ndjson(&format!("database/{}.ndjson", spec.name), EntrySize::Small)?;
-                progress(json!({"phase": "table", "table": spec.name, "processed": 0}));
+                progress(Event::Table { table: spec.name.to_string(), processed: 0 });
                 current = Some(spec);
                 rows_in_table = 0;
             }
@@ -147,7 +158,7 @@ fn write_tables<W: Write>(
                 writer.write_lines(&bytes, rows)?;
                 rows_in_table += rows;
                 if let Some(spec) = current {
-                    progress(json!({"phase": "table", "table": spec.name, "processed": rows_in_table}));
+                    progress(Event::Table { table: spec.name.to_string(), processed: rows_in_table });
                 }
             }
         }
@@ -162,14 +173,14 @@ fn write_files<W: Write>(
     writer: &mut ArchiveWriter<W>,
     files: Vec<FileRef>,
     report: &mut ExportReport,
-    progress: &dyn Fn(Value),
+    progress: &dyn Fn(Event),
 ) -> Result<(), ExportError> {
     let mut seen = HashSet::new();
     let unique: Vec<FileRef> = files.into_iter().filter(|file| seen.insert(file.entry.clone())).collect();
     let total = unique.len();
     for (done, file) in unique.into_iter().enumerate() {
         if done % 50 == 0 {
-            progress(json!({"phase": "files", "processed": done, "total": total}));
+            progress(Event::Files { processed: done as u64, total: total as u64 });
         }
         let opened =
             if is_valid_entry(&file.entry) { store.files.open(file.bucket, user_id, &file.inner)? } else { None };
@@ -183,7 +194,7 @@ fn write_files<W: Write>(
             None => {}
         }
     }
-    progress(json!({"phase": "files", "processed": total, "total": total}));
+    progress(Event::Files { processed: total as u64, total: total as u64 });
     Ok(())
 }
 
@@ -212,13 +223,19 @@ fn write_vectors<W: Write>(
     store: &Store,
     runtime: &Handle,
     user_id: &str,
+    dimension: Option<u32>,
     writer: &mut ArchiveWriter<W>,
     report: &mut ExportReport,
-    progress: &dyn Fn(Value),
+    progress: &dyn Fn(Event),
 ) -> Result<(), ExportError> {
     for table in VECTOR_TABLES {
         writer.start_ndjson(&format!("lancedb/{table}.ndjson"), EntrySize::Small)?;
-        let mut rows = runtime.block_on(store.vectors.rows_of(table, user_id))?;
+        // Only vectors of the account's configured dimension travel: the manifest names one.
+        let Some(dimension) = dimension.and_then(|d| i32::try_from(d).ok()) else {
+            report.vectors.insert(table.to_string(), 0);
+            continue;
+        };
+        let mut rows = runtime.block_on(store.vectors.rows_of_dimension(table, dimension, user_id))?;
         let mut count = 0u64;
         let mut line = Vec::new();
         // Each batch is fetched inside the runtime, then written outside it: writing may
@@ -230,7 +247,7 @@ fn write_vectors<W: Write>(
                 writer.write_lines(&line, 1)?;
             }
             count += batch.len() as u64;
-            progress(json!({"phase": "lancedb", "table": table, "processed": count}));
+            progress(Event::Lancedb { table: table.to_string(), processed: count });
         }
         report.vectors.insert(table.to_string(), count);
     }
@@ -243,7 +260,7 @@ pub fn write_archive<W: Write>(
     runtime: &Handle,
     plan: &ExportPlan,
     out: W,
-    progress: &dyn Fn(Value),
+    progress: &dyn Fn(Event),
 ) -> Result<(W, ExportReport), ExportError> {
     let user_id = plan.user.id.as_str();
     let line_cap = lvbak_core::Limits::STANDARD.max_line_bytes;
@@ -270,10 +287,11 @@ pub fn write_archive<W: Write>(
     })?;
     write_files(store, user_id, &mut writer, files, &mut report, progress)?;
     if plan.include_vectors {
-        write_vectors(store, runtime, user_id, &mut writer, &mut report, progress)?;
+        let dimension = manifest.embedding_config.dimension;
+        write_vectors(store, runtime, user_id, dimension, &mut writer, &mut report, progress)?;
     }
     if let Some(secrets) = plan.secrets.as_ref().filter(|secrets| !secrets.index.keys.is_empty()) {
-        progress(json!({"phase": "secrets", "count": secrets.records.len()}));
+        progress(Event::Secrets { count: secrets.records.len() });
         writer.write_secrets(&secrets.index, &secrets.records)?;
         report.secrets = secrets.records.len() as u64;
     }
@@ -293,7 +311,7 @@ pub fn write_archive<W: Write>(
 pub fn embedding_config_of(store: &Store, user_id: &str) -> Result<EmbeddingConfig, ExportError> {
     let text = store.db.setting(user_id, "embeddingConfig")?;
     Ok(text
-        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .map(|value| EmbeddingConfig::from_setting_value(&value))
         .unwrap_or_default())
 }

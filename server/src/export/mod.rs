@@ -1,8 +1,11 @@
 //! Export over HTTP (FORMAT §8): `GET /export` streams an archive at once; `POST
 //! /export/prepare` makes an archive id (and, with secrets, the ticket) and `GET
 //! /export/archive/:id` streams that archive once; `GET /export/:id/events` follows the
-//! progress. The archive is written on blocking threads into a bounded pipe that feeds the
-//! response, so memory stays flat and a client that leaves stops the work.
+//! progress. The archive is written on a thread of its own (never the runtime's blocking
+//! pool, which sign-in needs) into a bounded pipe that feeds the response, so memory stays
+//! flat, a client that leaves stops the work, and one that stops reading is cut off after
+//! the stall limit. Exports running at once are limited per user and per instance (429
+//! with `Retry-After` beyond), and so are prepared exports per user.
 
 pub mod archive;
 pub mod pipe;
@@ -26,22 +29,38 @@ use serde_json::{json, Value};
 use crate::app::AppState;
 use crate::auth::{now, CurrentUser};
 use crate::error::{AppError, AppResult};
-use crate::progress::events_response;
+use crate::progress::{events_response, Event, ExportOutcome};
+use crate::throttle::{Slot, SlotRefusal};
 use plan::ExportPlan;
 
 /// Prepared exports not fetched within this time are forgotten.
 const PREPARED_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// Exports prepared and not yet fetched, by archive id.
-#[derive(Clone, Default)]
+/// Exports prepared and not yet fetched, by archive id; a user holds a few at most (the
+/// oldest goes first).
+#[derive(Clone)]
 pub struct PreparedExports {
+    per_user: usize,
     plans: Arc<Mutex<HashMap<String, (ExportPlan, Instant)>>>,
 }
 
 impl PreparedExports {
+    pub fn new(per_user: usize) -> Self {
+        Self { per_user: per_user.max(1), plans: Arc::default() }
+    }
+
     fn insert(&self, plan: ExportPlan) {
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
         plans.retain(|_, (_, made)| made.elapsed() < PREPARED_LIFETIME);
+        let mut mine: Vec<(Instant, String)> = plans
+            .iter()
+            .filter(|(_, (other, _))| other.user.id == plan.user.id)
+            .map(|(id, (_, made))| (*made, id.clone()))
+            .collect();
+        mine.sort();
+        for (_, id) in mine.iter().take((mine.len() + 1).saturating_sub(self.per_user)) {
+            plans.remove(id);
+        }
         plans.insert(plan.archive_id.clone(), (plan, Instant::now()));
     }
 
@@ -53,6 +72,15 @@ impl PreparedExports {
             return None;
         }
         plans.remove(archive_id).map(|(plan, _)| plan)
+    }
+
+    /// Prepared exports held now, in the instance.
+    pub fn len(&self) -> usize {
+        self.plans.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -78,14 +106,23 @@ fn flag(value: Option<&str>, default: bool) -> bool {
     }
 }
 
+/// An export slot for `user_id`, or the 429 that says why not.
+fn export_slot(state: &AppState, user_id: &str) -> AppResult<Slot> {
+    state.exports().try_take(user_id).map_err(|refusal| match refusal {
+        SlotRefusal::User(running) => AppError::TooManyExports { running, retry_after: Duration::from_secs(5) },
+        SlotRefusal::Instance => AppError::Busy { what: "exports", retry_after: Duration::from_secs(5) },
+    })
+}
+
 /// `GET /api/v1/user-data/export?includeVectors=0|1`
 async fn export_now(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Query(query): Query<ExportQuery>,
-) -> Response {
+) -> AppResult<Response> {
+    let slot = export_slot(&state, &user.id)?;
     let plan = ExportPlan::new(user, now(), flag(query.include_vectors.as_deref(), true));
-    stream_archive(&state, plan)
+    stream_archive(&state, plan, slot)
 }
 
 #[derive(Deserialize)]
@@ -137,9 +174,9 @@ async fn download_prepared(
     CurrentUser(user): CurrentUser,
     Path(archive_id): Path<String>,
 ) -> AppResult<Response> {
-    let plan =
-        state.prepared_exports().take(&archive_id, &user.id).ok_or_else(|| AppError::not_found("prepared archive"))?;
-    Ok(stream_archive(&state, plan))
+    let slot = export_slot(&state, &user.id)?;
+    let plan = state.prepared_exports().take(&archive_id, &user.id).ok_or(AppError::NotFound("prepared archive"))?;
+    stream_archive(&state, plan, slot)
 }
 
 /// `GET /api/v1/user-data/export/:archiveId/events`
@@ -148,52 +185,54 @@ async fn events(
     CurrentUser(user): CurrentUser,
     Path(archive_id): Path<String>,
 ) -> AppResult<Response> {
-    let (latest, receiver) =
-        state.progress().subscribe(&archive_id, &user.id).ok_or_else(|| AppError::not_found("export"))?;
+    let (latest, receiver) = state.progress().subscribe(&archive_id, &user.id).ok_or(AppError::NotFound("export"))?;
     Ok(events_response(latest, receiver))
 }
 
-/// Starts writing `plan`'s archive on blocking threads and answers with its stream.
-fn stream_archive(state: &AppState, plan: ExportPlan) -> Response {
-    let (writer, failer, body) = pipe::pipe();
+/// Starts writing `plan`'s archive on a thread of its own, holding `slot` until it ends,
+/// and answers with its stream.
+fn stream_archive(state: &AppState, plan: ExportPlan, slot: Slot) -> AppResult<Response> {
+    let runtime = tokio::runtime::Handle::current();
+    let (writer, failer, body) = pipe::pipe(runtime.clone(), state.hosting().export_stall);
     let progress = state.progress().open(&plan.archive_id, &plan.user.id);
     let store = state.store();
-    let runtime = tokio::runtime::Handle::current();
     let file_name = plan.archive_file_name();
     let archive_id = plan.archive_id.clone();
-    tokio::task::spawn_blocking(move || {
+    let work = move || {
+        let _slot = slot;
         let started = Instant::now();
-        let publish = |event: Value| progress.publish(event);
+        let publish = |event: Event| progress.publish(event);
         match archive::write_archive(&store, &runtime, &plan, writer, &publish) {
             Ok((mut writer, report)) => {
                 let flushed = writer.flush();
                 let bytes = writer.written();
                 drop(writer);
                 match flushed {
-                    Ok(()) => publish(json!({
-                        "phase": "complete",
-                        "rows": report.rows,
-                        "files": report.files,
-                        "missingFiles": report.missing_files,
-                        "vectors": report.vectors,
-                        "secrets": report.secrets,
-                        "bytes": bytes,
-                        "seconds": started.elapsed().as_secs_f64(),
+                    Ok(()) => publish(Event::ExportComplete(ExportOutcome {
+                        rows: report.rows,
+                        files: report.files,
+                        missing_files: report.missing_files,
+                        vectors: report.vectors,
+                        secrets: report.secrets,
+                        bytes,
+                        seconds: started.elapsed().as_secs_f64(),
                     })),
-                    Err(_) => publish(json!({"phase": "cancelled", "reason": "the client went away"})),
+                    Err(error) => publish(Event::Cancelled { reason: Some(stop_reason(&error)) }),
                 }
             }
             Err(error) if error.is_disconnect() => {
-                tracing::info!("export {} stopped: the client went away", plan.archive_id);
-                publish(json!({"phase": "cancelled", "reason": "the client went away"}));
+                let reason = if error.is_stall() { "the client stopped reading" } else { "the client went away" };
+                tracing::info!("export {} stopped: {reason}", plan.archive_id);
+                publish(Event::Cancelled { reason: Some(reason.to_string()) });
             }
             Err(error) => {
                 tracing::error!("export {} failed: {error}", plan.archive_id);
-                publish(json!({"phase": "failed", "code": error.code(), "error": error.to_string()}));
+                publish(Event::Failed { code: error.code().to_string(), error: error.to_string() });
                 failer.fail(error.to_string());
             }
         }
-    });
+    };
+    std::thread::Builder::new().name(format!("export-{archive_id}")).spawn(work).map_err(AppError::internal)?;
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/zip"));
@@ -206,5 +245,13 @@ fn stream_archive(state: &AppState, plan: ExportPlan) -> Response {
     if let Ok(value) = HeaderValue::from_str(&archive_id) {
         headers.insert("x-lvbak-archive-id", value);
     }
-    response
+    Ok(response)
+}
+
+/// Why an export stopped early, in words.
+fn stop_reason(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::TimedOut => "the client stopped reading".to_string(),
+        _ => "the client went away".to_string(),
+    }
 }

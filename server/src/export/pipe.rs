@@ -1,20 +1,25 @@
-//! The bounded pipe between the blocking thread that writes a ZIP and the HTTP response
-//! that streams it: at most `CHUNKS × CHUNK_BYTES` are in flight, so memory stays flat
-//! whatever the archive's size, and when the client goes away the next write fails, which
-//! stops the export.
+//! The bounded pipe between the thread that writes a ZIP and the HTTP response that
+//! streams it: at most `CHUNKS × CHUNK_BYTES` are in flight, so memory stays flat whatever
+//! the archive's size. When the client goes away the next write fails, and when it stays
+//! connected but stops reading, a write that waits longer than the stall limit fails too;
+//! either stops the export and frees its thread.
 
 use std::io::{self, Write};
+use std::time::Duration;
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 const CHUNK_BYTES: usize = 256 * 1024;
 const CHUNKS: usize = 8;
 
-/// The writing end, used on a blocking thread.
+/// The writing end, used on a thread outside the runtime.
 pub struct PipeWriter {
     sender: mpsc::Sender<Result<Bytes, io::Error>>,
+    runtime: Handle,
+    stall: Duration,
     buffer: BytesMut,
     written: u64,
     /// Set once the reader is gone: the failure is reported once, and later writes (such
@@ -25,25 +30,29 @@ pub struct PipeWriter {
 /// Ends a pipe's response with an error.
 pub struct PipeFailer {
     sender: mpsc::Sender<Result<Bytes, io::Error>>,
+    runtime: Handle,
+    stall: Duration,
 }
 
 impl PipeFailer {
     /// Breaks the response off, so the client sees a failed download rather than a short
     /// archive that looks complete.
     pub fn fail(self, message: String) {
-        let _ = self.sender.blocking_send(Err(io::Error::other(message)));
+        let send = self.sender.send_timeout(Err(io::Error::other(message)), self.stall);
+        let _ = self.runtime.block_on(send);
     }
 }
 
 /// A pipe: the writer for the export thread, its failer, and the body for the response.
-pub fn pipe() -> (PipeWriter, PipeFailer, Body) {
+/// A write that cannot hand its chunk over within `stall` fails with `TimedOut`.
+pub fn pipe(runtime: Handle, stall: Duration) -> (PipeWriter, PipeFailer, Body) {
     let (sender, receiver) = mpsc::channel(CHUNKS);
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|chunk| (chunk, receiver))
     });
-    let failer = PipeFailer { sender: sender.clone() };
+    let failer = PipeFailer { sender: sender.clone(), runtime: runtime.clone(), stall };
     (
-        PipeWriter { sender, buffer: BytesMut::with_capacity(CHUNK_BYTES), written: 0, broken: false },
+        PipeWriter { sender, runtime, stall, buffer: BytesMut::with_capacity(CHUNK_BYTES), written: 0, broken: false },
         failer,
         Body::from_stream(stream),
     )
@@ -55,8 +64,13 @@ impl PipeWriter {
             return Ok(());
         }
         let chunk = self.buffer.split().freeze();
-        if self.sender.blocking_send(Ok(chunk)).is_err() {
-            return Err(self.gone());
+        match self.runtime.block_on(self.sender.send_timeout(Ok(chunk), self.stall)) {
+            Ok(()) => {}
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(self.gone()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                self.gone();
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading"));
+            }
         }
         self.buffer.reserve(CHUNK_BYTES);
         Ok(())

@@ -3,67 +3,17 @@
 //! order they sit in the file; vectors when the embedding configs match; secrets with a
 //! verified ticket. Entries are read straight from the archive: nothing is extracted.
 
+use std::collections::HashSet;
 use std::io::{Read, Seek};
 use std::path::Path;
 
 use lvbak_core::registry::{is_excluded_table, table_spec, TABLES, VECTOR_TABLES};
 use lvbak_core::secrets::SECRETS_BLOB_ENTRY;
 use lvbak_core::{parse_row, parse_row_aligned, Archive, EncryptedSecret, EntryKind, FormatError, SecretKey};
-use serde_json::json;
 
 use super::session::{ImportError, ImportSession};
-
-/// Rows per transaction, at most.
-const BATCH_ROWS: usize = 1000;
-/// NDJSON bytes per transaction, at most.
-const BATCH_BYTES: usize = 2 * 1024 * 1024;
-
-/// Reads the rows of one NDJSON entry in batches and hands each to `apply` (which checks
-/// for cancellation). Reading, inflating and parsing run on a thread of their own, one
-/// batch ahead, so they overlap with applying on the other core.
-fn for_each_batch<R: Read + Seek + Send, T: Send>(
-    archive: &mut Archive<R>,
-    index: usize,
-    parse: impl Fn(&str, u64, &[u8]) -> Result<T, FormatError> + Send,
-    mut apply: impl FnMut(Vec<T>) -> Result<(), ImportError>,
-) -> Result<(), ImportError> {
-    std::thread::scope(|scope| {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<T>>(1);
-        let reader = std::thread::Builder::new().name("archive-reader".into()).spawn_scoped(
-            scope,
-            move || -> Result<(), ImportError> {
-                let mut lines = archive.ndjson_lines(index)?;
-                let entry = lines.entry().to_string();
-                let mut batch = Vec::with_capacity(BATCH_ROWS);
-                let mut bytes = 0;
-                while let Some((number, line)) = lines.next_line()? {
-                    bytes += line.len();
-                    batch.push(parse(&entry, number, line)?);
-                    if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
-                        // A closed channel means the applier stopped; its error is the story.
-                        if sender.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS))).is_err() {
-                            return Ok(());
-                        }
-                        bytes = 0;
-                    }
-                }
-                if !batch.is_empty() {
-                    let _ = sender.send(batch);
-                }
-                Ok(())
-            },
-        )?;
-        let mut applied = Ok(());
-        for batch in receiver {
-            applied = apply(batch);
-            if applied.is_err() {
-                break;
-            }
-        }
-        let read = reader.join().map_err(|_| ImportError::Io(std::io::Error::other("the archive reader panicked")))?;
-        applied.and(read)
-    })
-}
+use super::steps::for_each_step;
+use crate::progress::Event;
 
 /// Applies every row table of the archive, parents before children.
 fn apply_tables<R: Read + Seek + Send>(
@@ -87,18 +37,16 @@ fn apply_tables<R: Read + Seek + Send>(
     }
     for spec in TABLES {
         let Some(index) = archive.table_entry(spec.name) else { continue };
-        session.progress(json!({"phase": "table", "table": spec.name, "processed": 0}));
+        session.progress(Event::Table { table: spec.name.to_string(), processed: 0 });
         let columns = session.columns_of(spec.name)?.unwrap_or_default();
         let parse = |entry: &str, number: u64, line: &[u8]| parse_row_aligned(entry, number, line, &columns);
-        for_each_batch(archive, index, parse, |rows| {
+        for_each_step(archive.ndjson_lines(index)?, 1, parse, |rows| {
             session.apply_rows(spec.name, rows)?;
-            let counts = session.table_counts(spec.name);
-            let processed = counts.imported + counts.skipped + counts.merged + counts.rejected;
-            session.progress(json!({"phase": "table", "table": spec.name, "processed": processed}));
+            session.table_progress(spec.name);
             Ok(())
         })?;
         let counts = session.table_counts(spec.name);
-        session.progress(json!({"phase": "table_done", "table": spec.name, "counts": counts}));
+        session.progress(Event::TableDone { table: spec.name.to_string(), counts });
     }
     session.commit()
 }
@@ -116,16 +64,17 @@ fn apply_files<R: Read + Seek>(
     let total = files.len();
     for (done, index) in files.into_iter().enumerate() {
         if done % 25 == 0 {
-            session.progress(json!({"phase": "files", "processed": done, "total": total}));
+            session.progress(Event::Files { processed: done as u64, total: total as u64 });
         }
-        let EntryKind::File { bucket, name } = archive.entries()[index].kind.clone() else { continue };
+        let entry = &archive.entries()[index];
+        let EntryKind::File { bucket, name } = entry.kind.clone() else { continue };
+        let size = entry.uncompressed_size;
         let mut reader = archive.open_entry(index)?;
         let stored = archive_path.zip(reader.stored_range());
-        session.apply_file(bucket, &name, &mut reader, stored)?;
+        session.apply_file(bucket, &name, size, &mut reader, stored)?;
     }
-    session.progress(
-        json!({"phase": "files_done", "processed": total, "total": total, "summary": session.file_summary()}),
-    );
+    let (processed, total) = (total as u64, total as u64);
+    session.progress(Event::FilesDone { processed, total, summary: session.file_summary() });
     Ok(())
 }
 
@@ -151,12 +100,20 @@ fn apply_vectors<R: Read + Seek + Send>(
         archive.check_lines(index)?;
     }
     if present.is_empty() {
-        session.set_vector_outcome(Some("the archive carries no vectors".into()));
-        session.progress(json!({"phase": "lancedb_skipped", "reason": "the archive carries no vectors"}));
+        let reason = "the archive carries no vectors".to_string();
+        session.set_vector_outcome(Some(reason.clone()));
+        session.progress(Event::LancedbSkipped { reason });
         return Ok(());
     }
     let config = archive.manifest().embedding_config.clone();
     let mut blocker = session.vector_restore_blocker(&config)?;
+    // Vectors that would not fit in the quota are left out (the chunks are re-vectorized)
+    // rather than failing an import whose rows and files are in. The entries cannot inflate
+    // past their claimed sizes.
+    let claimed: u64 = present.iter().map(|&(_, index)| archive.entries()[index].uncompressed_size).sum();
+    if blocker.is_none() && !session.fits_quota(claimed) {
+        blocker = Some("the vectors do not fit in the account's disk quota".into());
+    }
     // Unmodified Lumiverse 1.1 writes `"vector_b64": null` everywhere: no vector to restore.
     if let (None, Some(&(_, index))) = (&blocker, present.first()) {
         let mut lines = archive.ndjson_lines(index)?;
@@ -168,7 +125,7 @@ fn apply_vectors<R: Read + Seek + Send>(
         }
     }
     if let Some(reason) = blocker {
-        session.progress(json!({"phase": "lancedb_skipped", "reason": reason}));
+        session.progress(Event::LancedbSkipped { reason: reason.clone() });
         session.set_vector_outcome(Some(reason));
         for (_, index) in present {
             archive.check_lines(index)?;
@@ -177,27 +134,51 @@ fn apply_vectors<R: Read + Seek + Send>(
     }
     let dimension = config.dimension.unwrap_or(0);
     for (table, index) in present {
-        for_each_batch(archive, index, parse_row, |rows| session.apply_vectors(table, rows, dimension).map(|_| ()))?;
-        session.progress(json!({"phase": "lancedb_table_done", "table": table}));
+        let lines = archive.ndjson_lines(index)?;
+        for_each_step(lines, 1, parse_row, |rows| session.apply_vectors(table, rows, dimension).map(|_| ()))?;
+        session.progress(Event::LancedbTableDone { table: table.to_string() });
     }
     session.set_vector_outcome(None);
     Ok(())
 }
 
-/// Reads the encrypted secret records.
-pub fn secret_records<R: Read + Seek>(archive: &mut Archive<R>) -> Result<Vec<EncryptedSecret>, ImportError> {
-    let Some(index) = archive.index_of(SECRETS_BLOB_ENTRY) else { return Ok(Vec::new()) };
-    let mut records = Vec::new();
-    archive.for_each_row(index, |line, row| {
-        let record = serde_json::from_value(row.into()).map_err(|error| FormatError::BadJson {
-            entry: SECRETS_BLOB_ENTRY.into(),
-            line,
-            detail: error.to_string(),
-        })?;
-        records.push(record);
-        Ok(())
-    })?;
-    Ok(records)
+/// Reads the encrypted secret records one at a time (each is checked whether or not it is
+/// applied) and, with the ticket's key, restores those the index names. An archive with
+/// more records than its index has keys, or a key twice, is refused (`bad_secrets`).
+fn apply_secrets<R: Read + Seek>(
+    session: &mut ImportSession<'_>,
+    archive: &mut Archive<R>,
+    key: Option<&SecretKey>,
+) -> Result<(), ImportError> {
+    let Some(index) = archive.index_of(SECRETS_BLOB_ENTRY) else { return Ok(()) };
+    let keys: HashSet<String> =
+        archive.secrets_index().map(|index| index.keys.iter().cloned().collect()).unwrap_or_default();
+    if key.is_some() {
+        session.begin_secrets(keys.len());
+    }
+    let mut seen = HashSet::new();
+    let mut lines = archive.ndjson_lines(index)?;
+    let mut records = 0usize;
+    while let Some((number, line)) = lines.next_line()? {
+        let bad = |detail: String| FormatError::BadSecrets {
+            detail: format!("{SECRETS_BLOB_ENTRY} line {number}: {detail}"),
+        };
+        records += 1;
+        if records > keys.len() {
+            return Err(bad(format!("more records than the {} keys of the index", keys.len())).into());
+        }
+        let record: EncryptedSecret = serde_json::from_slice(line).map_err(|error| bad(error.to_string()))?;
+        if !seen.insert(record.key.clone()) {
+            return Err(bad(format!("the key {:?} appears twice", record.key)).into());
+        }
+        if let (Some(key), true) = (key, keys.contains(&record.key)) {
+            session.apply_secret(&record, key)?;
+        }
+    }
+    if key.is_some() {
+        session.end_secrets();
+    }
+    Ok(())
 }
 
 /// Applies a whole archive. `secrets_key` is the verified ticket's key, or `None` to leave
@@ -209,16 +190,9 @@ pub fn import_archive<R: Read + Seek + Send>(
     secrets_key: Option<&SecretKey>,
     archive_path: Option<&Path>,
 ) -> Result<(), ImportError> {
-    session.progress(json!({"phase": "extracted"}));
+    session.progress(Event::Extracted);
     apply_tables(session, archive)?;
     apply_files(session, archive, archive_path)?;
     apply_vectors(session, archive)?;
-    // The secret records are read (and so checked) whether or not they are applied.
-    let index_keys: Vec<String> = archive.secrets_index().map(|index| index.keys.clone()).unwrap_or_default();
-    let records: Vec<EncryptedSecret> =
-        secret_records(archive)?.into_iter().filter(|record| index_keys.contains(&record.key)).collect();
-    if let Some(key) = secrets_key {
-        session.apply_secrets(&records, key)?;
-    }
-    Ok(())
+    apply_secrets(session, archive, secrets_key)
 }

@@ -1,7 +1,8 @@
 //! Import over HTTP (FORMAT §8): `POST /import` takes the raw archive, decides on its first
 //! four bytes before staging anything, streams the rest to a staging file with
-//! backpressure, verifies the container and manifest, and answers 202 with a job; the job
-//! then waits for a ticket decision if the archive has secrets, for a worker, and applies.
+//! backpressure (removed by a guard whatever ends the request), verifies the container and
+//! manifest, and answers 202 with a job; the job then waits (a bounded time) for a ticket
+//! decision if the archive has secrets, for a worker, and applies.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -20,13 +21,14 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use super::from_archive::import_archive;
-use super::jobs::{decide, Job, SecretsDecision, Status};
+use super::jobs::{decide, ArchiveFacts, Job, Outcome, SecretsDecision, Status};
 use super::session::{ImportError, ImportSession};
 use crate::app::AppState;
 use crate::auth::{now, CurrentUser};
 use crate::error::{AppError, AppResult};
 use crate::export::plan::new_archive_id;
-use crate::progress::events_response;
+use crate::progress::{events_response, Event};
+use crate::storage::files::StagedFile;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -50,11 +52,7 @@ async fn upload(
     let limits = state.limits();
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if content_type.to_ascii_lowercase().starts_with("multipart/") {
-        return Err(AppError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "multipart_not_supported",
-            "send the archive as the raw request body, not as a multipart form",
-        ));
+        return Err(AppError::MultipartNotSupported);
     }
     let declared: Option<u64> = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     if let Some(length) = declared.filter(|&length| length > limits.max_archive_bytes) {
@@ -65,9 +63,7 @@ async fn upload(
         }
         .into());
     }
-    let reservation = state.jobs().reserve(&user.id).ok_or_else(|| {
-        AppError::new(StatusCode::CONFLICT, "import_running", "an import of yours is already under way")
-    })?;
+    let reservation = state.jobs().reserve(&user.id)?;
 
     // Nothing is staged until the first four bytes say ZIP.
     let mut stream = body.into_data_stream();
@@ -79,7 +75,7 @@ async fn upload(
                 head.extend_from_slice(&chunk[..chunk.len().min(4 - head.len())]);
                 pending.push(chunk);
             }
-            Some(Err(_)) => return Err(AppError::bad_request("upload_failed", "the upload was interrupted")),
+            Some(Err(_)) => return Err(AppError::UploadFailed),
             None => break,
         }
     }
@@ -96,139 +92,127 @@ async fn upload(
     let job_id = new_archive_id();
     let staging = store.staging_dir();
     tokio::fs::create_dir_all(&staging).await.map_err(AppError::internal)?;
-    let partial = staging.join(format!("{job_id}.lvbak.partial"));
-    let staged = staging.join(format!("{job_id}.lvbak"));
-    let received = async {
-        let file = tokio::fs::File::create(&partial).await.map_err(AppError::internal)?;
-        // Large writes: each write of a tokio file is a trip to a blocking thread.
-        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
-        let mut total = 0u64;
-        let mut chunks = futures::stream::iter(pending.into_iter().map(Ok)).chain(stream);
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|_| AppError::bad_request("upload_failed", "the upload was interrupted"))?;
-            total += chunk.len() as u64;
-            if total > limits.max_archive_bytes {
-                return Err(FormatError::TooLarge {
-                    what: "the archive".into(),
-                    limit: limits.max_archive_bytes,
-                    actual: total,
-                }
-                .into());
+    // From here on the guard removes the staging file if this handler stops for any reason,
+    // a client that disconnects mid-upload included (axum then drops the handler).
+    let staged = StagedFile::new(staging.join(format!("{job_id}.lvbak.partial")));
+    let file = tokio::fs::File::create(staged.path()).await.map_err(AppError::internal)?;
+    // Large writes: each write of a tokio file is a trip to a blocking thread.
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    let mut total = 0u64;
+    let mut chunks = futures::stream::iter(pending.into_iter().map(Ok)).chain(stream);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| AppError::UploadFailed)?;
+        total += chunk.len() as u64;
+        if total > limits.max_archive_bytes {
+            return Err(FormatError::TooLarge {
+                what: "the archive".into(),
+                limit: limits.max_archive_bytes,
+                actual: total,
             }
-            file.write_all(&chunk).await.map_err(AppError::internal)?;
+            .into());
         }
-        file.flush().await.map_err(AppError::internal)?;
-        tokio::fs::rename(&partial, &staged).await.map_err(AppError::internal)?;
-        Ok::<u64, AppError>(total)
+        file.write_all(&chunk).await.map_err(AppError::internal)?;
     }
-    .await;
-    if let Err(error) = received {
-        let _ = tokio::fs::remove_file(&partial).await;
-        return Err(error);
-    }
+    file.flush().await.map_err(AppError::internal)?;
+    drop(file);
 
     // Verify the container and the manifest before accepting the job.
-    let path = staged.clone();
-    let verified = tokio::task::spawn_blocking(move || {
-        let archive = Archive::open(BufReader::with_capacity(64 * 1024, File::open(&path)?), limits)?;
-        Ok::<_, FormatError>((archive.manifest().clone(), archive.secrets_index().cloned()))
-    })
-    .await?;
-    let (manifest, secrets_index) = match verified {
-        Ok(verified) => verified,
-        Err(error) => {
-            let _ = tokio::fs::remove_file(&staged).await;
-            return Err(error.into());
-        }
+    let verified = {
+        let path = staged.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let archive = Archive::open(BufReader::with_capacity(64 * 1024, File::open(&path)?), limits)?;
+            let binding = archive.secrets_index().map(|index| index.binding());
+            Ok::<_, FormatError>(ArchiveFacts::new(archive.manifest(), binding))
+        })
+        .await?
     };
-    let job = state.jobs().create(&store, reservation, job_id.clone(), manifest, secrets_index, Some(staged));
-    let progress = state.progress().open(&job.id, &job.user_id);
-    progress.publish(json!({"phase": "verifying", "done": true}));
+    let facts = verified?;
+    let staged = staged.keep();
+    let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, Some(staged));
+    job.progress.publish(Event::Verifying { done: true });
     tokio::spawn(run_job(state.clone(), job.clone()));
     Ok((StatusCode::ACCEPTED, Json(json!({"jobId": job_id, "status": job.status().as_str()}))))
 }
 
 /// Waits for what the job needs (a ticket decision, a worker), then applies it.
 async fn run_job(state: AppState, job: Arc<Job>) {
-    let progress = state.progress().open(&job.id, &job.user_id);
     let store = state.store();
-    let cancelled = |job: &Job| job.cancel.load(std::sync::atomic::Ordering::Relaxed);
-    let end_cancelled = |job: &Job| {
-        state.jobs().finish(&store, job, Status::Cancelled, None, None);
-        progress.publish(json!({"phase": "cancelled"}));
-    };
+    let end = |outcome: Outcome| state.jobs().finish(&store, &job, outcome);
 
     let mut key = None;
     if job.needs_ticket() {
         job.set_status(Status::AwaitingTicket);
-        let count = job.secrets_index.as_ref().map_or(0, |index| index.keys.len());
-        progress.publish(json!({"phase": "awaiting_ticket", "secretsCount": count}));
-        loop {
-            if cancelled(&job) {
-                return end_cancelled(&job);
-            }
-            let decision = job.lock().decision.take();
-            match decision {
-                Some(SecretsDecision::Ticket(ticket_key)) => {
-                    key = Some(ticket_key);
-                    break;
+        job.progress.publish(Event::AwaitingTicket { secrets_count: job.archive.secrets_count() });
+        let decided = tokio::time::timeout(state.hosting().ticket_wait, async {
+            loop {
+                if job.is_cancelled() {
+                    return None;
                 }
-                Some(SecretsDecision::Skip) => break,
-                None => job.wake.notified().await,
+                let decision = job.lock().decision.take();
+                match decision {
+                    Some(decision) => return Some(decision),
+                    None => job.wake.notified().await,
+                }
+            }
+        })
+        .await;
+        match decided {
+            Ok(Some(SecretsDecision::Ticket(ticket_key))) => key = Some(ticket_key),
+            Ok(Some(SecretsDecision::Skip)) => {}
+            Ok(None) => return end(Outcome::Cancelled),
+            Err(_) => {
+                return end(Outcome::failed(
+                    "ticket_timeout",
+                    "no ticket or skip decision came in time; import the archive again",
+                ))
             }
         }
         job.set_status(Status::Queued);
     }
     let permit = tokio::select! {
         permit = state.jobs().worker() => permit,
-        () = async { while !cancelled(&job) { job.wake.notified().await } } => None,
+        () = async { while !job.is_cancelled() { job.wake.notified().await } } => None,
     };
-    if cancelled(&job) || permit.is_none() {
-        return end_cancelled(&job);
+    if job.is_cancelled() || permit.is_none() {
+        return end(Outcome::Cancelled);
     }
     job.set_status(Status::Running);
-    progress.publish(json!({"phase": "running"}));
+    job.progress.publish(Event::Running);
 
-    let limits = state.limits();
+    let (limits, quota) = (state.limits(), state.hosting().quota);
     let runtime = tokio::runtime::Handle::current();
-    let (worker_store, worker_job, worker_progress) = (store.clone(), job.clone(), progress.clone());
+    let (worker_store, worker_job) = (store.clone(), job.clone());
     let outcome = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let path =
             worker_job.staged.clone().ok_or_else(|| ImportError::Io(std::io::Error::other("no staged archive")))?;
         let mut archive = Archive::open(BufReader::with_capacity(256 * 1024, File::open(&path)?), limits)?;
-        let publish = move |event: Value| worker_progress.publish(event);
-        let mut session =
-            ImportSession::new(&worker_store, &worker_job.user_id, worker_job.cancel.clone(), &publish, runtime)?;
+        let progress = worker_job.progress.clone();
+        let publish = move |event: Event| progress.publish(event);
+        let mut session = ImportSession::new(
+            &worker_store,
+            &worker_job.user_id,
+            quota,
+            worker_job.cancel.clone(),
+            &publish,
+            runtime,
+        )?;
         import_archive(&mut session, &mut archive, key.as_ref(), Some(&path))?;
         session.finish()
     })
     .await;
-    drop(permit);
-    match outcome {
-        Ok(Ok(summary)) => {
-            state.jobs().finish(&store, &job, Status::Complete, Some(summary.clone()), None);
-            progress.publish(json!({"phase": "complete", "summary": summary}));
-        }
-        Ok(Err(ImportError::Cancelled)) => end_cancelled(&job),
-        Ok(Err(error)) => {
-            if !matches!(error, ImportError::Format(_)) {
-                tracing::error!("import {} failed: {error}", job.id);
-            }
-            let failure = (error.code().to_string(), error.public_message());
-            progress.publish(json!({"phase": "failed", "code": failure.0, "error": failure.1}));
-            state.jobs().finish(&store, &job, Status::Failed, None, Some(failure));
-        }
+    end(match outcome {
+        Ok(Ok(summary)) => Outcome::Complete(summary),
+        Ok(Err(error)) => error.into_outcome(&job.id),
         Err(panic) => {
             tracing::error!("import {} panicked: {panic}", job.id);
-            let failure = ("internal".to_string(), "the server could not finish the import".to_string());
-            progress.publish(json!({"phase": "failed", "code": failure.0, "error": failure.1}));
-            state.jobs().finish(&store, &job, Status::Failed, None, Some(failure));
+            Outcome::failed("internal", "the server could not finish the import")
         }
-    }
+    });
 }
 
 fn job_of(state: &AppState, id: &str, user_id: &str) -> AppResult<Arc<Job>> {
-    state.jobs().get(id, user_id).ok_or_else(|| AppError::not_found("import job"))
+    state.jobs().get(id, user_id).ok_or(AppError::NotFound("import job"))
 }
 
 /// `GET /api/v1/user-data/import/:jobId/status`
@@ -240,16 +224,20 @@ async fn status(
     if let Some(job) = state.jobs().get(&id, &user.id) {
         return Ok(Json(job.status_json()));
     }
-    // A job of an earlier run of the server.
+    Ok(Json(recorded_status(&state, &id, &user.id).await?))
+}
+
+/// The status of a job that has ended (this run of the server or an earlier one), as
+/// recorded.
+pub async fn recorded_status(state: &AppState, id: &str, user_id: &str) -> AppResult<Value> {
     let store = state.store();
-    let user_id = user.id.clone();
-    let lookup = id.clone();
+    let (lookup, user_id) = (id.to_string(), user_id.to_string());
     let record = tokio::task::spawn_blocking(move || store.db.job_record(&lookup, &user_id)).await??;
-    let record = record.ok_or_else(|| AppError::not_found("import job"))?;
+    let record = record.ok_or(AppError::NotFound("import job"))?;
     if let Some(report) = record.report.as_deref().and_then(|text| serde_json::from_str(text).ok()) {
-        return Ok(Json(report));
+        return Ok(report);
     }
-    Ok(Json(json!({
+    Ok(json!({
         "jobId": id,
         "status": record.status,
         "startedAt": record.started_at,
@@ -258,7 +246,7 @@ async fn status(
         "summary": null,
         "fileSummary": null,
         "error": record.error_code.map(|code| json!({"code": code, "message": record.error_message})),
-    })))
+    }))
 }
 
 /// `POST /api/v1/user-data/import/:jobId/cancel`
@@ -267,7 +255,10 @@ async fn cancel(
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    let job = job_of(&state, &id, &user.id)?;
+    let Some(job) = state.jobs().get(&id, &user.id) else {
+        let recorded = recorded_status(&state, &id, &user.id).await?;
+        return Ok(Json(json!({"cancelled": false, "status": recorded["status"]})));
+    };
     let cancelled = state.jobs().cancel(&job);
     // Give the job its chance to stop, so the answer usually carries the final status.
     for _ in 0..40 {
@@ -282,11 +273,7 @@ async fn cancel(
 /// Ticket decisions are taken only while a job waits for one.
 fn ensure_awaiting_ticket(job: &Job) -> AppResult<()> {
     if job.status() != Status::AwaitingTicket {
-        return Err(AppError::new(
-            StatusCode::CONFLICT,
-            "not_awaiting_ticket",
-            "this import is not waiting for a ticket",
-        ));
+        return Err(AppError::NotAwaitingTicket);
     }
     Ok(())
 }
@@ -301,15 +288,16 @@ async fn ticket(
     let job = job_of(&state, &id, &user.id)?;
     ensure_awaiting_ticket(&job)?;
     let ticket = Ticket::parse(&body)?;
-    let archive_id = job.manifest.archive_id.clone();
+    let archive_id = job.archive.archive_id.clone();
     if ticket.archive_id != archive_id {
         return Err(FormatError::ArchiveMismatch { ticket: ticket.archive_id, archive: archive_id }.into());
     }
-    let index = job
-        .secrets_index
-        .clone()
+    let binding = job
+        .archive
+        .secrets
+        .as_ref()
         .ok_or_else(|| FormatError::BindingMismatch { detail: "the archive carries no secrets".into() })?;
-    ticket.verify(&archive_id, &index)?;
+    ticket.verify_binding(&archive_id, binding)?;
     let key = ticket.key()?;
     let store = state.store();
     let user_id = user.id.clone();
@@ -322,10 +310,7 @@ async fn ticket(
     });
     job.lock().ticket_use = Some(answer.clone());
     decide(&job, SecretsDecision::Ticket(key));
-    state
-        .progress()
-        .open(&job.id, &job.user_id)
-        .publish(json!({"phase": "ticket_accepted", "wasReused": used.was_reused}));
+    job.progress.publish(Event::TicketAccepted { was_reused: used.was_reused });
     Ok(Json(answer))
 }
 
@@ -338,7 +323,7 @@ async fn skip_ticket(
     let job = job_of(&state, &id, &user.id)?;
     ensure_awaiting_ticket(&job)?;
     decide(&job, SecretsDecision::Skip);
-    state.progress().open(&job.id, &job.user_id).publish(json!({"phase": "ticket_skipped"}));
+    job.progress.publish(Event::TicketSkipped);
     Ok(Json(json!({"skipped": true})))
 }
 
@@ -348,7 +333,6 @@ async fn events(
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let (latest, receiver) =
-        state.progress().subscribe(&id, &user.id).ok_or_else(|| AppError::not_found("import job"))?;
+    let (latest, receiver) = state.progress().subscribe(&id, &user.id).ok_or(AppError::NotFound("import job"))?;
     Ok(events_response(latest, receiver))
 }

@@ -1,22 +1,30 @@
-//! Import jobs: one per upload, at most one running per user, a bounded pool of workers
-//! (excess jobs wait `queued`), a pause in `awaiting_ticket` for archives with secrets,
-//! cancellation, and a record in the database so that a restart can mark unfinished jobs
-//! `failed` and the staging file of every ended job is removed.
+//! Import jobs: one open per user, a bounded number open in the instance, a bounded pool
+//! of workers (a raw upload takes a worker for its whole apply, a batch import one per
+//! batch), a pause in `awaiting_ticket` for archives with secrets, cancellation, and a
+//! record in the database. A job lives in memory only while it is open: [`Jobs::finish`]
+//! records its (bounded) report, publishes its final event, frees its user and its staging
+//! file, and forgets it; the status of an ended job is read back from the database.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use lvbak_core::secrets::SecretsIndex;
-use lvbak_core::{Manifest, SecretKey};
+use lvbak_core::secrets::SecretsBinding;
+use lvbak_core::{EmbeddingConfig, Manifest, SecretKey};
 use serde_json::{json, Value};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::batches::BatchUpload;
+use super::report::{bounded_manifest, summary_report};
 use super::session::ImportSummary;
 use crate::auth::now;
+use crate::config::HostingLimits;
+use crate::error::AppError;
+use crate::progress::{Event, Progress, ProgressHub};
 use crate::storage::Store;
+use crate::throttle::{Slot, SlotRefusal, Slots};
 
 /// Job statuses (FORMAT §8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,11 +60,54 @@ pub enum SecretsDecision {
     Skip,
 }
 
+/// How a job ended.
+pub enum Outcome {
+    Complete(ImportSummary),
+    Failed { code: String, message: String },
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn failed(code: &str, message: impl Into<String>) -> Self {
+        Self::Failed { code: code.to_string(), message: message.into() }
+    }
+}
+
+/// What a job keeps of its archive: the few facts the import needs and a bounded copy of
+/// the manifest for status answers (an archive's manifest may be 16 MiB).
+#[derive(Clone, Debug)]
+pub struct ArchiveFacts {
+    pub archive_id: String,
+    pub embedding_config: EmbeddingConfig,
+    pub has_line_cap: bool,
+    pub has_encrypted_secrets: bool,
+    pub secrets: Option<SecretsBinding>,
+    pub manifest: Value,
+}
+
+impl ArchiveFacts {
+    pub fn new(manifest: &Manifest, secrets: Option<SecretsBinding>) -> Self {
+        Self {
+            archive_id: manifest.archive_id.clone(),
+            embedding_config: manifest.embedding_config.clone(),
+            has_line_cap: manifest.has_line_cap(),
+            has_encrypted_secrets: manifest.has_encrypted_secrets,
+            secrets,
+            manifest: bounded_manifest(manifest),
+        }
+    }
+
+    /// How many secrets the archive's index names.
+    pub fn secrets_count(&self) -> usize {
+        self.secrets.as_ref().map_or(0, |binding| binding.keys)
+    }
+}
+
 /// The changing part of a job.
 pub struct JobState {
     pub status: Status,
     pub finished_at: Option<i64>,
-    pub summary: Option<ImportSummary>,
+    pub summary: Option<Box<ImportSummary>>,
     pub error: Option<(String, String)>,
     pub decision: Option<SecretsDecision>,
     pub ticket_use: Option<Value>,
@@ -66,14 +117,16 @@ pub struct Job {
     pub id: String,
     pub user_id: String,
     pub started_at: i64,
-    pub manifest: Manifest,
-    pub secrets_index: Option<SecretsIndex>,
+    pub archive: ArchiveFacts,
     /// The staged archive (raw uploads); removed when the job ends.
     pub staged: Option<PathBuf>,
     pub cancel: Arc<AtomicBool>,
-    pub state: Mutex<JobState>,
+    state: Mutex<JobState>,
     /// Woken when a secrets decision arrives or the job is cancelled.
     pub wake: Notify,
+    pub progress: Progress,
+    /// The user's open-import slot, given back when the job ends.
+    slot: Mutex<Option<Slot>>,
     /// The receiving end of a batch upload (the browser's path), once opened.
     batches: OnceLock<Arc<BatchUpload>>,
 }
@@ -87,8 +140,12 @@ impl Job {
         self.lock().status
     }
 
+    /// Moves an open job to `status` (a job that has ended stays ended).
     pub fn set_status(&self, status: Status) {
-        self.lock().status = status;
+        let mut state = self.lock();
+        if !state.status.is_final() {
+            state.status = status;
+        }
     }
 
     pub fn set_batches(&self, batches: Arc<BatchUpload>) {
@@ -99,55 +156,46 @@ impl Job {
         self.batches.get().cloned()
     }
 
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
     /// Whether the archive carries secrets the job must ask about.
     pub fn needs_ticket(&self) -> bool {
-        self.manifest.has_encrypted_secrets && self.secrets_index.as_ref().is_some_and(|index| !index.keys.is_empty())
+        self.archive.has_encrypted_secrets && self.archive.secrets_count() > 0
     }
 
-    /// FORMAT §8's status shape, plus what lvbak adds.
+    /// FORMAT §8's status shape, plus what lvbak adds; bounded whatever the archive holds.
     pub fn status_json(&self) -> Value {
         let state = self.lock();
-        let summary = state.summary.as_ref();
-        json!({
-            "jobId": self.id,
-            "status": state.status.as_str(),
-            "startedAt": self.started_at,
-            "finishedAt": state.finished_at,
-            "manifest": self.manifest,
-            "summary": summary.map(|s| {
-                let mut tables = json!(s.tables);
-                // Lumiverse reports restored secrets beside the tables.
-                if s.secrets.applied {
-                    tables["secrets"] = json!({"imported": s.secrets.imported, "skipped": s.secrets.skipped, "merged": 0, "rejected": s.secrets.rejected});
-                }
-                tables
-            }),
-            "fileSummary": summary.map(|s| json!(s.files)),
-            "vectorSummary": summary.map(|s| json!(s.vectors)),
-            "secretSummary": summary.map(|s| json!(s.secrets)),
-            "skippedTables": summary.map(|s| json!(s.skipped_tables)),
-            "scrubbedReferences": summary.map(|s| s.scrubbed_references),
-            "revectorized": summary.map(|s| s.revectorized),
-            "secretsCount": self.secrets_index.as_ref().map_or(0, |index| index.keys.len()),
-            "ticket": state.ticket_use,
-            "error": state.error.as_ref().map(|(code, message)| json!({"code": code, "message": message})),
-        })
+        let mut report = summary_report(state.summary.as_deref());
+        report["jobId"] = json!(self.id);
+        report["status"] = json!(state.status.as_str());
+        report["startedAt"] = json!(self.started_at);
+        report["finishedAt"] = json!(state.finished_at);
+        report["manifest"] = self.archive.manifest.clone();
+        report["secretsCount"] = json!(self.archive.secrets_count());
+        report["ticket"] = state.ticket_use.clone().unwrap_or(Value::Null);
+        report["error"] =
+            state.error.as_ref().map_or(Value::Null, |(code, message)| json!({"code": code, "message": message}));
+        report
     }
 }
 
-/// Every job this server process knows, and the pool that runs them.
+/// Every open job of this server process, and the pool that runs them.
 #[derive(Clone)]
 pub struct Jobs {
-    jobs: Arc<Mutex<HashMap<String, Arc<Job>>>>,
-    busy_users: Arc<Mutex<HashSet<String>>>,
-    pool: Arc<Semaphore>,
+    open: Arc<Mutex<HashMap<String, Arc<Job>>>>,
+    /// One open import per user, and a bounded number in the instance.
+    slots: Slots,
+    workers: Arc<Semaphore>,
+    worker_count: usize,
 }
 
-/// A user's claim to run an import; released when dropped unless handed to a job.
+/// A user's claim to open an import; handed to the job it becomes.
 pub struct Reservation {
-    jobs: Jobs,
+    slot: Slot,
     user_id: String,
-    released: bool,
 }
 
 impl Reservation {
@@ -156,47 +204,44 @@ impl Reservation {
     }
 }
 
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if !self.released {
-            self.jobs.busy_users.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.user_id);
+impl Jobs {
+    pub fn new(hosting: &HostingLimits) -> Self {
+        let workers = hosting.import_workers.max(1);
+        Self {
+            open: Arc::default(),
+            slots: Slots::new(1, hosting.open_imports),
+            workers: Arc::new(Semaphore::new(workers)),
+            worker_count: workers,
         }
     }
-}
 
-impl Jobs {
-    /// `workers` imports run at once; more wait in `queued`.
-    pub fn new(workers: usize) -> Self {
-        Self { jobs: Arc::default(), busy_users: Arc::default(), pool: Arc::new(Semaphore::new(workers.max(1))) }
+    /// Claims the user's one import slot: `import_running` if an import of theirs is open,
+    /// `busy` if the instance holds as many open imports as it allows.
+    pub fn reserve(&self, user_id: &str) -> Result<Reservation, AppError> {
+        match self.slots.try_take(user_id) {
+            Ok(slot) => Ok(Reservation { slot, user_id: user_id.to_string() }),
+            Err(SlotRefusal::User(_)) => Err(AppError::ImportRunning),
+            Err(SlotRefusal::Instance) => Err(AppError::Busy { what: "imports", retry_after: Duration::from_secs(30) }),
+        }
     }
 
-    /// Claims the user's one import slot, or `None` if an import of theirs is under way.
-    pub fn reserve(&self, user_id: &str) -> Option<Reservation> {
-        let mut busy = self.busy_users.lock().unwrap_or_else(|p| p.into_inner());
-        busy.insert(user_id.to_string()).then(|| Reservation {
-            jobs: self.clone(),
-            user_id: user_id.to_string(),
-            released: false,
-        })
-    }
-
-    /// Registers a job under a reservation.
+    /// Registers a job under a reservation, records it and opens its progress channel.
     pub fn create(
         &self,
         store: &Store,
-        mut reservation: Reservation,
+        hub: &ProgressHub,
+        reservation: Reservation,
         id: String,
-        manifest: Manifest,
-        secrets_index: Option<SecretsIndex>,
+        archive: ArchiveFacts,
         staged: Option<PathBuf>,
     ) -> Arc<Job> {
-        reservation.released = true;
+        let Reservation { slot, user_id } = reservation;
         let job = Arc::new(Job {
+            progress: hub.open(&id, &user_id),
             id: id.clone(),
-            user_id: reservation.user_id.clone(),
+            user_id,
             started_at: now(),
-            manifest,
-            secrets_index,
+            archive,
             staged,
             cancel: Arc::new(AtomicBool::new(false)),
             state: Mutex::new(JobState {
@@ -208,50 +253,76 @@ impl Jobs {
                 ticket_use: None,
             }),
             wake: Notify::new(),
+            slot: Mutex::new(Some(slot)),
             batches: OnceLock::new(),
         });
         if let Err(error) =
-            store.db.record_job(&job.id, &job.user_id, "queued", &job.manifest.archive_id, job.started_at)
+            store.db.record_job(&job.id, &job.user_id, "queued", &job.archive.archive_id, job.started_at)
         {
             tracing::error!("cannot record import job {}: {error}", job.id);
         }
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).insert(id, job.clone());
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(id, job.clone());
         job
     }
 
-    /// A job of `user_id` (another user's id answers as missing).
+    /// An open job of `user_id` (another user's id answers as missing).
     pub fn get(&self, id: &str, user_id: &str) -> Option<Arc<Job>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(id).filter(|job| job.user_id == user_id).cloned()
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).get(id).filter(|job| job.user_id == user_id).cloned()
+    }
+
+    /// Open jobs in the instance.
+    pub fn open_count(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Waits for a worker slot.
-    pub async fn worker(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.pool.clone().acquire_owned().await.ok()
+    pub async fn worker(&self) -> Option<OwnedSemaphorePermit> {
+        self.workers.clone().acquire_owned().await.ok()
     }
 
-    /// Ends a job: final status, the user's slot freed, the staging file removed, the
-    /// outcome recorded.
-    pub fn finish(
-        &self,
-        store: &Store,
-        job: &Job,
-        status: Status,
-        summary: Option<ImportSummary>,
-        error: Option<(String, String)>,
-    ) {
-        {
+    /// Workers not taken now (for tests and benchmarks).
+    pub fn idle_workers(&self) -> usize {
+        self.workers.available_permits()
+    }
+
+    pub fn worker_count(&self) -> usize {
+        self.worker_count
+    }
+
+    /// Ends a job, once: the final state, the staging file removed, the bounded report
+    /// recorded, the final event published, the user's slot freed, the job forgotten.
+    pub fn finish(&self, store: &Store, job: &Job, outcome: Outcome) {
+        let event = {
             let mut state = job.lock();
-            state.status = status;
+            if state.status.is_final() {
+                return;
+            }
             state.finished_at = Some(now());
-            state.summary = summary;
-            state.error = error;
             state.decision = None;
-        }
+            match outcome {
+                Outcome::Complete(summary) => {
+                    state.status = Status::Complete;
+                    let event = Event::ImportComplete { summary: Box::new(summary.clone()) };
+                    state.summary = Some(Box::new(summary));
+                    event
+                }
+                Outcome::Failed { code, message } => {
+                    state.status = Status::Failed;
+                    let event = Event::Failed { code: code.clone(), error: message.clone() };
+                    state.error = Some((code, message));
+                    event
+                }
+                Outcome::Cancelled => {
+                    state.status = Status::Cancelled;
+                    Event::Cancelled { reason: None }
+                }
+            }
+        };
         if let Some(staged) = &job.staged {
             let _ = std::fs::remove_file(staged);
         }
-        self.busy_users.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.user_id);
         let report = job.status_json();
+        let status = job.status();
         let (code, message) = job.lock().error.clone().unzip();
         if let Err(failure) = store.db.finish_job(
             &job.id,
@@ -263,6 +334,9 @@ impl Jobs {
         ) {
             tracing::error!("cannot record the end of import job {}: {failure}", job.id);
         }
+        job.progress.publish(event);
+        drop(job.slot.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.id);
     }
 
     /// Asks a job to stop; answers whether it was still running.
@@ -295,7 +369,7 @@ pub fn recover(store: &Store) {
     }
 }
 
-/// Flags for secret decisions arriving over HTTP.
+/// Hands a secrets decision arriving over HTTP to the job.
 pub fn decide(job: &Job, decision: SecretsDecision) {
     job.lock().decision = Some(decision);
     job.wake.notify_one();

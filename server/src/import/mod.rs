@@ -1,9 +1,12 @@
 //! Import: the apply engine (`session`), driven from an archive (`from_archive`) or from
-//! the browser's verified batches (`batches`), run as jobs (`jobs`) behind the HTTP routes
-//! (`http`, `batches`) or by `lvbak import`.
+//! the browser's verified batches (`batches`), rows read in bounded steps (`steps`), run as
+//! jobs (`jobs`, whose status answers `report` bounds) behind the HTTP routes (`http`,
+//! `batches`) or by `lvbak import`.
 
 pub mod batches;
 pub mod from_archive;
 pub mod http;
 pub mod jobs;
+pub mod report;
 pub mod session;
+pub mod steps;

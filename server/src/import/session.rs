@@ -13,9 +13,11 @@ use lvbak_core::batch::PlainSecret;
 use lvbak_core::registry::{connection_of_secret, is_vector_table, table_spec};
 use lvbak_core::{decode_vector, EmbeddingConfig, EncryptedSecret, FileBucket, FormatError, Row, SecretKey};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::runtime::Handle;
 
+use super::report::{clipped, LISTED};
+use crate::progress::Event;
 use crate::storage::sqlite::{AlignedRow, DbError, RowApplier, TableCounts};
 use crate::storage::vectors::VectorError;
 use crate::storage::{Store, VectorRow, WriteOutcome};
@@ -25,13 +27,27 @@ pub enum ImportError {
     #[error(transparent)]
     Format(#[from] FormatError),
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(DbError),
     #[error(transparent)]
     Vectors(#[from] VectorError),
     #[error("{0}")]
     Io(#[from] io::Error),
     #[error("the import was cancelled")]
     Cancelled,
+    /// An upload that stopped coming, or stayed open too long.
+    #[error("{0}")]
+    TimedOut(String),
+    #[error("this import needs {needed} more bytes; the account uses {used} of its {quota}-byte quota")]
+    QuotaExceeded { quota: u64, used: u64, needed: u64 },
+}
+
+impl From<DbError> for ImportError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::QuotaExceeded { quota, used, needed } => Self::QuotaExceeded { quota, used, needed },
+            other => Self::Db(other),
+        }
+    }
 }
 
 impl ImportError {
@@ -39,7 +55,22 @@ impl ImportError {
         match self {
             Self::Format(error) => error.code(),
             Self::Cancelled => "cancelled",
+            Self::TimedOut(_) => "upload_timeout",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
             _ => "internal",
+        }
+    }
+
+    /// How a job that stopped with this error ends; internal failures are logged.
+    pub fn into_outcome(self, job_id: &str) -> super::jobs::Outcome {
+        match self {
+            Self::Cancelled => super::jobs::Outcome::Cancelled,
+            error => {
+                if !matches!(error, Self::Format(_) | Self::TimedOut(_) | Self::QuotaExceeded { .. }) {
+                    tracing::error!("import {job_id} failed: {error}");
+                }
+                super::jobs::Outcome::failed(error.code(), error.public_message())
+            }
         }
     }
 
@@ -49,6 +80,8 @@ impl ImportError {
         match self {
             Self::Format(error) => error.to_string(),
             Self::Cancelled => "the import was cancelled".into(),
+            Self::TimedOut(why) => format!("the upload stopped: {why}; import the archive again"),
+            Self::QuotaExceeded { .. } => format!("{self}; nothing of this import was kept"),
             _ => "the server could not finish the import".into(),
         }
     }
@@ -100,6 +133,9 @@ pub struct ImportSummary {
     pub revectorized: u64,
 }
 
+/// The longest secret (name or value) stored, in bytes: API keys are far shorter.
+pub const MAX_SECRET_BYTES: usize = 64 * 1024;
+
 /// The file formats a completion sound may be, by its first bytes.
 pub fn sniffs_as_audio(head: &[u8]) -> bool {
     let starts = |magic: &[u8]| head.starts_with(magic);
@@ -131,26 +167,39 @@ pub struct ImportSession<'a> {
     applier: RowApplier,
     summary: ImportSummary,
     cancel: Arc<AtomicBool>,
-    progress: &'a (dyn Fn(Value) + Sync),
+    progress: &'a (dyn Fn(Event) + Sync),
     runtime: Handle,
+    /// Whether files were written (they are synced to disk before the import completes).
+    wrote_files: bool,
+    /// When the import began, as the filesystem stamps files (a rollback removes the
+    /// importer's files from then on).
+    started_on_disk: std::time::SystemTime,
 }
 
 impl<'a> ImportSession<'a> {
+    /// A session for `user_id`, held to `quota` (the instance's; an account's own quota
+    /// wins).
     pub fn new(
         store: &'a Store,
         user_id: &str,
+        quota: Option<u64>,
         cancel: Arc<AtomicBool>,
-        progress: &'a (dyn Fn(Value) + Sync),
+        progress: &'a (dyn Fn(Event) + Sync),
         runtime: Handle,
     ) -> Result<Self, ImportError> {
+        if store.db.usage_of(user_id)?.is_none() {
+            store.db.set_usage(user_id, store.files.usage_of(user_id)?)?;
+        }
         Ok(Self {
+            started_on_disk: store.files.disk_time()?,
             store,
             user_id: user_id.to_string(),
-            applier: store.db.row_applier(user_id)?,
+            applier: store.db.row_applier(user_id, quota)?,
             summary: ImportSummary::default(),
             cancel,
             progress,
             runtime,
+            wrote_files: false,
         })
     }
 
@@ -162,19 +211,26 @@ impl<'a> ImportSession<'a> {
         Ok(())
     }
 
+    /// Lets go of the memory the session can rebuild (while a batch import waits).
+    pub fn release_memory(&mut self) {
+        self.applier.release_memory();
+    }
+
     /// Commits the rows applied so far (before long work that writes no rows).
     pub fn commit(&mut self) -> Result<(), ImportError> {
         Ok(self.applier.commit()?)
     }
 
-    pub fn progress(&self, event: Value) {
+    pub fn progress(&self, event: Event) {
         (self.progress)(event);
     }
 
-    /// Notes a table of the archive that will not be applied.
+    /// Notes a table of the archive that will not be applied (the first few are named).
     pub fn skip_table(&mut self, table: &str) {
-        if !self.summary.skipped_tables.iter().any(|t| t == table) {
-            self.summary.skipped_tables.push(table.to_string());
+        let table = clipped(table, 64);
+        let listed = &mut self.summary.skipped_tables;
+        if listed.len() < LISTED && !listed.contains(&table) {
+            listed.push(table);
         }
     }
 
@@ -195,9 +251,33 @@ impl<'a> ImportSession<'a> {
             self.skip_table(table);
             return Ok(TableCounts::default());
         };
-        let counts = self.applier.apply(spec, rows)?;
+        let counts = self.applier.apply(spec, rows).map_err(ImportError::from);
+        let counts = self.roll_back_if_over_quota(counts)?;
         self.summary.tables.entry(table.to_string()).or_default().add(counts);
         Ok(counts)
+    }
+
+    /// An import that ran out of quota takes back everything it wrote — rows and files —
+    /// before it fails, so the account is as it was.
+    fn roll_back_if_over_quota<T>(&mut self, result: Result<T, ImportError>) -> Result<T, ImportError> {
+        if let Err(ImportError::QuotaExceeded { .. }) = &result {
+            let rows = self.applier.roll_back_import()?;
+            let files = self.store.files.remove_written_since(&self.user_id, self.started_on_disk)?;
+            tracing::info!("an import by {} ran out of quota: {rows} rows and {files} files taken back", self.user_id);
+        }
+        result
+    }
+
+    /// Whether `bytes` more would fit in the account's quota.
+    pub fn fits_quota(&self, bytes: u64) -> bool {
+        self.applier.fits(bytes)
+    }
+
+    /// Publishes how many rows of `table` were processed so far.
+    pub fn table_progress(&self, table: &str) {
+        let counts = self.table_counts(table);
+        let processed = counts.imported + counts.skipped + counts.merged + counts.rejected;
+        self.progress(Event::Table { table: table.to_string(), processed });
     }
 
     /// The counts of one table so far.
@@ -205,9 +285,12 @@ impl<'a> ImportSession<'a> {
         self.summary.tables.get(table).copied().unwrap_or_default()
     }
 
-    /// Where a file of the archive may go, or `None` when it must not be written: files in
-    /// folders shared by every user (`images/`, `avatars/`) only when one of the importer's
-    /// rows names them; databank documents under their row's path.
+    /// Where a file of the archive may go (inside the importer's own folder of its bucket),
+    /// or `None` when it must not be written: a file is restored only when one of the
+    /// importer's rows names it — images and thumbnails by an image row, avatars by a
+    /// character or persona, theme assets by a theme-asset row, databank documents (under
+    /// their row's path) by a document row. A completion sound has no row; it is held to
+    /// its five possible names and must sniff as audio.
     fn destination(&mut self, bucket: FileBucket, name: &str) -> Result<Option<String>, ImportError> {
         Ok(match bucket {
             FileBucket::Images => {
@@ -217,17 +300,20 @@ impl<'a> ImportSession<'a> {
                 let stem = name.split('_').next().unwrap_or_default();
                 self.applier.importer_has_image_stem(stem)?.then(|| name.to_string())
             }
-            FileBucket::Avatars => (self.applier.importer_names_file("characters", "avatar_path", name)?
-                || self.applier.importer_names_file("personas", "avatar_path", name)?)
+            FileBucket::Avatars => (self.applier.importer_names_avatar("characters", name)?
+                || self.applier.importer_names_avatar("personas", name)?)
             .then(|| name.to_string()),
-            FileBucket::Databank => {
-                let row_path = match name.split_once("__") {
-                    Some((document_id, _)) => self.applier.databank_file_path(document_id)?,
-                    None => None,
-                };
-                Some(row_path.unwrap_or_else(|| name.to_string()))
-            }
-            FileBucket::ThemeAssets | FileBucket::NotificationSounds => Some(name.to_string()),
+            FileBucket::Databank => match name.split_once("__") {
+                Some((document_id, _)) => self.applier.databank_file_path(document_id)?,
+                None => None,
+            },
+            FileBucket::ThemeAssets => match name.split_once('/') {
+                Some((bundle, file)) => {
+                    self.applier.importer_names_theme_asset(bundle, file)?.then(|| name.to_string())
+                }
+                None => None,
+            },
+            FileBucket::NotificationSounds => Some(name.to_string()),
         })
     }
 
@@ -242,18 +328,33 @@ impl<'a> ImportSession<'a> {
         }
     }
 
-    /// Restores one file, unless a file of that name exists (it is kept) or the file may not
-    /// be written (it is rejected). The bytes go to a temporary name first and appear only
-    /// once complete and checked. `stored` is the archive file and the byte range of a
-    /// stored entry, which is then copied in the kernel while `data` is read for its checks.
+    /// Restores one file of `size` bytes (as its archive claims: it cannot inflate past
+    /// that), unless a file of that name exists (it is kept) or the file may not be written
+    /// (it is rejected). The bytes go to a temporary name first and appear only once
+    /// complete and checked. `stored` is the archive file and the byte range of a stored
+    /// entry, which is then copied in the kernel while `data` is read for its checks. A file
+    /// that does not fit in the account's quota fails the import (`quota_exceeded`).
     pub fn apply_file(
         &mut self,
         bucket: FileBucket,
         name: &str,
+        size: u64,
         data: &mut dyn Read,
         stored: Option<(&std::path::Path, (u64, u64))>,
     ) -> Result<(), ImportError> {
         self.check_cancelled()?;
+        let written = self.write_file(bucket, name, size, data, stored);
+        self.roll_back_if_over_quota(written)
+    }
+
+    fn write_file(
+        &mut self,
+        bucket: FileBucket,
+        name: &str,
+        size: u64,
+        data: &mut dyn Read,
+        stored: Option<(&std::path::Path, (u64, u64))>,
+    ) -> Result<(), ImportError> {
         let destination = self.destination(bucket, name)?;
         let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
         let Some(destination) = destination.filter(|d| self.store.files.path(bucket, &self.user_id, d).is_ok()) else {
@@ -277,6 +378,12 @@ impl<'a> ImportSession<'a> {
                 return Ok(());
             }
         }
+        if self.store.files.path(bucket, &self.user_id, &destination).is_ok_and(|path| path.exists()) {
+            self.drain(&mut (&head[..got]).chain(data))?;
+            self.summary.files.skipped += 1;
+            return Ok(());
+        }
+        self.applier.charge(size, false)?;
         let mut reader = Cancellable { inner: (&head[..got]).chain(data), cancel: &self.cancel };
         let written = match stored.filter(|_| got == 0) {
             Some((archive, range)) => {
@@ -289,12 +396,15 @@ impl<'a> ImportSession<'a> {
             Ok(WriteOutcome::Written { bytes }) => {
                 self.summary.files.imported += 1;
                 self.summary.files.bytes += bytes;
+                self.wrote_files = true;
+                self.applier.refund(size.saturating_sub(bytes));
             }
             Ok(WriteOutcome::AlreadyThere) => {
                 if stored.is_none() {
                     self.drain(&mut reader)?;
                 }
                 self.summary.files.skipped += 1;
+                self.applier.refund(size);
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => return Err(ImportError::Cancelled),
             // Archive faults (CRC, size, bombs) surface as wrapped format errors.
@@ -367,21 +477,18 @@ impl<'a> ImportSession<'a> {
                 updated_at: row.get("updated_at").and_then(Value::as_f64).unwrap_or(0.0),
             });
         }
+        let dimension = i32::try_from(dimension).unwrap_or(i32::MAX);
         let ids: Vec<String> = accepted.iter().map(|row| row.id.clone()).collect();
-        let existing = self.runtime.block_on(self.store.vectors.existing_ids(table, &ids))?;
+        let existing = self.runtime.block_on(self.store.vectors.existing_ids(table, dimension, &ids))?;
         let fresh: Vec<VectorRow> = accepted.into_iter().filter(|row| !existing.contains(&row.id)).collect();
         counts.skipped += existing.len() as u64;
-        let dimension = i32::try_from(dimension).unwrap_or(i32::MAX);
-        match self.runtime.block_on(self.store.vectors.dimension(table))? {
-            Some(table_dimension) if table_dimension != dimension => {
-                // The instance's table holds vectors of another size: nothing can go in.
-                counts.rejected += fresh.len() as u64;
-            }
-            _ => {
-                self.runtime.block_on(self.store.vectors.add(table, &fresh, dimension))?;
-                counts.imported += fresh.len() as u64;
-            }
-        }
+        let bytes: u64 = fresh.iter().map(|row| row.stored_bytes()).sum();
+        // Vectors stay if a later step rolls the import back (their source rows go; they
+        // count against the quota like anything else).
+        let charged = self.applier.charge(bytes, true).map_err(ImportError::from);
+        self.roll_back_if_over_quota(charged)?;
+        self.runtime.block_on(self.store.vectors.add(table, &fresh, dimension))?;
+        counts.imported += fresh.len() as u64;
         self.summary.vectors.tables.entry(table.to_string()).or_default().add(counts);
         Ok(counts)
     }
@@ -392,44 +499,58 @@ impl<'a> ImportSession<'a> {
         self.summary.vectors.reason = blocker;
     }
 
-    /// Decrypts each secret with the ticket's key and stores it (see [`Self::store_secret`]);
-    /// a record that fails is skipped alone. Plaintext only lives in memory.
-    pub fn apply_secrets(&mut self, records: &[EncryptedSecret], key: &SecretKey) -> Result<(), ImportError> {
-        self.progress(json!({"phase": "secrets_apply_start", "count": records.len()}));
+    /// Starts applying secrets: `count` records will follow (see [`Self::apply_secret`]).
+    pub fn begin_secrets(&mut self, count: usize) {
+        self.progress(Event::SecretsApplyStart { count });
         self.summary.secrets.applied = true;
-        for record in records {
-            match record.open(key) {
-                Ok(plaintext) => self.store_secret(&record.key, &plaintext)?,
-                Err(_) => {
-                    self.summary.secrets.rejected += 1;
-                    self.summary.secrets.rejected_keys.push(record.key.clone());
-                }
+    }
+
+    /// Decrypts one secret record with the ticket's key and stores it (see
+    /// [`Self::store_secret`]); a record that fails is skipped alone. Plaintext only lives
+    /// in memory.
+    pub fn apply_secret(&mut self, record: &EncryptedSecret, key: &SecretKey) -> Result<(), ImportError> {
+        match record.open(key) {
+            Ok(plaintext) => self.store_secret(&record.key, &plaintext),
+            Err(_) => {
+                self.reject_secret(&record.key);
+                Ok(())
             }
         }
-        self.secrets_done();
-        Ok(())
+    }
+
+    fn reject_secret(&mut self, key: &str) {
+        self.summary.secrets.rejected += 1;
+        if self.summary.secrets.rejected_keys.len() < LISTED {
+            self.summary.secrets.rejected_keys.push(clipped(key, 128));
+        }
     }
 
     /// Stores secrets the browser decrypted itself (and sent sealed to this import's key),
-    /// by the same rules as [`Self::apply_secrets`].
+    /// by the same rules as [`Self::apply_secret`].
     pub fn apply_plain_secrets(&mut self, secrets: &[PlainSecret]) -> Result<(), ImportError> {
-        self.progress(json!({"phase": "secrets_apply_start", "count": secrets.len()}));
-        self.summary.secrets.applied = true;
+        self.begin_secrets(secrets.len());
         for secret in secrets {
             self.store_secret(&secret.key, &secret.value)?;
         }
-        self.secrets_done();
+        self.end_secrets();
         Ok(())
     }
 
-    fn secrets_done(&self) {
-        self.progress(json!({"phase": "secrets_apply_done", "imported": self.summary.secrets.imported,
-            "skipped": self.summary.secrets.skipped}));
+    pub fn end_secrets(&self) {
+        self.progress(Event::SecretsApplyDone {
+            imported: self.summary.secrets.imported,
+            skipped: self.summary.secrets.skipped,
+        });
     }
 
     /// Stores one secret sealed under this instance's identity key, unless the importer
-    /// already has a secret of that name (kept, as rows are).
+    /// already has a secret of that name (kept, as rows are). A value over
+    /// [`MAX_SECRET_BYTES`] is no API key: it is rejected.
     fn store_secret(&mut self, key: &str, plaintext: &str) -> Result<(), ImportError> {
+        if plaintext.len() > MAX_SECRET_BYTES || key.len() > MAX_SECRET_BYTES {
+            self.reject_secret(key);
+            return Ok(());
+        }
         let sealed = self.store.identity.seal(&self.user_id, key, plaintext);
         if !self.store.db.put_secret_if_absent(&self.user_id, &sealed, crate::auth::now())? {
             self.summary.secrets.skipped += 1;
@@ -442,11 +563,16 @@ impl<'a> ImportSession<'a> {
         Ok(())
     }
 
-    /// Clears dangling references and marks what must be re-vectorized; the summary.
+    /// Clears dangling references, marks what must be re-vectorized, and makes restored
+    /// files durable; the summary.
     pub fn finish(mut self) -> Result<ImportSummary, ImportError> {
         self.summary.scrubbed_references = self.applier.scrub_references()?;
         if !self.summary.vectors.restored {
             self.summary.revectorized = self.applier.mark_inserted_for_revectorization()?;
+        }
+        self.applier.commit()?;
+        if self.wrote_files {
+            self.store.files.sync()?;
         }
         Ok(self.summary)
     }

@@ -136,6 +136,83 @@ impl FileStore {
         publish(&temporary, &destination, copied)
     }
 
+    /// Flushes every file written so far to the disk (one `syncfs` of the data directory's
+    /// filesystem: restored files and the folders that name them survive a crash).
+    pub fn sync(&self) -> io::Result<()> {
+        let root = File::open(&self.root)?;
+        rustix::fs::syncfs(&root).map_err(io::Error::from)
+    }
+
+    /// The folders of `user_id`, one per bucket.
+    fn user_folders(&self, user_id: &str) -> Vec<PathBuf> {
+        [
+            FileBucket::Images,
+            FileBucket::Avatars,
+            FileBucket::Databank,
+            FileBucket::ThemeAssets,
+            FileBucket::NotificationSounds,
+        ]
+        .iter()
+        .filter_map(|bucket| self.path(*bucket, user_id, "probe").ok())
+        .filter_map(|probe| probe.parent().map(Path::to_path_buf))
+        .collect()
+    }
+
+    /// Calls `each` with every regular file under `user_id`'s folders and its metadata.
+    fn walk_user_files(&self, user_id: &str, each: &mut dyn FnMut(&Path, &fs::Metadata)) -> io::Result<()> {
+        let mut pending = self.user_folders(user_id);
+        while let Some(folder) = pending.pop() {
+            let entries = match fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(error),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let metadata = entry.metadata()?;
+                if metadata.is_dir() {
+                    pending.push(entry.path());
+                } else if metadata.is_file() {
+                    each(&entry.path(), &metadata);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The time as the filesystem stamps files now (its clock can lag the system's by a
+    /// few milliseconds): what [`Self::remove_written_since`] compares with.
+    pub fn disk_time(&self) -> io::Result<std::time::SystemTime> {
+        fs::create_dir_all(&self.scratch)?;
+        let marker = self.scratch.join(format!("clock-{}.partial", hex(&random_bytes::<8>())));
+        let stamped = File::create(&marker).and_then(|file| file.metadata()).and_then(|m| m.modified());
+        let _ = fs::remove_file(&marker);
+        stamped
+    }
+
+    /// Bytes of the files `user_id` keeps.
+    pub fn usage_of(&self, user_id: &str) -> io::Result<u64> {
+        let mut bytes = 0;
+        self.walk_user_files(user_id, &mut |_, metadata| bytes += metadata.len())?;
+        Ok(bytes)
+    }
+
+    /// Removes `user_id`'s files written at or after `since` (an import that must leave
+    /// nothing behind: one import per user runs at a time, and a file that was already
+    /// there is never rewritten); returns how many.
+    pub fn remove_written_since(&self, user_id: &str, since: std::time::SystemTime) -> io::Result<u64> {
+        let mut doomed = Vec::new();
+        self.walk_user_files(user_id, &mut |path, metadata| {
+            if metadata.modified().is_ok_and(|at| at >= since) {
+                doomed.push(path.to_path_buf());
+            }
+        })?;
+        for path in &doomed {
+            fs::remove_file(path)?;
+        }
+        Ok(doomed.len() as u64)
+    }
+
     /// The names of the files in a folder of `bucket` (for per-user buckets, `user_id`'s).
     pub fn list(&self, bucket: FileBucket, user_id: &str) -> io::Result<Vec<String>> {
         let probe = self.path(bucket, user_id, "probe").map_err(io::Error::other)?;
@@ -158,6 +235,36 @@ impl FileStore {
         }
         names.sort();
         Ok(names)
+    }
+}
+
+/// A file under `staging/` that is removed when this guard is dropped — however the code
+/// holding it ends, a returned error, a panic, or a request handler dropped because its
+/// client went away — unless [`StagedFile::keep`] hands the path on.
+pub struct StagedFile {
+    path: Option<PathBuf>,
+}
+
+impl StagedFile {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path: Some(path) }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.path.as_deref().unwrap_or_else(|| Path::new(""))
+    }
+
+    /// Gives the path up: the file stays (its new owner removes it).
+    pub fn keep(mut self) -> PathBuf {
+        self.path.take().unwrap_or_default()
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = fs::remove_file(path);
+        }
     }
 }
 

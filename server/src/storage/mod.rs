@@ -1,6 +1,10 @@
 //! Everything kept in the data directory, one module per backend: `sqlite` (accounts, rows,
 //! secrets; the only user of rusqlite), `vectors` (LanceDB; its only user), `files` (the
 //! file tree) and `identity` (the key that seals stored secrets).
+//!
+//! The data directory is private: opening it sets the process's umask to 077 (so every
+//! file and folder written afterwards is the owner's alone) and the directory itself to
+//! 0700, which also covers what an earlier version wrote more openly.
 
 pub mod files;
 pub mod identity;
@@ -28,14 +32,51 @@ pub struct Store {
 impl Store {
     /// Opens the data directory, creating and migrating whatever is missing.
     pub async fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
         std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
         let data_dir = data_dir.canonicalize()?;
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private", data_dir.display()))?;
         let db = Database::open(&data_dir.join("lvbak.sqlite")).context("cannot open the database")?;
         let identity =
             IdentityKey::load_or_create(&data_dir.join("identity.key")).context("cannot read the identity key")?;
         let files = FileStore::new(&data_dir, &data_dir.join("staging"));
         let vectors = VectorStore::open(&data_dir.join("lancedb")).await.context("cannot open LanceDB")?;
-        Ok(Self { data_dir, db, identity, files, vectors })
+        let store = Self { data_dir, db, identity, files, vectors };
+        store.move_shared_files().context("cannot move shared files into per-user folders")?;
+        Ok(store)
+    }
+
+    /// Moves files an earlier layout kept directly in the shared `images/` and `avatars/`
+    /// folders into the folder of the one user whose rows name them. A file several users'
+    /// rows name, or none, stays where it is, out of every export.
+    fn move_shared_files(&self) -> anyhow::Result<()> {
+        for (folder, bucket) in
+            [("images", lvbak_core::FileBucket::Images), ("avatars", lvbak_core::FileBucket::Avatars)]
+        {
+            let Ok(entries) = std::fs::read_dir(self.data_dir.join(folder)) else { continue };
+            for entry in entries.flatten() {
+                if !entry.file_type().is_ok_and(|kind| kind.is_file()) {
+                    continue;
+                }
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+                let owners = self.db.owners_of_shared_file(folder, &name)?;
+                let [owner] = owners.as_slice() else {
+                    tracing::warn!(
+                        "{folder}/{name}: named by {} accounts' rows; left out of every export",
+                        owners.len()
+                    );
+                    continue;
+                };
+                let destination = self.files.path(bucket, owner, &name)?;
+                if let Some(parent) = destination.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::rename(entry.path(), &destination)?;
+            }
+        }
+        Ok(())
     }
 
     /// Where uploads wait while they are checked.

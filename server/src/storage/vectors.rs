@@ -1,6 +1,9 @@
-//! LanceDB, the only module that touches it: `<data>/lancedb` with the tables `embeddings`
-//! and `embeddings_world_books`, in Lumiverse's column layout (FORMAT §5) with the vector
-//! as a fixed-size list of float32. A table takes its dimension from its first rows.
+//! LanceDB, the only module that touches it: `<data>/lancedb` holds the archive tables
+//! `embeddings` and `embeddings_world_books` in Lumiverse's column layout (FORMAT §5) with
+//! the vector as a fixed-size list of float32. Each is stored as one LanceDB table per
+//! vector dimension (`embeddings_d768`, ...), so users whose models differ coexist on one
+//! instance: nobody's first import fixes the dimension for everyone. A directory of an
+//! earlier layout (one table of whatever dimension came first) is renamed on first use.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -29,6 +32,14 @@ pub struct VectorRow {
     pub updated_at: f64,
 }
 
+impl VectorRow {
+    /// The bytes the row counts for against a quota.
+    pub fn stored_bytes(&self) -> u64 {
+        let text = self.id.len() + self.user_id.len() + self.source_type.len() + self.source_id.len();
+        (text + self.owner_id.len() + self.content.len() + self.metadata_json.len() + 4 * self.vector.len() + 16) as u64
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum VectorError {
     #[error("lancedb: {0}")]
@@ -39,21 +50,23 @@ pub enum VectorError {
     Invalid(String),
 }
 
-/// Rows being read from a table.
+/// Rows being read from one or more tables, in turn.
 pub struct VectorRows {
-    stream: Option<lancedb::arrow::SendableRecordBatchStream>,
+    streams: std::collections::VecDeque<lancedb::arrow::SendableRecordBatchStream>,
 }
 
 impl VectorRows {
     /// The next batch of rows, or `None` at the end.
     pub async fn next_batch(&mut self) -> Result<Option<Vec<VectorRow>>, VectorError> {
-        let Some(stream) = self.stream.as_mut() else {
-            return Ok(None);
-        };
-        match stream.try_next().await? {
-            Some(batch) => Ok(Some(rows_of_batch(&batch)?)),
-            None => Ok(None),
+        while let Some(stream) = self.streams.front_mut() {
+            match stream.try_next().await? {
+                Some(batch) => return Ok(Some(rows_of_batch(&batch)?)),
+                None => {
+                    self.streams.pop_front();
+                }
+            }
         }
+        Ok(None)
     }
 }
 
@@ -63,6 +76,11 @@ pub struct VectorStore {
     connection: tokio::sync::OnceCell<lancedb::Connection>,
     /// Creating a table and adding to it must not race between two imports.
     writes: Mutex<()>,
+}
+
+/// The LanceDB table holding `name`'s vectors of `dimension`.
+fn physical(name: &str, dimension: i32) -> String {
+    format!("{name}_d{dimension}")
 }
 
 fn schema(dimension: i32) -> SchemaRef {
@@ -191,14 +209,58 @@ impl VectorStore {
         self.connection
             .get_or_try_init(|| async {
                 let uri = self.directory.to_str().unwrap_or_default();
-                Ok::<_, VectorError>(lancedb::connect(uri).execute().await?)
+                let connection = lancedb::connect(uri).execute().await?;
+                self.rename_legacy_tables(&connection).await?;
+                Ok::<_, VectorError>(connection)
             })
             .await
     }
 
+    /// Gives a table of the earlier layout (`embeddings.lance`, any dimension) its
+    /// per-dimension name.
+    async fn rename_legacy_tables(&self, connection: &lancedb::Connection) -> Result<(), VectorError> {
+        for name in lvbak_core::registry::VECTOR_TABLES {
+            let legacy = self.directory.join(format!("{name}.lance"));
+            if !legacy.exists() {
+                continue;
+            }
+            let table = connection.open_table(*name).execute().await?;
+            let schema = table.schema().await?;
+            let Ok(DataType::FixedSizeList(_, dimension)) =
+                schema.field_with_name("vector").map(|f| f.data_type().clone())
+            else {
+                return Err(VectorError::Invalid(format!("{name} has no vector column")));
+            };
+            drop(table);
+            let renamed = self.directory.join(format!("{}.lance", physical(name, dimension)));
+            std::fs::rename(&legacy, &renamed).map_err(|error| VectorError::Invalid(error.to_string()))?;
+            tracing::info!("vector table {name} (dimension {dimension}) is now {}", physical(name, dimension));
+        }
+        Ok(())
+    }
+
+    /// The dimensions `name` has tables for.
+    fn dimensions(&self, name: &str) -> Vec<i32> {
+        let prefix = format!("{name}_d");
+        let Ok(entries) = std::fs::read_dir(&self.directory) else { return Vec::new() };
+        let mut found: Vec<i32> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let file = entry.file_name();
+                let stem = file.to_str()?.strip_suffix(".lance")?;
+                stem.strip_prefix(&prefix)?.parse().ok()
+            })
+            .collect();
+        found.sort_unstable();
+        found
+    }
+
     async fn table(&self, name: &str) -> Result<Option<lancedb::Table>, VectorError> {
-        // No table directory yet means no table, without loading LanceDB to say so.
-        if !self.directory.join(format!("{name}.lance")).exists() {
+        // No table directory yet means no table, without loading LanceDB to say so (a
+        // directory of the earlier layout is renamed when LanceDB first loads).
+        let legacy =
+            lvbak_core::registry::VECTOR_TABLES.iter().any(|t| self.directory.join(format!("{t}.lance")).exists());
+        if !legacy && !self.directory.join(format!("{name}.lance")).exists() {
             return Ok(None);
         }
         match self.connection().await?.open_table(name).execute().await {
@@ -208,30 +270,54 @@ impl VectorStore {
         }
     }
 
-    /// The vector dimension of a table, if it exists.
-    pub async fn dimension(&self, name: &str) -> Result<Option<i32>, VectorError> {
-        let Some(table) = self.table(name).await? else {
-            return Ok(None);
-        };
-        let schema = table.schema().await?;
-        Ok(match schema.field_with_name("vector").map(|field| field.data_type().clone()) {
-            Ok(DataType::FixedSizeList(_, dimension)) => Some(dimension),
-            _ => None,
-        })
-    }
-
-    /// The rows of `user_id` in table `name`, to be pulled a batch at a time.
+    /// The rows of `user_id` in `name`, of every dimension, to be pulled a batch at a time.
     pub async fn rows_of(&self, name: &str, user_id: &str) -> Result<VectorRows, VectorError> {
-        let Some(table) = self.table(name).await? else {
-            return Ok(VectorRows { stream: None });
-        };
-        let stream = table.query().only_if(format!("user_id = {}", literal(user_id))).execute().await?;
-        Ok(VectorRows { stream: Some(stream) })
+        let mut streams = std::collections::VecDeque::new();
+        self.connection_if_any().await?;
+        for dimension in self.dimensions(name) {
+            streams.extend(self.stream_of(&physical(name, dimension), user_id).await?);
+        }
+        Ok(VectorRows { streams })
     }
 
-    /// Which of `ids` exist in table `name`.
-    pub async fn existing_ids(&self, name: &str, ids: &[String]) -> Result<HashSet<String>, VectorError> {
-        let Some(table) = self.table(name).await? else {
+    /// The rows of `user_id` in `name` of one dimension (what an export carries).
+    pub async fn rows_of_dimension(
+        &self,
+        name: &str,
+        dimension: i32,
+        user_id: &str,
+    ) -> Result<VectorRows, VectorError> {
+        self.connection_if_any().await?;
+        let streams = self.stream_of(&physical(name, dimension), user_id).await?.into_iter().collect();
+        Ok(VectorRows { streams })
+    }
+
+    /// Loads LanceDB if the directory holds any table (which renames legacy ones).
+    async fn connection_if_any(&self) -> Result<(), VectorError> {
+        let any = std::fs::read_dir(&self.directory).map(|mut d| d.next().is_some()).unwrap_or(false);
+        if any {
+            self.connection().await?;
+        }
+        Ok(())
+    }
+
+    async fn stream_of(
+        &self,
+        table: &str,
+        user_id: &str,
+    ) -> Result<Option<lancedb::arrow::SendableRecordBatchStream>, VectorError> {
+        let Some(table) = self.table(table).await? else { return Ok(None) };
+        Ok(Some(table.query().only_if(format!("user_id = {}", literal(user_id))).execute().await?))
+    }
+
+    /// Which of `ids` exist in `name`'s table of `dimension`.
+    pub async fn existing_ids(
+        &self,
+        name: &str,
+        dimension: i32,
+        ids: &[String],
+    ) -> Result<HashSet<String>, VectorError> {
+        let Some(table) = self.table(&physical(name, dimension)).await? else {
             return Ok(HashSet::new());
         };
         let mut found = HashSet::new();
@@ -251,33 +337,38 @@ impl VectorStore {
         Ok(found)
     }
 
-    /// Adds rows to table `name`, creating it with `dimension` if it does not exist. Rows
-    /// whose vector is not of the table's dimension are refused as a whole.
+    /// Adds rows to `name`'s table of `dimension`, creating it if it does not exist. Rows
+    /// whose vector is not of that dimension are refused as a whole.
     pub async fn add(&self, name: &str, rows: &[VectorRow], dimension: i32) -> Result<(), VectorError> {
         if rows.is_empty() {
             return Ok(());
         }
-        if rows.iter().any(|row| row.vector.len() != dimension as usize) {
+        if dimension <= 0 || rows.iter().any(|row| row.vector.len() != dimension as usize) {
             return Err(VectorError::Invalid(format!("a vector is not of dimension {dimension}")));
         }
         let _guard = self.writes.lock().await;
         let batch = batch_of_rows(rows, dimension)?;
-        match self.table(name).await? {
+        let table_name = physical(name, dimension);
+        match self.table(&table_name).await? {
             Some(table) => {
                 table.add(batch).execute().await?;
             }
             None => {
-                self.connection().await?.create_table(name, batch).execute().await?;
+                self.connection().await?.create_table(&table_name, batch).execute().await?;
             }
         }
         Ok(())
     }
 
-    /// Number of rows of `user_id` in table `name`.
+    /// Number of rows of `user_id` in `name`, every dimension.
     pub async fn count_of(&self, name: &str, user_id: &str) -> Result<u64, VectorError> {
-        let Some(table) = self.table(name).await? else {
-            return Ok(0);
-        };
-        Ok(table.count_rows(Some(format!("user_id = {}", literal(user_id)))).await? as u64)
+        self.connection_if_any().await?;
+        let mut count = 0;
+        for dimension in self.dimensions(name) {
+            if let Some(table) = self.table(&physical(name, dimension)).await? {
+                count += table.count_rows(Some(format!("user_id = {}", literal(user_id)))).await? as u64;
+            }
+        }
+        Ok(count)
     }
 }

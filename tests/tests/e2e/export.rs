@@ -119,16 +119,18 @@ async fn a_seeded_account_exports_exactly_what_is_stored() {
     for image in owned_rows(&server.store, "images", &alice.user.id) {
         let name = image["filename"].as_str().unwrap().to_string();
         let stem = name.trim_end_matches(".png").to_string();
-        expected_files.insert(format!("files/images/{name}"), data.join("images").join(&name));
+        let folder = data.join("images").join(&alice.user.id);
+        expected_files.insert(format!("files/images/{name}"), folder.join(&name));
         for size in ["sm", "lg"] {
             let thumb = format!("{stem}_thumb_{size}_v2.webp");
-            expected_files.insert(format!("files/thumbnails/{thumb}"), data.join("images").join(&thumb));
+            expected_files.insert(format!("files/thumbnails/{thumb}"), folder.join(&thumb));
         }
     }
     for table in ["characters", "personas"] {
         for row in owned_rows(&server.store, table, &alice.user.id) {
             let avatar = row["avatar_path"].as_str().unwrap().to_string();
-            expected_files.insert(format!("files/avatars/{avatar}"), data.join("avatars").join(&avatar));
+            expected_files
+                .insert(format!("files/avatars/{avatar}"), data.join("avatars").join(&alice.user.id).join(&avatar));
         }
     }
     let document = &owned_rows(&server.store, "databank_documents", &alice.user.id)[0];

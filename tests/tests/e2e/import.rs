@@ -118,8 +118,9 @@ async fn lumiverse_fixtures_import_with_their_listed_counts_and_a_second_import_
         for (table, rows) in expected["probesAfterFirst"]["targetRowCountsForImporter"].as_object().unwrap() {
             let found = match table.as_str() {
                 "secrets" => server.store.db.secrets_of(&account.user.id).unwrap().len(),
+                // Lumiverse's table of ticket uses; lvbak keeps them per user in its own.
                 "import_consumed_tickets" => {
-                    server.store.db.rows_where(table, "user_id", &account.user.id).unwrap().len()
+                    server.store.db.rows_where("lvbak_ticket_uses", "user_id", &account.user.id).unwrap().len()
                 }
                 _ => owned_rows(&server.store, table, &account.user.id).len(),
             };
@@ -444,7 +445,7 @@ async fn cross_tenant_attacks_change_nothing_of_anyone_else() {
             .collect()
     };
     let before = snapshot(&server);
-    let image_path = server.store.data_dir.join("images").join(image["filename"].as_str().unwrap());
+    let image_path = server.store.data_dir.join("images").join(&victim_id).join(image["filename"].as_str().unwrap());
     let image_bytes = std::fs::read(&image_path).unwrap();
     let instance_tables = ["sso_providers", "multiplayer_rooms", "user", "session"];
     let instance_before: Vec<u64> = instance_tables.iter().map(|t| server.store.db.count_rows(t).unwrap()).collect();
@@ -500,18 +501,18 @@ async fn cross_tenant_attacks_change_nothing_of_anyone_else() {
     ]);
     let status = import(&server, &attacker, &archive, None).await;
     assert_eq!(status["status"], "complete", "{status}");
-    for table in [
-        "messages",
-        "world_book_entries",
-        "lumia_items",
-        "loom_items",
-        "cortex_vault_entities",
-        "memory_salience",
-        "images",
-    ] {
+    for table in
+        ["messages", "world_book_entries", "lumia_items", "loom_items", "cortex_vault_entities", "memory_salience"]
+    {
         assert_eq!(status["summary"][table]["rejected"], 1, "{table}: {status}");
         assert_eq!(status["summary"][table]["imported"], 0, "{table}");
     }
+    // An image row naming the victim's file name is the attacker's own row: it names a file
+    // in the attacker's own folder, which does not exist.
+    assert_eq!(status["summary"]["images"]["imported"], 1, "{status}");
+    let attacker_copy =
+        server.store.data_dir.join("images").join(&attacker.user.id).join(image["filename"].as_str().unwrap());
+    assert!(!attacker_copy.exists());
     assert_eq!(status["summary"]["characters"]["skipped"], 1);
     let skipped: BTreeSet<&str> =
         status["skippedTables"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
@@ -521,7 +522,12 @@ async fn cross_tenant_attacks_change_nothing_of_anyone_else() {
     assert_eq!(std::fs::read(&image_path).unwrap(), image_bytes);
     let instance_after: Vec<u64> = instance_tables.iter().map(|t| server.store.db.count_rows(t).unwrap()).collect();
     assert_eq!(instance_after, instance_before);
-    assert!(owned_rows(&server.store, "images", &attacker.user.id).is_empty());
+    assert_eq!(owned_rows(&server.store, "images", &attacker.user.id).len(), 1);
+    let export = server.get(&attacker, "/api/v1/user-data/export").send().await.unwrap().bytes().await.unwrap();
+    assert!(
+        !export.windows(image_bytes.len()).any(|window| window == image_bytes.as_slice()),
+        "the victim's image left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -531,7 +537,7 @@ async fn an_archive_cannot_plant_files_in_shared_folders() {
     let attacker = server.account("attacker", None).await;
     let image = owned_rows(&server.store, "images", &victim.user.id)[0].clone();
     let stem = image["filename"].as_str().unwrap().trim_end_matches(".png").to_string();
-    let thumbnail = server.store.data_dir.join("images").join(format!("{stem}_thumb_sm_v2.webp"));
+    let thumbnail = server.store.data_dir.join("images").join(&victim.user.id).join(format!("{stem}_thumb_sm_v2.webp"));
     std::fs::remove_file(&thumbnail).unwrap();
     let orphan = "00000000-0000-4000-8000-00000000dead";
     let mut entries = corpus::valid_entries();
@@ -541,12 +547,24 @@ async fn an_archive_cannot_plant_files_in_shared_folders() {
     entries.push(RawEntry::stored("files/avatars/planted.png", b"unreferenced avatar"));
     entries.push(RawEntry::stored("files/notification-sounds/completion.mp3", b"MZ not audio at all"));
     entries.push(RawEntry::stored("files/theme-assets/bundle/own.css", b"body{}"));
+    // A theme asset is restored only when a row names it.
+    entries.push(RawEntry::stored("files/theme-assets/bundle/unnamed.css", b"body{color:red}"));
+    let asset = json!({"id": "asset-1", "user_id": "x", "bundle_id": "bundle", "slug": "own", "storage_type": "file",
+        "file_name": "own.css"});
+    entries.push(RawEntry::deflated("database/theme_assets.ndjson", format!("{asset}\n").as_bytes()));
     let status = import(&server, &attacker, &RawZip::new(entries).build(), None).await;
     assert_eq!(status["status"], "complete", "{status}");
-    assert_eq!(status["fileSummary"], json!({"imported": 1, "skipped": 0, "rejected": 4, "bytes": 6}));
+    assert_eq!(status["fileSummary"], json!({"imported": 1, "skipped": 0, "rejected": 5, "bytes": 6}));
     assert!(!thumbnail.exists(), "a thumbnail was planted beside another user's image");
-    assert!(!server.store.data_dir.join("images").join(format!("{orphan}.png")).exists());
-    assert!(!server.store.data_dir.join("avatars/planted.png").exists());
+    for folder in ["images", "avatars"] {
+        for owner in [&victim.user.id, &attacker.user.id] {
+            let names: Vec<String> = std::fs::read_dir(server.store.data_dir.join(folder).join(owner))
+                .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+                .unwrap_or_default();
+            assert!(!names.iter().any(|n| n.contains(orphan) || n == "planted.png"), "{folder}/{owner}: {names:?}");
+        }
+    }
+    assert!(!server.store.data_dir.join("theme-assets").join(&attacker.user.id).join("bundle/unnamed.css").exists());
     let own = server.store.data_dir.join("theme-assets").join(&attacker.user.id).join("bundle/own.css");
     assert_eq!(std::fs::read(own).unwrap(), b"body{}");
 }

@@ -66,7 +66,9 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, stopped) = oneshot::channel::<()>();
         let web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist");
-        let state = AppState::new(store.clone(), web_dir, limits);
+        // Tests sign in many accounts from one address; the abuse suite checks the limit.
+        let hosting = lvbak_server::config::HostingLimits { login_burst: 10_000, ..Default::default() };
+        let state = AppState::new(store.clone(), web_dir, limits, hosting);
         let served = state.clone();
         tokio::spawn(async move {
             let _ = app::serve(listener, served, async {

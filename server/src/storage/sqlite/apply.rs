@@ -8,10 +8,15 @@
 //!   importer's — someone else's, or nobody's — is rejected;
 //! - a row that refers to another user's row is rejected (or, for the nullable references
 //!   of the scrub list, has the reference cleared);
+//! - a row keyed by another table's id (a message's breakdown, a session's bible) is
+//!   accepted only when that row exists and is the importer's, so nobody can squat a key;
 //! - a row whose primary key exists is skipped, whoever owns it; `settings` are deep-merged;
-//! - images and avatars whose file name another user's row already uses are rejected, so
-//!   an archive cannot claim someone else's file;
 //! - afterwards, nullable references of the importer's rows that point nowhere are cleared.
+//!
+//! Files rows name live in per-user folders (`storage::files`), so a row can only ever name
+//! its own user's files. Memory stays bounded: the ids of inserted rows that may need
+//! re-vectorizing go to a table (`lvbak_import_inserted`), not to a list, and the cache of
+//! looked-up owners is dropped when it grows large.
 
 use std::collections::{HashMap, HashSet};
 
@@ -32,6 +37,9 @@ pub struct TableCounts {
     pub skipped: u64,
     pub merged: u64,
     pub rejected: u64,
+    /// Bytes the imported rows count for against the account's quota.
+    #[serde(skip)]
+    pub bytes: u64,
 }
 
 impl TableCounts {
@@ -40,6 +48,51 @@ impl TableCounts {
         self.skipped += other.skipped;
         self.merged += other.merged;
         self.rejected += other.rejected;
+        self.bytes += other.bytes;
+    }
+}
+
+/// The bytes a row counts for against a quota: its values as stored.
+fn stored_bytes(row: &AlignedRow) -> u64 {
+    row.iter()
+        .flatten()
+        .map(|value| match value {
+            Value::String(text) => text.len() as u64 + 2,
+            _ => 9,
+        })
+        .sum::<u64>()
+        + 16
+}
+
+/// An account's disk use during an import: what it used before, what the import added,
+/// and its quota (`None`: none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub quota: Option<u64>,
+    pub before: u64,
+    pub added: u64,
+    /// Of `added`, what stays even if the import is rolled back (vectors).
+    pub kept: u64,
+    persisted: u64,
+}
+
+impl Usage {
+    pub fn new(quota: Option<u64>, before: u64) -> Self {
+        Self { quota, before, added: 0, kept: 0, persisted: before }
+    }
+
+    /// Refuses `bytes` more if they do not fit.
+    pub fn check(&self, bytes: u64) -> DbResult<()> {
+        match self.quota {
+            Some(quota) if self.before + self.added + bytes > quota => {
+                Err(super::DbError::QuotaExceeded { quota, used: self.before + self.added, needed: bytes })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.before + self.added
     }
 }
 
@@ -69,8 +122,6 @@ struct TablePlan {
     filter: Option<(usize, &'static str)>,
     parent: Option<(usize, &'static str)>,
     references: Vec<(usize, &'static str, ReferenceRule)>,
-    /// A column naming a file in a shared folder, which another user's row may already use.
-    file_name: Option<usize>,
     id: Option<usize>,
 }
 
@@ -83,12 +134,18 @@ pub struct RowApplier {
     user_id: String,
     plans: HashMap<&'static str, TablePlan>,
     owners: HashMap<(&'static str, String), Owner>,
-    /// Ids inserted by this import, per table that may need re-vectorizing.
-    inserted: HashMap<&'static str, Vec<String>>,
+
     /// The write transaction batches share, and when it began (see [`Self::apply`]).
     open_since: Option<std::time::Instant>,
     rows_in_transaction: usize,
+    /// The largest rowid of every registry table when the import began: rowids only grow
+    /// and imports never choose them, so the importer's rows above are the ones it added.
+    rowids_before: HashMap<&'static str, i64>,
+    usage: Usage,
 }
+
+/// Owners remembered at most; past this the cache starts over.
+const REMEMBERED_OWNERS: usize = 100_000;
 
 /// A transaction spanning several batches is committed after this long or this many rows,
 /// so that index pages dirtied by many batches are written once, while other writers wait
@@ -181,8 +238,9 @@ pub fn merge_setting(target: &Value, imported: &Value) -> Value {
 }
 
 impl Database {
-    /// A writer for one import by `user_id`.
-    pub fn row_applier(&self, user_id: &str) -> DbResult<RowApplier> {
+    /// A writer for one import by `user_id`, whose disk quota is `quota` unless the account
+    /// has one of its own.
+    pub fn row_applier(&self, user_id: &str, quota: Option<u64>) -> DbResult<RowApplier> {
         let connection = self.connect()?;
         connection.pragma_update(None, "foreign_keys", "OFF")?;
         // A bulk writer: a page cache that holds a whole batch, and checkpoints (each of
@@ -190,14 +248,22 @@ impl Database {
         connection.pragma_update(None, "cache_size", -24576)?;
         connection.pragma_update(None, "wal_autocheckpoint", 65536)?;
         connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        let mut rowids_before = HashMap::new();
+        for spec in TABLES {
+            let sql = format!("SELECT coalesce(max(rowid), 0) FROM {}", quoted(spec.name));
+            rowids_before.insert(spec.name, connection.query_row(&sql, [], |row| row.get(0))?);
+        }
+        let quota = self.quota_of(user_id)?.unwrap_or(quota);
+        let before = self.usage_of(user_id)?.unwrap_or(0);
         Ok(RowApplier {
             connection,
             user_id: user_id.to_string(),
             plans: HashMap::new(),
             owners: HashMap::new(),
-            inserted: HashMap::new(),
             open_since: None,
             rows_in_transaction: 0,
+            rowids_before,
+            usage: Usage::new(quota, before),
         })
     }
 }
@@ -231,11 +297,6 @@ impl RowApplier {
                 .iter()
                 .filter_map(|r| position(r.column).map(|index| (index, r.table, r.rule)))
                 .collect(),
-            file_name: match spec.name {
-                "images" => position("filename"),
-                "characters" | "personas" => position("avatar_path"),
-                _ => None,
-            },
             id: position("id"),
             columns,
         };
@@ -273,40 +334,85 @@ impl RowApplier {
         };
         // A missing row may be inserted later in this import; only settled answers are kept.
         if owner != Owner::Nobody {
+            if self.owners.len() >= REMEMBERED_OWNERS {
+                self.owners.clear();
+            }
             self.owners.insert((table, id.to_string()), owner);
         }
         Ok(owner)
     }
 
-    /// Whether another user's row of `table` already uses `value` in `column` (a file name).
-    fn file_name_taken(&mut self, table: &str, column: &str, value: &str) -> DbResult<bool> {
-        let owner = match table_spec(table).map(|s| s.ownership) {
-            Some(Ownership::Direct { column }) => column,
-            _ => "user_id",
-        };
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = ?1 AND ({} IS NULL OR {} <> ?2))",
-            quoted(table),
-            quoted(column),
-            quoted(owner),
-            quoted(owner)
-        );
-        Ok(self.connection.prepare_cached(&sql)?.query_row([value, self.user_id.as_str()], |row| row.get(0))?)
+    /// Lets go of memory that can be rebuilt: the owner cache and SQLite's page cache.
+    pub fn release_memory(&mut self) {
+        self.owners = HashMap::new();
+        let _ = self.connection.execute_batch("PRAGMA shrink_memory");
     }
 
-    /// Whether an avatar file name is used by another user's character or persona.
-    fn avatar_taken(&mut self, name: &str) -> DbResult<bool> {
-        Ok(self.file_name_taken("characters", "avatar_path", name)?
-            || self.file_name_taken("personas", "avatar_path", name)?)
-    }
-
-    /// Commits the open transaction, if any.
+    /// Commits the open transaction, if any, with the account's disk use as it now is.
     pub fn commit(&mut self) -> DbResult<()> {
+        let total = self.usage.total();
+        if total != self.usage.persisted {
+            self.connection.execute(
+                "INSERT INTO lvbak_usage (user_id, bytes) VALUES (?1, ?2) ON CONFLICT (user_id) DO UPDATE SET bytes = excluded.bytes",
+                rusqlite::params![self.user_id, total as i64],
+            )?;
+            self.usage.persisted = total;
+        }
         if self.open_since.take().is_some() {
             self.rows_in_transaction = 0;
             self.connection.execute_batch("COMMIT")?;
         }
         Ok(())
+    }
+
+    /// The account's disk use during this import.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    /// Counts `bytes` written outside the rows (a file; a vector, which `keep` marks as
+    /// staying if the import is rolled back), or refuses them if they do not fit.
+    pub fn charge(&mut self, bytes: u64, keep: bool) -> DbResult<()> {
+        self.usage.check(bytes)?;
+        self.usage.added += bytes;
+        if keep {
+            self.usage.kept += bytes;
+        }
+        Ok(())
+    }
+
+    /// Gives back bytes charged for a file that turned out smaller, or was already there.
+    pub fn refund(&mut self, bytes: u64) {
+        self.usage.added = self.usage.added.saturating_sub(bytes);
+    }
+
+    /// Whether `bytes` more would fit in the quota.
+    pub fn fits(&self, bytes: u64) -> bool {
+        self.usage.check(bytes).is_ok()
+    }
+
+    /// Takes back every row this import added (children first) and what they counted for;
+    /// used when the import fails over its quota, so that nothing it wrote stays.
+    pub fn roll_back_import(&mut self) -> DbResult<u64> {
+        if self.open_since.take().is_some() {
+            self.connection.execute_batch("ROLLBACK")?;
+        }
+        self.rows_in_transaction = 0;
+        let transaction = self.connection.transaction()?;
+        let mut removed = 0;
+        for spec in TABLES.iter().rev() {
+            let before = self.rowids_before.get(spec.name).copied().unwrap_or(i64::MAX);
+            let sql = format!(
+                "DELETE FROM {} AS t WHERE t.rowid > ?2 AND {}",
+                quoted(spec.name),
+                owned_condition(spec, "t", 1)
+            );
+            removed += transaction.execute(&sql, rusqlite::params![self.user_id, before])? as u64;
+        }
+        transaction.commit()?;
+        self.usage.added = self.usage.kept;
+        self.commit()?;
+        Ok(removed)
     }
 
     /// Applies a batch of rows of one registry table (aligned with [`Self::columns_of`]):
@@ -342,9 +448,12 @@ impl RowApplier {
                     a[id].as_ref().and_then(Value::as_str).cmp(&b[id].as_ref().and_then(Value::as_str))
                 });
             }
-            let inserted = self.insert_all(spec, &plan, &accepted)?;
+            let (inserted, bytes) = self.insert_all(spec, &plan, &accepted)?;
+            self.usage.check(bytes)?;
+            self.usage.added += bytes;
             counts.imported += inserted;
             counts.skipped += accepted.len() as u64 - inserted;
+            counts.bytes += bytes;
             Ok(())
         })();
         if let Err(error) = result {
@@ -389,35 +498,29 @@ impl RowApplier {
             }
         }
         for &(index, table, rule) in &plan.references {
-            let Some(target) = text(&row, index) else { continue };
+            let target = text(&row, index);
             let Some(target_spec) = table_spec(table) else { continue };
-            if self.owner_of(target_spec.name, &target)? == Owner::Someone {
-                match rule {
-                    ReferenceRule::RejectWhenForeign => return Ok(None),
-                    ReferenceRule::ScrubWhenMissing => row[index] = Some(Value::Null),
-                }
-            }
-        }
-        // An archive must not claim a file another user's row names.
-        if let Some(index) = plan.file_name {
-            if let Some(name) = text(&row, index) {
-                let taken = match plan.names[index].as_str() {
-                    "filename" => self.file_name_taken("images", "filename", &name)?,
-                    _ => self.avatar_taken(&name)?,
-                };
-                if taken {
-                    return Ok(None);
-                }
+            let owner = match &target {
+                Some(target) => self.owner_of(target_spec.name, target)?,
+                None => Owner::Nobody,
+            };
+            match (rule, owner) {
+                (ReferenceRule::RequireOwn, Owner::Importer) => {}
+                (ReferenceRule::RequireOwn, _) => return Ok(None),
+                (ReferenceRule::RejectWhenForeign, Owner::Someone) => return Ok(None),
+                (ReferenceRule::ScrubWhenMissing, Owner::Someone) => row[index] = Some(Value::Null),
+                _ => {}
             }
         }
         Ok(Some(row))
     }
 
-    /// `INSERT OR IGNORE` of rows aligned with `columns`; returns how many were new.
-    fn insert_all(&mut self, spec: &'static TableSpec, plan: &TablePlan, rows: &[AlignedRow]) -> DbResult<u64> {
-        let (columns, id_column) = (&plan.columns, plan.id);
+    /// `INSERT OR IGNORE` of rows aligned with `columns`; returns how many were new and
+    /// the bytes they count for.
+    fn insert_all(&mut self, spec: &'static TableSpec, plan: &TablePlan, rows: &[AlignedRow]) -> DbResult<(u64, u64)> {
+        let columns = &plan.columns;
         let mut inserted = 0;
-        let mut new_ids = Vec::new();
+        let mut bytes = 0;
         let mut current: Option<(u128, rusqlite::CachedStatement<'_>)> = None;
         for row in rows {
             // Which columns the row has, as bits (registry tables have well under 128).
@@ -447,17 +550,9 @@ impl RowApplier {
                 continue;
             }
             inserted += 1;
-            if !spec.revectorize.is_empty() {
-                if let Some(id) = id_column.and_then(|i| row[i].as_ref()).and_then(Value::as_str) {
-                    new_ids.push(id.to_string());
-                }
-            }
+            bytes += stored_bytes(row);
         }
-        drop(current);
-        if !new_ids.is_empty() {
-            self.inserted.entry(spec.name).or_default().extend(new_ids);
-        }
-        Ok(inserted)
+        Ok((inserted, bytes))
     }
 
     fn apply_setting(&mut self, plan: &TablePlan, row: AlignedRow, counts: &mut TableCounts) -> DbResult<()> {
@@ -534,10 +629,9 @@ impl RowApplier {
     /// Resets the vector state of the rows this import inserted, so they are re-embedded
     /// (FORMAT §3); returns how many rows were marked.
     pub fn mark_inserted_for_revectorization(&mut self) -> DbResult<u64> {
+        self.commit()?;
         let mut marked = 0;
-        let inserted = std::mem::take(&mut self.inserted);
-        for (table, ids) in &inserted {
-            let Some(spec) = table_spec(table) else { continue };
+        for spec in TABLES.iter().filter(|spec| !spec.revectorize.is_empty()) {
             let assignments: Vec<String> = spec
                 .revectorize
                 .iter()
@@ -550,16 +644,14 @@ impl RowApplier {
                     format!("{} = {value}", quoted(column))
                 })
                 .collect();
-            for group in ids.chunks(500) {
-                let placeholders: Vec<String> = (1..=group.len()).map(|i| format!("?{i}")).collect();
-                let sql = format!(
-                    "UPDATE {} SET {} WHERE id IN ({})",
-                    quoted(table),
-                    assignments.join(", "),
-                    placeholders.join(", ")
-                );
-                marked += self.connection.execute(&sql, rusqlite::params_from_iter(group))? as u64;
-            }
+            let before = self.rowids_before.get(spec.name).copied().unwrap_or(i64::MAX);
+            let sql = format!(
+                "UPDATE {} AS t SET {} WHERE t.rowid > ?2 AND {}",
+                quoted(spec.name),
+                assignments.join(", "),
+                owned_condition(spec, "t", 1),
+            );
+            marked += self.connection.execute(&sql, rusqlite::params![self.user_id, before])? as u64;
         }
         Ok(marked)
     }
@@ -605,6 +697,27 @@ impl RowApplier {
             quoted(owner)
         );
         Ok(self.connection.prepare_cached(&sql)?.query_row([name, self.user_id.as_str()], |row| row.get(0))?)
+    }
+
+    /// Whether one of the importer's characters or personas (`table`) has this avatar file
+    /// (exports name an avatar by the last segment of its path).
+    pub fn importer_names_avatar(&mut self, table: &str, name: &str) -> DbResult<bool> {
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE user_id = ?2 AND (avatar_path = ?1 OR \
+             (substr(avatar_path, -length(?1)) = ?1 AND substr(avatar_path, -length(?1) - 1, 1) IN ('/', '\\'))))",
+            quoted(table)
+        );
+        Ok(self.connection.prepare_cached(&sql)?.query_row([name, self.user_id.as_str()], |row| row.get(0))?)
+    }
+
+    /// Whether one of the importer's theme assets is `file` of `bundle`.
+    pub fn importer_names_theme_asset(&mut self, bundle: &str, file: &str) -> DbResult<bool> {
+        Ok(self
+            .connection
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM theme_assets WHERE user_id = ?1 AND bundle_id = ?2 AND file_name = ?3)",
+            )?
+            .query_row([self.user_id.as_str(), bundle, file], |row| row.get(0))?)
     }
 
     /// Whether the importer has an image whose file is `<stem>` or `<stem>.<extension>`

@@ -7,6 +7,7 @@ use super::DbResult;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0001_lumiverse_tables.sql"),
     include_str!("../../../migrations/0002_lvbak.sql"),
+    include_str!("../../../migrations/0003_hosting.sql"),
 ];
 
 /// Applies every migration the database has not seen yet, each in one transaction.

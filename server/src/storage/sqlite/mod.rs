@@ -6,6 +6,7 @@ mod accounts;
 mod apply;
 mod jobs;
 mod migrations;
+mod quotas;
 mod rows;
 mod secrets;
 
@@ -27,6 +28,9 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Invalid(String),
+    /// Writing would take the account past its disk quota.
+    #[error("over quota: {needed} more bytes on top of {used} of {quota}")]
+    QuotaExceeded { quota: u64, used: u64, needed: u64 },
 }
 
 pub type DbResult<T> = Result<T, DbError>;

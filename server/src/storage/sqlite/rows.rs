@@ -240,3 +240,33 @@ impl Database {
         })
     }
 }
+
+impl Database {
+    /// The accounts whose rows name a file kept directly in the shared `images/` or
+    /// `avatars/` folder of an earlier layout (an image by its file name, a thumbnail by its
+    /// image's, an avatar by the last segment of a character's or persona's path).
+    pub fn owners_of_shared_file(&self, folder: &str, name: &str) -> DbResult<Vec<String>> {
+        let sql = match folder {
+            "images" => {
+                "SELECT DISTINCT user_id FROM images WHERE user_id IS NOT NULL AND (filename = ?1 OR \
+                 (instr(?1, '_thumb_') > 1 AND (filename = substr(?1, 1, instr(?1, '_thumb_') - 1) \
+                  OR substr(filename, 1, instr(?1, '_thumb_')) = substr(?1, 1, instr(?1, '_thumb_') - 1) || '.')))"
+            }
+            "avatars" => {
+                "SELECT user_id FROM characters WHERE avatar_path = ?1 OR (substr(avatar_path, -length(?1)) = ?1 \
+                 AND substr(avatar_path, -length(?1) - 1, 1) IN ('/', '\\')) \
+                 UNION SELECT user_id FROM personas WHERE avatar_path = ?1 OR (substr(avatar_path, -length(?1)) = ?1 \
+                 AND substr(avatar_path, -length(?1) - 1, 1) IN ('/', '\\'))"
+            }
+            _ => return Ok(Vec::new()),
+        };
+        self.read(|connection| {
+            let mut statement = connection.prepare(sql)?;
+            let owners = statement.query_map([name], |row| row.get::<_, Option<String>>(0))?;
+            let mut found: Vec<String> = owners.filter_map(|owner| owner.ok().flatten()).collect();
+            found.sort();
+            found.dedup();
+            Ok(found)
+        })
+    }
+}

@@ -1,5 +1,6 @@
 //! The `secrets` table (values sealed under the instance identity key by
-//! `storage::identity`, stored here as base64 text) and `import_consumed_tickets`.
+//! `storage::identity`, stored here as base64 text) and ticket uses (`lvbak_ticket_uses`,
+//! per archive and user).
 
 use rusqlite::{params, OptionalExtension};
 
@@ -67,29 +68,30 @@ impl Database {
         })
     }
 
-    /// Records one use of a ticket and says how it was used before (FORMAT §6: reuse is an
-    /// advisory, never a refusal).
+    /// Records one use of a ticket by `user_id` and says how that user used it before
+    /// (FORMAT §6: reuse is an advisory, never a refusal). Uses are kept per user: another
+    /// account's use of the same archive (or of an id it claims) is not this user's reuse.
     pub fn record_ticket_use(&self, archive_id: &str, user_id: &str, now: i64) -> DbResult<TicketUse> {
         self.write(|connection| {
             let transaction = connection.transaction()?;
             let before: Option<(i64, i64)> = transaction
                 .query_row(
-                    "SELECT consumed_at, uses FROM import_consumed_tickets WHERE archive_id = ?1",
-                    [archive_id],
+                    "SELECT consumed_at, uses FROM lvbak_ticket_uses WHERE archive_id = ?1 AND user_id = ?2",
+                    [archive_id, user_id],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()?;
             let result = match before {
                 Some((consumed_at, uses)) => {
                     transaction.execute(
-                        "UPDATE import_consumed_tickets SET uses = uses + 1, last_used_at = ?2 WHERE archive_id = ?1",
-                        params![archive_id, now],
+                        "UPDATE lvbak_ticket_uses SET uses = uses + 1, last_used_at = ?3 WHERE archive_id = ?1 AND user_id = ?2",
+                        params![archive_id, user_id, now],
                     )?;
                     TicketUse { was_reused: true, uses: uses + 1, previously_consumed_at: Some(consumed_at) }
                 }
                 None => {
                     transaction.execute(
-                        "INSERT INTO import_consumed_tickets (archive_id, consumed_at, user_id, uses, last_used_at)
+                        "INSERT INTO lvbak_ticket_uses (archive_id, consumed_at, user_id, uses, last_used_at)
                          VALUES (?1, ?2, ?3, 1, ?2)",
                         params![archive_id, now, user_id],
                     )?;

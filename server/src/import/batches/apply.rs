@@ -1,0 +1,249 @@
+//! What each kind of batch does to the job's session: rows are inflated and parsed a step
+//! at a time (the job's inflated total held to the decompressed cap) and applied as they
+//! come; vectors likewise; file chunks are appended to a staged file that is applied once
+//! complete; sealed secrets are opened with the job's HPKE key and stored.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use lvbak_core::batch::{InflatingPayload, PlainSecret};
+use lvbak_core::hpke::{HpkeKeyPair, SECRETS_INFO};
+use lvbak_core::{check_row, parse_row, parse_row_aligned, EmbeddingConfig, FileBucket, FormatError, NdjsonLines};
+use serde_json::json;
+
+use super::worker::Work;
+use crate::auth::now;
+use crate::import::jobs::Job;
+use crate::import::session::{ImportError, ImportSession, ImportSummary};
+use crate::import::steps::for_each_step;
+use crate::progress::Event;
+use crate::storage::files::{hex, StagedFile};
+use crate::storage::identity::random_bytes;
+use crate::storage::Store;
+
+/// A file arriving in chunks, staged until complete.
+struct PendingFile {
+    bucket: FileBucket,
+    name: String,
+    size: u64,
+    written: u64,
+    staged: StagedFile,
+    file: File,
+}
+
+/// Applies a job's batches to its session.
+pub struct BatchApplier<'a> {
+    session: ImportSession<'a>,
+    store: &'a Store,
+    job: &'a Job,
+    key: &'a HpkeKeyPair,
+    pending: Option<PendingFile>,
+    vectors_applied: bool,
+    /// Why vectors may not be restored, as last decided.
+    blocker: Option<String>,
+    /// The live columns of every registry table.
+    columns: HashMap<String, Vec<String>>,
+    inflated: Arc<AtomicU64>,
+    decompressed_cap: u64,
+    line_cap: u64,
+}
+
+impl<'a> BatchApplier<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        session: ImportSession<'a>,
+        store: &'a Store,
+        job: &'a Job,
+        key: &'a HpkeKeyPair,
+        blocker: Option<String>,
+        columns: HashMap<String, Vec<String>>,
+        inflated: Arc<AtomicU64>,
+        decompressed_cap: u64,
+        line_cap: u64,
+    ) -> Self {
+        Self {
+            session,
+            store,
+            job,
+            key,
+            pending: None,
+            vectors_applied: false,
+            blocker,
+            columns,
+            inflated,
+            decompressed_cap,
+            line_cap,
+        }
+    }
+
+    pub fn apply(&mut self, work: Work) -> Result<(), ImportError> {
+        if !matches!(work, Work::FileChunk { .. }) {
+            self.finish_files()?;
+        }
+        match work {
+            Work::Rows { table, first_line, deflated } => self.rows(&table, first_line, &deflated),
+            Work::Vectors { table, first_line, deflated } => self.vectors(&table, first_line, &deflated),
+            Work::FileChunk { bucket, name, offset, size, bytes } => {
+                self.file_chunk(bucket, name, offset, size, &bytes)
+            }
+            Work::Secrets { enc, sealed } => self.secrets(&enc, &sealed),
+            // Answered by the worker itself.
+            Work::CheckVectors(_) | Work::Commit(_) => Ok(()),
+        }
+    }
+
+    /// The lines of a deflated payload, inflating as they are read; every inflated byte
+    /// counts against the job's decompressed cap.
+    fn lines<'p>(&self, entry: String, deflated: &'p [u8]) -> NdjsonLines<BufReader<impl std::io::Read + Send + 'p>> {
+        let (total, cap) = (self.inflated.clone(), self.decompressed_cap);
+        let payload = InflatingPayload::new(deflated, move |bytes| {
+            if total.fetch_add(bytes, Ordering::Relaxed) + bytes > cap {
+                return Err(FormatError::DecompressedCap { limit: cap });
+            }
+            Ok(())
+        });
+        NdjsonLines::new(BufReader::with_capacity(256 * 1024, payload), entry, self.line_cap)
+    }
+
+    /// Applies the rows of a registry table a step at a time; a table this server does not
+    /// apply has its lines checked and is noted.
+    fn rows(&mut self, table: &str, first_line: u64, deflated: &[u8]) -> Result<(), ImportError> {
+        let lines = self.lines(format!("database/{table}.ndjson"), deflated);
+        let Some(columns) = self.columns.get(table) else {
+            for_each_step(lines, first_line, check_row, |_| Ok(()))?;
+            self.session.skip_table(table);
+            return Ok(());
+        };
+        let session = &mut self.session;
+        let parse = |entry: &str, number: u64, line: &[u8]| parse_row_aligned(entry, number, line, columns);
+        for_each_step(lines, first_line, parse, |rows| session.apply_rows(table, rows).map(|_| ()))?;
+        self.session.table_progress(table);
+        Ok(())
+    }
+
+    fn vectors(&mut self, table: &str, first_line: u64, deflated: &[u8]) -> Result<(), ImportError> {
+        let lines = self.lines(format!("lancedb/{table}.ndjson"), deflated);
+        let dimension = self.job.archive.embedding_config.dimension.unwrap_or(0);
+        let session = &mut self.session;
+        let mut processed = 0;
+        for_each_step(lines, first_line, parse_row, |rows| {
+            processed += rows.len() as u64;
+            session.apply_vectors(table, rows, dimension).map(|_| ())
+        })?;
+        self.vectors_applied = true;
+        self.session.progress(Event::Lancedb { table: table.to_string(), processed });
+        Ok(())
+    }
+
+    /// Appends a chunk to the file being received; the file is applied when complete.
+    fn file_chunk(
+        &mut self,
+        bucket: FileBucket,
+        name: String,
+        offset: u64,
+        size: u64,
+        bytes: &[u8],
+    ) -> Result<(), ImportError> {
+        let continues = self.pending.as_ref().is_some_and(|p| p.bucket == bucket && p.name == name && p.size == size);
+        if !continues {
+            if self.pending.is_some() {
+                return Err(FormatError::BadBatch { detail: "a file ends before all its bytes arrived".into() }.into());
+            }
+            if offset != 0 {
+                return Err(FormatError::BadBatch { detail: "a file's first chunk must start at 0".into() }.into());
+            }
+            let staging = self.store.staging_dir();
+            std::fs::create_dir_all(&staging)?;
+            let staged = StagedFile::new(staging.join(format!("upload-{}.partial", hex(&random_bytes::<8>()))));
+            let file = OpenOptions::new().read(true).write(true).create_new(true).open(staged.path())?;
+            self.pending = Some(PendingFile { bucket, name, size, written: 0, staged, file });
+        }
+        let Some(pending) = self.pending.as_mut() else { return Ok(()) };
+        if offset != pending.written {
+            return Err(FormatError::BadBatch { detail: "file chunks must arrive in order".into() }.into());
+        }
+        pending.file.write_all(bytes)?;
+        pending.written += bytes.len() as u64;
+        if pending.written == pending.size {
+            self.finish_files()?;
+        }
+        Ok(())
+    }
+
+    /// Applies the staged file, if complete; a file left incomplete is an error. The staged
+    /// copy is removed either way.
+    pub fn finish_files(&mut self) -> Result<(), ImportError> {
+        let Some(pending) = self.pending.take() else { return Ok(()) };
+        if pending.written != pending.size {
+            return Err(FormatError::Truncated { what: format!("the file {}", pending.name) }.into());
+        }
+        let mut reader = File::open(pending.staged.path())?;
+        let range = Some((pending.staged.path(), (0, pending.size)));
+        self.session.apply_file(pending.bucket, &pending.name, pending.size, &mut reader, range)
+    }
+
+    fn secrets(&mut self, enc: &[u8; 32], sealed: &[u8]) -> Result<(), ImportError> {
+        let plaintext = self.key.open(enc, SECRETS_INFO, self.job.id.as_bytes(), sealed)?;
+        let secrets: Vec<PlainSecret> = serde_json::from_slice(&plaintext).map_err(|error| {
+            FormatError::BadSecrets { detail: format!("the sealed secrets are not a list: {error}") }
+        })?;
+        if secrets.len() > self.job.archive.secrets_count() {
+            return Err(FormatError::BadSecrets {
+                detail: format!(
+                    "{} secrets sealed for an index of {}",
+                    secrets.len(),
+                    self.job.archive.secrets_count()
+                ),
+            }
+            .into());
+        }
+        // The ticket was used in the browser: record it, so a reuse is reported as on the raw
+        // path. (Other connections write here: the rows' open transaction is committed first.)
+        self.session.commit()?;
+        let used = self.store.db.record_ticket_use(&self.job.archive.archive_id, &self.job.user_id, now())?;
+        self.job.lock().ticket_use = Some(json!({
+            "accepted": true,
+            "wasReused": used.was_reused,
+            "previouslyConsumedAt": used.previously_consumed_at,
+            "uses": used.uses,
+        }));
+        self.session.apply_plain_secrets(&secrets)
+    }
+
+    /// Applies what is pending and decides again whether vectors may come (the rows may
+    /// have brought the embedding settings).
+    pub fn check_vectors(&mut self, archive: &EmbeddingConfig) -> Result<Option<String>, ImportError> {
+        self.finish_files()?;
+        self.session.commit()?;
+        self.blocker = self.session.vector_restore_blocker(archive)?;
+        Ok(self.blocker.clone())
+    }
+
+    /// Commits what is applied and lets go of memory while the job waits.
+    pub fn pause(&mut self) -> Result<(), ImportError> {
+        self.finish_files()?;
+        self.session.commit()?;
+        self.session.release_memory();
+        Ok(())
+    }
+
+    /// Drops a file left half-received (its staged copy goes with it).
+    pub fn abandon(&mut self) {
+        self.pending = None;
+    }
+
+    /// Completes the import: the vector outcome, the reference scrub, the summary.
+    pub fn finish(mut self) -> Result<ImportSummary, ImportError> {
+        self.finish_files()?;
+        let outcome = match (self.vectors_applied, self.blocker.take()) {
+            (true, _) => None,
+            (false, Some(reason)) => Some(reason),
+            (false, None) => Some("the archive's vectors were not sent".into()),
+        };
+        self.session.set_vector_outcome(outcome);
+        self.session.finish()
+    }
+}

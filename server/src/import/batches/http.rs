@@ -1,0 +1,286 @@
+//! The batch import's handlers: open a job (and start its worker), take numbered batches
+//! (memory reserved before the body is read, frame checked, ledger consulted, queued),
+//! answer the vectors check, and commit.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use lvbak_core::batch::{decode_batch_deflated, MAX_FILE_CHUNK_BYTES};
+use lvbak_core::hpke::HpkeKeyPair;
+use lvbak_core::secrets::SecretsIndex;
+use lvbak_core::{FormatError, Manifest};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::{oneshot, Semaphore};
+
+use super::worker::{Queued, Work, Worker};
+use super::{BatchUpload, QUEUE};
+use crate::app::AppState;
+use crate::auth::CurrentUser;
+use crate::error::{AppError, AppResult};
+use crate::export::plan::new_archive_id;
+use crate::import::http::recorded_status;
+use crate::import::jobs::{ArchiveFacts, Job, Status};
+use crate::storage::files::hex;
+use crate::storage::identity::random_bytes;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/user-data/import/batches", post(open))
+        .route(
+            "/api/v1/user-data/import/{job_id}/batches/{number}",
+            put(receive).layer(DefaultBodyLimit::max(MAX_BATCH_WIRE_BYTES)),
+        )
+        .route("/api/v1/user-data/import/{job_id}/vectors-check", post(vectors_check))
+        .route("/api/v1/user-data/import/{job_id}/commit", post(commit))
+}
+
+/// A batch on the wire, at most: a file chunk and its header, or deflated NDJSON.
+const MAX_BATCH_WIRE_BYTES: usize = MAX_FILE_CHUNK_BYTES + 128 * 1024;
+/// How long a batch waits for room in the instance's batch memory before `busy`.
+const MEMORY_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OpenRequest {
+    manifest: Value,
+    #[serde(default)]
+    secrets_index: Option<Value>,
+}
+
+/// `POST /api/v1/user-data/import/batches`
+async fn open(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Json(request): Json<OpenRequest>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    // The client's manifest is checked as if read from the archive.
+    let manifest = Manifest::parse(request.manifest.to_string().as_bytes())?;
+    let binding = match request.secrets_index.filter(|v| !v.is_null()) {
+        Some(index) => Some(SecretsIndex::parse(index.to_string().as_bytes())?.binding()),
+        None => None,
+    };
+    let reservation = state.jobs().reserve(&user.id)?;
+    let store = state.store();
+    let job_id = new_archive_id();
+    let facts = ArchiveFacts::new(&manifest, binding);
+    drop(manifest);
+    let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, None);
+    let key = HpkeKeyPair::from_secret(random_bytes::<32>());
+    let public_key = BASE64.encode(key.public_key());
+    let (queue, receiver) = std::sync::mpsc::sync_channel(QUEUE);
+    let inflated = Arc::new(AtomicU64::new(0));
+    job.set_batches(Arc::new(BatchUpload {
+        ledger: tokio::sync::Mutex::default(),
+        accept_vectors: AtomicBool::new(false),
+        inflated: inflated.clone(),
+        places: Arc::new(Semaphore::new(QUEUE)),
+        queue,
+    }));
+    let (ready, opened) = oneshot::channel();
+    let worker = Worker {
+        state: state.clone(),
+        job: job.clone(),
+        queue: receiver,
+        key,
+        inflated,
+        runtime: tokio::runtime::Handle::current(),
+    };
+    if let Err(error) = worker.spawn(ready) {
+        state.jobs().finish(
+            &store,
+            &job,
+            crate::import::jobs::Outcome::failed("internal", "the import could not start"),
+        );
+        return Err(AppError::internal(error));
+    }
+    // The worker answers whether this account can take the archive's vectors.
+    let (accept_vectors, vector_reason) = match opened.await {
+        Ok(Ok(blocker)) => (blocker.is_none(), blocker),
+        Ok(Err((code, message))) => return Err(AppError::ImportEnded { code, message }),
+        Err(_) => return Err(AppError::internal("the import worker did not start")),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "jobId": job_id,
+            "status": job.status().as_str(),
+            // What the account's settings say now; the rows may change it (see vectors-check).
+            "acceptVectors": accept_vectors,
+            "vectorReason": vector_reason,
+            "hpkePublicKey": public_key,
+            "nextBatch": 0,
+            "maxBatchBytes": MAX_BATCH_WIRE_BYTES,
+        })),
+    ))
+}
+
+/// The answer for a job that has ended: its final status and error, as recorded.
+async fn ended(state: &AppState, id: &str, user_id: &str) -> AppError {
+    match recorded_status(state, id, user_id).await {
+        Ok(report) => {
+            let status = report["status"].as_str().unwrap_or("failed");
+            match report["error"]["code"].as_str() {
+                Some(code) => AppError::ImportEnded {
+                    code: code.to_string(),
+                    message: report["error"]["message"].as_str().unwrap_or_default().to_string(),
+                },
+                None => AppError::ImportEnded {
+                    code: format!("import_{status}"),
+                    message: format!("this import is {status}"),
+                },
+            }
+        }
+        Err(error) => error,
+    }
+}
+
+/// The open batch job `id` of `user_id`, or the answer saying why there is none.
+async fn batches_of(state: &AppState, id: &str, user_id: &str) -> AppResult<(Arc<Job>, Arc<BatchUpload>)> {
+    let Some(job) = state.jobs().get(id, user_id) else {
+        return Err(ended(state, id, user_id).await);
+    };
+    let batches = job.batches().ok_or(AppError::NotABatchImport)?;
+    Ok((job, batches))
+}
+
+impl BatchUpload {
+    /// Queues work for the job's worker, waiting for a place in its queue; `false` when
+    /// the worker has ended.
+    async fn enqueue(&self, work: Work, memory: Option<tokio::sync::OwnedSemaphorePermit>) -> bool {
+        let Ok(place) = self.places.clone().acquire_owned().await else { return false };
+        // The places are as many as the queue holds, so this never finds it full.
+        self.queue.try_send(Queued { work, place, memory }).is_ok()
+    }
+}
+
+/// `PUT /api/v1/user-data/import/:jobId/batches/:n`
+async fn receive(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((id, number)): Path<(String, u64)>,
+    headers: HeaderMap,
+    body: Body,
+) -> AppResult<Response> {
+    let (job, batches) = batches_of(&state, &id, &user.id).await?;
+    let length = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&length| length <= MAX_BATCH_WIRE_BYTES)
+        .ok_or(AppError::BatchLength { limit: MAX_BATCH_WIRE_BYTES })?;
+    // The body's room in the instance's batch memory is taken before it is read.
+    let mebibytes = u32::try_from((length >> 20) + 1).unwrap_or(u32::MAX);
+    let memory = tokio::time::timeout(MEMORY_WAIT, state.batch_memory().clone().acquire_many_owned(mebibytes))
+        .await
+        .map_err(|_| AppError::Busy { what: "uploads", retry_after: Duration::from_secs(2) })?
+        .map_err(AppError::internal)?;
+    let body = axum::body::to_bytes(body, length).await.map_err(|_| AppError::UploadFailed)?;
+    let digest: [u8; 32] = Sha256::digest(&body).into();
+    let claimed = headers.get("x-batch-sha256").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !claimed.eq_ignore_ascii_case(&hex(&digest)) {
+        return Err(AppError::BatchHashMismatch);
+    }
+    let mut ledger = batches.ledger.lock().await;
+    if let Some(answer) = ledger.check(number, &digest)? {
+        return Ok(Json(answer).into_response());
+    }
+    if job.status().is_final() {
+        return Err(ended(&state, &id, &user.id).await);
+    }
+    let limits = state.limits();
+    let wire = ledger.wire_bytes() + body.len() as u64;
+    if wire > limits.max_archive_bytes {
+        return Err(
+            FormatError::TooLarge { what: "the upload".into(), limit: limits.max_archive_bytes, actual: wire }.into()
+        );
+    }
+    // The frame, names and chunk bounds are checked before the batch is acknowledged; NDJSON
+    // is inflated and every line parsed by the worker, a step at a time.
+    let work = Work::from(decode_batch_deflated(&body)?);
+    drop(body);
+    let payload = match &work {
+        Work::FileChunk { bytes, .. } => bytes.len() as u64,
+        Work::Secrets { sealed, .. } => sealed.len() as u64,
+        _ => 0,
+    };
+    if batches.inflated.load(Ordering::Relaxed) + payload > limits.max_decompressed_bytes {
+        return Err(FormatError::DecompressedCap { limit: limits.max_decompressed_bytes }.into());
+    }
+    if matches!(work, Work::Vectors { .. }) && !batches.accept_vectors.load(Ordering::Relaxed) {
+        return Err(AppError::VectorsNotAccepted);
+    }
+    if !batches.enqueue(work, Some(memory)).await {
+        return Err(ended(&state, &id, &user.id).await);
+    }
+    batches.inflated.fetch_add(payload, Ordering::Relaxed);
+    Ok(Json(ledger.accept(digest, length as u64)).into_response())
+}
+
+/// `POST /api/v1/user-data/import/:jobId/vectors-check`: once the rows are sent, whether the
+/// archive's vectors will be taken (the rows may have brought the embedding settings).
+async fn vectors_check(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let (_, batches) = batches_of(&state, &id, &user.id).await?;
+    let (answer, decided) = oneshot::channel();
+    if !batches.enqueue(Work::CheckVectors(answer), None).await {
+        return Err(ended(&state, &id, &user.id).await);
+    }
+    let Ok(blocker) = decided.await else {
+        return Err(ended(&state, &id, &user.id).await);
+    };
+    batches.accept_vectors.store(blocker.is_none(), Ordering::Relaxed);
+    Ok(Json(json!({"acceptVectors": blocker.is_none(), "vectorReason": blocker})))
+}
+
+#[derive(Deserialize)]
+struct CommitRequest {
+    batches: u64,
+}
+
+/// `POST /api/v1/user-data/import/:jobId/commit`
+async fn commit(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Json(request): Json<CommitRequest>,
+) -> AppResult<Response> {
+    let (job, batches) = match batches_of(&state, &id, &user.id).await {
+        Ok(open) => open,
+        // A commit repeated after the job completed answers its status again.
+        Err(AppError::ImportEnded { code, .. }) if code == "import_complete" => {
+            return Ok(Json(recorded_status(&state, &id, &user.id).await?).into_response());
+        }
+        Err(error) => return Err(error),
+    };
+    {
+        let ledger = batches.ledger.lock().await;
+        if request.batches != ledger.next() {
+            return Err(AppError::BatchGap { next: ledger.next() });
+        }
+    }
+    let (done, finished) = oneshot::channel();
+    if !batches.enqueue(Work::Commit(done), None).await {
+        return Err(ended(&state, &id, &user.id).await);
+    }
+    let _ = finished.await;
+    if job.status() == Status::Complete {
+        Ok(Json(job.status_json()).into_response())
+    } else {
+        Err(ended(&state, &id, &user.id).await)
+    }
+}

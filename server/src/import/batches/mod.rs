@@ -1,0 +1,51 @@
+//! Import in verified batches (the browser's path): the page checks the archive locally and
+//! sends it piece by piece (`lvbak_core::batch`). The server decodes and checks each batch
+//! again and applies it through the same `ImportSession` as a raw upload.
+//!
+//! - `POST /api/v1/user-data/import/batches` `{manifest, secretsIndex?}` opens a job and
+//!   answers its id, whether vectors will be accepted, and an HPKE public key for secrets.
+//! - `PUT /api/v1/user-data/import/:jobId/batches/:n` with `X-Batch-Sha256` sends batch `n`
+//!   (0-based). A replay of a recent batch answers the same; a gap answers 409 with
+//!   `nextBatch`, so an interrupted upload resumes where it stopped.
+//! - `POST .../vectors-check` says whether vectors may come once the rows are in.
+//! - `POST /api/v1/user-data/import/:jobId/commit` `{batches}` applies what is queued, runs
+//!   the reference scrub and completes the job.
+//!
+//! Status, events and cancel are the raw path's endpoints. The parts: `http` (the
+//! handlers: frame checks, the ledger, acknowledging), `ledger` (which batches were taken),
+//! `worker` (one thread per open job, fed by a short queue, taking a worker slot from the
+//! instance's pool per batch and ending on commit, failure, cancel or a timeout), `apply`
+//! (what each kind of batch does to the session: rows inflated and parsed in bounded
+//! steps, file chunks staged, vectors, sealed secrets).
+//!
+//! Memory is bounded: a request body counts against the instance's batch memory before it
+//! is read, a job queues at most [`QUEUE`] batches, and a batch is inflated and parsed a
+//! step at a time. A payload that fails its checks there ends the job with its code
+//! (`bad_json`, `line_too_long`, `decompressed_cap`), which the next request answers.
+
+mod apply;
+mod http;
+mod ledger;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+pub use http::routes;
+
+/// Batches a job holds between acknowledging them and applying them.
+pub const QUEUE: usize = 2;
+
+/// The server's half of one batch upload, held by its job.
+pub struct BatchUpload {
+    ledger: tokio::sync::Mutex<ledger::Ledger>,
+    /// Set by a vectors check that said yes.
+    accept_vectors: AtomicBool,
+    /// Payload bytes taken so far, inflated (held to the decompressed cap per job).
+    inflated: Arc<AtomicU64>,
+    /// Places in the job's queue; a batch takes one until it is applied.
+    places: Arc<Semaphore>,
+    queue: std::sync::mpsc::SyncSender<worker::Queued>,
+}

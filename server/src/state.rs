@@ -1,0 +1,112 @@
+//! [`AppState`]: what every request handler can reach — the store, the caps and hosting
+//! limits, progress channels, prepared exports, export slots, import jobs and the sign-in
+//! guard. Built once per server; cloning it is cheap.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use lvbak_core::Limits;
+use tokio::sync::Semaphore;
+
+use crate::auth::SignInGuard;
+use crate::config::HostingLimits;
+use crate::export::PreparedExports;
+use crate::import::jobs::{self, Jobs};
+use crate::progress::ProgressHub;
+use crate::storage::Store;
+use crate::throttle::Slots;
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<Store>,
+    web_dir: PathBuf,
+    limits: Limits,
+    hosting: HostingLimits,
+    progress: ProgressHub,
+    prepared_exports: PreparedExports,
+    exports: Slots,
+    jobs: Jobs,
+    sign_in: SignInGuard,
+    /// Batch request bodies in memory, in MiB (see `import::batches`).
+    batch_memory: Arc<Semaphore>,
+    /// Requests that reached the import routes (for tests: a refused file sends none).
+    import_requests: AtomicU64,
+}
+
+impl AppState {
+    /// The state of a server over `store`; import jobs a previous process left unfinished
+    /// are marked failed.
+    pub fn new(store: Arc<Store>, web_dir: PathBuf, limits: Limits, hosting: HostingLimits) -> Self {
+        jobs::recover(&store);
+        let batch_memory_mib = usize::try_from(hosting.batch_memory >> 20).unwrap_or(usize::MAX).max(16);
+        Self {
+            inner: Arc::new(Shared {
+                jobs: Jobs::new(&hosting),
+                exports: Slots::new(hosting.exports_per_user, hosting.exports),
+                prepared_exports: PreparedExports::new(hosting.prepared_exports_per_user),
+                sign_in: SignInGuard::new(&hosting),
+                batch_memory: Arc::new(Semaphore::new(batch_memory_mib)),
+                store,
+                web_dir,
+                limits,
+                hosting,
+                progress: ProgressHub::default(),
+                import_requests: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> Arc<Store> {
+        self.inner.store.clone()
+    }
+
+    pub fn web_dir(&self) -> &PathBuf {
+        &self.inner.web_dir
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    pub fn hosting(&self) -> &HostingLimits {
+        &self.inner.hosting
+    }
+
+    pub fn progress(&self) -> &ProgressHub {
+        &self.inner.progress
+    }
+
+    pub fn prepared_exports(&self) -> &PreparedExports {
+        &self.inner.prepared_exports
+    }
+
+    pub fn exports(&self) -> &Slots {
+        &self.inner.exports
+    }
+
+    pub fn jobs(&self) -> &Jobs {
+        &self.inner.jobs
+    }
+
+    pub fn sign_in(&self) -> &SignInGuard {
+        &self.inner.sign_in
+    }
+
+    pub fn batch_memory(&self) -> &Arc<Semaphore> {
+        &self.inner.batch_memory
+    }
+
+    pub(crate) fn count_import_request(&self) {
+        self.inner.import_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many requests reached the import routes since start.
+    pub fn import_requests(&self) -> u64 {
+        self.inner.import_requests.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,60 @@
+//! Disk quotas and use per account (`lvbak_quotas`, `lvbak_usage`): what an account may
+//! keep on disk (its own quota, else the instance's), and what it keeps — the files in its
+//! folders and the rows and vectors its imports added, kept current by every import.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{Database, DbResult};
+
+impl Database {
+    /// The account's own quota: `None` if it has none (the instance's applies),
+    /// `Some(None)` for no limit.
+    pub fn quota_of(&self, user_id: &str) -> DbResult<Option<Option<u64>>> {
+        self.read(|connection| {
+            Ok(connection
+                .query_row("SELECT quota_bytes FROM lvbak_quotas WHERE user_id = ?1", [user_id], |row| {
+                    row.get::<_, Option<i64>>(0)
+                })
+                .optional()?
+                .map(|quota| quota.map(|bytes| bytes.max(0) as u64)))
+        })
+    }
+
+    /// Gives the account a quota of its own (`Some(None)`: no limit), or takes it away
+    /// (`None`: the instance's applies).
+    pub fn set_quota(&self, user_id: &str, quota: Option<Option<u64>>) -> DbResult<()> {
+        self.write(|connection| {
+            match quota {
+                None => connection.execute("DELETE FROM lvbak_quotas WHERE user_id = ?1", [user_id])?,
+                Some(bytes) => connection.execute(
+                    "INSERT INTO lvbak_quotas (user_id, quota_bytes) VALUES (?1, ?2)
+                     ON CONFLICT (user_id) DO UPDATE SET quota_bytes = excluded.quota_bytes",
+                    params![user_id, bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX))],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    /// What the account keeps on disk, as recorded (`None` until first measured).
+    pub fn usage_of(&self, user_id: &str) -> DbResult<Option<u64>> {
+        self.read(|connection| {
+            Ok(connection
+                .query_row("SELECT bytes FROM lvbak_usage WHERE user_id = ?1", [user_id], |row| row.get::<_, i64>(0))
+                .optional()?
+                .map(|bytes| bytes.max(0) as u64))
+        })
+    }
+
+    /// Records what the account keeps on disk.
+    pub fn set_usage(&self, user_id: &str, bytes: u64) -> DbResult<()> {
+        self.write(|connection| {
+            connection.execute(
+                "INSERT INTO lvbak_usage (user_id, bytes) VALUES (?1, ?2)
+                 ON CONFLICT (user_id) DO UPDATE SET bytes = excluded.bytes",
+                params![user_id, i64::try_from(bytes).unwrap_or(i64::MAX)],
+            )?;
+            Ok(())
+        })
+    }
+}
