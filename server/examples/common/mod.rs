@@ -1,6 +1,7 @@
-//! What the benchmark drivers share: running the real `lvbak` binary, a minimal HTTP/1.1
-//! client over std (so the drivers do not link the server), and reading a process's peak
-//! resident memory from /proc.
+//! What the benchmark drivers and the process-level tests share: running the real `lvbak`
+//! binary (with the environment a test gives it), a minimal HTTP/1.1 client over std (so
+//! the drivers do not link the server), and reading a process's resident memory and
+//! thread count from /proc.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -30,17 +31,36 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(lvbak_binary())
+        Self::start_with(data_dir, &[])
+    }
+
+    /// A server with extra environment (`LVBAK_HOSTING`, `LVBAK_QUOTA`...).
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(lvbak_binary());
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .env_remove("LVBAK_HOSTING")
+            .env_remove("LVBAK_QUOTA")
+            .stdout(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let address = line.split("http://").nth(1).and_then(|rest| rest.split('/').next()).unwrap().to_string();
+        // The URL line gives the address; the rest of stdout is drained, so the server never
+        // writes into a closed pipe.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("http://").nth(1) {
+                    let _ = sender.send(rest.split('/').next().unwrap_or_default().to_string());
+                }
+            }
+        });
+        let address = receiver.recv_timeout(std::time::Duration::from_secs(60)).expect("the server printed no URL");
         Self { child, address }
     }
 
@@ -49,17 +69,107 @@ impl Server {
         std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").unwrap();
     }
 
-    /// Peak resident memory since the last reset, in MiB.
-    pub fn peak_memory_mib(&self) -> f64 {
+    /// One number of /proc/<pid>/status (`VmHWM`, `VmRSS`, `Threads`).
+    fn status_field(&self, field: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: f64 = status
+        status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .find_map(|line| line.strip_prefix(field).and_then(|rest| rest.strip_prefix(':')))
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|number| number.parse().ok())
-            .unwrap();
-        kib / 1024.0
+            .unwrap()
     }
+
+    /// Peak resident memory since the last reset, in MiB.
+    pub fn peak_memory_mib(&self) -> f64 {
+        self.status_field("VmHWM") / 1024.0
+    }
+
+    /// Resident memory now, in MiB.
+    pub fn memory_mib(&self) -> f64 {
+        self.status_field("VmRSS") / 1024.0
+    }
+
+    /// Threads of the server process now.
+    pub fn threads(&self) -> u64 {
+        self.status_field("Threads") as u64
+    }
+
+    /// Stops the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP answer: status, headers (names in lower case) and body.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// One HTTP/1.1 exchange that keeps the answer's headers; the body is read to its end.
+pub fn request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status: u16 = status_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let length = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse::<u64>().ok());
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line).unwrap();
+            let size = u64::from_str_radix(size_line.trim(), 16).unwrap_or(0);
+            if size == 0 {
+                break;
+            }
+            (&mut reader).take(size).read_to_end(&mut body).unwrap();
+            let mut crlf = [0u8; 2];
+            reader.read_exact(&mut crlf).unwrap();
+        }
+    } else if let Some(length) = length {
+        (&mut reader).take(length).read_to_end(&mut body).unwrap();
+    } else {
+        reader.read_to_end(&mut body).unwrap();
+    }
+    Reply { status, headers, body }
 }
 
 impl Drop for Server {

@@ -33,6 +33,9 @@ pub struct SeedArgs {
     /// Extra ~1 KB characters, shaped like Lumiverse's export benchmark.
     #[arg(long = "bulk-characters", default_value_t = 0)]
     bulk_characters: usize,
+    /// The embedding dimension of the account's vectors (and its `embeddingConfig`).
+    #[arg(long, default_value_t = SeedOptions::default().dimension)]
+    dimension: u32,
     #[command(flatten)]
     data: DataDirArg,
 }
@@ -47,7 +50,7 @@ pub fn run(args: &SeedArgs) -> ExitCode {
         secrets: args.secrets,
         unreadable_secrets: args.unreadable_secrets,
         bulk_characters: args.bulk_characters,
-        ..SeedOptions::default()
+        dimension: args.dimension,
     };
     let result = runtime().and_then(|runtime| {
         runtime.block_on(async {

@@ -30,7 +30,8 @@ const DEMO_PASSWORD_FILE: &str = "demo-password.txt";
 pub fn run(args: &ServeArgs) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,lance=warn,lancedb=warn,lance_core=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    // Logs go to stderr; stdout carries only what the command prints (the URL first).
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     runtime().and_then(|runtime| runtime.block_on(serve(args))).map_or_else(fail, |()| ExitCode::SUCCESS)
 }
 
@@ -57,13 +58,16 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let hosting = crate::config::HostingLimits::for_serve(config).map_err(anyhow::Error::msg)?;
     let store = Arc::new(Store::open(&config.data.data_dir).await?);
     let demo_password = if args.demo { prepare_demo(&store).await? } else { None };
+    // The state first: it recovers what a previous process left (interrupted jobs, staging)
+    // before anyone can connect.
+    let data_dir = store.data_dir.clone();
+    let state = AppState::new(store, config.web_dir.clone(), limits, hosting);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
-    println!("lvbak is running at http://{address}/ (data in {})", store.data_dir.display());
+    println!("lvbak is running at http://{address}/ (data in {})", data_dir.display());
     if let Some(password) = demo_password {
         println!("sign in as {DEMO_USER} with password {password}");
     }
-    let state = AppState::new(store, config.web_dir.clone(), limits, hosting);
     app::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
     })

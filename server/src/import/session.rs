@@ -51,7 +51,21 @@ impl From<DbError> for ImportError {
 }
 
 impl ImportError {
+    /// Whether the import stopped because the disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        let full = |error: &io::Error| error.kind() == io::ErrorKind::StorageFull || error.raw_os_error() == Some(28);
+        match self {
+            Self::Io(error) | Self::Format(FormatError::Io(error)) => full(error),
+            Self::Db(error) => error.is_disk_full(),
+            Self::Vectors(error) => error.is_disk_full(),
+            _ => false,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
+        if self.is_disk_full() {
+            return "disk_full";
+        }
         match self {
             Self::Format(error) => error.code(),
             Self::Cancelled => "cancelled",
@@ -66,7 +80,8 @@ impl ImportError {
         match self {
             Self::Cancelled => super::jobs::Outcome::Cancelled,
             error => {
-                if !matches!(error, Self::Format(_) | Self::TimedOut(_) | Self::QuotaExceeded { .. }) {
+                let expected = matches!(error, Self::Format(_) | Self::TimedOut(_) | Self::QuotaExceeded { .. });
+                if !expected && !error.is_disk_full() {
                     tracing::error!("import {job_id} failed: {error}");
                 }
                 super::jobs::Outcome::failed(error.code(), error.public_message())
@@ -77,6 +92,9 @@ impl ImportError {
     /// A message fit for the user: format errors say what is wrong with the archive;
     /// internal failures do not leak details.
     pub fn public_message(&self) -> String {
+        if self.is_disk_full() {
+            return "the server's disk is full; nothing of this import was kept — try again later".into();
+        }
         match self {
             Self::Format(error) => error.to_string(),
             Self::Cancelled => "the import was cancelled".into(),
@@ -252,18 +270,23 @@ impl<'a> ImportSession<'a> {
             return Ok(TableCounts::default());
         };
         let counts = self.applier.apply(spec, rows).map_err(ImportError::from);
-        let counts = self.roll_back_if_over_quota(counts)?;
+        let counts = self.roll_back_if_out_of_room(counts)?;
         self.summary.tables.entry(table.to_string()).or_default().add(counts);
         Ok(counts)
     }
 
-    /// An import that ran out of quota takes back everything it wrote — rows and files —
-    /// before it fails, so the account is as it was.
-    fn roll_back_if_over_quota<T>(&mut self, result: Result<T, ImportError>) -> Result<T, ImportError> {
-        if let Err(ImportError::QuotaExceeded { .. }) = &result {
-            let rows = self.applier.roll_back_import()?;
-            let files = self.store.files.remove_written_since(&self.user_id, self.started_on_disk)?;
-            tracing::info!("an import by {} ran out of quota: {rows} rows and {files} files taken back", self.user_id);
+    /// An import that ran out of quota or of disk takes back everything it wrote — rows
+    /// and files — before it fails, so the account is as it was (on a full disk, as far as
+    /// the disk lets it).
+    fn roll_back_if_out_of_room<T>(&mut self, result: Result<T, ImportError>) -> Result<T, ImportError> {
+        let Err(error) = &result else { return result };
+        if matches!(error, ImportError::QuotaExceeded { .. }) || error.is_disk_full() {
+            let rows = self.applier.roll_back_import();
+            let files = self.store.files.remove_written_since(&self.user_id, self.started_on_disk);
+            tracing::info!(
+                "an import by {} ran out of room ({error}): {rows:?} rows and {files:?} files taken back",
+                self.user_id
+            );
         }
         result
     }
@@ -271,6 +294,13 @@ impl<'a> ImportSession<'a> {
     /// Whether `bytes` more would fit in the account's quota.
     pub fn fits_quota(&self, bytes: u64) -> bool {
         self.applier.fits(bytes)
+    }
+
+    /// Fails the import (rolled back, `quota_exceeded`) unless `bytes` more fit in the
+    /// account's quota: for a file announced before its bytes arrive.
+    pub fn ensure_fits(&mut self, bytes: u64) -> Result<(), ImportError> {
+        let checked = self.applier.usage().check(bytes).map_err(ImportError::from);
+        self.roll_back_if_out_of_room(checked)
     }
 
     /// Publishes how many rows of `table` were processed so far.
@@ -344,7 +374,7 @@ impl<'a> ImportSession<'a> {
     ) -> Result<(), ImportError> {
         self.check_cancelled()?;
         let written = self.write_file(bucket, name, size, data, stored);
-        self.roll_back_if_over_quota(written)
+        self.roll_back_if_out_of_room(written)
     }
 
     fn write_file(
@@ -486,8 +516,9 @@ impl<'a> ImportSession<'a> {
         // Vectors stay if a later step rolls the import back (their source rows go; they
         // count against the quota like anything else).
         let charged = self.applier.charge(bytes, true).map_err(ImportError::from);
-        self.roll_back_if_over_quota(charged)?;
-        self.runtime.block_on(self.store.vectors.add(table, &fresh, dimension))?;
+        self.roll_back_if_out_of_room(charged)?;
+        let added = self.runtime.block_on(self.store.vectors.add(table, &fresh, dimension)).map_err(ImportError::from);
+        self.roll_back_if_out_of_room(added)?;
         counts.imported += fresh.len() as u64;
         self.summary.vectors.tables.entry(table.to_string()).or_default().add(counts);
         Ok(counts)

@@ -50,6 +50,14 @@ pub enum VectorError {
     Invalid(String),
 }
 
+impl VectorError {
+    /// Whether the disk ran out of room under LanceDB.
+    pub fn is_disk_full(&self) -> bool {
+        let text = self.to_string();
+        text.contains("No space left on device") || text.contains("os error 28")
+    }
+}
+
 /// Rows being read from one or more tables, in turn.
 pub struct VectorRows {
     streams: std::collections::VecDeque<lancedb::arrow::SendableRecordBatchStream>,

@@ -155,6 +155,8 @@ impl<'a> BatchApplier<'a> {
             if offset != 0 {
                 return Err(FormatError::BadBatch { detail: "a file's first chunk must start at 0".into() }.into());
             }
+            // Nothing is staged for a file the account has no room for.
+            self.session.ensure_fits(size)?;
             let staging = self.store.staging_dir();
             std::fs::create_dir_all(&staging)?;
             let staged = StagedFile::new(staging.join(format!("upload-{}.partial", hex(&random_bytes::<8>()))));
@@ -222,9 +224,9 @@ impl<'a> BatchApplier<'a> {
         Ok(self.blocker.clone())
     }
 
-    /// Commits what is applied and lets go of memory while the job waits.
+    /// Commits what is applied and lets go of memory while the job waits (a file still
+    /// arriving stays staged).
     pub fn pause(&mut self) -> Result<(), ImportError> {
-        self.finish_files()?;
         self.session.commit()?;
         self.session.release_memory();
         Ok(())

@@ -217,6 +217,7 @@ impl Worker {
                     let _ = answer.send(blocker);
                 }
                 Work::Commit(done) => {
+                    applier.finish_files()?;
                     applier.pause()?;
                     return Ok(done);
                 }

@@ -20,7 +20,7 @@ impl Database {
     /// Creates an account; fails if the name is taken.
     pub fn create_user(&self, id: &str, username: &str, password_hash: &str, now: i64) -> DbResult<UserRecord> {
         self.write(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let taken: bool = transaction.query_row(
                 r#"SELECT EXISTS (SELECT 1 FROM "user" WHERE username = ?1)"#,
                 [username],

@@ -398,7 +398,7 @@ impl RowApplier {
             self.connection.execute_batch("ROLLBACK")?;
         }
         self.rows_in_transaction = 0;
-        let transaction = self.connection.transaction()?;
+        let transaction = self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut removed = 0;
         for spec in TABLES.iter().rev() {
             let before = self.rowids_before.get(spec.name).copied().unwrap_or(i64::MAX);

@@ -14,7 +14,7 @@ const MIGRATIONS: &[&str] = &[
 pub fn migrate(connection: &mut Connection) -> DbResult<()> {
     let applied: usize = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let transaction = connection.transaction()?;
+        let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         transaction.execute_batch(sql)?;
         transaction.pragma_update(None, "user_version", index + 1)?;
         transaction.commit()?;

@@ -33,6 +33,16 @@ pub enum DbError {
     QuotaExceeded { quota: u64, used: u64, needed: u64 },
 }
 
+impl DbError {
+    /// Whether the disk (or the database's filesystem) ran out of room.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => failure.code == rusqlite::ErrorCode::DiskFull,
+            _ => false,
+        }
+    }
+}
+
 pub type DbResult<T> = Result<T, DbError>;
 
 /// The database of one data directory.
@@ -56,6 +66,9 @@ impl Database {
     /// Opens (creating if needed) the database file, switches it to WAL and migrates it.
     pub fn open(path: &Path) -> DbResult<Self> {
         let mut connection = Connection::open(path)?;
+        // Wait for other writers (a running server, while a CLI command opens the same
+        // database) from the very first statement.
+        connection.busy_timeout(std::time::Duration::from_secs(10))?;
         let mode: String = connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(DbError::Invalid(format!("the database refused WAL mode ({mode})")));

@@ -139,7 +139,7 @@ impl Database {
     /// through the import engine's merge rules instead.
     pub fn insert_json_rows(&self, table: &str, rows: &[serde_json::Map<String, serde_json::Value>]) -> DbResult<u64> {
         self.write(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for row in rows {
                 let columns: Vec<String> = row.keys().map(|column| quoted(column)).collect();
                 let placeholders: Vec<String> = (1..=row.len()).map(|i| format!("?{i}")).collect();

@@ -73,7 +73,7 @@ impl Database {
     /// account's use of the same archive (or of an id it claims) is not this user's reuse.
     pub fn record_ticket_use(&self, archive_id: &str, user_id: &str, now: i64) -> DbResult<TicketUse> {
         self.write(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let before: Option<(i64, i64)> = transaction
                 .query_row(
                     "SELECT consumed_at, uses FROM lvbak_ticket_uses WHERE archive_id = ?1 AND user_id = ?2",

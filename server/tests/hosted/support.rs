@@ -1,0 +1,261 @@
+//! A real `lvbak serve` process on 127.0.0.1 over a scratch data directory, with what the
+//! hosting tests need around it: accounts made with the real CLI, calls with a bearer
+//! token, job polling, archives built by code, batch uploads, and the server's memory and
+//! threads from /proc.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use lvbak_core::batch::{encode_batch, BatchHeader};
+use lvbak_tests::zipcraft::{RawEntry, RawZip};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::common::{request, run_lvbak, scratch, Reply, Server};
+
+/// A server under test and its directories.
+pub struct Instance {
+    pub dir: PathBuf,
+    pub data: PathBuf,
+    pub server: Server,
+    env: Vec<(String, String)>,
+}
+
+impl Instance {
+    /// A fresh data directory and a server over it, with `env` (`LVBAK_HOSTING`...).
+    pub fn start(label: &str, env: &[(&str, &str)]) -> Self {
+        let dir = scratch(label);
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let server = Server::start_with(&data, env);
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self { dir, data, server, env }
+    }
+
+    /// An instance around a server started elsewhere (over a data directory of the test's).
+    pub fn adopt(dir: PathBuf, data: PathBuf, server: Server) -> Self {
+        Self { dir, data, server, env: Vec::new() }
+    }
+
+    /// Kills the server (SIGKILL) and starts it again over the same data.
+    pub fn restart(&mut self) {
+        self.server.kill();
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.server = Server::start_with(&self.data, &env);
+    }
+
+    pub fn address(&self) -> &str {
+        &self.server.address
+    }
+
+    /// Makes an account with the real CLI; its password is `pw-<name>`.
+    pub fn add_user(&self, name: &str) {
+        let password = format!("pw-{name}");
+        run_lvbak(&["user", "add", name, "--password", &password, "--data-dir", self.data.to_str().unwrap()]);
+    }
+
+    /// Makes an account and signs it in; the bearer token.
+    pub fn account(&self, name: &str) -> String {
+        self.add_user(name);
+        self.login(name)
+    }
+
+    pub fn login(&self, name: &str) -> String {
+        let body = json!({"username": name, "password": format!("pw-{name}")}).to_string();
+        let reply = request(
+            self.address(),
+            "POST",
+            "/api/v1/auth/login",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "login of {name}: {}", String::from_utf8_lossy(&reply.body));
+        reply.json()["token"].as_str().unwrap().to_string()
+    }
+
+    /// A call with a bearer token (and JSON content type when there is a body).
+    pub fn call(&self, method: &str, path: &str, token: &str, body: &[u8]) -> Reply {
+        let bearer = format!("Bearer {token}");
+        request(self.address(), method, path, &[("Authorization", &bearer), ("Content-Type", "application/json")], body)
+    }
+
+    /// The user id of the account behind `token`.
+    pub fn user_id(&self, token: &str) -> String {
+        self.call("GET", "/api/v1/auth/me", token, b"").json()["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls a job until it ends (skipping the ticket when asked for one); its status.
+    pub fn wait_job(&self, token: &str, job: &str) -> Value {
+        let path = format!("/api/v1/user-data/import/{job}/status");
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while Instant::now() < deadline {
+            let status = self.call("GET", &path, token, b"").json();
+            match status["status"].as_str() {
+                Some("complete" | "failed" | "cancelled") => return status,
+                Some("awaiting_ticket") => {
+                    self.call("POST", &format!("/api/v1/user-data/import/{job}/skip-ticket"), token, b"");
+                }
+                _ => {}
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("job {job} did not end: {}", self.call("GET", &path, token, b"").json());
+    }
+
+    /// Uploads an archive the raw way and waits for the job; its final status.
+    pub fn import_raw(&self, token: &str, archive: &[u8]) -> Value {
+        let reply = self.call("POST", "/api/v1/user-data/import", token, archive);
+        assert_eq!(reply.status, 202, "{}", String::from_utf8_lossy(&reply.body));
+        self.wait_job(token, reply.json()["jobId"].as_str().unwrap())
+    }
+
+    /// Exports the account behind `token`.
+    pub fn export(&self, token: &str) -> Vec<u8> {
+        let reply = self.call("GET", "/api/v1/user-data/export", token, b"");
+        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+        reply.body
+    }
+
+    /// Opens a batch import for an archive with `manifest`; the job id.
+    pub fn open_batches(&self, token: &str, manifest: Value) -> String {
+        let body = json!({"manifest": manifest}).to_string();
+        let reply = self.call("POST", "/api/v1/user-data/import/batches", token, body.as_bytes());
+        assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+        reply.json()["jobId"].as_str().unwrap().to_string()
+    }
+
+    /// Sends batch `number` of a job.
+    pub fn put_batch(&self, token: &str, job: &str, number: u64, batch: &[u8]) -> Reply {
+        let bearer = format!("Bearer {token}");
+        let digest: String = Sha256::digest(batch).iter().map(|b| format!("{b:02x}")).collect();
+        let path = format!("/api/v1/user-data/import/{job}/batches/{number}");
+        request(self.address(), "PUT", &path, &[("Authorization", &bearer), ("X-Batch-Sha256", &digest)], batch)
+    }
+
+    /// Commits a batch import after `batches` batches; the answer.
+    pub fn commit(&self, token: &str, job: &str, batches: u64) -> Reply {
+        let body = json!({"batches": batches}).to_string();
+        self.call("POST", &format!("/api/v1/user-data/import/{job}/commit"), token, body.as_bytes())
+    }
+
+    /// Files under the data directory's staging folder.
+    pub fn staging_files(&self) -> Vec<PathBuf> {
+        files_under(&self.data.join("staging"))
+    }
+
+    /// Runs `work` and says by how much the server's resident memory peaked above where
+    /// it was before, in MiB.
+    pub fn memory_rise(&self, work: impl FnOnce()) -> f64 {
+        self.server.reset_peak_memory();
+        let before = self.server.memory_mib();
+        work();
+        self.server.peak_memory_mib() - before
+    }
+
+    /// Waits (a bounded time) until `done` holds; whether it did.
+    pub fn eventually(&self, seconds: u64, mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        while Instant::now() < deadline {
+            if done() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        done()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.server.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every regular file under `folder`.
+pub fn files_under(folder: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A manifest for a test archive, with `changes` applied.
+pub fn manifest(changes: Value) -> Value {
+    let mut manifest = json!({
+        "schemaVersion": 1,
+        "producer": "lumiverse",
+        "exportedAt": 1_795_313_867,
+        "archiveId": uuid(0xa11),
+        "producerVersion": null,
+        "ndjsonFormatVersion": 1,
+        "includeVectors": false,
+        "embeddingConfig": {"provider": null, "model": null, "dimension": null},
+        "counts": {},
+        "missingFiles": [],
+        "hasEncryptedSecrets": false,
+        "secretsCount": 0,
+    });
+    if let (Some(target), Some(changes)) = (manifest.as_object_mut(), changes.as_object()) {
+        for (key, value) in changes {
+            target.insert(key.clone(), value.clone());
+        }
+    }
+    manifest
+}
+
+/// A lower-case UUID made from a number (distinct numbers, distinct ids).
+pub fn uuid(n: u64) -> String {
+    format!("{:08x}-0000-4000-8000-{:012x}", n >> 32, n & 0xffff_ffff_ffff)
+}
+
+/// An archive of `entries` after a manifest (with `manifest_changes`).
+pub fn archive(manifest_changes: Value, entries: Vec<RawEntry>) -> Vec<u8> {
+    let mut all = vec![RawEntry::deflated("manifest.json", manifest(manifest_changes).to_string().as_bytes())];
+    all.extend(entries);
+    RawZip::new(all).build()
+}
+
+/// A deflated `database/<table>.ndjson` entry of these rows.
+pub fn table(name: &str, rows: &[Value]) -> RawEntry {
+    let lines: String = rows.iter().map(|row| format!("{row}\n")).collect();
+    RawEntry::deflated(&format!("database/{name}.ndjson"), lines.as_bytes())
+}
+
+/// A batch of rows of `table` (raw NDJSON lines).
+pub fn rows_batch(table: &str, first_line: u64, ndjson: &[u8]) -> Vec<u8> {
+    let lines = ndjson.iter().filter(|&&b| b == b'\n').count() as u64;
+    encode_batch(&BatchHeader::Rows { table: table.into(), first_line, lines }, ndjson).unwrap()
+}
+
+/// A batch holding bytes `offset..` of a file of `size` bytes.
+pub fn file_batch(bucket: &str, name: &str, offset: u64, size: u64, bytes: &[u8]) -> Vec<u8> {
+    let header = BatchHeader::FileChunk { bucket: bucket.into(), name: name.into(), offset, size };
+    encode_batch(&header, bytes).unwrap()
+}
+
+/// Rows of the server's database, read beside it (the server keeps running).
+pub fn count_rows(data: &Path, sql: &str) -> i64 {
+    let connection =
+        rusqlite::Connection::open_with_flags(data.join("lvbak.sqlite"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    connection.busy_timeout(Duration::from_secs(10)).unwrap();
+    connection.query_row(sql, [], |row| row.get(0)).unwrap()
+}
+
+/// `PRAGMA integrity_check` of a data directory's database (the server stopped).
+pub fn integrity(data: &Path) -> String {
+    let connection = rusqlite::Connection::open(data.join("lvbak.sqlite")).unwrap();
+    connection.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap()
+}
