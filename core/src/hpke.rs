@@ -2,20 +2,22 @@
 //! AES-256-GCM. The browser seals the API keys it decrypted from a ticket to a key pair the
 //! server made for that import, so no plaintext key crosses HTTP or lands in a proxy log.
 //! Single-shot only (sequence number 0). Randomness comes from the caller: this crate has
-//! no RNG, and the browser and the server each have their own.
+//! no RNG, and the browser and the server each have their own. HKDF is RustCrypto's; the
+//! X25519 shared secret is checked not to be all zeros (RFC 9180 §7.1.4), so a low-order
+//! public key cannot force a known key.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use sha2::{Digest, Sha256};
+use hkdf::Hkdf;
+use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::error::{FormatError, Result};
 
 const KEM_ID: u16 = 0x0020;
 const KDF_ID: u16 = 0x0001;
 const AEAD_ID: u16 = 0x0002;
-const BLOCK: usize = 64;
 
 /// The `info` every lvbak secrets transfer binds to.
 pub const SECRETS_INFO: &[u8] = b"lvbak import secrets v1";
@@ -40,7 +42,7 @@ impl HpkeKeyPair {
 
     /// Opens what [`seal`] made for this key pair.
     pub fn open(&self, enc: &[u8; 32], info: &[u8], aad: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let dh = Zeroizing::new(self.secret.diffie_hellman(&PublicKey::from(*enc)).to_bytes());
+        let dh = diffie_hellman(&self.secret, enc)?;
         let shared = shared_secret(dh.as_slice(), enc, &self.public);
         let (key, nonce) = key_schedule(&shared, info, AEAD_ID, 32);
         let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| sealed_error("bad key length"))?;
@@ -66,7 +68,7 @@ pub fn seal(
 ) -> Result<([u8; 32], Vec<u8>)> {
     let ephemeral = StaticSecret::from(ephemeral);
     let enc = PublicKey::from(&ephemeral).to_bytes();
-    let dh = Zeroizing::new(ephemeral.diffie_hellman(&PublicKey::from(*recipient)).to_bytes());
+    let dh = diffie_hellman(&ephemeral, recipient)?;
     let shared = shared_secret(dh.as_slice(), &enc, recipient);
     let (key, nonce) = key_schedule(&shared, info, AEAD_ID, 32);
     let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| sealed_error("bad key length"))?;
@@ -74,6 +76,15 @@ pub fn seal(
         .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
         .map_err(|_| sealed_error("the secrets could not be sealed"))?;
     Ok((enc, ciphertext))
+}
+
+/// X25519 with `public`; an all-zero result (a low-order point) is refused.
+fn diffie_hellman(secret: &StaticSecret, public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>> {
+    let shared = secret.diffie_hellman(&PublicKey::from(*public));
+    if !shared.was_contributory() {
+        return Err(sealed_error("the key exchange gave an all-zero secret (a low-order public key)"));
+    }
+    Ok(Zeroizing::new(shared.to_bytes()))
 }
 
 /// DHKEM's ExtractAndExpand over `dh`, with `kem_context = enc || pkR`.
@@ -108,47 +119,18 @@ fn hpke_suite(aead_id: u16) -> Vec<u8> {
 
 fn labeled_extract(suite: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Zeroizing<Vec<u8>> {
     let labeled = Zeroizing::new([&b"HPKE-v1"[..], suite, label, ikm].concat());
-    Zeroizing::new(hmac_sha256(salt, &labeled).to_vec())
+    let (prk, _) = Hkdf::<Sha256>::extract(Some(salt), &labeled);
+    Zeroizing::new(prk.to_vec())
 }
 
 fn labeled_expand(suite: &[u8], prk: &[u8], label: &[u8], info: &[u8], length: u16) -> Zeroizing<Vec<u8>> {
     let labeled = [&length.to_be_bytes()[..], b"HPKE-v1", suite, label, info].concat();
-    hkdf_expand(prk, &labeled, usize::from(length))
-}
-
-/// HKDF-Expand (RFC 5869) with SHA-256; `length` at most 255 × 32.
-pub fn hkdf_expand(prk: &[u8], info: &[u8], length: usize) -> Zeroizing<Vec<u8>> {
-    let mut output = Zeroizing::new(Vec::with_capacity(length + 32));
-    let mut previous: Vec<u8> = Vec::new();
-    let mut counter = 1u8;
-    while output.len() < length {
-        let block = hmac_sha256(prk, &[&previous[..], info, &[counter]].concat());
-        output.extend_from_slice(&block);
-        previous.zeroize();
-        previous = block.to_vec();
-        counter = counter.wrapping_add(1);
+    let mut output = Zeroizing::new(vec![0u8; usize::from(length)]);
+    // A 32-byte PRK and at most 32 bytes out: both within HKDF's bounds.
+    if let Ok(hkdf) = Hkdf::<Sha256>::from_prk(prk) {
+        let _ = hkdf.expand(&labeled, &mut output);
     }
-    previous.zeroize();
-    output.truncate(length);
     output
-}
-
-/// HMAC-SHA256 (RFC 2104).
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = Zeroizing::new([0u8; BLOCK]);
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
 }
 
 #[cfg(test)]
@@ -162,23 +144,6 @@ mod tests {
 
     fn array(text: &str) -> [u8; 32] {
         hex(text).try_into().unwrap()
-    }
-
-    #[test]
-    fn hmac_matches_rfc_4231_case_2() {
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(mac.to_vec(), hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
-    }
-
-    #[test]
-    fn hkdf_matches_rfc_5869_case_1() {
-        let prk = hmac_sha256(&hex("000102030405060708090a0b0c"), &[0x0b; 22]);
-        assert_eq!(prk.to_vec(), hex("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5"));
-        let okm = hkdf_expand(&prk, &hex("f0f1f2f3f4f5f6f7f8f9"), 42);
-        assert_eq!(
-            okm.to_vec(),
-            hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
-        );
     }
 
     /// RFC 9180 A.1.1 (X25519, HKDF-SHA256, AES-128-GCM): the KEM and key schedule are the
@@ -198,6 +163,40 @@ mod tests {
         let (key, nonce) = key_schedule(&shared, &info, 0x0001, 16);
         assert_eq!(key.to_vec(), hex("c3b328a61b07876f2896f6f42361253e"));
         assert_eq!(nonce.to_vec(), hex("ede5198c19b2591389fc7cea"));
+    }
+
+    /// The suite lvbak uses, AES-256-GCM, with RFC 9180 A.1.1's keys and info: the answer
+    /// of an independent implementation (pyhpke 0.6.5, `CipherSuite.new(DHKEM_X25519_
+    /// HKDF_SHA256, HKDF_SHA256, AES256_GCM)` with the same ephemeral key).
+    #[test]
+    fn seal_matches_an_independent_aes_256_gcm_implementation() {
+        let sk_e = array("e539715b257cc9e81cc577233fec6316779be43505b026a957d27692c44a485c");
+        let sk_r = array("ad5e716159a11fdb33527ce98fe39f24ae3449ffb6e93e8911f62c0e9781718a");
+        let info = hex("4f6465206f6e2061204772656369616e2055726e");
+        let recipient = HpkeKeyPair::from_secret(sk_r);
+        let plaintext = b"Beauty is truth, truth beauty";
+        let (enc, sealed) = seal(&recipient.public_key(), sk_e, &info, &hex("436f756e742d30"), plaintext).unwrap();
+        assert_eq!(enc, array("e7d9aa41faa0481c005d1343b26939c0748a5f6bf1f81fbd1a4e924bf0719149"));
+        let expected = "635763d8fe5e54e0521d1233691a1cd9f7ca970ba896bc3b4c15fba442a2f0b206912ed5a7c99d4bb18db9b160";
+        assert_eq!(sealed, hex(expected));
+        assert_eq!(recipient.open(&enc, &info, &hex("436f756e742d30"), &sealed).unwrap().as_slice(), plaintext);
+        let (_, lvbak) =
+            seal(&recipient.public_key(), sk_e, SECRETS_INFO, b"job-1", br#"[{"key":"k","value":"sk-live"}]"#).unwrap();
+        let expected = "b87131285fac184bbf78eb701c505ee5ab747a30ccf34c81e08239585937954935e973d895c42184caccb3377ab1e0";
+        assert_eq!(lvbak, hex(expected));
+    }
+
+    #[test]
+    fn a_low_order_public_key_is_refused() {
+        let recipient = HpkeKeyPair::from_secret([7; 32]);
+        for point in [[0u8; 32], {
+            let mut one = [0u8; 32];
+            one[0] = 1;
+            one
+        }] {
+            assert_eq!(seal(&point, [9; 32], SECRETS_INFO, b"", b"x").unwrap_err().code(), "bad_secrets");
+            assert_eq!(recipient.open(&point, SECRETS_INFO, b"", &[0; 32]).unwrap_err().code(), "bad_secrets");
+        }
     }
 
     #[test]
