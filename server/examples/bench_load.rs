@@ -20,7 +20,8 @@ const CHARACTERS: usize = 100_000;
 
 fn login(address: &str, name: &str) -> String {
     let body = json!({"username": name, "password": format!("pw-{name}")}).to_string();
-    let reply = request(address, "POST", "/api/v1/auth/login", &[("Content-Type", "application/json")], body.as_bytes());
+    let reply =
+        request(address, "POST", "/api/v1/auth/login", &[("Content-Type", "application/json")], body.as_bytes());
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     reply.json()["token"].as_str().unwrap().to_string()
 }
@@ -52,7 +53,15 @@ fn main() {
     let data = dir.join("data");
     let data_arg = data.to_str().unwrap();
     for n in 0..=USERS {
-        run_lvbak(&["user", "add", &format!("user-{n}"), "--password", &format!("pw-user-{n}"), "--data-dir", data_arg]);
+        run_lvbak(&[
+            "user",
+            "add",
+            &format!("user-{n}"),
+            "--password",
+            &format!("pw-user-{n}"),
+            "--data-dir",
+            data_arg,
+        ]);
     }
     // Sign-in limits are per address, and every client here is 127.0.0.1.
     let server = Server::start_with(&data, &[("LVBAK_HOSTING", "login_burst=100000")]);
@@ -61,6 +70,27 @@ fn main() {
     let baseline = server.memory_mib();
 
     let running = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (pid, running) = (server.child.id(), running.clone());
+        std::thread::spawn(move || {
+            let mut peaks = [0.0f64; 4];
+            while running.load(Ordering::Relaxed) {
+                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    for (n, field) in ["RssAnon:", "RssFile:", "RssShmem:", "Threads:"].iter().enumerate() {
+                        let value = status
+                            .lines()
+                            .find_map(|line| line.strip_prefix(field))
+                            .and_then(|rest| rest.split_whitespace().next())
+                            .and_then(|number| number.parse::<f64>().ok())
+                            .unwrap_or(0.0);
+                        peaks[n] = peaks[n].max(value);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            peaks
+        })
+    };
     let prober = {
         let (address, running) = (address.clone(), running.clone());
         std::thread::spawn(move || {
@@ -89,7 +119,9 @@ fn main() {
                 assert_eq!(reply.status, 202, "{}", String::from_utf8_lossy(&reply.body));
                 let job = reply.json()["jobId"].as_str().unwrap().to_string();
                 let status = loop {
-                    let status = request(&address, "GET", &format!("/api/v1/user-data/import/{job}/status"), &headers, b"").json();
+                    let status =
+                        request(&address, "GET", &format!("/api/v1/user-data/import/{job}/status"), &headers, b"")
+                            .json();
                     if matches!(status["status"].as_str(), Some("complete" | "failed" | "cancelled")) {
                         break status;
                     }
@@ -110,16 +142,20 @@ fn main() {
     let wall = started.elapsed().as_secs_f64();
     running.store(false, Ordering::Relaxed);
     let mut latencies = prober.join().unwrap();
+    let peaks = sampler.join().unwrap();
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize] * 1000.0;
     println!("{USERS} users, each importing {CHARACTERS} characters and exporting, at once: {wall:.1} s wall");
     for (n, (import, export)) in times.iter().enumerate() {
         println!("  user-{n}: import {import:.1} s, export {export:.1} s");
     }
+    println!("server peak RSS {:.0} MiB ({:.0} MiB at start; goal < 300 MiB)", server.peak_memory_mib(), baseline);
     println!(
-        "server peak RSS {:.0} MiB ({:.0} MiB at start; goal < 300 MiB)",
-        server.peak_memory_mib(),
-        baseline
+        "  peaks by kind: anonymous {:.0} MiB, file-backed {:.0} MiB, shared {:.0} MiB; threads {}",
+        peaks[0] / 1024.0,
+        peaks[1] / 1024.0,
+        peaks[2] / 1024.0,
+        peaks[3]
     );
     println!(
         "sign-in during the run: {} sign-ins, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (goal p99 < 1 s)",

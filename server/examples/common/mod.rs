@@ -36,7 +36,14 @@ impl Server {
 
     /// A server with extra environment (`LVBAK_HOSTING`, `LVBAK_QUOTA`...).
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(lvbak_binary());
+        let mut command = match std::env::var("LVBAK_HEAPTRACK") {
+            Ok(out) => {
+                let mut command = Command::new("heaptrack");
+                command.args(["-o", &out]).arg(lvbak_binary());
+                command
+            }
+            Err(_) => Command::new(lvbak_binary()),
+        };
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -88,6 +95,12 @@ impl Server {
     /// Resident memory now, in MiB.
     pub fn memory_mib(&self) -> f64 {
         self.status_field("VmRSS") / 1024.0
+    }
+
+    /// Resident memory now by kind, in MiB: anonymous (heap, stacks), file-backed (the
+    /// binary, mapped files) and shared (SQLite's WAL index).
+    pub fn memory_kinds_mib(&self) -> [f64; 3] {
+        ["RssAnon", "RssFile", "RssShmem"].map(|field| self.status_field(field) / 1024.0)
     }
 
     /// Threads of the server process now.

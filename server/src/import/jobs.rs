@@ -256,9 +256,11 @@ impl Jobs {
             slot: Mutex::new(Some(slot)),
             batches: OnceLock::new(),
         });
-        if let Err(error) =
+        // Called from handlers: the write may wait its turn behind an import's transaction.
+        let recorded = tokio::task::block_in_place(|| {
             store.db.record_job(&job.id, &job.user_id, "queued", &job.archive.archive_id, job.started_at)
-        {
+        });
+        if let Err(error) = recorded {
             tracing::error!("cannot record import job {}: {error}", job.id);
         }
         self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(id, job.clone());
@@ -324,14 +326,17 @@ impl Jobs {
         let report = job.status_json();
         let status = job.status();
         let (code, message) = job.lock().error.clone().unzip();
-        if let Err(failure) = store.db.finish_job(
-            &job.id,
-            status.as_str(),
-            now(),
-            code.as_deref(),
-            message.as_deref(),
-            &report.to_string(),
-        ) {
+        let recorded = tokio::task::block_in_place(|| {
+            store.db.finish_job(
+                &job.id,
+                status.as_str(),
+                now(),
+                code.as_deref(),
+                message.as_deref(),
+                &report.to_string(),
+            )
+        });
+        if let Err(failure) = recorded {
             tracing::error!("cannot record the end of import job {}: {failure}", job.id);
         }
         job.progress.publish(event);

@@ -583,6 +583,8 @@ impl<'a> ImportSession<'a> {
             return Ok(());
         }
         let sealed = self.store.identity.seal(&self.user_id, key, plaintext);
+        // The secret goes in through the database's own writer: no transaction of ours open.
+        self.applier.commit()?;
         if !self.store.db.put_secret_if_absent(&self.user_id, &sealed, crate::auth::now())? {
             self.summary.secrets.skipped += 1;
             return Ok(());

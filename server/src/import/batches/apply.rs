@@ -83,6 +83,11 @@ impl<'a> BatchApplier<'a> {
         if !matches!(work, Work::FileChunk { .. }) {
             self.finish_files()?;
         }
+        if !matches!(work, Work::Rows { .. }) {
+            // Only rows share the open write transaction; files and vectors take their time
+            // without holding anyone's turn to write.
+            self.session.commit()?;
+        }
         match work {
             Work::Rows { table, first_line, deflated } => self.rows(&table, first_line, &deflated),
             Work::Vectors { table, first_line, deflated } => self.vectors(&table, first_line, &deflated),

@@ -19,6 +19,7 @@
 //! looked-up owners is dropped when it grows large.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use lvbak_core::registry::{
     is_secret_setting_key, table_spec, Ownership, ReferenceRule, ResetValue, TableSpec, TABLES,
@@ -28,6 +29,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::gate::{WriteGate, WriteKind, WriteTurn};
 use super::{quoted, Database, DbResult};
 
 /// What became of the rows of one table.
@@ -137,6 +139,9 @@ pub struct RowApplier {
 
     /// The write transaction batches share, and when it began (see [`Self::apply`]).
     open_since: Option<std::time::Instant>,
+    /// This import's turn at the write gate, held while its transaction is open.
+    turn: Option<WriteTurn>,
+    gate: Arc<WriteGate>,
     rows_in_transaction: usize,
     /// The largest rowid of every registry table when the import began: rowids only grow
     /// and imports never choose them, so the importer's rows above are the ones it added.
@@ -148,8 +153,8 @@ pub struct RowApplier {
 const REMEMBERED_OWNERS: usize = 100_000;
 
 /// A transaction spanning several batches is committed after this long or this many rows,
-/// so that index pages dirtied by many batches are written once, while other writers wait
-/// no longer than this.
+/// so that index pages dirtied by many batches are written once, while other imports wait
+/// no longer than this (short writes wait for one batch: see [`Self::apply`]).
 const COMMIT_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 const COMMIT_AFTER_ROWS: usize = 50_000;
 
@@ -243,11 +248,8 @@ impl Database {
     pub fn row_applier(&self, user_id: &str, quota: Option<u64>) -> DbResult<RowApplier> {
         let connection = self.connect()?;
         connection.pragma_update(None, "foreign_keys", "OFF")?;
-        // A bulk writer: a page cache that holds a whole batch, and checkpoints (each of
-        // which syncs the disk) every 256 MiB of WAL rather than every 4 MiB.
+        // A bulk writer: a page cache that holds a whole batch.
         connection.pragma_update(None, "cache_size", -24576)?;
-        connection.pragma_update(None, "wal_autocheckpoint", 65536)?;
-        connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         let mut rowids_before = HashMap::new();
         for spec in TABLES {
             let sql = format!("SELECT coalesce(max(rowid), 0) FROM {}", quoted(spec.name));
@@ -261,6 +263,8 @@ impl Database {
             plans: HashMap::new(),
             owners: HashMap::new(),
             open_since: None,
+            turn: None,
+            gate: Arc::clone(&self.gate),
             rows_in_transaction: 0,
             rowids_before,
             usage: Usage::new(quota, before),
@@ -352,17 +356,32 @@ impl RowApplier {
     pub fn commit(&mut self) -> DbResult<()> {
         let total = self.usage.total();
         if total != self.usage.persisted {
-            self.connection.execute(
-                "INSERT INTO lvbak_usage (user_id, bytes) VALUES (?1, ?2) ON CONFLICT (user_id) DO UPDATE SET bytes = excluded.bytes",
-                rusqlite::params![self.user_id, total as i64],
-            )?;
+            let user_id = self.user_id.clone();
+            self.in_turn(WriteKind::Short, |connection| {
+                connection.execute(
+                    "INSERT INTO lvbak_usage (user_id, bytes) VALUES (?1, ?2) ON CONFLICT (user_id) DO UPDATE SET bytes = excluded.bytes",
+                    rusqlite::params![user_id, total as i64],
+                )?;
+                Ok(())
+            })?;
             self.usage.persisted = total;
         }
         if self.open_since.take().is_some() {
             self.rows_in_transaction = 0;
-            self.connection.execute_batch("COMMIT")?;
+            let committed = self.connection.execute_batch("COMMIT");
+            self.turn = None;
+            committed?;
         }
         Ok(())
+    }
+
+    /// Runs a write outside the batches' transaction in a turn of its own (or inside the
+    /// open transaction's turn).
+    fn in_turn<T>(&mut self, kind: WriteKind, work: impl FnOnce(&mut Connection) -> DbResult<T>) -> DbResult<T> {
+        let own = self.turn.is_none().then(|| self.gate.enter(kind));
+        let result = work(&mut self.connection);
+        drop(own);
+        result
     }
 
     /// The account's disk use during this import.
@@ -395,21 +414,27 @@ impl RowApplier {
     /// used when the import fails over its quota, so that nothing it wrote stays.
     pub fn roll_back_import(&mut self) -> DbResult<u64> {
         if self.open_since.take().is_some() {
-            self.connection.execute_batch("ROLLBACK")?;
+            let rolled_back = self.connection.execute_batch("ROLLBACK");
+            self.turn = None;
+            rolled_back?;
         }
         self.rows_in_transaction = 0;
-        let transaction = self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut removed = 0;
-        for spec in TABLES.iter().rev() {
-            let before = self.rowids_before.get(spec.name).copied().unwrap_or(i64::MAX);
-            let sql = format!(
-                "DELETE FROM {} AS t WHERE t.rowid > ?2 AND {}",
-                quoted(spec.name),
-                owned_condition(spec, "t", 1)
-            );
-            removed += transaction.execute(&sql, rusqlite::params![self.user_id, before])? as u64;
-        }
-        transaction.commit()?;
+        let (user_id, rowids_before) = (self.user_id.clone(), self.rowids_before.clone());
+        let removed = self.in_turn(WriteKind::Bulk, |connection| {
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut removed = 0;
+            for spec in TABLES.iter().rev() {
+                let before = rowids_before.get(spec.name).copied().unwrap_or(i64::MAX);
+                let sql = format!(
+                    "DELETE FROM {} AS t WHERE t.rowid > ?2 AND {}",
+                    quoted(spec.name),
+                    owned_condition(spec, "t", 1)
+                );
+                removed += transaction.execute(&sql, rusqlite::params![user_id, before])? as u64;
+            }
+            transaction.commit()?;
+            Ok(removed)
+        })?;
         self.usage.added = self.usage.kept;
         self.commit()?;
         Ok(removed)
@@ -423,7 +448,9 @@ impl RowApplier {
         let plan = self.plan(spec)?;
         let mut counts = TableCounts::default();
         if self.open_since.is_none() {
+            let turn = self.gate.enter(WriteKind::Bulk);
             self.connection.execute_batch("BEGIN IMMEDIATE")?;
+            self.turn = Some(turn);
             self.open_since = Some(std::time::Instant::now());
         }
         self.connection.execute_batch("SAVEPOINT lvbak_batch")?;
@@ -463,8 +490,10 @@ impl RowApplier {
         }
         self.connection.execute_batch("RELEASE lvbak_batch")?;
         self.rows_in_transaction += batch_rows;
+        // A short write (a sign-in) waiting goes next, after this batch.
         if self.rows_in_transaction >= COMMIT_AFTER_ROWS
             || self.open_since.is_some_and(|at| at.elapsed() >= COMMIT_AFTER)
+            || self.gate.short_waiting()
         {
             self.commit()?;
         }
@@ -607,23 +636,26 @@ impl RowApplier {
     /// target is missing or not the importer's; returns how many were cleared.
     pub fn scrub_references(&mut self) -> DbResult<u64> {
         self.commit()?;
-        let mut cleared = 0;
-        for spec in TABLES {
-            for reference in spec.references.iter().filter(|r| r.rule == ReferenceRule::ScrubWhenMissing) {
-                let Some(target) = table_spec(reference.table) else { continue };
-                let column = quoted(reference.column);
-                let sql = format!(
-                    "UPDATE {table} AS t SET {column} = NULL WHERE {owned} AND t.{column} IS NOT NULL \
-                     AND NOT EXISTS (SELECT 1 FROM {target} x WHERE x.id = t.{column} AND {target_owned})",
-                    table = quoted(spec.name),
-                    owned = owned_condition(spec, "t", 1),
-                    target = quoted(target.name),
-                    target_owned = owned_condition(target, "x", 1),
-                );
-                cleared += self.connection.execute(&sql, [&self.user_id])? as u64;
+        let user_id = self.user_id.clone();
+        self.in_turn(WriteKind::Bulk, |connection| {
+            let mut cleared = 0;
+            for spec in TABLES {
+                for reference in spec.references.iter().filter(|r| r.rule == ReferenceRule::ScrubWhenMissing) {
+                    let Some(target) = table_spec(reference.table) else { continue };
+                    let column = quoted(reference.column);
+                    let sql = format!(
+                        "UPDATE {table} AS t SET {column} = NULL WHERE {owned} AND t.{column} IS NOT NULL \
+                         AND NOT EXISTS (SELECT 1 FROM {target} x WHERE x.id = t.{column} AND {target_owned})",
+                        table = quoted(spec.name),
+                        owned = owned_condition(spec, "t", 1),
+                        target = quoted(target.name),
+                        target_owned = owned_condition(target, "x", 1),
+                    );
+                    cleared += connection.execute(&sql, [&user_id])? as u64;
+                }
             }
-        }
-        Ok(cleared)
+            Ok(cleared)
+        })
     }
 
     /// Resets the vector state of the rows this import inserted, so they are re-embedded
@@ -651,7 +683,10 @@ impl RowApplier {
                 assignments.join(", "),
                 owned_condition(spec, "t", 1),
             );
-            marked += self.connection.execute(&sql, rusqlite::params![self.user_id, before])? as u64;
+            let user_id = self.user_id.clone();
+            marked += self.in_turn(WriteKind::Bulk, |connection| {
+                Ok(connection.execute(&sql, rusqlite::params![user_id, before])?)
+            })? as u64;
         }
         Ok(marked)
     }
@@ -744,7 +779,8 @@ impl RowApplier {
     /// Turns on `has_api_key` of one of the importer's connections (a restored secret).
     pub fn mark_has_api_key(&mut self, table: &str, id: &str) -> DbResult<bool> {
         let sql = format!("UPDATE {} SET has_api_key = 1 WHERE id = ?1 AND user_id = ?2", quoted(table));
-        Ok(self.connection.execute(&sql, [id, self.user_id.as_str()])? > 0)
+        let user_id = self.user_id.clone();
+        Ok(self.in_turn(WriteKind::Short, |connection| Ok(connection.execute(&sql, [id, user_id.as_str()])?))? > 0)
     }
 
     /// The importer's embedding configuration setting, as JSON text.

@@ -4,6 +4,8 @@
 
 mod accounts;
 mod apply;
+mod checkpoint;
+mod gate;
 mod jobs;
 mod migrations;
 mod quotas;
@@ -11,9 +13,11 @@ mod rows;
 mod secrets;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
+
+use gate::{WriteGate, WriteKind};
 
 pub use accounts::{SessionUser, UserRecord};
 pub use apply::{merge_setting, AlignedRow, Owner, RowApplier, TableCounts};
@@ -50,6 +54,9 @@ pub struct Database {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Turns for every write transaction of this process (see [`gate`]).
+    gate: Arc<WriteGate>,
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 /// Readers kept for reuse; more are opened on demand and dropped when over this.
@@ -59,6 +66,9 @@ fn configure(connection: &Connection) -> DbResult<()> {
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
+    // Checkpoints run on their own thread, never at the end of someone's commit.
+    connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+    connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     Ok(())
 }
 
@@ -75,7 +85,14 @@ impl Database {
         }
         configure(&connection)?;
         migrations::migrate(&mut connection)?;
-        Ok(Self { path: path.to_path_buf(), writer: Mutex::new(connection), readers: Mutex::new(Vec::new()) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer: Mutex::new(connection),
+            readers: Mutex::new(Vec::new()),
+            gate: Arc::default(),
+            _checkpointer: checkpoint::Checkpointer::start(path)
+                .map_err(|error| DbError::Invalid(error.to_string()))?,
+        })
     }
 
     /// A new connection of its own, for long work (an export's snapshot, an import's apply).
@@ -87,6 +104,7 @@ impl Database {
 
     /// Runs `work` on the one writer connection (callers are on blocking threads).
     fn write<T>(&self, work: impl FnOnce(&mut Connection) -> DbResult<T>) -> DbResult<T> {
+        let _turn = self.gate.enter(WriteKind::Short);
         let mut connection = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         work(&mut connection)
     }
