@@ -93,6 +93,7 @@ impl Drop for WriteTurn {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::time::Duration;
