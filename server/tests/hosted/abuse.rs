@@ -366,14 +366,28 @@ fn f11_uploads_cut_short_leave_no_staging() {
     let instance = Instance::start("abuse-11", &[]);
     let token = instance.account("mallory");
     for _ in 0..5 {
-        let mut stream = TcpStream::connect(instance.address()).unwrap();
-        let head = format!(
-            "POST /api/v1/user-data/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
-            64 << 20
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(b"PK\x03\x04").unwrap();
-        stream.write_all(&vec![0u8; 8 << 20]).unwrap();
+        // The server frees the user's import slot once it notices the previous client left;
+        // until then a new upload is refused with 409 (one import per user), so retry.
+        let mut attempts = 0;
+        let stream = loop {
+            let mut stream = TcpStream::connect(instance.address()).unwrap();
+            let head = format!(
+                "POST /api/v1/user-data/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+                64 << 20
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(b"PK\x03\x04").unwrap();
+            match stream.write_all(&vec![0u8; 8 << 20]) {
+                Ok(()) => break stream,
+                Err(error) => {
+                    let mut answer = String::new();
+                    let _ = stream.read_to_string(&mut answer);
+                    attempts += 1;
+                    assert!(answer.starts_with("HTTP/1.1 409") && attempts < 50, "{error}: {answer}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        };
         std::thread::sleep(Duration::from_millis(200));
         drop(stream);
     }
@@ -517,4 +531,56 @@ fn f15_rows_keyed_by_another_users_ids_are_refused() {
     let status = instance.import_raw(&bob, &own);
     assert_eq!(status["summary"]["message_breakdowns"]["imported"], 1, "{status}");
     assert_eq!(status["summary"]["weaver_bible"]["imported"], 1, "{status}");
+}
+
+#[test]
+fn f16_sign_ins_and_another_import_go_through_while_a_large_import_writes() {
+    let instance = Instance::start("abuse-16", &[]);
+    let mallory = instance.account("mallory");
+    let victim = instance.account("victim");
+    let rows = 60_000u64;
+    let characters: Vec<Value> = (0..rows)
+        .map(|n| json!({"id": uuid(0x1600_0000 + n), "name": format!("c{n}"), "description": "x".repeat(200)}))
+        .collect();
+    let large = archive(json!({}), vec![table("characters", &characters)]);
+    let small = archive(json!({}), vec![table("characters", &[json!({"id": uuid(0x1601), "name": "mine"})])]);
+
+    let reply = instance.call("POST", "/api/v1/user-data/import", &mallory, &large);
+    assert_eq!(reply.status, 202, "{}", String::from_utf8_lossy(&reply.body));
+    let job = reply.json()["jobId"].as_str().unwrap().to_string();
+    let status_path = format!("/api/v1/user-data/import/{job}/status");
+    // Sign-ins (each writes a session) and a second import (a second bulk writer) while the
+    // large import holds the write turns; each must be answered and land.
+    let (mut signed_in_while_running, mut signed_in) = (0, 0);
+    let mut victim_import = None;
+    for _ in 0..200 {
+        let running = instance.call("GET", &status_path, &mallory, b"").json()["status"] == "running";
+        if !running && signed_in_while_running > 0 {
+            break;
+        }
+        let token = instance.login("victim");
+        assert_eq!(instance.call("GET", "/api/v1/auth/me", &token, b"").status, 200);
+        signed_in += 1;
+        if running {
+            signed_in_while_running += 1;
+            if victim_import.is_none() {
+                let reply = instance.call("POST", "/api/v1/user-data/import", &victim, &small);
+                assert_eq!(reply.status, 202, "{}", String::from_utf8_lossy(&reply.body));
+                victim_import = Some(reply.json()["jobId"].as_str().unwrap().to_string());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(signed_in_while_running > 0, "the large import ended before any sign-in ({signed_in} sign-ins)");
+    let done = instance.wait_job(&mallory, &job);
+    assert_eq!(done["status"], "complete", "{done}");
+    assert_eq!(done["summary"]["characters"]["imported"], rows, "{done}");
+    let theirs = instance.wait_job(&victim, victim_import.as_deref().unwrap());
+    assert_eq!(theirs["status"], "complete", "{theirs}");
+    assert_eq!(theirs["summary"]["characters"]["imported"], 1, "{theirs}");
+    let victim_id = instance.user_id(&victim);
+    let mallory_id = instance.user_id(&mallory);
+    let count =
+        |user: &str| count_rows(&instance.data, &format!("SELECT count(*) FROM characters WHERE user_id = '{user}'"));
+    assert_eq!((count(&mallory_id), count(&victim_id)), (rows as i64, 1));
 }
