@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{request, run_lvbak, scratch, Server};
+use common::{request, run_lvbak, scratch, status_field, Server};
 use serde_json::json;
 
 const USERS: usize = 8;
@@ -75,16 +75,8 @@ fn main() {
         std::thread::spawn(move || {
             let mut peaks = [0.0f64; 4];
             while running.load(Ordering::Relaxed) {
-                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                    for (n, field) in ["RssAnon:", "RssFile:", "RssShmem:", "Threads:"].iter().enumerate() {
-                        let value = status
-                            .lines()
-                            .find_map(|line| line.strip_prefix(field))
-                            .and_then(|rest| rest.split_whitespace().next())
-                            .and_then(|number| number.parse::<f64>().ok())
-                            .unwrap_or(0.0);
-                        peaks[n] = peaks[n].max(value);
-                    }
+                for (peak, field) in peaks.iter_mut().zip(["RssAnon", "RssFile", "RssShmem", "Threads"]) {
+                    *peak = peak.max(status_field(pid, field).unwrap_or(0.0));
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }

@@ -34,7 +34,9 @@ impl Server {
         Self::start_with(data_dir, &[])
     }
 
-    /// A server with extra environment (`LVBAK_HOSTING`, `LVBAK_QUOTA`...).
+    /// A server with extra environment (`LVBAK_HOSTING`, `LVBAK_QUOTA`...). With
+    /// `LVBAK_HEAPTRACK=<file>` in the driver's environment the server runs under heaptrack
+    /// (a profile of its allocations; the memory figures then describe heaptrack's script).
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut command = match std::env::var("LVBAK_HEAPTRACK") {
             Ok(out) => {
@@ -76,15 +78,8 @@ impl Server {
         std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").unwrap();
     }
 
-    /// One number of /proc/<pid>/status (`VmHWM`, `VmRSS`, `Threads`).
     fn status_field(&self, field: &str) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field).and_then(|rest| rest.strip_prefix(':')))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|number| number.parse().ok())
-            .unwrap()
+        status_field(self.child.id(), field).unwrap()
     }
 
     /// Peak resident memory since the last reset, in MiB.
@@ -97,12 +92,6 @@ impl Server {
         self.status_field("VmRSS") / 1024.0
     }
 
-    /// Resident memory now by kind, in MiB: anonymous (heap, stacks), file-backed (the
-    /// binary, mapped files) and shared (SQLite's WAL index).
-    pub fn memory_kinds_mib(&self) -> [f64; 3] {
-        ["RssAnon", "RssFile", "RssShmem"].map(|field| self.status_field(field) / 1024.0)
-    }
-
     /// Threads of the server process now.
     pub fn threads(&self) -> u64 {
         self.status_field("Threads") as u64
@@ -113,6 +102,17 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One number of /proc/<pid>/status (`VmHWM`, `VmRSS`, `RssAnon`, `Threads`...), if the
+/// process is there.
+pub fn status_field(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field).and_then(|rest| rest.strip_prefix(':')))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
 }
 
 /// An HTTP answer: status, headers (names in lower case) and body.

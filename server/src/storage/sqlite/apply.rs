@@ -356,8 +356,7 @@ impl RowApplier {
     pub fn commit(&mut self) -> DbResult<()> {
         let total = self.usage.total();
         if total != self.usage.persisted {
-            let user_id = self.user_id.clone();
-            self.in_turn(WriteKind::Short, |connection| {
+            self.in_turn(WriteKind::Short, |connection, user_id| {
                 connection.execute(
                     "INSERT INTO lvbak_usage (user_id, bytes) VALUES (?1, ?2) ON CONFLICT (user_id) DO UPDATE SET bytes = excluded.bytes",
                     rusqlite::params![user_id, total as i64],
@@ -375,11 +374,11 @@ impl RowApplier {
         Ok(())
     }
 
-    /// Runs a write outside the batches' transaction in a turn of its own (or inside the
-    /// open transaction's turn).
-    fn in_turn<T>(&mut self, kind: WriteKind, work: impl FnOnce(&mut Connection) -> DbResult<T>) -> DbResult<T> {
+    /// Runs a write (given the connection and the importer's id) outside the batches'
+    /// transaction in a turn of its own, or inside the open transaction's turn.
+    fn in_turn<T>(&mut self, kind: WriteKind, work: impl FnOnce(&mut Connection, &str) -> DbResult<T>) -> DbResult<T> {
         let own = self.turn.is_none().then(|| self.gate.enter(kind));
-        let result = work(&mut self.connection);
+        let result = work(&mut self.connection, &self.user_id);
         drop(own);
         result
     }
@@ -419,18 +418,23 @@ impl RowApplier {
             rolled_back?;
         }
         self.rows_in_transaction = 0;
-        let (user_id, rowids_before) = (self.user_id.clone(), self.rowids_before.clone());
-        let removed = self.in_turn(WriteKind::Bulk, |connection| {
-            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let mut removed = 0;
-            for spec in TABLES.iter().rev() {
-                let before = rowids_before.get(spec.name).copied().unwrap_or(i64::MAX);
+        let deletes: Vec<(String, i64)> = TABLES
+            .iter()
+            .rev()
+            .map(|spec| {
                 let sql = format!(
                     "DELETE FROM {} AS t WHERE t.rowid > ?2 AND {}",
                     quoted(spec.name),
                     owned_condition(spec, "t", 1)
                 );
-                removed += transaction.execute(&sql, rusqlite::params![user_id, before])? as u64;
+                (sql, self.rowids_before.get(spec.name).copied().unwrap_or(i64::MAX))
+            })
+            .collect();
+        let removed = self.in_turn(WriteKind::Bulk, |connection, user_id| {
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut removed = 0;
+            for (sql, before) in &deletes {
+                removed += transaction.execute(sql, rusqlite::params![user_id, before])? as u64;
             }
             transaction.commit()?;
             Ok(removed)
@@ -636,8 +640,7 @@ impl RowApplier {
     /// target is missing or not the importer's; returns how many were cleared.
     pub fn scrub_references(&mut self) -> DbResult<u64> {
         self.commit()?;
-        let user_id = self.user_id.clone();
-        self.in_turn(WriteKind::Bulk, |connection| {
+        self.in_turn(WriteKind::Bulk, |connection, user_id| {
             let mut cleared = 0;
             for spec in TABLES {
                 for reference in spec.references.iter().filter(|r| r.rule == ReferenceRule::ScrubWhenMissing) {
@@ -651,7 +654,7 @@ impl RowApplier {
                         target = quoted(target.name),
                         target_owned = owned_condition(target, "x", 1),
                     );
-                    cleared += connection.execute(&sql, [&user_id])? as u64;
+                    cleared += connection.execute(&sql, [user_id])? as u64;
                 }
             }
             Ok(cleared)
@@ -683,8 +686,7 @@ impl RowApplier {
                 assignments.join(", "),
                 owned_condition(spec, "t", 1),
             );
-            let user_id = self.user_id.clone();
-            marked += self.in_turn(WriteKind::Bulk, |connection| {
+            marked += self.in_turn(WriteKind::Bulk, |connection, user_id| {
                 Ok(connection.execute(&sql, rusqlite::params![user_id, before])?)
             })? as u64;
         }
@@ -779,8 +781,7 @@ impl RowApplier {
     /// Turns on `has_api_key` of one of the importer's connections (a restored secret).
     pub fn mark_has_api_key(&mut self, table: &str, id: &str) -> DbResult<bool> {
         let sql = format!("UPDATE {} SET has_api_key = 1 WHERE id = ?1 AND user_id = ?2", quoted(table));
-        let user_id = self.user_id.clone();
-        Ok(self.in_turn(WriteKind::Short, |connection| Ok(connection.execute(&sql, [id, user_id.as_str()])?))? > 0)
+        Ok(self.in_turn(WriteKind::Short, |connection, user_id| Ok(connection.execute(&sql, [id, user_id])?))? > 0)
     }
 
     /// The importer's embedding configuration setting, as JSON text.
