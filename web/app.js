@@ -131,6 +131,7 @@ function resetImport() {
   $("ticket-box").hidden = true;
   $("ticket-file").value = "";
   $("import-summary").hidden = true;
+  $("import-dropped-columns").hidden = true;
   $("ticket-reused").hidden = true;
   $("import-start").disabled = true;
   text($("import-progress"), "");
@@ -235,6 +236,20 @@ function renderSummary(status) {
     body.append(row);
   }
   table.hidden = false;
+  const dropped = $("import-dropped-columns");
+  dropped.replaceChildren();
+  for (const [name, columns] of Object.entries(status.droppedColumns || {})) {
+    const plural = columns.length === 1 ? "a column" : "columns";
+    dropped.append(
+      make(
+        "p",
+        { class: "warning", "data-testid": `dropped-${name}` },
+        `Not kept: the archive's ${name} rows have ${plural} this server does not know ` +
+          `(${columns.join(", ")}). Those values were not imported; the archive may come from a newer Lumiverse.`,
+      ),
+    );
+  }
+  dropped.hidden = dropped.childElementCount === 0;
   const ticket = status.ticket;
   if (ticket && ticket.wasReused) {
     const when = ticket.previouslyConsumedAt ? new Date(ticket.previouslyConsumedAt * 1000).toLocaleString() : "before";

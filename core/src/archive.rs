@@ -2,6 +2,7 @@
 //! index. From here a caller inspects ([`crate::inspect`]), streams rows, verifies every
 //! entry, or decrypts secrets with a ticket.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read, Seek};
 
 use zeroize::Zeroizing;
@@ -11,7 +12,7 @@ use crate::entry_name::EntryKind;
 use crate::error::{FormatError, Result};
 use crate::limits::Limits;
 use crate::manifest::{Manifest, ManifestStats, MANIFEST_ENTRY, STATS_ENTRY};
-use crate::ndjson::{check_row, parse_row, NdjsonLines, Row};
+use crate::ndjson::{check_row, parse_row, parse_row_aligned, NdjsonLines, Row, UnknownColumns};
 use crate::secrets::{EncryptedSecret, SecretSkip, SecretsIndex, Ticket, SECRETS_BLOB_ENTRY, SECRETS_INDEX_ENTRY};
 
 /// Size of the read buffer put in front of each entry when reading lines.
@@ -149,19 +150,50 @@ impl<R: Read + Seek> Archive<R> {
     /// Reads every entry to its end: local headers, sizes, CRCs and data descriptors of all
     /// entries, the line cap and JSON validity of every NDJSON line. Entries are read in
     /// file order, so a browser or a disk reads the file once, front to back.
-    pub fn verify_all(&mut self, mut progress: impl FnMut(VerifyProgress)) -> Result<()> {
+    pub fn verify_all(&mut self, progress: impl FnMut(VerifyProgress)) -> Result<()> {
+        self.verify_all_against(&BTreeMap::new(), progress).map(|_| ())
+    }
+
+    /// [`Self::verify_all`], with the rows of every table named in `columns` also parsed as
+    /// an import parses them (aligned with those columns): the answer lists, per table,
+    /// the keys its rows carry that are not among its columns — values an import into
+    /// that schema could not keep.
+    pub fn verify_all_against(
+        &mut self,
+        columns: &BTreeMap<String, Vec<String>>,
+        mut progress: impl FnMut(VerifyProgress),
+    ) -> Result<BTreeMap<String, Vec<String>>> {
         let order = self.zip.indices_in_file_order();
         let mut state = VerifyProgress {
             entries_total: order.len() as u64,
             bytes_total: self.zip.entries().iter().map(|e| e.compressed_size).sum(),
             ..VerifyProgress::default()
         };
+        let mut unknown_columns = BTreeMap::new();
         for index in order {
             let entry = &self.zip.entries()[index];
+            let known = match &entry.kind {
+                EntryKind::Table { table } => columns.get(table).map(|known| (table.clone(), known)),
+                _ => None,
+            };
             let is_ndjson =
                 matches!(entry.kind, EntryKind::Table { .. } | EntryKind::VectorTable { .. } | EntryKind::SecretsBlob);
             let compressed = entry.compressed_size;
-            if is_ndjson {
+            if let Some((table, known)) = known {
+                let unknown = UnknownColumns::default();
+                let mut lines = self.ndjson_lines(index)?;
+                let name = lines.entry().to_string();
+                while let Some((number, line)) = lines.next_line()? {
+                    parse_row_aligned(&name, number, line, known, &unknown)?;
+                }
+                let mut names = unknown.names();
+                if unknown.truncated() {
+                    names.push("…".to_string());
+                }
+                if !names.is_empty() {
+                    unknown_columns.insert(table, names);
+                }
+            } else if is_ndjson {
                 self.check_lines(index)?;
             } else {
                 let mut reader = self.zip.open_entry(index)?;
@@ -171,7 +203,7 @@ impl<R: Read + Seek> Archive<R> {
             state.bytes_done += compressed;
             progress(state);
         }
-        Ok(())
+        Ok(unknown_columns)
     }
 
     /// Verifies `ticket` against this archive and decrypts every secret it lists. A record

@@ -113,17 +113,66 @@ pub fn parse_row(entry: &str, line_number: u64, line: &[u8]) -> Result<Row> {
 /// as no map is built. A column's value must be what SQLite holds (FORMAT §4: text, a
 /// number, null; a boolean is taken as a number): an array or object is `bad_json`, so a
 /// line never grows in memory past a few times its length.
-pub fn parse_row_aligned(entry: &str, line_number: u64, line: &[u8], columns: &[String]) -> Result<Vec<Option<Value>>> {
+pub fn parse_row_aligned(
+    entry: &str,
+    line_number: u64,
+    line: &[u8],
+    columns: &[String],
+    unknown: &UnknownColumns,
+) -> Result<Vec<Option<Value>>> {
     let mut deserializer = serde_json::Deserializer::from_slice(line);
-    let values = AlignedRow { columns }
+    let values = AlignedRow { columns, unknown }
         .deserialize(&mut deserializer)
         .and_then(|values| deserializer.end().map(|()| values))
         .map_err(|error| bad_json(entry, line_number, error.to_string()))?;
     Ok(values)
 }
 
+/// Keys that rows carried and their table has no column for (a newer Lumiverse's column, a
+/// damaged archive): their values cannot be kept, and whoever imports must be told. The
+/// first [`UnknownColumns::LISTED`] names are kept (each clipped to 64 bytes); shared by
+/// the threads that parse one table's rows.
+#[derive(Debug, Default)]
+pub struct UnknownColumns {
+    names: std::sync::Mutex<(std::collections::BTreeSet<String>, bool)>,
+}
+
+impl UnknownColumns {
+    /// Names listed at most; past this, [`Self::truncated`] says there were more.
+    pub const LISTED: usize = 32;
+
+    /// Notes a key that is not a column.
+    pub fn note(&self, key: &str) {
+        let mut guard = self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (names, truncated) = &mut *guard;
+        if names.contains(key) {
+            return;
+        }
+        if names.len() >= Self::LISTED {
+            *truncated = true;
+            return;
+        }
+        let mut end = key.len().min(64);
+        while !key.is_char_boundary(end) {
+            end -= 1;
+        }
+        names.insert(key[..end].to_string());
+    }
+
+    /// The names noted, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).0.iter().cloned().collect()
+    }
+
+    /// Whether more names were seen than are listed.
+    pub fn truncated(&self) -> bool {
+        self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).1
+    }
+}
+
 struct AlignedRow<'c> {
     columns: &'c [String],
+    unknown: &'c UnknownColumns,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for AlignedRow<'_> {
@@ -147,6 +196,7 @@ impl<'de> Visitor<'de> for AlignedRow<'_> {
             match self.columns.iter().position(|column| *column == *key) {
                 Some(index) => values[index] = Some(map.next_value::<ColumnValue>()?.0),
                 None => {
+                    self.unknown.note(&key);
                     map.next_value::<IgnoredAny>()?;
                 }
             }
@@ -311,18 +361,39 @@ mod tests {
     }
 
     #[test]
+    fn unknown_columns_are_listed_once_clipped_and_bounded() {
+        let unknown = UnknownColumns::default();
+        let long = "é".repeat(40);
+        for key in ["b", "a", "b", long.as_str()] {
+            unknown.note(key);
+        }
+        assert_eq!(unknown.names(), ["a", "b", "é".repeat(32).as_str()]);
+        for index in 0..100 {
+            unknown.note(&format!("column_{index:03}"));
+        }
+        assert_eq!(unknown.names().len(), UnknownColumns::LISTED);
+        assert!(unknown.truncated());
+    }
+
+    #[test]
     fn aligned_rows_keep_known_columns_in_order() {
         let columns = vec!["id".to_string(), "name".to_string(), "user_id".to_string()];
         let line = br#"{"name":"Mira","extra":{"deep":[1,2]},"id":"c1","name":"Mira Vale"}"#;
-        let values = parse_row_aligned("t", 1, line, &columns).ok();
+        let unknown = UnknownColumns::default();
+        let values = parse_row_aligned("t", 1, line, &columns, &unknown).ok();
         assert_eq!(values, Some(vec![Some(Value::from("c1")), Some(Value::from("Mira Vale")), None]));
+        assert_eq!(unknown.names(), ["extra"]);
         let nested = br#"{"id":"c1","name":[0,0,0,0,0,0,0,0]}"#;
-        assert_eq!(parse_row_aligned("t", 2, nested, &columns).err().map(|e| e.code()), Some("bad_json"));
+        assert_eq!(parse_row_aligned("t", 2, nested, &columns, &unknown).err().map(|e| e.code()), Some("bad_json"));
         let scalars = br#"{"id":true,"name":1.5,"user_id":null}"#;
-        let values = parse_row_aligned("t", 3, scalars, &columns).ok();
+        let values = parse_row_aligned("t", 3, scalars, &columns, &unknown).ok();
         assert_eq!(values, Some(vec![Some(Value::Bool(true)), Some(Value::from(1.5)), Some(Value::Null)]));
         for bad in [&b"[1]"[..], b"{\"id\":", b"{\"id\":1} x", b"{\"a\":{\"b\":}}"] {
-            assert_eq!(parse_row_aligned("t", 4, bad, &columns).err().map(|e| e.code()), Some("bad_json"), "{bad:?}");
+            assert_eq!(
+                parse_row_aligned("t", 4, bad, &columns, &unknown).err().map(|e| e.code()),
+                Some("bad_json"),
+                "{bad:?}"
+            );
         }
     }
 

@@ -66,7 +66,30 @@ pub struct TableSpec {
     /// Columns reset when vectors do not restore (FORMAT §3).
     pub revectorize: &'static [(&'static str, ResetValue)],
     pub files: &'static [FileColumn],
+    /// A column numbering the user's rows 1, 2, 3… (unique per user, as Lumiverse's
+    /// `dream_weaver_sessions.session_number`): an imported row whose number is missing or
+    /// already taken by another of the user's rows gets the next free one.
+    pub numbered: Option<&'static str>,
 }
+
+impl TableSpec {
+    /// The columns an import may write differently from the archive's value (FORMAT §4):
+    /// the owner columns ([`OWNER_COLUMNS`], the importer's id wherever a table has them),
+    /// `forced_zero` columns, the re-vectorization resets (when vectors do not restore) and
+    /// a `numbered` column (when its number is taken). Every other column is stored, and
+    /// exported again, exactly as it came.
+    pub fn rewritten_columns(&self) -> Vec<&'static str> {
+        let mut columns = OWNER_COLUMNS.to_vec();
+        columns.extend(self.forced_zero);
+        columns.extend(self.revectorize.iter().map(|(column, _)| *column));
+        columns.extend(self.numbered);
+        columns
+    }
+}
+
+/// Columns that name a row's user: an import writes the importer's id into them, in every
+/// table that has them (children owned through a parent included).
+pub const OWNER_COLUMNS: &[&str] = &["user_id", "installed_by_user_id"];
 
 const USER: Ownership = Ownership::Direct { column: "user_id" };
 const ID: &[&str] = &["id"];
@@ -97,6 +120,7 @@ const fn table(name: &'static str, ownership: Ownership) -> TableSpec {
         forced_zero: &[],
         revectorize: &[],
         files: &[],
+        numbered: None,
     }
 }
 
@@ -219,7 +243,9 @@ pub static TABLES: &[TableSpec] = &[
             scrub("persona_id", "personas"),
             scrub("connection_id", "connection_profiles"),
             scrub("character_id", "characters"),
+            checked("launch_chat_id", "chats"),
         ],
+        numbered: Some("session_number"),
         ..table("dream_weaver_sessions", USER)
     },
     table("dream_weaver_messages", through("dream_weaver_sessions", "session_id")),

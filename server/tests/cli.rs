@@ -212,3 +212,40 @@ fn user_seed_and_export_from_the_command_line() {
     assert_eq!(report["files"]["avatars"]["count"], 3);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An archive whose characters carry a column this schema lacks: `inspect --verify` names
+/// it before anything is imported, and `import` says the values were not kept.
+#[test]
+fn columns_the_schema_lacks_are_named_by_inspect_and_import() {
+    use lvbak_tests::zipcraft::{RawEntry, RawZip};
+    let dir = scratch_dir("dropped");
+    let mut entries = corpus::valid_entries();
+    let row = r#"{"id":"5a0c3b1e-8d2f-4e6a-9b7c-0d1e2f3a4b5c","name":"Wren","user_id":"u","voice_profile":"alto"}"#;
+    entries.push(RawEntry::deflated("database/characters.ndjson", row.as_bytes()));
+    let archive = dir.join("newer.lvbak");
+    std::fs::write(&archive, RawZip::new(entries).build()).unwrap();
+    let path = archive.to_str().unwrap();
+
+    let report = json_of(&lvbak(&["inspect", path, "--json", "--verify"], None));
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["droppedColumns"], serde_json::json!({"characters": ["voice_profile"]}));
+    let text = lvbak(&["inspect", path, "--verify"], None);
+    let printed = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        printed
+            .contains("Warning: the archive's characters rows have a column this server does not know (voice_profile)"),
+        "{printed}"
+    );
+    // Without --verify the rows are not read, so nothing is claimed.
+    assert_eq!(json_of(&lvbak(&["inspect", path, "--json"], None))["droppedColumns"], serde_json::json!({}));
+
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap();
+    let added = lvbak(&["user", "add", "erin", "--password", "pw-erin-123", "--data-dir", data_arg], None);
+    assert_eq!(added.status.code(), Some(0), "{}", String::from_utf8_lossy(&added.stderr));
+    let imported = lvbak(&["import", "--user", "erin", path, "--data-dir", data_arg], None);
+    let stderr = String::from_utf8_lossy(&imported.stderr);
+    assert_eq!(imported.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("(voice_profile): those values were not imported"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -151,6 +151,21 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
     if !summary.skipped_tables.is_empty() {
         println!("not applied: {}", summary.skipped_tables.join(", "));
     }
+    for (table, columns) in &summary.dropped_columns {
+        eprintln!("warning: {}", dropped_columns_warning(table, columns, true));
+    }
     println!("done in {:.2} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The plain-words warning for values an import could not keep (`imported`: it ran; else
+/// it would happen).
+pub fn dropped_columns_warning(table: &str, columns: &[String], imported: bool) -> String {
+    format!(
+        "the archive's {table} rows have {} this server does not know ({}): {} \
+         (the archive may come from a newer Lumiverse)",
+        if columns.len() == 1 { "a column" } else { "columns" },
+        columns.join(", "),
+        if imported { "those values were not imported" } else { "an import here would not keep those values" }
+    )
 }

@@ -41,6 +41,8 @@ struct Report {
     inspection: Option<Inspection>,
     decrypted: Option<Vec<(String, Result<String, String>)>>,
     rejection: Option<FormatError>,
+    /// Per table, keys of its rows that are not columns here (`--verify` only).
+    dropped_columns: BTreeMap<String, Vec<String>>,
 }
 
 pub fn run(args: &InspectArgs) -> ExitCode {
@@ -65,7 +67,7 @@ pub fn run(args: &InspectArgs) -> ExitCode {
 }
 
 fn examine(args: &InspectArgs, limits: Limits) -> Report {
-    let mut report = Report { inspection: None, decrypted: None, rejection: None };
+    let mut report = Report { inspection: None, decrypted: None, rejection: None, dropped_columns: BTreeMap::new() };
     let ticket = args.ticket.as_deref().map(read_ticket);
     let file = match File::open(&args.file) {
         Ok(file) => file,
@@ -89,9 +91,13 @@ fn examine(args: &InspectArgs, limits: Limits) -> Report {
         }
     }
     if args.verify {
-        if let Err(error) = archive.verify_all(|_| {}) {
-            report.rejection = Some(error);
-            return report;
+        let columns = crate::storage::sqlite::registry_columns().unwrap_or_default();
+        match archive.verify_all_against(&columns, |_| {}) {
+            Ok(dropped) => report.dropped_columns = dropped,
+            Err(error) => {
+                report.rejection = Some(error);
+                return report;
+            }
         }
     }
     match ticket {
@@ -167,6 +173,7 @@ fn write_json(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std:
         "entries": inspection.map_or(0, |i| i.entries),
         "verified": args.verify && report.rejection.is_none(),
         "warnings": inspection.map_or(Vec::new(), |i| i.warnings.clone()),
+        "droppedColumns": report.dropped_columns,
     });
     writeln!(out, "{object}")
 }
@@ -188,6 +195,9 @@ fn write_text(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std:
     }
     if args.verify && report.rejection.is_none() {
         writeln!(out, "\nVerified: every entry read to its end (sizes, CRC-32, line caps, JSON)")?;
+        for (table, columns) in &report.dropped_columns {
+            writeln!(out, "Warning: {}", super::import::dropped_columns_warning(table, columns, false))?;
+        }
     }
     if let Some(error) = &report.rejection {
         writeln!(out, "{}{}: {error}", if report.inspection.is_some() { "\n" } else { "" }, error.code())?;

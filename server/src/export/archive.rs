@@ -9,12 +9,13 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use lvbak_core::registry::{table_spec, TableSpec, EXPORT_ORDER, VECTOR_TABLES};
 use lvbak_core::{
-    encode_vector, ArchiveWriter, EmbeddingConfig, EntrySize, FileBucket, FormatError, Manifest, ManifestStats,
+    encode_vector, write_js_number, ArchiveWriter, EmbeddingConfig, EntrySize, FileBucket, FormatError, Manifest,
+    ManifestStats,
 };
 use tokio::runtime::Handle;
 
 use super::plan::ExportPlan;
-use super::rows::{is_valid_entry, write_js_number, write_json_string, FileRef, RowEncoder};
+use super::rows::{is_valid_entry, write_json_string, FileRef, RowEncoder};
 use crate::progress::Event;
 use crate::storage::sqlite::DbError;
 use crate::storage::vectors::{VectorError, VectorRow};

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use lvbak_core::entry_name::is_lower_uuid;
 use lvbak_core::ndjson::ensure_line_fits;
 use lvbak_core::registry::{is_secret_setting_key, TableSpec};
-use lvbak_core::{classify_entry_name, FileBucket, FormatError};
+use lvbak_core::{classify_entry_name, write_js_number, FileBucket, FormatError};
 
 use crate::storage::sqlite::RowValue;
 
@@ -20,17 +20,6 @@ pub struct FileRef {
     pub inner: String,
     /// Missing required files are reported; optional ones (thumbnails) are not.
     pub required: bool,
-}
-
-/// Writes a number as JavaScript does: integral values without a fraction.
-pub fn write_js_number(out: &mut Vec<u8>, value: f64) {
-    if !value.is_finite() {
-        out.extend_from_slice(b"null");
-    } else if value.fract() == 0.0 && value.abs() < 1e21 {
-        let _ = write!(out, "{}", value as i128);
-    } else {
-        let _ = serde_json::to_writer(&mut *out, &value);
-    }
 }
 
 /// How `JSON.stringify` escapes a byte: 0 for "as is", `u` for `\u00XX`, else the letter
@@ -249,16 +238,6 @@ pub fn is_valid_entry(entry: &str) -> bool {
 mod tests {
     use super::*;
     use lvbak_core::registry::table_spec;
-
-    #[test]
-    fn numbers_as_javascript_writes_them() {
-        let cases = [(0.0, "0"), (1.0, "1"), (-3.0, "-3"), (0.5, "0.5"), (1e21, "1e+21"), (f64::NAN, "null")];
-        for (value, expected) in cases {
-            let mut out = Vec::new();
-            write_js_number(&mut out, value);
-            assert_eq!(String::from_utf8_lossy(&out), expected, "{value}");
-        }
-    }
 
     #[test]
     fn strings_escape_as_javascript_does() {

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use lvbak_core::registry::{is_excluded_table, table_spec, TABLES, VECTOR_TABLES};
 use lvbak_core::secrets::SECRETS_BLOB_ENTRY;
-use lvbak_core::{parse_row, parse_row_aligned, Archive, EncryptedSecret, EntryKind, FormatError, SecretKey};
+use lvbak_core::{
+    parse_row, parse_row_aligned, Archive, EncryptedSecret, EntryKind, FormatError, SecretKey, UnknownColumns,
+};
 
 use super::session::{ImportError, ImportSession};
 use super::steps::for_each_step;
@@ -39,12 +41,14 @@ fn apply_tables<R: Read + Seek + Send>(
         let Some(index) = archive.table_entry(spec.name) else { continue };
         session.progress(Event::Table { table: spec.name.to_string(), processed: 0 });
         let columns = session.columns_of(spec.name)?.unwrap_or_default();
-        let parse = |entry: &str, number: u64, line: &[u8]| parse_row_aligned(entry, number, line, &columns);
+        let unknown = UnknownColumns::default();
+        let parse = |entry: &str, number: u64, line: &[u8]| parse_row_aligned(entry, number, line, &columns, &unknown);
         for_each_step(archive.ndjson_lines(index)?, 1, parse, |rows| {
             session.apply_rows(spec.name, rows)?;
             session.table_progress(spec.name);
             Ok(())
         })?;
+        session.note_dropped_columns(spec.name, &unknown);
         let counts = session.table_counts(spec.name);
         session.progress(Event::TableDone { table: spec.name.to_string(), counts });
     }

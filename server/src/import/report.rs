@@ -70,6 +70,7 @@ pub fn summary_report(summary: Option<&ImportSummary>) -> Value {
         "vectorSummary": summary.map(|s| json!(s.vectors)),
         "secretSummary": summary.map(|s| json!(s.secrets)),
         "skippedTables": summary.map(|s| json!(s.skipped_tables)),
+        "droppedColumns": summary.map(|s| json!(s.dropped_columns)),
         "scrubbedReferences": summary.map(|s| s.scrubbed_references),
         "revectorized": summary.map(|s| s.revectorized),
     })

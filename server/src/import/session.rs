@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use lvbak_core::batch::PlainSecret;
 use lvbak_core::registry::{connection_of_secret, is_vector_table, table_spec};
-use lvbak_core::{decode_vector, EmbeddingConfig, EncryptedSecret, FileBucket, FormatError, Row, SecretKey};
+use lvbak_core::{
+    decode_vector, EmbeddingConfig, EncryptedSecret, FileBucket, FormatError, Row, SecretKey, UnknownColumns,
+};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::runtime::Handle;
@@ -147,9 +149,16 @@ pub struct ImportSummary {
     pub secrets: SecretSummary,
     /// Tables in the archive that are not applied (unknown, or never travelling).
     pub skipped_tables: Vec<String>,
+    /// Per table, the keys its rows carried that the table has no column for: values that
+    /// could not be kept (a newer Lumiverse's columns, or a damaged archive). `…` last
+    /// when there were more than are listed.
+    pub dropped_columns: BTreeMap<String, Vec<String>>,
     pub scrubbed_references: u64,
     pub revectorized: u64,
 }
+
+/// Ends a list of dropped columns that had more names than it lists.
+const ELLIPSIS: &str = "…";
 
 /// The longest secret (name or value) stored, in bytes: API keys are far shorter.
 pub const MAX_SECRET_BYTES: usize = 64 * 1024;
@@ -249,6 +258,27 @@ impl<'a> ImportSession<'a> {
         let listed = &mut self.summary.skipped_tables;
         if listed.len() < LISTED && !listed.contains(&table) {
             listed.push(table);
+        }
+    }
+
+    /// Notes the keys rows of `table` carried that are not its columns (see
+    /// [`ImportSummary::dropped_columns`]).
+    pub fn note_dropped_columns(&mut self, table: &str, unknown: &UnknownColumns) {
+        let names = unknown.names();
+        if names.is_empty() {
+            return;
+        }
+        let listed = self.summary.dropped_columns.entry(table.to_string()).or_default();
+        listed.retain(|name| name != ELLIPSIS);
+        for name in names {
+            if !listed.contains(&name) {
+                listed.push(name);
+            }
+        }
+        listed.sort();
+        if unknown.truncated() || listed.len() > UnknownColumns::LISTED {
+            listed.truncate(UnknownColumns::LISTED);
+            listed.push(ELLIPSIS.to_string());
         }
     }
 
@@ -493,7 +523,7 @@ impl<'a> ImportSession<'a> {
                 continue;
             };
             let mut index_text = Vec::new();
-            crate::export::rows::write_js_number(&mut index_text, chunk_index);
+            lvbak_core::write_js_number(&mut index_text, chunk_index);
             accepted.push(VectorRow {
                 id: format!("{}:{source_type}:{source_id}:{}", self.user_id, String::from_utf8_lossy(&index_text)),
                 user_id: self.user_id.clone(),

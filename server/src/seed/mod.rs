@@ -389,8 +389,8 @@ pub async fn seed(store: &Store, user: &UserRecord, options: SeedOptions, now: i
         "created_at": now, "updated_at": now}),
     );
     let session_id = new_id();
-    rows.add("dream_weaver_sessions", json!({"id": session_id, "user_id": uid, "created_at": now, "updated_at": now,
-        "dream_text": "A lighthouse keeper who collects lost letters.", "persona_id": persona_id, "connection_id": connection_ids[0],
+    rows.add("dream_weaver_sessions", json!({"id": session_id, "user_id": uid, "session_number": 1, "created_at": now, "updated_at": now,
+        "status": "draft", "workspace_kind": "character", "dream_text": "A lighthouse keeper who collects lost letters.", "persona_id": persona_id, "connection_id": connection_ids[0],
         "character_id": character_ids.first()}));
     rows.add(
         "dream_weaver_messages",

@@ -105,6 +105,21 @@ async fn the_page_checks_imports_and_exports_in_a_real_browser() {
     let reused = browser.script("return document.getElementById('ticket-reused').hidden").await;
     assert_eq!(reused, false, "the reuse warning is shown");
 
+    // An archive from a newer Lumiverse: imported, and the values it could not keep named.
+    let id = "6b1d4c2f-9e3a-4f7b-8c8d-1e2f3a4b5c6d";
+    let newer = crate::import::archive_with_tables(&[("characters", crate::compat::character_with_extra_columns(id, "x"))]);
+    let newer = write(&files.path, "newer.lvbak", &newer);
+    pick_archive(&browser, &newer).await;
+    browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    browser.click("import-start").await;
+    let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
+    assert_eq!(status, "complete");
+    let warning = browser.text("dropped-characters").await;
+    assert!(
+        warning.contains("characters rows have columns this server does not know (mood_json, voice_profile)"),
+        "{warning}"
+    );
+
     // A large archive, cancelled mid-way.
     let source = server
         .account("browser-big", Some(SeedOptions { chats: 4, messages_per_chat: 40_000, ..SeedOptions::default() }))

@@ -4,6 +4,7 @@
 
 mod batches;
 mod browser;
+mod compat;
 mod export;
 mod import;
 mod schema;

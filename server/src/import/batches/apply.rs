@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use lvbak_core::batch::{InflatingPayload, PlainSecret};
 use lvbak_core::hpke::{HpkeKeyPair, SECRETS_INFO};
-use lvbak_core::{check_row, parse_row, parse_row_aligned, EmbeddingConfig, FileBucket, FormatError, NdjsonLines};
+use lvbak_core::{
+    check_row, parse_row, parse_row_aligned, EmbeddingConfig, FileBucket, FormatError, NdjsonLines, UnknownColumns,
+};
 use serde_json::json;
 
 use super::worker::Work;
@@ -123,8 +125,10 @@ impl<'a> BatchApplier<'a> {
             return Ok(());
         };
         let session = &mut self.session;
-        let parse = |entry: &str, number: u64, line: &[u8]| parse_row_aligned(entry, number, line, columns);
+        let unknown = UnknownColumns::default();
+        let parse = |entry: &str, number: u64, line: &[u8]| parse_row_aligned(entry, number, line, columns, &unknown);
         for_each_step(lines, first_line, parse, |rows| session.apply_rows(table, rows).map(|_| ()))?;
+        self.session.note_dropped_columns(table, &unknown);
         self.session.table_progress(table);
         Ok(())
     }

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use lvbak_core::registry::{
-    is_secret_setting_key, table_spec, Ownership, ReferenceRule, ResetValue, TableSpec, TABLES,
+    is_secret_setting_key, table_spec, Ownership, ReferenceRule, ResetValue, TableSpec, OWNER_COLUMNS, TABLES,
 };
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
@@ -125,6 +125,8 @@ struct TablePlan {
     parent: Option<(usize, &'static str)>,
     references: Vec<(usize, &'static str, ReferenceRule)>,
     id: Option<usize>,
+    /// The column numbering the user's rows (`TableSpec::numbered`).
+    numbered: Option<usize>,
 }
 
 /// One row, its values aligned with the live columns of its table (`None`: absent).
@@ -289,7 +291,7 @@ impl RowApplier {
         let position = |name: &str| columns.iter().position(|column| column.name == name);
         let plan = TablePlan {
             names: columns.iter().map(|column| column.name.clone()).collect(),
-            owner_columns: ["user_id", "installed_by_user_id"].into_iter().filter_map(position).collect(),
+            owner_columns: OWNER_COLUMNS.iter().filter_map(|name| position(name)).collect(),
             forced_zero: spec.forced_zero.iter().filter_map(|name| position(name)).collect(),
             filter: spec.row_filter.and_then(|(column, value)| position(column).map(|index| (index, value))),
             parent: match spec.ownership {
@@ -302,6 +304,7 @@ impl RowApplier {
                 .filter_map(|r| position(r.column).map(|index| (index, r.table, r.rule)))
                 .collect(),
             id: position("id"),
+            numbered: spec.numbered.and_then(position),
             columns,
         };
         self.plans.insert(spec.name, plan.clone());
@@ -473,6 +476,9 @@ impl RowApplier {
                     None => counts.rejected += 1,
                 }
             }
+            if let Some(index) = plan.numbered {
+                self.number_rows(spec, &plan, index, &mut accepted)?;
+            }
             // In key order, inserts touch neighbouring index pages (ids are random UUIDs).
             if let Some(id) = plan.id {
                 accepted.sort_by(|a, b| {
@@ -519,7 +525,11 @@ impl RowApplier {
                 return Ok(None);
             }
         }
-        for (column, value) in plan.columns.iter().zip(&row) {
+        for (index, (column, value)) in plan.columns.iter().zip(&row).enumerate() {
+            // A missing number is given one (see `number_rows`).
+            if plan.numbered == Some(index) {
+                continue;
+            }
             if (column.primary_key || column.required) && value.as_ref().is_none_or(Value::is_null) {
                 return Ok(None);
             }
@@ -546,6 +556,42 @@ impl RowApplier {
             }
         }
         Ok(Some(row))
+    }
+
+    /// Gives every row of a numbered table a number of its own among the user's rows: one
+    /// that is missing, not an integer, or taken (by another of the user's rows, or by an
+    /// earlier row of this batch) becomes the next after the highest. A row whose id exists
+    /// keeps its number; it will be skipped.
+    fn number_rows(
+        &mut self,
+        spec: &'static TableSpec,
+        plan: &TablePlan,
+        index: usize,
+        rows: &mut [AlignedRow],
+    ) -> DbResult<()> {
+        let (table, column) = (quoted(spec.name), quoted(&plan.names[index]));
+        let taken_sql = format!("SELECT 1 FROM {table} WHERE user_id = ?1 AND {column} = ?2 AND id IS NOT ?3");
+        let highest_sql = format!("SELECT COALESCE(MAX({column}), 0) FROM {table} WHERE user_id = ?1");
+        let mut highest: i64 = self.connection.query_row(&highest_sql, [&self.user_id], |row| row.get(0))?;
+        let mut in_batch = HashSet::new();
+        for row in rows {
+            let id = plan.id.and_then(|i| row[i].as_ref()).and_then(Value::as_str).map(str::to_string);
+            let wanted = row[index].as_ref().and_then(Value::as_i64).filter(|n| *n > 0);
+            let free = match wanted {
+                Some(number) if !in_batch.contains(&number) => {
+                    !self.connection.prepare_cached(&taken_sql)?.exists(rusqlite::params![self.user_id, number, id])?
+                }
+                _ => false,
+            };
+            let number = match wanted {
+                Some(number) if free => number,
+                _ => highest.saturating_add(1),
+            };
+            highest = highest.max(number);
+            in_batch.insert(number);
+            row[index] = Some(Value::from(number));
+        }
+        Ok(())
     }
 
     /// `INSERT OR IGNORE` of rows aligned with `columns`; returns how many were new and

@@ -125,6 +125,21 @@ impl Database {
     }
 }
 
+/// The columns every registry table has in this server's schema, in order, read from a
+/// freshly migrated database in memory (no data directory needed: `lvbak inspect`).
+pub fn registry_columns() -> DbResult<std::collections::BTreeMap<String, Vec<String>>> {
+    let connection = migrations::in_memory()?;
+    let mut columns = std::collections::BTreeMap::new();
+    for spec in lvbak_core::registry::TABLES {
+        let names = connection
+            .prepare(&format!("PRAGMA table_info({})", quoted(spec.name)))?
+            .query_map([], |row| row.get::<_, String>(1))?
+            .collect::<Result<Vec<_>, _>>()?;
+        columns.insert(spec.name.to_string(), names);
+    }
+    Ok(columns)
+}
+
 /// Quotes an identifier known to come from the registry or the schema (never from input).
 pub(crate) fn quoted(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
