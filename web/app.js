@@ -131,7 +131,7 @@ function resetImport() {
   $("ticket-box").hidden = true;
   $("ticket-file").value = "";
   $("import-summary").hidden = true;
-  $("import-dropped-columns").hidden = true;
+  $("import-notes").hidden = true;
   $("ticket-reused").hidden = true;
   $("import-start").disabled = true;
   text($("import-progress"), "");
@@ -230,13 +230,13 @@ function renderSummary(status) {
   for (const [name, counts] of Object.entries(status.summary || {})) {
     const row = make("tr", { "data-testid": `summary-${name}` });
     row.append(make("th", { scope: "row" }, name));
-    for (const field of ["imported", "merged", "skipped", "rejected"]) {
+    for (const field of ["imported", "remapped", "merged", "skipped", "rejected"]) {
       row.append(make("td", { class: "n", "data-testid": field }, String(counts[field] ?? 0)));
     }
     body.append(row);
   }
   table.hidden = false;
-  const dropped = $("import-dropped-columns");
+  const dropped = $("import-notes");
   dropped.replaceChildren();
   for (const [name, columns] of Object.entries(status.droppedColumns || {})) {
     const plural = columns.length === 1 ? "a column" : "columns";
@@ -248,6 +248,9 @@ function renderSummary(status) {
           `(${columns.join(", ")}). Those values were not imported; the archive may come from a newer Lumiverse.`,
       ),
     );
+  }
+  for (const notice of status.notices || []) {
+    dropped.append(make("p", { class: "notice", "data-testid": "import-notice" }, notice));
   }
   dropped.hidden = dropped.childElementCount === 0;
   const ticket = status.ticket;

@@ -332,6 +332,51 @@ pub static EXPORT_ORDER: &[&str] = &[
     "cortex_vault_chunks",
 ];
 
+/// JSON text columns where Lumiverse keeps ids of other rows (found from its schema, its
+/// source and the fixtures): the active chat, preset or persona in `settings.value`, a
+/// chat's persona in `chats.metadata`, a greeting's character in `messages.extra`, world
+/// books bound in `characters.extensions`, chunk and entity lists of the memory cortex,
+/// drafts of the weavers. When an import gives a row a new id (its id belonged to another
+/// user), every string in these columns equal to the old id is rewritten to the new one.
+pub static JSON_ID_COLUMNS: &[(&str, &[&str])] = &[
+    ("settings", &["value"]),
+    ("connection_profiles", &["metadata"]),
+    ("image_gen_connections", &["default_parameters", "metadata"]),
+    ("tts_connections", &["default_parameters", "metadata"]),
+    ("stt_connections", &["default_parameters", "metadata"]),
+    ("global_addons", &["metadata"]),
+    ("mcp_servers", &["metadata"]),
+    ("presets", &["metadata"]),
+    ("world_books", &["metadata"]),
+    ("world_book_entries", &["extensions"]),
+    ("personas", &["metadata"]),
+    ("characters", &["extensions"]),
+    ("packs", &["extras"]),
+    ("regex_scripts", &["metadata"]),
+    ("theme_assets", &["metadata_json"]),
+    ("databanks", &["metadata"]),
+    ("databank_documents", &["metadata"]),
+    ("databank_chunks", &["metadata"]),
+    ("chats", &["metadata"]),
+    ("messages", &["extra"]),
+    ("message_breakdowns", &["data"]),
+    ("chat_memory_cache", &["chunks_json"]),
+    ("memory_entities", &["metadata"]),
+    ("memory_relations", &["evidence_chunk_ids", "metadata", "arc_ids"]),
+    ("memory_consolidations", &["source_chunk_ids", "source_consolidation_ids", "entity_ids"]),
+    ("dream_weaver_sessions", &["draft"]),
+    ("dream_weaver_messages", &["payload"]),
+    ("weaver_sessions", &["seed_provenance"]),
+    ("weaver_bible", &["spine"]),
+    ("weaver_fields", &["provenance"]),
+    ("extensions", &["metadata"]),
+];
+
+/// The JSON columns of `table` that may hold ids of other rows ([`JSON_ID_COLUMNS`]).
+pub fn json_id_columns(table: &str) -> &'static [&'static str] {
+    JSON_ID_COLUMNS.iter().find(|(name, _)| *name == table).map_or(&[], |(_, columns)| columns)
+}
+
 /// Tables that never travel, whatever an archive says.
 pub static EXCLUDED_TABLES: &[&str] = &[
     "secrets",
@@ -421,6 +466,22 @@ mod tests {
             for reference in spec.references {
                 assert!(table_spec(reference.table).is_some(), "{}.{}", spec.name, reference.column);
             }
+        }
+    }
+
+    /// A reference checked when its row is applied must point at a table applied before
+    /// (so a target given a new id is already known); only nullable references, settled
+    /// after every table is in, may point forward.
+    #[test]
+    fn checked_references_point_at_earlier_tables() {
+        for (position, spec) in TABLES.iter().enumerate() {
+            for reference in spec.references.iter().filter(|r| r.rule != ReferenceRule::ScrubWhenMissing) {
+                let target = TABLES.iter().position(|t| t.name == reference.table);
+                assert!(target.is_some_and(|t| t < position), "{}.{}", spec.name, reference.column);
+            }
+        }
+        for (table, _) in JSON_ID_COLUMNS {
+            assert!(table_spec(table).is_some(), "{table}");
         }
     }
 

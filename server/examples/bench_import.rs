@@ -55,13 +55,20 @@ fn fresh_target(label: &str) -> (std::path::PathBuf, Server, String) {
     (dir, server, token)
 }
 
-fn rows_benchmark(characters: usize) {
-    let source = scratch(&format!("import-source-{characters}"));
+/// The benchmark account of `characters` characters, exported: its scratch folder and
+/// the archive.
+fn bench_archive(label: &str, characters: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let source = scratch(label);
     let data = source.join("data");
     let data_arg = data.to_str().unwrap();
     seed_bulk_account(data_arg, characters);
     let archive = source.join("bench.lvbak");
     run_lvbak(&["export", "--user", "bench", "-o", archive.to_str().unwrap(), "--data-dir", data_arg]);
+    (source, archive)
+}
+
+fn rows_benchmark(characters: usize) {
+    let (source, archive) = bench_archive(&format!("import-source-{characters}"), characters);
     let (dir, server, token) = fresh_target(&format!("import-{characters}"));
     let (seconds, uploaded, status) = upload_and_wait(&server, &token, &archive);
     let peak = server.peak_memory_mib();
@@ -73,6 +80,38 @@ fn rows_benchmark(characters: usize) {
     println!(
         "import {characters} characters: {imported} rows in {seconds:.2} s (upload {uploaded:.2} s) = {:.0} rows/s; server peak RSS {peak:.1} MiB",
         imported as f64 / seconds
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&source);
+}
+
+/// The same archive imported by two accounts of one instance: the first gets the archive's
+/// ids, the second has every row copied under new ids (with its references rewritten).
+fn remap_benchmark(characters: usize) {
+    let (source, archive) = bench_archive(&format!("remap-source-{characters}"), characters);
+    let (dir, server, first) = fresh_target(&format!("remap-{characters}"));
+    let target_data = dir.join("data");
+    run_lvbak(&["user", "add", "second", "--password", "second-password", "--data-dir", target_data.to_str().unwrap()]);
+    let second = login(&server.address, "second", "second-password");
+    let count = |status: &str, field: &str| -> u64 {
+        status
+            .split(&format!("\"{field}\":"))
+            .skip(1)
+            .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<u64>().ok()))
+            .sum()
+    };
+    let (plain, _, status) = upload_and_wait(&server, &first, &archive);
+    let rows = count(&status, "imported");
+    let (copied, _, status) = upload_and_wait(&server, &second, &archive);
+    let remapped = count(&status, "remapped");
+    println!(
+        "remap {characters} characters: first account {rows} rows in {plain:.2} s = {:.0} rows/s; second account \
+         (all {remapped} ids another user's, copied) {copied:.2} s = {:.0} rows/s ({:.2}x the time); peak RSS {:.1} MiB",
+        rows as f64 / plain,
+        count(&status, "imported") as f64 / copied,
+        copied / plain,
+        server.peak_memory_mib()
     );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
@@ -170,6 +209,9 @@ fn main() {
     if want("rows") {
         rows_benchmark(100_000);
         rows_benchmark(500_000);
+    }
+    if want("remap") {
+        remap_benchmark(100_000);
     }
     if want("stored") {
         file_benchmark(false);

@@ -127,12 +127,15 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
         other => Failure::Other(other.into()),
     })?;
     let summary = session.finish()?;
-    println!("{:<28} {:>9} {:>9} {:>9} {:>9}", "table", "imported", "merged", "skipped", "rejected");
+    println!("{:<28} {:>9} {:>9} {:>9} {:>9} {:>9}", "table", "imported", "remapped", "merged", "skipped", "rejected");
     for (table, counts) in &summary.tables {
         println!(
-            "{table:<28} {:>9} {:>9} {:>9} {:>9}",
-            counts.imported, counts.merged, counts.skipped, counts.rejected
+            "{table:<28} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            counts.imported, counts.remapped, counts.merged, counts.skipped, counts.rejected
         );
+    }
+    for notice in summary.notices() {
+        println!("note: {notice}");
     }
     let files = summary.files;
     println!(

@@ -71,6 +71,7 @@ pub fn summary_report(summary: Option<&ImportSummary>) -> Value {
         "secretSummary": summary.map(|s| json!(s.secrets)),
         "skippedTables": summary.map(|s| json!(s.skipped_tables)),
         "droppedColumns": summary.map(|s| json!(s.dropped_columns)),
+        "notices": summary.map(|s| json!(s.notices())),
         "scrubbedReferences": summary.map(|s| s.scrubbed_references),
         "revectorized": summary.map(|s| s.revectorized),
     })

@@ -157,6 +157,26 @@ pub struct ImportSummary {
     pub revectorized: u64,
 }
 
+impl ImportSummary {
+    /// What a user should know about this import, in plain words: rows copied under new
+    /// ids because their ids belonged to another account of this server.
+    pub fn notices(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .filter(|(_, counts)| counts.remapped > 0)
+            .map(|(table, counts)| {
+                let rows = if counts.remapped == 1 { "row" } else { "rows" };
+                format!(
+                    "{} {rows} of {} already existed in another account on this server and were imported as copies \
+                     (with new ids; everything in this archive that refers to them was updated)",
+                    counts.remapped,
+                    table.replace('_', " ")
+                )
+            })
+            .collect()
+    }
+}
+
 /// Ends a list of dropped columns that had more names than it lists.
 const ELLIPSIS: &str = "…";
 
@@ -201,6 +221,8 @@ pub struct ImportSession<'a> {
     /// When the import began, as the filesystem stamps files (a rollback removes the
     /// importer's files from then on).
     started_on_disk: std::time::SystemTime,
+    /// Rows were applied since references to remapped rows were last settled.
+    unsettled: bool,
 }
 
 impl<'a> ImportSession<'a> {
@@ -227,6 +249,7 @@ impl<'a> ImportSession<'a> {
             progress,
             runtime,
             wrote_files: false,
+            unsettled: false,
         })
     }
 
@@ -301,6 +324,7 @@ impl<'a> ImportSession<'a> {
         };
         let counts = self.applier.apply(spec, rows).map_err(ImportError::from);
         let counts = self.roll_back_if_out_of_room(counts)?;
+        self.unsettled = true;
         self.summary.tables.entry(table.to_string()).or_default().add(counts);
         Ok(counts)
     }
@@ -319,6 +343,17 @@ impl<'a> ImportSession<'a> {
             );
         }
         result
+    }
+
+    /// Once the rows are in (before files, vectors and the end): references to rows copied
+    /// under new ids are brought to the new ids (see `storage::sqlite` `remap`).
+    fn settle_references(&mut self) -> Result<(), ImportError> {
+        if self.unsettled {
+            let settled = self.applier.settle_remapped_references().map_err(ImportError::from);
+            self.roll_back_if_out_of_room(settled)?;
+            self.unsettled = false;
+        }
+        Ok(())
     }
 
     /// Whether `bytes` more would fit in the account's quota.
@@ -403,7 +438,9 @@ impl<'a> ImportSession<'a> {
         stored: Option<(&std::path::Path, (u64, u64))>,
     ) -> Result<(), ImportError> {
         self.check_cancelled()?;
-        let written = self.write_file(bucket, name, size, data, stored);
+        self.settle_references()?;
+        let name = self.applier.local_file_name(name)?;
+        let written = self.write_file(bucket, &name, size, data, stored);
         self.roll_back_if_out_of_room(written)
     }
 
@@ -499,6 +536,7 @@ impl<'a> ImportSession<'a> {
     /// rejected; an id that exists is skipped.
     pub fn apply_vectors(&mut self, table: &str, rows: Vec<Row>, dimension: u32) -> Result<TableCounts, ImportError> {
         self.check_cancelled()?;
+        self.settle_references()?;
         let mut counts = TableCounts::default();
         if !is_vector_table(table) {
             self.skip_table(&format!("lancedb:{table}"));
@@ -508,7 +546,8 @@ impl<'a> ImportSession<'a> {
         let mut accepted = Vec::with_capacity(rows.len());
         for row in rows {
             let source_type = text(&row, "source_type");
-            let source_id = text(&row, "source_id");
+            let source_id = self.applier.local_id(&text(&row, "source_id"))?;
+            let owner_id = self.applier.local_id(&text(&row, "owner_id"))?;
             let chunk_index = row.get("chunk_index").and_then(Value::as_f64).unwrap_or(0.0);
             let vector = match row.get("vector_b64").and_then(Value::as_str).map(|b64| decode_vector(b64, "vector_b64"))
             {
@@ -529,7 +568,7 @@ impl<'a> ImportSession<'a> {
                 user_id: self.user_id.clone(),
                 source_type,
                 source_id,
-                owner_id: text(&row, "owner_id"),
+                owner_id,
                 chunk_index,
                 content,
                 vector,
@@ -629,6 +668,7 @@ impl<'a> ImportSession<'a> {
     /// Clears dangling references, marks what must be re-vectorized, and makes restored
     /// files durable; the summary.
     pub fn finish(mut self) -> Result<ImportSummary, ImportError> {
+        self.settle_references()?;
         self.summary.scrubbed_references = self.applier.scrub_references()?;
         if !self.summary.vectors.restored {
             self.summary.revectorized = self.applier.mark_inserted_for_revectorization()?;

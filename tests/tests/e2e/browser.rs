@@ -107,7 +107,8 @@ async fn the_page_checks_imports_and_exports_in_a_real_browser() {
 
     // An archive from a newer Lumiverse: imported, and the values it could not keep named.
     let id = "6b1d4c2f-9e3a-4f7b-8c8d-1e2f3a4b5c6d";
-    let newer = crate::import::archive_with_tables(&[("characters", crate::compat::character_with_extra_columns(id, "x"))]);
+    let newer =
+        crate::import::archive_with_tables(&[("characters", crate::compat::character_with_extra_columns(id, "x"))]);
     let newer = write(&files.path, "newer.lvbak", &newer);
     pick_archive(&browser, &newer).await;
     browser.wait_text("inspect-report", |t| !t.is_empty()).await;

@@ -245,11 +245,21 @@ async fn an_archive_without_vectors_marks_imported_chunks_for_revectorization() 
         .map(|table| owned_rows(&server.store, table, &bob.user.id).len())
         .sum();
     assert_eq!(status["revectorized"].as_u64().unwrap(), resettable as u64);
-    // Chunks that were there before the import keep their state.
+    // Chunks that were there before the import keep their state; the archive's chunks,
+    // copies here (bob holds their ids), are marked.
     let carol = server.account("carol", Some(small_seed())).await;
+    let own: BTreeSet<String> = owned_rows(&server.store, "chat_chunks", &carol.user.id)
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!own.is_empty());
     let again = import(&server, &carol, &exported, None).await;
     assert_eq!(again["status"], "complete");
-    assert!(owned_rows(&server.store, "chat_chunks", &carol.user.id).iter().all(|c| !c["vectorized_at"].is_null()));
+    assert_eq!(again["summary"]["chat_chunks"]["remapped"], chunks.len() as u64, "{again}");
+    for chunk in owned_rows(&server.store, "chat_chunks", &carol.user.id) {
+        let kept = own.contains(chunk["id"].as_str().unwrap());
+        assert_eq!(!chunk["vectorized_at"].is_null(), kept, "{chunk:?}");
+    }
 }
 
 fn limits_of(l: corpus::CorpusLimits) -> Limits {
@@ -516,7 +526,14 @@ async fn cross_tenant_attacks_change_nothing_of_anyone_else() {
     let attacker_copy =
         server.store.data_dir.join("images").join(&attacker.user.id).join(image["filename"].as_str().unwrap());
     assert!(!attacker_copy.exists());
-    assert_eq!(status["summary"]["characters"]["skipped"], 1);
+    // A row with the victim's character id becomes the attacker's own copy, under a new
+    // id; the victim's character is untouched (the snapshot below).
+    assert_eq!(status["summary"]["characters"]["skipped"], 0, "{status}");
+    assert_eq!(status["summary"]["characters"]["remapped"], 1, "{status}");
+    let copies = owned_rows(&server.store, "characters", &attacker.user.id);
+    assert_eq!(copies.len(), 1);
+    assert_ne!(copies[0]["id"], first("characters")["id"]);
+    assert_eq!(copies[0]["name"], "overwritten?");
     let skipped: BTreeSet<&str> =
         status["skippedTables"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert_eq!(skipped, instance_tables.iter().copied().collect());

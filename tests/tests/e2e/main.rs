@@ -9,4 +9,5 @@ mod export;
 mod import;
 mod schema;
 mod support;
+mod tenancy;
 mod webdriver;

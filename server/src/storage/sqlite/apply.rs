@@ -32,10 +32,16 @@ use serde_json::{Map, Value};
 use super::gate::{WriteGate, WriteKind, WriteTurn};
 use super::{quoted, Database, DbResult};
 
+mod remap;
+
 /// What became of the rows of one table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TableCounts {
+    /// New rows, the remapped ones included.
     pub imported: u64,
+    /// Of the imported rows, those whose id belonged to another user: imported as copies
+    /// under new ids (see `remap`).
+    pub remapped: u64,
     pub skipped: u64,
     pub merged: u64,
     pub rejected: u64,
@@ -47,6 +53,7 @@ pub struct TableCounts {
 impl TableCounts {
     pub fn add(&mut self, other: TableCounts) {
         self.imported += other.imported;
+        self.remapped += other.remapped;
         self.skipped += other.skipped;
         self.merged += other.merged;
         self.rejected += other.rejected;
@@ -123,7 +130,9 @@ struct TablePlan {
     forced_zero: Vec<usize>,
     filter: Option<(usize, &'static str)>,
     parent: Option<(usize, &'static str)>,
-    references: Vec<(usize, &'static str, ReferenceRule)>,
+    /// Column, target table, rule, and whether the target is applied later than this table
+    /// (or is this table): such a reference is settled after every table is in.
+    references: Vec<(usize, &'static str, ReferenceRule, bool)>,
     id: Option<usize>,
     /// The column numbering the user's rows (`TableSpec::numbered`).
     numbered: Option<usize>,
@@ -149,6 +158,8 @@ pub struct RowApplier {
     /// and imports never choose them, so the importer's rows above are the ones it added.
     rowids_before: HashMap<&'static str, i64>,
     usage: Usage,
+    /// The importer's rows copied under new ids (see `remap`).
+    remaps: remap::Remaps,
 }
 
 /// Owners remembered at most; past this the cache starts over.
@@ -165,6 +176,19 @@ impl Drop for RowApplier {
     fn drop(&mut self) {
         let _ = self.commit();
     }
+}
+
+/// Which columns a row has, as bits (registry tables have well under 128).
+fn row_shape(row: &AlignedRow) -> u128 {
+    row.iter().enumerate().filter(|(_, v)| v.is_some()).fold(0u128, |bits, (i, _)| bits | 1u128 << (i % 128))
+}
+
+/// `INSERT OR IGNORE` of the columns `row` has.
+fn insert_sql(spec: &TableSpec, plan: &TablePlan, row: &AlignedRow) -> String {
+    let names: Vec<String> =
+        plan.columns.iter().zip(row).filter(|(_, value)| value.is_some()).map(|(c, _)| quoted(&c.name)).collect();
+    let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+    format!("INSERT OR IGNORE INTO {} ({}) VALUES ({})", quoted(spec.name), names.join(", "), placeholders.join(", "))
 }
 
 /// A JSON value bound as an SQL parameter the way SQLite stores it (JSON columns stay
@@ -257,6 +281,7 @@ impl Database {
             let sql = format!("SELECT coalesce(max(rowid), 0) FROM {}", quoted(spec.name));
             rowids_before.insert(spec.name, connection.query_row(&sql, [], |row| row.get(0))?);
         }
+        let remaps = remap::Remaps::load(&connection, user_id)?;
         let quota = self.quota_of(user_id)?.unwrap_or(quota);
         let before = self.usage_of(user_id)?.unwrap_or(0);
         Ok(RowApplier {
@@ -270,6 +295,7 @@ impl Database {
             rows_in_transaction: 0,
             rowids_before,
             usage: Usage::new(quota, before),
+            remaps,
         })
     }
 }
@@ -301,7 +327,11 @@ impl RowApplier {
             references: spec
                 .references
                 .iter()
-                .filter_map(|r| position(r.column).map(|index| (index, r.table, r.rule)))
+                .filter_map(|r| {
+                    let order = |name: &str| TABLES.iter().position(|t| t.name == name);
+                    let forward = order(r.table) >= order(spec.name);
+                    position(r.column).map(|index| (index, r.table, r.rule, forward))
+                })
                 .collect(),
             id: position("id"),
             numbered: spec.numbered.and_then(position),
@@ -485,10 +515,11 @@ impl RowApplier {
                     a[id].as_ref().and_then(Value::as_str).cmp(&b[id].as_ref().and_then(Value::as_str))
                 });
             }
-            let (inserted, bytes) = self.insert_all(spec, &plan, &accepted)?;
+            let (inserted, remapped, bytes) = self.insert_all(spec, &plan, &accepted)?;
             self.usage.check(bytes)?;
             self.usage.added += bytes;
             counts.imported += inserted;
+            counts.remapped += remapped;
             counts.skipped += accepted.len() as u64 - inserted;
             counts.bytes += bytes;
             Ok(())
@@ -534,13 +565,25 @@ impl RowApplier {
                 return Ok(None);
             }
         }
+        // Parents and references the importer's copies stand in for (see `remap`).
+        if self.remaps.any {
+            let columns = plan.parent.iter().map(|&(index, table)| (index, table));
+            let columns = columns.chain(plan.references.iter().map(|&(index, table, _, _)| (index, table)));
+            for (index, table) in columns.collect::<Vec<_>>() {
+                if let Some(original) = text(&row, index) {
+                    if let Some(new_id) = self.remapped(Some(table), &original)? {
+                        row[index] = Some(Value::String(new_id));
+                    }
+                }
+            }
+        }
         if let Some((index, parent_table)) = plan.parent {
             let Some(parent) = text(&row, index) else { return Ok(None) };
             if self.owner_of(parent_table, &parent)? != Owner::Importer {
                 return Ok(None);
             }
         }
-        for &(index, table, rule) in &plan.references {
+        for &(index, table, rule, forward) in &plan.references {
             let target = text(&row, index);
             let Some(target_spec) = table_spec(table) else { continue };
             let owner = match &target {
@@ -551,7 +594,9 @@ impl RowApplier {
                 (ReferenceRule::RequireOwn, Owner::Importer) => {}
                 (ReferenceRule::RequireOwn, _) => return Ok(None),
                 (ReferenceRule::RejectWhenForeign, Owner::Someone) => return Ok(None),
-                (ReferenceRule::ScrubWhenMissing, Owner::Someone) => row[index] = Some(Value::Null),
+                // A target applied later may yet become the importer's copy: settled (and
+                // scrubbed if still someone else's) once every table is in.
+                (ReferenceRule::ScrubWhenMissing, Owner::Someone) if !forward => row[index] = Some(Value::Null),
                 _ => {}
             }
         }
@@ -594,44 +639,56 @@ impl RowApplier {
         Ok(())
     }
 
-    /// `INSERT OR IGNORE` of rows aligned with `columns`; returns how many were new and
-    /// the bytes they count for.
-    fn insert_all(&mut self, spec: &'static TableSpec, plan: &TablePlan, rows: &[AlignedRow]) -> DbResult<(u64, u64)> {
-        let columns = &plan.columns;
-        let mut inserted = 0;
-        let mut bytes = 0;
+    /// `INSERT OR IGNORE` of rows aligned with `columns`; returns how many were new, how
+    /// many of those are copies under new ids, and the bytes they count for. A row whose id
+    /// exists is skipped when the importer owns that id, and otherwise imported as a copy
+    /// under an id of the importer's own (see `remap`).
+    fn insert_all(
+        &mut self,
+        spec: &'static TableSpec,
+        plan: &TablePlan,
+        rows: &[AlignedRow],
+    ) -> DbResult<(u64, u64, u64)> {
+        let (mut inserted, mut remapped, mut bytes) = (0, 0, 0);
+        let mut ignored = Vec::new();
         let mut current: Option<(u128, rusqlite::CachedStatement<'_>)> = None;
-        for row in rows {
-            // Which columns the row has, as bits (registry tables have well under 128).
-            let shape = row
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.is_some())
-                .fold(0u128, |bits, (i, _)| bits | 1u128 << (i % 128));
+        for (position, row) in rows.iter().enumerate() {
+            let shape = row_shape(row);
             if current.as_ref().is_none_or(|(known, _)| *known != shape) {
-                let names: Vec<String> = columns
-                    .iter()
-                    .zip(row)
-                    .filter(|(_, value)| value.is_some())
-                    .map(|(c, _)| quoted(&c.name))
-                    .collect();
-                let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
-                let sql = format!(
-                    "INSERT OR IGNORE INTO {} ({}) VALUES ({})",
-                    quoted(spec.name),
-                    names.join(", "),
-                    placeholders.join(", ")
-                );
-                current = Some((shape, self.connection.prepare_cached(&sql)?));
+                current = Some((shape, self.connection.prepare_cached(&insert_sql(spec, plan, row))?));
             }
             let Some((_, statement)) = current.as_mut() else { continue };
             if statement.execute(rusqlite::params_from_iter(row.iter().flatten().map(Param)))? == 0 {
+                ignored.push(position);
                 continue;
             }
             inserted += 1;
             bytes += stored_bytes(row);
         }
-        Ok((inserted, bytes))
+        drop(current);
+        let Some(id_index) = plan.id else { return Ok((inserted, 0, bytes)) };
+        for position in ignored {
+            let mut row = rows[position].clone();
+            let Some(original) = row[id_index].as_ref().and_then(Value::as_str).map(str::to_string) else { continue };
+            if self.owner_of(spec.name, &original)? == Owner::Importer {
+                continue;
+            }
+            row[id_index] = Some(Value::String(self.remap_id(spec.name, &original)?));
+            let sql = insert_sql(spec, plan, &row);
+            if self
+                .connection
+                .prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(row.iter().flatten().map(Param)))?
+                == 0
+            {
+                // Copied by an earlier import of this archive: skipped.
+                continue;
+            }
+            inserted += 1;
+            remapped += 1;
+            bytes += stored_bytes(&row);
+        }
+        Ok((inserted, remapped, bytes))
     }
 
     fn apply_setting(&mut self, plan: &TablePlan, row: AlignedRow, counts: &mut TableCounts) -> DbResult<()> {
