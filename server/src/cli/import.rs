@@ -143,7 +143,11 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
         files.imported, files.bytes, files.skipped, files.rejected
     );
     match &summary.vectors.reason {
-        None => println!("vectors: restored ({:?})", summary.vectors.tables),
+        None => {
+            let tables: Vec<String> =
+                summary.vectors.tables.iter().map(|(table, counts)| format!("{table} {}", counts.imported)).collect();
+            println!("vectors: restored ({})", tables.join(", "))
+        }
         Some(reason) => {
             println!("vectors: not restored ({reason}); {} chunks marked for re-vectorization", summary.revectorized)
         }

@@ -165,10 +165,13 @@ impl ImportSummary {
             .iter()
             .filter(|(_, counts)| counts.remapped > 0)
             .map(|(table, counts)| {
-                let rows = if counts.remapped == 1 { "row" } else { "rows" };
+                let (rows, were, copies, them) = match counts.remapped {
+                    1 => ("row", "was", "a copy", "it"),
+                    _ => ("rows", "were", "copies", "them"),
+                };
                 format!(
-                    "{} {rows} of {} already existed in another account on this server and were imported as copies \
-                     (with new ids; everything in this archive that refers to them was updated)",
+                    "{} {rows} of {} already existed in another account on this server and {were} imported as \
+                     {copies} (with new ids; everything in this archive that refers to {them} was updated)",
                     counts.remapped,
                     table.replace('_', " ")
                 )

@@ -667,6 +667,7 @@ impl RowApplier {
         }
         drop(current);
         let Some(id_index) = plan.id else { return Ok((inserted, 0, bytes)) };
+        let mut copies = Vec::new();
         for position in ignored {
             let mut row = rows[position].clone();
             let Some(original) = row[id_index].as_ref().and_then(Value::as_str).map(str::to_string) else { continue };
@@ -674,19 +675,24 @@ impl RowApplier {
                 continue;
             }
             row[id_index] = Some(Value::String(self.remap_id(spec.name, &original)?));
-            let sql = insert_sql(spec, plan, &row);
-            if self
-                .connection
-                .prepare_cached(&sql)?
-                .execute(rusqlite::params_from_iter(row.iter().flatten().map(Param)))?
-                == 0
-            {
-                // Copied by an earlier import of this archive: skipped.
-                continue;
+            copies.push(row);
+        }
+        // New ids are random: in their order, the copies touch neighbouring index pages.
+        let id_of = |row: &AlignedRow| row[id_index].as_ref().and_then(Value::as_str).map(str::to_string);
+        copies.sort_by_cached_key(id_of);
+        let mut current: Option<(u128, rusqlite::CachedStatement<'_>)> = None;
+        for row in &copies {
+            let shape = row_shape(row);
+            if current.as_ref().is_none_or(|(known, _)| *known != shape) {
+                current = Some((shape, self.connection.prepare_cached(&insert_sql(spec, plan, row))?));
             }
-            inserted += 1;
-            remapped += 1;
-            bytes += stored_bytes(&row);
+            let Some((_, statement)) = current.as_mut() else { continue };
+            // Not inserted: copied by an earlier import of this archive, so skipped.
+            if statement.execute(rusqlite::params_from_iter(row.iter().flatten().map(Param)))? > 0 {
+                inserted += 1;
+                remapped += 1;
+                bytes += stored_bytes(row);
+            }
         }
         Ok((inserted, remapped, bytes))
     }

@@ -28,6 +28,9 @@ const REWRITE_CHUNK: usize = 1000;
 pub(super) struct Remaps {
     /// Whether the importer has any remapped id; until then nothing is looked up.
     pub any: bool,
+    /// Whether every remapped id is in `cache` (the importer had none before this import,
+    /// and the cache never started over): a miss then needs no query.
+    complete: bool,
     /// `(table or any, archive id)` → the id here, if remapped.
     cache: HashMap<(Option<&'static str>, String), Option<String>>,
 }
@@ -39,7 +42,7 @@ impl Remaps {
             [user_id],
             |row| row.get(0),
         )?;
-        Ok(Self { any, cache: HashMap::new() })
+        Ok(Self { any, complete: !any, cache: HashMap::new() })
     }
 }
 
@@ -68,6 +71,9 @@ impl RowApplier {
         if let Some(known) = self.remaps.cache.get(&key) {
             return Ok(known.clone());
         }
+        if self.remaps.complete {
+            return Ok(None);
+        }
         let found: Option<String> = match table {
             Some(table) => self
                 .connection
@@ -82,10 +88,7 @@ impl RowApplier {
                 .query_row([self.user_id.as_str(), original], |row| row.get(0))
                 .optional()?,
         };
-        if self.remaps.cache.len() >= REMEMBERED {
-            self.remaps.cache.clear();
-        }
-        self.remaps.cache.insert(key, found.clone());
+        self.remember(key, found.clone());
         Ok(found)
     }
 
@@ -103,9 +106,17 @@ impl RowApplier {
             )?
             .execute([self.user_id.as_str(), original, table, new_id.as_str()])?;
         self.remaps.any = true;
-        self.remaps.cache.insert((Some(table), original.to_string()), Some(new_id.clone()));
-        self.remaps.cache.insert((None, original.to_string()), Some(new_id.clone()));
+        self.remember((Some(table), original.to_string()), Some(new_id.clone()));
+        self.remember((None, original.to_string()), Some(new_id.clone()));
         Ok(new_id)
+    }
+
+    fn remember(&mut self, key: (Option<&'static str>, String), new_id: Option<String>) {
+        if self.remaps.cache.len() >= REMEMBERED {
+            self.remaps.cache.clear();
+            self.remaps.complete = false;
+        }
+        self.remaps.cache.insert(key, new_id);
     }
 
     /// `id` as the importer's rows know it: its new id if an import remapped it.
@@ -165,6 +176,7 @@ impl RowApplier {
             return Ok(0);
         }
         self.commit()?;
+        let started = std::time::Instant::now();
         let mut changed = 0;
         for spec in TABLES {
             let before = self.rowids_before.get(spec.name).copied().unwrap_or(i64::MAX);
@@ -196,6 +208,7 @@ impl RowApplier {
                 changed += self.rewrite_column(spec, file.column, before, false)?;
             }
         }
+        tracing::debug!("settled {changed} references to copied rows in {:?}", started.elapsed());
         Ok(changed)
     }
 
