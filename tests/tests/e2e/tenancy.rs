@@ -254,6 +254,12 @@ async fn importing_your_ids_first_cannot_stop_your_restore() {
         assert!(file.starts_with(id), "image {id} names {file}");
         assert!(exported.contains_key(&format!("files/images/{file}")), "{file}");
     }
+    for character in owned_rows(&server.store, "characters", &victim.user.id) {
+        let (id, avatar) = (character["id"].as_str().unwrap(), character["avatar_path"].as_str().unwrap());
+        assert_eq!(avatar, format!("{id}.png"));
+        let path = server.store.data_dir.join("avatars").join(&victim.user.id).join(avatar);
+        assert!(path.exists(), "{path:?}");
+    }
     // The attacker's copy is the attacker's; the victim's is the victim's.
     assert!(ids(&server, &attacker, "characters").is_disjoint(&ids(&server, &victim, "characters")));
 }
