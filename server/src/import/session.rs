@@ -180,6 +180,24 @@ impl ImportSummary {
     }
 }
 
+/// Files an import syncs one by one at most; past this it syncs the whole filesystem.
+const SYNCED_ONE_BY_ONE: usize = 256;
+
+/// Makes `paths` and their folders durable.
+fn sync_each(paths: &[std::path::PathBuf]) -> io::Result<()> {
+    let mut folders = std::collections::BTreeSet::new();
+    for path in paths {
+        std::fs::File::open(path)?.sync_all()?;
+        if let Some(folder) = path.parent() {
+            folders.insert(folder.to_path_buf());
+        }
+    }
+    for folder in folders {
+        std::fs::File::open(folder)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Ends a list of dropped columns that had more names than it lists.
 const ELLIPSIS: &str = "…";
 
@@ -219,8 +237,10 @@ pub struct ImportSession<'a> {
     cancel: Arc<AtomicBool>,
     progress: &'a (dyn Fn(Event) + Sync),
     runtime: Handle,
-    /// Whether files were written (they are synced to disk before the import completes).
-    wrote_files: bool,
+    /// Files written (made durable before the import completes): each one, while few
+    /// enough to sync one by one; `None` once there are more, when the whole filesystem is
+    /// synced instead.
+    written: Option<Vec<std::path::PathBuf>>,
     /// When the import began, as the filesystem stamps files (a rollback removes the
     /// importer's files from then on).
     started_on_disk: std::time::SystemTime,
@@ -251,7 +271,7 @@ impl<'a> ImportSession<'a> {
             cancel,
             progress,
             runtime,
-            wrote_files: false,
+            written: Some(Vec::new()),
             unsettled: false,
         })
     }
@@ -496,7 +516,14 @@ impl<'a> ImportSession<'a> {
             Ok(WriteOutcome::Written { bytes }) => {
                 self.summary.files.imported += 1;
                 self.summary.files.bytes += bytes;
-                self.wrote_files = true;
+                let path = self.store.files.path(bucket, &self.user_id, &destination).ok();
+                self.written = match (self.written.take(), path) {
+                    (Some(mut paths), Some(path)) if paths.len() < SYNCED_ONE_BY_ONE => {
+                        paths.push(path);
+                        Some(paths)
+                    }
+                    _ => None,
+                };
                 self.applier.refund(size.saturating_sub(bytes));
             }
             Ok(WriteOutcome::AlreadyThere) => {
@@ -677,8 +704,11 @@ impl<'a> ImportSession<'a> {
             self.summary.revectorized = self.applier.mark_inserted_for_revectorization()?;
         }
         self.applier.commit()?;
-        if self.wrote_files {
-            self.store.files.sync()?;
+        // A small import syncs its own files only, so it never waits for other users'
+        // unwritten data; a large one syncs the filesystem (cheaper than thousands of fsyncs).
+        match &self.written {
+            Some(paths) => sync_each(paths)?,
+            None => self.store.files.sync()?,
         }
         Ok(self.summary)
     }

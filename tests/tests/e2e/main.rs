@@ -7,6 +7,7 @@ mod browser;
 mod compat;
 mod export;
 mod import;
+mod plans;
 mod schema;
 mod support;
 mod tenancy;

@@ -8,6 +8,7 @@ mod checkpoint;
 mod gate;
 mod jobs;
 mod migrations;
+pub mod plans;
 mod quotas;
 mod rows;
 mod secrets;
@@ -99,6 +100,9 @@ impl Database {
     fn connect(&self) -> DbResult<Connection> {
         let connection = Connection::open(&self.path)?;
         configure(&connection)?;
+        if plans::recording() {
+            plans::trace(&connection);
+        }
         Ok(connection)
     }
 
