@@ -129,6 +129,17 @@ impl Database {
     }
 }
 
+impl Drop for Database {
+    /// Leaves no WAL behind: the next process to open the database (a CLI command, the
+    /// server's restart) would otherwise read and checksum all of it before its first query.
+    fn drop(&mut self) {
+        let connection = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)) {
+            tracing::warn!("final WAL checkpoint failed: {error}");
+        }
+    }
+}
+
 /// The columns every registry table has in this server's schema, in order, read from a
 /// freshly migrated database in memory (no data directory needed: `lvbak inspect`).
 pub fn registry_columns() -> DbResult<std::collections::BTreeMap<String, Vec<String>>> {
