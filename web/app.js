@@ -60,14 +60,48 @@ function download(url, filename) {
   link.remove();
 }
 
-const exportWords = {
-  started: "Preparing export…",
-  tables: "Exporting rows…",
-  table: "Exporting",
-  files: "Bundling files…",
-  vectors: "Exporting vectors…",
-  complete: "Export complete.",
-};
+// The export's progress in the seed documents' words. The server names each SSE event by
+// its phase, so every phase is listened for by name (`onmessage` hears unnamed ones only).
+const EXPORT_PHASES = ["table", "table_done", "files", "files_done", "lancedb", "lancedb_table_done", "secrets",
+  "complete", "failed", "cancelled"];
+const FINAL_PHASES = ["complete", "failed", "cancelled"];
+
+function exportWords(event) {
+  const table = (event.table || "").replace(/_/g, " ");
+  switch (event.phase) {
+    case "table":
+    case "table_done":
+      return `Exporting ${table}…`;
+    case "files":
+    case "files_done":
+      return `Bundling files… ${event.processed}/${event.total}`;
+    case "lancedb":
+    case "lancedb_table_done":
+      return `Exporting vectors (${table})…`;
+    case "secrets":
+      return "Encrypting API keys…";
+    case "complete":
+      return "Export complete.";
+    case "failed":
+      return `Export failed: ${event.code || ""} ${event.error || ""}`.trim();
+    case "cancelled":
+      return "Export cancelled.";
+    default:
+      return "Exporting…";
+  }
+}
+
+function followExport(url) {
+  const events = new EventSource(url);
+  const shown = (message) => {
+    const event = JSON.parse(message.data);
+    text($("export-progress"), exportWords(event));
+    if (FINAL_PHASES.includes(event.phase)) events.close();
+  };
+  for (const phase of EXPORT_PHASES) events.addEventListener(phase, shown);
+  // A dropped stream is not retried: the download itself goes on either way.
+  events.onerror = () => events.close();
+}
 
 $("export-download").addEventListener("click", async () => {
   const button = $("export-download");
@@ -81,13 +115,8 @@ $("export-download").addEventListener("click", async () => {
     });
     const prepared = await answer.json();
     if (answer.status !== 200) throw new Error(`${prepared.code}: ${prepared.error}`);
-    const events = new EventSource(prepared.eventsUrl);
-    events.onmessage = (message) => {
-      const event = JSON.parse(message.data);
-      const words = exportWords[event.phase] || "Exporting…";
-      text($("export-progress"), event.table ? `${words} ${event.table}…` : words);
-      if (["complete", "failed", "cancelled"].includes(event.phase)) events.close();
-    };
+    text($("export-progress"), "Download started.");
+    followExport(prepared.eventsUrl);
     // The browser streams the archive straight to disk: it never passes through this page.
     download(prepared.archiveUrl, prepared.archiveFilename);
     if (prepared.ticket) {
@@ -102,7 +131,6 @@ $("export-download").addEventListener("click", async () => {
       notice.append(list);
       notice.hidden = false;
     }
-    text($("export-progress"), "Download started.");
   } catch (error) {
     text($("export-progress"), `Export failed: ${error.message}`);
   } finally {

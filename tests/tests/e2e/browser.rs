@@ -161,4 +161,7 @@ async fn the_page_checks_imports_and_exports_in_a_real_browser() {
     let opened = Archive::open(std::io::Cursor::new(bytes), Limits::STANDARD).unwrap();
     assert_eq!(opened.manifest().producer, "lumiverse");
     assert!(opened.table_entry("messages").is_some());
+    // The export's named progress events reach the page, to the last one.
+    let progress = browser.wait_text("export-progress", |t| t == "Export complete.").await;
+    assert_eq!(progress, "Export complete.");
 }
