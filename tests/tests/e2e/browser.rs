@@ -161,6 +161,10 @@ async fn the_page_checks_imports_and_exports_in_a_real_browser() {
     let opened = Archive::open(std::io::Cursor::new(bytes), Limits::STANDARD).unwrap();
     assert_eq!(opened.manifest().producer, "lumiverse");
     assert!(opened.table_entry("messages").is_some());
+    // The page has an icon (no 404 on every load) and a labelled progress bar.
+    assert_eq!(browser.script("return fetch('/favicon.svg').then(r => r.status)").await, 200);
+    let label = browser.script("return document.getElementById('import-bar').getAttribute('aria-label')").await;
+    assert_eq!(label, "Import progress");
     // The export's named progress events reach the page, to the last one.
     let progress = browser.wait_text("export-progress", |t| t == "Export complete.").await;
     assert_eq!(progress, "Export complete.");
