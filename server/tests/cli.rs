@@ -247,5 +247,16 @@ fn columns_the_schema_lacks_are_named_by_inspect_and_import() {
     let stderr = String::from_utf8_lossy(&imported.stderr);
     assert_eq!(imported.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("(voice_profile): those values were not imported"), "{stderr}");
+    // A second account: the character's id is erin's now, so it arrives as a copy; --json
+    // gives the HTTP status shape.
+    let added = lvbak(&["user", "add", "finn", "--password", "pw-finn-123", "--data-dir", data_arg], None);
+    assert_eq!(added.status.code(), Some(0));
+    let report = json_of(&lvbak(&["import", "--user", "finn", path, "--json", "--data-dir", data_arg], None));
+    assert_eq!(report["status"], "complete", "{report}");
+    assert_eq!(report["summary"]["characters"]["imported"], 1, "{report}");
+    assert_eq!(report["summary"]["characters"]["remapped"], 1, "{report}");
+    assert_eq!(report["droppedColumns"], serde_json::json!({"characters": ["voice_profile"]}));
+    let notice = report["notices"][0].as_str().unwrap_or_default();
+    assert!(notice.starts_with("1 row of characters already existed in another account"), "{report}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

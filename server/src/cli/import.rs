@@ -34,6 +34,9 @@ pub struct ImportArgs {
     /// Import without the archive's API keys.
     #[arg(long = "skip-secrets")]
     skip_secrets: bool,
+    /// Print the summary as one JSON object, in the shape of the HTTP status answer.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     data: DataDirArg,
 }
@@ -127,6 +130,12 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
         other => Failure::Other(other.into()),
     })?;
     let summary = session.finish()?;
+    if args.json {
+        let mut report = crate::import::report::summary_report(Some(&summary));
+        report["status"] = serde_json::json!("complete");
+        println!("{report}");
+        return Ok(());
+    }
     println!("{:<28} {:>9} {:>9} {:>9} {:>9} {:>9}", "table", "imported", "remapped", "merged", "skipped", "rejected");
     for (table, counts) in &summary.tables {
         println!(
