@@ -118,6 +118,45 @@ fn remap_benchmark(characters: usize) {
     let _ = std::fs::remove_dir_all(&source);
 }
 
+/// Per-user cost against instance size: a small (demo-sized) account imported into an
+/// instance holding nothing else, and into one where another user holds `others`
+/// characters written just before (`--others N`, default 1,000,000). Median of 3 each.
+fn tenancy_benchmark(others: usize) {
+    let source = scratch("tenancy-source");
+    let data = source.join("data");
+    let data_arg = data.to_str().unwrap();
+    run_lvbak(&["user", "add", "small", "--password", "small-password", "--data-dir", data_arg]);
+    run_lvbak(&["seed", "--user", "small", "--data-dir", data_arg]);
+    let archive = source.join("small.lvbak");
+    run_lvbak(&["export", "--user", "small", "--include-vectors", "-o", archive.to_str().unwrap(), "--data-dir", data_arg]);
+    let median = |label: &str, others: usize| -> f64 {
+        let mut times: Vec<f64> = (0..3)
+            .map(|run| {
+                let (dir, server, token) = fresh_target(&format!("tenancy-{label}-{run}"));
+                if others > 0 {
+                    seed_bulk_account(dir.join("data").to_str().unwrap(), others);
+                }
+                let (seconds, _, _) = upload_and_wait(&server, &token, &archive);
+                drop(server);
+                let _ = std::fs::remove_dir_all(&dir);
+                seconds
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[1]
+    };
+    let empty = median("empty", 0);
+    let crowded = median("crowded", others);
+    println!(
+        "tenancy: a demo account imported in {:.3} s on an empty instance, {:.3} s beside {others} characters of \
+         another user ({:.2}x)",
+        empty,
+        crowded,
+        crowded / empty
+    );
+    let _ = std::fs::remove_dir_all(&source);
+}
+
 /// A 1 GiB archive with one incompressible databank document, its entry stored or deflated.
 fn big_file_archive(path: &Path, deflated: bool) -> u64 {
     const SIZE: usize = 1 << 30;
@@ -205,10 +244,20 @@ fn file_benchmark(deflated: bool) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    let named = args.iter().filter(|a| !a.starts_with("--") && a.parse::<usize>().is_err()).count();
+    let want = |name: &str| named == 0 || args.iter().any(|a| a == name);
     if want("rows") {
         rows_benchmark(100_000);
         rows_benchmark(500_000);
+    }
+    if want("tenancy") {
+        let others = args
+            .iter()
+            .position(|a| a == "--others")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000_000);
+        tenancy_benchmark(others);
     }
     if want("remap") {
         remap_benchmark(100_000);
