@@ -128,7 +128,16 @@ fn tenancy_benchmark(others: usize) {
     run_lvbak(&["user", "add", "small", "--password", "small-password", "--data-dir", data_arg]);
     run_lvbak(&["seed", "--user", "small", "--data-dir", data_arg]);
     let archive = source.join("small.lvbak");
-    run_lvbak(&["export", "--user", "small", "--include-vectors", "-o", archive.to_str().unwrap(), "--data-dir", data_arg]);
+    run_lvbak(&[
+        "export",
+        "--user",
+        "small",
+        "--include-vectors",
+        "-o",
+        archive.to_str().unwrap(),
+        "--data-dir",
+        data_arg,
+    ]);
     let median = |label: &str, others: usize| -> f64 {
         let mut times: Vec<f64> = (0..3)
             .map(|run| {
