@@ -241,10 +241,13 @@ $("import-file").addEventListener("change", (event) => {
 
 $("ticket-file").addEventListener("change", async (event) => {
   const file = event.target.files[0];
-  if (file) worker.postMessage({ kind: "ticket", text: await file.text() });
+  if (!file) return;
+  if (!worker) return answerTicket("ticket", await file.text());
+  worker.postMessage({ kind: "ticket", text: await file.text() });
 });
 
 $("ticket-skip").addEventListener("click", () => {
+  if (!worker) return answerTicket("skip-ticket");
   worker.postMessage({ kind: "skipSecrets" });
   importState.secretsDecided = true;
   text($("ticket-state"), "API keys will be skipped.");
@@ -334,13 +337,34 @@ $("import-start").addEventListener("click", async () => {
   const accepted = await answer.json();
   if (answer.status !== 202) return finish({ error: { code: accepted.code, message: accepted.error } });
   importState.jobId = accepted.jobId;
-  for (let i = 0; i < 6000; i++) {
+  let asked = false;
+  // Polled until the job ends (at most a day: the server ends stalled jobs long before).
+  for (let i = 0; i < 432000; i++) {
     const status = await finalStatus(accepted.jobId);
-    if (status && status.status === "awaiting_ticket") await api(`/api/v1/user-data/import/${accepted.jobId}/skip-ticket`, { method: "POST" });
+    if (status && status.status === "awaiting_ticket" && !asked) {
+      // As on the Worker path, the user decides: the ticket, or no API keys.
+      asked = true;
+      text($("ticket-text"), `This archive carries ${status.secretsCount} encrypted API keys. Pick its decryption ticket, or skip them.`);
+      text($("ticket-state"), "");
+      $("ticket-box").hidden = false;
+      text($("import-progress"), "Waiting for the ticket…");
+    }
     if (status && ["complete", "failed", "cancelled"].includes(status.status)) return finish({ status });
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 });
+
+// The fallback's answer to the server's ticket question.
+async function answerTicket(path, body) {
+  const answer = await api(`/api/v1/user-data/import/${importState.jobId}/${path}`, { method: "POST", body });
+  const json = await answer.json().catch(() => ({}));
+  if (answer.status !== 200) {
+    text($("ticket-state"), `${json.code}: ${json.error || json.message || ""}`);
+    return;
+  }
+  $("ticket-box").hidden = true;
+  text($("import-progress"), "Importing…");
+}
 
 $("import-cancel").addEventListener("click", async () => {
   if (importState.jobId) await api(`/api/v1/user-data/import/${importState.jobId}/cancel`, { method: "POST" });

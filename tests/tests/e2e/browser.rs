@@ -169,3 +169,35 @@ async fn the_page_checks_imports_and_exports_in_a_real_browser() {
     let progress = browser.wait_text("export-progress", |t| t == "Export complete.").await;
     assert_eq!(progress, "Export complete.");
 }
+
+/// A browser without Web Workers uploads the archive as it is; when the server asks for
+/// the ticket, the page asks the user (it used to skip the API keys without asking).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plain_upload_fallback_asks_for_the_ticket() {
+    let server = TestServer::start("browser-fallback").await;
+    let account = server.account("fallback-user", None).await;
+    let files = ScratchDir::new("browser-fallback-files");
+    let downloads = ScratchDir::new("browser-fallback-downloads");
+    let browser = Browser::start(&downloads.path).await;
+    // Chromium's DevTools protocol, through chromedriver: no Worker on any page from now on.
+    browser
+        .call(
+            "POST",
+            "goog/cdp/execute",
+            serde_json::json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": "delete window.Worker;"}}),
+        )
+        .await;
+    sign_in(&browser, &server, &account).await;
+    let archive = write(&files.path, "secrets.lvbak", fixtures::SECRETS);
+    let ticket = write(&files.path, "secrets.ticket.json", fixtures::SECRETS_TICKET);
+    pick_archive(&browser, &archive).await;
+    browser.wait_text("import-progress", |t| t.contains("the server will")).await;
+    browser.click("import-start").await;
+    browser.wait_text("import-progress", |t| t == "Waiting for the ticket…").await;
+    let asked = browser.script("return document.getElementById('ticket-box').hidden").await;
+    assert_eq!(asked, false, "the ticket is asked for");
+    browser.pick("ticket-file", &ticket).await;
+    let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
+    assert_eq!(status, "complete", "{}", browser.text("import-progress").await);
+    crate::import::assert_fixture_secrets_stored(&server, &account);
+}
