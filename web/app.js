@@ -254,17 +254,54 @@ $("ticket-skip").addEventListener("click", () => {
   $("import-start").disabled = false;
 });
 
+// The summary's domains, in the seed documents' words, and the tables each gathers.
+const SUMMARY_DOMAINS = [
+  ["Characters", ["characters", "character_gallery"]],
+  ["Chats", ["chats", "messages", "message_breakdowns", "chat_chunks", "chat_memory_cache"]],
+  ["Memory", ["memory_entities", "memory_mentions", "memory_relations", "memory_consolidations", "memory_font_colors",
+    "memory_salience", "cortex_vaults", "cortex_vault_entities", "cortex_vault_relations", "cortex_vault_chunks",
+    "cortex_chat_links"]],
+  ["World books", ["world_books", "world_book_entries"]],
+  ["Personas", ["personas"]],
+  ["Presets & connections", ["presets", "connection_profiles", "image_gen_connections", "tts_connections",
+    "stt_connections"]],
+  ["Images & themes", ["images", "theme_assets"]],
+  ["Databanks", ["databanks", "databank_documents", "databank_chunks"]],
+  ["Packs & extensions", ["packs", "loom_items", "loom_tools", "lumia_items", "regex_scripts", "extensions",
+    "global_addons", "mcp_servers"]],
+  ["Dream Weaver", ["dream_weaver_sessions", "dream_weaver_messages", "dream_weaver_saved_prompts", "weaver_sessions",
+    "weaver_extraction", "weaver_interview_turns", "weaver_bible", "weaver_fields", "weaver_taste"]],
+  ["Settings", ["settings"]],
+  ["API keys", ["secrets"]],
+];
+const SUMMARY_FIELDS = ["imported", "remapped", "merged", "skipped", "rejected"];
+
 function renderSummary(status) {
   const table = $("import-summary");
   const body = table.querySelector("tbody");
   body.replaceChildren();
-  for (const [name, counts] of Object.entries(status.summary || {})) {
-    const row = make("tr", { "data-testid": `summary-${name}` });
-    row.append(make("th", { scope: "row" }, name));
-    for (const field of ["imported", "remapped", "merged", "skipped", "rejected"]) {
-      row.append(make("td", { class: "n", "data-testid": field }, String(counts[field] ?? 0)));
+  const counts = status.summary || {};
+  const placed = new Set(SUMMARY_DOMAINS.flatMap(([, tables]) => tables));
+  const other = Object.keys(counts).filter((name) => !placed.has(name));
+  for (const [label, tables] of [...SUMMARY_DOMAINS, ["Other", other]]) {
+    const present = tables.filter((name) => name in counts);
+    if (present.length === 0) continue;
+    const slug = label.toLowerCase().replace(/[^a-z]+/g, "-");
+    const heading = make("tr", { class: "domain", "data-testid": `summary-domain-${slug}` });
+    heading.append(make("th", { scope: "rowgroup" }, label));
+    for (const field of SUMMARY_FIELDS) {
+      const total = present.reduce((sum, name) => sum + (counts[name][field] ?? 0), 0);
+      heading.append(make("td", { class: "n", "data-testid": field }, String(total)));
     }
-    body.append(row);
+    body.append(heading);
+    for (const name of present) {
+      const row = make("tr", { class: "table-row", "data-testid": `summary-${name}` });
+      row.append(make("th", { scope: "row" }, name.replace(/_/g, " ")));
+      for (const field of SUMMARY_FIELDS) {
+        row.append(make("td", { class: "n", "data-testid": field }, String(counts[name][field] ?? 0)));
+      }
+      body.append(row);
+    }
   }
   table.hidden = false;
   const dropped = $("import-notes");

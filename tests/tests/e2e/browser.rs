@@ -88,6 +88,8 @@ async fn the_page_checks_imports_and_exports_in_a_real_browser() {
     assert_eq!(progress, "Import complete");
     browser.screenshot("import-summary.png").await;
     assert_eq!(browser.summary_row("messages").await, [messages_in_archive, 0, 0, 0]);
+    // Grouped by domain: the fixture's one chat and its messages under "Chats".
+    assert_eq!(browser.summary_row("domain-chats").await, [messages_in_archive + 1, 0, 0, 0]);
     let rows = crate::export::owned_rows(&server.store, "messages", &account.user.id);
     assert_eq!(rows.len() as u64, messages_in_archive);
     let stored = server.store.db.secrets_of(&account.user.id).unwrap();
