@@ -216,11 +216,16 @@ function renderReport(report) {
 
   importState.secretsDecided = report.secrets.count === 0;
   if (report.secrets.count > 0) {
-    text($("ticket-text"), `This archive carries ${report.secrets.count} encrypted API keys. Pick its decryption ticket (it stays on this device), or skip them.`);
-    text($("ticket-state"), "");
-    $("ticket-box").hidden = false;
+    askForTicket(report.secrets.count, " (it stays on this device)");
   }
   $("import-start").disabled = !importState.secretsDecided;
+}
+
+// Shows the ticket question for an archive with `count` encrypted API keys.
+function askForTicket(count, where) {
+  text($("ticket-text"), `This archive carries ${count} encrypted API keys. Pick its decryption ticket${where}, or skip them.`);
+  text($("ticket-state"), "");
+  $("ticket-box").hidden = false;
 }
 
 $("import-file").addEventListener("change", (event) => {
@@ -381,9 +386,7 @@ $("import-start").addEventListener("click", async () => {
     if (status && status.status === "awaiting_ticket" && !asked) {
       // As on the Worker path, the user decides: the ticket, or no API keys.
       asked = true;
-      text($("ticket-text"), `This archive carries ${status.secretsCount} encrypted API keys. Pick its decryption ticket, or skip them.`);
-      text($("ticket-state"), "");
-      $("ticket-box").hidden = false;
+      askForTicket(status.secretsCount, "");
       text($("import-progress"), "Waiting for the ticket…");
     }
     if (status && ["complete", "failed", "cancelled"].includes(status.status)) return finish({ status });

@@ -186,10 +186,7 @@ impl<R: Read + Seek> Archive<R> {
                 while let Some((number, line)) = lines.next_line()? {
                     parse_row_aligned(&name, number, line, known, &unknown)?;
                 }
-                let mut names = unknown.names();
-                if unknown.truncated() {
-                    names.push("…".to_string());
-                }
+                let names = unknown.listed();
                 if !names.is_empty() {
                     unknown_columns.insert(table, names);
                 }

@@ -140,6 +140,8 @@ pub struct UnknownColumns {
 impl UnknownColumns {
     /// Names listed at most; past this, [`Self::truncated`] says there were more.
     pub const LISTED: usize = 32;
+    /// Ends a list of names that had more than it lists ([`Self::listed`]).
+    pub const MORE: &'static str = "…";
 
     /// Notes a key that is not a column.
     pub fn note(&self, key: &str) {
@@ -167,6 +169,16 @@ impl UnknownColumns {
     /// Whether more names were seen than are listed.
     pub fn truncated(&self) -> bool {
         self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).1
+    }
+
+    /// The names noted, in order, then [`Self::MORE`] when there were more: the list shown
+    /// to users.
+    pub fn listed(&self) -> Vec<String> {
+        let mut names = self.names();
+        if self.truncated() {
+            names.push(Self::MORE.to_string());
+        }
+        names
     }
 }
 
@@ -373,6 +385,7 @@ mod tests {
         }
         assert_eq!(unknown.names().len(), UnknownColumns::LISTED);
         assert!(unknown.truncated());
+        assert_eq!(unknown.listed().last().map(String::as_str), Some(UnknownColumns::MORE));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! counts. Rows are applied by `storage::sqlite::RowApplier` (merge by id, ownership);
 //! files, vectors and secrets are decided here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -183,24 +183,6 @@ impl ImportSummary {
 /// Files an import syncs one by one at most; past this it syncs the whole filesystem.
 const SYNCED_ONE_BY_ONE: usize = 256;
 
-/// Makes `paths` and their folders durable.
-fn sync_each(paths: &[std::path::PathBuf]) -> io::Result<()> {
-    let mut folders = std::collections::BTreeSet::new();
-    for path in paths {
-        std::fs::File::open(path)?.sync_all()?;
-        if let Some(folder) = path.parent() {
-            folders.insert(folder.to_path_buf());
-        }
-    }
-    for folder in folders {
-        std::fs::File::open(folder)?.sync_all()?;
-    }
-    Ok(())
-}
-
-/// Ends a list of dropped columns that had more names than it lists.
-const ELLIPSIS: &str = "…";
-
 /// The longest secret (name or value) stored, in bytes: API keys are far shorter.
 pub const MAX_SECRET_BYTES: usize = 64 * 1024;
 
@@ -310,21 +292,22 @@ impl<'a> ImportSession<'a> {
     /// Notes the keys rows of `table` carried that are not its columns (see
     /// [`ImportSummary::dropped_columns`]).
     pub fn note_dropped_columns(&mut self, table: &str, unknown: &UnknownColumns) {
-        let names = unknown.names();
+        let names = unknown.listed();
         if names.is_empty() {
             return;
         }
+        // A table's rows may come in several batches: their lists are joined, bounded.
         let listed = self.summary.dropped_columns.entry(table.to_string()).or_default();
-        listed.retain(|name| name != ELLIPSIS);
-        for name in names {
-            if !listed.contains(&name) {
+        let mut more = false;
+        for name in listed.drain(..).chain(names).collect::<BTreeSet<_>>() {
+            if name == UnknownColumns::MORE || listed.len() == UnknownColumns::LISTED {
+                more = true;
+            } else {
                 listed.push(name);
             }
         }
-        listed.sort();
-        if unknown.truncated() || listed.len() > UnknownColumns::LISTED {
-            listed.truncate(UnknownColumns::LISTED);
-            listed.push(ELLIPSIS.to_string());
+        if more {
+            listed.push(UnknownColumns::MORE.to_string());
         }
     }
 
@@ -707,7 +690,7 @@ impl<'a> ImportSession<'a> {
         // A small import syncs its own files only, so it never waits for other users'
         // unwritten data; a large one syncs the filesystem (cheaper than thousands of fsyncs).
         match &self.written {
-            Some(paths) => sync_each(paths)?,
+            Some(paths) => self.store.files.sync_files(paths)?,
             None => self.store.files.sync()?,
         }
         Ok(self.summary)

@@ -136,6 +136,22 @@ impl FileStore {
         publish(&temporary, &destination, copied)
     }
 
+    /// Makes `paths` (written through this tree) and the folders that name them durable,
+    /// one `fsync` each: unlike [`Self::sync`], nothing waits for other users' writes.
+    pub fn sync_files(&self, paths: &[PathBuf]) -> io::Result<()> {
+        let mut folders = std::collections::BTreeSet::new();
+        for path in paths {
+            File::open(path)?.sync_all()?;
+            if let Some(folder) = path.parent() {
+                folders.insert(folder.to_path_buf());
+            }
+        }
+        for folder in folders {
+            File::open(folder)?.sync_all()?;
+        }
+        Ok(())
+    }
+
     /// Flushes every file written so far to the disk (one `syncfs` of the data directory's
     /// filesystem: restored files and the folders that name them survive a crash).
     pub fn sync(&self) -> io::Result<()> {

@@ -183,12 +183,45 @@ fn row_shape(row: &AlignedRow) -> u128 {
     row.iter().enumerate().filter(|(_, v)| v.is_some()).fold(0u128, |bits, (i, _)| bits | 1u128 << (i % 128))
 }
 
+/// Rows in id order: inserted so, they touch neighbouring index pages (ids are random
+/// UUIDs, the archive's and the copies' new ones alike).
+fn sort_by_id(rows: &mut [AlignedRow], id: usize) {
+    rows.sort_by(|a, b| a[id].as_ref().and_then(Value::as_str).cmp(&b[id].as_ref().and_then(Value::as_str)));
+}
+
 /// `INSERT OR IGNORE` of the columns `row` has.
 fn insert_sql(spec: &TableSpec, plan: &TablePlan, row: &AlignedRow) -> String {
     let names: Vec<String> =
         plan.columns.iter().zip(row).filter(|(_, value)| value.is_some()).map(|(c, _)| quoted(&c.name)).collect();
     let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
     format!("INSERT OR IGNORE INTO {} ({}) VALUES ({})", quoted(spec.name), names.join(", "), placeholders.join(", "))
+}
+
+/// `INSERT OR IGNORE` of each row, with one prepared statement per run of rows that have
+/// the same columns: the positions of the rows not inserted (their key exists), how many
+/// were, and the bytes those count for.
+fn insert_rows(
+    connection: &Connection,
+    spec: &TableSpec,
+    plan: &TablePlan,
+    rows: &[AlignedRow],
+) -> DbResult<(Vec<usize>, u64, u64)> {
+    let (mut ignored, mut inserted, mut bytes) = (Vec::new(), 0, 0);
+    let mut current: Option<(u128, rusqlite::CachedStatement<'_>)> = None;
+    for (position, row) in rows.iter().enumerate() {
+        let shape = row_shape(row);
+        if current.as_ref().is_none_or(|(known, _)| *known != shape) {
+            current = Some((shape, connection.prepare_cached(&insert_sql(spec, plan, row))?));
+        }
+        let Some((_, statement)) = current.as_mut() else { continue };
+        if statement.execute(rusqlite::params_from_iter(row.iter().flatten().map(Param)))? == 0 {
+            ignored.push(position);
+        } else {
+            inserted += 1;
+            bytes += stored_bytes(row);
+        }
+    }
+    Ok((ignored, inserted, bytes))
 }
 
 /// A JSON value bound as an SQL parameter the way SQLite stores it (JSON columns stay
@@ -509,11 +542,8 @@ impl RowApplier {
             if let Some(index) = plan.numbered {
                 self.number_rows(spec, &plan, index, &mut accepted)?;
             }
-            // In key order, inserts touch neighbouring index pages (ids are random UUIDs).
             if let Some(id) = plan.id {
-                accepted.sort_by(|a, b| {
-                    a[id].as_ref().and_then(Value::as_str).cmp(&b[id].as_ref().and_then(Value::as_str))
-                });
+                sort_by_id(&mut accepted, id);
             }
             let (inserted, remapped, bytes) = self.insert_all(spec, &plan, &accepted)?;
             self.usage.check(bytes)?;
@@ -567,9 +597,8 @@ impl RowApplier {
         }
         // Parents and references the importer's copies stand in for (see `remap`).
         if self.remaps.any {
-            let columns = plan.parent.iter().map(|&(index, table)| (index, table));
-            let columns = columns.chain(plan.references.iter().map(|&(index, table, _, _)| (index, table)));
-            for (index, table) in columns.collect::<Vec<_>>() {
+            let references = plan.references.iter().map(|&(index, table, _, _)| (index, table));
+            for (index, table) in plan.parent.iter().copied().chain(references) {
                 if let Some(original) = text(&row, index) {
                     if let Some(new_id) = self.remapped(Some(table), &original)? {
                         row[index] = Some(Value::String(new_id));
@@ -649,23 +678,7 @@ impl RowApplier {
         plan: &TablePlan,
         rows: &[AlignedRow],
     ) -> DbResult<(u64, u64, u64)> {
-        let (mut inserted, mut remapped, mut bytes) = (0, 0, 0);
-        let mut ignored = Vec::new();
-        let mut current: Option<(u128, rusqlite::CachedStatement<'_>)> = None;
-        for (position, row) in rows.iter().enumerate() {
-            let shape = row_shape(row);
-            if current.as_ref().is_none_or(|(known, _)| *known != shape) {
-                current = Some((shape, self.connection.prepare_cached(&insert_sql(spec, plan, row))?));
-            }
-            let Some((_, statement)) = current.as_mut() else { continue };
-            if statement.execute(rusqlite::params_from_iter(row.iter().flatten().map(Param)))? == 0 {
-                ignored.push(position);
-                continue;
-            }
-            inserted += 1;
-            bytes += stored_bytes(row);
-        }
-        drop(current);
+        let (ignored, mut inserted, mut bytes) = insert_rows(&self.connection, spec, plan, rows)?;
         let Some(id_index) = plan.id else { return Ok((inserted, 0, bytes)) };
         let mut copies = Vec::new();
         for position in ignored {
@@ -677,23 +690,11 @@ impl RowApplier {
             row[id_index] = Some(Value::String(self.remap_id(spec.name, &original)?));
             copies.push(row);
         }
-        // New ids are random: in their order, the copies touch neighbouring index pages.
-        let id_of = |row: &AlignedRow| row[id_index].as_ref().and_then(Value::as_str).map(str::to_string);
-        copies.sort_by_cached_key(id_of);
-        let mut current: Option<(u128, rusqlite::CachedStatement<'_>)> = None;
-        for row in &copies {
-            let shape = row_shape(row);
-            if current.as_ref().is_none_or(|(known, _)| *known != shape) {
-                current = Some((shape, self.connection.prepare_cached(&insert_sql(spec, plan, row))?));
-            }
-            let Some((_, statement)) = current.as_mut() else { continue };
-            // Not inserted: copied by an earlier import of this archive, so skipped.
-            if statement.execute(rusqlite::params_from_iter(row.iter().flatten().map(Param)))? > 0 {
-                inserted += 1;
-                remapped += 1;
-                bytes += stored_bytes(row);
-            }
-        }
+        sort_by_id(&mut copies, id_index);
+        // A copy not inserted was made by an earlier import of this archive: skipped.
+        let (_, remapped, copy_bytes) = insert_rows(&self.connection, spec, plan, &copies)?;
+        inserted += remapped;
+        bytes += copy_bytes;
         Ok((inserted, remapped, bytes))
     }
 
