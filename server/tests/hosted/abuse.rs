@@ -231,7 +231,15 @@ fn f06_stalled_exports_do_not_block_sign_in_and_are_cut_off() {
     let freed = instance.eventually(30, || instance.server.threads() <= baseline + 2);
     assert!(freed, "{} threads with stalled exports, {baseline} before", instance.server.threads());
     drop(stalled);
-    assert!(instance.export(&mallory).len() > big.len(), "mallory could not export again");
+    // The last two may still be ending (the thread count above allows for them): their slots
+    // come back within the stall limit, so mallory is answered again, not refused for good.
+    let mut last = (0, 0);
+    let again = instance.eventually(30, || {
+        let reply = instance.call("GET", "/api/v1/user-data/export", &mallory, b"");
+        last = (reply.status, reply.body.len());
+        reply.status != 429
+    });
+    assert!(again && last.0 == 200 && last.1 > big.len(), "mallory could not export again: {last:?}");
 }
 
 #[test]
