@@ -1,4 +1,5 @@
-// The Data Portability page: sign-in, the export card and the import card. Archives are
+// The Data Portability page: sign-in, the export card, the import card and the
+// Settings → Embeddings card. Archives are
 // opened and checked by the Wasm processor in a Web Worker (worker.js); browsers without
 // Worker or WebAssembly fall back to uploading the raw archive.
 const $ = (id) => document.getElementById(id);
@@ -30,6 +31,7 @@ async function showApp() {
   text($("whoami"), `Signed in as ${user.username || (user.user && user.user.username) || ""}`);
   $("login").hidden = true;
   $("portability").hidden = false;
+  loadEmbeddings();
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -325,6 +327,17 @@ function renderSummary(status) {
   for (const notice of status.notices || []) {
     dropped.append(make("p", { class: "notice", "data-testid": "import-notice" }, notice));
   }
+  if (status.vectorSummary && status.vectorSummary.restored === false && status.revectorized > 0) {
+    const note = make("p", { class: "notice", "data-testid": "import-revectorize" });
+    note.append(
+      `Vectors were not restored (${status.vectorSummary.reason || "no vectors in the archive"}): ` +
+        `${status.revectorized} rows wait to be embedded again. Memory and world-book search find nothing for them until then. `,
+      make("a", { href: "#embeddings" }, "Watch progress in Settings → Embeddings"),
+      ".",
+    );
+    dropped.append(note);
+    loadEmbeddings();
+  }
   dropped.hidden = dropped.childElementCount === 0;
   const ticket = status.ticket;
   if (ticket && ticket.wasReused) {
@@ -473,5 +486,118 @@ if (worker) {
     }
   };
 }
+
+// ---- Settings → Embeddings ---------------------------------------------------------------
+const EMBEDDING_STATES = {
+  idle: "idle",
+  running: "running",
+  complete: "complete",
+  cancelled: "cancelled",
+  unauthorized: "stopped: the provider refused the API key",
+  dimension_mismatch: "stopped: the provider's vectors have another length than the dimensions set here",
+  provider_error: "stopped: the provider refused the request",
+  unreachable: "stopped: the provider could not be reached",
+  quota_exceeded: "stopped: the account is out of disk quota",
+  failed: "stopped: the server could not finish",
+};
+let embeddingEvents = null;
+
+function showEmbeddingStatus(status) {
+  const total = status.total || status.done + status.pending;
+  text($("embeddings-progress"), `${status.done}/${total}`);
+  $("embeddings-bar").value = total ? Math.floor((100 * status.done) / total) : 0;
+  const words = EMBEDDING_STATES[status.status] || status.status;
+  const rate = status.status === "running" && status.rate ? ` · ${status.rate.toFixed(1)} rows/s` : "";
+  text($("embeddings-status"), `${words}${rate}${status.pending && status.status !== "running" ? ` · ${status.pending} waiting` : ""}`);
+  $("embeddings-status").dataset.state = status.status;
+  $("embeddings-error").hidden = !status.error;
+  text($("embeddings-error"), status.error || "");
+  $("embeddings-cancel").disabled = status.status !== "running";
+  $("embeddings-start").disabled = status.status === "running";
+  text($("embeddings-start"), status.pending && status.done ? "Resume" : "Start");
+}
+
+function followEmbeddings() {
+  if (embeddingEvents) embeddingEvents.close();
+  embeddingEvents = new EventSource("/api/v1/embeddings/events");
+  embeddingEvents.addEventListener("status", (event) => {
+    const status = JSON.parse(event.data);
+    showEmbeddingStatus(status);
+    if (status.status !== "running") {
+      embeddingEvents.close();
+      embeddingEvents = null;
+    }
+  });
+  embeddingEvents.onerror = () => {
+    if (embeddingEvents) embeddingEvents.close();
+    embeddingEvents = null;
+  };
+}
+
+async function loadEmbeddings() {
+  const answer = await api("/api/v1/embeddings/config");
+  if (answer.status !== 200) return;
+  const config = await answer.json();
+  $("embeddings-provider").value = config.provider;
+  $("embeddings-url").value = config.api_url;
+  $("embeddings-model").value = config.model;
+  $("embeddings-dimensions").value = config.dimensions ?? "";
+  $("embeddings-key").value = "";
+  $("embeddings-key").placeholder = config.has_api_key ? "stored (type to replace)" : "none stored";
+  $("embeddings-chats").checked = config.vectorize_chat_messages;
+  $("embeddings-worldbooks").checked = config.vectorize_world_books;
+  $("embeddings-documents").checked = config.vectorize_chat_documents;
+  followEmbeddings();
+}
+
+async function embeddingsAnswer(answer, success) {
+  const body = await answer.json().catch(() => ({}));
+  if (answer.status === 200) text($("embeddings-message"), success(body));
+  else text($("embeddings-message"), `${body.code || answer.status}: ${body.error || "the server refused"}`);
+  return answer.status === 200 ? body : null;
+}
+
+$("embeddings-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const dimensions = $("embeddings-dimensions").value.trim();
+  const update = {
+    enabled: true,
+    provider: $("embeddings-provider").value,
+    model: $("embeddings-model").value.trim(),
+    dimensions: dimensions ? Number(dimensions) : null,
+    send_dimensions: Boolean(dimensions),
+    vectorize_chat_messages: $("embeddings-chats").checked,
+    vectorize_world_books: $("embeddings-worldbooks").checked,
+    vectorize_chat_documents: $("embeddings-documents").checked,
+  };
+  if ($("embeddings-url").value.trim()) update.api_url = $("embeddings-url").value.trim();
+  if ($("embeddings-key").value) update.api_key = $("embeddings-key").value;
+  const answer = await api("/api/v1/embeddings/config", {
+    method: "PUT",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(update),
+  });
+  if (await embeddingsAnswer(answer, (config) => `Saved. Requests go to ${config.endpoint}.`)) await loadEmbeddings();
+});
+
+$("embeddings-test").addEventListener("click", async () => {
+  text($("embeddings-message"), "Testing…");
+  const answer = await api("/api/v1/embeddings/test", { method: "POST" });
+  await embeddingsAnswer(answer, (body) => `Connected: ${body.model} answered a vector of ${body.dimensions} dimensions.`);
+});
+
+$("embeddings-start").addEventListener("click", async () => {
+  const answer = await api("/api/v1/embeddings/start", { method: "POST" });
+  const status = await embeddingsAnswer(answer, () => "");
+  if (status) {
+    showEmbeddingStatus(status);
+    followEmbeddings();
+  }
+});
+
+$("embeddings-cancel").addEventListener("click", async () => {
+  await api("/api/v1/embeddings/cancel", { method: "POST" });
+  text($("embeddings-message"), "Cancelling…");
+});
 
 showApp();

@@ -50,6 +50,11 @@ pub enum ResetValue {
     Null,
     Integer(i64),
     Text(&'static str),
+    /// Lumiverse's desired index state of a world-book entry: `'pending'` when the entry is
+    /// vectorized (the user's opt-in, which is kept), enabled and has content, else
+    /// `'not_enabled'`. Lumiverse 1.1's importer also clears `vectorized`, which loses the
+    /// opt-in; lvbak keeps it so the entry is embedded again.
+    WorldBookDesiredStatus,
 }
 
 /// Everything the format knows about one table.
@@ -149,8 +154,8 @@ pub static TABLES: &[TableSpec] = &[
     table("world_books", USER),
     TableSpec {
         revectorize: &[
-            ("vectorized", ResetValue::Integer(0)),
-            ("vector_index_status", ResetValue::Text("not_enabled")),
+            ("vector_index_status", ResetValue::WorldBookDesiredStatus),
+            ("vector_indexed_at", ResetValue::Null),
         ],
         ..table("world_book_entries", through("world_books", "world_book_id"))
     },

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(export::routes())
         .merge(import::http::routes())
         .merge(import::batches::routes())
+        .merge(crate::embeddings::http::routes())
         .fallback_service(page)
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_import_requests))
         .with_state(state)

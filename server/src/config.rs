@@ -114,6 +114,8 @@ pub struct HostingLimits {
     /// Trust `X-Forwarded-For` for the client address (only behind a proxy that sets it).
     pub trust_forwarded: bool,
     pub secure_cookies: bool,
+    /// Requests to embeddings providers in flight at once, in the instance.
+    pub embedding_requests: usize,
 }
 
 impl Default for HostingLimits {
@@ -137,6 +139,7 @@ impl Default for HostingLimits {
             password_hashes: cores,
             trust_forwarded: false,
             secure_cookies: false,
+            embedding_requests: 4,
         }
     }
 }
@@ -179,6 +182,7 @@ impl HostingLimits {
                 "password_hashes" => self.password_hashes = count()?.max(1),
                 "trust_forwarded" => self.trust_forwarded = flag()?,
                 "secure_cookies" => self.secure_cookies = flag()?,
+                "embedding_requests" => self.embedding_requests = count()?.max(1),
                 other => return Err(format!("unknown setting {other:?}")),
             }
         }

@@ -58,6 +58,11 @@ pub enum AppError {
     ImportEnded { code: String, message: String },
     #[error("the server could not finish the import")]
     ImportFailed,
+    #[error("{0}")]
+    InvalidSetting(String),
+    /// The embeddings provider refused or could not be reached (`code` as a run reports it).
+    #[error("{message}")]
+    Provider { code: &'static str, message: String },
     #[error("something went wrong on the server")]
     Internal,
 }
@@ -94,6 +99,8 @@ impl AppError {
             Self::BatchGap { .. } => "batch_gap",
             Self::VectorsNotAccepted => "vectors_not_accepted",
             Self::ImportEnded { code, .. } => code,
+            Self::InvalidSetting(_) => "invalid_setting",
+            Self::Provider { code, .. } => code,
             Self::ImportFailed | Self::Internal => "internal",
         }
     }
@@ -108,7 +115,8 @@ impl AppError {
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MultipartNotSupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::UploadFailed | Self::BatchHashMismatch => StatusCode::BAD_REQUEST,
+            Self::UploadFailed | Self::BatchHashMismatch | Self::InvalidSetting(_) => StatusCode::BAD_REQUEST,
+            Self::Provider { .. } => StatusCode::BAD_GATEWAY,
             Self::BatchLength { .. } => StatusCode::LENGTH_REQUIRED,
             Self::ImportRunning
             | Self::NotAwaitingTicket

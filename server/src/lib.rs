@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod embeddings;
 pub mod error;
 pub mod export;
 pub mod import;

@@ -11,8 +11,9 @@ use tokio::sync::Semaphore;
 
 use crate::auth::SignInGuard;
 use crate::config::HostingLimits;
+use crate::embeddings::Embeddings;
 use crate::export::PreparedExports;
-use crate::import::jobs::{self, Jobs};
+use crate::import::jobs::{self, Job, Jobs, Outcome};
 use crate::progress::ProgressHub;
 use crate::storage::Store;
 use crate::throttle::Slots;
@@ -36,6 +37,7 @@ struct Shared {
     batch_memory: Arc<Semaphore>,
     /// Requests that reached the import routes (for tests: a refused file sends none).
     import_requests: AtomicU64,
+    embeddings: Arc<Embeddings>,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
                 prepared_exports: PreparedExports::new(hosting.prepared_exports_per_user),
                 sign_in: SignInGuard::new(&hosting),
                 batch_memory: Arc::new(Semaphore::new(batch_memory_mib)),
+                embeddings: Arc::new(Embeddings::new(store.clone(), hosting.embedding_requests, hosting.quota)),
                 store,
                 web_dir,
                 limits,
@@ -99,6 +102,20 @@ impl AppState {
 
     pub fn batch_memory(&self) -> &Arc<Semaphore> {
         &self.inner.batch_memory
+    }
+
+    pub fn embeddings(&self) -> &Arc<Embeddings> {
+        &self.inner.embeddings
+    }
+
+    /// Ends an import job (see [`Jobs::finish`]); an import that marked rows for
+    /// re-vectorization queues them and starts the user's run when their settings allow.
+    pub fn finish_job(&self, job: &Job, outcome: Outcome) {
+        let marked = matches!(&outcome, Outcome::Complete(summary) if summary.revectorized > 0);
+        self.jobs().finish(&self.store(), job, outcome);
+        if marked {
+            self.embeddings().resume(&job.user_id);
+        }
     }
 
     pub(crate) fn count_import_request(&self) {

@@ -260,3 +260,81 @@ fn columns_the_schema_lacks_are_named_by_inspect_and_import() {
     assert!(notice.starts_with("1 row of characters already existed in another account"), "{report}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn embed_re_vectorizes_an_imported_account_from_the_command_line() {
+    use lvbak_tests::embedding_stub::{vector_for, EmbeddingStub};
+    use lvbak_tests::zipcraft::{RawEntry, RawZip};
+    let stub = EmbeddingStub::start(8);
+    let dir = scratch_dir("embed");
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap();
+    // An archive whose settings point at the stub, with two world-book entries the user had
+    // turned vector search on for, and no vectors.
+    let config = serde_json::json!({"enabled": true, "provider": "openai-compatible", "api_url": stub.url,
+        "model": "stub-embed", "dimensions": 8, "send_dimensions": true});
+    let settings =
+        serde_json::json!({"key": "embeddingConfig", "value": config.to_string(), "updated_at": 1, "user_id": "u"});
+    let book = serde_json::json!({"id": "b-1", "user_id": "u", "name": "Lore", "created_at": 1, "updated_at": 1});
+    let entry = |id: &str, content: &str| {
+        serde_json::json!({"id": id, "world_book_id": "b-1", "uid": id, "key": "[\"k\"]", "keysecondary": "[]",
+            "content": content, "comment": "", "created_at": 1, "updated_at": 1, "vectorized": 1,
+            "vector_index_status": "indexed"})
+        .to_string()
+    };
+    let mut entries = corpus::valid_entries();
+    entries.retain(|e| e.name != b"database/settings.ndjson");
+    entries.push(RawEntry::deflated("database/settings.ndjson", format!("{settings}\n").as_bytes()));
+    entries.push(RawEntry::deflated("database/world_books.ndjson", format!("{book}\n").as_bytes()));
+    let rows = format!("{}\n{}\n", entry("e-1", "The tide turns at noon."), entry("e-2", "Bells ring twice."));
+    entries.push(RawEntry::deflated("database/world_book_entries.ndjson", rows.as_bytes()));
+    let archive = dir.join("lore.lvbak");
+    std::fs::write(&archive, RawZip::new(entries).build()).unwrap();
+    assert_eq!(
+        lvbak(&["user", "add", "gus", "--password", "pw-gus-12345", "--data-dir", data_arg], None).status.code(),
+        Some(0)
+    );
+    let imported = json_of(&lvbak(
+        &["import", "--user", "gus", archive.to_str().unwrap(), "--json", "--data-dir", data_arg],
+        None,
+    ));
+    assert_eq!(imported["vectorSummary"]["restored"], false, "{imported}");
+    assert_eq!(imported["revectorized"], 2, "{imported}");
+
+    let output = lvbak(&["embed", "--user", "gus", "--json", "--data-dir", data_arg], None);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    let status: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (status["status"].as_str(), status["done"].as_u64(), status["pending"].as_u64()),
+        (Some("complete"), Some(2), Some(0)),
+        "{status}"
+    );
+    assert_eq!(stub.seen(|s| s.embedded_texts), 2);
+    // The export carries exactly the stub's vectors for the two entries' search texts.
+    let exported = dir.join("out.lvbak");
+    let output = lvbak(
+        &["export", "--user", "gus", "--include-vectors", "-o", exported.to_str().unwrap(), "--data-dir", data_arg],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&exported).unwrap()).unwrap();
+    let mut ndjson = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("lancedb/embeddings_world_books.ndjson").unwrap(), &mut ndjson)
+        .unwrap();
+    let rows: Vec<Value> = ndjson.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        let metadata: Value = serde_json::from_str(row["metadata_json"].as_str().unwrap()).unwrap();
+        let expected = vector_for(metadata["search_text"].as_str().unwrap(), 8);
+        let bytes: Vec<u8> = expected.iter().flat_map(|f| f.to_le_bytes()).collect();
+        use base64::Engine as _;
+        assert_eq!(row["vector_b64"], base64::engine::general_purpose::STANDARD.encode(bytes), "{row}");
+    }
+    // Nothing left: a second run embeds nothing and asks the provider nothing.
+    let again = lvbak(&["embed", "--user", "gus", "--data-dir", data_arg], None);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("complete: 0 rows embedded, 0 still waiting"));
+    assert_eq!(stub.seen(|s| s.embedded_texts), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

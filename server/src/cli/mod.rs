@@ -1,5 +1,7 @@
-//! The `lvbak` command line: `serve`, `inspect`, and the account and backup commands.
+//! The `lvbak` command line: `serve`, `inspect`, the account and backup commands, and
+//! `embed` (re-vectorization).
 
+mod embed;
 mod export;
 mod import;
 mod inspect;
@@ -34,6 +36,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Import a .lvbak file into an account.
     Import(import::ImportArgs),
+    /// Re-vectorize an account's rows that wait for vectors (Settings → Embeddings).
+    Embed(embed::EmbedArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -46,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Seed(args) => seed::run(args),
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
+        Command::Embed(args) => embed::run(args),
     }
 }
 

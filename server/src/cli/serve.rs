@@ -88,6 +88,9 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // before anyone can connect.
     let data_dir = store.data_dir.clone();
     let state = AppState::new(store, config.web_dir.clone(), limits, hosting);
+    // Re-vectorization a previous process left unfinished goes on.
+    let embeddings = state.embeddings().clone();
+    tokio::task::spawn_blocking(move || embeddings.resume_all());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     println!("lvbak is running at http://{address}/ (data in {})", data_dir.display());

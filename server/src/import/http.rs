@@ -137,7 +137,7 @@ async fn upload(
 /// Waits for what the job needs (a ticket decision, a worker), then applies it.
 async fn run_job(state: AppState, job: Arc<Job>) {
     let store = state.store();
-    let end = |outcome: Outcome| state.jobs().finish(&store, &job, outcome);
+    let end = |outcome: Outcome| state.finish_job(&job, outcome);
 
     let mut key = None;
     if job.needs_ticket() {

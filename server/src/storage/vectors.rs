@@ -368,6 +368,42 @@ impl VectorStore {
         Ok(())
     }
 
+    /// Writes rows into `name`'s table of `dimension`, replacing any row with the same id
+    /// (a re-run after a crash writes each vector once).
+    pub async fn replace(&self, name: &str, rows: &[VectorRow], dimension: i32) -> Result<(), VectorError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        {
+            let _guard = self.writes.lock().await;
+            if let Some(table) = self.table(&physical(name, dimension)).await? {
+                let list = rows.iter().map(|row| literal(&row.id)).collect::<Vec<_>>().join(", ");
+                table.delete(&format!("id IN ({list})")).await?;
+            }
+        }
+        self.add(name, rows, dimension).await
+    }
+
+    /// Removes every vector of `user_id`, every table and dimension; how many.
+    pub async fn delete_user(&self, user_id: &str) -> Result<u64, VectorError> {
+        self.connection_if_any().await?;
+        let _guard = self.writes.lock().await;
+        let mut deleted = 0;
+        for name in lvbak_core::registry::VECTOR_TABLES {
+            for dimension in self.dimensions(name) {
+                if let Some(table) = self.table(&physical(name, dimension)).await? {
+                    let filter = format!("user_id = {}", literal(user_id));
+                    let count = table.count_rows(Some(filter.clone())).await? as u64;
+                    if count > 0 {
+                        table.delete(&filter).await?;
+                        deleted += count;
+                    }
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Number of rows of `user_id` in `name`, every dimension.
     pub async fn count_of(&self, name: &str, user_id: &str) -> Result<u64, VectorError> {
         self.connection_if_any().await?;

@@ -377,3 +377,64 @@ fn a_full_disk_fails_the_import_cleanly_and_others_are_still_served() {
     );
     assert_eq!(instance.import_raw(&other, &small)["status"], "complete");
 }
+
+/// Sets the account's embeddings to the stub; the call's answer.
+fn point_at_stub(instance: &Instance, token: &str, stub: &lvbak_tests::embedding_stub::EmbeddingStub) -> Value {
+    let body = json!({"enabled": true, "provider": "openai-compatible", "api_url": stub.url, "model": "stub-embed",
+        "dimensions": 8, "send_dimensions": true, "vectorize_chat_messages": true, "batch_size": 2});
+    let reply = instance.call("PUT", "/api/v1/embeddings/config", token, body.to_string().as_bytes());
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    reply.json()
+}
+
+#[test]
+fn k11_killed_in_the_middle_of_a_re_vectorization_run() {
+    let stub = lvbak_tests::embedding_stub::EmbeddingStub::start(8);
+    stub.set(|s| s.delay = Duration::from_millis(150));
+    let mut instance = Instance::start("fault-11", &[]);
+    instance.add_user("crash");
+    let data = instance.data.to_str().unwrap().to_string();
+    crate::common::run_lvbak(&[
+        "seed",
+        "--user",
+        "crash",
+        "--chats",
+        "2",
+        "--messages-per-chat",
+        "40",
+        "--data-dir",
+        &data,
+    ]);
+    let token = instance.login("crash");
+    point_at_stub(&instance, &token, &stub);
+    let status =
+        |instance: &Instance, token: &str| instance.call("GET", "/api/v1/embeddings/status", token, b"").json();
+    let total = status(&instance, &token)["total"].as_u64().unwrap();
+    assert!(total > 10, "{}", status(&instance, &token));
+    let midway =
+        instance.eventually(60, || (4..total - 4).contains(&status(&instance, &token)["done"].as_u64().unwrap()));
+    assert!(midway, "never caught the run midway: {}", status(&instance, &token));
+    instance.restart();
+    assert_eq!(integrity(&instance.data), "ok");
+    // The restarted server resumes the run by itself and finishes it.
+    let token = instance.login("crash");
+    let finished = instance.eventually(60, || {
+        let now = status(&instance, &token);
+        now["status"] == "complete" && now["pending"] == 0
+    });
+    assert!(finished, "{}", status(&instance, &token));
+    // Every waiting row has exactly one vector, whatever was written before the kill.
+    let archive = instance.export(&token);
+    let mut zip = zip::ZipArchive::new(Cursor::new(archive)).unwrap();
+    let mut ids = Vec::new();
+    for name in ["lancedb/embeddings.ndjson", "lancedb/embeddings_world_books.ndjson"] {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name(name).unwrap(), &mut text).unwrap();
+        ids.extend(
+            text.lines().map(|line| serde_json::from_str::<Value>(line).unwrap()["id"].as_str().unwrap().to_string()),
+        );
+    }
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "duplicate vectors after the restart");
+    assert_eq!(ids.len() as u64, total, "one vector per row that waited");
+}

@@ -203,3 +203,64 @@ async fn the_plain_upload_fallback_asks_for_the_ticket() {
     assert_eq!(status, "complete", "{}", browser.text("import-progress").await);
     crate::import::assert_fixture_secrets_stored(&server, &account);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embeddings_card_configures_tests_and_follows_a_run() {
+    use lvbak_tests::embedding_stub::EmbeddingStub;
+    let stub = EmbeddingStub::start(8);
+    stub.set(|s| s.key = Some("page-key".into()));
+    let server = TestServer::start("browser-embeddings").await;
+    let account = server.account("embed-user", Some(crate::support::small_seed())).await;
+    let downloads = ScratchDir::new("browser-embeddings-downloads");
+    let browser = Browser::start(&downloads.path).await;
+    sign_in(&browser, &server, &account).await;
+    // The card shows the stored setting (the seed's OpenAI one) and no key.
+    browser.wait_text("embeddings-status", |t| t.starts_with("idle")).await;
+    assert_eq!(
+        browser.script("return document.querySelector('[data-testid=\"embeddings-model\"]').value").await,
+        "text-embedding-3-small"
+    );
+    browser.script("document.querySelector('[data-testid=\"embeddings-provider\"]').value = 'openai-compatible'").await;
+    browser.fill("embeddings-url", &stub.url).await;
+    browser.fill("embeddings-model", "stub-embed").await;
+    browser.fill("embeddings-dimensions", "8").await;
+    browser.fill("embeddings-key", "page-key").await;
+    browser.script("document.querySelector('[data-testid=\"embeddings-chats\"]').checked = true").await;
+    browser.click("embeddings-save").await;
+    // Saving a new model starts the run by itself; it reaches its total.
+    let progress = browser
+        .wait_text("embeddings-progress", |t| {
+            t.split_once('/').is_some_and(|(done, total)| done == total && done != "0")
+        })
+        .await;
+    let (done, _) = progress.split_once('/').unwrap();
+    let status = browser.wait_text("embeddings-status", |t| t.starts_with("complete")).await;
+    assert!(status.starts_with("complete"), "{status}");
+    assert_eq!(done.parse::<u64>().unwrap(), stub.seen(|s| s.embedded_texts));
+    // The key is never shown back.
+    assert_eq!(browser.script("return document.querySelector('[data-testid=\"embeddings-key\"]').value").await, "");
+    browser.click("embeddings-test").await;
+    browser.wait_text("embeddings-status", |t| t.starts_with("complete")).await;
+    let message = browser.script("return document.getElementById('embeddings-message').textContent").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut message = message.as_str().unwrap_or_default().to_string();
+    while !message.starts_with("Connected") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        message = browser
+            .script("return document.getElementById('embeddings-message').textContent")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+    }
+    assert_eq!(message, "Connected: stub-embed answered a vector of 8 dimensions.");
+    browser.screenshot("embeddings-card.png").await;
+    // A wrong key is said in words.
+    browser.fill("embeddings-key", "wrong").await;
+    browser.fill("embeddings-model", "stub-embed-2").await;
+    browser.click("embeddings-save").await;
+    let refused = browser.wait_text("embeddings-status", |t| t.starts_with("stopped")).await;
+    assert!(refused.contains("refused the API key"), "{refused}");
+    let error = browser.script("return document.getElementById('embeddings-error').textContent").await;
+    assert!(error.as_str().unwrap().contains("Incorrect API key provided"), "{error}");
+}

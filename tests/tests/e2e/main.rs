@@ -5,6 +5,7 @@
 mod batches;
 mod browser;
 mod compat;
+mod embeddings;
 mod export;
 mod import;
 mod plans;

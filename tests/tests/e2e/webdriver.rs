@@ -156,6 +156,13 @@ impl Browser {
         self.call("POST", &format!("element/{id}/value"), json!({"text": text})).await;
     }
 
+    /// Replaces the value of an input by typing `text` into it.
+    pub async fn fill(&self, testid: &str, text: &str) {
+        let id = self.element(testid).await;
+        self.call("POST", &format!("element/{id}/clear"), json!({})).await;
+        self.call("POST", &format!("element/{id}/value"), json!({"text": text})).await;
+    }
+
     /// Picks a file in an `<input type=file>`.
     pub async fn pick(&self, testid: &str, path: &Path) {
         self.type_into(testid, &path.display().to_string()).await;

@@ -105,7 +105,7 @@ impl Worker {
             tracing::error!("batch import {} panicked", job.id);
             (Outcome::failed("internal", "the server could not finish the import"), None)
         });
-        state.jobs().finish(&state.store(), &job, outcome);
+        state.finish_job(&job, outcome);
         // The commit's answer is sent only once the job's end is recorded.
         if let Some(done) = done {
             let _ = done.send(());

@@ -785,6 +785,7 @@ impl RowApplier {
                         ResetValue::Null => "NULL".to_string(),
                         ResetValue::Integer(number) => number.to_string(),
                         ResetValue::Text(text) => format!("'{}'", text.replace('\'', "''")),
+                        ResetValue::WorldBookDesiredStatus => super::embeddings::WORLD_BOOK_DESIRED_STATUS.to_string(),
                     };
                     format!("{} = {value}", quoted(column))
                 })

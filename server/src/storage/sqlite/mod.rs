@@ -5,6 +5,7 @@
 mod accounts;
 mod apply;
 mod checkpoint;
+pub mod embeddings;
 mod gate;
 mod jobs;
 mod migrations;

@@ -57,4 +57,30 @@ impl Database {
             Ok(())
         })
     }
+
+    /// Adds `bytes` to what the account keeps if they fit in its quota (its own, else
+    /// `instance_quota`), in one transaction; refuses them otherwise.
+    pub fn charge_usage(&self, user_id: &str, bytes: u64, instance_quota: Option<u64>) -> DbResult<()> {
+        self.write(|connection| {
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let own: Option<Option<i64>> = transaction
+                .query_row("SELECT quota_bytes FROM lvbak_quotas WHERE user_id = ?1", [user_id], |row| row.get(0))
+                .optional()?;
+            let quota = own.map_or(instance_quota, |q| q.map(|b| b.max(0) as u64));
+            let used: u64 = transaction
+                .query_row("SELECT bytes FROM lvbak_usage WHERE user_id = ?1", [user_id], |row| row.get::<_, i64>(0))
+                .optional()?
+                .map_or(0, |b| b.max(0) as u64);
+            if let Some(quota) = quota.filter(|q| used + bytes > *q) {
+                return Err(super::DbError::QuotaExceeded { quota, used, needed: bytes });
+            }
+            transaction.execute(
+                "INSERT INTO lvbak_usage (user_id, bytes) VALUES (?1, ?2)
+                 ON CONFLICT (user_id) DO UPDATE SET bytes = excluded.bytes",
+                params![user_id, i64::try_from(used + bytes).unwrap_or(i64::MAX)],
+            )?;
+            transaction.commit()?;
+            Ok(())
+        })
+    }
 }

@@ -1,0 +1,107 @@
+//! `lvbak embed --user NAME [--data-dir DIR]`: runs the account's re-vectorization from
+//! the command line (cron, operators) with the server's own worker and the account's
+//! settings and key, showing progress, and exits with the counts: 0 when every waiting row
+//! got its vector, 1 with the reason otherwise. Run it while the server is stopped, or for
+//! an account whose run the server is not doing.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::{fail, runtime};
+use crate::config::{parse_bytes, DataDirArg, DEFAULT_QUOTA};
+use crate::embeddings::{Embeddings, RunStatus};
+use crate::storage::Store;
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// The account whose rows to embed.
+    #[arg(long)]
+    user: String,
+    /// Print the final status as JSON (the shape of `GET /api/v1/embeddings/status`).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data: DataDirArg,
+}
+
+/// One progress line: a bar on a terminal, plain lines otherwise.
+fn show(status: &RunStatus, terminal: bool) {
+    let total = status.total.max(1);
+    if terminal {
+        let filled = (30 * status.done / total) as usize;
+        eprint!(
+            "\r[{}{}] {}/{} rows, {:.1}/s   ",
+            "#".repeat(filled),
+            ".".repeat(30 - filled.min(30)),
+            status.done,
+            status.total,
+            status.rate
+        );
+        let _ = std::io::stderr().flush();
+    } else {
+        eprintln!("embedded {}/{} rows ({:.1}/s)", status.done, status.total, status.rate);
+    }
+}
+
+pub fn run(args: &EmbedArgs) -> ExitCode {
+    let result = runtime().and_then(|runtime| {
+        runtime.block_on(async {
+            let store = Arc::new(Store::open(&args.data.data_dir).await?);
+            let user = store.db.user_by_name(&args.user)?.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
+            let embeddings = Arc::new(Embeddings::new(store.clone(), 4, parse_bytes(DEFAULT_QUOTA).ok()));
+            let settings = embeddings.settings(&user.id)?;
+            if !args.json {
+                eprintln!(
+                    "embedding with {} at {} ({} rows per request)",
+                    settings.model,
+                    settings.endpoint(),
+                    settings.batch_size
+                );
+            }
+            embeddings.start(&user.id)?;
+            let mut receiver = embeddings.watch(&user.id)?;
+            let terminal = std::io::stderr().is_terminal() && !args.json;
+            let mut shown = 0;
+            let mut last;
+            loop {
+                let status = receiver.borrow_and_update().clone();
+                if !args.json && (status.done != shown || status.status != "running") {
+                    show(&status, terminal);
+                    shown = status.done;
+                }
+                last = status;
+                if last.status != "running" || receiver.changed().await.is_err() {
+                    break;
+                }
+            }
+            if let Some(ended) = embeddings.finished(&user.id).await {
+                last = ended;
+            }
+            if terminal {
+                eprintln!();
+            }
+            Ok(last)
+        })
+    });
+    match result {
+        Ok(status) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+            } else {
+                println!("{}: {} rows embedded, {} still waiting", status.status, status.done, status.pending);
+                if let Some(error) = &status.error {
+                    println!("stopped: {error}");
+                }
+            }
+            if status.status == "complete" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => fail(error),
+    }
+}

@@ -1,0 +1,169 @@
+//! The embeddings routes: the setting (`GET/PUT /api/v1/embeddings/config`, the API key a
+//! write-only field stored as the user's secret), a connection test that embeds one
+//! string, the run's status and its events (SSE), start and cancel.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::config::{EmbeddingSettings, SETTING_KEY};
+use super::runs::{Embeddings, RunStatus};
+use crate::app::AppState;
+use crate::auth::{now, CurrentUser};
+use crate::error::{AppError, AppResult};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/embeddings/config", get(config).put(update_config))
+        .route("/api/v1/embeddings/test", post(test_connection))
+        .route("/api/v1/embeddings/status", get(status))
+        .route("/api/v1/embeddings/events", get(events))
+        .route("/api/v1/embeddings/start", post(start))
+        .route("/api/v1/embeddings/cancel", post(cancel))
+}
+
+/// The setting as the page shows it, with whether a key is stored (never the key).
+fn config_answer(embeddings: &Embeddings, user_id: &str) -> AppResult<Value> {
+    let settings = embeddings.settings(user_id)?;
+    let has_api_key = embeddings.api_key(user_id, &settings)?.is_some();
+    let mut answer = serde_json::to_value(&settings).map_err(AppError::internal)?;
+    answer["has_api_key"] = json!(has_api_key);
+    answer["endpoint"] = json!(settings.endpoint());
+    Ok(answer)
+}
+
+/// `GET /api/v1/embeddings/config`
+async fn config(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Json<Value>> {
+    let embeddings = state.embeddings().clone();
+    Ok(Json(tokio::task::spawn_blocking(move || config_answer(&embeddings, &user.id)).await??))
+}
+
+/// `PUT /api/v1/embeddings/config` with any of the setting's fields, and `api_key` (a
+/// string stores it, `null` or `""` removes it). When the model, dimensions, provider or
+/// URL change, every vector of the account is dropped and its rows wait for new ones.
+async fn update_config(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Json(update): Json<Map<String, Value>>,
+) -> AppResult<Json<Value>> {
+    let store = state.store();
+    let embeddings = state.embeddings().clone();
+    let user_id = user.id.clone();
+    let changed_model = tokio::task::spawn_blocking(move || {
+        let stored = store.db.setting(&user_id, SETTING_KEY)?;
+        let before = EmbeddingSettings::from_setting(stored.as_deref());
+        let merged = EmbeddingSettings::merge(stored.as_deref(), &update)
+            .map_err(|error| AppError::InvalidSetting(error.to_string()))?;
+        let after = EmbeddingSettings::from_value(&Value::Object(merged.clone()));
+        store.db.put_setting(&user_id, SETTING_KEY, &Value::Object(merged).to_string(), now())?;
+        match update.get("api_key") {
+            Some(Value::String(key)) if !key.trim().is_empty() => {
+                if key.len() > 4096 {
+                    return Err(AppError::InvalidSetting("api_key: at most 4096 characters".into()));
+                }
+                let sealed = store.identity.seal(&user_id, &after.secret_key(), key.trim());
+                store.db.put_secret(&user_id, &sealed, now())?;
+            }
+            Some(Value::String(_) | Value::Null) => {
+                store.db.delete_secret(&user_id, &after.secret_key())?;
+            }
+            _ => {}
+        }
+        let changed = before.fingerprint() != after.fingerprint();
+        if changed {
+            // A run going under the old model ends (within a batch write) before its rows
+            // are reset, so none is marked done with an old vector after the reset.
+            embeddings.cancel(&user_id);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while embeddings.is_running(&user_id) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            store.db.reset_embeddings(&user_id)?;
+        }
+        Ok::<_, AppError>(changed)
+    })
+    .await??;
+    if changed_model {
+        // The old vectors answer for another model: nobody may search them any more.
+        let deleted = state.store().vectors.delete_user(&user.id).await.map_err(AppError::internal)?;
+        tracing::info!("embedding model of {} changed: {deleted} vectors dropped", user.id);
+    }
+    let embeddings = state.embeddings().clone();
+    let user_id = user.id.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        embeddings.resume(&user_id);
+        config_answer(&embeddings, &user_id)
+    })
+    .await??;
+    Ok(Json(answer))
+}
+
+/// `POST /api/v1/embeddings/test`: embeds one string with the stored setting and key;
+/// `{ok, dimensions, model, endpoint}`, or the provider's refusal in words.
+async fn test_connection(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Json<Value>> {
+    let embeddings = state.embeddings().clone();
+    let user_id = user.id.clone();
+    let (settings, key) = tokio::task::spawn_blocking(move || {
+        let settings = embeddings.settings(&user_id)?;
+        let key = embeddings.api_key(&user_id, &settings)?;
+        Ok::<_, AppError>((settings, key))
+    })
+    .await??;
+    let texts = ["lvbak connection test".to_string()];
+    let vectors = state
+        .embeddings()
+        .client()
+        .embed(&settings, key.as_deref().map(String::as_str), &texts, &CancellationToken::new())
+        .await
+        .map_err(|error| AppError::Provider { code: error.code(), message: error.to_string() })?;
+    let dimensions = vectors.first().map_or(0, Vec::len);
+    Ok(Json(json!({"ok": true, "dimensions": dimensions, "model": settings.model, "endpoint": settings.endpoint()})))
+}
+
+/// `GET /api/v1/embeddings/status`
+async fn status(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Json<RunStatus>> {
+    let embeddings = state.embeddings().clone();
+    Ok(Json(tokio::task::spawn_blocking(move || embeddings.status(&user.id)).await??))
+}
+
+/// `POST /api/v1/embeddings/start`: starts the run (or answers the one going).
+async fn start(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Json<RunStatus>> {
+    let embeddings: Arc<Embeddings> = state.embeddings().clone();
+    let started = tokio::task::spawn_blocking(move || embeddings.start(&user.id)).await?;
+    Ok(Json(started.map_err(AppError::internal)?))
+}
+
+/// `POST /api/v1/embeddings/cancel`: `{cancelled}` (whether a run was going).
+async fn cancel(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Json<Value> {
+    Json(json!({"cancelled": state.embeddings().cancel(&user.id)}))
+}
+
+/// `GET /api/v1/embeddings/events`: the status now, then each change, as `status` events;
+/// the stream ends after a run ends.
+async fn events(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Response> {
+    let embeddings = state.embeddings().clone();
+    let receiver = tokio::task::spawn_blocking(move || embeddings.watch(&user.id)).await??;
+    let stream = futures::stream::unfold((receiver, true, false), |(mut receiver, first, ended)| async move {
+        if ended {
+            return None;
+        }
+        if !first && receiver.changed().await.is_err() {
+            return None;
+        }
+        let status = receiver.borrow_and_update().clone();
+        let over = !first && status.status != "running";
+        Some((status, (receiver, false, over)))
+    });
+    let events = futures::StreamExt::map(stream, |status: RunStatus| {
+        let data = serde_json::to_string(&status).unwrap_or_default();
+        Ok::<SseEvent, Infallible>(SseEvent::default().event("status").data(data))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}

@@ -1,0 +1,13 @@
+//! Re-vectorization: after an import whose vectors could not be restored (another model,
+//! or an archive without vectors, as every Lumiverse 1.1 export is), the rows marked for it
+//! are embedded again through the user's OpenAI-compatible embeddings endpoint.
+//! `config` (the `embeddingConfig` setting and key), `client` (the HTTP request with its
+//! retries), `runs` (one run per user: queue, batches, LanceDB, marks), `http` (routes).
+
+pub mod client;
+pub mod config;
+pub mod http;
+pub mod runs;
+
+pub use config::EmbeddingSettings;
+pub use runs::{Embeddings, RunStatus};

@@ -1,0 +1,482 @@
+//! [`Embeddings`]: one re-vectorization run per user at a time, on the async runtime. A run
+//! queues the user's rows that wait for a vector, then takes them `batch_size` at a time:
+//! their text goes to the provider, the vectors are written to LanceDB (replacing any row
+//! of the same id), and the rows are marked vectorized and leave the queue in one
+//! transaction — so a run killed at any point resumes without duplicates, and memory holds
+//! one batch whatever the number of rows. Requests to providers are limited per instance;
+//! the vectors count against the account's quota like an import's.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::client::{EmbedError, EmbeddingClient};
+use super::config::{EmbeddingSettings, LEGACY_SECRET_KEY, SETTING_KEY};
+use crate::storage::sqlite::embeddings::{SourceKind, SourceRow};
+use crate::storage::{Store, VectorRow};
+
+/// Runs remembered (finished ones too, for their status) before finished ones are dropped.
+const REMEMBERED_RUNS: usize = 10_000;
+
+/// Where a user's run stands, as `GET /api/v1/embeddings/status` and its events say.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStatus {
+    /// `idle`, `running`, `complete`, `cancelled`, or why it stopped: `unauthorized`,
+    /// `dimension_mismatch`, `provider_error`, `unreachable`, `quota_exceeded`, `failed`.
+    pub status: String,
+    /// Rows embedded by this run.
+    pub done: u64,
+    /// Rows still waiting.
+    pub pending: u64,
+    /// `done + pending` when the run started.
+    pub total: u64,
+    /// Rows the run could not embed before it stopped.
+    pub failed: u64,
+    pub error: Option<String>,
+    /// Rows per second over the run so far.
+    pub rate: f64,
+    pub batch_size: usize,
+    pub model: String,
+}
+
+struct Run {
+    cancel: CancellationToken,
+    status: watch::Sender<RunStatus>,
+    running: bool,
+}
+
+/// Every user's runs, the provider client and the instance's request limit.
+pub struct Embeddings {
+    store: Arc<Store>,
+    client: EmbeddingClient,
+    requests: Arc<Semaphore>,
+    quota: Option<u64>,
+    runs: Mutex<HashMap<String, Run>>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+/// Why a run could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Storage(#[from] crate::storage::sqlite::DbError),
+}
+
+impl Embeddings {
+    /// `concurrent_requests` requests to providers at once across the instance; `quota`
+    /// the instance's per-account quota.
+    pub fn new(store: Arc<Store>, concurrent_requests: usize, quota: Option<u64>) -> Self {
+        Self {
+            store,
+            client: EmbeddingClient::default(),
+            requests: Arc::new(Semaphore::new(concurrent_requests.max(1))),
+            quota,
+            runs: Mutex::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        }
+    }
+
+    pub fn client(&self) -> &EmbeddingClient {
+        &self.client
+    }
+
+    /// The user's settings as stored.
+    pub fn settings(&self, user_id: &str) -> Result<EmbeddingSettings, crate::storage::sqlite::DbError> {
+        Ok(EmbeddingSettings::from_setting(self.store.db.setting(user_id, SETTING_KEY)?.as_deref()))
+    }
+
+    /// The user's API key for `settings`' provider (or the older shared name).
+    pub fn api_key(
+        &self,
+        user_id: &str,
+        settings: &EmbeddingSettings,
+    ) -> Result<Option<zeroize::Zeroizing<String>>, crate::storage::sqlite::DbError> {
+        let secrets = self.store.db.secrets_of(user_id)?;
+        let wanted = settings.secret_key();
+        let stored =
+            secrets.iter().find(|s| s.key == wanted).or_else(|| secrets.iter().find(|s| s.key == LEGACY_SECRET_KEY));
+        Ok(stored.and_then(|s| self.store.identity.open(user_id, s).ok()))
+    }
+
+    /// Where the user's run stands (pending read from the queue when no run is going).
+    pub fn status(&self, user_id: &str) -> Result<RunStatus, crate::storage::sqlite::DbError> {
+        let current =
+            self.runs.lock().unwrap_or_else(|p| p.into_inner()).get(user_id).map(|run| run.status.borrow().clone());
+        match current {
+            Some(status) if status.status == "running" => Ok(status),
+            Some(mut status) => {
+                status.pending = self.store.db.queued_embeddings(user_id)?;
+                Ok(status)
+            }
+            None => {
+                let settings = self.settings(user_id)?;
+                let pending = self.store.db.queued_embeddings(user_id)?;
+                Ok(RunStatus {
+                    status: "idle".into(),
+                    pending,
+                    total: pending,
+                    batch_size: settings.batch_size,
+                    model: settings.model,
+                    ..RunStatus::default()
+                })
+            }
+        }
+    }
+
+    /// A receiver of the user's run status as it changes (a run is not started for it).
+    pub fn watch(&self, user_id: &str) -> Result<watch::Receiver<RunStatus>, crate::storage::sqlite::DbError> {
+        let initial = self.status(user_id)?;
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        let run = runs.entry(user_id.to_string()).or_insert_with(|| Run {
+            cancel: CancellationToken::new(),
+            status: watch::Sender::new(initial),
+            running: false,
+        });
+        Ok(run.status.subscribe())
+    }
+
+    /// Starts the user's run unless one is going; its status.
+    pub fn start(self: &Arc<Self>, user_id: &str) -> Result<RunStatus, StartError> {
+        let settings = self.settings(user_id)?;
+        let pending = self.store.db.queue_pending_embeddings(user_id, &settings.kinds())?;
+        let status = RunStatus {
+            status: "running".into(),
+            pending,
+            total: pending,
+            batch_size: settings.batch_size,
+            model: settings.model.clone(),
+            ..RunStatus::default()
+        };
+        let cancel = CancellationToken::new();
+        {
+            let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(run) = runs.get(user_id).filter(|run| run.running) {
+                return Ok(run.status.borrow().clone());
+            }
+            if runs.len() >= REMEMBERED_RUNS {
+                runs.retain(|_, run| run.running);
+            }
+            let run = runs.entry(user_id.to_string()).or_insert_with(|| Run {
+                cancel: cancel.clone(),
+                status: watch::Sender::new(status.clone()),
+                running: true,
+            });
+            run.cancel = cancel.clone();
+            run.running = true;
+            run.status.send_replace(status.clone());
+        }
+        let Some(runtime) = &self.runtime else {
+            return Ok(status);
+        };
+        let (this, user) = (self.clone(), user_id.to_string());
+        runtime.spawn(async move {
+            let ended = this.run(&user, settings, &cancel).await;
+            this.end(&user, ended);
+        });
+        Ok(status)
+    }
+
+    /// Queues the user's rows that wait for a vector, and starts their run if their settings
+    /// let it start by itself: enabled, and a key stored (or a provider that needs none,
+    /// such as a local server). Called after an import marked rows and after a restart.
+    pub fn resume(self: &Arc<Self>, user_id: &str) {
+        let startable = self.settings(user_id).and_then(|settings| {
+            self.store.db.queue_pending_embeddings(user_id, &settings.kinds())?;
+            let keyless = settings.provider == "openai-compatible";
+            Ok(settings.enabled && (keyless || self.api_key(user_id, &settings)?.is_some()))
+        });
+        match startable {
+            Ok(true) => {
+                if let Err(error) = self.start(user_id) {
+                    tracing::warn!("re-vectorization of {user_id} did not start: {error}");
+                }
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!("re-vectorization of {user_id}: {error}"),
+        }
+    }
+
+    /// Resumes every run a previous process left with rows queued.
+    pub fn resume_all(self: &Arc<Self>) {
+        match self.store.db.users_with_queued_embeddings() {
+            Ok(users) => users.iter().for_each(|user| self.resume(user)),
+            Err(error) => tracing::warn!("cannot list queued embeddings: {error}"),
+        }
+    }
+
+    /// Asks the user's run to stop; whether one was running.
+    pub fn cancel(&self, user_id: &str) -> bool {
+        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        match runs.get(user_id).filter(|run| run.running) {
+            Some(run) => {
+                run.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the user's run is going.
+    pub fn is_running(&self, user_id: &str) -> bool {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner()).get(user_id).is_some_and(|run| run.running)
+    }
+
+    /// Waits for the user's run to end; its final status.
+    pub async fn finished(&self, user_id: &str) -> Option<RunStatus> {
+        let mut receiver = {
+            let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            runs.get(user_id)?.status.subscribe()
+        };
+        let ended = receiver.wait_for(|status| status.status != "running").await.ok()?.clone();
+        Some(ended)
+    }
+
+    fn publish(&self, user_id: &str, change: impl FnOnce(&mut RunStatus)) {
+        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(run) = runs.get(user_id) {
+            run.status.send_modify(change);
+        }
+    }
+
+    fn end(&self, user_id: &str, ended: Result<(), (String, String)>) {
+        let pending = self.store.db.queued_embeddings(user_id).unwrap_or_default();
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(run) = runs.get_mut(user_id) {
+            run.running = false;
+            run.status.send_modify(|status| {
+                status.pending = pending;
+                match ended {
+                    Ok(()) => status.status = "complete".into(),
+                    Err((code, message)) => {
+                        status.failed = pending;
+                        status.error = (code != "cancelled").then_some(message);
+                        status.status = code;
+                    }
+                }
+            });
+        }
+    }
+
+    /// The run itself; `Err((code, message))` when it stops early.
+    async fn run(
+        &self,
+        user_id: &str,
+        settings: EmbeddingSettings,
+        cancel: &CancellationToken,
+    ) -> Result<(), (String, String)> {
+        let storage = |error: &dyn std::fmt::Display| {
+            tracing::error!("re-vectorization of {user_id}: {error}");
+            ("failed".to_string(), "the server could not read or write the account's rows".to_string())
+        };
+        let key = self.blocking(|this| this.api_key(user_id, &settings)).await.map_err(|e| storage(&e))?;
+        let started = Instant::now();
+        let mut dimensions = settings.dimensions;
+        let mut done = 0u64;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(("cancelled".into(), "cancelled".into()));
+            }
+            let batch = settings.batch_size;
+            let rows = self
+                .blocking(|this| this.store.db.next_embedding_sources(user_id, batch))
+                .await
+                .map_err(|e| storage(&e))?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let texts: Vec<String> = rows.iter().map(embedded_text).collect();
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => return Err(("cancelled".into(), "cancelled".into())),
+                permit = self.requests.clone().acquire_owned() => permit.map_err(|e| storage(&e))?,
+            };
+            let answer = self.client.embed(&settings, key.as_deref().map(String::as_str), &texts, cancel).await;
+            drop(permit);
+            let vectors = answer.map_err(|error: EmbedError| (error.code().to_string(), error.to_string()))?;
+            let dimension = match dimensions {
+                Some(d) => d,
+                None => {
+                    // The first answer fixes the dimension, as Lumiverse's connection test does.
+                    let found = vectors[0].len() as u32;
+                    self.blocking(|this| this.remember_dimensions(user_id, found)).await.map_err(|e| storage(&e))?;
+                    dimensions = Some(found);
+                    found
+                }
+            };
+            let now = crate::auth::now();
+            let mut by_table: HashMap<&'static str, Vec<VectorRow>> = HashMap::new();
+            for (row, vector) in rows.iter().zip(vectors) {
+                by_table.entry(row.kind.vector_table()).or_default().push(vector_row(user_id, row, vector, now));
+            }
+            let bytes: u64 = by_table.values().flatten().map(VectorRow::stored_bytes).sum();
+            let quota = self.quota;
+            self.blocking(|this| this.store.db.charge_usage(user_id, bytes, quota)).await.map_err(
+                |error| match error {
+                    crate::storage::sqlite::DbError::QuotaExceeded { quota, used, needed } => (
+                        "quota_exceeded".to_string(),
+                        format!(
+                            "the vectors need {needed} more bytes; the account uses {used} of its {quota}-byte quota"
+                        ),
+                    ),
+                    other => storage(&other),
+                },
+            )?;
+            for (table, table_rows) in &by_table {
+                self.store.vectors.replace(table, table_rows, dimension as i32).await.map_err(|e| storage(&e))?;
+            }
+            let marked: Vec<(SourceKind, String)> = rows.iter().map(|row| (row.kind, row.id.clone())).collect();
+            let model = settings.model.clone();
+            self.blocking(|this| this.store.db.mark_embedded(user_id, &marked, &model, now))
+                .await
+                .map_err(|e| storage(&e))?;
+            done += rows.len() as u64;
+            let elapsed = started.elapsed().as_secs_f64().max(1e-3);
+            self.publish(user_id, |status| {
+                status.done = done;
+                status.pending = status.total.saturating_sub(done);
+                status.rate = done as f64 / elapsed;
+            });
+        }
+    }
+
+    /// Stores the dimension the provider answered with in the user's setting.
+    fn remember_dimensions(&self, user_id: &str, dimensions: u32) -> Result<(), crate::storage::sqlite::DbError> {
+        let stored = self.store.db.setting(user_id, SETTING_KEY)?;
+        let update = Map::from_iter([("dimensions".to_string(), json!(dimensions))]);
+        let merged = EmbeddingSettings::merge(stored.as_deref(), &update)
+            .map_err(|error| crate::storage::sqlite::DbError::Invalid(error.to_string()))?;
+        self.store.db.put_setting(user_id, SETTING_KEY, &Value::Object(merged).to_string(), crate::auth::now())
+    }
+
+    /// Runs storage work where the runtime allows blocking (runs need a multi-threaded
+    /// runtime: the server's, and the one `lvbak embed` builds).
+    async fn blocking<T: Send + 'static>(&self, work: impl FnOnce(&Self) -> T + Send) -> T {
+        tokio::task::block_in_place(|| work(self))
+    }
+}
+
+/// The text a row is embedded from, as Lumiverse builds it.
+pub fn embedded_text(row: &SourceRow) -> String {
+    let content = row.text.replace("\r\n", "\n");
+    let content = content.trim();
+    match row.kind {
+        SourceKind::WorldBookEntry => world_book_search_text(row, content),
+        _ => content.to_string(),
+    }
+}
+
+/// A world-book entry's search text: its title and keys, then its content.
+fn world_book_search_text(row: &SourceRow, content: &str) -> String {
+    let keys = |text: &Option<String>| -> Vec<String> {
+        let list: Vec<String> = text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        list.into_iter()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty() && seen.insert(k.to_lowercase()))
+            .collect()
+    };
+    let mut sections = Vec::new();
+    if let Some(comment) = row.label.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        sections.push(format!("Entry title: {comment}"));
+    }
+    let (primary, secondary) = (keys(&row.keys), keys(&row.secondary_keys));
+    if !primary.is_empty() {
+        sections.push(format!("Primary keys: {}", primary.join(", ")));
+    }
+    if !secondary.is_empty() {
+        sections.push(format!("Secondary keys: {}", secondary.join(", ")));
+    }
+    sections.push(format!("Content:\n{content}"));
+    let text = sections.join("\n\n");
+    // Lumiverse collapses runs of blank lines.
+    let mut collapsed = String::with_capacity(text.len());
+    let mut newlines = 0;
+    for c in text.chars() {
+        newlines = if c == '\n' { newlines + 1 } else { 0 };
+        if newlines <= 2 {
+            collapsed.push(c);
+        }
+    }
+    collapsed.trim().to_string()
+}
+
+/// The LanceDB row of one embedded source row, in the shape Lumiverse writes.
+fn vector_row(user_id: &str, row: &SourceRow, vector: Vec<f32>, now: i64) -> VectorRow {
+    let content = row.text.replace("\r\n", "\n").trim().to_string();
+    let metadata = match row.kind {
+        SourceKind::ChatChunk => json!({
+            "autoSplit": false,
+            "splitIndex": 0,
+            "splitCount": 1,
+            "sourceCharCount": content.encode_utf16().count(),
+            "sourceTokenCount": row.token_count.unwrap_or_else(|| content.chars().count().div_ceil(4) as i64),
+        }),
+        SourceKind::MemoryConsolidation => json!({"title": row.label}),
+        SourceKind::DatabankChunk => row
+            .label
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .filter(Value::is_object)
+            .unwrap_or(json!({})),
+        SourceKind::WorldBookEntry => {
+            let list = |text: &Option<String>| -> Value {
+                text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(json!([]))
+            };
+            json!({
+                "comment": row.label,
+                "key": list(&row.keys),
+                "keysecondary": list(&row.secondary_keys),
+                "world_book_id": row.owner_id,
+                "search_text": embedded_text(row),
+                "vector_version": 4,
+                "chunk_index": 0,
+                "chunk_count": 1,
+            })
+        }
+    };
+    let source_type = row.kind.source_type();
+    VectorRow {
+        id: format!("{user_id}:{source_type}:{}:0", row.id),
+        user_id: user_id.to_string(),
+        source_type: source_type.to_string(),
+        source_id: row.id.clone(),
+        owner_id: row.owner_id.clone(),
+        chunk_index: 0.0,
+        content,
+        vector,
+        metadata_json: metadata.to_string(),
+        updated_at: now as f64,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_world_book_entry_is_embedded_with_its_title_and_keys() {
+        let row = SourceRow {
+            kind: SourceKind::WorldBookEntry,
+            id: "e1".into(),
+            owner_id: "b1".into(),
+            text: "  The tower.\r\n\r\n\r\n\r\nIt is tall. ".into(),
+            token_count: None,
+            label: Some("tower".into()),
+            keys: Some(r#"["Tower", "tower", " archive "]"#.into()),
+            secondary_keys: Some("[]".into()),
+        };
+        assert_eq!(
+            embedded_text(&row),
+            "Entry title: tower\n\nPrimary keys: Tower, archive\n\nContent:\nThe tower.\n\nIt is tall."
+        );
+        let vector = vector_row("u", &row, vec![1.0], 5);
+        assert_eq!(vector.id, "u:world_book_entry:e1:0");
+        assert_eq!(vector.content, "The tower.\n\n\n\nIt is tall.");
+    }
+}
