@@ -498,6 +498,7 @@ const EMBEDDING_STATES = {
   provider_error: "stopped: the provider refused the request",
   unreachable: "stopped: the provider could not be reached",
   quota_exceeded: "stopped: the account is out of disk quota",
+  private_host: "stopped: this server does not call addresses inside its own network",
   failed: "stopped: the server could not finish",
 };
 let embeddingEvents = null;

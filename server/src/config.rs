@@ -116,6 +116,10 @@ pub struct HostingLimits {
     pub secure_cookies: bool,
     /// Requests to embeddings providers in flight at once, in the instance.
     pub embedding_requests: usize,
+    /// Whether an account's embeddings URL may point inside the server's own network
+    /// (loopback, private, link-local: a local Ollama). Off on a shared instance, so no
+    /// account can make the server call its neighbours.
+    pub embedding_private_hosts: bool,
 }
 
 impl Default for HostingLimits {
@@ -140,6 +144,7 @@ impl Default for HostingLimits {
             trust_forwarded: false,
             secure_cookies: false,
             embedding_requests: 4,
+            embedding_private_hosts: true,
         }
     }
 }
@@ -183,6 +188,7 @@ impl HostingLimits {
                 "trust_forwarded" => self.trust_forwarded = flag()?,
                 "secure_cookies" => self.secure_cookies = flag()?,
                 "embedding_requests" => self.embedding_requests = count()?.max(1),
+                "embedding_private_hosts" => self.embedding_private_hosts = flag()?,
                 other => return Err(format!("unknown setting {other:?}")),
             }
         }

@@ -53,7 +53,12 @@ impl AppState {
                 prepared_exports: PreparedExports::new(hosting.prepared_exports_per_user),
                 sign_in: SignInGuard::new(&hosting),
                 batch_memory: Arc::new(Semaphore::new(batch_memory_mib)),
-                embeddings: Arc::new(Embeddings::new(store.clone(), hosting.embedding_requests, hosting.quota)),
+                embeddings: Arc::new(Embeddings::new(
+                    store.clone(),
+                    hosting.embedding_requests,
+                    hosting.quota,
+                    hosting.embedding_private_hosts,
+                )),
                 store,
                 web_dir,
                 limits,

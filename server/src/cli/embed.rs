@@ -51,7 +51,7 @@ pub fn run(args: &EmbedArgs) -> ExitCode {
         runtime.block_on(async {
             let store = Arc::new(Store::open(&args.data.data_dir).await?);
             let user = store.db.user_by_name(&args.user)?.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
-            let embeddings = Arc::new(Embeddings::new(store.clone(), 4, parse_bytes(DEFAULT_QUOTA).ok()));
+            let embeddings = Arc::new(Embeddings::new(store.clone(), 4, parse_bytes(DEFAULT_QUOTA).ok(), true));
             let settings = embeddings.settings(&user.id)?;
             if !args.json {
                 eprintln!(

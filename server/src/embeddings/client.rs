@@ -5,6 +5,8 @@
 //! honours `Retry-After`; a refused key, a wrong vector length or any other refusal ends
 //! with an [`EmbedError`] the run reports in words.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -29,6 +31,8 @@ pub enum EmbedError {
     Refused(String),
     #[error("the provider could not be reached: {0}")]
     Unreachable(String),
+    #[error("this server does not call addresses inside its own network ({0})")]
+    PrivateHost(String),
     #[error("cancelled")]
     Cancelled,
 }
@@ -41,6 +45,7 @@ impl EmbedError {
             Self::DimensionMismatch { .. } => "dimension_mismatch",
             Self::Refused(_) => "provider_error",
             Self::Unreachable(_) => "unreachable",
+            Self::PrivateHost(_) => "private_host",
             Self::Cancelled => "cancelled",
         }
     }
@@ -50,22 +55,97 @@ impl EmbedError {
 #[derive(Clone)]
 pub struct EmbeddingClient {
     http: reqwest::Client,
+    /// Whether URLs may reach loopback, private and link-local addresses (a local Ollama);
+    /// a shared instance turns this off so no account can make the server call inside its
+    /// own network.
+    private_hosts: bool,
 }
 
 impl Default for EmbeddingClient {
     fn default() -> Self {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("lvbak/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(20))
-            // A provider answers; it never sends the request (and the key) somewhere else.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        Self { http }
+        Self::new(true)
+    }
+}
+
+/// Whether an address is on the public internet (not this machine, its network, or
+/// addresses that are never a server's).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
+
+/// A resolver that answers public addresses only (names that resolve inside are refused
+/// at connection time, whatever their DNS says later).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<SocketAddr> = found.filter(|address| is_public(address.ip())).collect();
+            if public.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 
 impl EmbeddingClient {
+    pub fn new(private_hosts: bool) -> Self {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("lvbak/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(20))
+            // A provider answers; it never sends the request (and the key) somewhere else.
+            .redirect(reqwest::redirect::Policy::none());
+        if !private_hosts {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
+        Self { http: builder.build().unwrap_or_default(), private_hosts }
+    }
+
+    /// Refuses an endpoint this instance may not call: a literal private address when
+    /// private hosts are off (names are checked by the resolver).
+    fn check_endpoint(&self, endpoint: &str) -> Result<(), EmbedError> {
+        if self.private_hosts {
+            return Ok(());
+        }
+        let url = reqwest::Url::parse(endpoint).map_err(|_| EmbedError::Refused("the URL cannot be read".into()))?;
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            _ => None,
+        };
+        match literal {
+            Some(ip) if !is_public(ip) => Err(EmbedError::PrivateHost(ip.to_string())),
+            _ => Ok(()),
+        }
+    }
+
     /// Embeds `texts` (in order) under `settings`, retrying what can be retried; stops
     /// early when `cancel` fires.
     pub async fn embed(
@@ -75,6 +155,7 @@ impl EmbeddingClient {
         texts: &[String],
         cancel: &CancellationToken,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.check_endpoint(&settings.endpoint())?;
         let mut body = json!({"model": settings.model, "input": texts});
         if let (true, Some(dimensions)) = (settings.send_dimensions, settings.dimensions) {
             body["dimensions"] = json!(dimensions);
@@ -115,9 +196,12 @@ impl EmbeddingClient {
             request = request.timeout(Duration::from_secs(settings.request_timeout));
         }
         let exchange = async {
-            let response = request.send().await.map_err(|error| Attempt::Again {
-                error: EmbedError::Unreachable(describe(&error)),
-                retry_after: None,
+            let response = request.send().await.map_err(|error| {
+                let text = describe(&error);
+                if text.contains("resolves to no public address") {
+                    return Attempt::Final(EmbedError::PrivateHost(text));
+                }
+                Attempt::Again { error: EmbedError::Unreachable(text), retry_after: None }
             })?;
             let status = response.status();
             let retry_after = response
@@ -246,5 +330,32 @@ mod tests {
         assert_eq!(vectors_of(&openai, 3, Some(2)).unwrap_err().code(), "provider_error");
         let envelope = json!({"error": {"message": "no route"}});
         assert!(vectors_of(&envelope, 1, None).unwrap_err().to_string().contains("no route"));
+    }
+
+    #[test]
+    fn only_public_addresses_count_as_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["1.1.1.1", "104.18.6.192", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+        let closed = EmbeddingClient::new(false);
+        assert_eq!(closed.check_endpoint("http://169.254.169.254/v1/embeddings").unwrap_err().code(), "private_host");
+        assert_eq!(closed.check_endpoint("http://[::1]:8080/v1/embeddings").unwrap_err().code(), "private_host");
+        assert!(closed.check_endpoint("https://api.openai.com/v1/embeddings").is_ok());
+        assert!(EmbeddingClient::new(true).check_endpoint("http://127.0.0.1:1/v1/embeddings").is_ok());
     }
 }

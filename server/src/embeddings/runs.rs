@@ -70,11 +70,12 @@ pub enum StartError {
 
 impl Embeddings {
     /// `concurrent_requests` requests to providers at once across the instance; `quota`
-    /// the instance's per-account quota.
-    pub fn new(store: Arc<Store>, concurrent_requests: usize, quota: Option<u64>) -> Self {
+    /// the instance's per-account quota; `private_hosts` whether URLs may reach this
+    /// machine's own network.
+    pub fn new(store: Arc<Store>, concurrent_requests: usize, quota: Option<u64>, private_hosts: bool) -> Self {
         Self {
             store,
-            client: EmbeddingClient::default(),
+            client: EmbeddingClient::new(private_hosts),
             requests: Arc::new(Semaphore::new(concurrent_requests.max(1))),
             quota,
             runs: Mutex::new(HashMap::new()),

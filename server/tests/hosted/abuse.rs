@@ -592,3 +592,29 @@ fn f16_sign_ins_and_another_import_go_through_while_a_large_import_writes() {
         |user: &str| count_rows(&instance.data, &format!("SELECT count(*) FROM characters WHERE user_id = '{user}'"));
     assert_eq!((count(&mallory_id), count(&victim_id)), (rows as i64, 1));
 }
+
+#[test]
+fn f17_a_shared_instance_does_not_call_inside_its_own_network_for_embeddings() {
+    let stub = lvbak_tests::embedding_stub::EmbeddingStub::start(8);
+    let instance = Instance::start("abuse-17", &[("LVBAK_HOSTING", "embedding_private_hosts=0")]);
+    let mallory = instance.account("mallory");
+    // A literal loopback address, a name that resolves to it, and a metadata address.
+    let port = stub.url.trim_start_matches("http://127.0.0.1:").trim_end_matches("/v1").to_string();
+    for url in [stub.url.clone(), format!("http://localhost:{port}/v1"), "http://169.254.169.254/latest".to_string()] {
+        let body = json!({"enabled": true, "provider": "openai-compatible", "api_url": url, "model": "m"});
+        let reply = instance.call("PUT", "/api/v1/embeddings/config", &mallory, body.to_string().as_bytes());
+        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+        let test = instance.call("POST", "/api/v1/embeddings/test", &mallory, b"");
+        assert_eq!((test.status, test.json()["code"].as_str()), (502, Some("private_host")), "{url}: {}", test.json());
+    }
+    assert_eq!(stub.seen(|s| s.embedded_requests + s.refused), 0, "the stub was called");
+    // The same instance with the default lets an account use a local provider.
+    drop(instance);
+    let open = Instance::start("abuse-17-open", &[]);
+    let alice = open.account("alice");
+    let body = json!({"enabled": false, "provider": "openai-compatible", "api_url": stub.url, "model": "m"});
+    assert_eq!(open.call("PUT", "/api/v1/embeddings/config", &alice, body.to_string().as_bytes()).status, 200);
+    let test = open.call("POST", "/api/v1/embeddings/test", &alice, b"");
+    assert_eq!(test.status, 200, "{}", test.json());
+    assert_eq!(stub.seen(|s| s.embedded_requests), 1);
+}
