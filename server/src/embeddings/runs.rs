@@ -327,10 +327,21 @@ impl Embeddings {
                     other => storage(&other),
                 },
             )?;
-            for (table, table_rows) in &by_table {
-                self.store.vectors.replace(table, table_rows, dimension as i32).await.map_err(|e| storage(&e))?;
-            }
+            // Rows an earlier attempt may have written are replaced; the others are added
+            // without a lookup (LanceDB has no index on ids: a lookup scans the table).
             let marked: Vec<(SourceKind, String)> = rows.iter().map(|row| (row.kind, row.id.clone())).collect();
+            self.blocking(|this| this.store.db.mark_writing(user_id, &marked)).await.map_err(|e| storage(&e))?;
+            let rewritten: std::collections::HashSet<String> =
+                rows.iter().filter(|row| row.written).map(|row| format!("{user_id}:{}:{}:0", row.kind.source_type(), row.id)).collect();
+            for (table, table_rows) in &by_table {
+                let (again, fresh): (Vec<VectorRow>, Vec<VectorRow>) =
+                    table_rows.iter().cloned().partition(|row| rewritten.contains(&row.id));
+                let written = async {
+                    self.store.vectors.replace(table, &again, dimension as i32).await?;
+                    self.store.vectors.add(table, &fresh, dimension as i32).await
+                };
+                written.await.map_err(|e| storage(&e))?;
+            }
             let model = settings.model.clone();
             self.blocking(|this| this.store.db.mark_embedded(user_id, &marked, &model, now))
                 .await

@@ -574,6 +574,10 @@ impl<'a> ImportSession<'a> {
                 counts.rejected += 1;
                 continue;
             };
+            if self.applier.vector_source_pending(&source_type, &source_id)? {
+                counts.skipped += 1;
+                continue;
+            }
             let mut index_text = Vec::new();
             lvbak_core::write_js_number(&mut index_text, chunk_index);
             accepted.push(VectorRow {

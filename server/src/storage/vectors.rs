@@ -86,6 +86,20 @@ pub struct VectorStore {
     writes: Mutex<()>,
 }
 
+/// Bytes LanceDB may keep cached: metadata of table versions (every write makes one) and
+/// vector indexes. Its defaults (1 GiB and 6 GiB) would let one busy account's writes fill
+/// a shared server's memory.
+const METADATA_CACHE: usize = 16 << 20;
+const INDEX_CACHE: usize = 64 << 20;
+
+fn bounded_session() -> Arc<lance::session::Session> {
+    Arc::new(lance::session::Session::new(
+        INDEX_CACHE,
+        METADATA_CACHE,
+        Arc::new(lance_io::object_store::ObjectStoreRegistry::default()),
+    ))
+}
+
 /// The LanceDB table holding `name`'s vectors of `dimension`.
 fn physical(name: &str, dimension: i32) -> String {
     format!("{name}_d{dimension}")
@@ -217,7 +231,7 @@ impl VectorStore {
         self.connection
             .get_or_try_init(|| async {
                 let uri = self.directory.to_str().unwrap_or_default();
-                let connection = lancedb::connect(uri).execute().await?;
+                let connection = lancedb::connect(uri).session(bounded_session()).execute().await?;
                 self.rename_legacy_tables(&connection).await?;
                 Ok::<_, VectorError>(connection)
             })

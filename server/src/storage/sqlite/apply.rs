@@ -804,6 +804,14 @@ impl RowApplier {
         Ok(marked)
     }
 
+    /// Whether the importer's row behind a vector waits for re-vectorization: its vector
+    /// then comes from the run, and the archive's is skipped (two writers would leave two).
+    pub fn vector_source_pending(&mut self, source_type: &str, source_id: &str) -> DbResult<bool> {
+        let Some(kind) = super::embeddings::SourceKind::from_source_type(source_type) else { return Ok(false) };
+        let sql = super::embeddings::pending_row_sql(kind);
+        Ok(self.connection.prepare_cached(&sql)?.query_row([source_id], |row| row.get(0))?)
+    }
+
     /// The text a vector was computed from, by the vector's source: the importer's own row
     /// gives its text; a source that is nobody's (or of a kind without a table) gives an
     /// empty text; someone else's row gives `None`, and the vector must be refused, or its

@@ -134,6 +134,13 @@ impl SourceKind {
     }
 }
 
+/// The SQL (`?1` the row's id) telling whether a row of `kind` waits for a vector: such a
+/// row gets its vector from a re-vectorization run, never from an import (which would race
+/// the run and leave two).
+pub fn pending_row_sql(kind: SourceKind) -> String {
+    format!("SELECT EXISTS (SELECT 1 FROM {} r WHERE r.id = ?1 AND {})", kind.table(), kind.pending())
+}
+
 /// One row to embed, as read from its table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceRow {
@@ -148,6 +155,8 @@ pub struct SourceRow {
     /// World-book entry keys (JSON arrays as text).
     pub keys: Option<String>,
     pub secondary_keys: Option<String>,
+    /// An earlier attempt may have written this row's vector (see [`Database::mark_writing`]).
+    pub written: bool,
 }
 
 impl Database {
@@ -193,19 +202,20 @@ impl Database {
     /// Up to `limit` queued rows of the user with their text. Queue entries whose row is
     /// gone, no longer the user's, or no longer waiting are dropped on the way.
     pub fn next_embedding_sources(&self, user_id: &str, limit: usize) -> DbResult<Vec<SourceRow>> {
-        let queued: Vec<(String, String)> = self.read(|connection| {
+        let queued: Vec<(String, String, bool)> = self.read(|connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT source, row_id FROM lvbak_embedding_queue WHERE user_id = ?1 ORDER BY source, row_id LIMIT ?2",
+                "SELECT source, row_id, written FROM lvbak_embedding_queue WHERE user_id = ?1
+                 ORDER BY source, row_id LIMIT ?2",
             )?;
             let rows = statement
-                .query_map(params![user_id, limit as i64], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .query_map(params![user_id, limit as i64], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })?;
         let mut found = Vec::with_capacity(queued.len());
         let mut stale = Vec::new();
         self.read(|connection| {
-            for (source, row_id) in &queued {
+            for (source, row_id, written) in &queued {
                 let Some(kind) = SourceKind::from_source_type(source) else {
                     stale.push((source.clone(), row_id.clone()));
                     continue;
@@ -228,6 +238,7 @@ impl Database {
                             label: row.get(4)?,
                             keys: row.get(5)?,
                             secondary_keys: row.get(6)?,
+                            written: *written,
                         })
                     })
                     .optional()?;
@@ -252,6 +263,22 @@ impl Database {
             })?;
         }
         Ok(found)
+    }
+
+    /// Records that the rows' vectors are about to be written (before LanceDB is touched).
+    pub fn mark_writing(&self, user_id: &str, rows: &[(SourceKind, String)]) -> DbResult<()> {
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            for (kind, id) in rows {
+                transaction
+                    .prepare_cached(
+                        "UPDATE lvbak_embedding_queue SET written = 1 WHERE user_id = ?1 AND source = ?2 AND row_id = ?3",
+                    )?
+                    .execute(params![user_id, kind.source_type(), id])?;
+            }
+            transaction.commit()?;
+            Ok(())
+        })
     }
 
     /// Marks rows vectorized by `model` at `now` and takes them out of the queue, in one
