@@ -22,6 +22,57 @@ use crate::storage::{Store, VectorRow};
 
 /// Runs remembered (finished ones too, for their status) before finished ones are dropped.
 const REMEMBERED_RUNS: usize = 10_000;
+/// Vectors are written to LanceDB this many rows at a time, or at least this often: each
+/// write is a new table version and fragment, and thousands of small ones make every later
+/// write slower.
+const WRITE_ROWS: usize = 2_000;
+const WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Vectors embedded but not yet written, with the rows they belong to.
+struct WriteBuffer {
+    tables: HashMap<&'static str, Vec<VectorRow>>,
+    marked: Vec<(SourceKind, String)>,
+    /// Ids of vectors an interrupted attempt may have written.
+    rewritten: std::collections::HashSet<String>,
+    rows: usize,
+    dimension: i32,
+    since: Instant,
+}
+
+impl Default for WriteBuffer {
+    fn default() -> Self {
+        Self {
+            tables: HashMap::new(),
+            marked: Vec::new(),
+            rewritten: std::collections::HashSet::new(),
+            rows: 0,
+            dimension: 0,
+            since: Instant::now(),
+        }
+    }
+}
+
+impl WriteBuffer {
+    fn add(&mut self, rows: &[SourceRow], vectors: Vec<VectorRow>) {
+        for (row, vector) in rows.iter().zip(vectors) {
+            if row.written {
+                self.rewritten.insert(vector.id.clone());
+            }
+            self.marked.push((row.kind, row.id.clone()));
+            self.tables.entry(row.kind.vector_table()).or_default().push(vector);
+            self.rows += 1;
+        }
+    }
+}
+
+/// A storage failure during a run (logged; the run reports `failed`).
+#[derive(Debug, thiserror::Error)]
+enum StorageError {
+    #[error(transparent)]
+    Database(#[from] crate::storage::sqlite::DbError),
+    #[error(transparent)]
+    Vectors(#[from] crate::storage::vectors::VectorError),
+}
 
 /// Where a user's run stands, as `GET /api/v1/embeddings/status` and its events say.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -278,27 +329,55 @@ impl Embeddings {
         let key = self.blocking(|this| this.api_key(user_id, &settings)).await.map_err(|e| storage(&e))?;
         let started = Instant::now();
         let mut dimensions = settings.dimensions;
+        let mut buffer = WriteBuffer::default();
         let mut done = 0u64;
+        // Pages go forward through the queue; rows held in the buffer are still queued until
+        // written, so a pass ends at the queue's end and another starts from its beginning
+        // (rows queued meanwhile); a pass that finds nothing ends the run.
+        let mut cursor: Option<(String, String)> = None;
+        let mut found_in_pass = false;
         loop {
-            if cancel.is_cancelled() {
-                return Err(("cancelled".into(), "cancelled".into()));
-            }
             let batch = settings.batch_size;
-            let rows = self
-                .blocking(|this| this.store.db.next_embedding_sources(user_id, batch))
-                .await
-                .map_err(|e| storage(&e))?;
+            let after = cursor.as_ref().map(|(source, id)| (source.as_str(), id.as_str()));
+            let rows = match cancel.is_cancelled() {
+                true => Vec::new(),
+                false => self
+                    .blocking(|this| this.store.db.next_embedding_sources(user_id, after, batch))
+                    .await
+                    .map_err(|e| storage(&e))?,
+            };
             if rows.is_empty() {
-                return Ok(());
+                done += self.flush(user_id, &mut buffer, &settings.model).await.map_err(|e| storage(&e))?;
+                self.progress(user_id, done, started);
+                if cancel.is_cancelled() {
+                    return Err(("cancelled".into(), "cancelled".into()));
+                }
+                if cursor.is_none() || !found_in_pass {
+                    return Ok(());
+                }
+                (cursor, found_in_pass) = (None, false);
+                continue;
             }
+            found_in_pass = true;
+            cursor = rows.last().map(|row| (row.kind.source_type().to_string(), row.id.clone()));
             let texts: Vec<String> = rows.iter().map(embedded_text).collect();
             let permit = tokio::select! {
-                _ = cancel.cancelled() => return Err(("cancelled".into(), "cancelled".into())),
-                permit = self.requests.clone().acquire_owned() => permit.map_err(|e| storage(&e))?,
+                _ = cancel.cancelled() => None,
+                permit = self.requests.clone().acquire_owned() => Some(permit.map_err(|e| storage(&e))?),
             };
-            let answer = self.client.embed(&settings, key.as_deref().map(String::as_str), &texts, cancel).await;
-            drop(permit);
-            let vectors = answer.map_err(|error: EmbedError| (error.code().to_string(), error.to_string()))?;
+            let answer = match permit {
+                Some(_permit) => self.client.embed(&settings, key.as_deref().map(String::as_str), &texts, cancel).await,
+                None => Err(EmbedError::Cancelled),
+            };
+            let vectors = match answer {
+                Ok(vectors) => vectors,
+                Err(error) => {
+                    // What was embedded before the stop is kept.
+                    done += self.flush(user_id, &mut buffer, &settings.model).await.map_err(|e| storage(&e))?;
+                    self.progress(user_id, done, started);
+                    return Err((error.code().to_string(), error.to_string()));
+                }
+            };
             let dimension = match dimensions {
                 Some(d) => d,
                 None => {
@@ -310,14 +389,15 @@ impl Embeddings {
                 }
             };
             let now = crate::auth::now();
-            let mut by_table: HashMap<&'static str, Vec<VectorRow>> = HashMap::new();
-            for (row, vector) in rows.iter().zip(vectors) {
-                by_table.entry(row.kind.vector_table()).or_default().push(vector_row(user_id, row, vector, now));
-            }
-            let bytes: u64 = by_table.values().flatten().map(VectorRow::stored_bytes).sum();
+            let vector_rows: Vec<VectorRow> =
+                rows.iter().zip(vectors).map(|(row, vector)| vector_row(user_id, row, vector, now)).collect();
+            let bytes: u64 = vector_rows.iter().map(VectorRow::stored_bytes).sum();
             let quota = self.quota;
-            self.blocking(|this| this.store.db.charge_usage(user_id, bytes, quota)).await.map_err(
-                |error| match error {
+            let charged = self.blocking(|this| this.store.db.charge_usage(user_id, bytes, quota)).await;
+            if let Err(error) = charged {
+                done += self.flush(user_id, &mut buffer, &settings.model).await.map_err(|e| storage(&e))?;
+                self.progress(user_id, done, started);
+                return Err(match error {
                     crate::storage::sqlite::DbError::QuotaExceeded { quota, used, needed } => (
                         "quota_exceeded".to_string(),
                         format!(
@@ -325,35 +405,46 @@ impl Embeddings {
                         ),
                     ),
                     other => storage(&other),
-                },
-            )?;
-            // Rows an earlier attempt may have written are replaced; the others are added
-            // without a lookup (LanceDB has no index on ids: a lookup scans the table).
-            let marked: Vec<(SourceKind, String)> = rows.iter().map(|row| (row.kind, row.id.clone())).collect();
-            self.blocking(|this| this.store.db.mark_writing(user_id, &marked)).await.map_err(|e| storage(&e))?;
-            let rewritten: std::collections::HashSet<String> =
-                rows.iter().filter(|row| row.written).map(|row| format!("{user_id}:{}:{}:0", row.kind.source_type(), row.id)).collect();
-            for (table, table_rows) in &by_table {
-                let (again, fresh): (Vec<VectorRow>, Vec<VectorRow>) =
-                    table_rows.iter().cloned().partition(|row| rewritten.contains(&row.id));
-                let written = async {
-                    self.store.vectors.replace(table, &again, dimension as i32).await?;
-                    self.store.vectors.add(table, &fresh, dimension as i32).await
-                };
-                written.await.map_err(|e| storage(&e))?;
+                });
             }
-            let model = settings.model.clone();
-            self.blocking(|this| this.store.db.mark_embedded(user_id, &marked, &model, now))
-                .await
-                .map_err(|e| storage(&e))?;
-            done += rows.len() as u64;
-            let elapsed = started.elapsed().as_secs_f64().max(1e-3);
-            self.publish(user_id, |status| {
-                status.done = done;
-                status.pending = status.total.saturating_sub(done);
-                status.rate = done as f64 / elapsed;
-            });
+            buffer.dimension = dimension as i32;
+            buffer.add(&rows, vector_rows);
+            if buffer.rows >= WRITE_ROWS.max(batch) || buffer.since.elapsed() >= WRITE_INTERVAL {
+                done += self.flush(user_id, &mut buffer, &settings.model).await.map_err(|e| storage(&e))?;
+                self.progress(user_id, done, started);
+            }
         }
+    }
+
+    fn progress(&self, user_id: &str, done: u64, started: Instant) {
+        let elapsed = started.elapsed().as_secs_f64().max(1e-3);
+        self.publish(user_id, |status| {
+            status.done = done;
+            status.pending = status.total.saturating_sub(done);
+            status.rate = done as f64 / elapsed;
+        });
+    }
+
+    /// Writes the buffered vectors and marks their rows; how many rows. The rows are first
+    /// recorded as being written, so that after a crash their vectors are replaced, not
+    /// added twice; others are added without a lookup (LanceDB has no index on ids: a
+    /// lookup scans the table).
+    async fn flush(&self, user_id: &str, buffer: &mut WriteBuffer, model: &str) -> Result<u64, StorageError> {
+        let taken = std::mem::take(buffer);
+        buffer.dimension = taken.dimension;
+        if taken.marked.is_empty() {
+            return Ok(0);
+        }
+        self.blocking(|this| this.store.db.mark_writing(user_id, &taken.marked)).await?;
+        for (table, rows) in &taken.tables {
+            let (again, fresh): (Vec<VectorRow>, Vec<VectorRow>) =
+                rows.iter().cloned().partition(|row| taken.rewritten.contains(&row.id));
+            self.store.vectors.replace(table, &again, taken.dimension).await?;
+            self.store.vectors.add(table, &fresh, taken.dimension).await?;
+        }
+        let now = crate::auth::now();
+        self.blocking(|this| this.store.db.mark_embedded(user_id, &taken.marked, model, now)).await?;
+        Ok(taken.marked.len() as u64)
     }
 
     /// Stores the dimension the provider answered with in the user's setting.

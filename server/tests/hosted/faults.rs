@@ -390,7 +390,8 @@ fn point_at_stub(instance: &Instance, token: &str, stub: &lvbak_tests::embedding
 #[test]
 fn k11_killed_in_the_middle_of_a_re_vectorization_run() {
     let stub = lvbak_tests::embedding_stub::EmbeddingStub::start(8);
-    stub.set(|s| s.delay = Duration::from_millis(150));
+    // Slow enough that the run writes (every 2 s) more than once before it ends.
+    stub.set(|s| s.delay = Duration::from_millis(500));
     let mut instance = Instance::start("fault-11", &[]);
     instance.add_user("crash");
     let data = instance.data.to_str().unwrap().to_string();

@@ -201,14 +201,24 @@ impl Database {
 
     /// Up to `limit` queued rows of the user with their text. Queue entries whose row is
     /// gone, no longer the user's, or no longer waiting are dropped on the way.
-    pub fn next_embedding_sources(&self, user_id: &str, limit: usize) -> DbResult<Vec<SourceRow>> {
+    /// `after` is the (source type, id) of the last row a run took, so that rows it holds
+    /// but has not marked yet are not handed out again.
+    pub fn next_embedding_sources(
+        &self,
+        user_id: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> DbResult<Vec<SourceRow>> {
+        let (after_source, after_id) = after.unwrap_or(("", ""));
         let queued: Vec<(String, String, bool)> = self.read(|connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT source, row_id, written FROM lvbak_embedding_queue WHERE user_id = ?1
-                 ORDER BY source, row_id LIMIT ?2",
+                "SELECT source, row_id, written FROM lvbak_embedding_queue
+                 WHERE user_id = ?1 AND (source, row_id) > (?2, ?3) ORDER BY source, row_id LIMIT ?4",
             )?;
             let rows = statement
-                .query_map(params![user_id, limit as i64], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .query_map(params![user_id, after_source, after_id, limit as i64], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })?;
