@@ -573,6 +573,7 @@ mod tests {
             label: Some("tower".into()),
             keys: Some(r#"["Tower", "tower", " archive "]"#.into()),
             secondary_keys: Some("[]".into()),
+            written: false,
         };
         assert_eq!(
             embedded_text(&row),
