@@ -141,7 +141,34 @@ $("export-download").addEventListener("click", async () => {
 });
 
 // ---- import --------------------------------------------------------------------------
-const importState = { report: null, file: null, secretsDecided: true, jobId: null };
+const importState = { report: null, file: null, secretsDecided: true, jobId: null, resume: null };
+
+// An upload cut short (a network error, a reload) is remembered per archive and file, so
+// picking the same file again continues the job from the server's next expected batch.
+const uploadKey = (report, file) => `lvbak-upload:${report.archiveId}:${file.name}:${file.size}`;
+function rememberUpload(jobId) {
+  if (importState.report && importState.file) {
+    localStorage.setItem(uploadKey(importState.report, importState.file), jobId);
+  }
+}
+function forgetUpload() {
+  if (importState.report && importState.file) localStorage.removeItem(uploadKey(importState.report, importState.file));
+}
+
+/** Offers to resume when this file's earlier upload left a job that still takes batches. */
+async function offerResume(report, file) {
+  const jobId = localStorage.getItem(uploadKey(report, file));
+  if (!jobId) return;
+  const answer = await api(`/api/v1/user-data/import/${jobId}/status`);
+  const status = answer.status === 200 ? await answer.json() : null;
+  if (!status || ["complete", "failed", "cancelled"].includes(status.status) || status.nextBatch === undefined) {
+    localStorage.removeItem(uploadKey(report, file));
+    return;
+  }
+  importState.resume = { jobId, hpkePublicKey: status.hpkePublicKey, start: status.nextBatch };
+  text($("import-start"), `Resume upload (batch ${status.nextBatch + 1})`);
+  text($("import-progress"), `An earlier upload of this file stopped after ${status.nextBatch} batches; it continues from there.`);
+}
 const domains = [
   ["characters", "Characters"],
   ["chats", "Chats"],
@@ -156,6 +183,8 @@ const domains = [
 function resetImport() {
   importState.report = null;
   importState.jobId = null;
+  importState.resume = null;
+  text($("import-start"), "Upload & import");
   $("inspect-error").hidden = true;
   $("inspect-report").hidden = true;
   $("ticket-box").hidden = true;
@@ -381,9 +410,10 @@ function importing(on) {
 
 $("import-start").addEventListener("click", async () => {
   importing(true);
+  delete $("import-status").dataset.outcome;
   text($("import-status"), "running");
   if (worker) {
-    worker.postMessage({ kind: "upload" });
+    worker.postMessage({ kind: "upload", resume: importState.resume });
     return;
   }
   // Raw fallback.
@@ -433,6 +463,13 @@ async function finish({ status, error }) {
   } else {
     text($("import-status"), "failed");
   }
+  if (final && ["complete", "failed", "cancelled"].includes(final.status)) forgetUpload();
+  if (final && !["complete", "failed", "cancelled"].includes(final.status)) {
+    // The job still takes batches: the upload was cut (network); the same file resumes it.
+    text($("import-status"), "interrupted");
+    text($("import-progress"), `Upload interrupted (${(error && error.message) || "connection lost"}). Pick the same file again to resume.`);
+    return;
+  }
   if (final && final.status === "complete") text($("import-progress"), "Import complete");
   else if (final && final.status === "cancelled") text($("import-progress"), "Import cancelled");
   else text($("import-progress"), `Import failed: ${(error && error.code) || (final && final.error && final.error.code)} — ${(error && error.message) || (final && final.error && final.error.message) || ""}`);
@@ -447,10 +484,11 @@ if (worker) {
     switch (data.kind) {
       case "report":
         importState.report = data.report;
-        window.lvbakLastReport = data.report;
-        window.lvbakLastReport = data.report;
+        // For tests and benchmarks, on the element their hook names (never on window).
+        $("inspect-report").dataset.report = JSON.stringify(data.report);
         text($("import-progress"), `Checked on this device in ${Math.round(data.report.openMs)} ms.`);
         renderReport(data.report);
+        offerResume(data.report, importState.file);
         break;
       case "refused":
         text($("import-progress"), "");
@@ -468,12 +506,13 @@ if (worker) {
         break;
       case "job":
         importState.jobId = data.jobId;
+        rememberUpload(data.jobId);
         break;
       case "progress":
         text($("import-progress"), progressWords(data.progress));
         break;
       case "complete":
-        window.lvbakLastImport = { seconds: data.seconds, wireBytes: data.wireBytes, report: data.report };
+        $("import-status").dataset.outcome = JSON.stringify({ seconds: data.seconds, wireBytes: data.wireBytes, report: data.report });
         finish({ status: data.status });
         break;
       case "failed":

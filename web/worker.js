@@ -1,6 +1,7 @@
 // The Web Worker: holds the lvbak-wasm archive processor and talks to the server with
 // synchronous requests (allowed in workers), one per batch, so the page never freezes and
-// the archive never has to be in memory. Messages in: open, ticket, skipSecrets, upload.
+// the archive never has to be in memory. Messages in: open, ticket, skipSecrets, upload
+// (optionally resuming a job).
 // Messages out: report/refused, ticket/ticketRefused, job, progress, complete/failed.
 importScripts("./lvbak-wasm.js");
 const ready = wasm_bindgen("./lvbak-wasm_bg.wasm");
@@ -8,8 +9,12 @@ let processor = null;
 
 const post = (message) => self.postMessage(message);
 
-/** The `{code, message}` of something thrown by the processor or by a request. */
+/** The `{code, message}` of something thrown by the processor or by a request: an `Error`
+ * with a `code` (what both throw), or a `{code, message}` JSON string. */
 function errorOf(thrown) {
+  if (thrown && typeof thrown === "object" && typeof thrown.code === "string") {
+    return { code: thrown.code, message: thrown.message || "" };
+  }
   const text = typeof thrown === "string" ? thrown : thrown && thrown.message;
   try {
     const parsed = JSON.parse(text);
@@ -31,17 +36,27 @@ function request(method, url, body, headers = {}) {
   return { status: xhr.status, json };
 }
 
+/** The server's refusal as an `Error` with its code. */
 function refusal(answer) {
   const json = answer.json || {};
-  return JSON.stringify({ code: json.code || `http_${answer.status}`, message: json.error || json.message || "" });
+  const error = new Error(json.error || json.message || "");
+  error.name = error.code = json.code || `http_${answer.status}`;
+  return error;
 }
 
-function upload() {
+/** Uploads the opened archive: into a new job, or, with `resume` ({jobId, hpkePublicKey,
+ * start}), into the job an interrupted upload left, from the batch the server expects. */
+function upload(resume) {
   const started = performance.now();
   const json = { "Content-Type": "application/json" };
-  const opened = request("POST", "/api/v1/user-data/import/batches", processor.openRequest(), json);
-  if (opened.status !== 201) return post({ kind: "failed", error: errorOf(refusal(opened)) });
-  const job = opened.json.jobId;
+  let job = resume && resume.jobId;
+  let publicKey = resume && resume.hpkePublicKey;
+  if (!resume) {
+    const opened = request("POST", "/api/v1/user-data/import/batches", processor.openRequest(), json);
+    if (opened.status !== 201) return post({ kind: "failed", error: errorOf(refusal(opened)) });
+    job = opened.json.jobId;
+    publicKey = opened.json.hpkePublicKey;
+  }
   post({ kind: "job", jobId: job });
   let wireBytes = 0;
   const sink = {
@@ -77,7 +92,7 @@ function upload() {
   };
   let report;
   try {
-    report = JSON.parse(processor.upload(job, opened.json.hpkePublicKey, 0, sink));
+    report = JSON.parse(processor.upload(job, publicKey, resume ? resume.start : 0, sink));
   } catch (thrown) {
     return post({ kind: "failed", jobId: job, error: errorOf(thrown) });
   }
@@ -123,7 +138,7 @@ function handle(data) {
       processor.skipSecrets();
       break;
     case "upload":
-      upload();
+      upload(data.resume);
       break;
   }
 }

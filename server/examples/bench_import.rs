@@ -13,7 +13,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{http, login, run_lvbak, scratch, seed_bulk_account, Server};
+use common::{http, login, median_of_3, run_lvbak, scratch, seed_bulk_account, Server};
 
 fn upload_and_wait(server: &Server, token: &str, archive: &Path) -> (f64, f64, String) {
     let bearer = format!("Bearer {token}");
@@ -139,20 +139,16 @@ fn tenancy_benchmark(others: usize) {
         data_arg,
     ]);
     let median = |label: &str, others: usize| -> f64 {
-        let mut times: Vec<f64> = (0..3)
-            .map(|run| {
-                let (dir, server, token) = fresh_target(&format!("tenancy-{label}-{run}"));
-                if others > 0 {
-                    seed_bulk_account(dir.join("data").to_str().unwrap(), others);
-                }
-                let (seconds, _, _) = upload_and_wait(&server, &token, &archive);
-                drop(server);
-                let _ = std::fs::remove_dir_all(&dir);
-                seconds
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        times[1]
+        median_of_3(|run| {
+            let (dir, server, token) = fresh_target(&format!("tenancy-{label}-{run}"));
+            if others > 0 {
+                seed_bulk_account(dir.join("data").to_str().unwrap(), others);
+            }
+            let (seconds, _, _) = upload_and_wait(&server, &token, &archive);
+            drop(server);
+            let _ = std::fs::remove_dir_all(&dir);
+            seconds
+        })
     };
     let empty = median("empty", 0);
     let crowded = median("crowded", others);

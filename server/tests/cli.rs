@@ -196,6 +196,25 @@ fn user_seed_and_export_from_the_command_line() {
     let ticket = dir.join("dana.ticket.json");
     assert!(ticket.exists(), "{}", String::from_utf8_lossy(&exported.stdout));
     assert!(!dir.join("dana.lvbak.partial").exists());
+    // Not a terminal: progress is plain lines on stderr, in the page's words.
+    let progress = String::from_utf8_lossy(&exported.stderr);
+    assert!(progress.lines().any(|l| l.starts_with("characters… ")), "{progress}");
+    assert!(progress.lines().any(|l| l.starts_with("Files… ") && l.ends_with("(100%)")), "{progress}");
+    // --json: the HTTP export's `complete` shape, and nothing on stderr.
+    let again = dir.join("dana-2.lvbak");
+    let output =
+        lvbak(&["export", "--user", "dana", "--json", "-o", again.to_str().unwrap(), "--data-dir", data_arg], None);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+    let outcome = json_of(&output);
+    assert_eq!(outcome["status"], "complete", "{outcome}");
+    assert_eq!(outcome["bytes"].as_u64(), Some(std::fs::metadata(&again).unwrap().len()), "{outcome}");
+    let zip = zip::ZipArchive::new(std::fs::File::open(&again).unwrap()).unwrap();
+    let file_entries = zip.file_names().filter(|name| name.as_ref().is_ok_and(|n| n.starts_with("files/"))).count();
+    assert_eq!(outcome["files"].as_u64(), Some(file_entries as u64), "{outcome}");
+    assert!(outcome["rows"].as_u64().unwrap() > 11, "{outcome}");
+    assert_eq!(outcome["ticketFile"], Value::Null);
+    assert_eq!(outcome["missingFiles"], serde_json::json!([]));
 
     let report = json_of(&lvbak(
         &["inspect", archive.to_str().unwrap(), "--json", "--verify", "--ticket", ticket.to_str().unwrap()],

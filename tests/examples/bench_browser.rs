@@ -49,7 +49,7 @@ async fn sign_in(browser: &Browser, server: &TestServer, account: &Account) {
 
 async fn wait_report(browser: &Browser) -> Value {
     for _ in 0..1200 {
-        let report = browser.script("return window.lvbakLastReport || null").await;
+        let report = browser.script("const r = document.querySelector('[data-testid=\"inspect-report\"]').dataset.report; return r ? JSON.parse(r) : null").await;
         if !report.is_null() {
             return report;
         }
@@ -73,7 +73,7 @@ async fn main() {
     sign_in(&browser, &server, &account).await;
     for run in 0..3 {
         browser
-            .script("window.lvbakLastReport = null; document.querySelector('[data-testid=\"import-file\"]').value = ''")
+            .script("delete document.querySelector('[data-testid=\"inspect-report\"]').dataset.report; document.querySelector('[data-testid=\"import-file\"]').value = ''")
             .await;
         let started = Instant::now();
         browser.pick("import-file", &big).await;
@@ -154,7 +154,7 @@ async fn main() {
     browser.click("import-start").await;
     let mut outcome = Value::Null;
     for _ in 0..12_000 {
-        outcome = browser.script("return window.lvbakLastImport || null").await;
+        outcome = browser.script("const o = document.querySelector('[data-testid=\"import-status\"]').dataset.outcome; return o ? JSON.parse(o) : null").await;
         if !outcome.is_null() {
             break;
         }

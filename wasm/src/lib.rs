@@ -27,8 +27,12 @@ pub fn core_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
+/// A JavaScript `Error` with the refusal's stable `code` as a property (and as its name).
 fn thrown(code: &str, message: impl std::fmt::Display) -> JsValue {
-    JsValue::from_str(&json!({"code": code, "message": message.to_string()}).to_string())
+    let error = js_sys::Error::new(&message.to_string());
+    error.set_name(code);
+    let _ = Reflect::set(&error, &JsValue::from_str("code"), &JsValue::from_str(code));
+    error.into()
 }
 
 fn format_error(error: &FormatError) -> JsValue {

@@ -291,3 +291,10 @@ pub fn seed_bulk_account(data_dir: &str, characters: usize) {
     args.extend(none);
     run_lvbak(&args);
 }
+
+/// The median of three runs of `run(n)` (n = 0, 1, 2), in seconds.
+pub fn median_of_3(mut run: impl FnMut(usize) -> f64) -> f64 {
+    let mut times: Vec<f64> = (0..3).map(&mut run).collect();
+    times.sort_by(f64::total_cmp);
+    times[1]
+}

@@ -4,15 +4,15 @@
 //! got its vector, 1 with the reason otherwise. Run it while the server is stopped, or for
 //! an account whose run the server is not doing.
 
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
 
+use super::progress::{CliProgress, Step};
 use super::{fail, runtime};
 use crate::config::{parse_bytes, DataDirArg, DEFAULT_QUOTA};
-use crate::embeddings::{Embeddings, RunStatus};
+use crate::embeddings::Embeddings;
 use crate::storage::Store;
 
 #[derive(Debug, Args)]
@@ -25,25 +25,6 @@ pub struct EmbedArgs {
     json: bool,
     #[command(flatten)]
     data: DataDirArg,
-}
-
-/// One progress line: a bar on a terminal, plain lines otherwise.
-fn show(status: &RunStatus, terminal: bool) {
-    let total = status.total.max(1);
-    if terminal {
-        let filled = (30 * status.done / total) as usize;
-        eprint!(
-            "\r[{}{}] {}/{} rows, {:.1}/s   ",
-            "#".repeat(filled),
-            ".".repeat(30 - filled.min(30)),
-            status.done,
-            status.total,
-            status.rate
-        );
-        let _ = std::io::stderr().flush();
-    } else {
-        eprintln!("embedded {}/{} rows ({:.1}/s)", status.done, status.total, status.rate);
-    }
 }
 
 pub fn run(args: &EmbedArgs) -> ExitCode {
@@ -63,15 +44,18 @@ pub fn run(args: &EmbedArgs) -> ExitCode {
             }
             embeddings.start(&user.id)?;
             let mut receiver = embeddings.watch(&user.id)?;
-            let terminal = std::io::stderr().is_terminal() && !args.json;
-            let mut shown = 0;
+            let progress = CliProgress::new(args.json);
             let mut last;
             loop {
                 let status = receiver.borrow_and_update().clone();
-                if !args.json && (status.done != shown || status.status != "running") {
-                    show(&status, terminal);
-                    shown = status.done;
-                }
+                let rate = format!("Embedding ({:.1} rows/s):", status.rate);
+                let ended = status.status != "running";
+                progress.show(Step {
+                    phase: "embed".into(),
+                    words: rate,
+                    position: Some((status.done, status.total)),
+                    last: ended,
+                });
                 last = status;
                 if last.status != "running" || receiver.changed().await.is_err() {
                     break;
@@ -80,9 +64,7 @@ pub fn run(args: &EmbedArgs) -> ExitCode {
             if let Some(ended) = embeddings.finished(&user.id).await {
                 last = ended;
             }
-            if terminal {
-                eprintln!();
-            }
+            progress.finish();
             Ok(last)
         })
     });

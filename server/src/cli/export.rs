@@ -1,5 +1,5 @@
-//! `lvbak export --user NAME [--include-vectors] [--include-secrets [--ticket-out FILE]] -o
-//! FILE`: the same archive the web page downloads, written to a file (for scheduled
+//! `lvbak export --user NAME [--include-vectors] [--include-secrets [--ticket-out FILE]]
+//! [--json] -o FILE`: the same archive the web page downloads, written to a file (for scheduled
 //! backups); with secrets, the ticket goes next to the archive unless `--ticket-out` says
 //! otherwise. The archive appears under its name only once complete.
 
@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::progress::CliProgress;
 use super::{fail, runtime};
 use crate::auth::now;
 use crate::config::DataDirArg;
@@ -34,6 +35,10 @@ pub struct ExportArgs {
     /// The archive file to write.
     #[arg(short = 'o', long = "output")]
     output: PathBuf,
+    /// Print what was written as JSON (the shape of the HTTP export's `complete` event,
+    /// plus the file names), and no progress.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     data: DataDirArg,
 }
@@ -53,8 +58,12 @@ pub fn run(args: &ExportArgs) -> ExitCode {
         let partial = args.output.with_extension("lvbak.partial");
         let file = BufWriter::with_capacity(1 << 20, File::create(&partial)?);
         let handle = runtime.handle().clone();
-        let written =
-            std::thread::scope(|scope| scope.spawn(|| write_archive(&store, &handle, &plan, file, &|_| {})).join());
+        let progress = CliProgress::new(args.json);
+        let started = std::time::Instant::now();
+        let written = std::thread::scope(|scope| {
+            scope.spawn(|| write_archive(&store, &handle, &plan, file, &|event| progress.event(&event))).join()
+        });
+        progress.finish();
         let (mut file, report) = match written {
             Ok(Ok(done)) => done,
             Ok(Err(error)) => {
@@ -65,27 +74,43 @@ pub fn run(args: &ExportArgs) -> ExitCode {
         };
         file.flush()?;
         file.get_ref().sync_all()?;
+        let bytes = file.get_ref().metadata()?.len();
+        drop(file);
         std::fs::rename(&partial, &args.output)?;
-        println!(
-            "wrote {} ({} rows, {} files, {} vectors, {} secrets)",
-            args.output.display(),
-            report.rows,
-            report.files,
-            report.vectors.values().sum::<u64>(),
-            report.secrets
-        );
-        for missing in &report.missing_files {
-            println!("missing file (left out): {missing}");
-        }
-        if let Some(secrets) = secrets {
-            for key in &secrets.unreachable {
-                println!("secret could not be decrypted (left out): {key}");
-            }
-            if let Some(ticket) = secrets.ticket {
+        let unreachable = secrets.as_ref().map(|s| s.unreachable.clone()).unwrap_or_default();
+        let ticket_file = match secrets.and_then(|s| s.ticket) {
+            Some(ticket) => {
                 let path = args.ticket_out.clone().unwrap_or_else(|| ticket_path_beside(&args.output));
                 std::fs::write(&path, ticket.to_json())?;
-                println!("wrote the decryption ticket to {}", path.display());
+                Some(path)
             }
+            None => None,
+        };
+        let outcome = report.outcome(bytes, started.elapsed().as_secs_f64());
+        if args.json {
+            let mut answer = serde_json::to_value(&outcome)?;
+            answer["status"] = serde_json::json!("complete");
+            answer["file"] = serde_json::json!(args.output);
+            answer["ticketFile"] = serde_json::json!(ticket_file);
+            answer["unreachableSecrets"] = serde_json::json!(unreachable);
+            println!("{answer}");
+            return Ok(());
+        }
+        println!("wrote {} ({} bytes in {:.2} s)", args.output.display(), outcome.bytes, outcome.seconds);
+        let vectors: u64 = outcome.vectors.values().sum();
+        for (what, count) in
+            [("rows", outcome.rows), ("files", outcome.files), ("vectors", vectors), ("API keys", outcome.secrets)]
+        {
+            println!("  {what:<10} {count:>10}");
+        }
+        for missing in &outcome.missing_files {
+            println!("missing file (left out): {missing}");
+        }
+        for key in &unreachable {
+            println!("secret could not be decrypted (left out): {key}");
+        }
+        if let Some(path) = ticket_file {
+            println!("wrote the decryption ticket to {}", path.display());
         }
         Ok(())
     });

@@ -7,12 +7,13 @@ use std::io::BufReader;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
 use lvbak_core::{Archive, Ticket};
 
+use super::progress::CliProgress;
 use super::runtime;
 use crate::auth::now;
 use crate::config::{limits_from_env, DataDirArg};
@@ -111,12 +112,8 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
         _ => None,
     };
     let started = Instant::now();
-    let last_table = Mutex::new(String::new());
-    let progress = |event: Event| {
-        if let Event::TableDone { table, .. } = event {
-            *last_table.lock().unwrap_or_else(|p| p.into_inner()) = table;
-        }
-    };
+    let shown = CliProgress::new(args.json);
+    let progress = |event: Event| shown.event(&event);
     let mut session = ImportSession::new(
         &store,
         &user.id,
@@ -130,6 +127,7 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
         other => Failure::Other(other.into()),
     })?;
     let summary = session.finish()?;
+    shown.finish();
     if args.json {
         let mut report = crate::import::report::summary_report(Some(&summary));
         report["status"] = serde_json::json!("complete");

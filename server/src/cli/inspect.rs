@@ -92,7 +92,17 @@ fn examine(args: &InspectArgs, limits: Limits) -> Report {
     }
     if args.verify {
         let columns = crate::storage::sqlite::registry_columns().unwrap_or_default();
-        match archive.verify_all_against(&columns, |_| {}) {
+        let progress = super::progress::CliProgress::new(args.json);
+        let verified = archive.verify_all_against(&columns, |at| {
+            progress.show(super::progress::Step {
+                phase: "verify".into(),
+                words: "Verifying entries…".into(),
+                position: Some((at.bytes_done, at.bytes_total)),
+                last: at.entries_done == at.entries_total,
+            })
+        });
+        progress.finish();
+        match verified {
             Ok(dropped) => report.dropped_columns = dropped,
             Err(error) => {
                 report.rejection = Some(error);

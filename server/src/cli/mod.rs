@@ -5,6 +5,7 @@ mod embed;
 mod export;
 mod import;
 mod inspect;
+mod progress;
 mod seed;
 mod serve;
 mod user;

@@ -83,6 +83,21 @@ pub struct ExportReport {
     pub secrets: u64,
 }
 
+impl ExportReport {
+    /// What an export that wrote `bytes` in `seconds` reports (HTTP `complete`, CLI `--json`).
+    pub fn outcome(self, bytes: u64, seconds: f64) -> crate::progress::ExportOutcome {
+        crate::progress::ExportOutcome {
+            rows: self.rows,
+            files: self.files,
+            missing_files: self.missing_files,
+            vectors: self.vectors,
+            secrets: self.secrets,
+            bytes,
+            seconds,
+        }
+    }
+}
+
 enum Piece {
     Table(&'static TableSpec),
     Lines { bytes: Vec<u8>, rows: u64 },

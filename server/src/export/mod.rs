@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use crate::app::AppState;
 use crate::auth::{now, CurrentUser};
 use crate::error::{AppError, AppResult};
-use crate::progress::{events_response, Event, ExportOutcome};
+use crate::progress::{events_response, Event};
 use crate::throttle::{Slot, SlotRefusal};
 use plan::ExportPlan;
 
@@ -208,15 +208,7 @@ fn stream_archive(state: &AppState, plan: ExportPlan, slot: Slot) -> AppResult<R
                 let bytes = writer.written();
                 drop(writer);
                 match flushed {
-                    Ok(()) => publish(Event::ExportComplete(ExportOutcome {
-                        rows: report.rows,
-                        files: report.files,
-                        missing_files: report.missing_files,
-                        vectors: report.vectors,
-                        secrets: report.secrets,
-                        bytes,
-                        seconds: started.elapsed().as_secs_f64(),
-                    })),
+                    Ok(()) => publish(Event::ExportComplete(report.outcome(bytes, started.elapsed().as_secs_f64()))),
                     Err(error) => publish(Event::Cancelled { reason: Some(stop_reason(&error)) }),
                 }
             }

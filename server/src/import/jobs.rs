@@ -178,6 +178,12 @@ impl Job {
         report["ticket"] = state.ticket_use.clone().unwrap_or(Value::Null);
         report["error"] =
             state.error.as_ref().map_or(Value::Null, |(code, message)| json!({"code": code, "message": message}));
+        drop(state);
+        if let Some(batches) = self.batches.get() {
+            let (next, public_key) = batches.resume_facts();
+            report["nextBatch"] = json!(next);
+            report["hpkePublicKey"] = json!(public_key);
+        }
         report
     }
 }

@@ -264,3 +264,122 @@ async fn the_embeddings_card_configures_tests_and_follows_a_run() {
     let error = browser.script("return document.getElementById('embeddings-error').textContent").await;
     assert!(error.as_str().unwrap().contains("Incorrect API key provided"), "{error}");
 }
+
+/// At a phone's width (360 CSS pixels) no screen state scrolls sideways: sign-in, the
+/// cards, an inspection report, an import summary and the embeddings card.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_fits_a_phone_screen() {
+    let server = TestServer::start("browser-phone").await;
+    let account = server.account("phone-user-with-a-rather-long-name", None).await;
+    let files = ScratchDir::new("browser-phone-files");
+    let downloads = ScratchDir::new("browser-phone-downloads");
+    let browser = Browser::start(&downloads.path).await;
+    let metrics = serde_json::json!({"width": 360, "height": 780, "deviceScaleFactor": 1, "mobile": true});
+    browser
+        .call(
+            "POST",
+            "goog/cdp/execute",
+            serde_json::json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": metrics}),
+        )
+        .await;
+    let overflow = "return [document.documentElement.scrollWidth, window.innerWidth]";
+    let assert_fits = |state: &'static str, widths: serde_json::Value| {
+        let (scroll, inner) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+        assert_eq!(inner, 360, "{state}: the viewport is not a phone's");
+        assert!(scroll <= inner, "{state}: the page is {scroll} px wide on a {inner} px screen");
+    };
+    browser.goto(&server.url("/")).await;
+    browser.element("login-username").await;
+    assert_fits("sign-in", browser.script(overflow).await);
+    sign_in(&browser, &server, &account).await;
+    browser.wait_text("embeddings-status", |t| !t.is_empty()).await;
+    assert_fits("cards", browser.script(overflow).await);
+    let archive = write(&files.path, "minimal.lvbak", fixtures::MINIMAL);
+    pick_archive(&browser, &archive).await;
+    browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    assert_fits("inspection report", browser.script(overflow).await);
+    browser.screenshot("phone-inspection-report.png").await;
+    browser.click("import-start").await;
+    let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
+    assert_eq!(status, "complete");
+    assert_fits("import summary", browser.script(overflow).await);
+    browser.screenshot("phone-import-summary.png").await;
+    let corrupt = write(&files.path, "notes.lvbak", b"not an archive at all, with a long name to wrap");
+    pick_archive(&browser, &corrupt).await;
+    browser.wait_text("inspect-error", |t| !t.is_empty()).await;
+    assert_fits("refusal", browser.script(overflow).await);
+    browser.fill("embeddings-url", "http://127.0.0.1:9/a/very/long/path/that/should/not/push/the/page/sideways").await;
+    browser.click("embeddings-test").await;
+    browser.wait_text("embeddings-status", |t| !t.is_empty()).await;
+    assert_fits("embeddings card", browser.script(overflow).await);
+    browser.script("document.getElementById('embeddings').scrollIntoView()").await;
+    browser.screenshot("phone-embeddings.png").await;
+}
+
+/// An upload cut short by a reload resumes when the same file is picked again: the page
+/// offers "Resume upload (batch K+1)", sends only the batches the server does not have,
+/// and the import completes with every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upload_resumes_from_the_servers_next_batch() {
+    let server = TestServer::start("browser-resume").await;
+    let source = server
+        .account("resume-source", Some(SeedOptions { chats: 4, messages_per_chat: 40_000, ..SeedOptions::default() }))
+        .await;
+    let bytes = server.get(&source, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap();
+    let files = ScratchDir::new("browser-resume-files");
+    let archive = write(&files.path, "big.lvbak", &bytes.bytes().await.unwrap());
+    let messages_in_archive = crate::export::owned_rows(&server.store, "messages", &source.user.id).len();
+    let target = server.account("resume-target", None).await;
+    let downloads = ScratchDir::new("browser-resume-downloads");
+    let browser = Browser::start(&downloads.path).await;
+    sign_in(&browser, &server, &target).await;
+    pick_archive(&browser, &archive).await;
+    browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    browser.click("import-start").await;
+    // Once the server holds a few batches, the page is reloaded: the Worker dies mid-upload.
+    let job_of_page = "return Object.keys(localStorage).filter(k => k.startsWith('lvbak-upload:')).map(k => localStorage.getItem(k))[0] || null";
+    let mut job = None;
+    let mut next = 0;
+    for _ in 0..3000 {
+        if job.is_none() {
+            job = browser.script(job_of_page).await.as_str().map(str::to_string);
+        }
+        if let Some(job) = &job {
+            let path = format!("/api/v1/user-data/import/{job}/status");
+            let status: serde_json::Value = server.get(&target, &path).send().await.unwrap().json().await.unwrap();
+            next = status["nextBatch"].as_u64().unwrap_or(0);
+            if next >= 3 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let job = job.expect("the page remembered its job");
+    assert!(next >= 3, "the upload never got going");
+    browser.goto(&server.url("/")).await;
+    let path = format!("/api/v1/user-data/import/{job}/status");
+    let status: serde_json::Value = server.get(&target, &path).send().await.unwrap().json().await.unwrap();
+    assert!(!["complete", "failed", "cancelled"].contains(&status["status"].as_str().unwrap()), "{status}");
+    let taken = status["nextBatch"].as_u64().unwrap();
+
+    // The same file again: the page offers to resume where the server stands.
+    browser.wait_text("embeddings-status", |t| !t.is_empty()).await;
+    pick_archive(&browser, &archive).await;
+    let offer = browser.wait_text("import-start", |t| t.starts_with("Resume upload")).await;
+    assert_eq!(offer, format!("Resume upload (batch {})", taken + 1));
+    let before = server.state.import_requests();
+    browser.click("import-start").await;
+    let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
+    assert_eq!(status, "complete", "{}", browser.text("import-progress").await);
+    let requests = server.state.import_requests() - before;
+    let outcome = browser
+        .script("return JSON.parse(document.querySelector('[data-testid=\"import-status\"]').dataset.outcome)")
+        .await;
+    let batches = outcome["report"]["batches"].as_u64().unwrap();
+    assert!(taken < batches, "{taken} of {batches}");
+    // The remaining batches, plus the vectors check, the commit and the final status.
+    assert!(requests <= batches - taken + 3, "{requests} requests for {} remaining batches", batches - taken);
+    assert!(requests < batches, "a whole upload was sent again ({requests} requests, {batches} batches)");
+    let imported = crate::export::owned_rows(&server.store, "messages", &target.user.id).len();
+    assert_eq!(imported, messages_in_archive);
+}

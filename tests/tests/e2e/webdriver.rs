@@ -21,11 +21,45 @@ pub struct Browser {
     profile: PathBuf,
 }
 
+/// Ends the browser however the test ends (a panic included): the session is closed, which
+/// makes chromedriver quit Chromium, then chromedriver is killed, and any process still
+/// running with this browser's profile directory (Chromium and its helpers) is killed too.
 impl Drop for Browser {
     fn drop(&mut self) {
+        let _ = end_session(&self.base, &self.session);
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        kill_processes_using(&self.profile);
         let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// `DELETE /session/:id` without the async runtime (drop may run while it unwinds).
+fn end_session(base: &str, session: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "DELETE /session/{session} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    Ok(())
+}
+
+/// Kills every process whose command line names `profile` as its user data directory.
+fn kill_processes_using(profile: &Path) {
+    let marker = format!("--user-data-dir={}", profile.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        if cmdline.split(|b| *b == 0).any(|arg| arg == marker.as_bytes()) {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
     }
 }
 
@@ -100,14 +134,29 @@ impl Browser {
         browser
     }
 
+    /// A WebDriver command; an error reply fails the test with WebDriver's own words.
     pub async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|(error, message)| panic!("WebDriver {method} {path}: {error}: {message}"))
+    }
+
+    /// A WebDriver command: its value, or the error reply's `(error, message)`.
+    pub async fn try_call(&self, method: &str, path: &str, body: Value) -> Result<Value, (String, String)> {
         let url = format!("{}/session/{}/{path}", self.base, self.session);
         let request = match method {
             "GET" => self.client.get(url),
             _ => self.client.post(url).json(&body),
         };
         let answer: Value = request.send().await.unwrap().json().await.unwrap();
-        answer["value"].clone()
+        let value = answer["value"].clone();
+        match value.get("error").and_then(Value::as_str) {
+            Some(error) => {
+                let message = value["message"].as_str().unwrap_or_default();
+                Err((error.to_string(), message.lines().next().unwrap_or_default().to_string()))
+            }
+            None => Ok(value),
+        }
     }
 
     /// Signs in on the page at `url` and waits for the Data Portability page.
@@ -130,10 +179,12 @@ impl Browser {
     }
 
     pub async fn find(&self, testid: &str) -> Option<String> {
-        let found = self
-            .call("POST", "element", json!({"using": "css selector", "value": format!("[data-testid=\"{testid}\"]")}))
-            .await;
-        found[ELEMENT].as_str().map(str::to_string)
+        let query = json!({"using": "css selector", "value": format!("[data-testid=\"{testid}\"]")});
+        match self.try_call("POST", "element", query).await {
+            Ok(found) => found[ELEMENT].as_str().map(str::to_string),
+            Err((error, _)) if error == "no such element" => None,
+            Err((error, message)) => panic!("WebDriver find {testid}: {error}: {message}"),
+        }
     }
 
     pub async fn element(&self, testid: &str) -> String {

@@ -83,6 +83,8 @@ async fn open(
     let inflated = Arc::new(AtomicU64::new(0));
     job.set_batches(Arc::new(BatchUpload {
         ledger: tokio::sync::Mutex::default(),
+        next_batch: AtomicU64::new(0),
+        public_key: public_key.clone(),
         accept_vectors: AtomicBool::new(false),
         inflated: inflated.clone(),
         places: Arc::new(Semaphore::new(QUEUE)),
@@ -225,7 +227,9 @@ async fn receive(
         return Err(ended(&state, &id, &user.id).await);
     }
     batches.inflated.fetch_add(payload, Ordering::Relaxed);
-    Ok(Json(ledger.accept(digest, length as u64)).into_response())
+    let answer = ledger.accept(digest, length as u64);
+    batches.next_batch.store(ledger.next(), Ordering::Relaxed);
+    Ok(Json(answer).into_response())
 }
 
 /// `POST /api/v1/user-data/import/:jobId/vectors-check`: once the rows are sent, whether the

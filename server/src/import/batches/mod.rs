@@ -38,9 +38,21 @@ pub use http::routes;
 /// Batches a job holds between acknowledging them and applying them.
 pub const QUEUE: usize = 2;
 
+impl BatchUpload {
+    /// What a client resuming the upload needs: the next batch and the key to seal to.
+    pub fn resume_facts(&self) -> (u64, &str) {
+        (self.next_batch.load(std::sync::atomic::Ordering::Relaxed), &self.public_key)
+    }
+}
+
 /// The server's half of one batch upload, held by its job.
 pub struct BatchUpload {
     ledger: tokio::sync::Mutex<ledger::Ledger>,
+    /// The batch expected next, as the ledger says once it took one (read by the job's
+    /// status, so an interrupted browser resumes there).
+    next_batch: AtomicU64,
+    /// The job's HPKE public key (base64), for a client that resumes the upload.
+    public_key: String,
     /// Set by a vectors check that said yes.
     accept_vectors: AtomicBool,
     /// Payload bytes taken so far, inflated (held to the decompressed cap per job).
