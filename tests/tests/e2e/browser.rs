@@ -382,4 +382,18 @@ async fn an_interrupted_upload_resumes_from_the_servers_next_batch() {
     assert!(requests < batches, "a whole upload was sent again ({requests} requests, {batches} batches)");
     let imported = crate::export::owned_rows(&server.store, "messages", &target.user.id).len();
     assert_eq!(imported, messages_in_archive);
+
+    // Exporting this account (160k messages) shows its progress as it goes, in words.
+    let observe = "window.seenExport = []; const el = document.querySelector('[data-testid=\"export-progress\"]'); \
+        new MutationObserver(() => { const t = el.textContent; \
+        if (t && window.seenExport[window.seenExport.length - 1] !== t) window.seenExport.push(t); }) \
+        .observe(el, {childList: true, characterData: true, subtree: true});";
+    browser.script(observe).await;
+    browser.click("export-download").await;
+    browser.wait_text("export-progress", |t| t == "Export complete.").await;
+    let seen = browser.script("return window.seenExport").await;
+    let seen: Vec<&str> = seen.as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+    assert!(seen.len() >= 3, "the progress changed fewer than twice: {seen:?}");
+    assert!(seen.iter().any(|t| t.starts_with("Exporting ")), "{seen:?}");
+    assert_eq!(seen.last(), Some(&"Export complete."));
 }
