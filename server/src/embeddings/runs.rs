@@ -518,6 +518,8 @@ fn vector_row(user_id: &str, row: &SourceRow, vector: Vec<f32>, now: i64) -> Vec
             "splitCount": 1,
             "sourceCharCount": content.encode_utf16().count(),
             "sourceTokenCount": row.token_count.unwrap_or_else(|| content.chars().count().div_ceil(4) as i64),
+            // Lumiverse re-embeds a chunk whose text no longer has this hash.
+            "sourceContentHash": sha1_smol::Sha1::from(content.as_bytes()).digest().to_string(),
         }),
         SourceKind::MemoryConsolidation => json!({"title": row.label}),
         SourceKind::DatabankChunk => row
@@ -582,5 +584,29 @@ mod tests {
         let vector = vector_row("u", &row, vec![1.0], 5);
         assert_eq!(vector.id, "u:world_book_entry:e1:0");
         assert_eq!(vector.content, "The tower.\n\n\n\nIt is tall.");
+    }
+
+    #[test]
+    fn a_chat_chunk_carries_lumiverses_metadata() {
+        let row = SourceRow {
+            kind: SourceKind::ChatChunk,
+            id: "c1".into(),
+            owner_id: "chat".into(),
+            text: " abc\r\n".into(),
+            token_count: Some(7),
+            label: None,
+            keys: None,
+            secondary_keys: None,
+            written: false,
+        };
+        let vector = vector_row("u", &row, vec![1.0], 5);
+        let metadata: Value = serde_json::from_str(&vector.metadata_json).unwrap();
+        // sha1("abc"), as Node's createHash("sha1") writes it.
+        assert_eq!(metadata["sourceContentHash"], "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!((metadata["sourceCharCount"].as_u64(), metadata["sourceTokenCount"].as_u64()), (Some(3), Some(7)));
+        assert_eq!(
+            (vector.id.as_str(), vector.owner_id.as_str(), vector.content.as_str()),
+            ("u:chat_chunk:c1:0", "chat", "abc")
+        );
     }
 }
