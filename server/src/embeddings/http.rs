@@ -146,7 +146,7 @@ async fn cancel(State(state): State<AppState>, CurrentUser(user): CurrentUser) -
 }
 
 /// `GET /api/v1/embeddings/events`: the status now, then each change, as `status` events;
-/// the stream ends after a run ends.
+/// the stream ends with the first status that is not `running`.
 async fn events(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Response> {
     let embeddings = state.embeddings().clone();
     let receiver = tokio::task::spawn_blocking(move || embeddings.watch(&user.id)).await??;
@@ -158,7 +158,9 @@ async fn events(State(state): State<AppState>, CurrentUser(user): CurrentUser) -
             return None;
         }
         let status = receiver.borrow_and_update().clone();
-        let over = !first && status.status != "running";
+        // Nothing running: the stream says so and ends (an idle stream held open would let
+        // one account keep connections without limit).
+        let over = status.status != "running";
         Some((status, (receiver, false, over)))
     });
     let events = futures::StreamExt::map(stream, |status: RunStatus| {

@@ -34,8 +34,6 @@ struct WriteBuffer {
     marked: Vec<(SourceKind, String)>,
     /// Ids of vectors an interrupted attempt may have written.
     rewritten: std::collections::HashSet<String>,
-    rows: usize,
-    dimension: i32,
     since: Instant,
 }
 
@@ -45,8 +43,6 @@ impl Default for WriteBuffer {
             tables: HashMap::new(),
             marked: Vec::new(),
             rewritten: std::collections::HashSet::new(),
-            rows: 0,
-            dimension: 0,
             since: Instant::now(),
         }
     }
@@ -60,7 +56,6 @@ impl WriteBuffer {
             }
             self.marked.push((row.kind, row.id.clone()));
             self.tables.entry(row.kind.vector_table()).or_default().push(vector);
-            self.rows += 1;
         }
     }
 }
@@ -102,6 +97,23 @@ struct Run {
     running: bool,
 }
 
+/// The user's entry in `runs`, made (not running) if missing. Finished runs are forgotten
+/// once the map holds `REMEMBERED_RUNS`: one entry per account at most, running ones kept.
+fn run_entry<'a>(
+    runs: &'a mut HashMap<String, Run>,
+    user_id: &str,
+    initial: impl FnOnce() -> RunStatus,
+) -> &'a mut Run {
+    if runs.len() >= REMEMBERED_RUNS && !runs.contains_key(user_id) {
+        runs.retain(|_, run| run.running);
+    }
+    runs.entry(user_id.to_string()).or_insert_with(|| Run {
+        cancel: CancellationToken::new(),
+        status: watch::Sender::new(initial()),
+        running: false,
+    })
+}
+
 /// Every user's runs, the provider client and the instance's request limit.
 pub struct Embeddings {
     store: Arc<Store>,
@@ -110,13 +122,6 @@ pub struct Embeddings {
     quota: Option<u64>,
     runs: Mutex<HashMap<String, Run>>,
     runtime: Option<tokio::runtime::Handle>,
-}
-
-/// Why a run could not be started.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("{0}")]
-    Storage(#[from] crate::storage::sqlite::DbError),
 }
 
 impl Embeddings {
@@ -185,16 +190,11 @@ impl Embeddings {
     pub fn watch(&self, user_id: &str) -> Result<watch::Receiver<RunStatus>, crate::storage::sqlite::DbError> {
         let initial = self.status(user_id)?;
         let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        let run = runs.entry(user_id.to_string()).or_insert_with(|| Run {
-            cancel: CancellationToken::new(),
-            status: watch::Sender::new(initial),
-            running: false,
-        });
-        Ok(run.status.subscribe())
+        Ok(run_entry(&mut runs, user_id, || initial).status.subscribe())
     }
 
     /// Starts the user's run unless one is going; its status.
-    pub fn start(self: &Arc<Self>, user_id: &str) -> Result<RunStatus, StartError> {
+    pub fn start(self: &Arc<Self>, user_id: &str) -> Result<RunStatus, crate::storage::sqlite::DbError> {
         let settings = self.settings(user_id)?;
         let pending = self.store.db.queue_pending_embeddings(user_id, &settings.kinds())?;
         let status = RunStatus {
@@ -208,17 +208,10 @@ impl Embeddings {
         let cancel = CancellationToken::new();
         {
             let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(run) = runs.get(user_id).filter(|run| run.running) {
+            let run = run_entry(&mut runs, user_id, || status.clone());
+            if run.running {
                 return Ok(run.status.borrow().clone());
             }
-            if runs.len() >= REMEMBERED_RUNS {
-                runs.retain(|_, run| run.running);
-            }
-            let run = runs.entry(user_id.to_string()).or_insert_with(|| Run {
-                cancel: cancel.clone(),
-                status: watch::Sender::new(status.clone()),
-                running: true,
-            });
             run.cancel = cancel.clone();
             run.running = true;
             run.status.send_replace(status.clone());
@@ -347,8 +340,10 @@ impl Embeddings {
                     .map_err(|e| storage(&e))?,
             };
             if rows.is_empty() {
-                done += self.flush(user_id, &mut buffer, &settings.model).await.map_err(|e| storage(&e))?;
-                self.progress(user_id, done, started);
+                done += self
+                    .write_out(user_id, &mut buffer, &settings.model, dimensions, started, done)
+                    .await
+                    .map_err(|e| storage(&e))?;
                 if cancel.is_cancelled() {
                     return Err(("cancelled".into(), "cancelled".into()));
                 }
@@ -373,21 +368,18 @@ impl Embeddings {
                 Ok(vectors) => vectors,
                 Err(error) => {
                     // What was embedded before the stop is kept.
-                    done += self.flush(user_id, &mut buffer, &settings.model).await.map_err(|e| storage(&e))?;
-                    self.progress(user_id, done, started);
+                    self.write_out(user_id, &mut buffer, &settings.model, dimensions, started, done)
+                        .await
+                        .map_err(|e| storage(&e))?;
                     return Err((error.code().to_string(), error.to_string()));
                 }
             };
-            let dimension = match dimensions {
-                Some(d) => d,
-                None => {
-                    // The first answer fixes the dimension, as Lumiverse's connection test does.
-                    let found = vectors[0].len() as u32;
-                    self.blocking(|this| this.remember_dimensions(user_id, found)).await.map_err(|e| storage(&e))?;
-                    dimensions = Some(found);
-                    found
-                }
-            };
+            if dimensions.is_none() {
+                // The first answer fixes the dimension, as Lumiverse's connection test does.
+                let found = vectors[0].len() as u32;
+                self.blocking(|this| this.remember_dimensions(user_id, found)).await.map_err(|e| storage(&e))?;
+                dimensions = Some(found);
+            }
             let now = crate::auth::now();
             let vector_rows: Vec<VectorRow> =
                 rows.iter().zip(vectors).map(|(row, vector)| vector_row(user_id, row, vector, now)).collect();
@@ -395,8 +387,9 @@ impl Embeddings {
             let quota = self.quota;
             let charged = self.blocking(|this| this.store.db.charge_usage(user_id, bytes, quota)).await;
             if let Err(error) = charged {
-                done += self.flush(user_id, &mut buffer, &settings.model).await.map_err(|e| storage(&e))?;
-                self.progress(user_id, done, started);
+                self.write_out(user_id, &mut buffer, &settings.model, dimensions, started, done)
+                    .await
+                    .map_err(|e| storage(&e))?;
                 return Err(match error {
                     crate::storage::sqlite::DbError::QuotaExceeded { quota, used, needed } => (
                         "quota_exceeded".to_string(),
@@ -407,11 +400,12 @@ impl Embeddings {
                     other => storage(&other),
                 });
             }
-            buffer.dimension = dimension as i32;
             buffer.add(&rows, vector_rows);
-            if buffer.rows >= WRITE_ROWS.max(batch) || buffer.since.elapsed() >= WRITE_INTERVAL {
-                done += self.flush(user_id, &mut buffer, &settings.model).await.map_err(|e| storage(&e))?;
-                self.progress(user_id, done, started);
+            if buffer.marked.len() >= WRITE_ROWS.max(batch) || buffer.since.elapsed() >= WRITE_INTERVAL {
+                done += self
+                    .write_out(user_id, &mut buffer, &settings.model, dimensions, started, done)
+                    .await
+                    .map_err(|e| storage(&e))?;
             }
         }
     }
@@ -425,26 +419,37 @@ impl Embeddings {
         });
     }
 
-    /// Writes the buffered vectors and marks their rows; how many rows. The rows are first
+    /// Writes the buffered vectors (of `dimension`, known once anything was embedded) and
+    /// marks their rows, then publishes the progress; how many rows. The rows are first
     /// recorded as being written, so that after a crash their vectors are replaced, not
     /// added twice; others are added without a lookup (LanceDB has no index on ids: a
     /// lookup scans the table).
-    async fn flush(&self, user_id: &str, buffer: &mut WriteBuffer, model: &str) -> Result<u64, StorageError> {
+    async fn write_out(
+        &self,
+        user_id: &str,
+        buffer: &mut WriteBuffer,
+        model: &str,
+        dimension: Option<u32>,
+        started: Instant,
+        done_before: u64,
+    ) -> Result<u64, StorageError> {
         let taken = std::mem::take(buffer);
-        buffer.dimension = taken.dimension;
-        if taken.marked.is_empty() {
-            return Ok(0);
+        let mut written = 0;
+        if let (false, Some(dimension)) = (taken.marked.is_empty(), dimension) {
+            let dimension = dimension as i32;
+            self.blocking(|this| this.store.db.mark_writing(user_id, &taken.marked)).await?;
+            for (table, rows) in &taken.tables {
+                let (again, fresh): (Vec<VectorRow>, Vec<VectorRow>) =
+                    rows.iter().cloned().partition(|row| taken.rewritten.contains(&row.id));
+                self.store.vectors.replace(table, &again, dimension).await?;
+                self.store.vectors.add(table, &fresh, dimension).await?;
+            }
+            let now = crate::auth::now();
+            self.blocking(|this| this.store.db.mark_embedded(user_id, &taken.marked, model, now)).await?;
+            written = taken.marked.len() as u64;
         }
-        self.blocking(|this| this.store.db.mark_writing(user_id, &taken.marked)).await?;
-        for (table, rows) in &taken.tables {
-            let (again, fresh): (Vec<VectorRow>, Vec<VectorRow>) =
-                rows.iter().cloned().partition(|row| taken.rewritten.contains(&row.id));
-            self.store.vectors.replace(table, &again, taken.dimension).await?;
-            self.store.vectors.add(table, &fresh, taken.dimension).await?;
-        }
-        let now = crate::auth::now();
-        self.blocking(|this| this.store.db.mark_embedded(user_id, &taken.marked, model, now)).await?;
-        Ok(taken.marked.len() as u64)
+        self.progress(user_id, done_before + written, started);
+        Ok(written)
     }
 
     /// Stores the dimension the provider answered with in the user's setting.

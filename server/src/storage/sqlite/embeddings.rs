@@ -13,6 +13,9 @@ use super::{Database, DbResult};
 pub const WORLD_BOOK_DESIRED_STATUS: &str = "CASE WHEN vectorized = 1 AND disabled = 0 \
      AND length(trim(COALESCE(content, ''))) > 0 THEN 'pending' ELSE 'not_enabled' END";
 
+/// Takes one row out of a user's queue (`?1` user, `?2` source type, `?3` row id).
+const DEQUEUE: &str = "DELETE FROM lvbak_embedding_queue WHERE user_id = ?1 AND source = ?2 AND row_id = ?3";
+
 /// A kind of row that has a vector, with the facts Lumiverse's vector rows use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceKind {
@@ -263,10 +266,7 @@ impl Database {
             self.write(|connection| {
                 let transaction = connection.transaction()?;
                 for (source, row_id) in &stale {
-                    transaction.execute(
-                        "DELETE FROM lvbak_embedding_queue WHERE user_id = ?1 AND source = ?2 AND row_id = ?3",
-                        params![user_id, source, row_id],
-                    )?;
+                    transaction.execute(DEQUEUE, params![user_id, source, row_id])?;
                 }
                 transaction.commit()?;
                 Ok(())
@@ -305,10 +305,7 @@ impl Database {
                     _ => statement.execute(params![user_id, id, now, model])?,
                 };
                 drop(statement);
-                transaction.execute(
-                    "DELETE FROM lvbak_embedding_queue WHERE user_id = ?1 AND source = ?2 AND row_id = ?3",
-                    params![user_id, kind.source_type(), id],
-                )?;
+                transaction.execute(DEQUEUE, params![user_id, kind.source_type(), id])?;
             }
             transaction.commit()?;
             Ok(())
