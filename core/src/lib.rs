@@ -12,6 +12,7 @@ pub mod calendar;
 pub mod container;
 pub mod entry_name;
 pub mod error;
+pub mod explore;
 pub mod hpke;
 pub mod inspect;
 pub mod js_number;

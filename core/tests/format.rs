@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 
+use lvbak_core::explore::ExploreIndex;
 use lvbak_core::secrets::{SecretSkip, SecretsIndex, SECRETS_BLOB_ENTRY, SECRETS_INDEX_ENTRY};
 use lvbak_core::{
     check_archive, inspect, Archive, ArchiveWriter, CountSource, EncryptedSecret, EntrySize, FormatError,
@@ -313,4 +314,141 @@ tests! {
 fn writer_refuses(name: &str) -> bool {
     let mut writer = ArchiveWriter::new(Vec::new(), 0, 1024);
     writer.start_ndjson(name, EntrySize::Small).is_err()
+}
+
+/// An archive for the explorer: a character with an avatar file, one whose picture is a
+/// gallery image with a thumbnail, a chat with a branch, and a world book with entries.
+fn explorer_archive() -> Vec<u8> {
+    let line = |rows: &[Value]| rows.iter().map(|row| format!("{row}\n")).collect::<String>();
+    let (mira, ash, chat, branch, book) = ("c-mira", "c-ash", "chat-1", "chat-2", "wb-1");
+    let image = "0a0b0c0d-0000-4000-8000-000000000001";
+    let messages: Vec<Value> = (0..6)
+        .rev()
+        .map(|n| {
+            let swipes = if n == 2 { serde_json::json!(["first take", "second take", "third take"]) } else { serde_json::json!([]) };
+            serde_json::json!({"id": format!("m{n}"), "chat_id": chat, "index_in_chat": n, "is_user": n % 2, "name": "Mira",
+                "content": format!("line {n} of the Harbour watch"), "swipe_id": if n == 2 { 1 } else { 0 },
+                "swipes": swipes.to_string()})
+        })
+        .chain([serde_json::json!({"id": "b0", "chat_id": branch, "index_in_chat": 0, "is_user": 0, "name": "Mira",
+            "content": "the other telling", "swipes": "[]"})])
+        .collect();
+    let entries = vec![
+        RawEntry::deflated("manifest.json", &corpus::manifest_json(&[])),
+        RawEntry::deflated(
+            "database/characters.ndjson",
+            line(&[
+                serde_json::json!({"id": mira, "name": "Mira", "avatar_path": "avatars/mira.png", "description": "é".repeat(400)}),
+                serde_json::json!({"id": ash, "name": "Ash", "avatar_path": null, "image_id": image, "description": "short"}),
+            ])
+            .as_bytes(),
+        ),
+        RawEntry::deflated(
+            "database/images.ndjson",
+            line(&[serde_json::json!({"id": image, "filename": format!("{image}.png"), "original_filename": "ash.png",
+                "width": 4, "height": 3, "has_thumbnail": 1})])
+            .as_bytes(),
+        ),
+        RawEntry::deflated(
+            "database/chats.ndjson",
+            line(&[
+                serde_json::json!({"id": chat, "character_id": mira, "name": "Harbour night", "metadata": "{}"}),
+                serde_json::json!({"id": branch, "character_id": mira, "name": "Harbour night — Branch at #2",
+                    "metadata": serde_json::json!({"branched_from": chat, "branch_at_message": "m2"}).to_string()}),
+            ])
+            .as_bytes(),
+        ),
+        RawEntry::deflated("database/messages.ndjson", line(&messages).as_bytes()),
+        RawEntry::deflated(
+            "database/world_books.ndjson",
+            line(&[serde_json::json!({"id": book, "name": "Harbour lore", "description": "Places"})]).as_bytes(),
+        ),
+        RawEntry::deflated(
+            "database/world_book_entries.ndjson",
+            line(&[
+                serde_json::json!({"id": "e1", "world_book_id": book, "key": "[\"bell\",\"fog\"]", "content": "The bell rings twice.", "disabled": 0}),
+                serde_json::json!({"id": "e2", "world_book_id": "elsewhere", "key": "[]", "content": "not this book"}),
+            ])
+            .as_bytes(),
+        ),
+        RawEntry::stored("files/avatars/mira.png", b"\x89PNG mira"),
+        RawEntry::stored(&format!("files/images/{image}.png"), b"\x89PNG ash"),
+        RawEntry::stored(&format!("files/thumbnails/{image}_thumb_sm_v2.webp"), b"RIFF ash small"),
+    ];
+    RawZip::new(entries).build()
+}
+
+tests! {
+    fn the_explorer_indexes_a_fixture_with_its_swipes() {
+        let mut archive = open(fixtures::MINIMAL);
+        let index = ExploreIndex::build(&mut archive, |_| {}).unwrap();
+        let listed = |table: &str| {
+            let mut archive = open(fixtures::MINIMAL);
+            archive.table_entry(table).map_or(0, |entry| archive.ndjson_lines(entry).unwrap().count().unwrap())
+        };
+        assert_eq!(index.characters.len() as u64, listed("characters"));
+        assert_eq!(index.personas.len() as u64, listed("personas"));
+        assert_eq!(index.world_books.len() as u64, listed("world_books"));
+        assert_eq!(index.chats.len(), 1);
+        let chat = &index.chats[0];
+        assert_eq!(u64::from(chat.messages), listed("messages"));
+        assert_eq!(chat.character_name.as_deref(), Some("Elara Voss"));
+        let messages = index.chat_messages(&mut archive, &chat.id).unwrap();
+        assert_eq!(messages.len(), 20);
+        assert_eq!(messages.iter().map(|m| m.index).collect::<Vec<_>>(), (0..20).collect::<Vec<_>>());
+        assert!(messages.iter().any(|m| m.swipes.len() == 3), "the fixture's 3-swipe message");
+        assert_eq!(index.world_book_entries(&mut archive, &index.world_books[0].id).unwrap().len() as u32, index.world_books[0].entries);
+    }
+
+    fn the_explorer_finds_pictures_branches_and_entries() {
+        let bytes = explorer_archive();
+        let mut archive = open(&bytes);
+        let mut tables = Vec::new();
+        let index = ExploreIndex::build(&mut archive, |table| tables.push(table.to_string())).unwrap();
+        assert!(tables.contains(&"messages".to_string()), "{tables:?}");
+        let mira = &index.characters[0];
+        assert_eq!(mira.avatar.as_deref(), Some("files/avatars/mira.png"));
+        assert_eq!(mira.description.chars().count(), lvbak_core::explore::CARD_TEXT + 1, "clipped, with an ellipsis");
+        assert_eq!(mira.chats, 2);
+        let image = "0a0b0c0d-0000-4000-8000-000000000001";
+        assert_eq!(index.characters[1].avatar, Some(format!("files/images/{image}.png")));
+        assert_eq!(index.images[0].thumbnail, Some(format!("files/thumbnails/{image}_thumb_sm_v2.webp")));
+        assert_eq!(index.images[0].name, "ash.png");
+        assert_eq!(index.file(&mut archive, "files/avatars/mira.png").unwrap().unwrap(), b"\x89PNG mira");
+        assert_eq!(index.file(&mut archive, "database/chats.ndjson").unwrap(), None, "only pictures are handed out");
+        assert_eq!(index.file(&mut archive, "files/avatars/none.png").unwrap(), None);
+
+        let branch = index.chats.iter().find(|c| c.id == "chat-2").unwrap();
+        assert_eq!(branch.branched_from.as_deref(), Some("chat-1"));
+        assert_eq!(branch.branch_at_index, Some(2));
+        let messages = index.chat_messages(&mut archive, "chat-1").unwrap();
+        assert_eq!(messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m0", "m1", "m2", "m3", "m4", "m5"]);
+        assert_eq!(messages[2].swipes, ["first take", "second take", "third take"]);
+        assert_eq!(messages[2].swipe_id, 1);
+        assert_eq!(messages[0].swipes, ["line 0 of the Harbour watch"], "no swipes recorded: the content");
+        assert!(messages[1].is_user && !messages[0].is_user);
+        assert_eq!(index.chat_messages(&mut archive, "chat-2").unwrap().len(), 1);
+
+        let entries = index.world_book_entries(&mut archive, "wb-1").unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].keys, ["bell", "fog"]);
+
+        let mut hits = Vec::new();
+        index.search(&mut archive, "HARBOUR", 100, |hit| {
+            hits.push(hit);
+            true
+        })
+        .unwrap();
+        let kinds: Vec<String> = hits.iter().map(|h| serde_json::to_value(h).unwrap()["kind"].as_str().unwrap().to_string()).collect();
+        assert_eq!(kinds.iter().filter(|k| *k == "chat").count(), 2, "{kinds:?}");
+        assert_eq!(kinds.iter().filter(|k| *k == "message").count(), 6, "{kinds:?}");
+        let mut first = 0;
+        let handed = index.search(&mut archive, "harbour", 3, |_| {
+            first += 1;
+            true
+        }).unwrap();
+        assert_eq!((handed, first), (3, 3), "the limit stops the search");
+        assert_eq!(index.search(&mut archive, "\"chat_id\"", 10, |_| true).unwrap(), 0, "keys of the row are not text");
+        assert!(index.stats.index_bytes > 0 && index.stats.rows == 15, "{:?}", index.stats);
+    }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod embeddings;
 pub mod error;
 pub mod export;
+pub mod faults;
 pub mod import;
 pub mod progress;
 pub mod seed;

@@ -131,6 +131,11 @@ fn crash_and_recover(instance: &mut Instance, user: &str, interrupted: &[&str]) 
     assert_eq!(integrity(&instance.data), "ok");
 }
 
+/// Makes an import stop for good once it has committed some of its messages (the first
+/// commit comes at 50,000 rows at the latest, before the archive's 60,000th message), so
+/// that a test kills it there on any machine, however fast or slow.
+const HOLD_AFTER_MESSAGES: (&str, &str) = (lvbak_server::faults::HOLD_AFTER_VAR, "messages");
+
 /// Starts a raw upload; the job id once accepted.
 fn start_raw(instance: &Instance, token: &str) -> String {
     let reply = instance.call("POST", "/api/v1/user-data/import", token, &fault_archive().bytes);
@@ -178,18 +183,19 @@ fn k02_killed_while_waiting_for_a_ticket() {
 
 #[test]
 fn k03_killed_in_the_middle_of_a_raw_imports_rows() {
-    let mut instance = Instance::start("fault-03", &[]);
+    let mut instance = Instance::start("fault-03", &[HOLD_AFTER_MESSAGES]);
     let token = instance.account("crash");
     let user = instance.user_id(&token);
     let job = start_raw(&instance, &token);
     let midway = instance.eventually(60, || (1..MESSAGES as i64).contains(&user_rows(&instance, &user, "messages")));
     assert!(midway, "never caught the import between its first and last message");
+    assert!((1..MESSAGES as i64).contains(&user_rows(&instance, &user, "messages")), "the import did not hold");
     crash_and_recover(&mut instance, "crash", &[&job]);
 }
 
 #[test]
 fn k04_killed_with_one_import_running_and_another_queued() {
-    let mut instance = Instance::start("fault-04", &[("LVBAK_HOSTING", "import_workers=1")]);
+    let mut instance = Instance::start("fault-04", &[("LVBAK_HOSTING", "import_workers=1"), HOLD_AFTER_MESSAGES]);
     let (first, second) = (instance.account("crash"), instance.account("queued"));
     let user = instance.user_id(&first);
     let running = start_raw(&instance, &first);

@@ -37,9 +37,11 @@ impl Instance {
         Self { dir, data, server, env: Vec::new() }
     }
 
-    /// Kills the server (SIGKILL) and starts it again over the same data.
+    /// Kills the server (SIGKILL) and starts it again over the same data, with the same
+    /// environment except a fault point (the process it was for is gone).
     pub fn restart(&mut self) {
         self.server.kill();
+        self.env.retain(|(name, _)| name != lvbak_server::faults::HOLD_AFTER_VAR);
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         self.server = Server::start_with(&self.data, &env);
     }

@@ -567,6 +567,7 @@ impl RowApplier {
             || self.gate.short_waiting()
         {
             self.commit()?;
+            crate::faults::committed_rows_of(spec.name);
         }
         Ok(counts)
     }
