@@ -1,7 +1,9 @@
-// The Data Portability page: sign-in, the export card, the import card and the
-// Settings → Embeddings card. Archives are
+// The Data Portability page: sign-in, the export card, the import card with its archive
+// explorer (explorer.js), and the Settings → Embeddings card. Archives are
 // opened and checked by the Wasm processor in a Web Worker (worker.js); browsers without
 // Worker or WebAssembly fall back to uploading the raw archive.
+import { createExplorer } from "./explorer.js";
+
 const $ = (id) => document.getElementById(id);
 const headers = { "X-Requested-With": "lvbak" };
 const api = (path, options = {}) =>
@@ -18,6 +20,7 @@ const make = (tag, attributes = {}, content = "") => {
 };
 const capable = typeof Worker === "function" && typeof WebAssembly === "object";
 const worker = capable ? new Worker("/worker.js") : null;
+const explorer = worker ? createExplorer(worker) : null;
 
 // ---- sign-in -------------------------------------------------------------------------
 async function showApp() {
@@ -181,6 +184,7 @@ const domains = [
 ];
 
 function resetImport() {
+  if (explorer) explorer.reset(false);
   importState.report = null;
   importState.jobId = null;
   importState.resume = null;
@@ -481,8 +485,10 @@ if (worker) {
     importing(false);
   };
   worker.onmessage = ({ data }) => {
+    if (explorer.handle(data)) return;
     switch (data.kind) {
       case "report":
+        explorer.reset(true);
         importState.report = data.report;
         // For tests and benchmarks, on the element their hook names (never on window).
         $("inspect-report").dataset.report = JSON.stringify(data.report);

@@ -3,6 +3,9 @@
 // the archive never has to be in memory. Messages in: open, ticket, skipSecrets, upload
 // (optionally resuming a job).
 // Messages out: report/refused, ticket/ticketRefused, job, progress, complete/failed.
+// The archive explorer (read-only, from the local file, no request at all): explore →
+// exploreProgress…, explored; exploreChat, exploreBook, exploreFile → the same kind back;
+// exploreSearch → exploreHits…, exploreSearchDone; a failure → exploreFailed.
 importScripts("./lvbak-wasm.js");
 const ready = wasm_bindgen("./lvbak-wasm_bg.wasm");
 let processor = null;
@@ -140,5 +143,42 @@ function handle(data) {
     case "upload":
       upload(data.resume);
       break;
+    default:
+      if (data.kind.startsWith("explore")) explore(data);
+  }
+}
+
+/** The explorer's requests: each answers with its own kind, or `exploreFailed`. */
+function explore(data) {
+  try {
+    switch (data.kind) {
+      case "explore": {
+        const started = performance.now();
+        const index = JSON.parse(processor.explore((table) => post({ kind: "exploreProgress", table })));
+        index.totalMs = performance.now() - started;
+        post({ kind: "explored", index });
+        break;
+      }
+      case "exploreChat":
+        post({ kind: "exploreChat", result: JSON.parse(processor.exploreChat(data.chatId)) });
+        break;
+      case "exploreBook":
+        post({ kind: "exploreBook", result: JSON.parse(processor.exploreWorldBook(data.bookId)) });
+        break;
+      case "exploreFile": {
+        const bytes = processor.exploreFile(data.name);
+        self.postMessage({ kind: "exploreFile", name: data.name, bytes }, [bytes.buffer]);
+        break;
+      }
+      case "exploreSearch": {
+        const count = processor.exploreSearch(data.query, data.limit || 200, (hits) =>
+          post({ kind: "exploreHits", seq: data.seq, hits: JSON.parse(hits) }),
+        );
+        post({ kind: "exploreSearchDone", seq: data.seq, count });
+        break;
+      }
+    }
+  } catch (thrown) {
+    post({ kind: "exploreFailed", request: data.kind, name: data.name, error: errorOf(thrown) });
   }
 }

@@ -19,10 +19,10 @@ use crate::export;
 use crate::import;
 pub use crate::state::AppState;
 
-async fn count_import_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if request.uri().path().starts_with("/api/v1/user-data/import") {
-        state.count_import_request();
-    }
+/// Counts every request, and those to the import routes apart (tests check that the
+/// browser's inspection and explorer send nothing).
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    state.count_request(request.uri().path().starts_with("/api/v1/user-data/import"));
     next.run(request).await
 }
 
@@ -44,7 +44,7 @@ pub fn router(state: AppState) -> Router {
         .merge(import::batches::routes())
         .merge(crate::embeddings::http::routes())
         .fallback_service(page)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), count_import_requests))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
 }
 

@@ -37,6 +37,7 @@ struct Shared {
     batch_memory: Arc<Semaphore>,
     /// Requests that reached the import routes (for tests: a refused file sends none).
     import_requests: AtomicU64,
+    requests: AtomicU64,
     embeddings: Arc<Embeddings>,
 }
 
@@ -65,6 +66,7 @@ impl AppState {
                 hosting,
                 progress: ProgressHub::default(),
                 import_requests: AtomicU64::new(0),
+                requests: AtomicU64::new(0),
             }),
         }
     }
@@ -123,8 +125,16 @@ impl AppState {
         }
     }
 
-    pub(crate) fn count_import_request(&self) {
-        self.inner.import_requests.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn count_request(&self, to_import: bool) {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        if to_import {
+            self.inner.import_requests.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many requests reached the server since start (any route, the page's files too).
+    pub fn requests(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
     }
 
     /// How many requests reached the import routes since start.

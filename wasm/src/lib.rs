@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use js_sys::{Function, Reflect, Uint8Array};
 use lvbak_core::batch::PlainSecret;
+use lvbak_core::explore::ExploreIndex;
 use lvbak_core::upload::{upload_batches, BatchSink, SealedSecretsPlan, UploadPlan, UploadProgress};
 use lvbak_core::{inspect, Archive, FormatError, InspectOptions, Inspection, Limits, Ticket};
 use serde_json::{json, Value};
@@ -46,6 +47,8 @@ pub struct Processor {
     inspection: Inspection,
     secrets: Vec<PlainSecret>,
     open_ms: f64,
+    /// The archive explorer's index, once built ([`Processor::explore`]).
+    explorer: Option<ExploreIndex>,
 }
 
 fn now_ms() -> f64 {
@@ -62,7 +65,7 @@ impl Processor {
         let reader = BlobReader::new(file).map_err(|e| thrown("io", e))?;
         let mut archive = Archive::open(reader, Limits::STANDARD).map_err(|e| format_error(&e))?;
         let inspection = inspect(&mut archive, InspectOptions::default()).map_err(|e| format_error(&e))?;
-        Ok(Processor { archive, inspection, secrets: Vec::new(), open_ms: now_ms() - started })
+        Ok(Processor { archive, inspection, secrets: Vec::new(), open_ms: now_ms() - started, explorer: None })
     }
 
     /// The inspection as JSON: `archiveId`, `manifest`, `counts` and `vectors` (table →
@@ -153,6 +156,92 @@ impl Processor {
             Ok(report) => Ok(serde_json::to_string(&report).unwrap_or_default()),
             Err(error) => Err(sink.failure.take().unwrap_or_else(|| format_error(&error))),
         }
+    }
+}
+
+/// The archive explorer: a read-only view of the local file, built in the Worker (nothing
+/// of it reaches the server). See `lvbak_core::explore`.
+#[wasm_bindgen]
+impl Processor {
+    /// Builds the explorer's index (once; later calls answer the same) and answers it as
+    /// JSON: `characters`, `personas`, `worldBooks`, `presets`, `images`, `chats`, `stats`
+    /// (`rows`, `indexBytes`) and `buildMs`. `progress(table)` hears each table it reads.
+    pub fn explore(&mut self, progress: &Function) -> Result<String, JsValue> {
+        let started = now_ms();
+        if self.explorer.is_none() {
+            let index = ExploreIndex::build(&mut self.archive, |table| {
+                let _ = progress.call1(&JsValue::NULL, &JsValue::from_str(table));
+            })
+            .map_err(|e| format_error(&e))?;
+            self.explorer = Some(index);
+        }
+        let (index, _) = self.explored()?;
+        let mut answer = serde_json::to_value(index).map_err(|e| thrown("internal", e))?;
+        answer["buildMs"] = json!(now_ms() - started);
+        Ok(answer.to_string())
+    }
+
+    /// The index with the archive it reads, or `not_explored`.
+    fn explored(&mut self) -> Result<(&ExploreIndex, &mut Archive<BlobReader>), JsValue> {
+        match &self.explorer {
+            Some(index) => Ok((index, &mut self.archive)),
+            None => Err(thrown("not_explored", "open the archive for browsing first")),
+        }
+    }
+
+    /// The messages of one chat in order, as JSON (`[{id, index, isUser, name, swipes,
+    /// swipeId, sendDate}]`), with `readMs`.
+    #[wasm_bindgen(js_name = exploreChat)]
+    pub fn explore_chat(&mut self, chat_id: &str) -> Result<String, JsValue> {
+        let started = now_ms();
+        let (index, archive) = self.explored()?;
+        let messages = index.chat_messages(archive, chat_id).map_err(|e| format_error(&e))?;
+        Ok(json!({"chatId": chat_id, "messages": messages, "readMs": now_ms() - started}).to_string())
+    }
+
+    /// The entries of one world book, as JSON.
+    #[wasm_bindgen(js_name = exploreWorldBook)]
+    pub fn explore_world_book(&mut self, book_id: &str) -> Result<String, JsValue> {
+        let (index, archive) = self.explored()?;
+        let entries = index.world_book_entries(archive, book_id).map_err(|e| format_error(&e))?;
+        Ok(json!({"bookId": book_id, "entries": entries}).to_string())
+    }
+
+    /// The bytes of a picture the index names (an avatar, an image, a thumbnail).
+    #[wasm_bindgen(js_name = exploreFile)]
+    pub fn explore_file(&mut self, name: &str) -> Result<Uint8Array, JsValue> {
+        let (index, archive) = self.explored()?;
+        match index.file(archive, name).map_err(|e| format_error(&e))? {
+            Some(bytes) => Ok(Uint8Array::from(bytes.as_slice())),
+            None => Err(thrown("not_found", format!("the archive has no picture {name:?}"))),
+        }
+    }
+
+    /// Searches names and message text; `hits(json)` hears each batch of hits as they are
+    /// found (a JSON array). Answers how many there were.
+    #[wasm_bindgen(js_name = exploreSearch)]
+    pub fn explore_search(&mut self, query: &str, limit: u32, hits: &Function) -> Result<u32, JsValue> {
+        let (index, archive) = self.explored()?;
+        let mut pending = Vec::new();
+        let mut last_sent = 0.0;
+        let flush = |pending: &mut Vec<lvbak_core::explore::SearchHit>| {
+            if !pending.is_empty() {
+                let text = serde_json::to_string(pending).unwrap_or_default();
+                let _ = hits.call1(&JsValue::NULL, &JsValue::from_str(&text));
+                pending.clear();
+            }
+        };
+        let found = index.search(archive, query, limit as usize, |hit| {
+            pending.push(hit);
+            // Hits go out as they come: the first at once, then at most every 50 ms.
+            if pending.len() >= 50 || now_ms() - last_sent > 50.0 {
+                flush(&mut pending);
+                last_sent = now_ms();
+            }
+            true
+        });
+        flush(&mut pending);
+        Ok(found.map_err(|e| format_error(&e))? as u32)
     }
 }
 

@@ -257,6 +257,32 @@ pub async fn seed(store: &Store, user: &UserRecord, options: SeedOptions, now: i
                 "swipes": "[]", "extra": "{}", "parent_message_id": message_ids[2], "branch_id": "branch-b", "created_at": now,
                 "swipe_dates": "[]"}));
         }
+        // The first chat is branched at its third message, as Lumiverse branches: a new chat
+        // whose metadata names the parent and the message, holding copies of the messages
+        // up to there (with the branch's id) and then its own.
+        if chat_index == 0 && message_ids.len() > 3 {
+            let branch = new_id();
+            let branch_id = new_id();
+            rows.add("chats", json!({"id": branch, "character_id": character,
+                "name": format!("Harbour night {} — Branch at #2", chat_index + 1),
+                "metadata": json!({"branch": "main", "branched_from": chat_id, "branch_at_message": message_ids[2]}).to_string(),
+                "created_at": now, "updated_at": now, "user_id": uid}));
+            let mut previous: Option<String> = None;
+            for index in 0..4usize {
+                let id = new_id();
+                let content = if index < 3 {
+                    prose(chat_index * 31 + index, 1 + index % 3)
+                } else {
+                    "In this telling, the lanterns stayed lit.".to_string()
+                };
+                rows.add("messages", json!({"id": id, "chat_id": branch, "index_in_chat": index, "is_user": index % 2,
+                    "name": if index % 2 == 1 { "Rowan" } else { NAMES[chat_index % NAMES.len()] }, "content": content,
+                    "send_date": now + index as i64, "swipe_id": 0, "swipes": json!([content]).to_string(), "extra": "{}",
+                    "parent_message_id": previous, "branch_id": branch_id, "created_at": now,
+                    "swipe_dates": json!([now]).to_string()}));
+                previous = Some(id);
+            }
+        }
         for (chunk_index, window) in message_ids.chunks(8).enumerate() {
             let chunk_id = new_id();
             let content = prose(chunk_index + chat_index, 3);

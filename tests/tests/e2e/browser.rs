@@ -299,6 +299,13 @@ async fn the_page_fits_a_phone_screen() {
     browser.wait_text("inspect-report", |t| !t.is_empty()).await;
     assert_fits("inspection report", browser.script(overflow).await);
     browser.screenshot("phone-inspection-report.png").await;
+    open_explorer(&browser).await;
+    assert_fits("explorer", browser.script(overflow).await);
+    let (chat, count) = messages_per_chat(fixtures::MINIMAL).into_iter().next().unwrap();
+    browser.script("document.querySelector('[data-panel=\"explore-chats\"]').click()").await;
+    open_chat(&browser, &chat, count).await;
+    assert_fits("explorer chat", browser.script(overflow).await);
+    browser.screenshot("phone-explorer-chat.png").await;
     browser.click("import-start").await;
     let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
     assert_eq!(status, "complete");
@@ -396,4 +403,153 @@ async fn an_interrupted_upload_resumes_from_the_servers_next_batch() {
     assert!(seen.len() >= 3, "the progress changed fewer than twice: {seen:?}");
     assert!(seen.iter().any(|t| t.starts_with("Exporting ")), "{seen:?}");
     assert_eq!(seen.last(), Some(&"Export complete."));
+}
+
+/// Clicks the first button inside the element with this test id.
+async fn click_inside(browser: &Browser, testid: &str) {
+    let clicked = browser
+        .script(&format!(
+            "const b = document.querySelector('[data-testid=\"{testid}\"] button'); if (b) b.click(); return !!b"
+        ))
+        .await;
+    assert_eq!(clicked, true, "no button in {testid}");
+}
+
+/// Messages per chat id, counted in the archive itself.
+fn messages_per_chat(bytes: &[u8]) -> std::collections::BTreeMap<String, u64> {
+    let mut archive = Archive::open(std::io::Cursor::new(bytes), Limits::STANDARD).unwrap();
+    let mut counts = std::collections::BTreeMap::new();
+    let index = archive.table_entry("messages").unwrap();
+    archive
+        .for_each_row(index, |_, row| {
+            *counts.entry(row["chat_id"].as_str().unwrap().to_string()).or_default() += 1;
+            Ok(())
+        })
+        .unwrap();
+    counts
+}
+
+/// Opens the explorer on the picked archive and waits for its index.
+async fn open_explorer(browser: &Browser) -> serde_json::Value {
+    browser.click("explore-open").await;
+    browser.wait_script("return document.getElementById('explorer').dataset.buildMs || null").await;
+    browser.script("return Object.assign({}, document.getElementById('explorer').dataset)").await
+}
+
+/// Opens a chat and waits until all its messages are shown; the transcript's timings.
+async fn open_chat(browser: &Browser, chat: &str, messages: u64) -> serde_json::Value {
+    click_inside(browser, &format!("explore-chat-{chat}")).await;
+    let shown = format!(
+        "const t = document.getElementById('explore-transcript'); \
+         return t.querySelectorAll('[data-testid=\"explore-message\"]').length === {messages} && t.dataset.totalMs ? Object.assign({{}}, t.dataset) : null"
+    );
+    browser.wait_script(&shown).await
+}
+
+/// The explorer on a real Lumiverse fixture and on an export of a seeded account with a
+/// 2,000-message chat: message counts equal the archive's, swipes switch through every
+/// swipe, branches name their parent and fork point, pictures load from the archive, search
+/// finds message text, and not one request reaches the server while browsing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archive_explorer_browses_the_local_file_without_a_request() {
+    let server = TestServer::start("browser-explorer").await;
+    let source = server
+        .account(
+            "explorer-source",
+            Some(SeedOptions { chats: 2, messages_per_chat: 2000, characters: 3, ..SeedOptions::default() }),
+        )
+        .await;
+    let viewer = server.account("explorer-viewer", None).await;
+    let exported = server.get(&source, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap();
+    let exported = exported.bytes().await.unwrap().to_vec();
+    let files = ScratchDir::new("browser-explorer-files");
+    let downloads = ScratchDir::new("browser-explorer-downloads");
+    let browser = Browser::start(&downloads.path).await;
+    sign_in(&browser, &server, &viewer).await;
+    browser.wait_text("embeddings-status", |t| !t.is_empty()).await;
+
+    // The Lumiverse fixture: a 20-message chat with a 3-swipe message.
+    let minimal = write(&files.path, "minimal.lvbak", fixtures::MINIMAL);
+    pick_archive(&browser, &minimal).await;
+    browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    let before = server.state.requests();
+    open_explorer(&browser).await;
+    let (chat, count) = messages_per_chat(fixtures::MINIMAL).into_iter().next().unwrap();
+    assert_eq!(count, 20);
+    let listed = browser
+        .script(&format!("return document.querySelector('[data-testid=\"explore-chat-{chat}\"]').dataset.messages"))
+        .await;
+    assert_eq!(listed, count.to_string());
+    browser.script("document.querySelector('[data-panel=\"explore-chats\"]').click()").await;
+    open_chat(&browser, &chat, count).await;
+    let swipes = browser
+        .script(
+            "const m = [...document.querySelectorAll('[data-testid=\"explore-message\"]')].find(m => m.dataset.swipes === '3'); \
+             if (!m) return null; const seen = []; \
+             for (let i = 0; i < 3; i++) { seen.push([m.querySelector('[data-testid=\"explore-swipe-position\"]').textContent, m.querySelector('.text').textContent]); \
+               m.querySelector('[data-testid=\"explore-swipe-next\"]').click(); } return seen",
+        )
+        .await;
+    let mut archive = Archive::open(std::io::Cursor::new(fixtures::MINIMAL), Limits::STANDARD).unwrap();
+    let mut expected_swipes = Vec::new();
+    let index = archive.table_entry("messages").unwrap();
+    archive
+        .for_each_row(index, |_, row| {
+            let swipes: Vec<String> = serde_json::from_str(row["swipes"].as_str().unwrap_or("[]")).unwrap_or_default();
+            if swipes.len() == 3 {
+                let at = row["swipe_id"].as_u64().unwrap_or(0) as usize;
+                expected_swipes = (0..3).map(|i| swipes[(at + i) % 3].clone()).collect();
+            }
+            Ok(())
+        })
+        .unwrap();
+    let seen: Vec<(String, String)> = serde_json::from_value(swipes).unwrap();
+    assert_eq!(seen.iter().map(|(_, text)| text.clone()).collect::<Vec<_>>(), expected_swipes, "every swipe, in order");
+    let positions: Vec<&str> = seen.iter().map(|(position, _)| position.as_str()).collect();
+    assert!(positions.iter().all(|p| p.ends_with("/3")), "{positions:?}");
+    browser.screenshot("explorer-fixture-chat.png").await;
+
+    // The seeded account's export: avatars, images, a branch, a 2,000-message chat.
+    let seeded = write(&files.path, "seeded.lvbak", &exported);
+    pick_archive(&browser, &seeded).await;
+    browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    let built = open_explorer(&browser).await;
+    let widths = browser
+        .wait_script("const w = [...document.querySelectorAll('[data-testid=\"explore-characters\"] img')].map(i => i.complete && i.naturalWidth); return w.length && w.every(x => x > 0) ? w : null")
+        .await;
+    assert_eq!(widths.as_array().unwrap().len(), 3, "one loaded avatar per character: {widths}");
+    browser.script("document.querySelector('[data-panel=\"explore-images\"]').click()").await;
+    let gallery = browser
+        .wait_script("const w = [...document.querySelectorAll('[data-testid=\"explore-images\"] img')].map(i => i.complete && i.naturalWidth); return w.length && w.every(x => x > 0) ? w.length : null")
+        .await;
+    assert_eq!(gallery, 3, "every image of the gallery shows");
+    browser.script("document.querySelector('[data-panel=\"explore-chats\"]').click()").await;
+    let counts = messages_per_chat(&exported);
+    assert_eq!(counts.len(), 3, "two chats and a branch: {counts:?}");
+    for (chat, count) in &counts {
+        let shown = browser
+            .script(&format!("return document.querySelector('[data-testid=\"explore-chat-{chat}\"]').dataset.messages"))
+            .await;
+        assert_eq!(shown, count.to_string(), "chat {chat}");
+    }
+    let branch = browser.script("return [...document.querySelectorAll('[data-testid=\"explore-chats\"] li')].map(li => li.textContent).find(t => t.includes('branch of')) || null").await;
+    let branch = branch.as_str().unwrap_or_default().to_string();
+    assert!(branch.contains("branch of “Harbour night 1” at message #2"), "{branch}");
+    let (long_chat, long_count) = counts.iter().max_by_key(|(_, count)| **count).unwrap();
+    assert!(*long_count >= 2000);
+    let timings = open_chat(&browser, long_chat, *long_count).await;
+    eprintln!("explorer on the seeded account: index {built}; {long_count}-message chat {timings}");
+    browser.screenshot("explorer-seeded-chat.png").await;
+    browser.script("document.querySelector('[data-panel=\"explore-worldbooks\"]').click()").await;
+    let book = browser.script("const li = document.querySelector('[data-testid^=\"explore-worldbook-\"]'); return li ? li.dataset.testid.slice('explore-worldbook-'.length) : null").await;
+    click_inside(&browser, &format!("explore-worldbook-{}", book.as_str().unwrap())).await;
+    let entries = browser
+        .wait_script("const n = document.querySelectorAll('[data-testid=\"explore-entry\"]').length; return n || null")
+        .await;
+    assert!(entries.as_u64().unwrap() > 0);
+
+    browser.fill("explore-search", "lanterns stayed LIT").await;
+    let hits = browser.wait_script("return document.getElementById('explore-search-state').textContent.includes('result') ? document.querySelectorAll('[data-testid=\"explore-hit-message\"]').length : null").await;
+    assert_eq!(hits, 1, "the branch's own message, found by its text");
+    assert_eq!(server.state.requests(), before, "browsing must not send a single request");
 }

@@ -242,6 +242,19 @@ impl Browser {
         panic!("{testid} never matched; last text {last:?}");
     }
 
+    /// Waits (bounded) until `script` returns something other than null or false; returns it.
+    pub async fn wait_script(&self, script: &str) -> Value {
+        for _ in 0..600 {
+            let value = self.script(script).await;
+            if !value.is_null() && value != false {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.screenshot("failed-wait-script.png").await;
+        panic!("never true: {script}");
+    }
+
     pub async fn screenshot(&self, name: &str) {
         let data = self.call("GET", "screenshot", json!({})).await;
         let png = BASE64.decode(data.as_str().unwrap()).unwrap();
