@@ -195,6 +195,7 @@ function resetImport() {
   $("ticket-file").value = "";
   $("import-summary").hidden = true;
   $("import-notes").hidden = true;
+  $("import-held").hidden = true;
   $("ticket-reused").hidden = true;
   $("import-start").disabled = true;
   text($("import-progress"), "");
@@ -458,8 +459,13 @@ $("import-cancel").addEventListener("click", async () => {
   text($("import-progress"), "Cancelling…");
 });
 
-async function finish({ status, error }) {
+async function finish({ status, error, report }) {
   importing(false);
+  if (report && report.filesHeld > 0) {
+    const megabytes = (report.heldBytes / 1e6).toFixed(1);
+    text($("import-held"), `${report.filesHeld} files (${megabytes} MB) were already on this server with the same contents, so they were not sent again.`);
+    $("import-held").hidden = false;
+  }
   const final = status || (await finalStatus(importState.jobId));
   if (final) {
     text($("import-status"), final.status);
@@ -519,7 +525,7 @@ if (worker) {
         break;
       case "complete":
         $("import-status").dataset.outcome = JSON.stringify({ seconds: data.seconds, wireBytes: data.wireBytes, report: data.report });
-        finish({ status: data.status });
+        finish({ status: data.status, report: data.report });
         break;
       case "failed":
         finish({ error: data.error });

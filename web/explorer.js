@@ -150,7 +150,7 @@ export function createExplorer(worker) {
     worker.postMessage({ kind: "exploreChat", chatId: chat.id });
   }
 
-  function showChat({ chatId, messages, readMs }) {
+  function showChat({ chatId, messages, readMs, wasmMemoryBytes }) {
     const transcript = $("explore-transcript");
     if ($("explore-detail").dataset.chat !== chatId) return;
     const started = performance.now();
@@ -170,7 +170,12 @@ export function createExplorer(worker) {
     transcript.replaceChildren(...items);
     const renderMs = performance.now() - started;
     const totalMs = performance.now() - state.chatAsked;
-    Object.assign(transcript.dataset, { readMs: String(readMs), renderMs: String(renderMs), totalMs: String(totalMs) });
+    Object.assign(transcript.dataset, {
+      readMs: String(readMs),
+      renderMs: String(renderMs),
+      totalMs: String(totalMs),
+      wasmMemoryBytes: String(wasmMemoryBytes),
+    });
     const note = $("explore-detail-note");
     const words = `${plural(messages.length, "message", "messages")}, read from the archive in ${Math.round(readMs)} ms.`;
     note.textContent = note.textContent === "Reading…" ? words : `${note.textContent} ${words}`;
@@ -289,7 +294,12 @@ export function createExplorer(worker) {
           const index = data.index;
           state.index = index;
           const { rows, indexBytes } = index.stats;
-          Object.assign($("explorer").dataset, { buildMs: String(index.buildMs), indexBytes: String(indexBytes), rows: String(rows) });
+          Object.assign($("explorer").dataset, {
+            buildMs: String(index.buildMs),
+            indexBytes: String(indexBytes),
+            rows: String(rows),
+            wasmMemoryBytes: String(index.wasmMemoryBytes),
+          });
           $("explore-state").textContent =
             `${plural(index.characters.length, "character", "characters")}, ${plural(index.chats.length, "chat", "chats")}, ` +
             `${plural(index.worldBooks.length, "world book", "world books")}, ${plural(index.images.length, "image", "images")} · ` +

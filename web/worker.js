@@ -54,11 +54,19 @@ function upload(resume) {
   const json = { "Content-Type": "application/json" };
   let job = resume && resume.jobId;
   let publicKey = resume && resume.hpkePublicKey;
+  // Files the server holds already (the same size and CRC-32, by its own reading): never
+  // sent. A resumed upload leaves out the same ones, so its batch numbers match.
+  let heldFiles = [];
   if (!resume) {
     const opened = request("POST", "/api/v1/user-data/import/batches", processor.openRequest(), json);
     if (opened.status !== 201) return post({ kind: "failed", error: errorOf(refusal(opened)) });
     job = opened.json.jobId;
     publicKey = opened.json.hpkePublicKey;
+    heldFiles = opened.json.heldFiles || [];
+  } else {
+    const held = request("GET", `/api/v1/user-data/import/${job}/held-files`);
+    if (held.status !== 200) return post({ kind: "failed", jobId: job, error: errorOf(refusal(held)) });
+    heldFiles = held.json.heldFiles || [];
   }
   post({ kind: "job", jobId: job });
   let wireBytes = 0;
@@ -95,7 +103,7 @@ function upload(resume) {
   };
   let report;
   try {
-    report = JSON.parse(processor.upload(job, publicKey, resume ? resume.start : 0, sink));
+    report = JSON.parse(processor.upload(job, publicKey, resume ? resume.start : 0, JSON.stringify(heldFiles), sink));
   } catch (thrown) {
     return post({ kind: "failed", jobId: job, error: errorOf(thrown) });
   }

@@ -4,6 +4,13 @@
 //! each to `send`. The browser's Worker drives this with a synchronous request per batch;
 //! tests drive it natively. Batch numbers depend only on the archive, so an interrupted
 //! upload resumes by producing again from the start and sending from `start_batch` on.
+//!
+//! A re-import sends almost nothing of what the server already holds: the client lists the
+//! archive's files when it opens the job ([`file_claims`]: name, size and CRC-32 from the
+//! central directory), the server answers which of them it holds for this account with the
+//! same size and its own CRC-32, and those files are never read nor sent
+//! ([`UploadPlan::held_files`]). The server fixes that answer for the job's life, so batch
+//! numbers stay the same when an upload resumes.
 
 use std::io::{Read, Seek};
 
@@ -33,10 +40,50 @@ pub struct SealedSecretsPlan {
 }
 
 /// What to send.
+#[derive(Default)]
 pub struct UploadPlan {
     /// Batches below this number were sent before (a resumed upload) and are skipped.
     pub start_batch: u64,
     pub secrets: Option<SealedSecretsPlan>,
+    /// File entries (`files/<bucket>/<name>`) the server said it holds: not sent.
+    pub held_files: std::collections::HashSet<String>,
+}
+
+/// One file of the archive as the client describes it when opening a batch import, from
+/// the central directory (nothing is read).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileClaim {
+    /// The archive's folder (`images`, `thumbnails`, `avatars`, …).
+    pub bucket: String,
+    /// The name inside it.
+    pub name: String,
+    pub size: u64,
+    pub crc32: u32,
+}
+
+impl FileClaim {
+    /// The archive entry this claim is about.
+    pub fn entry_name(&self) -> String {
+        format!("files/{}/{}", self.bucket, self.name)
+    }
+}
+
+/// The archive's files, for the server to say which it already holds.
+pub fn file_claims<R: Read + Seek>(archive: &Archive<R>) -> Vec<FileClaim> {
+    archive
+        .entries()
+        .iter()
+        .filter_map(|entry| match &entry.kind {
+            EntryKind::File { bucket, name } => Some(FileClaim {
+                bucket: bucket.archive_folder().to_string(),
+                name: name.clone(),
+                size: entry.uncompressed_size,
+                crc32: entry.crc32,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Where an upload is, for a progress bar.
@@ -71,6 +118,9 @@ pub struct UploadReport {
     pub vectors_skipped: Option<String>,
     /// Tables of the archive that were checked but not sent (unknown to this version).
     pub skipped_tables: Vec<String>,
+    /// Files not sent because the server holds them already (and their bytes).
+    pub files_held: u64,
+    pub held_bytes: u64,
 }
 
 /// The callbacks of an upload.
@@ -175,14 +225,20 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
     plan: UploadPlan,
     sink: &mut S,
 ) -> Result<UploadReport> {
-    let files: Vec<usize> = archive
-        .indices_in_file_order()
-        .into_iter()
-        .filter(|&index| matches!(archive.entries()[index].kind, EntryKind::File { .. }))
-        .collect();
+    let (mut files, mut held) = (Vec::new(), Vec::new());
+    for index in archive.indices_in_file_order() {
+        let entry = &archive.entries()[index];
+        if matches!(entry.kind, EntryKind::File { .. }) {
+            if plan.held_files.contains(&entry.name) {
+                held.push(index)
+            } else {
+                files.push(index)
+            }
+        }
+    }
     let state = UploadProgress {
         phase: "tables".into(),
-        files_total: files.len() as u64,
+        files_total: (files.len() + held.len()) as u64,
         bytes_total: archive.entries().iter().map(|e| e.compressed_size).sum(),
         ..UploadProgress::default()
     };
@@ -236,6 +292,13 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
     }
 
     up.state.phase = "files".into();
+    for index in held {
+        let entry = &archive.entries()[index];
+        up.state.files_done += 1;
+        up.state.bytes_done += entry.compressed_size;
+        up.report.files_held += 1;
+        up.report.held_bytes += entry.uncompressed_size;
+    }
     let mut chunk = vec![0u8; FILE_CHUNK_BYTES];
     for index in files {
         let entry = &archive.entries()[index];

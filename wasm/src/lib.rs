@@ -13,7 +13,7 @@ use base64::Engine as _;
 use js_sys::{Function, Reflect, Uint8Array};
 use lvbak_core::batch::PlainSecret;
 use lvbak_core::explore::ExploreIndex;
-use lvbak_core::upload::{upload_batches, BatchSink, SealedSecretsPlan, UploadPlan, UploadProgress};
+use lvbak_core::upload::{file_claims, upload_batches, BatchSink, SealedSecretsPlan, UploadPlan, UploadProgress};
 use lvbak_core::{inspect, Archive, FormatError, InspectOptions, Inspection, Limits, Ticket};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -92,12 +92,14 @@ impl Processor {
         .to_string()
     }
 
-    /// The body of `POST /api/v1/user-data/import/batches`: the manifest and secrets index.
+    /// The body of `POST /api/v1/user-data/import/batches`: the manifest, the secrets index,
+    /// and the archive's files (name, size, CRC-32) for the server to say which it holds.
     #[wasm_bindgen(js_name = openRequest)]
     pub fn open_request(&self) -> String {
         let index =
             self.archive.secrets_index().and_then(|index| serde_json::from_slice::<Value>(&index.to_line()).ok());
-        json!({"manifest": self.archive.manifest(), "secretsIndex": index}).to_string()
+        json!({"manifest": self.archive.manifest(), "secretsIndex": index, "files": file_claims(&self.archive)})
+            .to_string()
     }
 
     /// Verifies `ticket` (the `.ticket.json` text) against this archive and decrypts its
@@ -126,15 +128,18 @@ impl Processor {
 
     /// Sends the archive to job `job_id` in batches. `sink` is an object with
     /// `send(number, bytes, sha256Hex)` (throws on failure), `progress(json)` and
-    /// `vectorsAccepted()` → bool. Batches below `start_batch` are skipped (a resume).
+    /// `vectorsAccepted()` → bool. Batches below `start_batch` are skipped (a resume);
+    /// `held_files` (a JSON array of entry names, the server's `heldFiles`) are not sent.
     /// Answers the upload report as JSON.
     pub fn upload(
         &mut self,
         job_id: &str,
         public_key: &str,
         start_batch: f64,
+        held_files: &str,
         sink: JsValue,
     ) -> Result<String, JsValue> {
+        let held_files = serde_json::from_str(held_files).map_err(|e| thrown("bad_request", e))?;
         let secrets = if self.secrets.is_empty() {
             None
         } else {
@@ -150,7 +155,7 @@ impl Processor {
                 secrets: std::mem::take(&mut self.secrets),
             })
         };
-        let plan = UploadPlan { start_batch: start_batch as u64, secrets };
+        let plan = UploadPlan { start_batch: start_batch as u64, secrets, held_files };
         let mut sink = JsSink::new(sink)?;
         match upload_batches(&mut self.archive, plan, &mut sink) {
             Ok(report) => Ok(serde_json::to_string(&report).unwrap_or_default()),
@@ -178,6 +183,7 @@ impl Processor {
         let (index, _) = self.explored()?;
         let mut answer = serde_json::to_value(index).map_err(|e| thrown("internal", e))?;
         answer["buildMs"] = json!(now_ms() - started);
+        answer["wasmMemoryBytes"] = json!(wasm_memory_bytes());
         Ok(answer.to_string())
     }
 
@@ -196,7 +202,9 @@ impl Processor {
         let started = now_ms();
         let (index, archive) = self.explored()?;
         let messages = index.chat_messages(archive, chat_id).map_err(|e| format_error(&e))?;
-        Ok(json!({"chatId": chat_id, "messages": messages, "readMs": now_ms() - started}).to_string())
+        let read_ms = now_ms() - started;
+        Ok(json!({"chatId": chat_id, "messages": messages, "readMs": read_ms, "wasmMemoryBytes": wasm_memory_bytes()})
+            .to_string())
     }
 
     /// The entries of one world book, as JSON.
@@ -243,6 +251,17 @@ impl Processor {
         flush(&mut pending);
         Ok(found.map_err(|e| format_error(&e))? as u32)
     }
+}
+
+/// The size of this module's linear memory: everything the processor holds (the archive's
+/// central directory, the explorer's index, read buffers) lives in it, and it never shrinks,
+/// so it is also the peak.
+fn wasm_memory_bytes() -> f64 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .ok()
+        .and_then(|memory| memory.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
+        .map_or(0.0, |buffer| f64::from(buffer.byte_length()))
 }
 
 fn random_32() -> Result<[u8; 32], JsValue> {

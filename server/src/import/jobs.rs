@@ -180,8 +180,10 @@ impl Job {
             state.error.as_ref().map_or(Value::Null, |(code, message)| json!({"code": code, "message": message}));
         drop(state);
         if let Some(batches) = self.batches.get() {
-            let (next, public_key) = batches.resume_facts();
+            let (next, public_key, held_files) = batches.resume_facts();
             report["nextBatch"] = json!(next);
+            // The names themselves: GET .../held-files (a status is polled often).
+            report["heldFiles"] = json!(held_files.len());
             report["hpkePublicKey"] = json!(public_key);
         }
         report

@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use lvbak_core::batch::PlainSecret;
 use lvbak_core::registry::{connection_of_secret, is_vector_table, table_spec};
+use lvbak_core::upload::FileClaim;
 use lvbak_core::{
-    decode_vector, EmbeddingConfig, EncryptedSecret, FileBucket, FormatError, Row, SecretKey, UnknownColumns,
+    classify_entry_name, decode_vector, EmbeddingConfig, EncryptedSecret, EntryKind, FileBucket, FormatError, Row,
+    SecretKey, UnknownColumns,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -416,6 +418,46 @@ impl<'a> ImportSession<'a> {
             },
             FileBucket::NotificationSounds => Some(name.to_string()),
         })
+    }
+
+    /// Which of the files a client describes (archive name, size, CRC-32) the account holds
+    /// already where this import would put them: the server reads its own copy to compare,
+    /// so nothing is taken on the client's word. Held files count as skipped, as they would
+    /// if their bytes were sent (a file whose name is taken is kept); answers their archive
+    /// entry names.
+    pub fn held_files(&mut self, claims: &[FileClaim]) -> Result<Vec<String>, ImportError> {
+        let mut held = Vec::new();
+        for claim in claims {
+            self.check_cancelled()?;
+            let entry = claim.entry_name();
+            let Ok(EntryKind::File { bucket, name }) = classify_entry_name(entry.as_bytes()) else { continue };
+            let name = self.applier.local_file_name(&name)?;
+            let Some(destination) = self.destination(bucket, &name)? else { continue };
+            let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
+            let Ok(path) = self.store.files.path(bucket, &self.user_id, &destination) else { continue };
+            let same_size = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == claim.size);
+            if same_size && self.crc32_of(&path)? == Some(claim.crc32) {
+                self.summary.files.skipped += 1;
+                held.push(entry);
+            }
+        }
+        Ok(held)
+    }
+
+    /// The CRC-32 of a stored file, or `None` if it cannot be read.
+    fn crc32_of(&self, path: &std::path::Path) -> Result<Option<u32>, ImportError> {
+        let Ok(file) = std::fs::File::open(path) else { return Ok(None) };
+        let mut reader = Cancellable { inner: file, cancel: &self.cancel };
+        let mut hasher = crc32fast::Hasher::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            match reader.read(&mut buffer) {
+                Ok(0) => return Ok(Some(hasher.finalize())),
+                Ok(read) => hasher.update(&buffer[..read]),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => return Err(ImportError::Cancelled),
+                Err(_) => return Ok(None),
+            }
+        }
     }
 
     /// Reads an entry that will not be written to its end, so that a damaged archive is

@@ -239,7 +239,7 @@ fn batch_upload_until(instance: &Instance, token: &str, stop: impl Fn(&Batch) ->
     }
     let mut reader = Archive::open(Cursor::new(fault_archive().bytes.clone()), Limits::STANDARD).unwrap();
     let mut sink = Sink { instance, token, job: &job, stop };
-    let sent = upload_batches(&mut reader, UploadPlan { start_batch: 0, secrets: None }, &mut sink);
+    let sent = upload_batches(&mut reader, UploadPlan::default(), &mut sink);
     (job, sent.ok().map(|report| report.batches))
 }
 

@@ -8,7 +8,9 @@ use std::io::Cursor;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use lvbak_core::batch::{encode_batch, BatchHeader, PlainSecret};
-use lvbak_core::upload::{upload_batches, BatchSink, SealedSecretsPlan, UploadPlan, UploadProgress, UploadReport};
+use lvbak_core::upload::{
+    file_claims, upload_batches, BatchSink, FileClaim, SealedSecretsPlan, UploadPlan, UploadProgress, UploadReport,
+};
 use lvbak_core::{Archive, FormatError, Limits, Ticket};
 use lvbak_tests::fixtures;
 use serde_json::{json, Value};
@@ -63,12 +65,28 @@ impl BatchSink for HttpSink {
     }
 }
 
-/// Opens a batch job for `archive`.
+/// Opens a batch job for `archive`, listing its files as the Worker does.
 async fn open_job(server: &TestServer, account: &Account, archive: &[u8]) -> (u16, Value) {
     let opened = Archive::open(Cursor::new(archive), Limits::STANDARD).unwrap();
+    open_job_claiming(server, account, archive, file_claims(&opened)).await
+}
+
+/// Opens a batch job for `archive`, describing its files as `claims`.
+async fn open_job_claiming(
+    server: &TestServer,
+    account: &Account,
+    archive: &[u8],
+    claims: Vec<FileClaim>,
+) -> (u16, Value) {
+    let opened = Archive::open(Cursor::new(archive), Limits::STANDARD).unwrap();
     let index = opened.secrets_index().map(|index| serde_json::from_slice::<Value>(&index.to_line()).unwrap());
-    let body = json!({"manifest": opened.manifest(), "secretsIndex": index});
+    let body = json!({"manifest": opened.manifest(), "secretsIndex": index, "files": claims});
     status_json(server.post(account, "/api/v1/user-data/import/batches").json(&body).send().await.unwrap()).await
+}
+
+/// The files a job's opening answer says the server holds.
+fn held_of(opened: &Value) -> std::collections::HashSet<String> {
+    opened["heldFiles"].as_array().unwrap().iter().map(|name| name.as_str().unwrap().to_string()).collect()
 }
 
 /// Imports `archive` the browser's way; the ticket (if any) is used on this side only.
@@ -96,7 +114,7 @@ async fn batch_import(
             .collect();
         SealedSecretsPlan { recipient, ephemeral: [0x42; 32], job_id: job.clone(), secrets }
     });
-    let plan = UploadPlan { start_batch, secrets };
+    let plan = UploadPlan { start_batch, secrets, held_files: held_of(&opened) };
     let mut sink = HttpSink {
         runtime: Handle::current(),
         client: server.client.clone(),
@@ -281,7 +299,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
             fail_after,
         };
         tokio::task::spawn_blocking(move || {
-            let plan = UploadPlan { start_batch, secrets: None };
+            let plan = UploadPlan { start_batch, ..UploadPlan::default() };
             (upload_batches(&mut reader, plan, &mut sink), sink.sent)
         })
     };
@@ -312,4 +330,75 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
     assert_eq!(status["summary"]["messages"]["imported"].as_u64(), Some(rows));
     let ratio = full.wire_bytes as f64 / archive.len() as f64;
     assert!(ratio <= 1.1, "wire {} bytes for a {}-byte archive ({ratio:.3}x)", full.wire_bytes, archive.len());
+}
+
+/// A re-import sends none of the files the account holds already: the server compares its
+/// own copies (size and CRC-32) with the archive's central directory, the client leaves the
+/// held ones out, and they count as skipped exactly as when sent. A changed copy, a claim
+/// that lies about a checksum and another account's copy are all sent in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_import_sends_no_file_the_server_holds() {
+    let source_server = TestServer::start("held-source").await;
+    let source = source_server.account("held-source", Some(small_seed())).await;
+    let archive = source_server.get(&source, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap();
+    let archive = archive.bytes().await.unwrap().to_vec();
+    let claims = file_claims(&Archive::open(Cursor::new(archive.as_slice()), Limits::STANDARD).unwrap());
+    assert!(claims.len() >= 5, "{claims:?}");
+    let file_bytes: u64 = claims.iter().map(|claim| claim.size).sum();
+
+    let server = TestServer::start("held-target").await;
+    let account = server.account("held-target", None).await;
+    let (first, first_report) = batch_import(&server, &account, &archive, None, 0).await;
+    assert_eq!(first["status"], "complete", "{first}");
+    assert_eq!(first_report.files_held, 0, "a first import sends every file");
+    let imported = first["fileSummary"]["imported"].as_u64().unwrap();
+    assert_eq!(imported, claims.len() as u64, "{}", first["fileSummary"]);
+
+    let (again, again_report) = batch_import(&server, &account, &archive, None, 0).await;
+    assert_eq!(again["status"], "complete", "{again}");
+    assert_eq!(again_report.files_held, claims.len() as u64, "{again_report:?}");
+    assert_eq!(again_report.held_bytes, file_bytes);
+    assert_eq!(again["fileSummary"]["skipped"].as_u64(), Some(imported), "held files count as skipped: {again}");
+    assert_eq!(again["fileSummary"]["imported"], 0);
+    assert!(
+        again_report.wire_bytes + file_bytes <= first_report.wire_bytes,
+        "the re-import sent {} bytes, the first {} of which {file_bytes} were files",
+        again_report.wire_bytes,
+        first_report.wire_bytes
+    );
+    eprintln!(
+        "re-import: {} of {} bytes on the wire ({:.1}% of the archive's {} bytes); first import {} bytes",
+        again_report.wire_bytes,
+        first_report.wire_bytes,
+        100.0 * again_report.wire_bytes as f64 / archive.len() as f64,
+        archive.len(),
+        first_report.wire_bytes
+    );
+
+    // A copy changed on the server (same size): the server sees it and asks for the file;
+    // a claim with another checksum is not believed either way.
+    let changed = claims.iter().position(|claim| claim.bucket == "images").expect("an image");
+    let liar = (changed + 1) % claims.len();
+    let path =
+        server.store.files.path(lvbak_core::FileBucket::Images, &account.user.id, &claims[changed].name).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let mut lying = claims.clone();
+    lying[liar].crc32 ^= 1;
+    let (code, opened) = open_job_claiming(&server, &account, &archive, lying).await;
+    assert_eq!(code, 201, "{opened}");
+    let held = held_of(&opened);
+    assert!(!held.contains(&claims[changed].entry_name()), "a changed copy is not held");
+    assert!(!held.contains(&claims[liar].entry_name()), "a claim with another CRC-32 is not held");
+    assert_eq!(held.len(), claims.len() - 2, "{held:?}");
+    let job = opened["jobId"].as_str().unwrap();
+    let answer = server.post(&account, &format!("/api/v1/user-data/import/{job}/cancel")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+
+    // Another account of the same server holds none of them.
+    let other = server.account("held-other", None).await;
+    let (code, opened) = open_job(&server, &other, &archive).await;
+    assert_eq!(code, 201, "{opened}");
+    assert_eq!(opened["heldFiles"], json!([]), "another account's copies are not this account's");
 }

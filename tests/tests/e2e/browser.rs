@@ -552,4 +552,22 @@ async fn the_archive_explorer_browses_the_local_file_without_a_request() {
     let hits = browser.wait_script("return document.getElementById('explore-search-state').textContent.includes('result') ? document.querySelectorAll('[data-testid=\"explore-hit-message\"]').length : null").await;
     assert_eq!(hits, 1, "the branch's own message, found by its text");
     assert_eq!(server.state.requests(), before, "browsing must not send a single request");
+
+    // Imported twice into this account (as copies: the ids are the source account's): the
+    // second upload leaves out every file, which the server holds already.
+    let files_in_archive = Archive::open(std::io::Cursor::new(exported.as_slice()), Limits::STANDARD)
+        .unwrap()
+        .entries()
+        .iter()
+        .filter(|entry| entry.name.starts_with("files/"))
+        .count();
+    for round in 0..2 {
+        pick_archive(&browser, &seeded).await;
+        browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+        browser.click("import-start").await;
+        let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
+        assert_eq!(status, "complete", "round {round}: {}", browser.text("import-progress").await);
+    }
+    let held = browser.text("import-held").await;
+    assert!(held.starts_with(&format!("{files_in_archive} files (")), "{held}");
 }

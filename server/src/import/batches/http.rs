@@ -11,13 +11,14 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use lvbak_core::batch::{decode_batch_deflated, MAX_FILE_CHUNK_BYTES};
 use lvbak_core::hpke::HpkeKeyPair;
 use lvbak_core::secrets::SecretsIndex;
+use lvbak_core::upload::FileClaim;
 use lvbak_core::{FormatError, Manifest};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
             put(receive).layer(DefaultBodyLimit::max(MAX_BATCH_WIRE_BYTES)),
         )
         .route("/api/v1/user-data/import/{job_id}/vectors-check", post(vectors_check))
+        .route("/api/v1/user-data/import/{job_id}/held-files", get(held_files))
         .route("/api/v1/user-data/import/{job_id}/commit", post(commit))
 }
 
@@ -57,6 +59,9 @@ struct OpenRequest {
     manifest: Value,
     #[serde(default)]
     secrets_index: Option<Value>,
+    /// The archive's files, for the server to say which it holds already.
+    #[serde(default)]
+    files: Vec<FileClaim>,
 }
 
 /// `POST /api/v1/user-data/import/batches`
@@ -67,6 +72,10 @@ async fn open(
 ) -> AppResult<(StatusCode, Json<Value>)> {
     // The client's manifest is checked as if read from the archive.
     let manifest = Manifest::parse(request.manifest.to_string().as_bytes())?;
+    let limit = state.limits().max_entries;
+    if request.files.len() as u64 > limit {
+        return Err(FormatError::TooManyEntries { limit, actual: request.files.len() as u64 }.into());
+    }
     let binding = match request.secrets_index.filter(|v| !v.is_null()) {
         Some(index) => Some(SecretsIndex::parse(index.to_string().as_bytes())?.binding()),
         None => None,
@@ -85,6 +94,7 @@ async fn open(
         ledger: tokio::sync::Mutex::default(),
         next_batch: AtomicU64::new(0),
         public_key: public_key.clone(),
+        held_files: std::sync::Mutex::default(),
         accept_vectors: AtomicBool::new(false),
         inflated: inflated.clone(),
         places: Arc::new(Semaphore::new(QUEUE)),
@@ -98,6 +108,7 @@ async fn open(
         key,
         inflated,
         runtime: tokio::runtime::Handle::current(),
+        claims: request.files,
     };
     if let Err(error) = worker.spawn(ready) {
         state.jobs().finish(
@@ -107,9 +118,10 @@ async fn open(
         );
         return Err(AppError::internal(error));
     }
-    // The worker answers whether this account can take the archive's vectors.
-    let (accept_vectors, vector_reason) = match opened.await {
-        Ok(Ok(blocker)) => (blocker.is_none(), blocker),
+    // The worker answers whether this account can take the archive's vectors, and which
+    // files it holds already.
+    let (accept_vectors, vector_reason, held_files) = match opened.await {
+        Ok(Ok(opened)) => (opened.blocker.is_none(), opened.blocker, opened.held_files),
         Ok(Err((code, message))) => return Err(AppError::ImportEnded { code, message }),
         Err(_) => return Err(AppError::internal("the import worker did not start")),
     };
@@ -124,6 +136,7 @@ async fn open(
             "hpkePublicKey": public_key,
             "nextBatch": 0,
             "maxBatchBytes": MAX_BATCH_WIRE_BYTES,
+            "heldFiles": held_files,
         })),
     ))
 }
@@ -249,6 +262,18 @@ async fn vectors_check(
     };
     batches.accept_vectors.store(blocker.is_none(), Ordering::Relaxed);
     Ok(Json(json!({"acceptVectors": blocker.is_none(), "vectorReason": blocker})))
+}
+
+/// `GET /api/v1/user-data/import/:jobId/held-files`: the files the server said it holds
+/// when the job opened (for a client resuming the upload, which must leave out the same).
+async fn held_files(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let (_, batches) = batches_of(&state, &id, &user.id).await?;
+    let (_, _, held) = batches.resume_facts();
+    Ok(Json(json!({"heldFiles": held})))
 }
 
 #[derive(Deserialize)]

@@ -2,8 +2,10 @@
 //! sends it piece by piece (`lvbak_core::batch`). The server decodes and checks each batch
 //! again and applies it through the same `ImportSession` as a raw upload.
 //!
-//! - `POST /api/v1/user-data/import/batches` `{manifest, secretsIndex?}` opens a job and
-//!   answers its id, whether vectors will be accepted, and an HPKE public key for secrets.
+//! - `POST /api/v1/user-data/import/batches` `{manifest, secretsIndex?, files?}` opens a job
+//!   and answers its id, whether vectors will be accepted, an HPKE public key for secrets,
+//!   and `heldFiles`: which of the archive's `files` (name, size, CRC-32) the account holds
+//!   already, by the server's own reading of its copies; the client leaves those out.
 //! - `PUT /api/v1/user-data/import/:jobId/batches/:n` with `X-Batch-Sha256` sends batch `n`
 //!   (0-based). A replay of a recent batch answers the same; a gap answers 409 with
 //!   `nextBatch`, so an interrupted upload resumes where it stopped.
@@ -39,9 +41,18 @@ pub use http::routes;
 pub const QUEUE: usize = 2;
 
 impl BatchUpload {
-    /// What a client resuming the upload needs: the next batch and the key to seal to.
-    pub fn resume_facts(&self) -> (u64, &str) {
-        (self.next_batch.load(std::sync::atomic::Ordering::Relaxed), &self.public_key)
+    fn hold_files(&self, held: Vec<String>) {
+        if let Ok(mut files) = self.held_files.lock() {
+            *files = held;
+        }
+    }
+
+    /// What a client resuming the upload needs: the next batch, the key to seal to, and
+    /// the files the server said it holds (the upload leaves them out, so its batch
+    /// numbers depend on them).
+    pub fn resume_facts(&self) -> (u64, &str, Vec<String>) {
+        let held = self.held_files.lock().map(|held| held.clone()).unwrap_or_default();
+        (self.next_batch.load(std::sync::atomic::Ordering::Relaxed), &self.public_key, held)
     }
 }
 
@@ -53,6 +64,9 @@ pub struct BatchUpload {
     next_batch: AtomicU64,
     /// The job's HPKE public key (base64), for a client that resumes the upload.
     public_key: String,
+    /// The archive's files the account holds already (entry names), fixed when the job
+    /// opened: the client does not send them.
+    held_files: std::sync::Mutex<Vec<String>>,
     /// Set by a vectors check that said yes.
     accept_vectors: AtomicBool,
     /// Payload bytes taken so far, inflated (held to the decompressed cap per job).

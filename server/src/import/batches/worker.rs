@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use lvbak_core::batch::Batch;
 use lvbak_core::hpke::HpkeKeyPair;
 use lvbak_core::registry::TABLES;
+use lvbak_core::upload::FileClaim;
 use lvbak_core::FileBucket;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
@@ -78,9 +79,15 @@ pub struct Queued {
     pub memory: Option<OwnedSemaphorePermit>,
 }
 
-/// What the handler that opened the job learns: why vectors would not be restored (if so),
-/// or why the job could not start.
-pub type Opened = Result<Option<String>, (String, String)>;
+/// What the handler that opened the job learns, or why the job could not start.
+pub type Opened = Result<OpenedJob, (String, String)>;
+
+pub struct OpenedJob {
+    /// Why vectors would not be restored, if so.
+    pub blocker: Option<String>,
+    /// The archive's files the account holds already (entry names).
+    pub held_files: Vec<String>,
+}
 
 pub struct Worker {
     pub state: AppState,
@@ -89,6 +96,8 @@ pub struct Worker {
     pub key: HpkeKeyPair,
     pub inflated: Arc<AtomicU64>,
     pub runtime: Handle,
+    /// The archive's files as the client described them.
+    pub claims: Vec<FileClaim>,
 }
 
 impl Worker {
@@ -127,22 +136,26 @@ impl Worker {
                 self.runtime.clone(),
             )?;
             let blocker = session.vector_restore_blocker(&self.job.archive.embedding_config)?;
+            let held_files = session.held_files(&self.claims)?;
             let mut columns = HashMap::new();
             for spec in TABLES {
                 if let Some(names) = session.columns_of(spec.name)? {
                     columns.insert(spec.name.to_string(), names);
                 }
             }
-            Ok::<_, ImportError>((session, blocker, columns))
+            Ok::<_, ImportError>((session, blocker, columns, held_files))
         })();
-        let (session, blocker, columns) = match opened {
+        let (session, blocker, columns, held_files) = match opened {
             Ok(opened) => opened,
             Err(error) => {
                 let _ = ready.send(Err((error.code().to_string(), error.public_message())));
                 return (error.into_outcome(&self.job.id), None);
             }
         };
-        let _ = ready.send(Ok(blocker.clone()));
+        if let Some(batches) = self.job.batches() {
+            batches.hold_files(held_files.clone());
+        }
+        let _ = ready.send(Ok(OpenedJob { blocker: blocker.clone(), held_files }));
         self.job.set_status(Status::Running);
         self.job.progress.publish(Event::Running);
 
