@@ -68,6 +68,9 @@ function upload(resume) {
     if (held.status !== 200) return post({ kind: "failed", jobId: job, error: errorOf(refusal(held)) });
     heldFiles = held.json.heldFiles || [];
   }
+  // The ids of rows the account has (hashed): those rows are not sent either.
+  const heldRows = request("GET", `/api/v1/user-data/import/${job}/held-rows`);
+  if (heldRows.status !== 200) return post({ kind: "failed", jobId: job, error: errorOf(refusal(heldRows)) });
   post({ kind: "job", jobId: job });
   let wireBytes = 0;
   const sink = {
@@ -103,7 +106,7 @@ function upload(resume) {
   };
   let report;
   try {
-    report = JSON.parse(processor.upload(job, publicKey, resume ? resume.start : 0, JSON.stringify(heldFiles), sink));
+    report = JSON.parse(processor.upload(job, publicKey, resume ? resume.start : 0, JSON.stringify(heldFiles), JSON.stringify(heldRows.json), sink));
   } catch (thrown) {
     return post({ kind: "failed", jobId: job, error: errorOf(thrown) });
   }

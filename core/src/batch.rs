@@ -30,8 +30,16 @@ pub const MAX_FILE_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum BatchHeader {
-    /// Lines of `database/<table>.ndjson`, starting at line `first_line`.
-    Rows { table: String, first_line: u64, lines: u64 },
+    /// Lines of `database/<table>.ndjson`, starting at line `first_line`: `lines` sent, and
+    /// `held` more of the same stretch left out because the server said it has their ids
+    /// (see `crate::upload`).
+    Rows {
+        table: String,
+        first_line: u64,
+        lines: u64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        held: u64,
+    },
     /// Lines of `lancedb/<table>.ndjson`.
     Vectors { table: String, first_line: u64, lines: u64 },
     /// Bytes `offset..offset + payload` of `files/<bucket>/<name>`, a file of `size` bytes.
@@ -44,10 +52,14 @@ pub enum BatchHeader {
 /// A batch, decoded and checked.
 #[derive(Debug)]
 pub enum Batch {
-    Rows { table: String, first_line: u64, lines: u64, ndjson: Vec<u8> },
+    Rows { table: String, first_line: u64, lines: u64, held: u64, ndjson: Vec<u8> },
     Vectors { table: String, first_line: u64, lines: u64, ndjson: Vec<u8> },
     FileChunk { bucket: FileBucket, name: String, offset: u64, size: u64, bytes: Vec<u8> },
     Secrets { enc: [u8; 32], sealed: Vec<u8> },
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 fn bad(detail: impl Into<String>) -> FormatError {
@@ -153,8 +165,8 @@ fn decode(body: &[u8], inflate_now: bool) -> Result<Batch> {
     let header: BatchHeader = serde_json::from_slice(&body[8..8 + length]).map_err(|e| bad(e.to_string()))?;
     let payload = &body[8 + length..];
     Ok(match header {
-        BatchHeader::Rows { table, first_line, lines } => {
-            Batch::Rows { table: checked_table(&table, false)?, first_line, lines, ndjson: ndjson(payload)? }
+        BatchHeader::Rows { table, first_line, lines, held } => {
+            Batch::Rows { table: checked_table(&table, false)?, first_line, lines, held, ndjson: ndjson(payload)? }
         }
         BatchHeader::Vectors { table, first_line, lines } => {
             Batch::Vectors { table: checked_table(&table, true)?, first_line, lines, ndjson: ndjson(payload)? }
@@ -203,7 +215,7 @@ mod tests {
 
     #[test]
     fn rows_round_trip_deflated() {
-        let header = BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 2 };
+        let header = BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 2, held: 0 };
         let ndjson = b"{\"id\":\"a\"}\n{\"id\":\"b\"}\n".repeat(100);
         let body = encode_batch(&header, &ndjson).unwrap();
         assert!(body.len() < ndjson.len() / 4);
@@ -224,11 +236,14 @@ mod tests {
         };
         assert_eq!(code(chunk("../../etc/passwd", 0, 3), b"abc"), "path_traversal");
         assert_eq!(code(chunk("0b6c4a9e-3d5f-4c1e-9a7b-2f8e6d4c3b2a.png", 2, 3), b"abc"), "bad_batch");
-        assert_eq!(code(BatchHeader::Rows { table: "../x".into(), first_line: 1, lines: 0 }, b""), "path_traversal");
+        assert_eq!(
+            code(BatchHeader::Rows { table: "../x".into(), first_line: 1, lines: 0, held: 0 }, b""),
+            "path_traversal"
+        );
         assert_eq!(code(BatchHeader::Secrets { enc: "AAAA".into() }, b""), "bad_batch");
         assert_eq!(decode_batch(b"PK\x03\x04....").unwrap_err().code(), "bad_batch");
         let mut body =
-            encode_batch(&BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 0 }, b"").unwrap();
+            encode_batch(&BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 0, held: 0 }, b"").unwrap();
         body.truncate(9);
         assert_eq!(decode_batch(&body).unwrap_err().code(), "bad_batch");
     }
@@ -237,7 +252,8 @@ mod tests {
     fn a_payload_inflates_as_it_is_read_and_reports_every_byte() {
         let ndjson = b"{\"id\":\"a\"}\n".repeat(10_000);
         let body =
-            encode_batch(&BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 1 }, &ndjson).unwrap();
+            encode_batch(&BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 1, held: 0 }, &ndjson)
+                .unwrap();
         let Batch::Rows { ndjson: deflated, .. } = decode_batch_deflated(&body).unwrap() else { panic!("kind") };
         let mut counted = 0u64;
         let mut back = Vec::new();
@@ -257,7 +273,7 @@ mod tests {
 
     #[test]
     fn a_deflate_bomb_stops_at_the_payload_cap() {
-        let header = BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 1 };
+        let header = BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 1, held: 0 };
         let zeros = vec![b' '; (MAX_BATCH_PAYLOAD_BYTES + 1024) as usize];
         let body = encode_batch(&header, &zeros).unwrap();
         assert!(body.len() < 200_000);

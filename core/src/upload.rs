@@ -10,7 +10,11 @@
 //! central directory), the server answers which of them it holds for this account with the
 //! same size and its own CRC-32, and those files are never read nor sent
 //! ([`UploadPlan::held_files`]). The server fixes that answer for the job's life, so batch
-//! numbers stay the same when an upload resumes.
+//! numbers stay the same when an upload resumes. Rows go the same way: the server hands the
+//! client the hashes ([`held_id_hash`]) of the row ids the account has, per table, and a
+//! row whose id is among them is left out of its batch (the batch says how many it left
+//! out, so the summary counts them as skipped, as if sent). Row batches are cut by the
+//! archive's bytes, not the bytes sent, so their numbers do not depend on what is held.
 
 use std::io::{Read, Seek};
 
@@ -47,6 +51,24 @@ pub struct UploadPlan {
     pub secrets: Option<SealedSecretsPlan>,
     /// File entries (`files/<bucket>/<name>`) the server said it holds: not sent.
     pub held_files: std::collections::HashSet<String>,
+    /// Per table, [`held_id_hash`]es of the row ids the server said the account has: rows
+    /// with those ids are not sent.
+    pub held_rows: std::collections::HashMap<String, std::collections::HashSet<u64>>,
+}
+
+/// The hash by which client and server compare row ids: 64-bit FNV-1a of the id's UTF-8
+/// bytes. Two different ids of one account and archive share it with a probability of
+/// about n² / 2⁶⁴ (10⁻⁷ for a million rows on each side); only the account's own ids are
+/// ever handed out, so nobody else's rows can make a row of yours be left out.
+pub fn held_id_hash(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Only a row's id, borrowed from its line.
+#[derive(serde::Deserialize)]
+struct RowId<'a> {
+    #[serde(borrow, default)]
+    id: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// One file of the archive as the client describes it when opening a batch import, from
@@ -121,6 +143,9 @@ pub struct UploadReport {
     /// Files not sent because the server holds them already (and their bytes).
     pub files_held: u64,
     pub held_bytes: u64,
+    /// Rows not sent because the server has their ids already (and their NDJSON bytes).
+    pub rows_held: u64,
+    pub held_row_bytes: u64,
 }
 
 /// The callbacks of an upload.
@@ -156,52 +181,71 @@ impl<S: BatchSink> Uploader<'_, S> {
         Ok(())
     }
 
-    /// Sends one NDJSON entry as rows or vectors batches.
+    /// Sends one NDJSON entry as rows or vectors batches. Rows whose id hash is in `held`
+    /// are left out (counted in the batch's header); a batch closes after about
+    /// [`TARGET_BATCH_BYTES`] of the archive's lines, whether sent or held.
     fn ndjson<R: Read + Seek>(
         &mut self,
         archive: &mut Archive<R>,
         index: usize,
         table: &str,
         vectors: bool,
+        held: Option<&std::collections::HashSet<u64>>,
     ) -> Result<()> {
         let compressed = archive.entries()[index].compressed_size;
         let uncompressed = archive.entries()[index].uncompressed_size.max(1);
         let base = self.state.bytes_done;
         self.state.item = table.to_string();
         self.state.rows = 0;
+        let held = held.filter(|held| !held.is_empty());
         let mut lines = archive.ndjson_lines(index)?;
         let entry = lines.entry().to_string();
         let mut payload = Vec::with_capacity(TARGET_BATCH_BYTES + 64 * 1024);
-        let (mut first_line, mut count, mut read) = (0u64, 0u64, 0u64);
-        let header = |first_line, lines| {
+        // The batch being cut: its first line, lines sent and held, and archive bytes.
+        let (mut first_line, mut count, mut left_out, mut cut) = (0u64, 0u64, 0u64, 0usize);
+        let mut read = 0u64;
+        let header = |first_line, lines, held| {
             if vectors {
                 BatchHeader::Vectors { table: table.to_string(), first_line, lines }
             } else {
-                BatchHeader::Rows { table: table.to_string(), first_line, lines }
+                BatchHeader::Rows { table: table.to_string(), first_line, lines, held }
             }
         };
         while let Some((number, line)) = lines.next_line()? {
             check_row(&entry, number, line)?;
-            if count == 0 {
+            if count == 0 && left_out == 0 {
                 first_line = number;
             }
-            payload.extend_from_slice(line);
-            payload.push(b'\n');
-            count += 1;
+            let is_held = held.is_some_and(|held| {
+                serde_json::from_slice::<RowId>(line)
+                    .ok()
+                    .and_then(|row| row.id)
+                    .is_some_and(|id| held.contains(&held_id_hash(&id)))
+            });
+            if is_held {
+                left_out += 1;
+                self.report.rows_held += 1;
+                self.report.held_row_bytes += line.len() as u64 + 1;
+            } else {
+                payload.extend_from_slice(line);
+                payload.push(b'\n');
+                count += 1;
+            }
+            cut += line.len() + 1;
             read += line.len() as u64 + 1;
-            if payload.len() >= TARGET_BATCH_BYTES {
-                self.state.rows += count;
+            if cut >= TARGET_BATCH_BYTES {
+                self.state.rows += count + left_out;
                 self.report.rows += count;
                 self.state.bytes_done = base + compressed * read.min(uncompressed) / uncompressed;
-                self.emit(&header(first_line, count), &payload)?;
+                self.emit(&header(first_line, count, left_out), &payload)?;
                 payload.clear();
-                count = 0;
+                (count, left_out, cut) = (0, 0, 0);
             }
         }
-        if count > 0 {
-            self.state.rows += count;
+        if count > 0 || left_out > 0 {
+            self.state.rows += count + left_out;
             self.report.rows += count;
-            self.emit(&header(first_line, count), &payload)?;
+            self.emit(&header(first_line, count, left_out), &payload)?;
         }
         self.state.bytes_done = base + compressed;
         Ok(())
@@ -246,7 +290,7 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
 
     for spec in TABLES {
         if let Some(index) = archive.table_entry(spec.name) {
-            up.ndjson(archive, index, spec.name, false)?;
+            up.ndjson(archive, index, spec.name, false, plan.held_rows.get(spec.name))?;
         }
     }
     // Tables this version does not apply: checked, so a damaged archive is refused whole.
@@ -285,7 +329,7 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
     };
     for (table, index) in vector_entries {
         if send_vectors {
-            up.ndjson(archive, index, table, true)?;
+            up.ndjson(archive, index, table, true, None)?;
         } else {
             archive.check_lines(index)?;
         }

@@ -8,6 +8,8 @@
 
 mod blob_reader;
 
+use std::collections::{HashMap, HashSet};
+
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use js_sys::{Function, Reflect, Uint8Array};
@@ -129,7 +131,8 @@ impl Processor {
     /// Sends the archive to job `job_id` in batches. `sink` is an object with
     /// `send(number, bytes, sha256Hex)` (throws on failure), `progress(json)` and
     /// `vectorsAccepted()` → bool. Batches below `start_batch` are skipped (a resume);
-    /// `held_files` (a JSON array of entry names, the server's `heldFiles`) are not sent.
+    /// `held_files` (a JSON array of entry names, the server's `heldFiles`) are not sent,
+    /// nor rows whose ids `held_rows` names (the server's `held-rows` answer, as JSON).
     /// Answers the upload report as JSON.
     pub fn upload(
         &mut self,
@@ -137,9 +140,11 @@ impl Processor {
         public_key: &str,
         start_batch: f64,
         held_files: &str,
+        held_rows: &str,
         sink: JsValue,
     ) -> Result<String, JsValue> {
         let held_files = serde_json::from_str(held_files).map_err(|e| thrown("bad_request", e))?;
+        let held_rows = held_row_hashes(held_rows)?;
         let secrets = if self.secrets.is_empty() {
             None
         } else {
@@ -155,7 +160,7 @@ impl Processor {
                 secrets: std::mem::take(&mut self.secrets),
             })
         };
-        let plan = UploadPlan { start_batch: start_batch as u64, secrets, held_files };
+        let plan = UploadPlan { start_batch: start_batch as u64, secrets, held_files, held_rows };
         let mut sink = JsSink::new(sink)?;
         match upload_batches(&mut self.archive, plan, &mut sink) {
             Ok(report) => Ok(serde_json::to_string(&report).unwrap_or_default()),
@@ -262,6 +267,20 @@ fn wasm_memory_bytes() -> f64 {
         .ok()
         .and_then(|memory| memory.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
         .map_or(0.0, |buffer| f64::from(buffer.byte_length()))
+}
+
+/// The server's `held-rows` answer (`{tables: {name: base64 of 8-byte little-endian
+/// hashes}}`) as sets per table.
+fn held_row_hashes(answer: &str) -> Result<HashMap<String, HashSet<u64>>, JsValue> {
+    let answer: Value = serde_json::from_str(answer).map_err(|e| thrown("bad_request", e))?;
+    let mut held = HashMap::new();
+    for (table, hashes) in answer["tables"].as_object().into_iter().flatten() {
+        let bytes = BASE64.decode(hashes.as_str().unwrap_or_default()).map_err(|e| thrown("bad_request", e))?;
+        let hashes =
+            bytes.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+        held.insert(table.clone(), hashes.collect());
+    }
+    Ok(held)
 }
 
 fn random_32() -> Result<[u8; 32], JsValue> {

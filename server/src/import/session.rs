@@ -337,6 +337,14 @@ impl<'a> ImportSession<'a> {
         Ok(counts)
     }
 
+    /// Counts rows of `table` the client left out because the account has their ids (they
+    /// are skipped, as they would be if sent).
+    pub fn note_held_rows(&mut self, table: &str, held: u64) {
+        if held > 0 && table_spec(table).is_some() {
+            self.summary.tables.entry(table.to_string()).or_default().skipped += held;
+        }
+    }
+
     /// An import that ran out of quota or of disk takes back everything it wrote — rows
     /// and files — before it fails, so the account is as it was (on a full disk, as far as
     /// the disk lets it).

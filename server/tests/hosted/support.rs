@@ -238,7 +238,7 @@ pub fn table(name: &str, rows: &[Value]) -> RawEntry {
 /// A batch of rows of `table` (raw NDJSON lines).
 pub fn rows_batch(table: &str, first_line: u64, ndjson: &[u8]) -> Vec<u8> {
     let lines = ndjson.iter().filter(|&&b| b == b'\n').count() as u64;
-    encode_batch(&BatchHeader::Rows { table: table.into(), first_line, lines }, ndjson).unwrap()
+    encode_batch(&BatchHeader::Rows { table: table.into(), first_line, lines, held: 0 }, ndjson).unwrap()
 }
 
 /// A batch holding bytes `offset..` of a file of `size` bytes.

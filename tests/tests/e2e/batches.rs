@@ -84,6 +84,28 @@ async fn open_job_claiming(
     status_json(server.post(account, "/api/v1/user-data/import/batches").json(&body).send().await.unwrap()).await
 }
 
+/// The server's held rows for a job, as the upload plan takes them.
+async fn held_rows_of(
+    server: &TestServer,
+    account: &Account,
+    job: &str,
+) -> std::collections::HashMap<String, std::collections::HashSet<u64>> {
+    let (code, answer) =
+        status_json(server.get(account, &format!("/api/v1/user-data/import/{job}/held-rows")).send().await.unwrap())
+            .await;
+    assert_eq!(code, 200, "{answer}");
+    answer["tables"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(table, hashes)| {
+            let bytes = BASE64.decode(hashes.as_str().unwrap()).unwrap();
+            let hashes = bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+            (table.clone(), hashes)
+        })
+        .collect()
+}
+
 /// The files a job's opening answer says the server holds.
 fn held_of(opened: &Value) -> std::collections::HashSet<String> {
     opened["heldFiles"].as_array().unwrap().iter().map(|name| name.as_str().unwrap().to_string()).collect()
@@ -114,7 +136,8 @@ async fn batch_import(
             .collect();
         SealedSecretsPlan { recipient, ephemeral: [0x42; 32], job_id: job.clone(), secrets }
     });
-    let plan = UploadPlan { start_batch, secrets, held_files: held_of(&opened) };
+    let held_rows = held_rows_of(server, account, &job).await;
+    let plan = UploadPlan { start_batch, secrets, held_files: held_of(&opened), held_rows };
     let mut sink = HttpSink {
         runtime: Handle::current(),
         client: server.client.clone(),
@@ -192,8 +215,11 @@ async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
     };
     let rows = |id: &str| {
         let line = format!("{{\"id\":\"{id}\",\"name\":\"Lore {id}\",\"created_at\":1,\"updated_at\":1}}\n");
-        encode_batch(&BatchHeader::Rows { table: "world_books".into(), first_line: 1, lines: 1 }, line.as_bytes())
-            .unwrap()
+        encode_batch(
+            &BatchHeader::Rows { table: "world_books".into(), first_line: 1, lines: 1, held: 0 },
+            line.as_bytes(),
+        )
+        .unwrap()
     };
     let first = rows("3f1c2a4e-0000-4000-8000-000000000001");
     let (code, answer) = status_json(put(0, first.clone(), None).await.unwrap()).await;
@@ -244,7 +270,7 @@ async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
     assert_eq!(code, 201, "{opened}");
     let job = opened["jobId"].as_str().unwrap();
     let not_json =
-        encode_batch(&BatchHeader::Rows { table: "world_books".into(), first_line: 7, lines: 1 }, b"{nope\n");
+        encode_batch(&BatchHeader::Rows { table: "world_books".into(), first_line: 7, lines: 1, held: 0 }, b"{nope\n");
     let send = |number: u64, body: Vec<u8>| {
         server
             .client
@@ -366,6 +392,23 @@ async fn a_re_import_sends_no_file_the_server_holds() {
         again_report.wire_bytes,
         first_report.wire_bytes
     );
+    // Rows too: every row the account has is left out and counted skipped, as if sent.
+    assert!(again_report.rows_held > 0, "{again_report:?}");
+    for (table, counts) in table_counts(&first) {
+        if table == "settings" {
+            continue;
+        }
+        let expected = counts["imported"].as_u64().unwrap() + counts["skipped"].as_u64().unwrap();
+        assert_eq!(
+            again["summary"][&table]["skipped"].as_u64(),
+            Some(expected),
+            "{table}: {}",
+            again["summary"][&table]
+        );
+        assert_eq!(again["summary"][&table]["imported"], 0, "{table}");
+    }
+    let ratio = again_report.wire_bytes as f64 / archive.len() as f64;
+    assert!(ratio < 0.05, "a re-import sent {:.1}% of the archive's bytes", 100.0 * ratio);
     eprintln!(
         "re-import: {} of {} bytes on the wire ({:.1}% of the archive's {} bytes); first import {} bytes",
         again_report.wire_bytes,

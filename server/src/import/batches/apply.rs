@@ -91,7 +91,10 @@ impl<'a> BatchApplier<'a> {
             self.session.commit()?;
         }
         match work {
-            Work::Rows { table, first_line, deflated } => self.rows(&table, first_line, &deflated),
+            Work::Rows { table, first_line, held, deflated } => {
+                self.session.note_held_rows(&table, held);
+                self.rows(&table, first_line, &deflated)
+            }
             Work::Vectors { table, first_line, deflated } => self.vectors(&table, first_line, &deflated),
             Work::FileChunk { bucket, name, offset, size, bytes } => {
                 self.file_chunk(bucket, name, offset, size, &bytes)

@@ -2,6 +2,7 @@
 //! (memory reserved before the body is read, frame checked, ledger consulted, queued),
 //! answer the vectors check, and commit.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use base64::Engine as _;
 use lvbak_core::batch::{decode_batch_deflated, MAX_FILE_CHUNK_BYTES};
 use lvbak_core::hpke::HpkeKeyPair;
 use lvbak_core::secrets::SecretsIndex;
-use lvbak_core::upload::FileClaim;
+use lvbak_core::upload::{held_id_hash, FileClaim};
 use lvbak_core::{FormatError, Manifest};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -35,6 +36,7 @@ use crate::import::http::recorded_status;
 use crate::import::jobs::{ArchiveFacts, Job, Status};
 use crate::storage::files::hex;
 use crate::storage::identity::random_bytes;
+use crate::storage::sqlite::DbError;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -45,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/user-data/import/{job_id}/vectors-check", post(vectors_check))
         .route("/api/v1/user-data/import/{job_id}/held-files", get(held_files))
+        .route("/api/v1/user-data/import/{job_id}/held-rows", get(held_rows))
         .route("/api/v1/user-data/import/{job_id}/commit", post(commit))
 }
 
@@ -95,6 +98,8 @@ async fn open(
         next_batch: AtomicU64::new(0),
         public_key: public_key.clone(),
         held_files: std::sync::Mutex::default(),
+        held_rows: std::sync::Mutex::default(),
+        reading_held_rows: AtomicBool::new(false),
         accept_vectors: AtomicBool::new(false),
         inflated: inflated.clone(),
         places: Arc::new(Semaphore::new(QUEUE)),
@@ -223,7 +228,10 @@ async fn receive(
     }
     // The frame, names and chunk bounds are checked before the batch is acknowledged; NDJSON
     // is inflated and every line parsed by the worker, a step at a time.
-    let work = Work::from(decode_batch_deflated(&body)?);
+    let mut work = Work::from(decode_batch_deflated(&body)?);
+    if let Work::Rows { table, held, .. } = &mut work {
+        *held = batches.take_held_rows(table, *held);
+    }
     drop(body);
     let payload = match &work {
         Work::FileChunk { bytes, .. } => bytes.len() as u64,
@@ -274,6 +282,39 @@ async fn held_files(
     let (_, batches) = batches_of(&state, &id, &user.id).await?;
     let (_, _, held) = batches.resume_facts();
     Ok(Json(json!({"heldFiles": held})))
+}
+
+/// `GET /api/v1/user-data/import/:jobId/held-rows`: per table, the hashes of the row ids the
+/// account has now (8 bytes little-endian each, base64), so the client leaves those rows out.
+async fn held_rows(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let (_, batches) = batches_of(&state, &id, &user.id).await?;
+    // One reading at a time per job: an account's ids are read whole.
+    if batches.reading_held_rows.swap(true, Ordering::AcqRel) {
+        return Err(AppError::Busy { what: "held rows", retry_after: Duration::from_secs(1) });
+    }
+    let store = state.store();
+    let user_id = user.id.clone();
+    let hashes = tokio::task::spawn_blocking(move || {
+        let scan = store.db.table_scan()?;
+        let mut hashes: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
+        scan.held_row_ids(&user_id, |table, id| {
+            hashes.entry(table).or_default().extend_from_slice(&held_id_hash(id).to_le_bytes());
+        })?;
+        Ok::<_, DbError>(hashes)
+    })
+    .await;
+    batches.reading_held_rows.store(false, Ordering::Release);
+    let hashes = hashes.map_err(AppError::internal)?.map_err(AppError::internal)?;
+    let mut tables = serde_json::Map::new();
+    for (table, bytes) in hashes {
+        batches.hand_out_rows(table, bytes.len() as u64 / 8);
+        tables.insert(table.to_string(), json!(BASE64.encode(bytes)));
+    }
+    Ok(Json(json!({"tables": tables})))
 }
 
 #[derive(Deserialize)]

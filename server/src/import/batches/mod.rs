@@ -6,6 +6,9 @@
 //!   and answers its id, whether vectors will be accepted, an HPKE public key for secrets,
 //!   and `heldFiles`: which of the archive's `files` (name, size, CRC-32) the account holds
 //!   already, by the server's own reading of its copies; the client leaves those out.
+//! - `GET .../held-rows` answers, per table, the hashes of the row ids the account has
+//!   (`lvbak_core::upload::held_id_hash`, 8 bytes little-endian each, base64): the client
+//!   leaves those rows out and says how many per batch (`held`), up to what it was handed.
 //! - `PUT /api/v1/user-data/import/:jobId/batches/:n` with `X-Batch-Sha256` sends batch `n`
 //!   (0-based). A replay of a recent batch answers the same; a gap answers 409 with
 //!   `nextBatch`, so an interrupted upload resumes where it stopped.
@@ -30,6 +33,7 @@ mod http;
 mod ledger;
 mod worker;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
@@ -41,6 +45,23 @@ pub use http::routes;
 pub const QUEUE: usize = 2;
 
 impl BatchUpload {
+    /// Notes that `handed` row ids of `table` were handed to the client as held.
+    fn hand_out_rows(&self, table: &str, handed: u64) {
+        if let Ok(mut budgets) = self.held_rows.lock() {
+            let budget = budgets.entry(table.to_string()).or_default();
+            budget.0 = budget.0.max(handed);
+        }
+    }
+
+    /// How many of `claimed` rows of `table` a batch may count as held.
+    fn take_held_rows(&self, table: &str, claimed: u64) -> u64 {
+        let Ok(mut budgets) = self.held_rows.lock() else { return 0 };
+        let Some((handed, taken)) = budgets.get_mut(table) else { return 0 };
+        let granted = claimed.min(handed.saturating_sub(*taken));
+        *taken += granted;
+        granted
+    }
+
     fn hold_files(&self, held: Vec<String>) {
         if let Ok(mut files) = self.held_files.lock() {
             *files = held;
@@ -67,6 +88,12 @@ pub struct BatchUpload {
     /// The archive's files the account holds already (entry names), fixed when the job
     /// opened: the client does not send them.
     held_files: std::sync::Mutex<Vec<String>>,
+    /// Per table: row ids handed to the client as held, and rows it has said it left out.
+    /// A batch's `held` count is held to what is left, so a client cannot inflate the
+    /// summary's skipped rows past the ids it was given.
+    held_rows: std::sync::Mutex<HashMap<String, (u64, u64)>>,
+    /// Set while the held rows are being read for this job (one reading at a time).
+    reading_held_rows: AtomicBool,
     /// Set by a vectors check that said yes.
     accept_vectors: AtomicBool,
     /// Payload bytes taken so far, inflated (held to the decompressed cap per job).

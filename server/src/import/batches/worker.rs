@@ -29,10 +29,12 @@ const POLL: Duration = Duration::from_millis(200);
 
 /// One piece of work for the job, in arrival order.
 pub enum Work {
-    /// Lines of `database/<table>.ndjson`, still deflated.
+    /// Lines of `database/<table>.ndjson`, still deflated, and how many rows of the same
+    /// stretch the client left out as held (already budgeted: see `BatchUpload`).
     Rows {
         table: String,
         first_line: u64,
+        held: u64,
         deflated: Vec<u8>,
     },
     /// Lines of `lancedb/<table>.ndjson`, still deflated.
@@ -61,7 +63,9 @@ pub enum Work {
 impl From<Batch> for Work {
     fn from(batch: Batch) -> Self {
         match batch {
-            Batch::Rows { table, first_line, ndjson, .. } => Self::Rows { table, first_line, deflated: ndjson },
+            Batch::Rows { table, first_line, held, ndjson, .. } => {
+                Self::Rows { table, first_line, held, deflated: ndjson }
+            }
             Batch::Vectors { table, first_line, ndjson, .. } => Self::Vectors { table, first_line, deflated: ndjson },
             Batch::FileChunk { bucket, name, offset, size, bytes } => {
                 Self::FileChunk { bucket, name, offset, size, bytes }

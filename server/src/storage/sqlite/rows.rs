@@ -2,7 +2,9 @@
 //! with the ownership filters of the registry. Values are handed out as [`RowValue`] so no
 //! caller needs rusqlite's types.
 
-use lvbak_core::registry::{table_spec, Ownership, TableSpec};
+use std::collections::HashMap;
+
+use lvbak_core::registry::{table_spec, Ownership, TableSpec, TABLES};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 
@@ -86,6 +88,36 @@ impl Database {
 }
 
 impl TableScan {
+    /// Calls `each(table, id)` with the id of every row of a user that an import into the
+    /// account would skip: the user's rows of every registry table keyed by `id` (settings
+    /// are merged, never skipped), and the archive ids of rows an earlier import copied
+    /// under new ids while the copy is still there.
+    pub fn held_row_ids(&self, user_id: &str, mut each: impl FnMut(&'static str, &str)) -> DbResult<()> {
+        let mut copies: HashMap<(String, String), Vec<String>> = HashMap::new();
+        let mut statement =
+            self.connection.prepare("SELECT table_name, new_id, original_id FROM lvbak_id_map WHERE user_id = ?1")?;
+        let mut rows = statement.query([user_id])?;
+        while let Some(row) = rows.next()? {
+            copies.entry((row.get(0)?, row.get(1)?)).or_default().push(row.get(2)?);
+        }
+        for spec in TABLES.iter().filter(|spec| spec.primary_key == ["id"]) {
+            let sql = owned_rows_sql(spec)?.replacen("SELECT *", "SELECT id", 1);
+            let mut statement = self.connection.prepare(&sql)?;
+            let mut rows = statement.query([user_id])?;
+            while let Some(row) = rows.next()? {
+                let Ok(ValueRef::Text(id)) = row.get_ref(0) else { continue };
+                let Ok(id) = std::str::from_utf8(id) else { continue };
+                each(spec.name, id);
+                if !copies.is_empty() {
+                    for original in copies.get(&(spec.name.to_string(), id.to_string())).into_iter().flatten() {
+                        each(spec.name, original);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Calls `each` with the column names and each row of `spec` owned by `user_id`, in
     /// SQLite's scan order; returns how many rows there were.
     pub fn owned_rows<E: From<DbError>>(
