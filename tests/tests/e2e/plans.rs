@@ -73,6 +73,17 @@ async fn imports_and_exports_read_no_registry_table_whole() {
         assert_eq!(status["status"], "complete", "{status}");
     }
     ok_bytes(server.get(&bob, "/api/v1/user-data/export?includeVectors=1").send().await.unwrap()).await;
+    // The rows a batch import would leave out: every table of bob's, and his copies.
+    let manifest = lvbak_core::Archive::open(std::io::Cursor::new(archive.as_slice()), lvbak_core::Limits::STANDARD)
+        .unwrap()
+        .manifest()
+        .clone();
+    let opened = server.post(&bob, "/api/v1/user-data/import/batches").json(&serde_json::json!({"manifest": manifest}));
+    let opened: serde_json::Value = opened.send().await.unwrap().json().await.unwrap();
+    let job = opened["jobId"].as_str().unwrap();
+    let held = server.get(&bob, &format!("/api/v1/user-data/import/{job}/held-rows")).send().await.unwrap();
+    assert_eq!(held.status(), 200);
+    server.post(&bob, &format!("/api/v1/user-data/import/{job}/cancel")).send().await.unwrap();
     let elsewhere = TestServer::start("plans-elsewhere").await;
     let carol = elsewhere.account("carol", None).await;
     let status = import(&elsewhere, &carol, &archive, None).await;
