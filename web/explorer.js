@@ -143,6 +143,7 @@ export function createExplorer(worker) {
   function openChat(chat, byId) {
     $("explore-detail").hidden = false;
     $("explore-detail").dataset.chat = chat.id;
+    $("explore-detail").dataset.book = "";
     $("explore-detail-title").textContent = chat.name || "(untitled chat)";
     $("explore-detail-note").textContent = chat.branchedFrom ? `This chat is a ${branchWords(chat, byId)}.` : "Reading…";
     $("explore-transcript").replaceChildren();
@@ -168,6 +169,7 @@ export function createExplorer(worker) {
       return item;
     });
     transcript.replaceChildren(...items);
+    $("explore-detail").scrollIntoView({ block: "start" });
     const renderMs = performance.now() - started;
     const totalMs = performance.now() - state.chatAsked;
     Object.assign(transcript.dataset, {
@@ -211,6 +213,7 @@ export function createExplorer(worker) {
 
   function showBook({ bookId, entries }) {
     if ($("explore-detail").dataset.book !== bookId) return;
+    $("explore-detail").scrollIntoView({ block: "start" });
     $("explore-detail-note").textContent = plural(entries.length, "entry", "entries");
     $("explore-transcript").replaceChildren(
       ...entries.map((entry) => {

@@ -222,8 +222,9 @@ fn user_seed_and_export_from_the_command_line() {
     ));
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["counts"]["characters"], 2);
-    assert_eq!(report["counts"]["chats"], 1);
-    assert_eq!(report["counts"]["messages"], 11);
+    // The chat and its branch; 10 messages, one off the third, and the branch's 4.
+    assert_eq!(report["counts"]["chats"], 2);
+    assert_eq!(report["counts"]["messages"], 15);
     assert_eq!(report["secrets"]["count"], 2);
     assert_eq!(report["secrets"]["decrypted"], 2);
     assert_eq!(report["manifest"]["includeVectors"], true);
