@@ -518,6 +518,8 @@ async fn the_archive_explorer_browses_the_local_file_without_a_request() {
         .wait_script("const w = [...document.querySelectorAll('[data-testid=\"explore-characters\"] img')].map(i => i.complete && i.naturalWidth); return w.length && w.every(x => x > 0) ? w : null")
         .await;
     assert_eq!(widths.as_array().unwrap().len(), 3, "one loaded avatar per character: {widths}");
+    browser.script("document.getElementById('explorer').scrollIntoView()").await;
+    browser.screenshot("explorer-characters.png").await;
     browser.script("document.querySelector('[data-panel=\"explore-images\"]').click()").await;
     let gallery = browser
         .wait_script("const w = [...document.querySelectorAll('[data-testid=\"explore-images\"] img')].map(i => i.complete && i.naturalWidth); return w.length && w.every(x => x > 0) ? w.length : null")
