@@ -106,6 +106,8 @@ export function createExplorer(worker) {
       figure.append(img, make("figcaption", {}, image.name));
       gallery.append(figure);
     }
+    const shown = Math.min(index.images.length, SHOWN);
+    if (index.imagesTotal > shown) gallery.append(make("p", { class: "muted" }, `…and ${index.imagesTotal - shown} more.`));
   }
 
   function fillChats(index, byId, characterId) {
@@ -305,7 +307,7 @@ export function createExplorer(worker) {
           });
           $("explore-state").textContent =
             `${plural(index.characters.length, "character", "characters")}, ${plural(index.chats.length, "chat", "chats")}, ` +
-            `${plural(index.worldBooks.length, "world book", "world books")}, ${plural(index.images.length, "image", "images")} · ` +
+            `${plural(index.worldBooks.length, "world book", "world books")}, ${plural(index.imagesTotal, "image", "images")} · ` +
             `${rows} rows indexed in ${Math.round(index.buildMs)} ms (${Math.ceil(indexBytes / 1024)} KiB held).`;
           render(index);
           showTab("explore-characters");

@@ -8,8 +8,9 @@
 //! Opening a chat reads the messages entry up to that chat's last line and parses only its
 //! lines ([`ExploreIndex::chat_messages`]); search streams the messages entry and hands
 //! hits over as they are found ([`ExploreIndex::search`]). Memory is the cards (bounded per
-//! row by [`CARD_TEXT`]) plus 4 bytes per message and entry; file bytes are read one file
-//! at a time, under a cap ([`ExploreIndex::file`]).
+//! row by [`CARD_TEXT`]; the gallery by [`IMAGE_CARDS`], however many images there are)
+//! plus 4 bytes per message and entry; file bytes are read one file at a time, under a cap
+//! ([`ExploreIndex::file`]).
 
 use std::collections::HashMap;
 use std::io::{Read, Seek};
@@ -27,6 +28,9 @@ pub const CARD_TEXT: usize = 280;
 
 /// Characters of a message's text around a search hit.
 const SNIPPET: usize = 120;
+
+/// Images of the gallery kept at most (the page shows fewer); the rest are counted.
+pub const IMAGE_CARDS: usize = 1000;
 
 /// The largest file the explorer hands to the page (an avatar, an image).
 pub const MAX_FILE_BYTES: u64 = 32 << 20;
@@ -174,7 +178,9 @@ pub struct ExploreIndex {
     pub personas: Vec<PersonaCard>,
     pub world_books: Vec<WorldBookCard>,
     pub presets: Vec<PresetCard>,
+    /// The first [`IMAGE_CARDS`] images of the gallery, of `images_total`.
     pub images: Vec<ImageCard>,
+    pub images_total: u64,
     pub chats: Vec<ChatCard>,
     pub stats: IndexStats,
     /// Line numbers (1-based) of each chat's messages in `database/messages.ndjson`.
@@ -253,18 +259,6 @@ impl ExploreIndex {
     /// hears each table's name as it starts.
     pub fn build<R: Read + Seek>(archive: &mut Archive<R>, mut progress: impl FnMut(&str)) -> Result<Self> {
         let mut index = Self::default();
-        progress("images");
-        index.images = index.each_row(archive, "images", |row| {
-            let file = base_name(&text(&row, "filename")).to_string();
-            ImageCard {
-                id: text(&row, "id"),
-                original: (!file.is_empty()).then(|| format!("files/images/{file}")),
-                name: optional_text(&row, "original_filename").unwrap_or(file),
-                width: integer(&row, "width"),
-                height: integer(&row, "height"),
-                thumbnail: None,
-            }
-        })?;
         // An avatar file named by the row; whether the archive has it is settled below.
         let avatar = |row: &serde_json::Map<String, Value>| {
             optional_text(row, "avatar_path").map(|path| format!("files/avatars/{}", base_name(&path)))
@@ -286,7 +280,39 @@ impl ExploreIndex {
             avatar: avatar(&row),
             image_id: optional_text(&row, "image_id"),
         })?;
-        index.settle_files(archive);
+        // Images: the gallery keeps the first [`IMAGE_CARDS`]; a picture of a character or
+        // persona is found by its image id whatever its place.
+        progress("images");
+        let wanted: std::collections::HashSet<String> = index
+            .characters
+            .iter()
+            .filter_map(|c| c.image_id.clone())
+            .chain(index.personas.iter().filter_map(|p| p.image_id.clone()))
+            .collect();
+        let mut pictures: HashMap<String, String> = HashMap::new();
+        let mut images = Vec::new();
+        let mut total = 0u64;
+        index.each_object(archive, "images", |row| {
+            total += 1;
+            let file = base_name(&text(&row, "filename")).to_string();
+            let id = text(&row, "id");
+            if !file.is_empty() && wanted.contains(&id) {
+                pictures.insert(id.clone(), format!("files/images/{file}"));
+            }
+            if images.len() < IMAGE_CARDS {
+                images.push(ImageCard {
+                    id,
+                    original: (!file.is_empty()).then(|| format!("files/images/{file}")),
+                    name: optional_text(&row, "original_filename").unwrap_or(file),
+                    width: integer(&row, "width"),
+                    height: integer(&row, "height"),
+                    thumbnail: None,
+                });
+            }
+        })?;
+        index.images = images;
+        index.images_total = total;
+        index.settle_files(archive, pictures);
         progress("presets");
         index.presets = index.each_row(archive, "presets", |row| PresetCard {
             id: text(&row, "id"),
@@ -339,41 +365,48 @@ impl ExploreIndex {
         Ok(index)
     }
 
-    /// Maps every row of `table` (if the archive has it) to a card, one row at a time.
+    /// Calls `each` with every row of `table` (if the archive has it), one at a time.
+    fn each_object<R: Read + Seek>(
+        &mut self,
+        archive: &mut Archive<R>,
+        table: &str,
+        mut each: impl FnMut(serde_json::Map<String, Value>),
+    ) -> Result<()> {
+        let Some(entry) = archive.table_entry(table) else { return Ok(()) };
+        let mut lines = archive.ndjson_lines(entry)?;
+        let name = lines.entry().to_string();
+        while let Some((number, line)) = lines.next_line()? {
+            each(object(&name, number, line)?);
+            self.stats.rows += 1;
+        }
+        Ok(())
+    }
+
+    /// Maps every row of `table` (if the archive has it) to a card.
     fn each_row<R: Read + Seek, T>(
         &mut self,
         archive: &mut Archive<R>,
         table: &str,
         mut card: impl FnMut(serde_json::Map<String, Value>) -> T,
     ) -> Result<Vec<T>> {
-        let Some(entry) = archive.table_entry(table) else { return Ok(Vec::new()) };
         let mut cards = Vec::new();
-        let mut lines = archive.ndjson_lines(entry)?;
-        let name = lines.entry().to_string();
-        while let Some((number, line)) = lines.next_line()? {
-            cards.push(card(object(&name, number, line)?));
-        }
-        self.stats.rows += cards.len() as u64;
+        self.each_object(archive, table, |row| cards.push(card(row)))?;
         Ok(cards)
     }
 
     /// Keeps only the file names the archive has: an image's small thumbnail (else its
     /// large one, else the original); a character's or persona's avatar file, else its
-    /// gallery image.
-    fn settle_files<R: Read + Seek>(&mut self, archive: &Archive<R>) {
+    /// gallery image (`pictures`: image id → original).
+    fn settle_files<R: Read + Seek>(&mut self, archive: &Archive<R>, pictures: HashMap<String, String>) {
         let present = |name: Option<String>| name.filter(|name| archive.index_of(name).is_some());
-        let mut pictures = HashMap::new();
         for image in &mut self.images {
             image.original = present(image.original.take());
             image.thumbnail = present(Some(format!("files/thumbnails/{}_thumb_sm_v2.webp", image.id)))
                 .or_else(|| present(Some(format!("files/thumbnails/{}_thumb_lg_v2.webp", image.id))))
                 .or_else(|| image.original.clone());
-            if let Some(picture) = image.original.clone().or_else(|| image.thumbnail.clone()) {
-                pictures.insert(image.id.clone(), picture);
-            }
         }
         let picture = |avatar: &mut Option<String>, image_id: &mut Option<String>| {
-            *avatar = present(avatar.take()).or_else(|| pictures.get(image_id.take()?.as_str()).cloned());
+            *avatar = present(avatar.take()).or_else(|| present(pictures.get(image_id.take()?.as_str()).cloned()));
         };
         for character in &mut self.characters {
             picture(&mut character.avatar, &mut character.image_id);

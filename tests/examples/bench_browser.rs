@@ -103,11 +103,12 @@ async fn main() {
         browser.pick("import-file", &big).await;
         let report = wait_report(&browser).await;
         println!(
-            "inspect {:.2} GiB / {} entries in the Worker (run {run}): {:.0} ms in Wasm, {:.0} ms from pick to report",
+            "inspect {:.2} GiB / {} entries in the Worker (run {run}): {:.0} ms in Wasm, {:.0} ms from pick to report, Wasm memory {:.1} MiB",
             size as f64 / f64::from(1u32 << 30),
             report["entries"],
             report["openMs"].as_f64().unwrap_or(0.0),
-            started.elapsed().as_secs_f64() * 1000.0
+            started.elapsed().as_secs_f64() * 1000.0,
+            report["wasmMemoryBytes"].as_f64().unwrap_or(0.0) / f64::from(1u32 << 20)
         );
     }
     // The explorer on the same archive: index, the 2,000-message chat, a search.

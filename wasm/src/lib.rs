@@ -90,6 +90,7 @@ impl Processor {
             "entries": i.entries,
             "warnings": i.warnings,
             "openMs": self.open_ms,
+            "wasmMemoryBytes": wasm_memory_bytes(),
         })
         .to_string()
     }
@@ -186,10 +187,18 @@ impl Processor {
             self.explorer = Some(index);
         }
         let (index, _) = self.explored()?;
-        let mut answer = serde_json::to_value(index).map_err(|e| thrown("internal", e))?;
-        answer["buildMs"] = json!(now_ms() - started);
-        answer["wasmMemoryBytes"] = json!(wasm_memory_bytes());
-        Ok(answer.to_string())
+        // Written straight to text: a JSON value tree of a big index would cost more
+        // memory than the index.
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Answer<'a> {
+            #[serde(flatten)]
+            index: &'a ExploreIndex,
+            build_ms: f64,
+            wasm_memory_bytes: f64,
+        }
+        let answer = Answer { index, build_ms: now_ms() - started, wasm_memory_bytes: wasm_memory_bytes() };
+        serde_json::to_string(&answer).map_err(|e| thrown("internal", e))
     }
 
     /// The index with the archive it reads, or `not_explored`.
