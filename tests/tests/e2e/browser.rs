@@ -520,6 +520,11 @@ async fn the_archive_explorer_browses_the_local_file_without_a_request() {
     assert_eq!(widths.as_array().unwrap().len(), 3, "one loaded avatar per character: {widths}");
     browser.script("document.getElementById('explorer').scrollIntoView()").await;
     browser.screenshot("explorer-characters.png").await;
+    // Only the chosen tab's panel shows (the gallery is a grid: `hidden` must still win).
+    let shown = browser
+        .script("return [...document.querySelectorAll('#explorer [role=tabpanel]')].filter(p => p.offsetParent !== null).map(p => p.id)")
+        .await;
+    assert_eq!(shown, serde_json::json!(["explore-characters"]));
     browser.script("document.querySelector('[data-panel=\"explore-images\"]').click()").await;
     let gallery = browser
         .wait_script("const w = [...document.querySelectorAll('[data-testid=\"explore-images\"] img')].map(i => i.complete && i.naturalWidth); return w.length && w.every(x => x > 0) ? w.length : null")
