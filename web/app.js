@@ -524,7 +524,7 @@ if (worker) {
         text($("import-progress"), progressWords(data.progress));
         break;
       case "complete":
-        $("import-status").dataset.outcome = JSON.stringify({ seconds: data.seconds, wireBytes: data.wireBytes, report: data.report });
+        $("import-status").dataset.outcome = JSON.stringify({ seconds: data.seconds, wireBytes: data.wireBytes, waitMs: data.waitMs, report: data.report });
         finish({ status: data.status, report: data.report });
         break;
       case "failed":

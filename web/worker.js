@@ -73,9 +73,12 @@ function upload(resume) {
   if (heldRows.status !== 200) return post({ kind: "failed", jobId: job, error: errorOf(refusal(heldRows)) });
   post({ kind: "job", jobId: job });
   let wireBytes = 0;
+  // Time spent waiting for the server's answers (the rest is reading, checking, packing).
+  let waitMs = 0;
   const sink = {
     send(number, bytes, hash) {
       let answer = null;
+      const asked = performance.now();
       // A batch is idempotent: a dropped connection is retried, the server answers a replay.
       for (let attempt = 0; attempt < 4; attempt++) {
         try {
@@ -89,6 +92,7 @@ function upload(resume) {
         }
         if (answer.status === 200) {
           wireBytes += bytes.length;
+          waitMs += performance.now() - asked;
           return;
         }
         if (answer.status !== 0 && answer.status < 500) break;
@@ -114,7 +118,7 @@ function upload(resume) {
   const done = request("POST", `/api/v1/user-data/import/${job}/commit`, JSON.stringify({ batches: report.batches }), json);
   if (done.status !== 200) return post({ kind: "failed", jobId: job, error: errorOf(refusal(done)) });
   const seconds = (performance.now() - started) / 1000;
-  post({ kind: "complete", jobId: job, status: done.json, report, seconds, wireBytes });
+  post({ kind: "complete", jobId: job, status: done.json, report, seconds, wireBytes, waitMs });
 }
 
 self.onmessage = async ({ data }) => {
