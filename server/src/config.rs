@@ -120,6 +120,9 @@ pub struct HostingLimits {
     /// (loopback, private, link-local: a local Ollama). Off on a shared instance, so no
     /// account can make the server call its neighbours.
     pub embedding_private_hosts: bool,
+    /// Bytes of an account's own files read, when a batch import opens, to tell which of
+    /// the archive's files it holds already; past this, the rest are sent again.
+    pub held_check_bytes: u64,
 }
 
 impl Default for HostingLimits {
@@ -145,6 +148,7 @@ impl Default for HostingLimits {
             secure_cookies: false,
             embedding_requests: 4,
             embedding_private_hosts: true,
+            held_check_bytes: 8 << 30,
         }
     }
 }
@@ -189,6 +193,7 @@ impl HostingLimits {
                 "secure_cookies" => self.secure_cookies = flag()?,
                 "embedding_requests" => self.embedding_requests = count()?.max(1),
                 "embedding_private_hosts" => self.embedding_private_hosts = flag()?,
+                "held_check_bytes" => self.held_check_bytes = parse_bytes(value)?,
                 other => return Err(format!("unknown setting {other:?}")),
             }
         }

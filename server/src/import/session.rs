@@ -432,9 +432,11 @@ impl<'a> ImportSession<'a> {
     /// already where this import would put them: the server reads its own copy to compare,
     /// so nothing is taken on the client's word. Held files count as skipped, as they would
     /// if their bytes were sent (a file whose name is taken is kept); answers their archive
-    /// entry names.
-    pub fn held_files(&mut self, claims: &[FileClaim]) -> Result<Vec<String>, ImportError> {
+    /// entry names. At most `budget` bytes of the account's files are read; claims past
+    /// it are not held (their files are sent again).
+    pub fn held_files(&mut self, claims: &[FileClaim], budget: u64) -> Result<Vec<String>, ImportError> {
         let mut held = Vec::new();
+        let mut left = budget;
         for claim in claims {
             self.check_cancelled()?;
             let entry = claim.entry_name();
@@ -444,7 +446,11 @@ impl<'a> ImportSession<'a> {
             let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
             let Ok(path) = self.store.files.path(bucket, &self.user_id, &destination) else { continue };
             let same_size = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == claim.size);
-            if same_size && self.crc32_of(&path)? == Some(claim.crc32) {
+            if !same_size || claim.size > left {
+                continue;
+            }
+            left -= claim.size;
+            if self.crc32_of(&path)? == Some(claim.crc32) {
                 self.summary.files.skipped += 1;
                 held.push(entry);
             }

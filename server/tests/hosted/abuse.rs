@@ -618,3 +618,53 @@ fn f17_a_shared_instance_does_not_call_inside_its_own_network_for_embeddings() {
     assert_eq!(test.status, 200, "{}", test.json());
     assert_eq!(stub.seen(|s| s.embedded_requests), 1);
 }
+
+/// Opening a batch import makes the server read the account's own files to tell which it
+/// holds already: an account cannot make it read more than `held_check_bytes` per import
+/// (files past it are simply sent again), nor read every id it has more than a few times.
+#[test]
+fn f18_telling_what_an_account_holds_is_bounded() {
+    let instance = Instance::start("abuse-18", &[("LVBAK_HOSTING", "held_check_bytes=3M")]);
+    let token = instance.account("holder");
+    let images: Vec<(String, Vec<u8>)> =
+        (0..3).map(|n| (format!("{}.png", uuid(0x1800 + n)), noise(2 << 20, 0x18 + n))).collect();
+    let rows: Vec<Value> = images
+        .iter()
+        .map(|(name, _)| json!({"id": name.trim_end_matches(".png"), "filename": name, "mime_type": "image/png"}))
+        .collect();
+    let mut entries = vec![table("images", &rows)];
+    entries.extend(images.iter().map(|(name, bytes)| RawEntry::stored(&format!("files/images/{name}"), bytes)));
+    let bytes = archive(json!({}), entries);
+    let first = instance.import_raw(&token, &bytes);
+    assert_eq!(first["fileSummary"]["imported"], 3, "{first}");
+
+    // Three 2 MiB files the account holds; 3 MiB of reading tells one of them.
+    let claims = lvbak_core::upload::file_claims(
+        &Archive::open(std::io::Cursor::new(bytes.as_slice()), Limits::STANDARD).unwrap(),
+    );
+    let body = json!({"manifest": manifest(json!({})), "files": claims}).to_string();
+    let opened = instance.call("POST", "/api/v1/user-data/import/batches", &token, body.as_bytes());
+    assert_eq!(opened.status, 201, "{}", String::from_utf8_lossy(&opened.body));
+    let held = opened.json()["heldFiles"].as_array().unwrap().len();
+    assert_eq!(held, 1, "{}", opened.json());
+
+    // The account's ids: four readings per import, then 429.
+    let job = opened.json()["jobId"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/user-data/import/{job}/held-rows");
+    for reading in 0..4 {
+        let answer = instance.call("GET", &path, &token, b"");
+        assert_eq!(answer.status, 200, "reading {reading}");
+        assert!(
+            answer.json()["tables"]["images"].as_str().is_some_and(|hashes| hashes.len() == 32),
+            "{}",
+            answer.json()
+        );
+    }
+    let refused = instance.call("GET", &path, &token, b"");
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.json()["code"], "rate_limited");
+
+    // Nobody else's job: another account asks for this job's held rows and is refused.
+    let stranger = instance.account("stranger");
+    assert_eq!(instance.call("GET", &path, &stranger, b"").status, 404);
+}

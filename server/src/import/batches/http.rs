@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Semaphore};
 
 use super::worker::{Queued, Work, Worker};
-use super::{BatchUpload, QUEUE};
+use super::{BatchUpload, HELD_ROWS_READS, QUEUE};
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
@@ -100,6 +100,7 @@ async fn open(
         held_files: std::sync::Mutex::default(),
         held_rows: std::sync::Mutex::default(),
         reading_held_rows: AtomicBool::new(false),
+        held_rows_reads: AtomicU64::new(0),
         accept_vectors: AtomicBool::new(false),
         inflated: inflated.clone(),
         places: Arc::new(Semaphore::new(QUEUE)),
@@ -292,7 +293,10 @@ async fn held_rows(
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
     let (_, batches) = batches_of(&state, &id, &user.id).await?;
-    // One reading at a time per job: an account's ids are read whole.
+    // One reading at a time and a few per job: an account's ids are read whole.
+    if batches.held_rows_reads.fetch_add(1, Ordering::AcqRel) >= HELD_ROWS_READS {
+        return Err(AppError::RateLimited { retry_after: Duration::from_secs(60) });
+    }
     if batches.reading_held_rows.swap(true, Ordering::AcqRel) {
         return Err(AppError::Busy { what: "held rows", retry_after: Duration::from_secs(1) });
     }

@@ -44,6 +44,10 @@ pub use http::routes;
 /// Batches a job holds between acknowledging them and applying them.
 pub const QUEUE: usize = 2;
 
+/// Readings of an account's held rows per job: one when the upload starts and a few
+/// resumes; each reads every id of the account.
+pub const HELD_ROWS_READS: u64 = 4;
+
 impl BatchUpload {
     /// Notes that `handed` row ids of `table` were handed to the client as held.
     fn hand_out_rows(&self, table: &str, handed: u64) {
@@ -92,8 +96,10 @@ pub struct BatchUpload {
     /// A batch's `held` count is held to what is left, so a client cannot inflate the
     /// summary's skipped rows past the ids it was given.
     held_rows: std::sync::Mutex<HashMap<String, (u64, u64)>>,
-    /// Set while the held rows are being read for this job (one reading at a time).
+    /// Set while the held rows are being read for this job (one reading at a time), and
+    /// how many readings the job has had (at most [`HELD_ROWS_READS`]).
     reading_held_rows: AtomicBool,
+    held_rows_reads: AtomicU64,
     /// Set by a vectors check that said yes.
     accept_vectors: AtomicBool,
     /// Payload bytes taken so far, inflated (held to the decompressed cap per job).

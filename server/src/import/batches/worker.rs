@@ -140,7 +140,7 @@ impl Worker {
                 self.runtime.clone(),
             )?;
             let blocker = session.vector_restore_blocker(&self.job.archive.embedding_config)?;
-            let held_files = session.held_files(&self.claims)?;
+            let held_files = session.held_files(&self.claims, self.state.hosting().held_check_bytes)?;
             let mut columns = HashMap::new();
             for spec in TABLES {
                 if let Some(names) = session.columns_of(spec.name)? {
