@@ -103,7 +103,7 @@ async fn inspect_and_explore(server: &TestServer, scratch: &ScratchDir, download
     let size = std::fs::metadata(&big).unwrap().len();
     let account = server.account("bench-inspect", None).await;
     let browser = Browser::start(&downloads.path).await;
-    sign_in(&browser, &server, &account).await;
+    sign_in(&browser, server, &account).await;
     for run in 0..3 {
         browser
             .script("delete document.querySelector('[data-testid=\"inspect-report\"]').dataset.report; document.querySelector('[data-testid=\"import-file\"]').value = ''")
