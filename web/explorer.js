@@ -285,6 +285,11 @@ export function createExplorer(worker) {
     reset(canExplore) {
       close();
       state.index = null;
+      // The timings of the last archive's index and chat go with it.
+      for (const id of ["explorer", "explore-transcript"]) {
+        for (const key of Object.keys($(id).dataset)) if (key !== "testid") delete $(id).dataset[key];
+      }
+      $("explore-transcript").replaceChildren();
       $("explore-open").hidden = !canExplore;
       $("explore-results").replaceChildren();
       $("explore-search").value = "";
