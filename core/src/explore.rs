@@ -448,12 +448,13 @@ impl ExploreIndex {
 
     /// Fills in where each branch forked: the fork message's place in its parent chat.
     fn place_branch_points<R: Read + Seek>(&mut self, archive: &mut Archive<R>) -> Result<()> {
-        let wanted: HashMap<String, usize> = self
-            .chats
-            .iter()
-            .enumerate()
-            .filter_map(|(at, chat)| Some((chat.branch_at_message.clone()?, at)))
-            .collect();
+        // Several branches may fork at one message.
+        let mut wanted: HashMap<String, Vec<usize>> = HashMap::new();
+        for (at, chat) in self.chats.iter().enumerate() {
+            if let Some(message) = &chat.branch_at_message {
+                wanted.entry(message.clone()).or_default().push(at);
+            }
+        }
         if wanted.is_empty() {
             return Ok(());
         }
@@ -470,7 +471,7 @@ impl ExploreIndex {
         let mut found = Vec::new();
         read_lines(archive, "messages", &lines, |entry, number, line| {
             let row = object(entry, number, line)?;
-            if let Some(&at) = wanted.get(&text(&row, "id")) {
+            for &at in wanted.get(&text(&row, "id")).into_iter().flatten() {
                 found.push((at, integer(&row, "index_in_chat")));
             }
             Ok(true)

@@ -355,6 +355,8 @@ fn explorer_archive() -> Vec<u8> {
                 serde_json::json!({"id": chat, "character_id": mira, "name": "Harbour night", "metadata": "{}"}),
                 serde_json::json!({"id": branch, "character_id": mira, "name": "Harbour night — Branch at #2",
                     "metadata": serde_json::json!({"branched_from": chat, "branch_at_message": "m2"}).to_string()}),
+                serde_json::json!({"id": "chat-3", "character_id": null, "name": "Another telling",
+                    "metadata": serde_json::json!({"branched_from": chat, "branch_at_message": "m2"}).to_string()}),
             ])
             .as_bytes(),
         ),
@@ -421,6 +423,8 @@ tests! {
         let branch = index.chats.iter().find(|c| c.id == "chat-2").unwrap();
         assert_eq!(branch.branched_from.as_deref(), Some("chat-1"));
         assert_eq!(branch.branch_at_index, Some(2));
+        let second = index.chats.iter().find(|c| c.id == "chat-3").unwrap();
+        assert_eq!(second.branch_at_index, Some(2), "two branches at one message");
         let messages = index.chat_messages(&mut archive, "chat-1").unwrap();
         assert_eq!(messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m0", "m1", "m2", "m3", "m4", "m5"]);
         assert_eq!(messages[2].swipes, ["first take", "second take", "third take"]);
@@ -449,6 +453,6 @@ tests! {
         }).unwrap();
         assert_eq!((handed, first), (3, 3), "the limit stops the search");
         assert_eq!(index.search(&mut archive, "\"chat_id\"", 10, |_| true).unwrap(), 0, "keys of the row are not text");
-        assert!(index.stats.index_bytes > 0 && index.stats.rows == 15, "{:?}", index.stats);
+        assert!(index.stats.index_bytes > 0 && index.stats.rows == 16, "{:?}", index.stats);
     }
 }
