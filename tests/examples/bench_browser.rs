@@ -3,7 +3,8 @@
 //! archive and to open it in the archive explorer (index, a 2,000-message chat, a search,
 //! Wasm memory), and the batch import of a 100,000-character account against the raw upload of
 //! the same archive, with the bytes sent on the wire. Needs `trunk build --release` first
-//! (scripts/bench does it).
+//! (scripts/bench does it). `LVBAK_BENCH_ARCHIVE_GB=5` makes the archive 5 GB;
+//! `LVBAK_BENCH_BROWSER=batch` runs only the batch import.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[allow(dead_code)]
@@ -23,13 +24,17 @@ use serde_json::{json, Value};
 use support::{status_json, Account, ScratchDir, TestServer};
 use webdriver::Browser;
 
-/// 1 GiB in 100,000 entries: 99,996 images (with their `images` rows) and one chat of
-/// 2,000 messages, for inspection and the explorer.
+/// 1 GiB (or `LVBAK_BENCH_ARCHIVE_GB` gigabytes) in 100,000 entries: 99,996 images (with their
+/// `images` rows) and one chat of 2,000 messages, for inspection and the explorer.
 fn big_archive(path: &Path) {
     const ENTRIES: usize = 100_000;
     const MESSAGES: usize = 2000;
     let images = ENTRIES - 4;
-    let file_bytes = (1usize << 30) / ENTRIES;
+    let bytes = match std::env::var("LVBAK_BENCH_ARCHIVE_GB").ok().and_then(|v| v.parse::<usize>().ok()) {
+        Some(gigabytes) => gigabytes * 1_000_000_000,
+        None => 1 << 30,
+    };
+    let file_bytes = bytes / ENTRIES;
     let file = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
     let mut writer = ArchiveWriter::new(file, 1_795_313_867, 4 << 20);
     writer.write_manifest(&Manifest::new("0b7a3c1e-98f2-4d1b-9c55-7e1f2a3b4c5d", 1_795_313_867)).unwrap();
@@ -128,7 +133,7 @@ async fn inspect_and_explore(server: &TestServer, scratch: &ScratchDir, download
         )
         .await;
     println!(
-        "explorer index of the 1 GiB archive: {} rows in {:.0} ms, index {:.1} KiB, Wasm memory {:.1} MiB",
+        "explorer index of the archive: {} rows in {:.0} ms, index {:.1} KiB, Wasm memory {:.1} MiB",
         built["rows"].as_str().unwrap_or_default(),
         built["buildMs"].as_str().unwrap_or_default().parse::<f64>().unwrap_or(0.0),
         built["indexBytes"].as_str().unwrap_or_default().parse::<f64>().unwrap_or(0.0) / 1024.0,
