@@ -2,14 +2,13 @@
 //! (memory reserved before the body is read, frame checked, ledger consulted, queued),
 //! answer the vectors check, and commit.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::header::CONTENT_LENGTH;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -31,6 +30,7 @@ use super::{BatchUpload, HELD_ROWS_READS, QUEUE};
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
+use crate::export::pipe::pipe;
 use crate::export::plan::new_archive_id;
 use crate::import::http::recorded_status;
 use crate::import::jobs::{ArchiveFacts, Job, Status};
@@ -287,11 +287,13 @@ async fn held_files(
 
 /// `GET /api/v1/user-data/import/:jobId/held-rows`: per table, the hashes of the row ids the
 /// account has now (8 bytes little-endian each, base64), so the client leaves those rows out.
+/// The answer is written as the ids are read, through a bounded pipe: the server holds a
+/// few chunks of it, whatever the account's size.
 async fn held_rows(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Response> {
     let (_, batches) = batches_of(&state, &id, &user.id).await?;
     // One reading at a time and a few per job: an account's ids are read whole.
     if batches.held_rows_reads.fetch_add(1, Ordering::AcqRel) >= HELD_ROWS_READS {
@@ -300,25 +302,83 @@ async fn held_rows(
     if batches.reading_held_rows.swap(true, Ordering::AcqRel) {
         return Err(AppError::Busy { what: "held rows", retry_after: Duration::from_secs(1) });
     }
+    let (mut writer, failer, body) = pipe(tokio::runtime::Handle::current(), state.hosting().export_stall);
     let store = state.store();
     let user_id = user.id.clone();
-    let hashes = tokio::task::spawn_blocking(move || {
-        let scan = store.db.table_scan()?;
-        let mut hashes: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
-        scan.held_row_ids(&user_id, |table, id| {
-            hashes.entry(table).or_default().extend_from_slice(&held_id_hash(id).to_le_bytes());
-        })?;
-        Ok::<_, DbError>(hashes)
-    })
-    .await;
-    batches.reading_held_rows.store(false, Ordering::Release);
-    let hashes = hashes.map_err(AppError::internal)?.map_err(AppError::internal)?;
-    let mut tables = serde_json::Map::new();
-    for (table, bytes) in hashes {
-        batches.hand_out_rows(table, bytes.len() as u64 / 8);
-        tables.insert(table.to_string(), json!(BASE64.encode(bytes)));
+    tokio::task::spawn_blocking(move || {
+        let written = write_held_rows(&store, &user_id, &batches, &mut writer);
+        batches.reading_held_rows.store(false, Ordering::Release);
+        if let Err(error) = written {
+            tracing::warn!("held rows for {user_id}: {error}");
+            drop(writer);
+            failer.fail(error.to_string());
+        }
+    });
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Writes `{"tables": {"<table>": "<base64 of the hashes>", …}}` as the ids are read, and
+/// budgets each table's held rows once its ids are all handed out.
+fn write_held_rows(
+    store: &crate::storage::Store,
+    user_id: &str,
+    batches: &BatchUpload,
+    out: &mut impl std::io::Write,
+) -> Result<(), DbError> {
+    /// Raw hash bytes encoded at a time: a multiple of 3, so no padding comes mid-string.
+    const ENCODE_BYTES: usize = 3 * 8 * 1024;
+    struct Table {
+        name: &'static str,
+        raw: Vec<u8>,
+        count: u64,
     }
-    Ok(Json(json!({"tables": tables})))
+    let io = |error: std::io::Error| DbError::Invalid(error.to_string());
+    let mut current: Option<Table> = None;
+    let mut first = true;
+    let mut failed = None;
+    let end_table = |table: Table, out: &mut dyn std::io::Write| -> std::io::Result<()> {
+        out.write_all(BASE64.encode(&table.raw).as_bytes())?;
+        out.write_all(b"\"")?;
+        batches.hand_out_rows(table.name, table.count);
+        Ok(())
+    };
+    out.write_all(br#"{"tables":{"#).map_err(io)?;
+    let scan = store.db.table_scan()?;
+    scan.held_row_ids(user_id, |name, id| {
+        if failed.is_some() {
+            return;
+        }
+        let step = (|| -> std::io::Result<()> {
+            if current.as_ref().is_none_or(|table| table.name != name) {
+                if let Some(done) = current.take() {
+                    end_table(done, out)?;
+                }
+                out.write_all(format!("{}\"{name}\":\"", if first { "" } else { "," }).as_bytes())?;
+                first = false;
+                current = Some(Table { name, raw: Vec::with_capacity(ENCODE_BYTES), count: 0 });
+            }
+            if let Some(table) = current.as_mut() {
+                table.raw.extend_from_slice(&held_id_hash(id).to_le_bytes());
+                table.count += 1;
+                if table.raw.len() >= ENCODE_BYTES {
+                    out.write_all(BASE64.encode(&table.raw).as_bytes())?;
+                    table.raw.clear();
+                }
+            }
+            Ok(())
+        })();
+        if let Err(error) = step {
+            failed = Some(error);
+        }
+    })?;
+    if let Some(error) = failed {
+        return Err(io(error));
+    }
+    if let Some(done) = current.take() {
+        end_table(done, out).map_err(io)?;
+    }
+    out.write_all(b"}}").map_err(io)?;
+    out.flush().map_err(io)
 }
 
 #[derive(Deserialize)]
