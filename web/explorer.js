@@ -17,9 +17,28 @@ const SHOWN = 500;
 export function createExplorer(worker) {
   const state = { index: null, urls: new Map(), waiting: new Map(), searchSeq: 0, searchTimer: null };
 
-  // ---- pictures: asked of the Worker once each, shown through blob: URLs --------------
+  // ---- pictures: asked of the Worker once each, when they come into view (so a long
+  // gallery does not hold up opening a chat), shown through blob: URLs -----------------
+  const inView =
+    typeof IntersectionObserver === "function"
+      ? new IntersectionObserver(
+          (seen) => {
+            for (const entry of seen) {
+              if (!entry.isIntersecting) continue;
+              inView.unobserve(entry.target);
+              load(entry.target.dataset.picture, entry.target);
+            }
+          },
+          { rootMargin: "300px" },
+        )
+      : null;
   function picture(name, img) {
     if (!name) return;
+    if (!inView) return load(name, img);
+    img.dataset.picture = name;
+    inView.observe(img);
+  }
+  function load(name, img) {
     if (state.urls.has(name)) {
       img.src = state.urls.get(name);
       return;
@@ -37,6 +56,7 @@ export function createExplorer(worker) {
     state.waiting.delete(name);
   }
   function forgetPictures() {
+    if (inView) inView.disconnect();
     for (const url of state.urls.values()) URL.revokeObjectURL(url);
     state.urls.clear();
     state.waiting.clear();
