@@ -123,7 +123,11 @@ export function createExplorer(worker) {
       const figure = make("figure");
       const img = make("img", { alt: image.name, loading: "lazy", "data-testid": `explore-image-${image.id}` });
       picture(image.thumbnail, img);
-      figure.append(img, make("figcaption", {}, image.name));
+      const caption = make("figcaption");
+      const open = opener(image.name, () => openImage(image));
+      open.setAttribute("aria-label", `Show ${image.name} at full size`);
+      caption.append(open);
+      figure.append(img, caption);
       gallery.append(figure);
     }
     const shown = Math.min(index.images.length, SHOWN);
@@ -136,7 +140,8 @@ export function createExplorer(worker) {
       const item = make("li", { "data-testid": `explore-chat-${chat.id}`, "data-messages": String(chat.messages) });
       const body = make("div");
       body.append(opener(chat.name || "(untitled chat)", () => openChat(chat, byId)));
-      const facts = [chat.characterName, plural(chat.messages, "message", "messages")].filter(Boolean);
+      const who = chat.members.length ? `group: ${chat.members.join(", ")}` : chat.characterName;
+      const facts = [who, plural(chat.messages, "message", "messages")].filter(Boolean);
       if (chat.branchedFrom) facts.push(branchWords(chat, byId));
       body.append(make("p", { class: "muted" }, facts.join(" · ")));
       item.append(body);
@@ -221,6 +226,19 @@ export function createExplorer(worker) {
     box.append(previous, label, next);
     show(shown);
     return box;
+  }
+
+  function openImage(image) {
+    $("explore-detail").hidden = false;
+    Object.assign($("explore-detail").dataset, { chat: "", book: "" });
+    $("explore-detail-title").textContent = image.name;
+    $("explore-detail-note").textContent = image.width && image.height ? `${image.width} × ${image.height}` : "";
+    const full = make("img", { alt: image.name, class: "full", "data-testid": "explore-image-full" });
+    picture(image.original || image.thumbnail, full);
+    const item = make("li");
+    item.append(full);
+    $("explore-transcript").replaceChildren(item);
+    $("explore-detail").scrollIntoView({ block: "start" });
   }
 
   function openBook(book) {

@@ -121,6 +121,9 @@ pub struct ChatCard {
     pub branch_at_message: Option<String>,
     /// The forked-at message's place in the parent chat, when it is in the archive.
     pub branch_at_index: Option<i64>,
+    /// A group chat's members (Lumiverse keeps `group: true` and `character_ids` in the
+    /// chat's metadata), by name where the archive has the character; empty otherwise.
+    pub members: Vec<String>,
 }
 
 /// One message of an opened chat.
@@ -229,6 +232,17 @@ fn json_strings(row: &serde_json::Map<String, Value>, column: &str) -> Vec<Strin
         _ => Vec::new(),
     };
     array.into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+}
+
+/// The members of a group chat, from its metadata: names where known, else ids.
+fn group_members(metadata: &serde_json::Map<String, Value>, names: &HashMap<String, String>) -> Vec<String> {
+    let group = matches!(metadata.get("group"), Some(Value::Bool(true)))
+        || metadata.get("group").and_then(Value::as_i64) == Some(1);
+    if !group {
+        return Vec::new();
+    }
+    let ids = metadata.get("character_ids").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
+    ids.map(|id| names.get(id).cloned().unwrap_or_else(|| id.to_string())).collect()
 }
 
 /// The last path segment of a stored file path (`avatars/x.png` → `x.png`).
@@ -346,6 +360,7 @@ impl ExploreIndex {
                 branched_from: metadata.get("branched_from").and_then(Value::as_str).map(str::to_string),
                 branch_at_message: metadata.get("branch_at_message").and_then(Value::as_str).map(str::to_string),
                 branch_at_index: None,
+                members: group_members(&metadata, &names),
             }
         })?;
         progress("messages");

@@ -356,7 +356,8 @@ fn explorer_archive() -> Vec<u8> {
                 serde_json::json!({"id": branch, "character_id": mira, "name": "Harbour night — Branch at #2",
                     "metadata": serde_json::json!({"branched_from": chat, "branch_at_message": "m2"}).to_string()}),
                 serde_json::json!({"id": "chat-3", "character_id": null, "name": "Another telling",
-                    "metadata": serde_json::json!({"branched_from": chat, "branch_at_message": "m2"}).to_string()}),
+                    "metadata": serde_json::json!({"branched_from": chat, "branch_at_message": "m2", "group": true,
+                        "character_ids": [mira, ash, "c-gone"]}).to_string()}),
             ])
             .as_bytes(),
         ),
@@ -425,6 +426,8 @@ tests! {
         assert_eq!(branch.branch_at_index, Some(2));
         let second = index.chats.iter().find(|c| c.id == "chat-3").unwrap();
         assert_eq!(second.branch_at_index, Some(2), "two branches at one message");
+        assert_eq!(second.members, ["Mira", "Ash", "c-gone"], "a group chat's members, by name where known");
+        assert!(branch.members.is_empty());
         let messages = index.chat_messages(&mut archive, "chat-1").unwrap();
         assert_eq!(messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m0", "m1", "m2", "m3", "m4", "m5"]);
         assert_eq!(messages[2].swipes, ["first take", "second take", "third take"]);

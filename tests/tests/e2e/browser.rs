@@ -530,6 +530,11 @@ async fn the_archive_explorer_browses_the_local_file_without_a_request() {
         .wait_script("const w = [...document.querySelectorAll('[data-testid=\"explore-images\"] img')].map(i => i.complete && i.naturalWidth); return w.length && w.every(x => x > 0) ? w.length : null")
         .await;
     assert_eq!(gallery, 3, "every image of the gallery shows");
+    browser.script("document.querySelector('[data-testid=\"explore-images\"] figcaption button').click()").await;
+    let full = browser
+        .wait_script("const i = document.querySelector('[data-testid=\"explore-image-full\"]'); return i && i.complete && i.naturalWidth ? i.naturalWidth : null")
+        .await;
+    assert!(full.as_u64().unwrap() >= 48, "the original, not the thumbnail: {full}");
     browser.script("document.querySelector('[data-panel=\"explore-chats\"]').click()").await;
     let counts = messages_per_chat(&exported);
     assert_eq!(counts.len(), 3, "two chats and a branch: {counts:?}");
