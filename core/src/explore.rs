@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Seek};
 
+use memchr::memmem;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -579,8 +580,8 @@ impl ExploreIndex {
         Ok(entries)
     }
 
-    /// Searches character names, chat names and message text for `query` (case-insensitive
-    /// for ASCII letters), handing each hit to `hit` as it is found; stops after `limit`
+    /// Searches character names, chat names and message text for `query` (ignoring case),
+    /// handing each hit to `hit` as it is found; stops after `limit`
     /// hits or when `hit` answers false. Answers how many hits were handed over.
     pub fn search<R: Read + Seek>(
         &self,
@@ -589,11 +590,11 @@ impl ExploreIndex {
         limit: usize,
         mut hit: impl FnMut(SearchHit) -> bool,
     ) -> Result<usize> {
-        let needle = query.trim().to_ascii_lowercase();
+        let needle = query.trim().to_lowercase();
         if needle.is_empty() || limit == 0 {
             return Ok(0);
         }
-        let matches = |text: &str| text.to_ascii_lowercase().contains(&needle);
+        let matches = |text: &str| text.to_lowercase().contains(&needle);
         let mut handed = 0;
         let mut give = |found: SearchHit| {
             handed += 1;
@@ -611,27 +612,31 @@ impl ExploreIndex {
         }
         let Some(entry) = archive.table_entry("messages") else { return Ok(handed) };
         let chat_names: HashMap<&str, &str> = self.chats.iter().map(|c| (c.id.as_str(), c.name.as_str())).collect();
-        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        // A plain ASCII needle is looked for in the raw line first (ASCII letters folded),
+        // so only lines that may match are parsed; any other needle parses every line.
+        let prefilter =
+            (needle.is_ascii() && !needle.contains(['"', '\\'])).then(|| memmem::Finder::new(needle.as_bytes()));
         let mut lowered = Vec::new();
         let mut lines = archive.ndjson_lines(entry)?;
         let name = lines.entry().to_string();
         while let Some((number, line)) = lines.next_line()? {
-            // A cheap look at the raw line first; only lines that may match are parsed.
-            lowered.clear();
-            lowered.extend(line.iter().map(u8::to_ascii_lowercase));
-            if finder.find(&lowered).is_none() {
-                continue;
+            if let Some(finder) = &prefilter {
+                lowered.clear();
+                lowered.extend(line.iter().map(u8::to_ascii_lowercase));
+                if finder.find(&lowered).is_none() {
+                    continue;
+                }
             }
             let row = object(&name, number, line)?;
             let content = text(&row, "content");
-            let Some(at) = content.to_ascii_lowercase().find(&needle) else { continue };
+            let Some((start, end)) = find_folded(&content, &needle) else { continue };
             let chat_id = text(&row, "chat_id");
             let found = SearchHit::Message {
                 chat_name: chat_names.get(chat_id.as_str()).copied().unwrap_or_default().to_string(),
                 chat_id,
                 message_id: text(&row, "id"),
                 index: integer(&row, "index_in_chat").unwrap_or(0),
-                snippet: snippet(&content, at, needle.len()),
+                snippet: snippet(&content, start, end),
             };
             if !give(found) {
                 break;
@@ -659,10 +664,30 @@ impl ExploreIndex {
     }
 }
 
-/// The text around a hit at byte `at` of `content`, on character boundaries.
-fn snippet(content: &str, at: usize, len: usize) -> String {
+/// Where `needle` (already lower-cased) is in `text`, ignoring case (Unicode's lower
+/// case): the byte range in `text` itself, whose lower case may be longer or shorter.
+fn find_folded(text: &str, needle: &str) -> Option<(usize, usize)> {
+    let lowered = text.to_lowercase();
+    let found = lowered.find(needle)?;
+    // Walk the original and its lower case together to map the match back.
+    let (mut start, mut end, mut lowered_at) = (None, text.len(), 0);
+    for (at, character) in text.char_indices() {
+        if start.is_none() && lowered_at >= found {
+            start = Some(at);
+        }
+        if lowered_at >= found + needle.len() {
+            end = at;
+            break;
+        }
+        lowered_at += character.to_lowercase().map(char::len_utf8).sum::<usize>();
+    }
+    Some((start.unwrap_or(text.len()), end))
+}
+
+/// The text around a hit at bytes `at..end` of `content`, on character boundaries.
+fn snippet(content: &str, at: usize, end: usize) -> String {
     let before = content[..at].char_indices().rev().nth(SNIPPET / 2).map_or(0, |(i, _)| i);
-    let after = content[at + len..].char_indices().nth(SNIPPET / 2).map_or(content.len(), |(i, _)| at + len + i);
+    let after = content[end..].char_indices().nth(SNIPPET / 2).map_or(content.len(), |(i, _)| end + i);
     let mut text = content[before..after].replace('\n', " ");
     if before > 0 {
         text.insert(0, '…');
@@ -697,4 +722,20 @@ fn read_lines<R: Read + Seek>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::find_folded;
+
+    #[test]
+    fn a_folded_match_maps_back_to_the_original_bytes() {
+        assert_eq!(find_folded("Harbour CAFÉ", "café"), Some((8, 13)));
+        // 'İ' lower-cases to two characters (3 bytes for 2): the range is the original's.
+        let text = "xİy";
+        let (start, end) = find_folded(text, &"İY".to_lowercase()).unwrap();
+        assert_eq!(&text[start..end], "İy");
+        assert_eq!(find_folded("harbour", "fog"), None);
+    }
 }

@@ -327,7 +327,7 @@ fn explorer_archive() -> Vec<u8> {
         .map(|n| {
             let swipes = if n == 2 { serde_json::json!(["first take", "second take", "third take"]) } else { serde_json::json!([]) };
             serde_json::json!({"id": format!("m{n}"), "chat_id": chat, "index_in_chat": n, "is_user": n % 2, "name": "Mira",
-                "content": format!("line {n} of the Harbour watch"), "swipe_id": if n == 2 { 1 } else { 0 },
+                "content": format!("line {n} of the Harbour watch{}", if n == 4 { ", at the Café Élan" } else { "" }), "swipe_id": if n == 2 { 1 } else { 0 },
                 "swipes": swipes.to_string()})
         })
         .chain([serde_json::json!({"id": "b0", "chat_id": branch, "index_in_chat": 0, "is_user": 0, "name": "Mira",
@@ -456,6 +456,18 @@ tests! {
         }).unwrap();
         assert_eq!((handed, first), (3, 3), "the limit stops the search");
         assert_eq!(index.search(&mut archive, "\"chat_id\"", 10, |_| true).unwrap(), 0, "keys of the row are not text");
+        let mut accented = Vec::new();
+        index
+            .search(&mut archive, "CAFÉ élan", 10, |hit| {
+                accented.push(hit);
+                true
+            })
+            .unwrap();
+        let [lvbak_core::explore::SearchHit::Message { snippet, message_id, .. }] = accented.as_slice() else {
+            panic!("{accented:?}")
+        };
+        assert_eq!(message_id, "m4");
+        assert!(snippet.ends_with("Café Élan"), "{snippet}");
         assert!(index.stats.index_bytes > 0 && index.stats.rows == 16, "{:?}", index.stats);
     }
 }
