@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::archive::Archive;
 use crate::error::{FormatError, Result};
-use crate::ndjson::NdjsonLines;
+use crate::ndjson::{bad_json, parse_row, NdjsonLines};
 
 /// Characters of free text kept per card (descriptions, previews); the rest is read again
 /// from the archive when asked for.
@@ -251,15 +251,6 @@ fn base_name(path: &str) -> &str {
     path.rsplit(['/', '\\']).next().unwrap_or(path)
 }
 
-/// The object on one NDJSON line, or the line's `bad_json` error.
-fn object(entry: &str, number: u64, line: &[u8]) -> Result<serde_json::Map<String, Value>> {
-    serde_json::from_slice(line).map_err(|e| FormatError::BadJson {
-        entry: entry.to_string(),
-        line: number,
-        detail: e.to_string(),
-    })
-}
-
 /// Only the column a child row is grouped by.
 #[derive(Deserialize)]
 struct ParentKey<'a> {
@@ -392,7 +383,7 @@ impl ExploreIndex {
         let mut lines = archive.ndjson_lines(entry)?;
         let name = lines.entry().to_string();
         while let Some((number, line)) = lines.next_line()? {
-            each(object(&name, number, line)?);
+            each(parse_row(&name, number, line)?);
             self.stats.rows += 1;
         }
         Ok(())
@@ -444,11 +435,7 @@ impl ExploreIndex {
         let mut lines = archive.ndjson_lines(entry)?;
         let name = lines.entry().to_string();
         while let Some((number, line)) = lines.next_line()? {
-            let key: ParentKey = serde_json::from_slice(line).map_err(|e| FormatError::BadJson {
-                entry: name.clone(),
-                line: number,
-                detail: e.to_string(),
-            })?;
+            let key: ParentKey = serde_json::from_slice(line).map_err(|e| bad_json(&name, number, e.to_string()))?;
             self.stats.rows += 1;
             if let Some(id) = parent(key) {
                 match groups.get_mut(id.as_ref()) {
@@ -486,7 +473,7 @@ impl ExploreIndex {
         lines.dedup();
         let mut found = Vec::new();
         read_lines(archive, "messages", &lines, |entry, number, line| {
-            let row = object(entry, number, line)?;
+            let row = parse_row(entry, number, line)?;
             for &at in wanted.get(&text(&row, "id")).into_iter().flatten() {
                 found.push((at, integer(&row, "index_in_chat")));
             }
@@ -536,7 +523,7 @@ impl ExploreIndex {
         let Some(lines) = self.chat_lines.get(chat_id) else { return Ok(Vec::new()) };
         let mut messages = Vec::with_capacity(lines.len());
         read_lines(archive, "messages", lines, |entry, number, line| {
-            let row = object(entry, number, line)?;
+            let row = parse_row(entry, number, line)?;
             let content = text(&row, "content");
             let mut swipes = json_strings(&row, "swipes");
             if swipes.is_empty() {
@@ -567,7 +554,7 @@ impl ExploreIndex {
         let Some(lines) = self.book_lines.get(book_id) else { return Ok(Vec::new()) };
         let mut entries = Vec::with_capacity(lines.len());
         read_lines(archive, "world_book_entries", lines, |entry, number, line| {
-            let row = object(entry, number, line)?;
+            let row = parse_row(entry, number, line)?;
             entries.push(WorldBookEntryView {
                 id: text(&row, "id"),
                 keys: json_strings(&row, "key"),
@@ -627,7 +614,7 @@ impl ExploreIndex {
                     continue;
                 }
             }
-            let row = object(&name, number, line)?;
+            let row = parse_row(&name, number, line)?;
             let content = text(&row, "content");
             let Some((start, end)) = find_folded(&content, &needle) else { continue };
             let chat_id = text(&row, "chat_id");

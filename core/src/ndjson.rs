@@ -94,7 +94,7 @@ pub fn ensure_line_fits(entry: &str, line_number: u64, line_len: usize, cap: u64
     Ok(())
 }
 
-fn bad_json(entry: &str, line: u64, detail: impl Into<String>) -> FormatError {
+pub(crate) fn bad_json(entry: &str, line: u64, detail: impl Into<String>) -> FormatError {
     FormatError::BadJson { entry: entry.to_string(), line, detail: detail.into() }
 }
 
