@@ -183,7 +183,7 @@ impl Job {
             let (next, public_key, held_files) = batches.resume_facts();
             report["nextBatch"] = json!(next);
             // The names themselves: GET .../held-files (a status is polled often).
-            report["heldFiles"] = json!(held_files.len());
+            report["heldFiles"] = json!(held_files);
             report["hpkePublicKey"] = json!(public_key);
         }
         report

@@ -281,8 +281,7 @@ async fn held_files(
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
     let (_, batches) = batches_of(&state, &id, &user.id).await?;
-    let (_, _, held) = batches.resume_facts();
-    Ok(Json(json!({"heldFiles": held})))
+    Ok(Json(json!({"heldFiles": batches.held_files()})))
 }
 
 /// `GET /api/v1/user-data/import/:jobId/held-rows`: per table, the hashes of the row ids the
@@ -327,55 +326,43 @@ fn write_held_rows(
 ) -> Result<(), DbError> {
     /// Raw hash bytes encoded at a time: a multiple of 3, so no padding comes mid-string.
     const ENCODE_BYTES: usize = 3 * 8 * 1024;
+    /// The table being written: its name, hashes not yet encoded, and ids so far.
     struct Table {
         name: &'static str,
         raw: Vec<u8>,
         count: u64,
     }
     let io = |error: std::io::Error| DbError::Invalid(error.to_string());
-    let mut current: Option<Table> = None;
-    let mut first = true;
-    let mut failed = None;
-    let end_table = |table: Table, out: &mut dyn std::io::Write| -> std::io::Result<()> {
-        out.write_all(BASE64.encode(&table.raw).as_bytes())?;
-        out.write_all(b"\"")?;
+    let end_table = |table: Table, out: &mut dyn std::io::Write| -> Result<(), DbError> {
+        out.write_all(BASE64.encode(&table.raw).as_bytes()).map_err(io)?;
+        out.write_all(b"\"").map_err(io)?;
         batches.hand_out_rows(table.name, table.count);
         Ok(())
     };
     out.write_all(br#"{"tables":{"#).map_err(io)?;
-    let scan = store.db.table_scan()?;
-    scan.held_row_ids(user_id, |name, id| {
-        if failed.is_some() {
-            return;
-        }
-        let step = (|| -> std::io::Result<()> {
-            if current.as_ref().is_none_or(|table| table.name != name) {
-                if let Some(done) = current.take() {
-                    end_table(done, out)?;
+    let mut current: Option<Table> = None;
+    store.db.table_scan()?.held_row_ids(user_id, |name, id| {
+        let table = match current.take() {
+            Some(table) if table.name == name => current.insert(table),
+            ended => {
+                let comma = if ended.is_some() { "," } else { "" };
+                if let Some(ended) = ended {
+                    end_table(ended, out)?;
                 }
-                out.write_all(format!("{}\"{name}\":\"", if first { "" } else { "," }).as_bytes())?;
-                first = false;
-                current = Some(Table { name, raw: Vec::with_capacity(ENCODE_BYTES), count: 0 });
+                out.write_all(format!("{comma}\"{name}\":\"").as_bytes()).map_err(io)?;
+                current.insert(Table { name, raw: Vec::with_capacity(ENCODE_BYTES), count: 0 })
             }
-            if let Some(table) = current.as_mut() {
-                table.raw.extend_from_slice(&held_id_hash(id).to_le_bytes());
-                table.count += 1;
-                if table.raw.len() >= ENCODE_BYTES {
-                    out.write_all(BASE64.encode(&table.raw).as_bytes())?;
-                    table.raw.clear();
-                }
-            }
-            Ok(())
-        })();
-        if let Err(error) = step {
-            failed = Some(error);
+        };
+        table.raw.extend_from_slice(&held_id_hash(id).to_le_bytes());
+        table.count += 1;
+        if table.raw.len() >= ENCODE_BYTES {
+            out.write_all(BASE64.encode(&table.raw).as_bytes()).map_err(io)?;
+            table.raw.clear();
         }
+        Ok::<(), DbError>(())
     })?;
-    if let Some(error) = failed {
-        return Err(io(error));
-    }
-    if let Some(done) = current.take() {
-        end_table(done, out).map_err(io)?;
+    if let Some(ended) = current {
+        end_table(ended, out)?;
     }
     out.write_all(b"}}").map_err(io)?;
     out.flush().map_err(io)

@@ -72,12 +72,17 @@ impl BatchUpload {
         }
     }
 
-    /// What a client resuming the upload needs: the next batch, the key to seal to, and
-    /// the files the server said it holds (the upload leaves them out, so its batch
-    /// numbers depend on them).
-    pub fn resume_facts(&self) -> (u64, &str, Vec<String>) {
-        let held = self.held_files.lock().map(|held| held.clone()).unwrap_or_default();
+    /// What a client resuming the upload needs: the next batch, the key to seal to, and how
+    /// many files the server said it holds (their names: [`Self::held_files`]).
+    pub fn resume_facts(&self) -> (u64, &str, usize) {
+        let held = self.held_files.lock().map(|held| held.len()).unwrap_or_default();
         (self.next_batch.load(std::sync::atomic::Ordering::Relaxed), &self.public_key, held)
+    }
+
+    /// The files the server said it holds (the upload leaves them out, so its batch
+    /// numbers depend on them).
+    fn held_files(&self) -> Vec<String> {
+        self.held_files.lock().map(|held| held.clone()).unwrap_or_default()
     }
 }
 

@@ -91,27 +91,38 @@ impl TableScan {
     /// Calls `each(table, id)` with the id of every row of a user that an import into the
     /// account would skip: the user's rows of every registry table keyed by `id` (settings
     /// are merged, never skipped), and the archive ids of rows an earlier import copied
-    /// under new ids while the copy is still there.
-    pub fn held_row_ids(&self, user_id: &str, mut each: impl FnMut(&'static str, &str)) -> DbResult<()> {
-        let mut copies: HashMap<(String, String), Vec<String>> = HashMap::new();
-        let mut statement =
-            self.connection.prepare("SELECT table_name, new_id, original_id FROM lvbak_id_map WHERE user_id = ?1")?;
-        let mut rows = statement.query([user_id])?;
-        while let Some(row) = rows.next()? {
-            copies.entry((row.get(0)?, row.get(1)?)).or_default().push(row.get(2)?);
+    /// under new ids while the copy is still there. An error from `each` stops the reading.
+    pub fn held_row_ids<E: From<DbError>>(
+        &self,
+        user_id: &str,
+        mut each: impl FnMut(&'static str, &str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        // Table → the copy's id here → the archive ids it was made from.
+        let mut copies: HashMap<String, HashMap<String, Vec<String>>> = HashMap::new();
+        let mut statement = self
+            .connection
+            .prepare("SELECT table_name, new_id, original_id FROM lvbak_id_map WHERE user_id = ?1")
+            .map_err(DbError::from)?;
+        let mut rows = statement.query([user_id]).map_err(DbError::from)?;
+        while let Some(row) = rows.next().map_err(DbError::from)? {
+            let (table, new_id, original): (String, String, String) = (
+                row.get(0).map_err(DbError::from)?,
+                row.get(1).map_err(DbError::from)?,
+                row.get(2).map_err(DbError::from)?,
+            );
+            copies.entry(table).or_default().entry(new_id).or_default().push(original);
         }
         for spec in TABLES.iter().filter(|spec| spec.primary_key == ["id"]) {
+            let copied = copies.get(spec.name);
             let sql = owned_rows_sql(spec)?.replacen("SELECT *", "SELECT id", 1);
-            let mut statement = self.connection.prepare(&sql)?;
-            let mut rows = statement.query([user_id])?;
-            while let Some(row) = rows.next()? {
+            let mut statement = self.connection.prepare(&sql).map_err(DbError::from)?;
+            let mut rows = statement.query([user_id]).map_err(DbError::from)?;
+            while let Some(row) = rows.next().map_err(DbError::from)? {
                 let Ok(ValueRef::Text(id)) = row.get_ref(0) else { continue };
                 let Ok(id) = std::str::from_utf8(id) else { continue };
-                each(spec.name, id);
-                if !copies.is_empty() {
-                    for original in copies.get(&(spec.name.to_string(), id.to_string())).into_iter().flatten() {
-                        each(spec.name, original);
-                    }
+                each(spec.name, id)?;
+                for original in copied.and_then(|copied| copied.get(id)).into_iter().flatten() {
+                    each(spec.name, original)?;
                 }
             }
         }
