@@ -67,22 +67,30 @@ fn bench_archive(label: &str, characters: usize) -> (std::path::PathBuf, std::pa
     (source, archive)
 }
 
-fn rows_benchmark(characters: usize) {
+fn rows_benchmark(characters: usize, runs: usize) {
     let (source, archive) = bench_archive(&format!("import-source-{characters}"), characters);
-    let (dir, server, token) = fresh_target(&format!("import-{characters}"));
-    let (seconds, uploaded, status) = upload_and_wait(&server, &token, &archive);
-    let peak = server.peak_memory_mib();
-    let imported: u64 = status
-        .split("\"imported\":")
-        .skip(1)
-        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<u64>().ok()))
-        .sum();
-    println!(
-        "import {characters} characters: {imported} rows in {seconds:.2} s (upload {uploaded:.2} s) = {:.0} rows/s; server peak RSS {peak:.1} MiB",
-        imported as f64 / seconds
-    );
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    for _ in 0..runs {
+        let (dir, server, token) = fresh_target(&format!("import-{characters}"));
+        // Start from a synced disk, not beside the seeding's (or the last run's) writeback.
+        assert!(std::process::Command::new("sync").status().unwrap().success());
+        let written_before = server.written_mb();
+        let (seconds, uploaded, status) = upload_and_wait(&server, &token, &archive);
+        let peak = server.peak_memory_mib();
+        let written = server.written_mb() - written_before;
+        let archive_mb = std::fs::metadata(&archive).unwrap().len() as f64 / 1e6;
+        let imported: u64 = status
+            .split("\"imported\":")
+            .skip(1)
+            .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<u64>().ok()))
+            .sum();
+        println!(
+            "import {characters} characters: {imported} rows in {seconds:.2} s (upload {uploaded:.2} s) = {:.0} rows/s; server peak RSS {peak:.1} MiB; \
+             written {written:.0} MB (archive {archive_mb:.1} MB)",
+            imported as f64 / seconds
+        );
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     let _ = std::fs::remove_dir_all(&source);
 }
 
@@ -251,9 +259,11 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let named = args.iter().filter(|a| !a.starts_with("--") && a.parse::<usize>().is_err()).count();
     let want = |name: &str| named == 0 || args.iter().any(|a| a == name);
+    let runs =
+        args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|n| n.parse().ok()).unwrap_or(1);
     if want("rows") {
-        rows_benchmark(100_000);
-        rows_benchmark(500_000);
+        rows_benchmark(100_000, runs);
+        rows_benchmark(500_000, runs);
     }
     if want("tenancy") {
         let others = args

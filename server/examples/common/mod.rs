@@ -36,15 +36,24 @@ impl Server {
 
     /// A server with extra environment (`LVBAK_HOSTING`, `LVBAK_QUOTA`...). With
     /// `LVBAK_HEAPTRACK=<file>` in the driver's environment the server runs under heaptrack
-    /// (a profile of its allocations; the memory figures then describe heaptrack's script).
+    /// (a profile of its allocations; the memory figures then describe heaptrack's script);
+    /// with `LVBAK_PERF=<file>`, under `perf record` (CPU samples of every thread, for
+    /// `perf report -i <file>`; the last server started writes the file).
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
-        let mut command = match std::env::var("LVBAK_HEAPTRACK") {
-            Ok(out) => {
+        let mut command = match (std::env::var("LVBAK_HEAPTRACK"), std::env::var("LVBAK_PERF")) {
+            (Ok(out), _) => {
                 let mut command = Command::new("heaptrack");
                 command.args(["-o", &out]).arg(lvbak_binary());
                 command
             }
-            Err(_) => Command::new(lvbak_binary()),
+            (_, Ok(out)) => {
+                let mut command = Command::new("perf");
+                command
+                    .args(["record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-o", &out, "--"])
+                    .arg(lvbak_binary());
+                command
+            }
+            _ => Command::new(lvbak_binary()),
         };
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -85,6 +94,14 @@ impl Server {
     /// Peak resident memory since the last reset, in MiB.
     pub fn peak_memory_mib(&self) -> f64 {
         self.status_field("VmHWM") / 1024.0
+    }
+
+    /// Bytes the server has handed to `write` calls so far (`wchar` of `/proc/<pid>/io`:
+    /// its WAL, database, journal and file writes, before the page cache), in MB.
+    pub fn written_mb(&self) -> f64 {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap_or_default();
+        io.lines().find_map(|line| line.strip_prefix("wchar: ")).and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0)
+            / 1e6
     }
 
     /// Resident memory now, in MiB.
@@ -187,6 +204,12 @@ pub fn request(address: &str, method: &str, path: &str, headers: &[(&str, &str)]
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::env::var_os("LVBAK_PERF").is_some() {
+            // perf writes its file on SIGINT, and ends the server with it.
+            let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+            let _ = self.child.wait();
+            return;
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -338,7 +338,7 @@ fn a_full_disk_fails_the_import_cleanly_and_others_are_still_served() {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
         .arg(&data)
         .status()
         .unwrap();
@@ -358,7 +358,7 @@ fn a_full_disk_fails_the_import_cleanly_and_others_are_still_served() {
     let (victim, other) = (instance.account("big"), instance.account("other"));
     let user = instance.user_id(&victim);
     let asset = json!({"id": uuid(0xd01), "user_id": "x", "bundle_id": "b", "slug": "s", "storage_type": "file", "file_name": "big.bin"});
-    let big: Vec<u8> = (0..40usize << 20).map(|i| (i as u8) ^ (i >> 11) as u8).collect();
+    let big: Vec<u8> = (0..96usize << 20).map(|i| (i as u8) ^ (i >> 11) as u8).collect();
     let bytes = archive(
         json!({}),
         vec![

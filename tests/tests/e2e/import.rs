@@ -597,3 +597,75 @@ async fn an_archive_cannot_plant_files_in_shared_folders() {
     let own = server.store.data_dir.join("theme-assets").join(&attacker.user.id).join("bundle/own.css");
     assert_eq!(std::fs::read(own).unwrap(), b"body{}");
 }
+
+/// Nullable references (FORMAT §4's scrub list) of imported rows end pointing at the
+/// importer's own rows or at nothing: a reference to a row the archive brings is kept
+/// whether that row comes before or after, one to a row nobody has or to another user's
+/// row is cleared; the other user's rows are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_to_missing_or_foreign_rows_are_cleared_and_the_rest_kept() {
+    let server = TestServer::start("import-scrub").await;
+    let other = server.account("other", Some(small_seed())).await;
+    let importer = server.account("importer", None).await;
+    let first = |table: &str| owned_rows(&server.store, table, &other.user.id)[0].clone();
+    let (foreign_image, foreign_book) = (first("images"), first("world_books"));
+    let other_before = owned_rows(&server.store, "characters", &other.user.id);
+    let id = |n: u32| format!("5c0b0000-0000-4000-8000-{n:012}");
+    let line = |value: Value| format!("{value}\n");
+    let archive = archive_with_tables(&[
+        ("images", line(json!({"id": id(1), "filename": "own.png"}))),
+        ("world_books", line(json!({"id": id(2), "name": "Own book"}))),
+        (
+            "characters",
+            [
+                json!({"id": id(10), "name": "Own image", "image_id": id(1)}),
+                json!({"id": id(11), "name": "Missing image", "image_id": id(999)}),
+                json!({"id": id(12), "name": "Foreign image", "image_id": foreign_image["id"]}),
+                json!({"id": id(13), "name": "No image"}),
+            ]
+            .map(line)
+            .concat(),
+        ),
+        (
+            "personas",
+            [
+                json!({"id": id(20), "name": "Own book", "attached_world_book_id": id(2)}),
+                json!({"id": id(21), "name": "Foreign book", "attached_world_book_id": foreign_book["id"]}),
+            ]
+            .map(line)
+            .concat(),
+        ),
+        ("chats", line(json!({"id": id(30), "character_id": id(10), "name": "Chat"}))),
+        (
+            "messages",
+            [
+                json!({"id": id(40), "chat_id": id(30), "index_in_chat": 0, "content": "a"}),
+                json!({"id": id(41), "chat_id": id(30), "index_in_chat": 1, "content": "b", "parent_message_id": id(40)}),
+                json!({"id": id(42), "chat_id": id(30), "index_in_chat": 2, "content": "c", "parent_message_id": id(998)}),
+            ]
+            .map(line)
+            .concat(),
+        ),
+    ]);
+    let status = import(&server, &importer, &archive, None).await;
+    assert_eq!(status["status"], "complete", "{status}");
+    let column = |table: &str, row: u32, name: &str| -> Value {
+        owned_rows(&server.store, table, &importer.user.id)
+            .into_iter()
+            .find(|r| r["id"] == json!(id(row)))
+            .unwrap_or_else(|| panic!("{table} {row} missing: {status}"))[name]
+            .clone()
+    };
+    assert_eq!(column("characters", 10, "image_id"), json!(id(1)));
+    assert_eq!(column("characters", 11, "image_id"), Value::Null);
+    assert_eq!(column("characters", 12, "image_id"), Value::Null);
+    assert_eq!(column("characters", 13, "image_id"), Value::Null);
+    assert_eq!(column("personas", 20, "attached_world_book_id"), json!(id(2)));
+    assert_eq!(column("personas", 21, "attached_world_book_id"), Value::Null);
+    assert_eq!(column("messages", 41, "parent_message_id"), json!(id(40)));
+    assert_eq!(column("messages", 42, "parent_message_id"), Value::Null);
+    // Foreign targets of tables applied earlier are cleared as rows arrive; the two
+    // missing targets at the end.
+    assert_eq!(status["scrubbedReferences"], 2, "{status}");
+    assert_eq!(owned_rows(&server.store, "characters", &other.user.id), other_before);
+}

@@ -123,6 +123,7 @@ struct LiveColumn {
 /// What the checks of one table need, by column index (worked out once per table).
 #[derive(Clone, Debug)]
 struct TablePlan {
+    table: &'static str,
     columns: Vec<LiveColumn>,
     names: Vec<String>,
     /// `user_id` / `installed_by_user_id`: forced to the importer.
@@ -130,12 +131,24 @@ struct TablePlan {
     forced_zero: Vec<usize>,
     filter: Option<(usize, &'static str)>,
     parent: Option<(usize, &'static str)>,
-    /// Column, target table, rule, and whether the target is applied later than this table
-    /// (or is this table): such a reference is settled after every table is in.
-    references: Vec<(usize, &'static str, ReferenceRule, bool)>,
+    references: Vec<PlannedReference>,
     id: Option<usize>,
     /// The column numbering the user's rows (`TableSpec::numbered`).
     numbered: Option<usize>,
+}
+
+/// A reference column of a table, as its rows are checked.
+#[derive(Clone, Copy, Debug)]
+struct PlannedReference {
+    /// The column's place among the live columns, and its name.
+    index: usize,
+    column: &'static str,
+    /// The table it points into.
+    target: &'static str,
+    rule: ReferenceRule,
+    /// Whether the target is applied later than this table (or is this table): such a
+    /// reference is settled after every table is in.
+    forward: bool,
 }
 
 /// One row, its values aligned with the live columns of its table (`None`: absent).
@@ -154,12 +167,65 @@ pub struct RowApplier {
     turn: Option<WriteTurn>,
     gate: Arc<WriteGate>,
     rows_in_transaction: usize,
+    /// What the rows of the open transaction count for against the quota.
+    bytes_in_transaction: u64,
     /// The largest rowid of every registry table when the import began: rowids only grow
     /// and imports never choose them, so the importer's rows above are the ones it added.
     rowids_before: HashMap<&'static str, i64>,
     usage: Usage,
     /// The importer's rows copied under new ids (see `remap`).
     remaps: remap::Remaps,
+    /// Frees applied rows on another thread.
+    disposer: Disposer,
+    /// Scrub-list columns (table, column) to which an applied row gave a value whose target
+    /// was not yet the importer's: [`Self::scrub_references`] reads those only.
+    unsettled: HashSet<(&'static str, &'static str)>,
+}
+
+/// Frees applied rows on a thread of its own: a batch's rows are thousands of small
+/// allocations, and freeing them took 5% of the applier's time, which is an import's
+/// critical path. At most two batches wait; past that the applier frees them itself.
+struct Disposer {
+    sender: Option<std::sync::mpsc::SyncSender<Vec<AlignedRow>>>,
+}
+
+impl Disposer {
+    fn new() -> Self {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<AlignedRow>>(2);
+        let spawned =
+            std::thread::Builder::new().name("rows-disposer".into()).spawn(move || receiver.into_iter().for_each(drop));
+        Self { sender: spawned.ok().map(|_| sender) }
+    }
+
+    fn dispose(&self, rows: Vec<AlignedRow>) {
+        if let Some(sender) = &self.sender {
+            // A full queue hands the rows back, to be freed here.
+            let _ = sender.try_send(rows);
+        }
+    }
+}
+
+/// The last segment of a character's or persona's `avatar_path` ('\\' taken as '/'), as SQL:
+/// the expression of migration 0007's indexes, character for character.
+const AVATAR_NAME: &str = "replace(replace(avatar_path, '\\', '/'), rtrim(replace(avatar_path, '\\', '/'), \
+    replace(replace(avatar_path, '\\', '/'), '/', '')), '')";
+
+/// "Does a row of user ?2 in `table` (characters or personas) have the avatar file ?1?",
+/// answered by the index of the paths' last segments (migration 0007) for a name that is
+/// one segment, as every archive's is.
+fn avatar_named_sql(table: &str, name: &str) -> String {
+    if name.contains(['/', '\\']) {
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE user_id = ?2 AND (avatar_path = ?1 OR \
+             (substr(avatar_path, -length(?1)) = ?1 AND substr(avatar_path, -length(?1) - 1, 1) IN ('/', '\\'))))",
+            quoted(table)
+        )
+    } else {
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE user_id = ?2 AND avatar_path IS NOT NULL AND {AVATAR_NAME} = ?1)",
+            quoted(table)
+        )
+    }
 }
 
 /// Owners remembered at most; past this the cache starts over.
@@ -326,9 +392,12 @@ impl Database {
             turn: None,
             gate: Arc::clone(&self.gate),
             rows_in_transaction: 0,
+            bytes_in_transaction: 0,
             rowids_before,
             usage: Usage::new(quota, before),
             remaps,
+            disposer: Disposer::new(),
+            unsettled: HashSet::new(),
         })
     }
 }
@@ -349,6 +418,7 @@ impl RowApplier {
             .collect::<Result<Vec<_>, _>>()?;
         let position = |name: &str| columns.iter().position(|column| column.name == name);
         let plan = TablePlan {
+            table: spec.name,
             names: columns.iter().map(|column| column.name.clone()).collect(),
             owner_columns: OWNER_COLUMNS.iter().filter_map(|name| position(name)).collect(),
             forced_zero: spec.forced_zero.iter().filter_map(|name| position(name)).collect(),
@@ -363,7 +433,13 @@ impl RowApplier {
                 .filter_map(|r| {
                     let order = |name: &str| TABLES.iter().position(|t| t.name == name);
                     let forward = order(r.table) >= order(spec.name);
-                    position(r.column).map(|index| (index, r.table, r.rule, forward))
+                    position(r.column).map(|index| PlannedReference {
+                        index,
+                        column: r.column,
+                        target: r.table,
+                        rule: r.rule,
+                        forward,
+                    })
                 })
                 .collect(),
             id: position("id"),
@@ -433,6 +509,7 @@ impl RowApplier {
         }
         if self.open_since.take().is_some() {
             self.rows_in_transaction = 0;
+            self.bytes_in_transaction = 0;
             let committed = self.connection.execute_batch("COMMIT");
             self.turn = None;
             committed?;
@@ -484,6 +561,7 @@ impl RowApplier {
             rolled_back?;
         }
         self.rows_in_transaction = 0;
+        self.bytes_in_transaction = 0;
         let deletes: Vec<(String, i64)> = TABLES
             .iter()
             .rev()
@@ -512,8 +590,16 @@ impl RowApplier {
 
     /// Applies a batch of rows of one registry table (aligned with [`Self::columns_of`]):
     /// every row is checked first, then the accepted ones are inserted with one prepared
-    /// statement per set of columns. A batch is all or nothing (a savepoint); batches share
-    /// a transaction that commits every half second or so.
+    /// statement per set of columns. Batches share a transaction that commits every half
+    /// second or so.
+    ///
+    /// An error ends the import. A batch that might not fit the quota runs in a savepoint, so
+    /// an over-quota batch leaves nothing and the rows before it stay (the import is then
+    /// rolled back as a whole: see `ImportSession`). Any other batch runs without one: a
+    /// savepoint copies every page a batch changes that existed before it (a statement
+    /// journal) — for rows keyed by random ids that is most of the id index, again for every
+    /// batch, several times the rows' own bytes — and on a database error the open
+    /// transaction is rolled back whole, as a crash at that moment would leave it.
     pub fn apply(&mut self, spec: &'static TableSpec, rows: Vec<AlignedRow>) -> DbResult<TableCounts> {
         let plan = self.plan(spec)?;
         let mut counts = TableCounts::default();
@@ -523,8 +609,8 @@ impl RowApplier {
             self.turn = Some(turn);
             self.open_since = Some(std::time::Instant::now());
         }
-        self.connection.execute_batch("SAVEPOINT lvbak_batch")?;
         let batch_rows = rows.len();
+        let mut guarded = false;
         let result = (|| -> DbResult<()> {
             if spec.name == "settings" {
                 for row in rows {
@@ -539,6 +625,12 @@ impl RowApplier {
                     None => counts.rejected += 1,
                 }
             }
+            // The most these rows can count for: each as it is, or as a copy under a new id.
+            let most = accepted.iter().map(|row| stored_bytes(row) + remap::NEW_ID_BYTES).sum::<u64>();
+            if self.usage.check(most).is_err() {
+                self.connection.execute_batch("SAVEPOINT lvbak_batch")?;
+                guarded = true;
+            }
             if let Some(index) = plan.numbered {
                 self.number_rows(spec, &plan, index, &mut accepted)?;
             }
@@ -552,15 +644,23 @@ impl RowApplier {
             counts.remapped += remapped;
             counts.skipped += accepted.len() as u64 - inserted;
             counts.bytes += bytes;
+            self.disposer.dispose(accepted);
             Ok(())
         })();
         if let Err(error) = result {
-            let _ = self.connection.execute_batch("ROLLBACK TO lvbak_batch; RELEASE lvbak_batch");
-            let _ = self.commit();
+            if guarded {
+                let _ = self.connection.execute_batch("ROLLBACK TO lvbak_batch; RELEASE lvbak_batch");
+                let _ = self.commit();
+            } else {
+                self.abandon_transaction();
+            }
             return Err(error);
         }
-        self.connection.execute_batch("RELEASE lvbak_batch")?;
+        if guarded {
+            self.connection.execute_batch("RELEASE lvbak_batch")?;
+        }
         self.rows_in_transaction += batch_rows;
+        self.bytes_in_transaction += counts.bytes;
         // A short write (a sign-in) waiting goes next, after this batch.
         if self.rows_in_transaction >= COMMIT_AFTER_ROWS
             || self.open_since.is_some_and(|at| at.elapsed() >= COMMIT_AFTER)
@@ -570,6 +670,20 @@ impl RowApplier {
             crate::faults::committed_rows_of(spec.name);
         }
         Ok(counts)
+    }
+
+    /// Rolls back the open transaction after a database error: the rows it held are gone,
+    /// and so is what they counted for (the import ends with the error).
+    fn abandon_transaction(&mut self) {
+        if self.open_since.take().is_some() {
+            let _ = self.connection.execute_batch("ROLLBACK");
+            self.turn = None;
+        }
+        self.usage.added = self.usage.added.saturating_sub(self.bytes_in_transaction);
+        self.rows_in_transaction = 0;
+        self.bytes_in_transaction = 0;
+        // Answers read inside the transaction may name rows that are no longer there.
+        self.owners = HashMap::new();
     }
 
     /// Cleans a row for its table, or refuses it (`None`).
@@ -598,7 +712,7 @@ impl RowApplier {
         }
         // Parents and references the importer's copies stand in for (see `remap`).
         if self.remaps.any {
-            let references = plan.references.iter().map(|&(index, table, _, _)| (index, table));
+            let references = plan.references.iter().map(|r| (r.index, r.target));
             for (index, table) in plan.parent.iter().copied().chain(references) {
                 if let Some(original) = text(&row, index) {
                     if let Some(new_id) = self.remapped(Some(table), &original)? {
@@ -613,7 +727,7 @@ impl RowApplier {
                 return Ok(None);
             }
         }
-        for &(index, table, rule, forward) in &plan.references {
+        for &PlannedReference { index, column, target: table, rule, forward } in &plan.references {
             let target = text(&row, index);
             let Some(target_spec) = table_spec(table) else { continue };
             let owner = match &target {
@@ -627,6 +741,9 @@ impl RowApplier {
                 // A target applied later may yet become the importer's copy: settled (and
                 // scrubbed if still someone else's) once every table is in.
                 (ReferenceRule::ScrubWhenMissing, Owner::Someone) if !forward => row[index] = Some(Value::Null),
+                (ReferenceRule::ScrubWhenMissing, Owner::Someone | Owner::Nobody) if target.is_some() => {
+                    self.unsettled.insert((plan.table, column));
+                }
                 _ => {}
             }
         }
@@ -748,24 +865,34 @@ impl RowApplier {
     }
 
     /// Clears every nullable reference (FORMAT §4's scrub list) of the importer's rows whose
-    /// target is missing or not the importer's; returns how many were cleared.
+    /// target is missing or not the importer's; returns how many were cleared. Only the rows
+    /// this import added can hold one (imports never delete, and other writes keep foreign
+    /// keys), and only the columns [`Self::prepare_row`] left unsettled are read: a
+    /// 500,000-character import spent half a second reading every character again for an
+    /// `image_id` none of them had.
     pub fn scrub_references(&mut self) -> DbResult<u64> {
         self.commit()?;
+        let unsettled = std::mem::take(&mut self.unsettled);
+        let rowids_before = self.rowids_before.clone();
         self.in_turn(WriteKind::Bulk, |connection, user_id| {
             let mut cleared = 0;
             for spec in TABLES {
                 for reference in spec.references.iter().filter(|r| r.rule == ReferenceRule::ScrubWhenMissing) {
                     let Some(target) = table_spec(reference.table) else { continue };
+                    if !unsettled.contains(&(spec.name, reference.column)) {
+                        continue;
+                    }
                     let column = quoted(reference.column);
                     let sql = format!(
-                        "UPDATE {table} AS t SET {column} = NULL WHERE {owned} AND t.{column} IS NOT NULL \
+                        "UPDATE {table} AS t SET {column} = NULL WHERE t.rowid > ?2 AND {owned} AND t.{column} IS NOT NULL \
                          AND NOT EXISTS (SELECT 1 FROM {target} x WHERE x.id = t.{column} AND {target_owned})",
                         table = quoted(spec.name),
                         owned = owned_condition(spec, "t", 1),
                         target = quoted(target.name),
                         target_owned = owned_condition(target, "x", 1),
                     );
-                    cleared += connection.execute(&sql, [user_id])? as u64;
+                    let before = rowids_before.get(spec.name).copied().unwrap_or(0);
+                    cleared += connection.execute(&sql, rusqlite::params![user_id, before])? as u64;
                 }
             }
             Ok(cleared)
@@ -859,11 +986,10 @@ impl RowApplier {
     /// Whether one of the importer's characters or personas (`table`) has this avatar file
     /// (exports name an avatar by the last segment of its path).
     pub fn importer_names_avatar(&mut self, table: &str, name: &str) -> DbResult<bool> {
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM {} WHERE user_id = ?2 AND (avatar_path = ?1 OR \
-             (substr(avatar_path, -length(?1)) = ?1 AND substr(avatar_path, -length(?1) - 1, 1) IN ('/', '\\'))))",
-            quoted(table)
-        );
+        if name.is_empty() {
+            return Ok(false);
+        }
+        let sql = avatar_named_sql(table, name);
         Ok(self.connection.prepare_cached(&sql)?.query_row([name, self.user_id.as_str()], |row| row.get(0))?)
     }
 
@@ -883,7 +1009,7 @@ impl RowApplier {
         Ok(self
             .connection
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM images WHERE user_id = ?2 AND (filename = ?1 OR substr(filename, 1, length(?1) + 1) = ?1 || '.'))",
+                "SELECT EXISTS (SELECT 1 FROM images WHERE user_id = ?2 AND (filename = ?1 OR (filename >= ?1 || '.' AND filename < ?1 || '/')))",
             )?
             .query_row([stem, self.user_id.as_str()], |row| row.get(0))?)
     }
@@ -921,6 +1047,47 @@ impl RowApplier {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// An avatar is found by its path's last segment, whichever separator the path uses,
+    /// for its owner only, and through the index (not by reading the user's rows).
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn avatar_files_are_found_by_the_index_of_last_segments() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        super::super::migrations::migrate(&mut connection).unwrap();
+        connection
+            .execute_batch(
+                r"PRAGMA foreign_keys = OFF;
+                  INSERT INTO characters (id, name, user_id, avatar_path) VALUES
+                    ('c1', 'A', 'u1', 'avatars/a.png'), ('c2', 'B', 'u1', 'C:\x\b.png'), ('c3', 'C', 'u1', 'c.png'),
+                    ('c4', 'D', 'u2', 'd.png'), ('c5', 'E', 'u1', NULL), ('c6', 'F', 'u1', 'x/y/'),
+                    ('c7', 'G', 'u1', 'deep/er/path/e.png');
+                  INSERT INTO personas (id, name, user_id, avatar_path) VALUES ('p1', 'P', 'u1', 'p.png');",
+            )
+            .unwrap();
+        let named = |table: &str, name: &str, user: &str| -> bool {
+            connection.query_row(&avatar_named_sql(table, name), [name, user], |row| row.get(0)).unwrap()
+        };
+        for name in ["a.png", "b.png", "c.png", "e.png"] {
+            assert!(named("characters", name, "u1"), "{name}");
+        }
+        for name in ["d.png", "xa.png", ".png", "png", "avatars", "y", "p.png"] {
+            assert!(!named("characters", name, "u1"), "{name}");
+        }
+        assert!(named("characters", "d.png", "u2"));
+        assert!(named("personas", "p.png", "u1"));
+        // A name of two segments is matched against the path's end.
+        assert!(named("characters", "path/e.png", "u1"));
+        assert!(!named("characters", "th/e.png", "u1"));
+        let plans: Vec<String> = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", avatar_named_sql("characters", "a.png")))
+            .unwrap()
+            .query_map(["a.png", "u1"], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(plans.iter().any(|p| p.contains("lvbak_characters_user_avatar_name")), "{plans:?}");
+    }
 
     #[test]
     fn settings_merge_keeps_the_targets_choices_and_unions_lists() {

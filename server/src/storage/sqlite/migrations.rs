@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0004_lumiverse_1_1_shape.sql"),
     include_str!("../../../migrations/0005_id_map.sql"),
     include_str!("../../../migrations/0006_embedding_queue.sql"),
+    include_str!("../../../migrations/0007_file_name_indexes.sql"),
 ];
 
 /// Applies every migration the database has not seen yet, each in one transaction.

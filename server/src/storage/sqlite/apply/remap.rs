@@ -46,6 +46,9 @@ impl Remaps {
     }
 }
 
+/// The most a copy's new id adds to what its row counts for (the original id may be empty).
+pub(super) const NEW_ID_BYTES: u64 = 36;
+
 /// A fresh row id: a lowercase hyphenated UUID v4, as Lumiverse makes them.
 fn fresh_id() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()
