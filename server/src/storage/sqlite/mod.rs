@@ -68,6 +68,34 @@ pub struct Database {
 /// the page cache, a few microseconds.
 const PAGE_SIZE: i64 = 65536;
 
+/// An existing database up to this size is rewritten with [`PAGE_SIZE`] pages when it is
+/// opened (a `VACUUM`: about a second per few hundred MB here, and as much free disk); a
+/// larger one keeps its pages.
+const ENLARGE_PAGES_UP_TO: u64 = 2 << 30;
+
+/// Rewrites an existing database with [`PAGE_SIZE`] pages if its pages are smaller and it
+/// is no larger than [`ENLARGE_PAGES_UP_TO`]. A WAL database keeps its page size, so this
+/// leaves WAL (which needs the database to itself: with another process on it, nothing
+/// changes) and the caller goes back to it.
+fn enlarge_pages(connection: &Connection, path: &Path) -> DbResult<()> {
+    let pages: i64 = connection.pragma_query_value(None, "page_size", |row| row.get(0))?;
+    let tables: i64 = connection.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
+    let size = std::fs::metadata(path).map_or(0, |meta| meta.len());
+    if pages >= PAGE_SIZE || tables == 0 || size > ENLARGE_PAGES_UP_TO {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    let mode: String = connection.pragma_update_and_check(None, "journal_mode", "DELETE", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(DbError::Invalid(format!("the database stayed in {mode} mode")));
+    }
+    connection.pragma_update(None, "page_size", PAGE_SIZE)?;
+    connection.execute_batch("VACUUM")?;
+    tracing::info!("the database was rewritten with {PAGE_SIZE}-byte pages (from {pages}) in {:?}", started.elapsed());
+    Ok(())
+}
+
 /// Readers kept for reuse; more are opened on demand and dropped when over this.
 const IDLE_READERS: usize = 4;
 
@@ -88,8 +116,15 @@ impl Database {
         // Wait for other writers (a running server, while a CLI command opens the same
         // database) from the very first statement.
         connection.busy_timeout(std::time::Duration::from_secs(10))?;
-        // Before the first table: a new database gets large pages (an existing one keeps its own).
+        // Before the first table: a new database gets large pages; an existing one of a
+        // moderate size is rewritten with them.
         connection.pragma_update(None, "page_size", PAGE_SIZE)?;
+        // Another process on the database (a server, while a command opens it) is not waited for.
+        connection.busy_timeout(std::time::Duration::from_millis(100))?;
+        if let Err(error) = enlarge_pages(&connection, path) {
+            tracing::warn!("the database keeps its page size: {error}");
+        }
+        connection.busy_timeout(std::time::Duration::from_secs(10))?;
         let mode: String = connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(DbError::Invalid(format!("the database refused WAL mode ({mode})")));
@@ -168,4 +203,47 @@ pub fn registry_columns() -> DbResult<std::collections::BTreeMap<String, Vec<Str
 /// Quotes an identifier known to come from the registry or the schema (never from input).
 pub(crate) fn quoted(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A database made with 4 KiB pages (every one before 64 KiB pages) is rewritten with
+    /// them when opened, its rows all there, and stays in WAL mode.
+    #[test]
+    fn an_existing_database_gets_large_pages_and_keeps_its_rows() {
+        let dir = std::env::temp_dir().join(format!("lvbak-pages-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lvbak.sqlite");
+        {
+            let mut old = Connection::open(&path).unwrap();
+            old.pragma_update(None, "page_size", 4096).unwrap();
+            old.pragma_update(None, "journal_mode", "WAL").unwrap();
+            migrations::migrate(&mut old).unwrap();
+            old.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+            let insert = old.prepare("INSERT INTO characters (id, name, user_id) VALUES (?1, ?2, 'u1')");
+            let mut insert = insert.unwrap();
+            for i in 0..2000 {
+                insert.execute([format!("c{i}"), format!("Character {i}")]).unwrap();
+            }
+        }
+        let database = Database::open(&path).unwrap();
+        database
+            .read(|connection| {
+                let pages: i64 = connection.pragma_query_value(None, "page_size", |row| row.get(0))?;
+                let mode: String = connection.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
+                let (rows, last): (i64, String) = connection.query_row(
+                    "SELECT count(*), max(name) FROM characters WHERE user_id = 'u1'",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )?;
+                assert_eq!((pages, mode.as_str(), rows, last.as_str()), (PAGE_SIZE, "wal", 2000, "Character 999"));
+                Ok(())
+            })
+            .unwrap();
+        drop(database);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
