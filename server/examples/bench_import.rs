@@ -152,6 +152,8 @@ fn tenancy_benchmark(others: usize) {
             if others > 0 {
                 seed_bulk_account(dir.join("data").to_str().unwrap(), others);
             }
+            // Start from a synced disk, not beside the seeding's writeback.
+            assert!(std::process::Command::new("sync").status().unwrap().success());
             let (seconds, _, _) = upload_and_wait(&server, &token, &archive);
             drop(server);
             let _ = std::fs::remove_dir_all(&dir);
