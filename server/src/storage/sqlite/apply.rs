@@ -625,9 +625,10 @@ impl RowApplier {
                     None => counts.rejected += 1,
                 }
             }
-            // The most these rows can count for: each as it is, or as a copy under a new id.
-            let most = accepted.iter().map(|row| stored_bytes(row) + remap::NEW_ID_BYTES).sum::<u64>();
-            if self.usage.check(most).is_err() {
+            // The most these rows can count for: each as it is, or as a copy under a new id
+            // (worked out only when there is a quota to exceed).
+            let most = || accepted.iter().map(|row| stored_bytes(row) + remap::NEW_ID_BYTES).sum::<u64>();
+            if self.usage.quota.is_some() && self.usage.check(most()).is_err() {
                 self.connection.execute_batch("SAVEPOINT lvbak_batch")?;
                 guarded = true;
             }
