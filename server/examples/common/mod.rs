@@ -38,7 +38,7 @@ impl Server {
     /// `LVBAK_HEAPTRACK=<file>` in the driver's environment the server runs under heaptrack
     /// (a profile of its allocations; the memory figures then describe heaptrack's script);
     /// with `LVBAK_PERF=<file>`, under `perf record` (CPU samples of every thread, for
-    /// `perf report -i <file>`; the last server started writes the file).
+    /// `perf report -i <file>.<n>`, n counting the servers started from 1).
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut command = match (std::env::var("LVBAK_HEAPTRACK"), std::env::var("LVBAK_PERF")) {
             (Ok(out), _) => {
@@ -47,9 +47,11 @@ impl Server {
                 command
             }
             (_, Ok(out)) => {
+                static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 let mut command = Command::new("perf");
                 command
-                    .args(["record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-o", &out, "--"])
+                    .args(["record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-o", &format!("{out}.{n}"), "--"])
                     .arg(lvbak_binary());
                 command
             }
