@@ -11,6 +11,10 @@ use std::process::{Child, Command, Stdio};
 
 /// The `lvbak` binary built beside this example.
 pub fn lvbak_binary() -> PathBuf {
+    // Another build to compare with (an A/B run of the same benchmark).
+    if let Some(binary) = std::env::var_os("LVBAK_BINARY") {
+        return PathBuf::from(binary);
+    }
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
     let binary = dir.join("lvbak");

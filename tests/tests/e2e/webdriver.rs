@@ -242,6 +242,24 @@ impl Browser {
         panic!("{testid} never matched; last text {last:?}");
     }
 
+    /// Waits in the page, checking every 20 ms for at most `limit`, until `body` (a
+    /// function body) returns something other than null; returns it. One WebDriver call,
+    /// so the waiting costs the browser next to nothing.
+    pub async fn wait_in_page(&self, body: &str, limit: Duration) -> Value {
+        let millis = limit.as_millis() as u64;
+        self.call("POST", "timeouts", json!({"script": millis + 5_000})).await;
+        let script = format!(
+            "const done = arguments[arguments.length - 1]; const check = () => {{ {body} }}; \
+             const until = Date.now() + {millis}; \
+             const tick = () => {{ const value = check(); \
+               if (value !== null && value !== undefined) done(value); \
+               else if (Date.now() > until) done(null); else setTimeout(tick, 20); }}; tick();"
+        );
+        let value = self.call("POST", "execute/async", json!({"script": script, "args": []})).await;
+        assert!(!value.is_null(), "nothing came in {limit:?}: {body}");
+        value
+    }
+
     /// Waits (bounded) until `script` returns something other than null or false; returns it.
     pub async fn wait_script(&self, script: &str) -> Value {
         for _ in 0..600 {

@@ -18,6 +18,9 @@ struct Turns {
     /// Tickets of bulk turns: the next one handed out, and the next one to go.
     next_bulk: u64,
     serving_bulk: u64,
+    /// Whether the turn held is a bulk one, and when the last bulk turn ended.
+    bulk_held: bool,
+    bulk_ended: Option<std::time::Instant>,
 }
 
 /// What kind of write wants a turn.
@@ -64,6 +67,7 @@ impl WriteGate {
                 turns.serving_bulk += 1;
             }
         }
+        turns.bulk_held = kind == WriteKind::Bulk;
         turns.held = true;
         turns.holder = Some(me);
         WriteTurn { gate: Arc::clone(self) }
@@ -72,6 +76,13 @@ impl WriteGate {
     /// Whether a short write waits for the current turn to end.
     pub fn short_waiting(&self) -> bool {
         self.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).short_waiting > 0
+    }
+
+    /// Whether a bulk write holds the turn now or ended within `within` (an import is
+    /// writing: see `checkpoint`).
+    pub fn bulk_within(&self, within: std::time::Duration) -> bool {
+        let turns = self.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (turns.held && turns.bulk_held) || turns.bulk_ended.is_some_and(|at| at.elapsed() < within)
     }
 
     /// Whether a bulk write waits for the current turn to end.
@@ -85,6 +96,10 @@ impl WriteGate {
 impl Drop for WriteTurn {
     fn drop(&mut self) {
         let mut turns = self.gate.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if turns.bulk_held {
+            turns.bulk_ended = Some(std::time::Instant::now());
+            turns.bulk_held = false;
+        }
         turns.held = false;
         turns.holder = None;
         drop(turns);
@@ -137,5 +152,23 @@ mod tests {
         }
         assert_eq!(*order.lock().unwrap(), vec!["short", "bulk 1", "bulk 2"]);
         assert!(!gate.short_waiting() && !gate.bulk_waiting());
+    }
+
+    #[test]
+    fn a_bulk_turn_counts_as_writing_while_held_and_for_a_while_after() {
+        let gate = Arc::new(WriteGate::default());
+        assert!(!gate.bulk_within(Duration::from_secs(60)));
+        drop(gate.enter(WriteKind::Short));
+        assert!(!gate.bulk_within(Duration::from_secs(60)), "a short write is not an import");
+        let turn = gate.enter(WriteKind::Bulk);
+        assert!(gate.bulk_within(Duration::ZERO));
+        drop(turn);
+        assert!(gate.bulk_within(Duration::from_secs(60)));
+        assert!(!gate.bulk_within(Duration::ZERO));
+        // A short write after it does not make it recent again, nor end its quiet time.
+        let short = gate.enter(WriteKind::Short);
+        assert!(!gate.bulk_within(Duration::ZERO));
+        assert!(gate.bulk_within(Duration::from_secs(60)));
+        drop(short);
     }
 }

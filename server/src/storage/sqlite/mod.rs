@@ -131,12 +131,13 @@ impl Database {
         }
         configure(&connection)?;
         migrations::migrate(&mut connection)?;
+        let gate: Arc<WriteGate> = Arc::default();
         Ok(Self {
             path: path.to_path_buf(),
             writer: Mutex::new(connection),
             readers: Mutex::new(Vec::new()),
-            gate: Arc::default(),
-            _checkpointer: checkpoint::Checkpointer::start(path)
+            gate: gate.clone(),
+            _checkpointer: checkpoint::Checkpointer::start(path, gate)
                 .map_err(|error| DbError::Invalid(error.to_string()))?,
         })
     }
