@@ -1,6 +1,7 @@
 //! The upload batch: how the browser sends a verified archive to the server piece by piece.
 //! A batch is `LVB1`, a little-endian u32 header length, a JSON [`BatchHeader`], then the
-//! payload: NDJSON lines (raw-deflated) for rows and vectors, raw bytes for a file chunk,
+//! payload: NDJSON lines (raw-deflated) for rows and vectors, a segment of the archive's own
+//! deflate stream of a table (`crate::row_stream`), raw bytes for a file chunk,
 //! an HPKE ciphertext for secrets. Both sides use this module; the server decodes every
 //! batch again with the same caps, since a client can lie.
 
@@ -40,6 +41,10 @@ pub enum BatchHeader {
         #[serde(default, skip_serializing_if = "is_zero")]
         held: u64,
     },
+    /// The next `payload` bytes of the archive's own deflate stream of
+    /// `database/<table>.ndjson`, starting `offset` bytes into it; `last` ends it (see
+    /// `crate::row_stream`). Sent for a table none of whose rows the server holds.
+    RowStream { table: String, offset: u64, last: bool },
     /// Lines of `lancedb/<table>.ndjson`.
     Vectors { table: String, first_line: u64, lines: u64 },
     /// Bytes `offset..offset + payload` of `files/<bucket>/<name>`, a file of `size` bytes.
@@ -53,6 +58,7 @@ pub enum BatchHeader {
 #[derive(Debug)]
 pub enum Batch {
     Rows { table: String, first_line: u64, lines: u64, held: u64, ndjson: Vec<u8> },
+    RowStream { table: String, offset: u64, last: bool, deflated: Vec<u8> },
     Vectors { table: String, first_line: u64, lines: u64, ndjson: Vec<u8> },
     FileChunk { bucket: FileBucket, name: String, offset: u64, size: u64, bytes: Vec<u8> },
     Secrets { enc: [u8; 32], sealed: Vec<u8> },
@@ -80,7 +86,9 @@ pub fn encode_batch(header: &BatchHeader, payload: &[u8]) -> Result<Vec<u8>> {
             encoder.write_all(payload).map_err(FormatError::Io)?;
             out = encoder.finish().map_err(FormatError::Io)?;
         }
-        BatchHeader::FileChunk { .. } | BatchHeader::Secrets { .. } => out.extend_from_slice(payload),
+        BatchHeader::RowStream { .. } | BatchHeader::FileChunk { .. } | BatchHeader::Secrets { .. } => {
+            out.extend_from_slice(payload)
+        }
     }
     Ok(out)
 }
@@ -167,6 +175,9 @@ fn decode(body: &[u8], inflate_now: bool) -> Result<Batch> {
     Ok(match header {
         BatchHeader::Rows { table, first_line, lines, held } => {
             Batch::Rows { table: checked_table(&table, false)?, first_line, lines, held, ndjson: ndjson(payload)? }
+        }
+        BatchHeader::RowStream { table, offset, last } => {
+            Batch::RowStream { table: checked_table(&table, false)?, offset, last, deflated: payload.to_vec() }
         }
         BatchHeader::Vectors { table, first_line, lines } => {
             Batch::Vectors { table: checked_table(&table, true)?, first_line, lines, ndjson: ndjson(payload)? }

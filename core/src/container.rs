@@ -254,9 +254,10 @@ impl<R: Read + Seek> ZipContainer<R> {
         let raw = (&mut self.reader).take(entry.compressed_size);
         let decoder = match entry.compression {
             Compression::Stored => Decoder::Stored(raw),
-            Compression::Deflated => {
-                Decoder::Deflated(Box::new(DeflateDecoder::new(BufReader::with_capacity(64 * 1024, raw))))
-            }
+            Compression::Deflated => Decoder::Deflated(Box::new(DeflateDecoder::new(BufReader::with_capacity(
+                64 * 1024,
+                Tap { inner: raw, tapped: None },
+            )))),
         };
         Ok(EntryReader { decoder, entry, data_start, produced: 0, crc: crc32fast::Hasher::new(), finished: false })
     }
@@ -627,9 +628,29 @@ fn read_exact_here<R: Read>(reader: &mut R, len: usize, what: &str) -> Result<Ve
     Ok(buffer)
 }
 
+/// An entry's deflated bytes as they come from the archive.
+type RawEntry<'a, R> = Take<&'a mut Tracked<R>>;
+
 enum Decoder<'a, R> {
-    Stored(Take<&'a mut Tracked<R>>),
-    Deflated(Box<DeflateDecoder<BufReader<Take<&'a mut Tracked<R>>>>>),
+    Stored(RawEntry<'a, R>),
+    Deflated(Box<DeflateDecoder<BufReader<Tap<RawEntry<'a, R>>>>>),
+}
+
+/// A reader that can keep a copy of what passes through it (an entry's deflated bytes, for
+/// a client that sends them on as they are: see `crate::upload`).
+struct Tap<T> {
+    inner: T,
+    tapped: Option<Vec<u8>>,
+}
+
+impl<T: Read> Read for Tap<T> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        if let Some(tapped) = &mut self.tapped {
+            tapped.extend_from_slice(&buffer[..read]);
+        }
+        Ok(read)
+    }
 }
 
 /// The inflated bytes of one entry, checked as they are produced.
@@ -653,6 +674,29 @@ impl<R: Read + Seek> EntryReader<'_, R> {
     /// reader to its end still checks them (length, CRC-32, data descriptor).
     pub fn stored_range(&self) -> Option<(u64, u64)> {
         (self.entry.compression == Compression::Stored).then_some((self.data_start, self.entry.compressed_size))
+    }
+
+    /// For a deflated entry, starts keeping a copy of its deflated bytes as they are read
+    /// (before any is read: `false` for a stored entry, or once reading began), for
+    /// [`Self::take_deflated`].
+    pub fn keep_deflated(&mut self) -> bool {
+        match &mut self.decoder {
+            Decoder::Deflated(inflater) if self.produced == 0 => {
+                inflater.get_mut().get_mut().tapped = Some(Vec::new());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The entry's deflated bytes read since the last call (with [`Self::keep_deflated`]):
+    /// read ahead of the inflated bytes handed out so far, and all of them by the end.
+    pub fn take_deflated(&mut self) -> Vec<u8> {
+        match &mut self.decoder {
+            Decoder::Deflated(inflater) => inflater.get_mut().get_mut().tapped.as_mut().map(std::mem::take),
+            Decoder::Stored(_) => None,
+        }
+        .unwrap_or_default()
     }
 
     fn read_checked(&mut self, buffer: &mut [u8]) -> Result<usize> {
@@ -699,7 +743,7 @@ impl<R: Read + Seek> EntryReader<'_, R> {
             let data_end = self.data_start + self.entry.compressed_size;
             let reader: &mut Tracked<R> = match &mut self.decoder {
                 Decoder::Stored(raw) => raw.get_mut(),
-                Decoder::Deflated(inflater) => inflater.get_mut().get_mut().get_mut(),
+                Decoder::Deflated(inflater) => inflater.get_mut().get_mut().inner.get_mut(),
             };
             check_data_descriptor(reader, self.entry, data_end)?;
         }

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod manifest;
 pub mod ndjson;
 pub mod registry;
+pub mod row_stream;
 pub mod secrets;
 pub mod upload;
 pub mod vector;

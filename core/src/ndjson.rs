@@ -70,6 +70,11 @@ impl<R: BufRead> NdjsonLines<R> {
         }
     }
 
+    /// The reader the lines come from.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.reader
+    }
+
     /// Counts the remaining non-blank lines, checking only the line cap.
     pub fn count(mut self) -> Result<u64> {
         let mut count = 0;

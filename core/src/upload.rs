@@ -15,6 +15,9 @@
 //! row whose id is among them is left out of its batch (the batch says how many it left
 //! out, so the summary counts them as skipped, as if sent). Row batches are cut by the
 //! archive's bytes, not the bytes sent, so their numbers do not depend on what is held.
+//! A table none of whose rows are held goes as the archive's own deflate stream, cut into
+//! segments ([`crate::row_stream`]): checked line by line here all the same, but not
+//! deflated again.
 
 use std::io::{Read, Seek};
 
@@ -200,13 +203,20 @@ impl<S: BatchSink> Uploader<'_, S> {
         let held = held.filter(|held| !held.is_empty());
         let mut lines = archive.ndjson_lines(index)?;
         let entry = lines.entry().to_string();
-        let mut payload = Vec::with_capacity(TARGET_BATCH_BYTES + 64 * 1024);
+        // Rows of a table the server holds none of go as the archive's own deflate stream
+        // (still inflated and checked here first); the rest are deflated again, held ones
+        // left out.
+        let stream = !vectors && held.is_none() && lines.get_mut().get_mut().keep_deflated();
+        let mut offset = 0u64;
+        let mut payload = Vec::with_capacity(if stream { 0 } else { TARGET_BATCH_BYTES + 64 * 1024 });
         // The batch being cut: its first line, lines sent and held, and archive bytes.
         let (mut first_line, mut count, mut left_out, mut cut) = (0u64, 0u64, 0u64, 0usize);
         let mut read = 0u64;
-        let header = |first_line, lines, held| {
+        let header = |first_line, lines, held, offset, last| {
             if vectors {
                 BatchHeader::Vectors { table: table.to_string(), first_line, lines }
+            } else if stream {
+                BatchHeader::RowStream { table: table.to_string(), offset, last }
             } else {
                 BatchHeader::Rows { table: table.to_string(), first_line, lines, held }
             }
@@ -227,8 +237,10 @@ impl<S: BatchSink> Uploader<'_, S> {
                 self.report.rows_held += 1;
                 self.report.held_row_bytes += line.len() as u64 + 1;
             } else {
-                payload.extend_from_slice(line);
-                payload.push(b'\n');
+                if !stream {
+                    payload.extend_from_slice(line);
+                    payload.push(b'\n');
+                }
                 count += 1;
             }
             cut += line.len() + 1;
@@ -237,15 +249,25 @@ impl<S: BatchSink> Uploader<'_, S> {
                 self.state.rows += count + left_out;
                 self.report.rows += count;
                 self.state.bytes_done = base + compressed * read.min(uncompressed) / uncompressed;
-                self.emit(&header(first_line, count, left_out), &payload)?;
+                if stream {
+                    payload = lines.get_mut().get_mut().take_deflated();
+                }
+                self.emit(&header(first_line, count, left_out, offset, false), &payload)?;
+                offset += payload.len() as u64;
                 payload.clear();
                 (count, left_out, cut) = (0, 0, 0);
             }
         }
-        if count > 0 || left_out > 0 {
+        if stream && (offset > 0 || count > 0) {
+            // The rest of the stream, to its end (read by now: the entry was read through).
+            self.state.rows += count;
+            self.report.rows += count;
+            let rest = lines.get_mut().get_mut().take_deflated();
+            self.emit(&header(first_line, count, 0, offset, true), &rest)?;
+        } else if count > 0 || left_out > 0 {
             self.state.rows += count + left_out;
             self.report.rows += count;
-            self.emit(&header(first_line, count, left_out), &payload)?;
+            self.emit(&header(first_line, count, left_out, offset, false), &payload)?;
         }
         self.state.bytes_done = base + compressed;
         Ok(())

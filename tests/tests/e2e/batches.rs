@@ -292,6 +292,116 @@ async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
     assert!(!stored.iter().any(|row| row["id"] == late));
 }
 
+/// `world_books` lines `ids`, deflated as an archive's entry would be.
+fn deflated_books(ids: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    use std::io::Write as _;
+    let text: String = ids
+        .iter()
+        .map(|id| format!("{{\"id\":\"{id}\",\"name\":\"Lore {id}\",\"created_at\":1,\"updated_at\":1}}\n"))
+        .collect();
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    encoder.write_all(text.as_bytes()).unwrap();
+    (text.into_bytes(), encoder.finish().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_sent_as_the_archives_deflate_stream_arrive_whole_and_a_broken_stream_fails_its_job() {
+    let server = TestServer::start("batch-row-stream").await;
+    let (alice, bob) = (server.account("streamer", None).await, server.account("other-streamer", None).await);
+    let put = |account: &Account, job: &str, number: u64, body: Vec<u8>| {
+        server
+            .client
+            .put(server.url(&format!("/api/v1/user-data/import/{job}/batches/{number}")))
+            .bearer_auth(&account.token)
+            .header("x-batch-sha256", hex(&Sha256::digest(&body)))
+            .body(body)
+            .send()
+    };
+    let segment = |offset: usize, last: bool, bytes: &[u8]| {
+        encode_batch(&BatchHeader::RowStream { table: "world_books".into(), offset: offset as u64, last }, bytes)
+            .unwrap()
+    };
+    let commit = |account: &Account, job: &str, batches: u64| {
+        server
+            .post(account, &format!("/api/v1/user-data/import/{job}/commit"))
+            .json(&json!({"batches": batches}))
+            .send()
+    };
+    let ids = [
+        "5a1b0000-0000-4000-8000-000000000001",
+        "5a1b0000-0000-4000-8000-000000000002",
+        "5a1b0000-0000-4000-8000-000000000003",
+    ];
+
+    // Three segments cut anywhere (mid-line, mid-block): every row arrives, exactly.
+    let (_, deflated) = deflated_books(&ids);
+    let cuts = [0, 5, deflated.len() / 2, deflated.len()];
+    let (code, opened) = open_job(&server, &alice, fixtures::ARCHIVES[0].1).await;
+    assert_eq!(code, 201, "{opened}");
+    let job = opened["jobId"].as_str().unwrap();
+    for (n, pair) in cuts.windows(2).enumerate() {
+        let body = segment(pair[0], n == 2, &deflated[pair[0]..pair[1]]);
+        let (code, answer) = status_json(put(&alice, job, n as u64, body).await.unwrap()).await;
+        assert_eq!(code, 200, "{answer}");
+    }
+    let (code, done) = status_json(commit(&alice, job, 3).await.unwrap()).await;
+    assert_eq!(code, 200, "{done}");
+    assert_eq!(done["summary"]["world_books"]["imported"], 3, "{done}");
+    let mut stored: Vec<(String, String)> = crate::export::owned_rows(&server.store, "world_books", &alice.user.id)
+        .iter()
+        .map(|row| (row["id"].as_str().unwrap().to_string(), row["name"].as_str().unwrap().to_string()))
+        .collect();
+    stored.sort();
+    let expected: Vec<(String, String)> = ids.iter().map(|id| (id.to_string(), format!("Lore {id}"))).collect();
+    assert_eq!(stored, expected);
+
+    // A line that is not JSON in the second segment is reported with its number in the
+    // whole stream.
+    let bad_ids = ["5a1b0000-0000-4000-8000-000000000004", "5a1b0000-0000-4000-8000-000000000005"];
+    let (mut text, _) = deflated_books(&bad_ids);
+    text.extend_from_slice(b"{nope\n");
+    let deflated = {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+        encoder.write_all(&text).unwrap();
+        encoder.finish().unwrap()
+    };
+    let (_, opened) = open_job(&server, &bob, fixtures::ARCHIVES[0].1).await;
+    let job = opened["jobId"].as_str().unwrap();
+    let half = deflated.len() / 2;
+    assert_eq!(status_json(put(&bob, job, 0, segment(0, false, &deflated[..half])).await.unwrap()).await.0, 200);
+    assert_eq!(status_json(put(&bob, job, 1, segment(half, true, &deflated[half..])).await.unwrap()).await.0, 200);
+    let failed = crate::import::wait_for(&server, &bob, job, &["failed", "complete"]).await;
+    assert_eq!(failed["error"]["code"], "bad_json", "{failed}");
+    assert!(failed["error"]["message"].as_str().unwrap().contains("line 3"), "{failed}");
+
+    // A segment that does not start where the last ended fails the job.
+    let (_, deflated) = deflated_books(&bad_ids);
+    let (_, opened) = open_job(&server, &bob, fixtures::ARCHIVES[0].1).await;
+    let job = opened["jobId"].as_str().unwrap();
+    assert_eq!(status_json(put(&bob, job, 0, segment(0, false, &deflated[..10])).await.unwrap()).await.0, 200);
+    assert_eq!(status_json(put(&bob, job, 1, segment(11, true, &deflated[11..])).await.unwrap()).await.0, 200);
+    let failed = crate::import::wait_for(&server, &bob, job, &["failed", "complete"]).await;
+    assert_eq!(failed["error"]["code"], "bad_batch", "{failed}");
+
+    // A stream never ended (its last line would be lost) fails the job at commit.
+    let (_, opened) = open_job(&server, &bob, fixtures::ARCHIVES[0].1).await;
+    let job = opened["jobId"].as_str().unwrap();
+    let cut = deflated.len() - 4;
+    assert_eq!(status_json(put(&bob, job, 0, segment(0, false, &deflated[..cut])).await.unwrap()).await.0, 200);
+    let (code, refused) = status_json(commit(&bob, job, 1).await.unwrap()).await;
+    assert_ne!(code, 200, "{refused}");
+    let failed = crate::import::wait_for(&server, &bob, job, &["failed", "complete"]).await;
+    assert_eq!(failed["error"]["code"], "bad_batch", "{failed}");
+    assert!(failed["error"]["message"].as_str().unwrap().contains("stopped before"), "{failed}");
+
+    // Nothing of bob's broken jobs stayed (each failed job is rolled back whole or kept
+    // only whole lines it applied), and alice's rows are as she left them.
+    let bobs = crate::export::owned_rows(&server.store, "world_books", &bob.user.id);
+    assert!(bobs.iter().all(|row| bad_ids.contains(&row["id"].as_str().unwrap())), "{bobs:?}");
+    assert_eq!(crate::export::owned_rows(&server.store, "world_books", &alice.user.id).len(), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_the_archive_size() {
     let server = TestServer::start("batch-resume").await;

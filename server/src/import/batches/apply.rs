@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use lvbak_core::batch::{InflatingPayload, PlainSecret};
 use lvbak_core::hpke::{HpkeKeyPair, SECRETS_INFO};
+use lvbak_core::row_stream::RowStream;
 use lvbak_core::{
     check_row, parse_row, parse_row_aligned, EmbeddingConfig, FileBucket, FormatError, NdjsonLines, UnknownColumns,
 };
@@ -51,6 +52,9 @@ pub struct BatchApplier<'a> {
     inflated: Arc<AtomicU64>,
     decompressed_cap: u64,
     line_cap: u64,
+    /// The table whose rows are arriving as the archive's deflate stream, until its last
+    /// segment.
+    stream: Option<RowStream>,
 }
 
 impl<'a> BatchApplier<'a> {
@@ -78,14 +82,18 @@ impl<'a> BatchApplier<'a> {
             inflated,
             decompressed_cap,
             line_cap,
+            stream: None,
         }
     }
 
     pub fn apply(&mut self, work: Work) -> Result<(), ImportError> {
+        if !matches!(work, Work::RowStream { .. }) {
+            self.ensure_no_open_stream()?;
+        }
         if !matches!(work, Work::FileChunk { .. }) {
             self.finish_files()?;
         }
-        if !matches!(work, Work::Rows { .. }) {
+        if !matches!(work, Work::Rows { .. } | Work::RowStream { .. }) {
             // Only rows share the open write transaction; files and vectors take their time
             // without holding anyone's turn to write.
             self.session.commit()?;
@@ -95,6 +103,7 @@ impl<'a> BatchApplier<'a> {
                 self.session.note_held_rows(&table, held);
                 self.rows(&table, first_line, &deflated)
             }
+            Work::RowStream { table, offset, last, deflated } => self.row_stream(&table, offset, last, &deflated),
             Work::Vectors { table, first_line, deflated } => self.vectors(&table, first_line, &deflated),
             Work::FileChunk { bucket, name, offset, size, bytes } => {
                 self.file_chunk(bucket, name, offset, size, &bytes)
@@ -105,23 +114,77 @@ impl<'a> BatchApplier<'a> {
         }
     }
 
-    /// The lines of a deflated payload, inflating as they are read; every inflated byte
-    /// counts against the job's decompressed cap.
-    fn lines<'p>(&self, entry: String, deflated: &'p [u8]) -> NdjsonLines<BufReader<impl std::io::Read + Send + 'p>> {
+    /// Counts inflated bytes against the job's decompressed cap.
+    fn cap_counter(&self) -> impl FnMut(u64) -> Result<(), FormatError> + Send + 'static {
         let (total, cap) = (self.inflated.clone(), self.decompressed_cap);
-        let payload = InflatingPayload::new(deflated, move |bytes| {
+        move |bytes| {
             if total.fetch_add(bytes, Ordering::Relaxed) + bytes > cap {
                 return Err(FormatError::DecompressedCap { limit: cap });
             }
             Ok(())
-        });
+        }
+    }
+
+    /// The lines of a deflated payload, inflating as they are read; every inflated byte
+    /// counts against the job's decompressed cap.
+    fn lines<'p>(&self, entry: String, deflated: &'p [u8]) -> NdjsonLines<BufReader<impl std::io::Read + Send + 'p>> {
+        let payload = InflatingPayload::new(deflated, self.cap_counter());
         NdjsonLines::new(BufReader::with_capacity(256 * 1024, payload), entry, self.line_cap)
+    }
+
+    /// A table's rows that came as the archive's deflate stream must all have come before
+    /// anything else does (or the job commits).
+    fn ensure_no_open_stream(&self) -> Result<(), ImportError> {
+        match &self.stream {
+            Some(stream) => Err(FormatError::BadBatch {
+                detail: format!("the rows of {} stopped before their stream ended", stream.table()),
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The next segment of a table's deflate stream (the first one starts the stream); its
+    /// whole lines are applied as any batch's, numbered on from the segment before.
+    fn row_stream(&mut self, table: &str, offset: u64, last: bool, deflated: &[u8]) -> Result<(), ImportError> {
+        let mut stream = match self.stream.take() {
+            Some(stream) if stream.table() == table => stream,
+            Some(stream) => {
+                return Err(FormatError::BadBatch {
+                    detail: format!("rows of {table} came before those of {} ended", stream.table()),
+                }
+                .into())
+            }
+            None => RowStream::new(table),
+        };
+        let first_line = stream.lines() + 1;
+        let counter = self.cap_counter();
+        let segment = stream.segment(offset, deflated, last, self.line_cap, counter)?;
+        let lines = NdjsonLines::new(
+            BufReader::with_capacity(256 * 1024, segment),
+            format!("database/{table}.ndjson"),
+            self.line_cap,
+        );
+        self.rows_from(table, first_line, lines)?;
+        if !last {
+            self.stream = Some(stream);
+        }
+        Ok(())
     }
 
     /// Applies the rows of a registry table a step at a time; a table this server does not
     /// apply has its lines checked and is noted.
     fn rows(&mut self, table: &str, first_line: u64, deflated: &[u8]) -> Result<(), ImportError> {
         let lines = self.lines(format!("database/{table}.ndjson"), deflated);
+        self.rows_from(table, first_line, lines)
+    }
+
+    fn rows_from<R: std::io::BufRead + Send>(
+        &mut self,
+        table: &str,
+        first_line: u64,
+        lines: NdjsonLines<R>,
+    ) -> Result<(), ImportError> {
         let Some(columns) = self.columns.get(table) else {
             for_each_step(lines, first_line, check_row, |_| Ok(()))?;
             self.session.skip_table(table);
@@ -230,6 +293,7 @@ impl<'a> BatchApplier<'a> {
     /// Applies what is pending and decides again whether vectors may come (the rows may
     /// have brought the embedding settings).
     pub fn check_vectors(&mut self, archive: &EmbeddingConfig) -> Result<Option<String>, ImportError> {
+        self.ensure_no_open_stream()?;
         self.finish_files()?;
         self.session.commit()?;
         self.blocker = self.session.vector_restore_blocker(archive)?;
@@ -251,6 +315,7 @@ impl<'a> BatchApplier<'a> {
 
     /// Completes the import: the vector outcome, the reference scrub, the summary.
     pub fn finish(mut self) -> Result<ImportSummary, ImportError> {
+        self.ensure_no_open_stream()?;
         self.finish_files()?;
         let outcome = match (self.vectors_applied, self.blocker.take()) {
             (true, _) => None,

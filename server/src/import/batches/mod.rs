@@ -21,7 +21,9 @@
 //! `worker` (one thread per open job, fed by a short queue, taking a worker slot from the
 //! instance's pool per batch and ending on commit, failure, cancel or a timeout), `apply`
 //! (what each kind of batch does to the session: rows inflated and parsed in bounded
-//! steps, file chunks staged, vectors, sealed secrets).
+//! steps — or segments of the archive's own deflate stream of a table, through one
+//! `lvbak_core::row_stream::RowStream` per table — file chunks staged, vectors, sealed
+//! secrets).
 //!
 //! Memory is bounded: a request body counts against the instance's batch memory before it
 //! is read, a job queues at most [`QUEUE`] batches, and a batch is inflated and parsed a

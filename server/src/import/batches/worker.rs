@@ -37,6 +37,13 @@ pub enum Work {
         held: u64,
         deflated: Vec<u8>,
     },
+    /// The next segment of the archive's own deflate stream of `database/<table>.ndjson`.
+    RowStream {
+        table: String,
+        offset: u64,
+        last: bool,
+        deflated: Vec<u8>,
+    },
     /// Lines of `lancedb/<table>.ndjson`, still deflated.
     Vectors {
         table: String,
@@ -66,6 +73,7 @@ impl From<Batch> for Work {
             Batch::Rows { table, first_line, held, ndjson, .. } => {
                 Self::Rows { table, first_line, held, deflated: ndjson }
             }
+            Batch::RowStream { table, offset, last, deflated } => Self::RowStream { table, offset, last, deflated },
             Batch::Vectors { table, first_line, ndjson, .. } => Self::Vectors { table, first_line, deflated: ndjson },
             Batch::FileChunk { bucket, name, offset, size, bytes } => {
                 Self::FileChunk { bucket, name, offset, size, bytes }
