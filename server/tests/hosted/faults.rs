@@ -264,11 +264,11 @@ fn k06_killed_in_the_middle_of_batches_of_rows() {
     let mut instance = Instance::start("fault-06", &[]);
     let token = instance.account("crash");
     let user = instance.user_id(&token);
-    let job = batch_upload_stopping(
-        &instance,
-        &token,
-        |batch| matches!(batch, Batch::Rows { table, first_line, .. } if table == "messages" && *first_line > 1),
-    );
+    let job = batch_upload_stopping(&instance, &token, |batch| match batch {
+        Batch::Rows { table, first_line, .. } => table == "messages" && *first_line > 1,
+        Batch::RowStream { table, offset, .. } => table == "messages" && *offset > 0,
+        _ => false,
+    });
     assert!(instance.eventually(60, || user_rows(&instance, &user, "messages") > 0));
     assert!(user_rows(&instance, &user, "messages") < MESSAGES as i64);
     crash_and_recover(&mut instance, "crash", &[&job]);
