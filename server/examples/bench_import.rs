@@ -2,7 +2,10 @@
 //! over loopback, from upload to a complete job, into a fresh account, of the 100,000- and
 //! 500,000-character archives of the export benchmark (rows/s, wall time, peak RSS), and of
 //! a 1 GiB archive holding one incompressible `files/databank/` entry, stored and deflated
-//! (MB/s, peak RSS), beside `cp` of the same archive. Run with `scripts/bench`.
+//! (MB/s, peak RSS), beside `cp` of the same archive; beside the real Lumiverse 1.1 importer
+//! on the same archives when `../shared/peer-lumiverse` is set up (`lumiverse`), and beside
+//! another user's million characters (`tenancy`). Run with `scripts/bench`; name cases
+//! (`rows`, `lumiverse`, `tenancy`, `remap`, `stored`, `deflated`) to run only those.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/mod.rs"]
@@ -78,11 +81,7 @@ fn rows_benchmark(characters: usize, runs: usize) {
         let peak = server.peak_memory_mib();
         let written = server.written_mb() - written_before;
         let archive_mb = std::fs::metadata(&archive).unwrap().len() as f64 / 1e6;
-        let imported: u64 = status
-            .split("\"imported\":")
-            .skip(1)
-            .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<u64>().ok()))
-            .sum();
+        let imported = summary_rows(&serde_json::from_str(&status).unwrap());
         println!(
             "import {characters} characters: {imported} rows in {seconds:.2} s (upload {uploaded:.2} s) = {:.0} rows/s; server peak RSS {peak:.1} MiB; \
              written {written:.0} MB (archive {archive_mb:.1} MB)",
@@ -91,6 +90,75 @@ fn rows_benchmark(characters: usize, runs: usize) {
         drop(server);
         let _ = std::fs::remove_dir_all(&dir);
     }
+    let _ = std::fs::remove_dir_all(&source);
+}
+
+/// Rows imported, by a job status's per-table summary (Lumiverse's and lvbak's alike).
+fn summary_rows(status: &serde_json::Value) -> u64 {
+    let tables = status["summary"].as_object().expect("a summary");
+    tables.values().map(|table| table["imported"].as_u64().unwrap_or(0)).sum()
+}
+
+/// The real Lumiverse 1.1 importer (`../shared/peer-lumiverse`, set up by its `setup.sh`):
+/// `LVBAK_PEER`, else `$TMPDIR/peer/peer-import`, if it is there.
+fn lumiverse_peer() -> Option<std::path::PathBuf> {
+    let peer = std::env::var_os("LVBAK_PEER")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("peer").join("peer-import"));
+    peer.exists().then_some(peer)
+}
+
+/// Lumiverse 1.1's importer and lvbak's on the same archive, one after the other in one
+/// run, `runs` times each: wall time from upload to a complete job (Lumiverse's as its
+/// driver measures it, through Lumiverse's own HTTP routes), rows/s and the ratio.
+fn lumiverse_benchmark(characters: usize, runs: usize) {
+    let Some(peer) = lumiverse_peer() else {
+        println!(
+            "lumiverse {characters} characters: skipped (no Lumiverse 1.1 importer; set it up with \
+             ../shared/peer-lumiverse/setup.sh, or point LVBAK_PEER at its peer-import)"
+        );
+        return;
+    };
+    let (source, archive) = bench_archive(&format!("lumiverse-source-{characters}"), characters);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let mut rows = 0;
+    for _ in 0..runs {
+        let (dir, server, token) = fresh_target(&format!("lumiverse-lvbak-{characters}"));
+        assert!(std::process::Command::new("sync").status().unwrap().success());
+        let (seconds, _, status) = upload_and_wait(&server, &token, &archive);
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        rows = summary_rows(&status);
+        ours.push(seconds);
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let out = source.join("lumiverse.json");
+        assert!(std::process::Command::new("sync").status().unwrap().success());
+        let status = std::process::Command::new(&peer)
+            .arg(&archive)
+            .args(["--no-hash", "--timeout-s", "3600", "--out"])
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "Lumiverse's import of the archive did not complete");
+        let result: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let their_rows = summary_rows(&result["first"]);
+        assert_eq!(their_rows, rows, "Lumiverse and lvbak imported different numbers of rows");
+        theirs.push(result["first"]["wallMs"].as_f64().unwrap() / 1000.0);
+    }
+    let median = |times: &mut Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let (ours, theirs) = (median(&mut ours), median(&mut theirs));
+    println!(
+        "lumiverse {characters} characters, {rows} rows (median of {runs}): Lumiverse 1.1 {theirs:.2} s = {:.0} rows/s, \
+         lvbak {ours:.2} s = {:.0} rows/s: {:.1}x Lumiverse",
+        rows as f64 / theirs,
+        rows as f64 / ours,
+        theirs / ours
+    );
     let _ = std::fs::remove_dir_all(&source);
 }
 
@@ -289,6 +357,10 @@ fn main() {
     if want("rows") {
         rows_benchmark(100_000, runs);
         rows_benchmark(500_000, runs);
+    }
+    if want("lumiverse") {
+        lumiverse_benchmark(100_000, runs);
+        lumiverse_benchmark(500_000, runs);
     }
     if want("tenancy") {
         let others = args
