@@ -22,7 +22,6 @@ use lvbak_core::upload::{held_id_hash, FileClaim};
 use lvbak_core::{FormatError, Manifest};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Semaphore};
 
 use super::worker::{Queued, Work, Worker};
@@ -208,7 +207,7 @@ async fn receive(
         .map_err(|_| AppError::Busy { what: "uploads", retry_after: Duration::from_secs(2) })?
         .map_err(AppError::internal)?;
     let body = axum::body::to_bytes(body, length).await.map_err(|_| AppError::UploadFailed)?;
-    let digest: [u8; 32] = Sha256::digest(&body).into();
+    let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &body).as_ref().try_into().map_err(AppError::internal)?;
     let claimed = headers.get("x-batch-sha256").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !claimed.eq_ignore_ascii_case(&hex(&digest)) {
         return Err(AppError::BatchHashMismatch);
