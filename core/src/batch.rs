@@ -2,8 +2,10 @@
 //! A batch is `LVB1`, a little-endian u32 header length, a JSON [`BatchHeader`], then the
 //! payload: NDJSON lines (raw-deflated) for rows and vectors, a segment of the archive's own
 //! deflate stream of a table (`crate::row_stream`), raw bytes for a file chunk,
-//! an HPKE ciphertext for secrets. Both sides use this module; the server decodes every
-//! batch again with the same caps, since a client can lie.
+//! an HPKE ciphertext for secrets, or, for a bundle, several small batches of those kinds
+//! (one request instead of one each: a few-millisecond round trip per tiny table or
+//! avatar added up). Both sides use this module; the server decodes every batch again
+//! with the same caps, since a client can lie.
 
 use std::io::{Read, Write};
 
@@ -26,6 +28,12 @@ pub const MAX_BATCH_PAYLOAD_BYTES: u64 = 72 * 1024 * 1024;
 pub const TARGET_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// One chunk of a file, at most.
 pub const MAX_FILE_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// A batch smaller than this goes into a bundle with the batches around it.
+pub const BUNDLE_FRAME_BYTES: usize = 64 * 1024;
+/// A bundle's batches together, at most (the client closes a bundle before this).
+pub const BUNDLE_BYTES: usize = 1024 * 1024;
+/// Batches in one bundle, at most.
+pub const MAX_BUNDLE_FRAMES: usize = 256;
 
 /// What a batch carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +60,10 @@ pub enum BatchHeader {
     /// The decrypted secrets as a JSON array of `{key, value}`, sealed with HPKE to the
     /// import's key; `enc` is the encapsulated key in base64.
     Secrets { enc: String },
+    /// Several whole batches (rows, row streams, vectors or file chunks; no bundles, no
+    /// secrets) of the given lengths, one after another: applied in order, as if each had
+    /// come on its own, under one batch number.
+    Bundle { frames: Vec<u64> },
 }
 
 /// A batch, decoded and checked.
@@ -62,6 +74,17 @@ pub enum Batch {
     Vectors { table: String, first_line: u64, lines: u64, ndjson: Vec<u8> },
     FileChunk { bucket: FileBucket, name: String, offset: u64, size: u64, bytes: Vec<u8> },
     Secrets { enc: [u8; 32], sealed: Vec<u8> },
+    Bundle(Vec<Batch>),
+}
+
+impl Batch {
+    /// The batches this one stands for: a bundle's parts, or itself.
+    pub fn parts(&self) -> Vec<&Batch> {
+        match self {
+            Batch::Bundle(parts) => parts.iter().collect(),
+            one => vec![one],
+        }
+    }
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -86,11 +109,18 @@ pub fn encode_batch(header: &BatchHeader, payload: &[u8]) -> Result<Vec<u8>> {
             encoder.write_all(payload).map_err(FormatError::Io)?;
             out = encoder.finish().map_err(FormatError::Io)?;
         }
-        BatchHeader::RowStream { .. } | BatchHeader::FileChunk { .. } | BatchHeader::Secrets { .. } => {
-            out.extend_from_slice(payload)
-        }
+        BatchHeader::RowStream { .. }
+        | BatchHeader::FileChunk { .. }
+        | BatchHeader::Secrets { .. }
+        | BatchHeader::Bundle { .. } => out.extend_from_slice(payload),
     }
     Ok(out)
+}
+
+/// Builds a bundle of encoded batches (see [`BatchHeader::Bundle`]).
+pub fn encode_bundle(frames: &[Vec<u8>]) -> Result<Vec<u8>> {
+    let header = BatchHeader::Bundle { frames: frames.iter().map(|frame| frame.len() as u64).collect() };
+    encode_batch(&header, &frames.concat())
 }
 
 /// The table name of a batch, through the entry-name sanitizer.
@@ -162,6 +192,43 @@ impl<F: FnMut(u64) -> Result<()>> Read for InflatingPayload<'_, F> {
 }
 
 fn decode(body: &[u8], inflate_now: bool) -> Result<Batch> {
+    decode_frame(body, inflate_now, true)
+}
+
+/// The parts of a bundle: `frames` gives their lengths, which must cover `payload` exactly;
+/// each part is decoded as a batch of its own, and may not be a bundle or secrets.
+fn decode_bundle(frames: &[u64], payload: &[u8], inflate_now: bool) -> Result<Vec<Batch>> {
+    if frames.is_empty() || frames.len() > MAX_BUNDLE_FRAMES {
+        return Err(bad(format!("a bundle holds 1 to {MAX_BUNDLE_FRAMES} batches")));
+    }
+    let mut rest = payload;
+    let mut parts = Vec::with_capacity(frames.len());
+    let mut inflated = 0u64;
+    for &length in frames {
+        let length = usize::try_from(length).ok().filter(|&length| length <= rest.len());
+        let Some(length) = length else { return Err(bad("a bundle's batches run past its end")) };
+        let (frame, after) = rest.split_at(length);
+        let part = decode_frame(frame, inflate_now, false)?;
+        if matches!(part, Batch::Secrets { .. }) {
+            return Err(bad("secrets come in a batch of their own"));
+        }
+        // Inflated here, the parts together are held to one batch's payload.
+        if let Batch::Rows { ndjson, .. } | Batch::Vectors { ndjson, .. } = &part {
+            inflated += ndjson.len() as u64;
+            if inflate_now && inflated > MAX_BATCH_PAYLOAD_BYTES {
+                return Err(FormatError::DecompressedCap { limit: MAX_BATCH_PAYLOAD_BYTES });
+            }
+        }
+        parts.push(part);
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(bad("a bundle has bytes after its last batch"));
+    }
+    Ok(parts)
+}
+
+fn decode_frame(body: &[u8], inflate_now: bool, bundle_allowed: bool) -> Result<Batch> {
     let ndjson = |payload: &[u8]| if inflate_now { inflate(payload) } else { Ok(payload.to_vec()) };
     if body.len() < 8 || &body[..4] != BATCH_MAGIC {
         return Err(bad("not an lvbak batch"));
@@ -203,6 +270,8 @@ fn decode(body: &[u8], inflate_now: bool) -> Result<Batch> {
                 .ok_or_else(|| bad("the encapsulated key is not 32 bytes of base64"))?;
             Batch::Secrets { enc, sealed: payload.to_vec() }
         }
+        BatchHeader::Bundle { .. } if !bundle_allowed => return Err(bad("a bundle inside a bundle")),
+        BatchHeader::Bundle { frames } => Batch::Bundle(decode_bundle(&frames, payload, inflate_now)?),
     })
 }
 
@@ -232,6 +301,41 @@ mod tests {
         assert!(body.len() < ndjson.len() / 4);
         let Batch::Rows { table, ndjson: back, .. } = decode_batch(&body).unwrap() else { panic!("kind") };
         assert_eq!((table.as_str(), back), ("chats", ndjson));
+    }
+
+    #[test]
+    fn a_bundle_carries_whole_batches_in_order_and_nothing_else() {
+        let rows =
+            encode_batch(&BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 1, held: 0 }, b"{}\n")
+                .unwrap();
+        let chunk = BatchHeader::FileChunk {
+            bucket: "images".into(),
+            name: "0b6c4a9e-3d5f-4c1e-9a7b-2f8e6d4c3b2a.png".into(),
+            offset: 0,
+            size: 3,
+        };
+        let file = encode_batch(&chunk, b"png").unwrap();
+        let bundle = encode_bundle(&[rows.clone(), file.clone()]).unwrap();
+        let Batch::Bundle(parts) = decode_batch(&bundle).unwrap() else { panic!("kind") };
+        assert!(matches!(&parts[0], Batch::Rows { table, ndjson, .. } if table == "chats" && ndjson == b"{}\n"));
+        assert!(matches!(&parts[1], Batch::FileChunk { bytes, .. } if bytes == b"png"));
+
+        let code = |frames: Vec<u64>, payload: &[u8]| {
+            decode_batch(&encode_batch(&BatchHeader::Bundle { frames }, payload).unwrap()).unwrap_err().code()
+        };
+        let both = [rows.as_slice(), file.as_slice()].concat();
+        let (rows_len, file_len) = (rows.len() as u64, file.len() as u64);
+        assert_eq!(code(vec![rows_len, file_len + 1], &both), "bad_batch", "past the end");
+        assert_eq!(code(vec![rows_len], &both), "bad_batch", "bytes left over");
+        assert_eq!(code(vec![], b""), "bad_batch", "empty");
+        assert_eq!(code(vec![0; MAX_BUNDLE_FRAMES + 1], b""), "bad_batch", "too many");
+        assert_eq!(code(vec![bundle.len() as u64], &bundle), "bad_batch", "nested");
+        let secrets = encode_batch(&BatchHeader::Secrets { enc: BASE64.encode([7u8; 32]) }, b"sealed").unwrap();
+        assert_eq!(code(vec![secrets.len() as u64], &secrets), "bad_batch", "secrets");
+        // A part is checked as a batch of its own: names through the sanitizer.
+        let traversal =
+            encode_batch(&BatchHeader::Rows { table: "../x".into(), first_line: 1, lines: 0, held: 0 }, b"").unwrap();
+        assert_eq!(code(vec![traversal.len() as u64], &traversal), "path_traversal");
     }
 
     #[test]

@@ -699,6 +699,15 @@ impl<R: Read + Seek> EntryReader<'_, R> {
         .unwrap_or_default()
     }
 
+    /// Whether every deflated byte of the entry has been read (into the tap, with
+    /// [`Self::keep_deflated`]): the deflated bytes taken next hold the stream's end.
+    pub fn deflated_read_through(&self) -> bool {
+        match &self.decoder {
+            Decoder::Deflated(inflater) => inflater.get_ref().get_ref().inner.limit() == 0,
+            Decoder::Stored(raw) => raw.limit() == 0,
+        }
+    }
+
     fn read_checked(&mut self, buffer: &mut [u8]) -> Result<usize> {
         if self.finished {
             return Ok(0);

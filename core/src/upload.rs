@@ -15,9 +15,10 @@
 //! row whose id is among them is left out of its batch (the batch says how many it left
 //! out, so the summary counts them as skipped, as if sent). Row batches are cut by the
 //! archive's bytes, not the bytes sent, so their numbers do not depend on what is held.
-//! A table none of whose rows are held goes as the archive's own deflate stream, cut into
-//! segments ([`crate::row_stream`]): checked line by line here all the same, but not
-//! deflated again.
+//! A table the account had no rows of when the job began (the server's `fresh`; see
+//! [`HeldRows`]) goes as the archive's own deflate stream, cut into segments
+//! ([`crate::row_stream`]): checked line by line here all the same, but not deflated again.
+//! Small batches (small tables, small files) go several to a request, as a bundle.
 
 use std::io::{Read, Seek};
 
@@ -25,12 +26,19 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use crate::archive::Archive;
-use crate::batch::{encode_batch, BatchHeader, PlainSecret, TARGET_BATCH_BYTES};
+use crate::batch::{
+    encode_batch, encode_bundle, BatchHeader, PlainSecret, BUNDLE_BYTES, BUNDLE_FRAME_BYTES, MAX_BUNDLE_FRAMES,
+    TARGET_BATCH_BYTES,
+};
 use crate::entry_name::EntryKind;
 use crate::error::{FormatError, Result};
 use crate::hpke::{seal, SECRETS_INFO};
 use crate::ndjson::{check_row, parse_row};
 use crate::registry::{TABLES, VECTOR_TABLES};
+
+/// The first batch of a table closes after this many bytes of its lines (the rest after
+/// [`TARGET_BATCH_BYTES`]).
+const FIRST_BATCH_BYTES: usize = 1024 * 1024;
 
 /// Bytes of a file per chunk.
 pub const FILE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
@@ -57,6 +65,11 @@ pub struct UploadPlan {
     /// Per table, [`held_id_hash`]es of the row ids the server said the account has: rows
     /// with those ids are not sent.
     pub held_rows: std::collections::HashMap<String, std::collections::HashSet<u64>>,
+    /// The tables the server said the account had no rows of when the job began (its
+    /// `fresh`): sent as the archive's deflate streams, whatever `held_rows` says now (a
+    /// resumed upload must cut them as the first one did). Without it, a table with no
+    /// held rows goes as a stream.
+    pub fresh_tables: Option<std::collections::HashSet<String>>,
 }
 
 /// The hash by which client and server compare row ids: 64-bit FNV-1a of the id's UTF-8
@@ -65,6 +78,35 @@ pub struct UploadPlan {
 /// ever handed out, so nobody else's rows can make a row of yours be left out.
 pub fn held_id_hash(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The server's `held-rows` answer, read: per table the hashes of the row ids the account
+/// has, and the tables it had no rows of when the job began.
+#[derive(Default)]
+pub struct HeldRows {
+    pub tables: std::collections::HashMap<String, std::collections::HashSet<u64>>,
+    pub fresh: Option<std::collections::HashSet<String>>,
+}
+
+impl HeldRows {
+    /// Reads `{"tables": {"<table>": "<base64 of 8-byte little-endian hashes>"}, "fresh":
+    /// ["<table>", …]}`; what is wrong with it, in words.
+    pub fn parse(answer: &[u8]) -> std::result::Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            tables: std::collections::HashMap<String, String>,
+            fresh: Option<std::collections::HashSet<String>>,
+        }
+        let answer: Answer = serde_json::from_slice(answer).map_err(|e| e.to_string())?;
+        let mut tables = std::collections::HashMap::new();
+        for (table, hashes) in answer.tables {
+            let bytes = BASE64.decode(hashes).map_err(|e| format!("the held rows of {table}: {e}"))?;
+            let hashes =
+                bytes.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+            tables.insert(table, hashes.collect());
+        }
+        Ok(Self { tables, fresh: answer.fresh })
+    }
 }
 
 /// Only a row's id, borrowed from its line.
@@ -168,14 +210,51 @@ struct Uploader<'s, S: BatchSink> {
     next: u64,
     state: UploadProgress,
     report: UploadReport,
+    /// Small batches waiting to go together as a bundle, and their bytes.
+    bundle: Vec<Vec<u8>>,
+    bundle_bytes: usize,
 }
 
 impl<S: BatchSink> Uploader<'_, S> {
+    /// Cuts a batch. One under [`BUNDLE_FRAME_BYTES`] (a small table, a small file) waits to
+    /// go with the next ones in a bundle; any other sends the bundle first.
     fn emit(&mut self, header: &BatchHeader, payload: &[u8]) -> Result<()> {
+        let frame = encode_batch(header, payload)?;
+        let small = frame.len() < BUNDLE_FRAME_BYTES && !matches!(header, BatchHeader::Secrets { .. });
+        if !small || self.bundle_bytes + frame.len() > BUNDLE_BYTES || self.bundle.len() == MAX_BUNDLE_FRAMES {
+            self.flush()?;
+        }
+        if small {
+            self.bundle_bytes += frame.len();
+            self.bundle.push(frame);
+            self.sink.progress(&self.state);
+            return Ok(());
+        }
+        self.send(frame)
+    }
+
+    /// Sends the small batches waiting (one alone goes as itself).
+    fn flush(&mut self) -> Result<()> {
+        self.bundle_bytes = 0;
+        match self.bundle.len() {
+            0 => Ok(()),
+            1 => {
+                let frame = self.bundle.pop().unwrap_or_default();
+                self.send(frame)
+            }
+            _ => {
+                let frame = encode_bundle(&self.bundle)?;
+                self.bundle.clear();
+                self.send(frame)
+            }
+        }
+    }
+
+    /// Sends a batch under the next number, unless an earlier upload sent it.
+    fn send(&mut self, frame: Vec<u8>) -> Result<()> {
         let number = self.next;
         self.next += 1;
         if number >= self.start_batch {
-            let frame = encode_batch(header, payload)?;
             self.sink.send(number, &frame)?;
             self.state.wire_bytes += frame.len() as u64;
         }
@@ -186,7 +265,8 @@ impl<S: BatchSink> Uploader<'_, S> {
 
     /// Sends one NDJSON entry as rows or vectors batches. Rows whose id hash is in `held`
     /// are left out (counted in the batch's header); a batch closes after about
-    /// [`TARGET_BATCH_BYTES`] of the archive's lines, whether sent or held.
+    /// [`TARGET_BATCH_BYTES`] of the archive's lines (the first after [`FIRST_BATCH_BYTES`]),
+    /// whether sent or held.
     fn ndjson<R: Read + Seek>(
         &mut self,
         archive: &mut Archive<R>,
@@ -194,8 +274,13 @@ impl<S: BatchSink> Uploader<'_, S> {
         table: &str,
         vectors: bool,
         held: Option<&std::collections::HashSet<u64>>,
+        as_stream: bool,
     ) -> Result<()> {
         let compressed = archive.entries()[index].compressed_size;
+        if compressed >= BUNDLE_FRAME_BYTES as u64 {
+            // A large entry takes a while to read: the small batches waiting go first.
+            self.flush()?;
+        }
         let uncompressed = archive.entries()[index].uncompressed_size.max(1);
         let base = self.state.bytes_done;
         self.state.item = table.to_string();
@@ -206,12 +291,12 @@ impl<S: BatchSink> Uploader<'_, S> {
         // Rows of a table the server holds none of go as the archive's own deflate stream
         // (still inflated and checked here first); the rest are deflated again, held ones
         // left out.
-        let stream = !vectors && held.is_none() && lines.get_mut().get_mut().keep_deflated();
+        let stream = as_stream && !vectors && held.is_none() && lines.get_mut().get_mut().keep_deflated();
         let mut offset = 0u64;
         let mut payload = Vec::with_capacity(if stream { 0 } else { TARGET_BATCH_BYTES + 64 * 1024 });
         // The batch being cut: its first line, lines sent and held, and archive bytes.
         let (mut first_line, mut count, mut left_out, mut cut) = (0u64, 0u64, 0u64, 0usize);
-        let mut read = 0u64;
+        let (mut read, mut batches) = (0u64, 0u32);
         let header = |first_line, lines, held, offset, last| {
             if vectors {
                 BatchHeader::Vectors { table: table.to_string(), first_line, lines }
@@ -245,7 +330,12 @@ impl<S: BatchSink> Uploader<'_, S> {
             }
             cut += line.len() + 1;
             read += line.len() as u64 + 1;
-            if cut >= TARGET_BATCH_BYTES {
+            // An entry's first batch is smaller, so the server starts on it sooner. A stream
+            // read through to its end (the reader reads ahead) goes on to its last segment:
+            // only that one may end it.
+            let limit = if batches == 0 { FIRST_BATCH_BYTES } else { TARGET_BATCH_BYTES };
+            if cut >= limit && !(stream && lines.get_mut().get_mut().deflated_read_through()) {
+                batches += 1;
                 self.state.rows += count + left_out;
                 self.report.rows += count;
                 self.state.bytes_done = base + compressed * read.min(uncompressed) / uncompressed;
@@ -308,11 +398,25 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
         bytes_total: archive.entries().iter().map(|e| e.compressed_size).sum(),
         ..UploadProgress::default()
     };
-    let mut up = Uploader { sink, start_batch: plan.start_batch, next: 0, state, report: UploadReport::default() };
+    let mut up = Uploader {
+        sink,
+        start_batch: plan.start_batch,
+        next: 0,
+        state,
+        report: UploadReport::default(),
+        bundle: Vec::new(),
+        bundle_bytes: 0,
+    };
 
     for spec in TABLES {
         if let Some(index) = archive.table_entry(spec.name) {
-            up.ndjson(archive, index, spec.name, false, plan.held_rows.get(spec.name))?;
+            let held = plan.held_rows.get(spec.name).filter(|held| !held.is_empty());
+            let (held, as_stream) = match plan.fresh_tables.as_ref().map(|fresh| fresh.contains(spec.name)) {
+                Some(true) => (None, true),
+                Some(false) => (held, false),
+                None => (held, held.is_none()),
+            };
+            up.ndjson(archive, index, spec.name, false, held, as_stream)?;
         }
     }
     // Tables this version does not apply: checked, so a damaged archive is refused whole.
@@ -343,7 +447,8 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
             up.report.vectors_skipped = Some("the archive's vectors are empty (vector_b64 is null)".into());
             false
         }
-        Some(_) if !up.sink.vectors_accepted()? => {
+        // The server answers once every row before is applied: they must all be sent.
+        Some(_) if !up.flush().and_then(|()| up.sink.vectors_accepted())? => {
             up.report.vectors_skipped = Some("this account's embedding settings do not match the archive's".into());
             false
         }
@@ -351,7 +456,7 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
     };
     for (table, index) in vector_entries {
         if send_vectors {
-            up.ndjson(archive, index, table, true, None)?;
+            up.ndjson(archive, index, table, true, None, false)?;
         } else {
             archive.check_lines(index)?;
         }
@@ -411,6 +516,7 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
             seal(&secrets.recipient, secrets.ephemeral, SECRETS_INFO, secrets.job_id.as_bytes(), &plaintext)?;
         up.emit(&BatchHeader::Secrets { enc: BASE64.encode(enc) }, &sealed)?;
     }
+    up.flush()?;
     up.state.phase = "sent".into();
     up.state.bytes_done = up.state.bytes_total;
     up.sink.progress(&up.state);

@@ -471,3 +471,107 @@ tests! {
         assert!(index.stats.index_bytes > 0 && index.stats.rows == 16, "{:?}", index.stats);
     }
 }
+
+/// Collects what an upload sends, as the server would receive it.
+#[derive(Default)]
+struct Captured {
+    batches: Vec<Vec<u8>>,
+}
+
+impl lvbak_core::upload::BatchSink for Captured {
+    fn send(&mut self, number: u64, batch: &[u8]) -> Result<(), FormatError> {
+        assert_eq!(number, self.batches.len() as u64, "batches are numbered in order");
+        self.batches.push(batch.to_vec());
+        Ok(())
+    }
+    fn progress(&mut self, _: &lvbak_core::upload::UploadProgress) {}
+    fn vectors_accepted(&mut self) -> Result<bool, FormatError> {
+        Ok(false)
+    }
+}
+
+tests! {
+    fn an_upload_bundles_small_batches_and_ends_each_stream_only_in_its_last_segment() {
+        use lvbak_core::batch::{decode_batch_deflated, inflate_ndjson, Batch, BUNDLE_BYTES, BUNDLE_FRAME_BYTES};
+        use lvbak_core::row_stream::RowStream;
+        // A megabyte and a half of lines that deflate to a few kilobytes: the reader has read
+        // the whole entry long before its first batch of lines is cut.
+        let same: String = (0..1_500).map(|n| format!("{{\"id\":\"m{n}\",\"content\":\"{}\"}}\n", "ha".repeat(500))).collect();
+        let books: String = (0..3).map(|n| format!("{{\"id\":\"wb{n}\",\"name\":\"Book {n}\"}}\n")).collect();
+        let presets = "{\"id\":\"p1\",\"name\":\"Preset\"}\n";
+        // Two and a half megabytes that hardly deflate: several segments of a stream.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: String = (0..2_500)
+            .map(|n| {
+                let words: String = (0..64)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        format!("{state:016x}")
+                    })
+                    .collect();
+                format!("{{\"id\":\"c{n}\",\"name\":\"{words}\"}}\n")
+            })
+            .collect();
+        let archive = RawZip::new(vec![
+            RawEntry::deflated("manifest.json", &corpus::manifest_json(&[])),
+            RawEntry::deflated("database/world_books.ndjson", books.as_bytes()),
+            RawEntry::deflated("database/presets.ndjson", presets.as_bytes()),
+            RawEntry::deflated("database/messages.ndjson", same.as_bytes()),
+            RawEntry::deflated("database/characters.ndjson", noise.as_bytes()),
+            RawEntry::stored("files/theme-assets/b/a.css", b"body{}"),
+            RawEntry::stored("files/theme-assets/b/b.css", b"p{}"),
+        ])
+        .build();
+        let mut reader = open(&archive);
+        let mut sink = Captured::default();
+        let report = lvbak_core::upload::upload_batches(&mut reader, Default::default(), &mut sink).unwrap();
+        assert_eq!(report.batches, sink.batches.len() as u64);
+
+        // Read back as the server does: every part of every bundle, streams through a
+        // RowStream each, which refuses a stream that ends before its last segment.
+        let (mut lines, mut files, mut parts) = (BTreeMap::<String, u64>::new(), Vec::new(), 0);
+        let mut segments = BTreeMap::<String, u64>::new();
+        let mut streams = BTreeMap::<String, RowStream>::new();
+        for body in &sink.batches {
+            let batch = decode_batch_deflated(body).unwrap();
+            if let Batch::Bundle(inner) = &batch {
+                assert!(inner.len() > 1 && body.len() <= BUNDLE_BYTES + BUNDLE_FRAME_BYTES, "{} parts", inner.len());
+            }
+            for part in batch.parts() {
+                parts += 1;
+                match part {
+                    Batch::RowStream { table, offset, last, deflated } => {
+                        *segments.entry(table.clone()).or_default() += 1;
+                        let stream = streams.entry(table.clone()).or_insert_with(|| RowStream::new(table));
+                        let segment = stream.segment(*offset, deflated, *last, 1 << 20, |_| Ok(())).unwrap();
+                        let mut segment_lines = lvbak_core::NdjsonLines::new(
+                            std::io::BufReader::new(segment),
+                            "database/x.ndjson",
+                            1 << 20,
+                        );
+                        while segment_lines.next_line().unwrap().is_some() {
+                            *lines.entry(table.clone()).or_default() += 1;
+                        }
+                    }
+                    Batch::Rows { table, ndjson, .. } => {
+                        let text = inflate_ndjson(ndjson).unwrap();
+                        *lines.entry(table.clone()).or_default() += text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() as u64;
+                    }
+                    Batch::FileChunk { name, bytes, .. } => files.push((name.clone(), bytes.clone())),
+                    other => panic!("nothing else was in the archive: {other:?}"),
+                }
+            }
+        }
+        assert!(streams.values().all(RowStream::ended), "every stream ended");
+        let expected = [("characters", 2_500), ("messages", 1_500), ("presets", 1), ("world_books", 3)];
+        assert_eq!(lines, expected.map(|(table, count)| (table.to_string(), count)).into());
+        assert_eq!(segments["characters"], 2, "a megabyte first, then the rest: {segments:?}");
+        assert_eq!(segments["messages"], 1, "the read-through stream went whole");
+        assert_eq!(files, vec![("b/a.css".to_string(), b"body{}".to_vec()), ("b/b.css".to_string(), b"p{}".to_vec())]);
+        // The small tables and files went together: the characters' segments each alone.
+        assert_eq!(parts, 5 + segments["characters"] as usize);
+        assert_eq!(sink.batches.len(), segments["characters"] as usize + 2, "{parts} parts");
+    }
+}

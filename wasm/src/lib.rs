@@ -8,14 +8,14 @@
 
 mod blob_reader;
 
-use std::collections::{HashMap, HashSet};
-
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use js_sys::{Function, Reflect, Uint8Array};
 use lvbak_core::batch::PlainSecret;
 use lvbak_core::explore::ExploreIndex;
-use lvbak_core::upload::{file_claims, upload_batches, BatchSink, SealedSecretsPlan, UploadPlan, UploadProgress};
+use lvbak_core::upload::{
+    file_claims, upload_batches, BatchSink, HeldRows, SealedSecretsPlan, UploadPlan, UploadProgress,
+};
 use lvbak_core::{inspect, Archive, FormatError, InspectOptions, Inspection, Limits, Ticket};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -145,7 +145,7 @@ impl Processor {
         sink: JsValue,
     ) -> Result<String, JsValue> {
         let held_files = serde_json::from_str(held_files).map_err(|e| thrown("bad_request", e))?;
-        let held_rows = held_row_hashes(held_rows)?;
+        let held_rows = HeldRows::parse(held_rows.as_bytes()).map_err(|e| thrown("bad_request", e))?;
         let secrets = if self.secrets.is_empty() {
             None
         } else {
@@ -161,7 +161,13 @@ impl Processor {
                 secrets: std::mem::take(&mut self.secrets),
             })
         };
-        let plan = UploadPlan { start_batch: start_batch as u64, secrets, held_files, held_rows };
+        let plan = UploadPlan {
+            start_batch: start_batch as u64,
+            secrets,
+            held_files,
+            held_rows: held_rows.tables,
+            fresh_tables: held_rows.fresh,
+        };
         let mut sink = JsSink::new(sink)?;
         match upload_batches(&mut self.archive, plan, &mut sink) {
             Ok(report) => Ok(serde_json::to_string(&report).unwrap_or_default()),
@@ -276,20 +282,6 @@ fn wasm_memory_bytes() -> f64 {
         .ok()
         .and_then(|memory| memory.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
         .map_or(0.0, |buffer| f64::from(buffer.byte_length()))
-}
-
-/// The server's `held-rows` answer (`{tables: {name: base64 of 8-byte little-endian
-/// hashes}}`) as sets per table.
-fn held_row_hashes(answer: &str) -> Result<HashMap<String, HashSet<u64>>, JsValue> {
-    let answer: Value = serde_json::from_str(answer).map_err(|e| thrown("bad_request", e))?;
-    let mut held = HashMap::new();
-    for (table, hashes) in answer["tables"].as_object().into_iter().flatten() {
-        let bytes = BASE64.decode(hashes.as_str().unwrap_or_default()).map_err(|e| thrown("bad_request", e))?;
-        let hashes =
-            bytes.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
-        held.insert(table.clone(), hashes.collect());
-    }
-    Ok(held)
 }
 
 fn random_32() -> Result<[u8; 32], JsValue> {

@@ -226,7 +226,7 @@ fn batch_upload_until(instance: &Instance, token: &str, stop: impl Fn(&Batch) ->
         fn send(&mut self, number: u64, batch: &[u8]) -> Result<(), FormatError> {
             let reply: Reply = self.instance.put_batch(self.token, self.job, number, batch);
             assert_eq!(reply.status, 200, "batch {number}: {}", String::from_utf8_lossy(&reply.body));
-            if (self.stop)(&decode_batch_deflated(batch)?) {
+            if decode_batch_deflated(batch)?.parts().into_iter().any(&self.stop) {
                 return Err(FormatError::Io(std::io::Error::other("stopped here")));
             }
             Ok(())

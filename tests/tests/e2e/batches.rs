@@ -7,9 +7,10 @@ use std::io::Cursor;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use lvbak_core::batch::{encode_batch, BatchHeader, PlainSecret};
+use lvbak_core::batch::{encode_batch, encode_bundle, BatchHeader, PlainSecret};
 use lvbak_core::upload::{
-    file_claims, upload_batches, BatchSink, FileClaim, SealedSecretsPlan, UploadPlan, UploadProgress, UploadReport,
+    file_claims, upload_batches, BatchSink, FileClaim, HeldRows, SealedSecretsPlan, UploadPlan, UploadProgress,
+    UploadReport,
 };
 use lvbak_core::{Archive, FormatError, Limits, Ticket};
 use lvbak_tests::fixtures;
@@ -22,6 +23,23 @@ use crate::support::{small_seed, status_json, Account, TestServer};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `PUT`s batch `number` of `job` with its hash, as the Worker does.
+fn put_batch(
+    server: &TestServer,
+    account: &Account,
+    job: &str,
+    number: u64,
+    body: Vec<u8>,
+) -> impl std::future::Future<Output = reqwest::Result<reqwest::Response>> {
+    server
+        .client
+        .put(server.url(&format!("/api/v1/user-data/import/{job}/batches/{number}")))
+        .bearer_auth(&account.token)
+        .header("x-batch-sha256", hex(&Sha256::digest(&body)))
+        .body(body)
+        .send()
 }
 
 /// Sends batches with blocking calls, as the Worker's synchronous requests do.
@@ -85,25 +103,10 @@ async fn open_job_claiming(
 }
 
 /// The server's held rows for a job, as the upload plan takes them.
-async fn held_rows_of(
-    server: &TestServer,
-    account: &Account,
-    job: &str,
-) -> std::collections::HashMap<String, std::collections::HashSet<u64>> {
-    let (code, answer) =
-        status_json(server.get(account, &format!("/api/v1/user-data/import/{job}/held-rows")).send().await.unwrap())
-            .await;
-    assert_eq!(code, 200, "{answer}");
-    answer["tables"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(table, hashes)| {
-            let bytes = BASE64.decode(hashes.as_str().unwrap()).unwrap();
-            let hashes = bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
-            (table.clone(), hashes)
-        })
-        .collect()
+async fn held_rows_of(server: &TestServer, account: &Account, job: &str) -> HeldRows {
+    let answer = server.get(account, &format!("/api/v1/user-data/import/{job}/held-rows")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    HeldRows::parse(&answer.bytes().await.unwrap()).unwrap()
 }
 
 /// The files a job's opening answer says the server holds.
@@ -137,7 +140,13 @@ async fn batch_import(
         SealedSecretsPlan { recipient, ephemeral: [0x42; 32], job_id: job.clone(), secrets }
     });
     let held_rows = held_rows_of(server, account, &job).await;
-    let plan = UploadPlan { start_batch, secrets, held_files: held_of(&opened), held_rows };
+    let plan = UploadPlan {
+        start_batch,
+        secrets,
+        held_files: held_of(&opened),
+        held_rows: held_rows.tables,
+        fresh_tables: held_rows.fresh,
+    };
     let mut sink = HttpSink {
         runtime: Handle::current(),
         client: server.client.clone(),
@@ -271,15 +280,7 @@ async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
     let job = opened["jobId"].as_str().unwrap();
     let not_json =
         encode_batch(&BatchHeader::Rows { table: "world_books".into(), first_line: 7, lines: 1, held: 0 }, b"{nope\n");
-    let send = |number: u64, body: Vec<u8>| {
-        server
-            .client
-            .put(server.url(&format!("/api/v1/user-data/import/{job}/batches/{number}")))
-            .bearer_auth(&account.token)
-            .header("x-batch-sha256", hex(&Sha256::digest(&body)))
-            .body(body)
-            .send()
-    };
+    let send = |number: u64, body: Vec<u8>| put_batch(&server, &account, job, number, body);
     let (code, _) = status_json(send(0, not_json.unwrap()).await.unwrap()).await;
     assert_eq!(code, 200);
     let failed = crate::import::wait_for(&server, &account, job, &["failed", "complete"]).await;
@@ -290,6 +291,88 @@ async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
     assert_eq!((code, answer["code"].as_str()), (409, Some("bad_json")));
     let stored = crate::export::owned_rows(&server.store, "world_books", &account.user.id);
     assert!(!stored.iter().any(|row| row["id"] == late));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_lands_its_parts_in_order_for_its_own_account_and_a_hostile_one_lands_nothing() {
+    let server = TestServer::start("batch-bundles").await;
+    let (first, second) = (server.account("bundler", None).await, server.account("neighbour", None).await);
+    let books = ["3f1c2a4e-0000-4000-8000-0000000000b1", "3f1c2a4e-0000-4000-8000-0000000000b2"];
+    let row = |id: &str, line: u64| {
+        let text = format!("{{\"id\":\"{id}\",\"name\":\"Lore {id}\",\"created_at\":1,\"updated_at\":1}}\n");
+        let header = BatchHeader::Rows { table: "world_books".into(), first_line: line, lines: 1, held: 0 };
+        encode_batch(&header, text.as_bytes()).unwrap()
+    };
+    let file = |bucket: &str, name: &str, bytes: &[u8]| {
+        let header =
+            BatchHeader::FileChunk { bucket: bucket.into(), name: name.into(), offset: 0, size: bytes.len() as u64 };
+        encode_batch(&header, bytes).unwrap()
+    };
+    let sound = b"ID3\x04\0\0\0\0\0\0 a chime";
+    let good =
+        encode_bundle(&[row(books[0], 1), row(books[1], 2), file("notification-sounds", "completion.mp3", sound)])
+            .unwrap();
+    let send =
+        |account: &Account, job: String, number: u64, body: Vec<u8>| put_batch(&server, account, &job, number, body);
+
+    let commit_one = |account: &Account, job: String| {
+        let request = server.post(account, &format!("/api/v1/user-data/import/{job}/commit"));
+        async move {
+            let (code, done) = status_json(request.json(&json!({"batches": 1})).send().await.unwrap()).await;
+            assert_eq!(code, 200, "{done}");
+            done
+        }
+    };
+
+    let (code, opened) = open_job(&server, &first, fixtures::ARCHIVES[0].1).await;
+    assert_eq!(code, 201, "{opened}");
+    let job = opened["jobId"].as_str().unwrap().to_string();
+    // Every part is checked as a batch of its own, before anything is taken: a refused
+    // bundle lands none of its parts, and the job goes on.
+    let secrets = encode_batch(&BatchHeader::Secrets { enc: BASE64.encode([7u8; 32]) }, b"sealed").unwrap();
+    let traversal = file("theme-assets", "../../escape.css", b"x");
+    let vectors =
+        encode_batch(&BatchHeader::Vectors { table: "embeddings".into(), first_line: 1, lines: 1 }, b"{}\n").unwrap();
+    let mut cut_short = good.clone();
+    cut_short.truncate(good.len() - 3);
+    let hostile = [
+        ("a bundle in a bundle", encode_bundle(&[row(books[0], 1), good.clone()]).unwrap(), 422, "bad_batch"),
+        ("secrets in a bundle", encode_bundle(&[row(books[0], 1), secrets]).unwrap(), 422, "bad_batch"),
+        ("a part outside its folder", encode_bundle(&[row(books[0], 1), traversal]).unwrap(), 422, "path_traversal"),
+        ("vectors not accepted", encode_bundle(&[row(books[0], 1), vectors]).unwrap(), 409, "vectors_not_accepted"),
+        ("parts past the end", cut_short, 422, "bad_batch"),
+    ];
+    assert_eq!(opened["acceptVectors"], false, "{opened}");
+    for (what, body, status, error) in hostile {
+        let (code, refused) = status_json(send(&first, job.clone(), 0, body).await.unwrap()).await;
+        assert_eq!((code, refused["code"].as_str()), (status, Some(error)), "{what}: {refused}");
+    }
+    let (code, answer) = status_json(send(&first, job.clone(), 0, good.clone()).await.unwrap()).await;
+    assert_eq!((code, answer["nextBatch"].as_u64()), (200, Some(1)), "{answer}");
+    let done = commit_one(&first, job.clone()).await;
+    assert_eq!(done["summary"]["world_books"]["imported"], 2, "{done}");
+    let stored = crate::export::owned_rows(&server.store, "world_books", &first.user.id);
+    let mut ids: Vec<&str> = stored.iter().filter_map(|row| row["id"].as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, books);
+    let sounds = server.data.path.join("data").join("notification-sounds");
+    assert_eq!(std::fs::read(sounds.join(&first.user.id).join("completion.mp3")).unwrap(), sound);
+    assert!(!server.data.path.join("data").join("escape.css").exists());
+
+    // The same bundle from another account of the instance: its own copies, under its own
+    // folder; the first account's rows and file stay as they were.
+    let (code, opened) = open_job(&server, &second, fixtures::ARCHIVES[0].1).await;
+    assert_eq!(code, 201, "{opened}");
+    let job = opened["jobId"].as_str().unwrap().to_string();
+    let (code, answer) = status_json(send(&second, job.clone(), 0, good).await.unwrap()).await;
+    assert_eq!(code, 200, "{answer}");
+    let done = commit_one(&second, job.clone()).await;
+    assert_eq!(done["summary"]["world_books"]["remapped"], 2, "{done}");
+    let theirs = crate::export::owned_rows(&server.store, "world_books", &second.user.id);
+    assert_eq!(theirs.len(), 2);
+    assert!(theirs.iter().all(|row| !books.contains(&row["id"].as_str().unwrap())), "{theirs:?}");
+    assert_eq!(crate::export::owned_rows(&server.store, "world_books", &first.user.id).len(), 2);
+    assert_eq!(std::fs::read(sounds.join(&second.user.id).join("completion.mp3")).unwrap(), sound);
 }
 
 /// `world_books` lines `ids`, deflated as an archive's entry would be.
@@ -308,15 +391,7 @@ fn deflated_books(ids: &[&str]) -> (Vec<u8>, Vec<u8>) {
 async fn rows_sent_as_the_archives_deflate_stream_arrive_whole_and_a_broken_stream_fails_its_job() {
     let server = TestServer::start("batch-row-stream").await;
     let (alice, bob) = (server.account("streamer", None).await, server.account("other-streamer", None).await);
-    let put = |account: &Account, job: &str, number: u64, body: Vec<u8>| {
-        server
-            .client
-            .put(server.url(&format!("/api/v1/user-data/import/{job}/batches/{number}")))
-            .bearer_auth(&account.token)
-            .header("x-batch-sha256", hex(&Sha256::digest(&body)))
-            .body(body)
-            .send()
-    };
+    let put = |account: &Account, job: &str, number: u64, body: Vec<u8>| put_batch(&server, account, job, number, body);
     let segment = |offset: usize, last: bool, bytes: &[u8]| {
         encode_batch(&BatchHeader::RowStream { table: "world_books".into(), offset: offset as u64, last }, bytes)
             .unwrap()
@@ -424,7 +499,9 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
     assert_eq!(code, 201, "{opened}");
     let job = opened["jobId"].as_str().unwrap().to_string();
     let url = server.url(&format!("/api/v1/user-data/import/{job}/batches"));
-    let upload = |start_batch: u64, fail_after: Option<usize>| {
+    // Each upload asks for the held rows first, as the Worker does: when it resumes, the
+    // account has the rows of the batches taken, and the stream cut off must go on as one.
+    let upload = |start_batch: u64, fail_after: Option<usize>, held: HeldRows| {
         let mut reader = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
         let mut sink = HttpSink {
             runtime: Handle::current(),
@@ -435,16 +512,31 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
             fail_after,
         };
         tokio::task::spawn_blocking(move || {
-            let plan = UploadPlan { start_batch, ..UploadPlan::default() };
+            let plan =
+                UploadPlan { start_batch, held_rows: held.tables, fresh_tables: held.fresh, ..UploadPlan::default() };
             (upload_batches(&mut reader, plan, &mut sink), sink.sent)
         })
     };
-    // The connection drops after two batches.
-    let (report, sent) = upload(0, Some(2)).await.unwrap();
+    // The connection drops after two batches: the small tables before the messages, and
+    // the first segment of the messages' stream.
+    let (report, sent) = upload(0, Some(2), held_rows_of(&server, &account, &job).await).await.unwrap();
     assert!(report.unwrap_err().to_string().contains("connection dropped"));
     assert_eq!(sent, vec![0, 1]);
+    // Taken batches are applied a moment later.
+    let messages = || crate::export::owned_rows(&server.store, "messages", &account.user.id).len() as u64;
+    for _ in 0..500 {
+        if messages() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let taken = messages();
+    let again = held_rows_of(&server, &account, &job).await;
+    assert!(again.tables["messages"].len() as u64 == taken && taken > 0 && taken < rows, "{taken} of {rows}");
+    assert!(again.fresh.as_ref().unwrap().contains("messages"), "fresh as at the first reading");
     // The client resumes from batch 2: nothing is sent twice.
-    let (report, sent) = upload(2, None).await.unwrap();
+    let (report, sent) = upload(2, None, again).await.unwrap();
     let report = report.unwrap();
     assert!(report.batches >= 4, "{report:?}");
     assert_eq!(sent, (2..report.batches).collect::<Vec<_>>());

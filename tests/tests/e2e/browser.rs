@@ -364,15 +364,15 @@ async fn an_interrupted_upload_resumes_from_the_servers_next_batch() {
     let job = job.expect("the page remembered its job");
     assert!(next >= 3, "the upload never got going");
     browser.goto(&server.url("/")).await;
+    // The same file again: the page offers to resume where the server stands (read after
+    // the offer: a batch the old page had in flight may land after the reload).
+    browser.wait_text("embeddings-status", |t| !t.is_empty()).await;
+    pick_archive(&browser, &archive).await;
+    let offer = browser.wait_text("import-start", |t| t.starts_with("Resume upload")).await;
     let path = format!("/api/v1/user-data/import/{job}/status");
     let status: serde_json::Value = server.get(&target, &path).send().await.unwrap().json().await.unwrap();
     assert!(!["complete", "failed", "cancelled"].contains(&status["status"].as_str().unwrap()), "{status}");
     let taken = status["nextBatch"].as_u64().unwrap();
-
-    // The same file again: the page offers to resume where the server stands.
-    browser.wait_text("embeddings-status", |t| !t.is_empty()).await;
-    pick_archive(&browser, &archive).await;
-    let offer = browser.wait_text("import-start", |t| t.starts_with("Resume upload")).await;
     assert_eq!(offer, format!("Resume upload (batch {})", taken + 1));
     let before = server.state.import_requests();
     browser.click("import-start").await;

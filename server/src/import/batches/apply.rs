@@ -87,6 +87,10 @@ impl<'a> BatchApplier<'a> {
     }
 
     pub fn apply(&mut self, work: Work) -> Result<(), ImportError> {
+        if let Work::Bundle(parts) = work {
+            // No bundle holds another (`lvbak_core::batch` refuses one).
+            return parts.into_iter().try_for_each(|part| self.apply(part));
+        }
         if !matches!(work, Work::RowStream { .. }) {
             self.ensure_no_open_stream()?;
         }
@@ -109,8 +113,8 @@ impl<'a> BatchApplier<'a> {
                 self.file_chunk(bucket, name, offset, size, &bytes)
             }
             Work::Secrets { enc, sealed } => self.secrets(&enc, &sealed),
-            // Answered by the worker itself.
-            Work::CheckVectors(_) | Work::Commit(_) => Ok(()),
+            // Answered by the worker itself; a bundle's parts were applied above.
+            Work::CheckVectors(_) | Work::Commit(_) | Work::Bundle(_) => Ok(()),
         }
     }
 

@@ -100,6 +100,7 @@ async fn open(
         held_rows: std::sync::Mutex::default(),
         reading_held_rows: AtomicBool::new(false),
         held_rows_reads: AtomicU64::new(0),
+        fresh_tables: std::sync::OnceLock::new(),
         accept_vectors: AtomicBool::new(false),
         inflated: inflated.clone(),
         places: Arc::new(Semaphore::new(QUEUE)),
@@ -207,7 +208,8 @@ async fn receive(
         .map_err(|_| AppError::Busy { what: "uploads", retry_after: Duration::from_secs(2) })?
         .map_err(AppError::internal)?;
     let body = axum::body::to_bytes(body, length).await.map_err(|_| AppError::UploadFailed)?;
-    let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &body).as_ref().try_into().map_err(AppError::internal)?;
+    let digest: [u8; 32] =
+        ring::digest::digest(&ring::digest::SHA256, &body).as_ref().try_into().map_err(AppError::internal)?;
     let claimed = headers.get("x-batch-sha256").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !claimed.eq_ignore_ascii_case(&hex(&digest)) {
         return Err(AppError::BatchHashMismatch);
@@ -229,20 +231,26 @@ async fn receive(
     // The frame, names and chunk bounds are checked before the batch is acknowledged; NDJSON
     // is inflated and every line parsed by the worker, a step at a time.
     let mut work = Work::from(decode_batch_deflated(&body)?);
-    if let Work::Rows { table, held, .. } = &mut work {
-        *held = batches.take_held_rows(table, *held);
-    }
     drop(body);
-    let payload = match &work {
-        Work::FileChunk { bytes, .. } => bytes.len() as u64,
-        Work::Secrets { sealed, .. } => sealed.len() as u64,
-        _ => 0,
+    // A bundle's parts are each taken as a batch of their own would be.
+    let parts: Vec<&mut Work> = match &mut work {
+        Work::Bundle(parts) => parts.iter_mut().collect(),
+        one => vec![one],
     };
+    let mut payload = 0;
+    for part in parts {
+        match part {
+            Work::Rows { table, held, .. } => *held = batches.take_held_rows(table, *held),
+            Work::FileChunk { bytes, .. } => payload += bytes.len() as u64,
+            Work::Secrets { sealed, .. } => payload += sealed.len() as u64,
+            Work::Vectors { .. } if !batches.accept_vectors.load(Ordering::Relaxed) => {
+                return Err(AppError::VectorsNotAccepted)
+            }
+            _ => {}
+        }
+    }
     if batches.inflated.load(Ordering::Relaxed) + payload > limits.max_decompressed_bytes {
         return Err(FormatError::DecompressedCap { limit: limits.max_decompressed_bytes }.into());
-    }
-    if matches!(work, Work::Vectors { .. }) && !batches.accept_vectors.load(Ordering::Relaxed) {
-        return Err(AppError::VectorsNotAccepted);
     }
     if !batches.enqueue(work, Some(memory)).await {
         return Err(ended(&state, &id, &user.id).await);
@@ -363,8 +371,19 @@ fn write_held_rows(
     if let Some(ended) = current {
         end_table(ended, out)?;
     }
-    out.write_all(b"}}").map_err(io)?;
+    // The tables with no rows at the first whole reading, whatever this one found.
+    let fresh = batches.fresh_tables.get_or_init(|| {
+        let read = batches.held_rows.lock().map(|budgets| budgets.keys().cloned().collect()).unwrap_or_default();
+        fresh_tables(&read)
+    });
+    let fresh = serde_json::to_string(fresh).map_err(|error| DbError::Invalid(error.to_string()))?;
+    out.write_all(format!(r#"}},"fresh":{fresh}}}"#).as_bytes()).map_err(io)?;
     out.flush().map_err(io)
+}
+
+/// The registry's tables not among `held` (those the account has rows of).
+fn fresh_tables(held: &std::collections::HashSet<String>) -> Vec<&'static str> {
+    lvbak_core::registry::TABLES.iter().map(|spec| spec.name).filter(|name| !held.contains(*name)).collect()
 }
 
 #[derive(Deserialize)]

@@ -8,7 +8,9 @@
 //!   already, by the server's own reading of its copies; the client leaves those out.
 //! - `GET .../held-rows` answers, per table, the hashes of the row ids the account has
 //!   (`lvbak_core::upload::held_id_hash`, 8 bytes little-endian each, base64): the client
-//!   leaves those rows out and says how many per batch (`held`), up to what it was handed.
+//!   leaves those rows out and says how many per batch (`held`), up to what it was handed;
+//!   and `fresh`, the tables the account had no rows of at the job's first reading, which
+//!   the client sends as the archive's deflate streams (a resumed upload the same way).
 //! - `PUT /api/v1/user-data/import/:jobId/batches/:n` with `X-Batch-Sha256` sends batch `n`
 //!   (0-based). A replay of a recent batch answers the same; a gap answers 409 with
 //!   `nextBatch`, so an interrupted upload resumes where it stopped.
@@ -103,6 +105,10 @@ pub struct BatchUpload {
     /// A batch's `held` count is held to what is left, so a client cannot inflate the
     /// summary's skipped rows past the ids it was given.
     held_rows: std::sync::Mutex<HashMap<String, (u64, u64)>>,
+    /// The tables of which the account had no rows when its held rows were first read
+    /// whole: the client sends those as the archive's deflate streams, and must go on doing
+    /// so when it resumes (by then the account has the rows this job applied).
+    fresh_tables: std::sync::OnceLock<Vec<&'static str>>,
     /// Set while the held rows are being read for this job (one reading at a time), and
     /// how many readings the job has had (at most [`HELD_ROWS_READS`]).
     reading_held_rows: AtomicBool,

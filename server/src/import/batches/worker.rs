@@ -61,6 +61,8 @@ pub enum Work {
         enc: [u8; 32],
         sealed: Vec<u8>,
     },
+    /// Several of the above from one bundle, applied in order.
+    Bundle(Vec<Work>),
     /// Whether vectors may come (`None`) or why not, once the batches before are applied.
     CheckVectors(oneshot::Sender<Option<String>>),
     /// Apply what is left and complete the job; answered once the job has ended.
@@ -79,6 +81,7 @@ impl From<Batch> for Work {
                 Self::FileChunk { bucket, name, offset, size, bytes }
             }
             Batch::Secrets { enc, sealed } => Self::Secrets { enc, sealed },
+            Batch::Bundle(parts) => Self::Bundle(parts.into_iter().map(Self::from).collect()),
         }
     }
 }
