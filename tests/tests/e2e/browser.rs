@@ -355,14 +355,14 @@ async fn an_interrupted_upload_resumes_from_the_servers_next_batch() {
             let path = format!("/api/v1/user-data/import/{job}/status");
             let status: serde_json::Value = server.get(&target, &path).send().await.unwrap().json().await.unwrap();
             next = status["nextBatch"].as_u64().unwrap_or(0);
-            if next >= 3 {
+            if next >= 4 {
                 break;
             }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let job = job.expect("the page remembered its job");
-    assert!(next >= 3, "the upload never got going");
+    assert!(next >= 4, "the upload never got going");
     browser.goto(&server.url("/")).await;
     // The same file again: the page offers to resume where the server stands (read after
     // the offer: a batch the old page had in flight may land after the reload).
