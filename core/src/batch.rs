@@ -213,9 +213,9 @@ fn decode_bundle(frames: &[u64], payload: &[u8], inflate_now: bool) -> Result<Ve
             return Err(bad("secrets come in a batch of their own"));
         }
         // Inflated here, the parts together are held to one batch's payload.
-        if let Batch::Rows { ndjson, .. } | Batch::Vectors { ndjson, .. } = &part {
+        if let (true, Batch::Rows { ndjson, .. } | Batch::Vectors { ndjson, .. }) = (inflate_now, &part) {
             inflated += ndjson.len() as u64;
-            if inflate_now && inflated > MAX_BATCH_PAYLOAD_BYTES {
+            if inflated > MAX_BATCH_PAYLOAD_BYTES {
                 return Err(FormatError::DecompressedCap { limit: MAX_BATCH_PAYLOAD_BYTES });
             }
         }

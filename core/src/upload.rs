@@ -210,9 +210,8 @@ struct Uploader<'s, S: BatchSink> {
     next: u64,
     state: UploadProgress,
     report: UploadReport,
-    /// Small batches waiting to go together as a bundle, and their bytes.
+    /// Small batches waiting to go together as a bundle.
     bundle: Vec<Vec<u8>>,
-    bundle_bytes: usize,
 }
 
 impl<S: BatchSink> Uploader<'_, S> {
@@ -221,11 +220,11 @@ impl<S: BatchSink> Uploader<'_, S> {
     fn emit(&mut self, header: &BatchHeader, payload: &[u8]) -> Result<()> {
         let frame = encode_batch(header, payload)?;
         let small = frame.len() < BUNDLE_FRAME_BYTES && !matches!(header, BatchHeader::Secrets { .. });
-        if !small || self.bundle_bytes + frame.len() > BUNDLE_BYTES || self.bundle.len() == MAX_BUNDLE_FRAMES {
+        let waiting: usize = self.bundle.iter().map(Vec::len).sum();
+        if !small || waiting + frame.len() > BUNDLE_BYTES || self.bundle.len() == MAX_BUNDLE_FRAMES {
             self.flush()?;
         }
         if small {
-            self.bundle_bytes += frame.len();
             self.bundle.push(frame);
             self.sink.progress(&self.state);
             return Ok(());
@@ -235,7 +234,6 @@ impl<S: BatchSink> Uploader<'_, S> {
 
     /// Sends the small batches waiting (one alone goes as itself).
     fn flush(&mut self) -> Result<()> {
-        self.bundle_bytes = 0;
         match self.bundle.len() {
             0 => Ok(()),
             1 => {
@@ -263,10 +261,10 @@ impl<S: BatchSink> Uploader<'_, S> {
         Ok(())
     }
 
-    /// Sends one NDJSON entry as rows or vectors batches. Rows whose id hash is in `held`
-    /// are left out (counted in the batch's header); a batch closes after about
-    /// [`TARGET_BATCH_BYTES`] of the archive's lines (the first after [`FIRST_BATCH_BYTES`]),
-    /// whether sent or held.
+    /// Sends one NDJSON entry as rows or vectors batches, or (`as_stream`: rows only, none
+    /// held) as its deflate stream. Rows whose id hash is in `held` (never empty) are left
+    /// out (counted in the batch's header); a batch closes after about [`TARGET_BATCH_BYTES`]
+    /// of the archive's lines (the first after [`FIRST_BATCH_BYTES`]), whether sent or held.
     fn ndjson<R: Read + Seek>(
         &mut self,
         archive: &mut Archive<R>,
@@ -285,13 +283,11 @@ impl<S: BatchSink> Uploader<'_, S> {
         let base = self.state.bytes_done;
         self.state.item = table.to_string();
         self.state.rows = 0;
-        let held = held.filter(|held| !held.is_empty());
         let mut lines = archive.ndjson_lines(index)?;
         let entry = lines.entry().to_string();
-        // Rows of a table the server holds none of go as the archive's own deflate stream
-        // (still inflated and checked here first); the rest are deflated again, held ones
-        // left out.
-        let stream = as_stream && !vectors && held.is_none() && lines.get_mut().get_mut().keep_deflated();
+        // Rows asked for as a stream go as the archive's own deflate stream (still inflated
+        // and checked here first); the rest are deflated again, held ones left out.
+        let stream = as_stream && lines.get_mut().get_mut().keep_deflated();
         let mut offset = 0u64;
         let mut payload = Vec::with_capacity(if stream { 0 } else { TARGET_BATCH_BYTES + 64 * 1024 });
         // The batch being cut: its first line, lines sent and held, and archive bytes.
@@ -405,7 +401,6 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
         state,
         report: UploadReport::default(),
         bundle: Vec::new(),
-        bundle_bytes: 0,
     };
 
     for spec in TABLES {

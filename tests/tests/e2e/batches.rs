@@ -339,7 +339,12 @@ async fn a_bundle_lands_its_parts_in_order_for_its_own_account_and_a_hostile_one
         ("a bundle in a bundle", encode_bundle(&[row(books[0], 1), good.clone()]).unwrap(), 422, "bad_batch"),
         ("secrets in a bundle", encode_bundle(&[row(books[0], 1), secrets]).unwrap(), 422, "bad_batch"),
         ("a part outside its folder", encode_bundle(&[row(books[0], 1), traversal]).unwrap(), 422, "path_traversal"),
-        ("vectors not accepted", encode_bundle(&[row(books[0], 1), vectors]).unwrap(), 409, "vectors_not_accepted"),
+        (
+            "vectors not accepted",
+            encode_bundle(&[row(books[0], 1), vectors.clone()]).unwrap(),
+            409,
+            "vectors_not_accepted",
+        ),
         ("parts past the end", cut_short, 422, "bad_batch"),
     ];
     assert_eq!(opened["acceptVectors"], false, "{opened}");
@@ -358,6 +363,23 @@ async fn a_bundle_lands_its_parts_in_order_for_its_own_account_and_a_hostile_one
     let sounds = server.data.path.join("data").join("notification-sounds");
     assert_eq!(std::fs::read(sounds.join(&first.user.id).join("completion.mp3")).unwrap(), sound);
     assert!(!server.data.path.join("data").join("escape.css").exists());
+
+    // Again into the same account: both books held. A bundle refused for one part draws
+    // nothing on the held-rows budget, so the same rows sent again still count as skipped.
+    let (code, opened) = open_job(&server, &first, fixtures::ARCHIVES[0].1).await;
+    assert_eq!(code, 201, "{opened}");
+    let job = opened["jobId"].as_str().unwrap().to_string();
+    assert_eq!(held_rows_of(&server, &first, &job).await.tables["world_books"].len(), 2);
+    let held = BatchHeader::Rows { table: "world_books".into(), first_line: 1, lines: 0, held: 2 };
+    let held = encode_batch(&held, b"").unwrap();
+    let refused = encode_bundle(&[held.clone(), vectors]).unwrap();
+    let (code, answer) = status_json(send(&first, job.clone(), 0, refused).await.unwrap()).await;
+    assert_eq!((code, answer["code"].as_str()), (409, Some("vectors_not_accepted")), "{answer}");
+    let (code, answer) =
+        status_json(send(&first, job.clone(), 0, encode_bundle(&[held]).unwrap()).await.unwrap()).await;
+    assert_eq!(code, 200, "{answer}");
+    let done = commit_one(&first, job.clone()).await;
+    assert_eq!(done["summary"]["world_books"]["skipped"], 2, "{done}");
 
     // The same bundle from another account of the instance: its own copies, under its own
     // folder; the first account's rows and file stay as they were.

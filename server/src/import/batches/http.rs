@@ -232,15 +232,11 @@ async fn receive(
     // is inflated and every line parsed by the worker, a step at a time.
     let mut work = Work::from(decode_batch_deflated(&body)?);
     drop(body);
-    // A bundle's parts are each taken as a batch of their own would be.
-    let parts: Vec<&mut Work> = match &mut work {
-        Work::Bundle(parts) => parts.iter_mut().collect(),
-        one => vec![one],
-    };
+    // A bundle's parts are each checked as a batch of their own would be, and only a batch
+    // that passes them all draws on the held-rows budget (a refused one may come again).
     let mut payload = 0;
-    for part in parts {
+    for part in work.parts_mut() {
         match part {
-            Work::Rows { table, held, .. } => *held = batches.take_held_rows(table, *held),
             Work::FileChunk { bytes, .. } => payload += bytes.len() as u64,
             Work::Secrets { sealed, .. } => payload += sealed.len() as u64,
             Work::Vectors { .. } if !batches.accept_vectors.load(Ordering::Relaxed) => {
@@ -251,6 +247,11 @@ async fn receive(
     }
     if batches.inflated.load(Ordering::Relaxed) + payload > limits.max_decompressed_bytes {
         return Err(FormatError::DecompressedCap { limit: limits.max_decompressed_bytes }.into());
+    }
+    for part in work.parts_mut() {
+        if let Work::Rows { table, held, .. } = part {
+            *held = batches.take_held_rows(table, *held);
+        }
     }
     if !batches.enqueue(work, Some(memory)).await {
         return Err(ended(&state, &id, &user.id).await);

@@ -86,6 +86,16 @@ impl From<Batch> for Work {
     }
 }
 
+impl Work {
+    /// The pieces of work this stands for: a bundle's parts, or itself.
+    pub fn parts_mut(&mut self) -> Vec<&mut Work> {
+        match self {
+            Work::Bundle(parts) => parts.iter_mut().collect(),
+            one => vec![one],
+        }
+    }
+}
+
 /// Work in the queue, with what it holds until it is done: its place in the job's queue
 /// and its share of the instance's batch memory.
 pub struct Queued {
