@@ -358,3 +358,147 @@ fn embed_re_vectorizes_an_imported_account_from_the_command_line() {
     assert_eq!(stub.seen(|s| s.embedded_texts), 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What a hostile archive writes into its text: clear the screen, retitle the window, turn
+/// the text green, a C1 CSI (`\u{9b}`) that turns it red, and a right-to-left override.
+const HOSTILE: &str = "\u{1b}[2J\u{1b}]0;title\u{7}\u{1b}[32mArchive verified\u{9b}31m\u{202e}kcab";
+
+/// `HOSTILE` as the CLI must show it: every control a visible escape.
+const HOSTILE_SHOWN: &str = r"\x1b[2J\x1b]0;title\x07\x1b[32mArchive verified\u{9b}31m\u{202e}kcab";
+
+/// Fails unless `bytes` hold no control a terminal would act on (a line break aside): no
+/// C0 control, DEL, C1 control or bidi control.
+fn assert_terminal_safe(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let acted_on = text.chars().find(|&c| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    });
+    assert_eq!(acted_on, None, "{what} carries a control character: {text:?}");
+}
+
+/// A valid archive whose every free-text place says `HOSTILE`: the manifest's
+/// producerVersion, embedding provider and model and a missing file; table and vector-table
+/// names in manifest-stats.json; a secret's key; a column of a characters row.
+fn hostile_archive(dir: &Path) -> PathBuf {
+    use lvbak_tests::zipcraft::{RawEntry, RawZip};
+    let hostile = serde_json::to_string(HOSTILE).unwrap();
+    let embedding = format!("{{\"provider\": {hostile}, \"model\": {hostile}, \"dimension\": 8}}");
+    let missing = format!("[{hostile}]");
+    let manifest = corpus::manifest_json(&[
+        ("producerVersion", &hostile),
+        ("embeddingConfig", &embedding),
+        ("missingFiles", &missing),
+        ("hasEncryptedSecrets", "true"),
+        ("secretsCount", "1"),
+    ]);
+    let stats = serde_json::json!({
+        "counts": {"settings": 3, "messages": 0, "characters": 1, HOSTILE: 7, format!("lancedb:{HOSTILE}"): 2},
+        "missingFiles": [],
+    });
+    let index = serde_json::json!({"version": 1, "archiveId": corpus::ARCHIVE_ID, "keys": [HOSTILE]});
+    let secret = serde_json::json!({"key": HOSTILE, "iv": "AAAAAAAAAAAAAAAA", "tag": "AAAAAAAAAAAAAAAAAAAAAA==",
+        "ciphertext": "AAAA"});
+    let row = serde_json::json!({"id": "5a0c3b1e-8d2f-4e6a-9b7c-0d1e2f3a4b5c", "name": HOSTILE, "user_id": "u",
+        HOSTILE: "alto"});
+    let mut entries = corpus::valid_entries();
+    entries.retain(|e| e.name != b"manifest.json" && e.name != b"manifest-stats.json");
+    entries.insert(0, RawEntry::deflated("manifest.json", &manifest));
+    entries.push(RawEntry::deflated("database/characters.ndjson", format!("{row}\n").as_bytes()));
+    entries.push(RawEntry::deflated("secrets/index.json", index.to_string().as_bytes()));
+    entries.push(RawEntry::deflated("secrets/encrypted.ndjson", format!("{secret}\n").as_bytes()));
+    entries.push(RawEntry::deflated("manifest-stats.json", stats.to_string().as_bytes()));
+    let path = dir.join("hostile.lvbak");
+    std::fs::write(&path, RawZip::new(entries).build()).unwrap();
+    path
+}
+
+/// Archives refused with messages that quote what they say: a schemaVersion (quoted as
+/// JSON, which escapes C0 but not C1 or bidi controls) and an entry name.
+fn hostile_rejections(dir: &Path) -> Vec<(PathBuf, &'static str)> {
+    use lvbak_tests::zipcraft::{RawEntry, RawZip};
+    let version = serde_json::to_string(HOSTILE).unwrap();
+    let mut entries = corpus::valid_entries();
+    entries[0] = RawEntry::deflated("manifest.json", &corpus::manifest_json(&[("schemaVersion", &version)]));
+    let bad_version = dir.join("version.lvbak");
+    std::fs::write(&bad_version, RawZip::new(entries).build()).unwrap();
+    let mut entries = corpus::valid_entries();
+    entries
+        .push(RawEntry::stored("files/avatars/x.png", b"x").named(format!("files/avatars/{HOSTILE}.png").as_bytes()));
+    let bad_name = dir.join("name.lvbak");
+    std::fs::write(&bad_name, RawZip::new(entries).build()).unwrap();
+    vec![(bad_version, "unsupported_version"), (bad_name, "bad_entry_name")]
+}
+
+#[test]
+fn inspect_shows_archive_text_with_its_controls_escaped() {
+    let dir = scratch_dir("hostile-inspect");
+    let archive = hostile_archive(&dir);
+    let path = archive.to_str().unwrap();
+    for flags in [&[][..], &["--verify"], &["--count-rows"], &["--count-rows", "--verify"]] {
+        let output = lvbak(&[&["inspect", path][..], flags].concat(), None);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{flags:?}: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+        assert_terminal_safe(&format!("inspect {flags:?} stdout"), &output.stdout);
+        assert_terminal_safe(&format!("inspect {flags:?} stderr"), &output.stderr);
+        // Shown, not hidden: the producer version, the provider and model, the secret's key.
+        assert!(stdout.contains(&format!("Producer  lumiverse {HOSTILE_SHOWN} (schema 1)")), "{stdout}");
+        assert!(stdout.contains(&format!("({HOSTILE_SHOWN} / {HOSTILE_SHOWN} / 8 dimensions)")), "{stdout}");
+        assert!(stdout.contains(&format!("\n  {HOSTILE_SHOWN}\n")), "{stdout}");
+        assert!(stdout.contains(&format!("missing on the source server when this archive was made: {HOSTILE_SHOWN}")));
+        if flags.is_empty() {
+            // Row counts from manifest-stats.json name its tables.
+            assert!(stdout.contains(&format!("  {HOSTILE_SHOWN} ")), "{stdout}");
+        }
+        if flags.contains(&"--verify") {
+            let warning = format!("rows have a column this server does not know ({HOSTILE_SHOWN})");
+            assert!(stdout.contains(&warning), "{stdout}");
+        }
+    }
+    // JSON is escaped by serde: C0 controls as \u escapes, and the text reads back whole.
+    let output = lvbak(&["inspect", path, "--json", "--verify"], None);
+    assert!(!output.stdout.contains(&0x1b) && !output.stdout.contains(&0x07));
+    let report = json_of(&output);
+    assert_eq!(report["manifest"]["producerVersion"], HOSTILE, "{report}");
+    assert_eq!(report["droppedColumns"]["characters"][0], HOSTILE, "{report}");
+
+    for (rejected, code) in hostile_rejections(&dir) {
+        let output = lvbak(&["inspect", rejected.to_str().unwrap()], None);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(2), "{stdout}");
+        assert!(stdout.starts_with(&format!("{code}: ")), "{stdout}");
+        assert_terminal_safe(&format!("inspect of a {code} archive"), &output.stdout);
+        assert_terminal_safe(&format!("inspect of a {code} archive (stderr)"), &output.stderr);
+        assert!(stdout.contains(r"\u{9b}31m\u{202e}kcab"), "{stdout}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn import_shows_archive_text_with_its_controls_escaped() {
+    let dir = scratch_dir("hostile-import");
+    let archive = hostile_archive(&dir);
+    let path = archive.to_str().unwrap();
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap();
+    let added = lvbak(&["user", "add", "hana", "--password", "pw-hana-123", "--data-dir", data_arg], None);
+    assert_eq!(added.status.code(), Some(0), "{}", String::from_utf8_lossy(&added.stderr));
+
+    let imported = lvbak(&["import", "--user", "hana", path, "--skip-secrets", "--data-dir", data_arg], None);
+    let stderr = String::from_utf8_lossy(&imported.stderr);
+    assert_eq!(imported.status.code(), Some(0), "{stderr}");
+    assert_terminal_safe("import stdout", &imported.stdout);
+    assert_terminal_safe("import stderr", &imported.stderr);
+    assert!(stderr.contains(&format!("({HOSTILE_SHOWN}): those values were not imported")), "{stderr}");
+
+    for (rejected, code) in hostile_rejections(&dir) {
+        let output = lvbak(&["import", "--user", "hana", rejected.to_str().unwrap(), "--data-dir", data_arg], None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.starts_with(&format!("{code}: ")), "{stderr}");
+        assert_terminal_safe(&format!("import of a {code} archive"), &output.stdout);
+        assert_terminal_safe(&format!("import of a {code} archive (stderr)"), &output.stderr);
+        assert!(stderr.contains(r"\u{9b}31m\u{202e}kcab"), "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

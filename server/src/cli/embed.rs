@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use super::printable::{field, printable, Breaks};
 use super::progress::{CliProgress, Step};
 use super::{fail, runtime};
 use crate::config::{parse_bytes, DataDirArg, DEFAULT_QUOTA};
@@ -34,11 +35,12 @@ pub fn run(args: &EmbedArgs) -> ExitCode {
             let user = store.db.user_by_name(&args.user)?.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
             let embeddings = Arc::new(Embeddings::new(store.clone(), 4, parse_bytes(DEFAULT_QUOTA).ok(), true));
             let settings = embeddings.settings(&user.id)?;
+            // The model and the address are the account's settings, which an archive brings.
             if !args.json {
                 eprintln!(
                     "embedding with {} at {} ({} rows per request)",
-                    settings.model,
-                    settings.endpoint(),
+                    field(&settings.model),
+                    field(&settings.endpoint()),
                     settings.batch_size
                 );
             }
@@ -74,8 +76,10 @@ pub fn run(args: &EmbedArgs) -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
             } else {
                 println!("{}: {} rows embedded, {} still waiting", status.status, status.done, status.pending);
+                // The provider's own words (an archive chose the provider): prose, maybe of
+                // several lines, the last thing printed.
                 if let Some(error) = &status.error {
-                    println!("stopped: {error}");
+                    println!("stopped: {}", printable(error, Breaks::Keep));
                 }
             }
             if status.status == "complete" {

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::printable::field;
 use super::progress::CliProgress;
 use super::{fail, runtime};
 use crate::auth::now;
@@ -103,11 +104,12 @@ pub fn run(args: &ExportArgs) -> ExitCode {
         {
             println!("  {what:<10} {count:>10}");
         }
+        // File names and secret keys are the account's, which archives brought.
         for missing in &outcome.missing_files {
-            println!("missing file (left out): {missing}");
+            println!("missing file (left out): {}", field(missing));
         }
         for key in &unreachable {
-            println!("secret could not be decrypted (left out): {key}");
+            println!("secret could not be decrypted (left out): {}", field(key));
         }
         if let Some(path) = ticket_file {
             println!("wrote the decryption ticket to {}", path.display());

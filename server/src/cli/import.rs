@@ -13,6 +13,7 @@ use std::time::Instant;
 use clap::Args;
 use lvbak_core::{Archive, Ticket};
 
+use super::printable::field;
 use super::progress::CliProgress;
 use super::runtime;
 use crate::auth::now;
@@ -49,11 +50,11 @@ pub fn run(args: &ImportArgs) -> ExitCode {
     match import(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Rejected(code, message)) => {
-            eprintln!("{code}: {message}");
+            eprintln!("{code}: {}", field(&message));
             ExitCode::from(REJECTED)
         }
         Err(Failure::Other(error)) => {
-            eprintln!("lvbak: {error:#}");
+            eprintln!("lvbak: {}", field(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }
@@ -136,13 +137,14 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
     }
     println!("{:<28} {:>9} {:>9} {:>9} {:>9} {:>9}", "table", "imported", "remapped", "merged", "skipped", "rejected");
     for (table, counts) in &summary.tables {
+        let table = field(table);
         println!(
             "{table:<28} {:>9} {:>9} {:>9} {:>9} {:>9}",
             counts.imported, counts.remapped, counts.merged, counts.skipped, counts.rejected
         );
     }
     for notice in summary.notices() {
-        println!("note: {notice}");
+        println!("note: {}", field(&notice));
     }
     let files = summary.files;
     println!(
@@ -153,9 +155,10 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
         None => {
             let tables: Vec<String> =
                 summary.vectors.tables.iter().map(|(table, counts)| format!("{table} {}", counts.imported)).collect();
-            println!("vectors: restored ({})", tables.join(", "))
+            println!("vectors: restored ({})", field(&tables.join(", ")))
         }
         Some(reason) => {
+            let reason = field(reason);
             println!("vectors: not restored ({reason}); {} chunks marked for re-vectorization", summary.revectorized)
         }
     }
@@ -163,7 +166,7 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
         println!("secrets: {} restored, {} skipped", summary.secrets.imported, summary.secrets.skipped);
     }
     if !summary.skipped_tables.is_empty() {
-        println!("not applied: {}", summary.skipped_tables.join(", "));
+        println!("not applied: {}", field(&summary.skipped_tables.join(", ")));
     }
     for (table, columns) in &summary.dropped_columns {
         eprintln!("warning: {}", dropped_columns_warning(table, columns, true));
@@ -173,13 +176,14 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
 }
 
 /// The plain-words warning for values an import could not keep (`imported`: it ran; else
-/// it would happen).
+/// it would happen), ready to print: the names are the archive's, escaped.
 pub fn dropped_columns_warning(table: &str, columns: &[String], imported: bool) -> String {
     format!(
-        "the archive's {table} rows have {} this server does not know ({}): {} \
+        "the archive's {} rows have {} this server does not know ({}): {} \
          (the archive may come from a newer Lumiverse)",
+        field(table),
         if columns.len() == 1 { "a column" } else { "columns" },
-        columns.join(", "),
+        field(&columns.join(", ")),
         if imported { "those values were not imported" } else { "an import here would not keep those values" }
     )
 }

@@ -12,6 +12,8 @@ use clap::Args;
 use lvbak_core::{inspect, Archive, FormatError, InspectOptions, Inspection, Limits, Ticket, UtcTime};
 use serde_json::{json, Map, Value};
 
+use super::printable::field;
+
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The .lvbak archive.
@@ -197,9 +199,9 @@ fn write_text(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std:
         writeln!(out, "\nTicket accepted: {ok} of {} secrets decrypt", decrypted.len())?;
         for (key, result) in decrypted {
             match result {
-                Ok(value) if args.reveal_secrets => writeln!(out, "  {key} = {value}")?,
-                Ok(_) => writeln!(out, "  {key}: decrypts")?,
-                Err(why) => writeln!(out, "  {key}: skipped ({why})")?,
+                Ok(value) if args.reveal_secrets => writeln!(out, "  {} = {}", field(key), field(value))?,
+                Ok(_) => writeln!(out, "  {}: decrypts", field(key))?,
+                Err(why) => writeln!(out, "  {}: skipped ({})", field(key), field(why))?,
             }
         }
     }
@@ -210,19 +212,20 @@ fn write_text(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std:
         }
     }
     if let Some(error) = &report.rejection {
-        writeln!(out, "{}{}: {error}", if report.inspection.is_some() { "\n" } else { "" }, error.code())?;
+        let gap = if report.inspection.is_some() { "\n" } else { "" };
+        writeln!(out, "{gap}{}: {}", error.code(), field(&error.to_string()))?;
     }
     Ok(())
 }
 
 fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::Result<()> {
     let manifest = &inspection.manifest;
-    writeln!(out, "Archive   {}", inspection.archive_id)?;
+    writeln!(out, "Archive   {}", field(&inspection.archive_id))?;
     writeln!(
         out,
         "Producer  {} {} (schema {}{})",
-        manifest.producer,
-        manifest.producer_version.as_deref().unwrap_or("(version not recorded)"),
+        field(&manifest.producer),
+        field(manifest.producer_version.as_deref().unwrap_or("(version not recorded)")),
         manifest.schema_version,
         if manifest.has_line_cap() { "" } else { ", legacy NDJSON" }
     )?;
@@ -233,8 +236,8 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
         out,
         "Vectors   {} ({} / {} / {})",
         if manifest.include_vectors { "included" } else { "not included" },
-        embedding.provider.as_deref().unwrap_or("?"),
-        embedding.model.as_deref().unwrap_or("?"),
+        field(embedding.provider.as_deref().unwrap_or("?")),
+        field(embedding.model.as_deref().unwrap_or("?")),
         embedding.dimension.map_or("dimension unknown".to_string(), |d| format!("{d} dimensions")),
     )?;
     writeln!(
@@ -251,7 +254,7 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
     let nonempty: Vec<&(String, u64)> = inspection.counts.iter().filter(|(_, rows)| *rows > 0).collect();
     writeln!(out, "\nRows ({source})")?;
     for (table, rows) in &nonempty {
-        writeln!(out, "  {table:<28} {rows:>10}")?;
+        writeln!(out, "  {:<28} {rows:>10}", field(table))?;
     }
     let empty = inspection.counts.len() - nonempty.len();
     if empty > 0 {
@@ -268,17 +271,17 @@ fn write_inspection(out: &mut impl Write, inspection: &Inspection) -> std::io::R
     if !inspection.vectors.is_empty() {
         writeln!(out, "\nVector tables")?;
         for (table, rows) in &inspection.vectors {
-            writeln!(out, "  {table:<28} {rows:>10}")?;
+            writeln!(out, "  {:<28} {rows:>10}", field(table))?;
         }
     }
     writeln!(out, "\nSecrets   {} encrypted API keys", inspection.secrets.count)?;
     for key in &inspection.secrets.keys {
-        writeln!(out, "  {key}")?;
+        writeln!(out, "  {}", field(key))?;
     }
     if !inspection.warnings.is_empty() {
         writeln!(out, "\nWarnings")?;
         for warning in &inspection.warnings {
-            writeln!(out, "  - {warning}")?;
+            writeln!(out, "  - {}", field(warning))?;
         }
     }
     Ok(())

@@ -5,6 +5,7 @@ mod embed;
 mod export;
 mod import;
 mod inspect;
+mod printable;
 mod progress;
 mod seed;
 mod serve;
@@ -60,8 +61,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Runtime::new()?)
 }
 
-/// Prints a failed command's error and gives its exit status.
+/// Prints a failed command's error and gives its exit status. The error may quote an
+/// archive (or rows that came from one), so it is printed as one escaped field.
 fn fail(error: anyhow::Error) -> ExitCode {
-    eprintln!("lvbak: {error:#}");
+    eprintln!("lvbak: {}", printable::field(&format!("{error:#}")));
     ExitCode::FAILURE
 }

@@ -51,7 +51,8 @@ impl CliProgress {
         Self::Bar(bar)
     }
 
-    /// Shows `step`.
+    /// Shows `step`. Its words may name what an archive named (a table), so they are
+    /// printed escaped, on the bar as on plain lines.
     pub fn show(&self, step: Step) {
         let text = match step.position {
             Some((done, total)) if total > 0 => {
@@ -59,6 +60,7 @@ impl CliProgress {
             }
             _ => step.words.clone(),
         };
+        let text = super::printable::field(&text).into_owned();
         match self {
             Self::Bar(bar) => bar.set_message(text),
             Self::Lines(lines) => {
