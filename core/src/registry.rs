@@ -20,8 +20,9 @@ pub enum ReferenceRule {
     /// Nullable: after an import, set to NULL when the target is missing or not the
     /// importer's (FORMAT §4's nullable-reference scrub list).
     ScrubWhenMissing,
-    /// The row is refused when the target exists and belongs to someone else; a dangling
-    /// reference is left as it is (as Lumiverse leaves it).
+    /// The row is refused when the target exists and belongs to someone else; a reference
+    /// to a row that does not exist is cleared (or, in a column that may not be empty, the
+    /// row refused), so that no account's row can later claim it.
     RejectWhenForeign,
     /// The row is keyed by the target's id (`message_breakdowns.message_id`,
     /// `weaver_bible.session_id`...): it is refused unless the target exists and is the
@@ -364,6 +365,7 @@ pub static JSON_ID_COLUMNS: &[(&str, &[&str])] = &[
     ("databank_chunks", &["metadata"]),
     ("chats", &["metadata"]),
     ("messages", &["extra"]),
+    ("chat_chunks", &["message_ids", "entity_ids"]),
     ("message_breakdowns", &["data"]),
     ("chat_memory_cache", &["chunks_json"]),
     ("memory_entities", &["metadata"]),
@@ -376,6 +378,59 @@ pub static JSON_ID_COLUMNS: &[(&str, &[&str])] = &[
     ("weaver_fields", &["provenance"]),
     ("extensions", &["metadata"]),
 ];
+
+/// Text columns that hold ids of other rows as plain text, checked by no foreign key: a
+/// whole value that is an id (a chunk's first and last message, the consolidation a chunk
+/// went into, an edge's peer, the character or chat a `scope_id` names, whichever its
+/// `scope` says), or ids inside a name or free text (settings keys such as
+/// `loadout:chat:<id>`, `/api/v1/images/<id>` in a character's text). When an import gives
+/// a row a new id, every such id equal to the old one is rewritten to the new one.
+/// Found from Lumiverse 1.1's migrations and the services that write each column.
+pub static TEXT_ID_COLUMNS: &[(&str, &[&str])] = &[
+    ("settings", &["key"]),
+    (
+        "characters",
+        &[
+            "description",
+            "personality",
+            "scenario",
+            "first_mes",
+            "mes_example",
+            "creator_notes",
+            "system_prompt",
+            "post_history_instructions",
+            "alternate_greetings",
+        ],
+    ),
+    ("regex_scripts", &["scope_id"]),
+    ("databanks", &["scope_id"]),
+    ("chat_chunks", &["start_message_id", "end_message_id", "consolidation_id"]),
+    ("memory_entities", &["first_seen_chunk_id", "last_seen_chunk_id"]),
+    (
+        "memory_relations",
+        &["contradiction_peer_id", "superseded_by", "canonical_edge_id", "merged_into", "first_seen_arc_id", "last_seen_arc_id"],
+    ),
+    ("cortex_vault_chunks", &["source_chunk_id"]),
+    ("dream_weaver_messages", &["supersedes_id"]),
+];
+
+/// Columns named like ids that hold no id of a row (Lumiverse 1.1): a SillyTavern Quick
+/// Reply label, the browser-made id grouping a theme's assets (its folder name), a swipe's
+/// position, the stamp one branch operation puts on the messages it copies, and a regex
+/// script's user-chosen macro name.
+pub static NOT_ROW_IDS: &[(&str, &str)] = &[
+    ("world_book_entries", "automation_id"),
+    ("theme_assets", "bundle_id"),
+    ("messages", "swipe_id"),
+    ("messages", "branch_id"),
+    ("regex_scripts", "script_id"),
+];
+
+/// The text columns of `table` that may hold ids of other rows unquoted
+/// ([`TEXT_ID_COLUMNS`]).
+pub fn text_id_columns(table: &str) -> &'static [&'static str] {
+    TEXT_ID_COLUMNS.iter().find(|(name, _)| *name == table).map_or(&[], |(_, columns)| columns)
+}
 
 /// The JSON columns of `table` that may hold ids of other rows ([`JSON_ID_COLUMNS`]).
 pub fn json_id_columns(table: &str) -> &'static [&'static str] {
@@ -487,6 +542,48 @@ mod tests {
         }
         for (table, _) in JSON_ID_COLUMNS {
             assert!(table_spec(table).is_some(), "{table}");
+        }
+    }
+
+    /// Every column of Lumiverse's schema that is a foreign key, or is named like an id
+    /// (`…_id`, `…_ids`), is known: an owner or parent column, a checked or scrubbed
+    /// reference, a JSON or text column whose ids an import rewrites, or a column known to
+    /// hold no row id. A column Lumiverse adds later fails here until it is classified.
+    #[test]
+    fn every_id_column_of_the_schema_is_known() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/data/lumiverse-schema.json")).expect("the schema");
+        let tables = schema["tables"].as_object().expect("tables");
+        let mut unknown = Vec::new();
+        for spec in TABLES {
+            let table = &tables[spec.name];
+            let foreign: HashSet<&str> =
+                table["foreign_keys"].as_array().expect("keys").iter().filter_map(|k| k["column"].as_str()).collect();
+            for column in table["columns"].as_array().expect("columns") {
+                let name = column["name"].as_str().expect("name");
+                let id_like = name.ends_with("_id") || name.ends_with("_ids") || foreign.contains(name);
+                if !id_like {
+                    continue;
+                }
+                let known = OWNER_COLUMNS.contains(&name)
+                    || spec.primary_key.contains(&name)
+                    || matches!(spec.ownership, Ownership::Parent { column, .. } if column == name)
+                    || spec.references.iter().any(|r| r.column == name)
+                    || json_id_columns(spec.name).contains(&name)
+                    || text_id_columns(spec.name).contains(&name)
+                    || NOT_ROW_IDS.contains(&(spec.name, name));
+                if !known {
+                    unknown.push(format!("{}.{name}", spec.name));
+                }
+            }
+        }
+        assert!(unknown.is_empty(), "id columns no rule covers: {unknown:?}");
+        for (table, columns) in TEXT_ID_COLUMNS.iter().chain(JSON_ID_COLUMNS) {
+            let known: HashSet<&str> =
+                tables[*table]["columns"].as_array().expect("columns").iter().filter_map(|c| c["name"].as_str()).collect();
+            for column in *columns {
+                assert!(known.contains(column), "{table}.{column} is not in the schema");
+            }
         }
     }
 

@@ -65,6 +65,11 @@ impl RowStream {
         self.lines
     }
 
+    /// Bytes held between segments: the start of a line the last segment ended in.
+    pub fn carried(&self) -> usize {
+        self.carry.capacity()
+    }
+
     /// Whether the deflate stream has ended (after a segment marked as the last).
     pub fn ended(&self) -> bool {
         self.ended

@@ -114,8 +114,10 @@ pub struct HostingLimits {
     /// Trust `X-Forwarded-For` for the client address (only behind a proxy that sets it).
     pub trust_forwarded: bool,
     pub secure_cookies: bool,
-    /// Requests to embeddings providers in flight at once, in the instance.
+    /// Requests to embeddings providers in flight at once, in the instance (one per
+    /// account), and the longest one may take (an account's setting may ask for less).
     pub embedding_requests: usize,
+    pub embedding_timeout: Duration,
     /// Whether an account's embeddings URL may point inside the server's own network
     /// (loopback, private, link-local: a local Ollama). Off on a shared instance, so no
     /// account can make the server call its neighbours.
@@ -147,6 +149,7 @@ impl Default for HostingLimits {
             trust_forwarded: false,
             secure_cookies: false,
             embedding_requests: 4,
+            embedding_timeout: crate::embeddings::runs::DEFAULT_LONGEST_TIMEOUT,
             embedding_private_hosts: true,
             held_check_bytes: 8 << 30,
         }
@@ -192,6 +195,9 @@ impl HostingLimits {
                 "trust_forwarded" => self.trust_forwarded = flag()?,
                 "secure_cookies" => self.secure_cookies = flag()?,
                 "embedding_requests" => self.embedding_requests = count()?.max(1),
+                "embedding_timeout" => {
+                    self.embedding_timeout = seconds()?.clamp(crate::embeddings::client::SHORTEST_TIMEOUT, Duration::from_secs(300))
+                }
                 "embedding_private_hosts" => self.embedding_private_hosts = flag()?,
                 "held_check_bytes" => self.held_check_bytes = parse_bytes(value)?,
                 other => return Err(format!("unknown setting {other:?}")),

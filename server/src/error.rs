@@ -33,12 +33,16 @@ pub enum AppError {
     TooManyExports { running: usize, retry_after: Duration },
     #[error("this needs {needed} more bytes; your account uses {used} of its {quota}-byte quota")]
     QuotaExceeded { quota: u64, used: u64, needed: u64 },
+    #[error("your account uses {used} bytes, more than its {quota}-byte quota: nothing can be imported until it is under")]
+    OverQuota { quota: u64, used: u64 },
     #[error("an import of yours is already under way")]
     ImportRunning,
     #[error("send the archive as the raw request body, not as a multipart form")]
     MultipartNotSupported,
     #[error("the upload was interrupted")]
     UploadFailed,
+    #[error("the request body did not arrive within {seconds} seconds")]
+    UploadTimedOut { seconds: u64 },
     #[error("this import is not waiting for a ticket")]
     NotAwaitingTicket,
     #[error("this import takes no batches: it was a raw upload")]
@@ -63,6 +67,10 @@ pub enum AppError {
     /// The embeddings provider refused or could not be reached (`code` as a run reports it).
     #[error("{message}")]
     Provider { code: &'static str, message: String },
+    #[error(
+        "the embeddings setting was restored from a backup and is switched off: check it and save it before a run"
+    )]
+    EmbeddingsNotConfirmed,
     #[error("something went wrong on the server")]
     Internal,
 }
@@ -87,10 +95,11 @@ impl AppError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Busy { .. } => "busy",
             Self::TooManyExports { .. } => "too_many_exports",
-            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::QuotaExceeded { .. } | Self::OverQuota { .. } => "quota_exceeded",
             Self::ImportRunning => "import_running",
             Self::MultipartNotSupported => "multipart_not_supported",
             Self::UploadFailed => "upload_failed",
+            Self::UploadTimedOut { .. } => "upload_timeout",
             Self::NotAwaitingTicket => "not_awaiting_ticket",
             Self::NotABatchImport => "not_a_batch_import",
             Self::BatchLength { .. } => "batch_length",
@@ -101,6 +110,7 @@ impl AppError {
             Self::ImportEnded { code, .. } => code,
             Self::InvalidSetting(_) => "invalid_setting",
             Self::Provider { code, .. } => code,
+            Self::EmbeddingsNotConfirmed => "embeddings_not_confirmed",
             Self::ImportFailed | Self::Internal => "internal",
         }
     }
@@ -113,10 +123,11 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } | Self::TooManyExports { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::QuotaExceeded { .. } | Self::OverQuota { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MultipartNotSupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UploadFailed | Self::BatchHashMismatch | Self::InvalidSetting(_) => StatusCode::BAD_REQUEST,
             Self::Provider { .. } => StatusCode::BAD_GATEWAY,
+            Self::UploadTimedOut { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BatchLength { .. } => StatusCode::LENGTH_REQUIRED,
             Self::ImportRunning
             | Self::NotAwaitingTicket
@@ -124,6 +135,7 @@ impl AppError {
             | Self::BatchConflict { .. }
             | Self::BatchGap { .. }
             | Self::VectorsNotAccepted
+            | Self::EmbeddingsNotConfirmed
             | Self::ImportEnded { .. } => StatusCode::CONFLICT,
             Self::ImportFailed | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod export;
 pub mod faults;
 pub mod import;
+pub(crate) mod memory;
 pub mod progress;
 pub mod seed;
 pub mod state;

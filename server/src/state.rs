@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use lvbak_core::Limits;
-use tokio::sync::Semaphore;
 
 use crate::auth::SignInGuard;
 use crate::config::HostingLimits;
 use crate::embeddings::Embeddings;
 use crate::export::PreparedExports;
 use crate::import::jobs::{self, Job, Jobs, Outcome};
+use crate::memory::MemoryBudget;
 use crate::progress::ProgressHub;
 use crate::storage::Store;
 use crate::throttle::Slots;
@@ -33,8 +33,8 @@ struct Shared {
     exports: Slots,
     jobs: Jobs,
     sign_in: SignInGuard,
-    /// Batch request bodies in memory, in MiB (see `import::batches`).
-    batch_memory: Arc<Semaphore>,
+    /// What users' requests and imports hold in memory (see `memory`).
+    memory: MemoryBudget,
     /// Requests that reached the import routes (for tests: a refused file sends none).
     import_requests: AtomicU64,
     requests: AtomicU64,
@@ -46,19 +46,19 @@ impl AppState {
     /// are marked failed.
     pub fn new(store: Arc<Store>, web_dir: PathBuf, limits: Limits, hosting: HostingLimits) -> Self {
         jobs::recover(&store);
-        let batch_memory_mib = usize::try_from(hosting.batch_memory >> 20).unwrap_or(usize::MAX).max(16);
         Self {
             inner: Arc::new(Shared {
                 jobs: Jobs::new(&hosting),
                 exports: Slots::new(hosting.exports_per_user, hosting.exports),
                 prepared_exports: PreparedExports::new(hosting.prepared_exports_per_user),
                 sign_in: SignInGuard::new(&hosting),
-                batch_memory: Arc::new(Semaphore::new(batch_memory_mib)),
-                embeddings: Arc::new(Embeddings::new(
+                memory: MemoryBudget::new(hosting.batch_memory),
+                embeddings: Arc::new(Embeddings::with_timeout(
                     store.clone(),
                     hosting.embedding_requests,
                     hosting.quota,
                     hosting.embedding_private_hosts,
+                    hosting.embedding_timeout,
                 )),
                 store,
                 web_dir,
@@ -107,8 +107,8 @@ impl AppState {
         &self.inner.sign_in
     }
 
-    pub fn batch_memory(&self) -> &Arc<Semaphore> {
-        &self.inner.batch_memory
+    pub(crate) fn memory(&self) -> &MemoryBudget {
+        &self.inner.memory
     }
 
     pub fn embeddings(&self) -> &Arc<Embeddings> {
@@ -122,6 +122,21 @@ impl AppState {
         self.jobs().finish(&self.store(), job, outcome);
         if marked {
             self.embeddings().resume(&job.user_id);
+        }
+    }
+
+    /// Refuses an import before anything is uploaded when the account already keeps more
+    /// than its quota (the import itself would refuse it too: see `ImportSession::new`).
+    pub(crate) async fn ensure_under_quota(&self, user_id: &str) -> crate::error::AppResult<()> {
+        let (store, user, instance) = (self.store(), user_id.to_string(), self.hosting().quota);
+        let (used, quota) = tokio::task::spawn_blocking(move || {
+            let quota = store.db.quota_of(&user)?.unwrap_or(instance);
+            Ok::<_, crate::storage::sqlite::DbError>((store.db.usage_of(&user)?.unwrap_or(0), quota))
+        })
+        .await??;
+        match quota {
+            Some(quota) if used > quota => Err(crate::error::AppError::OverQuota { quota, used }),
+            _ => Ok(()),
         }
     }
 

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::{fail, runtime};
 use crate::auth::{generate_password, hash_password, now};
-use crate::config::{parse_quota, DataDirArg};
+use crate::config::{parse_quota, DataDirArg, DEFAULT_QUOTA};
 use crate::storage::Store;
 
 #[derive(Debug, Args)]
@@ -41,6 +41,12 @@ enum UserCommand {
         #[command(flatten)]
         data: DataDirArg,
     },
+}
+
+/// The instance's quota as `lvbak serve` takes it (`LVBAK_QUOTA`, else the default).
+fn instance_quota() -> anyhow::Result<Option<u64>> {
+    let text = std::env::var("LVBAK_QUOTA").unwrap_or_else(|_| DEFAULT_QUOTA.to_string());
+    parse_quota(&text).map_err(anyhow::Error::msg)
 }
 
 /// Creates an account in an opened store; returns its id.
@@ -88,12 +94,26 @@ pub fn run(args: &UserArgs) -> ExitCode {
                         Some(bytes) => bytes,
                         None => store.files.usage_of(&user.id)?,
                     };
-                    let quota = match store.db.quota_of(&user.id)? {
-                        None => "the instance's".to_string(),
-                        Some(None) => "none".to_string(),
-                        Some(Some(bytes)) => format!("{bytes} bytes"),
+                    let own = store.db.quota_of(&user.id)?;
+                    let instance = instance_quota()?;
+                    let (words, quota) = match own {
+                        None => (
+                            match instance {
+                                Some(bytes) => format!("the instance's, {bytes} bytes"),
+                                None => "the instance's, none".to_string(),
+                            },
+                            instance,
+                        ),
+                        Some(None) => ("none".to_string(), None),
+                        Some(Some(bytes)) => (format!("{bytes} bytes"), Some(bytes)),
                     };
-                    println!("{name}: {usage} bytes used; quota: {quota}");
+                    let over = match quota {
+                        Some(quota) if usage > quota => {
+                            format!("; over quota by {} bytes: its data is kept, imports are refused until it is under", usage - quota)
+                        }
+                        _ => String::new(),
+                    };
+                    println!("{name}: {usage} bytes used; quota: {words}{over}");
                 }
             }
             Ok(())

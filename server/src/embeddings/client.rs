@@ -16,10 +16,75 @@ use super::config::EmbeddingSettings;
 
 /// Attempts per request before giving up on a provider that keeps failing.
 const ATTEMPTS: u32 = 8;
+/// Attempts for a name that does not resolve (a typo does not get better with retries).
+const UNRESOLVED_ATTEMPTS: u32 = 2;
 /// The longest wait between attempts, whatever `Retry-After` asks.
 const LONGEST_WAIT: Duration = Duration::from_secs(120);
-/// Answers larger than this are refused (a 200-text batch of 4096 floats is ~16 MB).
-const LARGEST_ANSWER: usize = 64 << 20;
+/// A request (sending it and reading its answer) gets at least this long, whatever the
+/// setting says; at most the instance's `embedding_timeout` (a setting of 0, Lumiverse's
+/// "no limit", means that longest time).
+pub const SHORTEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Answers larger than this are refused, whatever the batch (200 texts of 4096 floats,
+/// written out, are ~16 MB).
+const LARGEST_ANSWER: usize = 32 << 20;
+/// What one vector's answer may take, written out: a float as JSON text is at most ~26
+/// bytes, and its item has some keys around it.
+const FLOAT_TEXT_BYTES: usize = 26;
+const ITEM_BYTES: usize = 256;
+/// Vector lengths an answer may have when the setting names none: a one-text request
+/// (the connection test) may find any length Lumiverse accepts; a batch may not be larger
+/// than this many floats per text until the first answer has fixed the dimension.
+const ANY_DIMENSION: usize = 65_536;
+const USUAL_DIMENSION: usize = 8_192;
+
+/// The largest answer for `texts` vectors of `dimensions` (unknown: see [`ANY_DIMENSION`]).
+fn answer_limit(texts: usize, dimensions: Option<u32>) -> usize {
+    let floats = match dimensions {
+        Some(d) => d as usize,
+        None if texts <= 1 => ANY_DIMENSION,
+        None => USUAL_DIMENSION,
+    };
+    (4096 + texts.saturating_mul(floats * FLOAT_TEXT_BYTES + ITEM_BYTES)).min(LARGEST_ANSWER)
+}
+
+/// Requests to providers in flight: at most a number across the instance and one per
+/// account, taken per attempt (never across a backoff) in the order asked (tokio's
+/// semaphores are fair), so a provider that never answers holds one place for one request
+/// timeout at most and every other account's request gets the next free place.
+struct ProviderPermits {
+    instance: Arc<tokio::sync::Semaphore>,
+    /// One place per account that has a request waiting or in flight (entries go when no
+    /// request of theirs is).
+    accounts: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// A request's places, given back when it ends.
+struct ProviderPermit {
+    _account: tokio::sync::OwnedSemaphorePermit,
+    _instance: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl ProviderPermits {
+    fn new(instance: usize) -> Self {
+        Self { instance: Arc::new(tokio::sync::Semaphore::new(instance.max(1))), accounts: Default::default() }
+    }
+
+    fn account(&self, user_id: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget accounts nobody waits on (each place is only ever held through a clone).
+        if accounts.len() >= 1024 {
+            accounts.retain(|_, place| Arc::strong_count(place) > 1);
+        }
+        accounts.entry(user_id.to_string()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1))).clone()
+    }
+
+    /// The places of one request (`None` only if a semaphore were closed, which none is).
+    async fn acquire(&self, user_id: &str) -> Option<ProviderPermit> {
+        let account = self.account(user_id).acquire_owned().await.ok()?;
+        let instance = self.instance.clone().acquire_owned().await.ok()?;
+        Some(ProviderPermit { _account: account, _instance: instance })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -59,12 +124,9 @@ pub struct EmbeddingClient {
     /// a shared instance turns this off so no account can make the server call inside its
     /// own network.
     private_hosts: bool,
-}
-
-impl Default for EmbeddingClient {
-    fn default() -> Self {
-        Self::new(true)
-    }
+    permits: Arc<ProviderPermits>,
+    /// The longest a request may take (see [`SHORTEST_TIMEOUT`]).
+    longest_timeout: Duration,
 }
 
 /// Whether an address is on the public internet (not this machine, its network, or
@@ -83,17 +145,46 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b)))
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_ipv4(v6) {
             Some(v4) => is_public(IpAddr::V4(v4)),
             None => {
-                let first = v6.segments()[0];
+                let segments = v6.segments();
+                let first = segments[0];
                 !(v6.is_loopback()
                     || v6.is_unspecified()
                     || v6.is_multicast()
                     || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80)
+                    || (first & 0xffc0) == 0xfe80
+                    || (first & 0xffc0) == 0xfec0
+                    // The rest of ::/96 (IPv4-compatible, deprecated) and ::ffff:0:0/96
+                    // (IPv4-translated) with nothing public in them; 64:ff9b:1::/48 (local
+                    // NAT64); 100::/64 (discard); 2001:db8::/32 (documentation).
+                    || segments[..5] == [0; 5]
+                    || (first == 0x64 && segments[1] == 0xff9b && segments[2] == 1)
+                    || segments[..4] == [0x100, 0, 0, 0]
+                    || (first == 0x2001 && segments[1] == 0xdb8)
+                    // Teredo (2001::/32) hides the IPv4 address it reaches.
+                    || (first == 0x2001 && segments[1] == 0))
             }
         },
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for, where one does: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), IPv4-translated (`::ffff:0:a.b.c.d`),
+/// NAT64's well-known prefix (`64:ff9b::a.b.c.d`) and 6to4 (`2002:aabb:ccdd::`). A request
+/// to any of them reaches that IPv4 address, so it is judged as that address.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let from = |high: u16, low: u16| std::net::Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, high, low] => Some(from(high, low)),
+        [0, 0, 0, 0, 0xffff, 0, high, low] => Some(from(high, low)),
+        [0x64, 0xff9b, 0, 0, 0, 0, high, low] => Some(from(high, low)),
+        [0x2002, high, low, ..] => Some(from(high, low)),
+        // `::` and `::1` are this machine's own IPv6 addresses, not IPv4 ones.
+        [0, 0, 0, 0, 0, 0, high, low] if high != 0 => Some(from(high, low)),
+        _ => None,
     }
 }
 
@@ -116,7 +207,9 @@ impl reqwest::dns::Resolve for PublicOnly {
 }
 
 impl EmbeddingClient {
-    pub fn new(private_hosts: bool) -> Self {
+    /// A client making at most `concurrent_requests` requests at once across the instance
+    /// (one per account), each given at most `longest_timeout`.
+    pub fn new(private_hosts: bool, concurrent_requests: usize, longest_timeout: Duration) -> Self {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("lvbak/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(20))
@@ -125,7 +218,20 @@ impl EmbeddingClient {
         if !private_hosts {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
         }
-        Self { http: builder.build().unwrap_or_default(), private_hosts }
+        Self {
+            http: builder.build().unwrap_or_default(),
+            private_hosts,
+            permits: Arc::new(ProviderPermits::new(concurrent_requests)),
+            longest_timeout: longest_timeout.max(SHORTEST_TIMEOUT),
+        }
+    }
+
+    /// How long one request under `settings` may take.
+    fn timeout(&self, settings: &EmbeddingSettings) -> Duration {
+        match settings.request_timeout {
+            0 => self.longest_timeout,
+            seconds => Duration::from_secs(seconds).clamp(SHORTEST_TIMEOUT, self.longest_timeout),
+        }
     }
 
     /// Refuses an endpoint this instance may not call: a literal private address when
@@ -146,10 +252,12 @@ impl EmbeddingClient {
         }
     }
 
-    /// Embeds `texts` (in order) under `settings`, retrying what can be retried; stops
-    /// early when `cancel` fires.
+    /// Embeds `texts` (in order) under `settings` for `user_id`'s account, retrying what
+    /// can be retried; each attempt waits for a place among the instance's requests (and
+    /// its account's one); stops early when `cancel` fires.
     pub async fn embed(
         &self,
+        user_id: &str,
         settings: &EmbeddingSettings,
         key: Option<&str>,
         texts: &[String],
@@ -160,12 +268,21 @@ impl EmbeddingClient {
         if let (true, Some(dimensions)) = (settings.send_dimensions, settings.dimensions) {
             body["dimensions"] = json!(dimensions);
         }
+        let limit = answer_limit(texts.len(), settings.dimensions);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let wait = match self.attempt(settings, key, &body, cancel).await {
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => return Err(EmbedError::Cancelled),
+                permit = self.permits.acquire(user_id) => permit.ok_or(EmbedError::Cancelled)?,
+            };
+            let answered = self.attempt(settings, key, &body, limit, cancel).await;
+            drop(permit);
+            let wait = match answered {
                 Ok(answer) => return vectors_of(&answer, texts.len(), settings.dimensions),
                 Err(Attempt::Final(error)) => return Err(error),
+                Err(Attempt::Unresolved(error)) if attempt >= UNRESOLVED_ATTEMPTS => return Err(error),
+                Err(Attempt::Unresolved(_)) => Duration::from_secs(1),
                 Err(Attempt::Again { error, retry_after }) if attempt < ATTEMPTS => {
                     let backoff = Duration::from_millis(500 << attempt.min(8));
                     let wait = retry_after.unwrap_or(backoff).min(LONGEST_WAIT);
@@ -186,20 +303,21 @@ impl EmbeddingClient {
         settings: &EmbeddingSettings,
         key: Option<&str>,
         body: &Value,
+        limit: usize,
         cancel: &CancellationToken,
-    ) -> Result<Value, Attempt> {
-        let mut request = self.http.post(settings.endpoint()).json(body);
+    ) -> Result<Answer, Attempt> {
+        let mut request = self.http.post(settings.endpoint()).json(body).timeout(self.timeout(settings));
         if let Some(key) = key.filter(|k| !k.is_empty()) {
             request = request.bearer_auth(key);
-        }
-        if settings.request_timeout > 0 {
-            request = request.timeout(Duration::from_secs(settings.request_timeout));
         }
         let exchange = async {
             let response = request.send().await.map_err(|error| {
                 let text = describe(&error);
                 if text.contains("resolves to no public address") {
                     return Attempt::Final(EmbedError::PrivateHost(text));
+                }
+                if text.contains("failed to lookup address") || text.contains("dns error") {
+                    return Attempt::Unresolved(EmbedError::Unreachable(text));
                 }
                 Attempt::Again { error: EmbedError::Unreachable(text), retry_after: None }
             })?;
@@ -210,13 +328,12 @@ impl EmbeddingClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let bytes = read_limited(response)
-                .await
-                .map_err(|error| Attempt::Again { error: EmbedError::Unreachable(error), retry_after: None })?;
+            let bytes = read_limited(response, limit).await?;
             let message = || provider_message(&bytes, status);
             if status.is_success() {
-                return serde_json::from_slice::<Value>(&bytes)
-                    .map_err(|_| Attempt::Final(EmbedError::Refused("the answer is not JSON".into())));
+                return serde_json::from_slice::<Answer>(&bytes).map_err(|error| {
+                    Attempt::Final(EmbedError::Refused(format!("the answer is not embeddings JSON: {error}")))
+                });
             }
             Err(match status.as_u16() {
                 401 | 403 => Attempt::Final(EmbedError::Unauthorized(message())),
@@ -235,18 +352,45 @@ impl EmbeddingClient {
 
 enum Attempt {
     Again { error: EmbedError, retry_after: Option<Duration> },
+    /// The provider's name did not resolve: tried again once.
+    Unresolved(EmbedError),
     Final(EmbedError),
 }
 
-async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+/// Reads an answer of at most `limit` bytes; a larger one is refused (not retried: the
+/// provider would answer the same).
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Attempt> {
     let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|error| describe(&error))? {
-        if bytes.len() + chunk.len() > LARGEST_ANSWER {
-            return Err(format!("the answer is larger than {} MiB", LARGEST_ANSWER >> 20));
+    let unreachable = |error: &reqwest::Error| Attempt::Again { error: EmbedError::Unreachable(describe(error)), retry_after: None };
+    while let Some(chunk) = response.chunk().await.map_err(|error| unreachable(&error))? {
+        if bytes.len() + chunk.len() > limit {
+            return Err(Attempt::Final(EmbedError::Refused(format!(
+                "the answer is larger than the {limit} bytes its vectors can take"
+            ))));
         }
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// An embeddings answer, read straight into floats (a `serde_json::Value` of a large
+/// answer takes many times its size): OpenAI's `{"data": [{"embedding", "index"}]}`,
+/// Ollama's `{"embeddings": [...]}`, or an error envelope.
+#[derive(serde::Deserialize)]
+struct Answer {
+    #[serde(default)]
+    data: Option<Vec<AnswerItem>>,
+    #[serde(default)]
+    embeddings: Option<Vec<Vec<f32>>>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct AnswerItem {
+    embedding: Vec<f32>,
+    #[serde(default)]
+    index: Option<u64>,
 }
 
 /// A transport error in words (reqwest's Display omits the cause).
@@ -274,34 +418,24 @@ fn provider_message(body: &[u8], status: reqwest::StatusCode) -> String {
 }
 
 /// The vectors of an answer in input order, checked for count and length.
-fn vectors_of(answer: &Value, expected: usize, dimensions: Option<u32>) -> Result<Vec<Vec<f32>>, EmbedError> {
-    if let Some(error) = answer.get("error") {
+fn vectors_of(answer: &Answer, expected: usize, dimensions: Option<u32>) -> Result<Vec<Vec<f32>>, EmbedError> {
+    if let Some(error) = &answer.error {
         let message = error.get("message").and_then(Value::as_str).or(error.as_str()).unwrap_or("an error");
         return Err(EmbedError::Refused(message.chars().take(300).collect()));
     }
-    let floats = |value: &Value| -> Option<Vec<f32>> {
-        value.as_array()?.iter().map(|n| n.as_f64().map(|f| f as f32)).collect()
+    let mut vectors: Vec<(u64, &Vec<f32>)> = match (&answer.data, &answer.embeddings) {
+        (Some(data), _) => {
+            let mut indexed: Vec<(u64, &Vec<f32>)> = data
+                .iter()
+                .enumerate()
+                .map(|(position, item)| (item.index.unwrap_or(position as u64), &item.embedding))
+                .collect();
+            indexed.sort_by_key(|(index, _)| *index);
+            indexed
+        }
+        (None, Some(list)) => list.iter().enumerate().map(|(index, vector)| (index as u64, vector)).collect(),
+        (None, None) => return Err(EmbedError::Refused("the answer has neither `data` nor `embeddings`".into())),
     };
-    let mut vectors: Vec<(u64, Vec<f32>)> = Vec::with_capacity(expected);
-    if let Some(data) = answer.get("data").and_then(Value::as_array) {
-        for (position, item) in data.iter().enumerate() {
-            let vector = item.get("embedding").and_then(floats);
-            let index = item.get("index").and_then(Value::as_u64).unwrap_or(position as u64);
-            vectors.push((
-                index,
-                vector.ok_or_else(|| EmbedError::Refused("an embedding is not a list of numbers".into()))?,
-            ));
-        }
-        vectors.sort_by_key(|(index, _)| *index);
-    } else if let Some(list) = answer.get("embeddings").and_then(Value::as_array) {
-        for (index, item) in list.iter().enumerate() {
-            let vector =
-                floats(item).ok_or_else(|| EmbedError::Refused("an embedding is not a list of numbers".into()))?;
-            vectors.push((index as u64, vector));
-        }
-    } else {
-        return Err(EmbedError::Refused("the answer has neither `data` nor `embeddings`".into()));
-    }
     if vectors.len() != expected {
         return Err(EmbedError::Refused(format!("{} vectors for {expected} texts", vectors.len())));
     }
@@ -312,7 +446,7 @@ fn vectors_of(answer: &Value, expected: usize, dimensions: Option<u32>) -> Resul
             return Err(EmbedError::DimensionMismatch { expected, got: vector.len() });
         }
     }
-    Ok(vectors.into_iter().map(|(_, v)| v).collect())
+    Ok(vectors.drain(..).map(|(_, v)| v.clone()).collect())
 }
 
 #[cfg(test)]
@@ -322,14 +456,38 @@ mod tests {
 
     #[test]
     fn answers_are_read_in_input_order_and_checked() {
-        let openai = json!({"data": [{"index": 1, "embedding": [3.0, 4.0]}, {"index": 0, "embedding": [1.0, 2.0]}]});
+        let read = |value: Value| serde_json::from_value::<Answer>(value).unwrap();
+        let openai = read(json!({"data": [{"index": 1, "embedding": [3.0, 4.0]}, {"index": 0, "embedding": [1.0, 2.0]}], "model": "m"}));
         assert_eq!(vectors_of(&openai, 2, Some(2)).unwrap(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
-        let ollama = json!({"embeddings": [[0.5, 0.25]]});
+        let ollama = read(json!({"embeddings": [[0.5, 0.25]]}));
         assert_eq!(vectors_of(&ollama, 1, None).unwrap(), vec![vec![0.5, 0.25]]);
         assert_eq!(vectors_of(&openai, 2, Some(3)).unwrap_err().code(), "dimension_mismatch");
         assert_eq!(vectors_of(&openai, 3, Some(2)).unwrap_err().code(), "provider_error");
-        let envelope = json!({"error": {"message": "no route"}});
+        let envelope = read(json!({"error": {"message": "no route"}}));
         assert!(vectors_of(&envelope, 1, None).unwrap_err().to_string().contains("no route"));
+        assert!(serde_json::from_value::<Answer>(json!({"data": [{"embedding": ["x"]}]})).is_err());
+    }
+
+    #[test]
+    fn answers_are_held_to_what_their_vectors_can_take() {
+        // The connection test: one vector of any length Lumiverse takes, about 1.7 MB.
+        assert!(answer_limit(1, None) < 2 << 20 && answer_limit(1, None) > 65_536 * 20);
+        assert_eq!(answer_limit(200, Some(4096)), 4096 + 200 * (4096 * 26 + 256));
+        assert_eq!(answer_limit(200, None), LARGEST_ANSWER);
+    }
+
+    #[test]
+    fn request_timeouts_are_clamped() {
+        let client = EmbeddingClient::new(true, 4, Duration::from_secs(60));
+        let with = |seconds: u64| {
+            let mut settings = EmbeddingSettings::default();
+            settings.request_timeout = seconds;
+            client.timeout(&settings)
+        };
+        assert_eq!(with(0), Duration::from_secs(60), "0 is Lumiverse's no limit: the longest");
+        assert_eq!(with(1), SHORTEST_TIMEOUT);
+        assert_eq!(with(30), Duration::from_secs(30));
+        assert_eq!(with(300), Duration::from_secs(60));
     }
 
     #[test]
@@ -346,16 +504,32 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b:1::1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "::0.0.0.1",
+            "fec0::1",
+            "2001:db8::1",
+            "100::1",
+            "2001::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["1.1.1.1", "104.18.6.192", "2606:4700::1111"] {
+        for public in ["1.1.1.1", "104.18.6.192", "2606:4700::1111", "64:ff9b::1.1.1.1", "2002:101:101::1"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
-        let closed = EmbeddingClient::new(false);
+        let closed = EmbeddingClient::new(false, 1, SHORTEST_TIMEOUT);
         assert_eq!(closed.check_endpoint("http://169.254.169.254/v1/embeddings").unwrap_err().code(), "private_host");
         assert_eq!(closed.check_endpoint("http://[::1]:8080/v1/embeddings").unwrap_err().code(), "private_host");
+        for literal in ["[::127.0.0.1]", "[::ffff:0:127.0.0.1]", "[64:ff9b::127.0.0.1]"] {
+            let url = format!("http://{literal}:8080/v1/embeddings");
+            assert_eq!(closed.check_endpoint(&url).unwrap_err().code(), "private_host", "{literal}");
+        }
         assert!(closed.check_endpoint("https://api.openai.com/v1/embeddings").is_ok());
-        assert!(EmbeddingClient::new(true).check_endpoint("http://127.0.0.1:1/v1/embeddings").is_ok());
+        assert!(EmbeddingClient::new(true, 1, SHORTEST_TIMEOUT).check_endpoint("http://127.0.0.1:1/v1/embeddings").is_ok());
     }
 }

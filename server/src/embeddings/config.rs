@@ -35,6 +35,9 @@ pub struct EmbeddingSettings {
     pub vectorize_world_books: bool,
     pub vectorize_chat_messages: bool,
     pub vectorize_chat_documents: bool,
+    /// Restored from a backup and not yet confirmed in this account: nothing is sent
+    /// under it (`enabled` reads false) until the user saves it.
+    pub restored: bool,
 }
 
 /// A field the user sent that cannot be used.
@@ -85,6 +88,7 @@ impl EmbeddingSettings {
             vectorize_world_books: flag("vectorize_world_books", true),
             vectorize_chat_messages: flag("vectorize_chat_messages", false),
             vectorize_chat_documents: flag("vectorize_chat_documents", true),
+            restored: false,
             provider,
         }
     }

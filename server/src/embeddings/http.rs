@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::config::{EmbeddingSettings, SETTING_KEY};
-use super::runs::{Embeddings, RunStatus};
+use super::runs::{Embeddings, RunStatus, StartError};
 use crate::app::AppState;
 use crate::auth::{now, CurrentUser};
 use crate::error::{AppError, AppResult};
@@ -35,6 +35,10 @@ fn config_answer(embeddings: &Embeddings, user_id: &str) -> AppResult<Value> {
     let has_api_key = embeddings.api_key(user_id, &settings)?.is_some();
     let mut answer = serde_json::to_value(&settings).map_err(AppError::internal)?;
     answer["has_api_key"] = json!(has_api_key);
+    // A stored key that may not go to this endpoint: where it may go (null: nowhere yet).
+    if let Some(bound) = embeddings.key_bound_elsewhere(user_id, &settings)? {
+        answer["key_saved_for"] = json!(bound);
+    }
     answer["endpoint"] = json!(settings.endpoint());
     Ok(answer)
 }
@@ -62,14 +66,20 @@ async fn update_config(
         let merged = EmbeddingSettings::merge(stored.as_deref(), &update)
             .map_err(|error| AppError::InvalidSetting(error.to_string()))?;
         let after = EmbeddingSettings::from_value(&Value::Object(merged.clone()));
+        if let Some(Value::String(key)) = update.get("api_key") {
+            if key.len() > 4096 {
+                return Err(AppError::InvalidSetting("api_key: at most 4096 characters".into()));
+            }
+        }
         store.db.put_setting(&user_id, SETTING_KEY, &Value::Object(merged).to_string(), now())?;
+        // Saved by the user in this account: the setting is confirmed, and a key restored
+        // from a backup may go to the endpoint it now names (and only there).
+        let endpoint = after.endpoint();
+        store.db.confirm_embedding_setting(&user_id, &endpoint)?;
         match update.get("api_key") {
             Some(Value::String(key)) if !key.trim().is_empty() => {
-                if key.len() > 4096 {
-                    return Err(AppError::InvalidSetting("api_key: at most 4096 characters".into()));
-                }
                 let sealed = store.identity.seal(&user_id, &after.secret_key(), key.trim());
-                store.db.put_secret(&user_id, &sealed, now())?;
+                store.db.put_secret(&user_id, &sealed, now(), Some(&endpoint))?;
             }
             Some(Value::String(_) | Value::Null) => {
                 store.db.delete_secret(&user_id, &after.secret_key())?;
@@ -117,10 +127,13 @@ async fn test_connection(State(state): State<AppState>, CurrentUser(user): Curre
     })
     .await??;
     let texts = ["lvbak connection test".to_string()];
+    // A test that is dropped (the client went away) cancels its request.
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
     let vectors = state
         .embeddings()
         .client()
-        .embed(&settings, key.as_deref().map(String::as_str), &texts, &CancellationToken::new())
+        .embed(&user.id, &settings, key.as_deref().map(String::as_str), &texts, &cancel)
         .await
         .map_err(|error| AppError::Provider { code: error.code(), message: error.to_string() })?;
     let dimensions = vectors.first().map_or(0, Vec::len);
@@ -137,7 +150,11 @@ async fn status(State(state): State<AppState>, CurrentUser(user): CurrentUser) -
 async fn start(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Json<RunStatus>> {
     let embeddings: Arc<Embeddings> = state.embeddings().clone();
     let started = tokio::task::spawn_blocking(move || embeddings.start(&user.id)).await?;
-    Ok(Json(started.map_err(AppError::internal)?))
+    match started {
+        Ok(status) => Ok(Json(status)),
+        Err(StartError::NotConfirmed) => Err(AppError::EmbeddingsNotConfirmed),
+        Err(StartError::Database(error)) => Err(error.into()),
+    }
 }
 
 /// `POST /api/v1/embeddings/cancel`: `{cancelled}` (whether a run was going).

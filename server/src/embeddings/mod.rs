@@ -9,5 +9,5 @@ pub mod config;
 pub mod http;
 pub mod runs;
 
-pub use config::EmbeddingSettings;
+pub use config::{EmbeddingSettings, SETTING_KEY};
 pub use runs::{Embeddings, RunStatus};

@@ -12,13 +12,17 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{EmbedError, EmbeddingClient};
+use super::client::EmbeddingClient;
 use super::config::{EmbeddingSettings, LEGACY_SECRET_KEY, SETTING_KEY};
 use crate::storage::sqlite::embeddings::{SourceKind, SourceRow};
 use crate::storage::{Store, VectorRow};
+
+/// The longest a provider request may take unless the instance says otherwise
+/// (`HostingLimits::embedding_timeout`).
+pub const DEFAULT_LONGEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Runs remembered (finished ones too, for their status) before finished ones are dropped.
 const REMEMBERED_RUNS: usize = 10_000;
@@ -67,6 +71,17 @@ enum StorageError {
     Database(#[from] crate::storage::sqlite::DbError),
     #[error(transparent)]
     Vectors(#[from] crate::storage::vectors::VectorError),
+}
+
+/// Why a run did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "the embeddings setting was restored from a backup and is switched off until you check and save it in this account"
+    )]
+    NotConfirmed,
+    #[error(transparent)]
+    Database(#[from] crate::storage::sqlite::DbError),
 }
 
 /// Where a user's run stands, as `GET /api/v1/embeddings/status` and its events say.
@@ -118,7 +133,6 @@ fn run_entry<'a>(
 pub struct Embeddings {
     store: Arc<Store>,
     client: EmbeddingClient,
-    requests: Arc<Semaphore>,
     quota: Option<u64>,
     runs: Mutex<HashMap<String, Run>>,
     runtime: Option<tokio::runtime::Handle>,
@@ -129,10 +143,21 @@ impl Embeddings {
     /// the instance's per-account quota; `private_hosts` whether URLs may reach this
     /// machine's own network.
     pub fn new(store: Arc<Store>, concurrent_requests: usize, quota: Option<u64>, private_hosts: bool) -> Self {
+        Self::with_timeout(store, concurrent_requests, quota, private_hosts, DEFAULT_LONGEST_TIMEOUT)
+    }
+
+    /// As [`Self::new`], with the longest a provider request may take.
+    pub fn with_timeout(
+        store: Arc<Store>,
+        concurrent_requests: usize,
+        quota: Option<u64>,
+        private_hosts: bool,
+        longest_timeout: std::time::Duration,
+    ) -> Self {
+        Self::bind_keys_saved_before_bindings(&store);
         Self {
             store,
-            client: EmbeddingClient::new(private_hosts),
-            requests: Arc::new(Semaphore::new(concurrent_requests.max(1))),
+            client: EmbeddingClient::new(private_hosts, concurrent_requests, longest_timeout),
             quota,
             runs: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::try_current().ok(),
@@ -143,22 +168,68 @@ impl Embeddings {
         &self.client
     }
 
-    /// The user's settings as stored.
+    /// The user's settings as they take effect: as stored, except that a setting restored
+    /// from a backup and not confirmed in this account reads as switched off.
     pub fn settings(&self, user_id: &str) -> Result<EmbeddingSettings, crate::storage::sqlite::DbError> {
-        Ok(EmbeddingSettings::from_setting(self.store.db.setting(user_id, SETTING_KEY)?.as_deref()))
+        let mut settings = EmbeddingSettings::from_setting(self.store.db.setting(user_id, SETTING_KEY)?.as_deref());
+        if self.store.db.embedding_unconfirmed(user_id)? {
+            settings.restored = true;
+            settings.enabled = false;
+        }
+        Ok(settings)
     }
 
-    /// The user's API key for `settings`' provider (or the older shared name).
+    /// The user's API key for `settings`' provider (or the older shared name), when it was
+    /// saved for the endpoint `settings` sends to: a key is never sent anywhere else.
     pub fn api_key(
         &self,
         user_id: &str,
         settings: &EmbeddingSettings,
     ) -> Result<Option<zeroize::Zeroizing<String>>, crate::storage::sqlite::DbError> {
+        let endpoint = settings.endpoint();
+        let bound = self.store.db.key_endpoints(user_id)?;
         let secrets = self.store.db.secrets_of(user_id)?;
-        let wanted = settings.secret_key();
-        let stored =
-            secrets.iter().find(|s| s.key == wanted).or_else(|| secrets.iter().find(|s| s.key == LEGACY_SECRET_KEY));
-        Ok(stored.and_then(|s| self.store.identity.open(user_id, s).ok()))
+        for wanted in [settings.secret_key().as_str(), LEGACY_SECRET_KEY] {
+            let Some(stored) = secrets.iter().find(|s| s.key == wanted) else { continue };
+            if bound.get(wanted).and_then(Option::as_deref) == Some(endpoint.as_str()) {
+                return Ok(self.store.identity.open(user_id, stored).ok());
+            }
+        }
+        Ok(None)
+    }
+
+    /// Where the key `settings` would use is allowed to go, when a key is stored but may
+    /// not be sent to `settings`' endpoint: `Some(None)` for a key restored from a backup
+    /// and bound nowhere yet, `Some(Some(url))` for one saved for another URL.
+    pub fn key_bound_elsewhere(
+        &self,
+        user_id: &str,
+        settings: &EmbeddingSettings,
+    ) -> Result<Option<Option<String>>, crate::storage::sqlite::DbError> {
+        if self.api_key(user_id, settings)?.is_some() {
+            return Ok(None);
+        }
+        let bound = self.store.db.key_endpoints(user_id)?;
+        let secrets = self.store.db.secrets_of(user_id)?;
+        let own = settings.secret_key();
+        let stored = [own.as_str(), LEGACY_SECRET_KEY].into_iter().find(|wanted| secrets.iter().any(|s| s.key == *wanted));
+        Ok(stored.map(|key| bound.get(key).cloned().flatten()))
+    }
+
+    /// Binds the embeddings keys stored before keys were bound to endpoints to the endpoint
+    /// their account's setting names now ("the URL stored then"). Runs when a process
+    /// starts; keys stored since always have a binding.
+    fn bind_keys_saved_before_bindings(store: &Store) {
+        let keys = match store.db.keys_without_endpoint() {
+            Ok(keys) => keys,
+            Err(error) => return tracing::warn!("cannot read unbound embeddings keys: {error}"),
+        };
+        for key in keys {
+            let endpoint = EmbeddingSettings::from_setting(key.setting.as_deref()).endpoint();
+            if let Err(error) = store.db.bind_key_saved_earlier(&key.user_id, &key.key, &endpoint) {
+                tracing::warn!("cannot bind an embeddings key of {}: {error}", key.user_id);
+            }
+        }
     }
 
     /// Where the user's run stands (pending read from the queue when no run is going).
@@ -193,9 +264,13 @@ impl Embeddings {
         Ok(run_entry(&mut runs, user_id, || initial).status.subscribe())
     }
 
-    /// Starts the user's run unless one is going; its status.
-    pub fn start(self: &Arc<Self>, user_id: &str) -> Result<RunStatus, crate::storage::sqlite::DbError> {
+    /// Starts the user's run unless one is going; its status. A setting restored from a
+    /// backup runs nothing until the user confirms it.
+    pub fn start(self: &Arc<Self>, user_id: &str) -> Result<RunStatus, StartError> {
         let settings = self.settings(user_id)?;
+        if settings.restored {
+            return Err(StartError::NotConfirmed);
+        }
         let pending = self.store.db.queue_pending_embeddings(user_id, &settings.kinds())?;
         let status = RunStatus {
             status: "running".into(),
@@ -356,14 +431,7 @@ impl Embeddings {
             found_in_pass = true;
             cursor = rows.last().map(|row| (row.kind.source_type().to_string(), row.id.clone()));
             let texts: Vec<String> = rows.iter().map(embedded_text).collect();
-            let permit = tokio::select! {
-                _ = cancel.cancelled() => None,
-                permit = self.requests.clone().acquire_owned() => Some(permit.map_err(|e| storage(&e))?),
-            };
-            let answer = match permit {
-                Some(_permit) => self.client.embed(&settings, key.as_deref().map(String::as_str), &texts, cancel).await,
-                None => Err(EmbedError::Cancelled),
-            };
+            let answer = self.client.embed(user_id, &settings, key.as_deref().map(String::as_str), &texts, cancel).await;
             let vectors = match answer {
                 Ok(vectors) => vectors,
                 Err(error) => {

@@ -63,6 +63,7 @@ async fn upload(
         }
         .into());
     }
+    state.ensure_under_quota(&user.id).await?;
     let reservation = state.jobs().reserve(&user.id)?;
 
     // Nothing is staged until the first four bytes say ZIP.
@@ -179,7 +180,7 @@ async fn run_job(state: AppState, job: Arc<Job>) {
     job.set_status(Status::Running);
     job.progress.publish(Event::Running);
 
-    let (limits, quota) = (state.limits(), state.hosting().quota);
+    let (limits, quota, memory) = (state.limits(), state.hosting().quota, state.memory().clone());
     let runtime = tokio::runtime::Handle::current();
     let (worker_store, worker_job) = (store.clone(), job.clone());
     let outcome = tokio::task::spawn_blocking(move || {
@@ -197,8 +198,14 @@ async fn run_job(state: AppState, job: Arc<Job>) {
             &publish,
             runtime,
         )?;
-        import_archive(&mut session, &mut archive, key.as_ref(), Some(&path))?;
-        session.finish()
+        session.count_memory_in(&memory);
+        match import_archive(&mut session, &mut archive, key.as_ref(), Some(&path)) {
+            Ok(()) => session.finish(),
+            Err(error) => {
+                session.settle_after_stop();
+                Err(error)
+            }
+        }
     })
     .await;
     end(match outcome {

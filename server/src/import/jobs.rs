@@ -371,8 +371,19 @@ pub fn recover(store: &Store) {
         "interrupted",
         "the server stopped during this import; import the archive again to finish (rows and files already restored are kept and skipped)",
     ) {
-        Ok(0) => {}
-        Ok(count) => tracing::warn!("marked {count} interrupted import job(s) failed"),
+        Ok(users) => {
+            if !users.is_empty() {
+                tracing::warn!("marked the interrupted import jobs of {} account(s) failed", users.len());
+            }
+            // What those imports applied was never settled: settle every row of theirs as an
+            // import's end would (the rows each import added are not known any more).
+            for user in users {
+                match store.db.row_applier(&user, None).and_then(|mut applier| applier.settle_all_rows()) {
+                    Ok(changed) => tracing::info!("settled {changed} references of {user} after an interrupted import"),
+                    Err(error) => tracing::error!("cannot settle the references of {user}: {error}"),
+                }
+            }
+        }
         Err(error) => tracing::error!("cannot mark interrupted imports: {error}"),
     }
     if let Ok(entries) = std::fs::read_dir(store.staging_dir()) {

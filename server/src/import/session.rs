@@ -43,6 +43,13 @@ pub enum ImportError {
     TimedOut(String),
     #[error("this import needs {needed} more bytes; the account uses {used} of its {quota}-byte quota")]
     QuotaExceeded { quota: u64, used: u64, needed: u64 },
+    /// The account already keeps more than its quota (a fairer count, or a smaller quota,
+    /// put it over): it keeps everything, and imports nothing until it is under.
+    #[error("the account uses {used} bytes, more than its {quota}-byte quota: nothing can be imported until it is under")]
+    OverQuota { quota: u64, used: u64 },
+    /// The instance had no room for what the import must hold.
+    #[error("{0}")]
+    Busy(&'static str),
 }
 
 impl From<DbError> for ImportError {
@@ -74,7 +81,8 @@ impl ImportError {
             Self::Format(error) => error.code(),
             Self::Cancelled => "cancelled",
             Self::TimedOut(_) => "upload_timeout",
-            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::QuotaExceeded { .. } | Self::OverQuota { .. } => "quota_exceeded",
+            Self::Busy(_) => "busy",
             _ => "internal",
         }
     }
@@ -84,7 +92,10 @@ impl ImportError {
         match self {
             Self::Cancelled => super::jobs::Outcome::Cancelled,
             error => {
-                let expected = matches!(error, Self::Format(_) | Self::TimedOut(_) | Self::QuotaExceeded { .. });
+                let expected = matches!(
+                    error,
+                    Self::Format(_) | Self::TimedOut(_) | Self::QuotaExceeded { .. } | Self::OverQuota { .. } | Self::Busy(_)
+                );
                 if !expected && !error.is_disk_full() {
                     tracing::error!("import {job_id} failed: {error}");
                 }
@@ -104,6 +115,8 @@ impl ImportError {
             Self::Cancelled => "the import was cancelled".into(),
             Self::TimedOut(why) => format!("the upload stopped: {why}; import the archive again"),
             Self::QuotaExceeded { .. } => format!("{self}; nothing of this import was kept"),
+            Self::Busy(why) => format!("{why}; import the archive again later"),
+            Self::OverQuota { .. } => self.to_string(),
             _ => "the server could not finish the import".into(),
         }
     }
@@ -188,6 +201,12 @@ const SYNCED_ONE_BY_ONE: usize = 256;
 /// The longest secret (name or value) stored, in bytes: API keys are far shorter.
 pub const MAX_SECRET_BYTES: usize = 64 * 1024;
 
+/// The bytes a stored secret counts for against the quota: its sealed value as stored and
+/// its row's keys.
+pub fn stored_secret_bytes(secret: &crate::storage::sqlite::StoredSecret) -> u64 {
+    (secret.key.len() + secret.encrypted_value.len() + secret.iv.len() + secret.tag.len()) as u64 + 64
+}
+
 /// The file formats a completion sound may be, by its first bytes.
 pub fn sniffs_as_audio(head: &[u8]) -> bool {
     let starts = |magic: &[u8]| head.starts_with(magic);
@@ -246,11 +265,16 @@ impl<'a> ImportSession<'a> {
         if store.db.usage_of(user_id)?.is_none() {
             store.db.set_usage(user_id, store.files.usage_of(user_id)?)?;
         }
+        let applier = store.db.row_applier(user_id, quota)?;
+        let usage = applier.usage();
+        if let Some(quota) = usage.quota.filter(|quota| usage.before > *quota) {
+            return Err(ImportError::OverQuota { quota, used: usage.before });
+        }
         Ok(Self {
             started_on_disk: store.files.disk_time()?,
             store,
             user_id: user_id.to_string(),
-            applier: store.db.row_applier(user_id, quota)?,
+            applier,
             summary: ImportSummary::default(),
             cancel,
             progress,
@@ -266,6 +290,11 @@ impl<'a> ImportSession<'a> {
             return Err(ImportError::Cancelled);
         }
         Ok(())
+    }
+
+    /// Counts what the session's lookup caches hold in the instance's memory budget.
+    pub fn count_memory_in(&mut self, budget: &crate::memory::MemoryBudget) {
+        self.applier.count_caches_in(budget);
     }
 
     /// Lets go of the memory the session can rebuild (while a batch import waits).
@@ -437,9 +466,14 @@ impl<'a> ImportSession<'a> {
     pub fn held_files(&mut self, claims: &[FileClaim], budget: u64) -> Result<Vec<String>, ImportError> {
         let mut held = Vec::new();
         let mut left = budget;
+        // A file is held once, however often it is claimed (an archive names it once).
+        let mut claimed = std::collections::HashSet::new();
         for claim in claims {
             self.check_cancelled()?;
             let entry = claim.entry_name();
+            if !claimed.insert(entry.clone()) {
+                continue;
+            }
             let Ok(EntryKind::File { bucket, name }) = classify_entry_name(entry.as_bytes()) else { continue };
             let name = self.applier.local_file_name(&name)?;
             let Some(destination) = self.destination(bucket, &name)? else { continue };
@@ -645,7 +679,7 @@ impl<'a> ImportSession<'a> {
                 chunk_index,
                 content,
                 vector,
-                metadata_json: text(&row, "metadata_json"),
+                metadata_json: self.applier.local_json(text(&row, "metadata_json"))?,
                 updated_at: row.get("updated_at").and_then(Value::as_f64).unwrap_or(0.0),
             });
         }
@@ -725,12 +759,20 @@ impl<'a> ImportSession<'a> {
             return Ok(());
         }
         let sealed = self.store.identity.seal(&self.user_id, key, plaintext);
+        // A secret takes room like a row (and stays, like a vector, if the import is rolled
+        // back: secrets are not among the rows a rollback removes).
+        let bytes = stored_secret_bytes(&sealed);
+        self.ensure_fits(bytes)?;
         // The secret goes in through the database's own writer: no transaction of ours open.
         self.applier.commit()?;
-        if !self.store.db.put_secret_if_absent(&self.user_id, &sealed, crate::auth::now())? {
+        // A restored embeddings key may go only where this account's own confirmed setting
+        // sends requests; with none confirmed, nowhere until the user confirms one.
+        let endpoint = self.confirmed_embedding_endpoint()?;
+        if !self.store.db.put_secret_if_absent(&self.user_id, &sealed, crate::auth::now(), endpoint.as_deref())? {
             self.summary.secrets.skipped += 1;
             return Ok(());
         }
+        self.applier.charge(bytes, true)?;
         if let Some((table, id)) = connection_of_secret(key) {
             self.applier.mark_has_api_key(table, id)?;
         }
@@ -738,11 +780,39 @@ impl<'a> ImportSession<'a> {
         Ok(())
     }
 
+    /// The endpoint of the account's embeddings setting if the user confirmed it in this
+    /// account (not one an import restored).
+    fn confirmed_embedding_endpoint(&self) -> Result<Option<String>, ImportError> {
+        let setting = self.store.db.setting(&self.user_id, crate::embeddings::SETTING_KEY)?;
+        if setting.is_none() || self.store.db.embedding_unconfirmed(&self.user_id)? {
+            return Ok(None);
+        }
+        Ok(Some(crate::embeddings::EmbeddingSettings::from_setting(setting.as_deref()).endpoint()))
+    }
+
+    /// Brings references to rows copied under new ids to the copies, and clears those that
+    /// point at rows that are missing or another account's: what every import does with
+    /// what it applied, however it ends.
+    fn settle_and_scrub(&mut self) -> Result<(), ImportError> {
+        self.settle_references()?;
+        self.summary.scrubbed_references += self.applier.scrub_references()?;
+        Ok(())
+    }
+
+    /// An import that stops before its end (cancelled, failed, timed out) settles the rows
+    /// it applied exactly as a complete one does, so nothing the account keeps points at
+    /// another account's rows; the stop itself is the story, so a failure here is logged.
+    pub fn settle_after_stop(mut self) {
+        let settled = self.settle_and_scrub().and_then(|()| Ok(self.applier.commit()?));
+        if let Err(error) = settled {
+            tracing::warn!("an import by {} stopped and could not settle its references: {error}", self.user_id);
+        }
+    }
+
     /// Clears dangling references, marks what must be re-vectorized, and makes restored
     /// files durable; the summary.
     pub fn finish(mut self) -> Result<ImportSummary, ImportError> {
-        self.settle_references()?;
-        self.summary.scrubbed_references = self.applier.scrub_references()?;
+        self.settle_and_scrub()?;
         if !self.summary.vectors.restored {
             self.summary.revectorized = self.applier.mark_inserted_for_revectorization()?;
         }

@@ -500,7 +500,7 @@ pub async fn seed(store: &Store, user: &UserRecord, options: SeedOptions, now: i
     names.insert(1.min(names.len()), "web_search_api_key".to_string());
     for name in names.into_iter().take(options.secrets) {
         let value = format!("sk-demo-{}", crate::storage::files::hex(&random_bytes::<12>()));
-        store.db.put_secret(uid, &store.identity.seal(uid, &name, &value), now)?;
+        store.db.put_secret(uid, &store.identity.seal(uid, &name, &value), now, None)?;
         report.secrets.push((name, value));
     }
     for index in 0..options.unreadable_secrets {
@@ -512,7 +512,7 @@ pub async fn seed(store: &Store, user: &UserRecord, options: SeedOptions, now: i
             iv: sealed.iv,
             tag: sealed.tag,
         };
-        store.db.put_secret(uid, &stored, now)?;
+        store.db.put_secret(uid, &stored, now, None)?;
     }
     Ok(report)
 }

@@ -20,6 +20,10 @@ pub use identity::IdentityKey;
 pub use sqlite::Database;
 pub use vectors::{VectorRow, VectorStore};
 
+/// The version of the rule accounts' disk use is counted by (see `recount_usage_once`).
+const USAGE_FORMULA_KEY: &str = "usage_formula";
+const USAGE_FORMULA: &str = "2";
+
 /// The opened data directory.
 pub struct Store {
     pub data_dir: PathBuf,
@@ -45,7 +49,29 @@ impl Store {
         let vectors = VectorStore::open(&data_dir.join("lancedb")).await.context("cannot open LanceDB")?;
         let store = Self { data_dir, db, identity, files, vectors };
         store.move_shared_files().context("cannot move shared files into per-user folders")?;
+        store.recount_usage_once().await.context("cannot count what the accounts keep")?;
         Ok(store)
+    }
+
+    /// Counts again what every account keeps — files, rows, secrets, vectors — when the
+    /// recorded use was counted by an older formula (rows were charged at under half the
+    /// pages they take, secrets not at all, and rows imported before quotas not at all).
+    /// An account the new count puts over its quota keeps everything; its next import is
+    /// refused until it is under (`lvbak user quota` shows it).
+    async fn recount_usage_once(&self) -> anyhow::Result<()> {
+        if self.db.meta(USAGE_FORMULA_KEY)?.as_deref() == Some(USAGE_FORMULA) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let rows = self.db.rows_usage_by_user()?;
+        let users = self.db.user_ids()?;
+        for user in &users {
+            let bytes = self.files.usage_of(user)? + rows.get(user).copied().unwrap_or(0) + self.vectors.usage_of(user).await?;
+            self.db.set_usage(user, bytes)?;
+        }
+        self.db.set_meta(USAGE_FORMULA_KEY, USAGE_FORMULA)?;
+        tracing::info!("counted what {} accounts keep in {:?}", users.len(), started.elapsed());
+        Ok(())
     }
 
     /// Moves files an earlier layout kept directly in the shared `images/` and `avatars/`

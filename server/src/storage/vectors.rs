@@ -418,6 +418,19 @@ impl VectorStore {
         Ok(deleted)
     }
 
+    /// What `user_id`'s vectors count for against the quota (`VectorRow::stored_bytes`),
+    /// every table and dimension, read a batch at a time.
+    pub async fn usage_of(&self, user_id: &str) -> Result<u64, VectorError> {
+        let mut bytes = 0;
+        for name in lvbak_core::registry::VECTOR_TABLES {
+            let mut rows = self.rows_of(name, user_id).await?;
+            while let Some(batch) = rows.next_batch().await? {
+                bytes += batch.iter().map(VectorRow::stored_bytes).sum::<u64>();
+            }
+        }
+        Ok(bytes)
+    }
+
     /// Number of rows of `user_id` in `name`, every dimension.
     pub async fn count_of(&self, name: &str, user_id: &str) -> Result<u64, VectorError> {
         self.connection_if_any().await?;

@@ -9,7 +9,7 @@ use std::io::{BufReader, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use lvbak_core::batch::{InflatingPayload, PlainSecret};
+use lvbak_core::batch::{InflatingPayload, PlainSecret, MAX_BATCH_PAYLOAD_BYTES};
 use lvbak_core::hpke::{HpkeKeyPair, SECRETS_INFO};
 use lvbak_core::row_stream::RowStream;
 use lvbak_core::{
@@ -22,6 +22,7 @@ use crate::auth::now;
 use crate::import::jobs::Job;
 use crate::import::session::{ImportError, ImportSession, ImportSummary};
 use crate::import::steps::for_each_step;
+use crate::memory::{Held, MemoryBudget};
 use crate::progress::Event;
 use crate::storage::files::{hex, StagedFile};
 use crate::storage::identity::random_bytes;
@@ -45,6 +46,7 @@ pub struct BatchApplier<'a> {
     key: &'a HpkeKeyPair,
     pending: Option<PendingFile>,
     vectors_applied: bool,
+    secrets_applied: bool,
     /// Why vectors may not be restored, as last decided.
     blocker: Option<String>,
     /// The live columns of every registry table.
@@ -55,6 +57,21 @@ pub struct BatchApplier<'a> {
     /// The table whose rows are arriving as the archive's deflate stream, until its last
     /// segment.
     stream: Option<RowStream>,
+    /// What the open stream carries between batches, in the instance's memory budget.
+    carried: Held,
+    runtime: tokio::runtime::Handle,
+    /// Bytes the batch being applied inflated to, all its parts together (held to
+    /// [`MAX_BATCH_PAYLOAD_BYTES`], so no batch — a bundle neither — is work without end).
+    batch_inflated: Arc<AtomicU64>,
+}
+
+/// How long a stream's carry waits for room in the memory budget before the job fails.
+const CARRY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What a job's applier may hold in memory, and where it takes it from.
+pub struct JobMemory {
+    pub budget: MemoryBudget,
+    pub runtime: tokio::runtime::Handle,
 }
 
 impl<'a> BatchApplier<'a> {
@@ -69,14 +86,19 @@ impl<'a> BatchApplier<'a> {
         inflated: Arc<AtomicU64>,
         decompressed_cap: u64,
         line_cap: u64,
+        memory: JobMemory,
     ) -> Self {
         Self {
+            carried: memory.budget.hold(),
+            runtime: memory.runtime,
+            batch_inflated: Arc::default(),
             session,
             store,
             job,
             key,
             pending: None,
             vectors_applied: false,
+            secrets_applied: false,
             blocker,
             columns,
             inflated,
@@ -86,11 +108,17 @@ impl<'a> BatchApplier<'a> {
         }
     }
 
+    /// Applies one batch (a bundle's parts in order).
     pub fn apply(&mut self, work: Work) -> Result<(), ImportError> {
-        if let Work::Bundle(parts) = work {
+        self.batch_inflated.store(0, Ordering::Relaxed);
+        match work {
             // No bundle holds another (`lvbak_core::batch` refuses one).
-            return parts.into_iter().try_for_each(|part| self.apply(part));
+            Work::Bundle(parts) => parts.into_iter().try_for_each(|part| self.apply_part(part)),
+            work => self.apply_part(work),
         }
+    }
+
+    fn apply_part(&mut self, work: Work) -> Result<(), ImportError> {
         if !matches!(work, Work::RowStream { .. }) {
             self.ensure_no_open_stream()?;
         }
@@ -118,10 +146,13 @@ impl<'a> BatchApplier<'a> {
         }
     }
 
-    /// Counts inflated bytes against the job's decompressed cap.
+    /// Counts inflated bytes against the batch's cap and the job's decompressed cap.
     fn cap_counter(&self) -> impl FnMut(u64) -> Result<(), FormatError> + Send + 'static {
-        let (total, cap) = (self.inflated.clone(), self.decompressed_cap);
+        let (total, cap, batch) = (self.inflated.clone(), self.decompressed_cap, self.batch_inflated.clone());
         move |bytes| {
+            if batch.fetch_add(bytes, Ordering::Relaxed) + bytes > MAX_BATCH_PAYLOAD_BYTES {
+                return Err(FormatError::DecompressedCap { limit: MAX_BATCH_PAYLOAD_BYTES });
+            }
             if total.fetch_add(bytes, Ordering::Relaxed) + bytes > cap {
                 return Err(FormatError::DecompressedCap { limit: cap });
             }
@@ -170,6 +201,12 @@ impl<'a> BatchApplier<'a> {
             self.line_cap,
         );
         self.rows_from(table, first_line, lines)?;
+        // The part of a line the segment ended in waits for the next one: in the budget.
+        let carried = if last { 0 } else { stream.carried() as u64 };
+        self.carried.shrink_to(carried);
+        if !self.runtime.block_on(self.carried.cover(carried, CARRY_WAIT)) {
+            return Err(ImportError::Busy("the server has no memory free to hold a line split between batches"));
+        }
         if !last {
             self.stream = Some(stream);
         }
@@ -190,7 +227,9 @@ impl<'a> BatchApplier<'a> {
         lines: NdjsonLines<R>,
     ) -> Result<(), ImportError> {
         let Some(columns) = self.columns.get(table) else {
-            for_each_step(lines, first_line, check_row, |_| Ok(()))?;
+            // Checked and dropped; a cancel stops it between steps, as it stops applying.
+            let session = &mut self.session;
+            for_each_step(lines, first_line, check_row, |_| session.check_cancelled())?;
             self.session.skip_table(table);
             return Ok(());
         };
@@ -267,6 +306,11 @@ impl<'a> BatchApplier<'a> {
     }
 
     fn secrets(&mut self, enc: &[u8; 32], sealed: &[u8]) -> Result<(), ImportError> {
+        // The archive's secrets come sealed together, once: a second batch of them would
+        // let a client store any number past the index's count.
+        if std::mem::replace(&mut self.secrets_applied, true) {
+            return Err(FormatError::BadSecrets { detail: "the secrets came in more than one batch".into() }.into());
+        }
         let plaintext = self.key.open(enc, SECRETS_INFO, self.job.id.as_bytes(), sealed)?;
         let secrets: Vec<PlainSecret> = serde_json::from_slice(&plaintext).map_err(|error| {
             FormatError::BadSecrets { detail: format!("the sealed secrets are not a list: {error}") }
@@ -312,15 +356,19 @@ impl<'a> BatchApplier<'a> {
         Ok(())
     }
 
-    /// Drops a file left half-received (its staged copy goes with it).
-    pub fn abandon(&mut self) {
+    /// Ends a job that stopped before its commit: a file left half-received is dropped (its
+    /// staged copy goes with it) and the rows applied are settled as a commit settles them.
+    pub fn abandon(mut self) {
         self.pending = None;
+        self.session.settle_after_stop();
     }
 
     /// Completes the import: the vector outcome, the reference scrub, the summary.
     pub fn finish(mut self) -> Result<ImportSummary, ImportError> {
-        self.ensure_no_open_stream()?;
-        self.finish_files()?;
+        if let Err(error) = self.ensure_no_open_stream().and_then(|()| self.finish_files()) {
+            self.abandon();
+            return Err(error);
+        }
         let outcome = match (self.vectors_applied, self.blocker.take()) {
             (true, _) => None,
             (false, Some(reason)) => Some(reason),

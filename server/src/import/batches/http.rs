@@ -33,6 +33,7 @@ use crate::export::pipe::pipe;
 use crate::export::plan::new_archive_id;
 use crate::import::http::recorded_status;
 use crate::import::jobs::{ArchiveFacts, Job, Status};
+use crate::memory::{Held, MemoryBudget};
 use crate::storage::files::hex;
 use crate::storage::identity::random_bytes;
 use crate::storage::sqlite::DbError;
@@ -54,6 +55,9 @@ pub fn routes() -> Router<AppState> {
 const MAX_BATCH_WIRE_BYTES: usize = MAX_FILE_CHUNK_BYTES + 128 * 1024;
 /// How long a batch waits for room in the instance's batch memory before `busy`.
 const MEMORY_WAIT: Duration = Duration::from_secs(30);
+/// A batch body may take this long, plus a second per [`SLOWEST_UPLOAD`] bytes, to arrive.
+const BODY_GRACE: Duration = Duration::from_secs(15);
+const SLOWEST_UPLOAD: u64 = 128 * 1024;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -82,6 +86,7 @@ async fn open(
         Some(index) => Some(SecretsIndex::parse(index.to_string().as_bytes())?.binding()),
         None => None,
     };
+    state.ensure_under_quota(&user.id).await?;
     let reservation = state.jobs().reserve(&user.id)?;
     let store = state.store();
     let job_id = new_archive_id();
@@ -102,6 +107,7 @@ async fn open(
         held_rows_reads: AtomicU64::new(0),
         fresh_tables: std::sync::OnceLock::new(),
         accept_vectors: AtomicBool::new(false),
+        receiving: std::sync::atomic::AtomicUsize::new(0),
         inflated: inflated.clone(),
         places: Arc::new(Semaphore::new(QUEUE)),
         queue,
@@ -179,7 +185,7 @@ async fn batches_of(state: &AppState, id: &str, user_id: &str) -> AppResult<(Arc
 impl BatchUpload {
     /// Queues work for the job's worker, waiting for a place in its queue; `false` when
     /// the worker has ended.
-    async fn enqueue(&self, work: Work, memory: Option<tokio::sync::OwnedSemaphorePermit>) -> bool {
+    async fn enqueue(&self, work: Work, memory: Option<Held>) -> bool {
         let Ok(place) = self.places.clone().acquire_owned().await else { return false };
         // The places are as many as the queue holds, so this never finds it full.
         self.queue.try_send(Queued { work, place, memory }).is_ok()
@@ -201,13 +207,8 @@ async fn receive(
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&length| length <= MAX_BATCH_WIRE_BYTES)
         .ok_or(AppError::BatchLength { limit: MAX_BATCH_WIRE_BYTES })?;
-    // The body's room in the instance's batch memory is taken before it is read.
-    let mebibytes = u32::try_from((length >> 20) + 1).unwrap_or(u32::MAX);
-    let memory = tokio::time::timeout(MEMORY_WAIT, state.batch_memory().clone().acquire_many_owned(mebibytes))
-        .await
-        .map_err(|_| AppError::Busy { what: "uploads", retry_after: Duration::from_secs(2) })?
-        .map_err(AppError::internal)?;
-    let body = axum::body::to_bytes(body, length).await.map_err(|_| AppError::UploadFailed)?;
+    let _receiving = batches.receiving()?;
+    let (body, memory) = read_body(state.memory(), body, length).await?;
     let digest: [u8; 32] =
         ring::digest::digest(&ring::digest::SHA256, &body).as_ref().try_into().map_err(AppError::internal)?;
     let claimed = headers.get("x-batch-sha256").and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -260,6 +261,46 @@ async fn receive(
     let answer = ledger.accept(digest, length as u64);
     batches.next_batch.store(ledger.next(), Ordering::Relaxed);
     Ok(Json(answer).into_response())
+}
+
+/// How long a batch body of `length` bytes may take to arrive: a grace, then at least
+/// [`SLOWEST_UPLOAD`] bytes a second.
+fn body_deadline(length: usize) -> Duration {
+    BODY_GRACE + Duration::from_secs_f64(length as f64 / SLOWEST_UPLOAD as f64)
+}
+
+/// Reads a batch body of `length` bytes (its Content-Length). Room in the instance's memory
+/// budget is taken as the bytes arrive, so a sender that stalls holds only what it sent,
+/// and only until the body's deadline; a body that is late, short or long is refused.
+async fn read_body(memory: &MemoryBudget, body: Body, length: usize) -> AppResult<(Vec<u8>, Held)> {
+    let deadline = tokio::time::Instant::now() + body_deadline(length);
+    let mut held = memory.hold();
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut stream = body.into_data_stream();
+    loop {
+        let next = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut stream))
+            .await
+            .map_err(|_| AppError::UploadTimedOut { seconds: body_deadline(length).as_secs() })?;
+        let Some(chunk) = next else { break };
+        let chunk = chunk.map_err(|_| AppError::UploadFailed)?;
+        let wanted = bytes.len() + chunk.len();
+        if wanted > length {
+            return Err(AppError::UploadFailed);
+        }
+        if bytes.capacity() < wanted {
+            let capacity = wanted.max(bytes.capacity().saturating_mul(2)).min(length);
+            let wait = MEMORY_WAIT.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            if !held.cover(capacity as u64, wait).await {
+                return Err(AppError::Busy { what: "uploads", retry_after: Duration::from_secs(2) });
+            }
+            bytes.reserve_exact(capacity - bytes.len());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if bytes.len() != length {
+        return Err(AppError::UploadFailed);
+    }
+    Ok((bytes, held))
 }
 
 /// `POST /api/v1/user-data/import/:jobId/vectors-check`: once the rows are sent, whether the

@@ -38,7 +38,7 @@ mod ledger;
 mod worker;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -52,7 +52,33 @@ pub const QUEUE: usize = 2;
 /// resumes; each reads every id of the account.
 pub const HELD_ROWS_READS: u64 = 4;
 
+/// Batch bodies of one job that may arrive at once: the browser sends one at a time, and a
+/// retry may overlap the request it replaces.
+pub const RECEIVING: usize = 2;
+
+/// One of a job's batch bodies arriving; its place is given back when it ends.
+struct Receiving<'a>(&'a AtomicUsize);
+
+impl Drop for Receiving<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl BatchUpload {
+    /// A place for one more batch body of this job, or `busy` when [`RECEIVING`] are
+    /// arriving already.
+    fn receiving(&self) -> Result<Receiving<'_>, crate::error::AppError> {
+        if self.receiving.fetch_add(1, Ordering::AcqRel) >= RECEIVING {
+            self.receiving.fetch_sub(1, Ordering::AcqRel);
+            return Err(crate::error::AppError::Busy {
+                what: "batches of this import",
+                retry_after: std::time::Duration::from_secs(1),
+            });
+        }
+        Ok(Receiving(&self.receiving))
+    }
+
     /// Notes that `handed` row ids of `table` were handed to the client as held.
     fn hand_out_rows(&self, table: &str, handed: u64) {
         if let Ok(mut budgets) = self.held_rows.lock() {
@@ -115,6 +141,8 @@ pub struct BatchUpload {
     held_rows_reads: AtomicU64,
     /// Set by a vectors check that said yes.
     accept_vectors: AtomicBool,
+    /// Batch bodies of this job arriving now (at most [`RECEIVING`]).
+    receiving: AtomicUsize,
     /// Payload bytes taken so far, inflated (held to the decompressed cap per job).
     inflated: Arc<AtomicU64>,
     /// Places in the job's queue; a batch takes one until it is applied.

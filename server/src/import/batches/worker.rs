@@ -18,7 +18,7 @@ use lvbak_core::FileBucket;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-use super::apply::BatchApplier;
+use super::apply::{BatchApplier, JobMemory};
 use crate::import::jobs::{Job, Outcome, Status};
 use crate::import::session::{ImportError, ImportSession};
 use crate::progress::Event;
@@ -97,11 +97,11 @@ impl Work {
 }
 
 /// Work in the queue, with what it holds until it is done: its place in the job's queue
-/// and its share of the instance's batch memory.
+/// and its share of the instance's memory budget.
 pub struct Queued {
     pub work: Work,
     pub place: OwnedSemaphorePermit,
-    pub memory: Option<OwnedSemaphorePermit>,
+    pub memory: Option<crate::memory::Held>,
 }
 
 /// What the handler that opened the job learns, or why the job could not start.
@@ -160,6 +160,7 @@ impl Worker {
                 &publish,
                 self.runtime.clone(),
             )?;
+            session.count_memory_in(self.state.memory());
             let blocker = session.vector_restore_blocker(&self.job.archive.embedding_config)?;
             let held_files = session.held_files(&self.claims, self.state.hosting().held_check_bytes)?;
             let mut columns = HashMap::new();
@@ -196,6 +197,7 @@ impl Worker {
             self.inflated.clone(),
             cap,
             line_cap,
+            JobMemory { budget: self.state.memory().clone(), runtime: self.runtime.clone() },
         );
         match self.pump(&mut applier) {
             Ok(done) => match applier.finish() {
@@ -203,8 +205,9 @@ impl Worker {
                 Err(error) => (error.into_outcome(&self.job.id), Some(done)),
             },
             Err(error) => {
+                let outcome = error.into_outcome(&self.job.id);
                 applier.abandon();
-                (error.into_outcome(&self.job.id), None)
+                (outcome, None)
             }
         }
     }

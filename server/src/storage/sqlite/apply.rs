@@ -15,8 +15,8 @@
 //!
 //! Files rows name live in per-user folders (`storage::files`), so a row can only ever name
 //! its own user's files. Memory stays bounded: the ids of inserted rows that may need
-//! re-vectorizing go to a table (`lvbak_import_inserted`), not to a list, and the cache of
-//! looked-up owners is dropped when it grows large.
+//! re-vectorizing go to a table (`lvbak_import_inserted`), not to a list, and the caches of
+//! looked-up owners and remapped ids are bounded in bytes (`cache`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -32,6 +32,7 @@ use serde_json::{Map, Value};
 use super::gate::{WriteGate, WriteKind, WriteTurn};
 use super::{quoted, Database, DbResult};
 
+mod cache;
 mod remap;
 
 /// What became of the rows of one table.
@@ -59,18 +60,6 @@ impl TableCounts {
         self.rejected += other.rejected;
         self.bytes += other.bytes;
     }
-}
-
-/// The bytes a row counts for against a quota: its values as stored.
-fn stored_bytes(row: &AlignedRow) -> u64 {
-    row.iter()
-        .flatten()
-        .map(|value| match value {
-            Value::String(text) => text.len() as u64 + 2,
-            _ => 9,
-        })
-        .sum::<u64>()
-        + 16
 }
 
 /// An account's disk use during an import: what it used before, what the import added,
@@ -117,6 +106,7 @@ pub enum Owner {
 struct LiveColumn {
     name: String,
     required: bool,
+    nullable: bool,
     primary_key: bool,
 }
 
@@ -135,6 +125,8 @@ struct TablePlan {
     id: Option<usize>,
     /// The column numbering the user's rows (`TableSpec::numbered`).
     numbered: Option<usize>,
+    /// What a row counts for against the quota.
+    charge: super::charge::RowCharge,
 }
 
 /// A reference column of a table, as its rows are checked.
@@ -149,6 +141,8 @@ struct PlannedReference {
     /// Whether the target is applied later than this table (or is this table): such a
     /// reference is settled after every table is in.
     forward: bool,
+    /// Whether the column may be empty (a reference to nothing is then cleared).
+    nullable: bool,
 }
 
 /// One row, its values aligned with the live columns of its table (`None`: absent).
@@ -159,7 +153,7 @@ pub struct RowApplier {
     connection: Connection,
     user_id: String,
     plans: HashMap<&'static str, TablePlan>,
-    owners: HashMap<(&'static str, String), Owner>,
+    owners: cache::LookupCache<&'static str, Owner>,
 
     /// The write transaction batches share, and when it began (see [`Self::apply`]).
     open_since: Option<std::time::Instant>,
@@ -228,8 +222,8 @@ fn avatar_named_sql(table: &str, name: &str) -> String {
     }
 }
 
-/// Owners remembered at most; past this the cache starts over.
-const REMEMBERED_OWNERS: usize = 100_000;
+/// The setting that says where an account's texts and keys go to be embedded.
+const EMBEDDING_SETTING: &str = "embeddingConfig";
 
 /// A transaction spanning several batches is committed after this long or this many rows,
 /// so that index pages dirtied by many batches are written once, while other imports wait
@@ -284,7 +278,7 @@ fn insert_rows(
             ignored.push(position);
         } else {
             inserted += 1;
-            bytes += stored_bytes(row);
+            bytes += plan.charge.bytes(row);
         }
     }
     Ok((ignored, inserted, bytes))
@@ -387,7 +381,7 @@ impl Database {
             connection,
             user_id: user_id.to_string(),
             plans: HashMap::new(),
-            owners: HashMap::new(),
+            owners: cache::LookupCache::default(),
             open_since: None,
             turn: None,
             gate: Arc::clone(&self.gate),
@@ -413,7 +407,12 @@ impl RowApplier {
                 let notnull: i64 = row.get(3)?;
                 let default: Option<String> = row.get(4)?;
                 let pk: i64 = row.get(5)?;
-                Ok(LiveColumn { name: row.get(1)?, required: notnull != 0 && default.is_none(), primary_key: pk > 0 })
+                Ok(LiveColumn {
+                    name: row.get(1)?,
+                    required: notnull != 0 && default.is_none(),
+                    nullable: notnull == 0,
+                    primary_key: pk > 0,
+                })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let position = |name: &str| columns.iter().position(|column| column.name == name);
@@ -439,11 +438,17 @@ impl RowApplier {
                         target: r.table,
                         rule: r.rule,
                         forward,
+                        nullable: columns[index].nullable,
                     })
                 })
                 .collect(),
             id: position("id"),
             numbered: spec.numbered.and_then(position),
+            charge: super::charge::RowCharge::of(
+                &self.connection,
+                spec.name,
+                &columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+            )?,
             columns,
         };
         self.plans.insert(spec.name, plan.clone());
@@ -458,7 +463,7 @@ impl RowApplier {
 
     /// Whose row `id` of `table` is.
     pub fn owner_of(&mut self, table: &'static str, id: &str) -> DbResult<Owner> {
-        if let Some(owner) = self.owners.get(&(table, id.to_string())) {
+        if let Some(owner) = self.owners.get(table, id) {
             return Ok(*owner);
         }
         let Some(spec) = table_spec(table) else { return Ok(Owner::Nobody) };
@@ -480,17 +485,21 @@ impl RowApplier {
         };
         // A missing row may be inserted later in this import; only settled answers are kept.
         if owner != Owner::Nobody {
-            if self.owners.len() >= REMEMBERED_OWNERS {
-                self.owners.clear();
-            }
-            self.owners.insert((table, id.to_string()), owner);
+            self.owners.insert(table, id, owner);
         }
         Ok(owner)
     }
 
-    /// Lets go of memory that can be rebuilt: the owner cache and SQLite's page cache.
+    /// Counts the import's lookup caches in the instance's memory budget.
+    pub fn count_caches_in(&mut self, budget: &crate::memory::MemoryBudget) {
+        self.owners.count_in(budget);
+        self.remaps.cache.count_in(budget);
+    }
+
+    /// Lets go of memory that can be rebuilt: the lookup caches and SQLite's page cache.
     pub fn release_memory(&mut self) {
-        self.owners = HashMap::new();
+        self.owners.clear();
+        self.remaps.forget();
         let _ = self.connection.execute_batch("PRAGMA shrink_memory");
     }
 
@@ -627,7 +636,7 @@ impl RowApplier {
             }
             // The most these rows can count for: each as it is, or as a copy under a new id
             // (worked out only when there is a quota to exceed).
-            let most = || accepted.iter().map(|row| stored_bytes(row) + remap::NEW_ID_BYTES).sum::<u64>();
+            let most = || accepted.iter().map(|row| plan.charge.bytes(row) + remap::NEW_ID_BYTES).sum::<u64>();
             if self.usage.quota.is_some() && self.usage.check(most()).is_err() {
                 self.connection.execute_batch("SAVEPOINT lvbak_batch")?;
                 guarded = true;
@@ -684,7 +693,8 @@ impl RowApplier {
         self.rows_in_transaction = 0;
         self.bytes_in_transaction = 0;
         // Answers read inside the transaction may name rows that are no longer there.
-        self.owners = HashMap::new();
+        self.owners.clear();
+        self.remaps.forget();
     }
 
     /// Cleans a row for its table, or refuses it (`None`).
@@ -728,8 +738,18 @@ impl RowApplier {
                 return Ok(None);
             }
         }
-        for &PlannedReference { index, column, target: table, rule, forward } in &plan.references {
-            let target = text(&row, index);
+        for &PlannedReference { index, column, target: table, rule, forward, nullable } in &plan.references {
+            let target = match &row[index] {
+                None | Some(Value::Null) => None,
+                Some(Value::String(id)) => Some(id.clone()),
+                // Ids are text: any other value names none of the importer's rows, and
+                // SQLite would store it as text that a row imported later could match.
+                Some(_) if nullable && rule != ReferenceRule::RequireOwn => {
+                    row[index] = Some(Value::Null);
+                    continue;
+                }
+                Some(_) => return Ok(None),
+            };
             let Some(target_spec) = table_spec(table) else { continue };
             let owner = match &target {
                 Some(target) => self.owner_of(target_spec.name, target)?,
@@ -739,6 +759,15 @@ impl RowApplier {
                 (ReferenceRule::RequireOwn, Owner::Importer) => {}
                 (ReferenceRule::RequireOwn, _) => return Ok(None),
                 (ReferenceRule::RejectWhenForeign, Owner::Someone) => return Ok(None),
+                // A reference to a row that is not there is cleared, or its row refused
+                // where it may not be empty: left dangling, it would point at whichever
+                // account imports that id next (and be deleted with that account's row).
+                (ReferenceRule::RejectWhenForeign, Owner::Nobody) if target.is_some() => {
+                    if !nullable {
+                        return Ok(None);
+                    }
+                    row[index] = Some(Value::Null);
+                }
                 // A target applied later may yet become the importer's copy: settled (and
                 // scrubbed if still someone else's) once every table is in.
                 (ReferenceRule::ScrubWhenMissing, Owner::Someone) if !forward => row[index] = Some(Value::Null),
@@ -842,8 +871,15 @@ impl RowApplier {
                 self.connection
                     .prepare_cached("INSERT INTO settings (key, value, updated_at, user_id) VALUES (?1, ?2, ?3, ?4)")?
                     .execute(rusqlite::params![key, text, updated_at, self.user_id])?;
+                if key == EMBEDDING_SETTING {
+                    // Kept as the archive has it, but switched off until the user confirms it.
+                    super::embedding_trust::mark_unconfirmed(&self.connection, &self.user_id, crate::auth::now())?;
+                }
                 counts.imported += 1;
             }
+            // The account's own connection stays exactly as it is: an archive never decides
+            // where its keys or texts are sent, not even by filling a field it lacks.
+            Some(_) if key == EMBEDDING_SETTING => counts.skipped += 1,
             Some(current) => {
                 let (Ok(target), Ok(imported)) =
                     (serde_json::from_str::<Value>(&current), serde_json::from_str::<Value>(&text))
@@ -898,6 +934,24 @@ impl RowApplier {
             }
             Ok(cleared)
         })
+    }
+
+    /// Settles every row of the account as an import's end settles the rows it added: for
+    /// an import that was killed before its end (which rows it added is not known then).
+    /// How many values changed.
+    pub fn settle_all_rows(&mut self) -> DbResult<u64> {
+        self.rowids_before.values_mut().for_each(|rowid| *rowid = 0);
+        self.unsettled = TABLES
+            .iter()
+            .flat_map(|spec| {
+                spec.references
+                    .iter()
+                    .filter(|r| r.rule == ReferenceRule::ScrubWhenMissing)
+                    .map(move |r| (spec.name, r.column))
+            })
+            .collect();
+        let settled = self.settle_remapped_references()?;
+        Ok(settled + self.scrub_references()?)
     }
 
     /// Resets the vector state of the rows this import inserted, so they are re-embedded
@@ -1036,8 +1090,8 @@ impl RowApplier {
         Ok(self
             .connection
             .query_row(
-                "SELECT value FROM settings WHERE key = 'embeddingConfig' AND user_id = ?1",
-                [&self.user_id],
+                "SELECT value FROM settings WHERE key = ?1 AND user_id = ?2",
+                [EMBEDDING_SETTING, &self.user_id],
                 |row| row.get(0),
             )
             .optional()?)

@@ -343,6 +343,7 @@ impl Database {
     /// Removes one secret of the user; whether it existed.
     pub fn delete_secret(&self, user_id: &str, key: &str) -> DbResult<bool> {
         self.write(|connection| {
+            connection.execute("DELETE FROM lvbak_key_endpoints WHERE key = ?1 AND user_id = ?2", [key, user_id])?;
             Ok(connection.execute("DELETE FROM secrets WHERE key = ?1 AND user_id = ?2", [key, user_id])? > 0)
         })
     }

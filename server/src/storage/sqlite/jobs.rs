@@ -35,14 +35,24 @@ impl Database {
         })
     }
 
-    /// Marks every job that was not finished as failed; returns how many.
-    pub fn fail_unfinished_jobs(&self, now: i64, code: &str, message: &str) -> DbResult<usize> {
+    /// Marks every job that was not finished as failed; returns the accounts whose jobs
+    /// these were, each once.
+    pub fn fail_unfinished_jobs(&self, now: i64, code: &str, message: &str) -> DbResult<Vec<String>> {
         self.write(|connection| {
-            Ok(connection.execute(
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let users = transaction
+                .prepare(
+                    "SELECT DISTINCT user_id FROM lvbak_import_jobs WHERE status IN ('queued', 'awaiting_ticket', 'running')",
+                )?
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            transaction.execute(
                 "UPDATE lvbak_import_jobs SET status = 'failed', finished_at = ?1, error_code = ?2, error_message = ?3
                  WHERE status IN ('queued', 'awaiting_ticket', 'running')",
                 params![now, code, message],
-            )?)
+            )?;
+            transaction.commit()?;
+            Ok(users)
         })
     }
 

@@ -4,8 +4,10 @@
 
 mod accounts;
 mod apply;
+mod charge;
 mod checkpoint;
 pub mod embeddings;
+mod embedding_trust;
 mod gate;
 mod jobs;
 mod migrations;
@@ -22,6 +24,7 @@ use rusqlite::Connection;
 use gate::{WriteGate, WriteKind};
 
 pub use accounts::{SessionUser, UserRecord};
+pub use embedding_trust::{is_embedding_key, UnboundKey};
 pub use apply::{merge_setting, AlignedRow, Owner, RowApplier, TableCounts};
 pub use jobs::JobRecord;
 pub use rows::{RowRef, RowValue, TableScan};

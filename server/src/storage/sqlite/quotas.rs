@@ -2,9 +2,13 @@
 //! keep on disk (its own quota, else the instance's), and what it keeps — the files in its
 //! folders and the rows and vectors its imports added, kept current by every import.
 
+use std::collections::HashMap;
+
+use lvbak_core::registry::{table_spec, Ownership, TABLES};
 use rusqlite::{params, OptionalExtension};
 
-use super::{Database, DbResult};
+use super::charge::RowCharge;
+use super::{quoted, Database, DbResult};
 
 impl Database {
     /// The account's own quota: `None` if it has none (the instance's applies),
@@ -81,6 +85,80 @@ impl Database {
             )?;
             transaction.commit()?;
             Ok(())
+        })
+    }
+
+    /// A fact about the data directory (`lvbak_meta`).
+    pub fn meta(&self, key: &str) -> DbResult<Option<String>> {
+        self.read(|connection| {
+            Ok(connection.query_row("SELECT value FROM lvbak_meta WHERE key = ?1", [key], |row| row.get(0)).optional()?)
+        })
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> DbResult<()> {
+        self.write(|connection| {
+            connection.execute(
+                "INSERT INTO lvbak_meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Every account's id.
+    pub fn user_ids(&self) -> DbResult<Vec<String>> {
+        self.read(|connection| {
+            let mut statement = connection.prepare(r#"SELECT id FROM "user" ORDER BY id"#)?;
+            let ids = statement.query_map([], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            Ok(ids)
+        })
+    }
+
+    /// What every account's rows and secrets count for against its quota, by the formula
+    /// an import charges them with (`charge`): one pass over every registry table.
+    pub fn rows_usage_by_user(&self) -> DbResult<HashMap<String, u64>> {
+        self.read(|connection| {
+            let mut usage: HashMap<String, u64> = HashMap::new();
+            for spec in TABLES {
+                let columns: Vec<String> = connection
+                    .prepare(&format!("PRAGMA table_info({})", quoted(spec.name)))?
+                    .query_map([], |row| row.get(1))?
+                    .collect::<Result<_, _>>()?;
+                let charge = RowCharge::of(connection, spec.name, &columns)?.sql("r", &columns);
+                let (owner, join) = match spec.ownership {
+                    Ownership::Direct { column } => (format!("r.{}", quoted(column)), String::new()),
+                    Ownership::Parent { parent_table, column } => {
+                        let parent_owner = match table_spec(parent_table).map(|p| p.ownership) {
+                            Some(Ownership::Direct { column }) => column,
+                            _ => "user_id",
+                        };
+                        (
+                            format!("p.{}", quoted(parent_owner)),
+                            format!("JOIN {} p ON p.id = r.{}", quoted(parent_table), quoted(column)),
+                        )
+                    }
+                };
+                let sql = format!(
+                    "SELECT {owner}, SUM({charge}) FROM {table} AS r {join} WHERE {owner} IS NOT NULL GROUP BY {owner}",
+                    table = quoted(spec.name)
+                );
+                let mut statement = connection.prepare(&sql)?;
+                let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+                for row in rows {
+                    let (user, bytes) = row?;
+                    *usage.entry(user).or_default() += bytes.max(0) as u64;
+                }
+            }
+            let mut statement = connection.prepare(
+                "SELECT user_id, SUM(length(key) + length(encrypted_value) + length(iv) + length(tag) + 64)
+                 FROM secrets GROUP BY user_id",
+            )?;
+            let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (user, bytes) = row?;
+                *usage.entry(user).or_default() += bytes.max(0) as u64;
+            }
+            Ok(usage)
         })
     }
 }

@@ -2,7 +2,7 @@
 //! `storage::identity`, stored here as base64 text) and ticket uses (`lvbak_ticket_uses`,
 //! per archive and user).
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Database, DbResult};
 
@@ -23,28 +23,57 @@ pub struct TicketUse {
     pub previously_consumed_at: Option<i64>,
 }
 
+/// Binds an embeddings key to the one endpoint it may be sent to (`None`: to none yet), in
+/// the transaction that stores it: a key is never stored without its binding.
+fn bind_if_embedding_key(connection: &Connection, user_id: &str, key: &str, endpoint: Option<&str>) -> DbResult<()> {
+    if super::is_embedding_key(key) {
+        connection.execute(
+            "INSERT INTO lvbak_key_endpoints (user_id, key, endpoint) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id, key) DO UPDATE SET endpoint = excluded.endpoint",
+            params![user_id, key, endpoint],
+        )?;
+    }
+    Ok(())
+}
+
 impl Database {
-    /// Inserts or replaces one user's secret.
-    pub fn put_secret(&self, user_id: &str, secret: &StoredSecret, now: i64) -> DbResult<()> {
+    /// Inserts or replaces one user's secret; an embeddings key is bound to `endpoint`, the
+    /// one URL it may be sent to.
+    pub fn put_secret(&self, user_id: &str, secret: &StoredSecret, now: i64, endpoint: Option<&str>) -> DbResult<()> {
         self.write(|connection| {
-            connection.execute(
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            transaction.execute(
                 "INSERT INTO secrets (key, encrypted_value, iv, tag, updated_at, user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (key, user_id) DO UPDATE SET encrypted_value = excluded.encrypted_value,
                      iv = excluded.iv, tag = excluded.tag, updated_at = excluded.updated_at",
                 params![secret.key, secret.encrypted_value, secret.iv, secret.tag, now, user_id],
             )?;
+            bind_if_embedding_key(&transaction, user_id, &secret.key, endpoint)?;
+            transaction.commit()?;
             Ok(())
         })
     }
 
     /// Stores a secret unless the user already has one of that name (merge semantics: the
-    /// target's version wins); returns whether it was stored.
-    pub fn put_secret_if_absent(&self, user_id: &str, secret: &StoredSecret, now: i64) -> DbResult<bool> {
+    /// target's version wins); returns whether it was stored. A stored embeddings key is
+    /// bound to `endpoint` (`None`: sent nowhere until the user confirms a setting).
+    pub fn put_secret_if_absent(
+        &self,
+        user_id: &str,
+        secret: &StoredSecret,
+        now: i64,
+        endpoint: Option<&str>,
+    ) -> DbResult<bool> {
         self.write(|connection| {
-            let changed = connection.execute(
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let changed = transaction.execute(
                 "INSERT OR IGNORE INTO secrets (key, encrypted_value, iv, tag, updated_at, user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![secret.key, secret.encrypted_value, secret.iv, secret.tag, now, user_id],
             )?;
+            if changed > 0 {
+                bind_if_embedding_key(&transaction, user_id, &secret.key, endpoint)?;
+            }
+            transaction.commit()?;
             Ok(changed > 0)
         })
     }

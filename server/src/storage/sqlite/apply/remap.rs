@@ -3,23 +3,20 @@
 //! same backup, a shared pack, or someone who imported your ids first) is imported as a
 //! copy under a fresh id of the importer's own, and everything in the same import that
 //! refers to it follows: parent and reference columns (as each row is applied, parents
-//! come first), forward references, ids kept inside JSON text (`JSON_ID_COLUMNS`), file
-//! names made from ids, and vector rows. The archive id → new id pairs are kept per user
+//! come first), forward references, ids kept inside JSON text (`JSON_ID_COLUMNS`) or plain
+//! text (`TEXT_ID_COLUMNS`), file names made from ids, and vector rows and their metadata. The archive id → new id pairs are kept per user
 //! (`lvbak_id_map`), so importing the same archive again finds the copies and skips them.
 //!
 //! Lookups cost nothing until the importer has a remapped id at all (`Remaps::any`); JSON
 //! text and file names are rewritten textually (a quoted UUID, or a UUID inside a name), so
 //! Lumiverse's bytes — key order, number text — stay as they were.
 
-use std::collections::HashMap;
-
-use lvbak_core::registry::{json_id_columns, table_spec, ReferenceRule, TABLES};
+use lvbak_core::registry::{json_id_columns, table_spec, text_id_columns, ReferenceRule, TABLES};
 use rusqlite::{Connection, OptionalExtension};
 
+use super::cache::LookupCache;
 use super::{owned_condition, quoted, DbResult, RowApplier, WriteKind};
 
-/// Remembered lookups at most; past this the cache starts over.
-const REMEMBERED: usize = 100_000;
 /// Rows read at a time when rewriting JSON text and file names.
 const REWRITE_CHUNK: usize = 1000;
 
@@ -32,7 +29,7 @@ pub(super) struct Remaps {
     /// and the cache never started over): a miss then needs no query.
     complete: bool,
     /// `(table or any, archive id)` → the id here, if remapped.
-    cache: HashMap<(Option<&'static str>, String), Option<String>>,
+    pub cache: LookupCache<Option<&'static str>, Option<String>>,
 }
 
 impl Remaps {
@@ -42,7 +39,13 @@ impl Remaps {
             [user_id],
             |row| row.get(0),
         )?;
-        Ok(Self { any, complete: !any, cache: HashMap::new() })
+        Ok(Self { any, complete: !any, cache: LookupCache::default() })
+    }
+
+    /// Forgets the remembered lookups (they can be read again).
+    pub fn forget(&mut self) {
+        self.cache.clear();
+        self.complete = false;
     }
 }
 
@@ -70,8 +73,7 @@ impl RowApplier {
         if !self.remaps.any {
             return Ok(None);
         }
-        let key = (table, original.to_string());
-        if let Some(known) = self.remaps.cache.get(&key) {
+        if let Some(known) = self.remaps.cache.get(table, original) {
             return Ok(known.clone());
         }
         if self.remaps.complete {
@@ -91,7 +93,7 @@ impl RowApplier {
                 .query_row([self.user_id.as_str(), original], |row| row.get(0))
                 .optional()?,
         };
-        self.remember(key, found.clone());
+        self.remember(table, original, found.clone());
         Ok(found)
     }
 
@@ -109,17 +111,16 @@ impl RowApplier {
             )?
             .execute([self.user_id.as_str(), original, table, new_id.as_str()])?;
         self.remaps.any = true;
-        self.remember((Some(table), original.to_string()), Some(new_id.clone()));
-        self.remember((None, original.to_string()), Some(new_id.clone()));
+        self.remember(Some(table), original, Some(new_id.clone()));
+        self.remember(None, original, Some(new_id.clone()));
         Ok(new_id)
     }
 
-    fn remember(&mut self, key: (Option<&'static str>, String), new_id: Option<String>) {
-        if self.remaps.cache.len() >= REMEMBERED {
-            self.remaps.cache.clear();
+    fn remember(&mut self, table: Option<&'static str>, original: &str, new_id: Option<String>) {
+        if !self.remaps.cache.insert(table, original, new_id) {
+            // Some answer is no longer remembered: a miss must be looked up again.
             self.remaps.complete = false;
         }
-        self.remaps.cache.insert(key, new_id);
     }
 
     /// `id` as the importer's rows know it: its new id if an import remapped it.
@@ -159,6 +160,14 @@ impl RowApplier {
         }
         out.push_str(&text[copied..]);
         Ok(Some(out))
+    }
+
+    /// JSON text (a vector's metadata) with every quoted id that was remapped replaced.
+    pub fn local_json(&mut self, text: String) -> DbResult<String> {
+        if !self.remaps.any {
+            return Ok(text);
+        }
+        Ok(self.rewrite_uuids(&text, true)?.unwrap_or(text))
     }
 
     /// An archive file name with the remapped ids in it replaced (an image `<id>.png` of
@@ -207,6 +216,9 @@ impl RowApplier {
             for column in json_id_columns(spec.name) {
                 changed += self.rewrite_column(spec, column, before, true)?;
             }
+            for column in text_id_columns(spec.name) {
+                changed += self.rewrite_column(spec, column, before, false)?;
+            }
             for file in spec.files {
                 changed += self.rewrite_column(spec, file.column, before, false)?;
             }
@@ -231,7 +243,8 @@ impl RowApplier {
             table = quoted(spec.name),
             owned = owned_condition(spec, "t", 1),
         );
-        let update = format!("UPDATE {} SET {} = ?1 WHERE rowid = ?2", quoted(spec.name), quoted(column));
+        // A key column (settings' `key`) keeps its old value where the new one is taken.
+        let update = format!("UPDATE OR IGNORE {} SET {} = ?1 WHERE rowid = ?2", quoted(spec.name), quoted(column));
         let mut changed = 0;
         let mut after = before;
         loop {
