@@ -19,8 +19,9 @@ const make = (tag, attributes = {}, content = "") => {
   return element;
 };
 const capable = typeof Worker === "function" && typeof WebAssembly === "object";
-const worker = capable ? new Worker("/worker.js") : null;
-const explorer = worker ? createExplorer(worker) : null;
+// Replaced by a new one when its Wasm module traps (`fatal`): see restartWorker.
+let worker = capable ? wireWorker(new Worker("/worker.js")) : null;
+const explorer = worker ? createExplorer((message) => worker.postMessage(message)) : null;
 
 // ---- sign-in -------------------------------------------------------------------------
 async function showApp() {
@@ -485,12 +486,23 @@ async function finish({ status, error, report }) {
   else text($("import-progress"), `Import failed: ${(error && error.code) || (final && final.error && final.error.code)} — ${(error && error.message) || (final && final.error && final.error.message) || ""}`);
 }
 
-if (worker) {
-  worker.onerror = (event) => {
+// A Worker whose Wasm module trapped (out of memory, a panic) cannot be used again: it is
+// ended and a new one started, so the next archive works without reloading the page.
+function restartWorker(error) {
+  worker.terminate();
+  worker = wireWorker(new Worker("/worker.js"));
+  resetImport();
+  importing(false);
+  $("import-file").value = "";
+  text($("import-progress"), `The archive processor failed (${error.code}: ${error.message}) and was restarted. Pick an archive again.`);
+}
+
+function wireWorker(target) {
+  target.onerror = (event) => {
     text($("import-progress"), `The archive processor stopped: ${event.message}`);
     importing(false);
   };
-  worker.onmessage = ({ data }) => {
+  target.onmessage = ({ data }) => {
     if (explorer.handle(data)) return;
     switch (data.kind) {
       case "report":
@@ -534,8 +546,12 @@ if (worker) {
         text($("import-progress"), `The archive processor failed: ${data.error.code}: ${data.error.message}`);
         importing(false);
         break;
+      case "fatal":
+        restartWorker(data.error);
+        break;
     }
   };
+  return target;
 }
 
 // ---- Settings → Embeddings ---------------------------------------------------------------

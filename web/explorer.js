@@ -1,7 +1,8 @@
 // The archive explorer: a read-only view of the picked archive, built by the Worker from
 // the local file (lvbak-core's explore index). Nothing here makes a request: pictures come
 // from the Worker as bytes and are shown through blob: URLs, revoked when the explorer
-// closes or another archive is picked.
+// closes or another archive is picked. Lists, transcripts and world books come from the
+// Worker a page at a time, so the page never holds more than a page of them.
 const $ = (id) => document.getElementById(id);
 const make = (tag, attributes = {}, content = "") => {
   const element = document.createElement(tag);
@@ -9,13 +10,43 @@ const make = (tag, attributes = {}, content = "") => {
   element.textContent = content;
   return element;
 };
-const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+const number = (n) => n.toLocaleString("en-US");
+const plural = (n, one, many) => `${number(n)} ${n === 1 ? one : many}`;
 
-/** Pictures shown at once at most per list (the rest say how many more there are). */
-const SHOWN = 500;
+/** Cards per page of a list, messages per page of a transcript, entries per page of a
+ * world book (the Worker hands out no more: lvbak-core's LIST_PAGE, MESSAGE_PAGE,
+ * ENTRY_PAGE). */
+const LIST_PAGE = 100;
+const MESSAGE_PAGE = 200;
+const ENTRY_PAGE = 100;
 
-export function createExplorer(worker) {
-  const state = { index: null, urls: new Map(), waiting: new Map(), searchSeq: 0, searchTimer: null };
+/** Each list's panel. */
+const PANELS = {
+  characters: "explore-characters",
+  chats: "explore-chats",
+  personas: "explore-personas",
+  worldBooks: "explore-worldbooks",
+  presets: "explore-presets",
+  images: "explore-images",
+};
+
+/** `post(message)` sends a message to the current Worker. */
+export function createExplorer(post) {
+  const state = {
+    explored: false,
+    imagesTotal: 0,
+    // The page of each list last asked for (answers to older requests are dropped).
+    asked: {},
+    // Chats are listed for one character (its id and name) or for all (null).
+    chatsOf: null,
+    chatsOfName: "",
+    // The chat or book shown in the detail, the page asked for, and a message to show.
+    detail: null,
+    urls: new Map(),
+    waiting: new Map(),
+    searchSeq: 0,
+    searchTimer: null,
+  };
 
   // ---- pictures: asked of the Worker once each, when they come into view (so a long
   // gallery does not hold up opening a chat), shown through blob: URLs -----------------
@@ -46,7 +77,7 @@ export function createExplorer(worker) {
     const list = state.waiting.get(name);
     if (list) return list.push(img);
     state.waiting.set(name, [img]);
-    worker.postMessage({ kind: "exploreFile", name });
+    post({ kind: "exploreFile", name });
   }
   function pictureArrived(name, bytes) {
     const type = name.endsWith(".webp") ? "image/webp" : name.endsWith(".png") ? "image/png" : "";
@@ -62,21 +93,40 @@ export function createExplorer(worker) {
     state.waiting.clear();
   }
 
-  // ---- lists ----------------------------------------------------------------------
+  /** Drops what an element's data attributes say of the last archive, chat or page. */
+  function forgetData(element) {
+    for (const key of Object.keys(element.dataset)) if (key !== "testid") delete element.dataset[key];
+  }
+
+  // ---- pagers ---------------------------------------------------------------------
+  /** First/previous/next/last buttons and "noun X–Y of N" for a page from `start` of
+   * `size` within `total`; `go(start)` asks for another page. Hooks:
+   * `${prefix}-first|previous|next|last|range`. */
+  function pager(tag, attributes, prefix, { start, shown, total, size, noun, go }) {
+    const box = make(tag, { class: "pager", ...attributes });
+    const last = Math.max(0, Math.floor((total - 1) / size) * size);
+    const button = (name, label, to, enabled) => {
+      const b = make("button", { type: "button", class: "secondary", "data-testid": `${prefix}-${name}` }, label);
+      b.disabled = !enabled;
+      b.addEventListener("click", () => go(to));
+      return b;
+    };
+    const range = shown ? `${noun} ${number(start + 1)}–${number(start + shown)} of ${number(total)}` : `${noun}: none here (of ${number(total)})`;
+    box.append(
+      button("first", "« First", 0, start > 0),
+      button("previous", "‹ Previous", Math.max(0, start - size), start > 0),
+      make("span", { "data-testid": `${prefix}-range`, "aria-live": "polite" }, range),
+      button("next", "Next ›", start + size, start + size < total),
+      button("last", "Last »", last, start < last),
+    );
+    return box;
+  }
+
+  // ---- lists: one page of cards each, asked of the Worker -------------------------
   function avatar(name, label) {
     const img = make("img", { alt: label, class: "avatar", loading: "lazy" });
     picture(name, img);
     return img;
-  }
-  function more(list, total) {
-    if (total > SHOWN) list.append(make("li", { class: "muted" }, `…and ${total - SHOWN} more (search to find them).`));
-  }
-  function fill(id, items, render) {
-    const list = $(id);
-    list.replaceChildren();
-    if (items.length === 0) list.append(make("li", { class: "muted" }, "None in this archive."));
-    for (const item of items.slice(0, SHOWN)) list.append(render(item));
-    more(list, items.length);
   }
   function opener(label, action) {
     const button = make("button", { type: "button" }, label);
@@ -84,42 +134,54 @@ export function createExplorer(worker) {
     return button;
   }
 
-  function render(index) {
-    const byId = new Map(index.chats.map((chat) => [chat.id, chat]));
-    fill("explore-characters", index.characters, (c) => {
+  function askList(list, start) {
+    const characterId = list === "chats" ? state.chatsOf : null;
+    state.asked[list] = { start, characterId };
+    post({ kind: "exploreList", list, characterId, start, count: LIST_PAGE });
+  }
+
+  const CARDS = {
+    characters(c) {
       const item = make("li", { "data-testid": `explore-character-${c.id}` });
       const body = make("div");
       body.append(make("strong", {}, c.name || "(no name)"), make("p", { class: "muted" }, c.description));
-      const chats = index.chats.filter((chat) => chat.characterId === c.id);
-      if (chats.length) body.append(opener(`${plural(chats.length, "chat", "chats")} ›`, () => showTab("explore-chats", c.id)));
+      if (c.chats) body.append(opener(`${plural(c.chats, "chat", "chats")} ›`, () => showTab("explore-chats", c.id, c.name)));
       item.append(avatar(c.avatar, `${c.name}'s picture`), body);
       return item;
-    });
-    fillChats(index, byId, null);
-    fill("explore-personas", index.personas, (p) => {
+    },
+    chats(chat) {
+      const item = make("li", { "data-testid": `explore-chat-${chat.id}`, "data-messages": String(chat.messages) });
+      const body = make("div");
+      body.append(opener(chat.name || "(untitled chat)", () => openChat(chat.id, 0)));
+      const members = chat.members.join(", ") + (chat.membersMore ? ` and ${plural(chat.membersMore, "other", "others")}` : "");
+      const who = chat.members.length || chat.membersMore ? `group: ${members}` : chat.characterName;
+      const facts = [who, plural(chat.messages, "message", "messages")].filter(Boolean);
+      if (chat.branchedFrom) facts.push(branchWords(chat));
+      body.append(make("p", { class: "muted", "data-testid": "explore-facts" }, facts.join(" · ")));
+      item.append(body);
+      return item;
+    },
+    personas(p) {
       const item = make("li", { "data-testid": `explore-persona-${p.id}` });
       const body = make("div");
       body.append(make("strong", {}, p.name), make("p", { class: "muted" }, p.description));
       item.append(avatar(p.avatar, `${p.name}'s picture`), body);
       return item;
-    });
-    fill("explore-worldbooks", index.worldBooks, (b) => {
+    },
+    worldBooks(b) {
       const item = make("li", { "data-testid": `explore-worldbook-${b.id}` });
       const body = make("div");
       body.append(make("strong", {}, b.name), make("p", { class: "muted" }, b.description));
-      body.append(opener(`${plural(b.entries, "entry", "entries")} ›`, () => openBook(b)));
+      body.append(opener(`${plural(b.entries, "entry", "entries")} ›`, () => openBook(b.id, 0)));
       item.append(body);
       return item;
-    });
-    fill("explore-presets", index.presets, (p) => {
+    },
+    presets(p) {
       const item = make("li", { "data-testid": `explore-preset-${p.id}` });
       item.append(make("strong", {}, p.name), make("span", { class: "muted" }, p.provider));
       return item;
-    });
-    const gallery = $("explore-images");
-    gallery.replaceChildren();
-    if (index.images.length === 0) gallery.append(make("p", { class: "muted" }, "None in this archive."));
-    for (const image of index.images.slice(0, SHOWN)) {
+    },
+    images(image) {
       const figure = make("figure");
       const img = make("img", { alt: image.name, loading: "lazy", "data-testid": `explore-image-${image.id}` });
       picture(image.thumbnail, img);
@@ -128,86 +190,134 @@ export function createExplorer(worker) {
       open.setAttribute("aria-label", `Show ${image.name} at full size`);
       caption.append(open);
       figure.append(img, caption);
-      gallery.append(figure);
+      return figure;
+    },
+  };
+
+  /** Shows one page of a list (the Worker's `{list, characterId, start, total, items}`). */
+  function showList(page) {
+    const asked = state.asked[page.list];
+    if (asked && (asked.start !== page.start || (page.list === "chats" && asked.characterId !== (page.characterId || null)))) return;
+    const panel = $(PANELS[page.list]);
+    const images = page.list === "images";
+    const note = (words) => make(images ? "p" : "li", { class: "muted" }, words);
+    const cards = document.createDocumentFragment();
+    if (page.list === "chats" && page.characterId) {
+      const header = note(`Chats with ${state.chatsOfName || "this character"} · `);
+      header.append(opener("All chats", () => showTab("explore-chats", null)));
+      cards.append(header);
     }
-    const shown = Math.min(index.images.length, SHOWN);
-    if (index.imagesTotal > shown) gallery.append(make("p", { class: "muted" }, `…and ${index.imagesTotal - shown} more.`));
+    if (page.total === 0) cards.append(note("None in this archive."));
+    for (const item of page.items) cards.append(CARDS[page.list](item));
+    const prefix = PANELS[page.list];
+    if (page.total > LIST_PAGE) {
+      const noun = { characters: "Characters", chats: "Chats", personas: "Personas", worldBooks: "World books", presets: "Presets", images: "Images" }[page.list];
+      cards.append(
+        pager(images ? "div" : "li", { "data-testid": `${prefix}-pager` }, prefix, {
+          start: page.start,
+          shown: page.items.length,
+          total: page.total,
+          size: LIST_PAGE,
+          noun,
+          go: (start) => askList(page.list, start),
+        }),
+      );
+    }
+    if (images && state.imagesTotal > page.total) {
+      cards.append(note(`The gallery shows the first ${number(page.total)} of ${plural(state.imagesTotal, "image", "images")}.`));
+    }
+    panel.replaceChildren(cards);
+    Object.assign(panel.dataset, { start: String(page.start), total: String(page.total) });
   }
 
-  function fillChats(index, byId, characterId) {
-    const chats = characterId ? index.chats.filter((chat) => chat.characterId === characterId) : index.chats;
-    fill("explore-chats", chats, (chat) => {
-      const item = make("li", { "data-testid": `explore-chat-${chat.id}`, "data-messages": String(chat.messages) });
-      const body = make("div");
-      body.append(opener(chat.name || "(untitled chat)", () => openChat(chat, byId)));
-      const who = chat.members.length ? `group: ${chat.members.join(", ")}` : chat.characterName;
-      const facts = [who, plural(chat.messages, "message", "messages")].filter(Boolean);
-      if (chat.branchedFrom) facts.push(branchWords(chat, byId));
-      body.append(make("p", { class: "muted" }, facts.join(" · ")));
-      item.append(body);
-      return item;
-    });
-  }
-
-  function branchWords(chat, byId) {
-    const parent = byId.get(chat.branchedFrom);
+  function branchWords(chat) {
     const where = chat.branchAtIndex != null ? ` at message #${chat.branchAtIndex}` : "";
-    return `branch of “${parent ? parent.name : "a chat not in this archive"}”${where}`;
+    const parent = chat.branchedFromName != null ? chat.branchedFromName : "a chat not in this archive";
+    return `branch of “${parent}”${where}`;
   }
 
-  function showTab(panel, characterId) {
+  /** Shows a tab; the chats tab lists the chats of `characterId` (named `name`), or all. */
+  function showTab(panel, characterId, name) {
     for (const tab of document.querySelectorAll("#explorer .tabs button")) {
       const selected = tab.dataset.panel === panel;
       tab.setAttribute("aria-selected", String(selected));
       $(tab.dataset.panel).hidden = !selected;
     }
-    if (panel === "explore-chats" && state.index) {
-      fillChats(state.index, new Map(state.index.chats.map((c) => [c.id, c])), characterId || null);
+    if (panel === "explore-chats" && state.explored && (characterId || null) !== state.chatsOf) {
+      state.chatsOf = characterId || null;
+      state.chatsOfName = name || "";
+      askList("chats", 0);
     }
   }
 
-  // ---- a chat, a world book --------------------------------------------------------
-  function openChat(chat, byId) {
-    $("explore-detail").hidden = false;
-    $("explore-detail").dataset.chat = chat.id;
-    $("explore-detail").dataset.book = "";
-    $("explore-detail-title").textContent = chat.name || "(untitled chat)";
-    $("explore-detail-note").textContent = chat.branchedFrom ? `This chat is a ${branchWords(chat, byId)}.` : "Reading…";
-    $("explore-transcript").replaceChildren();
-    state.chatAsked = performance.now();
-    worker.postMessage({ kind: "exploreChat", chatId: chat.id });
+  // ---- a chat, a world book: a page at a time --------------------------------------
+  function openDetail(kind, id, start, focus) {
+    const detail = $("explore-detail");
+    const fresh = !state.detail || state.detail.kind !== kind || state.detail.id !== id;
+    state.detail = { kind, id, start, focus, asked: performance.now() };
+    detail.hidden = false;
+    Object.assign(detail.dataset, { chat: kind === "chat" ? id : "", book: kind === "book" ? id : "" });
+    if (fresh) {
+      $("explore-detail-title").textContent = "";
+      $("explore-detail-note").textContent = "Reading…";
+      $("explore-transcript").replaceChildren();
+      $("explore-detail-pager").replaceChildren();
+      forgetData($("explore-transcript"));
+    }
   }
 
-  function showChat({ chatId, messages, readMs, wasmMemoryBytes }) {
+  function openChat(chatId, start, focus) {
+    openDetail("chat", chatId, start, focus);
+    post({ kind: "exploreChat", chatId, start, count: MESSAGE_PAGE });
+  }
+
+  function showChat({ chatId, chat, start, total, messages, readMs, wasmMemoryBytes }) {
+    const detail = state.detail;
+    if (!detail || detail.kind !== "chat" || detail.id !== chatId || detail.start !== start) return;
     const transcript = $("explore-transcript");
-    if ($("explore-detail").dataset.chat !== chatId) return;
     const started = performance.now();
-    const items = messages.map((message) => {
+    const items = document.createDocumentFragment();
+    let focused = null;
+    for (const message of messages) {
       const item = make("li", {
         "data-testid": "explore-message",
-        "data-swipes": String(message.swipes.length),
+        "data-swipes": String(message.swipesTotal),
         "data-index": String(message.index),
         class: message.isUser ? "user" : "",
       });
       const who = make("span", { class: "who" }, `#${message.index} ${message.name || (message.isUser ? "You" : "")}`);
       const body = make("span", { class: "text" }, message.swipes[message.swipeId]);
       item.append(who, body);
-      if (message.swipes.length > 1) item.append(swipeSwitcher(message, body));
-      return item;
-    });
-    transcript.replaceChildren(...items);
+      if (message.swipesTotal > 1) item.append(swipeSwitcher(message, body));
+      if (detail.focus != null && message.index === detail.focus) focused = item;
+      items.append(item);
+    }
+    transcript.replaceChildren(items);
+    transcript.scrollTop = 0;
+    $("explore-detail-title").textContent = chat ? chat.name || "(untitled chat)" : "(a chat not in this archive)";
+    $("explore-detail-pager").replaceChildren();
+    if (total > MESSAGE_PAGE) {
+      const go = (to) => openChat(chatId, to);
+      const noun = "Messages";
+      $("explore-detail-pager").append(pager("nav", { "aria-label": "Pages of this chat" }, "explore-page", { start, shown: messages.length, total, size: MESSAGE_PAGE, noun, go }));
+    }
     $("explore-detail").scrollIntoView({ block: "start" });
+    if (focused) {
+      focused.classList.add("focus");
+      focused.scrollIntoView({ block: "center" });
+    }
     const renderMs = performance.now() - started;
-    const totalMs = performance.now() - state.chatAsked;
     Object.assign(transcript.dataset, {
+      start: String(start),
+      total: String(total),
       readMs: String(readMs),
       renderMs: String(renderMs),
-      totalMs: String(totalMs),
+      totalMs: String(performance.now() - detail.asked),
       wasmMemoryBytes: String(wasmMemoryBytes),
     });
-    const note = $("explore-detail-note");
-    const words = `${plural(messages.length, "message", "messages")}, read from the archive in ${Math.round(readMs)} ms.`;
-    note.textContent = note.textContent === "Reading…" ? words : `${note.textContent} ${words}`;
+    const branch = chat && chat.branchedFrom ? `This chat is a ${branchWords(chat)}. ` : "";
+    $("explore-detail-note").textContent =
+      `${branch}${plural(total, "message", "messages")}; this page read from the archive in ${Math.round(readMs)} ms.`;
   }
 
   function swipeSwitcher(message, body) {
@@ -217,7 +327,7 @@ export function createExplorer(worker) {
     const show = (at) => {
       shown = (at + message.swipes.length) % message.swipes.length;
       body.textContent = message.swipes[shown];
-      label.textContent = `${shown + 1}/${message.swipes.length}`;
+      label.textContent = `${message.swipesFrom + shown + 1}/${message.swipesTotal}`;
     };
     const previous = make("button", { type: "button", "aria-label": "Previous swipe", "data-testid": "explore-swipe-previous" }, "‹");
     const next = make("button", { type: "button", "aria-label": "Next swipe", "data-testid": "explore-swipe-next" }, "›");
@@ -229,10 +339,12 @@ export function createExplorer(worker) {
   }
 
   function openImage(image) {
+    state.detail = { kind: "image", id: image.id };
     $("explore-detail").hidden = false;
     Object.assign($("explore-detail").dataset, { chat: "", book: "" });
     $("explore-detail-title").textContent = image.name;
     $("explore-detail-note").textContent = image.width && image.height ? `${image.width} × ${image.height}` : "";
+    $("explore-detail-pager").replaceChildren();
     const full = make("img", { alt: image.name, class: "full", "data-testid": "explore-image-full" });
     picture(image.original || image.thumbnail, full);
     const item = make("li");
@@ -241,29 +353,33 @@ export function createExplorer(worker) {
     $("explore-detail").scrollIntoView({ block: "start" });
   }
 
-  function openBook(book) {
-    $("explore-detail").hidden = false;
-    $("explore-detail").dataset.chat = "";
-    $("explore-detail").dataset.book = book.id;
-    $("explore-detail-title").textContent = book.name;
-    $("explore-detail-note").textContent = "Reading…";
-    $("explore-transcript").replaceChildren();
-    worker.postMessage({ kind: "exploreBook", bookId: book.id });
+  function openBook(bookId, start) {
+    openDetail("book", bookId, start);
+    post({ kind: "exploreBook", bookId, start, count: ENTRY_PAGE });
   }
 
-  function showBook({ bookId, entries }) {
-    if ($("explore-detail").dataset.book !== bookId) return;
+  function showBook({ bookId, book, start, total, entries }) {
+    const detail = state.detail;
+    if (!detail || detail.kind !== "book" || detail.id !== bookId || detail.start !== start) return;
+    const items = document.createDocumentFragment();
+    for (const entry of entries) {
+      const item = make("li", { "data-testid": "explore-entry" });
+      const keys = entry.keys.length ? entry.keys.join(", ") + (entry.keysMore ? ` and ${plural(entry.keysMore, "other key", "other keys")}` : "") : "(no keys)";
+      item.append(make("span", { class: "who" }, `${keys}${entry.disabled ? " · disabled" : ""}${entry.comment ? ` · ${entry.comment}` : ""}`));
+      item.append(make("span", {}, entry.content));
+      items.append(item);
+    }
+    $("explore-transcript").replaceChildren(items);
+    $("explore-transcript").scrollTop = 0;
+    $("explore-detail-title").textContent = book ? book.name : "";
+    $("explore-detail-note").textContent = plural(total, "entry", "entries");
+    $("explore-detail-pager").replaceChildren();
+    if (total > ENTRY_PAGE) {
+      const go = (to) => openBook(bookId, to);
+      const noun = "Entries";
+      $("explore-detail-pager").append(pager("nav", { "aria-label": "Pages of this world book" }, "explore-page", { start, shown: entries.length, total, size: ENTRY_PAGE, noun, go }));
+    }
     $("explore-detail").scrollIntoView({ block: "start" });
-    $("explore-detail-note").textContent = plural(entries.length, "entry", "entries");
-    $("explore-transcript").replaceChildren(
-      ...entries.map((entry) => {
-        const item = make("li", { "data-testid": "explore-entry" });
-        const keys = entry.keys.length ? entry.keys.join(", ") : "(no keys)";
-        item.append(make("span", { class: "who" }, `${keys}${entry.disabled ? " · disabled" : ""}${entry.comment ? ` · ${entry.comment}` : ""}`));
-        item.append(make("span", {}, entry.content));
-        return item;
-      }),
-    );
   }
 
   // ---- search: hits shown as the Worker finds them ------------------------------------
@@ -275,21 +391,22 @@ export function createExplorer(worker) {
       return;
     }
     $("explore-search-state").textContent = "Searching…";
-    worker.postMessage({ kind: "exploreSearch", query, seq, limit: 200 });
+    post({ kind: "exploreSearch", query, seq, limit: 200 });
   }
 
   function showHits({ seq, hits }) {
-    if (seq !== state.searchSeq || !state.index) return;
-    const byId = new Map(state.index.chats.map((chat) => [chat.id, chat]));
+    if (seq !== state.searchSeq || !state.explored) return;
     const list = $("explore-results");
     for (const hit of hits) {
       const item = make("li", { "data-testid": `explore-hit-${hit.kind}` });
       if (hit.kind === "character") {
-        item.append(opener(`Character: ${hit.name}`, () => showTab("explore-chats", hit.id)));
+        item.append(opener(`Character: ${hit.name}`, () => showTab("explore-chats", hit.id, hit.name)));
       } else if (hit.kind === "chat") {
-        item.append(opener(`Chat: ${hit.name}`, () => openChat(byId.get(hit.id), byId)));
+        item.append(opener(`Chat: ${hit.name}`, () => openChat(hit.id, 0)));
       } else {
-        item.append(opener(`${hit.chatName} #${hit.index}`, () => openChat(byId.get(hit.chatId), byId)));
+        // Opens the page the message is on, and shows it.
+        const start = hit.position != null ? Math.floor(hit.position / MESSAGE_PAGE) * MESSAGE_PAGE : 0;
+        item.append(opener(`${hit.chatName} #${hit.index}`, () => openChat(hit.chatId, start, hit.index)));
         item.append(make("span", { class: "muted" }, ` ${hit.snippet}`));
       }
       list.append(item);
@@ -308,28 +425,27 @@ export function createExplorer(worker) {
   $("explore-open").addEventListener("click", () => {
     $("explorer").hidden = false;
     $("explore-state").textContent = "Reading the archive…";
-    worker.postMessage({ kind: "explore" });
+    post({ kind: "explore" });
     $("explorer").scrollIntoView({ block: "start" });
   });
 
   function close() {
     $("explorer").hidden = true;
     $("explore-detail").hidden = true;
+    state.detail = null;
     forgetPictures();
   }
 
   return {
-    /** A new archive was picked (or none): the explorer starts over. */
+    /** A new archive was picked (or none, or the Worker was replaced): the explorer starts
+     * over. */
     reset(canExplore) {
       close();
-      state.index = null;
+      Object.assign(state, { explored: false, imagesTotal: 0, asked: {}, chatsOf: null, chatsOfName: "" });
       // The timings of the last archive's index and chat go with it.
-      for (const id of ["explorer", "explore-transcript"]) {
-        for (const key of Object.keys($(id).dataset)) if (key !== "testid") delete $(id).dataset[key];
-      }
-      $("explore-transcript").replaceChildren();
+      for (const id of ["explorer", "explore-transcript", ...Object.values(PANELS)]) forgetData($(id));
+      for (const id of ["explore-transcript", "explore-detail-pager", "explore-results", ...Object.values(PANELS)]) $(id).replaceChildren();
       $("explore-open").hidden = !canExplore;
-      $("explore-results").replaceChildren();
       $("explore-search").value = "";
     },
     /** Handles the Worker's explorer messages; answers whether it was one. */
@@ -340,22 +456,26 @@ export function createExplorer(worker) {
           return true;
         case "explored": {
           const index = data.index;
-          state.index = index;
+          Object.assign(state, { explored: true, imagesTotal: index.imagesTotal, asked: {}, chatsOf: null, chatsOfName: "" });
           const { rows, indexBytes } = index.stats;
+          $("explore-state").textContent =
+            `${plural(index.characters.total, "character", "characters")}, ${plural(index.chats.total, "chat", "chats")}, ` +
+            `${plural(index.worldBooks.total, "world book", "world books")}, ${plural(index.imagesTotal, "image", "images")} · ` +
+            `${number(rows)} rows indexed in ${Math.round(index.buildMs)} ms (${number(Math.ceil(indexBytes / 1024))} KiB held).`;
+          for (const list of Object.keys(PANELS)) showList(index[list]);
+          showTab("explore-characters");
+          // Set last: tests wait for it, and the lists are drawn by then.
           Object.assign($("explorer").dataset, {
             buildMs: String(index.buildMs),
             indexBytes: String(indexBytes),
             rows: String(rows),
             wasmMemoryBytes: String(index.wasmMemoryBytes),
           });
-          $("explore-state").textContent =
-            `${plural(index.characters.length, "character", "characters")}, ${plural(index.chats.length, "chat", "chats")}, ` +
-            `${plural(index.worldBooks.length, "world book", "world books")}, ${plural(index.imagesTotal, "image", "images")} · ` +
-            `${rows} rows indexed in ${Math.round(index.buildMs)} ms (${Math.ceil(indexBytes / 1024)} KiB held).`;
-          render(index);
-          showTab("explore-characters");
           return true;
         }
+        case "exploreList":
+          showList(data.result);
+          return true;
         case "exploreChat":
           showChat(data.result);
           return true;

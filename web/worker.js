@@ -4,8 +4,11 @@
 // (optionally resuming a job).
 // Messages out: report/refused, ticket/ticketRefused, job, progress, complete/failed.
 // The archive explorer (read-only, from the local file, no request at all): explore →
-// exploreProgress…, explored; exploreChat, exploreBook, exploreFile → the same kind back;
-// exploreSearch → exploreHits…, exploreSearchDone; a failure → exploreFailed.
+// exploreProgress…, explored (the first page of every list); exploreList, exploreChat,
+// exploreBook (a page each: start, count), exploreFile → the same kind back; exploreSearch
+// → exploreHits…, exploreSearchDone; a failure → exploreFailed.
+// A trap of the Wasm module (out of memory, a panic) leaves it unusable: the Worker says
+// `fatal` and closes, and the page starts a new one.
 importScripts("./lvbak-wasm.js");
 const ready = wasm_bindgen("./lvbak-wasm_bg.wasm");
 let processor = null;
@@ -24,6 +27,20 @@ function errorOf(thrown) {
     if (parsed && parsed.code) return { code: parsed.code, message: parsed.message || parsed.error || "" };
   } catch (_) {}
   return { code: "internal", message: String(text) };
+}
+
+/** Whether `thrown` means the Wasm module can no longer be used: a trap stops it mid-call,
+ * with its memory and its objects' borrow flags as they were, so every later call fails
+ * ("attempted to take ownership of Rust value while it was borrowed"). */
+function isFatal(thrown) {
+  if (thrown instanceof WebAssembly.RuntimeError) return true;
+  const text = String((thrown && thrown.message) || thrown);
+  return /ownership of Rust value while it was borrowed|recursive use of an object detected/.test(text);
+}
+
+/** Rethrows what `isFatal` says ends the module (to `onmessage`, which reports it). */
+function rethrowFatal(thrown) {
+  if (isFatal(thrown)) throw thrown;
 }
 
 function request(method, url, body, headers = {}) {
@@ -112,6 +129,7 @@ function upload(resume) {
   try {
     report = JSON.parse(processor.upload(job, publicKey, resume ? resume.start : 0, JSON.stringify(heldFiles), JSON.stringify(heldRows.json), sink));
   } catch (thrown) {
+    rethrowFatal(thrown);
     return post({ kind: "failed", jobId: job, error: errorOf(thrown) });
   }
   post({ kind: "progress", progress: { phase: "committing" } });
@@ -126,7 +144,10 @@ self.onmessage = async ({ data }) => {
   try {
     handle(data);
   } catch (thrown) {
-    post({ kind: "crashed", error: errorOf(thrown) });
+    if (!isFatal(thrown)) return post({ kind: "crashed", error: errorOf(thrown) });
+    const { message } = errorOf(thrown);
+    post({ kind: "fatal", error: { code: "wasm_trap", message: message || String(thrown) } });
+    self.close();
   }
 };
 
@@ -142,6 +163,7 @@ function handle(data) {
         processor = new wasm_bindgen.Processor(data.file);
         post({ kind: "report", report: JSON.parse(processor.report()) });
       } catch (thrown) {
+        rethrowFatal(thrown);
         post({ kind: "refused", error: errorOf(thrown) });
       }
       break;
@@ -149,6 +171,7 @@ function handle(data) {
       try {
         post({ kind: "ticket", result: JSON.parse(processor.applyTicket(data.text)) });
       } catch (thrown) {
+        rethrowFatal(thrown);
         post({ kind: "ticketRefused", error: errorOf(thrown) });
       }
       break;
@@ -163,7 +186,8 @@ function handle(data) {
   }
 }
 
-/** The explorer's requests: each answers with its own kind, or `exploreFailed`. */
+/** The explorer's requests: each answers with its own kind, or `exploreFailed`. Lists,
+ * transcripts and world books come a page at a time (`start`, `count`). */
 function explore(data) {
   try {
     switch (data.kind) {
@@ -174,11 +198,14 @@ function explore(data) {
         post({ kind: "explored", index });
         break;
       }
+      case "exploreList":
+        post({ kind: "exploreList", result: JSON.parse(processor.exploreList(data.list, data.characterId || "", data.start, data.count)) });
+        break;
       case "exploreChat":
-        post({ kind: "exploreChat", result: JSON.parse(processor.exploreChat(data.chatId)) });
+        post({ kind: "exploreChat", result: JSON.parse(processor.exploreChat(data.chatId, data.start, data.count)) });
         break;
       case "exploreBook":
-        post({ kind: "exploreBook", result: JSON.parse(processor.exploreWorldBook(data.bookId)) });
+        post({ kind: "exploreBook", result: JSON.parse(processor.exploreWorldBook(data.bookId, data.start, data.count)) });
         break;
       case "exploreFile": {
         const bytes = processor.exploreFile(data.name);
@@ -194,6 +221,7 @@ function explore(data) {
       }
     }
   } catch (thrown) {
+    rethrowFatal(thrown);
     post({ kind: "exploreFailed", request: data.kind, name: data.name, error: errorOf(thrown) });
   }
 }

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use js_sys::{Function, Reflect, Uint8Array};
 use lvbak_core::batch::PlainSecret;
-use lvbak_core::explore::ExploreIndex;
+use lvbak_core::explore::{ExploreIndex, List};
 use lvbak_core::upload::{
     file_claims, upload_batches, BatchSink, HeldRows, SealedSecretsPlan, UploadPlan, UploadProgress,
 };
@@ -177,12 +177,14 @@ impl Processor {
 }
 
 /// The archive explorer: a read-only view of the local file, built in the Worker (nothing
-/// of it reaches the server). See `lvbak_core::explore`.
+/// of it reaches the server). See `lvbak_core::explore`: every answer is a bounded page.
 #[wasm_bindgen]
 impl Processor {
-    /// Builds the explorer's index (once; later calls answer the same) and answers it as
-    /// JSON: `characters`, `personas`, `worldBooks`, `presets`, `images`, `chats`, `stats`
-    /// (`rows`, `indexBytes`) and `buildMs`. `progress(table)` hears each table it reads.
+    /// Builds the explorer's index (once; later calls answer the same) and answers its
+    /// summary as JSON: the first page of `characters`, `personas`, `worldBooks`, `presets`,
+    /// `images` and `chats` (each `{list, start, total, items}`), `imagesTotal`, `stats`
+    /// (`rows`, `indexBytes`), `buildMs` and `wasmMemoryBytes`. `progress(table)` hears each
+    /// table it reads.
     pub fn explore(&mut self, progress: &Function) -> Result<String, JsValue> {
         let started = now_ms();
         if self.explorer.is_none() {
@@ -193,17 +195,16 @@ impl Processor {
             self.explorer = Some(index);
         }
         let (index, _) = self.explored()?;
-        // Written straight to text: a JSON value tree of a big index would cost more
-        // memory than the index.
         #[derive(serde::Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Answer<'a> {
             #[serde(flatten)]
-            index: &'a ExploreIndex,
+            summary: lvbak_core::explore::Summary<'a>,
             build_ms: f64,
             wasm_memory_bytes: f64,
         }
-        let answer = Answer { index, build_ms: now_ms() - started, wasm_memory_bytes: wasm_memory_bytes() };
+        let answer =
+            Answer { summary: index.summary(), build_ms: now_ms() - started, wasm_memory_bytes: wasm_memory_bytes() };
         serde_json::to_string(&answer).map_err(|e| thrown("internal", e))
     }
 
@@ -215,24 +216,52 @@ impl Processor {
         }
     }
 
-    /// The messages of one chat in order, as JSON (`[{id, index, isUser, name, swipes,
-    /// swipeId, sendDate}]`), with `readMs`.
-    #[wasm_bindgen(js_name = exploreChat)]
-    pub fn explore_chat(&mut self, chat_id: &str) -> Result<String, JsValue> {
-        let started = now_ms();
-        let (index, archive) = self.explored()?;
-        let messages = index.chat_messages(archive, chat_id).map_err(|e| format_error(&e))?;
-        let read_ms = now_ms() - started;
-        Ok(json!({"chatId": chat_id, "messages": messages, "readMs": read_ms, "wasmMemoryBytes": wasm_memory_bytes()})
-            .to_string())
+    /// One page of a list (`characters`, `personas`, `worldBooks`, `presets`, `images`,
+    /// `chats`; chats of one character when `character_id` is not empty), as JSON
+    /// `{list, characterId, start, total, items}`.
+    #[wasm_bindgen(js_name = exploreList)]
+    pub fn explore_list(&mut self, list: &str, character_id: &str, start: f64, count: f64) -> Result<String, JsValue> {
+        let kind = List::parse(list).ok_or_else(|| thrown("bad_request", format!("no list {list:?}")))?;
+        let (index, _) = self.explored()?;
+        let character = (!character_id.is_empty()).then_some(character_id);
+        let page = index.list_page(kind, character, place(start), place(count));
+        serde_json::to_string(&page).map_err(|e| thrown("internal", e))
     }
 
-    /// The entries of one world book, as JSON.
-    #[wasm_bindgen(js_name = exploreWorldBook)]
-    pub fn explore_world_book(&mut self, book_id: &str) -> Result<String, JsValue> {
+    /// One page of a chat's messages in chat order, as JSON `{chatId, chat, start, total,
+    /// messages: [{id, index, isUser, name, swipes, swipeId, swipesFrom, swipesTotal,
+    /// sendDate}], readMs, wasmMemoryBytes}`.
+    #[wasm_bindgen(js_name = exploreChat)]
+    pub fn explore_chat(&mut self, chat_id: &str, start: f64, count: f64) -> Result<String, JsValue> {
+        let started = now_ms();
         let (index, archive) = self.explored()?;
-        let entries = index.world_book_entries(archive, book_id).map_err(|e| format_error(&e))?;
-        Ok(json!({"bookId": book_id, "entries": entries}).to_string())
+        let page = index.chat_page(archive, chat_id, place(start), place(count)).map_err(|e| format_error(&e))?;
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Answer<'a> {
+            chat_id: &'a str,
+            #[serde(flatten)]
+            page: lvbak_core::explore::ChatPage<'a>,
+            read_ms: f64,
+            wasm_memory_bytes: f64,
+        }
+        let answer = Answer { chat_id, page, read_ms: now_ms() - started, wasm_memory_bytes: wasm_memory_bytes() };
+        serde_json::to_string(&answer).map_err(|e| thrown("internal", e))
+    }
+
+    /// One page of a world book's entries, as JSON `{bookId, book, start, total, entries}`.
+    #[wasm_bindgen(js_name = exploreWorldBook)]
+    pub fn explore_world_book(&mut self, book_id: &str, start: f64, count: f64) -> Result<String, JsValue> {
+        let (index, archive) = self.explored()?;
+        let page = index.world_book_page(archive, book_id, place(start), place(count)).map_err(|e| format_error(&e))?;
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Answer<'a> {
+            book_id: &'a str,
+            #[serde(flatten)]
+            page: lvbak_core::explore::BookPage<'a>,
+        }
+        serde_json::to_string(&Answer { book_id, page }).map_err(|e| thrown("internal", e))
     }
 
     /// The bytes of a picture the index names (an avatar, an image, a thumbnail).
@@ -246,7 +275,7 @@ impl Processor {
     }
 
     /// Searches names and message text; `hits(json)` hears each batch of hits as they are
-    /// found (a JSON array). Answers how many there were.
+    /// found (a JSON array). Answers how many there were (at most core's `SEARCH_HITS`).
     #[wasm_bindgen(js_name = exploreSearch)]
     pub fn explore_search(&mut self, query: &str, limit: u32, hits: &Function) -> Result<u32, JsValue> {
         let (index, archive) = self.explored()?;
@@ -270,6 +299,15 @@ impl Processor {
         });
         flush(&mut pending);
         Ok(found.map_err(|e| format_error(&e))? as u32)
+    }
+}
+
+/// A place or count the page asked for (a JavaScript number): whole and not negative.
+fn place(number: f64) -> usize {
+    if number.is_finite() && number > 0.0 {
+        number.min(usize::MAX as f64) as usize
+    } else {
+        0
     }
 }
 

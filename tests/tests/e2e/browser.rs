@@ -8,9 +8,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lvbak_core::explore::{LIST_PAGE, MESSAGE_PAGE, NAME_TEXT};
 use lvbak_core::{Archive, Limits};
 use lvbak_server::seed::SeedOptions;
+use lvbak_tests::zipcraft::{RawEntry, RawZip};
 use lvbak_tests::{corpus, fixtures};
+use serde_json::json;
 
 use crate::support::{Account, ScratchDir, TestServer};
 use crate::webdriver::Browser;
@@ -436,12 +439,15 @@ async fn open_explorer(browser: &Browser) -> serde_json::Value {
     browser.script("return Object.assign({}, document.getElementById('explorer').dataset)").await
 }
 
-/// Opens a chat and waits until all its messages are shown; the transcript's timings.
+/// Opens a chat and waits until its first page of messages (all of them, up to a page) is
+/// shown; the transcript's data (timings, `start`, `total`).
 async fn open_chat(browser: &Browser, chat: &str, messages: u64) -> serde_json::Value {
     click_inside(browser, &format!("explore-chat-{chat}")).await;
+    let page = messages.min(MESSAGE_PAGE as u64);
     let shown = format!(
         "const t = document.getElementById('explore-transcript'); \
-         return t.querySelectorAll('[data-testid=\"explore-message\"]').length === {messages} && t.dataset.totalMs ? Object.assign({{}}, t.dataset) : null"
+         return document.getElementById('explore-detail').dataset.chat === '{chat}' && t.dataset.total === '{messages}' \
+           && t.querySelectorAll('[data-testid=\"explore-message\"]').length === {page} && t.dataset.totalMs ? Object.assign({{}}, t.dataset) : null"
     );
     browser.wait_script(&shown).await
 }
@@ -551,6 +557,7 @@ async fn the_archive_explorer_browses_the_local_file_without_a_request() {
     assert!(*long_count >= 2000);
     let timings = open_chat(&browser, long_chat, *long_count).await;
     eprintln!("explorer on the seeded account: index {built}; {long_count}-message chat {timings}");
+    assert_eq!(timings["start"], "0", "the first page");
     browser.screenshot("explorer-seeded-chat.png").await;
     browser.script("document.querySelector('[data-panel=\"explore-worldbooks\"]').click()").await;
     let book = browser.script("const li = document.querySelector('[data-testid^=\"explore-worldbook-\"]'); return li ? li.dataset.testid.slice('explore-worldbook-'.length) : null").await;
@@ -582,4 +589,305 @@ async fn the_archive_explorer_browses_the_local_file_without_a_request() {
     }
     let held = browser.text("import-held").await;
     assert!(held.starts_with(&format!("{files_in_archive} files (")), "{held}");
+}
+
+/// `n` as the page writes it (`toLocaleString("en-US")`: 200,000).
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (at, digit) in digits.chars().enumerate() {
+        if at > 0 && (digits.len() - at).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// An archive of these tables (name, NDJSON text) and a manifest, nothing else.
+fn archive_of(tables: &[(&str, String)]) -> Vec<u8> {
+    let mut entries = vec![RawEntry::deflated("manifest.json", &corpus::manifest_json(&[]))];
+    for (table, ndjson) in tables {
+        entries.push(RawEntry::deflated(&format!("database/{table}.ndjson"), ndjson.as_bytes()));
+    }
+    RawZip::new(entries).build()
+}
+
+/// A browser signed in to a fresh server, with scratch folders for its files.
+async fn explorer_session(label: &str) -> (TestServer, Browser, ScratchDir, ScratchDir) {
+    let server = TestServer::start(label).await;
+    let viewer = server.account(&format!("{label}-viewer"), None).await;
+    let files = ScratchDir::new(&format!("{label}-files"));
+    let downloads = ScratchDir::new(&format!("{label}-downloads"));
+    let browser = Browser::start(&downloads.path).await;
+    sign_in(&browser, &server, &viewer).await;
+    browser.wait_text("embeddings-status", |t| !t.is_empty()).await;
+    (server, browser, files, downloads)
+}
+
+/// The transcript's messages, as `[index, text]`, and its `start` and `total`.
+async fn transcript(browser: &Browser) -> (Vec<(u64, String)>, u64, u64) {
+    let seen = browser
+        .script(
+            "const t = document.getElementById('explore-transcript'); \
+             return {start: t.dataset.start, total: t.dataset.total, items: t.children.length, \
+               messages: [...t.querySelectorAll('[data-testid=\"explore-message\"]')].map(m => [Number(m.dataset.index), m.querySelector('.text').textContent])}",
+        )
+        .await;
+    let messages: Vec<(u64, String)> = serde_json::from_value(seen["messages"].clone()).unwrap();
+    assert_eq!(seen["items"].as_u64().unwrap(), messages.len() as u64, "the transcript holds messages only");
+    let number = |key: &str| seen[key].as_str().unwrap().parse::<u64>().unwrap();
+    (messages, number("start"), number("total"))
+}
+
+/// Finding 12, "explorer members bomb": one character with a 1 MB name, named 500,000 times
+/// by one group chat, in a 14 KB archive, used to run the Worker's Wasm out of memory
+/// (`unreachable`) and leave it broken for every later archive. Now the group shows its one
+/// member under a clipped name, the Wasm module stays small, and the next archive browses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explorer_bounds_a_members_bomb_and_browses_the_next_archive() {
+    let (server, browser, files, _downloads) = explorer_session("browser-bomb").await;
+    let name = "N".repeat(1 << 20);
+    let characters = format!("{}\n", json!({"id": "c1", "name": name, "description": "one of many"}));
+    let metadata = json!({"group": true, "character_ids": vec!["c1"; 500_000]}).to_string();
+    let chats =
+        format!("{}\n", json!({"id": "bomb-chat", "name": "Everyone", "character_id": null, "metadata": metadata}));
+    let bomb = archive_of(&[("characters", characters), ("chats", chats)]);
+    assert!(bomb.len() < 32 * 1024, "the bomb is small: {} bytes", bomb.len());
+    let bomb = write(&files.path, "bomb.lvbak", &bomb);
+    pick_archive(&browser, &bomb).await;
+    browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    let before = server.state.requests();
+    let built = open_explorer(&browser).await;
+    let state = browser.text("explore-state").await;
+    assert!(state.starts_with("1 character, 1 chat"), "{state}");
+    let memory: f64 = built["wasmMemoryBytes"].as_str().unwrap().parse().unwrap();
+    eprintln!("members bomb: Wasm memory {:.1} MiB, index {built}", memory / (1 << 20) as f64);
+    assert!(memory < (64 << 20) as f64, "the Worker's Wasm memory grew to {memory} bytes");
+    let index_bytes: u64 = built["indexBytes"].as_str().unwrap().parse().unwrap();
+    assert!(index_bytes < 4096, "the index holds {index_bytes} bytes");
+    let clipped = format!("{}…", "N".repeat(NAME_TEXT));
+    let character = browser
+        .script("return document.querySelector('[data-testid=\"explore-character-c1\"] strong').textContent")
+        .await;
+    assert_eq!(character, clipped.as_str(), "the name, clipped");
+    browser.script("document.querySelector('[data-panel=\"explore-chats\"]').click()").await;
+    let facts = browser
+        .script("return document.querySelector('[data-testid=\"explore-chat-bomb-chat\"] [data-testid=\"explore-facts\"]').textContent")
+        .await;
+    assert_eq!(facts, format!("group: {clipped} · 0 messages").as_str(), "one member, once");
+    let text = browser.script("return document.getElementById('explorer').textContent.length").await;
+    assert!(text.as_u64().unwrap() < 4096, "the explorer shows {text} characters");
+    browser.screenshot("explorer-members-bomb.png").await;
+
+    // A normal archive afterwards, in the same Worker: it opens and browses.
+    let minimal = write(&files.path, "minimal.lvbak", fixtures::MINIMAL);
+    pick_archive(&browser, &minimal).await;
+    browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    open_explorer(&browser).await;
+    let (chat, count) = messages_per_chat(fixtures::MINIMAL).into_iter().next().unwrap();
+    browser.script("document.querySelector('[data-panel=\"explore-chats\"]').click()").await;
+    open_chat(&browser, &chat, count).await;
+    let (messages, start, total) = transcript(&browser).await;
+    assert_eq!((messages.len() as u64, start, total), (count, 0, count));
+    assert_eq!(server.state.requests(), before, "browsing must not send a single request");
+}
+
+/// The page's first Worker traps for real (a Wasm `unreachable`) when asked to explore; the
+/// others are the page's own. Run in the page before its scripts, so it sees every Worker.
+const FIRST_WORKER_TRAPS: &str = r#"(() => {
+  const Real = window.Worker;
+  window.lvbakWorkers = [];
+  const trapping = `
+    const base = ${JSON.stringify(location.origin)} + "/";
+    const load = self.importScripts.bind(self);
+    self.importScripts = (...urls) => load(...urls.map((url) => new URL(url, base).href));
+    const get = self.fetch.bind(self);
+    self.fetch = (url, options) => get(typeof url === "string" ? new URL(url, base).href : url, options);
+    importScripts("worker.js");
+    // A module whose one function is \`unreachable\`: calling it traps as an out-of-memory would.
+    const bytes = new Uint8Array([0,97,115,109,1,0,0,0,1,4,1,96,0,0,3,2,1,0,7,8,1,4,116,114,97,112,0,0,10,5,1,3,0,0,11]);
+    const trap = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.trap;
+    wasm_bindgen.Processor.prototype.explore = function () { trap(); };
+  `;
+  window.Worker = class extends Real {
+    constructor(url, options) {
+      const first = window.lvbakWorkers.length === 0;
+      super(first ? URL.createObjectURL(new Blob([trapping], { type: "text/javascript" })) : url, options);
+      window.lvbakWorkers.push(this);
+    }
+    terminate() {
+      this.terminated = true;
+      return super.terminate();
+    }
+  };
+})();"#;
+
+/// A Worker whose Wasm trapped is ended and a new one started: the next archive works
+/// without reloading the page (it used to fail with "attempted to take ownership of Rust
+/// value while it was borrowed" until a reload).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_wasm_trapped_is_replaced_and_the_next_archive_works() {
+    let server = TestServer::start("browser-trap").await;
+    let viewer = server.account("trap-viewer", None).await;
+    let files = ScratchDir::new("browser-trap-files");
+    let downloads = ScratchDir::new("browser-trap-downloads");
+    let browser = Browser::start(&downloads.path).await;
+    let install = json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": FIRST_WORKER_TRAPS}});
+    browser.call("POST", "goog/cdp/execute", install).await;
+    sign_in(&browser, &server, &viewer).await;
+    browser.wait_text("embeddings-status", |t| !t.is_empty()).await;
+    let minimal = write(&files.path, "minimal.lvbak", fixtures::MINIMAL);
+    pick_archive(&browser, &minimal).await;
+    browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    browser.click("explore-open").await;
+    let said = browser.wait_text("import-progress", |t| t.contains("restarted")).await;
+    assert!(said.contains("wasm_trap") && said.contains("unreachable"), "{said}");
+    let workers = browser.script("return window.lvbakWorkers.map(w => !!w.terminated)").await;
+    assert_eq!(workers, json!([true, false]), "the trapped Worker ended, a new one started");
+    assert_eq!(browser.script("return document.getElementById('explorer').hidden").await, true);
+
+    // The same archive again, in the new Worker: inspected, explored, a chat opened.
+    pick_archive(&browser, &minimal).await;
+    browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    open_explorer(&browser).await;
+    let (chat, count) = messages_per_chat(fixtures::MINIMAL).into_iter().next().unwrap();
+    open_chat(&browser, &chat, count).await;
+    let (messages, _, total) = transcript(&browser).await;
+    assert_eq!((messages.len() as u64, total), (count, count));
+    assert_eq!(browser.script("return window.lvbakWorkers.length").await, 2);
+}
+
+/// Finding 13, "explorer scale" (transcripts): a chat of 300,000 messages used to never
+/// open (`replaceChildren(...items)` throws past ~100k arguments). Now it opens at its first
+/// page and pages forward, back and to the end, never holding more than a page of messages;
+/// a search hit opens the page its message is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_of_300000_messages_opens_and_pages() {
+    const MESSAGES: u64 = 300_000;
+    let (_server, browser, files, _downloads) = explorer_session("browser-long-chat").await;
+    let chats = format!("{}\n", json!({"id": "long", "name": "The long watch", "metadata": "{}"}));
+    let mut messages = String::new();
+    for n in 0..MESSAGES {
+        let row = json!({"id": format!("m{n}"), "chat_id": "long", "index_in_chat": n, "is_user": n % 2, "name": "Watch",
+            "content": format!("bell {n} of the long watch"), "swipes": "[]"});
+        messages.push_str(&format!("{row}\n"));
+    }
+    let archive = write(&files.path, "long.lvbak", &archive_of(&[("chats", chats), ("messages", messages)]));
+    pick_archive(&browser, &archive).await;
+    browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    open_explorer(&browser).await;
+    browser.script("document.querySelector('[data-panel=\"explore-chats\"]').click()").await;
+    let listed =
+        browser.script("return document.querySelector('[data-testid=\"explore-chat-long\"]').dataset.messages").await;
+    assert_eq!(listed, MESSAGES.to_string());
+    open_chat(&browser, "long", MESSAGES).await;
+    let page = MESSAGE_PAGE as u64;
+    let (shown, start, total) = transcript(&browser).await;
+    assert_eq!((start, total, shown.len() as u64), (0, MESSAGES, page));
+    assert_eq!(shown[0], (0, "bell 0 of the long watch".to_string()));
+    assert_eq!(shown.last().unwrap().0, page - 1);
+    assert_eq!(browser.text("explore-page-range").await, format!("Messages 1–{page} of 300,000"));
+    browser.screenshot("explorer-long-chat.png").await;
+
+    // Forward a page: the next messages, and only those.
+    let at = |start: u64| {
+        format!("return document.getElementById('explore-transcript').dataset.start === '{start}' || null")
+    };
+    browser.click("explore-page-next").await;
+    browser.wait_script(&at(page)).await;
+    let (shown, _, _) = transcript(&browser).await;
+    assert_eq!(shown.len() as u64, page);
+    assert_eq!(shown[0], (page, format!("bell {page} of the long watch")));
+    assert_eq!(browser.text("explore-page-range").await, format!("Messages {}–{} of 300,000", page + 1, 2 * page));
+    // To the end, and back a page.
+    browser.click("explore-page-last").await;
+    let last = (MESSAGES - 1) / page * page;
+    browser.wait_script(&at(last)).await;
+    let (shown, _, _) = transcript(&browser).await;
+    assert_eq!(shown.last().unwrap(), &(MESSAGES - 1, format!("bell {} of the long watch", MESSAGES - 1)));
+    assert!(shown.len() as u64 <= page);
+    let disabled =
+        browser.script("return document.querySelector('[data-testid=\"explore-page-next\"]').disabled").await;
+    assert_eq!(disabled, true, "nothing after the last page");
+    browser.click("explore-page-previous").await;
+    browser.wait_script(&at(last - page)).await;
+    let (shown, _, _) = transcript(&browser).await;
+    assert_eq!(shown[0].0, last - page);
+
+    // A message found by search opens on its page.
+    browser.fill("explore-search", "bell 123456 of").await;
+    browser.wait_script("return document.querySelector('[data-testid=\"explore-hit-message\"] button') || null").await;
+    click_inside(&browser, "explore-results").await;
+    let on = 123_456 / page * page;
+    browser.wait_script(&at(on)).await;
+    let focused = browser.script("return document.querySelector('#explore-transcript li.focus').dataset.index").await;
+    assert_eq!(focused, "123456");
+    let (shown, _, _) = transcript(&browser).await;
+    assert_eq!(shown.len() as u64, page);
+}
+
+/// Finding 13, "explorer scale" (lists): an archive of 1,000,000 tiny chats used to freeze
+/// the page for seconds (the whole index crossed to it, and every list was built from it).
+/// Now the Worker hands out a page of a list at a time: the chats list holds at most a page
+/// of items, and pages forward, to the end and by character.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_of_a_million_chats_lists_them_a_page_at_a_time() {
+    const CHATS: usize = 1_000_000;
+    let (_server, browser, files, _downloads) = explorer_session("browser-many-chats").await;
+    let characters: String =
+        (0..3).map(|n| format!("{}\n", json!({"id": format!("c{n}"), "name": format!("Keeper {n}")}))).collect();
+    let mut chats = String::new();
+    for n in 0..CHATS {
+        chats.push_str(&format!(
+            "{}\n",
+            json!({"id": format!("chat-{n}"), "name": format!("Chat {n}"), "character_id": format!("c{}", n % 3)})
+        ));
+    }
+    let archive = write(&files.path, "many.lvbak", &archive_of(&[("characters", characters), ("chats", chats)]));
+    pick_archive(&browser, &archive).await;
+    browser.wait_text("inspect-report", |t| !t.is_empty()).await;
+    let built = open_explorer(&browser).await;
+    eprintln!("{CHATS} chats: index {built}");
+    let state = browser.text("explore-state").await;
+    assert!(state.starts_with(&format!("3 characters, {} chats", thousands(CHATS))), "{state}");
+    browser.script("document.querySelector('[data-panel=\"explore-chats\"]').click()").await;
+    let listed = "const items = [...document.querySelectorAll('[data-testid^=\"explore-chat-\"]')]; \
+        const list = document.getElementById('explore-chats'); \
+        return {start: list.dataset.start, total: list.dataset.total, count: items.length, \
+          first: items.length ? items[0].querySelector('button').textContent : null, \
+          last: items.length ? items[items.length - 1].querySelector('button').textContent : null, \
+          nodes: document.getElementById('explorer').querySelectorAll('*').length}";
+    let page = browser.script(listed).await;
+    assert_eq!(page["count"], LIST_PAGE, "{page}");
+    assert_eq!((page["start"].as_str(), page["total"].as_str()), (Some("0"), Some(CHATS.to_string().as_str())));
+    assert_eq!((page["first"].as_str(), page["last"].as_str()), (Some("Chat 0"), Some("Chat 99")));
+    assert!(page["nodes"].as_u64().unwrap() < 5000, "{page}");
+    assert_eq!(browser.text("explore-chats-range").await, format!("Chats 1–100 of {}", thousands(CHATS)));
+
+    let at =
+        |start: usize| format!("return document.getElementById('explore-chats').dataset.start === '{start}' || null");
+    browser.click("explore-chats-next").await;
+    browser.wait_script(&at(LIST_PAGE)).await;
+    let page = browser.script(listed).await;
+    assert_eq!((page["count"].as_u64(), page["first"].as_str()), (Some(LIST_PAGE as u64), Some("Chat 100")));
+    browser.click("explore-chats-last").await;
+    browser.wait_script(&at(CHATS - LIST_PAGE)).await;
+    let page = browser.script(listed).await;
+    let last = format!("Chat {}", CHATS - 1);
+    assert_eq!((page["count"].as_u64(), page["last"].as_str()), (Some(LIST_PAGE as u64), Some(last.as_str())));
+
+    // One character's chats, paged the same way.
+    browser.script("document.querySelector('[data-panel=\"explore-characters\"]').click()").await;
+    click_inside(&browser, "explore-character-c1").await;
+    let of_c1 = (CHATS + 1) / 3;
+    browser
+        .wait_script(&format!(
+            "const l = document.getElementById('explore-chats'); return l.dataset.start === '0' && l.dataset.total === '{of_c1}' || null"
+        ))
+        .await;
+    let page = browser.script(listed).await;
+    assert_eq!((page["count"].as_u64(), page["first"].as_str()), (Some(LIST_PAGE as u64), Some("Chat 1")));
+    assert_eq!(browser.text("explore-chats-range").await, format!("Chats 1–100 of {}", thousands(of_c1)));
+    browser.screenshot("explorer-many-chats.png").await;
 }
