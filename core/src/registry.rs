@@ -408,7 +408,14 @@ pub static TEXT_ID_COLUMNS: &[(&str, &[&str])] = &[
     ("memory_entities", &["first_seen_chunk_id", "last_seen_chunk_id"]),
     (
         "memory_relations",
-        &["contradiction_peer_id", "superseded_by", "canonical_edge_id", "merged_into", "first_seen_arc_id", "last_seen_arc_id"],
+        &[
+            "contradiction_peer_id",
+            "superseded_by",
+            "canonical_edge_id",
+            "merged_into",
+            "first_seen_arc_id",
+            "last_seen_arc_id",
+        ],
     ),
     ("cortex_vault_chunks", &["source_chunk_id"]),
     ("dream_weaver_messages", &["supersedes_id"]),
@@ -579,8 +586,12 @@ mod tests {
         }
         assert!(unknown.is_empty(), "id columns no rule covers: {unknown:?}");
         for (table, columns) in TEXT_ID_COLUMNS.iter().chain(JSON_ID_COLUMNS) {
-            let known: HashSet<&str> =
-                tables[*table]["columns"].as_array().expect("columns").iter().filter_map(|c| c["name"].as_str()).collect();
+            let known: HashSet<&str> = tables[*table]["columns"]
+                .as_array()
+                .expect("columns")
+                .iter()
+                .filter_map(|c| c["name"].as_str())
+                .collect();
             for column in *columns {
                 assert!(known.contains(column), "{table}.{column} is not in the schema");
             }

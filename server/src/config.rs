@@ -196,7 +196,8 @@ impl HostingLimits {
                 "secure_cookies" => self.secure_cookies = flag()?,
                 "embedding_requests" => self.embedding_requests = count()?.max(1),
                 "embedding_timeout" => {
-                    self.embedding_timeout = seconds()?.clamp(crate::embeddings::client::SHORTEST_TIMEOUT, Duration::from_secs(300))
+                    self.embedding_timeout =
+                        seconds()?.clamp(crate::embeddings::client::SHORTEST_TIMEOUT, Duration::from_secs(300))
                 }
                 "embedding_private_hosts" => self.embedding_private_hosts = flag()?,
                 "held_check_bytes" => self.held_check_bytes = parse_bytes(value)?,

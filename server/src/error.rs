@@ -33,7 +33,9 @@ pub enum AppError {
     TooManyExports { running: usize, retry_after: Duration },
     #[error("this needs {needed} more bytes; your account uses {used} of its {quota}-byte quota")]
     QuotaExceeded { quota: u64, used: u64, needed: u64 },
-    #[error("your account uses {used} bytes, more than its {quota}-byte quota: nothing can be imported until it is under")]
+    #[error(
+        "your account uses {used} bytes, more than its {quota}-byte quota: nothing can be imported until it is under"
+    )]
     OverQuota { quota: u64, used: u64 },
     #[error("an import of yours is already under way")]
     ImportRunning,

@@ -321,7 +321,12 @@ fn embed_re_vectorizes_an_imported_account_from_the_command_line() {
     assert_eq!(imported["vectorSummary"]["restored"], false, "{imported}");
     assert_eq!(imported["revectorized"], 2, "{imported}");
 
-    let output = lvbak(&["embed", "--user", "gus", "--json", "--data-dir", data_arg], None);
+    // The setting came with the archive: nothing is sent until the operator confirms it.
+    let refused = lvbak(&["embed", "--user", "gus", "--json", "--data-dir", data_arg], None);
+    assert_eq!(refused.status.code(), Some(1), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("restored from a backup"));
+    assert_eq!(stub.seen(|s| s.requests), 0);
+    let output = lvbak(&["embed", "--user", "gus", "--json", "--confirm-setting", "--data-dir", data_arg], None);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8(output.stdout.clone()).unwrap();
     let status: Value = serde_json::from_str(&text).unwrap();

@@ -35,7 +35,23 @@ pub struct StubState {
     pub refused: u64,
     /// The largest number of texts in one request.
     pub largest_batch: usize,
+    /// Never answer: hold each request until the client goes away or the stub stops.
+    pub hang: bool,
+    /// Answer every request with a valid answer of about this many bytes (one vector
+    /// that long), instead of the texts' vectors.
+    pub huge_answer: Option<usize>,
+    /// Every request that reached the stub, and the `Authorization` header and texts of
+    /// each (the first 10,000), whatever the answer.
+    pub requests: u64,
+    pub authorizations: Vec<String>,
+    pub texts: Vec<String>,
+    /// Requests being served now, and the most at once.
+    pub open: usize,
+    pub most_open: usize,
 }
+
+/// What the stub records of its requests, at most.
+const RECORDED: usize = 10_000;
 
 pub struct EmbeddingStub {
     /// The base URL (`http://127.0.0.1:PORT/v1`); requests go to `…/v1/embeddings`.
@@ -133,12 +149,41 @@ fn serve(stream: TcpStream, state: &Mutex<StubState>, stop: &AtomicBool) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
+    let (hang, huge) = {
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        state.requests += 1;
+        state.open += 1;
+        state.most_open = state.most_open.max(state.open);
+        if state.authorizations.len() < RECORDED {
+            state.authorizations.push(authorization.clone());
+        }
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        for text in request["input"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if state.texts.len() < RECORDED {
+                state.texts.push(text.to_string());
+            }
+        }
+        (state.hang, state.huge_answer)
+    };
     let (status, retry_after, answer, delay) = answer(&request_line, &authorization, &body, state);
     let deadline = std::time::Instant::now() + delay;
-    while std::time::Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+    while (hang || std::time::Instant::now() < deadline) && !stop.load(Ordering::Relaxed) {
+        if hang && client_gone(&stream) {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let text = answer.to_string();
+    state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+    if hang {
+        return;
+    }
+    let text = match huge {
+        Some(bytes) => {
+            let floats = vec!["0.123456789"; bytes / 12].join(",");
+            format!(r#"{{"data":[{{"index":0,"embedding":[{floats}]}}]}}"#)
+        }
+        None => answer.to_string(),
+    };
     let retry = retry_after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n"));
     let head = format!(
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{retry}Connection: close\r\n\r\n",
@@ -147,6 +192,15 @@ fn serve(stream: TcpStream, state: &Mutex<StubState>, stop: &AtomicBool) {
     let mut stream = stream;
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(text.as_bytes());
+}
+
+/// Whether the client closed its end (a read that finds the end, not a timeout).
+fn client_gone(stream: &TcpStream) -> bool {
+    let _ = stream.set_nonblocking(true);
+    let mut byte = [0u8; 1];
+    let gone = matches!(stream.peek(&mut byte), Ok(0));
+    let _ = stream.set_nonblocking(false);
+    gone
 }
 
 fn answer(

@@ -24,6 +24,11 @@ pub struct EmbedArgs {
     /// Print the final status as JSON (the shape of `GET /api/v1/embeddings/status`).
     #[arg(long)]
     json: bool,
+    /// The account's embeddings setting came from a backup and was never saved by its
+    /// user: confirm it (as saving it in the page does), so its texts and key go where it
+    /// says. Without this, such an account is not embedded.
+    #[arg(long)]
+    confirm_setting: bool,
     #[command(flatten)]
     data: DataDirArg,
 }
@@ -34,7 +39,11 @@ pub fn run(args: &EmbedArgs) -> ExitCode {
             let store = Arc::new(Store::open(&args.data.data_dir).await?);
             let user = store.db.user_by_name(&args.user)?.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
             let embeddings = Arc::new(Embeddings::new(store.clone(), 4, parse_bytes(DEFAULT_QUOTA).ok(), true));
-            let settings = embeddings.settings(&user.id)?;
+            let mut settings = embeddings.settings(&user.id)?;
+            if settings.restored && args.confirm_setting {
+                store.db.confirm_embedding_setting(&user.id, &settings.endpoint())?;
+                settings = embeddings.settings(&user.id)?;
+            }
             // The model and the address are the account's settings, which an archive brings.
             if !args.json {
                 eprintln!(

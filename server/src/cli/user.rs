@@ -109,7 +109,10 @@ pub fn run(args: &UserArgs) -> ExitCode {
                     };
                     let over = match quota {
                         Some(quota) if usage > quota => {
-                            format!("; over quota by {} bytes: its data is kept, imports are refused until it is under", usage - quota)
+                            format!(
+                                "; over quota by {} bytes: its data is kept, imports are refused until it is under",
+                                usage - quota
+                            )
                         }
                         _ => String::new(),
                     };

@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::EmbeddingSettings;
 
-/// Attempts per request before giving up on a provider that keeps failing.
-const ATTEMPTS: u32 = 8;
+/// Attempts per request of a run before giving up on a provider that keeps failing (a
+/// connection test makes one: it reports what the provider answered).
+pub const RUN_ATTEMPTS: u32 = 8;
 /// Attempts for a name that does not resolve (a typo does not get better with retries).
 const UNRESOLVED_ATTEMPTS: u32 = 2;
 /// The longest wait between attempts, whatever `Retry-After` asks.
@@ -252,15 +253,16 @@ impl EmbeddingClient {
         }
     }
 
-    /// Embeds `texts` (in order) under `settings` for `user_id`'s account, retrying what
-    /// can be retried; each attempt waits for a place among the instance's requests (and
-    /// its account's one); stops early when `cancel` fires.
+    /// Embeds `texts` (in order) under `settings` for `user_id`'s account, making up to
+    /// `attempts` attempts of what can be retried; each attempt waits for a place among the
+    /// instance's requests (and its account's one); stops early when `cancel` fires.
     pub async fn embed(
         &self,
         user_id: &str,
         settings: &EmbeddingSettings,
         key: Option<&str>,
         texts: &[String],
+        attempts: u32,
         cancel: &CancellationToken,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
         self.check_endpoint(&settings.endpoint())?;
@@ -281,12 +283,12 @@ impl EmbeddingClient {
             let wait = match answered {
                 Ok(answer) => return vectors_of(&answer, texts.len(), settings.dimensions),
                 Err(Attempt::Final(error)) => return Err(error),
-                Err(Attempt::Unresolved(error)) if attempt >= UNRESOLVED_ATTEMPTS => return Err(error),
+                Err(Attempt::Unresolved(error)) if attempt >= UNRESOLVED_ATTEMPTS.min(attempts) => return Err(error),
                 Err(Attempt::Unresolved(_)) => Duration::from_secs(1),
-                Err(Attempt::Again { error, retry_after }) if attempt < ATTEMPTS => {
+                Err(Attempt::Again { error, retry_after }) if attempt < attempts => {
                     let backoff = Duration::from_millis(500 << attempt.min(8));
                     let wait = retry_after.unwrap_or(backoff).min(LONGEST_WAIT);
-                    tracing::info!("embeddings: {error}; attempt {attempt} of {ATTEMPTS}, next in {wait:?}");
+                    tracing::info!("embeddings: {error}; attempt {attempt} of {attempts}, next in {wait:?}");
                     wait
                 }
                 Err(Attempt::Again { error, .. }) => return Err(error),
@@ -351,7 +353,10 @@ impl EmbeddingClient {
 }
 
 enum Attempt {
-    Again { error: EmbedError, retry_after: Option<Duration> },
+    Again {
+        error: EmbedError,
+        retry_after: Option<Duration>,
+    },
     /// The provider's name did not resolve: tried again once.
     Unresolved(EmbedError),
     Final(EmbedError),
@@ -361,7 +366,8 @@ enum Attempt {
 /// provider would answer the same).
 async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Attempt> {
     let mut bytes = Vec::new();
-    let unreachable = |error: &reqwest::Error| Attempt::Again { error: EmbedError::Unreachable(describe(error)), retry_after: None };
+    let unreachable =
+        |error: &reqwest::Error| Attempt::Again { error: EmbedError::Unreachable(describe(error)), retry_after: None };
     while let Some(chunk) = response.chunk().await.map_err(|error| unreachable(&error))? {
         if bytes.len() + chunk.len() > limit {
             return Err(Attempt::Final(EmbedError::Refused(format!(
@@ -457,7 +463,9 @@ mod tests {
     #[test]
     fn answers_are_read_in_input_order_and_checked() {
         let read = |value: Value| serde_json::from_value::<Answer>(value).unwrap();
-        let openai = read(json!({"data": [{"index": 1, "embedding": [3.0, 4.0]}, {"index": 0, "embedding": [1.0, 2.0]}], "model": "m"}));
+        let openai = read(
+            json!({"data": [{"index": 1, "embedding": [3.0, 4.0]}, {"index": 0, "embedding": [1.0, 2.0]}], "model": "m"}),
+        );
         assert_eq!(vectors_of(&openai, 2, Some(2)).unwrap(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
         let ollama = read(json!({"embeddings": [[0.5, 0.25]]}));
         assert_eq!(vectors_of(&ollama, 1, None).unwrap(), vec![vec![0.5, 0.25]]);
@@ -480,9 +488,7 @@ mod tests {
     fn request_timeouts_are_clamped() {
         let client = EmbeddingClient::new(true, 4, Duration::from_secs(60));
         let with = |seconds: u64| {
-            let mut settings = EmbeddingSettings::default();
-            settings.request_timeout = seconds;
-            client.timeout(&settings)
+            client.timeout(&EmbeddingSettings { request_timeout: seconds, ..EmbeddingSettings::default() })
         };
         assert_eq!(with(0), Duration::from_secs(60), "0 is Lumiverse's no limit: the longest");
         assert_eq!(with(1), SHORTEST_TIMEOUT);
@@ -530,6 +536,8 @@ mod tests {
             assert_eq!(closed.check_endpoint(&url).unwrap_err().code(), "private_host", "{literal}");
         }
         assert!(closed.check_endpoint("https://api.openai.com/v1/embeddings").is_ok());
-        assert!(EmbeddingClient::new(true, 1, SHORTEST_TIMEOUT).check_endpoint("http://127.0.0.1:1/v1/embeddings").is_ok());
+        assert!(EmbeddingClient::new(true, 1, SHORTEST_TIMEOUT)
+            .check_endpoint("http://127.0.0.1:1/v1/embeddings")
+            .is_ok());
     }
 }

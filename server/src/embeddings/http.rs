@@ -133,7 +133,7 @@ async fn test_connection(State(state): State<AppState>, CurrentUser(user): Curre
     let vectors = state
         .embeddings()
         .client()
-        .embed(&user.id, &settings, key.as_deref().map(String::as_str), &texts, &cancel)
+        .embed(&user.id, &settings, key.as_deref().map(String::as_str), &texts, 1, &cancel)
         .await
         .map_err(|error| AppError::Provider { code: error.code(), message: error.to_string() })?;
     let dimensions = vectors.first().map_or(0, Vec::len);

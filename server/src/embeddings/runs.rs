@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::client::EmbeddingClient;
+use super::client::{EmbeddingClient, RUN_ATTEMPTS};
 use super::config::{EmbeddingSettings, LEGACY_SECRET_KEY, SETTING_KEY};
 use crate::storage::sqlite::embeddings::{SourceKind, SourceRow};
 use crate::storage::{Store, VectorRow};
@@ -212,7 +212,8 @@ impl Embeddings {
         let bound = self.store.db.key_endpoints(user_id)?;
         let secrets = self.store.db.secrets_of(user_id)?;
         let own = settings.secret_key();
-        let stored = [own.as_str(), LEGACY_SECRET_KEY].into_iter().find(|wanted| secrets.iter().any(|s| s.key == *wanted));
+        let stored =
+            [own.as_str(), LEGACY_SECRET_KEY].into_iter().find(|wanted| secrets.iter().any(|s| s.key == *wanted));
         Ok(stored.map(|key| bound.get(key).cloned().flatten()))
     }
 
@@ -431,7 +432,8 @@ impl Embeddings {
             found_in_pass = true;
             cursor = rows.last().map(|row| (row.kind.source_type().to_string(), row.id.clone()));
             let texts: Vec<String> = rows.iter().map(embedded_text).collect();
-            let answer = self.client.embed(user_id, &settings, key.as_deref().map(String::as_str), &texts, cancel).await;
+            let key = key.as_deref().map(String::as_str);
+            let answer = self.client.embed(user_id, &settings, key, &texts, RUN_ATTEMPTS, cancel).await;
             let vectors = match answer {
                 Ok(vectors) => vectors,
                 Err(error) => {

@@ -45,7 +45,9 @@ pub enum ImportError {
     QuotaExceeded { quota: u64, used: u64, needed: u64 },
     /// The account already keeps more than its quota (a fairer count, or a smaller quota,
     /// put it over): it keeps everything, and imports nothing until it is under.
-    #[error("the account uses {used} bytes, more than its {quota}-byte quota: nothing can be imported until it is under")]
+    #[error(
+        "the account uses {used} bytes, more than its {quota}-byte quota: nothing can be imported until it is under"
+    )]
     OverQuota { quota: u64, used: u64 },
     /// The instance had no room for what the import must hold.
     #[error("{0}")]
@@ -94,7 +96,11 @@ impl ImportError {
             error => {
                 let expected = matches!(
                     error,
-                    Self::Format(_) | Self::TimedOut(_) | Self::QuotaExceeded { .. } | Self::OverQuota { .. } | Self::Busy(_)
+                    Self::Format(_)
+                        | Self::TimedOut(_)
+                        | Self::QuotaExceeded { .. }
+                        | Self::OverQuota { .. }
+                        | Self::Busy(_)
                 );
                 if !expected && !error.is_disk_full() {
                     tracing::error!("import {job_id} failed: {error}");

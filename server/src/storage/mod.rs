@@ -66,7 +66,8 @@ impl Store {
         let rows = self.db.rows_usage_by_user()?;
         let users = self.db.user_ids()?;
         for user in &users {
-            let bytes = self.files.usage_of(user)? + rows.get(user).copied().unwrap_or(0) + self.vectors.usage_of(user).await?;
+            let bytes =
+                self.files.usage_of(user)? + rows.get(user).copied().unwrap_or(0) + self.vectors.usage_of(user).await?;
             self.db.set_usage(user, bytes)?;
         }
         self.db.set_meta(USAGE_FORMULA_KEY, USAGE_FORMULA)?;

@@ -8,4 +8,5 @@ mod common;
 
 mod abuse;
 mod faults;
+mod hostile;
 mod support;

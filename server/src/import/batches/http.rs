@@ -55,6 +55,8 @@ pub fn routes() -> Router<AppState> {
 const MAX_BATCH_WIRE_BYTES: usize = MAX_FILE_CHUNK_BYTES + 128 * 1024;
 /// How long a batch waits for room in the instance's batch memory before `busy`.
 const MEMORY_WAIT: Duration = Duration::from_secs(30);
+/// How long a commit waits for a job that failed before it to end.
+const COMMIT_WAIT: Duration = Duration::from_secs(120);
 /// A batch body may take this long, plus a second per [`SLOWEST_UPLOAD`] bytes, to arrive.
 const BODY_GRACE: Duration = Duration::from_secs(15);
 const SLOWEST_UPLOAD: u64 = 128 * 1024;
@@ -459,9 +461,20 @@ async fn commit(
         return Err(ended(&state, &id, &user.id).await);
     }
     let _ = finished.await;
-    if job.status() == Status::Complete {
-        Ok(Json(job.status_json()).into_response())
-    } else {
-        Err(ended(&state, &id, &user.id).await)
+    // A job that failed before the commit came closes the channel at once, and ends once it
+    // has settled what it applied: its own outcome is the answer.
+    let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
+    while !job.status().is_final() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    match job.status() {
+        Status::Complete => Ok(Json(job.status_json()).into_response()),
+        status => Err(match job.lock().error.clone() {
+            Some((code, message)) => AppError::ImportEnded { code, message },
+            None => AppError::ImportEnded {
+                code: format!("import_{}", status.as_str()),
+                message: format!("this import is {}", status.as_str()),
+            },
+        }),
     }
 }

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-
 use super::{Database, DbResult};
 
 /// SQL true for the secret names that hold embeddings API keys (Lumiverse's per-provider
@@ -55,7 +54,8 @@ impl Database {
     /// The endpoint each of the account's embeddings keys is bound to (`None`: to none).
     pub fn key_endpoints(&self, user_id: &str) -> DbResult<HashMap<String, Option<String>>> {
         self.read(|connection| {
-            let mut statement = connection.prepare("SELECT key, endpoint FROM lvbak_key_endpoints WHERE user_id = ?1")?;
+            let mut statement =
+                connection.prepare("SELECT key, endpoint FROM lvbak_key_endpoints WHERE user_id = ?1")?;
             let bound = statement
                 .query_map([user_id], |row| Ok((row.get(0)?, row.get(1)?)))?
                 .collect::<Result<HashMap<_, _>, _>>()?;

@@ -91,7 +91,9 @@ impl Database {
     /// A fact about the data directory (`lvbak_meta`).
     pub fn meta(&self, key: &str) -> DbResult<Option<String>> {
         self.read(|connection| {
-            Ok(connection.query_row("SELECT value FROM lvbak_meta WHERE key = ?1", [key], |row| row.get(0)).optional()?)
+            Ok(connection
+                .query_row("SELECT value FROM lvbak_meta WHERE key = ?1", [key], |row| row.get(0))
+                .optional()?)
         })
     }
 
