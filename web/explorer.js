@@ -20,6 +20,9 @@ const LIST_PAGE = 100;
 const MESSAGE_PAGE = 200;
 const ENTRY_PAGE = 100;
 
+/** Pictures kept as blob: URLs at most. */
+const PICTURES_KEPT = 300;
+
 /** Each list's panel. */
 const PANELS = {
   characters: "explore-characters",
@@ -85,6 +88,13 @@ export function createExplorer(post) {
     state.urls.set(name, url);
     for (const img of state.waiting.get(name) || []) img.src = url;
     state.waiting.delete(name);
+    // Paging through a long list would keep every picture seen: the oldest are let go (a
+    // picture already shown stays shown; asked for again, it is read again).
+    for (const [old, oldUrl] of state.urls) {
+      if (state.urls.size <= PICTURES_KEPT) break;
+      URL.revokeObjectURL(oldUrl);
+      state.urls.delete(old);
+    }
   }
   function forgetPictures() {
     if (inView) inView.disconnect();
@@ -228,6 +238,8 @@ export function createExplorer(post) {
     }
     panel.replaceChildren(cards);
     Object.assign(panel.dataset, { start: String(page.start), total: String(page.total) });
+    // A page asked for (not the first pages of a new index) is read from its top.
+    if (asked) document.querySelector("#explorer .tabs").scrollIntoView({ block: "start" });
   }
 
   function branchWords(chat) {
