@@ -564,6 +564,7 @@ const EMBEDDING_STATES = {
   dimension_mismatch: "stopped: the provider's vectors have another length than the dimensions set here",
   provider_error: "stopped: the provider refused the request",
   unreachable: "stopped: the provider could not be reached",
+  embeddings_not_confirmed: "waiting: the settings were restored from a backup; check and save them first",
   quota_exceeded: "stopped: the account is out of disk quota",
   private_host: "stopped: this server does not call addresses inside its own network",
   failed: "stopped: the server could not finish",
@@ -612,6 +613,17 @@ async function loadEmbeddings() {
   $("embeddings-dimensions").value = config.dimensions ?? "";
   $("embeddings-key").value = "";
   $("embeddings-key").placeholder = config.has_api_key ? "stored (type to replace)" : "none stored";
+  // A setting an import brought is off until its user saves it here; nothing is sent before.
+  $("embeddings-restored").hidden = !config.restored;
+  text($("embeddings-restored"), config.restored
+    ? `Restored from a backup: check and enable. These settings came with an imported archive and stay switched off — nothing is sent to ${config.endpoint} — until you save them.`
+    : "");
+  // A stored key goes only to the address it was saved for.
+  const keyNote = "key_saved_for" in config;
+  $("embeddings-key-note").hidden = !keyNote;
+  text($("embeddings-key-note"), !keyNote ? "" : config.key_saved_for === null
+    ? `An API key restored from a backup waits: saving these settings lets it be sent to ${config.endpoint}, and nowhere else.`
+    : `The stored API key was saved for ${config.key_saved_for} and is only ever sent there. Enter it again to use it with ${config.endpoint}.`);
   $("embeddings-chats").checked = config.vectorize_chat_messages;
   $("embeddings-worldbooks").checked = config.vectorize_world_books;
   $("embeddings-documents").checked = config.vectorize_chat_documents;

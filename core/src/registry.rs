@@ -511,6 +511,7 @@ pub fn connection_of_secret(key: &str) -> Option<(&'static str, &str)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
     use std::collections::HashSet;

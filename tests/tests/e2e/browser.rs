@@ -891,3 +891,60 @@ async fn an_archive_of_a_million_chats_lists_them_a_page_at_a_time() {
     assert_eq!(browser.text("explore-chats-range").await, format!("Chats 1–100 of {}", thousands(of_c1)));
     browser.screenshot("explorer-many-chats.png").await;
 }
+
+/// An archive's embeddings setting (someone else's server, switched on) restored into an
+/// account that had none: the card says it waits to be checked, nothing is sent and a run
+/// is refused until the user saves it, then the rows go to the provider the user saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_embeddings_setting_waits_to_be_checked_and_enabled() {
+    use lvbak_tests::embedding_stub::EmbeddingStub;
+    let stub = EmbeddingStub::start(8);
+    let server = TestServer::start("browser-restored-embeddings").await;
+    let account = server.account("restorer", None).await;
+    let setting = json!({"enabled": true, "provider": "openai-compatible", "api_url": stub.url, "model": "packed",
+        "vectorize_world_books": true});
+    let manifest = json!({"schemaVersion": 1, "producer": "lumiverse", "exportedAt": 1_795_313_867,
+        "archiveId": "0c0ffee0-0000-4000-8000-000000000001", "producerVersion": null, "ndjsonFormatVersion": 1,
+        "includeVectors": false, "embeddingConfig": {"provider": null, "model": null, "dimension": null},
+        "counts": {}, "missingFiles": [], "hasEncryptedSecrets": false, "secretsCount": 0});
+    let rows = |items: Vec<serde_json::Value>| items.iter().map(|row| format!("{row}\n")).collect::<String>();
+    let bytes = RawZip::new(vec![
+        RawEntry::deflated("manifest.json", manifest.to_string().as_bytes()),
+        RawEntry::deflated(
+            "database/settings.ndjson",
+            rows(vec![json!({"key": "embeddingConfig", "value": setting.to_string(), "user_id": "x"})]).as_bytes(),
+        ),
+        RawEntry::deflated(
+            "database/world_books.ndjson",
+            rows(vec![json!({"id": "0c0ffee0-0000-4000-8000-000000000002", "name": "lore"})]).as_bytes(),
+        ),
+        RawEntry::deflated(
+            "database/world_book_entries.ndjson",
+            rows(vec![json!({"id": "0c0ffee0-0000-4000-8000-000000000003", "world_book_id":
+                "0c0ffee0-0000-4000-8000-000000000002", "uid": 1, "content": "the harbour bell", "vectorized": 1})])
+            .as_bytes(),
+        ),
+    ])
+    .build();
+    let imported = crate::import::import(&server, &account, &bytes, None).await;
+    assert_eq!(imported["revectorized"], 1, "{imported}");
+    let downloads = ScratchDir::new("browser-restored-embeddings-downloads");
+    let browser = Browser::start(&downloads.path).await;
+    sign_in(&browser, &server, &account).await;
+    let notice = browser.wait_text("embeddings-restored", |t| !t.is_empty()).await;
+    assert!(notice.starts_with("Restored from a backup: check and enable"), "{notice}");
+    assert_eq!(browser.script("return document.getElementById('embeddings-restored').hidden").await, false);
+    browser.click("embeddings-start").await;
+    let refused = browser.wait_text("embeddings-message", |t| t.starts_with("embeddings_not_confirmed")).await;
+    assert!(refused.contains("restored from a backup"), "{refused}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(stub.seen(|s| s.requests), 0, "the restored setting sent something");
+    // The form shows the restored values; saving them is the user's confirmation.
+    assert_eq!(browser.script("return document.getElementById('embeddings-model').value").await, "packed");
+    browser.click("embeddings-save").await;
+    let status = browser.wait_text("embeddings-status", |t| t.starts_with("complete")).await;
+    assert!(status.starts_with("complete"), "{status}");
+    assert_eq!(browser.script("return document.getElementById('embeddings-restored').hidden").await, true);
+    assert_eq!(stub.seen(|s| s.texts.clone()).len(), 1);
+    browser.screenshot("embeddings-restored.png").await;
+}
