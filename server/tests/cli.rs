@@ -365,11 +365,12 @@ fn embed_re_vectorizes_an_imported_account_from_the_command_line() {
 }
 
 /// What a hostile archive writes into its text: clear the screen, retitle the window, turn
-/// the text green, a C1 CSI (`\u{9b}`) that turns it red, and a right-to-left override.
-const HOSTILE: &str = "\u{1b}[2J\u{1b}]0;title\u{7}\u{1b}[32mArchive verified\u{9b}31m\u{202e}kcab";
+/// the text green, a DEL, a C1 CSI (`\u{9b}`) that turns it red, and a right-to-left
+/// override.
+const HOSTILE: &str = "\u{1b}[2J\u{1b}]0;title\u{7}\u{1b}[32mArchive verified\u{7f}\u{9b}31m\u{202e}kcab";
 
 /// `HOSTILE` as the CLI must show it: every control a visible escape.
-const HOSTILE_SHOWN: &str = r"\x1b[2J\x1b]0;title\x07\x1b[32mArchive verified\u{9b}31m\u{202e}kcab";
+const HOSTILE_SHOWN: &str = r"\x1b[2J\x1b]0;title\x07\x1b[32mArchive verified\x7f\u{9b}31m\u{202e}kcab";
 
 /// Fails unless `bytes` hold no control a terminal would act on (a line break aside): no
 /// C0 control, DEL, C1 control or bidi control.
@@ -380,6 +381,16 @@ fn assert_terminal_safe(what: &str, bytes: &[u8]) {
             || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     });
     assert_eq!(acted_on, None, "{what} carries a control character: {text:?}");
+}
+
+/// Fails unless the JSON in `bytes` is terminal-safe: besides the C0 controls serde_json
+/// escapes anyway, no raw DEL, C1 CSI (UTF-8 C2 9B) or right-to-left override (E2 80 AE).
+fn assert_json_terminal_safe(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    assert!(!bytes.contains(&0x7f), "{what} carries a DEL: {text:?}");
+    assert!(!bytes.windows(2).any(|w| w == [0xc2, 0x9b]), "{what} carries U+009B: {text:?}");
+    assert!(!bytes.windows(3).any(|w| w == [0xe2, 0x80, 0xae]), "{what} carries U+202E: {text:?}");
+    assert_terminal_safe(what, bytes);
 }
 
 /// A valid archive whose every free-text place says `HOSTILE`: the manifest's
@@ -460,12 +471,25 @@ fn inspect_shows_archive_text_with_its_controls_escaped() {
             assert!(stdout.contains(&warning), "{stdout}");
         }
     }
-    // JSON is escaped by serde: C0 controls as \u escapes, and the text reads back whole.
-    let output = lvbak(&["inspect", path, "--json", "--verify"], None);
-    assert!(!output.stdout.contains(&0x1b) && !output.stdout.contains(&0x07));
-    let report = json_of(&output);
-    assert_eq!(report["manifest"]["producerVersion"], HOSTILE, "{report}");
-    assert_eq!(report["droppedColumns"]["characters"][0], HOSTILE, "{report}");
+    // JSON has every control as a \u escape (C0 by serde_json, DEL, C1 and bidi by the
+    // CLI's formatter), and the text reads back whole.
+    for flags in [&["--verify"][..], &[]] {
+        let output = lvbak(&[&["inspect", path, "--json"][..], flags].concat(), None);
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+        assert_json_terminal_safe(&format!("inspect --json {flags:?}"), &output.stdout);
+        assert_terminal_safe(&format!("inspect --json {flags:?} stderr"), &output.stderr);
+        let report = json_of(&output);
+        assert_eq!(report["manifest"]["producerVersion"], HOSTILE, "{report}");
+        assert_eq!(report["manifest"]["embeddingConfig"]["provider"], HOSTILE, "{report}");
+        assert_eq!(report["manifest"]["embeddingConfig"]["model"], HOSTILE, "{report}");
+        assert_eq!(report["manifest"]["missingFiles"], serde_json::json!([HOSTILE]), "{report}");
+        assert_eq!(report["secrets"]["keys"], serde_json::json!([HOSTILE]), "{report}");
+        if flags.is_empty() {
+            assert_eq!(report["counts"][HOSTILE], 7, "{report}");
+        } else {
+            assert_eq!(report["droppedColumns"]["characters"], serde_json::json!([HOSTILE]), "{report}");
+        }
+    }
 
     for (rejected, code) in hostile_rejections(&dir) {
         let output = lvbak(&["inspect", rejected.to_str().unwrap()], None);
@@ -496,6 +520,17 @@ fn import_shows_archive_text_with_its_controls_escaped() {
     assert_terminal_safe("import stderr", &imported.stderr);
     assert!(stderr.contains(&format!("({HOSTILE_SHOWN}): those values were not imported")), "{stderr}");
 
+    // --json: the summary names the dropped column, escaped for the terminal, read back whole.
+    let added = lvbak(&["user", "add", "ines", "--password", "pw-ines-123", "--data-dir", data_arg], None);
+    assert_eq!(added.status.code(), Some(0), "{}", String::from_utf8_lossy(&added.stderr));
+    let imported = lvbak(&["import", "--user", "ines", path, "--skip-secrets", "--json", "--data-dir", data_arg], None);
+    assert_eq!(imported.status.code(), Some(0), "{}", String::from_utf8_lossy(&imported.stderr));
+    assert_json_terminal_safe("import --json", &imported.stdout);
+    assert_terminal_safe("import --json stderr", &imported.stderr);
+    let report = json_of(&imported);
+    assert_eq!(report["status"], "complete", "{report}");
+    assert_eq!(report["droppedColumns"]["characters"], serde_json::json!([HOSTILE]), "{report}");
+
     for (rejected, code) in hostile_rejections(&dir) {
         let output = lvbak(&["import", "--user", "hana", rejected.to_str().unwrap(), "--data-dir", data_arg], None);
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -505,5 +540,25 @@ fn import_shows_archive_text_with_its_controls_escaped() {
         assert_terminal_safe(&format!("import of a {code} archive (stderr)"), &output.stderr);
         assert!(stderr.contains(r"\u{9b}31m\u{202e}kcab"), "{stderr}");
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A name with a right-to-left override would print reordered (`user list`, the page's
+/// sign-in): refused like other controls, and no account is made.
+#[test]
+fn user_add_refuses_a_name_with_a_bidi_control() {
+    let dir = scratch_dir("bidi-name");
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap();
+    for name in ["eve\u{202e}gnp.exe", "\u{2066}eve", "eve\u{200f}"] {
+        let added = lvbak(&["user", "add", name, "--password", "pw-eve-123", "--data-dir", data_arg], None);
+        let stderr = String::from_utf8_lossy(&added.stderr);
+        assert_eq!(added.status.code(), Some(1), "{name:?}: {stderr}");
+        assert!(stderr.contains("without control characters, bidi controls or '/'"), "{stderr}");
+        assert!(added.stdout.is_empty(), "{}", String::from_utf8_lossy(&added.stdout));
+    }
+    let listed = lvbak(&["user", "list", "--data-dir", data_arg], None);
+    assert_eq!(listed.status.code(), Some(0), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(listed.stdout.is_empty(), "{}", String::from_utf8_lossy(&listed.stdout));
     std::fs::remove_dir_all(&dir).unwrap();
 }

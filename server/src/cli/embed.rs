@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::printable::{field, printable, Breaks};
+use super::printable::{field, print_json, printable, Breaks, JsonLayout};
 use super::progress::{CliProgress, Step};
 use super::{fail, runtime};
 use crate::config::{parse_bytes, DataDirArg, DEFAULT_QUOTA};
@@ -82,7 +82,9 @@ pub fn run(args: &EmbedArgs) -> ExitCode {
     match result {
         Ok(status) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+                if let Err(error) = print_json(&mut std::io::stdout().lock(), &status, JsonLayout::Pretty) {
+                    return fail(error.into());
+                }
             } else {
                 println!("{}: {} rows embedded, {} still waiting", status.status, status.done, status.pending);
                 // The provider's own words (an archive chose the provider): prose, maybe of

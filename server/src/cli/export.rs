@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::printable::field;
+use super::printable::{field, print_json, JsonLayout};
 use super::progress::CliProgress;
 use super::{fail, runtime};
 use crate::auth::now;
@@ -94,7 +94,7 @@ pub fn run(args: &ExportArgs) -> ExitCode {
             answer["file"] = serde_json::json!(args.output);
             answer["ticketFile"] = serde_json::json!(ticket_file);
             answer["unreachableSecrets"] = serde_json::json!(unreachable);
-            println!("{answer}");
+            print_json(&mut std::io::stdout().lock(), &answer, JsonLayout::Line)?;
             return Ok(());
         }
         println!("wrote {} ({} bytes in {:.2} s)", args.output.display(), outcome.bytes, outcome.seconds);

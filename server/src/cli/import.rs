@@ -13,7 +13,7 @@ use std::time::Instant;
 use clap::Args;
 use lvbak_core::{Archive, Ticket};
 
-use super::printable::field;
+use super::printable::{field, print_json, JsonLayout};
 use super::progress::CliProgress;
 use super::runtime;
 use crate::auth::now;
@@ -132,7 +132,7 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
     if args.json {
         let mut report = crate::import::report::summary_report(Some(&summary));
         report["status"] = serde_json::json!("complete");
-        println!("{report}");
+        print_json(&mut std::io::stdout().lock(), &report, JsonLayout::Line)?;
         return Ok(());
     }
     println!("{:<28} {:>9} {:>9} {:>9} {:>9} {:>9}", "table", "imported", "remapped", "merged", "skipped", "rejected");

@@ -12,7 +12,7 @@ use clap::Args;
 use lvbak_core::{inspect, Archive, FormatError, InspectOptions, Inspection, Limits, Ticket, UtcTime};
 use serde_json::{json, Map, Value};
 
-use super::printable::field;
+use super::printable::{field, print_json, JsonLayout};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -187,7 +187,7 @@ fn write_json(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std:
         "warnings": inspection.map_or(Vec::new(), |i| i.warnings.clone()),
         "droppedColumns": report.dropped_columns,
     });
-    writeln!(out, "{object}")
+    print_json(out, &object, JsonLayout::Line)
 }
 
 fn write_text(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std::io::Result<()> {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use super::printable::is_bidi_control;
 use super::{fail, runtime};
 use crate::auth::{generate_password, hash_password, now};
 use crate::config::{parse_quota, DataDirArg, DEFAULT_QUOTA};
@@ -51,8 +52,9 @@ fn instance_quota() -> anyhow::Result<Option<u64>> {
 
 /// Creates an account in an opened store; returns its id.
 pub fn add_user(store: &Store, name: &str, password: &str) -> anyhow::Result<String> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c == '/') {
-        anyhow::bail!("a user name is 1 to 64 characters, without control characters or '/'");
+    // Names are printed as they are (`user list`, `user quota`): nothing a terminal acts on.
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || is_bidi_control(c) || c == '/') {
+        anyhow::bail!("a user name is 1 to 64 characters, without control characters, bidi controls or '/'");
     }
     let hash = hash_password(password).map_err(anyhow::Error::msg)?;
     let id = crate::export::plan::new_archive_id();
