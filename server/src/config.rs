@@ -78,6 +78,12 @@ pub fn parse_quota(text: &str) -> Result<Option<u64>, String> {
     }
 }
 
+/// The longest one request to an embeddings provider may take unless `embedding_timeout`
+/// says otherwise, and the shortest any may be given (an account's `request_timeout` is
+/// held between the two; Lumiverse's 0, "no limit", means the longest).
+pub const DEFAULT_EMBEDDING_TIMEOUT: Duration = Duration::from_secs(120);
+pub const SHORTEST_EMBEDDING_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What one instance allows each user and itself, so that one hostile account cannot
 /// exhaust memory, threads, disk or time. Defaults suit a small shared server;
 /// `LVBAK_HOSTING` changes them (`key=value,...`, seconds for times, bytes for sizes).
@@ -149,7 +155,7 @@ impl Default for HostingLimits {
             trust_forwarded: false,
             secure_cookies: false,
             embedding_requests: 4,
-            embedding_timeout: crate::embeddings::runs::DEFAULT_LONGEST_TIMEOUT,
+            embedding_timeout: DEFAULT_EMBEDDING_TIMEOUT,
             embedding_private_hosts: true,
             held_check_bytes: 8 << 30,
         }
@@ -196,8 +202,7 @@ impl HostingLimits {
                 "secure_cookies" => self.secure_cookies = flag()?,
                 "embedding_requests" => self.embedding_requests = count()?.max(1),
                 "embedding_timeout" => {
-                    self.embedding_timeout =
-                        seconds()?.clamp(crate::embeddings::client::SHORTEST_TIMEOUT, Duration::from_secs(300))
+                    self.embedding_timeout = seconds()?.clamp(SHORTEST_EMBEDDING_TIMEOUT, Duration::from_secs(300))
                 }
                 "embedding_private_hosts" => self.embedding_private_hosts = flag()?,
                 "held_check_bytes" => self.held_check_bytes = parse_bytes(value)?,

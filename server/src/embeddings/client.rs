@@ -22,9 +22,8 @@ const UNRESOLVED_ATTEMPTS: u32 = 2;
 /// The longest wait between attempts, whatever `Retry-After` asks.
 const LONGEST_WAIT: Duration = Duration::from_secs(120);
 /// A request (sending it and reading its answer) gets at least this long, whatever the
-/// setting says; at most the instance's `embedding_timeout` (a setting of 0, Lumiverse's
-/// "no limit", means that longest time).
-pub const SHORTEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// setting says; at most the instance's `embedding_timeout`.
+pub use crate::config::SHORTEST_EMBEDDING_TIMEOUT as SHORTEST_TIMEOUT;
 /// Answers larger than this are refused, whatever the batch (200 texts of 4096 floats,
 /// written out, are ~16 MB).
 const LARGEST_ANSWER: usize = 32 << 20;

@@ -20,10 +20,6 @@ use super::config::{EmbeddingSettings, LEGACY_SECRET_KEY, SETTING_KEY};
 use crate::storage::sqlite::embeddings::{SourceKind, SourceRow};
 use crate::storage::{Store, VectorRow};
 
-/// The longest a provider request may take unless the instance says otherwise
-/// (`HostingLimits::embedding_timeout`).
-pub const DEFAULT_LONGEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
 /// Runs remembered (finished ones too, for their status) before finished ones are dropped.
 const REMEMBERED_RUNS: usize = 10_000;
 /// Vectors are written to LanceDB this many rows at a time, or at least this often: each
@@ -143,7 +139,7 @@ impl Embeddings {
     /// the instance's per-account quota; `private_hosts` whether URLs may reach this
     /// machine's own network.
     pub fn new(store: Arc<Store>, concurrent_requests: usize, quota: Option<u64>, private_hosts: bool) -> Self {
-        Self::with_timeout(store, concurrent_requests, quota, private_hosts, DEFAULT_LONGEST_TIMEOUT)
+        Self::with_timeout(store, concurrent_requests, quota, private_hosts, crate::config::DEFAULT_EMBEDDING_TIMEOUT)
     }
 
     /// As [`Self::new`], with the longest a provider request may take.

@@ -155,6 +155,14 @@ impl Database {
         Ok(connection)
     }
 
+    /// A connection of its own whose statements are never recorded (`plans`): for the
+    /// one-time maintenance that is meant to read every table whole (the usage recount).
+    fn connect_for_maintenance(&self) -> DbResult<Connection> {
+        let connection = Connection::open(&self.path)?;
+        configure(&connection)?;
+        Ok(connection)
+    }
+
     /// Runs `work` on the one writer connection (callers are on blocking threads).
     fn write<T>(&self, work: impl FnOnce(&mut Connection) -> DbResult<T>) -> DbResult<T> {
         let _turn = self.gate.enter(WriteKind::Short);

@@ -117,9 +117,11 @@ impl Database {
     }
 
     /// What every account's rows and secrets count for against its quota, by the formula
-    /// an import charges them with (`charge`): one pass over every registry table.
+    /// an import charges them with (`charge`): one pass over every registry table, once
+    /// (see `Store::recount_usage_once`), on a connection of its own.
     pub fn rows_usage_by_user(&self) -> DbResult<HashMap<String, u64>> {
-        self.read(|connection| {
+        let connection = &self.connect_for_maintenance()?;
+        {
             let mut usage: HashMap<String, u64> = HashMap::new();
             for spec in TABLES {
                 let columns: Vec<String> = connection
@@ -161,6 +163,6 @@ impl Database {
                 *usage.entry(user).or_default() += bytes.max(0) as u64;
             }
             Ok(usage)
-        })
+        }
     }
 }
