@@ -310,13 +310,27 @@ fn h04_stalled_uploads_hold_only_what_they_sent_and_only_until_their_deadline() 
     let stalled: Vec<TcpStream> =
         (0..8).map(|n| stalled_put(&instance, &mallory, &job, n, length, length - 1024)).collect();
     std::thread::sleep(Duration::from_secs(1));
-    // Another account's whole import goes through while those sockets stay open.
+    // Another account's whole import goes through while those sockets stay open, in
+    // batches of 1.5 MB as the page sends them (each needs 2 MiB of the budget).
     let other = instance.open_batches(&victim, manifest(json!({})));
     for n in 0..4u64 {
         let rows: String = (0..2000u64)
-            .map(|i| format!("{}\n", json!({"id": uuid(0x4_0000 + n * 2000 + i), "name": "x".repeat(400)})))
+            .map(|i| {
+                let mut state = (n * 2000 + i).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+                let noise: String = (0..1100)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        char::from(b'a' + (state % 26) as u8)
+                    })
+                    .collect();
+                format!("{}\n", json!({"id": uuid(0x4_0000 + n * 2000 + i), "name": noise}))
+            })
             .collect();
-        let reply = instance.put_batch(&victim, &other, n, &rows_batch("world_books", n * 2000 + 1, rows.as_bytes()));
+        let body = rows_batch("world_books", n * 2000 + 1, rows.as_bytes());
+        assert!(body.len() > 1 << 20, "{}", body.len());
+        let reply = instance.put_batch(&victim, &other, n, &body);
         assert_eq!(reply.status, 200, "the victim's batch {n}: {}", String::from_utf8_lossy(&reply.body));
     }
     assert_eq!(instance.commit(&victim, &other, 4).status, 200);
