@@ -172,7 +172,7 @@ pub fn secrets_hash(archive_id: &str, keys: &[String]) -> String {
     hasher.update(ALGORITHM.as_bytes());
     hasher.update(b"|");
     hasher.update(sorted.join("\n").as_bytes());
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hasher.finalize())
 }
 
 /// `secrets/index.json`.

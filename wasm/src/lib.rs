@@ -366,7 +366,7 @@ impl JsSink {
 
 impl BatchSink for JsSink {
     fn send(&mut self, number: u64, batch: &[u8]) -> Result<(), FormatError> {
-        let hash: String = Sha256::digest(batch).iter().map(|b| format!("{b:02x}")).collect();
+        let hash = hex::encode(Sha256::digest(batch));
         let bytes = Uint8Array::from(batch);
         self.send
             .call3(&self.target, &JsValue::from_f64(number as f64), &bytes, &JsValue::from_str(&hash))

@@ -499,7 +499,7 @@ pub async fn seed(store: &Store, user: &UserRecord, options: SeedOptions, now: i
     let mut names: Vec<String> = connection_ids.iter().map(|id| format!("connection_{id}_api_key")).collect();
     names.insert(1.min(names.len()), "web_search_api_key".to_string());
     for name in names.into_iter().take(options.secrets) {
-        let value = format!("sk-demo-{}", crate::storage::files::hex(&random_bytes::<12>()));
+        let value = format!("sk-demo-{}", hex::encode(random_bytes::<12>()));
         store.db.put_secret(uid, &store.identity.seal(uid, &name, &value), now, None)?;
         report.secrets.push((name, value));
     }

@@ -76,7 +76,7 @@ impl FileStore {
         let folder = destination.parent().ok_or_else(|| io::Error::other("a file path without a folder"))?;
         fs::create_dir_all(folder)?;
         fs::create_dir_all(&self.scratch)?;
-        let temporary = self.scratch.join(format!("file-{}.partial", hex(&random_bytes::<8>())));
+        let temporary = self.scratch.join(format!("file-{}.partial", hex::encode(random_bytes::<8>())));
         let written = (|| {
             let mut file = OpenOptions::new().write(true).create_new(true).open(&temporary)?;
             let mut buffer = vec![0u8; COPY_BUFFER];
@@ -117,7 +117,7 @@ impl FileStore {
         let folder = destination.parent().ok_or_else(|| io::Error::other("a file path without a folder"))?;
         fs::create_dir_all(folder)?;
         fs::create_dir_all(&self.scratch)?;
-        let temporary = self.scratch.join(format!("file-{}.partial", hex(&random_bytes::<8>())));
+        let temporary = self.scratch.join(format!("file-{}.partial", hex::encode(random_bytes::<8>())));
         let copied = std::thread::scope(|scope| {
             let copier = scope.spawn(|| -> io::Result<u64> {
                 let mut from = File::open(source)?;
@@ -200,7 +200,7 @@ impl FileStore {
     /// few milliseconds): what [`Self::remove_written_since`] compares with.
     pub fn disk_time(&self) -> io::Result<std::time::SystemTime> {
         fs::create_dir_all(&self.scratch)?;
-        let marker = self.scratch.join(format!("clock-{}.partial", hex(&random_bytes::<8>())));
+        let marker = self.scratch.join(format!("clock-{}.partial", hex::encode(random_bytes::<8>())));
         let stamped = File::create(&marker).and_then(|file| file.metadata()).and_then(|m| m.modified());
         let _ = fs::remove_file(&marker);
         stamped
@@ -282,10 +282,6 @@ impl Drop for StagedFile {
             let _ = fs::remove_file(path);
         }
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Gives a fully written temporary file its final name, or drops it if writing failed.

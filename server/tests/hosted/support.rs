@@ -129,7 +129,7 @@ impl Instance {
     /// Sends batch `number` of a job.
     pub fn put_batch(&self, token: &str, job: &str, number: u64, batch: &[u8]) -> Reply {
         let bearer = format!("Bearer {token}");
-        let digest: String = Sha256::digest(batch).iter().map(|b| format!("{b:02x}")).collect();
+        let digest = hex::encode(Sha256::digest(batch));
         let path = format!("/api/v1/user-data/import/{job}/batches/{number}");
         request(self.address(), "PUT", &path, &[("Authorization", &bearer), ("X-Batch-Sha256", &digest)], batch)
     }

@@ -21,10 +21,6 @@ use tokio::runtime::Handle;
 use crate::import::{assert_fixture_secrets_stored, import};
 use crate::support::{small_seed, status_json, Account, TestServer};
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `PUT`s batch `number` of `job` with its hash, as the Worker does.
 fn put_batch(
     server: &TestServer,
@@ -37,7 +33,7 @@ fn put_batch(
         .client
         .put(server.url(&format!("/api/v1/user-data/import/{job}/batches/{number}")))
         .bearer_auth(&account.token)
-        .header("x-batch-sha256", hex(&Sha256::digest(&body)))
+        .header("x-batch-sha256", hex::encode(Sha256::digest(&body)))
         .body(body)
         .send()
 }
@@ -62,7 +58,7 @@ impl BatchSink for HttpSink {
             .client
             .put(format!("{}/{number}", self.url))
             .bearer_auth(&self.token)
-            .header("x-batch-sha256", hex(&Sha256::digest(batch)))
+            .header("x-batch-sha256", hex::encode(Sha256::digest(batch)))
             .body(batch.to_vec());
         let (code, answer) = self.runtime.block_on(async { status_json(request.send().await.unwrap()).await });
         if code != 200 {
@@ -213,7 +209,7 @@ async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
     assert_eq!(code, 201, "{opened}");
     let job = opened["jobId"].as_str().unwrap();
     let put = |number: u64, body: Vec<u8>, hash: Option<String>| {
-        let hash = hash.unwrap_or_else(|| hex(&Sha256::digest(&body)));
+        let hash = hash.unwrap_or_else(|| hex::encode(Sha256::digest(&body)));
         server
             .client
             .put(server.url(&format!("/api/v1/user-data/import/{job}/batches/{number}")))

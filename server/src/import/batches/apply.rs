@@ -24,7 +24,7 @@ use crate::import::session::{ImportError, ImportSession, ImportSummary};
 use crate::import::steps::for_each_step;
 use crate::memory::{Held, MemoryBudget};
 use crate::progress::Event;
-use crate::storage::files::{hex, StagedFile};
+use crate::storage::files::StagedFile;
 use crate::storage::identity::random_bytes;
 use crate::storage::Store;
 
@@ -277,7 +277,7 @@ impl<'a> BatchApplier<'a> {
             self.session.ensure_fits(size)?;
             let staging = self.store.staging_dir();
             std::fs::create_dir_all(&staging)?;
-            let staged = StagedFile::new(staging.join(format!("upload-{}.partial", hex(&random_bytes::<8>()))));
+            let staged = StagedFile::new(staging.join(format!("upload-{}.partial", hex::encode(random_bytes::<8>()))));
             let file = OpenOptions::new().read(true).write(true).create_new(true).open(staged.path())?;
             self.pending = Some(PendingFile { bucket, name, size, written: 0, staged, file });
         }

@@ -34,7 +34,6 @@ use crate::export::plan::new_archive_id;
 use crate::import::http::recorded_status;
 use crate::import::jobs::{ArchiveFacts, Job, Status};
 use crate::memory::{Held, MemoryBudget};
-use crate::storage::files::hex;
 use crate::storage::identity::random_bytes;
 use crate::storage::sqlite::DbError;
 
@@ -214,7 +213,7 @@ async fn receive(
     let digest: [u8; 32] =
         ring::digest::digest(&ring::digest::SHA256, &body).as_ref().try_into().map_err(AppError::internal)?;
     let claimed = headers.get("x-batch-sha256").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !claimed.eq_ignore_ascii_case(&hex(&digest)) {
+    if !claimed.eq_ignore_ascii_case(&hex::encode(digest)) {
         return Err(AppError::BatchHashMismatch);
     }
     let mut ledger = batches.ledger.lock().await;
