@@ -3,13 +3,10 @@
 // from the Worker as bytes and are shown through blob: URLs, revoked when the explorer
 // closes or another archive is picked. Lists, transcripts and world books come from the
 // Worker a page at a time, so the page never holds more than a page of them.
-const $ = (id) => document.getElementById(id);
-const make = (tag, attributes = {}, content = "") => {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
-  element.textContent = content;
-  return element;
-};
+import { refusalWords } from "./api.js";
+import { $, make } from "./dom.js";
+import { Kind } from "./protocol.js";
+
 const number = (n) => n.toLocaleString("en-US");
 const plural = (n, one, many) => `${number(n)} ${n === 1 ? one : many}`;
 
@@ -80,7 +77,7 @@ export function createExplorer(post) {
     const list = state.waiting.get(name);
     if (list) return list.push(img);
     state.waiting.set(name, [img]);
-    post({ kind: "exploreFile", name });
+    post({ kind: Kind.EXPLORE_FILE, name });
   }
   function pictureArrived(name, bytes) {
     const type = name.endsWith(".webp") ? "image/webp" : name.endsWith(".png") ? "image/png" : "";
@@ -147,7 +144,7 @@ export function createExplorer(post) {
   function askList(list, start) {
     const characterId = list === "chats" ? state.chatsOf : null;
     state.asked[list] = { start, characterId };
-    post({ kind: "exploreList", list, characterId, start, count: LIST_PAGE });
+    post({ kind: Kind.EXPLORE_LIST, list, characterId, start, count: LIST_PAGE });
   }
 
   const CARDS = {
@@ -280,7 +277,7 @@ export function createExplorer(post) {
 
   function openChat(chatId, start, focus) {
     openDetail("chat", chatId, start, focus);
-    post({ kind: "exploreChat", chatId, start, count: MESSAGE_PAGE });
+    post({ kind: Kind.EXPLORE_CHAT, chatId, start, count: MESSAGE_PAGE });
   }
 
   function showChat({ chatId, chat, start, total, messages, readMs, wasmMemoryBytes }) {
@@ -367,7 +364,7 @@ export function createExplorer(post) {
 
   function openBook(bookId, start) {
     openDetail("book", bookId, start);
-    post({ kind: "exploreBook", bookId, start, count: ENTRY_PAGE });
+    post({ kind: Kind.EXPLORE_BOOK, bookId, start, count: ENTRY_PAGE });
   }
 
   function showBook({ bookId, book, start, total, entries }) {
@@ -403,7 +400,7 @@ export function createExplorer(post) {
       return;
     }
     $("explore-search-state").textContent = "Searching…";
-    post({ kind: "exploreSearch", query, seq, limit: 200 });
+    post({ kind: Kind.EXPLORE_SEARCH, query, seq, limit: 200 });
   }
 
   function showHits({ seq, hits }) {
@@ -437,7 +434,7 @@ export function createExplorer(post) {
   $("explore-open").addEventListener("click", () => {
     $("explorer").hidden = false;
     $("explore-state").textContent = "Reading the archive…";
-    post({ kind: "explore" });
+    post({ kind: Kind.EXPLORE });
     $("explorer").scrollIntoView({ block: "start" });
   });
 
@@ -463,10 +460,10 @@ export function createExplorer(post) {
     /** Handles the Worker's explorer messages; answers whether it was one. */
     handle(data) {
       switch (data.kind) {
-        case "exploreProgress":
+        case Kind.EXPLORE_PROGRESS:
           $("explore-state").textContent = `Reading ${data.table.replace(/_/g, " ")}…`;
           return true;
-        case "explored": {
+        case Kind.EXPLORED: {
           const index = data.index;
           Object.assign(state, { explored: true, imagesTotal: index.imagesTotal, asked: {}, chatsOf: null, chatsOfName: "" });
           const { rows, indexBytes } = index.stats;
@@ -485,29 +482,29 @@ export function createExplorer(post) {
           });
           return true;
         }
-        case "exploreList":
+        case Kind.EXPLORE_LIST:
           showList(data.result);
           return true;
-        case "exploreChat":
+        case Kind.EXPLORE_CHAT:
           showChat(data.result);
           return true;
-        case "exploreBook":
+        case Kind.EXPLORE_BOOK:
           showBook(data.result);
           return true;
-        case "exploreFile":
+        case Kind.EXPLORE_FILE:
           pictureArrived(data.name, data.bytes);
           return true;
-        case "exploreHits":
+        case Kind.EXPLORE_HITS:
           showHits(data);
           return true;
-        case "exploreSearchDone":
+        case Kind.EXPLORE_SEARCH_DONE:
           if (data.seq === state.searchSeq) {
             $("explore-search-state").textContent = data.count ? plural(data.count, "result", "results") : "Nothing found.";
           }
           return true;
-        case "exploreFailed":
-          if (data.request === "exploreFile") state.waiting.delete(data.name);
-          else $("explore-state").textContent = `${data.error.code}: ${data.error.message}`;
+        case Kind.EXPLORE_FAILED:
+          if (data.request === Kind.EXPLORE_FILE) state.waiting.delete(data.name);
+          else $("explore-state").textContent = refusalWords(data.error);
           return true;
       }
       return false;

@@ -1,16 +1,16 @@
 // The Web Worker: holds the lvbak-wasm archive processor and talks to the server with
 // synchronous requests (allowed in workers), one per batch, so the page never freezes and
-// the archive never has to be in memory. Messages in: open, ticket, skipSecrets, upload
-// (optionally resuming a job).
-// Messages out: report/refused, ticket/ticketRefused, job, progress, complete/failed.
-// The archive explorer (read-only, from the local file, no request at all): explore →
-// exploreProgress…, explored (the first page of every list); exploreList, exploreChat,
-// exploreBook (a page each: start, count), exploreFile → the same kind back; exploreSearch
-// → exploreHits…, exploreSearchDone; a failure → exploreFailed.
+// the archive never has to be in memory. A module Worker: its messages' kinds come from
+// protocol.js (what each asks and answers is listed there), and the Wasm module from Trunk's
+// `web`-target loader, which finds `lvbak-wasm_bg.wasm` beside itself.
+// The archive explorer's requests read the local file only, with no request at all.
 // A trap of the Wasm module (out of memory, a panic) leaves it unusable: the Worker says
 // `fatal` and closes, and the page starts a new one.
-importScripts("./lvbak-wasm.js");
-const ready = wasm_bindgen("./lvbak-wasm_bg.wasm");
+import init, { Processor, coreVersion } from "./lvbak-wasm.js";
+import { CSRF_HEADERS, refusalOf } from "./api.js";
+import { EXPLORER_REQUESTS, Kind, UploadPhase } from "./protocol.js";
+
+const ready = init();
 let processor = null;
 
 const post = (message) => self.postMessage(message);
@@ -46,8 +46,7 @@ function rethrowFatal(thrown) {
 function request(method, url, body, headers = {}) {
   const xhr = new XMLHttpRequest();
   xhr.open(method, url, false);
-  xhr.setRequestHeader("X-Requested-With", "lvbak");
-  for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+  for (const [name, value] of Object.entries({ ...CSRF_HEADERS, ...headers })) xhr.setRequestHeader(name, value);
   xhr.send(body === undefined ? null : body);
   let json = null;
   try {
@@ -58,9 +57,9 @@ function request(method, url, body, headers = {}) {
 
 /** The server's refusal as an `Error` with its code. */
 function refusal(answer) {
-  const json = answer.json || {};
-  const error = new Error(json.error || json.message || "");
-  error.name = error.code = json.code || `http_${answer.status}`;
+  const { code, message } = refusalOf(answer.status, answer.json);
+  const error = new Error(message);
+  error.name = error.code = code;
   return error;
 }
 
@@ -76,19 +75,19 @@ function upload(resume) {
   let heldFiles = [];
   if (!resume) {
     const opened = request("POST", "/api/v1/user-data/import/batches", processor.openRequest(), json);
-    if (opened.status !== 201) return post({ kind: "failed", error: errorOf(refusal(opened)) });
+    if (opened.status !== 201) return post({ kind: Kind.FAILED, error: errorOf(refusal(opened)) });
     job = opened.json.jobId;
     publicKey = opened.json.hpkePublicKey;
     heldFiles = opened.json.heldFiles || [];
   } else {
     const held = request("GET", `/api/v1/user-data/import/${job}/held-files`);
-    if (held.status !== 200) return post({ kind: "failed", jobId: job, error: errorOf(refusal(held)) });
+    if (held.status !== 200) return post({ kind: Kind.FAILED, jobId: job, error: errorOf(refusal(held)) });
     heldFiles = held.json.heldFiles || [];
   }
   // The ids of rows the account has (hashed): those rows are not sent either.
   const heldRows = request("GET", `/api/v1/user-data/import/${job}/held-rows`);
-  if (heldRows.status !== 200) return post({ kind: "failed", jobId: job, error: errorOf(refusal(heldRows)) });
-  post({ kind: "job", jobId: job });
+  if (heldRows.status !== 200) return post({ kind: Kind.FAILED, jobId: job, error: errorOf(refusal(heldRows)) });
+  post({ kind: Kind.JOB, jobId: job });
   let wireBytes = 0;
   // Time spent waiting for the server's answers (the rest is reading, checking, packing).
   let waitMs = 0;
@@ -117,7 +116,7 @@ function upload(resume) {
       throw refusal(answer);
     },
     progress(text) {
-      post({ kind: "progress", progress: JSON.parse(text) });
+      post({ kind: Kind.PROGRESS, progress: JSON.parse(text) });
     },
     vectorsAccepted() {
       const answer = request("POST", `/api/v1/user-data/import/${job}/vectors-check`);
@@ -130,13 +129,13 @@ function upload(resume) {
     report = JSON.parse(processor.upload(job, publicKey, resume ? resume.start : 0, JSON.stringify(heldFiles), JSON.stringify(heldRows.json), sink));
   } catch (thrown) {
     rethrowFatal(thrown);
-    return post({ kind: "failed", jobId: job, error: errorOf(thrown) });
+    return post({ kind: Kind.FAILED, jobId: job, error: errorOf(thrown) });
   }
-  post({ kind: "progress", progress: { phase: "committing" } });
+  post({ kind: Kind.PROGRESS, progress: { phase: UploadPhase.COMMITTING } });
   const done = request("POST", `/api/v1/user-data/import/${job}/commit`, JSON.stringify({ batches: report.batches }), json);
-  if (done.status !== 200) return post({ kind: "failed", jobId: job, error: errorOf(refusal(done)) });
+  if (done.status !== 200) return post({ kind: Kind.FAILED, jobId: job, error: errorOf(refusal(done)) });
   const seconds = (performance.now() - started) / 1000;
-  post({ kind: "complete", jobId: job, status: done.json, report, seconds, wireBytes, waitMs });
+  post({ kind: Kind.COMPLETE, jobId: job, status: done.json, report, seconds, wireBytes, waitMs });
 }
 
 self.onmessage = async ({ data }) => {
@@ -144,45 +143,45 @@ self.onmessage = async ({ data }) => {
   try {
     handle(data);
   } catch (thrown) {
-    if (!isFatal(thrown)) return post({ kind: "crashed", error: errorOf(thrown) });
+    if (!isFatal(thrown)) return post({ kind: Kind.CRASHED, error: errorOf(thrown) });
     const { message } = errorOf(thrown);
-    post({ kind: "fatal", error: { code: "wasm_trap", message: message || String(thrown) } });
+    post({ kind: Kind.FATAL, error: { code: "wasm_trap", message: message || String(thrown) } });
     self.close();
   }
 };
 
 function handle(data) {
   switch (data.kind) {
-    case "version":
-      post({ kind: "version", version: wasm_bindgen.coreVersion() });
+    case Kind.VERSION:
+      post({ kind: Kind.VERSION, version: coreVersion() });
       break;
-    case "open":
+    case Kind.OPEN:
       if (processor) processor.free();
       processor = null;
       try {
-        processor = new wasm_bindgen.Processor(data.file);
-        post({ kind: "report", report: JSON.parse(processor.report()) });
+        processor = new Processor(data.file);
+        post({ kind: Kind.REPORT, seq: data.seq, report: JSON.parse(processor.report()) });
       } catch (thrown) {
         rethrowFatal(thrown);
-        post({ kind: "refused", error: errorOf(thrown) });
+        post({ kind: Kind.REFUSED, seq: data.seq, error: errorOf(thrown) });
       }
       break;
-    case "ticket":
+    case Kind.TICKET:
       try {
-        post({ kind: "ticket", result: JSON.parse(processor.applyTicket(data.text)) });
+        post({ kind: Kind.TICKET, result: JSON.parse(processor.applyTicket(data.text)) });
       } catch (thrown) {
         rethrowFatal(thrown);
-        post({ kind: "ticketRefused", error: errorOf(thrown) });
+        post({ kind: Kind.TICKET_REFUSED, error: errorOf(thrown) });
       }
       break;
-    case "skipSecrets":
+    case Kind.SKIP_SECRETS:
       processor.skipSecrets();
       break;
-    case "upload":
+    case Kind.UPLOAD:
       upload(data.resume);
       break;
     default:
-      if (data.kind.startsWith("explore")) explore(data);
+      if (EXPLORER_REQUESTS.has(data.kind)) explore(data);
   }
 }
 
@@ -191,37 +190,37 @@ function handle(data) {
 function explore(data) {
   try {
     switch (data.kind) {
-      case "explore": {
+      case Kind.EXPLORE: {
         const started = performance.now();
-        const index = JSON.parse(processor.explore((table) => post({ kind: "exploreProgress", table })));
+        const index = JSON.parse(processor.explore((table) => post({ kind: Kind.EXPLORE_PROGRESS, table })));
         index.totalMs = performance.now() - started;
-        post({ kind: "explored", index });
+        post({ kind: Kind.EXPLORED, index });
         break;
       }
-      case "exploreList":
-        post({ kind: "exploreList", result: JSON.parse(processor.exploreList(data.list, data.characterId || "", data.start, data.count)) });
+      case Kind.EXPLORE_LIST:
+        post({ kind: Kind.EXPLORE_LIST, result: JSON.parse(processor.exploreList(data.list, data.characterId || "", data.start, data.count)) });
         break;
-      case "exploreChat":
-        post({ kind: "exploreChat", result: JSON.parse(processor.exploreChat(data.chatId, data.start, data.count)) });
+      case Kind.EXPLORE_CHAT:
+        post({ kind: Kind.EXPLORE_CHAT, result: JSON.parse(processor.exploreChat(data.chatId, data.start, data.count)) });
         break;
-      case "exploreBook":
-        post({ kind: "exploreBook", result: JSON.parse(processor.exploreWorldBook(data.bookId, data.start, data.count)) });
+      case Kind.EXPLORE_BOOK:
+        post({ kind: Kind.EXPLORE_BOOK, result: JSON.parse(processor.exploreWorldBook(data.bookId, data.start, data.count)) });
         break;
-      case "exploreFile": {
+      case Kind.EXPLORE_FILE: {
         const bytes = processor.exploreFile(data.name);
-        self.postMessage({ kind: "exploreFile", name: data.name, bytes }, [bytes.buffer]);
+        self.postMessage({ kind: Kind.EXPLORE_FILE, name: data.name, bytes }, [bytes.buffer]);
         break;
       }
-      case "exploreSearch": {
+      case Kind.EXPLORE_SEARCH: {
         const count = processor.exploreSearch(data.query, data.limit || 200, (hits) =>
-          post({ kind: "exploreHits", seq: data.seq, hits: JSON.parse(hits) }),
+          post({ kind: Kind.EXPLORE_HITS, seq: data.seq, hits: JSON.parse(hits) }),
         );
-        post({ kind: "exploreSearchDone", seq: data.seq, count });
+        post({ kind: Kind.EXPLORE_SEARCH_DONE, seq: data.seq, count });
         break;
       }
     }
   } catch (thrown) {
     rethrowFatal(thrown);
-    post({ kind: "exploreFailed", request: data.kind, name: data.name, error: errorOf(thrown) });
+    post({ kind: Kind.EXPLORE_FAILED, request: data.kind, name: data.name, error: errorOf(thrown) });
   }
 }

@@ -695,20 +695,18 @@ async fn the_explorer_bounds_a_members_bomb_and_browses_the_next_archive() {
 
 /// The page's first Worker traps for real (a Wasm `unreachable`) when asked to explore; the
 /// others are the page's own. Run in the page before its scripts, so it sees every Worker.
+/// The page's Worker is a module: the trapping one imports the page's worker.js and the
+/// Wasm module's `Processor` (the same module instance worker.js uses) by absolute URL.
 const FIRST_WORKER_TRAPS: &str = r#"(() => {
   const Real = window.Worker;
   window.lvbakWorkers = [];
   const trapping = `
-    const base = ${JSON.stringify(location.origin)} + "/";
-    const load = self.importScripts.bind(self);
-    self.importScripts = (...urls) => load(...urls.map((url) => new URL(url, base).href));
-    const get = self.fetch.bind(self);
-    self.fetch = (url, options) => get(typeof url === "string" ? new URL(url, base).href : url, options);
-    importScripts("worker.js");
+    import { Processor } from ${JSON.stringify(location.origin + "/lvbak-wasm.js")};
+    import ${JSON.stringify(location.origin + "/worker.js")};
     // A module whose one function is \`unreachable\`: calling it traps as an out-of-memory would.
     const bytes = new Uint8Array([0,97,115,109,1,0,0,0,1,4,1,96,0,0,3,2,1,0,7,8,1,4,116,114,97,112,0,0,10,5,1,3,0,0,11]);
     const trap = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.trap;
-    wasm_bindgen.Processor.prototype.explore = function () { trap(); };
+    Processor.prototype.explore = function () { trap(); };
   `;
   window.Worker = class extends Real {
     constructor(url, options) {
