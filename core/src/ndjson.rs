@@ -139,7 +139,7 @@ pub fn parse_row_aligned(
 /// the threads that parse one table's rows.
 #[derive(Debug, Default)]
 pub struct UnknownColumns {
-    names: std::sync::Mutex<(std::collections::BTreeSet<String>, bool)>,
+    names: parking_lot::Mutex<(std::collections::BTreeSet<String>, bool)>,
 }
 
 impl UnknownColumns {
@@ -150,7 +150,7 @@ impl UnknownColumns {
 
     /// Notes a key that is not a column.
     pub fn note(&self, key: &str) {
-        let mut guard = self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.names.lock();
         let (names, truncated) = &mut *guard;
         if names.contains(key) {
             return;
@@ -168,12 +168,12 @@ impl UnknownColumns {
 
     /// The names noted, in order.
     pub fn names(&self) -> Vec<String> {
-        self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).0.iter().cloned().collect()
+        self.names.lock().0.iter().cloned().collect()
     }
 
     /// Whether more names were seen than are listed.
     pub fn truncated(&self) -> bool {
-        self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).1
+        self.names.lock().1
     }
 
     /// The names noted, in order, then [`Self::MORE`] when there were more: the list shown

@@ -4,8 +4,10 @@
 //! bounded state whatever the number of keys an attacker invents.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// Keys a rate limiter remembers at most; when full, buckets that are full again (their
 /// key has been quiet long enough) are forgotten, then the stalest.
@@ -40,7 +42,7 @@ impl RateLimiter {
     /// Takes a token for `key`, or says how long until one is there.
     pub fn take(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = self.buckets.lock();
         if buckets.len() >= REMEMBERED_KEYS && !buckets.contains_key(key) {
             buckets.retain(|_, bucket| self.refilled(*bucket, now) < self.burst);
             if buckets.len() >= REMEMBERED_KEYS {
@@ -62,7 +64,7 @@ impl RateLimiter {
 
     /// Returns a token taken for `key` (an attempt that turned out not to count).
     pub fn give_back(&self, key: &str) {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = self.buckets.lock();
         if let Some(bucket) = buckets.get_mut(key) {
             bucket.tokens = (bucket.tokens + 1.0).min(self.burst);
         }
@@ -70,7 +72,7 @@ impl RateLimiter {
 
     /// Keys remembered now (for tests of the bound).
     pub fn remembered(&self) -> usize {
-        self.buckets.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.buckets.lock().len()
     }
 }
 
@@ -109,7 +111,7 @@ impl Slots {
     }
 
     pub fn try_take(&self, user: &str) -> Result<Slot, SlotRefusal> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = self.counts.lock();
         let mine = counts.per_user.get(user).copied().unwrap_or(0);
         if mine >= self.per_user {
             return Err(SlotRefusal::User(mine));
@@ -124,13 +126,13 @@ impl Slots {
 
     /// Slots taken now, in the instance.
     pub fn in_use(&self) -> usize {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).total
+        self.counts.lock().total
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut counts = self.slots.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = self.slots.counts.lock();
         counts.total = counts.total.saturating_sub(1);
         if let Some(mine) = counts.per_user.get_mut(&self.user) {
             *mine -= 1;

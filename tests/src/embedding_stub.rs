@@ -13,9 +13,10 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 /// What the stub does, and what it has seen.
@@ -106,12 +107,12 @@ impl EmbeddingStub {
 
     /// Changes what the stub does.
     pub fn set(&self, change: impl FnOnce(&mut StubState)) {
-        change(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        change(&mut self.state.lock());
     }
 
     /// Reads what the stub has seen.
     pub fn seen<T>(&self, read: impl FnOnce(&StubState) -> T) -> T {
-        read(&self.state.lock().unwrap_or_else(|p| p.into_inner()))
+        read(&self.state.lock())
     }
 }
 
@@ -150,7 +151,7 @@ fn serve(stream: TcpStream, state: &Mutex<StubState>, stop: &AtomicBool) {
         return;
     }
     let (hang, huge) = {
-        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = state.lock();
         state.requests += 1;
         state.open += 1;
         state.most_open = state.most_open.max(state.open);
@@ -173,7 +174,7 @@ fn serve(stream: TcpStream, state: &Mutex<StubState>, stop: &AtomicBool) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+    state.lock().open -= 1;
     if hang {
         return;
     }
@@ -209,7 +210,7 @@ fn answer(
     body: &[u8],
     state: &Mutex<StubState>,
 ) -> (u16, Option<u64>, Value, Duration) {
-    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = state.lock();
     let delay = state.delay;
     let refuse = |state: &mut StubState, status: u16, retry: Option<u64>, message: &str| {
         state.refused += 1;

@@ -3,10 +3,10 @@
 //! one a second, plus every change of phase), so logs of scheduled backups stay readable.
 
 use std::io::IsTerminal;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use parking_lot::Mutex;
 
 use crate::progress::Event;
 
@@ -64,7 +64,7 @@ impl CliProgress {
         match self {
             Self::Bar(bar) => bar.set_message(text),
             Self::Lines(lines) => {
-                let mut lines = lines.lock().unwrap_or_else(|p| p.into_inner());
+                let mut lines = lines.lock();
                 let due = lines.printed_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
                 if lines.phase != step.phase || due || step.last {
                     eprintln!("{text}");

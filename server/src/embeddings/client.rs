@@ -55,7 +55,7 @@ struct ProviderPermits {
     instance: Arc<tokio::sync::Semaphore>,
     /// One place per account that has a request waiting or in flight (entries go when no
     /// request of theirs is).
-    accounts: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    accounts: parking_lot::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 /// A request's places, given back when it ends.
@@ -70,7 +70,7 @@ impl ProviderPermits {
     }
 
     fn account(&self, user_id: &str) -> Arc<tokio::sync::Semaphore> {
-        let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut accounts = self.accounts.lock();
         // Forget accounts nobody waits on (each place is only ever held through a clone).
         if accounts.len() >= 1024 {
             accounts.retain(|_, place| Arc::strong_count(place) > 1);

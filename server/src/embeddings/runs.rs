@@ -7,9 +7,10 @@
 //! the vectors count against the account's quota like an import's.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
+use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
@@ -231,8 +232,7 @@ impl Embeddings {
 
     /// Where the user's run stands (pending read from the queue when no run is going).
     pub fn status(&self, user_id: &str) -> Result<RunStatus, crate::storage::sqlite::DbError> {
-        let current =
-            self.runs.lock().unwrap_or_else(|p| p.into_inner()).get(user_id).map(|run| run.status.borrow().clone());
+        let current = self.runs.lock().get(user_id).map(|run| run.status.borrow().clone());
         match current {
             Some(status) if status.status == "running" => Ok(status),
             Some(mut status) => {
@@ -257,7 +257,7 @@ impl Embeddings {
     /// A receiver of the user's run status as it changes (a run is not started for it).
     pub fn watch(&self, user_id: &str) -> Result<watch::Receiver<RunStatus>, crate::storage::sqlite::DbError> {
         let initial = self.status(user_id)?;
-        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut runs = self.runs.lock();
         Ok(run_entry(&mut runs, user_id, || initial).status.subscribe())
     }
 
@@ -279,7 +279,7 @@ impl Embeddings {
         };
         let cancel = CancellationToken::new();
         {
-            let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            let mut runs = self.runs.lock();
             let run = run_entry(&mut runs, user_id, || status.clone());
             if run.running {
                 return Ok(run.status.borrow().clone());
@@ -329,7 +329,7 @@ impl Embeddings {
 
     /// Asks the user's run to stop; whether one was running.
     pub fn cancel(&self, user_id: &str) -> bool {
-        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        let runs = self.runs.lock();
         match runs.get(user_id).filter(|run| run.running) {
             Some(run) => {
                 run.cancel.cancel();
@@ -341,13 +341,13 @@ impl Embeddings {
 
     /// Whether the user's run is going.
     pub fn is_running(&self, user_id: &str) -> bool {
-        self.runs.lock().unwrap_or_else(|p| p.into_inner()).get(user_id).is_some_and(|run| run.running)
+        self.runs.lock().get(user_id).is_some_and(|run| run.running)
     }
 
     /// Waits for the user's run to end; its final status.
     pub async fn finished(&self, user_id: &str) -> Option<RunStatus> {
         let mut receiver = {
-            let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            let runs = self.runs.lock();
             runs.get(user_id)?.status.subscribe()
         };
         let ended = receiver.wait_for(|status| status.status != "running").await.ok()?.clone();
@@ -355,7 +355,7 @@ impl Embeddings {
     }
 
     fn publish(&self, user_id: &str, change: impl FnOnce(&mut RunStatus)) {
-        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        let runs = self.runs.lock();
         if let Some(run) = runs.get(user_id) {
             run.status.send_modify(change);
         }
@@ -363,7 +363,7 @@ impl Embeddings {
 
     fn end(&self, user_id: &str, ended: Result<(), (String, String)>) {
         let pending = self.store.db.queued_embeddings(user_id).unwrap_or_default();
-        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut runs = self.runs.lock();
         if let Some(run) = runs.get_mut(user_id) {
             run.running = false;
             run.status.send_modify(|status| {

@@ -14,7 +14,7 @@ pub mod rows;
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
@@ -23,6 +23,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -50,7 +51,7 @@ impl PreparedExports {
     }
 
     fn insert(&self, plan: ExportPlan) {
-        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        let mut plans = self.plans.lock();
         plans.retain(|_, (_, made)| made.elapsed() < PREPARED_LIFETIME);
         let mut mine: Vec<(Instant, String)> = plans
             .iter()
@@ -66,7 +67,7 @@ impl PreparedExports {
 
     /// Takes the plan of `archive_id` if it is `user_id`'s: each is fetched once.
     fn take(&self, archive_id: &str, user_id: &str) -> Option<ExportPlan> {
-        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        let mut plans = self.plans.lock();
         let (plan, made) = plans.get(archive_id)?;
         if plan.user.id != user_id || made.elapsed() >= PREPARED_LIFETIME {
             return None;
@@ -76,7 +77,7 @@ impl PreparedExports {
 
     /// Prepared exports held now, in the instance.
     pub fn len(&self) -> usize {
-        self.plans.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.plans.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -8,11 +8,12 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use lvbak_core::secrets::SecretsBinding;
 use lvbak_core::{EmbeddingConfig, Manifest, SecretKey};
+use parking_lot::{Mutex, MutexGuard};
 use serde_json::{json, Value};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -132,8 +133,8 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, JobState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn lock(&self) -> MutexGuard<'_, JobState> {
+        self.state.lock()
     }
 
     pub fn status(&self) -> Status {
@@ -271,18 +272,18 @@ impl Jobs {
         if let Err(error) = recorded {
             tracing::error!("cannot record import job {}: {error}", job.id);
         }
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(id, job.clone());
+        self.open.lock().insert(id, job.clone());
         job
     }
 
     /// An open job of `user_id` (another user's id answers as missing).
     pub fn get(&self, id: &str, user_id: &str) -> Option<Arc<Job>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).get(id).filter(|job| job.user_id == user_id).cloned()
+        self.open.lock().get(id).filter(|job| job.user_id == user_id).cloned()
     }
 
     /// Open jobs in the instance.
     pub fn open_count(&self) -> usize {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.open.lock().len()
     }
 
     /// Waits for a worker slot.
@@ -348,8 +349,8 @@ impl Jobs {
             tracing::error!("cannot record the end of import job {}: {failure}", job.id);
         }
         job.progress.publish(event);
-        drop(job.slot.lock().unwrap_or_else(|p| p.into_inner()).take());
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.id);
+        drop(job.slot.lock().take());
+        self.open.lock().remove(&job.id);
     }
 
     /// Asks a job to stop; answers whether it was still running.

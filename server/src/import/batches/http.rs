@@ -102,8 +102,8 @@ async fn open(
         ledger: tokio::sync::Mutex::default(),
         next_batch: AtomicU64::new(0),
         public_key: public_key.clone(),
-        held_files: std::sync::Mutex::default(),
-        held_rows: std::sync::Mutex::default(),
+        held_files: parking_lot::Mutex::default(),
+        held_rows: parking_lot::Mutex::default(),
         reading_held_rows: AtomicBool::new(false),
         held_rows_reads: AtomicU64::new(0),
         fresh_tables: std::sync::OnceLock::new(),
@@ -416,7 +416,7 @@ fn write_held_rows(
     }
     // The tables with no rows at the first whole reading, whatever this one found.
     let fresh = batches.fresh_tables.get_or_init(|| {
-        let read = batches.held_rows.lock().map(|budgets| budgets.keys().cloned().collect()).unwrap_or_default();
+        let read = batches.held_rows.lock().keys().cloned().collect();
         fresh_tables(&read)
     });
     let fresh = serde_json::to_string(fresh).map_err(|error| DbError::Invalid(error.to_string()))?;

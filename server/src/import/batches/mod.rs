@@ -81,15 +81,14 @@ impl BatchUpload {
 
     /// Notes that `handed` row ids of `table` were handed to the client as held.
     fn hand_out_rows(&self, table: &str, handed: u64) {
-        if let Ok(mut budgets) = self.held_rows.lock() {
-            let budget = budgets.entry(table.to_string()).or_default();
-            budget.0 = budget.0.max(handed);
-        }
+        let mut budgets = self.held_rows.lock();
+        let budget = budgets.entry(table.to_string()).or_default();
+        budget.0 = budget.0.max(handed);
     }
 
     /// How many of `claimed` rows of `table` a batch may count as held.
     fn take_held_rows(&self, table: &str, claimed: u64) -> u64 {
-        let Ok(mut budgets) = self.held_rows.lock() else { return 0 };
+        let mut budgets = self.held_rows.lock();
         let Some((handed, taken)) = budgets.get_mut(table) else { return 0 };
         let granted = claimed.min(handed.saturating_sub(*taken));
         *taken += granted;
@@ -97,22 +96,20 @@ impl BatchUpload {
     }
 
     fn hold_files(&self, held: Vec<String>) {
-        if let Ok(mut files) = self.held_files.lock() {
-            *files = held;
-        }
+        *self.held_files.lock() = held;
     }
 
     /// What a client resuming the upload needs: the next batch, the key to seal to, and how
     /// many files the server said it holds (their names: [`Self::held_files`]).
     pub fn resume_facts(&self) -> (u64, &str, usize) {
-        let held = self.held_files.lock().map(|held| held.len()).unwrap_or_default();
+        let held = self.held_files.lock().len();
         (self.next_batch.load(std::sync::atomic::Ordering::Relaxed), &self.public_key, held)
     }
 
     /// The files the server said it holds (the upload leaves them out, so its batch
     /// numbers depend on them).
     fn held_files(&self) -> Vec<String> {
-        self.held_files.lock().map(|held| held.clone()).unwrap_or_default()
+        self.held_files.lock().clone()
     }
 }
 
@@ -126,11 +123,11 @@ pub struct BatchUpload {
     public_key: String,
     /// The archive's files the account holds already (entry names), fixed when the job
     /// opened: the client does not send them.
-    held_files: std::sync::Mutex<Vec<String>>,
+    held_files: parking_lot::Mutex<Vec<String>>,
     /// Per table: row ids handed to the client as held, and rows it has said it left out.
     /// A batch's `held` count is held to what is left, so a client cannot inflate the
     /// summary's skipped rows past the ids it was given.
-    held_rows: std::sync::Mutex<HashMap<String, (u64, u64)>>,
+    held_rows: parking_lot::Mutex<HashMap<String, (u64, u64)>>,
     /// The tables of which the account had no rows when its held rows were first read
     /// whole: the client sends those as the archive's deflate streams, and must go on doing
     /// so when it resumes (by then the account has the rows this job applied).

@@ -6,7 +6,9 @@
 //! write waiting commits after its current batch ([`WriteGate::short_waiting`]), so a
 //! sign-in waits for about one batch, whatever runs.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
 
 #[derive(Default)]
 struct Turns {
@@ -48,13 +50,13 @@ impl WriteGate {
     /// Waits for a turn (on a blocking thread).
     pub fn enter(self: &Arc<Self>, kind: WriteKind) -> WriteTurn {
         let me = std::thread::current().id();
-        let mut turns = self.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut turns = self.turns.lock();
         assert!(turns.holder != Some(me), "a thread asked for a second write turn while holding one");
         match kind {
             WriteKind::Short => {
                 turns.short_waiting += 1;
                 while turns.held {
-                    turns = self.changed.wait(turns).unwrap_or_else(|poisoned| poisoned.into_inner());
+                    self.changed.wait(&mut turns);
                 }
                 turns.short_waiting -= 1;
             }
@@ -62,7 +64,7 @@ impl WriteGate {
                 let ticket = turns.next_bulk;
                 turns.next_bulk += 1;
                 while turns.held || turns.short_waiting > 0 || turns.serving_bulk != ticket {
-                    turns = self.changed.wait(turns).unwrap_or_else(|poisoned| poisoned.into_inner());
+                    self.changed.wait(&mut turns);
                 }
                 turns.serving_bulk += 1;
             }
@@ -75,27 +77,27 @@ impl WriteGate {
 
     /// Whether a short write waits for the current turn to end.
     pub fn short_waiting(&self) -> bool {
-        self.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).short_waiting > 0
+        self.turns.lock().short_waiting > 0
     }
 
     /// Whether a bulk write holds the turn now or ended within `within` (an import is
     /// writing: see `checkpoint`).
     pub fn bulk_within(&self, within: std::time::Duration) -> bool {
-        let turns = self.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let turns = self.turns.lock();
         (turns.held && turns.bulk_held) || turns.bulk_ended.is_some_and(|at| at.elapsed() < within)
     }
 
     /// Whether a bulk write waits for the current turn to end.
     #[cfg(test)]
     fn bulk_waiting(&self) -> bool {
-        let turns = self.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let turns = self.turns.lock();
         turns.next_bulk > turns.serving_bulk
     }
 }
 
 impl Drop for WriteTurn {
     fn drop(&mut self) {
-        let mut turns = self.gate.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut turns = self.gate.turns.lock();
         if turns.bulk_held {
             turns.bulk_ended = Some(std::time::Instant::now());
             turns.bulk_held = false;
@@ -115,7 +117,7 @@ mod tests {
 
     fn wait_until(gate: &WriteGate, done: impl Fn(&Turns) -> bool) {
         for _ in 0..5000 {
-            if done(&gate.turns.lock().unwrap()) {
+            if done(&gate.turns.lock()) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -134,7 +136,7 @@ mod tests {
             let (gate, order) = (Arc::clone(&gate), Arc::clone(&order));
             waiters.push(std::thread::spawn(move || {
                 let _turn = gate.enter(kind);
-                order.lock().unwrap().push(name);
+                order.lock().push(name);
             }));
         };
         spawn("bulk 1", WriteKind::Bulk);
@@ -145,12 +147,12 @@ mod tests {
         spawn("short", WriteKind::Short);
         wait_until(&gate, |turns| turns.short_waiting == 1);
         assert!(gate.short_waiting());
-        assert!(order.lock().unwrap().is_empty());
+        assert!(order.lock().is_empty());
         drop(first);
         for waiter in waiters {
             waiter.join().unwrap();
         }
-        assert_eq!(*order.lock().unwrap(), vec!["short", "bulk 1", "bulk 2"]);
+        assert_eq!(*order.lock(), vec!["short", "bulk 1", "bulk 2"]);
         assert!(!gate.short_waiting() && !gate.bulk_waiting());
     }
 

@@ -17,8 +17,9 @@ mod rows;
 mod secrets;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use rusqlite::Connection;
 
 use gate::{WriteGate, WriteKind};
@@ -57,7 +58,11 @@ pub type DbResult<T> = Result<T, DbError>;
 /// The database of one data directory.
 pub struct Database {
     path: PathBuf,
+    /// A lock without poisoning: a write that panicked leaves this connection fit for the
+    /// next one, since every write on it runs in a rusqlite `Transaction` (rolled back
+    /// when dropped, unwinding included) or is a single autocommit statement.
     writer: Mutex<Connection>,
+    /// Idle readers; a read that panicked drops its connection instead of returning it.
     readers: Mutex<Vec<Connection>>,
     /// Turns for every write transaction of this process (see [`gate`]).
     gate: Arc<WriteGate>,
@@ -166,19 +171,19 @@ impl Database {
     /// Runs `work` on the one writer connection (callers are on blocking threads).
     fn write<T>(&self, work: impl FnOnce(&mut Connection) -> DbResult<T>) -> DbResult<T> {
         let _turn = self.gate.enter(WriteKind::Short);
-        let mut connection = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut connection = self.writer.lock();
         work(&mut connection)
     }
 
     /// Runs `work` on a pooled reader connection.
     fn read<T>(&self, work: impl FnOnce(&Connection) -> DbResult<T>) -> DbResult<T> {
-        let pooled = self.readers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        let pooled = self.readers.lock().pop();
         let connection = match pooled {
             Some(connection) => connection,
             None => self.connect()?,
         };
         let result = work(&connection);
-        let mut readers = self.readers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut readers = self.readers.lock();
         if readers.len() < IDLE_READERS {
             readers.push(connection);
         }
@@ -190,7 +195,7 @@ impl Drop for Database {
     /// Leaves no WAL behind: the next process to open the database (a CLI command, the
     /// server's restart) would otherwise read and checksum all of it before its first query.
     fn drop(&mut self) {
-        let connection = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let connection = self.writer.lock();
         if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)) {
             tracing::warn!("final WAL checkpoint failed: {error}");
         }

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::Connection;
 
@@ -19,7 +19,7 @@ static RECORDED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 /// what was noted.
 pub fn record_statements(on: bool) -> BTreeSet<String> {
     RECORDING.store(on, Ordering::SeqCst);
-    let mut recorded = RECORDED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut recorded = RECORDED.lock();
     if on {
         recorded.clear();
         BTreeSet::new()
@@ -44,7 +44,7 @@ fn note(event: TraceEvent<'_>) {
         let sql = statement.sql();
         // Statements inside triggers arrive as comments.
         if !sql.trim_start().starts_with("--") {
-            RECORDED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(sql.into_owned());
+            RECORDED.lock().insert(sql.into_owned());
         }
     }
 }
