@@ -70,21 +70,22 @@ const NEXT = {
 };
 
 /** What each state shows: whether Upload may be clicked, whether an upload is under way
- * (Cancel and the progress bar shown, the file picker locked), the status word, and whether
- * the ticket question may be answered. */
+ * (Cancel and the progress bar shown, the file picker locked), the status word (the job's
+ * own once there is a job; "idle" and "interrupted" are the page's), and whether the ticket
+ * question may be answered. */
 const VIEW = {
   [State.IDLE]: { upload: false, busy: false, status: "idle", ticket: false },
   [State.CHECKING]: { upload: false, busy: false, status: "idle", ticket: false },
   [State.REFUSED]: { upload: false, busy: false, status: "idle", ticket: false },
   [State.NEEDS_TICKET]: { upload: false, busy: false, status: "idle", ticket: true },
   [State.READY]: { upload: true, busy: false, status: "idle", ticket: true },
-  [State.UPLOADING]: { upload: false, busy: true, status: "running", ticket: false },
-  [State.AWAITING_TICKET]: { upload: false, busy: true, status: "running", ticket: true },
+  [State.UPLOADING]: { upload: false, busy: true, status: JobStatus.RUNNING, ticket: false },
+  [State.AWAITING_TICKET]: { upload: false, busy: true, status: JobStatus.RUNNING, ticket: true },
   [State.INTERRUPTED]: { upload: true, busy: false, status: "interrupted", ticket: false },
-  [State.COMPLETE]: { upload: true, busy: false, status: "complete", ticket: false },
-  [State.FAILED]: { upload: true, busy: false, status: "failed", ticket: false },
-  [State.CANCELLED]: { upload: true, busy: false, status: "cancelled", ticket: false },
-  [State.STOPPED]: { upload: false, busy: false, status: "failed", ticket: false },
+  [State.COMPLETE]: { upload: true, busy: false, status: JobStatus.COMPLETE, ticket: false },
+  [State.FAILED]: { upload: true, busy: false, status: JobStatus.FAILED, ticket: false },
+  [State.CANCELLED]: { upload: true, busy: false, status: JobStatus.CANCELLED, ticket: false },
+  [State.STOPPED]: { upload: false, busy: false, status: JobStatus.FAILED, ticket: false },
 };
 
 /** The card's data when nothing is picked. */

@@ -207,6 +207,52 @@ async fn the_plain_upload_fallback_asks_for_the_ticket() {
     crate::import::assert_fixture_secrets_stored(&server, &account);
 }
 
+/// The import card's states, past a cancellation: an upload cancelled while its job waits
+/// for the ticket, then another archive picked, leaves the card as a first pick does (no
+/// summary, no ticket question, nothing running, Upload ready), and that archive imports.
+/// Without a Worker, so the job waits on the server for as long as the test needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_import_then_another_archive_starts_the_card_over() {
+    let server = TestServer::start("browser-cancel-over").await;
+    let account = server.account("cancel-over-user", None).await;
+    let files = ScratchDir::new("browser-cancel-over-files");
+    let downloads = ScratchDir::new("browser-cancel-over-downloads");
+    let browser = Browser::start(&downloads.path).await;
+    let no_worker =
+        json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": "delete window.Worker;"}});
+    browser.call("POST", "goog/cdp/execute", no_worker).await;
+    sign_in(&browser, &server, &account).await;
+    let secrets = write(&files.path, "secrets.lvbak", fixtures::SECRETS);
+    pick_archive(&browser, &secrets).await;
+    browser.wait_text("import-progress", |t| t.contains("the server will")).await;
+    browser.click("import-start").await;
+    browser.wait_text("import-progress", |t| t == "Waiting for the ticket…").await;
+    browser.click("import-cancel").await;
+    let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
+    assert_eq!(status, "cancelled", "{}", browser.text("import-progress").await);
+    assert_eq!(browser.text("import-progress").await, "Import cancelled");
+
+    let minimal = write(&files.path, "minimal.lvbak", fixtures::MINIMAL);
+    pick_archive(&browser, &minimal).await;
+    browser.wait_text("import-progress", |t| t.contains("the server will")).await;
+    let card = browser
+        .script(
+            "const $ = (id) => document.getElementById(id); \
+             return {status: $('import-status').textContent, start: $('import-start').textContent, \
+             startDisabled: $('import-start').disabled, cancel: $('import-cancel').hidden, bar: $('import-bar').hidden, \
+             picker: $('import-file').disabled, ticket: $('ticket-box').hidden, summary: $('import-summary').hidden, \
+             notes: $('import-notes').hidden}",
+        )
+        .await;
+    let idle = json!({"status": "idle", "start": "Upload & import", "startDisabled": false, "cancel": true, "bar": true,
+        "picker": false, "ticket": true, "summary": true, "notes": true});
+    assert_eq!(card, idle, "the card starts over");
+    browser.click("import-start").await;
+    let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
+    assert_eq!(status, "complete", "{}", browser.text("import-progress").await);
+    assert_eq!(browser.text("import-progress").await, "Import complete");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embeddings_card_configures_tests_and_follows_a_run() {
     use lvbak_tests::embedding_stub::EmbeddingStub;
