@@ -2,6 +2,7 @@
 //! (memory reserved before the body is read, frame checked, ledger consulted, queued),
 //! answer the vectors check, and commit.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::general_purpose::{GeneralPurpose, STANDARD as BASE64};
+use base64::write::EncoderWriter;
 use base64::Engine as _;
 use lvbak_core::batch::{decode_batch_deflated, MAX_FILE_CHUNK_BYTES};
 use lvbak_core::hpke::HpkeKeyPair;
@@ -368,52 +370,59 @@ async fn held_rows(
 
 /// Writes `{"tables": {"<table>": "<base64 of the hashes>", …}}` as the ids are read, and
 /// budgets each table's held rows once its ids are all handed out.
-fn write_held_rows(
+fn write_held_rows<W: Write>(
     store: &crate::storage::Store,
     user_id: &str,
     batches: &BatchUpload,
-    out: &mut impl std::io::Write,
+    out: &mut W,
 ) -> Result<(), DbError> {
-    /// Raw hash bytes encoded at a time: a multiple of 3, so no padding comes mid-string.
-    const ENCODE_BYTES: usize = 3 * 8 * 1024;
-    /// The table being written: its name, hashes not yet encoded, and ids so far.
-    struct Table {
+    /// The table being written: its name, its ids so far, and the encoder its hashes go
+    /// through into the answer.
+    struct Table<'e, W: Write> {
         name: &'static str,
-        raw: Vec<u8>,
         count: u64,
+        base64: EncoderWriter<'e, GeneralPurpose, W>,
+    }
+    impl<W: Write> Table<'_, W> {
+        /// Writes the encoder's last bytes and padding and the closing quote, and budgets
+        /// the table's rows; gives the answer's writer back.
+        fn end(mut self, batches: &BatchUpload) -> std::io::Result<W> {
+            let mut out = self.base64.finish()?;
+            out.write_all(b"\"")?;
+            batches.hand_out_rows(self.name, self.count);
+            Ok(out)
+        }
+    }
+    /// Where the answer stands: between tables, or inside one (`out` is then the encoder's).
+    enum Answer<'e, W: Write> {
+        Between(W),
+        In(Box<Table<'e, W>>),
     }
     let io = |error: std::io::Error| DbError::Invalid(error.to_string());
-    let end_table = |table: Table, out: &mut dyn std::io::Write| -> Result<(), DbError> {
-        out.write_all(BASE64.encode(&table.raw).as_bytes()).map_err(io)?;
-        out.write_all(b"\"").map_err(io)?;
-        batches.hand_out_rows(table.name, table.count);
-        Ok(())
-    };
+    let broken = || DbError::Invalid("the held rows were written after a failure".into());
     out.write_all(br#"{"tables":{"#).map_err(io)?;
-    let mut current: Option<Table> = None;
+    let mut answer = Some(Answer::Between(out));
     store.db.table_scan()?.held_row_ids(user_id, |name, id| {
-        let table = match current.take() {
-            Some(table) if table.name == name => current.insert(table),
-            ended => {
-                let comma = if ended.is_some() { "," } else { "" };
-                if let Some(ended) = ended {
-                    end_table(ended, out)?;
-                }
-                out.write_all(format!("{comma}\"{name}\":\"").as_bytes()).map_err(io)?;
-                current.insert(Table { name, raw: Vec::with_capacity(ENCODE_BYTES), count: 0 })
-            }
-        };
-        table.raw.extend_from_slice(&held_id_hash(id).to_le_bytes());
-        table.count += 1;
-        if table.raw.len() >= ENCODE_BYTES {
-            out.write_all(BASE64.encode(&table.raw).as_bytes()).map_err(io)?;
-            table.raw.clear();
+        if !matches!(&answer, Some(Answer::In(table)) if table.name == name) {
+            let (out, comma) = match answer.take() {
+                Some(Answer::In(ended)) => (ended.end(batches).map_err(io)?, ","),
+                Some(Answer::Between(out)) => (out, ""),
+                None => return Err(broken()),
+            };
+            out.write_all(format!("{comma}\"{name}\":\"").as_bytes()).map_err(io)?;
+            let base64 = EncoderWriter::new(out, &BASE64);
+            answer = Some(Answer::In(Box::new(Table { name, count: 0, base64 })));
         }
+        let Some(Answer::In(table)) = answer.as_mut() else { return Err(broken()) };
+        table.base64.write_all(&held_id_hash(id).to_le_bytes()).map_err(io)?;
+        table.count += 1;
         Ok::<(), DbError>(())
     })?;
-    if let Some(ended) = current {
-        end_table(ended, out)?;
-    }
+    let out = match answer {
+        Some(Answer::In(ended)) => ended.end(batches).map_err(io)?,
+        Some(Answer::Between(out)) => out,
+        None => return Err(broken()),
+    };
     // The tables with no rows at the first whole reading, whatever this one found.
     let fresh = batches.fresh_tables.get_or_init(|| {
         let read = batches.held_rows.lock().keys().cloned().collect();
