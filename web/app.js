@@ -24,7 +24,8 @@ if (capable) startWorker();
  * again: it is ended and a new one started, so the next archive works without a reload. */
 function startWorker() {
   worker = new Worker("/worker.js", { type: "module" });
-  worker.onerror = (event) => importCard.workerStopped(event.message);
+  // A module that failed to load says nothing more than that.
+  worker.onerror = (event) => importCard.workerStopped(event.message || "it could not be loaded");
   worker.onmessage = ({ data }) => {
     if (explorer.handle(data)) return;
     if (data.kind !== Kind.FATAL) return importCard.handle(data);

@@ -8,7 +8,7 @@
 // localStorage, so picking the same file again offers to resume the job from the server's
 // next expected batch.
 import { api, getJson, readJson, refusalOf, refusalWords } from "./api.js";
-import { $, text } from "./dom.js";
+import { $ } from "./dom.js";
 import {
   heldWords,
   leftRowsToEmbed,
@@ -146,23 +146,27 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
   // What `show` last drew of the data it draws in full, so it draws each once.
   const drawn = { report: null, final: null };
 
-  /** Puts the card's state on the page: the one place that does. */
+  /** Puts the card's state on the page: the one place that does. Text is written only
+   * when it changes, so live regions announce news, not every progress tick. */
   function show() {
     const view = VIEW[card.state];
-    const start = $("import-start");
-    start.disabled = !view.upload;
-    text(start, card.resume ? `Resume upload (batch ${card.resume.start + 1})` : "Upload & import");
+    const put = (id, words) => {
+      const element = $(id);
+      if (element.textContent !== words) element.textContent = words;
+      return element;
+    };
+    put("import-start", card.resume ? `Resume upload (batch ${card.resume.start + 1})` : "Upload & import");
+    $("import-start").disabled = !view.upload;
     $("import-cancel").hidden = !view.busy;
     $("import-bar").hidden = !view.busy;
     $("import-bar").value = card.percent;
     $("import-file").disabled = view.busy;
-    text($("import-progress"), card.progress);
-    text($("import-status"), view.status);
-    if (card.outcome) $("import-status").dataset.outcome = JSON.stringify(card.outcome);
-    else delete $("import-status").dataset.outcome;
+    put("import-progress", card.progress);
+    const status = put("import-status", view.status);
+    if (card.outcome) status.dataset.outcome = JSON.stringify(card.outcome);
+    else delete status.dataset.outcome;
 
-    $("inspect-error").hidden = !card.refusal;
-    text($("inspect-error"), card.refusal ? refusalWords(card.refusal) : "");
+    put("inspect-error", card.refusal ? refusalWords(card.refusal) : "").hidden = !card.refusal;
     const report = $("inspect-report");
     if (drawn.report !== card.report) {
       drawn.report = card.report;
@@ -173,14 +177,13 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
     report.hidden = !card.report;
 
     $("ticket-box").hidden = !card.ticketQuestion;
-    text($("ticket-text"), card.ticketQuestion);
-    text($("ticket-state"), card.ticketState);
+    put("ticket-text", card.ticketQuestion);
+    put("ticket-state", card.ticketState);
     $("ticket-file").disabled = !view.ticket;
     $("ticket-skip").disabled = !view.ticket;
 
     const held = heldWords(card.uploadReport);
-    $("import-held").hidden = !held;
-    text($("import-held"), held);
+    put("import-held", held).hidden = !held;
     // The summary, its notes and the reused-ticket warning: from a final status with a summary.
     const final = card.final && card.final.summary ? card.final : null;
     if (drawn.final !== final) {
@@ -191,8 +194,7 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
     $("import-summary").hidden = !final;
     $("import-notes").hidden = $("import-notes").childElementCount === 0;
     const reused = final ? reusedWords(final.ticket) : "";
-    $("ticket-reused").hidden = !reused;
-    text($("ticket-reused"), reused);
+    put("ticket-reused", reused).hidden = !reused;
   }
 
   // ---- picking an archive, and its ticket --------------------------------------------
@@ -298,14 +300,15 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
 
   async function cancel() {
     if (card.jobId) await api(`${IMPORT_URL}/${card.jobId}/cancel`, { method: "POST" });
-    say("Cancelling…");
+    // Unless the upload ended meanwhile (its words stay).
+    if (VIEW[card.state].busy) say("Cancelling…");
   }
 
   /** The upload ended: with the job's final `status`, or an `error` (then the job's status
-   * is asked for), and the Worker's upload `report`. */
-  async function finish({ status, error, report }) {
+   * is asked for), and the Worker's upload `report` and `outcome`. */
+  async function finish({ status, error, report, outcome }) {
     const final = status || (card.jobId ? await getJson(`${IMPORT_URL}/${card.jobId}/status`) : null);
-    const changes = { final, uploadReport: report || null };
+    const changes = { final, uploadReport: report || null, outcome: outcome || null };
     if (final && !jobEnded(final.status)) {
       // The job still takes batches: the upload was cut (network); the same file resumes it.
       const why = (error && error.message) || "connection lost";
@@ -356,8 +359,11 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
         break;
       case Kind.COMPLETE:
         if (card.state !== State.UPLOADING) break;
-        card.outcome = { seconds: data.seconds, wireBytes: data.wireBytes, waitMs: data.waitMs, report: data.report };
-        finish({ status: data.status, report: data.report });
+        finish({
+          status: data.status,
+          report: data.report,
+          outcome: { seconds: data.seconds, wireBytes: data.wireBytes, waitMs: data.waitMs, report: data.report },
+        });
         break;
       case Kind.FAILED:
         if (card.state !== State.UPLOADING) break;
