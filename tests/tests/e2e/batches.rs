@@ -495,6 +495,35 @@ async fn rows_sent_as_the_archives_deflate_stream_arrive_whole_and_a_broken_stre
     assert_eq!(crate::export::owned_rows(&server.store, "world_books", &alice.user.id).len(), 3);
 }
 
+/// A table's held rows are one base64 string however many there are: over 5000 messages
+/// (over 40,000 bytes of hashes, past the 24 KiB the server once encoded at a time) read back
+/// as the canonical base64 of every hash the account holds, padded only at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_held_rows_of_a_large_table_are_one_base64_string() {
+    let server = TestServer::start("batch-held-large").await;
+    let mut seed = small_seed();
+    seed.messages_per_chat = 2500;
+    let account = server.account("held-large", Some(seed)).await;
+    let archive = server.get(&account, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap();
+    let archive = archive.bytes().await.unwrap().to_vec();
+    let (code, opened) = open_job(&server, &account, &archive).await;
+    assert_eq!(code, 201, "{opened}");
+    let path = format!("/api/v1/user-data/import/{}/held-rows", opened["jobId"].as_str().unwrap());
+    let answer = server.get(&account, &path).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
+    let text = answer["tables"]["messages"].as_str().unwrap();
+    let bytes = BASE64.decode(text).unwrap();
+    assert_eq!(BASE64.encode(&bytes), text);
+    let held: std::collections::HashSet<u64> =
+        bytes.chunks_exact(8).map(|hash| u64::from_le_bytes(hash.try_into().unwrap())).collect();
+    let ids = crate::export::owned_rows(&server.store, "messages", &account.user.id);
+    let expected: std::collections::HashSet<u64> =
+        ids.iter().map(|row| lvbak_core::upload::held_id_hash(row["id"].as_str().unwrap())).collect();
+    assert!(ids.len() >= 5000 && bytes.len() == 8 * ids.len(), "{} bytes for {} ids", bytes.len(), ids.len());
+    assert_eq!(held, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_the_archive_size() {
     let server = TestServer::start("batch-resume").await;
