@@ -95,8 +95,8 @@ async fn open(
     let job_id = new_archive_id();
     let facts = ArchiveFacts::new(&manifest, binding);
     drop(manifest);
+    let key = HpkeKeyPair::from_secret(random_bytes::<32>()).map_err(AppError::internal)?;
     let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, None);
-    let key = HpkeKeyPair::from_secret(random_bytes::<32>());
     let public_key = BASE64.encode(key.public_key());
     let (queue, receiver) = std::sync::mpsc::sync_channel(QUEUE);
     let inflated = Arc::new(AtomicU64::new(0));
