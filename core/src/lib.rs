@@ -19,6 +19,7 @@ pub mod js_number;
 pub mod limits;
 pub mod manifest;
 pub mod ndjson;
+pub mod protocol;
 pub mod registry;
 pub mod row_stream;
 pub mod secrets;

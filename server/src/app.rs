@@ -1,6 +1,7 @@
 //! The HTTP application: [`router`] builds every route over an [`AppState`], and [`serve`]
 //! runs it on a listener until a shutdown signal, so tests can bind `127.0.0.1:0`.
 
+use lvbak_core::protocol::Health;
 use std::future::Future;
 use std::net::SocketAddr;
 
@@ -10,7 +11,6 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
-use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -26,8 +26,8 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     next.run(request).await
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"ok": true, "version": env!("CARGO_PKG_VERSION")}))
+async fn health() -> Json<Health> {
+    Json(Health { ok: true, version: env!("CARGO_PKG_VERSION").to_string() })
 }
 
 /// Every route of the server.

@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use lvbak_core::protocol::{Account, SignedIn};
 use serde::Deserialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
@@ -243,7 +243,7 @@ pub async fn login(
     // A success gives back the token its own attempt took from the name's failure bucket.
     guard.failures_by_name.give_back(&name_key);
     let mut response =
-        Json(json!({"token": token, "user": {"id": user.id, "username": user.username}})).into_response();
+        Json(SignedIn { token: token.clone(), user: Account { id: user.id, username: user.username } }).into_response();
     response.headers_mut().insert(SET_COOKIE, session_cookie(&token, SESSION_SECONDS, guard.secure(&headers))?);
     Ok(response)
 }
@@ -264,8 +264,8 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _user: Cu
 }
 
 /// `GET /api/v1/auth/me`
-pub async fn me(CurrentUser(user): CurrentUser) -> Json<serde_json::Value> {
-    Json(json!({"id": user.id, "username": user.username}))
+pub async fn me(CurrentUser(user): CurrentUser) -> Json<Account> {
+    Json(Account { id: user.id, username: user.username })
 }
 
 #[cfg(test)]

@@ -4,14 +4,15 @@
 //! limits). Format errors keep lvbak-core's codes; storage and other internal failures are
 //! logged and answered with a generic `internal`.
 
+use lvbak_core::protocol::ErrorAnswer;
 use std::time::Duration;
 
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use lvbak_core::protocol::{JobError, JobStatus};
 use lvbak_core::FormatError;
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -31,12 +32,10 @@ pub enum AppError {
     Busy { what: &'static str, retry_after: Duration },
     #[error("{running} exports of yours are running; wait for one to end")]
     TooManyExports { running: usize, retry_after: Duration },
-    #[error("this needs {needed} more bytes; your account uses {used} of its {quota}-byte quota")]
-    QuotaExceeded { quota: u64, used: u64, needed: u64 },
-    #[error(
-        "your account uses {used} bytes, more than its {quota}-byte quota: nothing can be imported until it is under"
-    )]
-    OverQuota { quota: u64, used: u64 },
+    #[error(transparent)]
+    QuotaExceeded(crate::failure::QuotaExceeded),
+    #[error(transparent)]
+    OverQuota(crate::failure::OverQuota),
     #[error("an import of yours is already under way")]
     ImportRunning,
     #[error("send the archive as the raw request body, not as a multipart form")]
@@ -59,9 +58,9 @@ pub enum AppError {
     BatchGap { next: u64 },
     #[error("send vectors only after a vectors check that accepts them")]
     VectorsNotAccepted,
-    /// A request to an import that has ended: the job's own outcome.
-    #[error("{message}")]
-    ImportEnded { code: String, message: String },
+    /// A request to an import that has ended: its status and, if it failed, why.
+    #[error("{}", ended_message(*status, error.as_ref()))]
+    ImportEnded { status: JobStatus, error: Option<JobError> },
     #[error("the server could not finish the import")]
     ImportFailed,
     #[error("{0}")]
@@ -97,7 +96,7 @@ impl AppError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Busy { .. } => "busy",
             Self::TooManyExports { .. } => "too_many_exports",
-            Self::QuotaExceeded { .. } | Self::OverQuota { .. } => "quota_exceeded",
+            Self::QuotaExceeded(_) | Self::OverQuota(_) => "quota_exceeded",
             Self::ImportRunning => "import_running",
             Self::MultipartNotSupported => "multipart_not_supported",
             Self::UploadFailed => "upload_failed",
@@ -109,7 +108,8 @@ impl AppError {
             Self::BatchConflict { .. } => "batch_conflict",
             Self::BatchGap { .. } => "batch_gap",
             Self::VectorsNotAccepted => "vectors_not_accepted",
-            Self::ImportEnded { code, .. } => code,
+            Self::ImportEnded { error: Some(error), .. } => &error.code,
+            Self::ImportEnded { status, error: None } => ended_code(*status),
             Self::InvalidSetting(_) => "invalid_setting",
             Self::Provider { code, .. } => code,
             Self::EmbeddingsNotConfirmed => "embeddings_not_confirmed",
@@ -125,7 +125,7 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } | Self::TooManyExports { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::QuotaExceeded { .. } | Self::OverQuota { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::QuotaExceeded(_) | Self::OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MultipartNotSupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UploadFailed | Self::BatchHashMismatch | Self::InvalidSetting(_) => StatusCode::BAD_REQUEST,
             Self::Provider { .. } => StatusCode::BAD_GATEWAY,
@@ -151,6 +151,25 @@ impl AppError {
             | Self::TooManyExports { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
+    }
+}
+
+/// The code of a request to an import that ended without a failure of its own.
+fn ended_code(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Complete => "import_complete",
+        JobStatus::Cancelled => "import_cancelled",
+        JobStatus::Failed => "import_failed",
+        JobStatus::Queued => "import_queued",
+        JobStatus::AwaitingTicket => "import_awaiting_ticket",
+        JobStatus::Running => "import_running",
+    }
+}
+
+fn ended_message(status: JobStatus, error: Option<&JobError>) -> String {
+    match error {
+        Some(error) => error.message.clone(),
+        None => format!("this import is {}", status.as_str()),
     }
 }
 
@@ -183,10 +202,11 @@ impl IntoResponse for AppError {
         if let Self::Format(FormatError::Io(inner)) = &self {
             return Self::internal(inner).into_response();
         }
-        let mut body = json!({"code": self.code(), "error": self.to_string()});
-        if let Self::BatchGap { next } = &self {
-            body["nextBatch"] = json!(next);
-        }
+        let next_batch = match &self {
+            Self::BatchGap { next } => Some(*next),
+            _ => None,
+        };
+        let body = ErrorAnswer { code: self.code().to_string(), error: self.to_string(), next_batch };
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(wait) = self.retry_after() {
             let seconds = wait.as_secs().max(1);

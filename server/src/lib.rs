@@ -8,6 +8,7 @@ pub mod config;
 pub mod embeddings;
 pub mod error;
 pub mod export;
+pub mod failure;
 pub mod faults;
 pub mod import;
 pub(crate) mod memory;

@@ -13,12 +13,8 @@ use std::time::{Duration, Instant};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use parking_lot::{Mutex, MutexGuard};
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
-
-use crate::import::session::{FileSummary, ImportSummary};
-use crate::storage::sqlite::TableCounts;
 
 /// Channels are kept this long after their work ends, for late subscribers.
 const KEEP_FINISHED: Duration = Duration::from_secs(600);
@@ -34,99 +30,7 @@ const BUFFERED: usize = 16;
 /// The latest event of a channel and a receiver of the next ones.
 pub type Subscription = (Option<Arc<Published>>, broadcast::Receiver<Arc<Published>>);
 
-/// Everything an export or import tells its watchers. Serialized with the phase as `phase`
-/// and fields in camelCase.
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "phase", rename_all = "snake_case", rename_all_fields = "camelCase")]
-pub enum Event {
-    /// A raw upload was staged and its container and manifest checked.
-    Verifying {
-        done: bool,
-    },
-    AwaitingTicket {
-        secrets_count: usize,
-    },
-    TicketAccepted {
-        was_reused: bool,
-    },
-    TicketSkipped,
-    Running,
-    Extracted,
-    Table {
-        table: String,
-        processed: u64,
-    },
-    TableDone {
-        table: String,
-        counts: TableCounts,
-    },
-    Files {
-        processed: u64,
-        total: u64,
-    },
-    FilesDone {
-        processed: u64,
-        total: u64,
-        summary: FileSummary,
-    },
-    Lancedb {
-        table: String,
-        processed: u64,
-    },
-    LancedbTableDone {
-        table: String,
-    },
-    LancedbSkipped {
-        reason: String,
-    },
-    /// An export writes the secrets entries.
-    Secrets {
-        count: usize,
-    },
-    SecretsApplyStart {
-        count: usize,
-    },
-    SecretsApplyDone {
-        imported: u64,
-        skipped: u64,
-    },
-    #[serde(rename = "complete")]
-    ImportComplete {
-        summary: Box<ImportSummary>,
-    },
-    #[serde(rename = "complete")]
-    ExportComplete(ExportOutcome),
-    Failed {
-        code: String,
-        error: String,
-    },
-    Cancelled {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-    },
-}
-
-/// What a finished export wrote.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportOutcome {
-    pub rows: u64,
-    pub files: u64,
-    pub missing_files: Vec<String>,
-    pub vectors: std::collections::BTreeMap<String, u64>,
-    pub secrets: u64,
-    pub bytes: u64,
-    pub seconds: f64,
-}
-
-impl Event {
-    pub fn is_final(&self) -> bool {
-        matches!(
-            self,
-            Self::ImportComplete { .. } | Self::ExportComplete(_) | Self::Failed { .. } | Self::Cancelled { .. }
-        )
-    }
-}
+pub use lvbak_core::protocol::{Event, ExportOutcome};
 
 /// An event as sent: its phase and its JSON.
 #[derive(Debug)]

@@ -135,7 +135,9 @@ impl AppState {
         })
         .await??;
         match quota {
-            Some(quota) if used > quota => Err(crate::error::AppError::OverQuota { quota, used }),
+            Some(quota) if used > quota => {
+                Err(crate::error::AppError::OverQuota(crate::failure::OverQuota { quota, used }))
+            }
             _ => Ok(()),
         }
     }

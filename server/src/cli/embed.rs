@@ -4,6 +4,7 @@
 //! got its vector, 1 with the reason otherwise. Run it while the server is stopped, or for
 //! an account whose run the server is not doing.
 
+use crate::embeddings::config::EmbeddingRules as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 

@@ -22,6 +22,7 @@ use crate::import::from_archive::import_archive;
 use crate::import::session::ImportSession;
 use crate::progress::Event;
 use crate::storage::Store;
+use lvbak_core::protocol::{JobStatus, SummaryReport};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -130,9 +131,15 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
     let summary = session.finish()?;
     shown.finish();
     if args.json {
-        let mut report = crate::import::report::summary_report(Some(&summary));
-        report["status"] = serde_json::json!("complete");
-        print_json(&mut std::io::stdout().lock(), &report, JsonLayout::Line)?;
+        /// What `lvbak import --json` prints: the summary a job's status gives.
+        #[derive(serde::Serialize)]
+        struct Printed {
+            status: JobStatus,
+            #[serde(flatten)]
+            report: SummaryReport,
+        }
+        let printed = Printed { status: JobStatus::Complete, report: SummaryReport::from(&summary) };
+        print_json(&mut std::io::stdout().lock(), &printed, JsonLayout::Line)?;
         return Ok(());
     }
     println!("{:<28} {:>9} {:>9} {:>9} {:>9} {:>9}", "table", "imported", "remapped", "merged", "skipped", "rejected");

@@ -5,11 +5,12 @@
 //! honours `Retry-After`; a refused key, a wrong vector length or any other refusal ends
 //! with an [`EmbedError`] the run reports in words.
 
+use crate::embeddings::config::EmbeddingRules as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::config::EmbeddingSettings;
@@ -265,10 +266,11 @@ impl EmbeddingClient {
         cancel: &CancellationToken,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
         self.check_endpoint(&settings.endpoint())?;
-        let mut body = json!({"model": settings.model, "input": texts});
-        if let (true, Some(dimensions)) = (settings.send_dimensions, settings.dimensions) {
-            body["dimensions"] = json!(dimensions);
-        }
+        let body = EmbedRequest {
+            model: &settings.model,
+            input: texts,
+            dimensions: settings.dimensions.filter(|_| settings.send_dimensions),
+        };
         let limit = answer_limit(texts.len(), settings.dimensions);
         let mut attempt = 0;
         loop {
@@ -303,7 +305,7 @@ impl EmbeddingClient {
         &self,
         settings: &EmbeddingSettings,
         key: Option<&str>,
-        body: &Value,
+        body: &EmbedRequest<'_>,
         limit: usize,
         cancel: &CancellationToken,
     ) -> Result<Answer, Attempt> {
@@ -349,6 +351,15 @@ impl EmbeddingClient {
             answer = exchange => answer,
         }
     }
+}
+
+/// The OpenAI-compatible request: `{"model", "input": [...], "dimensions"?}`.
+#[derive(serde::Serialize)]
+struct EmbedRequest<'a> {
+    model: &'a str,
+    input: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<u32>,
 }
 
 enum Attempt {
@@ -458,6 +469,7 @@ fn vectors_of(answer: &Answer, expected: usize, dimensions: Option<u32>) -> Resu
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn answers_are_read_in_input_order_and_checked() {
@@ -487,7 +499,8 @@ mod tests {
     fn request_timeouts_are_clamped() {
         let client = EmbeddingClient::new(true, 4, Duration::from_secs(60));
         let with = |seconds: u64| {
-            client.timeout(&EmbeddingSettings { request_timeout: seconds, ..EmbeddingSettings::default() })
+            client
+                .timeout(&EmbeddingSettings { request_timeout: seconds, ..EmbeddingSettings::from_value(&Value::Null) })
         };
         assert_eq!(with(0), Duration::from_secs(60), "0 is Lumiverse's no limit: the longest");
         assert_eq!(with(1), SHORTEST_TIMEOUT);

@@ -4,8 +4,7 @@
 //! endpoint URL as Lumiverse resolves it; and the fingerprint whose change makes every
 //! stored vector useless.
 
-use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// The setting's key.
 pub const SETTING_KEY: &str = "embeddingConfig";
@@ -20,25 +19,7 @@ const PROVIDERS: &[(&str, &str)] = &[
     ("nanogpt", "https://nano-gpt.com/api/v1/embeddings"),
 ];
 
-/// What the worker needs of the setting.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct EmbeddingSettings {
-    pub enabled: bool,
-    pub provider: String,
-    pub api_url: String,
-    pub model: String,
-    pub dimensions: Option<u32>,
-    pub send_dimensions: bool,
-    pub batch_size: usize,
-    /// Seconds per request; 0 means no limit.
-    pub request_timeout: u64,
-    pub vectorize_world_books: bool,
-    pub vectorize_chat_messages: bool,
-    pub vectorize_chat_documents: bool,
-    /// Restored from a backup and not yet confirmed in this account: nothing is sent
-    /// under it (`enabled` reads false) until the user saves it.
-    pub restored: bool,
-}
+pub use lvbak_core::protocol::EmbeddingSettings;
 
 /// A field the user sent that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -57,15 +38,36 @@ fn custom_url(provider: &str) -> bool {
     matches!(provider, "openai-compatible" | "bananabread")
 }
 
-impl Default for EmbeddingSettings {
-    fn default() -> Self {
-        Self::from_value(&Value::Null)
-    }
+/// Lumiverse's rules for its `embeddingConfig` setting, on the setting as the protocol
+/// answers it (`lvbak_core::protocol::EmbeddingSettings`).
+pub trait EmbeddingRules: Sized {
+    /// Reads a setting value the way Lumiverse normalizes it.
+    fn from_value(value: &Value) -> Self;
+
+    /// Reads the setting's stored text (none or unreadable: the defaults).
+    fn from_setting(text: Option<&str>) -> Self;
+
+    /// Applies the fields of `update` (a partial setting from the page) onto `stored`, the
+    /// setting's object, keeping every key it does not name. Refuses values that cannot
+    /// work rather than storing them.
+    fn merge(stored: Option<&str>, update: &Map<String, Value>) -> Result<Map<String, Value>, InvalidSetting>;
+
+    /// The URL requests go to, resolved as Lumiverse does: a URL ending in `/embeddings`
+    /// or `/embed` as it is, a bare host gets `/v1/embeddings`, another path `/embeddings`.
+    fn endpoint(&self) -> String;
+
+    /// What the stored vectors depend on: a change of any of these invalidates them all.
+    fn fingerprint(&self) -> (String, String, Option<u32>, String);
+
+    /// The secret holding the key: Lumiverse names it per provider.
+    fn secret_key(&self) -> String;
+
+    /// Which kinds of rows this configuration embeds.
+    fn kinds(&self) -> Vec<crate::storage::sqlite::embeddings::SourceKind>;
 }
 
-impl EmbeddingSettings {
-    /// Reads a setting value the way Lumiverse normalizes it.
-    pub fn from_value(value: &Value) -> Self {
+impl EmbeddingRules for EmbeddingSettings {
+    fn from_value(value: &Value) -> Self {
         let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::trim).filter(|t| !t.is_empty());
         let flag = |key: &str, default: bool| value.get(key).map_or(default, truthy);
         let number = |key: &str| value.get(key).and_then(Value::as_f64).filter(|n| n.is_finite());
@@ -93,15 +95,11 @@ impl EmbeddingSettings {
         }
     }
 
-    /// Reads the setting's stored text (none or unreadable: the defaults).
-    pub fn from_setting(text: Option<&str>) -> Self {
+    fn from_setting(text: Option<&str>) -> Self {
         Self::from_value(&text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null))
     }
 
-    /// Applies the fields of `update` (a partial setting from the page) onto `stored`, the
-    /// setting's object, keeping every key it does not name. Refuses values that cannot
-    /// work rather than storing them.
-    pub fn merge(stored: Option<&str>, update: &Map<String, Value>) -> Result<Map<String, Value>, InvalidSetting> {
+    fn merge(stored: Option<&str>, update: &Map<String, Value>) -> Result<Map<String, Value>, InvalidSetting> {
         let mut object = stored
             .and_then(|t| serde_json::from_str::<Value>(t).ok())
             .and_then(|v| v.as_object().cloned())
@@ -132,28 +130,28 @@ impl EmbeddingSettings {
                         Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
                         _ => return Err(invalid("api_url", "must be an http:// or https:// URL")),
                     }
-                    json!(url)
+                    Value::from(url)
                 }
                 "model" => {
                     let model = value.as_str().unwrap_or_default().trim();
                     if model.is_empty() || model.len() > 256 {
                         return Err(invalid("model", "must be a name of 1 to 256 characters"));
                     }
-                    json!(model)
+                    Value::from(model)
                 }
                 "dimensions" => match value {
                     Value::Null => Value::Null,
                     _ => match value.as_u64().filter(|d| (1..=65_536).contains(d)) {
-                        Some(d) => json!(d),
+                        Some(d) => Value::from(d),
                         None => return Err(invalid("dimensions", "must be a whole number from 1 to 65536, or empty")),
                     },
                 },
                 "batch_size" => match value.as_u64().filter(|n| (1..=200).contains(n)) {
-                    Some(n) => json!(n),
+                    Some(n) => Value::from(n),
                     None => return Err(invalid("batch_size", "must be a whole number from 1 to 200")),
                 },
                 "request_timeout" => match value.as_u64().filter(|n| *n <= 300) {
-                    Some(n) => json!(n),
+                    Some(n) => Value::from(n),
                     None => return Err(invalid("request_timeout", "must be 0 to 300 seconds")),
                 },
                 // The key is a secret, never part of the setting; other keys are not the
@@ -165,9 +163,7 @@ impl EmbeddingSettings {
         Ok(object)
     }
 
-    /// The URL requests go to, resolved as Lumiverse does: a URL ending in `/embeddings`
-    /// or `/embed` as it is, a bare host gets `/v1/embeddings`, another path `/embeddings`.
-    pub fn endpoint(&self) -> String {
+    fn endpoint(&self) -> String {
         let trimmed = self.api_url.trim_end_matches('/');
         match reqwest::Url::parse(trimmed) {
             Ok(mut url) => {
@@ -186,18 +182,15 @@ impl EmbeddingSettings {
         }
     }
 
-    /// What the stored vectors depend on: a change of any of these invalidates them all.
-    pub fn fingerprint(&self) -> (String, String, Option<u32>, String) {
+    fn fingerprint(&self) -> (String, String, Option<u32>, String) {
         (self.provider.clone(), self.model.clone(), self.dimensions, self.endpoint())
     }
 
-    /// The secret holding the key: Lumiverse names it per provider.
-    pub fn secret_key(&self) -> String {
+    fn secret_key(&self) -> String {
         format!("embedding_api_key_{}", self.provider)
     }
 
-    /// Which kinds of rows this configuration embeds.
-    pub fn kinds(&self) -> Vec<crate::storage::sqlite::embeddings::SourceKind> {
+    fn kinds(&self) -> Vec<crate::storage::sqlite::embeddings::SourceKind> {
         use crate::storage::sqlite::embeddings::SourceKind;
         let mut kinds = Vec::new();
         if self.vectorize_chat_messages {
@@ -233,6 +226,7 @@ fn invalid(field: &str, reason: &str) -> InvalidSetting {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn urls_resolve_as_lumiverse_resolves_them() {

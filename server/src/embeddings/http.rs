@@ -2,6 +2,8 @@
 //! write-only field stored as the user's secret), a connection test that embeds one
 //! string, the run's status and its events (SSE), start and cancel.
 
+use crate::embeddings::config::EmbeddingRules as _;
+use lvbak_core::protocol::{ConnectionTested, EmbeddingsConfig, RunCancelled};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::config::{EmbeddingSettings, SETTING_KEY};
@@ -29,22 +31,20 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/embeddings/cancel", post(cancel))
 }
 
-/// The setting as the page shows it, with whether a key is stored (never the key).
-fn config_answer(embeddings: &Embeddings, user_id: &str) -> AppResult<Value> {
+/// The setting as the page shows it, with whether a key may be sent to its endpoint
+/// (never the key) and, for a stored key that may not, where it may go.
+fn config_answer(embeddings: &Embeddings, user_id: &str) -> AppResult<EmbeddingsConfig> {
     let settings = embeddings.settings(user_id)?;
-    let has_api_key = embeddings.api_key(user_id, &settings)?.is_some();
-    let mut answer = serde_json::to_value(&settings).map_err(AppError::internal)?;
-    answer["has_api_key"] = json!(has_api_key);
-    // A stored key that may not go to this endpoint: where it may go (null: nowhere yet).
-    if let Some(bound) = embeddings.key_bound_elsewhere(user_id, &settings)? {
-        answer["key_saved_for"] = json!(bound);
-    }
-    answer["endpoint"] = json!(settings.endpoint());
-    Ok(answer)
+    Ok(EmbeddingsConfig {
+        has_api_key: embeddings.api_key(user_id, &settings)?.is_some(),
+        key_saved_for: embeddings.key_bound_elsewhere(user_id, &settings)?,
+        endpoint: settings.endpoint(),
+        settings,
+    })
 }
 
 /// `GET /api/v1/embeddings/config`
-async fn config(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Json<Value>> {
+async fn config(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Json<EmbeddingsConfig>> {
     let embeddings = state.embeddings().clone();
     Ok(Json(tokio::task::spawn_blocking(move || config_answer(&embeddings, &user.id)).await??))
 }
@@ -56,7 +56,7 @@ async fn update_config(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Json(update): Json<Map<String, Value>>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<EmbeddingsConfig>> {
     let store = state.store();
     let embeddings = state.embeddings().clone();
     let user_id = user.id.clone();
@@ -117,7 +117,10 @@ async fn update_config(
 
 /// `POST /api/v1/embeddings/test`: embeds one string with the stored setting and key;
 /// `{ok, dimensions, model, endpoint}`, or the provider's refusal in words.
-async fn test_connection(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Json<Value>> {
+async fn test_connection(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Json<ConnectionTested>> {
     let embeddings = state.embeddings().clone();
     let user_id = user.id.clone();
     let (settings, key) = tokio::task::spawn_blocking(move || {
@@ -137,7 +140,7 @@ async fn test_connection(State(state): State<AppState>, CurrentUser(user): Curre
         .await
         .map_err(|error| AppError::Provider { code: error.code(), message: error.to_string() })?;
     let dimensions = vectors.first().map_or(0, Vec::len);
-    Ok(Json(json!({"ok": true, "dimensions": dimensions, "model": settings.model, "endpoint": settings.endpoint()})))
+    Ok(Json(ConnectionTested { ok: true, dimensions, endpoint: settings.endpoint(), model: settings.model }))
 }
 
 /// `GET /api/v1/embeddings/status`
@@ -158,8 +161,8 @@ async fn start(State(state): State<AppState>, CurrentUser(user): CurrentUser) ->
 }
 
 /// `POST /api/v1/embeddings/cancel`: `{cancelled}` (whether a run was going).
-async fn cancel(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Json<Value> {
-    Json(json!({"cancelled": state.embeddings().cancel(&user.id)}))
+async fn cancel(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Json<RunCancelled> {
+    Json(RunCancelled { cancelled: state.embeddings().cancel(&user.id) })
 }
 
 /// `GET /api/v1/embeddings/events`: the status now, then each change, as `status` events;

@@ -6,12 +6,12 @@
 //! one batch whatever the number of rows. Requests to providers are limited per instance;
 //! the vectors count against the account's quota like an import's.
 
+use crate::embeddings::config::EmbeddingRules as _;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -70,6 +70,40 @@ enum StorageError {
     Vectors(#[from] crate::storage::vectors::VectorError),
 }
 
+/// Why a run stopped before its end.
+#[derive(Debug)]
+enum RunStop {
+    Cancelled,
+    /// The provider refused, failed or could not be reached.
+    Provider(super::client::EmbedError),
+    /// The vectors do not fit in the account's quota.
+    QuotaExceeded(crate::failure::QuotaExceeded),
+    /// The account's rows could not be read or written (logged).
+    Storage,
+}
+
+impl RunStop {
+    /// The status the run ends with.
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Cancelled => "cancelled",
+            Self::Provider(error) => error.code(),
+            Self::QuotaExceeded(_) => "quota_exceeded",
+            Self::Storage => "failed",
+        }
+    }
+
+    /// Why, in words (none for a cancel: the user asked for it).
+    fn message(&self) -> Option<String> {
+        match self {
+            Self::Cancelled | Self::Provider(super::client::EmbedError::Cancelled) => None,
+            Self::Provider(error) => Some(error.to_string()),
+            Self::QuotaExceeded(exceeded) => Some(format!("the vectors do not fit: {exceeded}")),
+            Self::Storage => Some("the server could not read or write the account's rows".into()),
+        }
+    }
+}
+
 /// Why a run did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -81,27 +115,7 @@ pub enum StartError {
     Database(#[from] crate::storage::sqlite::DbError),
 }
 
-/// Where a user's run stands, as `GET /api/v1/embeddings/status` and its events say.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunStatus {
-    /// `idle`, `running`, `complete`, `cancelled`, or why it stopped: `unauthorized`,
-    /// `dimension_mismatch`, `provider_error`, `unreachable`, `quota_exceeded`, `failed`.
-    pub status: String,
-    /// Rows embedded by this run.
-    pub done: u64,
-    /// Rows still waiting.
-    pub pending: u64,
-    /// `done + pending` when the run started.
-    pub total: u64,
-    /// Rows the run could not embed before it stopped.
-    pub failed: u64,
-    pub error: Option<String>,
-    /// Rows per second over the run so far.
-    pub rate: f64,
-    pub batch_size: usize,
-    pub model: String,
-}
+pub use lvbak_core::protocol::RunStatus;
 
 struct Run {
     cancel: CancellationToken,
@@ -361,7 +375,7 @@ impl Embeddings {
         }
     }
 
-    fn end(&self, user_id: &str, ended: Result<(), (String, String)>) {
+    fn end(&self, user_id: &str, ended: Result<(), RunStop>) {
         let pending = self.store.db.queued_embeddings(user_id).unwrap_or_default();
         let mut runs = self.runs.lock();
         if let Some(run) = runs.get_mut(user_id) {
@@ -370,26 +384,21 @@ impl Embeddings {
                 status.pending = pending;
                 match ended {
                     Ok(()) => status.status = "complete".into(),
-                    Err((code, message)) => {
+                    Err(stop) => {
                         status.failed = pending;
-                        status.error = (code != "cancelled").then_some(message);
-                        status.status = code;
+                        status.error = stop.message();
+                        status.status = stop.code().into();
                     }
                 }
             });
         }
     }
 
-    /// The run itself; `Err((code, message))` when it stops early.
-    async fn run(
-        &self,
-        user_id: &str,
-        settings: EmbeddingSettings,
-        cancel: &CancellationToken,
-    ) -> Result<(), (String, String)> {
+    /// The run itself; why it stopped early, if it did.
+    async fn run(&self, user_id: &str, settings: EmbeddingSettings, cancel: &CancellationToken) -> Result<(), RunStop> {
         let storage = |error: &dyn std::fmt::Display| {
             tracing::error!("re-vectorization of {user_id}: {error}");
-            ("failed".to_string(), "the server could not read or write the account's rows".to_string())
+            RunStop::Storage
         };
         let key = self.blocking(|this| this.api_key(user_id, &settings)).await.map_err(|e| storage(&e))?;
         let started = Instant::now();
@@ -417,7 +426,7 @@ impl Embeddings {
                     .await
                     .map_err(|e| storage(&e))?;
                 if cancel.is_cancelled() {
-                    return Err(("cancelled".into(), "cancelled".into()));
+                    return Err(RunStop::Cancelled);
                 }
                 if cursor.is_none() || !found_in_pass {
                     return Ok(());
@@ -437,7 +446,7 @@ impl Embeddings {
                     self.write_out(user_id, &mut buffer, &settings.model, dimensions, started, done)
                         .await
                         .map_err(|e| storage(&e))?;
-                    return Err((error.code().to_string(), error.to_string()));
+                    return Err(RunStop::Provider(error));
                 }
             };
             if dimensions.is_none() {
@@ -457,12 +466,7 @@ impl Embeddings {
                     .await
                     .map_err(|e| storage(&e))?;
                 return Err(match error {
-                    crate::storage::sqlite::DbError::QuotaExceeded { quota, used, needed } => (
-                        "quota_exceeded".to_string(),
-                        format!(
-                            "the vectors need {needed} more bytes; the account uses {used} of its {quota}-byte quota"
-                        ),
-                    ),
+                    crate::storage::sqlite::DbError::QuotaExceeded(exceeded) => RunStop::QuotaExceeded(exceeded),
                     other => storage(&other),
                 });
             }

@@ -12,6 +12,7 @@ pub mod pipe;
 pub mod plan;
 pub mod rows;
 
+use lvbak_core::protocol::ExportPrepared;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::Arc;
@@ -25,7 +26,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use parking_lot::Mutex;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::app::AppState;
 use crate::auth::{now, CurrentUser};
@@ -144,7 +144,7 @@ async fn prepare(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Json(request): Json<PrepareRequest>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ExportPrepared>> {
     let mut plan = ExportPlan::new(user, now(), request.include_vectors);
     let store = state.store();
     let (plan, secrets) = tokio::task::spawn_blocking(move || {
@@ -154,16 +154,16 @@ async fn prepare(
     .await??;
     let archive_url = format!("/api/v1/user-data/export/archive/{}", plan.archive_id);
     let ticket = secrets.as_ref().and_then(|s| s.ticket.as_ref());
-    let answer = json!({
-        "archiveId": plan.archive_id,
-        "archiveUrl": archive_url,
-        "archiveFilename": plan.archive_file_name(),
-        "ticketFilename": ticket.map(|_| plan.ticket_file_name()),
-        "ticket": ticket,
-        "secretsCount": secrets.as_ref().map_or(0, |s| s.sealed.index.keys.len()),
-        "unreachableSecrets": secrets.as_ref().map_or(Vec::new(), |s| s.unreachable.clone()),
-        "eventsUrl": format!("/api/v1/user-data/export/{}/events", plan.archive_id),
-    });
+    let answer = ExportPrepared {
+        archive_id: plan.archive_id.clone(),
+        archive_url,
+        archive_filename: plan.archive_file_name(),
+        ticket_filename: ticket.map(|_| plan.ticket_file_name()),
+        ticket: ticket.and_then(|ticket| serde_json::to_value(ticket).ok()),
+        secrets_count: secrets.as_ref().map_or(0, |s| s.sealed.index.keys.len()),
+        unreachable_secrets: secrets.as_ref().map_or(Vec::new(), |s| s.unreachable.clone()),
+        events_url: format!("/api/v1/user-data/export/{}/events", plan.archive_id),
+    };
     state.progress().open(&plan.archive_id, &plan.user.id);
     state.prepared_exports().insert(plan);
     Ok(Json(answer))

@@ -17,18 +17,19 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
 use lvbak_core::{Archive, FormatError, Ticket};
-use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use super::from_archive::import_archive;
-use super::jobs::{decide, ArchiveFacts, Job, Outcome, SecretsDecision, Status};
+use super::jobs::{decide, ArchiveFacts, Job, Outcome, SecretsDecision};
 use super::session::{ImportError, ImportSession};
 use crate::app::AppState;
 use crate::auth::{now, CurrentUser};
 use crate::error::{AppError, AppResult};
 use crate::export::plan::new_archive_id;
+use crate::failure::JobFailure;
 use crate::progress::{events_response, Event};
 use crate::storage::files::StagedFile;
+use lvbak_core::protocol::{Cancelled, JobAccepted, JobError, JobReport, JobStatus, TicketSkipped, TicketUse};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -48,7 +49,7 @@ async fn upload(
     CurrentUser(user): CurrentUser,
     headers: HeaderMap,
     body: Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<JobAccepted>)> {
     let limits = state.limits();
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if content_type.to_ascii_lowercase().starts_with("multipart/") {
@@ -132,7 +133,7 @@ async fn upload(
     let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, Some(staged));
     job.progress.publish(Event::Verifying { done: true });
     tokio::spawn(run_job(state.clone(), job.clone()));
-    Ok((StatusCode::ACCEPTED, Json(json!({"jobId": job_id, "status": job.status().as_str()}))))
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id, status: job.status() })))
 }
 
 /// Waits for what the job needs (a ticket decision, a worker), then applies it.
@@ -142,7 +143,7 @@ async fn run_job(state: AppState, job: Arc<Job>) {
 
     let mut key = None;
     if job.needs_ticket() {
-        job.set_status(Status::AwaitingTicket);
+        job.set_status(JobStatus::AwaitingTicket);
         job.progress.publish(Event::AwaitingTicket { secrets_count: job.archive.secrets_count() });
         let decided = tokio::time::timeout(state.hosting().ticket_wait, async {
             loop {
@@ -161,14 +162,9 @@ async fn run_job(state: AppState, job: Arc<Job>) {
             Ok(Some(SecretsDecision::Ticket(ticket_key))) => key = Some(ticket_key),
             Ok(Some(SecretsDecision::Skip)) => {}
             Ok(None) => return end(Outcome::Cancelled),
-            Err(_) => {
-                return end(Outcome::failed(
-                    "ticket_timeout",
-                    "no ticket or skip decision came in time; import the archive again",
-                ))
-            }
+            Err(_) => return end(Outcome::Failed(JobFailure::TicketTimeout)),
         }
-        job.set_status(Status::Queued);
+        job.set_status(JobStatus::Queued);
     }
     let permit = tokio::select! {
         permit = state.jobs().worker() => permit,
@@ -177,7 +173,7 @@ async fn run_job(state: AppState, job: Arc<Job>) {
     if job.is_cancelled() || permit.is_none() {
         return end(Outcome::Cancelled);
     }
-    job.set_status(Status::Running);
+    job.set_status(JobStatus::Running);
     job.progress.publish(Event::Running);
 
     let (limits, quota, memory) = (state.limits(), state.hosting().quota, state.memory().clone());
@@ -213,7 +209,7 @@ async fn run_job(state: AppState, job: Arc<Job>) {
         Ok(Err(error)) => error.into_outcome(&job.id),
         Err(panic) => {
             tracing::error!("import {} panicked: {panic}", job.id);
-            Outcome::failed("internal", "the server could not finish the import")
+            Outcome::Failed(JobFailure::Internal)
         }
     });
 }
@@ -227,16 +223,16 @@ async fn status(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<JobReport>> {
     if let Some(job) = state.jobs().get(&id, &user.id) {
-        return Ok(Json(job.status_json()));
+        return Ok(Json(job.report()));
     }
     Ok(Json(recorded_status(&state, &id, &user.id).await?))
 }
 
 /// The status of a job that has ended (this run of the server or an earlier one), as
 /// recorded.
-pub async fn recorded_status(state: &AppState, id: &str, user_id: &str) -> AppResult<Value> {
+pub async fn recorded_status(state: &AppState, id: &str, user_id: &str) -> AppResult<JobReport> {
     let store = state.store();
     let (lookup, user_id) = (id.to_string(), user_id.to_string());
     let record = tokio::task::spawn_blocking(move || store.db.job_record(&lookup, &user_id)).await??;
@@ -244,16 +240,21 @@ pub async fn recorded_status(state: &AppState, id: &str, user_id: &str) -> AppRe
     if let Some(report) = record.report.as_deref().and_then(|text| serde_json::from_str(text).ok()) {
         return Ok(report);
     }
-    Ok(json!({
-        "jobId": id,
-        "status": record.status,
-        "startedAt": record.started_at,
-        "finishedAt": record.finished_at,
-        "manifest": null,
-        "summary": null,
-        "fileSummary": null,
-        "error": record.error_code.map(|code| json!({"code": code, "message": record.error_message})),
-    }))
+    // A job recorded without its report (it never ended in this process).
+    Ok(JobReport {
+        job_id: id.to_string(),
+        status: JobStatus::parse(&record.status).unwrap_or(JobStatus::Failed),
+        started_at: record.started_at,
+        finished_at: record.finished_at,
+        manifest: None,
+        secrets_count: 0,
+        ticket: None,
+        error: record.error_code.map(|code| JobError { code, message: record.error_message.unwrap_or_default() }),
+        outcome: None,
+        next_batch: None,
+        held_files: None,
+        hpke_public_key: None,
+    })
 }
 
 /// `POST /api/v1/user-data/import/:jobId/cancel`
@@ -261,10 +262,10 @@ async fn cancel(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Cancelled>> {
     let Some(job) = state.jobs().get(&id, &user.id) else {
         let recorded = recorded_status(&state, &id, &user.id).await?;
-        return Ok(Json(json!({"cancelled": false, "status": recorded["status"]})));
+        return Ok(Json(Cancelled { cancelled: false, status: Some(recorded.status) }));
     };
     let cancelled = state.jobs().cancel(&job);
     // Give the job its chance to stop, so the answer usually carries the final status.
@@ -274,12 +275,12 @@ async fn cancel(
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    Ok(Json(json!({"cancelled": cancelled, "status": job.status().as_str()})))
+    Ok(Json(Cancelled { cancelled, status: Some(job.status()) }))
 }
 
 /// Ticket decisions are taken only while a job waits for one.
 fn ensure_awaiting_ticket(job: &Job) -> AppResult<()> {
-    if job.status() != Status::AwaitingTicket {
+    if job.status() != JobStatus::AwaitingTicket {
         return Err(AppError::NotAwaitingTicket);
     }
     Ok(())
@@ -291,7 +292,7 @@ async fn ticket(
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
     body: Bytes,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TicketUse>> {
     let job = job_of(&state, &id, &user.id)?;
     ensure_awaiting_ticket(&job)?;
     let ticket = Ticket::parse(&body)?;
@@ -309,12 +310,7 @@ async fn ticket(
     let store = state.store();
     let user_id = user.id.clone();
     let used = tokio::task::spawn_blocking(move || store.db.record_ticket_use(&archive_id, &user_id, now())).await??;
-    let answer = json!({
-        "accepted": true,
-        "wasReused": used.was_reused,
-        "previouslyConsumedAt": used.previously_consumed_at,
-        "uses": used.uses,
-    });
+    let answer = used.answer();
     job.lock().ticket_use = Some(answer.clone());
     decide(&job, SecretsDecision::Ticket(key));
     job.progress.publish(Event::TicketAccepted { was_reused: used.was_reused });
@@ -326,12 +322,12 @@ async fn skip_ticket(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TicketSkipped>> {
     let job = job_of(&state, &id, &user.id)?;
     ensure_awaiting_ticket(&job)?;
     decide(&job, SecretsDecision::Skip);
     job.progress.publish(Event::TicketSkipped);
-    Ok(Json(json!({"skipped": true})))
+    Ok(Json(TicketSkipped { skipped: true }))
 }
 
 /// `GET /api/v1/user-data/import/:jobId/events`

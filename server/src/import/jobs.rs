@@ -14,46 +14,19 @@ use std::time::Duration;
 use lvbak_core::secrets::SecretsBinding;
 use lvbak_core::{EmbeddingConfig, Manifest, SecretKey};
 use parking_lot::{Mutex, MutexGuard};
-use serde_json::{json, Value};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::batches::BatchUpload;
-use super::report::{bounded_manifest, summary_report};
+use super::report::bounded_manifest;
 use super::session::ImportSummary;
 use crate::auth::now;
 use crate::config::HostingLimits;
 use crate::error::AppError;
+use crate::failure::JobFailure;
 use crate::progress::{Event, Progress, ProgressHub};
 use crate::storage::Store;
 use crate::throttle::{Slot, SlotRefusal, Slots};
-
-/// Job statuses (FORMAT §8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Queued,
-    AwaitingTicket,
-    Running,
-    Complete,
-    Failed,
-    Cancelled,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::AwaitingTicket => "awaiting_ticket",
-            Self::Running => "running",
-            Self::Complete => "complete",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Complete | Self::Failed | Self::Cancelled)
-    }
-}
+use lvbak_core::protocol::{JobError, JobReport, JobStatus, ManifestReport, SummaryReport, TicketUse};
 
 /// What the user decided about the archive's secrets.
 pub enum SecretsDecision {
@@ -64,14 +37,8 @@ pub enum SecretsDecision {
 /// How a job ended.
 pub enum Outcome {
     Complete(ImportSummary),
-    Failed { code: String, message: String },
+    Failed(JobFailure),
     Cancelled,
-}
-
-impl Outcome {
-    pub fn failed(code: &str, message: impl Into<String>) -> Self {
-        Self::Failed { code: code.to_string(), message: message.into() }
-    }
 }
 
 /// What a job keeps of its archive: the few facts the import needs and a bounded copy of
@@ -83,7 +50,7 @@ pub struct ArchiveFacts {
     pub has_line_cap: bool,
     pub has_encrypted_secrets: bool,
     pub secrets: Option<SecretsBinding>,
-    pub manifest: Value,
+    pub manifest: ManifestReport,
 }
 
 impl ArchiveFacts {
@@ -106,12 +73,12 @@ impl ArchiveFacts {
 
 /// The changing part of a job.
 pub struct JobState {
-    pub status: Status,
+    pub status: JobStatus,
     pub finished_at: Option<i64>,
     pub summary: Option<Box<ImportSummary>>,
-    pub error: Option<(String, String)>,
+    pub error: Option<JobError>,
     pub decision: Option<SecretsDecision>,
-    pub ticket_use: Option<Value>,
+    pub ticket_use: Option<TicketUse>,
 }
 
 pub struct Job {
@@ -137,12 +104,12 @@ impl Job {
         self.state.lock()
     }
 
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> JobStatus {
         self.lock().status
     }
 
     /// Moves an open job to `status` (a job that has ended stays ended).
-    pub fn set_status(&self, status: Status) {
+    pub fn set_status(&self, status: JobStatus) {
         let mut state = self.lock();
         if !state.status.is_final() {
             state.status = status;
@@ -167,25 +134,29 @@ impl Job {
     }
 
     /// FORMAT §8's status shape, plus what lvbak adds; bounded whatever the archive holds.
-    pub fn status_json(&self) -> Value {
+    pub fn report(&self) -> JobReport {
         let state = self.lock();
-        let mut report = summary_report(state.summary.as_deref());
-        report["jobId"] = json!(self.id);
-        report["status"] = json!(state.status.as_str());
-        report["startedAt"] = json!(self.started_at);
-        report["finishedAt"] = json!(state.finished_at);
-        report["manifest"] = self.archive.manifest.clone();
-        report["secretsCount"] = json!(self.archive.secrets_count());
-        report["ticket"] = state.ticket_use.clone().unwrap_or(Value::Null);
-        report["error"] =
-            state.error.as_ref().map_or(Value::Null, |(code, message)| json!({"code": code, "message": message}));
+        let mut report = JobReport {
+            job_id: self.id.clone(),
+            status: state.status,
+            started_at: self.started_at,
+            finished_at: state.finished_at,
+            manifest: Some(self.archive.manifest.clone()),
+            secrets_count: self.archive.secrets_count(),
+            ticket: state.ticket_use.clone(),
+            error: state.error.clone(),
+            outcome: state.summary.as_deref().map(SummaryReport::from),
+            next_batch: None,
+            held_files: None,
+            hpke_public_key: None,
+        };
         drop(state);
         if let Some(batches) = self.batches.get() {
             let (next, public_key, held_files) = batches.resume_facts();
-            report["nextBatch"] = json!(next);
+            report.next_batch = Some(next);
             // The names themselves: GET .../held-files (a status is polled often).
-            report["heldFiles"] = json!(held_files);
-            report["hpkePublicKey"] = json!(public_key);
+            report.held_files = Some(held_files);
+            report.hpke_public_key = Some(public_key.to_string());
         }
         report
     }
@@ -254,7 +225,7 @@ impl Jobs {
             staged,
             cancel: Arc::new(AtomicBool::new(false)),
             state: Mutex::new(JobState {
-                status: Status::Queued,
+                status: JobStatus::Queued,
                 finished_at: None,
                 summary: None,
                 error: None,
@@ -312,19 +283,20 @@ impl Jobs {
             state.decision = None;
             match outcome {
                 Outcome::Complete(summary) => {
-                    state.status = Status::Complete;
+                    state.status = JobStatus::Complete;
                     let event = Event::ImportComplete { summary: Box::new(summary.clone()) };
                     state.summary = Some(Box::new(summary));
                     event
                 }
-                Outcome::Failed { code, message } => {
-                    state.status = Status::Failed;
-                    let event = Event::Failed { code: code.clone(), error: message.clone() };
-                    state.error = Some((code, message));
+                Outcome::Failed(failure) => {
+                    state.status = JobStatus::Failed;
+                    let error = failure.to_error();
+                    let event = Event::Failed { code: error.code.clone(), error: error.message.clone() };
+                    state.error = Some(error);
                     event
                 }
                 Outcome::Cancelled => {
-                    state.status = Status::Cancelled;
+                    state.status = JobStatus::Cancelled;
                     Event::Cancelled { reason: None }
                 }
             }
@@ -332,18 +304,11 @@ impl Jobs {
         if let Some(staged) = &job.staged {
             let _ = std::fs::remove_file(staged);
         }
-        let report = job.status_json();
+        let report = serde_json::to_string(&job.report()).unwrap_or_default();
         let status = job.status();
-        let (code, message) = job.lock().error.clone().unzip();
+        let (code, message) = job.lock().error.clone().map(|error| (error.code, error.message)).unzip();
         let recorded = tokio::task::block_in_place(|| {
-            store.db.finish_job(
-                &job.id,
-                status.as_str(),
-                now(),
-                code.as_deref(),
-                message.as_deref(),
-                &report.to_string(),
-            )
+            store.db.finish_job(&job.id, status.as_str(), now(), code.as_deref(), message.as_deref(), &report)
         });
         if let Err(failure) = recorded {
             tracing::error!("cannot record the end of import job {}: {failure}", job.id);
@@ -367,11 +332,8 @@ impl Jobs {
 /// Called at start-up: jobs a previous process left unfinished are marked failed, and
 /// staging files are removed.
 pub fn recover(store: &Store) {
-    match store.db.fail_unfinished_jobs(
-        now(),
-        "interrupted",
-        "the server stopped during this import; import the archive again to finish (rows and files already restored are kept and skipped)",
-    ) {
+    let interrupted = JobFailure::Interrupted;
+    match store.db.fail_unfinished_jobs(now(), interrupted.code(), &interrupted.message()) {
         Ok(users) => {
             if !users.is_empty() {
                 tracing::warn!("marked the interrupted import jobs of {} account(s) failed", users.len());

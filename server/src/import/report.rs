@@ -1,14 +1,12 @@
 //! What a job's status says, bounded whatever the archive holds: the manifest with only
-//! the registry's counts, a few missing files and short strings, and the summary (whose
-//! lists [`super::session::ImportSummary`] already keeps short). The same JSON is
-//! answered while the job is open and recorded when it ends.
+//! the registry's counts, a few missing files and short strings (the summary's lists the
+//! session already keeps short). The same report is answered while the job is open and
+//! recorded when it ends (`lvbak_core::protocol::JobReport`).
 
 use lvbak_core::manifest::VECTOR_COUNT_PREFIX;
+use lvbak_core::protocol::{EmbeddingConfigReport, ManifestReport};
 use lvbak_core::registry::{is_vector_table, table_spec};
 use lvbak_core::Manifest;
-use serde_json::{json, Value};
-
-use super::session::ImportSummary;
 
 /// Entries of a list kept in a report, at most.
 pub const LISTED: usize = 100;
@@ -22,59 +20,31 @@ pub fn clipped(text: &str, limit: usize) -> String {
 
 /// The manifest as a status answer shows it: counts of known tables only, the first
 /// missing files, strings cut short.
-pub fn bounded_manifest(manifest: &Manifest) -> Value {
+pub fn bounded_manifest(manifest: &Manifest) -> ManifestReport {
     let known = |name: &str| match name.strip_prefix(VECTOR_COUNT_PREFIX) {
         Some(vector_table) => is_vector_table(vector_table),
         None => table_spec(name).is_some(),
     };
-    let counts: serde_json::Map<String, Value> = manifest
-        .counts
-        .iter()
-        .filter(|(name, _)| known(name))
-        .map(|(name, count)| (name.clone(), json!(count)))
-        .collect();
     let clip = |text: &Option<String>| text.as_deref().map(|text| clipped(text, TEXT));
-    json!({
-        "schemaVersion": manifest.schema_version,
-        "producer": manifest.producer,
-        "exportedAt": manifest.exported_at,
-        "archiveId": manifest.archive_id,
-        "producerVersion": clip(&manifest.producer_version),
-        "ndjsonFormatVersion": manifest.ndjson_format_version,
-        "includeVectors": manifest.include_vectors,
-        "embeddingConfig": {
-            "provider": clip(&manifest.embedding_config.provider),
-            "model": clip(&manifest.embedding_config.model),
-            "dimension": manifest.embedding_config.dimension,
+    ManifestReport {
+        schema_version: manifest.schema_version,
+        producer: clipped(&manifest.producer, TEXT),
+        exported_at: manifest.exported_at,
+        archive_id: clipped(&manifest.archive_id, TEXT),
+        producer_version: clip(&manifest.producer_version),
+        ndjson_format_version: manifest.ndjson_format_version,
+        include_vectors: manifest.include_vectors,
+        embedding_config: EmbeddingConfigReport {
+            provider: clip(&manifest.embedding_config.provider),
+            model: clip(&manifest.embedding_config.model),
+            dimension: manifest.embedding_config.dimension,
         },
-        "counts": counts,
-        "missingFiles": manifest.missing_files.iter().take(LISTED).map(|name| clipped(name, TEXT)).collect::<Vec<_>>(),
-        "missingFilesCount": manifest.missing_files.len(),
-        "hasEncryptedSecrets": manifest.has_encrypted_secrets,
-        "secretsCount": manifest.secrets_count,
-    })
-}
-
-/// The summary fields of a status answer (`null` while the job runs).
-pub fn summary_report(summary: Option<&ImportSummary>) -> Value {
-    json!({
-        "summary": summary.map(|s| {
-            let mut tables = json!(s.tables);
-            // Lumiverse reports restored secrets beside the tables.
-            if s.secrets.applied {
-                tables["secrets"] = json!({"imported": s.secrets.imported, "skipped": s.secrets.skipped, "merged": 0, "rejected": s.secrets.rejected});
-            }
-            tables
-        }),
-        "fileSummary": summary.map(|s| json!(s.files)),
-        "vectorSummary": summary.map(|s| json!(s.vectors)),
-        "secretSummary": summary.map(|s| json!(s.secrets)),
-        "skippedTables": summary.map(|s| json!(s.skipped_tables)),
-        "droppedColumns": summary.map(|s| json!(s.dropped_columns)),
-        "notices": summary.map(|s| json!(s.notices())),
-        "scrubbedReferences": summary.map(|s| s.scrubbed_references),
-        "revectorized": summary.map(|s| s.revectorized),
-    })
+        counts: manifest.counts.iter().filter(|(name, _)| known(name)).map(|(n, c)| (n.clone(), *c)).collect(),
+        missing_files: manifest.missing_files.iter().take(LISTED).map(|name| clipped(name, TEXT)).collect(),
+        missing_files_count: manifest.missing_files.len(),
+        has_encrypted_secrets: manifest.has_encrypted_secrets,
+        secrets_count: manifest.secrets_count,
+    }
 }
 
 #[cfg(test)]
@@ -92,8 +62,10 @@ mod tests {
         manifest.counts.insert("characters".into(), 3);
         manifest.counts.insert("lancedb:embeddings".into(), 4);
         let report = bounded_manifest(&manifest);
-        assert!(report.to_string().len() < 20_000, "{}", report.to_string().len());
-        assert_eq!(report["counts"], json!({"characters": 3, "lancedb:embeddings": 4}));
-        assert_eq!(report["missingFilesCount"], 50_000);
+        let text = serde_json::to_string(&report).unwrap_or_default();
+        assert!(text.len() < 20_000, "{}", text.len());
+        let counts: Vec<(&str, u64)> = report.counts.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+        assert_eq!(counts, [("characters", 3), ("lancedb:embeddings", 4)]);
+        assert_eq!(report.missing_files_count, 50_000);
     }
 }

@@ -4,25 +4,27 @@
 //! counts. Rows are applied by `storage::sqlite::RowApplier` (merge by id, ownership);
 //! files, vectors and secrets are decided here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::embeddings::config::EmbeddingRules as _;
+use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use lvbak_core::batch::PlainSecret;
+pub use lvbak_core::protocol::{FileSummary, ImportSummary, SecretSummary, TableCounts, VectorSummary};
 use lvbak_core::registry::{connection_of_secret, is_vector_table, table_spec};
 use lvbak_core::upload::FileClaim;
 use lvbak_core::{
     classify_entry_name, decode_vector, EmbeddingConfig, EncryptedSecret, EntryKind, FileBucket, FormatError, Row,
     SecretKey, UnknownColumns,
 };
-use serde::Serialize;
 use serde_json::Value;
 use tokio::runtime::Handle;
 
 use super::report::{clipped, LISTED};
+use crate::failure::{JobFailure, OverQuota, QuotaExceeded};
 use crate::progress::Event;
-use crate::storage::sqlite::{AlignedRow, DbError, RowApplier, TableCounts};
+use crate::storage::sqlite::{AlignedRow, DbError, RowApplier};
 use crate::storage::vectors::VectorError;
 use crate::storage::{Store, VectorRow, WriteOutcome};
 
@@ -41,14 +43,10 @@ pub enum ImportError {
     /// An upload that stopped coming, or stayed open too long.
     #[error("{0}")]
     TimedOut(String),
-    #[error("this import needs {needed} more bytes; the account uses {used} of its {quota}-byte quota")]
-    QuotaExceeded { quota: u64, used: u64, needed: u64 },
-    /// The account already keeps more than its quota (a fairer count, or a smaller quota,
-    /// put it over): it keeps everything, and imports nothing until it is under.
-    #[error(
-        "the account uses {used} bytes, more than its {quota}-byte quota: nothing can be imported until it is under"
-    )]
-    OverQuota { quota: u64, used: u64 },
+    #[error(transparent)]
+    QuotaExceeded(QuotaExceeded),
+    #[error(transparent)]
+    OverQuota(OverQuota),
     /// The instance had no room for what the import must hold.
     #[error("{0}")]
     Busy(&'static str),
@@ -57,7 +55,7 @@ pub enum ImportError {
 impl From<DbError> for ImportError {
     fn from(error: DbError) -> Self {
         match error {
-            DbError::QuotaExceeded { quota, used, needed } => Self::QuotaExceeded { quota, used, needed },
+            DbError::QuotaExceeded(exceeded) => Self::QuotaExceeded(exceeded),
             other => Self::Db(other),
         }
     }
@@ -75,129 +73,32 @@ impl ImportError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    /// Why the job fails, as recorded and answered (`None`: it was cancelled). Internal
+    /// failures are logged here, with the job's id, and answered without details.
+    pub fn into_failure(self, job_id: &str) -> Option<JobFailure> {
         if self.is_disk_full() {
-            return "disk_full";
+            return Some(JobFailure::DiskFull);
         }
-        match self {
-            Self::Format(error) => error.code(),
-            Self::Cancelled => "cancelled",
-            Self::TimedOut(_) => "upload_timeout",
-            Self::QuotaExceeded { .. } | Self::OverQuota { .. } => "quota_exceeded",
-            Self::Busy(_) => "busy",
-            _ => "internal",
-        }
-    }
-
-    /// How a job that stopped with this error ends; internal failures are logged.
-    pub fn into_outcome(self, job_id: &str) -> super::jobs::Outcome {
-        match self {
-            Self::Cancelled => super::jobs::Outcome::Cancelled,
-            error => {
-                let expected = matches!(
-                    error,
-                    Self::Format(_)
-                        | Self::TimedOut(_)
-                        | Self::QuotaExceeded { .. }
-                        | Self::OverQuota { .. }
-                        | Self::Busy(_)
-                );
-                if !expected && !error.is_disk_full() {
-                    tracing::error!("import {job_id} failed: {error}");
-                }
-                super::jobs::Outcome::failed(error.code(), error.public_message())
+        Some(match self {
+            Self::Cancelled => return None,
+            Self::Format(error) => JobFailure::Refused { code: error.code(), message: error.to_string() },
+            Self::TimedOut(why) => JobFailure::UploadTimedOut(why),
+            Self::QuotaExceeded(exceeded) => JobFailure::QuotaExceeded(exceeded),
+            Self::OverQuota(over) => JobFailure::OverQuota(over),
+            Self::Busy(why) => JobFailure::Busy(why),
+            internal => {
+                tracing::error!("import {job_id} failed: {internal}");
+                JobFailure::Internal
             }
-        }
+        })
     }
 
-    /// A message fit for the user: format errors say what is wrong with the archive;
-    /// internal failures do not leak details.
-    pub fn public_message(&self) -> String {
-        if self.is_disk_full() {
-            return "the server's disk is full; nothing of this import was kept — try again later".into();
+    /// How a job that stopped with this error ends.
+    pub fn into_outcome(self, job_id: &str) -> super::jobs::Outcome {
+        match self.into_failure(job_id) {
+            Some(failure) => super::jobs::Outcome::Failed(failure),
+            None => super::jobs::Outcome::Cancelled,
         }
-        match self {
-            Self::Format(error) => error.to_string(),
-            Self::Cancelled => "the import was cancelled".into(),
-            Self::TimedOut(why) => format!("the upload stopped: {why}; import the archive again"),
-            Self::QuotaExceeded { .. } => format!("{self}; nothing of this import was kept"),
-            Self::Busy(why) => format!("{why}; import the archive again later"),
-            Self::OverQuota { .. } => self.to_string(),
-            _ => "the server could not finish the import".into(),
-        }
-    }
-}
-
-/// Files: what became of them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct FileSummary {
-    pub imported: u64,
-    pub skipped: u64,
-    pub rejected: u64,
-    pub bytes: u64,
-}
-
-/// Vectors: restored per table, or why not.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VectorSummary {
-    pub restored: bool,
-    pub reason: Option<String>,
-    pub tables: BTreeMap<String, TableCounts>,
-}
-
-/// Secrets: restored, or skipped alone.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretSummary {
-    /// Whether a ticket was given and the secrets were applied.
-    pub applied: bool,
-    pub imported: u64,
-    /// Already there (kept).
-    pub skipped: u64,
-    /// Records that did not decrypt (a bad tag skips that record alone).
-    pub rejected: u64,
-    pub rejected_keys: Vec<String>,
-}
-
-/// Everything an import did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImportSummary {
-    pub tables: BTreeMap<String, TableCounts>,
-    pub files: FileSummary,
-    pub vectors: VectorSummary,
-    pub secrets: SecretSummary,
-    /// Tables in the archive that are not applied (unknown, or never travelling).
-    pub skipped_tables: Vec<String>,
-    /// Per table, the keys its rows carried that the table has no column for: values that
-    /// could not be kept (a newer Lumiverse's columns, or a damaged archive). `…` last
-    /// when there were more than are listed.
-    pub dropped_columns: BTreeMap<String, Vec<String>>,
-    pub scrubbed_references: u64,
-    pub revectorized: u64,
-}
-
-impl ImportSummary {
-    /// What a user should know about this import, in plain words: rows copied under new
-    /// ids because their ids belonged to another account of this server.
-    pub fn notices(&self) -> Vec<String> {
-        self.tables
-            .iter()
-            .filter(|(_, counts)| counts.remapped > 0)
-            .map(|(table, counts)| {
-                let (rows, were, copies, them) = match counts.remapped {
-                    1 => ("row", "was", "a copy", "it"),
-                    _ => ("rows", "were", "copies", "them"),
-                };
-                format!(
-                    "{} {rows} of {} already existed in another account on this server and {were} imported as \
-                     {copies} (with new ids; everything in this archive that refers to {them} was updated)",
-                    counts.remapped,
-                    table.replace('_', " ")
-                )
-            })
-            .collect()
     }
 }
 
@@ -274,7 +175,7 @@ impl<'a> ImportSession<'a> {
         let applier = store.db.row_applier(user_id, quota)?;
         let usage = applier.usage();
         if let Some(quota) = usage.quota.filter(|quota| usage.before > *quota) {
-            return Err(ImportError::OverQuota { quota, used: usage.before });
+            return Err(ImportError::OverQuota(OverQuota { quota, used: usage.before }));
         }
         Ok(Self {
             started_on_disk: store.files.disk_time()?,
@@ -385,7 +286,7 @@ impl<'a> ImportSession<'a> {
     /// the disk lets it).
     fn roll_back_if_out_of_room<T>(&mut self, result: Result<T, ImportError>) -> Result<T, ImportError> {
         let Err(error) = &result else { return result };
-        if matches!(error, ImportError::QuotaExceeded { .. }) || error.is_disk_full() {
+        if matches!(error, ImportError::QuotaExceeded(_)) || error.is_disk_full() {
             let rows = self.applier.roll_back_import();
             let files = self.store.files.remove_written_since(&self.user_id, self.started_on_disk);
             tracing::info!(

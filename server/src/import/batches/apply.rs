@@ -15,7 +15,6 @@ use lvbak_core::row_stream::RowStream;
 use lvbak_core::{
     check_row, parse_row, parse_row_aligned, EmbeddingConfig, FileBucket, FormatError, NdjsonLines, UnknownColumns,
 };
-use serde_json::json;
 
 use super::worker::Work;
 use crate::auth::now;
@@ -329,12 +328,7 @@ impl<'a> BatchApplier<'a> {
         // path. (Other connections write here: the rows' open transaction is committed first.)
         self.session.commit()?;
         let used = self.store.db.record_ticket_use(&self.job.archive.archive_id, &self.job.user_id, now())?;
-        self.job.lock().ticket_use = Some(json!({
-            "accepted": true,
-            "wasReused": used.was_reused,
-            "previouslyConsumedAt": used.previously_consumed_at,
-            "uses": used.uses,
-        }));
+        self.job.lock().ticket_use = Some(used.answer());
         self.session.apply_plain_secrets(&secrets)
     }
 

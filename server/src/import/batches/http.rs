@@ -23,7 +23,7 @@ use lvbak_core::secrets::SecretsIndex;
 use lvbak_core::upload::{held_id_hash, FileClaim};
 use lvbak_core::{FormatError, Manifest};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{oneshot, Semaphore};
 
 use super::worker::{Queued, Work, Worker};
@@ -34,10 +34,11 @@ use crate::error::{AppError, AppResult};
 use crate::export::pipe::pipe;
 use crate::export::plan::new_archive_id;
 use crate::import::http::recorded_status;
-use crate::import::jobs::{ArchiveFacts, Job, Status};
+use crate::import::jobs::{ArchiveFacts, Job};
 use crate::memory::{Held, MemoryBudget};
 use crate::storage::identity::random_bytes;
 use crate::storage::sqlite::DbError;
+use lvbak_core::protocol::{BatchJobOpened, CommitRequest, HeldFiles, JobStatus, VectorsCheck};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -78,7 +79,7 @@ async fn open(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Json(request): Json<OpenRequest>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<BatchJobOpened>)> {
     // The client's manifest is checked as if read from the archive.
     let manifest = Manifest::parse(request.manifest.to_string().as_bytes())?;
     let limit = state.limits().max_entries;
@@ -126,52 +127,38 @@ async fn open(
         claims: request.files,
     };
     if let Err(error) = worker.spawn(ready) {
-        state.jobs().finish(
-            &store,
-            &job,
-            crate::import::jobs::Outcome::failed("internal", "the import could not start"),
-        );
+        state.jobs().finish(&store, &job, crate::import::jobs::Outcome::Failed(crate::failure::JobFailure::Internal));
         return Err(AppError::internal(error));
     }
     // The worker answers whether this account can take the archive's vectors, and which
     // files it holds already.
     let (accept_vectors, vector_reason, held_files) = match opened.await {
         Ok(Ok(opened)) => (opened.blocker.is_none(), opened.blocker, opened.held_files),
-        Ok(Err((code, message))) => return Err(AppError::ImportEnded { code, message }),
+        Ok(Err(failure)) => {
+            return Err(AppError::ImportEnded { status: JobStatus::Failed, error: Some(failure.to_error()) })
+        }
         Err(_) => return Err(AppError::internal("the import worker did not start")),
     };
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "jobId": job_id,
-            "status": job.status().as_str(),
+        Json(BatchJobOpened {
+            job_id,
+            status: job.status(),
             // What the account's settings say now; the rows may change it (see vectors-check).
-            "acceptVectors": accept_vectors,
-            "vectorReason": vector_reason,
-            "hpkePublicKey": public_key,
-            "nextBatch": 0,
-            "maxBatchBytes": MAX_BATCH_WIRE_BYTES,
-            "heldFiles": held_files,
-        })),
+            accept_vectors,
+            vector_reason,
+            hpke_public_key: public_key,
+            next_batch: 0,
+            max_batch_bytes: MAX_BATCH_WIRE_BYTES,
+            held_files,
+        }),
     ))
 }
 
 /// The answer for a job that has ended: its final status and error, as recorded.
 async fn ended(state: &AppState, id: &str, user_id: &str) -> AppError {
     match recorded_status(state, id, user_id).await {
-        Ok(report) => {
-            let status = report["status"].as_str().unwrap_or("failed");
-            match report["error"]["code"].as_str() {
-                Some(code) => AppError::ImportEnded {
-                    code: code.to_string(),
-                    message: report["error"]["message"].as_str().unwrap_or_default().to_string(),
-                },
-                None => AppError::ImportEnded {
-                    code: format!("import_{status}"),
-                    message: format!("this import is {status}"),
-                },
-            }
-        }
+        Ok(report) => AppError::ImportEnded { status: report.status, error: report.error },
         Err(error) => error,
     }
 }
@@ -312,7 +299,7 @@ async fn vectors_check(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<VectorsCheck>> {
     let (_, batches) = batches_of(&state, &id, &user.id).await?;
     let (answer, decided) = oneshot::channel();
     if !batches.enqueue(Work::CheckVectors(answer), None).await {
@@ -322,7 +309,7 @@ async fn vectors_check(
         return Err(ended(&state, &id, &user.id).await);
     };
     batches.accept_vectors.store(blocker.is_none(), Ordering::Relaxed);
-    Ok(Json(json!({"acceptVectors": blocker.is_none(), "vectorReason": blocker})))
+    Ok(Json(VectorsCheck { accept_vectors: blocker.is_none(), vector_reason: blocker }))
 }
 
 /// `GET /api/v1/user-data/import/:jobId/held-files`: the files the server said it holds
@@ -331,9 +318,9 @@ async fn held_files(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<HeldFiles>> {
     let (_, batches) = batches_of(&state, &id, &user.id).await?;
-    Ok(Json(json!({"heldFiles": batches.held_files()})))
+    Ok(Json(HeldFiles { held_files: batches.held_files() }))
 }
 
 /// `GET /api/v1/user-data/import/:jobId/held-rows`: per table, the hashes of the row ids the
@@ -438,11 +425,6 @@ fn fresh_tables(held: &std::collections::HashSet<String>) -> Vec<&'static str> {
     lvbak_core::registry::TABLES.iter().map(|spec| spec.name).filter(|name| !held.contains(*name)).collect()
 }
 
-#[derive(Deserialize)]
-struct CommitRequest {
-    batches: u64,
-}
-
 /// `POST /api/v1/user-data/import/:jobId/commit`
 async fn commit(
     State(state): State<AppState>,
@@ -453,7 +435,7 @@ async fn commit(
     let (job, batches) = match batches_of(&state, &id, &user.id).await {
         Ok(open) => open,
         // A commit repeated after the job completed answers its status again.
-        Err(AppError::ImportEnded { code, .. }) if code == "import_complete" => {
+        Err(AppError::ImportEnded { status: JobStatus::Complete, .. }) => {
             return Ok(Json(recorded_status(&state, &id, &user.id).await?).into_response());
         }
         Err(error) => return Err(error),
@@ -476,13 +458,7 @@ async fn commit(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     match job.status() {
-        Status::Complete => Ok(Json(job.status_json()).into_response()),
-        status => Err(match job.lock().error.clone() {
-            Some((code, message)) => AppError::ImportEnded { code, message },
-            None => AppError::ImportEnded {
-                code: format!("import_{}", status.as_str()),
-                message: format!("this import is {}", status.as_str()),
-            },
-        }),
+        JobStatus::Complete => Ok(Json(job.report()).into_response()),
+        status => Err(AppError::ImportEnded { status, error: job.lock().error.clone() }),
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use serde_json::{json, Value};
+use lvbak_core::protocol::BatchAccepted;
 
 use crate::error::AppError;
 
@@ -19,8 +19,8 @@ pub struct Ledger {
 }
 
 /// The answer to an accepted batch (and to its replays).
-pub fn answer(number: u64) -> Value {
-    json!({"batch": number, "accepted": true, "nextBatch": number + 1})
+pub fn answer(number: u64) -> BatchAccepted {
+    BatchAccepted { batch: number, accepted: true, next_batch: number + 1 }
 }
 
 impl Ledger {
@@ -36,7 +36,7 @@ impl Ledger {
     /// What batch `number` with this digest is: a replay of a recent one (its answer), a
     /// conflict, a gap (an older batch than the ones remembered answers as a gap too), or
     /// the next one (`None`).
-    pub fn check(&self, number: u64, digest: &[u8; 32]) -> Result<Option<Value>, AppError> {
+    pub fn check(&self, number: u64, digest: &[u8; 32]) -> Result<Option<BatchAccepted>, AppError> {
         if let Some((_, seen)) = self.recent.iter().find(|(n, _)| *n == number) {
             return if seen == digest {
                 Ok(Some(answer(number)))
@@ -51,7 +51,7 @@ impl Ledger {
     }
 
     /// Records the next batch as taken; its answer.
-    pub fn accept(&mut self, digest: [u8; 32], bytes: u64) -> Value {
+    pub fn accept(&mut self, digest: [u8; 32], bytes: u64) -> BatchAccepted {
         let number = self.next;
         if self.recent.len() == REMEMBERED {
             self.recent.pop_front();

@@ -19,10 +19,12 @@ use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::apply::{BatchApplier, JobMemory};
-use crate::import::jobs::{Job, Outcome, Status};
+use crate::failure::JobFailure;
+use crate::import::jobs::{Job, Outcome};
 use crate::import::session::{ImportError, ImportSession};
 use crate::progress::Event;
 use crate::state::AppState;
+use lvbak_core::protocol::JobStatus;
 
 /// How often a waiting worker looks at its job's cancel flag and clocks.
 const POLL: Duration = Duration::from_millis(200);
@@ -105,7 +107,7 @@ pub struct Queued {
 }
 
 /// What the handler that opened the job learns, or why the job could not start.
-pub type Opened = Result<OpenedJob, (String, String)>;
+pub type Opened = Result<OpenedJob, JobFailure>;
 
 pub struct OpenedJob {
     /// Why vectors would not be restored, if so.
@@ -137,7 +139,7 @@ impl Worker {
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(ready)));
         let (outcome, done) = served.unwrap_or_else(|_| {
             tracing::error!("batch import {} panicked", job.id);
-            (Outcome::failed("internal", "the server could not finish the import"), None)
+            (Outcome::Failed(JobFailure::Internal), None)
         });
         state.finish_job(&job, outcome);
         // The commit's answer is sent only once the job's end is recorded.
@@ -174,15 +176,16 @@ impl Worker {
         let (session, blocker, columns, held_files) = match opened {
             Ok(opened) => opened,
             Err(error) => {
-                let _ = ready.send(Err((error.code().to_string(), error.public_message())));
-                return (error.into_outcome(&self.job.id), None);
+                let failure = error.into_failure(&self.job.id).unwrap_or(JobFailure::Internal);
+                let _ = ready.send(Err(failure.clone()));
+                return (Outcome::Failed(failure), None);
             }
         };
         if let Some(batches) = self.job.batches() {
             batches.hold_files(held_files.clone());
         }
         let _ = ready.send(Ok(OpenedJob { blocker: blocker.clone(), held_files }));
-        self.job.set_status(Status::Running);
+        self.job.set_status(JobStatus::Running);
         self.job.progress.publish(Event::Running);
 
         let line_cap = self.state.limits().line_cap(self.job.archive.has_line_cap);

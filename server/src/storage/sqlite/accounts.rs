@@ -27,7 +27,7 @@ impl Database {
                 |row| row.get(0),
             )?;
             if taken {
-                return Err(DbError::Invalid(format!("the user name {username:?} is taken")));
+                return Err(DbError::NameTaken(username.to_string()));
             }
             transaction.execute(
                 r#"INSERT INTO "user" (id, name, email, "emailVerified", "createdAt", "updatedAt", username, "displayUsername", role)

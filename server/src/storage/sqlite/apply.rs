@@ -21,12 +21,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use lvbak_core::protocol::TableCounts;
 use lvbak_core::registry::{
     is_secret_setting_key, table_spec, Ownership, ReferenceRule, ResetValue, TableSpec, OWNER_COLUMNS, TABLES,
 };
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::gate::{WriteGate, WriteKind, WriteTurn};
@@ -34,33 +34,6 @@ use super::{quoted, Database, DbResult};
 
 mod cache;
 mod remap;
-
-/// What became of the rows of one table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct TableCounts {
-    /// New rows, the remapped ones included.
-    pub imported: u64,
-    /// Of the imported rows, those whose id belonged to another user: imported as copies
-    /// under new ids (see `remap`).
-    pub remapped: u64,
-    pub skipped: u64,
-    pub merged: u64,
-    pub rejected: u64,
-    /// Bytes the imported rows count for against the account's quota.
-    #[serde(skip)]
-    pub bytes: u64,
-}
-
-impl TableCounts {
-    pub fn add(&mut self, other: TableCounts) {
-        self.imported += other.imported;
-        self.remapped += other.remapped;
-        self.skipped += other.skipped;
-        self.merged += other.merged;
-        self.rejected += other.rejected;
-        self.bytes += other.bytes;
-    }
-}
 
 /// An account's disk use during an import: what it used before, what the import added,
 /// and its quota (`None`: none).
@@ -83,7 +56,11 @@ impl Usage {
     pub fn check(&self, bytes: u64) -> DbResult<()> {
         match self.quota {
             Some(quota) if self.before + self.added + bytes > quota => {
-                Err(super::DbError::QuotaExceeded { quota, used: self.before + self.added, needed: bytes })
+                Err(super::DbError::QuotaExceeded(crate::failure::QuotaExceeded {
+                    quota,
+                    used: self.before + self.added,
+                    needed: bytes,
+                }))
             }
             _ => Ok(()),
         }

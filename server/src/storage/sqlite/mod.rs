@@ -25,7 +25,7 @@ use rusqlite::Connection;
 use gate::{WriteGate, WriteKind};
 
 pub use accounts::{SessionUser, UserRecord};
-pub use apply::{merge_setting, AlignedRow, Owner, RowApplier, TableCounts};
+pub use apply::{merge_setting, AlignedRow, Owner, RowApplier};
 pub use embedding_trust::{is_embedding_key, UnboundKey};
 pub use jobs::JobRecord;
 pub use rows::{RowRef, RowValue, TableScan};
@@ -38,9 +38,11 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Invalid(String),
-    /// Writing would take the account past its disk quota.
-    #[error("over quota: {needed} more bytes on top of {used} of {quota}")]
-    QuotaExceeded { quota: u64, used: u64, needed: u64 },
+    #[error(transparent)]
+    QuotaExceeded(crate::failure::QuotaExceeded),
+    /// An account of that name exists.
+    #[error("the user name {0:?} is taken")]
+    NameTaken(String),
 }
 
 impl DbError {

@@ -76,7 +76,11 @@ impl Database {
                 .optional()?
                 .map_or(0, |b| b.max(0) as u64);
             if let Some(quota) = quota.filter(|q| used + bytes > *q) {
-                return Err(super::DbError::QuotaExceeded { quota, used, needed: bytes });
+                return Err(super::DbError::QuotaExceeded(crate::failure::QuotaExceeded {
+                    quota,
+                    used,
+                    needed: bytes,
+                }));
             }
             transaction.execute(
                 "INSERT INTO lvbak_usage (user_id, bytes) VALUES (?1, ?2)

@@ -36,6 +36,18 @@ fn bind_if_embedding_key(connection: &Connection, user_id: &str, key: &str, endp
     Ok(())
 }
 
+impl TicketUse {
+    /// This use as a job reports it (the ticket fitted: it was accepted).
+    pub fn answer(&self) -> lvbak_core::protocol::TicketUse {
+        lvbak_core::protocol::TicketUse {
+            accepted: true,
+            was_reused: self.was_reused,
+            previously_consumed_at: self.previously_consumed_at,
+            uses: self.uses,
+        }
+    }
+}
+
 impl Database {
     /// Inserts or replaces one user's secret; an embeddings key is bound to `endpoint`, the
     /// one URL it may be sent to.
