@@ -4,17 +4,15 @@
 //! A cookie-authenticated request that changes state must carry `X-Requested-With` or a
 //! same-origin `Origin`, which a cross-site page cannot forge.
 //!
-//! Sign-in is guarded ([`SignInGuard`]): attempts are rate-limited per client address and
+//! Sign-in is guarded ([`crate::sign_in::SignInGuard`]): attempts are rate-limited per client address and
 //! failures per user name (429 with `Retry-After`), and at most a few password hashes
 //! (19 MiB and a core each) run at once.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -25,24 +23,15 @@ use base64::Engine as _;
 use lvbak_core::protocol::{Account, SignedIn};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 
-use crate::app::AppState;
-use crate::config::HostingLimits;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::storage::identity::random_bytes;
 use crate::storage::sqlite::UserRecord;
-use crate::throttle::RateLimiter;
+use crate::util::now;
 
 pub const SESSION_COOKIE: &str = "lvbak_session";
 const SESSION_SECONDS: i64 = 30 * 24 * 3600;
-
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// An Argon2id hash (PHC string) of a password.
 pub fn hash_password(password: &str) -> Result<String, String> {
@@ -129,51 +118,6 @@ pub struct LoginRequest {
 
 /// User names and passwords longer than this are refused without hashing.
 const MAX_CREDENTIAL_BYTES: usize = 1024;
-
-/// Limits on sign-in, shared by every request.
-pub struct SignInGuard {
-    by_address: RateLimiter,
-    failures_by_name: RateLimiter,
-    hashes: Arc<Semaphore>,
-    trust_forwarded: bool,
-    secure_cookies: bool,
-}
-
-impl SignInGuard {
-    pub fn new(hosting: &HostingLimits) -> Self {
-        Self {
-            by_address: RateLimiter::new(hosting.login_burst, hosting.login_interval),
-            failures_by_name: RateLimiter::new(hosting.login_burst, hosting.login_interval),
-            hashes: Arc::new(Semaphore::new(hosting.password_hashes.max(1))),
-            trust_forwarded: hosting.trust_forwarded,
-            secure_cookies: hosting.secure_cookies,
-        }
-    }
-
-    /// Where a request comes from: the peer address, or the proxy's `X-Forwarded-For` when
-    /// the operator said to trust it.
-    fn client_address(&self, parts: &Parts) -> String {
-        if self.trust_forwarded {
-            let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-            if let Some(first) = forwarded.and_then(|v| v.split(',').next()).map(str::trim).filter(|v| !v.is_empty()) {
-                return first.chars().take(64).collect();
-            }
-        }
-        parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_string(), |ConnectInfo(address)| address.ip().to_string())
-    }
-
-    /// Whether the session cookie must carry `Secure`.
-    fn secure(&self, headers: &HeaderMap) -> bool {
-        self.secure_cookies
-            || headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
-    }
-}
 
 /// The client address of a request, as the sign-in guard sees it.
 pub struct ClientAddress(pub String);

@@ -14,6 +14,8 @@ pub mod import;
 pub(crate) mod memory;
 pub mod progress;
 pub mod seed;
+pub mod sign_in;
 pub mod state;
 pub mod storage;
 pub mod throttle;
+pub mod util;

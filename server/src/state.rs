@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use lvbak_core::Limits;
 
-use crate::auth::SignInGuard;
 use crate::config::HostingLimits;
 use crate::embeddings::Embeddings;
-use crate::export::PreparedExports;
+use crate::export::prepared::PreparedExports;
 use crate::import::jobs::{self, Job, Jobs, Outcome};
+use crate::import::services::ImportServices;
 use crate::memory::MemoryBudget;
 use crate::progress::ProgressHub;
+use crate::sign_in::SignInGuard;
 use crate::storage::Store;
 use crate::throttle::Slots;
 
@@ -115,14 +116,21 @@ impl AppState {
         &self.inner.embeddings
     }
 
-    /// Ends an import job (see [`Jobs::finish`]); an import that marked rows for
-    /// re-vectorization queues them and starts the user's run when their settings allow.
-    pub fn finish_job(&self, job: &Job, outcome: Outcome) {
-        let marked = matches!(&outcome, Outcome::Complete(summary) if summary.revectorized > 0);
-        self.jobs().finish(&self.store(), job, outcome);
-        if marked {
-            self.embeddings().resume(&job.user_id);
+    /// What a running import reaches of the instance.
+    pub fn import_services(&self) -> ImportServices {
+        ImportServices {
+            store: self.store(),
+            jobs: self.jobs().clone(),
+            embeddings: self.embeddings().clone(),
+            hosting: self.hosting().clone(),
+            limits: self.limits(),
+            memory: self.memory().clone(),
         }
+    }
+
+    /// Ends an import job (see [`ImportServices::finish_job`]).
+    pub fn finish_job(&self, job: &Job, outcome: Outcome) {
+        self.import_services().finish_job(job, outcome);
     }
 
     /// Refuses an import before anything is uploaded when the account already keeps more

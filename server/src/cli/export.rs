@@ -13,11 +13,11 @@ use clap::Args;
 use super::printable::{field, print_json, JsonLayout};
 use super::progress::CliProgress;
 use super::{fail, runtime};
-use crate::auth::now;
 use crate::config::DataDirArg;
 use crate::export::archive::write_archive;
 use crate::export::plan::ExportPlan;
 use crate::storage::Store;
+use crate::util::now;
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {

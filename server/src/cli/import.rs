@@ -16,12 +16,12 @@ use lvbak_core::{Archive, Ticket};
 use super::printable::{field, print_json, JsonLayout};
 use super::progress::CliProgress;
 use super::runtime;
-use crate::auth::now;
 use crate::config::{limits_from_env, DataDirArg};
 use crate::import::from_archive::import_archive;
 use crate::import::session::ImportSession;
 use crate::progress::Event;
 use crate::storage::Store;
+use crate::util::now;
 use lvbak_core::protocol::{JobStatus, SummaryReport};
 
 #[derive(Debug, Args)]

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{fail, runtime};
-use crate::auth::now;
 use crate::config::DataDirArg;
 use crate::seed::{seed, SeedOptions};
 use crate::storage::Store;
+use crate::util::now;
 
 #[derive(Debug, Args)]
 pub struct SeedArgs {

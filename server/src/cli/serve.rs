@@ -9,11 +9,13 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::{fail, runtime};
-use crate::app::{self, AppState};
-use crate::auth::{generate_password, now};
+use crate::app;
+use crate::auth::generate_password;
 use crate::config::ServeConfig;
 use crate::seed::{seed, SeedOptions};
+use crate::state::AppState;
 use crate::storage::Store;
+use crate::util::now;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

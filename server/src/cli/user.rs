@@ -8,9 +8,10 @@ use clap::{Args, Subcommand};
 
 use super::printable::is_bidi_control;
 use super::{fail, runtime};
-use crate::auth::{generate_password, hash_password, now};
+use crate::auth::{generate_password, hash_password};
 use crate::config::{parse_quota, DataDirArg, DEFAULT_QUOTA};
 use crate::storage::Store;
+use crate::util::now;
 
 #[derive(Debug, Args)]
 pub struct UserArgs {
@@ -57,7 +58,7 @@ pub fn add_user(store: &Store, name: &str, password: &str) -> anyhow::Result<Str
         anyhow::bail!("a user name is 1 to 64 characters, without control characters, bidi controls or '/'");
     }
     let hash = hash_password(password).map_err(anyhow::Error::msg)?;
-    let id = crate::export::plan::new_archive_id();
+    let id = crate::util::new_id();
     Ok(store.db.create_user(&id, name, &hash, now())?.id)
 }
 

@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{EmbeddingSettings, SETTING_KEY};
 use super::runs::{Embeddings, RunStatus, StartError};
-use crate::app::AppState;
-use crate::auth::{now, CurrentUser};
+use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::util::now;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

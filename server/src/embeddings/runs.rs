@@ -455,7 +455,7 @@ impl Embeddings {
                 self.blocking(|this| this.remember_dimensions(user_id, found)).await.map_err(|e| storage(&e))?;
                 dimensions = Some(found);
             }
-            let now = crate::auth::now();
+            let now = crate::util::now();
             let vector_rows: Vec<VectorRow> =
                 rows.iter().zip(vectors).map(|(row, vector)| vector_row(user_id, row, vector, now)).collect();
             let bytes: u64 = vector_rows.iter().map(VectorRow::stored_bytes).sum();
@@ -514,7 +514,7 @@ impl Embeddings {
                 self.store.vectors.replace(table, &again, dimension).await?;
                 self.store.vectors.add(table, &fresh, dimension).await?;
             }
-            let now = crate::auth::now();
+            let now = crate::util::now();
             self.blocking(|this| this.store.db.mark_embedded(user_id, &taken.marked, model, now)).await?;
             written = taken.marked.len() as u64;
         }
@@ -528,7 +528,7 @@ impl Embeddings {
         let update = Map::from_iter([("dimensions".to_string(), json!(dimensions))]);
         let merged = EmbeddingSettings::merge(stored.as_deref(), &update)
             .map_err(|error| crate::storage::sqlite::DbError::Invalid(error.to_string()))?;
-        self.store.db.put_setting(user_id, SETTING_KEY, &Value::Object(merged).to_string(), crate::auth::now())
+        self.store.db.put_setting(user_id, SETTING_KEY, &Value::Object(merged).to_string(), crate::util::now())
     }
 
     /// Runs storage work where the runtime allows blocking (runs need a multi-threaded

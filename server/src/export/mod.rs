@@ -10,12 +10,11 @@
 pub mod archive;
 pub mod pipe;
 pub mod plan;
+pub mod prepared;
 pub mod rows;
 
 use lvbak_core::protocol::ExportPrepared;
-use std::collections::HashMap;
 use std::io::Write as _;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
@@ -24,66 +23,16 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use parking_lot::Mutex;
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::auth::{now, CurrentUser};
+use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::progress::{events_response, Event};
+use crate::state::AppState;
 use crate::throttle::{Slot, SlotRefusal};
+use crate::util::now;
 use plan::ExportPlan;
-
-/// Prepared exports not fetched within this time are forgotten.
-const PREPARED_LIFETIME: Duration = Duration::from_secs(3600);
-
-/// Exports prepared and not yet fetched, by archive id; a user holds a few at most (the
-/// oldest goes first).
-#[derive(Clone)]
-pub struct PreparedExports {
-    per_user: usize,
-    plans: Arc<Mutex<HashMap<String, (ExportPlan, Instant)>>>,
-}
-
-impl PreparedExports {
-    pub fn new(per_user: usize) -> Self {
-        Self { per_user: per_user.max(1), plans: Arc::default() }
-    }
-
-    fn insert(&self, plan: ExportPlan) {
-        let mut plans = self.plans.lock();
-        plans.retain(|_, (_, made)| made.elapsed() < PREPARED_LIFETIME);
-        let mut mine: Vec<(Instant, String)> = plans
-            .iter()
-            .filter(|(_, (other, _))| other.user.id == plan.user.id)
-            .map(|(id, (_, made))| (*made, id.clone()))
-            .collect();
-        mine.sort();
-        for (_, id) in mine.iter().take((mine.len() + 1).saturating_sub(self.per_user)) {
-            plans.remove(id);
-        }
-        plans.insert(plan.archive_id.clone(), (plan, Instant::now()));
-    }
-
-    /// Takes the plan of `archive_id` if it is `user_id`'s: each is fetched once.
-    fn take(&self, archive_id: &str, user_id: &str) -> Option<ExportPlan> {
-        let mut plans = self.plans.lock();
-        let (plan, made) = plans.get(archive_id)?;
-        if plan.user.id != user_id || made.elapsed() >= PREPARED_LIFETIME {
-            return None;
-        }
-        plans.remove(archive_id).map(|(plan, _)| plan)
-    }
-
-    /// Prepared exports held now, in the instance.
-    pub fn len(&self) -> usize {
-        self.plans.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use prepared::PreparedExports;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -3,6 +3,7 @@
 //! a fresh secrets master key whose ticket is handed to the user (FORMAT §6). Secrets that
 //! cannot be opened under the identity key are left out and named.
 
+use crate::util::new_id;
 use lvbak_core::secrets::SecretsIndex;
 use lvbak_core::{EncryptedSecret, Ticket, UtcTime};
 use zeroize::Zeroizing;
@@ -36,7 +37,7 @@ pub struct SecretsOutcome {
 
 impl ExportPlan {
     pub fn new(user: UserRecord, exported_at: i64, include_vectors: bool) -> Self {
-        Self { user, archive_id: new_archive_id(), exported_at, include_vectors, secrets: None }
+        Self { user, archive_id: new_id(), exported_at, include_vectors, secrets: None }
     }
 
     fn base_name(&self) -> String {
@@ -85,9 +86,4 @@ impl ExportPlan {
         self.secrets = Some(sealed.clone());
         Ok(SecretsOutcome { sealed, ticket, unreachable })
     }
-}
-
-/// A random UUID (version 4).
-pub fn new_archive_id() -> String {
-    uuid::Builder::from_random_bytes(random_bytes::<16>()).into_uuid().hyphenated().to_string()
 }

@@ -22,13 +22,14 @@ use tokio::io::AsyncWriteExt;
 use super::from_archive::import_archive;
 use super::jobs::{decide, ArchiveFacts, Job, Outcome, SecretsDecision};
 use super::session::{ImportError, ImportSession};
-use crate::app::AppState;
-use crate::auth::{now, CurrentUser};
+use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
-use crate::export::plan::new_archive_id;
 use crate::failure::JobFailure;
 use crate::progress::{events_response, Event};
+use crate::state::AppState;
 use crate::storage::files::StagedFile;
+use crate::util::new_id;
+use crate::util::now;
 use lvbak_core::protocol::{Cancelled, JobAccepted, JobError, JobReport, JobStatus, TicketSkipped, TicketUse};
 
 pub fn routes() -> Router<AppState> {
@@ -91,7 +92,7 @@ async fn upload(
     }
 
     let store = state.store();
-    let job_id = new_archive_id();
+    let job_id = new_id();
     let staging = store.staging_dir();
     tokio::fs::create_dir_all(&staging).await.map_err(AppError::internal)?;
     // From here on the guard removes the staging file if this handler stops for any reason,
@@ -206,7 +207,7 @@ async fn run_job(state: AppState, job: Arc<Job>) {
     .await;
     end(match outcome {
         Ok(Ok(summary)) => Outcome::Complete(summary),
-        Ok(Err(error)) => error.into_outcome(&job.id),
+        Ok(Err(error)) => Outcome::of_error(error, &job.id),
         Err(panic) => {
             tracing::error!("import {} panicked: {panic}", job.id);
             Outcome::Failed(JobFailure::Internal)

@@ -17,15 +17,16 @@ use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::batches::BatchUpload;
+use super::error::ImportError;
 use super::report::bounded_manifest;
-use super::session::ImportSummary;
-use crate::auth::now;
 use crate::config::HostingLimits;
 use crate::error::AppError;
 use crate::failure::JobFailure;
 use crate::progress::{Event, Progress, ProgressHub};
 use crate::storage::Store;
 use crate::throttle::{Slot, SlotRefusal, Slots};
+use crate::util::now;
+use lvbak_core::protocol::ImportSummary;
 use lvbak_core::protocol::{JobError, JobReport, JobStatus, ManifestReport, SummaryReport, TicketUse};
 
 /// What the user decided about the archive's secrets.
@@ -39,6 +40,16 @@ pub enum Outcome {
     Complete(ImportSummary),
     Failed(JobFailure),
     Cancelled,
+}
+
+impl Outcome {
+    /// How a job that stopped with `error` ends.
+    pub fn of_error(error: ImportError, job_id: &str) -> Self {
+        match error.into_failure(job_id) {
+            Some(failure) => Self::Failed(failure),
+            None => Self::Cancelled,
+        }
+    }
 }
 
 /// What a job keeps of its archive: the few facts the import needs and a bounded copy of

@@ -21,86 +21,12 @@ use lvbak_core::{
 use serde_json::Value;
 use tokio::runtime::Handle;
 
+pub use super::error::ImportError;
 use super::report::{clipped, LISTED};
-use crate::failure::{JobFailure, OverQuota, QuotaExceeded};
+use crate::failure::OverQuota;
 use crate::progress::Event;
-use crate::storage::sqlite::{AlignedRow, DbError, RowApplier};
-use crate::storage::vectors::VectorError;
+use crate::storage::sqlite::{AlignedRow, RowApplier};
 use crate::storage::{Store, VectorRow, WriteOutcome};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error(transparent)]
-    Format(#[from] FormatError),
-    #[error(transparent)]
-    Db(DbError),
-    #[error(transparent)]
-    Vectors(#[from] VectorError),
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    #[error("the import was cancelled")]
-    Cancelled,
-    /// An upload that stopped coming, or stayed open too long.
-    #[error("{0}")]
-    TimedOut(String),
-    #[error(transparent)]
-    QuotaExceeded(QuotaExceeded),
-    #[error(transparent)]
-    OverQuota(OverQuota),
-    /// The instance had no room for what the import must hold.
-    #[error("{0}")]
-    Busy(&'static str),
-}
-
-impl From<DbError> for ImportError {
-    fn from(error: DbError) -> Self {
-        match error {
-            DbError::QuotaExceeded(exceeded) => Self::QuotaExceeded(exceeded),
-            other => Self::Db(other),
-        }
-    }
-}
-
-impl ImportError {
-    /// Whether the import stopped because the disk is full.
-    pub fn is_disk_full(&self) -> bool {
-        let full = |error: &io::Error| error.kind() == io::ErrorKind::StorageFull || error.raw_os_error() == Some(28);
-        match self {
-            Self::Io(error) | Self::Format(FormatError::Io(error)) => full(error),
-            Self::Db(error) => error.is_disk_full(),
-            Self::Vectors(error) => error.is_disk_full(),
-            _ => false,
-        }
-    }
-
-    /// Why the job fails, as recorded and answered (`None`: it was cancelled). Internal
-    /// failures are logged here, with the job's id, and answered without details.
-    pub fn into_failure(self, job_id: &str) -> Option<JobFailure> {
-        if self.is_disk_full() {
-            return Some(JobFailure::DiskFull);
-        }
-        Some(match self {
-            Self::Cancelled => return None,
-            Self::Format(error) => JobFailure::Refused { code: error.code(), message: error.to_string() },
-            Self::TimedOut(why) => JobFailure::UploadTimedOut(why),
-            Self::QuotaExceeded(exceeded) => JobFailure::QuotaExceeded(exceeded),
-            Self::OverQuota(over) => JobFailure::OverQuota(over),
-            Self::Busy(why) => JobFailure::Busy(why),
-            internal => {
-                tracing::error!("import {job_id} failed: {internal}");
-                JobFailure::Internal
-            }
-        })
-    }
-
-    /// How a job that stopped with this error ends.
-    pub fn into_outcome(self, job_id: &str) -> super::jobs::Outcome {
-        match self.into_failure(job_id) {
-            Some(failure) => super::jobs::Outcome::Failed(failure),
-            None => super::jobs::Outcome::Cancelled,
-        }
-    }
-}
 
 /// Files an import syncs one by one at most; past this it syncs the whole filesystem.
 const SYNCED_ONE_BY_ONE: usize = 256;
@@ -675,7 +601,7 @@ impl<'a> ImportSession<'a> {
         // A restored embeddings key may go only where this account's own confirmed setting
         // sends requests; with none confirmed, nowhere until the user confirms one.
         let endpoint = self.confirmed_embedding_endpoint()?;
-        if !self.store.db.put_secret_if_absent(&self.user_id, &sealed, crate::auth::now(), endpoint.as_deref())? {
+        if !self.store.db.put_secret_if_absent(&self.user_id, &sealed, crate::util::now(), endpoint.as_deref())? {
             self.summary.secrets.skipped += 1;
             return Ok(());
         }

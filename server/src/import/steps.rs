@@ -8,7 +8,7 @@ use std::io::BufRead;
 
 use lvbak_core::{FormatError, NdjsonLines};
 
-use super::session::ImportError;
+use super::error::ImportError;
 
 /// Rows per step (one transaction step of the applier), at most.
 pub const STEP_ROWS: usize = 1000;

@@ -16,8 +16,7 @@ use lvbak_core::{
     check_row, parse_row, parse_row_aligned, EmbeddingConfig, FileBucket, FormatError, NdjsonLines, UnknownColumns,
 };
 
-use super::worker::Work;
-use crate::auth::now;
+use super::work::Work;
 use crate::import::jobs::Job;
 use crate::import::session::{ImportError, ImportSession, ImportSummary};
 use crate::import::steps::for_each_step;
@@ -26,6 +25,7 @@ use crate::progress::Event;
 use crate::storage::files::StagedFile;
 use crate::storage::identity::random_bytes;
 use crate::storage::Store;
+use crate::util::now;
 
 /// A file arriving in chunks, staged until complete.
 struct PendingFile {

@@ -26,18 +26,19 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::{oneshot, Semaphore};
 
-use super::worker::{Queued, Work, Worker};
+use super::work::{Queued, Work};
+use super::worker::Worker;
 use super::{BatchUpload, HELD_ROWS_READS, QUEUE};
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::export::pipe::pipe;
-use crate::export::plan::new_archive_id;
 use crate::import::http::recorded_status;
 use crate::import::jobs::{ArchiveFacts, Job};
 use crate::memory::{Held, MemoryBudget};
+use crate::state::AppState;
 use crate::storage::identity::random_bytes;
 use crate::storage::sqlite::DbError;
+use crate::util::new_id;
 use lvbak_core::protocol::{BatchJobOpened, CommitRequest, HeldFiles, JobStatus, VectorsCheck};
 
 pub fn routes() -> Router<AppState> {
@@ -93,7 +94,7 @@ async fn open(
     state.ensure_under_quota(&user.id).await?;
     let reservation = state.jobs().reserve(&user.id)?;
     let store = state.store();
-    let job_id = new_archive_id();
+    let job_id = new_id();
     let facts = ArchiveFacts::new(&manifest, binding);
     drop(manifest);
     let key = HpkeKeyPair::from_secret(random_bytes::<32>()).map_err(AppError::internal)?;
@@ -118,7 +119,7 @@ async fn open(
     }));
     let (ready, opened) = oneshot::channel();
     let worker = Worker {
-        state: state.clone(),
+        services: state.import_services(),
         job: job.clone(),
         queue: receiver,
         key,

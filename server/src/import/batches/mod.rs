@@ -35,6 +35,7 @@
 mod apply;
 mod http;
 mod ledger;
+mod work;
 mod worker;
 
 use std::collections::HashMap;
@@ -144,5 +145,5 @@ pub struct BatchUpload {
     inflated: Arc<AtomicU64>,
     /// Places in the job's queue; a batch takes one until it is applied.
     places: Arc<Semaphore>,
-    queue: std::sync::mpsc::SyncSender<worker::Queued>,
+    queue: std::sync::mpsc::SyncSender<work::Queued>,
 }

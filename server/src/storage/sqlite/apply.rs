@@ -850,7 +850,7 @@ impl RowApplier {
                     .execute(rusqlite::params![key, text, updated_at, self.user_id])?;
                 if key == EMBEDDING_SETTING {
                     // Kept as the archive has it, but switched off until the user confirms it.
-                    super::embedding_trust::mark_unconfirmed(&self.connection, &self.user_id, crate::auth::now())?;
+                    super::embedding_trust::mark_unconfirmed(&self.connection, &self.user_id, crate::util::now())?;
                 }
                 counts.imported += 1;
             }

@@ -1,0 +1,59 @@
+//! [`SignInGuard`]: what limits sign-in for every request — attempts per client address
+//! and failures per user name (token buckets), password hashes computed at once — and how
+//! a request's client address and cookie security are told.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use tokio::sync::Semaphore;
+
+use crate::config::HostingLimits;
+use crate::throttle::RateLimiter;
+
+/// Limits on sign-in, shared by every request.
+pub struct SignInGuard {
+    pub(crate) by_address: RateLimiter,
+    pub(crate) failures_by_name: RateLimiter,
+    pub(crate) hashes: Arc<Semaphore>,
+    trust_forwarded: bool,
+    secure_cookies: bool,
+}
+
+impl SignInGuard {
+    pub fn new(hosting: &HostingLimits) -> Self {
+        Self {
+            by_address: RateLimiter::new(hosting.login_burst, hosting.login_interval),
+            failures_by_name: RateLimiter::new(hosting.login_burst, hosting.login_interval),
+            hashes: Arc::new(Semaphore::new(hosting.password_hashes.max(1))),
+            trust_forwarded: hosting.trust_forwarded,
+            secure_cookies: hosting.secure_cookies,
+        }
+    }
+
+    /// Where a request comes from: the peer address, or the proxy's `X-Forwarded-For` when
+    /// the operator said to trust it.
+    pub(crate) fn client_address(&self, parts: &Parts) -> String {
+        if self.trust_forwarded {
+            let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            if let Some(first) = forwarded.and_then(|v| v.split(',').next()).map(str::trim).filter(|v| !v.is_empty()) {
+                return first.chars().take(64).collect();
+            }
+        }
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_string(), |ConnectInfo(address)| address.ip().to_string())
+    }
+
+    /// Whether the session cookie must carry `Secure`.
+    pub(crate) fn secure(&self, headers: &HeaderMap) -> bool {
+        self.secure_cookies
+            || headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+    }
+}
