@@ -122,7 +122,7 @@ impl Worker {
             self.inflated.clone(),
             cap,
             line_cap,
-            JobMemory { budget: (&self.services.memory).clone(), runtime: self.runtime.clone() },
+            JobMemory { budget: self.services.memory.clone(), runtime: self.runtime.clone() },
         );
         match self.pump(&mut applier) {
             Ok(done) => match applier.finish() {
