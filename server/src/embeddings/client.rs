@@ -6,14 +6,20 @@
 //! with an [`EmbedError`] the run reports in words.
 
 use crate::embeddings::config::EmbeddingRules as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::config::EmbeddingSettings;
+
+mod answer;
+mod guard;
+
+use answer::{answer_limit, provider_message, vectors_of, Answer};
+pub use guard::is_public;
+use guard::PublicOnly;
 
 /// Attempts per request of a run before giving up on a provider that keeps failing (a
 /// connection test makes one: it reports what the provider answered).
@@ -25,28 +31,6 @@ const LONGEST_WAIT: Duration = Duration::from_secs(120);
 /// A request (sending it and reading its answer) gets at least this long, whatever the
 /// setting says; at most the instance's `embedding_timeout`.
 pub use crate::config::SHORTEST_EMBEDDING_TIMEOUT as SHORTEST_TIMEOUT;
-/// Answers larger than this are refused, whatever the batch (200 texts of 4096 floats,
-/// written out, are ~16 MB).
-const LARGEST_ANSWER: usize = 32 << 20;
-/// What one vector's answer may take, written out: a float as JSON text is at most ~26
-/// bytes, and its item has some keys around it.
-const FLOAT_TEXT_BYTES: usize = 26;
-const ITEM_BYTES: usize = 256;
-/// Vector lengths an answer may have when the setting names none: a one-text request
-/// (the connection test) may find any length Lumiverse accepts; a batch may not be larger
-/// than this many floats per text until the first answer has fixed the dimension.
-const ANY_DIMENSION: usize = 65_536;
-const USUAL_DIMENSION: usize = 8_192;
-
-/// The largest answer for `texts` vectors of `dimensions` (unknown: see [`ANY_DIMENSION`]).
-fn answer_limit(texts: usize, dimensions: Option<u32>) -> usize {
-    let floats = match dimensions {
-        Some(d) => d as usize,
-        None if texts <= 1 => ANY_DIMENSION,
-        None => USUAL_DIMENSION,
-    };
-    (4096 + texts.saturating_mul(floats * FLOAT_TEXT_BYTES + ITEM_BYTES)).min(LARGEST_ANSWER)
-}
 
 /// Requests to providers in flight: at most a number across the instance and one per
 /// account, taken per attempt (never across a backoff) in the order asked (tokio's
@@ -128,83 +112,6 @@ pub struct EmbeddingClient {
     permits: Arc<ProviderPermits>,
     /// The longest a request may take (see [`SHORTEST_TIMEOUT`]).
     longest_timeout: Duration,
-}
-
-/// Whether an address is on the public internet (not this machine, its network, or
-/// addresses that are never a server's).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)))
-        }
-        IpAddr::V6(v6) => match embedded_ipv4(v6) {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let segments = v6.segments();
-                let first = segments[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80
-                    || (first & 0xffc0) == 0xfec0
-                    // The rest of ::/96 (IPv4-compatible, deprecated) and ::ffff:0:0/96
-                    // (IPv4-translated) with nothing public in them; 64:ff9b:1::/48 (local
-                    // NAT64); 100::/64 (discard); 2001:db8::/32 (documentation).
-                    || segments[..5] == [0; 5]
-                    || (first == 0x64 && segments[1] == 0xff9b && segments[2] == 1)
-                    || segments[..4] == [0x100, 0, 0, 0]
-                    || (first == 0x2001 && segments[1] == 0xdb8)
-                    // Teredo (2001::/32) hides the IPv4 address it reaches.
-                    || (first == 0x2001 && segments[1] == 0))
-            }
-        },
-    }
-}
-
-/// The IPv4 address an IPv6 address stands for, where one does: IPv4-mapped
-/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), IPv4-translated (`::ffff:0:a.b.c.d`),
-/// NAT64's well-known prefix (`64:ff9b::a.b.c.d`) and 6to4 (`2002:aabb:ccdd::`). A request
-/// to any of them reaches that IPv4 address, so it is judged as that address.
-fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
-    let s = v6.segments();
-    let from = |high: u16, low: u16| std::net::Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
-    match s {
-        [0, 0, 0, 0, 0, 0xffff, high, low] => Some(from(high, low)),
-        [0, 0, 0, 0, 0xffff, 0, high, low] => Some(from(high, low)),
-        [0x64, 0xff9b, 0, 0, 0, 0, high, low] => Some(from(high, low)),
-        [0x2002, high, low, ..] => Some(from(high, low)),
-        // `::` and `::1` are this machine's own IPv6 addresses, not IPv4 ones.
-        [0, 0, 0, 0, 0, 0, high, low] if high != 0 => Some(from(high, low)),
-        _ => None,
-    }
-}
-
-/// A resolver that answers public addresses only (names that resolve inside are refused
-/// at connection time, whatever their DNS says later).
-struct PublicOnly;
-
-impl reqwest::dns::Resolve for PublicOnly {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let public: Vec<SocketAddr> = found.filter(|address| is_public(address.ip())).collect();
-            if public.is_empty() {
-                return Err(format!("{host} resolves to no public address").into());
-            }
-            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
 }
 
 impl EmbeddingClient {
@@ -389,26 +296,6 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<V
     Ok(bytes)
 }
 
-/// An embeddings answer, read straight into floats (a `serde_json::Value` of a large
-/// answer takes many times its size): OpenAI's `{"data": [{"embedding", "index"}]}`,
-/// Ollama's `{"embeddings": [...]}`, or an error envelope.
-#[derive(serde::Deserialize)]
-struct Answer {
-    #[serde(default)]
-    data: Option<Vec<AnswerItem>>,
-    #[serde(default)]
-    embeddings: Option<Vec<Vec<f32>>>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(serde::Deserialize)]
-struct AnswerItem {
-    embedding: Vec<f32>,
-    #[serde(default)]
-    index: Option<u64>,
-}
-
 /// A transport error in words (reqwest's Display omits the cause).
 fn describe(error: &reqwest::Error) -> String {
     let mut text = if error.is_timeout() { "the request timed out".to_string() } else { error.to_string() };
@@ -421,55 +308,13 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// The provider's own error message (`{"error": {"message"}}`, `{"error": "…"}`), or the
-/// HTTP status; at most 300 characters.
-fn provider_message(body: &[u8], status: reqwest::StatusCode) -> String {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let message = parsed.as_ref().and_then(|v| {
-        let error = v.get("error")?;
-        error.as_str().map(str::to_string).or_else(|| error.get("message").and_then(Value::as_str).map(str::to_string))
-    });
-    let text = message.unwrap_or_else(|| format!("HTTP {status}"));
-    text.chars().take(300).collect()
-}
-
-/// The vectors of an answer in input order, checked for count and length.
-fn vectors_of(answer: &Answer, expected: usize, dimensions: Option<u32>) -> Result<Vec<Vec<f32>>, EmbedError> {
-    if let Some(error) = &answer.error {
-        let message = error.get("message").and_then(Value::as_str).or(error.as_str()).unwrap_or("an error");
-        return Err(EmbedError::Refused(message.chars().take(300).collect()));
-    }
-    let mut vectors: Vec<(u64, &Vec<f32>)> = match (&answer.data, &answer.embeddings) {
-        (Some(data), _) => {
-            let mut indexed: Vec<(u64, &Vec<f32>)> = data
-                .iter()
-                .enumerate()
-                .map(|(position, item)| (item.index.unwrap_or(position as u64), &item.embedding))
-                .collect();
-            indexed.sort_by_key(|(index, _)| *index);
-            indexed
-        }
-        (None, Some(list)) => list.iter().enumerate().map(|(index, vector)| (index as u64, vector)).collect(),
-        (None, None) => return Err(EmbedError::Refused("the answer has neither `data` nor `embeddings`".into())),
-    };
-    if vectors.len() != expected {
-        return Err(EmbedError::Refused(format!("{} vectors for {expected} texts", vectors.len())));
-    }
-    let first = vectors.first().map_or(0, |(_, v)| v.len());
-    for (_, vector) in &vectors {
-        let expected = dimensions.unwrap_or(first as u32);
-        if vector.is_empty() || vector.len() != expected as usize {
-            return Err(EmbedError::DimensionMismatch { expected, got: vector.len() });
-        }
-    }
-    Ok(vectors.drain(..).map(|(_, v)| v.clone()).collect())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::answer::LARGEST_ANSWER;
     use super::*;
     use serde_json::json;
+    use serde_json::Value;
 
     #[test]
     fn answers_are_read_in_input_order_and_checked() {

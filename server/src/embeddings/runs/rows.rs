@@ -1,0 +1,152 @@
+//! What a row is embedded from, as Lumiverse builds it, and its vector row in the shape
+//! Lumiverse writes (so vectors restore both ways).
+
+use super::*;
+
+/// The text a row is embedded from, as Lumiverse builds it.
+pub fn embedded_text(row: &SourceRow) -> String {
+    let content = row.text.replace("\r\n", "\n");
+    let content = content.trim();
+    match row.kind {
+        SourceKind::WorldBookEntry => world_book_search_text(row, content),
+        _ => content.to_string(),
+    }
+}
+
+/// A world-book entry's search text: its title and keys, then its content.
+pub(super) fn world_book_search_text(row: &SourceRow, content: &str) -> String {
+    let keys = |text: &Option<String>| -> Vec<String> {
+        let list: Vec<String> = text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        list.into_iter()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty() && seen.insert(k.to_lowercase()))
+            .collect()
+    };
+    let mut sections = Vec::new();
+    if let Some(comment) = row.label.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        sections.push(format!("Entry title: {comment}"));
+    }
+    let (primary, secondary) = (keys(&row.keys), keys(&row.secondary_keys));
+    if !primary.is_empty() {
+        sections.push(format!("Primary keys: {}", primary.join(", ")));
+    }
+    if !secondary.is_empty() {
+        sections.push(format!("Secondary keys: {}", secondary.join(", ")));
+    }
+    sections.push(format!("Content:\n{content}"));
+    let text = sections.join("\n\n");
+    // Lumiverse collapses runs of blank lines.
+    let mut collapsed = String::with_capacity(text.len());
+    let mut newlines = 0;
+    for c in text.chars() {
+        newlines = if c == '\n' { newlines + 1 } else { 0 };
+        if newlines <= 2 {
+            collapsed.push(c);
+        }
+    }
+    collapsed.trim().to_string()
+}
+
+/// The LanceDB row of one embedded source row, in the shape Lumiverse writes.
+pub(super) fn vector_row(user_id: &str, row: &SourceRow, vector: Vec<f32>, now: i64) -> VectorRow {
+    let content = row.text.replace("\r\n", "\n").trim().to_string();
+    let metadata = match row.kind {
+        SourceKind::ChatChunk => json!({
+            "autoSplit": false,
+            "splitIndex": 0,
+            "splitCount": 1,
+            "sourceCharCount": content.encode_utf16().count(),
+            "sourceTokenCount": row.token_count.unwrap_or_else(|| content.chars().count().div_ceil(4) as i64),
+            // Lumiverse re-embeds a chunk whose text no longer has this hash.
+            "sourceContentHash": sha1_smol::Sha1::from(content.as_bytes()).digest().to_string(),
+        }),
+        SourceKind::MemoryConsolidation => json!({"title": row.label}),
+        SourceKind::DatabankChunk => row
+            .label
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .filter(Value::is_object)
+            .unwrap_or(json!({})),
+        SourceKind::WorldBookEntry => {
+            let list = |text: &Option<String>| -> Value {
+                text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(json!([]))
+            };
+            json!({
+                "comment": row.label,
+                "key": list(&row.keys),
+                "keysecondary": list(&row.secondary_keys),
+                "world_book_id": row.owner_id,
+                "search_text": embedded_text(row),
+                "vector_version": 4,
+                "chunk_index": 0,
+                "chunk_count": 1,
+            })
+        }
+    };
+    let source_type = row.kind.source_type();
+    VectorRow {
+        id: format!("{user_id}:{source_type}:{}:0", row.id),
+        user_id: user_id.to_string(),
+        source_type: source_type.to_string(),
+        source_id: row.id.clone(),
+        owner_id: row.owner_id.clone(),
+        chunk_index: 0.0,
+        content,
+        vector,
+        metadata_json: metadata.to_string(),
+        updated_at: now as f64,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_world_book_entry_is_embedded_with_its_title_and_keys() {
+        let row = SourceRow {
+            kind: SourceKind::WorldBookEntry,
+            id: "e1".into(),
+            owner_id: "b1".into(),
+            text: "  The tower.\r\n\r\n\r\n\r\nIt is tall. ".into(),
+            token_count: None,
+            label: Some("tower".into()),
+            keys: Some(r#"["Tower", "tower", " archive "]"#.into()),
+            secondary_keys: Some("[]".into()),
+            written: false,
+        };
+        assert_eq!(
+            embedded_text(&row),
+            "Entry title: tower\n\nPrimary keys: Tower, archive\n\nContent:\nThe tower.\n\nIt is tall."
+        );
+        let vector = vector_row("u", &row, vec![1.0], 5);
+        assert_eq!(vector.id, "u:world_book_entry:e1:0");
+        assert_eq!(vector.content, "The tower.\n\n\n\nIt is tall.");
+    }
+
+    #[test]
+    fn a_chat_chunk_carries_lumiverses_metadata() {
+        let row = SourceRow {
+            kind: SourceKind::ChatChunk,
+            id: "c1".into(),
+            owner_id: "chat".into(),
+            text: " abc\r\n".into(),
+            token_count: Some(7),
+            label: None,
+            keys: None,
+            secondary_keys: None,
+            written: false,
+        };
+        let vector = vector_row("u", &row, vec![1.0], 5);
+        let metadata: Value = serde_json::from_str(&vector.metadata_json).unwrap();
+        // sha1("abc"), as Node's createHash("sha1") writes it.
+        assert_eq!(metadata["sourceContentHash"], "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!((metadata["sourceCharCount"].as_u64(), metadata["sourceTokenCount"].as_u64()), (Some(3), Some(7)));
+        assert_eq!(
+            (vector.id.as_str(), vector.owner_id.as_str(), vector.content.as_str()),
+            ("u:chat_chunk:c1:0", "chat", "abc")
+        );
+    }
+}

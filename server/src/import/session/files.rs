@@ -1,0 +1,227 @@
+//! Files of an import: where each may go (only where one of the importer's rows names it),
+//! which the account holds already (read from its own copies, never on the client's word),
+//! and each one restored whole or not at all, held to its claimed size and the quota.
+
+use super::*;
+
+/// Files an import syncs one by one at most; past this it syncs the whole filesystem.
+pub(super) const SYNCED_ONE_BY_ONE: usize = 256;
+
+/// The file formats a completion sound may be, by its first bytes.
+pub fn sniffs_as_audio(head: &[u8]) -> bool {
+    let starts = |magic: &[u8]| head.starts_with(magic);
+    starts(b"ID3")
+        || starts(b"OggS")
+        || (head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE")
+        || (head.len() >= 8 && &head[4..8] == b"ftyp")
+        || (head.len() >= 2 && head[0] == 0xff && head[1] & 0xe0 == 0xe0)
+}
+
+/// A reader that stops with `Cancelled` once the flag is raised.
+pub(super) struct Cancellable<'a, R> {
+    inner: R,
+    cancel: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Cancellable<'_, R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+        }
+        self.inner.read(buffer)
+    }
+}
+
+impl ImportSession<'_> {
+    /// Where a file of the archive may go (inside the importer's own folder of its bucket),
+    /// or `None` when it must not be written: a file is restored only when one of the
+    /// importer's rows names it — images and thumbnails by an image row, avatars by a
+    /// character or persona, theme assets by a theme-asset row, databank documents (under
+    /// their row's path) by a document row. A completion sound has no row; it is held to
+    /// its five possible names and must sniff as audio.
+    pub(super) fn destination(&mut self, bucket: FileBucket, name: &str) -> Result<Option<String>, ImportError> {
+        Ok(match bucket {
+            FileBucket::Images => {
+                self.applier.importer_names_file("images", "filename", name)?.then(|| name.to_string())
+            }
+            FileBucket::Thumbnails => {
+                let stem = name.split('_').next().unwrap_or_default();
+                self.applier.importer_has_image_stem(stem)?.then(|| name.to_string())
+            }
+            FileBucket::Avatars => (self.applier.importer_names_avatar("characters", name)?
+                || self.applier.importer_names_avatar("personas", name)?)
+            .then(|| name.to_string()),
+            FileBucket::Databank => match name.split_once("__") {
+                Some((document_id, _)) => self.applier.databank_file_path(document_id)?,
+                None => None,
+            },
+            FileBucket::ThemeAssets => match name.split_once('/') {
+                Some((bundle, file)) => {
+                    self.applier.importer_names_theme_asset(bundle, file)?.then(|| name.to_string())
+                }
+                None => None,
+            },
+            FileBucket::NotificationSounds => Some(name.to_string()),
+        })
+    }
+
+    /// Which of the files a client describes (archive name, size, CRC-32) the account holds
+    /// already where this import would put them: the server reads its own copy to compare,
+    /// so nothing is taken on the client's word. Held files count as skipped, as they would
+    /// if their bytes were sent (a file whose name is taken is kept); answers their archive
+    /// entry names. At most `budget` bytes of the account's files are read; claims past
+    /// it are not held (their files are sent again).
+    pub fn held_files(&mut self, claims: &[FileClaim], budget: u64) -> Result<Vec<String>, ImportError> {
+        let mut held = Vec::new();
+        let mut left = budget;
+        // A file is held once, however often it is claimed (an archive names it once).
+        let mut claimed = std::collections::HashSet::new();
+        for claim in claims {
+            self.check_cancelled()?;
+            let entry = claim.entry_name();
+            if !claimed.insert(entry.clone()) {
+                continue;
+            }
+            let Ok(EntryKind::File { bucket, name }) = classify_entry_name(entry.as_bytes()) else { continue };
+            let name = self.applier.local_file_name(&name)?;
+            let Some(destination) = self.destination(bucket, &name)? else { continue };
+            let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
+            let Ok(path) = self.store.files.path(bucket, &self.user_id, &destination) else { continue };
+            let same_size = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == claim.size);
+            if !same_size || claim.size > left {
+                continue;
+            }
+            left -= claim.size;
+            if self.crc32_of(&path)? == Some(claim.crc32) {
+                self.summary.files.skipped += 1;
+                held.push(entry);
+            }
+        }
+        Ok(held)
+    }
+
+    /// The CRC-32 of a stored file, or `None` if it cannot be read.
+    pub(super) fn crc32_of(&self, path: &std::path::Path) -> Result<Option<u32>, ImportError> {
+        let Ok(file) = std::fs::File::open(path) else { return Ok(None) };
+        let mut reader = Cancellable { inner: file, cancel: &self.cancel };
+        let mut hasher = crc32fast::Hasher::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            match reader.read(&mut buffer) {
+                Ok(0) => return Ok(Some(hasher.finalize())),
+                Ok(read) => hasher.update(&buffer[..read]),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => return Err(ImportError::Cancelled),
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads an entry that will not be written to its end, so that a damaged archive is
+    /// refused whether or not the damage sits in something that is used.
+    pub(super) fn drain(&self, data: &mut dyn Read) -> Result<(), ImportError> {
+        let mut reader = Cancellable { inner: data, cancel: &self.cancel };
+        match io::copy(&mut reader, &mut io::sink()) {
+            Ok(_) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => Err(ImportError::Cancelled),
+            Err(error) => Err(FormatError::from_io(error).into()),
+        }
+    }
+
+    /// Restores one file of `size` bytes (as its archive claims: it cannot inflate past
+    /// that), unless a file of that name exists (it is kept) or the file may not be written
+    /// (it is rejected). The bytes go to a temporary name first and appear only once
+    /// complete and checked. `stored` is the archive file and the byte range of a stored
+    /// entry, which is then copied in the kernel while `data` is read for its checks. A file
+    /// that does not fit in the account's quota fails the import (`quota_exceeded`).
+    pub fn apply_file(
+        &mut self,
+        bucket: FileBucket,
+        name: &str,
+        size: u64,
+        data: &mut dyn Read,
+        stored: Option<(&std::path::Path, (u64, u64))>,
+    ) -> Result<(), ImportError> {
+        self.check_cancelled()?;
+        self.settle_references()?;
+        let name = self.applier.local_file_name(name)?;
+        let written = self.write_file(bucket, &name, size, data, stored);
+        self.roll_back_if_out_of_room(written)
+    }
+
+    pub(super) fn write_file(
+        &mut self,
+        bucket: FileBucket,
+        name: &str,
+        size: u64,
+        data: &mut dyn Read,
+        stored: Option<(&std::path::Path, (u64, u64))>,
+    ) -> Result<(), ImportError> {
+        let destination = self.destination(bucket, name)?;
+        let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
+        let Some(destination) = destination.filter(|d| self.store.files.path(bucket, &self.user_id, d).is_ok()) else {
+            self.drain(data)?;
+            self.summary.files.rejected += 1;
+            return Ok(());
+        };
+        let mut head = [0u8; 16];
+        let mut got = 0;
+        if bucket == FileBucket::NotificationSounds {
+            while got < head.len() {
+                let read = data.read(&mut head[got..]).map_err(FormatError::from_io)?;
+                if read == 0 {
+                    break;
+                }
+                got += read;
+            }
+            if !sniffs_as_audio(&head[..got]) {
+                self.drain(data)?;
+                self.summary.files.rejected += 1;
+                return Ok(());
+            }
+        }
+        if self.store.files.path(bucket, &self.user_id, &destination).is_ok_and(|path| path.exists()) {
+            self.drain(&mut (&head[..got]).chain(data))?;
+            self.summary.files.skipped += 1;
+            return Ok(());
+        }
+        self.applier.charge(size, false)?;
+        let mut reader = Cancellable { inner: (&head[..got]).chain(data), cancel: &self.cancel };
+        let written = match stored.filter(|_| got == 0) {
+            Some((archive, range)) => {
+                let mut verify = || io::copy(&mut reader, &mut io::sink()).map(|_| ());
+                self.store.files.write_new_from_range(bucket, &self.user_id, &destination, archive, range, &mut verify)
+            }
+            None => self.store.files.write_new(bucket, &self.user_id, &destination, &mut reader),
+        };
+        match written {
+            Ok(WriteOutcome::Written { bytes }) => {
+                self.summary.files.imported += 1;
+                self.summary.files.bytes += bytes;
+                let path = self.store.files.path(bucket, &self.user_id, &destination).ok();
+                self.written = match (self.written.take(), path) {
+                    (Some(mut paths), Some(path)) if paths.len() < SYNCED_ONE_BY_ONE => {
+                        paths.push(path);
+                        Some(paths)
+                    }
+                    _ => None,
+                };
+                self.applier.refund(size.saturating_sub(bytes));
+            }
+            Ok(WriteOutcome::AlreadyThere) => {
+                if stored.is_none() {
+                    self.drain(&mut reader)?;
+                }
+                self.summary.files.skipped += 1;
+                self.applier.refund(size);
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => return Err(ImportError::Cancelled),
+            // Archive faults (CRC, size, bombs) surface as wrapped format errors.
+            Err(error) => return Err(FormatError::from_io(error).into()),
+        }
+        Ok(())
+    }
+
+    pub fn file_summary(&self) -> FileSummary {
+        self.summary.files
+    }
+}

@@ -1,0 +1,130 @@
+//! What ends an import's rows: references settled and scrubbed (also for every row after a
+//! crash), rows marked for re-vectorization, or the whole import taken back.
+
+use super::*;
+
+impl RowApplier {
+    /// Takes back every row this import added (children first) and what they counted for;
+    /// used when the import fails over its quota, so that nothing it wrote stays.
+    pub fn roll_back_import(&mut self) -> DbResult<u64> {
+        if self.open_since.take().is_some() {
+            let rolled_back = self.connection.execute_batch("ROLLBACK");
+            self.turn = None;
+            rolled_back?;
+        }
+        self.rows_in_transaction = 0;
+        self.bytes_in_transaction = 0;
+        let deletes: Vec<(String, i64)> = TABLES
+            .iter()
+            .rev()
+            .map(|spec| {
+                let sql = format!(
+                    "DELETE FROM {} AS t WHERE t.rowid > ?2 AND {}",
+                    quoted(spec.name),
+                    owned_condition(spec, "t", 1)
+                );
+                (sql, self.rowids_before.get(spec.name).copied().unwrap_or(i64::MAX))
+            })
+            .collect();
+        let removed = self.in_turn(WriteKind::Bulk, |connection, user_id| {
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut removed = 0;
+            for (sql, before) in &deletes {
+                removed += transaction.execute(sql, rusqlite::params![user_id, before])? as u64;
+            }
+            transaction.commit()?;
+            Ok(removed)
+        })?;
+        self.usage.added = self.usage.kept;
+        self.commit()?;
+        Ok(removed)
+    }
+
+    /// Clears every nullable reference (FORMAT §4's scrub list) of the importer's rows whose
+    /// target is missing or not the importer's; returns how many were cleared. Only the rows
+    /// this import added can hold one (imports never delete, and other writes keep foreign
+    /// keys), and only the columns [`Self::prepare_row`] left unsettled are read: a
+    /// 500,000-character import spent half a second reading every character again for an
+    /// `image_id` none of them had.
+    pub fn scrub_references(&mut self) -> DbResult<u64> {
+        self.commit()?;
+        let unsettled = std::mem::take(&mut self.unsettled);
+        let rowids_before = self.rowids_before.clone();
+        self.in_turn(WriteKind::Bulk, |connection, user_id| {
+            let mut cleared = 0;
+            for spec in TABLES {
+                for reference in spec.references.iter().filter(|r| r.rule == ReferenceRule::ScrubWhenMissing) {
+                    let Some(target) = table_spec(reference.table) else { continue };
+                    if !unsettled.contains(&(spec.name, reference.column)) {
+                        continue;
+                    }
+                    let column = quoted(reference.column);
+                    let sql = format!(
+                        "UPDATE {table} AS t SET {column} = NULL WHERE t.rowid > ?2 AND {owned} AND t.{column} IS NOT NULL \
+                         AND NOT EXISTS (SELECT 1 FROM {target} x WHERE x.id = t.{column} AND {target_owned})",
+                        table = quoted(spec.name),
+                        owned = owned_condition(spec, "t", 1),
+                        target = quoted(target.name),
+                        target_owned = owned_condition(target, "x", 1),
+                    );
+                    let before = rowids_before.get(spec.name).copied().unwrap_or(0);
+                    cleared += connection.execute(&sql, rusqlite::params![user_id, before])? as u64;
+                }
+            }
+            Ok(cleared)
+        })
+    }
+
+    /// Settles every row of the account as an import's end settles the rows it added: for
+    /// an import that was killed before its end (which rows it added is not known then).
+    /// How many values changed.
+    pub fn settle_all_rows(&mut self) -> DbResult<u64> {
+        self.rowids_before.values_mut().for_each(|rowid| *rowid = 0);
+        self.unsettled = TABLES
+            .iter()
+            .flat_map(|spec| {
+                spec.references
+                    .iter()
+                    .filter(|r| r.rule == ReferenceRule::ScrubWhenMissing)
+                    .map(move |r| (spec.name, r.column))
+            })
+            .collect();
+        let settled = self.settle_remapped_references()?;
+        Ok(settled + self.scrub_references()?)
+    }
+
+    /// Resets the vector state of the rows this import inserted, so they are re-embedded
+    /// (FORMAT §3); returns how many rows were marked.
+    pub fn mark_inserted_for_revectorization(&mut self) -> DbResult<u64> {
+        self.commit()?;
+        let mut marked = 0;
+        for spec in TABLES.iter().filter(|spec| !spec.revectorize.is_empty()) {
+            let assignments: Vec<String> = spec
+                .revectorize
+                .iter()
+                .map(|(column, value)| {
+                    let value = match value {
+                        ResetValue::Null => "NULL".to_string(),
+                        ResetValue::Integer(number) => number.to_string(),
+                        ResetValue::Text(text) => format!("'{}'", text.replace('\'', "''")),
+                        ResetValue::WorldBookDesiredStatus => {
+                            crate::storage::sqlite::embeddings::WORLD_BOOK_DESIRED_STATUS.to_string()
+                        }
+                    };
+                    format!("{} = {value}", quoted(column))
+                })
+                .collect();
+            let before = self.rowids_before.get(spec.name).copied().unwrap_or(i64::MAX);
+            let sql = format!(
+                "UPDATE {} AS t SET {} WHERE t.rowid > ?2 AND {}",
+                quoted(spec.name),
+                assignments.join(", "),
+                owned_condition(spec, "t", 1),
+            );
+            marked += self.in_turn(WriteKind::Bulk, |connection, user_id| {
+                Ok(connection.execute(&sql, rusqlite::params![user_id, before])?)
+            })? as u64;
+        }
+        Ok(marked)
+    }
+}

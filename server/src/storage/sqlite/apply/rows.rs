@@ -1,0 +1,222 @@
+//! A batch's rows checked and inserted: forced columns, parents and references (cleared or
+//! refused where they are missing or another account's), numbers, and `INSERT OR IGNORE`
+//! in id order with one statement per set of columns; a row whose id is another account's
+//! becomes a copy (see `remap`).
+
+use super::*;
+
+/// Which columns a row has, as bits (registry tables have well under 128).
+pub(super) fn row_shape(row: &AlignedRow) -> u128 {
+    row.iter().enumerate().filter(|(_, v)| v.is_some()).fold(0u128, |bits, (i, _)| bits | 1u128 << (i % 128))
+}
+
+/// Rows in id order: inserted so, they touch neighbouring index pages (ids are random
+/// UUIDs, the archive's and the copies' new ones alike).
+pub(super) fn sort_by_id(rows: &mut [AlignedRow], id: usize) {
+    rows.sort_by(|a, b| a[id].as_ref().and_then(Value::as_str).cmp(&b[id].as_ref().and_then(Value::as_str)));
+}
+
+/// `INSERT OR IGNORE` of the columns `row` has.
+pub(super) fn insert_sql(spec: &TableSpec, plan: &TablePlan, row: &AlignedRow) -> String {
+    let names: Vec<String> =
+        plan.columns.iter().zip(row).filter(|(_, value)| value.is_some()).map(|(c, _)| quoted(&c.name)).collect();
+    let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+    format!("INSERT OR IGNORE INTO {} ({}) VALUES ({})", quoted(spec.name), names.join(", "), placeholders.join(", "))
+}
+
+/// `INSERT OR IGNORE` of each row, with one prepared statement per run of rows that have
+/// the same columns: the positions of the rows not inserted (their key exists), how many
+/// were, and the bytes those count for.
+pub(super) fn insert_rows(
+    connection: &Connection,
+    spec: &TableSpec,
+    plan: &TablePlan,
+    rows: &[AlignedRow],
+) -> DbResult<(Vec<usize>, u64, u64)> {
+    let (mut ignored, mut inserted, mut bytes) = (Vec::new(), 0, 0);
+    let mut current: Option<(u128, rusqlite::CachedStatement<'_>)> = None;
+    for (position, row) in rows.iter().enumerate() {
+        let shape = row_shape(row);
+        if current.as_ref().is_none_or(|(known, _)| *known != shape) {
+            current = Some((shape, connection.prepare_cached(&insert_sql(spec, plan, row))?));
+        }
+        let Some((_, statement)) = current.as_mut() else { continue };
+        if statement.execute(rusqlite::params_from_iter(row.iter().flatten().map(Param)))? == 0 {
+            ignored.push(position);
+        } else {
+            inserted += 1;
+            bytes += plan.charge.bytes(row);
+        }
+    }
+    Ok((ignored, inserted, bytes))
+}
+
+/// A JSON value bound as an SQL parameter the way SQLite stores it (JSON columns stay
+/// JSON text); strings are bound without copying.
+pub(super) struct Param<'a>(&'a Value);
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Owned(SqlValue::Null),
+            Value::Bool(flag) => ToSqlOutput::Owned(SqlValue::Integer(i64::from(*flag))),
+            Value::Number(number) => ToSqlOutput::Owned(match number.as_i64() {
+                Some(integer) => SqlValue::Integer(integer),
+                None => SqlValue::Real(number.as_f64().unwrap_or(0.0)),
+            }),
+            Value::String(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            other => ToSqlOutput::Owned(SqlValue::Text(other.to_string())),
+        })
+    }
+}
+
+impl RowApplier {
+    /// Cleans a row for its table, or refuses it (`None`).
+    pub(super) fn prepare_row(&mut self, plan: &TablePlan, mut row: AlignedRow) -> DbResult<Option<AlignedRow>> {
+        // Forced columns first, so later checks see what will be written.
+        for &index in &plan.owner_columns {
+            row[index] = Some(Value::String(self.user_id.clone()));
+        }
+        for &index in &plan.forced_zero {
+            row[index] = Some(Value::from(0));
+        }
+        let text = |row: &AlignedRow, index: usize| row[index].as_ref().and_then(Value::as_str).map(str::to_string);
+        if let Some((index, value)) = plan.filter {
+            if text(&row, index).as_deref() != Some(value) {
+                return Ok(None);
+            }
+        }
+        for (index, (column, value)) in plan.columns.iter().zip(&row).enumerate() {
+            // A missing number is given one (see `number_rows`).
+            if plan.numbered == Some(index) {
+                continue;
+            }
+            if (column.primary_key || column.required) && value.as_ref().is_none_or(Value::is_null) {
+                return Ok(None);
+            }
+        }
+        // Parents and references the importer's copies stand in for (see `remap`).
+        if self.remaps.any {
+            let references = plan.references.iter().map(|r| (r.index, r.target));
+            for (index, table) in plan.parent.iter().copied().chain(references) {
+                if let Some(original) = text(&row, index) {
+                    if let Some(new_id) = self.remapped(Some(table), &original)? {
+                        row[index] = Some(Value::String(new_id));
+                    }
+                }
+            }
+        }
+        if let Some((index, parent_table)) = plan.parent {
+            let Some(parent) = text(&row, index) else { return Ok(None) };
+            if self.owner_of(parent_table, &parent)? != Owner::Importer {
+                return Ok(None);
+            }
+        }
+        for &PlannedReference { index, column, target: table, rule, forward, nullable } in &plan.references {
+            let target = match &row[index] {
+                None | Some(Value::Null) => None,
+                Some(Value::String(id)) => Some(id.clone()),
+                // Ids are text: any other value names none of the importer's rows, and
+                // SQLite would store it as text that a row imported later could match.
+                Some(_) if nullable && rule != ReferenceRule::RequireOwn => {
+                    row[index] = Some(Value::Null);
+                    continue;
+                }
+                Some(_) => return Ok(None),
+            };
+            let Some(target_spec) = table_spec(table) else { continue };
+            let owner = match &target {
+                Some(target) => self.owner_of(target_spec.name, target)?,
+                None => Owner::Nobody,
+            };
+            match (rule, owner) {
+                (ReferenceRule::RequireOwn, Owner::Importer) => {}
+                (ReferenceRule::RequireOwn, _) => return Ok(None),
+                (ReferenceRule::RejectWhenForeign, Owner::Someone) => return Ok(None),
+                // A reference to a row that is not there is cleared, or its row refused
+                // where it may not be empty: left dangling, it would point at whichever
+                // account imports that id next (and be deleted with that account's row).
+                (ReferenceRule::RejectWhenForeign, Owner::Nobody) if target.is_some() => {
+                    if !nullable {
+                        return Ok(None);
+                    }
+                    row[index] = Some(Value::Null);
+                }
+                // A target applied later may yet become the importer's copy: settled (and
+                // scrubbed if still someone else's) once every table is in.
+                (ReferenceRule::ScrubWhenMissing, Owner::Someone) if !forward => row[index] = Some(Value::Null),
+                (ReferenceRule::ScrubWhenMissing, Owner::Someone | Owner::Nobody) if target.is_some() => {
+                    self.unsettled.insert((plan.table, column));
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(row))
+    }
+
+    /// Gives every row of a numbered table a number of its own among the user's rows: one
+    /// that is missing, not an integer, or taken (by another of the user's rows, or by an
+    /// earlier row of this batch) becomes the next after the highest. A row whose id exists
+    /// keeps its number; it will be skipped.
+    pub(super) fn number_rows(
+        &mut self,
+        spec: &'static TableSpec,
+        plan: &TablePlan,
+        index: usize,
+        rows: &mut [AlignedRow],
+    ) -> DbResult<()> {
+        let (table, column) = (quoted(spec.name), quoted(&plan.names[index]));
+        let taken_sql = format!("SELECT 1 FROM {table} WHERE user_id = ?1 AND {column} = ?2 AND id IS NOT ?3");
+        let highest_sql = format!("SELECT COALESCE(MAX({column}), 0) FROM {table} WHERE user_id = ?1");
+        let mut highest: i64 = self.connection.query_row(&highest_sql, [&self.user_id], |row| row.get(0))?;
+        let mut in_batch = HashSet::new();
+        for row in rows {
+            let id = plan.id.and_then(|i| row[i].as_ref()).and_then(Value::as_str).map(str::to_string);
+            let wanted = row[index].as_ref().and_then(Value::as_i64).filter(|n| *n > 0);
+            let free = match wanted {
+                Some(number) if !in_batch.contains(&number) => {
+                    !self.connection.prepare_cached(&taken_sql)?.exists(rusqlite::params![self.user_id, number, id])?
+                }
+                _ => false,
+            };
+            let number = match wanted {
+                Some(number) if free => number,
+                _ => highest.saturating_add(1),
+            };
+            highest = highest.max(number);
+            in_batch.insert(number);
+            row[index] = Some(Value::from(number));
+        }
+        Ok(())
+    }
+
+    /// `INSERT OR IGNORE` of rows aligned with `columns`; returns how many were new, how
+    /// many of those are copies under new ids, and the bytes they count for. A row whose id
+    /// exists is skipped when the importer owns that id, and otherwise imported as a copy
+    /// under an id of the importer's own (see `remap`).
+    pub(super) fn insert_all(
+        &mut self,
+        spec: &'static TableSpec,
+        plan: &TablePlan,
+        rows: &[AlignedRow],
+    ) -> DbResult<(u64, u64, u64)> {
+        let (ignored, mut inserted, mut bytes) = insert_rows(&self.connection, spec, plan, rows)?;
+        let Some(id_index) = plan.id else { return Ok((inserted, 0, bytes)) };
+        let mut copies = Vec::new();
+        for position in ignored {
+            let mut row = rows[position].clone();
+            let Some(original) = row[id_index].as_ref().and_then(Value::as_str).map(str::to_string) else { continue };
+            if self.owner_of(spec.name, &original)? == Owner::Importer {
+                continue;
+            }
+            row[id_index] = Some(Value::String(self.remap_id(spec.name, &original)?));
+            copies.push(row);
+        }
+        sort_by_id(&mut copies, id_index);
+        // A copy not inserted was made by an earlier import of this archive: skipped.
+        let (_, remapped, copy_bytes) = insert_rows(&self.connection, spec, plan, &copies)?;
+        inserted += remapped;
+        bytes += copy_bytes;
+        Ok((inserted, remapped, bytes))
+    }
+}
