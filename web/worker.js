@@ -55,6 +55,21 @@ function request(method, url, body, headers = {}) {
   return { status: xhr.status, json };
 }
 
+/** A request that only reads (so may be sent again): a connection that drops before the
+ * answer (a reused connection the server had closed, a reload racing this page's first
+ * requests) is retried a few times, as batches are. */
+function requestAgain(method, url) {
+  let failure = null;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    try {
+      return request(method, url);
+    } catch (error) {
+      failure = error;
+    }
+  }
+  throw failure;
+}
+
 /** The server's refusal as an `Error` with its code. */
 function refusal(answer) {
   const { code, message } = refusalOf(answer.status, answer.json);
@@ -80,12 +95,12 @@ function upload(resume) {
     publicKey = opened.json.hpkePublicKey;
     heldFiles = opened.json.heldFiles || [];
   } else {
-    const held = request("GET", `/api/v1/user-data/import/${job}/held-files`);
+    const held = requestAgain("GET", `/api/v1/user-data/import/${job}/held-files`);
     if (held.status !== 200) return post({ kind: Kind.FAILED, jobId: job, error: errorOf(refusal(held)) });
     heldFiles = held.json.heldFiles || [];
   }
   // The ids of rows the account has (hashed): those rows are not sent either.
-  const heldRows = request("GET", `/api/v1/user-data/import/${job}/held-rows`);
+  const heldRows = requestAgain("GET", `/api/v1/user-data/import/${job}/held-rows`);
   if (heldRows.status !== 200) return post({ kind: Kind.FAILED, jobId: job, error: errorOf(refusal(heldRows)) });
   post({ kind: Kind.JOB, jobId: job });
   let wireBytes = 0;
