@@ -2,20 +2,20 @@
 //! arguments. Start at [`app::router`].
 
 pub mod app;
-pub mod auth;
+pub(crate) mod auth;
 pub mod cli;
 pub mod config;
 pub mod embeddings;
-pub mod error;
-pub mod export;
-pub mod failure;
+pub(crate) mod error;
+pub(crate) mod export;
+pub(crate) mod failure;
 pub mod faults;
-pub mod import;
+pub(crate) mod import;
 pub(crate) mod memory;
-pub mod progress;
+pub(crate) mod progress;
 pub mod seed;
-pub mod sign_in;
+pub(crate) mod sign_in;
 pub mod state;
 pub mod storage;
-pub mod throttle;
-pub mod util;
+pub(crate) mod throttle;
+pub(crate) mod util;

@@ -69,11 +69,6 @@ impl RateLimiter {
             bucket.tokens = (bucket.tokens + 1.0).min(self.burst);
         }
     }
-
-    /// Keys remembered now (for tests of the bound).
-    pub fn remembered(&self) -> usize {
-        self.buckets.lock().len()
-    }
 }
 
 #[derive(Default)]

@@ -4,10 +4,10 @@
 //! `config` (the `embeddingConfig` setting and key), `client` (the HTTP request with its
 //! retries), `runs` (one run per user: queue, batches, LanceDB, marks), `http` (routes).
 
-pub mod client;
-pub mod config;
-pub mod http;
-pub mod runs;
+pub(crate) mod client;
+pub(crate) mod config;
+pub(crate) mod http;
+pub(crate) mod runs;
 
 pub use config::{EmbeddingSettings, SETTING_KEY};
 pub use runs::{Embeddings, RunStatus};

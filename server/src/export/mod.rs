@@ -32,7 +32,6 @@ use crate::state::AppState;
 use crate::throttle::{Slot, SlotRefusal};
 use crate::util::now;
 use plan::ExportPlan;
-pub use prepared::PreparedExports;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -216,10 +216,6 @@ impl RowEncoder {
             }
         }
     }
-
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
 }
 
 /// Adds a reference under `archive_name` (the name inside `files/<bucket>/`) to the file

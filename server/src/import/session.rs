@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use lvbak_core::batch::PlainSecret;
-pub use lvbak_core::protocol::{FileSummary, ImportSummary, SecretSummary, TableCounts, VectorSummary};
+pub use lvbak_core::protocol::{FileSummary, ImportSummary, TableCounts};
 use lvbak_core::registry::{connection_of_secret, is_vector_table, table_spec};
 use lvbak_core::upload::FileClaim;
 use lvbak_core::{

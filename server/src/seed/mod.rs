@@ -2,7 +2,7 @@
 //! those rows name (real PNGs, WebP thumbnails, a databank document, a theme stylesheet, a
 //! WAV completion sound), vectors for chunks and world-book entries, and stored secrets.
 
-pub mod media;
+pub(crate) mod media;
 mod text;
 
 use text::{new_id, object, prose, Rows, NAMES};
