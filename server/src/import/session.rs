@@ -182,8 +182,15 @@ impl<'a> ImportSession<'a> {
         if matches!(error, ImportError::QuotaExceeded(_)) || error.is_disk_full() {
             let rows = self.applier.roll_back_import();
             let files = self.store.files.remove_written_since(&self.user_id, self.started_on_disk);
+            let (store, runtime, user_id) = (self.store, &self.runtime, self.user_id.as_str());
+            let vectors = self.applier.take_recorded_vectors(|table, dimension, ids| {
+                runtime
+                    .block_on(store.vectors.delete_ids(table, dimension, user_id, ids))
+                    .map(|_| ())
+                    .map_err(|error| crate::storage::sqlite::DbError::Invalid(error.to_string()))
+            });
             tracing::info!(
-                "an import by {} ran out of room ({error}): {rows:?} rows and {files:?} files taken back",
+                "an import by {} ran out of room ({error}): {rows:?} rows, {files:?} files and its vectors ({vectors:?}) taken back",
                 self.user_id
             );
         }

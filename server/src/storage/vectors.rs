@@ -382,6 +382,29 @@ impl VectorStore {
         Ok(())
     }
 
+    /// Removes `user_id`'s rows of `ids` from `name`'s table of `dimension` (an import
+    /// taken back); how many were there.
+    pub async fn delete_ids(
+        &self,
+        name: &str,
+        dimension: i32,
+        user_id: &str,
+        ids: &[String],
+    ) -> Result<u64, VectorError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let _guard = self.writes.lock().await;
+        let Some(table) = self.table(&physical(name, dimension)).await? else { return Ok(0) };
+        let list = ids.iter().map(|id| literal(id)).collect::<Vec<_>>().join(", ");
+        let filter = format!("user_id = {} AND id IN ({list})", literal(user_id));
+        let count = table.count_rows(Some(filter.clone())).await? as u64;
+        if count > 0 {
+            table.delete(&filter).await?;
+        }
+        Ok(count)
+    }
+
     /// Writes rows into `name`'s table of `dimension`, replacing any row with the same id
     /// (a re-run after a crash writes each vector once).
     pub async fn replace(&self, name: &str, rows: &[VectorRow], dimension: i32) -> Result<(), VectorError> {

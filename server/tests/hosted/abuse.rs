@@ -14,7 +14,7 @@ use lvbak_tests::zipcraft::RawEntry;
 use serde_json::{json, Value};
 
 use crate::common::{request, run_lvbak};
-use crate::support::{archive, count_rows, files_under, manifest, rows_batch, table, uuid, Instance};
+use crate::support::{archive, count_rows, entry_bytes, files_under, manifest, rows_batch, table, uuid, Instance};
 
 /// The most a single attack may raise the server's resident memory, in MiB.
 const MEMORY_BOUND_MIB: f64 = 256.0;
@@ -22,15 +22,6 @@ const MEMORY_BOUND_MIB: f64 = 256.0;
 fn assert_memory(rise: f64, what: &str) {
     assert!(rise < MEMORY_BOUND_MIB, "{what}: peak RSS rose {rise:.0} MiB (bound {MEMORY_BOUND_MIB} MiB)");
     eprintln!("{what}: peak RSS rose {rise:.1} MiB");
-}
-
-/// The bytes of one entry of an archive.
-fn entry_bytes(archive: &[u8], name: &str) -> Option<Vec<u8>> {
-    let mut opened = Archive::open(std::io::Cursor::new(archive.to_vec()), Limits::STANDARD).ok()?;
-    let index = opened.index_of(name)?;
-    let mut bytes = Vec::new();
-    opened.open_entry(index).ok()?.read_to_end(&mut bytes).ok()?;
-    Some(bytes)
 }
 
 /// Pseudo-random bytes that do not compress.

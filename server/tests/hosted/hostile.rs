@@ -810,3 +810,81 @@ fn h16_a_file_claimed_many_times_is_held_once() {
     let done = instance.commit(&mallory, &job, 0);
     assert_eq!(done.json()["fileSummary"]["skipped"], 1, "{}", done.json());
 }
+
+/// The architecture issue's leftover from the hosting work: vectors an import wrote before
+/// it failed over its quota are taken back with its rows (they stayed, counted as kept).
+#[test]
+fn h17_vectors_written_before_a_quota_failure_are_taken_back_with_the_rows() {
+    let mut instance = Instance::start("hostile-17", &[("LVBAK_QUOTA", "1M")]);
+    let (bystander, mallory) = (instance.account("bystander"), instance.account("mallory"));
+    assert_eq!(
+        import(&instance, &bystander, 0x171, vec![table("world_books", &[json!({"id": uuid(0x172), "name": "w"})])])
+            ["status"],
+        "complete"
+    );
+    let mallory_id = instance.user_id(&mallory);
+    let data = instance.data.clone();
+    let usage = || {
+        count_rows(
+            &data,
+            &format!("SELECT coalesce((SELECT bytes FROM lvbak_usage WHERE user_id = '{mallory_id}'), 0)"),
+        )
+    };
+    let before = usage();
+    let config = json!({"provider": "openai-compatible", "model": "m", "dimension": 4});
+    let names: Vec<String> = (0..20).map(|n| format!("connection_{n}_api_key")).collect();
+    let archive_id = uuid(0x173);
+    let body = json!({
+        "manifest": manifest(json!({"archiveId": archive_id, "includeVectors": true, "embeddingConfig": config,
+            "hasEncryptedSecrets": true, "secretsCount": names.len()})),
+        "secretsIndex": {"version": 1, "archiveId": archive_id, "keys": names},
+    });
+    let opened =
+        instance.call("POST", "/api/v1/user-data/import/batches", &mallory, body.to_string().as_bytes()).json();
+    let job = opened["jobId"].as_str().unwrap().to_string();
+    let setting = json!({"key": "embeddingConfig", "user_id": "x",
+        "value": json!({"provider": "openai-compatible", "model": "m", "dimensions": 4}).to_string()});
+    let (book, entry) = (uuid(0x174), uuid(0x175));
+    let batches = [
+        rows_batch("settings", 1, format!("{setting}\n").as_bytes()),
+        rows_batch("world_books", 1, format!("{}\n", json!({"id": book, "name": "lore"})).as_bytes()),
+        rows_batch(
+            "world_book_entries",
+            1,
+            format!("{}\n", json!({"id": entry, "world_book_id": book, "uid": 1, "content": "c"})).as_bytes(),
+        ),
+    ];
+    for (n, batch) in batches.iter().enumerate() {
+        assert_eq!(instance.put_batch(&mallory, &job, n as u64, batch).status, 200);
+    }
+    let check = instance.call("POST", &format!("/api/v1/user-data/import/{job}/vectors-check"), &mallory, b"");
+    assert_eq!(check.json()["acceptVectors"], true, "{}", check.json());
+    let vector = json!({"id": "x", "user_id": "x", "source_type": "world_book_entry", "source_id": entry, "owner_id": book,
+        "chunk_index": 0, "content": "c", "vector_b64": lvbak_core::encode_vector(&[0.5, 0.25, 0.125, 1.0]),
+        "metadata_json": "{}", "updated_at": 1});
+    let vectors = encode_batch(
+        &BatchHeader::Vectors { table: "embeddings_world_books".into(), first_line: 1, lines: 1 },
+        format!("{vector}\n").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(instance.put_batch(&mallory, &job, 3, &vectors).status, 200);
+    let value = "k".repeat(60 * 1024);
+    let secrets: Vec<(&str, &str)> = names.iter().map(|name| (name.as_str(), value.as_str())).collect();
+    assert_eq!(instance.put_batch(&mallory, &job, 4, &sealed_secrets(&opened, &job, &secrets)).status, 200);
+    let done = instance.commit(&mallory, &job, 5);
+    assert_eq!(done.json()["code"], "quota_exceeded", "{}", String::from_utf8_lossy(&done.body));
+    // Nothing of the import stays: no rows, no vectors, and the usage is what it was.
+    assert_eq!(
+        count_rows(&instance.data, &format!("SELECT count(*) FROM world_books WHERE user_id = '{mallory_id}'")),
+        0
+    );
+    // The secrets that fitted before the quota ran out stay (they are not among the rows a
+    // rollback takes back), counted; nothing else does.
+    let secrets = count_rows(&instance.data, &format!("SELECT coalesce(sum(length(key) + length(encrypted_value) + length(iv) + length(tag) + 64), 0) FROM secrets WHERE user_id = '{mallory_id}'"));
+    assert_eq!(usage(), before + secrets, "usage after the rollback");
+    // What the account keeps, counted again from the disk (rows, files and every vector the
+    // store holds for it), is what was charged: no vector stayed behind uncounted.
+    let charged = usage();
+    instance.restart_recounting();
+    assert_eq!(usage(), charged, "the recount found what the rollback left");
+}

@@ -3,10 +3,12 @@
 //! token, job polling, archives built by code, batch uploads, and the server's memory and
 //! threads from /proc.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lvbak_core::batch::{encode_batch, BatchHeader};
+use lvbak_core::{Archive, Limits};
 use lvbak_tests::zipcraft::{RawEntry, RawZip};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -44,6 +46,16 @@ impl Instance {
         self.env.retain(|(name, _)| name != lvbak_server::faults::HOLD_AFTER_VAR);
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         self.server = Server::start_with(&self.data, &env);
+    }
+
+    /// Restarts the server with its usage recount due, as after an upgrade of the formula:
+    /// every account's use is counted again from what the disk holds.
+    pub fn restart_recounting(&mut self) {
+        self.server.kill();
+        let connection = rusqlite::Connection::open(self.data.join("lvbak.sqlite")).unwrap();
+        connection.execute("DELETE FROM lvbak_meta WHERE key = 'usage_formula'", []).unwrap();
+        drop(connection);
+        self.restart();
     }
 
     pub fn address(&self) -> &str {
@@ -260,4 +272,13 @@ pub fn count_rows(data: &Path, sql: &str) -> i64 {
 pub fn integrity(data: &Path) -> String {
     let connection = rusqlite::Connection::open(data.join("lvbak.sqlite")).unwrap();
     connection.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap()
+}
+
+/// The bytes of one entry of an archive.
+pub(crate) fn entry_bytes(archive: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut opened = Archive::open(std::io::Cursor::new(archive.to_vec()), Limits::STANDARD).ok()?;
+    let index = opened.index_of(name)?;
+    let mut bytes = Vec::new();
+    opened.open_entry(index).ok()?.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }

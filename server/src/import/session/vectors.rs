@@ -77,10 +77,13 @@ impl ImportSession<'_> {
         let fresh: Vec<VectorRow> = accepted.into_iter().filter(|row| !existing.contains(&row.id)).collect();
         counts.skipped += existing.len() as u64;
         let bytes: u64 = fresh.iter().map(|row| row.stored_bytes()).sum();
-        // Vectors stay if a later step rolls the import back (their source rows go; they
-        // count against the quota like anything else).
-        let charged = self.applier.charge(bytes, true).map_err(ImportError::from);
+        // Vectors go with the rows if a later step rolls the import back (they count
+        // against the quota like anything else).
+        let charged = self.applier.charge(bytes, false).map_err(ImportError::from);
         self.roll_back_if_out_of_room(charged)?;
+        let ids: Vec<String> = fresh.iter().map(|row| row.id.clone()).collect();
+        let recorded = self.applier.record_vectors(table, dimension, &ids).map_err(ImportError::from);
+        self.roll_back_if_out_of_room(recorded)?;
         let added = self.runtime.block_on(self.store.vectors.add(table, &fresh, dimension)).map_err(ImportError::from);
         self.roll_back_if_out_of_room(added)?;
         counts.imported += fresh.len() as u64;

@@ -3,7 +3,67 @@
 
 use super::*;
 
+/// Vector ids recorded per chunk handed back for removal.
+const VECTOR_CHUNK: usize = 500;
+
 impl RowApplier {
+    /// Records vectors this import added (`table`, `dimension`, ids), so a rollback takes
+    /// them back with the rows. Kept in a temporary table of the import's connection, not
+    /// in memory, and outside the rows' transaction (a rolled-back transaction would forget
+    /// them).
+    pub fn record_vectors(&mut self, table: &str, dimension: i32, ids: &[String]) -> DbResult<()> {
+        self.commit()?;
+        self.connection.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS lvbak_import_vectors (tbl TEXT NOT NULL, dim INTEGER NOT NULL, id TEXT NOT NULL)",
+        )?;
+        let transaction = self.connection.transaction()?;
+        {
+            let mut insert = transaction
+                .prepare_cached("INSERT INTO temp.lvbak_import_vectors (tbl, dim, id) VALUES (?1, ?2, ?3)")?;
+            for id in ids {
+                insert.execute(rusqlite::params![table, dimension, id])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// The vectors this import added, a chunk at a time (`table`, `dimension`, ids), for
+    /// `each` to remove; forgets them as it goes.
+    pub fn take_recorded_vectors(
+        &mut self,
+        mut each: impl FnMut(&str, i32, &[String]) -> DbResult<()>,
+    ) -> DbResult<()> {
+        let exists: bool = self.connection.query_row(
+            "SELECT EXISTS (SELECT 1 FROM temp.sqlite_schema WHERE name = 'lvbak_import_vectors')",
+            [],
+            |row| row.get(0),
+        )?;
+        if !exists {
+            return Ok(());
+        }
+        loop {
+            let chunk: Vec<(i64, String, i32, String)> = self
+                .connection
+                .prepare_cached(&format!(
+                    "SELECT rowid, tbl, dim, id FROM temp.lvbak_import_vectors ORDER BY tbl, dim, rowid LIMIT {VECTOR_CHUNK}"
+                ))?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
+                .collect::<Result<_, _>>()?;
+            let Some((_, table, dimension, _)) = chunk.first().cloned() else { return Ok(()) };
+            let same: Vec<&(i64, String, i32, String)> =
+                chunk.iter().filter(|(_, t, d, _)| *t == table && *d == dimension).collect();
+            let ids: Vec<String> = same.iter().map(|(_, _, _, id)| id.clone()).collect();
+            each(&table, dimension, &ids)?;
+            let last = same.iter().map(|(rowid, ..)| *rowid).max().unwrap_or(0);
+            let first = same.iter().map(|(rowid, ..)| *rowid).min().unwrap_or(0);
+            self.connection.execute(
+                "DELETE FROM temp.lvbak_import_vectors WHERE rowid BETWEEN ?1 AND ?2 AND tbl = ?3 AND dim = ?4",
+                rusqlite::params![first, last, table, dimension],
+            )?;
+        }
+    }
+
     /// Takes back every row this import added (children first) and what they counted for;
     /// used when the import fails over its quota, so that nothing it wrote stays.
     pub fn roll_back_import(&mut self) -> DbResult<u64> {
