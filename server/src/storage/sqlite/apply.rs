@@ -42,6 +42,7 @@ mod rows;
 mod settings;
 mod usage;
 
+pub(crate) use ending::IMPORT_TEMP_TABLES;
 use owners::owned_condition;
 use plan::{PlannedReference, TablePlan};
 use rows::sort_by_id;
