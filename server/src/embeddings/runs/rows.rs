@@ -149,4 +149,68 @@ mod tests {
             ("u:chat_chunk:c1:0", "chat", "abc")
         );
     }
+
+    fn source(kind: SourceKind, text: &str, label: Option<&str>, keys: Option<&str>) -> SourceRow {
+        SourceRow {
+            kind,
+            id: "r1".into(),
+            owner_id: "o1".into(),
+            text: text.into(),
+            token_count: None,
+            label: label.map(str::to_string),
+            keys: keys.map(str::to_string),
+            secondary_keys: None,
+            written: false,
+        }
+    }
+
+    /// The metadata is stored with the vector and exported, and Lumiverse reads it back:
+    /// its bytes (key order, `null` against absent, number text) are pinned here.
+    #[test]
+    fn vector_metadata_keeps_lumiverses_bytes() {
+        let metadata = |row: &SourceRow| vector_row("u", row, vec![1.0], 5).metadata_json;
+        let mut chunk = source(SourceKind::ChatChunk, " abc\r\n", None, None);
+        chunk.token_count = Some(7);
+        assert_eq!(
+            metadata(&chunk),
+            r#"{"autoSplit":false,"splitIndex":0,"splitCount":1,"sourceCharCount":3,"sourceTokenCount":7,"sourceContentHash":"a9993e364706816aba3e25717850c26c9cd0d89d"}"#
+        );
+        // Without a token count, a quarter of the characters; UTF-16 units for the length.
+        let chunk = source(SourceKind::ChatChunk, "h\u{e9}llo \u{1f600}", None, None);
+        assert_eq!(
+            metadata(&chunk),
+            r#"{"autoSplit":false,"splitIndex":0,"splitCount":1,"sourceCharCount":8,"sourceTokenCount":2,"sourceContentHash":"628b3695e32b5f3b3789dcd4fe8100e5dba231da"}"#
+        );
+        let memory = source(SourceKind::MemoryConsolidation, "s", Some("The first n\u{ee}ght"), None);
+        assert_eq!(metadata(&memory), "{\"title\":\"The first n\u{ee}ght\"}");
+        assert_eq!(metadata(&source(SourceKind::MemoryConsolidation, "s", None, None)), r#"{"title":null}"#);
+        // A databank chunk's own metadata object, as it was; anything else is `{}`.
+        let stored = r#"{"z":1,"a":[2.5,"x",1e3],"m":null,"n":{"b":true,"a":-0}}"#;
+        let databank = source(SourceKind::DatabankChunk, "d", Some(stored), None);
+        assert_eq!(metadata(&databank), r#"{"z":1,"a":[2.5,"x",1000.0],"m":null,"n":{"b":true,"a":-0.0}}"#);
+        for label in [None, Some("[1]"), Some("not json")] {
+            assert_eq!(metadata(&source(SourceKind::DatabankChunk, "d", label, None)), "{}", "{label:?}");
+        }
+        let mut entry =
+            source(SourceKind::WorldBookEntry, "The tower.", Some("tower"), Some(r#"["Tower", " archive "]"#));
+        entry.secondary_keys = Some("[\"bell\"]".into());
+        assert_eq!(
+            metadata(&entry),
+            concat!(
+                r#"{"comment":"tower","key":["Tower"," archive "],"keysecondary":["bell"],"world_book_id":"o1","#,
+                r#""search_text":"Entry title: tower\n\nPrimary keys: Tower, archive\n\nSecondary keys: bell\n\nContent:\nThe tower.","#,
+                r#""vector_version":4,"chunk_index":0,"chunk_count":1}"#
+            )
+        );
+        // Keys are kept as the row has them when they are JSON, `[]` when not.
+        let mut bare = source(SourceKind::WorldBookEntry, "Fog.", None, Some(r#"[{"a": 1}]"#));
+        bare.secondary_keys = Some("not json".into());
+        assert_eq!(
+            metadata(&bare),
+            concat!(
+                r#"{"comment":null,"key":[{"a":1}],"keysecondary":[],"world_book_id":"o1","search_text":"Content:\nFog.","#,
+                r#""vector_version":4,"chunk_index":0,"chunk_count":1}"#
+            )
+        );
+    }
 }
