@@ -1,6 +1,8 @@
 //! What a row is embedded from, as Lumiverse builds it, and its vector row in the shape
 //! Lumiverse writes (so vectors restore both ways).
 
+use serde::Serialize;
+
 use super::*;
 
 /// The text a row is embedded from, as Lumiverse builds it.
@@ -48,39 +50,73 @@ pub(super) fn world_book_search_text(row: &SourceRow, content: &str) -> String {
     collapsed.trim().to_string()
 }
 
+/// A chat chunk's vector metadata, as Lumiverse writes it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatChunkMetadata {
+    auto_split: bool,
+    split_index: u32,
+    split_count: u32,
+    /// UTF-16 units, as JavaScript counts a string's length.
+    source_char_count: usize,
+    source_token_count: i64,
+    /// Lumiverse re-embeds a chunk whose text no longer has this hash (SHA-1, hex).
+    source_content_hash: String,
+}
+
+/// A memory consolidation's vector metadata: its title, `null` when it has none.
+#[derive(Serialize)]
+struct ConsolidationMetadata<'a> {
+    title: Option<&'a str>,
+}
+
+/// A world-book entry's vector metadata, as Lumiverse writes it (its own snake_case keys;
+/// the keys as the row holds them when they are JSON, else `[]`).
+#[derive(Serialize)]
+struct WorldBookEntryMetadata<'a> {
+    comment: Option<&'a str>,
+    key: Value,
+    keysecondary: Value,
+    world_book_id: &'a str,
+    search_text: String,
+    vector_version: u32,
+    chunk_index: u32,
+    chunk_count: u32,
+}
+
 /// The LanceDB row of one embedded source row, in the shape Lumiverse writes.
 pub(super) fn vector_row(user_id: &str, row: &SourceRow, vector: Vec<f32>, now: i64) -> VectorRow {
     let content = row.text.replace("\r\n", "\n").trim().to_string();
     let metadata = match row.kind {
-        SourceKind::ChatChunk => json!({
-            "autoSplit": false,
-            "splitIndex": 0,
-            "splitCount": 1,
-            "sourceCharCount": content.encode_utf16().count(),
-            "sourceTokenCount": row.token_count.unwrap_or_else(|| content.chars().count().div_ceil(4) as i64),
-            // Lumiverse re-embeds a chunk whose text no longer has this hash.
-            "sourceContentHash": sha1_smol::Sha1::from(content.as_bytes()).digest().to_string(),
+        SourceKind::ChatChunk => serde_json::to_string(&ChatChunkMetadata {
+            auto_split: false,
+            split_index: 0,
+            split_count: 1,
+            source_char_count: content.encode_utf16().count(),
+            source_token_count: row.token_count.unwrap_or_else(|| content.chars().count().div_ceil(4) as i64),
+            source_content_hash: sha1_smol::Sha1::from(content.as_bytes()).digest().to_string(),
         }),
-        SourceKind::MemoryConsolidation => json!({"title": row.label}),
-        SourceKind::DatabankChunk => row
-            .label
-            .as_deref()
-            .and_then(|t| serde_json::from_str::<Value>(t).ok())
-            .filter(Value::is_object)
-            .unwrap_or(json!({})),
+        SourceKind::MemoryConsolidation => {
+            serde_json::to_string(&ConsolidationMetadata { title: row.label.as_deref() })
+        }
+        // The chunk's own metadata object, written back as it was read (in its key order:
+        // serde_json's `preserve_order`, which LanceDB turns on).
+        SourceKind::DatabankChunk => serde_json::to_string(
+            &row.label.as_deref().and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok()).unwrap_or_default(),
+        ),
         SourceKind::WorldBookEntry => {
             let list = |text: &Option<String>| -> Value {
-                text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(json!([]))
+                text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Array(Vec::new()))
             };
-            json!({
-                "comment": row.label,
-                "key": list(&row.keys),
-                "keysecondary": list(&row.secondary_keys),
-                "world_book_id": row.owner_id,
-                "search_text": embedded_text(row),
-                "vector_version": 4,
-                "chunk_index": 0,
-                "chunk_count": 1,
+            serde_json::to_string(&WorldBookEntryMetadata {
+                comment: row.label.as_deref(),
+                key: list(&row.keys),
+                keysecondary: list(&row.secondary_keys),
+                world_book_id: &row.owner_id,
+                search_text: embedded_text(row),
+                vector_version: 4,
+                chunk_index: 0,
+                chunk_count: 1,
             })
         }
     };
@@ -94,7 +130,8 @@ pub(super) fn vector_row(user_id: &str, row: &SourceRow, vector: Vec<f32>, now: 
         chunk_index: 0.0,
         content,
         vector,
-        metadata_json: metadata.to_string(),
+        // These serialize strings, numbers and parsed JSON only, which cannot fail.
+        metadata_json: metadata.unwrap_or_else(|_| "{}".to_string()),
         updated_at: now as f64,
     }
 }
