@@ -381,6 +381,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn uuids_are_recognised_by_shape() {
         assert!(is_uuid(b"45912865-abcc-4ceb-a966-207567b02a16"));
         assert!(is_uuid(b"45912865-ABCC-4CEB-A966-207567B02A16"));
@@ -413,6 +414,6 @@ mod tests {
         assert_eq!(next_uuid(quoted.as_bytes(), 0, true), Some(6));
         assert_eq!(next_uuid(quoted.as_bytes(), 7, true), None);
         assert_eq!(next_uuid(b"no ids - here", 0, false), None);
-        assert_eq!(next_uuid(id[..35].as_bytes(), 0, false), None);
+        assert_eq!(next_uuid(&id.as_bytes()[..35], 0, false), None);
     }
 }
