@@ -65,7 +65,7 @@ type Stored = std::result::Result<StoredRow, &'static str>;
 /// Calls `each` with every row of `table` whose line contains one of `needles` (the row's
 /// id as written, and the row as stored), until it answers `false`. Every table a card
 /// reads has its id as its first column.
-fn scan_table<R: Read + Seek>(
+pub(crate) fn scan_table<R: Read + Seek>(
     archive: &mut Archive<R>,
     table: &'static Table,
     needles: &[&str],

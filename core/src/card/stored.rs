@@ -157,6 +157,24 @@ pub(crate) static WORLD_BOOK_ENTRIES: Table = Table {
     ],
 };
 
+pub(crate) static IMAGES: Table = Table {
+    name: "images",
+    columns: &[
+        key("id"),
+        required("filename"),
+        text("original_filename", ""),
+        text("mime_type", ""),
+        integer("byte_size", 0),
+        nullable("width", INT),
+        nullable("height", INT),
+        integer("has_thumbnail", 0),
+        stamp("created_at"),
+        nullable("owner_extension_identifier", TEXT),
+        nullable("owner_character_id", TEXT),
+        nullable("owner_chat_id", TEXT),
+    ],
+};
+
 impl Table {
     /// The column names, for [`crate::ndjson::parse_row_aligned`].
     pub fn column_names(&self) -> Vec<String> {
@@ -394,7 +412,7 @@ mod tests {
     #[test]
     fn tables_match_the_lumiverse_schema() {
         let schema: Value = serde_json::from_str(include_str!("../../../tests/data/lumiverse-schema.json")).unwrap();
-        for table in [&CHARACTERS, &WORLD_BOOKS, &WORLD_BOOK_ENTRIES] {
+        for table in [&CHARACTERS, &WORLD_BOOKS, &WORLD_BOOK_ENTRIES, &IMAGES] {
             let columns: Vec<&Value> = schema["tables"][table.name]["columns"]
                 .as_array()
                 .unwrap()
