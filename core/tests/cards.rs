@@ -3,7 +3,8 @@
 //! lvbak builds from the archive equals the one Lumiverse 1.1.0 exported after importing
 //! that archive (`data/cards/<archive>/<character id>.json`, written by the peer,
 //! `../shared/peer-lumiverse`, with `peer-import ARCHIVE --cards DIR`); the PNG card holds
-//! the same `ccv3` chunk and the same pixels as Lumiverse's.
+//! the same `ccv3` chunk and the same pixels as Lumiverse's; the CHARX holds the same entry
+//! names, the same card and pictures, and the same modules.
 // Reads the expected cards from disk: native only.
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -13,7 +14,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use lvbak_core::card::{card_json, card_png};
+use lvbak_core::card::{card_charx, card_json, card_png};
 use lvbak_core::explore::ExploreIndex;
 use lvbak_core::{Archive, Limits};
 use lvbak_tests::fixtures;
@@ -170,4 +171,63 @@ fn every_png_card_holds_the_card_and_the_pixels_lumiverse_writes() {
         }
     }
     assert_eq!(compared, 15);
+}
+
+/// The entries of a ZIP: name → bytes (read with the `zip` crate).
+fn zip_entries(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+    (0..zip.len())
+        .map(|at| {
+            let mut file = zip.by_index(at).unwrap();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut data).unwrap();
+            (file.name().unwrap().to_string(), data)
+        })
+        .collect()
+}
+
+/// Lumiverse's modules with the lists whose order depends on which of its reads finished
+/// first (alternate avatars, landing layers) sorted by path.
+fn modules_in_stored_order(bytes: &[u8]) -> Value {
+    let mut modules: Value = serde_json::from_slice(bytes).unwrap();
+    for list in ["alternate_avatars", "landing_perspective_layers"] {
+        if let Some(items) = modules.get_mut(list).and_then(Value::as_array_mut) {
+            items.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+        }
+    }
+    modules
+}
+
+#[test]
+fn every_charx_card_holds_the_entries_lumiverse_writes() {
+    let (mut compared, mut pictures) = (0, 0);
+    for (name, bytes) in archives() {
+        let dir = expected_dir(name);
+        let ids = character_ids(bytes);
+        assert_eq!(expected_files(&dir, "charx"), ids, "{name}");
+        let mut archive = Archive::open(Cursor::new(bytes), Limits::STANDARD).unwrap();
+        for id in &ids {
+            let theirs = zip_entries(&std::fs::read(dir.join(format!("{id}.charx"))).unwrap());
+            // The world books carry the time of the export: the peer's.
+            let exported_at = theirs
+                .get("lumiverse_modules.json")
+                .and_then(|m| serde_json::from_slice::<Value>(m).unwrap()["world_books"][0]["exported_at"].as_i64())
+                .unwrap_or(0);
+            let ours =
+                zip_entries(&card_charx(&mut archive, id, exported_at).unwrap_or_else(|e| panic!("{name} {id}: {e}")));
+            assert_eq!(ours.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>(), "{name} {id}");
+            for (entry, their_bytes) in &theirs {
+                let our_bytes = &ours[entry];
+                if entry == "lumiverse_modules.json" {
+                    assert_eq!(modules_in_stored_order(our_bytes), modules_in_stored_order(their_bytes), "{name} {id}");
+                } else {
+                    // card.json as Lumiverse indents it; pictures byte for byte.
+                    assert!(our_bytes == their_bytes, "{name} {id}: {entry} differs");
+                    pictures += usize::from(entry.starts_with("assets/"));
+                }
+            }
+            compared += 1;
+        }
+    }
+    assert_eq!((compared, pictures), (15, 17));
 }

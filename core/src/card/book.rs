@@ -6,6 +6,7 @@
 
 use std::cmp::Ordering;
 
+use super::ccv3::entries_of;
 use super::js::{js_trim, JsObject, JsValue};
 use super::stored::StoredRow;
 use crate::error::{FormatError, Result};
@@ -81,21 +82,23 @@ const WI_MARKERS: [&str; 12] = [
 ];
 
 /// An entry's `extensions` column as Lumiverse reads it (`splitManagedEntryExtensions`):
-/// anything but an object or array is `{}` (an array's items become index keys once
-/// spread), and the managed keys — both spellings of `outlet_name`, `wi_marker`,
-/// `wi_marker_side` — are taken out and normalized.
+/// an object or array as it is, anything else `{}`, and the managed keys of an object —
+/// both spellings of `outlet_name`, `wi_marker`, `wi_marker_side` — taken out and
+/// normalized.
 pub(crate) struct EntryExtensions {
-    pub rest: JsObject,
+    /// An object or an array.
+    pub rest: JsValue,
     pub outlet_name: Option<String>,
     pub wi_marker: Option<String>,
     pub wi_marker_side: Option<&'static str>,
 }
 
 pub(crate) fn entry_extensions(entry: &StoredRow) -> Result<EntryExtensions> {
-    let mut rest = match parse_json_column(entry, "world_book_entries", "extensions")? {
-        JsValue::Object(object) => object,
-        JsValue::Array(items) => items.into_iter().enumerate().map(|(at, item)| (at.to_string(), item)).collect(),
-        _ => JsObject::new(),
+    let (mut rest, array) = match parse_json_column(entry, "world_book_entries", "extensions")? {
+        JsValue::Object(object) => (object, None),
+        // An array has none of the managed keys.
+        JsValue::Array(items) => (JsObject::new(), Some(items)),
+        _ => (JsObject::new(), None),
     };
     // `a ?? b`: the second spelling counts only when the first is null or absent.
     let either = |object: &JsObject, first: &str, second: &str| -> Option<JsValue> {
@@ -118,6 +121,7 @@ pub(crate) fn entry_extensions(entry: &StoredRow) -> Result<EntryExtensions> {
     for key in ["outlet_name", "outletName", "wi_marker", "wiMarker", "wi_marker_side", "wiMarkerSide"] {
         rest.remove(key);
     }
+    let rest = array.map_or(JsValue::Object(rest), JsValue::Array);
     Ok(EntryExtensions { rest, outlet_name, wi_marker, wi_marker_side })
 }
 
@@ -130,7 +134,8 @@ fn flag(entry: &StoredRow, column: &str) -> JsValue {
 /// numbered `index`.
 pub(crate) fn character_book_entry(entry: &StoredRow, index: usize) -> Result<JsValue> {
     let managed = entry_extensions(entry)?;
-    let mut extensions = managed.rest;
+    // `{...extensions}`: an array's items by index.
+    let mut extensions: JsObject = entries_of(&managed.rest).into_iter().collect();
     let raw = |column: &str| entry.get(column).clone();
     for column in ["priority", "sticky", "cooldown", "delay", "selective_logic"] {
         extensions.insert(column, raw(column));

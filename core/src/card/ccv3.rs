@@ -40,7 +40,7 @@ const TEXT_FIELDS: [&str; 9] = [
 /// `Object.entries(value)`: an object's properties, an array's items by index, a string's
 /// UTF-16 code units by index (a unit that is half of a pair, which Rust text cannot hold
 /// alone, as U+FFFD), nothing for anything else.
-fn entries_of(value: &JsValue) -> Vec<(String, JsValue)> {
+pub(crate) fn entries_of(value: &JsValue) -> Vec<(String, JsValue)> {
     match value {
         JsValue::Object(object) => object.iter().map(|(k, v)| (k, v.clone())).collect(),
         JsValue::Array(items) => items.iter().enumerate().map(|(at, item)| (at.to_string(), item.clone())).collect(),
@@ -58,7 +58,7 @@ fn entries_of(value: &JsValue) -> Vec<(String, JsValue)> {
 }
 
 /// A property of a parsed JSON value (`value?.key`): only objects have any.
-fn property<'a>(value: &'a JsValue, key: &str) -> Option<&'a JsValue> {
+pub(crate) fn property<'a>(value: &'a JsValue, key: &str) -> Option<&'a JsValue> {
     value.as_object().and_then(|object| object.get(key))
 }
 

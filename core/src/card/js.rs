@@ -155,7 +155,6 @@ impl JsValue {
     }
 
     /// `JSON.stringify(value, null, 2)`.
-    #[cfg_attr(not(test), allow(dead_code))] // for CHARX's card.json, next
     pub fn to_json_pretty(&self) -> String {
         let mut out = Vec::new();
         self.write(&mut out, Some(2), 0);

@@ -1,11 +1,13 @@
 //! Character cards out of an archive, equal to what Lumiverse 1.1's own character export
-//! gives after the archive is imported: the CCSv3 JSON (`spec` `chara_card_v3`) and the
-//! PNG card (the avatar with the card in a `ccv3` text chunk, plus a CCSv2 `chara` chunk).
+//! gives after the archive is imported: the CCSv3 JSON (`spec` `chara_card_v3`), the PNG
+//! card (the avatar with the card in a `ccv3` text chunk, plus a CCSv2 `chara` chunk) and
+//! the CHARX (a ZIP of the card, its pictures and Lumiverse's modules).
 //!
 //! [`CharacterRows::read`] reads what one character's card needs (its row, its attached
-//! world books and their entries), streaming each table once; [`CharacterRows::ccv3_json`]
-//! and [`CharacterRows::png`] build the cards from them. [`card_json`] and [`card_png`] do
-//! both.
+//! world books and their entries), streaming each table once; [`CharacterRows::ccv3_json`],
+//! [`CharacterRows::png`] and [`CharacterRows::charx`] build the cards from them (the last
+//! two read the pictures, gallery and scripts they need). [`card_json`], [`card_png`] and
+//! [`card_charx`] do both.
 //!
 //! Rows are read as an import keeps them (`stored`): values under their columns' SQLite
 //! affinity, a missing column at its default (as lvbak's import leaves it), a row no import
@@ -18,7 +20,9 @@
 
 mod book;
 mod ccv3;
+mod charx;
 mod js;
+mod modules;
 mod picture;
 mod png;
 mod source;
@@ -34,19 +38,19 @@ use crate::error::Result;
 use js::JsValue;
 
 impl CharacterRows {
-    fn ccv3(&self) -> Result<JsValue> {
+    pub(crate) fn ccv3_value(&self) -> Result<JsValue> {
         ccv3::ccv3(&self.character, |id| self.book(id))
     }
 
     /// The CCSv3 card as Lumiverse's JSON export sends it (`JSON.stringify`, compact).
     pub fn ccv3_json(&self) -> Result<String> {
-        Ok(self.ccv3()?.to_json())
+        Ok(self.ccv3_value()?.to_json())
     }
 
     /// The images Lumiverse's exporter tries for the avatar, in its order: the extensions'
     /// `original_image_id` (when it is text), then the row's `image_id`; empty ones and
     /// repeats left out.
-    fn avatar_ids(&self) -> Result<Vec<String>> {
+    pub(crate) fn avatar_ids(&self) -> Result<Vec<String>> {
         let extensions = ccv3::character_extensions(&self.character)?;
         let original = extensions.as_object().and_then(|e| e.get("original_image_id")).and_then(JsValue::as_str);
         let mut ids: Vec<String> = Vec::new();
@@ -79,7 +83,7 @@ impl CharacterRows {
     /// `unsupported_image`.
     pub fn png<R: Read + Seek>(&self, archive: &mut Archive<R>) -> Result<Vec<u8>> {
         let avatar = self.avatar(archive)?.map(picture::as_png).transpose()?;
-        png::png_card(avatar, &self.ccv3()?)
+        png::png_card(avatar, &self.ccv3_value()?)
     }
 }
 
@@ -91,6 +95,12 @@ pub fn card_json<R: Read + Seek>(archive: &mut Archive<R>, character_id: &str) -
 /// The PNG card of the character `character_id` (see [`CharacterRows::png`]).
 pub fn card_png<R: Read + Seek>(archive: &mut Archive<R>, character_id: &str) -> Result<Vec<u8>> {
     CharacterRows::read(archive, character_id)?.png(archive)
+}
+
+/// The CHARX card of the character `character_id` (see [`CharacterRows::charx`]);
+/// `exported_at` (unix seconds, the caller's clock) stamps its entries and world books.
+pub fn card_charx<R: Read + Seek>(archive: &mut Archive<R>, character_id: &str, exported_at: i64) -> Result<Vec<u8>> {
+    CharacterRows::read(archive, character_id)?.charx(archive, exported_at)
 }
 
 #[cfg(test)]

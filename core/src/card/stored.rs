@@ -175,6 +175,50 @@ pub(crate) static IMAGES: Table = Table {
     ],
 };
 
+pub(crate) static CHARACTER_GALLERY: Table = Table {
+    name: "character_gallery",
+    columns: &[
+        key("id"),
+        required("character_id"),
+        required("image_id"),
+        column("caption", TEXT, false, Default::Text("")),
+        column("sort_order", INT, false, Default::Integer(0)),
+        column("created_at", INT, true, Default::Null),
+    ],
+};
+
+pub(crate) static REGEX_SCRIPTS: Table = Table {
+    name: "regex_scripts",
+    columns: &[
+        key("id"),
+        required("name"),
+        required("find_regex"),
+        text("replace_string", ""),
+        text("actions", "[]"),
+        text("flags", "gi"),
+        text("placement", "[\"ai_output\"]"),
+        text("scope", "global"),
+        nullable("scope_id", TEXT),
+        text("target", "[\"response\"]"),
+        nullable("min_depth", INT),
+        nullable("max_depth", INT),
+        text("trim_strings", "[]"),
+        integer("run_on_edit", 0),
+        text("substitute_macros", "none"),
+        integer("disabled", 0),
+        integer("sort_order", 0),
+        text("description", ""),
+        text("metadata", "{}"),
+        stamp("created_at"),
+        stamp("updated_at"),
+        text("folder", ""),
+        text("script_id", ""),
+        nullable("pack_id", TEXT),
+        nullable("preset_id", TEXT),
+        nullable("character_id", TEXT),
+    ],
+};
+
 impl Table {
     /// The column names, for [`crate::ndjson::parse_row_aligned`].
     pub fn column_names(&self) -> Vec<String> {
@@ -230,6 +274,11 @@ impl StoredRow {
     /// A column's text, if it holds text.
     pub fn text(&self, column: &str) -> Option<&str> {
         self.get(column).as_str()
+    }
+
+    /// The columns and values, in schema order (a `SELECT *` row).
+    pub fn columns(&self) -> impl Iterator<Item = (&'static str, &JsValue)> + '_ {
+        self.table.columns.iter().map(|c| c.name).zip(&self.values)
     }
 }
 
@@ -412,7 +461,7 @@ mod tests {
     #[test]
     fn tables_match_the_lumiverse_schema() {
         let schema: Value = serde_json::from_str(include_str!("../../../tests/data/lumiverse-schema.json")).unwrap();
-        for table in [&CHARACTERS, &WORLD_BOOKS, &WORLD_BOOK_ENTRIES, &IMAGES] {
+        for table in [&CHARACTERS, &WORLD_BOOKS, &WORLD_BOOK_ENTRIES, &IMAGES, &CHARACTER_GALLERY, &REGEX_SCRIPTS] {
             let columns: Vec<&Value> = schema["tables"][table.name]["columns"]
                 .as_array()
                 .unwrap()
