@@ -87,6 +87,14 @@ pub enum FormatError {
     #[error("the upload batch is not valid: {detail}")]
     BadBatch { detail: String },
 
+    // --- character cards -------------------------------------------------------------
+    #[error("the archive has no character {id:?}")]
+    CharacterNotFound { id: String },
+    #[error("{what} cannot make a card: {detail}")]
+    BadCardData { what: String, detail: String },
+    #[error("the picture cannot be made a PNG: {detail}")]
+    UnsupportedImage { detail: String },
+
     // --- reading ---------------------------------------------------------------------
     #[error("read failed: {0}")]
     Io(#[source] io::Error),
@@ -129,6 +137,9 @@ impl FormatError {
             Self::BadSecrets { .. } => "bad_secrets",
             Self::BadVector { .. } => "bad_vector",
             Self::BadBatch { .. } => "bad_batch",
+            Self::CharacterNotFound { .. } => "character_not_found",
+            Self::BadCardData { .. } => "bad_card_data",
+            Self::UnsupportedImage { .. } => "unsupported_image",
             Self::Io(_) => "io",
         }
     }

@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod batch;
 pub mod calendar;
+pub mod card;
 pub mod container;
 pub mod entry_name;
 pub mod error;
