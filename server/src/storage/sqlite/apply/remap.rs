@@ -14,11 +14,21 @@
 use lvbak_core::registry::{json_id_columns, table_spec, text_id_columns, ReferenceRule, TABLES};
 use rusqlite::{Connection, OptionalExtension};
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt as _, HashSet};
 
 use super::cache::LookupCache;
 use super::owners::IDS_PER_STATEMENT;
 use super::{owned_condition, quoted, DbError, DbResult, RowApplier, WriteKind};
+
+/// Id map rows written by one statement (four parameters each, under SQLite's limit).
+const MAP_ROWS_PER_STATEMENT: usize = 64;
+
+/// `INSERT` of `rows` id map rows: `?1` the user, `?2` the table, then each row's original
+/// and new id.
+fn multi_row_insert(rows: usize) -> String {
+    let values: Vec<String> = (0..rows).map(|row| format!("(?1, ?{}, ?2, ?{})", 3 + 2 * row, 4 + 2 * row)).collect();
+    format!("INSERT INTO lvbak_id_map (user_id, original_id, table_name, new_id) VALUES {}", values.join(", "))
+}
 
 /// Rows read at a time when rewriting JSON text and file names.
 const REWRITE_CHUNK: usize = 1000;
@@ -70,7 +80,8 @@ fn fresh_ids(count: usize) -> DbResult<Vec<String>> {
         .chunks_exact(16)
         .map(|chunk| {
             let random: [u8; 16] = chunk.try_into().unwrap_or_default();
-            uuid::Builder::from_random_bytes(random).into_uuid().hyphenated().to_string()
+            let mut text = uuid::Uuid::encode_buffer();
+            uuid::Builder::from_random_bytes(random).into_uuid().hyphenated().encode_lower(&mut text).to_owned()
         })
         .collect())
 }
@@ -121,7 +132,13 @@ impl RowApplier {
         if !self.remaps.any {
             return Ok(None);
         }
-        if let Some(known) = self.remaps.cache.get(table, original) {
+        // An id remapped in any table answers for "any table" (copies are remembered
+        // under their table only).
+        let known = match table {
+            Some(_) => self.remaps.cache.get(table, original),
+            None => self.remaps.cache.find(original, Option::is_some).or_else(|| self.remaps.cache.get(None, original)),
+        };
+        if let Some(known) = known {
             return Ok(known.clone());
         }
         if self.remaps.complete {
@@ -145,8 +162,8 @@ impl RowApplier {
         Ok(found)
     }
 
-    /// The ids rows of `table` whose archive ids (`originals`) are another user's get
-    /// here, in their order: the one an earlier import gave each, or a fresh one, recorded
+    /// The ids rows of `table` whose archive ids (`originals`, sorted: repeats of one id
+    /// are neighbours) are another user's get here, in their order: the one an earlier import gave each, or a fresh one, recorded
     /// (inside the import's transaction, so a rolled-back import forgets it too). Earlier
     /// ids are read a statement per [`IDS_PER_STATEMENT`], not one per row.
     pub(super) fn remap_ids(&mut self, table: &'static str, originals: &[&str]) -> DbResult<Vec<String>> {
@@ -181,34 +198,50 @@ impl RowApplier {
                 }
             }
         }
-        let mut new_ids = Vec::with_capacity(originals.len());
-        let mut fresh: Vec<(&str, String)> = Vec::new();
-        {
-            let mut insert = self.connection.prepare_cached(
-                "INSERT INTO lvbak_id_map (user_id, original_id, table_name, new_id) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            let mut ids = fresh_ids(originals.iter().filter(|original| !known.contains_key(*original)).count())?;
-            for &original in originals {
-                match known.get(original) {
-                    Some(new_id) => new_ids.push(new_id.clone()),
-                    None => {
-                        let new_id = ids.pop().unwrap_or_else(fresh_id);
-                        insert.execute([self.user_id.as_str(), original, table, new_id.as_str()])?;
-                        fresh.push((original, new_id.clone()));
-                        known.insert(original, new_id.clone());
-                        new_ids.push(new_id);
-                    }
+        // Each original gets its earlier id, or a fresh one (the same for repeats of it).
+        let first_of_its_id = |position: usize| position == 0 || originals[position - 1] != originals[position];
+        let wanted = (0..originals.len())
+            .filter(|&position| first_of_its_id(position) && !known.contains_key(originals[position]))
+            .count();
+        let mut ids = fresh_ids(wanted)?;
+        let mut new_ids: Vec<String> = Vec::with_capacity(originals.len());
+        let mut fresh: Vec<usize> = Vec::new();
+        for (position, &original) in originals.iter().enumerate() {
+            let new_id = match known.get(original) {
+                Some(new_id) => new_id.clone(),
+                None if !first_of_its_id(position) => new_ids[position - 1].clone(),
+                None => {
+                    fresh.push(position);
+                    ids.pop().unwrap_or_else(fresh_id)
                 }
-            }
+            };
+            new_ids.push(new_id);
         }
+        self.record_new_ids(table, fresh.iter().map(|&position| (originals[position], new_ids[position].as_str())))?;
         if !fresh.is_empty() {
             self.remaps.any = true;
         }
-        for (original, new_id) in fresh {
-            self.remember(Some(table), original, Some(new_id.clone()));
-            self.remember(None, original, Some(new_id));
+        for position in fresh {
+            self.remember(Some(table), originals[position], Some(new_ids[position].clone()));
         }
         Ok(new_ids)
+    }
+
+    /// Records `(original, new id)` pairs of `table` in the id map, [`MAP_ROWS_PER_STATEMENT`]
+    /// to a statement.
+    fn record_new_ids<'p>(&mut self, table: &str, pairs: impl Iterator<Item = (&'p str, &'p str)>) -> DbResult<()> {
+        let pairs: Vec<(&str, &str)> = pairs.collect();
+        let many = multi_row_insert(MAP_ROWS_PER_STATEMENT);
+        let mut chunks = pairs.chunks_exact(MAP_ROWS_PER_STATEMENT);
+        for chunk in chunks.by_ref() {
+            let values = [self.user_id.as_str(), table].into_iter().chain(chunk.iter().flat_map(|(o, n)| [*o, *n]));
+            self.connection.prepare_cached(&many)?.execute(rusqlite::params_from_iter(values))?;
+        }
+        let one = multi_row_insert(1);
+        for (original, new_id) in chunks.remainder() {
+            self.connection.prepare_cached(&one)?.execute([self.user_id.as_str(), table, original, new_id])?;
+        }
+        Ok(())
     }
 
     fn remember(&mut self, table: Option<&'static str>, original: &str, new_id: Option<String>) {

@@ -212,10 +212,10 @@ impl RowApplier {
         // rows) rather than learnt from an insert failing for each. Otherwise every row is
         // tried as it is.
         let (fresh, mut foreign) = if self.remaps.any {
-            let existing = self.existing_among(spec, rows.iter().filter_map(|row| id_at(row, id_index)))?;
+            let ids: Vec<Option<&str>> = rows.iter().map(|row| id_at(row, id_index)).collect();
             let (mut fresh, mut foreign) = (Vec::new(), Vec::new());
-            for (position, row) in rows.iter().enumerate() {
-                match id_at(row, id_index).and_then(|id| existing.get(id)) {
+            for (position, owner) in self.existing_among(spec, &ids)?.into_iter().enumerate() {
+                match owner {
                     None => fresh.push(position),
                     Some(Owner::Importer) => {}
                     Some(_) => foreign.push(position),
@@ -229,11 +229,18 @@ impl RowApplier {
             insert_rows(&self.connection, spec, plan, fresh.iter().map(|&position| &rows[position]))?;
         // A row not inserted has an id that exists by now: a copy unless the importer's.
         let ignored: Vec<usize> = ignored.into_iter().map(|index| fresh[index]).collect();
-        let existing =
-            self.existing_among(spec, ignored.iter().filter_map(|&position| id_at(&rows[position], id_index)))?;
-        foreign.extend(ignored.into_iter().filter(|&position| {
-            id_at(&rows[position], id_index).is_some_and(|id| existing.get(id) != Some(&Owner::Importer))
-        }));
+        let ids: Vec<Option<&str>> = ignored.iter().map(|&position| id_at(&rows[position], id_index)).collect();
+        let owners = self.existing_among(spec, &ids)?;
+        foreign.extend(
+            ignored
+                .iter()
+                .zip(&ids)
+                .zip(owners)
+                .filter(|((_, id), owner)| id.is_some() && *owner != Some(Owner::Importer))
+                .map(|((&position, _), _)| position),
+        );
+        // In the order of their ids, so that repeats of one id are neighbours.
+        foreign.sort_by(|a, b| id_at(&rows[*a], id_index).cmp(&id_at(&rows[*b], id_index)));
         let new_ids = {
             let originals: Vec<&str> =
                 foreign.iter().filter_map(|&position| id_at(&rows[position], id_index)).collect();
