@@ -293,6 +293,54 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
+    /// Batches of every kind as the uploader wrote them before its batch types became one
+    /// (hex): rows (with and without held rows), a row stream's last segment, vectors, a
+    /// file chunk, secrets, and a bundle of a rows batch and a file chunk.
+    const PINNED_BATCHES: [&str; 7] = [
+        "4c564231400000007b226b696e64223a22726f7773222c227461626c65223a226368617473222c2266697273744c696e65223a332c226c696e6573223a322c2268656c64223a317dab56ca4c51b2524a54aae5aa863093946ab900",
+        "4c564231370000007b226b696e64223a22726f7773222c227461626c65223a226368617473222c2266697273744c696e65223a312c226c696e6573223a317dabaee50200",
+        "4c5642313e0000007b226b696e64223a22726f7753747265616d222c227461626c65223a226d65737361676573222c226f6666736574223a372c226c617374223a747275657d0300",
+        "4c5642313f0000007b226b696e64223a22766563746f7273222c227461626c65223a22656d62656464696e6773222c2266697273744c696e65223a312c226c696e6573223a317dab56ca4c51b2522a53d2512a4b4d2ec92f8a4f323351b2ca2bcdc9a9e50200",
+        "4c564231510000007b226b696e64223a2266696c654368756e6b222c226275636b6574223a227468656d652d617373657473222c226e616d65223a22622f612e637373222c226f6666736574223a322c2273697a65223a367d6479",
+        "4c564231470000007b226b696e64223a2273656372657473222c22656e63223a22427763484277634842776348427763484277634842776348427763484277634842776348427763484277633d227d7365616c6564",
+        "4c564231220000007b226b696e64223a2262756e646c65222c226672616d6573223a5b36382c39315d7d4c564231370000007b226b696e64223a22726f7773222c227461626c65223a226368617473222c2266697273744c696e65223a312c226c696e6573223a317dabaee502004c564231510000007b226b696e64223a2266696c654368756e6b222c226275636b6574223a227468656d652d617373657473222c226e616d65223a22622f612e637373222c226f6666736574223a322c2273697a65223a367d6479",
+    ];
+
+    /// The bytes of one batch of every kind, as the browser sent them before the batch
+    /// types became one: a server must read them, and an uploader must write them, as they
+    /// are.
+    #[test]
+    fn encoded_batches_keep_their_bytes() {
+        let rows = encode_batch(
+            &BatchHeader::Rows { table: "chats".into(), first_line: 3, lines: 2, held: 1 },
+            b"{\"id\":\"a\"}\n{\"id\":\"b\"}\n",
+        )
+        .unwrap();
+        let unheld =
+            encode_batch(&BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 1, held: 0 }, b"{}\n")
+                .unwrap();
+        let stream =
+            encode_batch(&BatchHeader::RowStream { table: "messages".into(), offset: 7, last: true }, b"\x03\x00")
+                .unwrap();
+        let vectors = encode_batch(
+            &BatchHeader::Vectors { table: "embeddings".into(), first_line: 1, lines: 1 },
+            b"{\"id\":\"v\",\"vector_b64\":null}\n",
+        )
+        .unwrap();
+        let chunk = encode_batch(
+            &BatchHeader::FileChunk { bucket: "theme-assets".into(), name: "b/a.css".into(), offset: 2, size: 6 },
+            b"dy",
+        )
+        .unwrap();
+        let secrets = encode_batch(&BatchHeader::Secrets { enc: BASE64.encode([7u8; 32]) }, b"sealed").unwrap();
+        let bundle = encode_bundle(&[unheld.clone(), chunk.clone()]).unwrap();
+        let encoded = [rows, unheld, stream, vectors, chunk, secrets, bundle];
+        for (body, pinned) in encoded.iter().zip(PINNED_BATCHES) {
+            assert_eq!(hex::encode(body), pinned);
+            decode_batch_deflated(body).unwrap();
+        }
+    }
+
     #[test]
     fn rows_round_trip_deflated() {
         let header = BatchHeader::Rows { table: "chats".into(), first_line: 1, lines: 2, held: 0 };
