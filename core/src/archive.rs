@@ -8,12 +8,14 @@ use std::io::{self, BufReader, Read, Seek};
 use zeroize::Zeroizing;
 
 use crate::container::{Entry, EntryReader, ZipContainer};
-use crate::entry_name::EntryKind;
+use crate::entry_name::{table_entry_name, vector_entry_name, EntryKind};
 use crate::error::{FormatError, Result};
 use crate::limits::Limits;
 use crate::manifest::{Manifest, ManifestStats, MANIFEST_ENTRY, STATS_ENTRY};
 use crate::ndjson::{check_row, parse_row, parse_row_aligned, NdjsonLines, Row, UnknownColumns};
+use crate::registry::unused_table;
 use crate::secrets::{EncryptedSecret, SecretSkip, SecretsIndex, Ticket, SECRETS_BLOB_ENTRY, SECRETS_INDEX_ENTRY};
+use crate::vector::row_vector;
 
 /// Size of the read buffer put in front of each entry when reading lines.
 const LINE_BUFFER_BYTES: usize = 256 * 1024;
@@ -93,12 +95,19 @@ impl<R: Read + Seek> Archive<R> {
 
     /// The entry of a database table, if the archive has one.
     pub fn table_entry(&self, table: &str) -> Option<usize> {
-        self.zip.index_of(&format!("database/{table}.ndjson"))
+        self.zip.index_of(&table_entry_name(table))
     }
 
     /// The entry of a vector table, if the archive has one.
     pub fn vector_table_entry(&self, table: &str) -> Option<usize> {
-        self.zip.index_of(&format!("lancedb/{table}.ndjson"))
+        self.zip.index_of(&vector_entry_name(table))
+    }
+
+    /// The tables of this archive an import reads but does not apply, with their entries,
+    /// in central-directory order ([`crate::registry::unused_table`] names them).
+    pub fn unused_tables(&self) -> Vec<(usize, String)> {
+        let entries = self.entries().iter().enumerate();
+        entries.filter_map(|(index, entry)| unused_table(&entry.kind).map(|name| (index, name))).collect()
     }
 
     /// Entry indices in the order their bytes appear in the file.
@@ -145,6 +154,17 @@ impl<R: Read + Seek> Archive<R> {
             rows += 1;
         }
         Ok(rows)
+    }
+
+    /// Whether the first row of a `lancedb/` entry carries a vector
+    /// ([`crate::vector::row_vector`]); `None` for an entry without rows.
+    pub fn first_row_has_vector(&mut self, index: usize) -> Result<Option<bool>> {
+        let mut lines = self.ndjson_lines(index)?;
+        let entry = lines.entry().to_string();
+        match lines.next_line()? {
+            Some((number, line)) => Ok(Some(row_vector(&parse_row(&entry, number, line)?).is_some())),
+            None => Ok(None),
+        }
     }
 
     /// Reads every entry to its end: local headers, sizes, CRCs and data descriptors of all

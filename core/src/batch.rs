@@ -16,7 +16,7 @@ use flate2::write::DeflateEncoder;
 use flate2::Compression;
 use serde::{Deserialize, Serialize};
 
-use crate::entry_name::{classify_entry_name, EntryKind, FileBucket};
+use crate::entry_name::{classify_entry_name, table_entry_name, vector_entry_name, EntryKind, FileBucket};
 use crate::error::{FormatError, Result};
 
 pub const BATCH_MAGIC: &[u8; 4] = b"LVB1";
@@ -125,7 +125,7 @@ pub fn encode_bundle(frames: &[Vec<u8>]) -> Result<Vec<u8>> {
 
 /// The table name of a batch, through the entry-name sanitizer.
 fn checked_table(table: &str, vectors: bool) -> Result<String> {
-    let entry = if vectors { format!("lancedb/{table}.ndjson") } else { format!("database/{table}.ndjson") };
+    let entry = if vectors { vector_entry_name(table) } else { table_entry_name(table) };
     match classify_entry_name(entry.as_bytes())? {
         EntryKind::Table { table } | EntryKind::VectorTable { table } => Ok(table),
         _ => Err(bad(format!("{table:?} is not a table name"))),

@@ -27,6 +27,25 @@ const ZIP64_EOCD_SIGNATURE: u32 = 0x0606_4b50;
 const ZIP64_LOCATOR_SIGNATURE: u32 = 0x0706_4b50;
 const DATA_DESCRIPTOR_SIGNATURE: u32 = 0x0807_4b50;
 
+/// The first four bytes of every archive (FORMAT §1): the signature of its first local
+/// header.
+pub const ZIP_MAGIC: [u8; 4] = LOCAL_HEADER_SIGNATURE.to_le_bytes();
+
+/// Whether a file starting with `head` (its first four bytes, or all of a shorter file) is
+/// a ZIP file, or `not_zip` saying what it starts with. The container, the Worker (through
+/// it) and the server's raw upload (before it stages a byte) all ask here.
+pub fn check_zip_magic(head: &[u8]) -> Result<()> {
+    if head == ZIP_MAGIC {
+        return Ok(());
+    }
+    let found = if head.is_empty() {
+        "nothing (the file is empty)".to_string()
+    } else {
+        head.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    };
+    Err(FormatError::NotZip { found })
+}
+
 const LOCAL_HEADER_LEN: u64 = 30;
 const CENTRAL_HEADER_LEN: usize = 46;
 const EOCD_LEN: usize = 22;
@@ -156,14 +175,7 @@ impl<R: Read + Seek> ZipContainer<R> {
         let archive_bytes = reader.seek(SeekFrom::End(0))?;
         let head_len = archive_bytes.min(4) as usize;
         let head = read_at(&mut reader, 0, head_len, "the file")?;
-        if head != LOCAL_HEADER_SIGNATURE.to_le_bytes() {
-            let found = if head.is_empty() {
-                "nothing (the file is empty)".to_string()
-            } else {
-                head.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
-            };
-            return Err(FormatError::NotZip { found });
-        }
+        check_zip_magic(&head)?;
         if archive_bytes > limits.max_archive_bytes {
             return Err(FormatError::TooLarge {
                 what: "the archive".into(),
@@ -763,5 +775,23 @@ impl<R: Read + Seek> EntryReader<'_, R> {
 impl<R: Read + Seek> Read for EntryReader<'_, R> {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         self.read_checked(buffer).map_err(FormatError::into_io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_local_header_signature_is_a_zip() {
+        assert!(check_zip_magic(b"PK\x03\x04").is_ok());
+        let found = |head: &[u8]| match check_zip_magic(head) {
+            Err(FormatError::NotZip { found }) => found,
+            other => format!("{other:?}"),
+        };
+        assert_eq!(found(b""), "nothing (the file is empty)");
+        assert_eq!(found(b"PK"), "50 4b");
+        assert_eq!(found(b"PK\x05\x06"), "50 4b 05 06");
+        assert_eq!(found(b"%PDF"), "25 50 44 46");
     }
 }

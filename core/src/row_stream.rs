@@ -17,6 +17,7 @@ use std::io::{self, Read};
 use flate2::{Decompress, FlushDecompress, Status};
 
 use crate::batch::MAX_BATCH_PAYLOAD_BYTES;
+use crate::entry_name::table_entry_name;
 use crate::error::{FormatError, Result};
 
 /// Inflated bytes produced per step.
@@ -179,7 +180,7 @@ impl<F: FnMut(u64) -> Result<()>> Segment<'_, F> {
             let partial = self.out.len() - self.ready;
             if partial as u64 > self.line_cap + 2 {
                 return Err(FormatError::LineTooLong {
-                    entry: format!("database/{}.ndjson", self.stream.table),
+                    entry: table_entry_name(&self.stream.table),
                     line: self.stream.lines + 1,
                     limit: self.line_cap,
                 });

@@ -33,8 +33,9 @@ use crate::batch::{
 use crate::entry_name::EntryKind;
 use crate::error::{FormatError, Result};
 use crate::hpke::{seal, SECRETS_INFO};
-use crate::ndjson::{check_row, parse_row};
+use crate::ndjson::check_row;
 use crate::registry::{TABLES, VECTOR_TABLES};
+use crate::vector::NULL_VECTORS;
 
 /// The first batch of a table closes after this many bytes of its lines (the rest after
 /// [`TARGET_BATCH_BYTES`]).
@@ -360,17 +361,6 @@ impl<S: BatchSink> Uploader<'_, S> {
     }
 }
 
-/// Whether the archive's vectors are worth sending: Lumiverse 1.1 writes
-/// `"vector_b64": null` everywhere.
-fn vectors_present<R: Read + Seek>(archive: &mut Archive<R>, index: usize) -> Result<bool> {
-    let mut lines = archive.ndjson_lines(index)?;
-    let entry = lines.entry().to_string();
-    Ok(match lines.next_line()? {
-        Some((number, line)) => parse_row(&entry, number, line)?.get("vector_b64").is_some_and(|v| v.is_string()),
-        None => false,
-    })
-}
-
 /// Sends an opened archive as batches (see the module documentation).
 pub fn upload_batches<R: Read + Seek, S: BatchSink>(
     archive: &mut Archive<R>,
@@ -415,16 +405,7 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
         }
     }
     // Tables this version does not apply: checked, so a damaged archive is refused whole.
-    let others: Vec<(usize, String)> = archive
-        .entries()
-        .iter()
-        .enumerate()
-        .filter_map(|(index, entry)| match &entry.kind {
-            EntryKind::Table { table } if !TABLES.iter().any(|spec| spec.name == table) => Some((index, table.clone())),
-            _ => None,
-        })
-        .collect();
-    for (index, table) in others {
+    for (index, table) in archive.unused_tables() {
         archive.check_lines(index)?;
         up.state.bytes_done += archive.entries()[index].compressed_size;
         up.report.skipped_tables.push(table);
@@ -438,8 +419,10 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
             up.report.vectors_skipped = Some("the archive carries no vectors".into());
             false
         }
-        Some(&(_, index)) if !vectors_present(archive, index)? => {
-            up.report.vectors_skipped = Some("the archive's vectors are empty (vector_b64 is null)".into());
+        // An entry without rows counts as one without vectors here (the raw path restores
+        // what the tables after it hold).
+        Some(&(_, index)) if archive.first_row_has_vector(index)? != Some(true) => {
+            up.report.vectors_skipped = Some(NULL_VECTORS.into());
             false
         }
         // The server answers once every row before is applied: they must all be sent.

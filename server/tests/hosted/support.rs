@@ -244,7 +244,7 @@ pub fn archive(manifest_changes: Value, entries: Vec<RawEntry>) -> Vec<u8> {
 /// A deflated `database/<table>.ndjson` entry of these rows.
 pub fn table(name: &str, rows: &[Value]) -> RawEntry {
     let lines: String = rows.iter().map(|row| format!("{row}\n")).collect();
-    RawEntry::deflated(&format!("database/{name}.ndjson"), lines.as_bytes())
+    RawEntry::deflated(&lvbak_core::table_entry_name(name), lines.as_bytes())
 }
 
 /// A batch of rows of `table` (raw NDJSON lines).

@@ -654,7 +654,7 @@ fn thousands(n: usize) -> String {
 fn archive_of(tables: &[(&str, String)]) -> Vec<u8> {
     let mut entries = vec![RawEntry::deflated("manifest.json", &corpus::manifest_json(&[]))];
     for (table, ndjson) in tables {
-        entries.push(RawEntry::deflated(&format!("database/{table}.ndjson"), ndjson.as_bytes()));
+        entries.push(RawEntry::deflated(&lvbak_core::table_entry_name(table), ndjson.as_bytes()));
     }
     RawZip::new(entries).build()
 }

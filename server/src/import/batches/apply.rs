@@ -13,7 +13,8 @@ use lvbak_core::batch::{InflatingPayload, PlainSecret, MAX_BATCH_PAYLOAD_BYTES};
 use lvbak_core::hpke::{HpkeKeyPair, SECRETS_INFO};
 use lvbak_core::row_stream::RowStream;
 use lvbak_core::{
-    check_row, parse_row, parse_row_aligned, EmbeddingConfig, FileBucket, FormatError, NdjsonLines, UnknownColumns,
+    check_row, parse_row, parse_row_aligned, table_entry_name, vector_entry_name, EmbeddingConfig, FileBucket,
+    FormatError, NdjsonLines, UnknownColumns,
 };
 
 use super::work::Work;
@@ -194,11 +195,8 @@ impl<'a> BatchApplier<'a> {
         let first_line = stream.lines() + 1;
         let counter = self.cap_counter();
         let segment = stream.segment(offset, deflated, last, self.line_cap, counter)?;
-        let lines = NdjsonLines::new(
-            BufReader::with_capacity(256 * 1024, segment),
-            format!("database/{table}.ndjson"),
-            self.line_cap,
-        );
+        let lines =
+            NdjsonLines::new(BufReader::with_capacity(256 * 1024, segment), table_entry_name(table), self.line_cap);
         self.rows_from(table, first_line, lines)?;
         // The part of a line the segment ended in waits for the next one: in the budget.
         let carried = if last { 0 } else { stream.carried() as u64 };
@@ -213,9 +211,10 @@ impl<'a> BatchApplier<'a> {
     }
 
     /// Applies the rows of a registry table a step at a time; a table this server does not
-    /// apply has its lines checked and is noted.
+    /// apply (`registry::is_applied_table`: the worker has no columns for it) has its
+    /// lines checked and is noted.
     fn rows(&mut self, table: &str, first_line: u64, deflated: &[u8]) -> Result<(), ImportError> {
-        let lines = self.lines(format!("database/{table}.ndjson"), deflated);
+        let lines = self.lines(table_entry_name(table), deflated);
         self.rows_from(table, first_line, lines)
     }
 
@@ -242,7 +241,7 @@ impl<'a> BatchApplier<'a> {
     }
 
     fn vectors(&mut self, table: &str, first_line: u64, deflated: &[u8]) -> Result<(), ImportError> {
-        let lines = self.lines(format!("lancedb/{table}.ndjson"), deflated);
+        let lines = self.lines(vector_entry_name(table), deflated);
         let dimension = self.job.archive.embedding_config.dimension.unwrap_or(0);
         let session = &mut self.session;
         let mut processed = 0;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lvbak_core::hpke::HpkeKeyPair;
-use lvbak_core::registry::TABLES;
+use lvbak_core::registry::{is_applied_table, TABLES};
 use lvbak_core::upload::FileClaim;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
@@ -88,7 +88,8 @@ impl Worker {
             let blocker = session.vector_restore_blocker(&self.job.archive.embedding_config)?;
             let held_files = session.held_files(&self.claims, self.services.hosting.held_check_bytes)?;
             let mut columns = HashMap::new();
-            for spec in TABLES {
+            // Only the tables an import applies: rows of any other are checked and listed.
+            for spec in TABLES.iter().filter(|spec| is_applied_table(spec.name)) {
                 if let Some(names) = session.columns_of(spec.name)? {
                     columns.insert(spec.name.to_string(), names);
                 }
