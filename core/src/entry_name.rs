@@ -41,6 +41,11 @@ impl FileBucket {
         }
     }
 
+    /// The bucket of a folder name under `files/`.
+    pub fn from_archive_folder(folder: &str) -> Option<FileBucket> {
+        Self::ALL.into_iter().find(|bucket| bucket.archive_folder() == folder)
+    }
+
     /// The archive entry name of a file of this bucket.
     pub fn entry_name(self, inner: &str) -> String {
         format!("files/{}/{inner}", self.archive_folder())

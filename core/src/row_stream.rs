@@ -1,6 +1,6 @@
 //! A table's rows sent as the archive's own deflate stream: when the server holds none of a
 //! table's rows, the browser sends the entry's deflated bytes as they are, cut into
-//! segments ([`crate::batch::BatchHeader::RowStream`]), instead of inflating, checking and
+//! segments ([`crate::batch::Batch::RowStream`]), instead of inflating, checking and
 //! deflating them again (the deflating was half of the Worker's work). The server keeps
 //! one [`RowStream`] per table being received: an inflater that carries over from one
 //! segment to the next, and the part of a line a segment ends in. A segment reads as whole

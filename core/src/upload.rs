@@ -27,7 +27,7 @@ use base64::Engine as _;
 
 use crate::archive::Archive;
 use crate::batch::{
-    encode_batch, encode_bundle, BatchHeader, PlainSecret, BUNDLE_BYTES, BUNDLE_FRAME_BYTES, MAX_BUNDLE_FRAMES,
+    deflate_ndjson, encode_bundle, Batch, PlainSecret, BUNDLE_BYTES, BUNDLE_FRAME_BYTES, MAX_BUNDLE_FRAMES,
     TARGET_BATCH_BYTES,
 };
 use crate::entry_name::EntryKind;
@@ -218,9 +218,9 @@ struct Uploader<'s, S: BatchSink> {
 impl<S: BatchSink> Uploader<'_, S> {
     /// Cuts a batch. One under [`BUNDLE_FRAME_BYTES`] (a small table, a small file) waits to
     /// go with the next ones in a bundle; any other sends the bundle first.
-    fn emit(&mut self, header: &BatchHeader, payload: &[u8]) -> Result<()> {
-        let frame = encode_batch(header, payload)?;
-        let small = frame.len() < BUNDLE_FRAME_BYTES && !matches!(header, BatchHeader::Secrets { .. });
+    fn emit(&mut self, batch: &Batch) -> Result<()> {
+        let frame = batch.encode()?;
+        let small = frame.len() < BUNDLE_FRAME_BYTES && !matches!(batch, Batch::Secrets { .. });
         let waiting: usize = self.bundle.iter().map(Vec::len).sum();
         if !small || waiting + frame.len() > BUNDLE_BYTES || self.bundle.len() == MAX_BUNDLE_FRAMES {
             self.flush()?;
@@ -294,14 +294,15 @@ impl<S: BatchSink> Uploader<'_, S> {
         // The batch being cut: its first line, lines sent and held, and archive bytes.
         let (mut first_line, mut count, mut left_out, mut cut) = (0u64, 0u64, 0u64, 0usize);
         let (mut read, mut batches) = (0u64, 0u32);
-        let header = |first_line, lines, held, offset, last| {
-            if vectors {
-                BatchHeader::Vectors { table: table.to_string(), first_line, lines }
+        let batch = |first_line, lines, held, offset, last, payload: &[u8]| -> Result<Batch> {
+            let table = table.to_string();
+            Ok(if vectors {
+                Batch::Vectors { table, first_line, lines, deflated: deflate_ndjson(payload)? }
             } else if stream {
-                BatchHeader::RowStream { table: table.to_string(), offset, last }
+                Batch::RowStream { table, offset, last, deflated: payload.to_vec() }
             } else {
-                BatchHeader::Rows { table: table.to_string(), first_line, lines, held }
-            }
+                Batch::Rows { table, first_line, lines, held, deflated: deflate_ndjson(payload)? }
+            })
         };
         while let Some((number, line)) = lines.next_line()? {
             check_row(&entry, number, line)?;
@@ -339,7 +340,7 @@ impl<S: BatchSink> Uploader<'_, S> {
                 if stream {
                     payload = lines.get_mut().get_mut().take_deflated();
                 }
-                self.emit(&header(first_line, count, left_out, offset, false), &payload)?;
+                self.emit(&batch(first_line, count, left_out, offset, false, &payload)?)?;
                 offset += payload.len() as u64;
                 payload.clear();
                 (count, left_out, cut) = (0, 0, 0);
@@ -350,11 +351,11 @@ impl<S: BatchSink> Uploader<'_, S> {
             self.state.rows += count;
             self.report.rows += count;
             let rest = lines.get_mut().get_mut().take_deflated();
-            self.emit(&header(first_line, count, 0, offset, true), &rest)?;
+            self.emit(&batch(first_line, count, 0, offset, true, &rest)?)?;
         } else if count > 0 || left_out > 0 {
             self.state.rows += count + left_out;
             self.report.rows += count;
-            self.emit(&header(first_line, count, left_out, offset, false), &payload)?;
+            self.emit(&batch(first_line, count, left_out, offset, false, &payload)?)?;
         }
         self.state.bytes_done = base + compressed;
         Ok(())
@@ -468,13 +469,8 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
             if filled == 0 && offset > 0 {
                 break;
             }
-            let header = BatchHeader::FileChunk {
-                bucket: bucket.archive_folder().to_string(),
-                name: name.clone(),
-                offset,
-                size,
-            };
-            up.emit(&header, &chunk[..filled])?;
+            let batch = Batch::FileChunk { bucket, name: name.clone(), offset, size, bytes: chunk[..filled].to_vec() };
+            up.emit(&batch)?;
             offset += filled as u64;
             if filled < chunk.len() {
                 break;
@@ -492,7 +488,7 @@ pub fn upload_batches<R: Read + Seek, S: BatchSink>(
         );
         let (enc, sealed) =
             seal(&secrets.recipient, secrets.ephemeral, SECRETS_INFO, secrets.job_id.as_bytes(), &plaintext)?;
-        up.emit(&BatchHeader::Secrets { enc: BASE64.encode(enc) }, &sealed)?;
+        up.emit(&Batch::Secrets { enc, sealed })?;
     }
     up.flush()?;
     up.state.phase = "sent".into();

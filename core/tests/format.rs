@@ -492,7 +492,7 @@ impl lvbak_core::upload::BatchSink for Captured {
 
 tests! {
     fn an_upload_bundles_small_batches_and_ends_each_stream_only_in_its_last_segment() {
-        use lvbak_core::batch::{decode_batch_deflated, inflate_ndjson, Batch, BUNDLE_BYTES, BUNDLE_FRAME_BYTES};
+        use lvbak_core::batch::{inflate_ndjson, Batch, BUNDLE_BYTES, BUNDLE_FRAME_BYTES};
         use lvbak_core::row_stream::RowStream;
         // A megabyte and a half of lines that deflate to a few kilobytes: the reader has read
         // the whole entry long before its first batch of lines is cut.
@@ -535,7 +535,7 @@ tests! {
         let mut segments = BTreeMap::<String, u64>::new();
         let mut streams = BTreeMap::<String, RowStream>::new();
         for body in &sink.batches {
-            let batch = decode_batch_deflated(body).unwrap();
+            let batch = Batch::decode(body).unwrap();
             if let Batch::Bundle(inner) = &batch {
                 assert!(inner.len() > 1 && body.len() <= BUNDLE_BYTES + BUNDLE_FRAME_BYTES, "{} parts", inner.len());
             }
@@ -555,8 +555,8 @@ tests! {
                             *lines.entry(table.clone()).or_default() += 1;
                         }
                     }
-                    Batch::Rows { table, ndjson, .. } => {
-                        let text = inflate_ndjson(ndjson).unwrap();
+                    Batch::Rows { table, deflated, .. } => {
+                        let text = inflate_ndjson(deflated).unwrap();
                         *lines.entry(table.clone()).or_default() += text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() as u64;
                     }
                     Batch::FileChunk { name, bytes, .. } => files.push((name.clone(), bytes.clone())),

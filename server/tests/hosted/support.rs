@@ -7,7 +7,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lvbak_core::batch::{encode_batch, BatchHeader};
+use lvbak_core::batch::{deflate_ndjson, Batch};
+use lvbak_core::FileBucket;
 use lvbak_core::{Archive, Limits};
 use lvbak_tests::zipcraft::{RawEntry, RawZip};
 use serde_json::{json, Value};
@@ -250,13 +251,14 @@ pub fn table(name: &str, rows: &[Value]) -> RawEntry {
 /// A batch of rows of `table` (raw NDJSON lines).
 pub fn rows_batch(table: &str, first_line: u64, ndjson: &[u8]) -> Vec<u8> {
     let lines = ndjson.iter().filter(|&&b| b == b'\n').count() as u64;
-    encode_batch(&BatchHeader::Rows { table: table.into(), first_line, lines, held: 0 }, ndjson).unwrap()
+    let deflated = deflate_ndjson(ndjson).unwrap();
+    Batch::Rows { table: table.into(), first_line, lines, held: 0, deflated }.encode().unwrap()
 }
 
 /// A batch holding bytes `offset..` of a file of `size` bytes.
 pub fn file_batch(bucket: &str, name: &str, offset: u64, size: u64, bytes: &[u8]) -> Vec<u8> {
-    let header = BatchHeader::FileChunk { bucket: bucket.into(), name: name.into(), offset, size };
-    encode_batch(&header, bytes).unwrap()
+    let bucket = FileBucket::from_archive_folder(bucket).unwrap();
+    Batch::FileChunk { bucket, name: name.into(), offset, size, bytes: bytes.to_vec() }.encode().unwrap()
 }
 
 /// Rows of the server's database, read beside it (the server keeps running).

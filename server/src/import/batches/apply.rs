@@ -9,7 +9,7 @@ use std::io::{BufReader, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use lvbak_core::batch::{InflatingPayload, PlainSecret, MAX_BATCH_PAYLOAD_BYTES};
+use lvbak_core::batch::{Batch, InflatingPayload, PlainSecret, MAX_BATCH_PAYLOAD_BYTES};
 use lvbak_core::hpke::{HpkeKeyPair, SECRETS_INFO};
 use lvbak_core::row_stream::RowStream;
 use lvbak_core::{
@@ -17,7 +17,6 @@ use lvbak_core::{
     FormatError, NdjsonLines, UnknownColumns,
 };
 
-use super::work::Work;
 use crate::import::jobs::Job;
 use crate::import::session::{ImportError, ImportSession, ImportSummary};
 use crate::import::steps::for_each_step;
@@ -108,41 +107,37 @@ impl<'a> BatchApplier<'a> {
         }
     }
 
-    /// Applies one batch (a bundle's parts in order).
-    pub fn apply(&mut self, work: Work) -> Result<(), ImportError> {
+    /// Applies one batch (a bundle's parts in order; no bundle holds another).
+    pub fn apply(&mut self, batch: Batch) -> Result<(), ImportError> {
         self.batch_inflated.store(0, Ordering::Relaxed);
-        match work {
-            // No bundle holds another (`lvbak_core::batch` refuses one).
-            Work::Bundle(parts) => parts.into_iter().try_for_each(|part| self.apply_part(part)),
-            work => self.apply_part(work),
-        }
+        batch.into_parts().into_iter().try_for_each(|part| self.apply_part(part))
     }
 
-    fn apply_part(&mut self, work: Work) -> Result<(), ImportError> {
-        if !matches!(work, Work::RowStream { .. }) {
+    fn apply_part(&mut self, batch: Batch) -> Result<(), ImportError> {
+        if !matches!(batch, Batch::RowStream { .. }) {
             self.ensure_no_open_stream()?;
         }
-        if !matches!(work, Work::FileChunk { .. }) {
+        if !matches!(batch, Batch::FileChunk { .. }) {
             self.finish_files()?;
         }
-        if !matches!(work, Work::Rows { .. } | Work::RowStream { .. }) {
+        if !matches!(batch, Batch::Rows { .. } | Batch::RowStream { .. }) {
             // Only rows share the open write transaction; files and vectors take their time
             // without holding anyone's turn to write.
             self.session.commit()?;
         }
-        match work {
-            Work::Rows { table, first_line, held, deflated } => {
+        match batch {
+            Batch::Rows { table, first_line, held, deflated, .. } => {
                 self.session.note_held_rows(&table, held);
                 self.rows(&table, first_line, &deflated)
             }
-            Work::RowStream { table, offset, last, deflated } => self.row_stream(&table, offset, last, &deflated),
-            Work::Vectors { table, first_line, deflated } => self.vectors(&table, first_line, &deflated),
-            Work::FileChunk { bucket, name, offset, size, bytes } => {
+            Batch::RowStream { table, offset, last, deflated } => self.row_stream(&table, offset, last, &deflated),
+            Batch::Vectors { table, first_line, deflated, .. } => self.vectors(&table, first_line, &deflated),
+            Batch::FileChunk { bucket, name, offset, size, bytes } => {
                 self.file_chunk(bucket, name, offset, size, &bytes)
             }
-            Work::Secrets { enc, sealed } => self.secrets(&enc, &sealed),
-            // Answered by the worker itself; a bundle's parts were applied above.
-            Work::CheckVectors(_) | Work::Commit(_) | Work::Bundle(_) => Ok(()),
+            Batch::Secrets { enc, sealed } => self.secrets(&enc, &sealed),
+            // `into_parts` took it apart above.
+            Batch::Bundle(parts) => parts.into_iter().try_for_each(|part| self.apply_part(part)),
         }
     }
 

@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::{GeneralPurpose, STANDARD as BASE64};
 use base64::write::EncoderWriter;
 use base64::Engine as _;
-use lvbak_core::batch::{decode_batch_deflated, MAX_FILE_CHUNK_BYTES};
+use lvbak_core::batch::{Batch, MAX_FILE_CHUNK_BYTES};
 use lvbak_core::hpke::HpkeKeyPair;
 use lvbak_core::secrets::SecretsIndex;
 use lvbak_core::upload::{held_id_hash, FileClaim};
@@ -222,16 +222,16 @@ async fn receive(
     }
     // The frame, names and chunk bounds are checked before the batch is acknowledged; NDJSON
     // is inflated and every line parsed by the worker, a step at a time.
-    let mut work = Work::from(decode_batch_deflated(&body)?);
+    let mut batch = Batch::decode(&body)?;
     drop(body);
     // A bundle's parts are each checked as a batch of their own would be, and only a batch
     // that passes them all draws on the held-rows budget (a refused one may come again).
     let mut payload = 0;
-    for part in work.parts_mut() {
+    for part in batch.parts_mut() {
         match part {
-            Work::FileChunk { bytes, .. } => payload += bytes.len() as u64,
-            Work::Secrets { sealed, .. } => payload += sealed.len() as u64,
-            Work::Vectors { .. } if !batches.accept_vectors.load(Ordering::Relaxed) => {
+            Batch::FileChunk { bytes, .. } => payload += bytes.len() as u64,
+            Batch::Secrets { sealed, .. } => payload += sealed.len() as u64,
+            Batch::Vectors { .. } if !batches.accept_vectors.load(Ordering::Relaxed) => {
                 return Err(AppError::VectorsNotAccepted)
             }
             _ => {}
@@ -240,12 +240,12 @@ async fn receive(
     if batches.inflated.load(Ordering::Relaxed) + payload > limits.max_decompressed_bytes {
         return Err(FormatError::DecompressedCap { limit: limits.max_decompressed_bytes }.into());
     }
-    for part in work.parts_mut() {
-        if let Work::Rows { table, held, .. } = part {
+    for part in batch.parts_mut() {
+        if let Batch::Rows { table, held, .. } = part {
             *held = batches.take_held_rows(table, *held);
         }
     }
-    if !batches.enqueue(work, Some(memory)).await {
+    if !batches.enqueue(Work::Batch(batch), Some(memory)).await {
         return Err(ended(&state, &id, &user.id).await);
     }
     batches.inflated.fetch_add(payload, Ordering::Relaxed);

@@ -188,7 +188,7 @@ impl Worker {
                     applier.pause()?;
                     return Ok(done);
                 }
-                work => applier.apply(work)?,
+                Work::Batch(batch) => applier.apply(batch)?,
             }
             drop((place, memory));
         }
