@@ -48,7 +48,7 @@ impl<R: Read + Seek> Archive<R> {
     /// Opens and validates the container, then reads and validates `manifest.json`,
     /// `manifest-stats.json` and `secrets/index.json`. Nothing else is read.
     pub fn open(reader: R, limits: Limits) -> Result<Self> {
-        let mut zip = ZipContainer::open(reader, &limits)?;
+        let zip = ZipContainer::open(reader, &limits)?;
         let manifest_index = zip.index_of(MANIFEST_ENTRY).ok_or(FormatError::NoManifest)?;
         let manifest = Manifest::parse(&zip.read_entry(manifest_index, limits.max_metadata_bytes)?)?;
         let stats = match zip.index_of(STATS_ENTRY) {
@@ -120,13 +120,14 @@ impl<R: Read + Seek> Archive<R> {
         self.limits.line_cap(self.manifest.has_line_cap())
     }
 
-    /// The checked, inflated bytes of one entry.
-    pub fn open_entry(&mut self, index: usize) -> Result<EntryReader<'_, R>> {
+    /// The checked, inflated bytes of one entry. Readers of several entries may be open at
+    /// once; each reads at its own place.
+    pub fn open_entry(&self, index: usize) -> Result<EntryReader<'_, R>> {
         self.zip.open_entry(index)
     }
 
     /// The lines of one NDJSON entry, under this archive's line cap.
-    pub fn ndjson_lines(&mut self, index: usize) -> Result<NdjsonLines<BufReader<EntryReader<'_, R>>>> {
+    pub fn ndjson_lines(&self, index: usize) -> Result<NdjsonLines<BufReader<EntryReader<'_, R>>>> {
         let cap = self.line_cap();
         let reader = self.zip.open_entry(index)?;
         let name = reader.entry().name.clone();
@@ -135,7 +136,7 @@ impl<R: Read + Seek> Archive<R> {
 
     /// Reads one NDJSON entry to its end, checking every line (line cap, one JSON object)
     /// without keeping any: for entries that are verified but not used.
-    pub fn check_lines(&mut self, index: usize) -> Result<()> {
+    pub fn check_lines(&self, index: usize) -> Result<()> {
         let mut lines = self.ndjson_lines(index)?;
         let name = lines.entry().to_string();
         while let Some((number, line)) = lines.next_line()? {
@@ -145,7 +146,7 @@ impl<R: Read + Seek> Archive<R> {
     }
 
     /// Calls `each` with every row of one NDJSON entry, in order.
-    pub fn for_each_row(&mut self, index: usize, mut each: impl FnMut(u64, Row) -> Result<()>) -> Result<u64> {
+    pub fn for_each_row(&self, index: usize, mut each: impl FnMut(u64, Row) -> Result<()>) -> Result<u64> {
         let mut lines = self.ndjson_lines(index)?;
         let entry = lines.entry().to_string();
         let mut rows = 0;
@@ -158,7 +159,7 @@ impl<R: Read + Seek> Archive<R> {
 
     /// Whether the first row of a `lancedb/` entry carries a vector
     /// ([`crate::vector::row_vector`]); `None` for an entry without rows.
-    pub fn first_row_has_vector(&mut self, index: usize) -> Result<Option<bool>> {
+    pub fn first_row_has_vector(&self, index: usize) -> Result<Option<bool>> {
         let mut lines = self.ndjson_lines(index)?;
         let entry = lines.entry().to_string();
         match lines.next_line()? {

@@ -237,9 +237,9 @@ fn batch_upload_until(instance: &Instance, token: &str, stop: impl Fn(&Batch) ->
             Ok(self.instance.call("POST", &path, self.token, b"").json()["acceptVectors"] == true)
         }
     }
-    let mut reader = Archive::open(Cursor::new(fault_archive().bytes.clone()), Limits::STANDARD).unwrap();
+    let reader = Archive::open(Cursor::new(fault_archive().bytes.clone()), Limits::STANDARD).unwrap();
     let mut sink = Sink { instance, token, job: &job, stop };
-    let sent = upload_batches(&mut reader, UploadPlan::default(), &mut sink);
+    let sent = upload_batches(&reader, UploadPlan::default(), &mut sink);
     (job, sent.ok().map(|report| report.batches))
 }
 

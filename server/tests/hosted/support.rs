@@ -278,7 +278,7 @@ pub fn integrity(data: &Path) -> String {
 
 /// The bytes of one entry of an archive.
 pub(crate) fn entry_bytes(archive: &[u8], name: &str) -> Option<Vec<u8>> {
-    let mut opened = Archive::open(std::io::Cursor::new(archive.to_vec()), Limits::STANDARD).ok()?;
+    let opened = Archive::open(std::io::Cursor::new(archive.to_vec()), Limits::STANDARD).ok()?;
     let index = opened.index_of(name)?;
     let mut bytes = Vec::new();
     opened.open_entry(index).ok()?.read_to_end(&mut bytes).ok()?;

@@ -153,7 +153,7 @@ async fn batch_import(
         fail_after: None,
     };
     let report =
-        tokio::task::spawn_blocking(move || upload_batches(&mut reader, plan, &mut sink).unwrap()).await.unwrap();
+        tokio::task::spawn_blocking(move || upload_batches(&reader, plan, &mut sink).unwrap()).await.unwrap();
     let response = server
         .post(account, &format!("/api/v1/user-data/import/{job}/commit"))
         .json(&json!({"batches": report.batches}))
@@ -542,7 +542,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
     let archive = server.get(&source, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap();
     let archive = archive.bytes().await.unwrap().to_vec();
     assert!(archive.len() > 1_000_000, "{}", archive.len());
-    let mut opened = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
+    let opened = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
     let index = opened.table_entry("messages").unwrap();
     let rows = opened.ndjson_lines(index).unwrap().count().unwrap();
     assert!(rows >= 12_000, "{rows}");
@@ -557,7 +557,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
     // Each upload asks for the held rows first, as the Worker does: when it resumes, the
     // account has the rows of the batches taken, and the stream cut off must go on as one.
     let upload = |start_batch: u64, fail_after: Option<usize>, held: HeldRows| {
-        let mut reader = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
+        let reader = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
         let mut sink = HttpSink {
             runtime: Handle::current(),
             client: server.client.clone(),
@@ -569,7 +569,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
         tokio::task::spawn_blocking(move || {
             let plan =
                 UploadPlan { start_batch, held_rows: held.tables, fresh_tables: held.fresh, ..UploadPlan::default() };
-            (upload_batches(&mut reader, plan, &mut sink), sink.sent)
+            (upload_batches(&reader, plan, &mut sink), sink.sent)
         })
     };
     // The connection drops after two batches: the small tables before the messages, and

@@ -15,7 +15,7 @@ use crate::support::{ok_bytes, small_seed, status_json, Account, TestServer};
 
 /// Every entry of an archive, inflated, by name.
 pub fn entries(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
-    let mut archive = Archive::open(Cursor::new(bytes), Limits::STANDARD).unwrap();
+    let archive = Archive::open(Cursor::new(bytes), Limits::STANDARD).unwrap();
     let names: Vec<String> = archive.entries().iter().map(|e| e.name.clone()).collect();
     names
         .into_iter()
