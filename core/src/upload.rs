@@ -28,15 +28,13 @@
 //! Small batches (small tables, small files) go several to a request, as a bundle.
 
 mod cut;
+mod held;
 mod outbox;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Seek};
-
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 
 use crate::archive::Archive;
 use crate::batch::{Batch, PlainSecret, BUNDLE_FRAME_BYTES};
@@ -47,6 +45,7 @@ use crate::registry::{TABLES, VECTOR_TABLES};
 use crate::vector::NULL_VECTORS;
 pub use cut::FILE_CHUNK_BYTES;
 use cut::{Cut, FileCutter, LineCutter, Lines};
+pub use held::{file_claims, held_id_hash, FileClaim, HeldRows};
 use outbox::Outbox;
 
 /// Secrets to send, sealed to the server's key for this job.
@@ -76,87 +75,6 @@ pub struct UploadPlan {
     /// resumed upload must cut them as the first one did). Without it, a table with no
     /// held rows goes as a stream.
     pub fresh_tables: Option<HashSet<String>>,
-}
-
-/// The hash by which client and server compare row ids: 64-bit FNV-1a of the id's UTF-8
-/// bytes. Two different ids of one account and archive share it with a probability of
-/// about n² / 2⁶⁴ (10⁻⁷ for a million rows on each side); only the account's own ids are
-/// ever handed out, so nobody else's rows can make a row of yours be left out.
-pub fn held_id_hash(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
-}
-
-/// The server's `held-rows` answer, read: per table the hashes of the row ids the account
-/// has, and the tables it had no rows of when the job began.
-#[derive(Default)]
-pub struct HeldRows {
-    pub tables: HashMap<String, HashSet<u64>>,
-    pub fresh: Option<HashSet<String>>,
-}
-
-impl HeldRows {
-    /// Reads `{"tables": {"<table>": "<base64 of 8-byte little-endian hashes>"}, "fresh":
-    /// ["<table>", …]}`; what is wrong with it, in words.
-    pub fn parse(answer: &[u8]) -> std::result::Result<Self, String> {
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            tables: std::collections::HashMap<String, String>,
-            fresh: Option<HashSet<String>>,
-        }
-        let answer: Answer = serde_json::from_slice(answer).map_err(|e| e.to_string())?;
-        let mut tables = std::collections::HashMap::new();
-        for (table, hashes) in answer.tables {
-            let bytes = BASE64.decode(hashes).map_err(|e| format!("the held rows of {table}: {e}"))?;
-            let hashes =
-                bytes.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
-            tables.insert(table, hashes.collect());
-        }
-        Ok(Self { tables, fresh: answer.fresh })
-    }
-}
-
-/// Only a row's id, borrowed from its line.
-#[derive(serde::Deserialize)]
-struct RowId<'a> {
-    #[serde(borrow, default)]
-    id: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// One file of the archive as the client describes it when opening a batch import, from
-/// the central directory (nothing is read).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FileClaim {
-    /// The archive's folder (`images`, `thumbnails`, `avatars`, …).
-    pub bucket: String,
-    /// The name inside it.
-    pub name: String,
-    pub size: u64,
-    pub crc32: u32,
-}
-
-impl FileClaim {
-    /// The archive entry this claim is about.
-    pub fn entry_name(&self) -> String {
-        format!("files/{}/{}", self.bucket, self.name)
-    }
-}
-
-/// The archive's files, for the server to say which it already holds.
-pub fn file_claims<R: Read + Seek>(archive: &Archive<R>) -> Vec<FileClaim> {
-    archive
-        .entries()
-        .iter()
-        .filter_map(|entry| match &entry.kind {
-            EntryKind::File { bucket, name } => Some(FileClaim {
-                bucket: bucket.archive_folder().to_string(),
-                name: name.clone(),
-                size: entry.uncompressed_size,
-                crc32: entry.crc32,
-            }),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Where an upload is, for a progress bar.

@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 use std::io::{BufReader, Read, Seek};
 
-use super::{held_id_hash, RowId, UploadProgress, UploadReport};
+use super::held::{held_id_hash, RowId};
+use super::{UploadProgress, UploadReport};
 use crate::archive::Archive;
 use crate::batch::{deflate_ndjson, Batch, TARGET_BATCH_BYTES};
 use crate::container::EntryReader;

@@ -88,3 +88,122 @@ impl Outbox {
         self.next - self.waiting.len() as u64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::entry_name::FileBucket;
+
+    /// A file chunk of `bytes` bytes, named by `n` (so every batch is told apart).
+    fn chunk(n: usize, bytes: usize) -> Batch {
+        let name = format!("t/{n}.bin");
+        Batch::FileChunk {
+            bucket: FileBucket::ThemeAssets,
+            name,
+            offset: 0,
+            size: bytes as u64,
+            bytes: vec![n as u8; bytes],
+        }
+    }
+
+    /// The parts of an encoded batch (a bundle's, or itself), re-encoded.
+    fn parts(frame: &[u8]) -> Vec<Vec<u8>> {
+        Batch::decode(frame).unwrap().into_parts().iter().map(|part| part.encode().unwrap()).collect()
+    }
+
+    /// Takes every batch waiting, oldest first: (number, frame).
+    fn take_all(out: &mut Outbox) -> Vec<(u64, Vec<u8>)> {
+        let mut taken = Vec::new();
+        while let Some((number, frame)) = out.waiting() {
+            let frame = frame.to_vec();
+            assert_eq!(out.sent(), Some(frame.len() as u64));
+            taken.push((number, frame));
+        }
+        taken
+    }
+
+    /// Small batches wait; a flush numbers them as one bundle, in the order they were cut;
+    /// a small batch alone goes as itself, not as a bundle of one.
+    #[test]
+    fn small_batches_wait_and_go_as_one_bundle() {
+        let mut out = Outbox::new(0);
+        let small: Vec<Batch> = (0..3).map(|n| chunk(n, 100)).collect();
+        for batch in &small {
+            out.emit(batch).unwrap();
+            assert_eq!(out.waiting(), None, "a small batch waits");
+        }
+        out.flush().unwrap();
+        let taken = take_all(&mut out);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].0, 0);
+        assert!(matches!(Batch::decode(&taken[0].1).unwrap(), Batch::Bundle(_)));
+        let expected: Vec<Vec<u8>> = small.iter().map(|batch| batch.encode().unwrap()).collect();
+        assert_eq!(parts(&taken[0].1), expected);
+        out.emit(&chunk(9, 100)).unwrap();
+        out.flush().unwrap();
+        assert_eq!(take_all(&mut out), [(1, chunk(9, 100).encode().unwrap())], "one alone goes as itself");
+        // A flush with nothing waiting numbers nothing.
+        out.flush().unwrap();
+        assert_eq!((out.waiting(), out.numbered(), out.done()), (None, 2, 2));
+    }
+
+    /// A batch of a bundle frame or more goes alone, after the small ones cut before it (two
+    /// wait then, in order); secrets go alone however small.
+    #[test]
+    fn a_large_batch_or_secrets_send_the_waiting_bundle_first() {
+        let mut out = Outbox::new(0);
+        out.emit(&chunk(0, 100)).unwrap();
+        let large = chunk(1, BUNDLE_FRAME_BYTES);
+        out.emit(&large).unwrap();
+        assert_eq!((out.numbered(), out.done()), (2, 0));
+        assert_eq!(take_all(&mut out), [(0, chunk(0, 100).encode().unwrap()), (1, large.encode().unwrap())]);
+        assert_eq!(out.done(), 2);
+
+        out.emit(&chunk(2, 100)).unwrap();
+        let secrets = Batch::Secrets { enc: [3; 32], sealed: vec![4; 40] };
+        out.emit(&secrets).unwrap();
+        assert_eq!(take_all(&mut out), [(2, chunk(2, 100).encode().unwrap()), (3, secrets.encode().unwrap())]);
+    }
+
+    /// A bundle holds at most [`BUNDLE_BYTES`] of frames and [`MAX_BUNDLE_FRAMES`] of them:
+    /// the frame that would pass either starts the next bundle, and nothing is lost or
+    /// reordered on the way.
+    #[test]
+    fn bundles_are_held_to_their_bytes_and_frames() {
+        for (count, bytes) in [(40, 60_000), (MAX_BUNDLE_FRAMES + 3, 10)] {
+            let mut out = Outbox::new(0);
+            let batches: Vec<Batch> = (0..count).map(|n| chunk(n, bytes)).collect();
+            for batch in &batches {
+                out.emit(batch).unwrap();
+            }
+            out.flush().unwrap();
+            let bundles: Vec<Vec<Vec<u8>>> = take_all(&mut out).iter().map(|(_, frame)| parts(frame)).collect();
+            assert!(bundles.len() >= 2, "{count} batches of {bytes} bytes: {} bundles", bundles.len());
+            for (n, bundle) in bundles.iter().enumerate() {
+                let held: usize = bundle.iter().map(Vec::len).sum();
+                assert!(held <= BUNDLE_BYTES && bundle.len() <= MAX_BUNDLE_FRAMES, "bundle {n}");
+                // Full: the next bundle's first frame would not have fitted.
+                if let Some(next) = bundles.get(n + 1) {
+                    assert!(held + next[0].len() > BUNDLE_BYTES || bundle.len() == MAX_BUNDLE_FRAMES, "bundle {n}");
+                }
+            }
+            let all: Vec<Vec<u8>> = bundles.concat();
+            assert_eq!(all, batches.iter().map(|batch| batch.encode().unwrap()).collect::<Vec<_>>());
+        }
+    }
+
+    /// A resumed upload's outbox numbers every batch as the first upload did and drops those
+    /// below its start; they count as done.
+    #[test]
+    fn batches_an_earlier_upload_sent_are_numbered_and_dropped() {
+        let mut out = Outbox::new(2);
+        for n in 0..4 {
+            out.emit(&chunk(n, BUNDLE_FRAME_BYTES)).unwrap();
+        }
+        assert_eq!((out.numbered(), out.done()), (4, 2));
+        let numbers: Vec<u64> = take_all(&mut out).iter().map(|(number, _)| *number).collect();
+        assert_eq!(numbers, [2, 3]);
+        assert_eq!((out.sent(), out.done()), (None, 4));
+    }
+}
