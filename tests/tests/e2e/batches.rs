@@ -152,8 +152,7 @@ async fn batch_import(
         sent: Vec::new(),
         fail_after: None,
     };
-    let report =
-        tokio::task::spawn_blocking(move || upload_batches(&reader, plan, &mut sink).unwrap()).await.unwrap();
+    let report = tokio::task::spawn_blocking(move || upload_batches(&reader, plan, &mut sink).unwrap()).await.unwrap();
     let response = server
         .post(account, &format!("/api/v1/user-data/import/{job}/commit"))
         .json(&json!({"batches": report.batches}))

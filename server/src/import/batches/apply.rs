@@ -3,6 +3,9 @@
 //! come; vectors likewise; file chunks are appended to a staged file that is applied once
 //! complete; sealed secrets are opened with the job's HPKE key and stored.
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Write};

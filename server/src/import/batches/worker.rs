@@ -4,6 +4,9 @@
 //! freeing its user, its thread and everything it holds — on commit, on the first failure,
 //! on cancel, or when the job stays silent or open too long.
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
