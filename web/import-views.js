@@ -45,7 +45,9 @@ export function reportView(report) {
   details.append(make("summary", {}, "Rows per table"));
   const table = make("table");
   const body = make("tbody");
-  for (const [name, rows] of Object.entries(report.counts)) {
+  // By name, as the page has always listed them (the report keeps the import order).
+  const byName = Object.entries(report.counts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [name, rows] of byName) {
     const row = make("tr");
     row.append(make("td", {}, name), make("td", { class: "n", "data-testid": `inspect-count-${name}` }, String(rows)));
     body.append(row);

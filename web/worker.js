@@ -62,12 +62,22 @@ function requestAgain(method, url) {
   let failure = null;
   for (let attempt = 0; attempt < 4; attempt++) {
     try {
-      return request(method, url);
+      const answer = request(method, url);
+      // Busy (a reading the previous page started still runs): asked again a second later.
+      if (answer.status !== 503 || attempt === 3) return answer;
+      waitBlocking(1000);
     } catch (error) {
       failure = error;
     }
   }
   throw failure;
+}
+
+/** Waits `ms` without returning to the event loop (this Worker's requests are synchronous;
+ * the page is not cross-origin isolated, so `Atomics.wait` is not available). */
+function waitBlocking(ms) {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {}
 }
 
 /** The server's refusal as an `Error` with its code. */

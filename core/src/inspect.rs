@@ -2,11 +2,14 @@
 //! entries only (manifest, stats trailer, secrets index). Row counts come from
 //! `manifest-stats.json`; counting NDJSON lines is opt-in, for archives without the trailer
 //! or to cross-check it.
+//!
+//! An [`Inspection`] serializes as the inspection report: the Worker hands it to the page
+//! and `lvbak inspect --json` prints it, each with its own few keys beside it.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::archive::Archive;
 use crate::entry_name::{EntryKind, FileBucket};
@@ -22,7 +25,7 @@ pub struct InspectOptions {
 }
 
 /// Where the row counts of an inspection come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum CountSource {
     /// `manifest-stats.json`.
@@ -34,41 +37,44 @@ pub enum CountSource {
 }
 
 /// Files of one bucket.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileTotals {
     pub count: u64,
     pub bytes: u64,
 }
 
 /// The secrets an archive carries.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretsSummary {
     pub count: u64,
     pub keys: Vec<String>,
 }
 
 /// Byte totals, from the central directory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ByteTotals {
-    /// The archive file.
-    pub archive: u64,
     /// All entries as stored.
     pub compressed: u64,
     /// All entries inflated, as their headers claim (each is held to its claim).
     pub decompressed: u64,
+    /// The archive file.
+    pub archive: u64,
 }
 
-/// What an archive holds.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// What an archive holds. As JSON (the inspection report), `counts` and `vectors` are
+/// objects (table → rows) in this order, `files` is bucket → `{count, bytes}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Inspection {
     pub archive_id: String,
     pub manifest: Manifest,
     /// Rows per database table, registry tables in import order first, then any others.
+    #[serde(with = "table_rows")]
     pub counts: Vec<(String, u64)>,
     pub count_source: CountSource,
     pub files: BTreeMap<String, FileTotals>,
     /// Rows per vector table.
+    #[serde(with = "table_rows")]
     pub vectors: Vec<(String, u64)>,
     pub secrets: SecretsSummary,
     pub bytes: ByteTotals,
@@ -85,6 +91,38 @@ impl Inspection {
     /// Rows of one vector table, if known.
     pub fn vectors_of(&self, table: &str) -> Option<u64> {
         self.vectors.iter().find(|(name, _)| name == table).map(|&(_, rows)| rows)
+    }
+}
+
+/// `[(table, rows)]` as a JSON object, `{"table": rows, …}`, in the list's order both ways.
+mod table_rows {
+    use std::fmt;
+
+    use serde::de::{MapAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(rows: &[(String, u64)], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(rows.iter().map(|(table, count)| (table, count)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<(String, u64)>, D::Error> {
+        struct Rows;
+        impl<'de> Visitor<'de> for Rows {
+            type Value = Vec<(String, u64)>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("an object of table names to row counts")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut rows = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    rows.push(entry);
+                }
+                Ok(rows)
+            }
+        }
+        deserializer.deserialize_map(Rows)
     }
 }
 
@@ -236,4 +274,46 @@ pub fn inspect<R: Read + Seek>(archive: &mut Archive<R>, options: InspectOptions
         entries: archive.entries().len() as u64,
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The inspection report's wire shape, spelled out: the page and `lvbak inspect --json`
+    /// read it, so a change here is a change both see. Counts keep their order both ways.
+    #[test]
+    fn an_inspection_serializes_as_the_report() {
+        let mut files = BTreeMap::new();
+        files.insert("avatars".to_string(), FileTotals { count: 1, bytes: 9 });
+        let inspection = Inspection {
+            archive_id: "a1".into(),
+            manifest: Manifest::new("a1", 1_700_000_000),
+            counts: vec![("settings".into(), 6), ("characters".into(), 2)],
+            count_source: CountSource::Stats,
+            files,
+            vectors: vec![("embeddings".into(), 3)],
+            secrets: SecretsSummary { count: 1, keys: vec!["k".into()] },
+            bytes: ByteTotals { compressed: 10, decompressed: 20, archive: 30 },
+            entries: 4,
+            warnings: vec!["w".into()],
+        };
+        let text = serde_json::to_string(&inspection).unwrap();
+        let manifest = serde_json::to_string(&inspection.manifest).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                concat!(
+                    r#"{{"archiveId":"a1","manifest":{},"counts":{{"settings":6,"characters":2}},"#,
+                    r#""countSource":"stats","files":{{"avatars":{{"count":1,"bytes":9}}}},"#,
+                    r#""vectors":{{"embeddings":3}},"secrets":{{"count":1,"keys":["k"]}},"#,
+                    r#""bytes":{{"compressed":10,"decompressed":20,"archive":30}},"entries":4,"warnings":["w"]}}"#
+                ),
+                manifest
+            )
+        );
+        let back: Inspection = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, inspection);
+    }
 }

@@ -52,7 +52,7 @@ fn inspect_json_reports_fixture_counts() {
     assert_eq!(report["manifest"]["embeddingConfig"]["dimension"], 8);
     assert_eq!(report["files"]["images"]["count"], 0);
     assert_eq!(report["secrets"]["count"], 0);
-    assert_eq!(report["secrets"]["decrypted"], Value::Null);
+    assert_eq!(report["ticket"], Value::Null);
     assert_eq!(report["bytes"]["archive"], 30261);
 }
 
@@ -65,14 +65,14 @@ fn inspect_with_ticket_counts_decrypted_secrets_without_printing_them() {
     assert_eq!(output.status.code(), Some(0));
     let report = json_of(&output);
     assert_eq!(report["secrets"]["count"], 3);
-    assert_eq!(report["secrets"]["decrypted"], 3);
+    assert_eq!(report["ticket"]["decrypted"], 3);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains("sk-or-v1-TESTKEY-0001-abcdef"), "plaintext leaked without --reveal-secrets");
 
     let revealed = lvbak(&[&args[..], &["--reveal-secrets"]].concat(), None);
     let report = json_of(&revealed);
     let key = "connection_7987e7a5-a873-4fe0-8cbd-2ce739bb217a_api_key";
-    assert_eq!(report["secrets"]["values"][key], "sk-or-v1-TESTKEY-0001-abcdef");
+    assert_eq!(report["ticket"]["values"][key], "sk-or-v1-TESTKEY-0001-abcdef");
 
     let text = lvbak(&["inspect", archive.to_str().unwrap(), "--ticket", ticket.to_str().unwrap()], None);
     let stdout = String::from_utf8_lossy(&text.stdout);
@@ -226,7 +226,7 @@ fn user_seed_and_export_from_the_command_line() {
     assert_eq!(report["counts"]["chats"], 2);
     assert_eq!(report["counts"]["messages"], 15);
     assert_eq!(report["secrets"]["count"], 2);
-    assert_eq!(report["secrets"]["decrypted"], 2);
+    assert_eq!(report["ticket"]["decrypted"], 2);
     assert_eq!(report["manifest"]["includeVectors"], true);
     assert!(report["vectors"]["embeddings"].as_u64().unwrap() > 0);
     assert_eq!(report["files"]["avatars"]["count"], 3);

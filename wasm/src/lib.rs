@@ -70,29 +70,22 @@ impl Processor {
         Ok(Processor { archive, inspection, secrets: Vec::new(), open_ms: now_ms() - started, explorer: None })
     }
 
-    /// The inspection as JSON: `archiveId`, `manifest`, `counts` and `vectors` (table →
-    /// rows), `files` (bucket → {count, bytes}), `secrets` {count, keys}, `bytes`, `warnings`,
-    /// `entries`, and `openMs` (how long opening and inspecting took).
+    /// The inspection report as JSON: core's [`Inspection`] (`archiveId`, `manifest`,
+    /// `counts` and `vectors` (table → rows), `files` (bucket → {count, bytes}), `secrets`
+    /// {count, keys}, `bytes`, `entries`, `warnings`), with `openMs` (how long opening and
+    /// inspecting took) and `wasmMemoryBytes`.
     pub fn report(&self) -> String {
-        let i = &self.inspection;
-        let pairs = |list: &[(String, u64)]| -> Value {
-            Value::Object(list.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
-        };
-        json!({
-            "archiveId": i.archive_id,
-            "manifest": i.manifest,
-            "counts": pairs(&i.counts),
-            "countSource": i.count_source,
-            "vectors": pairs(&i.vectors),
-            "files": i.files,
-            "secrets": i.secrets,
-            "bytes": i.bytes,
-            "entries": i.entries,
-            "warnings": i.warnings,
-            "openMs": self.open_ms,
-            "wasmMemoryBytes": wasm_memory_bytes(),
-        })
-        .to_string()
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Report<'a> {
+            #[serde(flatten)]
+            inspection: &'a Inspection,
+            open_ms: f64,
+            wasm_memory_bytes: f64,
+        }
+        let report =
+            Report { inspection: &self.inspection, open_ms: self.open_ms, wasm_memory_bytes: wasm_memory_bytes() };
+        serde_json::to_string(&report).unwrap_or_default()
     }
 
     /// The body of `POST /api/v1/user-data/import/batches`: the manifest, the secrets index,

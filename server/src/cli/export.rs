@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use lvbak_core::protocol::ExportOutcome;
+use serde::Serialize;
 
 use super::printable::{field, print_json, JsonLayout};
 use super::progress::CliProgress;
@@ -42,6 +44,20 @@ pub struct ExportArgs {
     json: bool,
     #[command(flatten)]
     data: DataDirArg,
+}
+
+/// `--json`: the HTTP export's `complete` event, then the files written and the secrets
+/// that could not be sealed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonOutcome<'a> {
+    #[serde(flatten)]
+    outcome: &'a ExportOutcome,
+    /// Always `complete`: a failed export exits with an error instead.
+    status: &'static str,
+    file: &'a Path,
+    ticket_file: Option<&'a Path>,
+    unreachable_secrets: &'a [String],
 }
 
 fn ticket_path_beside(archive: &Path) -> PathBuf {
@@ -89,11 +105,13 @@ pub fn run(args: &ExportArgs) -> ExitCode {
         };
         let outcome = report.outcome(bytes, started.elapsed().as_secs_f64());
         if args.json {
-            let mut answer = serde_json::to_value(&outcome)?;
-            answer["status"] = serde_json::json!("complete");
-            answer["file"] = serde_json::json!(args.output);
-            answer["ticketFile"] = serde_json::json!(ticket_file);
-            answer["unreachableSecrets"] = serde_json::json!(unreachable);
+            let answer = JsonOutcome {
+                outcome: &outcome,
+                status: "complete",
+                file: &args.output,
+                ticket_file: ticket_file.as_deref(),
+                unreachable_secrets: &unreachable,
+            };
             print_json(&mut std::io::stdout().lock(), &answer, JsonLayout::Line)?;
             return Ok(());
         }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use lvbak_core::{inspect, Archive, FormatError, InspectOptions, Inspection, Limits, Ticket, UtcTime};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use super::printable::{field, print_json, JsonLayout};
 
@@ -135,59 +135,56 @@ fn read_ticket(path: &Path) -> Result<Ticket, FormatError> {
     Ticket::parse(&bytes)
 }
 
-fn counts_object(counts: &[(String, u64)]) -> Value {
-    Value::Object(counts.iter().map(|(table, rows)| (table.clone(), json!(rows))).collect())
+/// `--json`: whether the archive (and the ticket) passed, the inspection report (core's
+/// [`Inspection`], as the page gets it; absent when the archive was refused), what a ticket
+/// decrypted (`null` without one), and what `--verify` found.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonReport<'a> {
+    ok: bool,
+    code: Option<&'static str>,
+    message: Option<String>,
+    #[serde(flatten)]
+    inspection: Option<&'a Inspection>,
+    ticket: Option<TicketReport<'a>>,
+    verified: bool,
+    dropped_columns: &'a BTreeMap<String, Vec<String>>,
+}
+
+/// What an accepted ticket decrypted: how many, why the others were skipped, and with
+/// `--reveal-secrets` the values.
+#[derive(Serialize)]
+struct TicketReport<'a> {
+    decrypted: usize,
+    skipped: BTreeMap<&'a str, &'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values: Option<BTreeMap<&'a str, &'a str>>,
 }
 
 fn write_json(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std::io::Result<()> {
-    let inspection = report.inspection.as_ref();
-    let decrypted_count = report.decrypted.as_ref().map(|d| d.iter().filter(|(_, r)| r.is_ok()).count());
-    let mut secrets = json!({
-        "count": inspection.map_or(0, |i| i.secrets.count),
-        "keys": inspection.map_or(Vec::new(), |i| i.secrets.keys.clone()),
-        "decrypted": decrypted_count,
-    });
-    if let Some(decrypted) = &report.decrypted {
-        let skipped: Map<String, Value> = decrypted
+    let ticket = report.decrypted.as_ref().map(|decrypted| TicketReport {
+        decrypted: decrypted.iter().filter(|(_, result)| result.is_ok()).count(),
+        skipped: decrypted
             .iter()
-            .filter_map(|(key, result)| result.as_ref().err().map(|why| (key.clone(), json!(why))))
-            .collect();
-        secrets["skipped"] = Value::Object(skipped);
-        if args.reveal_secrets {
-            let values: Map<String, Value> = decrypted
+            .filter_map(|(key, result)| result.as_ref().err().map(|why| (key.as_str(), why.as_str())))
+            .collect(),
+        values: args.reveal_secrets.then(|| {
+            decrypted
                 .iter()
-                .filter_map(|(key, result)| result.as_ref().ok().map(|value| (key.clone(), json!(value))))
-                .collect();
-            secrets["values"] = Value::Object(values);
-        }
-    }
-    let files: Map<String, Value> = inspection
-        .map(|i| {
-            i.files.iter().map(|(bucket, t)| (bucket.clone(), json!({"count": t.count, "bytes": t.bytes}))).collect()
-        })
-        .unwrap_or_default();
-    let object = json!({
-        "ok": report.rejection.is_none(),
-        "code": report.rejection.as_ref().map(FormatError::code),
-        "message": report.rejection.as_ref().map(ToString::to_string),
-        "archiveId": inspection.map(|i| i.archive_id.clone()),
-        "manifest": inspection.map(|i| serde_json::to_value(&i.manifest).unwrap_or(Value::Null)),
-        "counts": inspection.map_or(json!({}), |i| counts_object(&i.counts)),
-        "countSource": inspection.map(|i| i.count_source),
-        "files": files,
-        "vectors": inspection.map_or(json!({}), |i| counts_object(&i.vectors)),
-        "secrets": secrets,
-        "bytes": {
-            "compressed": inspection.map_or(0, |i| i.bytes.compressed),
-            "decompressed": inspection.map_or(0, |i| i.bytes.decompressed),
-            "archive": inspection.map_or(0, |i| i.bytes.archive),
-        },
-        "entries": inspection.map_or(0, |i| i.entries),
-        "verified": args.verify && report.rejection.is_none(),
-        "warnings": inspection.map_or(Vec::new(), |i| i.warnings.clone()),
-        "droppedColumns": report.dropped_columns,
+                .filter_map(|(key, result)| result.as_ref().ok().map(|value| (key.as_str(), value.as_str())))
+                .collect()
+        }),
     });
-    print_json(out, &object, JsonLayout::Line)
+    let json = JsonReport {
+        ok: report.rejection.is_none(),
+        code: report.rejection.as_ref().map(FormatError::code),
+        message: report.rejection.as_ref().map(ToString::to_string),
+        inspection: report.inspection.as_ref(),
+        ticket,
+        verified: args.verify && report.rejection.is_none(),
+        dropped_columns: &report.dropped_columns,
+    };
+    print_json(out, &json, JsonLayout::Line)
 }
 
 fn write_text(out: &mut impl Write, report: &Report, args: &InspectArgs) -> std::io::Result<()> {

@@ -639,10 +639,10 @@ fn f18_telling_what_an_account_holds_is_bounded() {
     let held = opened.json()["heldFiles"].as_array().unwrap().len();
     assert_eq!(held, 1, "{}", opened.json());
 
-    // The account's ids: four readings per import, then 429.
+    // The account's ids: eight readings per import (HELD_ROWS_READS), then 429.
     let job = opened.json()["jobId"].as_str().unwrap().to_string();
     let path = format!("/api/v1/user-data/import/{job}/held-rows");
-    for reading in 0..4 {
+    for reading in 0..8 {
         let answer = instance.call("GET", &path, &token, b"");
         assert_eq!(answer.status, 200, "reading {reading}");
         assert!(

@@ -228,7 +228,7 @@ impl Embeddings {
         dimensions: u32,
     ) -> Result<(), crate::storage::sqlite::DbError> {
         let stored = self.store.db.setting(user_id, SETTING_KEY)?;
-        let update = Map::from_iter([("dimensions".to_string(), json!(dimensions))]);
+        let update = Map::from_iter([("dimensions".to_string(), Value::from(dimensions))]);
         let merged = EmbeddingSettings::merge(stored.as_deref(), &update)
             .map_err(|error| crate::storage::sqlite::DbError::Invalid(error.to_string()))?;
         self.store.db.put_setting(user_id, SETTING_KEY, &Value::Object(merged).to_string(), crate::util::now())

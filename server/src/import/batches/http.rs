@@ -335,11 +335,13 @@ async fn held_rows(
 ) -> AppResult<Response> {
     let (_, batches) = batches_of(&state, &id, &user.id).await?;
     // One reading at a time and a few per job: an account's ids are read whole.
-    if batches.held_rows_reads.fetch_add(1, Ordering::AcqRel) >= HELD_ROWS_READS {
-        return Err(AppError::RateLimited { retry_after: Duration::from_secs(60) });
-    }
+    // A refusal while another reading runs does not count as one.
     if batches.reading_held_rows.swap(true, Ordering::AcqRel) {
         return Err(AppError::Busy { what: "held rows", retry_after: Duration::from_secs(1) });
+    }
+    if batches.held_rows_reads.fetch_add(1, Ordering::AcqRel) >= HELD_ROWS_READS {
+        batches.reading_held_rows.store(false, Ordering::Release);
+        return Err(AppError::RateLimited { retry_after: Duration::from_secs(60) });
     }
     let (mut writer, failer, body) = pipe(tokio::runtime::Handle::current(), state.hosting().export_stall);
     let store = state.store();

@@ -52,8 +52,9 @@ pub use http::routes;
 pub const QUEUE: usize = 2;
 
 /// Readings of an account's held rows per job: one when the upload starts and a few
-/// resumes; each reads every id of the account.
-pub const HELD_ROWS_READS: u64 = 4;
+/// resumes (each of which may be retried when its connection drops); each reads every id
+/// of the account.
+pub const HELD_ROWS_READS: u64 = 8;
 
 /// Batch bodies of one job that may arrive at once: the browser sends one at a time, and a
 /// retry may overlap the request it replaces.

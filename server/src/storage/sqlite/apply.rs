@@ -30,7 +30,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
 use super::gate::{WriteGate, WriteKind, WriteTurn};
-use super::{quoted, Database, DbResult};
+use super::{quoted, Database, DbError, DbResult};
 
 mod cache;
 mod ending;
@@ -42,6 +42,7 @@ mod rows;
 mod settings;
 mod usage;
 
+pub(crate) use ending::IMPORT_TEMP_TABLES;
 use owners::owned_condition;
 use plan::{PlannedReference, TablePlan};
 use rows::sort_by_id;
@@ -280,7 +281,7 @@ impl RowApplier {
             if let Some(id) = plan.id {
                 sort_by_id(&mut accepted, id);
             }
-            let (inserted, remapped, bytes) = self.insert_all(spec, &plan, &accepted)?;
+            let (inserted, remapped, bytes) = self.insert_all(spec, &plan, &mut accepted)?;
             self.usage.check(bytes)?;
             self.usage.added += bytes;
             counts.imported += inserted;

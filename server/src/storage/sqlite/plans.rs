@@ -54,6 +54,8 @@ impl Database {
     /// included), by the names or aliases the plan gives them.
     pub fn full_scans(&self, sql: &str) -> DbResult<Vec<String>> {
         self.read(|connection| {
+            // Statements of an import's connection may name its temporary tables.
+            connection.execute_batch(super::apply::IMPORT_TEMP_TABLES)?;
             let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
             // Planning needs no values: every parameter is NULL.
             let nulls = vec![rusqlite::types::Null; statement.parameter_count()];

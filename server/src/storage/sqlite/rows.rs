@@ -2,11 +2,12 @@
 //! with the ownership filters of the registry. Values are handed out as [`RowValue`] so no
 //! caller needs rusqlite's types.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use lvbak_core::registry::{table_spec, Ownership, TableSpec, TABLES};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
 
 use super::{quoted, Database, DbError, DbResult};
 
@@ -242,13 +243,41 @@ impl Database {
     }
 }
 
+/// One table's columns and foreign keys, in the shape of `lumiverse-schema.json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TableFacts {
+    pub columns: Vec<ColumnFacts>,
+    pub foreign_keys: Vec<ForeignKeyFacts>,
+}
+
+/// A column as `PRAGMA table_info` reports it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ColumnFacts {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub declared_type: String,
+    pub notnull: bool,
+    /// The default's SQL text.
+    pub default: Option<String>,
+    /// The column's place in the primary key (1-based), 0 outside it.
+    pub pk: i64,
+}
+
+/// A foreign key as `PRAGMA foreign_key_list` reports it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ForeignKeyFacts {
+    pub column: String,
+    pub references: String,
+    pub to: String,
+    pub on_delete: String,
+}
+
 impl Database {
     /// Every table's columns and foreign keys as `PRAGMA table_info` / `foreign_key_list`
-    /// report them, in the shape of `lumiverse-schema.json` (for schema checks).
-    pub fn schema_facts(&self) -> DbResult<serde_json::Map<String, serde_json::Value>> {
-        use serde_json::json;
+    /// report them (for schema checks).
+    pub fn schema_facts(&self) -> DbResult<BTreeMap<String, TableFacts>> {
         self.read(|connection| {
-            let mut tables = serde_json::Map::new();
+            let mut tables = BTreeMap::new();
             let names: Vec<String> = connection
                 .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
                 .query_map([], |row| row.get(0))?
@@ -258,26 +287,26 @@ impl Database {
                 let mut statement = connection.prepare(&format!("PRAGMA table_info({})", quoted(&name)))?;
                 let mut rows = statement.query([])?;
                 while let Some(row) = rows.next()? {
-                    columns.push(json!({
-                        "name": row.get::<_, String>(1)?,
-                        "type": row.get::<_, String>(2)?,
-                        "notnull": row.get::<_, i64>(3)? != 0,
-                        "default": row.get::<_, Option<String>>(4)?,
-                        "pk": row.get::<_, i64>(5)?,
-                    }));
+                    columns.push(ColumnFacts {
+                        name: row.get(1)?,
+                        declared_type: row.get(2)?,
+                        notnull: row.get::<_, i64>(3)? != 0,
+                        default: row.get(4)?,
+                        pk: row.get(5)?,
+                    });
                 }
-                let mut keys = Vec::new();
+                let mut foreign_keys = Vec::new();
                 let mut statement = connection.prepare(&format!("PRAGMA foreign_key_list({})", quoted(&name)))?;
                 let mut rows = statement.query([])?;
                 while let Some(row) = rows.next()? {
-                    keys.push(json!({
-                        "column": row.get::<_, String>(3)?,
-                        "references": row.get::<_, String>(2)?,
-                        "to": row.get::<_, String>(4)?,
-                        "on_delete": row.get::<_, String>(6)?,
-                    }));
+                    foreign_keys.push(ForeignKeyFacts {
+                        column: row.get(3)?,
+                        references: row.get(2)?,
+                        to: row.get(4)?,
+                        on_delete: row.get(6)?,
+                    });
                 }
-                tables.insert(name, json!({"columns": columns, "foreign_keys": keys}));
+                tables.insert(name, TableFacts { columns, foreign_keys });
             }
             Ok(tables)
         })

@@ -19,7 +19,8 @@ const ENTRY_BYTES: u64 = 96;
 /// Answers remembered by `(tag, key)`.
 #[derive(Debug)]
 pub(super) struct LookupCache<T, V> {
-    map: HashMap<(T, String), V>,
+    /// Per tag, so that a lookup by `&str` copies nothing.
+    map: HashMap<T, HashMap<Box<str>, V>>,
     bytes: u64,
     /// This cache's share of the instance's memory budget, when it has one.
     memory: Option<Held>,
@@ -46,7 +47,7 @@ impl<T: Copy + Hash + Eq, V> LookupCache<T, V> {
         if key.len() > MAX_KEY_BYTES {
             return None;
         }
-        self.map.get(&(tag, key.to_string()))
+        self.map.get(&tag)?.get(key)
     }
 
     /// Remembers an answer; `false` when it was not kept (a key too long, or the cache
@@ -68,7 +69,7 @@ impl<T: Copy + Hash + Eq, V> LookupCache<T, V> {
                 return false;
             }
         }
-        if self.map.insert((tag, key.to_string()), value).is_none() {
+        if self.map.entry(tag).or_default().insert(key.into(), value).is_none() {
             self.bytes += cost;
         }
         kept

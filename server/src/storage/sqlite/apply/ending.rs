@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// The temporary tables of an import's connection: the vectors it added.
+pub(crate) const IMPORT_TEMP_TABLES: &str =
+    "CREATE TEMP TABLE IF NOT EXISTS lvbak_import_vectors (tbl TEXT NOT NULL, dim INTEGER NOT NULL, id TEXT NOT NULL)";
+
 /// Vector ids recorded per chunk handed back for removal.
 const VECTOR_CHUNK: usize = 500;
 
@@ -13,9 +17,7 @@ impl RowApplier {
     /// them).
     pub fn record_vectors(&mut self, table: &str, dimension: i32, ids: &[String]) -> DbResult<()> {
         self.commit()?;
-        self.connection.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS lvbak_import_vectors (tbl TEXT NOT NULL, dim INTEGER NOT NULL, id TEXT NOT NULL)",
-        )?;
+        self.connection.execute_batch(IMPORT_TEMP_TABLES)?;
         let transaction = self.connection.transaction()?;
         {
             let mut insert = transaction

@@ -21,7 +21,48 @@ pub(super) fn owned_condition(spec: &TableSpec, alias: &str, parameter: usize) -
     }
 }
 
+/// Ids handed to SQLite in one statement (as a JSON array read by `json_each`).
+pub(super) const IDS_PER_STATEMENT: usize = 1000;
+
 impl RowApplier {
+    /// Of `ids` of rows of `spec`, those that exist and whose they are: a statement per
+    /// [`IDS_PER_STATEMENT`] ids, not one per id (a restore whose every id is another
+    /// account's asks this of every row).
+    pub(super) fn existing_among<'a>(
+        &mut self,
+        spec: &TableSpec,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> DbResult<HashMap<String, Owner>> {
+        let sql = match spec.ownership {
+            Ownership::Direct { column } => format!(
+                "SELECT t.id, t.{column} IS ?2 FROM json_each(?1) AS j CROSS JOIN {table} AS t ON t.id = j.value",
+                table = quoted(spec.name),
+                column = quoted(column)
+            ),
+            Ownership::Parent { parent_table, column } => format!(
+                "SELECT t.id, p.user_id IS ?2 FROM json_each(?1) AS j CROSS JOIN {table} AS t ON t.id = j.value \
+                 LEFT JOIN {parent} AS p ON p.id = t.{column}",
+                table = quoted(spec.name),
+                parent = quoted(parent_table),
+                column = quoted(column)
+            ),
+        };
+        let ids: Vec<&str> = ids.collect();
+        let mut existing = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let list = serde_json::to_string(chunk).map_err(|error| DbError::Invalid(error.to_string()))?;
+            let mut statement = self.connection.prepare_cached(&sql)?;
+            let found = statement.query_map(rusqlite::params![list, self.user_id], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?))
+            })?;
+            for pair in found {
+                let (id, mine) = pair?;
+                existing.insert(id, if mine { Owner::Importer } else { Owner::Someone });
+            }
+        }
+        Ok(existing)
+    }
+
     /// Whose row `id` of `table` is.
     pub fn owner_of(&mut self, table: &'static str, id: &str) -> DbResult<Owner> {
         if let Some(owner) = self.owners.get(table, id) {

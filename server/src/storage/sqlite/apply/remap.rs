@@ -14,8 +14,11 @@
 use lvbak_core::registry::{json_id_columns, table_spec, text_id_columns, ReferenceRule, TABLES};
 use rusqlite::{Connection, OptionalExtension};
 
+use std::collections::{HashMap, HashSet};
+
 use super::cache::LookupCache;
-use super::{owned_condition, quoted, DbResult, RowApplier, WriteKind};
+use super::owners::IDS_PER_STATEMENT;
+use super::{owned_condition, quoted, DbError, DbResult, RowApplier, WriteKind};
 
 /// Rows read at a time when rewriting JSON text and file names.
 const REWRITE_CHUNK: usize = 1000;
@@ -57,6 +60,21 @@ fn fresh_id() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
+/// `count` fresh row ids, from one read of the operating system's random source (not one
+/// per id, as [`fresh_id`]).
+fn fresh_ids(count: usize) -> DbResult<Vec<String>> {
+    use rand::TryRngCore;
+    let mut bytes = vec![0u8; count * 16];
+    rand::rngs::OsRng.try_fill_bytes(&mut bytes).map_err(|error| DbError::Invalid(error.to_string()))?;
+    Ok(bytes
+        .chunks_exact(16)
+        .map(|chunk| {
+            let random: [u8; 16] = chunk.try_into().unwrap_or_default();
+            uuid::Builder::from_random_bytes(random).into_uuid().hyphenated().to_string()
+        })
+        .collect())
+}
+
 /// Whether `bytes` is a hyphenated UUID (either case), the shape of Lumiverse's ids.
 fn is_uuid(bytes: &[u8]) -> bool {
     bytes.len() == 36
@@ -64,6 +82,36 @@ fn is_uuid(bytes: &[u8]) -> bool {
             8 | 13 | 18 | 23 => *byte == b'-',
             _ => byte.is_ascii_hexdigit(),
         })
+}
+
+/// Where the first UUID of `bytes` at or after `from` starts: standing alone (no hex digit
+/// either side), or with `quoted_only` a whole JSON string. Found from its first hyphen
+/// (`memchr`), so text without one is passed over at memory speed.
+fn next_uuid(bytes: &[u8], from: usize, quoted_only: bool) -> Option<usize> {
+    let mut search = from + 8;
+    while search < bytes.len() {
+        let hyphen = search + memchr::memchr(b'-', &bytes[search..])?;
+        let start = hyphen - 8;
+        let bounded = if quoted_only {
+            start > 0 && bytes[start - 1] == b'"' && bytes.get(start + 36) == Some(&b'"')
+        } else {
+            (start == 0 || !bytes[start - 1].is_ascii_hexdigit())
+                && bytes.get(start + 36).is_none_or(|byte| !byte.is_ascii_hexdigit())
+        };
+        if bounded && bytes.len() >= start + 36 && is_uuid(&bytes[start..start + 36]) {
+            return Some(start);
+        }
+        search = hyphen + 1;
+    }
+    None
+}
+
+/// Whether a column's value may hold an id: text of an id's length or more, with a hyphen.
+fn may_hold_id(value: rusqlite::types::ValueRef<'_>) -> bool {
+    match value {
+        rusqlite::types::ValueRef::Text(bytes) => bytes.len() >= 36 && memchr::memchr(b'-', bytes).is_some(),
+        _ => false,
+    }
 }
 
 impl RowApplier {
@@ -97,23 +145,70 @@ impl RowApplier {
         Ok(found)
     }
 
-    /// The id a row of `table` whose archive id `original` is another user's gets here:
-    /// the one an earlier import gave it, or a fresh one, recorded (inside the import's
-    /// transaction, so a rolled-back import forgets it too).
-    pub(super) fn remap_id(&mut self, table: &'static str, original: &str) -> DbResult<String> {
-        if let Some(known) = self.remapped(Some(table), original)? {
-            return Ok(known);
+    /// The ids rows of `table` whose archive ids (`originals`) are another user's get
+    /// here, in their order: the one an earlier import gave each, or a fresh one, recorded
+    /// (inside the import's transaction, so a rolled-back import forgets it too). Earlier
+    /// ids are read a statement per [`IDS_PER_STATEMENT`], not one per row.
+    pub(super) fn remap_ids(&mut self, table: &'static str, originals: &[&str]) -> DbResult<Vec<String>> {
+        let mut known: HashMap<&str, String> = HashMap::new();
+        if self.remaps.any {
+            let mut unknown = Vec::new();
+            for &original in originals {
+                match self.remaps.cache.get(Some(table), original) {
+                    Some(Some(new_id)) => {
+                        known.insert(original, new_id.clone());
+                    }
+                    Some(None) => {}
+                    None if self.remaps.complete => {}
+                    None => unknown.push(original),
+                }
+            }
+            for chunk in unknown.chunks(IDS_PER_STATEMENT) {
+                let list = serde_json::to_string(chunk).map_err(|error| DbError::Invalid(error.to_string()))?;
+                let mut statement = self.connection.prepare_cached(
+                    "SELECT m.original_id, m.new_id FROM json_each(?1) AS j CROSS JOIN lvbak_id_map AS m \
+                     ON m.user_id = ?2 AND m.original_id = j.value AND m.table_name = ?3",
+                )?;
+                let found = statement.query_map(rusqlite::params![list, self.user_id, table], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })?;
+                let asked: HashSet<&str> = chunk.iter().copied().collect();
+                for pair in found {
+                    let (original, new_id) = pair?;
+                    if let Some(&original) = asked.get(original.as_str()) {
+                        known.insert(original, new_id);
+                    }
+                }
+            }
         }
-        let new_id = fresh_id();
-        self.connection
-            .prepare_cached(
+        let mut new_ids = Vec::with_capacity(originals.len());
+        let mut fresh: Vec<(&str, String)> = Vec::new();
+        {
+            let mut insert = self.connection.prepare_cached(
                 "INSERT INTO lvbak_id_map (user_id, original_id, table_name, new_id) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute([self.user_id.as_str(), original, table, new_id.as_str()])?;
-        self.remaps.any = true;
-        self.remember(Some(table), original, Some(new_id.clone()));
-        self.remember(None, original, Some(new_id.clone()));
-        Ok(new_id)
+            )?;
+            let mut ids = fresh_ids(originals.iter().filter(|original| !known.contains_key(*original)).count())?;
+            for &original in originals {
+                match known.get(original) {
+                    Some(new_id) => new_ids.push(new_id.clone()),
+                    None => {
+                        let new_id = ids.pop().unwrap_or_else(fresh_id);
+                        insert.execute([self.user_id.as_str(), original, table, new_id.as_str()])?;
+                        fresh.push((original, new_id.clone()));
+                        known.insert(original, new_id.clone());
+                        new_ids.push(new_id);
+                    }
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            self.remaps.any = true;
+        }
+        for (original, new_id) in fresh {
+            self.remember(Some(table), original, Some(new_id.clone()));
+            self.remember(None, original, Some(new_id));
+        }
+        Ok(new_ids)
     }
 
     fn remember(&mut self, table: Option<&'static str>, original: &str, new_id: Option<String>) {
@@ -131,29 +226,17 @@ impl RowApplier {
     /// `text` with every UUID in it (`quoted`: every JSON string that is a UUID) that was
     /// remapped replaced by its new id; `None` when nothing changed.
     fn rewrite_uuids(&mut self, text: &str, quoted_only: bool) -> DbResult<Option<String>> {
-        let bytes = text.as_bytes();
         let mut out = String::new();
         let mut copied = 0;
         let mut at = 0;
-        while at + 36 <= bytes.len() {
-            let candidate = &bytes[at..at + 36];
-            let bounded = if quoted_only {
-                at > 0 && bytes[at - 1] == b'"' && bytes.get(at + 36) == Some(&b'"')
-            } else {
-                (at == 0 || !bytes[at - 1].is_ascii_hexdigit())
-                    && bytes.get(at + 36).is_none_or(|byte| !byte.is_ascii_hexdigit())
-            };
-            if bounded && is_uuid(candidate) {
-                let original = &text[at..at + 36];
-                if let Some(new_id) = self.remapped(None, original)? {
-                    out.push_str(&text[copied..at]);
-                    out.push_str(&new_id);
-                    copied = at + 36;
-                }
-                at += 36;
-            } else {
-                at += 1;
+        while let Some(start) = next_uuid(text.as_bytes(), at, quoted_only) {
+            let original = &text[start..start + 36];
+            if let Some(new_id) = self.remapped(None, original)? {
+                out.push_str(&text[copied..start]);
+                out.push_str(&new_id);
+                copied = start + 36;
             }
+            at = start + 36;
         }
         if copied == 0 {
             return Ok(None);
@@ -213,62 +296,74 @@ impl RowApplier {
             }
             // Settings are merged into rows that may be older than the import: all of them.
             let before = if spec.name == "settings" { 0 } else { before };
-            for column in json_id_columns(spec.name) {
-                changed += self.rewrite_column(spec, column, before, true)?;
-            }
-            for column in text_id_columns(spec.name) {
-                changed += self.rewrite_column(spec, column, before, false)?;
-            }
-            for file in spec.files {
-                changed += self.rewrite_column(spec, file.column, before, false)?;
-            }
+            let columns: Vec<(&str, bool)> = (json_id_columns(spec.name).iter().map(|column| (*column, true)))
+                .chain(text_id_columns(spec.name).iter().map(|column| (*column, false)))
+                .chain(spec.files.iter().map(|file| (file.column, false)))
+                .collect();
+            changed += self.rewrite_columns(spec, &columns, before)?;
         }
         tracing::debug!("settled {changed} references to copied rows in {:?}", started.elapsed());
         Ok(changed)
     }
 
-    /// Rewrites remapped ids in one text column of the importer's rows above `before`, a
-    /// chunk of rows at a time.
-    fn rewrite_column(
+    /// Rewrites remapped ids in text columns (`(column, json)`: in JSON, only quoted
+    /// ids) of the importer's rows above `before`, a chunk of rows at a time, reading each
+    /// row once for all its columns (a character has eleven).
+    fn rewrite_columns(
         &mut self,
         spec: &'static lvbak_core::registry::TableSpec,
-        column: &str,
+        columns: &[(&str, bool)],
         before: i64,
-        json: bool,
     ) -> DbResult<u64> {
+        if columns.is_empty() {
+            return Ok(0);
+        }
+        let names: Vec<String> = columns.iter().map(|(column, _)| format!("t.{}", quoted(column))).collect();
         let select = format!(
-            "SELECT t.rowid, t.{column} FROM {table} AS t WHERE t.rowid > ?2 AND {owned} \
-             AND t.{column} IS NOT NULL ORDER BY t.rowid LIMIT {REWRITE_CHUNK}",
-            column = quoted(column),
+            "SELECT t.rowid, {names} FROM {table} AS t WHERE t.rowid > ?2 AND {owned} \
+             ORDER BY t.rowid LIMIT {REWRITE_CHUNK}",
+            names = names.join(", "),
             table = quoted(spec.name),
             owned = owned_condition(spec, "t", 1),
         );
         // A key column (settings' `key`) keeps its old value where the new one is taken.
-        let update = format!("UPDATE OR IGNORE {} SET {} = ?1 WHERE rowid = ?2", quoted(spec.name), quoted(column));
+        let updates: Vec<String> = columns
+            .iter()
+            .map(|(column, _)| {
+                format!("UPDATE OR IGNORE {} SET {} = ?1 WHERE rowid = ?2", quoted(spec.name), quoted(column))
+            })
+            .collect();
         let mut changed = 0;
         let mut after = before;
         loop {
-            let chunk: Vec<(i64, String)> = self
+            let chunk: Vec<(i64, Vec<Option<String>>)> = self
                 .connection
                 .prepare_cached(&select)?
                 .query_map(rusqlite::params![self.user_id, after], |row| {
-                    Ok((row.get(0)?, row.get::<_, Option<String>>(1)?.unwrap_or_default()))
+                    // Only values that may hold an id are copied out.
+                    let texts = (1..=columns.len())
+                        .map(|index| Ok(if may_hold_id(row.get_ref(index)?) { row.get(index)? } else { None }))
+                        .collect::<rusqlite::Result<_>>()?;
+                    Ok((row.get(0)?, texts))
                 })?
                 .collect::<Result<_, _>>()?;
-            let Some(&(last, _)) = chunk.last() else { break };
+            let Some(last) = chunk.last().map(|(rowid, _)| *rowid) else { break };
             after = last;
-            let mut rewritten = Vec::new();
-            for (rowid, text) in &chunk {
-                if let Some(new_text) = self.rewrite_uuids(text, json)? {
-                    rewritten.push((*rowid, new_text));
+            // (column index, rowid, new text)
+            let mut rewritten: Vec<(usize, i64, String)> = Vec::new();
+            for (rowid, texts) in &chunk {
+                for (index, text) in texts.iter().enumerate() {
+                    let Some(text) = text else { continue };
+                    if let Some(new_text) = self.rewrite_uuids(text, columns[index].1)? {
+                        rewritten.push((index, *rowid, new_text));
+                    }
                 }
             }
             if !rewritten.is_empty() {
                 changed += rewritten.len() as u64;
                 self.in_turn(WriteKind::Bulk, |connection, _| {
-                    let mut statement = connection.prepare_cached(&update)?;
-                    for (rowid, text) in &rewritten {
-                        statement.execute(rusqlite::params![text, rowid])?;
+                    for (index, rowid, text) in &rewritten {
+                        connection.prepare_cached(&updates[*index])?.execute(rusqlite::params![text, rowid])?;
                     }
                     Ok(())
                 })?;
@@ -286,6 +381,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn uuids_are_recognised_by_shape() {
         assert!(is_uuid(b"45912865-abcc-4ceb-a966-207567b02a16"));
         assert!(is_uuid(b"45912865-ABCC-4CEB-A966-207567B02A16"));
@@ -294,5 +390,30 @@ mod tests {
         assert!(!is_uuid(b"g5912865-abcc-4ceb-a966-207567b02a16"));
         let id = fresh_id();
         assert!(is_uuid(id.as_bytes()) && id == id.to_lowercase());
+        let ids = fresh_ids(3).unwrap();
+        assert!(ids.iter().all(|id| is_uuid(id.as_bytes()) && id.as_bytes()[14] == b'4' && *id == id.to_lowercase()));
+        assert!(ids[0] != ids[1] && ids[1] != ids[2]);
+    }
+
+    #[test]
+    fn uuids_are_found_where_they_stand_alone_or_quoted() {
+        let id = "45912865-abcc-4ceb-a966-207567b02a16";
+        let text = format!("a-b {id} /api/v1/images/{id}.png x{id} \"{id}\" {id}");
+        let mut found = Vec::new();
+        let mut at = 0;
+        while let Some(start) = next_uuid(text.as_bytes(), at, false) {
+            found.push(start);
+            at = start + 36;
+        }
+        // Not the one glued to a hex digit ("x" is not one, so that one counts too).
+        let expected: Vec<usize> = text.match_indices(id).map(|(i, _)| i).collect();
+        assert_eq!(found, expected);
+        let glued = format!("a{id}");
+        assert_eq!(next_uuid(glued.as_bytes(), 0, false), None);
+        let quoted = format!("{{\"k\":\"{id}\",\"l\":\"{id}x\"}}");
+        assert_eq!(next_uuid(quoted.as_bytes(), 0, true), Some(6));
+        assert_eq!(next_uuid(quoted.as_bytes(), 7, true), None);
+        assert_eq!(next_uuid(b"no ids - here", 0, false), None);
+        assert_eq!(next_uuid(&id.as_bytes()[..35], 0, false), None);
     }
 }

@@ -25,17 +25,17 @@ pub(super) fn insert_sql(spec: &TableSpec, plan: &TablePlan, row: &AlignedRow) -
 }
 
 /// `INSERT OR IGNORE` of each row, with one prepared statement per run of rows that have
-/// the same columns: the positions of the rows not inserted (their key exists), how many
+/// the same columns: the positions (in `rows`) of the rows not inserted (their key exists), how many
 /// were, and the bytes those count for.
-pub(super) fn insert_rows(
+pub(super) fn insert_rows<'a>(
     connection: &Connection,
     spec: &TableSpec,
     plan: &TablePlan,
-    rows: &[AlignedRow],
+    rows: impl IntoIterator<Item = &'a AlignedRow>,
 ) -> DbResult<(Vec<usize>, u64, u64)> {
     let (mut ignored, mut inserted, mut bytes) = (Vec::new(), 0, 0);
     let mut current: Option<(u128, rusqlite::CachedStatement<'_>)> = None;
-    for (position, row) in rows.iter().enumerate() {
+    for (position, row) in rows.into_iter().enumerate() {
         let shape = row_shape(row);
         if current.as_ref().is_none_or(|(known, _)| *known != shape) {
             current = Some((shape, connection.prepare_cached(&insert_sql(spec, plan, row))?));
@@ -193,28 +193,59 @@ impl RowApplier {
     /// `INSERT OR IGNORE` of rows aligned with `columns`; returns how many were new, how
     /// many of those are copies under new ids, and the bytes they count for. A row whose id
     /// exists is skipped when the importer owns that id, and otherwise imported as a copy
-    /// under an id of the importer's own (see `remap`).
+    /// under an id of the importer's own (see `remap`), given to it in `rows`.
     pub(super) fn insert_all(
         &mut self,
         spec: &'static TableSpec,
         plan: &TablePlan,
-        rows: &[AlignedRow],
+        rows: &mut [AlignedRow],
     ) -> DbResult<(u64, u64, u64)> {
-        let (ignored, mut inserted, mut bytes) = insert_rows(&self.connection, spec, plan, rows)?;
-        let Some(id_index) = plan.id else { return Ok((inserted, 0, bytes)) };
-        let mut copies = Vec::new();
-        for position in ignored {
-            let mut row = rows[position].clone();
-            let Some(original) = row[id_index].as_ref().and_then(Value::as_str).map(str::to_string) else { continue };
-            if self.owner_of(spec.name, &original)? == Owner::Importer {
-                continue;
-            }
-            row[id_index] = Some(Value::String(self.remap_id(spec.name, &original)?));
-            copies.push(row);
+        let Some(id_index) = plan.id else {
+            let (_, inserted, bytes) = insert_rows(&self.connection, spec, plan, rows.iter())?;
+            return Ok((inserted, 0, bytes));
+        };
+        fn id_at(row: &AlignedRow, index: usize) -> Option<&str> {
+            row[index].as_ref().and_then(Value::as_str)
         }
-        sort_by_id(&mut copies, id_index);
+        // An importer that has had rows copied is restoring ids others hold: which of the
+        // batch's ids exist, and whose they are, is asked first (a statement per thousand
+        // rows) rather than learnt from an insert failing for each. Otherwise every row is
+        // tried as it is.
+        let (fresh, mut foreign) = if self.remaps.any {
+            let existing = self.existing_among(spec, rows.iter().filter_map(|row| id_at(row, id_index)))?;
+            let (mut fresh, mut foreign) = (Vec::new(), Vec::new());
+            for (position, row) in rows.iter().enumerate() {
+                match id_at(row, id_index).and_then(|id| existing.get(id)) {
+                    None => fresh.push(position),
+                    Some(Owner::Importer) => {}
+                    Some(_) => foreign.push(position),
+                }
+            }
+            (fresh, foreign)
+        } else {
+            ((0..rows.len()).collect::<Vec<_>>(), Vec::new())
+        };
+        let (ignored, mut inserted, mut bytes) =
+            insert_rows(&self.connection, spec, plan, fresh.iter().map(|&position| &rows[position]))?;
+        // A row not inserted has an id that exists by now: a copy unless the importer's.
+        let ignored: Vec<usize> = ignored.into_iter().map(|index| fresh[index]).collect();
+        let existing =
+            self.existing_among(spec, ignored.iter().filter_map(|&position| id_at(&rows[position], id_index)))?;
+        foreign.extend(ignored.into_iter().filter(|&position| {
+            id_at(&rows[position], id_index).is_some_and(|id| existing.get(id) != Some(&Owner::Importer))
+        }));
+        let new_ids = {
+            let originals: Vec<&str> =
+                foreign.iter().filter_map(|&position| id_at(&rows[position], id_index)).collect();
+            self.remap_ids(spec.name, &originals)?
+        };
+        for (&position, new_id) in foreign.iter().zip(new_ids) {
+            rows[position][id_index] = Some(Value::String(new_id));
+        }
+        foreign.sort_by(|a, b| id_at(&rows[*a], id_index).cmp(&id_at(&rows[*b], id_index)));
         // A copy not inserted was made by an earlier import of this archive: skipped.
-        let (_, remapped, copy_bytes) = insert_rows(&self.connection, spec, plan, &copies)?;
+        let (_, remapped, copy_bytes) =
+            insert_rows(&self.connection, spec, plan, foreign.iter().map(|&position| &rows[position]))?;
         inserted += remapped;
         bytes += copy_bytes;
         Ok((inserted, remapped, bytes))
