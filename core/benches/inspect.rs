@@ -208,7 +208,7 @@ fn main() {
     writer.write_bytes(&ndjson).unwrap();
     let archive_bytes = writer.finish().unwrap();
     let (elapsed, ()) = best_of(3, || {
-        let mut archive = Archive::open(Cursor::new(archive_bytes.as_slice()), Limits::STANDARD).unwrap();
+        let archive = Archive::open(Cursor::new(archive_bytes.as_slice()), Limits::STANDARD).unwrap();
         let index = archive.table_entry("messages").unwrap();
         let mut lines = archive.ndjson_lines(index).unwrap();
         while let Some((number, line)) = lines.next_line().unwrap() {

@@ -8,12 +8,14 @@ use std::io::{self, BufReader, Read, Seek};
 use zeroize::Zeroizing;
 
 use crate::container::{Entry, EntryReader, ZipContainer};
-use crate::entry_name::EntryKind;
+use crate::entry_name::{table_entry_name, vector_entry_name, EntryKind};
 use crate::error::{FormatError, Result};
 use crate::limits::Limits;
 use crate::manifest::{Manifest, ManifestStats, MANIFEST_ENTRY, STATS_ENTRY};
 use crate::ndjson::{check_row, parse_row, parse_row_aligned, NdjsonLines, Row, UnknownColumns};
+use crate::registry::unused_table;
 use crate::secrets::{EncryptedSecret, SecretSkip, SecretsIndex, Ticket, SECRETS_BLOB_ENTRY, SECRETS_INDEX_ENTRY};
+use crate::vector::row_vector;
 
 /// Size of the read buffer put in front of each entry when reading lines.
 const LINE_BUFFER_BYTES: usize = 256 * 1024;
@@ -46,7 +48,7 @@ impl<R: Read + Seek> Archive<R> {
     /// Opens and validates the container, then reads and validates `manifest.json`,
     /// `manifest-stats.json` and `secrets/index.json`. Nothing else is read.
     pub fn open(reader: R, limits: Limits) -> Result<Self> {
-        let mut zip = ZipContainer::open(reader, &limits)?;
+        let zip = ZipContainer::open(reader, &limits)?;
         let manifest_index = zip.index_of(MANIFEST_ENTRY).ok_or(FormatError::NoManifest)?;
         let manifest = Manifest::parse(&zip.read_entry(manifest_index, limits.max_metadata_bytes)?)?;
         let stats = match zip.index_of(STATS_ENTRY) {
@@ -93,12 +95,19 @@ impl<R: Read + Seek> Archive<R> {
 
     /// The entry of a database table, if the archive has one.
     pub fn table_entry(&self, table: &str) -> Option<usize> {
-        self.zip.index_of(&format!("database/{table}.ndjson"))
+        self.zip.index_of(&table_entry_name(table))
     }
 
     /// The entry of a vector table, if the archive has one.
     pub fn vector_table_entry(&self, table: &str) -> Option<usize> {
-        self.zip.index_of(&format!("lancedb/{table}.ndjson"))
+        self.zip.index_of(&vector_entry_name(table))
+    }
+
+    /// The tables of this archive an import reads but does not apply, with their entries,
+    /// in central-directory order ([`crate::registry::unused_table`] names them).
+    pub fn unused_tables(&self) -> Vec<(usize, String)> {
+        let entries = self.entries().iter().enumerate();
+        entries.filter_map(|(index, entry)| unused_table(&entry.kind).map(|name| (index, name))).collect()
     }
 
     /// Entry indices in the order their bytes appear in the file.
@@ -111,13 +120,14 @@ impl<R: Read + Seek> Archive<R> {
         self.limits.line_cap(self.manifest.has_line_cap())
     }
 
-    /// The checked, inflated bytes of one entry.
-    pub fn open_entry(&mut self, index: usize) -> Result<EntryReader<'_, R>> {
+    /// The checked, inflated bytes of one entry. Readers of several entries may be open at
+    /// once; each reads at its own place.
+    pub fn open_entry(&self, index: usize) -> Result<EntryReader<'_, R>> {
         self.zip.open_entry(index)
     }
 
     /// The lines of one NDJSON entry, under this archive's line cap.
-    pub fn ndjson_lines(&mut self, index: usize) -> Result<NdjsonLines<BufReader<EntryReader<'_, R>>>> {
+    pub fn ndjson_lines(&self, index: usize) -> Result<NdjsonLines<BufReader<EntryReader<'_, R>>>> {
         let cap = self.line_cap();
         let reader = self.zip.open_entry(index)?;
         let name = reader.entry().name.clone();
@@ -126,7 +136,7 @@ impl<R: Read + Seek> Archive<R> {
 
     /// Reads one NDJSON entry to its end, checking every line (line cap, one JSON object)
     /// without keeping any: for entries that are verified but not used.
-    pub fn check_lines(&mut self, index: usize) -> Result<()> {
+    pub fn check_lines(&self, index: usize) -> Result<()> {
         let mut lines = self.ndjson_lines(index)?;
         let name = lines.entry().to_string();
         while let Some((number, line)) = lines.next_line()? {
@@ -136,7 +146,7 @@ impl<R: Read + Seek> Archive<R> {
     }
 
     /// Calls `each` with every row of one NDJSON entry, in order.
-    pub fn for_each_row(&mut self, index: usize, mut each: impl FnMut(u64, Row) -> Result<()>) -> Result<u64> {
+    pub fn for_each_row(&self, index: usize, mut each: impl FnMut(u64, Row) -> Result<()>) -> Result<u64> {
         let mut lines = self.ndjson_lines(index)?;
         let entry = lines.entry().to_string();
         let mut rows = 0;
@@ -145,6 +155,17 @@ impl<R: Read + Seek> Archive<R> {
             rows += 1;
         }
         Ok(rows)
+    }
+
+    /// Whether the first row of a `lancedb/` entry carries a vector
+    /// ([`crate::vector::row_vector`]); `None` for an entry without rows.
+    pub fn first_row_has_vector(&self, index: usize) -> Result<Option<bool>> {
+        let mut lines = self.ndjson_lines(index)?;
+        let entry = lines.entry().to_string();
+        match lines.next_line()? {
+            Some((number, line)) => Ok(Some(row_vector(&parse_row(&entry, number, line)?).is_some())),
+            None => Ok(None),
+        }
     }
 
     /// Reads every entry to its end: local headers, sizes, CRCs and data descriptors of all

@@ -6,13 +6,18 @@
 //! An entry's local header is checked against the central directory when that entry is
 //! opened ([`ZipContainer::open_entry`]), and its data descriptor, length and CRC-32 when
 //! its last byte has been read, so inspecting a multi-GB archive never reads its bulk.
+//! Entries are opened through a shared reference: each reader reads at its own position
+//! through a lock on the caller's reader, so a reader may stay open while its owner (the
+//! uploader's state machine, `crate::upload`) does other things between reads.
 //!
 //! Why not `zip::ZipArchive` for this: it keys entries by name (a duplicate silently replaces
 //! the first), falls back to earlier end records when the last is bad, and sizes its tables
 //! from the claimed entry count. A validator must see every record exactly once.
 
 use std::collections::HashMap;
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Take};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+
+use parking_lot::Mutex;
 
 use flate2::bufread::DeflateDecoder;
 
@@ -26,6 +31,25 @@ const EOCD_SIGNATURE: u32 = 0x0605_4b50;
 const ZIP64_EOCD_SIGNATURE: u32 = 0x0606_4b50;
 const ZIP64_LOCATOR_SIGNATURE: u32 = 0x0706_4b50;
 const DATA_DESCRIPTOR_SIGNATURE: u32 = 0x0807_4b50;
+
+/// The first four bytes of every archive (FORMAT §1): the signature of its first local
+/// header.
+pub const ZIP_MAGIC: [u8; 4] = LOCAL_HEADER_SIGNATURE.to_le_bytes();
+
+/// Whether a file starting with `head` (its first four bytes, or all of a shorter file) is
+/// a ZIP file, or `not_zip` saying what it starts with. The container, the Worker (through
+/// it) and the server's raw upload (before it stages a byte) all ask here.
+pub fn check_zip_magic(head: &[u8]) -> Result<()> {
+    if head == ZIP_MAGIC {
+        return Ok(());
+    }
+    let found = if head.is_empty() {
+        "nothing (the file is empty)".to_string()
+    } else {
+        head.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    };
+    Err(FormatError::NotZip { found })
+}
 
 const LOCAL_HEADER_LEN: u64 = 30;
 const CENTRAL_HEADER_LEN: usize = 46;
@@ -107,7 +131,7 @@ impl<R: Read + Seek> Seek for Tracked<R> {
 
 /// A ZIP file whose end records and central directory have been validated.
 pub struct ZipContainer<R> {
-    reader: Tracked<R>,
+    reader: Mutex<Tracked<R>>,
     entries: Vec<Entry>,
     by_name: HashMap<String, usize>,
     archive_bytes: u64,
@@ -156,14 +180,7 @@ impl<R: Read + Seek> ZipContainer<R> {
         let archive_bytes = reader.seek(SeekFrom::End(0))?;
         let head_len = archive_bytes.min(4) as usize;
         let head = read_at(&mut reader, 0, head_len, "the file")?;
-        if head != LOCAL_HEADER_SIGNATURE.to_le_bytes() {
-            let found = if head.is_empty() {
-                "nothing (the file is empty)".to_string()
-            } else {
-                head.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
-            };
-            return Err(FormatError::NotZip { found });
-        }
+        check_zip_magic(&head)?;
         if archive_bytes > limits.max_archive_bytes {
             return Err(FormatError::TooLarge {
                 what: "the archive".into(),
@@ -218,7 +235,7 @@ impl<R: Read + Seek> ZipContainer<R> {
             }
         }
         fence_entries(&mut entries, location.offset)?;
-        Ok(Self { reader, entries, by_name, archive_bytes })
+        Ok(Self { reader: Mutex::new(reader), entries, by_name, archive_bytes })
     }
 
     /// Every entry, in central-directory order.
@@ -247,11 +264,11 @@ impl<R: Read + Seek> ZipContainer<R> {
     /// its inflated bytes. The reader fails with `size_mismatch` as soon as the entry
     /// produces more than its header claims, and at the end checks length, CRC-32 and the
     /// data descriptor.
-    pub fn open_entry(&mut self, index: usize) -> Result<EntryReader<'_, R>> {
+    pub fn open_entry(&self, index: usize) -> Result<EntryReader<'_, R>> {
         let entry = self.entries.get(index).ok_or_else(|| corrupt(format!("no entry number {index}")))?;
         // The local header is read front to back, leaving the reader at the data.
-        let data_start = check_local_header(&mut self.reader, entry)?;
-        let raw = (&mut self.reader).take(entry.compressed_size);
+        let data_start = check_local_header(&mut *self.reader.lock(), entry)?;
+        let raw = RawEntry { reader: &self.reader, at: data_start, left: entry.compressed_size };
         let decoder = match entry.compression {
             Compression::Stored => Decoder::Stored(raw),
             Compression::Deflated => Decoder::Deflated(Box::new(DeflateDecoder::new(BufReader::with_capacity(
@@ -263,7 +280,7 @@ impl<R: Read + Seek> ZipContainer<R> {
     }
 
     /// Reads a whole entry into memory, refusing it past `cap` bytes.
-    pub fn read_entry(&mut self, index: usize, cap: u64) -> Result<Vec<u8>> {
+    pub fn read_entry(&self, index: usize, cap: u64) -> Result<Vec<u8>> {
         let entry = self.entries.get(index).ok_or_else(|| corrupt(format!("no entry number {index}")))?;
         if entry.uncompressed_size > cap {
             return Err(FormatError::TooLarge {
@@ -281,7 +298,7 @@ impl<R: Read + Seek> ZipContainer<R> {
 
     /// Gives the caller's reader back.
     pub fn into_inner(self) -> R {
-        self.reader.inner
+        self.reader.into_inner().inner
     }
 }
 
@@ -628,8 +645,31 @@ fn read_exact_here<R: Read>(reader: &mut R, len: usize, what: &str) -> Result<Ve
     Ok(buffer)
 }
 
-/// An entry's deflated bytes as they come from the archive.
-type RawEntry<'a, R> = Take<&'a mut Tracked<R>>;
+/// An entry's bytes as stored in the archive (deflated or not), read at the entry's own
+/// position through the lock on the caller's reader (a seek to where the reader already is
+/// costs nothing: see [`Tracked`]).
+struct RawEntry<'a, R> {
+    reader: &'a Mutex<Tracked<R>>,
+    /// Where the next byte is in the archive.
+    at: u64,
+    /// Bytes of the entry not read yet.
+    left: u64,
+}
+
+impl<R: Read + Seek> Read for RawEntry<'_, R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let wanted = usize::try_from(self.left).unwrap_or(usize::MAX).min(buffer.len());
+        if wanted == 0 {
+            return Ok(0);
+        }
+        let mut reader = self.reader.lock();
+        reader.seek(SeekFrom::Start(self.at))?;
+        let read = reader.read(&mut buffer[..wanted])?;
+        self.at += read as u64;
+        self.left -= read as u64;
+        Ok(read)
+    }
+}
 
 enum Decoder<'a, R> {
     Stored(RawEntry<'a, R>),
@@ -703,8 +743,8 @@ impl<R: Read + Seek> EntryReader<'_, R> {
     /// [`Self::keep_deflated`]): the deflated bytes taken next hold the stream's end.
     pub fn deflated_read_through(&self) -> bool {
         match &self.decoder {
-            Decoder::Deflated(inflater) => inflater.get_ref().get_ref().inner.limit() == 0,
-            Decoder::Stored(raw) => raw.limit() == 0,
+            Decoder::Deflated(inflater) => inflater.get_ref().get_ref().inner.left == 0,
+            Decoder::Stored(raw) => raw.left == 0,
         }
     }
 
@@ -750,11 +790,11 @@ impl<R: Read + Seek> EntryReader<'_, R> {
         }
         if self.entry.flags & FLAG_DATA_DESCRIPTOR != 0 {
             let data_end = self.data_start + self.entry.compressed_size;
-            let reader: &mut Tracked<R> = match &mut self.decoder {
-                Decoder::Stored(raw) => raw.get_mut(),
-                Decoder::Deflated(inflater) => inflater.get_mut().get_mut().inner.get_mut(),
+            let reader = match &self.decoder {
+                Decoder::Stored(raw) => raw.reader,
+                Decoder::Deflated(inflater) => inflater.get_ref().get_ref().inner.reader,
             };
-            check_data_descriptor(reader, self.entry, data_end)?;
+            check_data_descriptor(&mut *reader.lock(), self.entry, data_end)?;
         }
         Ok(())
     }
@@ -763,5 +803,23 @@ impl<R: Read + Seek> EntryReader<'_, R> {
 impl<R: Read + Seek> Read for EntryReader<'_, R> {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         self.read_checked(buffer).map_err(FormatError::into_io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_local_header_signature_is_a_zip() {
+        assert!(check_zip_magic(b"PK\x03\x04").is_ok());
+        let found = |head: &[u8]| match check_zip_magic(head) {
+            Err(FormatError::NotZip { found }) => found,
+            other => format!("{other:?}"),
+        };
+        assert_eq!(found(b""), "nothing (the file is empty)");
+        assert_eq!(found(b"PK"), "50 4b");
+        assert_eq!(found(b"PK\x05\x06"), "50 4b 05 06");
+        assert_eq!(found(b"%PDF"), "25 50 44 46");
     }
 }

@@ -41,6 +41,11 @@ impl FileBucket {
         }
     }
 
+    /// The bucket of a folder name under `files/`.
+    pub fn from_archive_folder(folder: &str) -> Option<FileBucket> {
+        Self::ALL.into_iter().find(|bucket| bucket.archive_folder() == folder)
+    }
+
     /// The archive entry name of a file of this bucket.
     pub fn entry_name(self, inner: &str) -> String {
         format!("files/{}/{inner}", self.archive_folder())
@@ -73,6 +78,16 @@ impl FileBucket {
         }
         Ok(segments)
     }
+}
+
+/// The archive entry of a database table's rows: `database/<table>.ndjson` (FORMAT §4).
+pub fn table_entry_name(table: &str) -> String {
+    format!("database/{table}.ndjson")
+}
+
+/// The archive entry of a LanceDB table's vectors: `lancedb/<table>.ndjson` (FORMAT §5).
+pub fn vector_entry_name(table: &str) -> String {
+    format!("lancedb/{table}.ndjson")
 }
 
 /// One path segment must be a plain name: not empty, not `.`/`..`, no separators or
@@ -256,6 +271,20 @@ pub fn is_lower_uuid(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_entry_names_are_what_the_sanitizer_accepts() {
+        assert_eq!(table_entry_name("chats"), "database/chats.ndjson");
+        assert_eq!(vector_entry_name("embeddings"), "lancedb/embeddings.ndjson");
+        assert_eq!(
+            classify_entry_name(table_entry_name("chats").as_bytes()).ok(),
+            Some(EntryKind::Table { table: "chats".into() })
+        );
+        assert_eq!(
+            classify_entry_name(vector_entry_name("embeddings").as_bytes()).ok(),
+            Some(EntryKind::VectorTable { table: "embeddings".into() })
+        );
+    }
 
     fn code(name: &str) -> &'static str {
         match classify_entry_name(name.as_bytes()) {

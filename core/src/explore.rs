@@ -1459,13 +1459,13 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::Limits;
+    use crate::{table_entry_name, Limits};
 
     fn archive(tables: &[(&str, Vec<Value>)]) -> Archive<Cursor<Vec<u8>>> {
         let mut entries = vec![RawEntry::deflated("manifest.json", &corpus::manifest_json(&[]))];
         for (table, rows) in tables {
             let ndjson: String = rows.iter().map(|row| format!("{row}\n")).collect();
-            entries.push(RawEntry::deflated(&format!("database/{table}.ndjson"), ndjson.as_bytes()));
+            entries.push(RawEntry::deflated(&table_entry_name(table), ndjson.as_bytes()));
         }
         Archive::open(Cursor::new(RawZip::new(entries).build()), Limits::STANDARD).unwrap()
     }

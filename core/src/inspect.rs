@@ -15,7 +15,7 @@ use crate::archive::Archive;
 use crate::entry_name::{EntryKind, FileBucket};
 use crate::error::Result;
 use crate::manifest::Manifest;
-use crate::registry::{self, is_excluded_table, is_vector_table, table_spec};
+use crate::registry::{self, is_applied_table, is_excluded_table, is_vector_table, table_spec};
 
 /// What to do beyond reading the metadata entries.
 #[derive(Clone, Copy, Debug, Default)]
@@ -168,7 +168,7 @@ pub fn inspect<R: Read + Seek>(archive: &mut Archive<R>, options: InspectOptions
                         "{}: table {table} never travels between servers; it will be skipped",
                         entry.name
                     ));
-                } else if table_spec(table).is_none() {
+                } else if !is_applied_table(table) {
                     warnings.push(format!("{}: unknown table {table}; it will be skipped", entry.name));
                 }
                 table_entries.push((index, table.clone()));

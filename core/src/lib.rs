@@ -31,7 +31,7 @@ pub mod writer;
 pub use archive::{Archive, SecretOutcome, VerifyProgress};
 pub use calendar::UtcTime;
 pub use container::{Compression, Entry, EntryReader, ZipContainer};
-pub use entry_name::{classify_entry_name, EntryKind, FileBucket};
+pub use entry_name::{classify_entry_name, table_entry_name, vector_entry_name, EntryKind, FileBucket};
 pub use error::{FormatError, Result};
 pub use inspect::{inspect, CountSource, FileTotals, InspectOptions, Inspection, SecretsSummary};
 pub use js_number::{js_number, write_js_number};

@@ -3,7 +3,7 @@
 //! columns are forced or reset, which columns name files, and which LanceDB tables exist.
 //! Export, import and inspection all read this one table; none keeps its own list.
 
-use crate::entry_name::FileBucket;
+use crate::entry_name::{EntryKind, FileBucket};
 
 /// How a row is tied to its user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -479,6 +479,26 @@ pub fn is_vector_table(name: &str) -> bool {
     VECTOR_TABLES.contains(&name)
 }
 
+/// Whether an import applies the rows of `table`: a registry table, and never one that
+/// must not travel (both are checked, so the rule holds whatever the lists come to say).
+pub fn is_applied_table(table: &str) -> bool {
+    table_spec(table).is_some() && !is_excluded_table(table)
+}
+
+/// The name under which an import lists a table of the archive that it reads but does not
+/// apply (FORMAT §4–§5: tables the importer does not know are skipped and reported), or
+/// `None` for a table it applies: a `database/` table that is not applied
+/// ([`is_applied_table`]), or a `lancedb/` table other than those that travel, listed as
+/// `lancedb:<table>`. Every importer still checks such an entry's lines, so a damaged
+/// archive is refused whole.
+pub fn unused_table(kind: &EntryKind) -> Option<String> {
+    match kind {
+        EntryKind::Table { table } if !is_applied_table(table) => Some(table.clone()),
+        EntryKind::VectorTable { table } if !is_vector_table(table) => Some(format!("lancedb:{table}")),
+        _ => None,
+    }
+}
+
 /// Settings keys that hold API keys: dropped on export and on import (FORMAT §4).
 pub fn is_secret_setting_key(key: &str) -> bool {
     let between = |prefix: &str, suffix: &str| {
@@ -632,5 +652,22 @@ mod tests {
         assert!(
             is_excluded_table("messages_fts_data") && is_excluded_table("secrets") && !is_excluded_table("messages")
         );
+    }
+
+    /// One rule for every importer (the uploader, the raw path, the batch applier): a row
+    /// table outside the registry or one that never travels, or a vector table other than
+    /// the two that travel, is read and listed, never applied.
+    #[test]
+    fn unused_tables_are_those_no_import_applies() {
+        let table = |name: &str| EntryKind::Table { table: name.into() };
+        let vectors = |name: &str| EntryKind::VectorTable { table: name.into() };
+        assert_eq!(unused_table(&table("chats")), None);
+        assert_eq!(unused_table(&table("secrets")).as_deref(), Some("secrets"));
+        assert_eq!(unused_table(&table("messages_fts_data")).as_deref(), Some("messages_fts_data"));
+        assert_eq!(unused_table(&table("some_plugin_table")).as_deref(), Some("some_plugin_table"));
+        assert_eq!(unused_table(&vectors("embeddings_world_books")), None);
+        assert_eq!(unused_table(&vectors("other")).as_deref(), Some("lancedb:other"));
+        assert_eq!(unused_table(&EntryKind::Manifest), None);
+        assert!(TABLES.iter().all(|spec| is_applied_table(spec.name)), "no registry table is excluded");
     }
 }

@@ -1,6 +1,6 @@
 //! A table's rows sent as the archive's own deflate stream: when the server holds none of a
 //! table's rows, the browser sends the entry's deflated bytes as they are, cut into
-//! segments ([`crate::batch::BatchHeader::RowStream`]), instead of inflating, checking and
+//! segments ([`crate::batch::Batch::RowStream`]), instead of inflating, checking and
 //! deflating them again (the deflating was half of the Worker's work). The server keeps
 //! one [`RowStream`] per table being received: an inflater that carries over from one
 //! segment to the next, and the part of a line a segment ends in. A segment reads as whole
@@ -17,6 +17,7 @@ use std::io::{self, Read};
 use flate2::{Decompress, FlushDecompress, Status};
 
 use crate::batch::MAX_BATCH_PAYLOAD_BYTES;
+use crate::entry_name::table_entry_name;
 use crate::error::{FormatError, Result};
 
 /// Inflated bytes produced per step.
@@ -179,7 +180,7 @@ impl<F: FnMut(u64) -> Result<()>> Segment<'_, F> {
             let partial = self.out.len() - self.ready;
             if partial as u64 > self.line_cap + 2 {
                 return Err(FormatError::LineTooLong {
-                    entry: format!("database/{}.ndjson", self.stream.table),
+                    entry: table_entry_name(&self.stream.table),
                     line: self.stream.lines + 1,
                     limit: self.line_cap,
                 });

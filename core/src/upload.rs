@@ -1,9 +1,16 @@
 //! The client's half of a batch import: reads an opened archive in the order the server
 //! applies it (tables parents first, vectors, files in file order, secrets last), checks
-//! every line (line cap, JSON object), cuts [`crate::batch`] frames of a few MB and hands
-//! each to `send`. The browser's Worker drives this with a synchronous request per batch;
-//! tests drive it natively. Batch numbers depend only on the archive, so an interrupted
-//! upload resumes by producing again from the start and sending from `start_batch` on.
+//! every line (line cap, JSON object) and cuts [`Batch`]es of a few MB. Batch numbers
+//! depend only on the archive, so an interrupted upload resumes by producing again from
+//! the start and sending from the server's next batch on ([`UploadPlan::start_batch`]).
+//!
+//! [`Upload`] is a state machine that does no network I/O (as rc-zip steps its reader): its
+//! owner calls [`Upload::step`], which reads the archive up to the next thing only the
+//! owner can do and says what that is ([`Step`]): send a batch (and say when the server
+//! took it, [`Upload::sent`]), ask the server whether it takes the vectors (and give its
+//! answer, [`Upload::vectors_answer`]), or commit. [`upload_batches`] drives it through a
+//! [`BatchSink`]: the browser's Worker with a synchronous request per batch, tests with an
+//! HTTP client.
 //!
 //! A re-import sends almost nothing of what the server already holds: the client lists the
 //! archive's files when it opens the job ([`file_claims`]: name, size and CRC-32 from the
@@ -20,28 +27,26 @@
 //! ([`crate::row_stream`]): checked line by line here all the same, but not deflated again.
 //! Small batches (small tables, small files) go several to a request, as a bundle.
 
+mod cut;
+mod held;
+mod outbox;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Seek};
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-
 use crate::archive::Archive;
-use crate::batch::{
-    encode_batch, encode_bundle, BatchHeader, PlainSecret, BUNDLE_BYTES, BUNDLE_FRAME_BYTES, MAX_BUNDLE_FRAMES,
-    TARGET_BATCH_BYTES,
-};
+use crate::batch::{Batch, PlainSecret, BUNDLE_FRAME_BYTES};
 use crate::entry_name::EntryKind;
 use crate::error::{FormatError, Result};
 use crate::hpke::{seal, SECRETS_INFO};
-use crate::ndjson::{check_row, parse_row};
 use crate::registry::{TABLES, VECTOR_TABLES};
-
-/// The first batch of a table closes after this many bytes of its lines (the rest after
-/// [`TARGET_BATCH_BYTES`]).
-const FIRST_BATCH_BYTES: usize = 1024 * 1024;
-
-/// Bytes of a file per chunk.
-pub const FILE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+use crate::vector::NULL_VECTORS;
+pub use cut::FILE_CHUNK_BYTES;
+use cut::{Cut, FileCutter, LineCutter, Lines};
+pub use held::{file_claims, held_id_hash, FileClaim, HeldRows};
+use outbox::Outbox;
 
 /// Secrets to send, sealed to the server's key for this job.
 pub struct SealedSecretsPlan {
@@ -61,96 +66,15 @@ pub struct UploadPlan {
     pub start_batch: u64,
     pub secrets: Option<SealedSecretsPlan>,
     /// File entries (`files/<bucket>/<name>`) the server said it holds: not sent.
-    pub held_files: std::collections::HashSet<String>,
+    pub held_files: HashSet<String>,
     /// Per table, [`held_id_hash`]es of the row ids the server said the account has: rows
     /// with those ids are not sent.
-    pub held_rows: std::collections::HashMap<String, std::collections::HashSet<u64>>,
+    pub held_rows: HashMap<String, HashSet<u64>>,
     /// The tables the server said the account had no rows of when the job began (its
     /// `fresh`): sent as the archive's deflate streams, whatever `held_rows` says now (a
     /// resumed upload must cut them as the first one did). Without it, a table with no
     /// held rows goes as a stream.
-    pub fresh_tables: Option<std::collections::HashSet<String>>,
-}
-
-/// The hash by which client and server compare row ids: 64-bit FNV-1a of the id's UTF-8
-/// bytes. Two different ids of one account and archive share it with a probability of
-/// about n² / 2⁶⁴ (10⁻⁷ for a million rows on each side); only the account's own ids are
-/// ever handed out, so nobody else's rows can make a row of yours be left out.
-pub fn held_id_hash(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
-}
-
-/// The server's `held-rows` answer, read: per table the hashes of the row ids the account
-/// has, and the tables it had no rows of when the job began.
-#[derive(Default)]
-pub struct HeldRows {
-    pub tables: std::collections::HashMap<String, std::collections::HashSet<u64>>,
-    pub fresh: Option<std::collections::HashSet<String>>,
-}
-
-impl HeldRows {
-    /// Reads `{"tables": {"<table>": "<base64 of 8-byte little-endian hashes>"}, "fresh":
-    /// ["<table>", …]}`; what is wrong with it, in words.
-    pub fn parse(answer: &[u8]) -> std::result::Result<Self, String> {
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            tables: std::collections::HashMap<String, String>,
-            fresh: Option<std::collections::HashSet<String>>,
-        }
-        let answer: Answer = serde_json::from_slice(answer).map_err(|e| e.to_string())?;
-        let mut tables = std::collections::HashMap::new();
-        for (table, hashes) in answer.tables {
-            let bytes = BASE64.decode(hashes).map_err(|e| format!("the held rows of {table}: {e}"))?;
-            let hashes =
-                bytes.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
-            tables.insert(table, hashes.collect());
-        }
-        Ok(Self { tables, fresh: answer.fresh })
-    }
-}
-
-/// Only a row's id, borrowed from its line.
-#[derive(serde::Deserialize)]
-struct RowId<'a> {
-    #[serde(borrow, default)]
-    id: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// One file of the archive as the client describes it when opening a batch import, from
-/// the central directory (nothing is read).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FileClaim {
-    /// The archive's folder (`images`, `thumbnails`, `avatars`, …).
-    pub bucket: String,
-    /// The name inside it.
-    pub name: String,
-    pub size: u64,
-    pub crc32: u32,
-}
-
-impl FileClaim {
-    /// The archive entry this claim is about.
-    pub fn entry_name(&self) -> String {
-        format!("files/{}/{}", self.bucket, self.name)
-    }
-}
-
-/// The archive's files, for the server to say which it already holds.
-pub fn file_claims<R: Read + Seek>(archive: &Archive<R>) -> Vec<FileClaim> {
-    archive
-        .entries()
-        .iter()
-        .filter_map(|entry| match &entry.kind {
-            EntryKind::File { bucket, name } => Some(FileClaim {
-                bucket: bucket.archive_folder().to_string(),
-                name: name.clone(),
-                size: entry.uncompressed_size,
-                crc32: entry.crc32,
-            }),
-            _ => None,
-        })
-        .collect()
+    pub fresh_tables: Option<HashSet<String>>,
 }
 
 /// Where an upload is, for a progress bar.
@@ -204,318 +128,336 @@ pub trait BatchSink {
     fn vectors_accepted(&mut self) -> Result<bool>;
 }
 
-struct Uploader<'s, S: BatchSink> {
-    sink: &'s mut S,
-    start_batch: u64,
-    next: u64,
-    state: UploadProgress,
+/// What the owner of an [`Upload`] is to do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step<'u> {
+    /// Part of the archive was read (an entry, or its lines up to a batch): call
+    /// [`Upload::step`] again.
+    Read,
+    /// Send batch `number`, then call [`Upload::sent`] once the server took it. Until then
+    /// every `step` hands out the same batch: after a dropped connection it goes again
+    /// (the server answers a batch it has as it answered it the first time).
+    Send { number: u64, batch: &'u [u8] },
+    /// Ask the server whether it takes the archive's vectors (it answers once every batch
+    /// before is applied; all of them have been sent) and give its answer to
+    /// [`Upload::vectors_answer`]. Until then every `step` asks again.
+    AskVectors,
+    /// Every batch is sent: commit the job with [`UploadReport::batches`].
+    Done(&'u UploadReport),
+}
+
+/// What is left to do, in order (see [`Upload::new`]).
+enum Task {
+    /// Cut a table's or vector table's lines into batches.
+    Lines { index: usize, table: &'static str, lines: Lines },
+    /// Check the lines of a table this version does not apply, and list it.
+    Unused { index: usize, table: String },
+    /// Check the lines of an entry that is not sent (vectors the server does not take).
+    Check { index: usize },
+    /// See whether the archive's vectors are worth asking about, and ask.
+    DecideVectors { entries: Vec<(&'static str, usize)> },
+    /// Count the files the server holds (never read).
+    HeldFiles { indices: Vec<usize> },
+    /// Cut a file into chunks.
+    File { index: usize },
+    /// Seal the secrets to the server's key and send them.
+    Secrets(SealedSecretsPlan),
+    /// Send what waits and end.
+    Finish,
+}
+
+/// What the uploader is doing.
+enum State<'a, R> {
+    /// Between two tasks.
+    Idle,
+    /// Cutting an NDJSON entry into batches.
+    Lines(Box<LineCutter<'a, R>>),
+    /// Cutting a file into chunks.
+    File(Box<FileCutter<'a, R>>),
+    /// Waiting for the server to say whether it takes these vector entries.
+    AskingVectors { entries: Vec<(&'static str, usize)> },
+    /// Every batch is cut; done once the last one is sent.
+    Done,
+}
+
+/// An upload of one opened archive (see the module documentation).
+pub struct Upload<'a, R> {
+    archive: &'a Archive<R>,
+    tasks: VecDeque<Task>,
+    state: State<'a, R>,
+    out: Outbox,
+    progress: UploadProgress,
     report: UploadReport,
-    /// Small batches waiting to go together as a bundle.
-    bundle: Vec<Vec<u8>>,
 }
 
-impl<S: BatchSink> Uploader<'_, S> {
-    /// Cuts a batch. One under [`BUNDLE_FRAME_BYTES`] (a small table, a small file) waits to
-    /// go with the next ones in a bundle; any other sends the bundle first.
-    fn emit(&mut self, header: &BatchHeader, payload: &[u8]) -> Result<()> {
-        let frame = encode_batch(header, payload)?;
-        let small = frame.len() < BUNDLE_FRAME_BYTES && !matches!(header, BatchHeader::Secrets { .. });
-        let waiting: usize = self.bundle.iter().map(Vec::len).sum();
-        if !small || waiting + frame.len() > BUNDLE_BYTES || self.bundle.len() == MAX_BUNDLE_FRAMES {
-            self.flush()?;
+impl<'a, R: Read + Seek> Upload<'a, R> {
+    /// Plans the upload of `archive`: the registry's tables in import order (each as rows,
+    /// rows without those held, or its deflate stream), the tables this version does not
+    /// apply (checked), the vectors (once the server says it takes them), the files in file
+    /// order (those the server holds counted, not read), the secrets.
+    pub fn new(archive: &'a Archive<R>, mut plan: UploadPlan) -> Self {
+        let mut tasks = VecDeque::new();
+        for spec in TABLES {
+            let Some(index) = archive.table_entry(spec.name) else { continue };
+            let held = plan.held_rows.remove(spec.name).filter(|held| !held.is_empty());
+            // A fresh table goes as a stream whatever is held now; without the server's
+            // list, a table none of whose rows are held does.
+            let lines = match (plan.fresh_tables.as_ref().map(|fresh| fresh.contains(spec.name)), held) {
+                (Some(true), _) | (None, None) => Lines::Stream,
+                (Some(false) | None, held) => Lines::Rows { held },
+            };
+            tasks.push_back(Task::Lines { index, table: spec.name, lines });
         }
-        if small {
-            self.bundle.push(frame);
-            self.sink.progress(&self.state);
-            return Ok(());
+        // Tables this version does not apply: checked, so a damaged archive is refused whole.
+        for (index, table) in archive.unused_tables() {
+            tasks.push_back(Task::Unused { index, table });
         }
-        self.send(frame)
-    }
-
-    /// Sends the small batches waiting (one alone goes as itself).
-    fn flush(&mut self) -> Result<()> {
-        match self.bundle.len() {
-            0 => Ok(()),
-            1 => {
-                let frame = self.bundle.pop().unwrap_or_default();
-                self.send(frame)
+        let entries =
+            VECTOR_TABLES.iter().filter_map(|&table| archive.vector_table_entry(table).map(|index| (table, index)));
+        tasks.push_back(Task::DecideVectors { entries: entries.collect() });
+        let (mut files, mut held) = (Vec::new(), Vec::new());
+        for index in archive.indices_in_file_order() {
+            let entry = &archive.entries()[index];
+            if matches!(entry.kind, EntryKind::File { .. }) {
+                if plan.held_files.contains(&entry.name) {
+                    held.push(index)
+                } else {
+                    files.push(index)
+                }
             }
-            _ => {
-                let frame = encode_bundle(&self.bundle)?;
-                self.bundle.clear();
-                self.send(frame)
-            }
         }
-    }
-
-    /// Sends a batch under the next number, unless an earlier upload sent it.
-    fn send(&mut self, frame: Vec<u8>) -> Result<()> {
-        let number = self.next;
-        self.next += 1;
-        if number >= self.start_batch {
-            self.sink.send(number, &frame)?;
-            self.state.wire_bytes += frame.len() as u64;
-        }
-        self.state.batches_sent = self.next;
-        self.sink.progress(&self.state);
-        Ok(())
-    }
-
-    /// Sends one NDJSON entry as rows or vectors batches, or (`as_stream`: rows only, none
-    /// held) as its deflate stream. Rows whose id hash is in `held` (never empty) are left
-    /// out (counted in the batch's header); a batch closes after about [`TARGET_BATCH_BYTES`]
-    /// of the archive's lines (the first after [`FIRST_BATCH_BYTES`]), whether sent or held.
-    fn ndjson<R: Read + Seek>(
-        &mut self,
-        archive: &mut Archive<R>,
-        index: usize,
-        table: &str,
-        vectors: bool,
-        held: Option<&std::collections::HashSet<u64>>,
-        as_stream: bool,
-    ) -> Result<()> {
-        let compressed = archive.entries()[index].compressed_size;
-        if compressed >= BUNDLE_FRAME_BYTES as u64 {
-            // A large entry takes a while to read: the small batches waiting go first.
-            self.flush()?;
-        }
-        let uncompressed = archive.entries()[index].uncompressed_size.max(1);
-        let base = self.state.bytes_done;
-        self.state.item = table.to_string();
-        self.state.rows = 0;
-        let mut lines = archive.ndjson_lines(index)?;
-        let entry = lines.entry().to_string();
-        // Rows asked for as a stream go as the archive's own deflate stream (still inflated
-        // and checked here first); the rest are deflated again, held ones left out.
-        let stream = as_stream && lines.get_mut().get_mut().keep_deflated();
-        let mut offset = 0u64;
-        let mut payload = Vec::with_capacity(if stream { 0 } else { TARGET_BATCH_BYTES + 64 * 1024 });
-        // The batch being cut: its first line, lines sent and held, and archive bytes.
-        let (mut first_line, mut count, mut left_out, mut cut) = (0u64, 0u64, 0u64, 0usize);
-        let (mut read, mut batches) = (0u64, 0u32);
-        let header = |first_line, lines, held, offset, last| {
-            if vectors {
-                BatchHeader::Vectors { table: table.to_string(), first_line, lines }
-            } else if stream {
-                BatchHeader::RowStream { table: table.to_string(), offset, last }
-            } else {
-                BatchHeader::Rows { table: table.to_string(), first_line, lines, held }
-            }
+        let progress = UploadProgress {
+            phase: "tables".into(),
+            files_total: (files.len() + held.len()) as u64,
+            bytes_total: archive.entries().iter().map(|e| e.compressed_size).sum(),
+            ..UploadProgress::default()
         };
-        while let Some((number, line)) = lines.next_line()? {
-            check_row(&entry, number, line)?;
-            if count == 0 && left_out == 0 {
-                first_line = number;
-            }
-            let is_held = held.is_some_and(|held| {
-                serde_json::from_slice::<RowId>(line)
-                    .ok()
-                    .and_then(|row| row.id)
-                    .is_some_and(|id| held.contains(&held_id_hash(&id)))
-            });
-            if is_held {
-                left_out += 1;
-                self.report.rows_held += 1;
-                self.report.held_row_bytes += line.len() as u64 + 1;
-            } else {
-                if !stream {
-                    payload.extend_from_slice(line);
-                    payload.push(b'\n');
-                }
-                count += 1;
-            }
-            cut += line.len() + 1;
-            read += line.len() as u64 + 1;
-            // An entry's first batch is smaller, so the server starts on it sooner. A stream
-            // read through to its end (the reader reads ahead) goes on to its last segment:
-            // only that one may end it.
-            let limit = if batches == 0 { FIRST_BATCH_BYTES } else { TARGET_BATCH_BYTES };
-            if cut >= limit && !(stream && lines.get_mut().get_mut().deflated_read_through()) {
-                batches += 1;
-                self.state.rows += count + left_out;
-                self.report.rows += count;
-                self.state.bytes_done = base + compressed * read.min(uncompressed) / uncompressed;
-                if stream {
-                    payload = lines.get_mut().get_mut().take_deflated();
-                }
-                self.emit(&header(first_line, count, left_out, offset, false), &payload)?;
-                offset += payload.len() as u64;
-                payload.clear();
-                (count, left_out, cut) = (0, 0, 0);
+        tasks.push_back(Task::HeldFiles { indices: held });
+        tasks.extend(files.into_iter().map(|index| Task::File { index }));
+        if let Some(secrets) = plan.secrets.filter(|s| !s.secrets.is_empty()) {
+            tasks.push_back(Task::Secrets(secrets));
+        }
+        tasks.push_back(Task::Finish);
+        Self {
+            archive,
+            tasks,
+            state: State::Idle,
+            out: Outbox::new(plan.start_batch),
+            progress,
+            report: UploadReport::default(),
+        }
+    }
+
+    /// Reads the archive up to the next thing to do and says what it is. A refused line,
+    /// entry or secret ends the upload with its error.
+    pub fn step(&mut self) -> Result<Step<'_>> {
+        while self.out.waiting().is_none() {
+            match self.advance()? {
+                Advanced::Quietly => {}
+                Advanced::Read => return Ok(Step::Read),
+                Advanced::AskVectors => return Ok(Step::AskVectors),
+                Advanced::Done => return Ok(Step::Done(&self.report)),
             }
         }
-        if stream && (offset > 0 || count > 0) {
-            // The rest of the stream, to its end (read by now: the entry was read through).
-            self.state.rows += count;
-            self.report.rows += count;
-            let rest = lines.get_mut().get_mut().take_deflated();
-            self.emit(&header(first_line, count, 0, offset, true), &rest)?;
-        } else if count > 0 || left_out > 0 {
-            self.state.rows += count + left_out;
-            self.report.rows += count;
-            self.emit(&header(first_line, count, left_out, offset, false), &payload)?;
+        // The loop ended on a batch waiting to be sent.
+        let (number, batch) = self.out.waiting().unwrap_or_default();
+        Ok(Step::Send { number, batch })
+    }
+
+    /// The server took the batch [`Step::Send`] handed out: the next one may go.
+    pub fn sent(&mut self) {
+        if let Some(bytes) = self.out.sent() {
+            self.progress.wire_bytes += bytes;
         }
-        self.state.bytes_done = base + compressed;
-        Ok(())
+    }
+
+    /// The server's answer to [`Step::AskVectors`]: whether it takes the archive's vectors.
+    /// (Nothing happens when nothing was asked.)
+    pub fn vectors_answer(&mut self, accepted: bool) {
+        let State::AskingVectors { entries } = std::mem::replace(&mut self.state, State::Idle) else { return };
+        if !accepted {
+            self.report.vectors_skipped = Some("this account's embedding settings do not match the archive's".into());
+        }
+        for (table, index) in entries.into_iter().rev() {
+            let task =
+                if accepted { Task::Lines { index, table, lines: Lines::Vectors } } else { Task::Check { index } };
+            self.tasks.push_front(task);
+        }
+    }
+
+    /// Where the upload is, for a progress bar.
+    pub fn progress(&self) -> UploadProgress {
+        UploadProgress { batches_sent: self.out.done(), ..self.progress.clone() }
+    }
+
+    /// One step of the state: a task started, a batch cut, or what the state waits for.
+    fn advance(&mut self) -> Result<Advanced> {
+        match &mut self.state {
+            State::Idle => self.start_task(),
+            State::Lines(cutter) => {
+                let cut = cutter.next_batch(&mut self.progress, &mut self.report)?;
+                self.take_cut(cut)?;
+                Ok(Advanced::Read)
+            }
+            State::File(cutter) => {
+                let cut = cutter.next_chunk()?;
+                self.take_cut(cut)?;
+                Ok(Advanced::Read)
+            }
+            State::AskingVectors { .. } => Ok(Advanced::AskVectors),
+            // Reached once the last batch was sent.
+            State::Done => {
+                self.progress.phase = "sent".into();
+                self.progress.bytes_done = self.progress.bytes_total;
+                self.report.wire_bytes = self.progress.wire_bytes;
+                Ok(Advanced::Done)
+            }
+        }
+    }
+
+    /// Takes a batch a cutter cut; at the end of its entry, counts it and goes idle.
+    fn take_cut(&mut self, cut: Cut) -> Result<()> {
+        match cut {
+            Cut::Batch(batch) => self.out.emit(&batch),
+            Cut::End(last) => {
+                if let Some(batch) = last {
+                    self.out.emit(&batch)?;
+                }
+                match std::mem::replace(&mut self.state, State::Idle) {
+                    State::Lines(cutter) => self.progress.bytes_done = cutter.bytes_done_at_end(),
+                    State::File(cutter) => {
+                        self.progress.files_done += 1;
+                        self.progress.bytes_done += cutter.compressed();
+                        self.report.files += 1;
+                    }
+                    _ => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts the next task: sets its state up, or does it whole when it is quick.
+    fn start_task(&mut self) -> Result<Advanced> {
+        let Some(task) = self.tasks.pop_front() else {
+            self.state = State::Done;
+            return Ok(Advanced::Quietly);
+        };
+        let archive = self.archive;
+        match task {
+            Task::Lines { index, table, lines } => {
+                let entry = &archive.entries()[index];
+                if entry.compressed_size >= BUNDLE_FRAME_BYTES as u64 {
+                    // A large entry takes a while to read: the small batches waiting go first.
+                    self.out.flush()?;
+                }
+                self.progress.item = table.to_string();
+                self.progress.rows = 0;
+                let cutter = LineCutter::open(archive, index, table, lines, self.progress.bytes_done)?;
+                self.state = State::Lines(Box::new(cutter));
+            }
+            Task::Unused { index, table } => {
+                archive.check_lines(index)?;
+                self.progress.bytes_done += archive.entries()[index].compressed_size;
+                self.report.skipped_tables.push(table);
+                return Ok(Advanced::Read);
+            }
+            Task::Check { index } => {
+                archive.check_lines(index)?;
+                return Ok(Advanced::Read);
+            }
+            Task::DecideVectors { entries } => {
+                self.progress.phase = "vectors".into();
+                match entries.first() {
+                    None => self.report.vectors_skipped = Some("the archive carries no vectors".into()),
+                    // An entry without rows counts as one without vectors here (the raw path
+                    // restores what the tables after it hold).
+                    Some(&(_, index)) if archive.first_row_has_vector(index)? != Some(true) => {
+                        self.report.vectors_skipped = Some(NULL_VECTORS.into());
+                        for &(_, index) in entries.iter().rev() {
+                            self.tasks.push_front(Task::Check { index });
+                        }
+                        return Ok(Advanced::Read);
+                    }
+                    // The server answers once every row before is applied: all must be sent.
+                    Some(_) => {
+                        self.out.flush()?;
+                        self.state = State::AskingVectors { entries };
+                    }
+                }
+            }
+            Task::HeldFiles { indices } => {
+                self.progress.phase = "files".into();
+                for index in indices {
+                    let entry = &archive.entries()[index];
+                    self.progress.files_done += 1;
+                    self.progress.bytes_done += entry.compressed_size;
+                    self.report.files_held += 1;
+                    self.report.held_bytes += entry.uncompressed_size;
+                }
+            }
+            Task::File { index } => {
+                let cutter = FileCutter::open(archive, index)?;
+                self.progress.item = cutter.name().to_string();
+                self.state = State::File(Box::new(cutter));
+            }
+            Task::Secrets(secrets) => {
+                self.progress.phase = "secrets".into();
+                let plaintext = zeroize::Zeroizing::new(
+                    serde_json::to_vec(&secrets.secrets)
+                        .map_err(|e| FormatError::BadSecrets { detail: e.to_string() })?,
+                );
+                let (enc, sealed) =
+                    seal(&secrets.recipient, secrets.ephemeral, SECRETS_INFO, secrets.job_id.as_bytes(), &plaintext)?;
+                self.out.emit(&Batch::Secrets { enc, sealed })?;
+            }
+            Task::Finish => {
+                self.out.flush()?;
+                self.report.batches = self.out.numbered();
+                self.state = State::Done;
+            }
+        }
+        Ok(Advanced::Quietly)
     }
 }
 
-/// Whether the archive's vectors are worth sending: Lumiverse 1.1 writes
-/// `"vector_b64": null` everywhere.
-fn vectors_present<R: Read + Seek>(archive: &mut Archive<R>, index: usize) -> Result<bool> {
-    let mut lines = archive.ndjson_lines(index)?;
-    let entry = lines.entry().to_string();
-    Ok(match lines.next_line()? {
-        Some((number, line)) => parse_row(&entry, number, line)?.get("vector_b64").is_some_and(|v| v.is_string()),
-        None => false,
-    })
+/// What one step of [`Upload::advance`] did.
+enum Advanced {
+    /// Set the next state up, or cut a batch that waits (nothing to tell the owner yet).
+    Quietly,
+    /// Read part of the archive.
+    Read,
+    /// Waits for the server's word on vectors.
+    AskVectors,
+    /// Every batch is sent.
+    Done,
 }
 
-/// Sends an opened archive as batches (see the module documentation).
+/// Sends an opened archive as batches through `sink` (see the module documentation): drives
+/// an [`Upload`] to its end, reporting progress after every step.
 pub fn upload_batches<R: Read + Seek, S: BatchSink>(
-    archive: &mut Archive<R>,
+    archive: &Archive<R>,
     plan: UploadPlan,
     sink: &mut S,
 ) -> Result<UploadReport> {
-    let (mut files, mut held) = (Vec::new(), Vec::new());
-    for index in archive.indices_in_file_order() {
-        let entry = &archive.entries()[index];
-        if matches!(entry.kind, EntryKind::File { .. }) {
-            if plan.held_files.contains(&entry.name) {
-                held.push(index)
-            } else {
-                files.push(index)
+    let mut upload = Upload::new(archive, plan);
+    loop {
+        match upload.step()? {
+            Step::Read => {}
+            Step::Send { number, batch } => {
+                sink.send(number, batch)?;
+                upload.sent();
+            }
+            Step::AskVectors => {
+                let accepted = sink.vectors_accepted()?;
+                upload.vectors_answer(accepted);
+            }
+            Step::Done(report) => {
+                let report = report.clone();
+                sink.progress(&upload.progress());
+                return Ok(report);
             }
         }
+        sink.progress(&upload.progress());
     }
-    let state = UploadProgress {
-        phase: "tables".into(),
-        files_total: (files.len() + held.len()) as u64,
-        bytes_total: archive.entries().iter().map(|e| e.compressed_size).sum(),
-        ..UploadProgress::default()
-    };
-    let mut up = Uploader {
-        sink,
-        start_batch: plan.start_batch,
-        next: 0,
-        state,
-        report: UploadReport::default(),
-        bundle: Vec::new(),
-    };
-
-    for spec in TABLES {
-        if let Some(index) = archive.table_entry(spec.name) {
-            let held = plan.held_rows.get(spec.name).filter(|held| !held.is_empty());
-            let (held, as_stream) = match plan.fresh_tables.as_ref().map(|fresh| fresh.contains(spec.name)) {
-                Some(true) => (None, true),
-                Some(false) => (held, false),
-                None => (held, held.is_none()),
-            };
-            up.ndjson(archive, index, spec.name, false, held, as_stream)?;
-        }
-    }
-    // Tables this version does not apply: checked, so a damaged archive is refused whole.
-    let others: Vec<(usize, String)> = archive
-        .entries()
-        .iter()
-        .enumerate()
-        .filter_map(|(index, entry)| match &entry.kind {
-            EntryKind::Table { table } if !TABLES.iter().any(|spec| spec.name == table) => Some((index, table.clone())),
-            _ => None,
-        })
-        .collect();
-    for (index, table) in others {
-        archive.check_lines(index)?;
-        up.state.bytes_done += archive.entries()[index].compressed_size;
-        up.report.skipped_tables.push(table);
-    }
-
-    up.state.phase = "vectors".into();
-    let vector_entries: Vec<(&str, usize)> =
-        VECTOR_TABLES.iter().filter_map(|&t| archive.vector_table_entry(t).map(|index| (t, index))).collect();
-    let send_vectors = match vector_entries.first() {
-        None => {
-            up.report.vectors_skipped = Some("the archive carries no vectors".into());
-            false
-        }
-        Some(&(_, index)) if !vectors_present(archive, index)? => {
-            up.report.vectors_skipped = Some("the archive's vectors are empty (vector_b64 is null)".into());
-            false
-        }
-        // The server answers once every row before is applied: they must all be sent.
-        Some(_) if !up.flush().and_then(|()| up.sink.vectors_accepted())? => {
-            up.report.vectors_skipped = Some("this account's embedding settings do not match the archive's".into());
-            false
-        }
-        Some(_) => true,
-    };
-    for (table, index) in vector_entries {
-        if send_vectors {
-            up.ndjson(archive, index, table, true, None, false)?;
-        } else {
-            archive.check_lines(index)?;
-        }
-    }
-
-    up.state.phase = "files".into();
-    for index in held {
-        let entry = &archive.entries()[index];
-        up.state.files_done += 1;
-        up.state.bytes_done += entry.compressed_size;
-        up.report.files_held += 1;
-        up.report.held_bytes += entry.uncompressed_size;
-    }
-    let mut chunk = vec![0u8; FILE_CHUNK_BYTES];
-    for index in files {
-        let entry = &archive.entries()[index];
-        let EntryKind::File { bucket, name } = entry.kind.clone() else { continue };
-        let (size, compressed) = (entry.uncompressed_size, entry.compressed_size);
-        up.state.item = name.clone();
-        let mut reader = archive.open_entry(index)?;
-        let mut offset = 0u64;
-        loop {
-            let mut filled = 0;
-            while filled < chunk.len() {
-                let read = reader.read(&mut chunk[filled..]).map_err(FormatError::from_io)?;
-                if read == 0 {
-                    break;
-                }
-                filled += read;
-            }
-            if filled == 0 && offset > 0 {
-                break;
-            }
-            let header = BatchHeader::FileChunk {
-                bucket: bucket.archive_folder().to_string(),
-                name: name.clone(),
-                offset,
-                size,
-            };
-            up.emit(&header, &chunk[..filled])?;
-            offset += filled as u64;
-            if filled < chunk.len() {
-                break;
-            }
-        }
-        up.state.files_done += 1;
-        up.state.bytes_done += compressed;
-        up.report.files += 1;
-    }
-
-    if let Some(secrets) = plan.secrets.filter(|s| !s.secrets.is_empty()) {
-        up.state.phase = "secrets".into();
-        let plaintext = zeroize::Zeroizing::new(
-            serde_json::to_vec(&secrets.secrets).map_err(|e| FormatError::BadSecrets { detail: e.to_string() })?,
-        );
-        let (enc, sealed) =
-            seal(&secrets.recipient, secrets.ephemeral, SECRETS_INFO, secrets.job_id.as_bytes(), &plaintext)?;
-        up.emit(&BatchHeader::Secrets { enc: BASE64.encode(enc) }, &sealed)?;
-    }
-    up.flush()?;
-    up.state.phase = "sent".into();
-    up.state.bytes_done = up.state.bytes_total;
-    up.sink.progress(&up.state);
-    up.report.batches = up.next;
-    up.report.wire_bytes = up.state.wire_bytes;
-    Ok(up.report)
 }

@@ -4,6 +4,18 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use crate::error::{FormatError, Result};
+use crate::ndjson::Row;
+
+/// Why an archive's vectors are not restored when its rows carry none.
+pub const NULL_VECTORS: &str = "the archive's vectors are empty (vector_b64 is null)";
+
+/// A `lancedb/` row's vector as the archive carries it, `vector_b64`'s text; `None` when
+/// it is null or missing. Unmodified Lumiverse 1.1 writes `"vector_b64": null` on every row
+/// (FORMAT §5): such a row has no vector to restore, and an archive whose first row has
+/// none has none at all.
+pub fn row_vector(row: &Row) -> Option<&str> {
+    row.get("vector_b64").and_then(serde_json::Value::as_str)
+}
 
 /// Encodes a vector for a `lancedb/` row.
 pub fn encode_vector(vector: &[f32]) -> String {
@@ -26,7 +38,17 @@ pub fn decode_vector(encoded: &str, what: &str) -> Result<Vec<f32>> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_null_or_missing_vector_is_none() {
+        let row = |text: &str| serde_json::from_str::<Row>(text).unwrap();
+        assert_eq!(row_vector(&row(r#"{"id":"a","vector_b64":"AACAPw=="}"#)), Some("AACAPw=="));
+        assert_eq!(row_vector(&row(r#"{"id":"a","vector_b64":null}"#)), None);
+        assert_eq!(row_vector(&row(r#"{"id":"a"}"#)), None);
+        assert_eq!(row_vector(&row(r#"{"id":"a","vector_b64":[1]}"#)), None);
+    }
 
     #[test]
     fn known_encoding() {

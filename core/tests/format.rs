@@ -52,7 +52,7 @@ fn expected(json: &str) -> Value {
 
 /// Every entry of an archive, read with our reader: (name, bytes), in central order.
 fn entries_of(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut archive = open(bytes);
+    let archive = open(bytes);
     let names: Vec<String> = archive.entries().iter().map(|e| e.name.clone()).collect();
     names
         .into_iter()
@@ -158,7 +158,7 @@ tests! {
 
     fn minimal_fixture_rows_read_back_exactly() {
         let description = expected(fixtures::MINIMAL_EXPECTED);
-        let mut archive = open(fixtures::MINIMAL);
+        let archive = open(fixtures::MINIMAL);
         for (entry, sample) in description["firstRowSamples"].as_object().unwrap() {
             let index = archive.index_of(entry).unwrap();
             let mut first = None;
@@ -173,7 +173,7 @@ tests! {
     }
 
     fn vectors_fixture_decodes_to_its_dimension() {
-        let mut archive = open(fixtures::VECTORS_PATCHED);
+        let archive = open(fixtures::VECTORS_PATCHED);
         assert_eq!(archive.manifest().embedding_config.dimension, Some(8));
         let index = archive.vector_table_entry("embeddings").unwrap();
         let mut rows = 0;
@@ -386,7 +386,7 @@ tests! {
         let mut archive = open(fixtures::MINIMAL);
         let index = ExploreIndex::build(&mut archive, |_| {}).unwrap();
         let listed = |table: &str| {
-            let mut archive = open(fixtures::MINIMAL);
+            let archive = open(fixtures::MINIMAL);
             archive.table_entry(table).map_or(0, |entry| archive.ndjson_lines(entry).unwrap().count().unwrap())
         };
         assert_eq!(index.characters.len() as u64, listed("characters"));
@@ -492,7 +492,7 @@ impl lvbak_core::upload::BatchSink for Captured {
 
 tests! {
     fn an_upload_bundles_small_batches_and_ends_each_stream_only_in_its_last_segment() {
-        use lvbak_core::batch::{decode_batch_deflated, inflate_ndjson, Batch, BUNDLE_BYTES, BUNDLE_FRAME_BYTES};
+        use lvbak_core::batch::{inflate_ndjson, Batch, BUNDLE_BYTES, BUNDLE_FRAME_BYTES};
         use lvbak_core::row_stream::RowStream;
         // A megabyte and a half of lines that deflate to a few kilobytes: the reader has read
         // the whole entry long before its first batch of lines is cut.
@@ -524,9 +524,9 @@ tests! {
             RawEntry::stored("files/theme-assets/b/b.css", b"p{}"),
         ])
         .build();
-        let mut reader = open(&archive);
+        let reader = open(&archive);
         let mut sink = Captured::default();
-        let report = lvbak_core::upload::upload_batches(&mut reader, Default::default(), &mut sink).unwrap();
+        let report = lvbak_core::upload::upload_batches(&reader, Default::default(), &mut sink).unwrap();
         assert_eq!(report.batches, sink.batches.len() as u64);
 
         // Read back as the server does: every part of every bundle, streams through a
@@ -535,7 +535,7 @@ tests! {
         let mut segments = BTreeMap::<String, u64>::new();
         let mut streams = BTreeMap::<String, RowStream>::new();
         for body in &sink.batches {
-            let batch = decode_batch_deflated(body).unwrap();
+            let batch = Batch::decode(body).unwrap();
             if let Batch::Bundle(inner) = &batch {
                 assert!(inner.len() > 1 && body.len() <= BUNDLE_BYTES + BUNDLE_FRAME_BYTES, "{} parts", inner.len());
             }
@@ -555,8 +555,8 @@ tests! {
                             *lines.entry(table.clone()).or_default() += 1;
                         }
                     }
-                    Batch::Rows { table, ndjson, .. } => {
-                        let text = inflate_ndjson(ndjson).unwrap();
+                    Batch::Rows { table, deflated, .. } => {
+                        let text = inflate_ndjson(deflated).unwrap();
                         *lines.entry(table.clone()).or_default() += text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() as u64;
                     }
                     Batch::FileChunk { name, bytes, .. } => files.push((name.clone(), bytes.clone())),

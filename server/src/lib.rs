@@ -17,5 +17,7 @@ pub mod seed;
 pub(crate) mod sign_in;
 pub mod state;
 pub mod storage;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub(crate) mod throttle;
 pub(crate) mod util;

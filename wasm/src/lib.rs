@@ -162,7 +162,7 @@ impl Processor {
             fresh_tables: held_rows.fresh,
         };
         let mut sink = JsSink::new(sink)?;
-        match upload_batches(&mut self.archive, plan, &mut sink) {
+        match upload_batches(&self.archive, plan, &mut sink) {
             Ok(report) => Ok(serde_json::to_string(&report).unwrap_or_default()),
             Err(error) => Err(sink.failure.take().unwrap_or_else(|| format_error(&error))),
         }

@@ -9,8 +9,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use lvbak_core::registry::{table_spec, TableSpec, EXPORT_ORDER, VECTOR_TABLES};
 use lvbak_core::{
-    encode_vector, write_js_number, ArchiveWriter, EmbeddingConfig, EntrySize, FileBucket, FormatError, Manifest,
-    ManifestStats,
+    encode_vector, table_entry_name, vector_entry_name, write_js_number, ArchiveWriter, EmbeddingConfig, EntrySize,
+    FileBucket, FormatError, Manifest, ManifestStats,
 };
 use tokio::runtime::Handle;
 
@@ -165,7 +165,7 @@ fn write_tables<W: Write>(
         match piece {
             Piece::Table(spec) => {
                 finish_table(current, rows_in_table, report);
-                writer.start_ndjson(&format!("database/{}.ndjson", spec.name), EntrySize::Small)?;
+                writer.start_ndjson(&table_entry_name(spec.name), EntrySize::Small)?;
                 progress(Event::Table { table: spec.name.to_string(), processed: 0 });
                 current = Some(spec);
                 rows_in_table = 0;
@@ -245,7 +245,7 @@ fn write_vectors<W: Write>(
     progress: &dyn Fn(Event),
 ) -> Result<(), ExportError> {
     for table in VECTOR_TABLES {
-        writer.start_ndjson(&format!("lancedb/{table}.ndjson"), EntrySize::Small)?;
+        writer.start_ndjson(&vector_entry_name(table), EntrySize::Small)?;
         // Only vectors of the account's configured dimension travel: the manifest names one.
         let Some(dimension) = dimension.and_then(|d| i32::try_from(d).ok()) else {
             report.vectors.insert(table.to_string(), 0);

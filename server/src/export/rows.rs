@@ -8,7 +8,7 @@ use std::io::Write as _;
 use lvbak_core::entry_name::is_lower_uuid;
 use lvbak_core::ndjson::ensure_line_fits;
 use lvbak_core::registry::{is_secret_setting_key, TableSpec};
-use lvbak_core::{classify_entry_name, write_js_number, FileBucket, FormatError};
+use lvbak_core::{classify_entry_name, table_entry_name, write_js_number, FileBucket, FormatError};
 
 use crate::storage::sqlite::RowValue;
 
@@ -123,7 +123,7 @@ impl RowEncoder {
             file_columns,
             id_column: position("id"),
             bundle_column: position("bundle_id"),
-            entry: format!("database/{}.ndjson", spec.name),
+            entry: table_entry_name(spec.name),
             line_cap,
             keys,
             forced_zero,

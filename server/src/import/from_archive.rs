@@ -7,8 +7,9 @@ use std::collections::HashSet;
 use std::io::{Read, Seek};
 use std::path::Path;
 
-use lvbak_core::registry::{is_excluded_table, table_spec, TABLES, VECTOR_TABLES};
+use lvbak_core::registry::{TABLES, VECTOR_TABLES};
 use lvbak_core::secrets::SECRETS_BLOB_ENTRY;
+use lvbak_core::vector::NULL_VECTORS;
 use lvbak_core::{
     parse_row, parse_row_aligned, Archive, EncryptedSecret, EntryKind, FormatError, SecretKey, UnknownColumns,
 };
@@ -22,16 +23,11 @@ fn apply_tables<R: Read + Seek + Send>(
     session: &mut ImportSession<'_>,
     archive: &mut Archive<R>,
 ) -> Result<(), ImportError> {
+    // The row tables this version does not apply (the vector ones come with the vectors).
     let unused: Vec<(usize, String)> = archive
-        .entries()
-        .iter()
-        .enumerate()
-        .filter_map(|(index, entry)| match &entry.kind {
-            EntryKind::Table { table } if table_spec(table).is_none() || is_excluded_table(table) => {
-                Some((index, table.clone()))
-            }
-            _ => None,
-        })
+        .unused_tables()
+        .into_iter()
+        .filter(|&(index, _)| matches!(archive.entries()[index].kind, EntryKind::Table { .. }))
         .collect();
     for (index, table) in unused {
         session.skip_table(&table);
@@ -89,18 +85,12 @@ fn apply_vectors<R: Read + Seek + Send>(
     let present: Vec<(&str, usize)> =
         VECTOR_TABLES.iter().filter_map(|&t| archive.vector_table_entry(t).map(|index| (t, index))).collect();
     let unused: Vec<(usize, String)> = archive
-        .entries()
-        .iter()
-        .enumerate()
-        .filter_map(|(index, entry)| match &entry.kind {
-            EntryKind::VectorTable { table } if !VECTOR_TABLES.contains(&table.as_str()) => {
-                Some((index, table.clone()))
-            }
-            _ => None,
-        })
+        .unused_tables()
+        .into_iter()
+        .filter(|&(index, _)| matches!(archive.entries()[index].kind, EntryKind::VectorTable { .. }))
         .collect();
     for (index, table) in unused {
-        session.skip_table(&format!("lancedb:{table}"));
+        session.skip_table(&table);
         archive.check_lines(index)?;
     }
     if present.is_empty() {
@@ -120,12 +110,8 @@ fn apply_vectors<R: Read + Seek + Send>(
     }
     // Unmodified Lumiverse 1.1 writes `"vector_b64": null` everywhere: no vector to restore.
     if let (None, Some(&(_, index))) = (&blocker, present.first()) {
-        let mut lines = archive.ndjson_lines(index)?;
-        let entry = lines.entry().to_string();
-        if let Some((number, line)) = lines.next_line()? {
-            if !parse_row(&entry, number, line)?.get("vector_b64").is_some_and(|v| v.is_string()) {
-                blocker = Some("the archive's vectors are empty (vector_b64 is null)".into());
-            }
+        if archive.first_row_has_vector(index)? == Some(false) {
+            blocker = Some(NULL_VECTORS.into());
         }
     }
     if let Some(reason) = blocker {

@@ -16,6 +16,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
+use lvbak_core::container::check_zip_magic;
 use lvbak_core::{Archive, FormatError, Ticket};
 use tokio::io::AsyncWriteExt;
 
@@ -41,8 +42,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/user-data/import/{job_id}/skip-ticket", post(skip_ticket))
         .route("/api/v1/user-data/import/{job_id}/events", get(events))
 }
-
-const ZIP_MAGIC: &[u8; 4] = b"PK\x03\x04";
 
 /// `POST /api/v1/user-data/import` with the archive as the raw body.
 async fn upload(
@@ -82,14 +81,7 @@ async fn upload(
             None => break,
         }
     }
-    if head.as_slice() != ZIP_MAGIC {
-        let found = if head.is_empty() {
-            "nothing".to_string()
-        } else {
-            head.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
-        };
-        return Err(FormatError::NotZip { found }.into());
-    }
+    check_zip_magic(&head)?;
 
     let store = state.store();
     let job_id = new_id();

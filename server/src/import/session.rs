@@ -14,6 +14,7 @@ use lvbak_core::batch::PlainSecret;
 pub use lvbak_core::protocol::{FileSummary, ImportSummary, TableCounts};
 use lvbak_core::registry::{connection_of_secret, is_vector_table, table_spec};
 use lvbak_core::upload::FileClaim;
+use lvbak_core::vector::row_vector;
 use lvbak_core::{
     classify_entry_name, decode_vector, EmbeddingConfig, EncryptedSecret, EntryKind, FileBucket, FormatError, Row,
     SecretKey, UnknownColumns,

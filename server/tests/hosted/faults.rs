@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
-use lvbak_core::batch::{decode_batch_deflated, Batch};
+use lvbak_core::batch::Batch;
 use lvbak_core::upload::{upload_batches, BatchSink, UploadPlan, UploadProgress};
 use lvbak_core::{Archive, FormatError, Limits};
 use lvbak_tests::zipcraft::RawEntry;
@@ -226,7 +226,7 @@ fn batch_upload_until(instance: &Instance, token: &str, stop: impl Fn(&Batch) ->
         fn send(&mut self, number: u64, batch: &[u8]) -> Result<(), FormatError> {
             let reply: Reply = self.instance.put_batch(self.token, self.job, number, batch);
             assert_eq!(reply.status, 200, "batch {number}: {}", String::from_utf8_lossy(&reply.body));
-            if decode_batch_deflated(batch)?.parts().into_iter().any(&self.stop) {
+            if Batch::decode(batch)?.parts().into_iter().any(&self.stop) {
                 return Err(FormatError::Io(std::io::Error::other("stopped here")));
             }
             Ok(())
@@ -237,9 +237,9 @@ fn batch_upload_until(instance: &Instance, token: &str, stop: impl Fn(&Batch) ->
             Ok(self.instance.call("POST", &path, self.token, b"").json()["acceptVectors"] == true)
         }
     }
-    let mut reader = Archive::open(Cursor::new(fault_archive().bytes.clone()), Limits::STANDARD).unwrap();
+    let reader = Archive::open(Cursor::new(fault_archive().bytes.clone()), Limits::STANDARD).unwrap();
     let mut sink = Sink { instance, token, job: &job, stop };
-    let sent = upload_batches(&mut reader, UploadPlan::default(), &mut sink);
+    let sent = upload_batches(&reader, UploadPlan::default(), &mut sink);
     (job, sent.ok().map(|report| report.batches))
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use lvbak_core::batch::{encode_batch, encode_bundle, BatchHeader, PlainSecret};
+use lvbak_core::batch::{deflate_ndjson, encode_bundle, Batch, PlainSecret};
 use lvbak_tests::embedding_stub::EmbeddingStub;
 use lvbak_tests::zipcraft::RawEntry;
 use serde_json::{json, Value};
@@ -96,7 +96,7 @@ fn sealed_secrets(opened: &Value, job: &str, secrets: &[(&str, &str)]) -> Vec<u8
     let (enc, sealed) =
         lvbak_core::hpke::seal(&recipient, [0x42; 32], lvbak_core::hpke::SECRETS_INFO, job.as_bytes(), &plaintext)
             .unwrap();
-    encode_batch(&BatchHeader::Secrets { enc: BASE64.encode(enc) }, &sealed).unwrap()
+    Batch::Secrets { enc, sealed }.encode().unwrap()
 }
 
 /// Finding 1: a shared archive's settings never send an account's key or texts to the
@@ -685,7 +685,8 @@ fn h11_a_carried_line_counts_in_the_memory_budget() {
         // An archive without the line-cap field: the legacy 64 MiB lines.
         let job = instance.open_batches(&token, manifest(json!({"ndjsonFormatVersion": null})));
         let segment =
-            encode_batch(&BatchHeader::RowStream { table: "characters".into(), offset: 0, last: false }, &first_half)
+            Batch::RowStream { table: "characters".into(), offset: 0, last: false, deflated: first_half.clone() }
+                .encode()
                 .unwrap();
         (token, job, segment)
     };
@@ -862,11 +863,9 @@ fn h17_vectors_written_before_a_quota_failure_are_taken_back_with_the_rows() {
     let vector = json!({"id": "x", "user_id": "x", "source_type": "world_book_entry", "source_id": entry, "owner_id": book,
         "chunk_index": 0, "content": "c", "vector_b64": lvbak_core::encode_vector(&[0.5, 0.25, 0.125, 1.0]),
         "metadata_json": "{}", "updated_at": 1});
-    let vectors = encode_batch(
-        &BatchHeader::Vectors { table: "embeddings_world_books".into(), first_line: 1, lines: 1 },
-        format!("{vector}\n").as_bytes(),
-    )
-    .unwrap();
+    let deflated = deflate_ndjson(format!("{vector}\n").as_bytes()).unwrap();
+    let vectors =
+        Batch::Vectors { table: "embeddings_world_books".into(), first_line: 1, lines: 1, deflated }.encode().unwrap();
     assert_eq!(instance.put_batch(&mallory, &job, 3, &vectors).status, 200);
     let value = "k".repeat(60 * 1024);
     let secrets: Vec<(&str, &str)> = names.iter().map(|name| (name.as_str(), value.as_str())).collect();

@@ -7,7 +7,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lvbak_core::batch::{encode_batch, BatchHeader};
+use lvbak_core::batch::{deflate_ndjson, Batch};
+use lvbak_core::FileBucket;
 use lvbak_core::{Archive, Limits};
 use lvbak_tests::zipcraft::{RawEntry, RawZip};
 use serde_json::{json, Value};
@@ -244,19 +245,20 @@ pub fn archive(manifest_changes: Value, entries: Vec<RawEntry>) -> Vec<u8> {
 /// A deflated `database/<table>.ndjson` entry of these rows.
 pub fn table(name: &str, rows: &[Value]) -> RawEntry {
     let lines: String = rows.iter().map(|row| format!("{row}\n")).collect();
-    RawEntry::deflated(&format!("database/{name}.ndjson"), lines.as_bytes())
+    RawEntry::deflated(&lvbak_core::table_entry_name(name), lines.as_bytes())
 }
 
 /// A batch of rows of `table` (raw NDJSON lines).
 pub fn rows_batch(table: &str, first_line: u64, ndjson: &[u8]) -> Vec<u8> {
     let lines = ndjson.iter().filter(|&&b| b == b'\n').count() as u64;
-    encode_batch(&BatchHeader::Rows { table: table.into(), first_line, lines, held: 0 }, ndjson).unwrap()
+    let deflated = deflate_ndjson(ndjson).unwrap();
+    Batch::Rows { table: table.into(), first_line, lines, held: 0, deflated }.encode().unwrap()
 }
 
 /// A batch holding bytes `offset..` of a file of `size` bytes.
 pub fn file_batch(bucket: &str, name: &str, offset: u64, size: u64, bytes: &[u8]) -> Vec<u8> {
-    let header = BatchHeader::FileChunk { bucket: bucket.into(), name: name.into(), offset, size };
-    encode_batch(&header, bytes).unwrap()
+    let bucket = FileBucket::from_archive_folder(bucket).unwrap();
+    Batch::FileChunk { bucket, name: name.into(), offset, size, bytes: bytes.to_vec() }.encode().unwrap()
 }
 
 /// Rows of the server's database, read beside it (the server keeps running).
@@ -276,7 +278,7 @@ pub fn integrity(data: &Path) -> String {
 
 /// The bytes of one entry of an archive.
 pub(crate) fn entry_bytes(archive: &[u8], name: &str) -> Option<Vec<u8>> {
-    let mut opened = Archive::open(std::io::Cursor::new(archive.to_vec()), Limits::STANDARD).ok()?;
+    let opened = Archive::open(std::io::Cursor::new(archive.to_vec()), Limits::STANDARD).ok()?;
     let index = opened.index_of(name)?;
     let mut bytes = Vec::new();
     opened.open_entry(index).ok()?.read_to_end(&mut bytes).ok()?;

@@ -7,11 +7,12 @@ use std::io::Cursor;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use lvbak_core::batch::{encode_batch, encode_bundle, BatchHeader, PlainSecret};
+use lvbak_core::batch::{deflate_ndjson, encode_bundle, Batch, PlainSecret};
 use lvbak_core::upload::{
     file_claims, upload_batches, BatchSink, FileClaim, HeldRows, SealedSecretsPlan, UploadPlan, UploadProgress,
     UploadReport,
 };
+use lvbak_core::FileBucket;
 use lvbak_core::{Archive, FormatError, Limits, Ticket};
 use lvbak_tests::fixtures;
 use serde_json::{json, Value};
@@ -151,8 +152,7 @@ async fn batch_import(
         sent: Vec::new(),
         fail_after: None,
     };
-    let report =
-        tokio::task::spawn_blocking(move || upload_batches(&mut reader, plan, &mut sink).unwrap()).await.unwrap();
+    let report = tokio::task::spawn_blocking(move || upload_batches(&reader, plan, &mut sink).unwrap()).await.unwrap();
     let response = server
         .post(account, &format!("/api/v1/user-data/import/{job}/commit"))
         .json(&json!({"batches": report.batches}))
@@ -220,11 +220,7 @@ async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
     };
     let rows = |id: &str| {
         let line = format!("{{\"id\":\"{id}\",\"name\":\"Lore {id}\",\"created_at\":1,\"updated_at\":1}}\n");
-        encode_batch(
-            &BatchHeader::Rows { table: "world_books".into(), first_line: 1, lines: 1, held: 0 },
-            line.as_bytes(),
-        )
-        .unwrap()
+        rows_batch("world_books", 1, 1, 0, line.as_bytes())
     };
     let first = rows("3f1c2a4e-0000-4000-8000-000000000001");
     let (code, answer) = status_json(put(0, first.clone(), None).await.unwrap()).await;
@@ -239,17 +235,20 @@ async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
     assert_eq!((code, damaged["code"].as_str()), (400, Some("batch_hash_mismatch")));
 
     // A lying client: every refusal leaves the job able to go on.
-    let traversal = encode_batch(
-        &BatchHeader::FileChunk { bucket: "images".into(), name: "../../../etc/passwd".into(), offset: 0, size: 4 },
-        b"root",
-    )
+    let traversal = Batch::FileChunk {
+        bucket: FileBucket::Images,
+        name: "../../../etc/passwd".into(),
+        offset: 0,
+        size: 4,
+        bytes: b"root".to_vec(),
+    }
+    .encode()
     .unwrap();
     let (code, refused) = status_json(put(1, traversal, None).await.unwrap()).await;
     assert_eq!((code, refused["code"].as_str()), (422, Some("path_traversal")), "{refused}");
     let (code, refused) = status_json(put(1, b"PK\x03\x04 not a batch".to_vec(), None).await.unwrap()).await;
     assert_eq!((code, refused["code"].as_str()), (422, Some("bad_batch")));
-    let vectors =
-        encode_batch(&BatchHeader::Vectors { table: "embeddings".into(), first_line: 1, lines: 1 }, b"{}\n").unwrap();
+    let vectors = vectors_batch();
     if opened["acceptVectors"] == false {
         let (code, refused) = status_json(put(1, vectors, None).await.unwrap()).await;
         assert_eq!((code, refused["code"].as_str()), (409, Some("vectors_not_accepted")));
@@ -274,10 +273,9 @@ async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
     let (code, opened) = open_job(&server, &account, fixtures::ARCHIVES[0].1).await;
     assert_eq!(code, 201, "{opened}");
     let job = opened["jobId"].as_str().unwrap();
-    let not_json =
-        encode_batch(&BatchHeader::Rows { table: "world_books".into(), first_line: 7, lines: 1, held: 0 }, b"{nope\n");
+    let not_json = rows_batch("world_books", 7, 1, 0, b"{nope\n");
     let send = |number: u64, body: Vec<u8>| put_batch(&server, &account, job, number, body);
-    let (code, _) = status_json(send(0, not_json.unwrap()).await.unwrap()).await;
+    let (code, _) = status_json(send(0, not_json).await.unwrap()).await;
     assert_eq!(code, 200);
     let failed = crate::import::wait_for(&server, &account, job, &["failed", "complete"]).await;
     assert_eq!(failed["error"]["code"], "bad_json", "{failed}");
@@ -296,13 +294,12 @@ async fn a_bundle_lands_its_parts_in_order_for_its_own_account_and_a_hostile_one
     let books = ["3f1c2a4e-0000-4000-8000-0000000000b1", "3f1c2a4e-0000-4000-8000-0000000000b2"];
     let row = |id: &str, line: u64| {
         let text = format!("{{\"id\":\"{id}\",\"name\":\"Lore {id}\",\"created_at\":1,\"updated_at\":1}}\n");
-        let header = BatchHeader::Rows { table: "world_books".into(), first_line: line, lines: 1, held: 0 };
-        encode_batch(&header, text.as_bytes()).unwrap()
+        rows_batch("world_books", line, 1, 0, text.as_bytes())
     };
     let file = |bucket: &str, name: &str, bytes: &[u8]| {
-        let header =
-            BatchHeader::FileChunk { bucket: bucket.into(), name: name.into(), offset: 0, size: bytes.len() as u64 };
-        encode_batch(&header, bytes).unwrap()
+        let bucket = FileBucket::from_archive_folder(bucket).unwrap();
+        let size = bytes.len() as u64;
+        Batch::FileChunk { bucket, name: name.into(), offset: 0, size, bytes: bytes.to_vec() }.encode().unwrap()
     };
     let sound = b"ID3\x04\0\0\0\0\0\0 a chime";
     let good =
@@ -325,10 +322,9 @@ async fn a_bundle_lands_its_parts_in_order_for_its_own_account_and_a_hostile_one
     let job = opened["jobId"].as_str().unwrap().to_string();
     // Every part is checked as a batch of its own, before anything is taken: a refused
     // bundle lands none of its parts, and the job goes on.
-    let secrets = encode_batch(&BatchHeader::Secrets { enc: BASE64.encode([7u8; 32]) }, b"sealed").unwrap();
+    let secrets = Batch::Secrets { enc: [7; 32], sealed: b"sealed".to_vec() }.encode().unwrap();
     let traversal = file("theme-assets", "../../escape.css", b"x");
-    let vectors =
-        encode_batch(&BatchHeader::Vectors { table: "embeddings".into(), first_line: 1, lines: 1 }, b"{}\n").unwrap();
+    let vectors = vectors_batch();
     let mut cut_short = good.clone();
     cut_short.truncate(good.len() - 3);
     let hostile = [
@@ -366,8 +362,7 @@ async fn a_bundle_lands_its_parts_in_order_for_its_own_account_and_a_hostile_one
     assert_eq!(code, 201, "{opened}");
     let job = opened["jobId"].as_str().unwrap().to_string();
     assert_eq!(held_rows_of(&server, &first, &job).await.tables["world_books"].len(), 2);
-    let held = BatchHeader::Rows { table: "world_books".into(), first_line: 1, lines: 0, held: 2 };
-    let held = encode_batch(&held, b"").unwrap();
+    let held = rows_batch("world_books", 1, 0, 2, b"");
     let refused = encode_bundle(&[held.clone(), vectors]).unwrap();
     let (code, answer) = status_json(send(&first, job.clone(), 0, refused).await.unwrap()).await;
     assert_eq!((code, answer["code"].as_str()), (409, Some("vectors_not_accepted")), "{answer}");
@@ -393,6 +388,18 @@ async fn a_bundle_lands_its_parts_in_order_for_its_own_account_and_a_hostile_one
     assert_eq!(std::fs::read(sounds.join(&second.user.id).join("completion.mp3")).unwrap(), sound);
 }
 
+/// A rows batch of `ndjson` (plain lines), as encoded.
+fn rows_batch(table: &str, first_line: u64, lines: u64, held: u64, ndjson: &[u8]) -> Vec<u8> {
+    let deflated = deflate_ndjson(ndjson).unwrap();
+    Batch::Rows { table: table.into(), first_line, lines, held, deflated }.encode().unwrap()
+}
+
+/// A vectors batch of one empty row of `embeddings`, as encoded.
+fn vectors_batch() -> Vec<u8> {
+    let deflated = deflate_ndjson(b"{}\n").unwrap();
+    Batch::Vectors { table: "embeddings".into(), first_line: 1, lines: 1, deflated }.encode().unwrap()
+}
+
 /// `world_books` lines `ids`, deflated as an archive's entry would be.
 fn deflated_books(ids: &[&str]) -> (Vec<u8>, Vec<u8>) {
     use std::io::Write as _;
@@ -411,8 +418,8 @@ async fn rows_sent_as_the_archives_deflate_stream_arrive_whole_and_a_broken_stre
     let (alice, bob) = (server.account("streamer", None).await, server.account("other-streamer", None).await);
     let put = |account: &Account, job: &str, number: u64, body: Vec<u8>| put_batch(&server, account, job, number, body);
     let segment = |offset: usize, last: bool, bytes: &[u8]| {
-        encode_batch(&BatchHeader::RowStream { table: "world_books".into(), offset: offset as u64, last }, bytes)
-            .unwrap()
+        let deflated = bytes.to_vec();
+        Batch::RowStream { table: "world_books".into(), offset: offset as u64, last, deflated }.encode().unwrap()
     };
     let commit = |account: &Account, job: &str, batches: u64| {
         server
@@ -534,7 +541,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
     let archive = server.get(&source, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap();
     let archive = archive.bytes().await.unwrap().to_vec();
     assert!(archive.len() > 1_000_000, "{}", archive.len());
-    let mut opened = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
+    let opened = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
     let index = opened.table_entry("messages").unwrap();
     let rows = opened.ndjson_lines(index).unwrap().count().unwrap();
     assert!(rows >= 12_000, "{rows}");
@@ -549,7 +556,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
     // Each upload asks for the held rows first, as the Worker does: when it resumes, the
     // account has the rows of the batches taken, and the stream cut off must go on as one.
     let upload = |start_batch: u64, fail_after: Option<usize>, held: HeldRows| {
-        let mut reader = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
+        let reader = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
         let mut sink = HttpSink {
             runtime: Handle::current(),
             client: server.client.clone(),
@@ -561,7 +568,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
         tokio::task::spawn_blocking(move || {
             let plan =
                 UploadPlan { start_batch, held_rows: held.tables, fresh_tables: held.fresh, ..UploadPlan::default() };
-            (upload_batches(&mut reader, plan, &mut sink), sink.sent)
+            (upload_batches(&reader, plan, &mut sink), sink.sent)
         })
     };
     // The connection drops after two batches: the small tables before the messages, and

@@ -66,7 +66,7 @@ async fn the_page_checks_imports_and_exports_in_a_real_browser() {
     let ticket = write(&files.path, "secrets.ticket.json", fixtures::SECRETS_TICKET);
     pick_archive(&browser, &archive).await;
     let report = browser.wait_text("inspect-report", |t| !t.is_empty()).await;
-    let mut opened = Archive::open(std::io::Cursor::new(fixtures::SECRETS), Limits::STANDARD).unwrap();
+    let opened = Archive::open(std::io::Cursor::new(fixtures::SECRETS), Limits::STANDARD).unwrap();
     let archive_id = opened.manifest().archive_id.clone();
     let index = opened.table_entry("messages").unwrap();
     let messages_in_archive = opened.ndjson_lines(index).unwrap().count().unwrap();
@@ -466,7 +466,7 @@ async fn click_inside(browser: &Browser, testid: &str) {
 
 /// Messages per chat id, counted in the archive itself.
 fn messages_per_chat(bytes: &[u8]) -> std::collections::BTreeMap<String, u64> {
-    let mut archive = Archive::open(std::io::Cursor::new(bytes), Limits::STANDARD).unwrap();
+    let archive = Archive::open(std::io::Cursor::new(bytes), Limits::STANDARD).unwrap();
     let mut counts = std::collections::BTreeMap::new();
     let index = archive.table_entry("messages").unwrap();
     archive
@@ -542,7 +542,7 @@ async fn the_archive_explorer_browses_the_local_file_without_a_request() {
                m.querySelector('[data-testid=\"explore-swipe-next\"]').click(); } return seen",
         )
         .await;
-    let mut archive = Archive::open(std::io::Cursor::new(fixtures::MINIMAL), Limits::STANDARD).unwrap();
+    let archive = Archive::open(std::io::Cursor::new(fixtures::MINIMAL), Limits::STANDARD).unwrap();
     let mut expected_swipes = Vec::new();
     let index = archive.table_entry("messages").unwrap();
     archive
@@ -654,7 +654,7 @@ fn thousands(n: usize) -> String {
 fn archive_of(tables: &[(&str, String)]) -> Vec<u8> {
     let mut entries = vec![RawEntry::deflated("manifest.json", &corpus::manifest_json(&[]))];
     for (table, ndjson) in tables {
-        entries.push(RawEntry::deflated(&format!("database/{table}.ndjson"), ndjson.as_bytes()));
+        entries.push(RawEntry::deflated(&lvbak_core::table_entry_name(table), ndjson.as_bytes()));
     }
     RawZip::new(entries).build()
 }

@@ -74,7 +74,7 @@ async fn every_lumiverse_fixture_comes_back_value_for_value() {
         let mut rows_compared = 0;
         let mut lines_identical = 0;
         for spec in TABLES {
-            let entry = format!("database/{}.ndjson", spec.name);
+            let entry = lvbak_core::table_entry_name(spec.name);
             let (old, new) = (rows_by_key(spec, &before[&entry]), rows_by_key(spec, &after[&entry]));
             assert_eq!(old.keys().collect::<Vec<_>>(), new.keys().collect::<Vec<_>>(), "{name}: keys of {}", spec.name);
             let rewritten = rewritten(spec, restored);

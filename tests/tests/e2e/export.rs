@@ -15,7 +15,7 @@ use crate::support::{ok_bytes, small_seed, status_json, Account, TestServer};
 
 /// Every entry of an archive, inflated, by name.
 pub fn entries(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
-    let mut archive = Archive::open(Cursor::new(bytes), Limits::STANDARD).unwrap();
+    let archive = Archive::open(Cursor::new(bytes), Limits::STANDARD).unwrap();
     let names: Vec<String> = archive.entries().iter().map(|e| e.name.clone()).collect();
     names
         .into_iter()
@@ -93,7 +93,7 @@ async fn a_seeded_account_exports_exactly_what_is_stored() {
 
     // Every registry table has an entry, and its rows are exactly alice's rows, scrubbed.
     for spec in TABLES {
-        let entry = format!("database/{}.ndjson", spec.name);
+        let entry = lvbak_core::table_entry_name(spec.name);
         let archived: BTreeSet<String> =
             ndjson(all.get(&entry).unwrap_or_else(|| panic!("{entry} missing from {names:?}")))
                 .iter()

@@ -198,7 +198,7 @@ async fn export_import_export_keeps_rows_and_files() {
         row.to_string()
     };
     for spec in TABLES {
-        let entry = format!("database/{}.ndjson", spec.name);
+        let entry = lvbak_core::table_entry_name(spec.name);
         let rows_before: BTreeSet<String> = ndjson(&before[&entry]).iter().map(key_of).collect();
         let rows_after: BTreeSet<String> = ndjson(&after[&entry]).iter().map(key_of).collect();
         assert_eq!(rows_before, rows_after, "{}", spec.name);
@@ -438,9 +438,10 @@ async fn cancelling_a_large_import_stops_it_and_keeps_what_was_applied() {
 /// Builds an archive from the valid corpus entries plus `extra` table entries.
 pub fn archive_with_tables(extra: &[(&str, String)]) -> Vec<u8> {
     let mut entries: Vec<RawEntry> = corpus::valid_entries();
-    entries.retain(|entry| !extra.iter().any(|(name, _)| entry.name == format!("database/{name}.ndjson").into_bytes()));
+    entries
+        .retain(|entry| !extra.iter().any(|(name, _)| entry.name == lvbak_core::table_entry_name(name).into_bytes()));
     for (name, ndjson) in extra {
-        entries.push(RawEntry::deflated(&format!("database/{name}.ndjson"), ndjson.as_bytes()));
+        entries.push(RawEntry::deflated(&lvbak_core::table_entry_name(name), ndjson.as_bytes()));
     }
     RawZip::new(entries).build()
 }

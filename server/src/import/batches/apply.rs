@@ -3,20 +3,23 @@
 //! come; vectors likewise; file chunks are appended to a staged file that is applied once
 //! complete; sealed secrets are opened with the job's HPKE key and stored.
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use lvbak_core::batch::{InflatingPayload, PlainSecret, MAX_BATCH_PAYLOAD_BYTES};
+use lvbak_core::batch::{Batch, InflatingPayload, PlainSecret, MAX_BATCH_PAYLOAD_BYTES};
 use lvbak_core::hpke::{HpkeKeyPair, SECRETS_INFO};
 use lvbak_core::row_stream::RowStream;
 use lvbak_core::{
-    check_row, parse_row, parse_row_aligned, EmbeddingConfig, FileBucket, FormatError, NdjsonLines, UnknownColumns,
+    check_row, parse_row, parse_row_aligned, table_entry_name, vector_entry_name, EmbeddingConfig, FileBucket,
+    FormatError, NdjsonLines, UnknownColumns,
 };
 
-use super::work::Work;
 use crate::import::jobs::Job;
 use crate::import::session::{ImportError, ImportSession, ImportSummary};
 use crate::import::steps::for_each_step;
@@ -107,41 +110,37 @@ impl<'a> BatchApplier<'a> {
         }
     }
 
-    /// Applies one batch (a bundle's parts in order).
-    pub fn apply(&mut self, work: Work) -> Result<(), ImportError> {
+    /// Applies one batch (a bundle's parts in order; no bundle holds another).
+    pub fn apply(&mut self, batch: Batch) -> Result<(), ImportError> {
         self.batch_inflated.store(0, Ordering::Relaxed);
-        match work {
-            // No bundle holds another (`lvbak_core::batch` refuses one).
-            Work::Bundle(parts) => parts.into_iter().try_for_each(|part| self.apply_part(part)),
-            work => self.apply_part(work),
-        }
+        batch.into_parts().into_iter().try_for_each(|part| self.apply_part(part))
     }
 
-    fn apply_part(&mut self, work: Work) -> Result<(), ImportError> {
-        if !matches!(work, Work::RowStream { .. }) {
+    fn apply_part(&mut self, batch: Batch) -> Result<(), ImportError> {
+        if !matches!(batch, Batch::RowStream { .. }) {
             self.ensure_no_open_stream()?;
         }
-        if !matches!(work, Work::FileChunk { .. }) {
+        if !matches!(batch, Batch::FileChunk { .. }) {
             self.finish_files()?;
         }
-        if !matches!(work, Work::Rows { .. } | Work::RowStream { .. }) {
+        if !matches!(batch, Batch::Rows { .. } | Batch::RowStream { .. }) {
             // Only rows share the open write transaction; files and vectors take their time
             // without holding anyone's turn to write.
             self.session.commit()?;
         }
-        match work {
-            Work::Rows { table, first_line, held, deflated } => {
+        match batch {
+            Batch::Rows { table, first_line, held, deflated, .. } => {
                 self.session.note_held_rows(&table, held);
                 self.rows(&table, first_line, &deflated)
             }
-            Work::RowStream { table, offset, last, deflated } => self.row_stream(&table, offset, last, &deflated),
-            Work::Vectors { table, first_line, deflated } => self.vectors(&table, first_line, &deflated),
-            Work::FileChunk { bucket, name, offset, size, bytes } => {
+            Batch::RowStream { table, offset, last, deflated } => self.row_stream(&table, offset, last, &deflated),
+            Batch::Vectors { table, first_line, deflated, .. } => self.vectors(&table, first_line, &deflated),
+            Batch::FileChunk { bucket, name, offset, size, bytes } => {
                 self.file_chunk(bucket, name, offset, size, &bytes)
             }
-            Work::Secrets { enc, sealed } => self.secrets(&enc, &sealed),
-            // Answered by the worker itself; a bundle's parts were applied above.
-            Work::CheckVectors(_) | Work::Commit(_) | Work::Bundle(_) => Ok(()),
+            Batch::Secrets { enc, sealed } => self.secrets(&enc, &sealed),
+            // `into_parts` took it apart above.
+            Batch::Bundle(parts) => parts.into_iter().try_for_each(|part| self.apply_part(part)),
         }
     }
 
@@ -194,11 +193,8 @@ impl<'a> BatchApplier<'a> {
         let first_line = stream.lines() + 1;
         let counter = self.cap_counter();
         let segment = stream.segment(offset, deflated, last, self.line_cap, counter)?;
-        let lines = NdjsonLines::new(
-            BufReader::with_capacity(256 * 1024, segment),
-            format!("database/{table}.ndjson"),
-            self.line_cap,
-        );
+        let lines =
+            NdjsonLines::new(BufReader::with_capacity(256 * 1024, segment), table_entry_name(table), self.line_cap);
         self.rows_from(table, first_line, lines)?;
         // The part of a line the segment ended in waits for the next one: in the budget.
         let carried = if last { 0 } else { stream.carried() as u64 };
@@ -213,9 +209,10 @@ impl<'a> BatchApplier<'a> {
     }
 
     /// Applies the rows of a registry table a step at a time; a table this server does not
-    /// apply has its lines checked and is noted.
+    /// apply (`registry::is_applied_table`: the worker has no columns for it) has its
+    /// lines checked and is noted.
     fn rows(&mut self, table: &str, first_line: u64, deflated: &[u8]) -> Result<(), ImportError> {
-        let lines = self.lines(format!("database/{table}.ndjson"), deflated);
+        let lines = self.lines(table_entry_name(table), deflated);
         self.rows_from(table, first_line, lines)
     }
 
@@ -242,7 +239,7 @@ impl<'a> BatchApplier<'a> {
     }
 
     fn vectors(&mut self, table: &str, first_line: u64, deflated: &[u8]) -> Result<(), ImportError> {
-        let lines = self.lines(format!("lancedb/{table}.ndjson"), deflated);
+        let lines = self.lines(vector_entry_name(table), deflated);
         let dimension = self.job.archive.embedding_config.dimension.unwrap_or(0);
         let session = &mut self.session;
         let mut processed = 0;

@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::{GeneralPurpose, STANDARD as BASE64};
 use base64::write::EncoderWriter;
 use base64::Engine as _;
-use lvbak_core::batch::{decode_batch_deflated, MAX_FILE_CHUNK_BYTES};
+use lvbak_core::batch::{Batch, MAX_FILE_CHUNK_BYTES};
 use lvbak_core::hpke::HpkeKeyPair;
 use lvbak_core::secrets::SecretsIndex;
 use lvbak_core::upload::{held_id_hash, FileClaim};
@@ -222,16 +222,16 @@ async fn receive(
     }
     // The frame, names and chunk bounds are checked before the batch is acknowledged; NDJSON
     // is inflated and every line parsed by the worker, a step at a time.
-    let mut work = Work::from(decode_batch_deflated(&body)?);
+    let mut batch = Batch::decode(&body)?;
     drop(body);
     // A bundle's parts are each checked as a batch of their own would be, and only a batch
     // that passes them all draws on the held-rows budget (a refused one may come again).
     let mut payload = 0;
-    for part in work.parts_mut() {
+    for part in batch.parts_mut() {
         match part {
-            Work::FileChunk { bytes, .. } => payload += bytes.len() as u64,
-            Work::Secrets { sealed, .. } => payload += sealed.len() as u64,
-            Work::Vectors { .. } if !batches.accept_vectors.load(Ordering::Relaxed) => {
+            Batch::FileChunk { bytes, .. } => payload += bytes.len() as u64,
+            Batch::Secrets { sealed, .. } => payload += sealed.len() as u64,
+            Batch::Vectors { .. } if !batches.accept_vectors.load(Ordering::Relaxed) => {
                 return Err(AppError::VectorsNotAccepted)
             }
             _ => {}
@@ -240,12 +240,12 @@ async fn receive(
     if batches.inflated.load(Ordering::Relaxed) + payload > limits.max_decompressed_bytes {
         return Err(FormatError::DecompressedCap { limit: limits.max_decompressed_bytes }.into());
     }
-    for part in work.parts_mut() {
-        if let Work::Rows { table, held, .. } = part {
+    for part in batch.parts_mut() {
+        if let Batch::Rows { table, held, .. } = part {
             *held = batches.take_held_rows(table, *held);
         }
     }
-    if !batches.enqueue(work, Some(memory)).await {
+    if !batches.enqueue(Work::Batch(batch), Some(memory)).await {
         return Err(ended(&state, &id, &user.id).await);
     }
     batches.inflated.fetch_add(payload, Ordering::Relaxed);
@@ -463,5 +463,278 @@ async fn commit(
     match job.status() {
         JobStatus::Complete => Ok(Json(job.report()).into_response()),
         status => Err(AppError::ImportEnded { status, error: job.lock().error.clone() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use axum::http::HeaderValue;
+    use lvbak_core::batch::{deflate_ndjson, encode_bundle};
+    use lvbak_core::protocol::{BatchAccepted, HeldRowsAnswer, JobReport};
+    use lvbak_core::upload::HeldRows;
+    use sha2::Digest as _;
+
+    use super::super::testing::{book, ids, rows, sound_chunk, SOUND};
+    use super::*;
+    use crate::config::HostingLimits;
+    use crate::storage::sqlite::UserRecord;
+    use crate::test_support::{account, test_state};
+
+    const A: &str = "3f1c2a4e-0000-4000-8000-0000000000a1";
+    const B: &str = "3f1c2a4e-0000-4000-8000-0000000000b2";
+
+    /// `POST …/batches` with the corpus manifest and these file claims.
+    async fn open_job(state: &AppState, user: &UserRecord, files: Vec<FileClaim>) -> AppResult<BatchJobOpened> {
+        let manifest = serde_json::from_slice(&lvbak_tests::corpus::manifest_json(&[])).unwrap();
+        let request = OpenRequest { manifest, secrets_index: None, files };
+        let (status, Json(opened)) = open(State(state.clone()), CurrentUser(user.clone()), Json(request)).await?;
+        assert_eq!(status, StatusCode::CREATED);
+        Ok(opened)
+    }
+
+    /// `PUT …/batches/:n` with `body`, its length and `hash` (the body's own by default).
+    async fn put_with(
+        state: &AppState,
+        user: &UserRecord,
+        job: &str,
+        number: u64,
+        body: Vec<u8>,
+        length: Option<usize>,
+        hash: Option<String>,
+    ) -> AppResult<BatchAccepted> {
+        let mut headers = HeaderMap::new();
+        if let Some(length) = length {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        let hash = hash.unwrap_or_else(|| hex::encode(sha2::Sha256::digest(&body)));
+        headers.insert("x-batch-sha256", HeaderValue::from_str(&hash).unwrap());
+        let path = Path((job.to_string(), number));
+        let answer = receive(State(state.clone()), CurrentUser(user.clone()), path, headers, Body::from(body)).await?;
+        Ok(serde_json::from_slice(&axum::body::to_bytes(answer.into_body(), usize::MAX).await.unwrap()).unwrap())
+    }
+
+    async fn put(
+        state: &AppState,
+        user: &UserRecord,
+        job: &str,
+        number: u64,
+        body: Vec<u8>,
+    ) -> AppResult<BatchAccepted> {
+        let length = body.len();
+        put_with(state, user, job, number, body, Some(length), None).await
+    }
+
+    async fn commit_job(state: &AppState, user: &UserRecord, job: &str, batches: u64) -> AppResult<JobReport> {
+        let answer = commit(
+            State(state.clone()),
+            CurrentUser(user.clone()),
+            Path(job.to_string()),
+            Json(CommitRequest { batches }),
+        )
+        .await?;
+        Ok(serde_json::from_slice(&axum::body::to_bytes(answer.into_body(), usize::MAX).await.unwrap()).unwrap())
+    }
+
+    async fn held_rows_of(state: &AppState, user: &UserRecord, job: &str) -> AppResult<Vec<u8>> {
+        let answer = held_rows(State(state.clone()), CurrentUser(user.clone()), Path(job.to_string())).await?;
+        Ok(axum::body::to_bytes(answer.into_body(), usize::MAX).await.unwrap().to_vec())
+    }
+
+    /// Cancels an open job and waits until it has ended.
+    async fn cancel_and_wait(state: &AppState, user: &UserRecord, job: &str) {
+        let open = state.jobs().get(job, &user.id).unwrap();
+        state.jobs().cancel(&open);
+        for _ in 0..500 {
+            if state.jobs().get(job, &user.id).is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the job did not end");
+    }
+
+    fn error_code<T: std::fmt::Debug>(answer: AppResult<T>) -> String {
+        answer.unwrap_err().code().to_string()
+    }
+
+    /// A job opens with its key and next batch, and tells which of the claimed files the
+    /// account holds, by the server's own reading of its copies (same size and CRC-32).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_opens_with_its_key_and_the_files_the_account_holds() {
+        let test = test_state("batch-open", HostingLimits::default()).await;
+        let state = &test.state;
+        let alice = account(state, "alice");
+        let opened = open_job(state, &alice, vec![]).await.unwrap();
+        assert_eq!((opened.next_batch, opened.held_files.len()), (0, 0));
+        assert_eq!(BASE64.decode(&opened.hpke_public_key).unwrap().len(), 32);
+        // The corpus manifest names an embedding model this account has not set.
+        assert!(!opened.accept_vectors && opened.vector_reason.is_some(), "{opened:?}");
+        // One open import per user.
+        assert_eq!(error_code(open_job(state, &alice, vec![]).await), "import_running");
+        let bundle = encode_bundle(&[
+            rows("world_books", 1, &book(A), 0).encode().unwrap(),
+            sound_chunk(0, SOUND.len() as u64, SOUND).encode().unwrap(),
+        ])
+        .unwrap();
+        put(state, &alice, &opened.job_id, 0, bundle).await.unwrap();
+        let done = commit_job(state, &alice, &opened.job_id, 1).await.unwrap();
+        assert_eq!(done.status, JobStatus::Complete, "{done:?}");
+
+        let claim = |name: &str, bytes: &[u8]| FileClaim {
+            bucket: "notification-sounds".into(),
+            name: name.into(),
+            size: bytes.len() as u64,
+            crc32: crc32fast::hash(bytes),
+        };
+        let opened = open_job(state, &alice, vec![claim("completion.mp3", SOUND), claim("completion.wav", SOUND)]);
+        let opened = opened.await.unwrap();
+        assert_eq!(opened.held_files, ["files/notification-sounds/completion.mp3"]);
+        let path = Path(opened.job_id.clone());
+        let Json(held) = held_files(State(state.clone()), CurrentUser(alice.clone()), path).await.unwrap();
+        assert_eq!(held.held_files, opened.held_files);
+        // The same name and size with other bytes is not held.
+        cancel_and_wait(state, &alice, &opened.job_id).await;
+        let mut other = SOUND.to_vec();
+        *other.last_mut().unwrap() = b'!';
+        let opened = open_job(state, &alice, vec![claim("completion.mp3", &other)]).await.unwrap();
+        assert!(opened.held_files.is_empty());
+    }
+
+    /// Every check a batch gets before it is taken — its length, its hash, its number, its
+    /// frame, whether vectors may come — refuses it with its code and leaves the job where
+    /// it was; the next batch then goes in, a replay answers the same, and other bytes under
+    /// a taken number are a conflict.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_is_checked_before_it_is_taken_and_a_refusal_changes_nothing() {
+        let test = test_state("batch-receive", HostingLimits::default()).await;
+        let state = &test.state;
+        let alice = account(state, "alice");
+        let job = open_job(state, &alice, vec![]).await.unwrap().job_id;
+        let good = rows("world_books", 1, &book(A), 0).encode().unwrap();
+        let next = || state.jobs().get(&job, &alice.id).unwrap().batches().unwrap().resume_facts().0;
+        let refused = [
+            ("no length", put_with(state, &alice, &job, 0, good.clone(), None, None).await, "batch_length"),
+            (
+                "too long",
+                put_with(state, &alice, &job, 0, good.clone(), Some(MAX_BATCH_WIRE_BYTES + 1), None).await,
+                "batch_length",
+            ),
+            (
+                "another hash",
+                put_with(state, &alice, &job, 0, good.clone(), Some(good.len()), Some("00".repeat(32))).await,
+                "batch_hash_mismatch",
+            ),
+            (
+                "shorter than said",
+                put_with(state, &alice, &job, 0, good.clone(), Some(good.len() + 1), None).await,
+                "upload_failed",
+            ),
+            ("a gap", put(state, &alice, &job, 3, good.clone()).await, "batch_gap"),
+            ("not a batch", put(state, &alice, &job, 0, b"PK\x03\x04 not a batch".to_vec()).await, "bad_batch"),
+            (
+                "a path outside its folder",
+                put(state, &alice, &job, 0, rows("../x", 1, &book(A), 0).encode().unwrap()).await,
+                "path_traversal",
+            ),
+            ("vectors not accepted", put(state, &alice, &job, 0, vectors_batch()).await, "vectors_not_accepted"),
+        ];
+        for (what, answer, code) in refused {
+            assert_eq!(error_code(answer), code, "{what}");
+            assert_eq!(next(), 0, "{what}");
+        }
+        let taken = put(state, &alice, &job, 0, good.clone()).await.unwrap();
+        assert_eq!(taken, BatchAccepted { batch: 0, accepted: true, next_batch: 1 });
+        assert_eq!(put(state, &alice, &job, 0, good.clone()).await.unwrap(), taken, "a replay");
+        let other = rows("world_books", 1, &book(B), 0).encode().unwrap();
+        assert_eq!(error_code(put(state, &alice, &job, 0, other).await), "batch_conflict");
+        assert_eq!(next(), 1);
+        let done = commit_job(state, &alice, &job, 1).await.unwrap();
+        assert_eq!(ids(state, "world_books", &alice), [A]);
+        assert_eq!(done.status, JobStatus::Complete);
+    }
+
+    /// One vectors batch of `embeddings`.
+    fn vectors_batch() -> Vec<u8> {
+        let deflated = deflate_ndjson(b"{}\n").unwrap();
+        Batch::Vectors { table: "embeddings".into(), first_line: 1, lines: 1, deflated }.encode().unwrap()
+    }
+
+    /// `held-rows` hands out the hashes of the account's ids per table and the tables it
+    /// has no rows of (fixed at the first reading); a batch may count as held no more rows
+    /// than were handed out; the readings per job are few, and one at a time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn held_rows_hand_out_the_accounts_ids_and_bound_what_a_batch_counts_as_held() {
+        let test = test_state("batch-held-rows", HostingLimits::default()).await;
+        let state = &test.state;
+        let alice = account(state, "alice");
+        let job = open_job(state, &alice, vec![]).await.unwrap().job_id;
+        let answer: HeldRowsAnswer = serde_json::from_slice(&held_rows_of(state, &alice, &job).await.unwrap()).unwrap();
+        assert!(answer.tables.is_empty());
+        let everything: Vec<String> = lvbak_core::registry::TABLES.iter().map(|spec| spec.name.to_string()).collect();
+        assert_eq!(answer.fresh.as_ref(), Some(&everything));
+        let lines = format!("{}{}", book(A), book(B));
+        put(state, &alice, &job, 0, rows("world_books", 1, &lines, 0).encode().unwrap()).await.unwrap();
+        commit_job(state, &alice, &job, 1).await.unwrap();
+
+        let job = open_job(state, &alice, vec![]).await.unwrap().job_id;
+        let text = held_rows_of(state, &alice, &job).await.unwrap();
+        let held = HeldRows::parse(&text).unwrap();
+        let expected: std::collections::HashSet<u64> = [A, B].map(lvbak_core::upload::held_id_hash).into();
+        assert_eq!(held.tables["world_books"], expected);
+        let fresh = held.fresh.unwrap();
+        assert!(!fresh.contains("world_books") && fresh.contains("characters") && fresh.len() == everything.len() - 1);
+        // The client says it left out five rows; two ids were handed out.
+        put(state, &alice, &job, 0, rows("world_books", 1, "", 5).encode().unwrap()).await.unwrap();
+        let done = commit_job(state, &alice, &job, 1).await.unwrap();
+        let line = &done.outcome.unwrap().summary["world_books"];
+        assert_eq!(serde_json::to_value(line).unwrap()["skipped"], 2, "{line:?}");
+
+        let job = open_job(state, &alice, vec![]).await.unwrap().job_id;
+        for _ in 0..HELD_ROWS_READS {
+            held_rows_of(state, &alice, &job).await.unwrap();
+        }
+        assert_eq!(error_code(held_rows_of(state, &alice, &job).await), "rate_limited");
+    }
+
+    /// A commit needs every batch the client sent; it answers the job's report once the
+    /// job completed, again when repeated; a batch after it is refused as the job ended.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_needs_every_batch_and_answers_again_once_complete() {
+        let test = test_state("batch-commit", HostingLimits::default()).await;
+        let state = &test.state;
+        let alice = account(state, "alice");
+        let job = open_job(state, &alice, vec![]).await.unwrap().job_id;
+        put(state, &alice, &job, 0, rows("world_books", 1, &book(A), 0).encode().unwrap()).await.unwrap();
+        assert!(matches!(commit_job(state, &alice, &job, 3).await, Err(AppError::BatchGap { next: 1 })));
+        let done = commit_job(state, &alice, &job, 1).await.unwrap();
+        assert_eq!((done.status, done.job_id.as_str()), (JobStatus::Complete, job.as_str()));
+        let again = commit_job(state, &alice, &job, 1).await.unwrap();
+        assert_eq!(again.status, JobStatus::Complete);
+        let late = put(state, &alice, &job, 1, rows("world_books", 2, &book(B), 0).encode().unwrap()).await;
+        assert_eq!(error_code(late), "import_complete");
+        // Another account cannot see the job.
+        let bob = account(state, "bob");
+        assert!(matches!(commit_job(state, &bob, &job, 1).await, Err(AppError::NotFound("import job"))));
+        assert_eq!(ids(state, "world_books", &alice), [A]);
+    }
+
+    /// A body must be as long as it says, taking room in the memory budget as its bytes
+    /// arrive (kept until the batch is applied), and has a deadline by its length.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_arrives_whole_within_the_memory_budget() {
+        let budget = MemoryBudget::new(16 << 20);
+        let (bytes, held) = read_body(&budget, Body::from(vec![7u8; 1000]), 1000).await.unwrap();
+        assert_eq!(bytes, vec![7u8; 1000]);
+        assert_eq!((held.mebibytes(), budget.available_mib()), (1, 15));
+        drop(held);
+        assert_eq!(budget.available_mib(), 16);
+        for (length, sent) in [(1001, 1000), (999, 1000)] {
+            let answer = read_body(&budget, Body::from(vec![7u8; sent]), length).await;
+            assert!(matches!(answer, Err(AppError::UploadFailed)), "{length} for {sent} bytes");
+        }
+        assert_eq!(budget.available_mib(), 16, "a refused body holds nothing");
+        assert_eq!(body_deadline(0), BODY_GRACE);
+        assert_eq!(body_deadline(10 * SLOWEST_UPLOAD as usize), BODY_GRACE + Duration::from_secs(10));
     }
 }

@@ -35,6 +35,8 @@
 mod apply;
 mod http;
 mod ledger;
+#[cfg(test)]
+mod testing;
 mod work;
 mod worker;
 

@@ -4,6 +4,9 @@
 //! freeing its user, its thread and everything it holds — on commit, on the first failure,
 //! on cancel, or when the job stays silent or open too long.
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -11,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lvbak_core::hpke::HpkeKeyPair;
-use lvbak_core::registry::TABLES;
+use lvbak_core::registry::{is_applied_table, TABLES};
 use lvbak_core::upload::FileClaim;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
@@ -88,7 +91,8 @@ impl Worker {
             let blocker = session.vector_restore_blocker(&self.job.archive.embedding_config)?;
             let held_files = session.held_files(&self.claims, self.services.hosting.held_check_bytes)?;
             let mut columns = HashMap::new();
-            for spec in TABLES {
+            // Only the tables an import applies: rows of any other are checked and listed.
+            for spec in TABLES.iter().filter(|spec| is_applied_table(spec.name)) {
                 if let Some(names) = session.columns_of(spec.name)? {
                     columns.insert(spec.name.to_string(), names);
                 }
@@ -187,7 +191,7 @@ impl Worker {
                     applier.pause()?;
                     return Ok(done);
                 }
-                work => applier.apply(work)?,
+                Work::Batch(batch) => applier.apply(batch)?,
             }
             drop((place, memory));
         }

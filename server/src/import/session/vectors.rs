@@ -40,8 +40,7 @@ impl ImportSession<'_> {
             let source_id = self.applier.local_id(&text(&row, "source_id"))?;
             let owner_id = self.applier.local_id(&text(&row, "owner_id"))?;
             let chunk_index = row.get("chunk_index").and_then(Value::as_f64).unwrap_or(0.0);
-            let vector = match row.get("vector_b64").and_then(Value::as_str).map(|b64| decode_vector(b64, "vector_b64"))
-            {
+            let vector = match row_vector(&row).map(|b64| decode_vector(b64, "vector_b64")) {
                 Some(Ok(vector)) if vector.len() == dimension as usize => vector,
                 _ => {
                     counts.rejected += 1;
