@@ -6,8 +6,7 @@
 
 use std::cmp::Ordering;
 
-use super::ccv3::entries_of;
-use super::js::{js_trim, JsObject, JsValue};
+use super::js::{entries_of, js_trim, JsObject, JsValue};
 use super::stored::StoredRow;
 use crate::error::{FormatError, Result};
 

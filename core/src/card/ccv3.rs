@@ -5,7 +5,7 @@
 //! without Lumiverse's internal keys.
 
 use super::book::{merged_character_book, parse_json_column, Book};
-use super::js::{JsObject, JsValue};
+use super::js::{entries_of, property, JsObject, JsValue};
 use super::stored::StoredRow;
 use crate::error::Result;
 
@@ -36,31 +36,6 @@ const TEXT_FIELDS: [&str; 9] = [
     "system_prompt",
     "post_history_instructions",
 ];
-
-/// `Object.entries(value)`: an object's properties, an array's items by index, a string's
-/// UTF-16 code units by index (a unit that is half of a pair, which Rust text cannot hold
-/// alone, as U+FFFD), nothing for anything else.
-pub(crate) fn entries_of(value: &JsValue) -> Vec<(String, JsValue)> {
-    match value {
-        JsValue::Object(object) => object.iter().map(|(k, v)| (k, v.clone())).collect(),
-        JsValue::Array(items) => items.iter().enumerate().map(|(at, item)| (at.to_string(), item.clone())).collect(),
-        JsValue::String(text) => text
-            .chars()
-            .flat_map(|c| {
-                let unit = if c.len_utf16() == 1 { c.to_string() } else { "\u{fffd}".to_string() };
-                vec![unit; c.len_utf16()]
-            })
-            .enumerate()
-            .map(|(at, unit)| (at.to_string(), JsValue::from(unit)))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// A property of a parsed JSON value (`value?.key`): only objects have any.
-pub(crate) fn property<'a>(value: &'a JsValue, key: &str) -> Option<&'a JsValue> {
-    value.as_object().and_then(|object| object.get(key))
-}
 
 /// The world books a character is attached to (`getCharacterWorldBookIds`): the non-empty
 /// strings of `extensions.world_book_ids` when it is an array (even an empty one), else

@@ -342,6 +342,31 @@ impl<'de> Visitor<'de> for JsValueVisitor {
     }
 }
 
+/// `Object.entries(value)`: an object's properties, an array's items by index, a string's
+/// UTF-16 code units by index (a unit that is half of a pair, which Rust text cannot hold
+/// alone, as U+FFFD), nothing for anything else.
+pub(crate) fn entries_of(value: &JsValue) -> Vec<(String, JsValue)> {
+    match value {
+        JsValue::Object(object) => object.iter().map(|(k, v)| (k, v.clone())).collect(),
+        JsValue::Array(items) => items.iter().enumerate().map(|(at, item)| (at.to_string(), item.clone())).collect(),
+        JsValue::String(text) => text
+            .chars()
+            .flat_map(|c| {
+                let unit = if c.len_utf16() == 1 { c.to_string() } else { "\u{fffd}".to_string() };
+                vec![unit; c.len_utf16()]
+            })
+            .enumerate()
+            .map(|(at, unit)| (at.to_string(), JsValue::from(unit)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A property of a parsed JSON value (`value?.key`): only objects have any.
+pub(crate) fn property<'a>(value: &'a JsValue, key: &str) -> Option<&'a JsValue> {
+    value.as_object().and_then(|object| object.get(key))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -5,7 +5,7 @@
 //! (`exportWorldBook(…, "lumiverse")`) and the bound regex scripts as it bundles them.
 
 use super::book::{entry_extensions, parse_json_column, Book};
-use super::ccv3::{entries_of, property};
+use super::js::{entries_of, property};
 use super::js::{js_trim, JsObject, JsValue};
 use super::stored::StoredRow;
 use crate::error::{FormatError, Result};
