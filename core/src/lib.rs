@@ -15,6 +15,7 @@ pub mod entry_name;
 pub mod error;
 pub mod explore;
 pub mod hpke;
+pub mod import_plan;
 pub mod inspect;
 pub mod js_number;
 pub mod limits;

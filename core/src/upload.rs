@@ -38,10 +38,9 @@ use std::io::{Read, Seek};
 
 use crate::archive::Archive;
 use crate::batch::{Batch, PlainSecret, BUNDLE_FRAME_BYTES};
-use crate::entry_name::EntryKind;
 use crate::error::{FormatError, Result};
 use crate::hpke::{seal, SECRETS_INFO};
-use crate::registry::{TABLES, VECTOR_TABLES};
+use crate::import_plan::ImportPlan;
 use crate::vector::NULL_VECTORS;
 pub use cut::FILE_CHUNK_BYTES;
 use cut::{Cut, FileCutter, LineCutter, Lines};
@@ -197,8 +196,8 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
     /// order (those the server holds counted, not read), the secrets.
     pub fn new(archive: &'a Archive<R>, mut plan: UploadPlan) -> Self {
         let mut tasks = VecDeque::new();
-        for spec in TABLES {
-            let Some(index) = archive.table_entry(spec.name) else { continue };
+        let import = ImportPlan::of(archive);
+        for &(spec, index) in &import.tables {
             let held = plan.held_rows.remove(spec.name).filter(|held| !held.is_empty());
             // A fresh table goes as a stream whatever is held now; without the server's
             // list, a table none of whose rows are held does.
@@ -209,23 +208,12 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
             tasks.push_back(Task::Lines { index, table: spec.name, lines });
         }
         // Tables this version does not apply: checked, so a damaged archive is refused whole.
-        for (index, table) in archive.unused_tables() {
-            tasks.push_back(Task::Unused { index, table });
+        for unused in import.unused {
+            tasks.push_back(Task::Unused { index: unused.index, table: unused.table });
         }
-        let entries =
-            VECTOR_TABLES.iter().filter_map(|&table| archive.vector_table_entry(table).map(|index| (table, index)));
-        tasks.push_back(Task::DecideVectors { entries: entries.collect() });
-        let (mut files, mut held) = (Vec::new(), Vec::new());
-        for index in archive.indices_in_file_order() {
-            let entry = &archive.entries()[index];
-            if matches!(entry.kind, EntryKind::File { .. }) {
-                if plan.held_files.contains(&entry.name) {
-                    held.push(index)
-                } else {
-                    files.push(index)
-                }
-            }
-        }
+        tasks.push_back(Task::DecideVectors { entries: import.vectors });
+        let (files, held): (Vec<usize>, Vec<usize>) =
+            import.files.into_iter().partition(|&index| !plan.held_files.contains(&archive.entries()[index].name));
         let progress = UploadProgress {
             phase: "tables".into(),
             files_total: (files.len() + held.len()) as u64,

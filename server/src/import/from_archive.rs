@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::io::{Read, Seek};
 use std::path::Path;
 
-use lvbak_core::registry::{TABLES, VECTOR_TABLES};
+use lvbak_core::import_plan::ImportPlan;
 use lvbak_core::secrets::SECRETS_BLOB_ENTRY;
 use lvbak_core::vector::NULL_VECTORS;
 use lvbak_core::{
@@ -22,19 +22,13 @@ use crate::progress::Event;
 fn apply_tables<R: Read + Seek + Send>(
     session: &mut ImportSession<'_>,
     archive: &mut Archive<R>,
+    plan: &ImportPlan,
 ) -> Result<(), ImportError> {
-    // The row tables this version does not apply (the vector ones come with the vectors).
-    let unused: Vec<(usize, String)> = archive
-        .unused_tables()
-        .into_iter()
-        .filter(|&(index, _)| matches!(archive.entries()[index].kind, EntryKind::Table { .. }))
-        .collect();
-    for (index, table) in unused {
-        session.skip_table(&table);
-        archive.check_lines(index)?;
+    for unused in plan.unused_row_tables() {
+        session.skip_table(&unused.table);
+        archive.check_lines(unused.index)?;
     }
-    for spec in TABLES {
-        let Some(index) = archive.table_entry(spec.name) else { continue };
+    for &(spec, index) in &plan.tables {
         session.progress(Event::Table { table: spec.name.to_string(), processed: 0 });
         let columns = session.columns_of(spec.name)?.unwrap_or_default();
         let unknown = UnknownColumns::default();
@@ -54,15 +48,11 @@ fn apply_tables<R: Read + Seek + Send>(
 fn apply_files<R: Read + Seek>(
     session: &mut ImportSession<'_>,
     archive: &mut Archive<R>,
+    plan: &ImportPlan,
     archive_path: Option<&Path>,
 ) -> Result<(), ImportError> {
-    let files: Vec<usize> = archive
-        .indices_in_file_order()
-        .into_iter()
-        .filter(|&index| matches!(archive.entries()[index].kind, EntryKind::File { .. }))
-        .collect();
-    let total = files.len();
-    for (done, index) in files.into_iter().enumerate() {
+    let total = plan.files.len();
+    for (done, &index) in plan.files.iter().enumerate() {
         if done % 25 == 0 {
             session.progress(Event::Files { processed: done as u64, total: total as u64 });
         }
@@ -81,17 +71,12 @@ fn apply_files<R: Read + Seek>(
 fn apply_vectors<R: Read + Seek + Send>(
     session: &mut ImportSession<'_>,
     archive: &mut Archive<R>,
+    plan: &ImportPlan,
 ) -> Result<(), ImportError> {
-    let present: Vec<(&str, usize)> =
-        VECTOR_TABLES.iter().filter_map(|&t| archive.vector_table_entry(t).map(|index| (t, index))).collect();
-    let unused: Vec<(usize, String)> = archive
-        .unused_tables()
-        .into_iter()
-        .filter(|&(index, _)| matches!(archive.entries()[index].kind, EntryKind::VectorTable { .. }))
-        .collect();
-    for (index, table) in unused {
-        session.skip_table(&table);
-        archive.check_lines(index)?;
+    let present = &plan.vectors;
+    for unused in plan.unused_vector_tables() {
+        session.skip_table(&unused.table);
+        archive.check_lines(unused.index)?;
     }
     if present.is_empty() {
         let reason = "the archive carries no vectors".to_string();
@@ -117,13 +102,13 @@ fn apply_vectors<R: Read + Seek + Send>(
     if let Some(reason) = blocker {
         session.progress(Event::LancedbSkipped { reason: reason.clone() });
         session.set_vector_outcome(Some(reason));
-        for (_, index) in present {
+        for &(_, index) in present {
             archive.check_lines(index)?;
         }
         return Ok(());
     }
     let dimension = config.dimension.unwrap_or(0);
-    for (table, index) in present {
+    for &(table, index) in present {
         let lines = archive.ndjson_lines(index)?;
         for_each_step(lines, 1, parse_row, |rows| session.apply_vectors(table, rows, dimension).map(|_| ()))?;
         session.progress(Event::LancedbTableDone { table: table.to_string() });
@@ -138,9 +123,10 @@ fn apply_vectors<R: Read + Seek + Send>(
 fn apply_secrets<R: Read + Seek>(
     session: &mut ImportSession<'_>,
     archive: &mut Archive<R>,
+    plan: &ImportPlan,
     key: Option<&SecretKey>,
 ) -> Result<(), ImportError> {
-    let Some(index) = archive.index_of(SECRETS_BLOB_ENTRY) else { return Ok(()) };
+    let Some(index) = plan.secrets else { return Ok(()) };
     let keys: HashSet<String> =
         archive.secrets_index().map(|index| index.keys.iter().cloned().collect()).unwrap_or_default();
     if key.is_some() {
@@ -181,8 +167,9 @@ pub fn import_archive<R: Read + Seek + Send>(
     archive_path: Option<&Path>,
 ) -> Result<(), ImportError> {
     session.progress(Event::Extracted);
-    apply_tables(session, archive)?;
-    apply_files(session, archive, archive_path)?;
-    apply_vectors(session, archive)?;
-    apply_secrets(session, archive, secrets_key)
+    let plan = ImportPlan::of(archive);
+    apply_tables(session, archive, &plan)?;
+    apply_files(session, archive, &plan, archive_path)?;
+    apply_vectors(session, archive, &plan)?;
+    apply_secrets(session, archive, &plan, secrets_key)
 }
