@@ -282,8 +282,9 @@ impl Jobs {
         self.worker_count
     }
 
-    /// Ends a job, once: the final state, the staging file removed, the bounded report
-    /// recorded, the final event published, the user's slot freed, the job forgotten.
+    /// Ends a job, once: the final state (and with it the user's slot freed), the staging
+    /// file removed, the bounded report recorded, the final event published, the job
+    /// forgotten.
     pub fn finish(&self, store: &Store, job: &Job, outcome: Outcome) {
         let event = {
             let mut state = job.lock();
@@ -292,7 +293,7 @@ impl Jobs {
             }
             state.finished_at = Some(now());
             state.decision = None;
-            match outcome {
+            let event = match outcome {
                 Outcome::Complete(summary) => {
                     state.status = JobStatus::Complete;
                     let event = Event::ImportComplete { summary: Box::new(summary.clone()) };
@@ -310,7 +311,11 @@ impl Jobs {
                     state.status = JobStatus::Cancelled;
                     Event::Cancelled { reason: None }
                 }
-            }
+            };
+            // Freed as the status turns final: whoever reads that status may start the
+            // next import at once (nothing below is shared with it).
+            drop(job.slot.lock().take());
+            event
         };
         if let Some(staged) = &job.staged {
             let _ = std::fs::remove_file(staged);
@@ -325,7 +330,6 @@ impl Jobs {
             tracing::error!("cannot record the end of import job {}: {failure}", job.id);
         }
         job.progress.publish(event);
-        drop(job.slot.lock().take());
         self.open.lock().remove(&job.id);
     }
 
