@@ -1,8 +1,11 @@
 // The Data Portability page's entry point: sign-in, then the cards — export (export.js),
-// import (import.js) with its archive explorer (explorer.js), Settings → Embeddings
-// (embeddings.js) — and the module Web Worker (worker.js) whose Wasm processor checks and
-// uploads archives. Browsers without Worker or WebAssembly get the import card's raw upload.
+// import (import.js) with its archive explorer (explorer.js) and character cards
+// (character-cards.js: downloads from the explorer, a card file checked), Settings →
+// Embeddings (embeddings.js) — and the module Web Worker (worker.js) whose Wasm processor
+// checks and uploads archives and builds cards. Browsers without Worker or WebAssembly get
+// the import card's raw upload (and no cards).
 import { getJson, sendJson } from "./api.js";
+import { createCards } from "./character-cards.js";
 import { $, text } from "./dom.js";
 import { createEmbeddingsCard } from "./embeddings.js";
 import { createExplorer } from "./explorer.js";
@@ -14,7 +17,9 @@ const capable = typeof Worker === "function" && typeof WebAssembly === "object";
 // Replaced by a new one when its Wasm module traps (`fatal`): see startWorker.
 let worker = null;
 const post = (message) => worker.postMessage(message);
-const explorer = capable ? createExplorer(post) : null;
+const cards = capable ? createCards(post) : null;
+const explorer = capable ? createExplorer(post, cards) : null;
+if (!capable) $("card-check").hidden = true;
 const embeddings = createEmbeddingsCard();
 createExportCard();
 const importCard = createImportCard({ post: capable ? post : null, explorer, rowsToEmbed: () => embeddings.load() });
@@ -27,7 +32,7 @@ function startWorker() {
   // A module that failed to load says nothing more than that.
   worker.onerror = (event) => importCard.workerStopped(event.message || "it could not be loaded");
   worker.onmessage = ({ data }) => {
-    if (explorer.handle(data)) return;
+    if (explorer.handle(data) || cards.handle(data)) return;
     if (data.kind !== Kind.FATAL) return importCard.handle(data);
     worker.terminate();
     startWorker();

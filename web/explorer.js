@@ -5,10 +5,9 @@
 // Worker a page at a time, so the page never holds more than a page of them.
 import { refusalWords } from "./api.js";
 import { $, make } from "./dom.js";
+import { placeholder } from "./character-cards.js";
+import { number, pager, plural } from "./pager.js";
 import { Kind } from "./protocol.js";
-
-const number = (n) => n.toLocaleString("en-US");
-const plural = (n, one, many) => `${number(n)} ${n === 1 ? one : many}`;
 
 /** Cards per page of a list, messages per page of a transcript, entries per page of a
  * world book (the Worker hands out no more: lvbak-core's LIST_PAGE, MESSAGE_PAGE,
@@ -30,8 +29,9 @@ const PANELS = {
   images: "explore-images",
 };
 
-/** `post(message)` sends a message to the current Worker. */
-export function createExplorer(post) {
+/** `post(message)` sends a message to the current Worker; `cards` (character-cards.js)
+ * gives each character its card controls. */
+export function createExplorer(post, cards) {
   const state = {
     explored: false,
     imagesTotal: 0,
@@ -105,33 +105,13 @@ export function createExplorer(post) {
     for (const key of Object.keys(element.dataset)) if (key !== "testid") delete element.dataset[key];
   }
 
-  // ---- pagers ---------------------------------------------------------------------
-  /** First/previous/next/last buttons and "noun X–Y of N" for a page from `start` of
-   * `size` within `total`; `go(start)` asks for another page. Hooks:
-   * `${prefix}-first|previous|next|last|range`. */
-  function pager(tag, attributes, prefix, { start, shown, total, size, noun, go }) {
-    const box = make(tag, { class: "pager", ...attributes });
-    const last = Math.max(0, Math.floor((total - 1) / size) * size);
-    const button = (name, label, to, enabled) => {
-      const b = make("button", { type: "button", class: "secondary", "data-testid": `${prefix}-${name}` }, label);
-      b.disabled = !enabled;
-      b.addEventListener("click", () => go(to));
-      return b;
-    };
-    const range = shown ? `${noun} ${number(start + 1)}–${number(start + shown)} of ${number(total)}` : `${noun}: none here (of ${number(total)})`;
-    box.append(
-      button("first", "« First", 0, start > 0),
-      button("previous", "‹ Previous", Math.max(0, start - size), start > 0),
-      make("span", { "data-testid": `${prefix}-range`, "aria-live": "polite" }, range),
-      button("next", "Next ›", start + size, start + size < total),
-      button("last", "Last »", last, start < last),
-    );
-    return box;
-  }
-
   // ---- lists: one page of cards each, asked of the Worker -------------------------
-  function avatar(name, label) {
+  /** A picture, or the initials of `who` when there is none or it cannot be shown. */
+  function avatar(name, label, who) {
+    if (!name) return placeholder(who, label);
     const img = make("img", { alt: label, class: "avatar", loading: "lazy" });
+    img.dataset.who = who || "";
+    img.addEventListener("error", () => img.replaceWith(placeholder(who, label)), { once: true });
     picture(name, img);
     return img;
   }
@@ -153,7 +133,8 @@ export function createExplorer(post) {
       const body = make("div");
       body.append(make("strong", {}, c.name || "(no name)"), make("p", { class: "muted" }, c.description));
       if (c.chats) body.append(opener(`${plural(c.chats, "chat", "chats")} ›`, () => showTab("explore-chats", c.id, c.name)));
-      item.append(avatar(c.avatar, `${c.name}'s picture`), body);
+      body.append(cards.actions(c));
+      item.append(avatar(c.avatar, `${c.name}'s picture`, c.name), body);
       return item;
     },
     chats(chat) {
@@ -172,7 +153,7 @@ export function createExplorer(post) {
       const item = make("li", { "data-testid": `explore-persona-${p.id}` });
       const body = make("div");
       body.append(make("strong", {}, p.name), make("p", { class: "muted" }, p.description));
-      item.append(avatar(p.avatar, `${p.name}'s picture`), body);
+      item.append(avatar(p.avatar, `${p.name}'s picture`, p.name), body);
       return item;
     },
     worldBooks(b) {
@@ -450,6 +431,7 @@ export function createExplorer(post) {
      * over. */
     reset(canExplore) {
       close();
+      cards.reset();
       Object.assign(state, { explored: false, imagesTotal: 0, asked: {}, chatsOf: null, chatsOfName: "" });
       // The timings of the last archive's index and chat go with it.
       for (const id of ["explorer", "explore-transcript", ...Object.values(PANELS)]) forgetData($(id));
@@ -503,7 +485,11 @@ export function createExplorer(post) {
           }
           return true;
         case Kind.EXPLORE_FAILED:
-          if (data.request === Kind.EXPLORE_FILE) state.waiting.delete(data.name);
+          if (data.request === Kind.EXPLORE_FILE) {
+            // A picture the archive cannot give: its characters are shown by their initials.
+            for (const img of state.waiting.get(data.name) || []) if (img.dataset.who != null) img.replaceWith(placeholder(img.dataset.who, img.alt));
+            state.waiting.delete(data.name);
+          }
           else $("explore-state").textContent = refusalWords(data.error);
           return true;
       }

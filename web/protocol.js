@@ -36,6 +36,14 @@ export const Kind = Object.freeze({
   EXPLORE_HITS: "exploreHits",
   EXPLORE_SEARCH_DONE: "exploreSearchDone",
   EXPLORE_FAILED: "exploreFailed",
+  // Character cards, built (or read back) by the Worker from a local file. Failures answer
+  // CARD_FAILED {seq, request, characterId?, error}.
+  CARD: "card", // {characterId, format, seq} → CARD {seq, format, bytes, fileName, name}
+  CARDS_ZIP: "cardsZip", // {characterIds, format, seq} → CARDS_PROGRESS {seq, done, total}…, CARDS_ZIP {seq, format, bytes, cards, skipped}
+  READ_CARD: "readCard", // {file, seq} → CARD_READ {seq, card}: lvbak-core's CardView
+  CARDS_PROGRESS: "cardsProgress",
+  CARD_READ: "cardRead",
+  CARD_FAILED: "cardFailed",
 });
 
 /** The explorer's requests, which the Worker hands to its explorer. */
@@ -47,6 +55,9 @@ export const EXPLORER_REQUESTS = new Set([
   Kind.EXPLORE_FILE,
   Kind.EXPLORE_SEARCH,
 ]);
+
+/** The card requests, which the Worker hands to its card builder. */
+export const CARD_REQUESTS = new Set([Kind.CARD, Kind.CARDS_ZIP, Kind.READ_CARD]);
 
 /** An import job's status, as the server's `…/import/{job}/status` answers name it
  * (lvbak-server's `import::jobs::Status`). */

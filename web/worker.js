@@ -3,12 +3,13 @@
 // the archive never has to be in memory. A module Worker: its messages' kinds come from
 // protocol.js (what each asks and answers is listed there), and the Wasm module from Trunk's
 // `web`-target loader, which finds `lvbak-wasm_bg.wasm` beside itself.
-// The archive explorer's requests read the local file only, with no request at all.
+// The archive explorer's requests, and the character cards built from the archive or read
+// back from a card file, read local files only, with no request at all.
 // A trap of the Wasm module (out of memory, a panic) leaves it unusable: the Worker says
 // `fatal` and closes, and the page starts a new one.
-import init, { Processor, coreVersion } from "./lvbak-wasm.js";
+import init, { Processor, coreVersion, readCard } from "./lvbak-wasm.js";
 import { CSRF_HEADERS, refusalOf } from "./api.js";
-import { EXPLORER_REQUESTS, Kind, UploadPhase } from "./protocol.js";
+import { CARD_REQUESTS, EXPLORER_REQUESTS, Kind, UploadPhase } from "./protocol.js";
 
 const ready = init();
 let processor = null;
@@ -207,6 +208,34 @@ function handle(data) {
       break;
     default:
       if (EXPLORER_REQUESTS.has(data.kind)) explore(data);
+      else if (CARD_REQUESTS.has(data.kind)) cards(data);
+  }
+}
+
+/** The card requests: a card of the open archive, several in one ZIP, a card file read
+ * back. Each answers with its own kind, or CARD_FAILED. */
+function cards(data) {
+  try {
+    switch (data.kind) {
+      case Kind.CARD: {
+        const card = processor.characterCard(data.characterId, data.format);
+        const { seq, format } = data;
+        self.postMessage({ kind: Kind.CARD, seq, format, bytes: card.bytes, fileName: card.fileName, name: card.name }, [card.bytes.buffer]);
+        break;
+      }
+      case Kind.CARDS_ZIP: {
+        const { seq, format } = data;
+        const zip = processor.cardsZip(JSON.stringify(data.characterIds), format, (done, total) => post({ kind: Kind.CARDS_PROGRESS, seq, done, total }));
+        self.postMessage({ kind: Kind.CARDS_ZIP, seq, format, bytes: zip.bytes, cards: zip.cards, skipped: zip.skipped }, [zip.bytes.buffer]);
+        break;
+      }
+      case Kind.READ_CARD:
+        post({ kind: Kind.CARD_READ, seq: data.seq, card: JSON.parse(readCard(data.file)) });
+        break;
+    }
+  } catch (thrown) {
+    rethrowFatal(thrown);
+    post({ kind: Kind.CARD_FAILED, seq: data.seq, request: data.kind, characterId: data.characterId, error: errorOf(thrown) });
   }
 }
 

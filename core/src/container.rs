@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 
 use flate2::bufread::DeflateDecoder;
 
-use crate::entry_name::{classify_entry_name, EntryKind};
+use crate::entry_name::{classify_card_entry_name, classify_entry_name, EntryKind};
 use crate::error::{FormatError, Result};
 use crate::limits::Limits;
 
@@ -129,6 +129,16 @@ impl<R: Read + Seek> Seek for Tracked<R> {
     }
 }
 
+/// Which names a container's entries may have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntryNames {
+    /// A `.lvbak`: every name through [`classify_entry_name`].
+    Archive,
+    /// A CHARX card: any safe name ([`classify_card_entry_name`]), empty folder entries
+    /// allowed (general ZIP tools write them).
+    Card,
+}
+
 /// A ZIP file whose end records and central directory have been validated.
 pub struct ZipContainer<R> {
     reader: Mutex<Tracked<R>>,
@@ -176,6 +186,11 @@ struct CentralDirectoryLocation {
 impl<R: Read + Seek> ZipContainer<R> {
     /// Validates the container: everything but the entries' local headers and data.
     pub fn open(reader: R, limits: &Limits) -> Result<Self> {
+        Self::open_named(reader, limits, EntryNames::Archive)
+    }
+
+    /// [`Self::open`] with entries named by `names`' rule.
+    pub(crate) fn open_named(reader: R, limits: &Limits, names: EntryNames) -> Result<Self> {
         let mut reader = Tracked { inner: reader, position: None };
         let archive_bytes = reader.seek(SeekFrom::End(0))?;
         let head_len = archive_bytes.min(4) as usize;
@@ -200,7 +215,7 @@ impl<R: Read + Seek> ZipContainer<R> {
             });
         }
         let directory = read_at(&mut reader, location.offset, location.size as usize, "the central directory")?;
-        let mut entries = parse_central_directory(&directory, limits)?;
+        let mut entries = parse_central_directory(&directory, limits, names)?;
         let count = entries.len() as u64;
         let count_matches = if location.count_is_exact {
             count == location.entries
@@ -436,7 +451,7 @@ fn zip64_values(extra: &[u8], needs: &Zip64Needs, name: &str) -> Result<[Option<
     Ok([None; 3])
 }
 
-fn parse_central_directory(directory: &[u8], limits: &Limits) -> Result<Vec<Entry>> {
+fn parse_central_directory(directory: &[u8], limits: &Limits, names: EntryNames) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     let mut at = 0;
     while at < directory.len() {
@@ -486,10 +501,15 @@ fn parse_central_directory(directory: &[u8], limits: &Limits) -> Result<Vec<Entr
         if made_by >> 8 == 3 && unix_mode & 0o170000 == 0o120000 {
             return Err(FormatError::SymlinkEntry { name: shown_name });
         }
-        if (made_by >> 8 == 3 && unix_mode & 0o170000 == 0o040000) || external_attributes & 0x10 != 0 {
+        let is_directory = (made_by >> 8 == 3 && unix_mode & 0o170000 == 0o040000) || external_attributes & 0x10 != 0;
+        let empty = compressed32 == 0 && uncompressed32 == 0;
+        if is_directory && !(names == EntryNames::Card && empty) {
             return Err(FormatError::DirectoryEntry { name: shown_name });
         }
-        let kind = classify_entry_name(raw_name)?;
+        let kind = match names {
+            EntryNames::Archive => classify_entry_name(raw_name)?,
+            EntryNames::Card => classify_card_entry_name(raw_name)?,
+        };
         if disk_start != 0 && disk_start != u16::MAX {
             return Err(corrupt("multi-disk archives are not supported"));
         }

@@ -120,6 +120,9 @@ pub enum EntryKind {
     SecretsBlob,
     /// `files/<bucket>/<name>`
     File { bucket: FileBucket, name: String },
+    /// An entry of a CHARX card file (`card.json`, `assets/…`), named by
+    /// [`classify_card_entry_name`]; a `.lvbak` never has one.
+    CardFile { name: String },
 }
 
 impl EntryKind {
@@ -138,6 +141,27 @@ fn bad_name(name: &str, reason: &str) -> FormatError {
 /// The raw bytes are taken as they are in the central directory; names must be ASCII, since
 /// every allowed form is.
 pub fn classify_entry_name(raw: &[u8]) -> Result<EntryKind> {
+    let name = safe_name(raw)?;
+    if !name.is_ascii() {
+        return Err(bad_name(name, "not ASCII"));
+    }
+    if name.ends_with('/') {
+        return Err(FormatError::DirectoryEntry { name: name.to_string() });
+    }
+    classify_ascii(name)
+}
+
+/// Names an entry of a CHARX card file: any UTF-8 name that stays inside the file's own
+/// folder (the checks every archive name gets first), a folder's name included. Card files
+/// come from many tools; only `card.json` is ever read of them.
+pub fn classify_card_entry_name(raw: &[u8]) -> Result<EntryKind> {
+    Ok(EntryKind::CardFile { name: safe_name(raw)?.to_string() })
+}
+
+/// The checks every entry name gets, whatever file it is in: not empty nor too long, no
+/// control bytes, not absolute, no `..` or `.` segments (backslashes taken as slashes),
+/// UTF-8.
+fn safe_name(raw: &[u8]) -> Result<&str> {
     let shown = String::from_utf8_lossy(raw).into_owned();
     if raw.is_empty() {
         return Err(bad_name(&shown, "empty name"));
@@ -165,16 +189,7 @@ pub fn classify_entry_name(raw: &[u8]) -> Result<EntryKind> {
     if has_dot_segment {
         return Err(bad_name(&shown, "has a '.' segment"));
     }
-    let Ok(name) = std::str::from_utf8(raw) else {
-        return Err(bad_name(&shown, "not ASCII"));
-    };
-    if !name.is_ascii() {
-        return Err(bad_name(&shown, "not ASCII"));
-    }
-    if name.ends_with('/') {
-        return Err(FormatError::DirectoryEntry { name: shown });
-    }
-    classify_ascii(name)
+    std::str::from_utf8(raw).map_err(|_| bad_name(&shown, "not ASCII"))
 }
 
 fn classify_ascii(name: &str) -> Result<EntryKind> {

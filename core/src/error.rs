@@ -94,6 +94,12 @@ pub enum FormatError {
     BadCardData { what: String, detail: String },
     #[error("the picture cannot be made a PNG: {detail}")]
     UnsupportedImage { detail: String },
+    #[error("this file is not a character card: {detail}")]
+    NotACard { detail: String },
+    #[error("the card in {what} is not valid: {detail}")]
+    BadCard { what: String, detail: String },
+    #[error("PNG chunk {index} (at byte {offset}) is malformed: {detail}")]
+    BadPngChunk { index: u64, offset: u64, detail: String },
 
     // --- reading ---------------------------------------------------------------------
     #[error("read failed: {0}")]
@@ -140,6 +146,9 @@ impl FormatError {
             Self::CharacterNotFound { .. } => "character_not_found",
             Self::BadCardData { .. } => "bad_card_data",
             Self::UnsupportedImage { .. } => "unsupported_image",
+            Self::NotACard { .. } => "not_a_card",
+            Self::BadCard { .. } => "bad_card",
+            Self::BadPngChunk { .. } => "bad_png_chunk",
             Self::Io(_) => "io",
         }
     }

@@ -179,7 +179,11 @@ pub fn inspect<R: Read + Seek>(archive: &mut Archive<R>, options: InspectOptions
                 }
                 vector_entries.push((index, table.clone()));
             }
-            EntryKind::Manifest | EntryKind::ManifestStats | EntryKind::SecretsIndex | EntryKind::SecretsBlob => {}
+            EntryKind::Manifest
+            | EntryKind::ManifestStats
+            | EntryKind::SecretsIndex
+            | EntryKind::SecretsBlob
+            | EntryKind::CardFile { .. } => {}
         }
     }
     // Keep every bucket visible, even empty ones, so reports line up.

@@ -1,6 +1,6 @@
 //! The `lvbak` binary from the outside: `inspect` on the real fixtures and on every corpus
-//! case, checking stdout JSON, codes and exit statuses. (This test binary does not use the
-//! server library, so it does not link LanceDB.)
+//! case, checking stdout JSON, codes and exit statuses; `card` (in `cli/card.rs`). (This
+//! test binary does not use the server library, so it does not link LanceDB.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -8,6 +8,9 @@ use std::process::{Command, Output};
 
 use lvbak_tests::corpus;
 use serde_json::Value;
+
+#[path = "cli/card.rs"]
+mod card;
 
 const LVBAK: &str = env!("CARGO_BIN_EXE_lvbak");
 

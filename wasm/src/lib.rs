@@ -2,11 +2,13 @@
 //! opens the user's File through [`blob_reader::BlobReader`] and calls lvbak-core for
 //! everything: inspection (the same checks and codes as the server), ticket verification and
 //! secret decryption (the ticket never leaves the browser), and the batch upload, with the
-//! secrets sealed to the server's HPKE key.
+//! secrets sealed to the server's HPKE key; the archive explorer; and character cards
+//! (`cards`), built from the local file or read back from a card file.
 //!
 //! Errors thrown to JavaScript are strings holding `{"code", "message"}` JSON.
 
 mod blob_reader;
+mod cards;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;

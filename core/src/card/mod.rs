@@ -15,23 +15,33 @@
 //! rewrites a value the card does not follow it: a world-book entry's `vectorized` stays
 //! as the archive has it (Lumiverse clears it when it re-vectorizes; lvbak keeps it).
 //!
+//! [`read_card`] reads a card file back (JSON, PNG or CHARX) into a bounded [`CardView`];
+//! [`CardBundle`] puts several cards in one ZIP; [`character_list`] lists the characters
+//! an archive has cards for.
+//!
 //! Nothing here does I/O of its own, keeps a clock or draws random numbers, so the Worker
 //! (wasm32) and the server build the same bytes.
 
 mod book;
+mod bundle;
 mod ccv3;
 mod charx;
 mod js;
 mod modules;
 mod picture;
 mod png;
+mod read;
 mod source;
 mod stored;
+mod view;
 
 use std::io::{Read, Seek};
 
+pub use bundle::{bundle_name, CardBundle, MAX_BUNDLE_BYTES};
 pub use picture::MAX_PICTURE_BYTES;
-pub use source::CharacterRows;
+pub use read::{read_card, CardSource, MAX_CARD_BYTES};
+pub use source::{character_list, CharacterRows};
+pub use view::{BookView, CardField, CardView, EntryView, ENTRIES_SHOWN, ENTRY_TEXT, FIELD_TEXT};
 
 use crate::archive::Archive;
 use crate::error::Result;

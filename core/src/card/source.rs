@@ -59,6 +59,23 @@ impl CharacterRows {
     }
 }
 
+/// The characters of an archive an import keeps, as `(id, name)` in archive order: the
+/// first storable row of each id, ids whole (where the explorer clips them).
+pub fn character_list<R: Read + Seek>(archive: &mut Archive<R>) -> Result<Vec<(String, String)>> {
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut characters = Vec::new();
+    // The empty needle is in every line: every row is parsed.
+    scan_table(archive, &CHARACTERS, &[""], |id, row| {
+        if let (Some(id), Ok(row)) = (id, row) {
+            if seen.insert(id.to_string()) {
+                characters.push((id.to_string(), row.text("name").unwrap_or_default().to_string()));
+            }
+        }
+        Ok(true)
+    })?;
+    Ok(characters)
+}
+
 /// A row as an import stores it, or the column that keeps an import from storing it.
 type Stored = std::result::Result<StoredRow, &'static str>;
 

@@ -1,6 +1,7 @@
-//! The `lvbak` command line: `serve`, `inspect`, the account and backup commands, and
-//! `embed` (re-vectorization).
+//! The `lvbak` command line: `serve`, `inspect`, the account and backup commands, `card`
+//! (character cards out of an archive, or read back) and `embed` (re-vectorization).
 
+mod card;
 mod embed;
 mod export;
 mod import;
@@ -40,6 +41,9 @@ enum Command {
     Import(import::ImportArgs),
     /// Re-vectorize an account's rows that wait for vectors (Settings → Embeddings).
     Embed(embed::EmbedArgs),
+    /// Character cards (JSON, PNG, CHARX) out of a .lvbak, as Lumiverse exports them; or a
+    /// card file read back (--inspect).
+    Card(card::CardArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -53,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::Card(args) => card::run(args),
     }
 }
 

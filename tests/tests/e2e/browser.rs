@@ -22,14 +22,14 @@ async fn sign_in(browser: &Browser, server: &TestServer, account: &Account) {
     browser.sign_in(&server.url("/"), &account.user.username, &account.password).await;
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     path
 }
 
 /// Picks a new archive: the page resets and inspects it.
-async fn pick_archive(browser: &Browser, path: &Path) {
+pub(crate) async fn pick_archive(browser: &Browser, path: &Path) {
     browser.script("document.querySelector('[data-testid=\"import-file\"]').value = ''").await;
     browser.pick("import-file", path).await;
 }
@@ -479,7 +479,7 @@ fn messages_per_chat(bytes: &[u8]) -> std::collections::BTreeMap<String, u64> {
 }
 
 /// Opens the explorer on the picked archive and waits for its index.
-async fn open_explorer(browser: &Browser) -> serde_json::Value {
+pub(crate) async fn open_explorer(browser: &Browser) -> serde_json::Value {
     browser.click("explore-open").await;
     browser.wait_script("return document.getElementById('explorer').dataset.buildMs || null").await;
     browser.script("return Object.assign({}, document.getElementById('explorer').dataset)").await
@@ -660,7 +660,7 @@ fn archive_of(tables: &[(&str, String)]) -> Vec<u8> {
 }
 
 /// A browser signed in to a fresh server, with scratch folders for its files.
-async fn explorer_session(label: &str) -> (TestServer, Browser, ScratchDir, ScratchDir) {
+pub(crate) async fn explorer_session(label: &str) -> (TestServer, Browser, ScratchDir, ScratchDir) {
     let server = TestServer::start(label).await;
     let viewer = server.account(&format!("{label}-viewer"), None).await;
     let files = ScratchDir::new(&format!("{label}-files"));

@@ -4,6 +4,7 @@
 
 mod batches;
 mod browser;
+mod browser_cards;
 mod compat;
 mod embeddings;
 mod export;
