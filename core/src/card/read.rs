@@ -228,7 +228,7 @@ fn chunk_text(kind: &[u8; 4], data: &[u8]) -> std::result::Result<Vec<u8>, Strin
 
 /// A CHARX's `card.json` and how many entries it has under `assets/`.
 fn charx_card<R: Read + Seek>(reader: R) -> Result<(Vec<u8>, usize)> {
-    let mut zip = ZipContainer::open_named(reader, &CHARX_LIMITS, EntryNames::Card)?;
+    let zip = ZipContainer::open_named(reader, &CHARX_LIMITS, EntryNames::Card)?;
     let assets = zip.entries().iter().filter(|e| e.name.starts_with("assets/") && !e.name.ends_with('/')).count();
     let index = zip
         .index_of("card.json")
