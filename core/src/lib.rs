@@ -18,6 +18,7 @@ pub mod hpke;
 pub mod inspect;
 pub mod js_number;
 pub mod limits;
+pub mod line_index;
 pub mod manifest;
 pub mod ndjson;
 pub mod protocol;
