@@ -458,4 +458,43 @@ mod tests {
         let mut stored = archive(RawEntry::stored("database/messages.ndjson", b"{\"a\":1}\n"));
         assert!(LineIndex::build(&mut stored, 1, 4096, |_, _, _| Ok(())).unwrap().is_none());
     }
+
+    /// The explorer reads the characters table through a line index: a damaged one is
+    /// refused with the code the plain reader gives.
+    #[test]
+    fn the_explorer_refuses_a_damaged_table_as_the_plain_reader_does() {
+        let text = table();
+        let build = |bytes: Vec<u8>, limits: Limits| {
+            let mut archive = Archive::open(Cursor::new(bytes.clone()), limits).unwrap();
+            let plain = archive.check_lines(1).map_err(|e| e.code());
+            let mut archive = Archive::open(Cursor::new(bytes), limits).unwrap();
+            let explored = crate::explore::ExploreIndex::build(&mut archive, |_| {}).map(|_| ()).map_err(|e| e.code());
+            (plain, explored)
+        };
+        let zip = |entry: RawEntry| {
+            RawZip::new(vec![RawEntry::deflated("manifest.json", &corpus::manifest_json(&[])), entry]).build()
+        };
+        let mut crc = RawEntry::deflated("database/characters.ndjson", &text);
+        crc.claimed_crc = Some(1);
+        let mut short = RawEntry::deflated("database/characters.ndjson", &text);
+        short.claimed_size = Some(100_000);
+        let mut flipped = zip(RawEntry::deflated("database/characters.ndjson", &text));
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0x5a;
+        let cases = [
+            (zip(crc), Limits::STANDARD, "crc_mismatch"),
+            (zip(short), Limits::STANDARD, "size_mismatch"),
+            (
+                zip(RawEntry::deflated("database/characters.ndjson", &text)),
+                Limits { max_line_bytes: 4096, ..Limits::STANDARD },
+                "line_too_long",
+            ),
+        ];
+        for (bytes, limits, code) in cases {
+            assert_eq!(build(bytes, limits), (Err(code), Err(code)));
+        }
+        let (plain, explored) = build(flipped, Limits::STANDARD);
+        assert!(plain.is_err(), "the flipped byte is noticed");
+        assert_eq!(plain, explored);
+    }
 }
