@@ -4,7 +4,8 @@
 // The Worker builds and reads every card from the local file: nothing is uploaded. A
 // download is a blob: URL clicked as <a download>, revoked a minute later. Hooks:
 // `card-<format>-<id>`, `card-choose-<id>`, `cards-zip-*`, `cards-state` (with `data-file`,
-// `data-bytes`, `data-code` of the last download or refusal), `card-file`, `card-view*`.
+// `data-bytes`, `data-code` of the last download or refusal, and a card's `data-build-ms`
+// and `data-wasm-memory-bytes`), `card-file`, `card-view*`.
 import { refusalWords } from "./api.js";
 import { $, make } from "./dom.js";
 import { number, plural } from "./pager.js";
@@ -47,7 +48,7 @@ export function createCards(post) {
   function say(words, facts = {}) {
     const line = $("cards-state");
     line.textContent = words;
-    for (const key of ["file", "bytes", "code"]) delete line.dataset[key];
+    for (const key of ["file", "bytes", "code", "buildMs", "wasmMemoryBytes"]) delete line.dataset[key];
     Object.assign(line.dataset, facts);
   }
 
@@ -170,7 +171,12 @@ export function createCards(post) {
         case Kind.CARD:
           if (data.seq !== state.waiting) return true;
           save(data.bytes, data.fileName, TYPES[data.format]);
-          say(`Downloaded ${data.fileName} (${number(data.bytes.length)} bytes).`, { file: data.fileName, bytes: String(data.bytes.length) });
+          say(`Downloaded ${data.fileName} (${number(data.bytes.length)} bytes, built in ${Math.round(data.buildMs)} ms).`, {
+            file: data.fileName,
+            bytes: String(data.bytes.length),
+            buildMs: String(data.buildMs),
+            wasmMemoryBytes: String(data.wasmMemoryBytes),
+          });
           return true;
         case Kind.CARDS_PROGRESS:
           if (data.seq === state.waiting) say(`Building cards… ${number(data.done)}/${number(data.total)}`);

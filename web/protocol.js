@@ -38,7 +38,7 @@ export const Kind = Object.freeze({
   EXPLORE_FAILED: "exploreFailed",
   // Character cards, built (or read back) by the Worker from a local file. Failures answer
   // CARD_FAILED {seq, request, characterId?, error}.
-  CARD: "card", // {characterId, format, seq} → CARD {seq, format, bytes, fileName, name}
+  CARD: "card", // {characterId, format, seq} → CARD {seq, format, bytes, fileName, name, buildMs, wasmMemoryBytes}
   CARDS_ZIP: "cardsZip", // {characterIds, format, seq} → CARDS_PROGRESS {seq, done, total}…, CARDS_ZIP {seq, format, bytes, cards, skipped}
   READ_CARD: "readCard", // {file, seq} → CARD_READ {seq, card}: lvbak-core's CardView
   CARDS_PROGRESS: "cardsProgress",

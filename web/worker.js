@@ -218,9 +218,11 @@ function cards(data) {
   try {
     switch (data.kind) {
       case Kind.CARD: {
+        const started = performance.now();
         const card = processor.characterCard(data.characterId, data.format);
         const { seq, format } = data;
-        self.postMessage({ kind: Kind.CARD, seq, format, bytes: card.bytes, fileName: card.fileName, name: card.name }, [card.bytes.buffer]);
+        const facts = { buildMs: performance.now() - started, wasmMemoryBytes: card.wasmMemoryBytes };
+        self.postMessage({ kind: Kind.CARD, seq, format, bytes: card.bytes, fileName: card.fileName, name: card.name, ...facts }, [card.bytes.buffer]);
         break;
       }
       case Kind.CARDS_ZIP: {

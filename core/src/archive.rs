@@ -134,6 +134,11 @@ impl<R: Read + Seek> Archive<R> {
         Ok(NdjsonLines::new(BufReader::with_capacity(LINE_BUFFER_BYTES, reader), name, cap))
     }
 
+    /// The container, for readers of entries of their own (`crate::line_index`).
+    pub(crate) fn container(&mut self) -> &mut ZipContainer<R> {
+        &mut self.zip
+    }
+
     /// Reads one NDJSON entry to its end, checking every line (line cap, one JSON object)
     /// without keeping any: for entries that are verified but not used.
     pub fn check_lines(&self, index: usize) -> Result<()> {

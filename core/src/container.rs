@@ -311,6 +311,37 @@ impl<R: Read + Seek> ZipContainer<R> {
         Ok(bytes)
     }
 
+    /// Checks the entry's local header against its central record (as [`Self::open_entry`]
+    /// does) and answers where its stored or deflated bytes start, for a reader of its own
+    /// (`crate::line_index`).
+    pub(crate) fn data_start(&mut self, index: usize) -> Result<u64> {
+        let entry = self.entries.get(index).ok_or_else(|| corrupt(format!("no entry number {index}")))?;
+        check_local_header(&mut self.reader, entry)
+    }
+
+    /// The reader under the container, for a reader of an entry's bytes of its own.
+    pub(crate) fn raw_reader(&mut self) -> &mut Tracked<R> {
+        &mut self.reader
+    }
+
+    /// The checks an entry gets once its last byte was inflated by a reader of its own:
+    /// its length, CRC-32 and data descriptor, as [`EntryReader`] checks them.
+    pub(crate) fn check_end(&mut self, index: usize, crc32: u32, produced: u64) -> Result<()> {
+        let entry = self.entries.get(index).ok_or_else(|| corrupt(format!("no entry number {index}")))?;
+        if produced != entry.uncompressed_size {
+            let (name, claimed) = (entry.name.clone(), entry.uncompressed_size);
+            return Err(FormatError::SizeMismatch { name, claimed, actual: produced });
+        }
+        if crc32 != entry.crc32 {
+            return Err(FormatError::CrcMismatch { name: entry.name.clone() });
+        }
+        if entry.flags & FLAG_DATA_DESCRIPTOR != 0 {
+            let data_end = check_local_header(&mut self.reader, entry)? + entry.compressed_size;
+            check_data_descriptor(&mut self.reader, entry, data_end)?;
+        }
+        Ok(())
+    }
+
     /// Gives the caller's reader back.
     pub fn into_inner(self) -> R {
         self.reader.into_inner().inner

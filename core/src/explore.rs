@@ -36,6 +36,7 @@ use serde_json::Value;
 
 use crate::archive::Archive;
 use crate::error::{FormatError, Result};
+use crate::line_index::{LineIndex, SPAN};
 use crate::ndjson::{bad_json, parse_row_aligned, NdjsonLines, UnknownColumns};
 
 /// Characters of an id kept (Lumiverse's ids are 36-character UUIDs); a longer one is
@@ -140,6 +141,9 @@ pub struct CharacterCard {
     pub chats: u32,
     #[serde(skip)]
     image_id: Option<String>,
+    /// Its line in `database/characters.ndjson` (0 past `u32::MAX`), for cards.
+    #[serde(skip)]
+    pub(crate) line: u32,
 }
 
 /// A persona.
@@ -164,7 +168,7 @@ pub struct WorldBookCard {
     pub entries: u32,
     /// Line numbers (1-based) of its entries in `database/world_book_entries.ndjson`.
     #[serde(skip)]
-    lines: Vec<u32>,
+    pub(crate) lines: Vec<u32>,
 }
 
 /// One world-book entry, when its book is opened.
@@ -421,6 +425,10 @@ pub struct ExploreIndex {
     chat_at: HashMap<String, u32>,
     /// Each world book's place in `world_books`, by id.
     book_at: HashMap<String, u32>,
+    /// Points into the characters and world-book entries tables (when deflated), so a
+    /// card reads its rows without inflating everything before them.
+    pub(crate) character_lines: Option<LineIndex>,
+    pub(crate) entry_lines: Option<LineIndex>,
 }
 
 /// The first `limit` characters of `text`, with an ellipsis when cut.
@@ -481,20 +489,39 @@ fn each_row<R: Read + Seek, const N: usize>(
     columns: [&str; N],
     mut each: impl FnMut([Option<Value>; N]),
 ) -> Result<u64> {
-    let Some(entry) = archive.table_entry(table) else { return Ok(0) };
+    Ok(stream_rows(archive, table, columns, false, |_, values| each(values))?.0)
+}
+
+/// [`each_row`], with each row's line number; with `indexed`, a deflated table is read
+/// through a [`LineIndex`] that is kept.
+fn stream_rows<R: Read + Seek, const N: usize>(
+    archive: &mut Archive<R>,
+    table: &str,
+    columns: [&str; N],
+    indexed: bool,
+    mut each: impl FnMut(u64, [Option<Value>; N]),
+) -> Result<(u64, Option<LineIndex>)> {
+    let Some(entry) = archive.table_entry(table) else { return Ok((0, None)) };
     let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
     let unknown = UnknownColumns::default();
-    let mut lines = archive.ndjson_lines(entry)?;
-    let name = lines.entry().to_string();
     let mut rows = 0;
-    while let Some((number, line)) = lines.next_line()? {
-        let values = parse_row_aligned(&name, number, line, &columns, &unknown)?;
+    let mut row = |name: &str, number: u64, line: &[u8]| -> Result<()> {
+        let values = parse_row_aligned(name, number, line, &columns, &unknown)?;
         if let Ok(values) = <[Option<Value>; N]>::try_from(values) {
-            each(values);
+            each(number, values);
         }
         rows += 1;
+        Ok(())
+    };
+    let index = if indexed { LineIndex::build(archive, entry, SPAN, &mut row)? } else { None };
+    if index.is_none() {
+        let mut lines = archive.ndjson_lines(entry)?;
+        let name = lines.entry().to_string();
+        while let Some((number, line)) = lines.next_line()? {
+            row(&name, number, line)?;
+        }
     }
-    Ok(rows)
+    Ok((rows, index))
 }
 
 /// Any JSON value, keeping only what the explorer reads of a loosely typed field: text
@@ -766,24 +793,32 @@ fn child_key<'l>(entry: &str, number: u64, line: &'l [u8]) -> Result<ChildKey<'l
 
 /// Streams the rows of `table`, handing `each` every row's line number and grouping key.
 /// Answers how many rows there were. Rows past line `u32::MAX` cannot be addressed and are
-/// left out.
+/// left out. With `indexed`, a deflated table is read through a [`LineIndex`] that is kept.
 fn each_child<R: Read + Seek>(
     archive: &mut Archive<R>,
     table: &str,
+    indexed: bool,
     mut each: impl FnMut(u32, ChildKey<'_>),
-) -> Result<u64> {
-    let Some(entry) = archive.table_entry(table) else { return Ok(0) };
-    let mut lines = archive.ndjson_lines(entry)?;
-    let name = lines.entry().to_string();
+) -> Result<(u64, Option<LineIndex>)> {
+    let Some(entry) = archive.table_entry(table) else { return Ok((0, None)) };
     let mut rows = 0;
-    while let Some((number, line)) = lines.next_line()? {
-        let key = child_key(&name, number, line)?;
+    let mut row = |name: &str, number: u64, line: &[u8]| -> Result<()> {
+        let key = child_key(name, number, line)?;
         rows += 1;
         if let Ok(number) = u32::try_from(number) {
             each(number, key);
         }
+        Ok(())
+    };
+    let index = if indexed { LineIndex::build(archive, entry, SPAN, &mut row)? } else { None };
+    if index.is_none() {
+        let mut lines = archive.ndjson_lines(entry)?;
+        let name = lines.entry().to_string();
+        while let Some((number, line)) = lines.next_line()? {
+            row(&name, number, line)?;
+        }
     }
-    Ok(rows)
+    Ok((rows, index))
 }
 
 /// `items[start..start + count]`, as far as there are items.
@@ -800,16 +835,22 @@ impl ExploreIndex {
         let mut rows = 0;
         progress("characters");
         let columns = ["id", "name", "description", "avatar_path", "image_id"];
-        rows += each_row(archive, "characters", columns, |[id, name, description, avatar, image]| {
-            index.characters.push(CharacterCard {
-                id: text(&id, ID_TEXT),
-                name: text(&name, NAME_TEXT),
-                description: text(&description, CARD_TEXT),
-                avatar: picture_entry(&avatar, "avatars"),
-                chats: 0,
-                image_id: optional_text(&image, ID_TEXT),
-            })
-        })?;
+        let characters = &mut index.characters;
+        let (read, lines) =
+            stream_rows(archive, "characters", columns, true, |line, [id, name, description, avatar, image]| {
+                characters.push(CharacterCard {
+                    id: text(&id, ID_TEXT),
+                    name: text(&name, NAME_TEXT),
+                    description: text(&description, CARD_TEXT),
+                    avatar: picture_entry(&avatar, "avatars"),
+                    chats: 0,
+                    image_id: optional_text(&image, ID_TEXT),
+                    line: u32::try_from(line).unwrap_or(0),
+                })
+            })?;
+        rows += read;
+        // Cards find a character by the ids listed here: only when every row's is text.
+        index.character_lines = lines.filter(|_| index.characters.iter().all(|c| !c.id.is_empty()));
         progress("personas");
         rows += each_row(archive, "personas", columns, |[id, name, description, avatar, image]| {
             index.personas.push(PersonaCard {
@@ -877,11 +918,18 @@ impl ExploreIndex {
         index.book_at = places(index.world_books.iter().map(|b| b.id.as_str()));
         progress("world_book_entries");
         let (books, book_at) = (&mut index.world_books, &index.book_at);
-        rows += each_child(archive, "world_book_entries", |line, key| {
-            if let Some(&at) = key.world_book_id.id().and_then(|id| book_at.get(id.as_ref())) {
+        let mut untyped = false;
+        let (read, lines) = each_child(archive, "world_book_entries", true, |line, key| {
+            let book = key.world_book_id.id();
+            untyped |= book.is_none();
+            if let Some(&at) = book.and_then(|id| book_at.get(id.as_ref())) {
                 books[at as usize].lines.push(line);
             }
         })?;
+        rows += read;
+        // Cards take a book's entries from these lines: only when every row names its book
+        // in text.
+        index.entry_lines = lines.filter(|_| !untyped);
         for book in &mut index.world_books {
             book.entries = u32::try_from(book.lines.len()).unwrap_or(u32::MAX);
         }
@@ -922,7 +970,7 @@ impl ExploreIndex {
         let mut last_index: Vec<Option<i64>> = vec![None; index.chats.len()];
         let mut unsorted = vec![false; index.chats.len()];
         let (chats, chat_at) = (&mut index.chats, &index.chat_at);
-        rows += each_child(archive, "messages", |line, key| {
+        rows += each_child(archive, "messages", false, |line, key| {
             let Some(&at) = key.chat_id.id().and_then(|id| chat_at.get(id.as_ref())) else { return };
             let at = at as usize;
             let place = key.index_in_chat.integer().unwrap_or(0);
@@ -931,7 +979,8 @@ impl ExploreIndex {
             }
             last_index[at] = Some(place);
             chats[at].lines.push(line);
-        })?;
+        })?
+        .0;
         let unsorted: Vec<usize> = (0..unsorted.len()).filter(|&at| unsorted[at]).collect();
         put_in_chat_order(archive, &mut index.chats, &unsorted)?;
         let mut chats_of: HashMap<&str, u32> = HashMap::new();
@@ -1038,6 +1087,17 @@ impl ExploreIndex {
             bytes += 32 + id.capacity() as u64;
         }
         bytes
+            + [&self.character_lines, &self.entry_lines]
+                .iter()
+                .filter_map(|i| i.as_ref())
+                .map(LineIndex::held_bytes)
+                .sum::<u64>()
+    }
+
+    /// The world book with this id, if the archive lists it.
+    pub(crate) fn world_book(&self, id: &str) -> Option<&WorldBookCard> {
+        let &at = self.book_at.get(clipped(id, ID_TEXT).as_ref())?;
+        self.world_books.get(at as usize)
     }
 
     /// The chat with this id, if the archive lists it.

@@ -19,6 +19,7 @@ pub mod import_plan;
 pub mod inspect;
 pub mod js_number;
 pub mod limits;
+pub mod line_index;
 pub mod manifest;
 pub mod ndjson;
 pub mod protocol;

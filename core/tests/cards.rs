@@ -231,3 +231,86 @@ fn every_charx_card_holds_the_entries_lumiverse_writes() {
     }
     assert_eq!((compared, pictures), (15, 17));
 }
+
+/// An archive of `count` characters (some 3 KB each, so the characters table spans several
+/// of the explorer's line-index points), one in five attached to a book whose entries are
+/// spread over a large entries table, with the rows a lookup by line must not get wrong:
+/// an id written with escapes, a long id the explorer clips, an id whose first row no
+/// import keeps, blank lines, and numeric ids (which the explorer cannot list).
+fn large_archive(count: usize, numeric_ids: bool) -> Vec<u8> {
+    use lvbak_tests::corpus;
+    use lvbak_tests::zipcraft::{RawEntry, RawZip};
+    use serde_json::json;
+    let prose = |n: usize| format!("{n} ").repeat(800);
+    let mut characters = String::new();
+    let mut entries = String::new();
+    let mut books = String::new();
+    for n in 0..count {
+        let id = match n {
+            7 => "l".repeat(90),
+            _ => format!("char-{n:05}"),
+        };
+        let extensions = if n % 5 == 0 { json!({"world_book_ids": [format!("book-{n}")]}) } else { json!({}) };
+        if n == 11 {
+            characters += &format!("{}\n", json!({"id": id, "name": null}));
+        }
+        let row = json!({"id": id, "name": format!("Character {n}"), "description": prose(n), "extensions": extensions.to_string()});
+        if n == 13 {
+            characters += "{\"id\":\"\\u0063har-00013\",\"name\":\"Escaped\"}\n\n";
+        } else {
+            characters += &format!("{row}\n");
+        }
+        if n % 5 == 0 {
+            books += &format!("{}\n", json!({"id": format!("book-{n}"), "name": format!("Book {n}")}));
+        }
+    }
+    if numeric_ids {
+        characters += "{\"id\":12345,\"name\":\"Numeric\"}\n";
+    }
+    // Entries: for each book, three spread far apart.
+    for round in 0..3 {
+        for n in (0..count).step_by(5) {
+            let entry = json!({"id": format!("e-{n}-{round}"), "world_book_id": format!("book-{n}"), "uid": format!("{round}"),
+                "content": prose(n + round)});
+            entries += &format!("{entry}\n");
+        }
+    }
+    RawZip::new(vec![
+        RawEntry::deflated("manifest.json", &corpus::manifest_json(&[])),
+        RawEntry::deflated("database/characters.ndjson", characters.as_bytes()),
+        RawEntry::deflated("database/world_books.ndjson", books.as_bytes()),
+        RawEntry::deflated("database/world_book_entries.ndjson", entries.as_bytes()),
+    ])
+    .build()
+}
+
+#[test]
+fn cards_read_through_the_explorers_line_index_equal_cards_read_from_the_start() {
+    use lvbak_core::card::{character_list, CharacterRows};
+    for numeric_ids in [false, true] {
+        let bytes = large_archive(3000, numeric_ids);
+        let mut archive = Archive::open(Cursor::new(bytes.as_slice()), Limits::STANDARD).unwrap();
+        let explorer = ExploreIndex::build(&mut archive, |_| {}).unwrap();
+        let ids: Vec<String> = character_list(&mut archive).unwrap().into_iter().map(|(id, _)| id).collect();
+        let mut sample: Vec<&str> = ids.iter().step_by(97).map(String::as_str).collect();
+        sample.extend(["char-00011", "char-00013", "char-02995", "char-02999", "missing", "12345"]);
+        sample.push(&ids[7]);
+        for id in sample {
+            let plain = CharacterRows::read(&mut archive, id).and_then(|rows| rows.ccv3_json());
+            let indexed = CharacterRows::read_indexed(&mut archive, id, &explorer).and_then(|rows| rows.ccv3_json());
+            match (plain, indexed) {
+                (Ok(plain), Ok(indexed)) => assert!(plain == indexed, "{id}"),
+                (Err(plain), Err(indexed)) => assert_eq!(plain.code(), indexed.code(), "{id}"),
+                (plain, indexed) => panic!("{id}: {:?} / {:?}", plain.map(|_| ()), indexed.map(|_| ())),
+            }
+        }
+        // A book's three entries, from far apart in the entries table, in its card.
+        let card = CharacterRows::read_indexed(&mut archive, "char-02995", &explorer).unwrap().ccv3_json().unwrap();
+        let card: Value = serde_json::from_str(&card).unwrap();
+        assert_eq!(
+            card["data"]["character_book"]["entries"].as_array().unwrap().len(),
+            3,
+            "numeric ids: {numeric_ids}"
+        );
+    }
+}

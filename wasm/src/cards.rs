@@ -4,6 +4,7 @@
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use lvbak_core::card::{bundle_name, character_list, read_card, CardBundle, CharacterRows};
+use lvbak_core::explore::ExploreIndex;
 use lvbak_core::{Archive, FormatError};
 use wasm_bindgen::prelude::*;
 
@@ -37,15 +38,21 @@ fn whole_id(archive: &mut Archive<BlobReader>, id: &str) -> Result<String, Forma
     }
 }
 
-/// One card: its name and its bytes.
+/// One card: the character's whole id, its name and the card's bytes. With the explorer's
+/// index, the character's rows are read at the lines it names (see
+/// `CharacterRows::read_indexed`).
 fn build(
     archive: &mut Archive<BlobReader>,
+    explorer: Option<&ExploreIndex>,
     id: &str,
     format: &str,
     at: i64,
 ) -> Result<(String, String, Vec<u8>), FormatError> {
     let id = whole_id(archive, id)?;
-    let rows = CharacterRows::read(archive, &id)?;
+    let rows = match explorer {
+        Some(explorer) => CharacterRows::read_indexed(archive, &id, explorer)?,
+        None => CharacterRows::read(archive, &id)?,
+    };
     let bytes = match format {
         "json" => rows.ccv3_json()?.into_bytes(),
         "png" => rows.png(archive)?,
@@ -61,17 +68,20 @@ fn set(object: &Object, key: &str, value: &JsValue) {
 #[wasm_bindgen]
 impl Processor {
     /// The card of one character (`format`: `json`, `png` or `charx`), as Lumiverse 1.1
-    /// exports it: `{bytes, fileName, name}`, the file named `<name>-<first 8 of id>.<ext>`.
+    /// exports it: `{bytes, fileName, name, wasmMemoryBytes}`, the file named
+    /// `<name>-<first 8 of id>.<ext>`.
     /// Throws `{code}`: `character_not_found`, `unsupported_image` (a PNG or CHARX; the
     /// JSON card still works), `bad_card_data`, …
     #[wasm_bindgen(js_name = characterCard)]
     pub fn character_card(&mut self, id: &str, format: &str) -> Result<Object, JsValue> {
         let format = check_format(format)?;
-        let (id, name, bytes) = build(&mut self.archive, id, format, now_s()).map_err(|e| format_error(&e))?;
+        let (id, name, bytes) =
+            build(&mut self.archive, self.explorer.as_ref(), id, format, now_s()).map_err(|e| format_error(&e))?;
         let answer = Object::new();
         set(&answer, "bytes", &Uint8Array::from(bytes.as_slice()));
         set(&answer, "fileName", &JsValue::from_str(&bundle_name(&name, &id, format)));
         set(&answer, "name", &JsValue::from_str(&name));
+        set(&answer, "wasmMemoryBytes", &JsValue::from(crate::wasm_memory_bytes()));
         Ok(answer)
     }
 
@@ -90,7 +100,7 @@ impl Processor {
         let skipped = Array::new();
         let mut cards = 0;
         for (done, id) in ids.iter().enumerate() {
-            match build(&mut self.archive, id, format, at) {
+            match build(&mut self.archive, self.explorer.as_ref(), id, format, at) {
                 Ok((whole, name, bytes)) => {
                     bundle.add(&name, &whole, format, &bytes).map_err(|e| format_error(&e))?;
                     cards += 1;

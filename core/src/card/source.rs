@@ -17,6 +17,8 @@ use super::js::JsValue;
 use super::stored::{under_affinity, Affinity, StoredRow, Table, CHARACTERS, WORLD_BOOKS, WORLD_BOOK_ENTRIES};
 use crate::archive::Archive;
 use crate::error::{FormatError, Result};
+use crate::explore::{clip, ExploreIndex, ID_TEXT};
+use crate::line_index::LineIndex;
 use crate::ndjson::{parse_row_aligned, UnknownColumns};
 
 /// One character of an archive and the rows its card is built from.
@@ -32,12 +34,37 @@ impl CharacterRows {
     /// clipped one) and its attached world books. `character_not_found` when the archive
     /// has no such character; `bad_card_data` when it has one that no import would store.
     pub fn read<R: Read + Seek>(archive: &mut Archive<R>, character_id: &str) -> Result<Self> {
-        let character = find_character(archive, character_id)?;
+        Self::read_from(archive, character_id, None)
+    }
+
+    /// [`Self::read`], taking the character's row and its books' entries at the lines the
+    /// explorer's index names, through its line indexes (a card from deep in a large table
+    /// without inflating everything before it). The rows read are the same: where the
+    /// index cannot tell, or finds no row an import keeps, the tables are read as
+    /// [`Self::read`] reads them.
+    pub fn read_indexed<R: Read + Seek>(
+        archive: &mut Archive<R>,
+        character_id: &str,
+        explorer: &ExploreIndex,
+    ) -> Result<Self> {
+        Self::read_from(archive, character_id, Some(explorer))
+    }
+
+    fn read_from<R: Read + Seek>(
+        archive: &mut Archive<R>,
+        character_id: &str,
+        explorer: Option<&ExploreIndex>,
+    ) -> Result<Self> {
+        let indexed = explorer.and_then(|explorer| character_lines(explorer, character_id));
+        let character = match indexed.map(|lines| find_character(archive, character_id, &lines)) {
+            Some(Ok(row)) => row,
+            _ => find_character(archive, character_id, &Lines::Scan)?,
+        };
         let extensions = character_extensions(&character)?;
         let mut wanted = attached_book_ids(&extensions);
         wanted.sort();
         wanted.dedup();
-        let mut books = read_books(archive, &wanted)?;
+        let mut books = read_books(archive, &wanted, explorer)?;
         let order = attached_book_ids(&extensions);
         books.sort_by_key(|book| order.iter().position(|id| id == book.id()));
         Ok(Self { character, books })
@@ -79,6 +106,24 @@ pub fn character_list<R: Read + Seek>(archive: &mut Archive<R>) -> Result<Vec<(S
 /// A row as an import stores it, or the column that keeps an import from storing it.
 type Stored = std::result::Result<StoredRow, &'static str>;
 
+/// Which lines of a table a card reads.
+pub(crate) enum Lines<'a> {
+    /// Every line holding one of the needles, streaming the table from its start.
+    Scan,
+    /// These lines (ascending), through the table's line index.
+    Indexed(&'a LineIndex, Vec<u64>),
+}
+
+/// The lines of the characters the explorer lists under `id` (clipped as it clips ids), if
+/// its index can say.
+fn character_lines<'e>(explorer: &'e ExploreIndex, id: &str) -> Option<Lines<'e>> {
+    let index = explorer.character_lines.as_ref()?;
+    let listed = clip(id, ID_TEXT);
+    let lines: Vec<u64> =
+        explorer.characters.iter().filter(|c| c.id == listed && c.line > 0).map(|c| u64::from(c.line)).collect();
+    (!lines.is_empty()).then_some(Lines::Indexed(index, lines))
+}
+
 /// Calls `each` with every row of `table` whose line contains one of `needles` (the row's
 /// id as written, and the row as stored), until it answers `false`. Every table a card
 /// reads has its id as its first column.
@@ -86,33 +131,53 @@ pub(crate) fn scan_table<R: Read + Seek>(
     archive: &mut Archive<R>,
     table: &'static Table,
     needles: &[&str],
+    each: impl FnMut(Option<&str>, Stored) -> Result<bool>,
+) -> Result<()> {
+    read_table(archive, table, needles, &Lines::Scan, each)
+}
+
+/// [`scan_table`] over `lines`.
+fn read_table<R: Read + Seek>(
+    archive: &mut Archive<R>,
+    table: &'static Table,
+    needles: &[&str],
+    lines: &Lines<'_>,
     mut each: impl FnMut(Option<&str>, Stored) -> Result<bool>,
 ) -> Result<()> {
     let Some(entry) = archive.table_entry(table.name) else { return Ok(()) };
-    let finders: Vec<memmem::Finder<'_>> =
-        needles.iter().map(|needle| needle.as_bytes()).chain([b"\\u".as_slice()]).map(memmem::Finder::new).collect();
     let columns = table.column_names();
     let unknown = UnknownColumns::default();
+    let mut row = |name: &str, number: u64, line: &[u8]| -> Result<bool> {
+        let values = parse_row_aligned(name, number, line, &columns, &unknown)?;
+        let id = values.first().and_then(Option::as_ref).map(|id| under_affinity(Affinity::Text, id));
+        let id = id.as_ref().and_then(JsValue::as_str).map(str::to_string);
+        each(id.as_deref(), StoredRow::new(table, values))
+    };
+    if let Lines::Indexed(index, wanted) = lines {
+        if index.entry() == entry {
+            return index.read_lines(archive, wanted, row);
+        }
+    }
+    let finders: Vec<memmem::Finder<'_>> =
+        needles.iter().map(|needle| needle.as_bytes()).chain([b"\\u".as_slice()]).map(memmem::Finder::new).collect();
     let mut lines = archive.ndjson_lines(entry)?;
     let name = lines.entry().to_string();
     while let Some((number, line)) = lines.next_line()? {
-        if !finders.iter().any(|finder| finder.find(line).is_some()) {
-            continue;
-        }
-        let values = parse_row_aligned(&name, number, line, &columns, &unknown)?;
-        let id = values.first().and_then(Option::as_ref).map(|id| under_affinity(Affinity::Text, id));
-        let id = id.as_ref().and_then(JsValue::as_str).map(str::to_string);
-        if !each(id.as_deref(), StoredRow::new(table, values))? {
+        if finders.iter().any(|finder| finder.find(line).is_some()) && !row(&name, number, line)? {
             break;
         }
     }
     Ok(())
 }
 
-fn find_character<R: Read + Seek>(archive: &mut Archive<R>, character_id: &str) -> Result<StoredRow> {
+fn find_character<R: Read + Seek>(
+    archive: &mut Archive<R>,
+    character_id: &str,
+    lines: &Lines<'_>,
+) -> Result<StoredRow> {
     let mut found = None;
     let mut refused = None;
-    scan_table(archive, &CHARACTERS, &[character_id], |id, row| {
+    read_table(archive, &CHARACTERS, &[character_id], lines, |id, row| {
         if id != Some(character_id) {
             return Ok(true);
         }
@@ -137,8 +202,25 @@ fn find_character<R: Read + Seek>(archive: &mut Archive<R>, character_id: &str) 
     }
 }
 
+/// The lines of these books' entries the explorer lists, if its index can say.
+fn entry_lines<'e>(explorer: Option<&'e ExploreIndex>, book_ids: &[String]) -> Option<Lines<'e>> {
+    let explorer = explorer?;
+    let index = explorer.entry_lines.as_ref()?;
+    let mut lines = Vec::new();
+    for id in book_ids {
+        lines.extend(explorer.world_book(id)?.lines.iter().map(|&line| u64::from(line)));
+    }
+    lines.sort_unstable();
+    lines.dedup();
+    Some(Lines::Indexed(index, lines))
+}
+
 /// The books with these ids (sorted, distinct) that an import keeps, with their entries.
-fn read_books<R: Read + Seek>(archive: &mut Archive<R>, ids: &[String]) -> Result<Vec<Book>> {
+fn read_books<R: Read + Seek>(
+    archive: &mut Archive<R>,
+    ids: &[String],
+    explorer: Option<&ExploreIndex>,
+) -> Result<Vec<Book>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -162,7 +244,8 @@ fn read_books<R: Read + Seek>(archive: &mut Archive<R>, ids: &[String]) -> Resul
     // Entry ids already taken (by an earlier row of these books): `INSERT OR IGNORE`.
     let mut taken: HashSet<String> = HashSet::new();
     let mut entries: Vec<(usize, StoredRow)> = Vec::new();
-    scan_table(archive, &WORLD_BOOK_ENTRIES, &needles, |id, row| {
+    let lines = entry_lines(explorer, &book_ids).unwrap_or(Lines::Scan);
+    read_table(archive, &WORLD_BOOK_ENTRIES, &needles, &lines, |id, row| {
         let (Some(id), Ok(row)) = (id, row) else { return Ok(true) };
         let Some(&book) = row.text("world_book_id").and_then(|book| at.get(book)) else { return Ok(true) };
         if taken.insert(id.to_string()) {
