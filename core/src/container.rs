@@ -316,12 +316,12 @@ impl<R: Read + Seek> ZipContainer<R> {
     /// (`crate::line_index`).
     pub(crate) fn data_start(&mut self, index: usize) -> Result<u64> {
         let entry = self.entries.get(index).ok_or_else(|| corrupt(format!("no entry number {index}")))?;
-        check_local_header(&mut self.reader, entry)
+        check_local_header(self.reader.get_mut(), entry)
     }
 
     /// The reader under the container, for a reader of an entry's bytes of its own.
     pub(crate) fn raw_reader(&mut self) -> &mut Tracked<R> {
-        &mut self.reader
+        self.reader.get_mut()
     }
 
     /// The checks an entry gets once its last byte was inflated by a reader of its own:
@@ -336,8 +336,9 @@ impl<R: Read + Seek> ZipContainer<R> {
             return Err(FormatError::CrcMismatch { name: entry.name.clone() });
         }
         if entry.flags & FLAG_DATA_DESCRIPTOR != 0 {
-            let data_end = check_local_header(&mut self.reader, entry)? + entry.compressed_size;
-            check_data_descriptor(&mut self.reader, entry, data_end)?;
+            let reader = self.reader.get_mut();
+            let data_end = check_local_header(reader, entry)? + entry.compressed_size;
+            check_data_descriptor(reader, entry, data_end)?;
         }
         Ok(())
     }

@@ -465,7 +465,7 @@ mod tests {
     fn the_explorer_refuses_a_damaged_table_as_the_plain_reader_does() {
         let text = table();
         let build = |bytes: Vec<u8>, limits: Limits| {
-            let mut archive = Archive::open(Cursor::new(bytes.clone()), limits).unwrap();
+            let archive = Archive::open(Cursor::new(bytes.clone()), limits).unwrap();
             let plain = archive.check_lines(1).map_err(|e| e.code());
             let mut archive = Archive::open(Cursor::new(bytes), limits).unwrap();
             let explored = crate::explore::ExploreIndex::build(&mut archive, |_| {}).map(|_| ()).map_err(|e| e.code());

@@ -39,9 +39,9 @@ use std::io::{Read, Seek};
 
 pub use bundle::{bundle_name, CardBundle, MAX_BUNDLE_BYTES};
 pub use picture::MAX_PICTURE_BYTES;
-pub use read::{read_card, CardSource, MAX_CARD_BYTES};
+pub use read::{read_card, MAX_CARD_BYTES};
 pub use source::{character_list, CharacterRows};
-pub use view::{BookView, CardField, CardView, EntryView, ENTRIES_SHOWN, ENTRY_TEXT, FIELD_TEXT};
+pub use view::{BookView, CardField, CardSource, CardView, EntryView, ENTRIES_SHOWN, ENTRY_TEXT, FIELD_TEXT};
 
 use crate::archive::Archive;
 use crate::error::Result;

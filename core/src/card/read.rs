@@ -18,7 +18,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 
-use super::view::{card_view, CardView};
+use super::view::{card_view, CardSource, CardView};
 use crate::container::{EntryNames, ZipContainer};
 use crate::error::{FormatError, Result};
 use crate::limits::Limits;
@@ -29,33 +29,6 @@ pub const MAX_CARD_BYTES: u64 = 16 << 20;
 
 /// Chunks a PNG may have before the walk gives up (a real one has a few thousand at most).
 const MAX_PNG_CHUNKS: u64 = 1 << 20;
-
-/// Where a card was found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum CardSource {
-    #[serde(rename = "json")]
-    Json,
-    /// A PNG's `ccv3` (CCSv3) chunk.
-    #[serde(rename = "png-ccv3")]
-    Ccv3Chunk,
-    /// A PNG's `chara` (CCSv2 or V1) chunk.
-    #[serde(rename = "png-chara")]
-    CharaChunk,
-    #[serde(rename = "charx")]
-    Charx,
-}
-
-impl CardSource {
-    /// Where the card was, in words.
-    pub fn what(self) -> &'static str {
-        match self {
-            Self::Json => "the JSON file",
-            Self::Ccv3Chunk => "the PNG's ccv3 chunk",
-            Self::CharaChunk => "the PNG's chara chunk",
-            Self::Charx => "the CHARX's card.json",
-        }
-    }
-}
 
 const PNG_SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
 const ZIP_MAGIC: &[u8; 4] = b"PK\x03\x04";

@@ -7,9 +7,35 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::read::CardSource;
 use crate::error::{FormatError, Result};
 use crate::explore::{clip, ENTRY_KEYS, NAME_TEXT};
+
+/// Where a card was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum CardSource {
+    #[serde(rename = "json")]
+    Json,
+    /// A PNG's `ccv3` (CCSv3) chunk.
+    #[serde(rename = "png-ccv3")]
+    Ccv3Chunk,
+    /// A PNG's `chara` (CCSv2 or V1) chunk.
+    #[serde(rename = "png-chara")]
+    CharaChunk,
+    #[serde(rename = "charx")]
+    Charx,
+}
+
+impl CardSource {
+    /// Where the card was, in words.
+    pub fn what(self) -> &'static str {
+        match self {
+            Self::Json => "the JSON file",
+            Self::Ccv3Chunk => "the PNG's ccv3 chunk",
+            Self::CharaChunk => "the PNG's chara chunk",
+            Self::Charx => "the CHARX's card.json",
+        }
+    }
+}
 
 /// Characters of a text field shown.
 pub const FIELD_TEXT: usize = 40_000;
