@@ -98,14 +98,16 @@ impl Write for PipeWriter {
         if self.sender.is_closed() {
             return Err(self.gone());
         }
-        let room = CHUNK_BYTES.saturating_sub(self.buffer.len()).max(1);
-        let taken = data.len().min(room);
-        self.buffer.extend_from_slice(&data[..taken]);
-        self.written += taken as u64;
+        // All of `data` is taken: a writer that takes part of a write breaks callers such as
+        // base64's encoder, whose next write then answers Ok(0), which `write_all` takes for
+        // a failure (a held-rows answer past one chunk was cut off so). The buffer holds at
+        // most a chunk plus one write.
+        self.buffer.extend_from_slice(data);
+        self.written += data.len() as u64;
         if self.buffer.len() >= CHUNK_BYTES {
             self.send_buffer()?;
         }
-        Ok(taken)
+        Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -113,5 +115,42 @@ impl Write for PipeWriter {
             return Ok(());
         }
         self.send_buffer()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::write::EncoderWriter;
+    use base64::Engine as _;
+
+    /// base64's encoder over the pipe, past several chunks: every byte arrives (a pipe that
+    /// took part of a write made the encoder's next write answer Ok(0), and `write_all` fail).
+    #[test]
+    fn an_encoder_writes_through_the_pipe_past_a_chunk() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (mut writer, failer, body) = pipe(runtime.handle().clone(), Duration::from_secs(5));
+        drop(failer);
+        let input: Vec<u8> = (0..3 * CHUNK_BYTES as u32 / 2).map(|n| (n % 251) as u8).collect();
+        let reader = runtime.spawn(async move { axum::body::to_bytes(body, usize::MAX).await.unwrap() });
+        let sent = input.clone();
+        std::thread::spawn(move || {
+            // Written past the encoder (as a held-rows answer's table names are), so that the
+            // encoder's output straddles a chunk's end.
+            writer.write_all(b"{\"t\":\"").unwrap();
+            let mut encoder = EncoderWriter::new(&mut writer, &STANDARD);
+            for piece in sent.chunks(8) {
+                encoder.write_all(piece).unwrap();
+            }
+            encoder.finish().unwrap();
+            drop(encoder);
+            writer.flush().unwrap();
+        })
+        .join()
+        .unwrap();
+        let received = runtime.block_on(reader).unwrap();
+        assert_eq!(received, format!("{{\"t\":\"{}", STANDARD.encode(&input)).as_bytes());
     }
 }
