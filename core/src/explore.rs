@@ -492,6 +492,26 @@ fn each_row<R: Read + Seek, const N: usize>(
     Ok(stream_rows(archive, table, columns, false, |_, values| each(values))?.0)
 }
 
+/// Hands `row` every line of `entry` (its name, line number and bytes): with `indexed`,
+/// through a [`LineIndex`] built on the way and answered (when the entry can have one),
+/// otherwise by a plain reading.
+fn each_line<R: Read + Seek>(
+    archive: &mut Archive<R>,
+    entry: usize,
+    indexed: bool,
+    mut row: impl FnMut(&str, u64, &[u8]) -> Result<()>,
+) -> Result<Option<LineIndex>> {
+    let index = if indexed { LineIndex::build(archive, entry, SPAN, &mut row)? } else { None };
+    if index.is_none() {
+        let mut lines = archive.ndjson_lines(entry)?;
+        let name = lines.entry().to_string();
+        while let Some((number, line)) = lines.next_line()? {
+            row(&name, number, line)?;
+        }
+    }
+    Ok(index)
+}
+
 /// [`each_row`], with each row's line number; with `indexed`, a deflated table is read
 /// through a [`LineIndex`] that is kept.
 fn stream_rows<R: Read + Seek, const N: usize>(
@@ -513,14 +533,7 @@ fn stream_rows<R: Read + Seek, const N: usize>(
         rows += 1;
         Ok(())
     };
-    let index = if indexed { LineIndex::build(archive, entry, SPAN, &mut row)? } else { None };
-    if index.is_none() {
-        let mut lines = archive.ndjson_lines(entry)?;
-        let name = lines.entry().to_string();
-        while let Some((number, line)) = lines.next_line()? {
-            row(&name, number, line)?;
-        }
-    }
+    let index = each_line(archive, entry, indexed, &mut row)?;
     Ok((rows, index))
 }
 
@@ -810,14 +823,7 @@ fn each_child<R: Read + Seek>(
         }
         Ok(())
     };
-    let index = if indexed { LineIndex::build(archive, entry, SPAN, &mut row)? } else { None };
-    if index.is_none() {
-        let mut lines = archive.ndjson_lines(entry)?;
-        let name = lines.entry().to_string();
-        while let Some((number, line)) = lines.next_line()? {
-            row(&name, number, line)?;
-        }
-    }
+    let index = each_line(archive, entry, indexed, &mut row)?;
     Ok((rows, index))
 }
 
