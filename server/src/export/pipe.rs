@@ -1,6 +1,6 @@
 //! The bounded pipe between the thread that writes a ZIP and the HTTP response that
-//! streams it: at most `CHUNKS × CHUNK_BYTES` are in flight, so memory stays flat whatever
-//! the archive's size. When the client goes away the next write fails, and when it stays
+//! streams it: at most `CHUNKS` chunks are in flight, each `CHUNK_BYTES` plus at most the
+//! one write that filled it, so memory stays flat whatever the archive's size. When the client goes away the next write fails, and when it stays
 //! connected but stops reading, a write that waits longer than the stall limit fails too;
 //! either stops the export and frees its thread.
 
