@@ -12,6 +12,7 @@ pub(crate) mod failure;
 pub mod faults;
 pub(crate) mod import;
 pub(crate) mod memory;
+pub(crate) mod policy;
 pub(crate) mod progress;
 pub mod seed;
 pub(crate) mod sign_in;

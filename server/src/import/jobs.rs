@@ -356,7 +356,7 @@ pub fn recover(store: &Store) {
             // What those imports applied was never settled: settle every row of theirs as an
             // import's end would (the rows each import added are not known any more).
             for user in users {
-                match store.db.row_applier(&user, None).and_then(|mut applier| applier.settle_all_rows()) {
+                match store.import_rows(&user, None).and_then(|mut rows| rows.settle_all_rows()) {
                     Ok(changed) => tracing::info!("settled {changed} references of {user} after an interrupted import"),
                     Err(error) => tracing::error!("cannot settle the references of {user}: {error}"),
                 }

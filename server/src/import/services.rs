@@ -25,12 +25,13 @@ pub struct ImportServices {
 
 impl ImportServices {
     /// Ends an import job (see [`Jobs::finish`]); an import that marked rows for
-    /// re-vectorization queues them and starts the user's run when their settings allow.
+    /// re-vectorization queues them and starts the user's run when their settings allow —
+    /// before the job says it is complete, so a client that sees it complete and asks for
+    /// the run's status sees this run, not the one before it.
     pub fn finish_job(&self, job: &Job, outcome: Outcome) {
-        let marked = matches!(&outcome, Outcome::Complete(summary) if summary.revectorized > 0);
-        self.jobs.finish(&self.store, job, outcome);
-        if marked {
+        if matches!(&outcome, Outcome::Complete(summary) if summary.revectorized > 0) {
             self.embeddings.resume(&job.user_id);
         }
+        self.jobs.finish(&self.store, job, outcome);
     }
 }

@@ -1,8 +1,9 @@
 //! One import's apply engine. Whatever the archive comes from — a staged upload, a file on
 //! the command line, verified batches from the browser — its rows, files, vectors and
 //! secrets go through an [`ImportSession`], so there is one set of rules and one set of
-//! counts. Rows are applied by `storage::sqlite::RowApplier` (merge by id, ownership);
-//! files, vectors and secrets are decided here.
+//! counts. Rows are applied through the backend's `storage::import_rows::ImportRows` by
+//! `crate::policy`'s rules (merge by id, ownership, remap, quota); files, vectors and
+//! secrets are decided here, by the same rules.
 
 use crate::embeddings::config::EmbeddingRules as _;
 use std::collections::BTreeSet;
@@ -26,7 +27,8 @@ pub use super::error::ImportError;
 use super::report::{clipped, LISTED};
 use crate::failure::OverQuota;
 use crate::progress::Event;
-use crate::storage::sqlite::{AlignedRow, RowApplier};
+use crate::policy::rows::AlignedRow;
+use crate::storage::import_rows::ImportRows;
 use crate::storage::{Store, VectorRow, WriteOutcome};
 
 mod files;
@@ -36,7 +38,7 @@ mod vectors;
 pub struct ImportSession<'a> {
     store: &'a Store,
     user_id: String,
-    applier: RowApplier,
+    applier: Box<dyn ImportRows>,
     summary: ImportSummary,
     cancel: Arc<AtomicBool>,
     progress: &'a (dyn Fn(Event) + Sync),
@@ -66,7 +68,7 @@ impl<'a> ImportSession<'a> {
         if store.db.usage_of(user_id)?.is_none() {
             store.db.set_usage(user_id, store.files.usage_of(user_id)?)?;
         }
-        let applier = store.db.row_applier(user_id, quota)?;
+        let applier = store.import_rows(user_id, quota)?;
         let usage = applier.usage();
         if let Some(quota) = usage.quota.filter(|quota| usage.before > *quota) {
             return Err(ImportError::OverQuota(OverQuota { quota, used: usage.before }));
@@ -184,7 +186,7 @@ impl<'a> ImportSession<'a> {
             let rows = self.applier.roll_back_import();
             let files = self.store.files.remove_written_since(&self.user_id, self.started_on_disk);
             let (store, runtime, user_id) = (self.store, &self.runtime, self.user_id.as_str());
-            let vectors = self.applier.take_recorded_vectors(|table, dimension, ids| {
+            let vectors = self.applier.take_recorded_vectors(&mut |table, dimension, ids| {
                 runtime
                     .block_on(store.vectors.delete_ids(table, dimension, user_id, ids))
                     .map(|_| ())
@@ -211,13 +213,13 @@ impl<'a> ImportSession<'a> {
 
     /// Whether `bytes` more would fit in the account's quota.
     pub fn fits_quota(&self, bytes: u64) -> bool {
-        self.applier.fits(bytes)
+        self.applier.usage().fits(bytes)
     }
 
     /// Fails the import (rolled back, `quota_exceeded`) unless `bytes` more fit in the
     /// account's quota: for a file announced before its bytes arrive.
     pub fn ensure_fits(&mut self, bytes: u64) -> Result<(), ImportError> {
-        let checked = self.applier.usage().check(bytes).map_err(ImportError::from);
+        let checked = self.applier.usage().check(bytes).map_err(ImportError::QuotaExceeded);
         self.roll_back_if_out_of_room(checked)
     }
 

@@ -8,6 +8,7 @@
 
 pub mod files;
 pub mod identity;
+pub(crate) mod import_rows;
 pub mod sqlite;
 pub mod vectors;
 
@@ -104,6 +105,16 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The rows of `user_id`'s account as one import writes them, held to `quota` (the
+    /// instance's; an account's own quota wins).
+    pub(crate) fn import_rows(
+        &self,
+        user_id: &str,
+        quota: Option<u64>,
+    ) -> sqlite::DbResult<Box<dyn import_rows::ImportRows>> {
+        Ok(Box::new(self.db.row_applier(user_id, quota)?))
     }
 
     /// Where uploads wait while they are checked.

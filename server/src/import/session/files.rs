@@ -3,19 +3,11 @@
 //! and each one restored whole or not at all, held to its claimed size and the quota.
 
 use super::*;
+use crate::policy::files::{file_rule, sniffs_as_audio, FileRule};
 
 /// Files an import syncs one by one at most; past this it syncs the whole filesystem.
 pub(super) const SYNCED_ONE_BY_ONE: usize = 256;
 
-/// The file formats a completion sound may be, by its first bytes.
-pub fn sniffs_as_audio(head: &[u8]) -> bool {
-    let starts = |magic: &[u8]| head.starts_with(magic);
-    starts(b"ID3")
-        || starts(b"OggS")
-        || (head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE")
-        || (head.len() >= 8 && &head[4..8] == b"ftyp")
-        || (head.len() >= 2 && head[0] == 0xff && head[1] & 0xe0 == 0xe0)
-}
 
 /// A reader that stops with `Cancelled` once the flag is raised.
 pub(super) struct Cancellable<'a, R> {
@@ -34,34 +26,23 @@ impl<R: Read> Read for Cancellable<'_, R> {
 
 impl ImportSession<'_> {
     /// Where a file of the archive may go (inside the importer's own folder of its bucket),
-    /// or `None` when it must not be written: a file is restored only when one of the
-    /// importer's rows names it — images and thumbnails by an image row, avatars by a
-    /// character or persona, theme assets by a theme-asset row, databank documents (under
-    /// their row's path) by a document row. A completion sound has no row; it is held to
-    /// its five possible names and must sniff as audio.
+    /// or `None` when it must not be written: `policy::files` says which of the importer's
+    /// rows must name it, and the backend answers.
     pub(super) fn destination(&mut self, bucket: FileBucket, name: &str) -> Result<Option<String>, ImportError> {
-        Ok(match bucket {
-            FileBucket::Images => {
-                self.applier.importer_names_file("images", "filename", name)?.then(|| name.to_string())
-            }
-            FileBucket::Thumbnails => {
-                let stem = name.split('_').next().unwrap_or_default();
-                self.applier.importer_has_image_stem(stem)?.then(|| name.to_string())
-            }
-            FileBucket::Avatars => (self.applier.importer_names_avatar("characters", name)?
-                || self.applier.importer_names_avatar("personas", name)?)
-            .then(|| name.to_string()),
-            FileBucket::Databank => match name.split_once("__") {
-                Some((document_id, _)) => self.applier.databank_file_path(document_id)?,
-                None => None,
-            },
-            FileBucket::ThemeAssets => match name.split_once('/') {
-                Some((bundle, file)) => {
-                    self.applier.importer_names_theme_asset(bundle, file)?.then(|| name.to_string())
+        Ok(match file_rule(bucket, name) {
+            FileRule::NamedByAny(questions) => {
+                let mut named = false;
+                for question in questions {
+                    if self.applier.answers(question)? {
+                        named = true;
+                        break;
+                    }
                 }
-                None => None,
-            },
-            FileBucket::NotificationSounds => Some(name.to_string()),
+                named.then(|| name.to_string())
+            }
+            FileRule::PathOf { table, column, id } => self.applier.path_of(table, column, id)?,
+            FileRule::Always => Some(name.to_string()),
+            FileRule::Nowhere => None,
         })
     }
 

@@ -1,6 +1,8 @@
-//! Applying imported rows with merge-by-ID semantics, on a connection of the import's own
-//! with foreign-key enforcement off (the schema has cycles; FORMAT §4). Every rule that
-//! keeps one user's import away from another user's data lives here:
+//! SQLite's side of an import (`storage::import_rows::ImportRows`): rows applied with
+//! merge-by-ID semantics on a connection of the import's own with foreign-key enforcement
+//! off (the schema has cycles; FORMAT §4). The rules that keep one user's import away from
+//! another user's data are `crate::policy`'s; this module answers their questions (whose is
+//! this id, is this number taken) with indexed statements and runs what they decide:
 //!
 //! - only registry tables are written, only with live columns, `user_id` (and
 //!   `installed_by_user_id`) forced to the importer, `has_api_key` forced to 0;
@@ -22,12 +24,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use lvbak_core::protocol::TableCounts;
-use lvbak_core::registry::{
-    is_secret_setting_key, table_spec, Ownership, ReferenceRule, ResetValue, TableSpec, OWNER_COLUMNS, TABLES,
-};
+use lvbak_core::registry::{table_spec, Ownership, ReferenceRule, ResetValue, TableSpec, TABLES};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::gate::{WriteGate, WriteKind, WriteTurn};
 use super::{quoted, Database, DbError, DbResult};
@@ -35,30 +35,22 @@ use super::{quoted, Database, DbError, DbResult};
 mod cache;
 mod ending;
 mod files;
+mod import_rows;
 mod owners;
 mod plan;
 mod remap;
 mod rows;
 mod settings;
-mod usage;
 
 pub(crate) use ending::IMPORT_TEMP_TABLES;
 use owners::owned_condition;
-use plan::{PlannedReference, TablePlan};
+use plan::TablePlan;
 use rows::sort_by_id;
-pub use settings::merge_setting;
-pub use usage::Usage;
-
-/// Who a row belongs to, as seen by the importer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Owner {
-    Importer,
-    Someone,
-    Nobody,
-}
-
-/// One row, its values aligned with the live columns of its table (`None`: absent).
-pub type AlignedRow = Vec<Option<Value>>;
+use crate::policy::ids::NEW_ID_BYTES;
+use crate::policy::rows::check_row;
+pub(crate) use crate::policy::ownership::Owner;
+pub(crate) use crate::policy::quota::Usage;
+pub(crate) use crate::policy::rows::AlignedRow;
 
 /// The import's writer.
 pub struct RowApplier {
@@ -213,22 +205,12 @@ impl RowApplier {
     /// Counts `bytes` written outside the rows (a file; a vector, which `keep` marks as
     /// staying if the import is rolled back), or refuses them if they do not fit.
     pub fn charge(&mut self, bytes: u64, keep: bool) -> DbResult<()> {
-        self.usage.check(bytes)?;
-        self.usage.added += bytes;
-        if keep {
-            self.usage.kept += bytes;
-        }
-        Ok(())
+        Ok(self.usage.charge(bytes, keep)?)
     }
 
     /// Gives back bytes charged for a file that turned out smaller, or was already there.
     pub fn refund(&mut self, bytes: u64) {
-        self.usage.added = self.usage.added.saturating_sub(bytes);
-    }
-
-    /// Whether `bytes` more would fit in the quota.
-    pub fn fits(&self, bytes: u64) -> bool {
-        self.usage.check(bytes).is_ok()
+        self.usage.refund(bytes);
     }
 
     /// Applies a batch of rows of one registry table (aligned with [`Self::columns_of`]):
@@ -263,14 +245,14 @@ impl RowApplier {
             }
             let mut accepted = Vec::with_capacity(rows.len());
             for row in rows {
-                match self.prepare_row(&plan, row)? {
+                match check_row(&plan.rules, row, self)? {
                     Some(row) => accepted.push(row),
                     None => counts.rejected += 1,
                 }
             }
             // The most these rows can count for: each as it is, or as a copy under a new id
             // (worked out only when there is a quota to exceed).
-            let most = || accepted.iter().map(|row| plan.charge.bytes(row) + remap::NEW_ID_BYTES).sum::<u64>();
+            let most = || accepted.iter().map(|row| plan.charge.bytes(row) + NEW_ID_BYTES).sum::<u64>();
             if self.usage.quota.is_some() && self.usage.check(most()).is_err() {
                 self.connection.execute_batch("SAVEPOINT lvbak_batch")?;
                 guarded = true;
@@ -282,8 +264,7 @@ impl RowApplier {
                 sort_by_id(&mut accepted, id);
             }
             let (inserted, remapped, bytes) = self.insert_all(spec, &plan, &mut accepted)?;
-            self.usage.check(bytes)?;
-            self.usage.added += bytes;
+            self.usage.charge(bytes, false)?;
             counts.imported += inserted;
             counts.remapped += remapped;
             counts.skipped += accepted.len() as u64 - inserted;
@@ -323,7 +304,7 @@ impl RowApplier {
             let _ = self.connection.execute_batch("ROLLBACK");
             self.turn = None;
         }
-        self.usage.added = self.usage.added.saturating_sub(self.bytes_in_transaction);
+        self.usage.refund(self.bytes_in_transaction);
         self.rows_in_transaction = 0;
         self.bytes_in_transaction = 0;
         // Answers read inside the transaction may name rows that are no longer there.

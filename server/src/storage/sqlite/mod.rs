@@ -25,7 +25,7 @@ use rusqlite::Connection;
 use gate::{WriteGate, WriteKind};
 
 pub use accounts::{SessionUser, UserRecord};
-pub use apply::{merge_setting, AlignedRow, Owner, RowApplier};
+pub use apply::RowApplier;
 pub use embedding_trust::{is_embedding_key, UnboundKey};
 pub use jobs::JobRecord;
 pub use rows::{ColumnFacts, ForeignKeyFacts, RowRef, RowValue, TableFacts, TableScan};
@@ -39,7 +39,7 @@ pub enum DbError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    QuotaExceeded(crate::failure::QuotaExceeded),
+    QuotaExceeded(#[from] crate::failure::QuotaExceeded),
     /// An account of that name exists.
     #[error("the user name {0:?} is taken")]
     NameTaken(String),

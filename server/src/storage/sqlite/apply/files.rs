@@ -3,26 +3,30 @@
 //! state, and a restored key's connection.
 
 use super::*;
+use crate::policy::files::FileQuestion;
 
-/// The last segment of a character's or persona's `avatar_path` ('\\' taken as '/'), as SQL:
-/// the expression of migration 0007's indexes, character for character.
-pub(super) const AVATAR_NAME: &str = "replace(replace(avatar_path, '\\', '/'), rtrim(replace(avatar_path, '\\', '/'), \
-    replace(replace(avatar_path, '\\', '/'), '/', '')), '')";
+/// The last segment of a path column ('\\' taken as '/'), as SQL: for `avatar_path`, the
+/// expression of migration 0007's indexes, character for character.
+pub(super) fn last_segment_sql(column: &str) -> String {
+    let slashed = format!("replace({column}, '\\', '/')");
+    format!("replace({slashed}, rtrim({slashed}, replace({slashed}, '/', '')), '')")
+}
 
-/// "Does a row of user ?2 in `table` (characters or personas) have the avatar file ?1?",
-/// answered by the index of the paths' last segments (migration 0007) for a name that is
-/// one segment, as every archive's is.
-pub(super) fn avatar_named_sql(table: &str, name: &str) -> String {
+/// "Does a row of user ?2 in `table` have a path in `column` whose last segment is ?1?",
+/// answered by the index of the paths' last segments (migration 0007, for characters' and
+/// personas' avatars) for a name that is one segment, as every archive's is.
+pub(super) fn last_segment_named_sql(table: &str, column: &str, name: &str) -> String {
+    // The column unquoted, as the index's expression has it (a registry name, plain).
+    let table = quoted(table);
     if name.contains(['/', '\\']) {
         format!(
-            "SELECT EXISTS (SELECT 1 FROM {} WHERE user_id = ?2 AND (avatar_path = ?1 OR \
-             (substr(avatar_path, -length(?1)) = ?1 AND substr(avatar_path, -length(?1) - 1, 1) IN ('/', '\\'))))",
-            quoted(table)
+            "SELECT EXISTS (SELECT 1 FROM {table} WHERE user_id = ?2 AND ({column} = ?1 OR \
+             (substr({column}, -length(?1)) = ?1 AND substr({column}, -length(?1) - 1, 1) IN ('/', '\\'))))"
         )
     } else {
         format!(
-            "SELECT EXISTS (SELECT 1 FROM {} WHERE user_id = ?2 AND avatar_path IS NOT NULL AND {AVATAR_NAME} = ?1)",
-            quoted(table)
+            "SELECT EXISTS (SELECT 1 FROM {table} WHERE user_id = ?2 AND {column} IS NOT NULL AND {} = ?1)",
+            last_segment_sql(column)
         )
     }
 }
@@ -65,59 +69,55 @@ impl RowApplier {
         }
     }
 
-    /// Whether one of the importer's rows names this file, so that it may be written into
-    /// a folder shared by every user (`images/`, `avatars/`).
-    pub fn importer_names_file(&mut self, table: &str, column: &str, name: &str) -> DbResult<bool> {
-        let owner = match table_spec(table).map(|s| s.ownership) {
-            Some(Ownership::Direct { column }) => column,
-            _ => return Ok(false),
+    /// The answer to a question of `policy::files` about the importer's rows. Tables and
+    /// columns come from the registry, never from an archive.
+    pub(super) fn answer(&mut self, question: FileQuestion<'_>) -> DbResult<bool> {
+        let owner = |table: &str| match table_spec(table).map(|spec| spec.ownership) {
+            Some(Ownership::Direct { column }) => Some(column),
+            _ => None,
         };
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = ?1 AND {} = ?2)",
-            quoted(table),
-            quoted(column),
-            quoted(owner)
-        );
-        Ok(self.connection.prepare_cached(&sql)?.query_row([name, self.user_id.as_str()], |row| row.get(0))?)
+        let (sql, parameters): (String, Vec<&str>) = match question {
+            FileQuestion::Equals { table, column, name } => {
+                let Some(owner) = owner(table) else { return Ok(false) };
+                let sql = format!(
+                    "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = ?1 AND {} = ?2)",
+                    quoted(table),
+                    quoted(column),
+                    quoted(owner)
+                );
+                (sql, vec![name, &self.user_id])
+            }
+            FileQuestion::LastSegment { table, column, name } => {
+                (last_segment_named_sql(table, column, name), vec![name, &self.user_id])
+            }
+            FileQuestion::Stem { table, column, stem } => {
+                let column = quoted(column);
+                let sql = format!(
+                    "SELECT EXISTS (SELECT 1 FROM {} WHERE user_id = ?2 AND ({column} = ?1 OR \
+                     ({column} >= ?1 || '.' AND {column} < ?1 || '/')))",
+                    quoted(table)
+                );
+                (sql, vec![stem, &self.user_id])
+            }
+            FileQuestion::InBundle { table, column, bundle, file } => {
+                let sql = format!(
+                    "SELECT EXISTS (SELECT 1 FROM {} WHERE user_id = ?1 AND bundle_id = ?2 AND {} = ?3)",
+                    quoted(table),
+                    quoted(column)
+                );
+                (sql, vec![&self.user_id, bundle, file])
+            }
+        };
+        Ok(self.connection.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(parameters), |row| row.get(0))?)
     }
 
-    /// Whether one of the importer's characters or personas (`table`) has this avatar file
-    /// (exports name an avatar by the last segment of its path).
-    pub fn importer_names_avatar(&mut self, table: &str, name: &str) -> DbResult<bool> {
-        if name.is_empty() {
-            return Ok(false);
-        }
-        let sql = avatar_named_sql(table, name);
-        Ok(self.connection.prepare_cached(&sql)?.query_row([name, self.user_id.as_str()], |row| row.get(0))?)
-    }
-
-    /// Whether one of the importer's theme assets is `file` of `bundle`.
-    pub fn importer_names_theme_asset(&mut self, bundle: &str, file: &str) -> DbResult<bool> {
+    /// The `column` of the importer's row `id` of `table` (a databank document's path).
+    pub(super) fn path_of(&mut self, table: &str, column: &str, id: &str) -> DbResult<Option<String>> {
+        let sql = format!("SELECT {} FROM {} WHERE id = ?1 AND user_id = ?2", quoted(column), quoted(table));
         Ok(self
             .connection
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM theme_assets WHERE user_id = ?1 AND bundle_id = ?2 AND file_name = ?3)",
-            )?
-            .query_row([self.user_id.as_str(), bundle, file], |row| row.get(0))?)
-    }
-
-    /// Whether the importer has an image whose file is `<stem>` or `<stem>.<extension>`
-    /// (thumbnails are named after their original).
-    pub fn importer_has_image_stem(&mut self, stem: &str) -> DbResult<bool> {
-        Ok(self
-            .connection
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM images WHERE user_id = ?2 AND (filename = ?1 OR (filename >= ?1 || '.' AND filename < ?1 || '/')))",
-            )?
-            .query_row([stem, self.user_id.as_str()], |row| row.get(0))?)
-    }
-
-    /// The stored path of one of the importer's databank documents.
-    pub fn databank_file_path(&mut self, document_id: &str) -> DbResult<Option<String>> {
-        Ok(self
-            .connection
-            .prepare_cached("SELECT file_path FROM databank_documents WHERE id = ?1 AND user_id = ?2")?
-            .query_row([document_id, self.user_id.as_str()], |row| row.get::<_, Option<String>>(0))
+            .prepare_cached(&sql)?
+            .query_row([id, self.user_id.as_str()], |row| row.get::<_, Option<String>>(0))
             .optional()?
             .flatten())
     }
@@ -151,7 +151,7 @@ mod tests {
             )
             .unwrap();
         let named = |table: &str, name: &str, user: &str| -> bool {
-            connection.query_row(&avatar_named_sql(table, name), [name, user], |row| row.get(0)).unwrap()
+            connection.query_row(&last_segment_named_sql(table, "avatar_path", name), [name, user], |row| row.get(0)).unwrap()
         };
         for name in ["a.png", "b.png", "c.png", "e.png"] {
             assert!(named("characters", name, "u1"), "{name}");
@@ -165,7 +165,7 @@ mod tests {
         assert!(named("characters", "path/e.png", "u1"));
         assert!(!named("characters", "th/e.png", "u1"));
         let plans: Vec<String> = connection
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", avatar_named_sql("characters", "a.png")))
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", last_segment_named_sql("characters", "avatar_path", "a.png")))
             .unwrap()
             .query_map(["a.png", "u1"], |row| row.get(3))
             .unwrap()

@@ -1,49 +1,23 @@
-//! What the checks of one table need, worked out once per table from its live columns and
-//! the registry: owner, forced and numbered columns, the parent, the references, the charge.
+//! What the checks and the charge of one table need, worked out once per table from its
+//! live columns (`PRAGMA table_info`) and the registry: the backend-neutral [`RowRules`]
+//! and what a row counts for as SQLite stores it.
 
 use super::*;
+use crate::policy::rows::{LiveColumn, RowRules};
 
-#[derive(Clone, Debug)]
-pub(super) struct LiveColumn {
-    pub(super) name: String,
-    pub(super) required: bool,
-    pub(super) nullable: bool,
-    pub(super) primary_key: bool,
-}
-
-/// What the checks of one table need, by column index (worked out once per table).
+/// A table's rules and its rows' charge.
 #[derive(Clone, Debug)]
 pub(super) struct TablePlan {
-    pub(super) table: &'static str,
-    pub(super) columns: Vec<LiveColumn>,
-    pub(super) names: Vec<String>,
-    /// `user_id` / `installed_by_user_id`: forced to the importer.
-    pub(super) owner_columns: Vec<usize>,
-    pub(super) forced_zero: Vec<usize>,
-    pub(super) filter: Option<(usize, &'static str)>,
-    pub(super) parent: Option<(usize, &'static str)>,
-    pub(super) references: Vec<PlannedReference>,
-    pub(super) id: Option<usize>,
-    /// The column numbering the user's rows (`TableSpec::numbered`).
-    pub(super) numbered: Option<usize>,
+    pub(super) rules: RowRules,
     /// What a row counts for against the quota.
     pub(super) charge: crate::storage::sqlite::charge::RowCharge,
 }
 
-/// A reference column of a table, as its rows are checked.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct PlannedReference {
-    /// The column's place among the live columns, and its name.
-    pub(super) index: usize,
-    pub(super) column: &'static str,
-    /// The table it points into.
-    pub(super) target: &'static str,
-    pub(super) rule: ReferenceRule,
-    /// Whether the target is applied later than this table (or is this table): such a
-    /// reference is settled after every table is in.
-    pub(super) forward: bool,
-    /// Whether the column may be empty (a reference to nothing is then cleared).
-    pub(super) nullable: bool,
+impl std::ops::Deref for TablePlan {
+    type Target = RowRules;
+    fn deref(&self) -> &RowRules {
+        &self.rules
+    }
 }
 
 impl RowApplier {
@@ -65,42 +39,9 @@ impl RowApplier {
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        let position = |name: &str| columns.iter().position(|column| column.name == name);
-        let plan = TablePlan {
-            table: spec.name,
-            names: columns.iter().map(|column| column.name.clone()).collect(),
-            owner_columns: OWNER_COLUMNS.iter().filter_map(|name| position(name)).collect(),
-            forced_zero: spec.forced_zero.iter().filter_map(|name| position(name)).collect(),
-            filter: spec.row_filter.and_then(|(column, value)| position(column).map(|index| (index, value))),
-            parent: match spec.ownership {
-                Ownership::Parent { parent_table, column } => position(column).map(|index| (index, parent_table)),
-                Ownership::Direct { .. } => None,
-            },
-            references: spec
-                .references
-                .iter()
-                .filter_map(|r| {
-                    let order = |name: &str| TABLES.iter().position(|t| t.name == name);
-                    let forward = order(r.table) >= order(spec.name);
-                    position(r.column).map(|index| PlannedReference {
-                        index,
-                        column: r.column,
-                        target: r.table,
-                        rule: r.rule,
-                        forward,
-                        nullable: columns[index].nullable,
-                    })
-                })
-                .collect(),
-            id: position("id"),
-            numbered: spec.numbered.and_then(position),
-            charge: crate::storage::sqlite::charge::RowCharge::of(
-                &self.connection,
-                spec.name,
-                &columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-            )?,
-            columns,
-        };
+        let rules = RowRules::new(spec, columns);
+        let charge = crate::storage::sqlite::charge::RowCharge::of(&self.connection, spec.name, &rules.names)?;
+        let plan = TablePlan { rules, charge };
         self.plans.insert(spec.name, plan.clone());
         Ok(plan)
     }
@@ -108,6 +49,6 @@ impl RowApplier {
     /// The live columns of a registry table, in order: rows are handed to [`Self::apply`]
     /// aligned with these.
     pub fn columns_of(&mut self, spec: &'static TableSpec) -> DbResult<Vec<String>> {
-        Ok(self.plan(spec)?.names)
+        Ok(self.plan(spec)?.rules.names.clone())
     }
 }

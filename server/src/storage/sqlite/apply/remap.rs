@@ -8,8 +8,8 @@
 //! (`lvbak_id_map`), so importing the same archive again finds the copies and skips them.
 //!
 //! Lookups cost nothing until the importer has a remapped id at all (`Remaps::any`); JSON
-//! text and file names are rewritten textually (a quoted UUID, or a UUID inside a name), so
-//! Lumiverse's bytes — key order, number text — stay as they were.
+//! text and file names are rewritten textually by `policy::ids` (a quoted UUID, or a UUID
+//! inside a name), so Lumiverse's bytes — key order, number text — stay as they were.
 
 use lvbak_core::registry::{json_id_columns, table_spec, text_id_columns, ReferenceRule, TABLES};
 use rusqlite::{Connection, OptionalExtension};
@@ -19,6 +19,7 @@ use foldhash::{HashMap, HashMapExt as _, HashSet};
 use super::cache::LookupCache;
 use super::owners::IDS_PER_STATEMENT;
 use super::{owned_condition, quoted, DbError, DbResult, RowApplier, WriteKind};
+use crate::policy::ids::{fresh_id, fresh_ids};
 
 /// Id map rows written by one statement (four parameters each, under SQLite's limit).
 const MAP_ROWS_PER_STATEMENT: usize = 64;
@@ -62,65 +63,10 @@ impl Remaps {
     }
 }
 
-/// The most a copy's new id adds to what its row counts for (the original id may be empty).
-pub(super) const NEW_ID_BYTES: u64 = 36;
-
-/// A fresh row id: a lowercase hyphenated UUID v4, as Lumiverse makes them.
-fn fresh_id() -> String {
-    uuid::Uuid::new_v4().hyphenated().to_string()
-}
-
-/// `count` fresh row ids, from one read of the operating system's random source (not one
-/// per id, as [`fresh_id`]).
-fn fresh_ids(count: usize) -> DbResult<Vec<String>> {
-    use rand::TryRngCore;
-    let mut bytes = vec![0u8; count * 16];
-    rand::rngs::OsRng.try_fill_bytes(&mut bytes).map_err(|error| DbError::Invalid(error.to_string()))?;
-    Ok(bytes
-        .chunks_exact(16)
-        .map(|chunk| {
-            let random: [u8; 16] = chunk.try_into().unwrap_or_default();
-            let mut text = uuid::Uuid::encode_buffer();
-            uuid::Builder::from_random_bytes(random).into_uuid().hyphenated().encode_lower(&mut text).to_owned()
-        })
-        .collect())
-}
-
-/// Whether `bytes` is a hyphenated UUID (either case), the shape of Lumiverse's ids.
-fn is_uuid(bytes: &[u8]) -> bool {
-    bytes.len() == 36
-        && bytes.iter().enumerate().all(|(index, byte)| match index {
-            8 | 13 | 18 | 23 => *byte == b'-',
-            _ => byte.is_ascii_hexdigit(),
-        })
-}
-
-/// Where the first UUID of `bytes` at or after `from` starts: standing alone (no hex digit
-/// either side), or with `quoted_only` a whole JSON string. Found from its first hyphen
-/// (`memchr`), so text without one is passed over at memory speed.
-fn next_uuid(bytes: &[u8], from: usize, quoted_only: bool) -> Option<usize> {
-    let mut search = from + 8;
-    while search < bytes.len() {
-        let hyphen = search + memchr::memchr(b'-', &bytes[search..])?;
-        let start = hyphen - 8;
-        let bounded = if quoted_only {
-            start > 0 && bytes[start - 1] == b'"' && bytes.get(start + 36) == Some(&b'"')
-        } else {
-            (start == 0 || !bytes[start - 1].is_ascii_hexdigit())
-                && bytes.get(start + 36).is_none_or(|byte| !byte.is_ascii_hexdigit())
-        };
-        if bounded && bytes.len() >= start + 36 && is_uuid(&bytes[start..start + 36]) {
-            return Some(start);
-        }
-        search = hyphen + 1;
-    }
-    None
-}
-
-/// Whether a column's value may hold an id: text of an id's length or more, with a hyphen.
+/// Whether a column's value may hold an id (see `policy::ids::may_hold_id`).
 fn may_hold_id(value: rusqlite::types::ValueRef<'_>) -> bool {
     match value {
-        rusqlite::types::ValueRef::Text(bytes) => bytes.len() >= 36 && memchr::memchr(b'-', bytes).is_some(),
+        rusqlite::types::ValueRef::Text(bytes) => crate::policy::ids::may_hold_id(bytes),
         _ => false,
     }
 }
@@ -203,7 +149,7 @@ impl RowApplier {
         let wanted = (0..originals.len())
             .filter(|&position| first_of_its_id(position) && !known.contains_key(originals[position]))
             .count();
-        let mut ids = fresh_ids(wanted)?;
+        let mut ids = fresh_ids(wanted).map_err(|error| DbError::Invalid(error.to_string()))?;
         let mut new_ids: Vec<String> = Vec::with_capacity(originals.len());
         let mut fresh: Vec<usize> = Vec::new();
         for (position, &original) in originals.iter().enumerate() {
@@ -259,23 +205,7 @@ impl RowApplier {
     /// `text` with every UUID in it (`quoted`: every JSON string that is a UUID) that was
     /// remapped replaced by its new id; `None` when nothing changed.
     fn rewrite_uuids(&mut self, text: &str, quoted_only: bool) -> DbResult<Option<String>> {
-        let mut out = String::new();
-        let mut copied = 0;
-        let mut at = 0;
-        while let Some(start) = next_uuid(text.as_bytes(), at, quoted_only) {
-            let original = &text[start..start + 36];
-            if let Some(new_id) = self.remapped(None, original)? {
-                out.push_str(&text[copied..start]);
-                out.push_str(&new_id);
-                copied = start + 36;
-            }
-            at = start + 36;
-        }
-        if copied == 0 {
-            return Ok(None);
-        }
-        out.push_str(&text[copied..]);
-        Ok(Some(out))
+        crate::policy::ids::rewrite_uuids(text, quoted_only, |original| self.remapped(None, original))
     }
 
     /// JSON text (a vector's metadata) with every quoted id that was remapped replaced.
@@ -406,47 +336,5 @@ impl RowApplier {
             }
         }
         Ok(changed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    #[allow(clippy::unwrap_used)]
-    fn uuids_are_recognised_by_shape() {
-        assert!(is_uuid(b"45912865-abcc-4ceb-a966-207567b02a16"));
-        assert!(is_uuid(b"45912865-ABCC-4CEB-A966-207567B02A16"));
-        assert!(!is_uuid(b"45912865-abcc-4ceb-a966-207567b02a1"));
-        assert!(!is_uuid(b"45912865_abcc-4ceb-a966-207567b02a16"));
-        assert!(!is_uuid(b"g5912865-abcc-4ceb-a966-207567b02a16"));
-        let id = fresh_id();
-        assert!(is_uuid(id.as_bytes()) && id == id.to_lowercase());
-        let ids = fresh_ids(3).unwrap();
-        assert!(ids.iter().all(|id| is_uuid(id.as_bytes()) && id.as_bytes()[14] == b'4' && *id == id.to_lowercase()));
-        assert!(ids[0] != ids[1] && ids[1] != ids[2]);
-    }
-
-    #[test]
-    fn uuids_are_found_where_they_stand_alone_or_quoted() {
-        let id = "45912865-abcc-4ceb-a966-207567b02a16";
-        let text = format!("a-b {id} /api/v1/images/{id}.png x{id} \"{id}\" {id}");
-        let mut found = Vec::new();
-        let mut at = 0;
-        while let Some(start) = next_uuid(text.as_bytes(), at, false) {
-            found.push(start);
-            at = start + 36;
-        }
-        // Not the one glued to a hex digit ("x" is not one, so that one counts too).
-        let expected: Vec<usize> = text.match_indices(id).map(|(i, _)| i).collect();
-        assert_eq!(found, expected);
-        let glued = format!("a{id}");
-        assert_eq!(next_uuid(glued.as_bytes(), 0, false), None);
-        let quoted = format!("{{\"k\":\"{id}\",\"l\":\"{id}x\"}}");
-        assert_eq!(next_uuid(quoted.as_bytes(), 0, true), Some(6));
-        assert_eq!(next_uuid(quoted.as_bytes(), 7, true), None);
-        assert_eq!(next_uuid(b"no ids - here", 0, false), None);
-        assert_eq!(next_uuid(&id.as_bytes()[..35], 0, false), None);
     }
 }

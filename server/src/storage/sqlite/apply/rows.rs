@@ -4,6 +4,7 @@
 //! becomes a copy (see `remap`).
 
 use super::*;
+use crate::policy::ownership::{merge, Merge};
 
 /// Which columns a row has, as bits (registry tables have well under 128).
 pub(super) fn row_shape(row: &AlignedRow) -> u128 {
@@ -70,90 +71,32 @@ impl rusqlite::ToSql for Param<'_> {
     }
 }
 
-impl RowApplier {
-    /// Cleans a row for its table, or refuses it (`None`).
-    pub(super) fn prepare_row(&mut self, plan: &TablePlan, mut row: AlignedRow) -> DbResult<Option<AlignedRow>> {
-        // Forced columns first, so later checks see what will be written.
-        for &index in &plan.owner_columns {
-            row[index] = Some(Value::String(self.user_id.clone()));
-        }
-        for &index in &plan.forced_zero {
-            row[index] = Some(Value::from(0));
-        }
-        let text = |row: &AlignedRow, index: usize| row[index].as_ref().and_then(Value::as_str).map(str::to_string);
-        if let Some((index, value)) = plan.filter {
-            if text(&row, index).as_deref() != Some(value) {
-                return Ok(None);
-            }
-        }
-        for (index, (column, value)) in plan.columns.iter().zip(&row).enumerate() {
-            // A missing number is given one (see `number_rows`).
-            if plan.numbered == Some(index) {
-                continue;
-            }
-            if (column.primary_key || column.required) && value.as_ref().is_none_or(Value::is_null) {
-                return Ok(None);
-            }
-        }
-        // Parents and references the importer's copies stand in for (see `remap`).
-        if self.remaps.any {
-            let references = plan.references.iter().map(|r| (r.index, r.target));
-            for (index, table) in plan.parent.iter().copied().chain(references) {
-                if let Some(original) = text(&row, index) {
-                    if let Some(new_id) = self.remapped(Some(table), &original)? {
-                        row[index] = Some(Value::String(new_id));
-                    }
-                }
-            }
-        }
-        if let Some((index, parent_table)) = plan.parent {
-            let Some(parent) = text(&row, index) else { return Ok(None) };
-            if self.owner_of(parent_table, &parent)? != Owner::Importer {
-                return Ok(None);
-            }
-        }
-        for &PlannedReference { index, column, target: table, rule, forward, nullable } in &plan.references {
-            let target = match &row[index] {
-                None | Some(Value::Null) => None,
-                Some(Value::String(id)) => Some(id.clone()),
-                // Ids are text: any other value names none of the importer's rows, and
-                // SQLite would store it as text that a row imported later could match.
-                Some(_) if nullable && rule != ReferenceRule::RequireOwn => {
-                    row[index] = Some(Value::Null);
-                    continue;
-                }
-                Some(_) => return Ok(None),
-            };
-            let Some(target_spec) = table_spec(table) else { continue };
-            let owner = match &target {
-                Some(target) => self.owner_of(target_spec.name, target)?,
-                None => Owner::Nobody,
-            };
-            match (rule, owner) {
-                (ReferenceRule::RequireOwn, Owner::Importer) => {}
-                (ReferenceRule::RequireOwn, _) => return Ok(None),
-                (ReferenceRule::RejectWhenForeign, Owner::Someone) => return Ok(None),
-                // A reference to a row that is not there is cleared, or its row refused
-                // where it may not be empty: left dangling, it would point at whichever
-                // account imports that id next (and be deleted with that account's row).
-                (ReferenceRule::RejectWhenForeign, Owner::Nobody) if target.is_some() => {
-                    if !nullable {
-                        return Ok(None);
-                    }
-                    row[index] = Some(Value::Null);
-                }
-                // A target applied later may yet become the importer's copy: settled (and
-                // scrubbed if still someone else's) once every table is in.
-                (ReferenceRule::ScrubWhenMissing, Owner::Someone) if !forward => row[index] = Some(Value::Null),
-                (ReferenceRule::ScrubWhenMissing, Owner::Someone | Owner::Nobody) if target.is_some() => {
-                    self.unsettled.insert((plan.table, column));
-                }
-                _ => {}
-            }
-        }
-        Ok(Some(row))
+/// The backend's answers to the row rules' questions (`policy::rows::check_row`).
+impl crate::policy::rows::RowLookups for RowApplier {
+    type Error = DbError;
+
+    fn importer(&self) -> &str {
+        &self.user_id
     }
 
+    fn remapped(&mut self, table: &'static str, original: &str) -> DbResult<Option<String>> {
+        RowApplier::remapped(self, Some(table), original)
+    }
+
+    fn any_remapped(&self) -> bool {
+        self.remaps.any
+    }
+
+    fn owner_of(&mut self, table: &'static str, id: &str) -> DbResult<Owner> {
+        RowApplier::owner_of(self, table, id)
+    }
+
+    fn note_unsettled(&mut self, table: &'static str, column: &'static str) {
+        self.unsettled.insert((table, column));
+    }
+}
+
+impl RowApplier {
     /// Gives every row of a numbered table a number of its own among the user's rows: one
     /// that is missing, not an integer, or taken (by another of the user's rows, or by an
     /// earlier row of this batch) becomes the next after the highest. A row whose id exists
@@ -168,23 +111,14 @@ impl RowApplier {
         let (table, column) = (quoted(spec.name), quoted(&plan.names[index]));
         let taken_sql = format!("SELECT 1 FROM {table} WHERE user_id = ?1 AND {column} = ?2 AND id IS NOT ?3");
         let highest_sql = format!("SELECT COALESCE(MAX({column}), 0) FROM {table} WHERE user_id = ?1");
-        let mut highest: i64 = self.connection.query_row(&highest_sql, [&self.user_id], |row| row.get(0))?;
-        let mut in_batch = HashSet::new();
+        let highest: i64 = self.connection.query_row(&highest_sql, [&self.user_id], |row| row.get(0))?;
+        let mut numbering = crate::policy::numbering::Numbering::new(highest);
         for row in rows {
             let id = plan.id.and_then(|i| row[i].as_ref()).and_then(Value::as_str).map(str::to_string);
-            let wanted = row[index].as_ref().and_then(Value::as_i64).filter(|n| *n > 0);
-            let free = match wanted {
-                Some(number) if !in_batch.contains(&number) => {
-                    !self.connection.prepare_cached(&taken_sql)?.exists(rusqlite::params![self.user_id, number, id])?
-                }
-                _ => false,
-            };
-            let number = match wanted {
-                Some(number) if free => number,
-                _ => highest.saturating_add(1),
-            };
-            highest = highest.max(number);
-            in_batch.insert(number);
+            let wanted = row[index].as_ref().and_then(Value::as_i64);
+            let number = numbering.next(wanted, |number| -> DbResult<bool> {
+                Ok(self.connection.prepare_cached(&taken_sql)?.exists(rusqlite::params![self.user_id, number, id])?)
+            })?;
             row[index] = Some(Value::from(number));
         }
         Ok(())
@@ -215,10 +149,10 @@ impl RowApplier {
             let ids: Vec<Option<&str>> = rows.iter().map(|row| id_at(row, id_index)).collect();
             let (mut fresh, mut foreign) = (Vec::new(), Vec::new());
             for (position, owner) in self.existing_among(spec, &ids)?.into_iter().enumerate() {
-                match owner {
-                    None => fresh.push(position),
-                    Some(Owner::Importer) => {}
-                    Some(_) => foreign.push(position),
+                match merge(owner) {
+                    Merge::Insert => fresh.push(position),
+                    Merge::Skip => {}
+                    Merge::Copy => foreign.push(position),
                 }
             }
             (fresh, foreign)
@@ -236,7 +170,7 @@ impl RowApplier {
                 .iter()
                 .zip(&ids)
                 .zip(owners)
-                .filter(|((_, id), owner)| id.is_some() && *owner != Some(Owner::Importer))
+                .filter(|((_, id), owner)| id.is_some() && merge(*owner) != Merge::Skip)
                 .map(|((&position, _), _)| position),
         );
         // In the order of their ids, so that repeats of one id are neighbours.

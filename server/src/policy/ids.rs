@@ -1,0 +1,142 @@
+//! Ids for copies and ids inside text. A row whose id is another account's is imported as
+//! a copy under a fresh id of the importer's own (`fresh_ids`); ids kept in JSON text and
+//! file names are found by their shape (`next_uuid`) and rewritten textually
+//! (`rewrite_uuids`), so Lumiverse's bytes — key order, number text — stay as they were.
+
+/// The most a copy's new id adds to what its row counts for (the original id may be empty).
+pub(crate) const NEW_ID_BYTES: u64 = 36;
+
+/// A fresh row id: a lowercase hyphenated UUID v4, as Lumiverse makes them.
+pub(crate) fn fresh_id() -> String {
+    uuid::Uuid::new_v4().hyphenated().to_string()
+}
+
+/// `count` fresh row ids, from one read of the operating system's random source (not one
+/// per id, as [`fresh_id`]).
+pub(crate) fn fresh_ids(count: usize) -> Result<Vec<String>, rand::rand_core::OsError> {
+    use rand::TryRngCore;
+    let mut bytes = vec![0u8; count * 16];
+    rand::rngs::OsRng.try_fill_bytes(&mut bytes)?;
+    Ok(bytes
+        .chunks_exact(16)
+        .map(|chunk| {
+            let random: [u8; 16] = chunk.try_into().unwrap_or_default();
+            let mut text = uuid::Uuid::encode_buffer();
+            uuid::Builder::from_random_bytes(random).into_uuid().hyphenated().encode_lower(&mut text).to_owned()
+        })
+        .collect())
+}
+
+/// Whether `bytes` is a hyphenated UUID (either case), the shape of Lumiverse's ids.
+pub(crate) fn is_uuid(bytes: &[u8]) -> bool {
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(index, byte)| match index {
+            8 | 13 | 18 | 23 => *byte == b'-',
+            _ => byte.is_ascii_hexdigit(),
+        })
+}
+
+/// Where the first UUID of `bytes` at or after `from` starts: standing alone (no hex digit
+/// either side), or with `quoted_only` a whole JSON string. Found from its first hyphen
+/// (`memchr`), so text without one is passed over at memory speed.
+pub(crate) fn next_uuid(bytes: &[u8], from: usize, quoted_only: bool) -> Option<usize> {
+    let mut search = from + 8;
+    while search < bytes.len() {
+        let hyphen = search + memchr::memchr(b'-', &bytes[search..])?;
+        let start = hyphen - 8;
+        let bounded = if quoted_only {
+            start > 0 && bytes[start - 1] == b'"' && bytes.get(start + 36) == Some(&b'"')
+        } else {
+            (start == 0 || !bytes[start - 1].is_ascii_hexdigit())
+                && bytes.get(start + 36).is_none_or(|byte| !byte.is_ascii_hexdigit())
+        };
+        if bounded && bytes.len() >= start + 36 && is_uuid(&bytes[start..start + 36]) {
+            return Some(start);
+        }
+        search = hyphen + 1;
+    }
+    None
+}
+
+/// Whether text may hold an id: an id's length or more, with a hyphen.
+pub(crate) fn may_hold_id(bytes: &[u8]) -> bool {
+    bytes.len() >= 36 && memchr::memchr(b'-', bytes).is_some()
+}
+
+/// `text` with every UUID in it (`quoted_only`: every JSON string that is a UUID) that
+/// `new_id_of` answers for replaced by that answer; `None` when nothing changed.
+pub(crate) fn rewrite_uuids<E>(
+    text: &str,
+    quoted_only: bool,
+    mut new_id_of: impl FnMut(&str) -> Result<Option<String>, E>,
+) -> Result<Option<String>, E> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(start) = next_uuid(text.as_bytes(), at, quoted_only) {
+        let original = &text[start..start + 36];
+        if let Some(new_id) = new_id_of(original)? {
+            out.push_str(&text[copied..start]);
+            out.push_str(&new_id);
+            copied = start + 36;
+        }
+        at = start + 36;
+    }
+    if copied == 0 {
+        return Ok(None);
+    }
+    out.push_str(&text[copied..]);
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_recognised_by_shape() {
+        assert!(is_uuid(b"45912865-abcc-4ceb-a966-207567b02a16"));
+        assert!(is_uuid(b"45912865-ABCC-4CEB-A966-207567B02A16"));
+        assert!(!is_uuid(b"45912865-abcc-4ceb-a966-207567b02a1"));
+        assert!(!is_uuid(b"45912865_abcc-4ceb-a966-207567b02a16"));
+        assert!(!is_uuid(b"g5912865-abcc-4ceb-a966-207567b02a16"));
+        let id = fresh_id();
+        assert!(is_uuid(id.as_bytes()) && id == id.to_lowercase());
+        let ids = fresh_ids(3).unwrap();
+        assert!(ids.iter().all(|id| is_uuid(id.as_bytes()) && id.as_bytes()[14] == b'4' && *id == id.to_lowercase()));
+        assert!(ids[0] != ids[1] && ids[1] != ids[2]);
+    }
+
+    #[test]
+    fn uuids_are_found_where_they_stand_alone_or_quoted() {
+        let id = "45912865-abcc-4ceb-a966-207567b02a16";
+        let text = format!("a-b {id} /api/v1/images/{id}.png x{id} \"{id}\" {id}");
+        let mut found = Vec::new();
+        let mut at = 0;
+        while let Some(start) = next_uuid(text.as_bytes(), at, false) {
+            found.push(start);
+            at = start + 36;
+        }
+        // Not the one glued to a hex digit ("x" is not one, so that one counts too).
+        let expected: Vec<usize> = text.match_indices(id).map(|(i, _)| i).collect();
+        assert_eq!(found, expected);
+        let glued = format!("a{id}");
+        assert_eq!(next_uuid(glued.as_bytes(), 0, false), None);
+        let quoted = format!("{{\"k\":\"{id}\",\"l\":\"{id}x\"}}");
+        assert_eq!(next_uuid(quoted.as_bytes(), 0, true), Some(6));
+        assert_eq!(next_uuid(quoted.as_bytes(), 7, true), None);
+        assert_eq!(next_uuid(b"no ids - here", 0, false), None);
+        assert_eq!(next_uuid(&id.as_bytes()[..35], 0, false), None);
+    }
+
+    #[test]
+    fn only_the_ids_answered_for_are_rewritten() {
+        let (a, b) = ("45912865-abcc-4ceb-a966-207567b02a16", "55912865-abcc-4ceb-a966-207567b02a16");
+        let text = format!("{{\"x\":\"{a}\",\"y\":\"{b}\",\"n\":1.50}}");
+        let new_id = |id: &str| Ok::<_, ()>((id == a).then(|| "new".to_string()));
+        assert_eq!(rewrite_uuids(&text, true, new_id).unwrap(), Some(format!("{{\"x\":\"new\",\"y\":\"{b}\",\"n\":1.50}}")));
+        assert_eq!(rewrite_uuids(b, false, new_id).unwrap(), None);
+        assert_eq!(rewrite_uuids(&format!("{a}.png"), false, new_id).unwrap(), Some("new.png".to_string()));
+    }
+}
