@@ -111,7 +111,7 @@ fn scan_tables(
     line_cap: u64,
     pieces: SyncSender<Piece>,
 ) -> Result<Vec<FileRef>, ExportError> {
-    let scan = store.db.table_scan()?;
+    let scan = store.row_snapshot()?;
     let mut files = Vec::new();
     for name in EXPORT_ORDER {
         let spec = table_spec(name).ok_or_else(|| DbError::Invalid(format!("{name} is not in the registry")))?;

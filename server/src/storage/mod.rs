@@ -9,6 +9,7 @@
 pub mod files;
 pub mod identity;
 pub(crate) mod import_rows;
+pub(crate) mod row_snapshot;
 pub mod sqlite;
 pub mod vectors;
 
@@ -115,6 +116,11 @@ impl Store {
         quota: Option<u64>,
     ) -> sqlite::DbResult<Box<dyn import_rows::ImportRows>> {
         Ok(Box::new(self.db.row_applier(user_id, quota)?))
+    }
+
+    /// A consistent reading of the accounts' rows (an export, a `held-rows` answer).
+    pub(crate) fn row_snapshot(&self) -> sqlite::DbResult<Box<dyn row_snapshot::RowSnapshot>> {
+        Ok(Box::new(self.db.table_scan()?))
     }
 
     /// Where uploads wait while they are checked.

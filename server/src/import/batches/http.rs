@@ -392,7 +392,7 @@ fn write_held_rows<W: Write>(
     let broken = || DbError::Invalid("the held rows were written after a failure".into());
     out.write_all(br#"{"tables":{"#).map_err(io)?;
     let mut answer = Some(Answer::Between(out));
-    store.db.table_scan()?.held_row_ids(user_id, |name, id| {
+    store.row_snapshot()?.held_row_ids(user_id, |name, id| {
         if !matches!(&answer, Some(Answer::In(table)) if table.name == name) {
             let (out, comma) = match answer.take() {
                 Some(Answer::In(ended)) => (ended.end(batches).map_err(io)?, ","),

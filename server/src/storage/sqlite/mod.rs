@@ -28,7 +28,7 @@ pub use accounts::{SessionUser, UserRecord};
 pub use apply::RowApplier;
 pub use embedding_trust::{is_embedding_key, UnboundKey};
 pub use jobs::JobRecord;
-pub use rows::{ColumnFacts, ForeignKeyFacts, RowRef, RowValue, TableFacts, TableScan};
+pub use rows::{ColumnFacts, ForeignKeyFacts, TableFacts, TableScan};
 pub use secrets::{StoredSecret, TicketUse};
 
 /// A storage failure; its details are for logs, not for HTTP answers.

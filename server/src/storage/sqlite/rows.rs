@@ -1,6 +1,6 @@
 //! Registry rows: reading one user's rows of a table from a consistent snapshot (export),
-//! with the ownership filters of the registry. Values are handed out as [`RowValue`] so no
-//! caller needs rusqlite's types.
+//! with the ownership filters of the registry (SQLite's `storage::row_snapshot::RowSnapshot`).
+//! Values are handed out as `RowValue` so no caller needs rusqlite's types.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,25 +10,15 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::{quoted, Database, DbError, DbResult};
+use crate::storage::row_snapshot::{Flow, RowSnapshot, RowValue, StoredRow};
 
-/// One SQLite value, borrowed from the row being read.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum RowValue<'a> {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(&'a str),
-    Blob(&'a [u8]),
-}
-
-/// One row being read; values are taken column by column, without copying.
+/// One row being read by SQLite.
 pub struct RowRef<'a> {
     row: &'a rusqlite::Row<'a>,
 }
 
-impl<'a> RowRef<'a> {
-    /// The value of column `index` (text that is not UTF-8 is handed out as a blob).
-    pub fn value(&self, index: usize) -> RowValue<'a> {
+impl StoredRow for RowRef<'_> {
+    fn value(&self, index: usize) -> RowValue<'_> {
         match self.row.get_ref(index) {
             Ok(ValueRef::Null) | Err(_) => RowValue::Null,
             Ok(ValueRef::Integer(value)) => RowValue::Integer(value),
@@ -88,71 +78,56 @@ impl Database {
     }
 }
 
-impl TableScan {
-    /// Calls `each(table, id)` with the id of every row of a user that an import into the
-    /// account would skip: the user's rows of every registry table keyed by `id` (settings
-    /// are merged, never skipped), and the archive ids of rows an earlier import copied
-    /// under new ids while the copy is still there. An error from `each` stops the reading.
-    pub fn held_row_ids<E: From<DbError>>(
-        &self,
-        user_id: &str,
-        mut each: impl FnMut(&'static str, &str) -> Result<(), E>,
-    ) -> Result<(), E> {
+impl RowSnapshot for TableScan {
+    fn scan_held_row_ids(&self, user_id: &str, each: &mut dyn FnMut(&'static str, &str) -> Flow) -> DbResult<()> {
         // Table → the copy's id here → the archive ids it was made from.
         let mut copies: HashMap<String, HashMap<String, Vec<String>>> = HashMap::new();
-        let mut statement = self
-            .connection
-            .prepare("SELECT table_name, new_id, original_id FROM lvbak_id_map WHERE user_id = ?1")
-            .map_err(DbError::from)?;
-        let mut rows = statement.query([user_id]).map_err(DbError::from)?;
-        while let Some(row) = rows.next().map_err(DbError::from)? {
-            let (table, new_id, original): (String, String, String) = (
-                row.get(0).map_err(DbError::from)?,
-                row.get(1).map_err(DbError::from)?,
-                row.get(2).map_err(DbError::from)?,
-            );
+        let mut statement =
+            self.connection.prepare("SELECT table_name, new_id, original_id FROM lvbak_id_map WHERE user_id = ?1")?;
+        let mut rows = statement.query([user_id])?;
+        while let Some(row) = rows.next()? {
+            let (table, new_id, original): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
             copies.entry(table).or_default().entry(new_id).or_default().push(original);
         }
         for spec in TABLES.iter().filter(|spec| spec.primary_key == ["id"]) {
             let copied = copies.get(spec.name);
             let sql = owned_rows_sql(spec)?.replacen("SELECT *", "SELECT id", 1);
-            let mut statement = self.connection.prepare(&sql).map_err(DbError::from)?;
-            let mut rows = statement.query([user_id]).map_err(DbError::from)?;
-            while let Some(row) = rows.next().map_err(DbError::from)? {
+            let mut statement = self.connection.prepare(&sql)?;
+            let mut rows = statement.query([user_id])?;
+            while let Some(row) = rows.next()? {
                 let Ok(ValueRef::Text(id)) = row.get_ref(0) else { continue };
                 let Ok(id) = std::str::from_utf8(id) else { continue };
-                each(spec.name, id)?;
+                if each(spec.name, id).is_break() {
+                    return Ok(());
+                }
                 for original in copied.and_then(|copied| copied.get(id)).into_iter().flatten() {
-                    each(spec.name, original)?;
+                    if each(spec.name, original).is_break() {
+                        return Ok(());
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    /// Calls `each` with the column names and each row of `spec` owned by `user_id`, in
-    /// SQLite's scan order; returns how many rows there were.
-    pub fn owned_rows<E: From<DbError>>(
+    fn scan_owned_rows(
         &self,
-        spec: &TableSpec,
+        spec: &'static TableSpec,
         user_id: &str,
-        mut each: impl FnMut(&[String], &RowRef<'_>) -> Result<(), E>,
-    ) -> Result<u64, E> {
+        each: &mut dyn FnMut(&[String], &dyn StoredRow) -> Flow,
+    ) -> DbResult<u64> {
         let sql = owned_rows_sql(spec)?;
-        let mut statement = self.connection.prepare(&sql).map_err(DbError::from)?;
+        let mut statement = self.connection.prepare(&sql)?;
         let columns: Vec<String> = statement.column_names().into_iter().map(str::to_string).collect();
-        let mut rows = statement.query([user_id]).map_err(DbError::from)?;
+        let mut rows = statement.query([user_id])?;
         let mut count = 0;
-        while let Some(row) = rows.next().map_err(DbError::from)? {
-            each(&columns, &RowRef { row })?;
+        while let Some(row) = rows.next()? {
+            if each(&columns, &RowRef { row }).is_break() {
+                break;
+            }
             count += 1;
         }
         Ok(count)
-    }
-
-    /// The JSON text of one of a user's settings, as of the snapshot.
-    pub fn setting(&self, user_id: &str, key: &str) -> DbResult<Option<String>> {
-        setting_in(&self.connection, user_id, key)
     }
 }
 
