@@ -29,6 +29,7 @@ use crate::failure::OverQuota;
 use crate::progress::Event;
 use crate::policy::rows::AlignedRow;
 use crate::storage::import_rows::ImportRows;
+use crate::storage::file_storage::WrittenFile;
 use crate::storage::{Store, VectorRow, WriteOutcome};
 
 mod files;
@@ -44,9 +45,9 @@ pub struct ImportSession<'a> {
     progress: &'a (dyn Fn(Event) + Sync),
     runtime: Handle,
     /// Files written (made durable before the import completes): each one, while few
-    /// enough to sync one by one; `None` once there are more, when the whole filesystem is
-    /// synced instead.
-    written: Option<Vec<std::path::PathBuf>>,
+    /// enough to sync one by one; `None` once there are more, when everything written so
+    /// far is made durable at once instead.
+    written: Option<Vec<WrittenFile>>,
     /// When the import began, as the filesystem stamps files (a rollback removes the
     /// importer's files from then on).
     started_on_disk: std::time::SystemTime,
@@ -74,7 +75,7 @@ impl<'a> ImportSession<'a> {
             return Err(ImportError::OverQuota(OverQuota { quota, used: usage.before }));
         }
         Ok(Self {
-            started_on_disk: store.files.disk_time()?,
+            started_on_disk: store.files.write_mark()?,
             store,
             user_id: user_id.to_string(),
             applier,
@@ -264,10 +265,7 @@ impl<'a> ImportSession<'a> {
         self.applier.commit()?;
         // A small import syncs its own files only, so it never waits for other users'
         // unwritten data; a large one syncs the filesystem (cheaper than thousands of fsyncs).
-        match &self.written {
-            Some(paths) => self.store.files.sync_files(paths)?,
-            None => self.store.files.sync()?,
-        }
+        self.store.files.make_durable(self.written.as_deref())?;
         Ok(self.summary)
     }
 }

@@ -5,7 +5,8 @@
 //! written under a temporary name in `staging/` and then hard-linked into place, so an
 //! existing file is never replaced and a half-written one is never visible (a process that
 //! dies mid-file leaves only a temporary, which start-up removes). Like `cp`, writing does
-//! not wait for the disk.
+//! not wait for the disk (`make_durable` does, before an import completes). Today's
+//! `FileStorage`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use lvbak_core::{FileBucket, FormatError};
 
+use super::file_storage::{FileStorage, OpenedFile, WriteOutcome, WrittenFile};
 use super::identity::random_bytes;
 
 pub struct FileStore {
@@ -24,16 +26,6 @@ pub struct FileStore {
 /// Bytes moved per read and write when storing a file.
 const COPY_BUFFER: usize = 1 << 20;
 
-/// What writing a file did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WriteOutcome {
-    Written {
-        bytes: u64,
-    },
-    /// A file of that name was already there; it was kept.
-    AlreadyThere,
-}
-
 impl FileStore {
     pub fn new(root: &Path, scratch: &Path) -> Self {
         Self { root: root.to_path_buf(), scratch: scratch.to_path_buf() }
@@ -43,120 +35,6 @@ impl FileStore {
     pub fn path(&self, bucket: FileBucket, user_id: &str, inner: &str) -> Result<PathBuf, FormatError> {
         let segments = bucket.relative_destination(user_id, inner)?;
         Ok(segments.iter().fold(self.root.clone(), |path, segment| path.join(segment)))
-    }
-
-    /// Opens a stored file for reading, or `None` if it is not there.
-    pub fn open(&self, bucket: FileBucket, user_id: &str, inner: &str) -> io::Result<Option<(File, u64)>> {
-        let path = self.path(bucket, user_id, inner).map_err(io::Error::other)?;
-        match File::open(&path) {
-            Ok(file) => {
-                let metadata = file.metadata()?;
-                if !metadata.is_file() {
-                    return Ok(None);
-                }
-                Ok(Some((file, metadata.len())))
-            }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(error),
-        }
-    }
-
-    /// Stores a new file from `data`, unless one of that name exists.
-    pub fn write_new(
-        &self,
-        bucket: FileBucket,
-        user_id: &str,
-        inner: &str,
-        data: &mut dyn Read,
-    ) -> io::Result<WriteOutcome> {
-        let destination = self.path(bucket, user_id, inner).map_err(io::Error::other)?;
-        if destination.exists() {
-            return Ok(WriteOutcome::AlreadyThere);
-        }
-        let folder = destination.parent().ok_or_else(|| io::Error::other("a file path without a folder"))?;
-        fs::create_dir_all(folder)?;
-        fs::create_dir_all(&self.scratch)?;
-        let temporary = self.scratch.join(format!("file-{}.partial", hex::encode(random_bytes::<8>())));
-        let written = (|| {
-            let mut file = OpenOptions::new().write(true).create_new(true).open(&temporary)?;
-            let mut buffer = vec![0u8; COPY_BUFFER];
-            let mut bytes = 0u64;
-            loop {
-                let read = match data.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(read) => read,
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted && error.get_ref().is_none() => continue,
-                    Err(error) => return Err(error),
-                };
-                file.write_all(&buffer[..read])?;
-                bytes += read as u64;
-            }
-            file.flush()?;
-            Ok::<u64, io::Error>(bytes)
-        })();
-        publish(&temporary, &destination, written)
-    }
-
-    /// Stores a new file by copying `length` bytes at `offset` of `source` in the kernel
-    /// (`copy_file_range`), while `verify` reads the same bytes through the archive's checks
-    /// on another thread; the file appears only if both succeed.
-    pub fn write_new_from_range(
-        &self,
-        bucket: FileBucket,
-        user_id: &str,
-        inner: &str,
-        source: &Path,
-        (offset, length): (u64, u64),
-        verify: &mut dyn FnMut() -> io::Result<()>,
-    ) -> io::Result<WriteOutcome> {
-        let destination = self.path(bucket, user_id, inner).map_err(io::Error::other)?;
-        if destination.exists() {
-            verify()?;
-            return Ok(WriteOutcome::AlreadyThere);
-        }
-        let folder = destination.parent().ok_or_else(|| io::Error::other("a file path without a folder"))?;
-        fs::create_dir_all(folder)?;
-        fs::create_dir_all(&self.scratch)?;
-        let temporary = self.scratch.join(format!("file-{}.partial", hex::encode(random_bytes::<8>())));
-        let copied = std::thread::scope(|scope| {
-            let copier = scope.spawn(|| -> io::Result<u64> {
-                let mut from = File::open(source)?;
-                std::io::Seek::seek(&mut from, std::io::SeekFrom::Start(offset))?;
-                let mut to = OpenOptions::new().write(true).create_new(true).open(&temporary)?;
-                let copied = io::copy(&mut (&from).take(length), &mut to)?;
-                if copied != length {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the archive ends inside a file"));
-                }
-                Ok(copied)
-            });
-            let verified = verify();
-            let copied = copier.join().map_err(|_| io::Error::other("the file copy panicked"))?;
-            verified.and(copied)
-        });
-        publish(&temporary, &destination, copied)
-    }
-
-    /// Makes `paths` (written through this tree) and the folders that name them durable,
-    /// one `fsync` each: unlike [`Self::sync`], nothing waits for other users' writes.
-    pub fn sync_files(&self, paths: &[PathBuf]) -> io::Result<()> {
-        let mut folders = std::collections::BTreeSet::new();
-        for path in paths {
-            File::open(path)?.sync_all()?;
-            if let Some(folder) = path.parent() {
-                folders.insert(folder.to_path_buf());
-            }
-        }
-        for folder in folders {
-            File::open(folder)?.sync_all()?;
-        }
-        Ok(())
-    }
-
-    /// Flushes every file written so far to the disk (one `syncfs` of the data directory's
-    /// filesystem: restored files and the folders that name them survive a crash).
-    pub fn sync(&self) -> io::Result<()> {
-        let root = File::open(&self.root)?;
-        rustix::fs::syncfs(&root).map_err(io::Error::from)
     }
 
     /// The folders of `user_id`, one per bucket.
@@ -196,9 +74,136 @@ impl FileStore {
         Ok(())
     }
 
-    /// The time as the filesystem stamps files now (its clock can lag the system's by a
-    /// few milliseconds): what [`Self::remove_written_since`] compares with.
-    pub fn disk_time(&self) -> io::Result<std::time::SystemTime> {
+}
+
+impl FileStorage for FileStore {
+    fn accepts(&self, bucket: FileBucket, user_id: &str, name: &str) -> bool {
+        self.path(bucket, user_id, name).is_ok()
+    }
+
+    fn open(&self, bucket: FileBucket, user_id: &str, inner: &str) -> io::Result<Option<OpenedFile>> {
+        let path = self.path(bucket, user_id, inner).map_err(io::Error::other)?;
+        match File::open(&path) {
+            Ok(file) => {
+                let metadata = file.metadata()?;
+                if !metadata.is_file() {
+                    return Ok(None);
+                }
+                Ok(Some((Box::new(file), metadata.len())))
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn size_of(&self, bucket: FileBucket, user_id: &str, name: &str) -> io::Result<Option<u64>> {
+        let path = self.path(bucket, user_id, name).map_err(io::Error::other)?;
+        match fs::metadata(path) {
+            Ok(metadata) if metadata.is_file() => Ok(Some(metadata.len())),
+            Ok(_) => Ok(None),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn write_new(
+        &self,
+        bucket: FileBucket,
+        user_id: &str,
+        inner: &str,
+        data: &mut dyn Read,
+    ) -> io::Result<WriteOutcome> {
+        let destination = self.path(bucket, user_id, inner).map_err(io::Error::other)?;
+        if destination.exists() {
+            return Ok(WriteOutcome::AlreadyThere);
+        }
+        let folder = destination.parent().ok_or_else(|| io::Error::other("a file path without a folder"))?;
+        fs::create_dir_all(folder)?;
+        fs::create_dir_all(&self.scratch)?;
+        let temporary = self.scratch.join(format!("file-{}.partial", hex::encode(random_bytes::<8>())));
+        let written = (|| {
+            let mut file = OpenOptions::new().write(true).create_new(true).open(&temporary)?;
+            let mut buffer = vec![0u8; COPY_BUFFER];
+            let mut bytes = 0u64;
+            loop {
+                let read = match data.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(read) => read,
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted && error.get_ref().is_none() => continue,
+                    Err(error) => return Err(error),
+                };
+                file.write_all(&buffer[..read])?;
+                bytes += read as u64;
+            }
+            file.flush()?;
+            Ok::<u64, io::Error>(bytes)
+        })();
+        publish(&temporary, &destination, written)
+    }
+
+    /// Copies the bytes in the kernel (`copy_file_range`), while `verify` reads them on
+    /// another thread.
+    fn write_new_from_range(
+        &self,
+        bucket: FileBucket,
+        user_id: &str,
+        inner: &str,
+        source: &Path,
+        (offset, length): (u64, u64),
+        verify: &mut dyn FnMut() -> io::Result<()>,
+    ) -> io::Result<WriteOutcome> {
+        let destination = self.path(bucket, user_id, inner).map_err(io::Error::other)?;
+        if destination.exists() {
+            verify()?;
+            return Ok(WriteOutcome::AlreadyThere);
+        }
+        let folder = destination.parent().ok_or_else(|| io::Error::other("a file path without a folder"))?;
+        fs::create_dir_all(folder)?;
+        fs::create_dir_all(&self.scratch)?;
+        let temporary = self.scratch.join(format!("file-{}.partial", hex::encode(random_bytes::<8>())));
+        let copied = std::thread::scope(|scope| {
+            let copier = scope.spawn(|| -> io::Result<u64> {
+                let mut from = File::open(source)?;
+                std::io::Seek::seek(&mut from, std::io::SeekFrom::Start(offset))?;
+                let mut to = OpenOptions::new().write(true).create_new(true).open(&temporary)?;
+                let copied = io::copy(&mut (&from).take(length), &mut to)?;
+                if copied != length {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the archive ends inside a file"));
+                }
+                Ok(copied)
+            });
+            let verified = verify();
+            let copied = copier.join().map_err(|_| io::Error::other("the file copy panicked"))?;
+            verified.and(copied)
+        });
+        publish(&temporary, &destination, copied)
+    }
+
+    /// Listed files and the folders that name them are made durable one `fsync` each, so
+    /// nothing waits for other users' writes; otherwise one `syncfs` of the data
+    /// directory's filesystem flushes every file written so far.
+    fn make_durable(&self, written: Option<&[WrittenFile]>) -> io::Result<()> {
+        let Some(written) = written else {
+            let root = File::open(&self.root)?;
+            return rustix::fs::syncfs(&root).map_err(io::Error::from);
+        };
+        let mut folders = std::collections::BTreeSet::new();
+        for (bucket, user_id, name) in written {
+            let path = self.path(*bucket, user_id, name).map_err(io::Error::other)?;
+            File::open(&path)?.sync_all()?;
+            if let Some(folder) = path.parent() {
+                folders.insert(folder.to_path_buf());
+            }
+        }
+        for folder in folders {
+            File::open(folder)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// The filesystem's clock can lag the system's by a few milliseconds: a file is made
+    /// and its stamp read.
+    fn write_mark(&self) -> io::Result<std::time::SystemTime> {
         fs::create_dir_all(&self.scratch)?;
         let marker = self.scratch.join(format!("clock-{}.partial", hex::encode(random_bytes::<8>())));
         let stamped = File::create(&marker).and_then(|file| file.metadata()).and_then(|m| m.modified());
@@ -206,17 +211,13 @@ impl FileStore {
         stamped
     }
 
-    /// Bytes of the files `user_id` keeps.
-    pub fn usage_of(&self, user_id: &str) -> io::Result<u64> {
+    fn usage_of(&self, user_id: &str) -> io::Result<u64> {
         let mut bytes = 0;
         self.walk_user_files(user_id, &mut |_, metadata| bytes += metadata.len())?;
         Ok(bytes)
     }
 
-    /// Removes `user_id`'s files written at or after `since` (an import that must leave
-    /// nothing behind: one import per user runs at a time, and a file that was already
-    /// there is never rewritten); returns how many.
-    pub fn remove_written_since(&self, user_id: &str, since: std::time::SystemTime) -> io::Result<u64> {
+    fn remove_written_since(&self, user_id: &str, since: std::time::SystemTime) -> io::Result<u64> {
         let mut doomed = Vec::new();
         self.walk_user_files(user_id, &mut |path, metadata| {
             if metadata.modified().is_ok_and(|at| at >= since) {
@@ -229,8 +230,7 @@ impl FileStore {
         Ok(doomed.len() as u64)
     }
 
-    /// The names of the files in a folder of `bucket` (for per-user buckets, `user_id`'s).
-    pub fn list(&self, bucket: FileBucket, user_id: &str) -> io::Result<Vec<String>> {
+    fn list(&self, bucket: FileBucket, user_id: &str) -> io::Result<Vec<String>> {
         let probe = self.path(bucket, user_id, "probe").map_err(io::Error::other)?;
         let Some(folder) = probe.parent() else {
             return Ok(Vec::new());

@@ -6,6 +6,7 @@
 //! file and folder written afterwards is the owner's alone) and the directory itself to
 //! 0700, which also covers what an earlier version wrote more openly.
 
+pub(crate) mod file_storage;
 pub mod files;
 pub mod identity;
 pub(crate) mod import_rows;
@@ -17,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-pub use files::{FileStore, WriteOutcome};
+pub use file_storage::{FileStorage, WriteOutcome};
+pub use files::FileStore;
 pub use identity::IdentityKey;
 pub use sqlite::Database;
 pub use vectors::{VectorRow, VectorStore};
@@ -31,7 +33,7 @@ pub struct Store {
     pub data_dir: PathBuf,
     pub db: Database,
     pub identity: IdentityKey,
-    pub files: FileStore,
+    pub files: Box<dyn FileStorage>,
     pub vectors: VectorStore,
 }
 
@@ -48,9 +50,9 @@ impl Store {
         let identity =
             IdentityKey::load_or_create(&data_dir.join("identity.key")).context("cannot read the identity key")?;
         let files = FileStore::new(&data_dir, &data_dir.join("staging"));
+        move_shared_files(&data_dir, &db, &files).context("cannot move shared files into per-user folders")?;
         let vectors = VectorStore::open(&data_dir.join("lancedb")).await.context("cannot open LanceDB")?;
-        let store = Self { data_dir, db, identity, files, vectors };
-        store.move_shared_files().context("cannot move shared files into per-user folders")?;
+        let store = Self { data_dir, db, identity, files: Box::new(files), vectors };
         store.recount_usage_once().await.context("cannot count what the accounts keep")?;
         Ok(store)
     }
@@ -77,37 +79,6 @@ impl Store {
         Ok(())
     }
 
-    /// Moves files an earlier layout kept directly in the shared `images/` and `avatars/`
-    /// folders into the folder of the one user whose rows name them. A file several users'
-    /// rows name, or none, stays where it is, out of every export.
-    fn move_shared_files(&self) -> anyhow::Result<()> {
-        for (folder, bucket) in
-            [("images", lvbak_core::FileBucket::Images), ("avatars", lvbak_core::FileBucket::Avatars)]
-        {
-            let Ok(entries) = std::fs::read_dir(self.data_dir.join(folder)) else { continue };
-            for entry in entries.flatten() {
-                if !entry.file_type().is_ok_and(|kind| kind.is_file()) {
-                    continue;
-                }
-                let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
-                let owners = self.db.owners_of_shared_file(folder, &name)?;
-                let [owner] = owners.as_slice() else {
-                    tracing::warn!(
-                        "{folder}/{name}: named by {} accounts' rows; left out of every export",
-                        owners.len()
-                    );
-                    continue;
-                };
-                let destination = self.files.path(bucket, owner, &name)?;
-                if let Some(parent) = destination.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::rename(entry.path(), &destination)?;
-            }
-        }
-        Ok(())
-    }
-
     /// The rows of `user_id`'s account as one import writes them, held to `quota` (the
     /// instance's; an account's own quota wins).
     pub(crate) fn import_rows(
@@ -127,4 +98,35 @@ impl Store {
     pub fn staging_dir(&self) -> PathBuf {
         self.data_dir.join("staging")
     }
+}
+
+/// Moves files an earlier layout kept directly in the shared `images/` and `avatars/`
+/// folders into the folder of the one user whose rows name them. A file several users'
+/// rows name, or none, stays where it is, out of every export.
+fn move_shared_files(data_dir: &Path, db: &Database, files: &FileStore) -> anyhow::Result<()> {
+    for (folder, bucket) in
+        [("images", lvbak_core::FileBucket::Images), ("avatars", lvbak_core::FileBucket::Avatars)]
+    {
+        let Ok(entries) = std::fs::read_dir(data_dir.join(folder)) else { continue };
+        for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|kind| kind.is_file()) {
+                continue;
+            }
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+            let owners = db.owners_of_shared_file(folder, &name)?;
+            let [owner] = owners.as_slice() else {
+                tracing::warn!(
+                    "{folder}/{name}: named by {} accounts' rows; left out of every export",
+                    owners.len()
+                );
+                continue;
+            };
+            let destination = files.path(bucket, owner, &name)?;
+            if let Some(parent) = destination.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::rename(entry.path(), &destination)?;
+        }
+    }
+    Ok(())
 }

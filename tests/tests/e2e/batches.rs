@@ -681,8 +681,9 @@ async fn a_re_import_sends_no_file_the_server_holds() {
     // a claim with another checksum is not believed either way.
     let changed = claims.iter().position(|claim| claim.bucket == "images").expect("an image");
     let liar = (changed + 1) % claims.len();
-    let path =
-        server.store.files.path(lvbak_core::FileBucket::Images, &account.user.id, &claims[changed].name).unwrap();
+    let path = lvbak_server::storage::FileStore::new(&server.store.data_dir, &server.store.staging_dir())
+        .path(lvbak_core::FileBucket::Images, &account.user.id, &claims[changed].name)
+        .unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[0] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();

@@ -67,13 +67,15 @@ impl ImportSession<'_> {
             let name = self.applier.local_file_name(&name)?;
             let Some(destination) = self.destination(bucket, &name)? else { continue };
             let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
-            let Ok(path) = self.store.files.path(bucket, &self.user_id, &destination) else { continue };
-            let same_size = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == claim.size);
+            if !self.store.files.accepts(bucket, &self.user_id, &destination) {
+                continue;
+            }
+            let same_size = matches!(self.store.files.size_of(bucket, &self.user_id, &destination), Ok(Some(size)) if size == claim.size);
             if !same_size || claim.size > left {
                 continue;
             }
             left -= claim.size;
-            if self.crc32_of(&path)? == Some(claim.crc32) {
+            if self.crc32_of(bucket, &destination)? == Some(claim.crc32) {
                 self.summary.files.skipped += 1;
                 held.push(entry);
             }
@@ -81,9 +83,9 @@ impl ImportSession<'_> {
         Ok(held)
     }
 
-    /// The CRC-32 of a stored file, or `None` if it cannot be read.
-    pub(super) fn crc32_of(&self, path: &std::path::Path) -> Result<Option<u32>, ImportError> {
-        let Ok(file) = std::fs::File::open(path) else { return Ok(None) };
+    /// The CRC-32 of one of the importer's stored files, or `None` if it cannot be read.
+    pub(super) fn crc32_of(&self, bucket: FileBucket, name: &str) -> Result<Option<u32>, ImportError> {
+        let Ok(Some((file, _))) = self.store.files.open(bucket, &self.user_id, name) else { return Ok(None) };
         let mut reader = Cancellable { inner: file, cancel: &self.cancel };
         let mut hasher = crc32fast::Hasher::new();
         let mut buffer = vec![0u8; 1 << 20];
@@ -139,7 +141,7 @@ impl ImportSession<'_> {
     ) -> Result<(), ImportError> {
         let destination = self.destination(bucket, name)?;
         let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
-        let Some(destination) = destination.filter(|d| self.store.files.path(bucket, &self.user_id, d).is_ok()) else {
+        let Some(destination) = destination.filter(|d| self.store.files.accepts(bucket, &self.user_id, d)) else {
             self.drain(data)?;
             self.summary.files.rejected += 1;
             return Ok(());
@@ -160,7 +162,7 @@ impl ImportSession<'_> {
                 return Ok(());
             }
         }
-        if self.store.files.path(bucket, &self.user_id, &destination).is_ok_and(|path| path.exists()) {
+        if self.store.files.size_of(bucket, &self.user_id, &destination).is_ok_and(|size| size.is_some()) {
             self.drain(&mut (&head[..got]).chain(data))?;
             self.summary.files.skipped += 1;
             return Ok(());
@@ -178,11 +180,10 @@ impl ImportSession<'_> {
             Ok(WriteOutcome::Written { bytes }) => {
                 self.summary.files.imported += 1;
                 self.summary.files.bytes += bytes;
-                let path = self.store.files.path(bucket, &self.user_id, &destination).ok();
-                self.written = match (self.written.take(), path) {
-                    (Some(mut paths), Some(path)) if paths.len() < SYNCED_ONE_BY_ONE => {
-                        paths.push(path);
-                        Some(paths)
+                self.written = match self.written.take() {
+                    Some(mut written) if written.len() < SYNCED_ONE_BY_ONE => {
+                        written.push((bucket, self.user_id.clone(), destination.clone()));
+                        Some(written)
                     }
                     _ => None,
                 };

@@ -191,7 +191,10 @@ fn a_file_lands_whole_from_its_chunks_in_order_and_nothing_stays_staged() {
     let tail = sound_chunk(5, size, &SOUND[5..]);
     let summary = complete(&fx, vec![head.clone(), tail]);
     assert_eq!((summary.files.imported, summary.files.bytes), (1, size));
-    let path = fx.test.state.store().files.path(FileBucket::NotificationSounds, &fx.user.id, "completion.mp3").unwrap();
+    let store = fx.test.state.store();
+    let path = crate::storage::FileStore::new(&store.data_dir, &store.staging_dir())
+        .path(FileBucket::NotificationSounds, &fx.user.id, "completion.mp3")
+        .unwrap();
     assert_eq!(std::fs::read(path).unwrap(), SOUND);
     assert_eq!(staged(&fx), 0);
 
