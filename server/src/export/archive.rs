@@ -18,7 +18,7 @@ use super::plan::ExportPlan;
 use super::rows::{is_valid_entry, write_json_string, FileRef, RowEncoder};
 use crate::progress::Event;
 use crate::storage::sqlite::DbError;
-use crate::storage::vectors::{VectorError, VectorRow};
+use crate::storage::vector_storage::{VectorError, VectorRow};
 use crate::storage::Store;
 
 /// NDJSON is handed from the scanner to the writer in pieces of about this size.

@@ -12,6 +12,7 @@ pub mod identity;
 pub(crate) mod import_rows;
 pub(crate) mod row_snapshot;
 pub mod sqlite;
+pub mod vector_storage;
 pub mod vectors;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,8 @@ pub use file_storage::{FileStorage, WriteOutcome};
 pub use files::FileStore;
 pub use identity::IdentityKey;
 pub use sqlite::Database;
-pub use vectors::{VectorRow, VectorStore};
+pub use vector_storage::{VectorRow, VectorStorage};
+pub use vectors::VectorStore;
 
 /// The version of the rule accounts' disk use is counted by (see `recount_usage_once`).
 const USAGE_FORMULA_KEY: &str = "usage_formula";
@@ -34,7 +36,7 @@ pub struct Store {
     pub db: Database,
     pub identity: IdentityKey,
     pub files: Box<dyn FileStorage>,
-    pub vectors: VectorStore,
+    pub vectors: Box<dyn VectorStorage>,
 }
 
 impl Store {
@@ -52,7 +54,7 @@ impl Store {
         let files = FileStore::new(&data_dir, &data_dir.join("staging"));
         move_shared_files(&data_dir, &db, &files).context("cannot move shared files into per-user folders")?;
         let vectors = VectorStore::open(&data_dir.join("lancedb")).await.context("cannot open LanceDB")?;
-        let store = Self { data_dir, db, identity, files: Box::new(files), vectors };
+        let store = Self { data_dir, db, identity, files: Box::new(files), vectors: Box::new(vectors) };
         store.recount_usage_once().await.context("cannot count what the accounts keep")?;
         Ok(store)
     }

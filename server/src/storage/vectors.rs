@@ -4,6 +4,7 @@
 //! vector dimension (`embeddings_d768`, ...), so users whose models differ coexist on one
 //! instance: nobody's first import fixes the dimension for everyone. A directory of an
 //! earlier layout (one table of whatever dimension came first) is renamed on first use.
+//! Today's `VectorStorage`.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -17,55 +18,28 @@ use lancedb::arrow::arrow_schema::{DataType, Field, Schema, SchemaRef};
 use lancedb::query::{ExecutableQuery, QueryBase};
 use tokio::sync::Mutex;
 
-/// One vector row as LanceDB holds it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct VectorRow {
-    pub id: String,
-    pub user_id: String,
-    pub source_type: String,
-    pub source_id: String,
-    pub owner_id: String,
-    pub chunk_index: f64,
-    pub content: String,
-    pub vector: Vec<f32>,
-    pub metadata_json: String,
-    pub updated_at: f64,
-}
+use super::vector_storage::{VectorError, VectorRow, VectorRowReader, VectorRows, VectorStorage};
 
-impl VectorRow {
-    /// The bytes the row counts for against a quota.
-    pub fn stored_bytes(&self) -> u64 {
-        let text = self.id.len() + self.user_id.len() + self.source_type.len() + self.source_id.len();
-        (text + self.owner_id.len() + self.content.len() + self.metadata_json.len() + 4 * self.vector.len() + 16) as u64
+impl From<lancedb::Error> for VectorError {
+    fn from(error: lancedb::Error) -> Self {
+        Self::Backend(format!("lancedb: {error}"))
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum VectorError {
-    #[error("lancedb: {0}")]
-    Lance(#[from] lancedb::Error),
-    #[error("arrow: {0}")]
-    Arrow(#[from] lancedb::arrow::arrow_schema::ArrowError),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl VectorError {
-    /// Whether the disk ran out of room under LanceDB.
-    pub fn is_disk_full(&self) -> bool {
-        let text = self.to_string();
-        text.contains("No space left on device") || text.contains("os error 28")
+impl From<lancedb::arrow::arrow_schema::ArrowError> for VectorError {
+    fn from(error: lancedb::arrow::arrow_schema::ArrowError) -> Self {
+        Self::Backend(format!("arrow: {error}"))
     }
 }
 
 /// Rows being read from one or more tables, in turn.
-pub struct VectorRows {
+struct LanceRows {
     streams: std::collections::VecDeque<lancedb::arrow::SendableRecordBatchStream>,
 }
 
-impl VectorRows {
-    /// The next batch of rows, or `None` at the end.
-    pub async fn next_batch(&mut self) -> Result<Option<Vec<VectorRow>>, VectorError> {
+#[async_trait::async_trait]
+impl VectorRowReader for LanceRows {
+    async fn next_batch(&mut self) -> Result<Option<Vec<VectorRow>>, VectorError> {
         while let Some(stream) = self.streams.front_mut() {
             match stream.try_next().await? {
                 Some(batch) => return Ok(Some(rows_of_batch(&batch)?)),
@@ -292,28 +266,6 @@ impl VectorStore {
         }
     }
 
-    /// The rows of `user_id` in `name`, of every dimension, to be pulled a batch at a time.
-    pub async fn rows_of(&self, name: &str, user_id: &str) -> Result<VectorRows, VectorError> {
-        let mut streams = std::collections::VecDeque::new();
-        self.connection_if_any().await?;
-        for dimension in self.dimensions(name) {
-            streams.extend(self.stream_of(&physical(name, dimension), user_id).await?);
-        }
-        Ok(VectorRows { streams })
-    }
-
-    /// The rows of `user_id` in `name` of one dimension (what an export carries).
-    pub async fn rows_of_dimension(
-        &self,
-        name: &str,
-        dimension: i32,
-        user_id: &str,
-    ) -> Result<VectorRows, VectorError> {
-        self.connection_if_any().await?;
-        let streams = self.stream_of(&physical(name, dimension), user_id).await?.into_iter().collect();
-        Ok(VectorRows { streams })
-    }
-
     /// Loads LanceDB if the directory holds any table (which renames legacy ones).
     async fn connection_if_any(&self) -> Result<(), VectorError> {
         let any = std::fs::read_dir(&self.directory).map(|mut d| d.next().is_some()).unwrap_or(false);
@@ -331,9 +283,36 @@ impl VectorStore {
         let Some(table) = self.table(table).await? else { return Ok(None) };
         Ok(Some(table.query().only_if(format!("user_id = {}", literal(user_id))).execute().await?))
     }
+}
+
+#[async_trait::async_trait]
+impl VectorStorage for VectorStore {
+    /// The rows of `user_id` in `name`, of every dimension, to be pulled a batch at a time.
+    async fn rows_of(&self, name: &str, user_id: &str) -> Result<VectorRows, VectorError> {
+        let mut streams = std::collections::VecDeque::new();
+        self.connection_if_any().await?;
+        for dimension in self.dimensions(name) {
+            streams.extend(self.stream_of(&physical(name, dimension), user_id).await?);
+        }
+        Ok(Box::new(LanceRows { streams }))
+    }
+
+    /// The rows of `user_id` in `name` of one dimension (what an export carries).
+    async fn rows_of_dimension(
+        &self,
+        name: &str,
+        dimension: i32,
+        user_id: &str,
+    ) -> Result<VectorRows, VectorError> {
+        self.connection_if_any().await?;
+        let streams = self.stream_of(&physical(name, dimension), user_id).await?.into_iter().collect();
+        Ok(Box::new(LanceRows { streams }))
+    }
+
+
 
     /// Which of `ids` exist in `name`'s table of `dimension`.
-    pub async fn existing_ids(
+    async fn existing_ids(
         &self,
         name: &str,
         dimension: i32,
@@ -361,7 +340,7 @@ impl VectorStore {
 
     /// Adds rows to `name`'s table of `dimension`, creating it if it does not exist. Rows
     /// whose vector is not of that dimension are refused as a whole.
-    pub async fn add(&self, name: &str, rows: &[VectorRow], dimension: i32) -> Result<(), VectorError> {
+    async fn add(&self, name: &str, rows: &[VectorRow], dimension: i32) -> Result<(), VectorError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -384,7 +363,7 @@ impl VectorStore {
 
     /// Removes `user_id`'s rows of `ids` from `name`'s table of `dimension` (an import
     /// taken back); how many were there.
-    pub async fn delete_ids(
+    async fn delete_ids(
         &self,
         name: &str,
         dimension: i32,
@@ -407,7 +386,7 @@ impl VectorStore {
 
     /// Writes rows into `name`'s table of `dimension`, replacing any row with the same id
     /// (a re-run after a crash writes each vector once).
-    pub async fn replace(&self, name: &str, rows: &[VectorRow], dimension: i32) -> Result<(), VectorError> {
+    async fn replace(&self, name: &str, rows: &[VectorRow], dimension: i32) -> Result<(), VectorError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -422,7 +401,7 @@ impl VectorStore {
     }
 
     /// Removes every vector of `user_id`, every table and dimension; how many.
-    pub async fn delete_user(&self, user_id: &str) -> Result<u64, VectorError> {
+    async fn delete_user(&self, user_id: &str) -> Result<u64, VectorError> {
         self.connection_if_any().await?;
         let _guard = self.writes.lock().await;
         let mut deleted = 0;
@@ -443,7 +422,7 @@ impl VectorStore {
 
     /// What `user_id`'s vectors count for against the quota (`VectorRow::stored_bytes`),
     /// every table and dimension, read a batch at a time.
-    pub async fn usage_of(&self, user_id: &str) -> Result<u64, VectorError> {
+    async fn usage_of(&self, user_id: &str) -> Result<u64, VectorError> {
         let mut bytes = 0;
         for name in lvbak_core::registry::VECTOR_TABLES {
             let mut rows = self.rows_of(name, user_id).await?;
@@ -455,7 +434,7 @@ impl VectorStore {
     }
 
     /// Number of rows of `user_id` in `name`, every dimension.
-    pub async fn count_of(&self, name: &str, user_id: &str) -> Result<u64, VectorError> {
+    async fn count_of(&self, name: &str, user_id: &str) -> Result<u64, VectorError> {
         self.connection_if_any().await?;
         let mut count = 0;
         for dimension in self.dimensions(name) {

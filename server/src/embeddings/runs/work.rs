@@ -27,7 +27,7 @@ pub(super) enum StorageError {
     #[error(transparent)]
     Database(#[from] crate::storage::sqlite::DbError),
     #[error(transparent)]
-    Vectors(#[from] crate::storage::vectors::VectorError),
+    Vectors(#[from] crate::storage::vector_storage::VectorError),
 }
 
 /// Why a run stopped before its end.
