@@ -37,7 +37,7 @@ async fn run(chunks: usize, dimensions: usize, batch_size: usize) {
     let dir = std::env::temp_dir().join(format!("lvbak-bench-embed-{}-{batch_size}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Arc::new(Store::open(&dir).await.unwrap());
-    lvbak_server::cli::add_user(&store, "bench", "bench-password-123").unwrap();
+    lvbak_server::cli::add_user(&store, "bench", "bench-password-123").await.unwrap();
     let user = store.db.user_by_name("bench").unwrap().unwrap();
     let stub = EmbeddingStub::start(dimensions);
     let config = json!({"enabled": true, "provider": "openai-compatible", "api_url": stub.url, "model": "stub",

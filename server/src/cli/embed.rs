@@ -38,7 +38,8 @@ pub fn run(args: &EmbedArgs) -> ExitCode {
     let result = runtime().and_then(|runtime| {
         runtime.block_on(async {
             let store = Arc::new(Store::open(&args.data.data_dir).await?);
-            let user = store.db.user_by_name(&args.user)?.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
+            let user = store.accounts().user_by_name(&args.user).await?;
+            let user = user.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
             let embeddings = Arc::new(Embeddings::new(store.clone(), 4, parse_bytes(DEFAULT_QUOTA).ok(), true));
             let mut settings = embeddings.settings(&user.id)?;
             if settings.restored && args.confirm_setting {

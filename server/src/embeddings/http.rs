@@ -61,6 +61,7 @@ async fn update_config(
     let store = state.store();
     let embeddings = state.embeddings().clone();
     let user_id = user.id.clone();
+    let runtime = tokio::runtime::Handle::current();
     let changed_model = tokio::task::spawn_blocking(move || {
         let stored = store.db.setting(&user_id, SETTING_KEY)?;
         let before = EmbeddingSettings::from_setting(stored.as_deref());
@@ -80,10 +81,11 @@ async fn update_config(
         match update.get("api_key") {
             Some(Value::String(key)) if !key.trim().is_empty() => {
                 let sealed = store.identity.seal(&user_id, &after.secret_key(), key.trim());
-                store.db.put_secret(&user_id, &sealed, now(), Some(&endpoint))?;
+                // A blocking thread of the runtime (`spawn_blocking`), not an async task.
+                runtime.block_on(store.secrets().put_secret(&user_id, &sealed, now(), Some(&endpoint)))?;
             }
             Some(Value::String(_) | Value::Null) => {
-                store.db.delete_secret(&user_id, &after.secret_key())?;
+                runtime.block_on(store.secrets().delete_secret(&user_id, &after.secret_key()))?;
             }
             _ => {}
         }

@@ -94,12 +94,10 @@ async fn prepare(
     Json(request): Json<PrepareRequest>,
 ) -> AppResult<Json<ExportPrepared>> {
     let mut plan = ExportPlan::new(user, now(), request.include_vectors);
-    let store = state.store();
-    let (plan, secrets) = tokio::task::spawn_blocking(move || {
-        let secrets = if request.include_secrets { Some(plan.seal_secrets(&store)?) } else { None };
-        Ok::<_, AppError>((plan, secrets))
-    })
-    .await??;
+    let secrets = match request.include_secrets {
+        true => Some(plan.seal_secrets(&state.store()).await?),
+        false => None,
+    };
     let archive_url = format!("/api/v1/user-data/export/archive/{}", plan.archive_id);
     let ticket = secrets.as_ref().and_then(|s| s.ticket.as_ref());
     let answer = ExportPrepared {

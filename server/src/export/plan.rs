@@ -9,8 +9,9 @@ use lvbak_core::{EncryptedSecret, Ticket, UtcTime};
 use zeroize::Zeroizing;
 
 use crate::storage::identity::random_bytes;
-use crate::storage::sqlite::{DbError, UserRecord};
+use crate::storage::sqlite::DbError;
 use crate::storage::Store;
+use crate::storage::UserRecord;
 
 /// The API keys of an archive, sealed under its secrets master key.
 #[derive(Clone, Debug)]
@@ -61,11 +62,12 @@ impl ExportPlan {
     }
 
     /// Opens the user's stored secrets and re-seals them for this archive.
-    pub fn seal_secrets(&mut self, store: &Store) -> Result<SecretsOutcome, DbError> {
+    pub async fn seal_secrets(&mut self, store: &Store) -> Result<SecretsOutcome, DbError> {
+        let stored_secrets = store.secrets().secrets_of(&self.user.id).await?;
         let master_key = Zeroizing::new(random_bytes::<32>());
         let mut records = Vec::new();
         let mut unreachable = Vec::new();
-        for stored in store.db.secrets_of(&self.user.id)? {
+        for stored in stored_secrets {
             match store.identity.open(&self.user.id, &stored) {
                 Ok(plaintext) => {
                     records.push(EncryptedSecret::seal(&master_key, random_bytes::<12>(), &stored.key, &plaintext))

@@ -26,9 +26,9 @@ pub struct ImportServices {
 impl ImportServices {
     /// Ends an import job (see [`Jobs::finish`]); an import that marked rows for
     /// re-vectorization queues them and starts the user's run when their settings allow.
-    pub fn finish_job(&self, job: &Job, outcome: Outcome) {
+    pub async fn finish_job(&self, job: &Job, outcome: Outcome) {
         let marked = matches!(&outcome, Outcome::Complete(summary) if summary.revectorized > 0);
-        self.jobs.finish(&self.store, job, outcome);
+        self.jobs.finish(&self.store, job, outcome).await;
         if marked {
             self.embeddings.resume(&job.user_id);
         }

@@ -1,23 +1,30 @@
 //! Everything kept in the data directory, one module per backend: `sqlite` (accounts, rows,
 //! secrets; the only user of rusqlite), `vectors` (LanceDB; its only user), `files` (the
-//! file tree) and `identity` (the key that seals stored secrets).
+//! file tree) and `identity` (the key that seals stored secrets). The server reaches
+//! accounts, the job log and secrets through the async traits of `backend`, which
+//! [`Store`] hands out as trait objects.
 //!
 //! The data directory is private: opening it sets the process's umask to 077 (so every
 //! file and folder written afterwards is the owner's alone) and the directory itself to
 //! 0700, which also covers what an earlier version wrote more openly.
 
+pub mod backend;
 pub mod files;
 pub mod identity;
 pub mod sqlite;
 pub mod vectors;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
+pub(crate) use backend::{AccountStore, JobLog, SecretStore};
+pub use backend::{JobRecord, SessionUser, StoredSecret, TicketUse, UserRecord};
 pub use files::{FileStore, WriteOutcome};
 pub use identity::IdentityKey;
 pub use sqlite::Database;
+use sqlite::SqliteStores;
 pub use vectors::{VectorRow, VectorStore};
 
 /// The version of the rule accounts' disk use is counted by (see `recount_usage_once`).
@@ -27,7 +34,12 @@ const USAGE_FORMULA: &str = "2";
 /// The opened data directory.
 pub struct Store {
     pub data_dir: PathBuf,
-    pub db: Database,
+    /// The SQLite database itself, for what is not behind a trait yet: the import engine's
+    /// row writer and snapshots, the embeddings queue and settings, and tests' inspections.
+    pub db: Arc<Database>,
+    accounts: Arc<dyn AccountStore>,
+    jobs: Arc<dyn JobLog>,
+    secrets: Arc<dyn SecretStore>,
     pub identity: IdentityKey,
     pub files: FileStore,
     pub vectors: VectorStore,
@@ -42,12 +54,22 @@ impl Store {
         let data_dir = data_dir.canonicalize()?;
         std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot make {} private", data_dir.display()))?;
-        let db = Database::open(&data_dir.join("lvbak.sqlite")).context("cannot open the database")?;
+        let db = Arc::new(Database::open(&data_dir.join("lvbak.sqlite")).context("cannot open the database")?);
+        let sqlite = Arc::new(SqliteStores::new(db.clone()));
         let identity =
             IdentityKey::load_or_create(&data_dir.join("identity.key")).context("cannot read the identity key")?;
         let files = FileStore::new(&data_dir, &data_dir.join("staging"));
         let vectors = VectorStore::open(&data_dir.join("lancedb")).await.context("cannot open LanceDB")?;
-        let store = Self { data_dir, db, identity, files, vectors };
+        let store = Self {
+            data_dir,
+            db,
+            accounts: sqlite.clone(),
+            jobs: sqlite.clone(),
+            secrets: sqlite,
+            identity,
+            files,
+            vectors,
+        };
         store.move_shared_files().context("cannot move shared files into per-user folders")?;
         store.recount_usage_once().await.context("cannot count what the accounts keep")?;
         Ok(store)
@@ -64,11 +86,11 @@ impl Store {
         }
         let started = std::time::Instant::now();
         let rows = self.db.rows_usage_by_user()?;
-        let users = self.db.user_ids()?;
+        let users = self.accounts().user_ids().await?;
         for user in &users {
             let bytes =
                 self.files.usage_of(user)? + rows.get(user).copied().unwrap_or(0) + self.vectors.usage_of(user).await?;
-            self.db.set_usage(user, bytes)?;
+            self.accounts().set_usage(user, bytes).await?;
         }
         self.db.set_meta(USAGE_FORMULA_KEY, USAGE_FORMULA)?;
         tracing::info!("counted what {} accounts keep in {:?}", users.len(), started.elapsed());
@@ -104,6 +126,21 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Accounts, their quotas and disk use, and sessions.
+    pub(crate) fn accounts(&self) -> &dyn AccountStore {
+        &*self.accounts
+    }
+
+    /// The record of import jobs.
+    pub(crate) fn jobs(&self) -> &dyn JobLog {
+        &*self.jobs
+    }
+
+    /// Stored API keys and ticket uses.
+    pub(crate) fn secrets(&self) -> &dyn SecretStore {
+        &*self.secrets
     }
 
     /// Where uploads wait while they are checked.

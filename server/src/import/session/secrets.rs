@@ -9,7 +9,7 @@ pub const MAX_SECRET_BYTES: usize = 64 * 1024;
 
 /// The bytes a stored secret counts for against the quota: its sealed value as stored and
 /// its row's keys.
-pub fn stored_secret_bytes(secret: &crate::storage::sqlite::StoredSecret) -> u64 {
+pub fn stored_secret_bytes(secret: &crate::storage::StoredSecret) -> u64 {
     (secret.key.len() + secret.encrypted_value.len() + secret.iv.len() + secret.tag.len()) as u64 + 64
 }
 
@@ -76,7 +76,11 @@ impl ImportSession<'_> {
         // A restored embeddings key may go only where this account's own confirmed setting
         // sends requests; with none confirmed, nowhere until the user confirms one.
         let endpoint = self.confirmed_embedding_endpoint()?;
-        if !self.store.db.put_secret_if_absent(&self.user_id, &sealed, crate::util::now(), endpoint.as_deref())? {
+        // A session runs on a blocking thread (a job's, the batch worker's, the CLI's), never
+        // in an async task: it may wait on the runtime.
+        let stored =
+            self.store.secrets().put_secret_if_absent(&self.user_id, &sealed, crate::util::now(), endpoint.as_deref());
+        if !self.runtime.block_on(stored)? {
             self.summary.secrets.skipped += 1;
             return Ok(());
         }
