@@ -62,11 +62,11 @@ async fn run(chunks: usize, dimensions: usize, batch_size: usize) {
             .collect();
         store.db.insert_json_rows("chat_chunks", &rows).unwrap();
     }
-    let embeddings = Arc::new(Embeddings::new(store.clone(), 4, None, true));
+    let embeddings = Arc::new(Embeddings::new(store.clone(), 4, None, true).await);
     let before_kib = status_kib("VmRSS:");
     reset_peak();
     let started = Instant::now();
-    let first = embeddings.start(&user.id).unwrap();
+    let first = embeddings.start(&user.id).await.unwrap();
     let done = embeddings.finished(&user.id).await.unwrap();
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!((done.status.as_str(), done.done), ("complete", chunks as u64), "{done:?}");

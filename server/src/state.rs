@@ -54,13 +54,16 @@ impl AppState {
                 prepared_exports: PreparedExports::new(hosting.prepared_exports_per_user),
                 sign_in: SignInGuard::new(&hosting),
                 memory: MemoryBudget::new(hosting.batch_memory),
-                embeddings: Arc::new(Embeddings::with_timeout(
-                    store.clone(),
-                    hosting.embedding_requests,
-                    hosting.quota,
-                    hosting.embedding_private_hosts,
-                    hosting.embedding_timeout,
-                )),
+                embeddings: Arc::new(
+                    Embeddings::with_timeout(
+                        store.clone(),
+                        hosting.embedding_requests,
+                        hosting.quota,
+                        hosting.embedding_private_hosts,
+                        hosting.embedding_timeout,
+                    )
+                    .await,
+                ),
                 store,
                 web_dir,
                 limits,

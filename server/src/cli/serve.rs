@@ -93,7 +93,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let state = AppState::new(store, config.web_dir.clone(), limits, hosting).await;
     // Re-vectorization a previous process left unfinished goes on.
     let embeddings = state.embeddings().clone();
-    tokio::task::spawn_blocking(move || embeddings.resume_all());
+    tokio::spawn(async move { embeddings.resume_all().await });
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     println!("lvbak is running at http://{address}/ (data in {})", data_dir.display());

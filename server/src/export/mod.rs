@@ -94,10 +94,13 @@ async fn prepare(
     Json(request): Json<PrepareRequest>,
 ) -> AppResult<Json<ExportPrepared>> {
     let mut plan = ExportPlan::new(user, now(), request.include_vectors);
-    let secrets = match request.include_secrets {
-        true => Some(plan.seal_secrets(&state.store()).await?),
-        false => None,
-    };
+    let store = state.store();
+    let stored = if request.include_secrets { Some(store.secrets().secrets_of(&plan.user.id).await?) } else { None };
+    let (plan, secrets) = tokio::task::spawn_blocking(move || {
+        let secrets = stored.map(|stored| plan.seal_secrets(&store.identity, stored));
+        (plan, secrets)
+    })
+    .await?;
     let archive_url = format!("/api/v1/user-data/export/archive/{}", plan.archive_id);
     let ticket = secrets.as_ref().and_then(|s| s.ticket.as_ref());
     let answer = ExportPrepared {

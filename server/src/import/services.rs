@@ -30,7 +30,7 @@ impl ImportServices {
         let marked = matches!(&outcome, Outcome::Complete(summary) if summary.revectorized > 0);
         self.jobs.finish(&self.store, job, outcome).await;
         if marked {
-            self.embeddings.resume(&job.user_id);
+            self.embeddings.resume(&job.user_id).await;
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Everything kept in the data directory, one module per backend: `sqlite` (accounts, rows,
 //! secrets; the only user of rusqlite), `vectors` (LanceDB; its only user), `files` (the
 //! file tree) and `identity` (the key that seals stored secrets). The server reaches
-//! accounts, the job log and secrets through the async traits of `backend`, which
-//! [`Store`] hands out as trait objects.
+//! accounts, the job log, secrets, settings and the embeddings queue through the async
+//! traits of `backend`, which [`Store`] hands out as trait objects.
 //!
 //! The data directory is private: opening it sets the process's umask to 077 (so every
 //! file and folder written afterwards is the owner's alone) and the directory itself to
@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-pub(crate) use backend::{AccountStore, JobLog, SecretStore};
-pub use backend::{JobRecord, SessionUser, StoredSecret, TicketUse, UserRecord};
+pub(crate) use backend::{AccountStore, EmbeddingQueue, JobLog, SecretStore, SettingStore};
+pub use backend::{JobRecord, SessionUser, SourceKind, SourceRow, StoredSecret, TicketUse, UnboundKey, UserRecord};
 pub use files::{FileStore, WriteOutcome};
 pub use identity::IdentityKey;
 pub use sqlite::Database;
@@ -35,11 +35,13 @@ const USAGE_FORMULA: &str = "2";
 pub struct Store {
     pub data_dir: PathBuf,
     /// The SQLite database itself, for what is not behind a trait yet: the import engine's
-    /// row writer and snapshots, the embeddings queue and settings, and tests' inspections.
+    /// row writer and snapshots, maintenance at open, seeding and tests' inspections.
     pub db: Arc<Database>,
     accounts: Arc<dyn AccountStore>,
     jobs: Arc<dyn JobLog>,
     secrets: Arc<dyn SecretStore>,
+    settings: Arc<dyn SettingStore>,
+    embedding_queue: Arc<dyn EmbeddingQueue>,
     pub identity: IdentityKey,
     pub files: FileStore,
     pub vectors: VectorStore,
@@ -65,7 +67,9 @@ impl Store {
             db,
             accounts: sqlite.clone(),
             jobs: sqlite.clone(),
-            secrets: sqlite,
+            secrets: sqlite.clone(),
+            settings: sqlite.clone(),
+            embedding_queue: sqlite,
             identity,
             files,
             vectors,
@@ -138,9 +142,19 @@ impl Store {
         &*self.jobs
     }
 
-    /// Stored API keys and ticket uses.
+    /// Stored API keys, their endpoint bindings, and ticket uses.
     pub(crate) fn secrets(&self) -> &dyn SecretStore {
         &*self.secrets
+    }
+
+    /// Accounts' settings and whether their embeddings setting was confirmed.
+    pub(crate) fn settings(&self) -> &dyn SettingStore {
+        &*self.settings
+    }
+
+    /// Re-vectorization's queue and marks.
+    pub(crate) fn embedding_queue(&self) -> &dyn EmbeddingQueue {
+        &*self.embedding_queue
     }
 
     /// Where uploads wait while they are checked.

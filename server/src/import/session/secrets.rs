@@ -95,8 +95,10 @@ impl ImportSession<'_> {
     /// The endpoint of the account's embeddings setting if the user confirmed it in this
     /// account (not one an import restored).
     pub(super) fn confirmed_embedding_endpoint(&self) -> Result<Option<String>, ImportError> {
-        let setting = self.store.db.setting(&self.user_id, crate::embeddings::SETTING_KEY)?;
-        if setting.is_none() || self.store.db.embedding_unconfirmed(&self.user_id)? {
+        // On the session's blocking thread (see `store_secret`).
+        let settings = self.store.settings();
+        let setting = self.runtime.block_on(settings.setting(&self.user_id, crate::embeddings::SETTING_KEY))?;
+        if setting.is_none() || self.runtime.block_on(settings.embedding_unconfirmed(&self.user_id))? {
             return Ok(None);
         }
         Ok(Some(crate::embeddings::EmbeddingSettings::from_setting(setting.as_deref()).endpoint()))

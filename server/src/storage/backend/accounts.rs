@@ -4,7 +4,8 @@
 //! A backend must guarantee: a user name belongs to one account at most (`create_user`
 //! refuses a taken one with `DbError::NameTaken`, atomically with the insert); a session
 //! resolves only to the account it was created for, and only before it expires; quota and
-//! use are per account, a missing record reading as `None`.
+//! use are per account, a missing record reading as `None`; a charge is checked against the
+//! quota and added in one step, so two charges never both fit where one would.
 
 use async_trait::async_trait;
 
@@ -50,6 +51,10 @@ pub(crate) trait AccountStore: Send + Sync {
 
     /// Records what the account keeps on disk.
     async fn set_usage(&self, user_id: &str, bytes: u64) -> DbResult<()>;
+
+    /// Adds `bytes` to what the account keeps if they fit in its quota (its own, else
+    /// `instance_quota`), atomically; refuses them with `DbError::QuotaExceeded` otherwise.
+    async fn charge_usage(&self, user_id: &str, bytes: u64, instance_quota: Option<u64>) -> DbResult<()>;
 
     /// Records a session of `user_id` by the hash of its token, live until `expires_at`;
     /// sessions expired at `now` may be swept.

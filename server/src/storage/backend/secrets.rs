@@ -7,6 +7,8 @@
 //! to in the same write that stores it, and deleting it deletes the binding; a ticket's
 //! uses are counted per account, one use at a time.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 
 use crate::storage::sqlite::DbResult;
@@ -40,6 +42,14 @@ impl TicketUse {
     }
 }
 
+/// A key stored before keys were bound to endpoints, with its account's setting then.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnboundKey {
+    pub user_id: String,
+    pub key: String,
+    pub setting: Option<String>,
+}
+
 #[async_trait]
 pub(crate) trait SecretStore: Send + Sync {
     /// Every secret of one account, by key name.
@@ -65,4 +75,16 @@ pub(crate) trait SecretStore: Send + Sync {
     /// Records one use of an archive's ticket by `user_id` and says how that account used
     /// it before (FORMAT §6: reuse is an advisory, never a refusal).
     async fn record_ticket_use(&self, archive_id: &str, user_id: &str, now: i64) -> DbResult<TicketUse>;
+
+    /// The endpoint each of the account's embeddings keys is bound to (`None`: to none).
+    async fn key_endpoints(&self, user_id: &str) -> DbResult<HashMap<String, Option<String>>>;
+
+    /// Embeddings keys of every account stored before keys were bound (no binding at all),
+    /// each with its account's `embeddingConfig` setting.
+    async fn keys_without_endpoint(&self) -> DbResult<Vec<UnboundKey>>;
+
+    /// Binds a key stored before keys were bound to `endpoint`, unless the account's
+    /// setting is a restored one not yet confirmed (then to none); a bound key keeps its
+    /// binding.
+    async fn bind_key_saved_earlier(&self, user_id: &str, key: &str, endpoint: &str) -> DbResult<()>;
 }

@@ -1,10 +1,14 @@
 //! The storage traits, each exercised through the trait object `Store` hands out, over a
 //! real data directory per backend: what one account stores never answers for another.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
 
 use crate::config::HostingLimits;
 use crate::storage::sqlite::DbError;
-use crate::storage::{Store, StoredSecret, UserRecord};
+use crate::storage::{SourceKind, Store, StoredSecret, UnboundKey, UserRecord};
 use crate::test_support::{test_state, TestState};
 
 /// A fresh data directory of every backend (SQLite today; a second backend adds its own).
@@ -21,6 +25,13 @@ async fn alice_and_bob(store: &Store) -> (UserRecord, UserRecord) {
 
 fn secret(key: &str, value: &str) -> StoredSecret {
     StoredSecret { key: key.into(), encrypted_value: value.into(), iv: "iv".into(), tag: "tag".into() }
+}
+
+/// Rows written as a test's setup, not through the traits under test (SQLite's seeding
+/// helper: a second backend brings its own).
+fn insert(store: &Store, table: &str, rows: &[Value]) {
+    let rows: Vec<Map<String, Value>> = rows.iter().map(|row| row.as_object().unwrap().clone()).collect();
+    store.db.insert_json_rows(table, &rows).unwrap();
 }
 
 /// Accounts are found by name, a taken name is refused, credentials are each account's own,
@@ -166,5 +177,169 @@ async fn secrets_and_ticket_uses_are_per_account() {
         assert_eq!((again.was_reused, again.uses, again.previously_consumed_at), (true, 2, Some(100)));
         let other = secrets.record_ticket_use("archive-1", &bob.id, 300).await.unwrap();
         assert_eq!((other.was_reused, other.uses, other.previously_consumed_at), (false, 1, None), "another account");
+    }
+}
+
+/// A charge fits the account's own quota or else the instance's, and one that does not fit
+/// changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_is_held_to_its_accounts_quota() {
+    for test in backends("trait-charge").await {
+        let store = test.state.store();
+        let accounts = store.accounts();
+        let (alice, bob) = alice_and_bob(&store).await;
+        accounts.set_quota(&alice.id, Some(Some(100))).await.unwrap();
+        accounts.charge_usage(&alice.id, 60, None).await.unwrap();
+        let refused = accounts.charge_usage(&alice.id, 50, None).await.unwrap_err();
+        let DbError::QuotaExceeded(exceeded) = refused else { panic!("{refused}") };
+        assert_eq!((exceeded.quota, exceeded.used, exceeded.needed), (100, 60, 50));
+        assert_eq!(accounts.usage_of(&alice.id).await.unwrap(), Some(60), "nothing charged");
+        accounts.charge_usage(&alice.id, 40, Some(10)).await.unwrap();
+        assert_eq!(accounts.usage_of(&alice.id).await.unwrap(), Some(100), "its own quota wins");
+
+        accounts.charge_usage(&bob.id, 1000, None).await.unwrap();
+        assert!(matches!(accounts.charge_usage(&bob.id, 1, Some(1000)).await, Err(DbError::QuotaExceeded(_))));
+        assert_eq!(accounts.usage_of(&bob.id).await.unwrap(), Some(1000));
+    }
+}
+
+/// Settings are per account; a restored embeddings setting stays unconfirmed until its
+/// user confirms it, which binds that account's keys bound nowhere to the endpoint; keys
+/// stored before bindings get bound once, and a delete takes the binding with the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_and_key_bindings_are_per_account() {
+    for test in backends("trait-settings").await {
+        let store = test.state.store();
+        let (settings, secrets) = (store.settings(), store.secrets());
+        let (alice, bob) = alice_and_bob(&store).await;
+        assert_eq!(settings.setting(&alice.id, "embeddingConfig").await.unwrap(), None);
+        settings.put_setting(&alice.id, "embeddingConfig", r#"{"model":"a"}"#, 1).await.unwrap();
+        settings.put_setting(&alice.id, "embeddingConfig", r#"{"model":"b"}"#, 2).await.unwrap();
+        assert_eq!(settings.setting(&alice.id, "embeddingConfig").await.unwrap().as_deref(), Some(r#"{"model":"b"}"#));
+        assert_eq!(settings.setting(&bob.id, "embeddingConfig").await.unwrap(), None);
+
+        // What an import leaves in an account it restored an embeddings setting into.
+        insert(&store, "lvbak_embedding_unconfirmed", &[json!({"user_id": alice.id, "restored_at": 1})]);
+        assert!(settings.embedding_unconfirmed(&alice.id).await.unwrap());
+        assert!(!settings.embedding_unconfirmed(&bob.id).await.unwrap());
+        let key = "embedding_api_key_openai";
+        assert!(secrets.put_secret_if_absent(&alice.id, &secret(key, "a"), 1, None).await.unwrap());
+        secrets.put_secret(&bob.id, &secret(key, "b"), 1, Some("https://b.example")).await.unwrap();
+        assert_eq!(secrets.key_endpoints(&alice.id).await.unwrap(), HashMap::from([(key.to_string(), None)]));
+        settings.confirm_embedding_setting(&alice.id, "https://a.example").await.unwrap();
+        assert!(!settings.embedding_unconfirmed(&alice.id).await.unwrap());
+        let bound = |endpoint: &str| HashMap::from([(key.to_string(), Some(endpoint.to_string()))]);
+        assert_eq!(secrets.key_endpoints(&alice.id).await.unwrap(), bound("https://a.example"));
+        assert_eq!(secrets.key_endpoints(&bob.id).await.unwrap(), bound("https://b.example"), "the other's");
+
+        // Keys stored before keys were bound: bound once, to where the setting sends then;
+        // an account whose setting is restored and unconfirmed gets none.
+        let old = |user: &UserRecord| {
+            json!({"key": "embedding_api_key", "encrypted_value": "e", "iv": "i",
+            "tag": "t", "updated_at": 1, "user_id": user.id})
+        };
+        insert(&store, "secrets", &[old(&alice), old(&bob)]);
+        insert(&store, "lvbak_embedding_unconfirmed", &[json!({"user_id": bob.id, "restored_at": 1})]);
+        let mut unbound = secrets.keys_without_endpoint().await.unwrap();
+        unbound.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        let expected = |user: &UserRecord, setting: Option<&str>| UnboundKey {
+            user_id: user.id.clone(),
+            key: "embedding_api_key".into(),
+            setting: setting.map(str::to_string),
+        };
+        assert_eq!(unbound, [expected(&alice, Some(r#"{"model":"b"}"#)), expected(&bob, None)]);
+        secrets.bind_key_saved_earlier(&alice.id, "embedding_api_key", "https://c.example").await.unwrap();
+        secrets.bind_key_saved_earlier(&bob.id, "embedding_api_key", "https://c.example").await.unwrap();
+        assert!(secrets.keys_without_endpoint().await.unwrap().is_empty());
+        assert_eq!(
+            secrets.key_endpoints(&alice.id).await.unwrap()["embedding_api_key"].as_deref(),
+            Some("https://c.example")
+        );
+        assert_eq!(secrets.key_endpoints(&bob.id).await.unwrap()["embedding_api_key"], None, "unconfirmed: nowhere");
+        secrets.bind_key_saved_earlier(&alice.id, "embedding_api_key", "https://d.example").await.unwrap();
+        assert_eq!(
+            secrets.key_endpoints(&alice.id).await.unwrap()["embedding_api_key"].as_deref(),
+            Some("https://c.example"),
+            "kept"
+        );
+
+        assert!(secrets.delete_secret(&alice.id, key).await.unwrap());
+        assert!(!secrets.key_endpoints(&alice.id).await.unwrap().contains_key(key), "the binding went with it");
+        assert!(secrets.key_endpoints(&bob.id).await.unwrap().contains_key(key));
+    }
+}
+
+/// The queue holds each account's own rows: queued, handed out with their text in order,
+/// marked as being written, marked embedded (leaving the queue) only by their owner, and
+/// reset when the model changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedding_queue_is_per_account() {
+    for test in backends("trait-queue").await {
+        let store = test.state.store();
+        let queue = store.embedding_queue();
+        let (alice, bob) = alice_and_bob(&store).await;
+        let chat = |id: &str, user: &UserRecord| {
+            json!({"id": id, "character_id": null, "user_id": user.id,
+            "name": id, "metadata": "{}", "created_at": 1, "updated_at": 1})
+        };
+        insert(&store, "chats", &[chat("chat-a", &alice), chat("chat-b", &bob)]);
+        let chunk = |id: &str, chat: &str, content: &str| {
+            json!({"id": id, "chat_id": chat, "start_message_id": "m",
+            "end_message_id": "m", "message_ids": "[]", "content": content, "token_count": 3, "message_count": 1,
+            "created_at": 1, "updated_at": 1})
+        };
+        insert(
+            &store,
+            "chat_chunks",
+            &[
+                chunk("chunk-a1", "chat-a", "first of alice"),
+                chunk("chunk-a2", "chat-a", "second of alice"),
+                chunk("chunk-a3", "chat-a", "   "),
+                chunk("chunk-b1", "chat-b", "bob's"),
+            ],
+        );
+
+        assert_eq!(
+            queue.queue_pending_embeddings(&alice.id, &[SourceKind::ChatChunk]).await.unwrap(),
+            2,
+            "not the blank one"
+        );
+        assert_eq!(queue.queue_pending_embeddings(&alice.id, &[SourceKind::ChatChunk]).await.unwrap(), 2, "once each");
+        assert_eq!(queue.queued_embeddings(&bob.id).await.unwrap(), 0);
+        assert_eq!(queue.users_with_queued_embeddings().await.unwrap(), [alice.id.as_str()]);
+        assert!(queue.next_embedding_sources(&bob.id, None, 10).await.unwrap().is_empty());
+        let first = queue.next_embedding_sources(&alice.id, None, 1).await.unwrap();
+        assert_eq!(
+            first
+                .iter()
+                .map(|row| (row.id.as_str(), row.text.as_str(), row.owner_id.as_str(), row.written))
+                .collect::<Vec<_>>(),
+            [("chunk-a1", "first of alice", "chat-a", false)]
+        );
+        let next = queue.next_embedding_sources(&alice.id, Some(("chat_chunk", "chunk-a1")), 10).await.unwrap();
+        assert_eq!(next.iter().map(|row| row.id.as_str()).collect::<Vec<_>>(), ["chunk-a2"]);
+
+        let a1 = [(SourceKind::ChatChunk, "chunk-a1".to_string())];
+        queue.mark_writing(&alice.id, &a1).await.unwrap();
+        let again = queue.next_embedding_sources(&alice.id, None, 10).await.unwrap();
+        assert_eq!(
+            again.iter().map(|row| (row.id.as_str(), row.written)).collect::<Vec<_>>(),
+            [("chunk-a1", true), ("chunk-a2", false)]
+        );
+        queue.mark_embedded(&bob.id, &a1, "model", 5).await.unwrap();
+        assert_eq!(queue.queued_embeddings(&alice.id).await.unwrap(), 2, "not by another account");
+        queue.mark_embedded(&alice.id, &a1, "model", 5).await.unwrap();
+        assert_eq!(queue.queued_embeddings(&alice.id).await.unwrap(), 1);
+        assert_eq!(queue.queue_pending_embeddings(&alice.id, &[SourceKind::ChatChunk]).await.unwrap(), 1, "a1 is done");
+
+        assert_eq!(queue.queue_pending_embeddings(&bob.id, &[SourceKind::ChatChunk]).await.unwrap(), 1);
+        assert_eq!(queue.reset_embeddings(&alice.id).await.unwrap(), 3, "every chunk of alice's");
+        assert_eq!(queue.queued_embeddings(&alice.id).await.unwrap(), 0, "the queue emptied");
+        assert_eq!(queue.queued_embeddings(&bob.id).await.unwrap(), 1, "the other's stays");
+        assert_eq!(
+            queue.queue_pending_embeddings(&alice.id, &[SourceKind::ChatChunk]).await.unwrap(),
+            2,
+            "a1 waits again"
+        );
     }
 }

@@ -26,10 +26,10 @@ use rusqlite::Connection;
 use gate::{WriteGate, WriteKind};
 
 pub use apply::{merge_setting, AlignedRow, Owner, RowApplier};
-pub use embedding_trust::{is_embedding_key, UnboundKey};
+pub use embedding_trust::is_embedding_key;
 pub(crate) use stores::SqliteStores;
 // The record types the storage traits speak in, where callers have always found them.
-pub use crate::storage::backend::{JobRecord, SessionUser, StoredSecret, TicketUse, UserRecord};
+pub use crate::storage::backend::{JobRecord, SessionUser, StoredSecret, TicketUse, UnboundKey, UserRecord};
 pub use rows::{ColumnFacts, ForeignKeyFacts, RowRef, RowValue, TableFacts, TableScan};
 
 /// A storage failure; its details are for logs, not for HTTP answers.

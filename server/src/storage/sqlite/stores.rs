@@ -3,13 +3,15 @@
 //! (`spawn_blocking`), as the callers did before the traits, so a statement waiting for the
 //! write gate or a busy database never holds up the async runtime.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::{Database, DbError, DbResult};
 use crate::storage::backend::{
-    AccountStore, JobLog, JobRecord, SecretStore, SessionUser, StoredSecret, TicketUse, UserRecord,
+    AccountStore, EmbeddingQueue, JobLog, JobRecord, SecretStore, SessionUser, SettingStore, SourceKind, SourceRow,
+    StoredSecret, TicketUse, UnboundKey, UserRecord,
 };
 
 /// The storage traits over one SQLite database.
@@ -78,6 +80,11 @@ impl AccountStore for SqliteStores {
     async fn set_usage(&self, user_id: &str, bytes: u64) -> DbResult<()> {
         let user_id = user_id.to_string();
         self.run(move |db| db.set_usage(&user_id, bytes)).await
+    }
+
+    async fn charge_usage(&self, user_id: &str, bytes: u64, instance_quota: Option<u64>) -> DbResult<()> {
+        let user_id = user_id.to_string();
+        self.run(move |db| db.charge_usage(&user_id, bytes, instance_quota)).await
     }
 
     async fn create_session(&self, token_hash: &str, user_id: &str, now: i64, expires_at: i64) -> DbResult<()> {
@@ -167,5 +174,89 @@ impl SecretStore for SqliteStores {
     async fn record_ticket_use(&self, archive_id: &str, user_id: &str, now: i64) -> DbResult<TicketUse> {
         let (archive_id, user_id) = (archive_id.to_string(), user_id.to_string());
         self.run(move |db| db.record_ticket_use(&archive_id, &user_id, now)).await
+    }
+
+    async fn key_endpoints(&self, user_id: &str) -> DbResult<HashMap<String, Option<String>>> {
+        let user_id = user_id.to_string();
+        self.run(move |db| db.key_endpoints(&user_id)).await
+    }
+
+    async fn keys_without_endpoint(&self) -> DbResult<Vec<UnboundKey>> {
+        self.run(Database::keys_without_endpoint).await
+    }
+
+    async fn bind_key_saved_earlier(&self, user_id: &str, key: &str, endpoint: &str) -> DbResult<()> {
+        let (user_id, key, endpoint) = (user_id.to_string(), key.to_string(), endpoint.to_string());
+        self.run(move |db| db.bind_key_saved_earlier(&user_id, &key, &endpoint)).await
+    }
+}
+
+#[async_trait]
+impl SettingStore for SqliteStores {
+    async fn setting(&self, user_id: &str, key: &str) -> DbResult<Option<String>> {
+        let (user_id, key) = (user_id.to_string(), key.to_string());
+        self.run(move |db| db.setting(&user_id, &key)).await
+    }
+
+    async fn put_setting(&self, user_id: &str, key: &str, value: &str, now: i64) -> DbResult<()> {
+        let (user_id, key, value) = (user_id.to_string(), key.to_string(), value.to_string());
+        self.run(move |db| db.put_setting(&user_id, &key, &value, now)).await
+    }
+
+    async fn embedding_unconfirmed(&self, user_id: &str) -> DbResult<bool> {
+        let user_id = user_id.to_string();
+        self.run(move |db| db.embedding_unconfirmed(&user_id)).await
+    }
+
+    async fn confirm_embedding_setting(&self, user_id: &str, endpoint: &str) -> DbResult<()> {
+        let (user_id, endpoint) = (user_id.to_string(), endpoint.to_string());
+        self.run(move |db| db.confirm_embedding_setting(&user_id, &endpoint)).await
+    }
+}
+
+#[async_trait]
+impl EmbeddingQueue for SqliteStores {
+    async fn queue_pending_embeddings(&self, user_id: &str, kinds: &[SourceKind]) -> DbResult<u64> {
+        let (user_id, kinds) = (user_id.to_string(), kinds.to_vec());
+        self.run(move |db| db.queue_pending_embeddings(&user_id, &kinds)).await
+    }
+
+    async fn queued_embeddings(&self, user_id: &str) -> DbResult<u64> {
+        let user_id = user_id.to_string();
+        self.run(move |db| db.queued_embeddings(&user_id)).await
+    }
+
+    async fn users_with_queued_embeddings(&self) -> DbResult<Vec<String>> {
+        self.run(Database::users_with_queued_embeddings).await
+    }
+
+    async fn next_embedding_sources(
+        &self,
+        user_id: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> DbResult<Vec<SourceRow>> {
+        let user_id = user_id.to_string();
+        let after = after.map(|(source, id)| (source.to_string(), id.to_string()));
+        self.run(move |db| {
+            let after = after.as_ref().map(|(source, id)| (source.as_str(), id.as_str()));
+            db.next_embedding_sources(&user_id, after, limit)
+        })
+        .await
+    }
+
+    async fn mark_writing(&self, user_id: &str, rows: &[(SourceKind, String)]) -> DbResult<()> {
+        let (user_id, rows) = (user_id.to_string(), rows.to_vec());
+        self.run(move |db| db.mark_writing(&user_id, &rows)).await
+    }
+
+    async fn mark_embedded(&self, user_id: &str, rows: &[(SourceKind, String)], model: &str, now: i64) -> DbResult<()> {
+        let (user_id, rows, model) = (user_id.to_string(), rows.to_vec(), model.to_string());
+        self.run(move |db| db.mark_embedded(&user_id, &rows, &model, now)).await
+    }
+
+    async fn reset_embeddings(&self, user_id: &str) -> DbResult<u64> {
+        let user_id = user_id.to_string();
+        self.run(move |db| db.reset_embeddings(&user_id)).await
     }
 }
