@@ -28,7 +28,7 @@ impl Drop for TestState {
 }
 
 /// A fresh data directory and the state of a server over it, with these hosting limits.
-/// Call it on a multi-threaded runtime: the state's handlers block in place.
+/// Call it on a multi-threaded runtime, as the server has: job threads wait on it.
 pub(crate) async fn test_state(label: &str, hosting: HostingLimits) -> TestState {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let unique = format!("lvbak-unit-{label}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));

@@ -122,8 +122,10 @@ async fn upload(
         .await?
     };
     let facts = verified?;
-    let staged = staged.keep();
-    let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, Some(staged)).await;
+    let path = staged.path().to_path_buf();
+    let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, Some(path)).await;
+    // The job removes the file when it ends; until it is registered, the guard does.
+    staged.keep();
     job.progress.publish(Event::Verifying { done: true });
     tokio::spawn(run_job(state.clone(), job.clone()));
     Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id, status: job.status() })))
