@@ -37,7 +37,7 @@ async fn run(chunks: usize, dimensions: usize, batch_size: usize) {
     let dir = std::env::temp_dir().join(format!("lvbak-bench-embed-{}-{batch_size}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Arc::new(Store::open(&dir).await.unwrap());
-    lvbak_server::cli::add_user(&store, "bench", "bench-password-123").unwrap();
+    lvbak_server::cli::add_user(&store, "bench", "bench-password-123").await.unwrap();
     let user = store.db.user_by_name("bench").unwrap().unwrap();
     let stub = EmbeddingStub::start(dimensions);
     let config = json!({"enabled": true, "provider": "openai-compatible", "api_url": stub.url, "model": "stub",
@@ -62,11 +62,11 @@ async fn run(chunks: usize, dimensions: usize, batch_size: usize) {
             .collect();
         store.db.insert_json_rows("chat_chunks", &rows).unwrap();
     }
-    let embeddings = Arc::new(Embeddings::new(store.clone(), 4, None, true));
+    let embeddings = Arc::new(Embeddings::new(store.clone(), 4, None, true).await);
     let before_kib = status_kib("VmRSS:");
     reset_peak();
     let started = Instant::now();
-    let first = embeddings.start(&user.id).unwrap();
+    let first = embeddings.start(&user.id).await.unwrap();
     let done = embeddings.finished(&user.id).await.unwrap();
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!((done.status.as_str(), done.done), ("complete", chunks as u64), "{done:?}");

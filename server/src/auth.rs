@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::storage::identity::random_bytes;
-use crate::storage::sqlite::UserRecord;
+use crate::storage::UserRecord;
 use crate::util::now;
 
 pub const SESSION_COOKIE: &str = "lvbak_session";
@@ -103,9 +103,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         if from_cookie && !safe && !same_site_request(&parts.headers) {
             return Err(AppError::CrossSiteRequest);
         }
-        let store = state.store();
-        let hash = token_hash(&token);
-        let user = tokio::task::spawn_blocking(move || store.db.session_user(&hash, now())).await??;
+        let user = state.store().accounts().session_user(&token_hash(&token), now()).await?;
         user.map(CurrentUser).ok_or(AppError::Unauthorized)
     }
 }
@@ -161,29 +159,25 @@ pub async fn login(
         .map_err(|_| AppError::Busy { what: "sign-in", retry_after: Duration::from_secs(1) })?
         .map_err(AppError::internal)?;
     let store = state.store();
-    let verified = tokio::task::spawn_blocking(move || -> AppResult<Option<(UserRecord, String)>> {
-        let _permit = permit;
-        let found = store.db.credentials(&request.username)?;
-        // An unknown user costs the same hashing as a known one.
-        let (user, stored) = match found {
-            Some(found) => found,
-            None => {
-                let _ = password_matches(&request.password, &DUMMY_HASH);
-                return Ok(None);
-            }
-        };
-        if !password_matches(&request.password, &stored) {
-            return Ok(None);
+    // The hasher's permit is held from the lookup to the new session, as one sign-in.
+    let found = store.accounts().credentials(&request.username).await?;
+    let password = request.password;
+    let verified = tokio::task::spawn_blocking(move || match found {
+        Some((user, stored)) => password_matches(&password, &stored).then_some(user),
+        None => {
+            // An unknown user costs the same hashing as a known one.
+            let _ = password_matches(&password, &DUMMY_HASH);
+            None
         }
-        let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
-        let at = now();
-        store.db.create_session(&token_hash(&token), &user.id, at, at + SESSION_SECONDS)?;
-        Ok(Some((user, token)))
     })
-    .await??;
-    let Some((user, token)) = verified else {
+    .await?;
+    let Some(user) = verified else {
         return Err(AppError::BadCredentials);
     };
+    let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+    let at = now();
+    store.accounts().create_session(&token_hash(&token), &user.id, at, at + SESSION_SECONDS).await?;
+    drop(permit);
     // A success gives back the token its own attempt took from the name's failure bucket.
     guard.failures_by_name.give_back(&name_key);
     let mut response =
@@ -199,8 +193,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 /// `POST /api/v1/auth/logout`
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _user: CurrentUser) -> AppResult<Response> {
     if let Some(token) = bearer_token(&headers).or_else(|| cookie_token(&headers)) {
-        let store = state.store();
-        tokio::task::spawn_blocking(move || store.db.delete_session(&token_hash(&token))).await??;
+        state.store().accounts().delete_session(&token_hash(&token)).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(SET_COOKIE, session_cookie("", 0, state.sign_in().secure(&headers))?);

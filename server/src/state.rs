@@ -45,8 +45,8 @@ struct Shared {
 impl AppState {
     /// The state of a server over `store`; import jobs a previous process left unfinished
     /// are marked failed.
-    pub fn new(store: Arc<Store>, web_dir: PathBuf, limits: Limits, hosting: HostingLimits) -> Self {
-        jobs::recover(&store);
+    pub async fn new(store: Arc<Store>, web_dir: PathBuf, limits: Limits, hosting: HostingLimits) -> Self {
+        jobs::recover(&store).await;
         Self {
             inner: Arc::new(Shared {
                 jobs: Jobs::new(&hosting),
@@ -54,13 +54,16 @@ impl AppState {
                 prepared_exports: PreparedExports::new(hosting.prepared_exports_per_user),
                 sign_in: SignInGuard::new(&hosting),
                 memory: MemoryBudget::new(hosting.batch_memory),
-                embeddings: Arc::new(Embeddings::with_timeout(
-                    store.clone(),
-                    hosting.embedding_requests,
-                    hosting.quota,
-                    hosting.embedding_private_hosts,
-                    hosting.embedding_timeout,
-                )),
+                embeddings: Arc::new(
+                    Embeddings::with_timeout(
+                        store.clone(),
+                        hosting.embedding_requests,
+                        hosting.quota,
+                        hosting.embedding_private_hosts,
+                        hosting.embedding_timeout,
+                    )
+                    .await,
+                ),
                 store,
                 web_dir,
                 limits,
@@ -129,19 +132,16 @@ impl AppState {
     }
 
     /// Ends an import job (see [`ImportServices::finish_job`]).
-    pub fn finish_job(&self, job: &Job, outcome: Outcome) {
-        self.import_services().finish_job(job, outcome);
+    pub async fn finish_job(&self, job: &Job, outcome: Outcome) {
+        self.import_services().finish_job(job, outcome).await;
     }
 
     /// Refuses an import before anything is uploaded when the account already keeps more
     /// than its quota (the import itself would refuse it too: see `ImportSession::new`).
     pub(crate) async fn ensure_under_quota(&self, user_id: &str) -> crate::error::AppResult<()> {
-        let (store, user, instance) = (self.store(), user_id.to_string(), self.hosting().quota);
-        let (used, quota) = tokio::task::spawn_blocking(move || {
-            let quota = store.db.quota_of(&user)?.unwrap_or(instance);
-            Ok::<_, crate::storage::sqlite::DbError>((store.db.usage_of(&user)?.unwrap_or(0), quota))
-        })
-        .await??;
+        let accounts = self.inner.store.accounts();
+        let quota = accounts.quota_of(user_id).await?.unwrap_or(self.hosting().quota);
+        let used = accounts.usage_of(user_id).await?.unwrap_or(0);
         match quota {
             Some(quota) if used > quota => {
                 Err(crate::error::AppError::OverQuota(crate::failure::OverQuota { quota, used }))

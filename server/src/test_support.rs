@@ -11,8 +11,8 @@ use lvbak_core::Limits;
 
 use crate::config::HostingLimits;
 use crate::state::AppState;
-use crate::storage::sqlite::UserRecord;
 use crate::storage::Store;
+use crate::storage::UserRecord;
 use crate::util::{new_id, now};
 
 /// The app's state over a data directory of its own, removed when this is dropped.
@@ -28,17 +28,17 @@ impl Drop for TestState {
 }
 
 /// A fresh data directory and the state of a server over it, with these hosting limits.
-/// Call it on a multi-threaded runtime: the state's handlers block in place.
+/// Call it on a multi-threaded runtime, as the server has: job threads wait on it.
 pub(crate) async fn test_state(label: &str, hosting: HostingLimits) -> TestState {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let unique = format!("lvbak-unit-{label}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     let scratch = std::env::temp_dir().join(unique);
     let _ = std::fs::remove_dir_all(&scratch);
     let store = Arc::new(Store::open(&scratch.join("data")).await.unwrap());
-    TestState { state: AppState::new(store, scratch.join("web"), Limits::STANDARD, hosting), scratch }
+    TestState { state: AppState::new(store, scratch.join("web"), Limits::STANDARD, hosting).await, scratch }
 }
 
 /// A new account named `name`.
-pub(crate) fn account(state: &AppState, name: &str) -> UserRecord {
-    state.store().db.create_user(&new_id(), name, "no password", now()).unwrap()
+pub(crate) async fn account(state: &AppState, name: &str) -> UserRecord {
+    state.store().accounts().create_user(&new_id(), name, "no password", now()).await.unwrap()
 }

@@ -38,12 +38,13 @@ pub fn run(args: &EmbedArgs) -> ExitCode {
     let result = runtime().and_then(|runtime| {
         runtime.block_on(async {
             let store = Arc::new(Store::open(&args.data.data_dir).await?);
-            let user = store.db.user_by_name(&args.user)?.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
-            let embeddings = Arc::new(Embeddings::new(store.clone(), 4, parse_bytes(DEFAULT_QUOTA).ok(), true));
-            let mut settings = embeddings.settings(&user.id)?;
+            let user = store.accounts().user_by_name(&args.user).await?;
+            let user = user.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
+            let embeddings = Arc::new(Embeddings::new(store.clone(), 4, parse_bytes(DEFAULT_QUOTA).ok(), true).await);
+            let mut settings = embeddings.settings(&user.id).await?;
             if settings.restored && args.confirm_setting {
-                store.db.confirm_embedding_setting(&user.id, &settings.endpoint())?;
-                settings = embeddings.settings(&user.id)?;
+                store.settings().confirm_embedding_setting(&user.id, &settings.endpoint()).await?;
+                settings = embeddings.settings(&user.id).await?;
             }
             // The model and the address are the account's settings, which an archive brings.
             if !args.json {
@@ -54,8 +55,8 @@ pub fn run(args: &EmbedArgs) -> ExitCode {
                     settings.batch_size
                 );
             }
-            embeddings.start(&user.id)?;
-            let mut receiver = embeddings.watch(&user.id)?;
+            embeddings.start(&user.id).await?;
+            let mut receiver = embeddings.watch(&user.id).await?;
             let progress = CliProgress::new(args.json);
             let mut last;
             loop {

@@ -69,9 +69,16 @@ fn ticket_path_beside(archive: &Path) -> PathBuf {
 pub fn run(args: &ExportArgs) -> ExitCode {
     let result = runtime().and_then(|runtime| {
         let store = runtime.block_on(Store::open(&args.data.data_dir))?;
-        let user = store.db.user_by_name(&args.user)?.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
+        // The command's own thread, outside the runtime: it waits on it.
+        let user = runtime.block_on(store.accounts().user_by_name(&args.user))?;
+        let user = user.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
         let mut plan = ExportPlan::new(user, now(), args.include_vectors);
-        let secrets = if args.include_secrets { Some(plan.seal_secrets(&store)?) } else { None };
+        let secrets = if args.include_secrets {
+            let stored = runtime.block_on(store.secrets().secrets_of(&plan.user.id))?;
+            Some(plan.seal_secrets(&store.identity, stored))
+        } else {
+            None
+        };
         let partial = args.output.with_extension("lvbak.partial");
         let file = BufWriter::with_capacity(1 << 20, File::create(&partial)?);
         let handle = runtime.handle().clone();

@@ -79,8 +79,10 @@ fn rejected(code: &str, message: impl std::fmt::Display) -> Failure {
 fn import(args: &ImportArgs) -> Result<(), Failure> {
     let limits = limits_from_env().map_err(anyhow::Error::msg)?;
     let runtime = runtime()?;
+    // The command's own thread, outside the runtime: it waits on it.
     let store = runtime.block_on(Store::open(&args.data.data_dir))?;
-    let user = store.db.user_by_name(&args.user)?.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
+    let user = runtime.block_on(store.accounts().user_by_name(&args.user))?;
+    let user = user.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
     let file = File::open(&args.file)?;
     let mut archive =
         Archive::open(BufReader::with_capacity(256 * 1024, file), limits).map_err(|e| rejected(e.code(), &e))?;
@@ -98,7 +100,7 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
                 return Err(rejected(error.code(), error));
             }
             ticket.verify(&manifest.archive_id, &index).map_err(|e| rejected(e.code(), &e))?;
-            let used = store.db.record_ticket_use(&manifest.archive_id, &user.id, now())?;
+            let used = runtime.block_on(store.secrets().record_ticket_use(&manifest.archive_id, &user.id, now()))?;
             if used.was_reused {
                 eprintln!("note: this ticket was used before ({} uses so far)", used.uses);
             }

@@ -55,7 +55,8 @@ pub fn run(args: &SeedArgs) -> ExitCode {
     let result = runtime().and_then(|runtime| {
         runtime.block_on(async {
             let store = Store::open(&args.data.data_dir).await?;
-            let user = store.db.user_by_name(&args.user)?.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
+            let user = store.accounts().user_by_name(&args.user).await?;
+            let user = user.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
             let report = seed(&store, &user, options, now()).await?;
             println!(
                 "seeded {}: {} rows, {} files, {} vectors, {} secrets",

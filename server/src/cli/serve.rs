@@ -67,13 +67,14 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 /// demo password when there is a demo account.
 async fn prepare_demo(store: &Store) -> anyhow::Result<Option<String>> {
     let password_file = store.data_dir.join(DEMO_PASSWORD_FILE);
-    if store.db.user_names()?.is_empty() {
+    if store.accounts().user_names().await?.is_empty() {
         let password = generate_password();
-        super::add_user(store, DEMO_USER, &password)?;
+        super::add_user(store, DEMO_USER, &password).await?;
         let mut file =
             std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&password_file)?;
         writeln!(file, "{password}")?;
-        let user = store.db.user_by_name(DEMO_USER)?.ok_or_else(|| anyhow::anyhow!("the demo account vanished"))?;
+        let user = store.accounts().user_by_name(DEMO_USER).await?;
+        let user = user.ok_or_else(|| anyhow::anyhow!("the demo account vanished"))?;
         let report = seed(store, &user, SeedOptions::default(), now()).await?;
         println!("created the demo account: {} rows, {} files, {} vectors", report.rows, report.files, report.vectors);
     }
@@ -89,10 +90,10 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // The state first: it recovers what a previous process left (interrupted jobs, staging)
     // before anyone can connect.
     let data_dir = store.data_dir.clone();
-    let state = AppState::new(store, config.web_dir.clone(), limits, hosting);
+    let state = AppState::new(store, config.web_dir.clone(), limits, hosting).await;
     // Re-vectorization a previous process left unfinished goes on.
     let embeddings = state.embeddings().clone();
-    tokio::task::spawn_blocking(move || embeddings.resume_all());
+    tokio::spawn(async move { embeddings.resume_all().await });
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     println!("lvbak is running at http://{address}/ (data in {})", data_dir.display());

@@ -52,14 +52,14 @@ fn instance_quota() -> anyhow::Result<Option<u64>> {
 }
 
 /// Creates an account in an opened store; returns its id.
-pub fn add_user(store: &Store, name: &str, password: &str) -> anyhow::Result<String> {
+pub async fn add_user(store: &Store, name: &str, password: &str) -> anyhow::Result<String> {
     // Names are printed as they are (`user list`, `user quota`): nothing a terminal acts on.
     if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || is_bidi_control(c) || c == '/') {
         anyhow::bail!("a user name is 1 to 64 characters, without control characters, bidi controls or '/'");
     }
     let hash = hash_password(password).map_err(anyhow::Error::msg)?;
     let id = crate::util::new_id();
-    Ok(store.db.create_user(&id, name, &hash, now())?.id)
+    Ok(store.accounts().create_user(&id, name, &hash, now()).await?.id)
 }
 
 pub fn run(args: &UserArgs) -> ExitCode {
@@ -70,7 +70,7 @@ pub fn run(args: &UserArgs) -> ExitCode {
                     let store = Store::open(&data.data_dir).await?;
                     let generated = password.is_none();
                     let password = password.clone().unwrap_or_else(generate_password);
-                    add_user(&store, name, &password)?;
+                    add_user(&store, name, &password).await?;
                     if generated {
                         println!("created user {name} with password {password}");
                     } else {
@@ -79,25 +79,26 @@ pub fn run(args: &UserArgs) -> ExitCode {
                 }
                 UserCommand::List { data } => {
                     let store = Store::open(&data.data_dir).await?;
-                    for name in store.db.user_names()? {
+                    for name in store.accounts().user_names().await? {
                         println!("{name}");
                     }
                 }
                 UserCommand::Quota { name, quota, data } => {
                     let store = Store::open(&data.data_dir).await?;
-                    let user = store.db.user_by_name(name)?.ok_or_else(|| anyhow::anyhow!("no user {name:?}"))?;
+                    let accounts = store.accounts();
+                    let user = accounts.user_by_name(name).await?.ok_or_else(|| anyhow::anyhow!("no user {name:?}"))?;
                     if let Some(quota) = quota {
                         let setting = match quota.trim() {
                             "default" => None,
                             other => Some(parse_quota(other).map_err(anyhow::Error::msg)?),
                         };
-                        store.db.set_quota(&user.id, setting)?;
+                        accounts.set_quota(&user.id, setting).await?;
                     }
-                    let usage = match store.db.usage_of(&user.id)? {
+                    let usage = match accounts.usage_of(&user.id).await? {
                         Some(bytes) => bytes,
                         None => store.files.usage_of(&user.id)?,
                     };
-                    let own = store.db.quota_of(&user.id)?;
+                    let own = accounts.quota_of(&user.id).await?;
                     let instance = instance_quota()?;
                     let (words, quota) = match own {
                         None => (

@@ -20,6 +20,7 @@ use super::runs::{Embeddings, RunStatus, StartError};
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::storage::Store;
 use crate::util::now;
 
 pub fn routes() -> Router<AppState> {
@@ -34,11 +35,11 @@ pub fn routes() -> Router<AppState> {
 
 /// The setting as the page shows it, with whether a key may be sent to its endpoint
 /// (never the key) and, for a stored key that may not, where it may go.
-fn config_answer(embeddings: &Embeddings, user_id: &str) -> AppResult<EmbeddingsConfig> {
-    let settings = embeddings.settings(user_id)?;
+async fn config_answer(embeddings: &Embeddings, user_id: &str) -> AppResult<EmbeddingsConfig> {
+    let settings = embeddings.settings(user_id).await?;
     Ok(EmbeddingsConfig {
-        has_api_key: embeddings.api_key(user_id, &settings)?.is_some(),
-        key_saved_for: embeddings.key_bound_elsewhere(user_id, &settings)?,
+        has_api_key: embeddings.api_key(user_id, &settings).await?.is_some(),
+        key_saved_for: embeddings.key_bound_elsewhere(user_id, &settings).await?,
         endpoint: settings.endpoint(),
         settings,
     })
@@ -46,8 +47,7 @@ fn config_answer(embeddings: &Embeddings, user_id: &str) -> AppResult<Embeddings
 
 /// `GET /api/v1/embeddings/config`
 async fn config(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Json<EmbeddingsConfig>> {
-    let embeddings = state.embeddings().clone();
-    Ok(Json(tokio::task::spawn_blocking(move || config_answer(&embeddings, &user.id)).await??))
+    Ok(Json(config_answer(state.embeddings(), &user.id).await?))
 }
 
 /// `PUT /api/v1/embeddings/config` with any of the setting's fields, and `api_key` (a
@@ -58,62 +58,69 @@ async fn update_config(
     CurrentUser(user): CurrentUser,
     Json(update): Json<Map<String, Value>>,
 ) -> AppResult<Json<EmbeddingsConfig>> {
-    let store = state.store();
-    let embeddings = state.embeddings().clone();
-    let user_id = user.id.clone();
-    let changed_model = tokio::task::spawn_blocking(move || {
-        let stored = store.db.setting(&user_id, SETTING_KEY)?;
-        let before = EmbeddingSettings::from_setting(stored.as_deref());
-        let merged = EmbeddingSettings::merge(stored.as_deref(), &update)
-            .map_err(|error| AppError::InvalidSetting(error.to_string()))?;
-        let after = EmbeddingSettings::from_value(&Value::Object(merged.clone()));
-        if let Some(Value::String(key)) = update.get("api_key") {
-            if key.len() > 4096 {
-                return Err(AppError::InvalidSetting("api_key: at most 4096 characters".into()));
-            }
-        }
-        store.db.put_setting(&user_id, SETTING_KEY, &Value::Object(merged).to_string(), now())?;
-        // Saved by the user in this account: the setting is confirmed, and a key restored
-        // from a backup may go to the endpoint it now names (and only there).
-        let endpoint = after.endpoint();
-        store.db.confirm_embedding_setting(&user_id, &endpoint)?;
-        match update.get("api_key") {
-            Some(Value::String(key)) if !key.trim().is_empty() => {
-                let sealed = store.identity.seal(&user_id, &after.secret_key(), key.trim());
-                store.db.put_secret(&user_id, &sealed, now(), Some(&endpoint))?;
-            }
-            Some(Value::String(_) | Value::Null) => {
-                store.db.delete_secret(&user_id, &after.secret_key())?;
-            }
-            _ => {}
-        }
-        let changed = before.fingerprint() != after.fingerprint();
-        if changed {
-            // A run going under the old model ends (within a batch write) before its rows
-            // are reset, so none is marked done with an old vector after the reset.
-            embeddings.cancel(&user_id);
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while embeddings.is_running(&user_id) && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            store.db.reset_embeddings(&user_id)?;
-        }
-        Ok::<_, AppError>(changed)
-    })
-    .await??;
+    let (store, embeddings, user_id) = (state.store(), state.embeddings().clone(), user.id.clone());
+    // A task of its own: the writes go to their end even if the client leaves.
+    let changed_model =
+        tokio::spawn(async move { save_config(&store, &embeddings, &user_id, &update).await }).await??;
     if changed_model {
         // The old vectors answer for another model: nobody may search them any more.
         let deleted = state.store().vectors.delete_user(&user.id).await.map_err(AppError::internal)?;
         tracing::info!("embedding model of {} changed: {deleted} vectors dropped", user.id);
     }
-    let embeddings = state.embeddings().clone();
-    let user_id = user.id.clone();
-    let answer = tokio::task::spawn_blocking(move || {
-        embeddings.resume(&user_id);
-        config_answer(&embeddings, &user_id)
+    let (embeddings, user_id) = (state.embeddings().clone(), user.id.clone());
+    let answer = tokio::spawn(async move {
+        embeddings.resume(&user_id).await;
+        config_answer(&embeddings, &user_id).await
     })
     .await??;
     Ok(Json(answer))
+}
+
+/// Saves `update` into the user's setting, confirmed, with its key; whether the model (the
+/// setting's fingerprint) changed, in which case the user's rows wait for new vectors.
+async fn save_config(
+    store: &Store,
+    embeddings: &Embeddings,
+    user_id: &str,
+    update: &Map<String, Value>,
+) -> AppResult<bool> {
+    let stored = store.settings().setting(user_id, SETTING_KEY).await?;
+    let before = EmbeddingSettings::from_setting(stored.as_deref());
+    let merged = EmbeddingSettings::merge(stored.as_deref(), update)
+        .map_err(|error| AppError::InvalidSetting(error.to_string()))?;
+    let after = EmbeddingSettings::from_value(&Value::Object(merged.clone()));
+    if let Some(Value::String(key)) = update.get("api_key") {
+        if key.len() > 4096 {
+            return Err(AppError::InvalidSetting("api_key: at most 4096 characters".into()));
+        }
+    }
+    store.settings().put_setting(user_id, SETTING_KEY, &Value::Object(merged).to_string(), now()).await?;
+    // Saved by the user in this account: the setting is confirmed, and a key restored
+    // from a backup may go to the endpoint it now names (and only there).
+    let endpoint = after.endpoint();
+    store.settings().confirm_embedding_setting(user_id, &endpoint).await?;
+    match update.get("api_key") {
+        Some(Value::String(key)) if !key.trim().is_empty() => {
+            let sealed = store.identity.seal(user_id, &after.secret_key(), key.trim());
+            store.secrets().put_secret(user_id, &sealed, now(), Some(&endpoint)).await?;
+        }
+        Some(Value::String(_) | Value::Null) => {
+            store.secrets().delete_secret(user_id, &after.secret_key()).await?;
+        }
+        _ => {}
+    }
+    let changed = before.fingerprint() != after.fingerprint();
+    if changed {
+        // A run going under the old model ends (within a batch write) before its rows
+        // are reset, so none is marked done with an old vector after the reset.
+        embeddings.cancel(user_id);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while embeddings.is_running(user_id) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        store.embedding_queue().reset_embeddings(user_id).await?;
+    }
+    Ok(changed)
 }
 
 /// `POST /api/v1/embeddings/test`: embeds one string with the stored setting and key;
@@ -122,20 +129,14 @@ async fn test_connection(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
 ) -> AppResult<Json<ConnectionTested>> {
-    let embeddings = state.embeddings().clone();
-    let user_id = user.id.clone();
-    let (settings, key) = tokio::task::spawn_blocking(move || {
-        let settings = embeddings.settings(&user_id)?;
-        let key = embeddings.api_key(&user_id, &settings)?;
-        Ok::<_, AppError>((settings, key))
-    })
-    .await??;
+    let embeddings = state.embeddings();
+    let settings = embeddings.settings(&user.id).await?;
+    let key = embeddings.api_key(&user.id, &settings).await?;
     let texts = ["lvbak connection test".to_string()];
     // A test that is dropped (the client went away) cancels its request.
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
-    let vectors = state
-        .embeddings()
+    let vectors = embeddings
         .client()
         .embed(&user.id, &settings, key.as_deref().map(String::as_str), &texts, 1, &cancel)
         .await
@@ -146,14 +147,14 @@ async fn test_connection(
 
 /// `GET /api/v1/embeddings/status`
 async fn status(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Json<RunStatus>> {
-    let embeddings = state.embeddings().clone();
-    Ok(Json(tokio::task::spawn_blocking(move || embeddings.status(&user.id)).await??))
+    Ok(Json(state.embeddings().status(&user.id).await?))
 }
 
 /// `POST /api/v1/embeddings/start`: starts the run (or answers the one going).
 async fn start(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Json<RunStatus>> {
     let embeddings: Arc<Embeddings> = state.embeddings().clone();
-    let started = tokio::task::spawn_blocking(move || embeddings.start(&user.id)).await?;
+    // A task of its own: a run that queued its rows starts even if the client leaves.
+    let started = tokio::spawn(async move { embeddings.start(&user.id).await }).await?;
     match started {
         Ok(status) => Ok(Json(status)),
         Err(StartError::NotConfirmed) => Err(AppError::EmbeddingsNotConfirmed),
@@ -169,8 +170,7 @@ async fn cancel(State(state): State<AppState>, CurrentUser(user): CurrentUser) -
 /// `GET /api/v1/embeddings/events`: the status now, then each change, as `status` events;
 /// the stream ends with the first status that is not `running`.
 async fn events(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> AppResult<Response> {
-    let embeddings = state.embeddings().clone();
-    let receiver = tokio::task::spawn_blocking(move || embeddings.watch(&user.id)).await??;
+    let receiver = state.embeddings().watch(&user.id).await?;
     let stream = futures::stream::unfold((receiver, true, false), |(mut receiver, first, ended)| async move {
         if ended {
             return None;

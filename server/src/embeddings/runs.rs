@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{EmbeddingClient, RUN_ATTEMPTS};
 use super::config::{EmbeddingSettings, LEGACY_SECRET_KEY, SETTING_KEY};
-use crate::storage::sqlite::embeddings::{SourceKind, SourceRow};
-use crate::storage::{Store, VectorRow};
+use crate::storage::sqlite::DbError;
+use crate::storage::{SourceKind, SourceRow, Store, VectorRow};
 
 /// Runs remembered (finished ones too, for their status) before finished ones are dropped.
 const REMEMBERED_RUNS: usize = 10_000;
@@ -34,7 +34,7 @@ pub enum StartError {
     )]
     NotConfirmed,
     #[error(transparent)]
-    Database(#[from] crate::storage::sqlite::DbError),
+    Database(#[from] DbError),
 }
 
 mod keys;
@@ -82,19 +82,20 @@ impl Embeddings {
     /// `concurrent_requests` requests to providers at once across the instance; `quota`
     /// the instance's per-account quota; `private_hosts` whether URLs may reach this
     /// machine's own network.
-    pub fn new(store: Arc<Store>, concurrent_requests: usize, quota: Option<u64>, private_hosts: bool) -> Self {
-        Self::with_timeout(store, concurrent_requests, quota, private_hosts, crate::config::DEFAULT_EMBEDDING_TIMEOUT)
+    pub async fn new(store: Arc<Store>, concurrent_requests: usize, quota: Option<u64>, private_hosts: bool) -> Self {
+        let timeout = crate::config::DEFAULT_EMBEDDING_TIMEOUT;
+        Self::with_timeout(store, concurrent_requests, quota, private_hosts, timeout).await
     }
 
     /// As [`Self::new`], with the longest a provider request may take.
-    pub fn with_timeout(
+    pub async fn with_timeout(
         store: Arc<Store>,
         concurrent_requests: usize,
         quota: Option<u64>,
         private_hosts: bool,
         longest_timeout: std::time::Duration,
     ) -> Self {
-        Self::bind_keys_saved_before_bindings(&store);
+        Self::bind_keys_saved_before_bindings(&store).await;
         Self {
             store,
             client: EmbeddingClient::new(private_hosts, concurrent_requests, longest_timeout),
@@ -109,17 +110,17 @@ impl Embeddings {
     }
 
     /// Where the user's run stands (pending read from the queue when no run is going).
-    pub fn status(&self, user_id: &str) -> Result<RunStatus, crate::storage::sqlite::DbError> {
+    pub async fn status(&self, user_id: &str) -> Result<RunStatus, DbError> {
         let current = self.runs.lock().get(user_id).map(|run| run.status.borrow().clone());
         match current {
             Some(status) if status.status == "running" => Ok(status),
             Some(mut status) => {
-                status.pending = self.store.db.queued_embeddings(user_id)?;
+                status.pending = self.store.embedding_queue().queued_embeddings(user_id).await?;
                 Ok(status)
             }
             None => {
-                let settings = self.settings(user_id)?;
-                let pending = self.store.db.queued_embeddings(user_id)?;
+                let settings = self.settings(user_id).await?;
+                let pending = self.store.embedding_queue().queued_embeddings(user_id).await?;
                 Ok(RunStatus {
                     status: "idle".into(),
                     pending,
@@ -133,20 +134,20 @@ impl Embeddings {
     }
 
     /// A receiver of the user's run status as it changes (a run is not started for it).
-    pub fn watch(&self, user_id: &str) -> Result<watch::Receiver<RunStatus>, crate::storage::sqlite::DbError> {
-        let initial = self.status(user_id)?;
+    pub async fn watch(&self, user_id: &str) -> Result<watch::Receiver<RunStatus>, DbError> {
+        let initial = self.status(user_id).await?;
         let mut runs = self.runs.lock();
         Ok(run_entry(&mut runs, user_id, || initial).status.subscribe())
     }
 
     /// Starts the user's run unless one is going; its status. A setting restored from a
     /// backup runs nothing until the user confirms it.
-    pub fn start(self: &Arc<Self>, user_id: &str) -> Result<RunStatus, StartError> {
-        let settings = self.settings(user_id)?;
+    pub async fn start(self: &Arc<Self>, user_id: &str) -> Result<RunStatus, StartError> {
+        let settings = self.settings(user_id).await?;
         if settings.restored {
             return Err(StartError::NotConfirmed);
         }
-        let pending = self.store.db.queue_pending_embeddings(user_id, &settings.kinds())?;
+        let pending = self.store.embedding_queue().queue_pending_embeddings(user_id, &settings.kinds()).await?;
         let status = RunStatus {
             status: "running".into(),
             pending,
@@ -172,7 +173,7 @@ impl Embeddings {
         let (this, user) = (self.clone(), user_id.to_string());
         runtime.spawn(async move {
             let ended = this.run(&user, settings, &cancel).await;
-            this.end(&user, ended);
+            this.end(&user, ended).await;
         });
         Ok(status)
     }
@@ -180,15 +181,16 @@ impl Embeddings {
     /// Queues the user's rows that wait for a vector, and starts their run if their settings
     /// let it start by itself: enabled, and a key stored (or a provider that needs none,
     /// such as a local server). Called after an import marked rows and after a restart.
-    pub fn resume(self: &Arc<Self>, user_id: &str) {
-        let startable = self.settings(user_id).and_then(|settings| {
-            self.store.db.queue_pending_embeddings(user_id, &settings.kinds())?;
+    pub async fn resume(self: &Arc<Self>, user_id: &str) {
+        let startable = async {
+            let settings = self.settings(user_id).await?;
+            self.store.embedding_queue().queue_pending_embeddings(user_id, &settings.kinds()).await?;
             let keyless = settings.provider == "openai-compatible";
-            Ok(settings.enabled && (keyless || self.api_key(user_id, &settings)?.is_some()))
-        });
-        match startable {
+            Ok::<_, DbError>(settings.enabled && (keyless || self.api_key(user_id, &settings).await?.is_some()))
+        };
+        match startable.await {
             Ok(true) => {
-                if let Err(error) = self.start(user_id) {
+                if let Err(error) = self.start(user_id).await {
                     tracing::warn!("re-vectorization of {user_id} did not start: {error}");
                 }
             }
@@ -198,9 +200,13 @@ impl Embeddings {
     }
 
     /// Resumes every run a previous process left with rows queued.
-    pub fn resume_all(self: &Arc<Self>) {
-        match self.store.db.users_with_queued_embeddings() {
-            Ok(users) => users.iter().for_each(|user| self.resume(user)),
+    pub async fn resume_all(self: &Arc<Self>) {
+        match self.store.embedding_queue().users_with_queued_embeddings().await {
+            Ok(users) => {
+                for user in &users {
+                    self.resume(user).await;
+                }
+            }
             Err(error) => tracing::warn!("cannot list queued embeddings: {error}"),
         }
     }
@@ -239,8 +245,8 @@ impl Embeddings {
         }
     }
 
-    fn end(&self, user_id: &str, ended: Result<(), RunStop>) {
-        let pending = self.store.db.queued_embeddings(user_id).unwrap_or_default();
+    async fn end(&self, user_id: &str, ended: Result<(), RunStop>) {
+        let pending = self.store.embedding_queue().queued_embeddings(user_id).await.unwrap_or_default();
         let mut runs = self.runs.lock();
         if let Some(run) = runs.get_mut(user_id) {
             run.running = false;
@@ -256,11 +262,5 @@ impl Embeddings {
                 }
             });
         }
-    }
-
-    /// Runs storage work where the runtime allows blocking (runs need a multi-threaded
-    /// runtime: the server's, and the one `lvbak embed` builds).
-    async fn blocking<T: Send + 'static>(&self, work: impl FnOnce(&Self) -> T + Send) -> T {
-        tokio::task::block_in_place(|| work(self))
     }
 }

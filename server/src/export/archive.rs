@@ -18,7 +18,7 @@ use super::plan::ExportPlan;
 use super::rows::{is_valid_entry, write_json_string, FileRef, RowEncoder};
 use crate::progress::Event;
 use crate::storage::sqlite::DbError;
-use crate::storage::vector_storage::{VectorError, VectorRow};
+use crate::storage::backend::vector_storage::{VectorError, VectorRow};
 use crate::storage::Store;
 
 /// NDJSON is handed from the scanner to the writer in pieces of about this size.
@@ -282,7 +282,7 @@ pub fn write_archive<W: Write>(
     let line_cap = lvbak_core::Limits::STANDARD.max_line_bytes;
     let mut manifest = Manifest::new(plan.archive_id.clone(), plan.exported_at);
     manifest.include_vectors = plan.include_vectors;
-    manifest.embedding_config = embedding_config_of(store, user_id)?;
+    manifest.embedding_config = embedding_config_of(store, runtime, user_id)?;
     if let Some(secrets) = &plan.secrets {
         manifest.has_encrypted_secrets = !secrets.index.keys.is_empty();
         manifest.secrets_count = secrets.index.keys.len() as u64;
@@ -323,9 +323,10 @@ pub fn write_archive<W: Write>(
     Ok((out, report))
 }
 
-/// The user's embedding configuration, from their `embeddingConfig` setting.
-pub fn embedding_config_of(store: &Store, user_id: &str) -> Result<EmbeddingConfig, ExportError> {
-    let text = store.db.setting(user_id, "embeddingConfig")?;
+/// The user's embedding configuration, from their `embeddingConfig` setting (on the
+/// export's own thread, outside the runtime: it waits on it, as for the vectors).
+pub fn embedding_config_of(store: &Store, runtime: &Handle, user_id: &str) -> Result<EmbeddingConfig, ExportError> {
+    let text = runtime.block_on(store.settings().setting(user_id, "embeddingConfig"))?;
     Ok(text
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .map(|value| EmbeddingConfig::from_setting_value(&value))

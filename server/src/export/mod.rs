@@ -95,11 +95,12 @@ async fn prepare(
 ) -> AppResult<Json<ExportPrepared>> {
     let mut plan = ExportPlan::new(user, now(), request.include_vectors);
     let store = state.store();
+    let stored = if request.include_secrets { Some(store.secrets().secrets_of(&plan.user.id).await?) } else { None };
     let (plan, secrets) = tokio::task::spawn_blocking(move || {
-        let secrets = if request.include_secrets { Some(plan.seal_secrets(&store)?) } else { None };
-        Ok::<_, AppError>((plan, secrets))
+        let secrets = stored.map(|stored| plan.seal_secrets(&store.identity, stored));
+        (plan, secrets)
     })
-    .await??;
+    .await?;
     let archive_url = format!("/api/v1/user-data/export/archive/{}", plan.archive_id);
     let ticket = secrets.as_ref().and_then(|s| s.ticket.as_ref());
     let answer = ExportPrepared {

@@ -8,9 +8,8 @@ use lvbak_core::secrets::SecretsIndex;
 use lvbak_core::{EncryptedSecret, Ticket, UtcTime};
 use zeroize::Zeroizing;
 
-use crate::storage::identity::random_bytes;
-use crate::storage::sqlite::{DbError, UserRecord};
-use crate::storage::Store;
+use crate::storage::identity::{random_bytes, IdentityKey};
+use crate::storage::{StoredSecret, UserRecord};
 
 /// The API keys of an archive, sealed under its secrets master key.
 #[derive(Clone, Debug)]
@@ -60,13 +59,14 @@ impl ExportPlan {
         format!("{}.ticket.json", self.base_name())
     }
 
-    /// Opens the user's stored secrets and re-seals them for this archive.
-    pub fn seal_secrets(&mut self, store: &Store) -> Result<SecretsOutcome, DbError> {
+    /// Opens the user's stored secrets (`SecretStore::secrets_of`) with the instance's
+    /// identity key and re-seals them for this archive.
+    pub fn seal_secrets(&mut self, identity: &IdentityKey, stored_secrets: Vec<StoredSecret>) -> SecretsOutcome {
         let master_key = Zeroizing::new(random_bytes::<32>());
         let mut records = Vec::new();
         let mut unreachable = Vec::new();
-        for stored in store.db.secrets_of(&self.user.id)? {
-            match store.identity.open(&self.user.id, &stored) {
+        for stored in stored_secrets {
+            match identity.open(&self.user.id, &stored) {
                 Ok(plaintext) => {
                     records.push(EncryptedSecret::seal(&master_key, random_bytes::<12>(), &stored.key, &plaintext))
                 }
@@ -84,6 +84,6 @@ impl ExportPlan {
             .then(|| Ticket::issue(&self.archive_id, &master_key, &index.keys, self.exported_at, None));
         let sealed = SealedSecrets { index, records };
         self.secrets = Some(sealed.clone());
-        Ok(SecretsOutcome { sealed, ticket, unreachable })
+        SecretsOutcome { sealed, ticket, unreachable }
     }
 }

@@ -10,7 +10,7 @@ use lvbak_core::ndjson::ensure_line_fits;
 use lvbak_core::registry::{is_secret_setting_key, TableSpec};
 use lvbak_core::{classify_entry_name, table_entry_name, write_js_number, FileBucket, FormatError};
 
-use crate::storage::row_snapshot::RowValue;
+use crate::storage::backend::row_snapshot::RowValue;
 
 /// A file a row names: its archive entry, and where it is stored.
 #[derive(Clone, Debug, PartialEq, Eq)]

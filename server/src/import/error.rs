@@ -7,7 +7,7 @@ use lvbak_core::FormatError;
 
 use crate::failure::{JobFailure, OverQuota, QuotaExceeded};
 use crate::storage::sqlite::DbError;
-use crate::storage::vector_storage::VectorError;
+use crate::storage::backend::vector_storage::VectorError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {

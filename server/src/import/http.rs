@@ -122,8 +122,10 @@ async fn upload(
         .await?
     };
     let facts = verified?;
-    let staged = staged.keep();
-    let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, Some(staged));
+    let path = staged.path().to_path_buf();
+    let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, Some(path)).await;
+    // The job removes the file when it ends; until it is registered, the guard does.
+    staged.keep();
     job.progress.publish(Event::Verifying { done: true });
     tokio::spawn(run_job(state.clone(), job.clone()));
     Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id, status: job.status() })))
@@ -132,7 +134,6 @@ async fn upload(
 /// Waits for what the job needs (a ticket decision, a worker), then applies it.
 async fn run_job(state: AppState, job: Arc<Job>) {
     let store = state.store();
-    let end = |outcome: Outcome| state.finish_job(&job, outcome);
 
     let mut key = None;
     if job.needs_ticket() {
@@ -154,8 +155,8 @@ async fn run_job(state: AppState, job: Arc<Job>) {
         match decided {
             Ok(Some(SecretsDecision::Ticket(ticket_key))) => key = Some(ticket_key),
             Ok(Some(SecretsDecision::Skip)) => {}
-            Ok(None) => return end(Outcome::Cancelled),
-            Err(_) => return end(Outcome::Failed(JobFailure::TicketTimeout)),
+            Ok(None) => return state.finish_job(&job, Outcome::Cancelled).await,
+            Err(_) => return state.finish_job(&job, Outcome::Failed(JobFailure::TicketTimeout)).await,
         }
         job.set_status(JobStatus::Queued);
     }
@@ -164,7 +165,7 @@ async fn run_job(state: AppState, job: Arc<Job>) {
         () = async { while !job.is_cancelled() { job.wake.notified().await } } => None,
     };
     if job.is_cancelled() || permit.is_none() {
-        return end(Outcome::Cancelled);
+        return state.finish_job(&job, Outcome::Cancelled).await;
     }
     job.set_status(JobStatus::Running);
     job.progress.publish(Event::Running);
@@ -197,14 +198,15 @@ async fn run_job(state: AppState, job: Arc<Job>) {
         }
     })
     .await;
-    end(match outcome {
+    let outcome = match outcome {
         Ok(Ok(summary)) => Outcome::Complete(summary),
         Ok(Err(error)) => Outcome::of_error(error, &job.id),
         Err(panic) => {
             tracing::error!("import {} panicked: {panic}", job.id);
             Outcome::Failed(JobFailure::Internal)
         }
-    });
+    };
+    state.finish_job(&job, outcome).await;
 }
 
 fn job_of(state: &AppState, id: &str, user_id: &str) -> AppResult<Arc<Job>> {
@@ -226,9 +228,7 @@ async fn status(
 /// The status of a job that has ended (this run of the server or an earlier one), as
 /// recorded.
 pub async fn recorded_status(state: &AppState, id: &str, user_id: &str) -> AppResult<JobReport> {
-    let store = state.store();
-    let (lookup, user_id) = (id.to_string(), user_id.to_string());
-    let record = tokio::task::spawn_blocking(move || store.db.job_record(&lookup, &user_id)).await??;
+    let record = state.store().jobs().job_record(id, user_id).await?;
     let record = record.ok_or(AppError::NotFound("import job"))?;
     if let Some(report) = record.report.as_deref().and_then(|text| serde_json::from_str(text).ok()) {
         return Ok(report);
@@ -300,9 +300,7 @@ async fn ticket(
         .ok_or_else(|| FormatError::BindingMismatch { detail: "the archive carries no secrets".into() })?;
     ticket.verify_binding(&archive_id, binding)?;
     let key = ticket.key()?;
-    let store = state.store();
-    let user_id = user.id.clone();
-    let used = tokio::task::spawn_blocking(move || store.db.record_ticket_use(&archive_id, &user_id, now())).await??;
+    let used = state.store().secrets().record_ticket_use(&archive_id, &user.id, now()).await?;
     let answer = used.answer();
     job.lock().ticket_use = Some(answer.clone());
     decide(&job, SecretsDecision::Ticket(key));

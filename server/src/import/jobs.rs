@@ -217,7 +217,7 @@ impl Jobs {
     }
 
     /// Registers a job under a reservation, records it and opens its progress channel.
-    pub fn create(
+    pub async fn create(
         &self,
         store: &Store,
         hub: &ProgressHub,
@@ -247,10 +247,8 @@ impl Jobs {
             slot: Mutex::new(Some(slot)),
             batches: OnceLock::new(),
         });
-        // Called from handlers: the write may wait its turn behind an import's transaction.
-        let recorded = tokio::task::block_in_place(|| {
-            store.db.record_job(&job.id, &job.user_id, "queued", &job.archive.archive_id, job.started_at)
-        });
+        let recorded =
+            store.jobs().record_job(&job.id, &job.user_id, "queued", &job.archive.archive_id, job.started_at).await;
         if let Err(error) = recorded {
             tracing::error!("cannot record import job {}: {error}", job.id);
         }
@@ -285,7 +283,7 @@ impl Jobs {
     /// Ends a job, once: the final state (and with it the user's slot freed), the staging
     /// file removed, the bounded report recorded, the final event published, the job
     /// forgotten.
-    pub fn finish(&self, store: &Store, job: &Job, outcome: Outcome) {
+    pub async fn finish(&self, store: &Store, job: &Job, outcome: Outcome) {
         let event = {
             let mut state = job.lock();
             if state.status.is_final() {
@@ -323,9 +321,10 @@ impl Jobs {
         let report = serde_json::to_string(&job.report()).unwrap_or_default();
         let status = job.status();
         let (code, message) = job.lock().error.clone().map(|error| (error.code, error.message)).unzip();
-        let recorded = tokio::task::block_in_place(|| {
-            store.db.finish_job(&job.id, status.as_str(), now(), code.as_deref(), message.as_deref(), &report)
-        });
+        let recorded = store
+            .jobs()
+            .finish_job(&job.id, status.as_str(), now(), code.as_deref(), message.as_deref(), &report)
+            .await;
         if let Err(failure) = recorded {
             tracing::error!("cannot record the end of import job {}: {failure}", job.id);
         }
@@ -346,9 +345,9 @@ impl Jobs {
 
 /// Called at start-up: jobs a previous process left unfinished are marked failed, and
 /// staging files are removed.
-pub fn recover(store: &Store) {
+pub async fn recover(store: &Store) {
     let interrupted = JobFailure::Interrupted;
-    match store.db.fail_unfinished_jobs(now(), interrupted.code(), &interrupted.message()) {
+    match store.jobs().fail_unfinished_jobs(now(), interrupted.code(), &interrupted.message()).await {
         Ok(users) => {
             if !users.is_empty() {
                 tracing::warn!("marked the interrupted import jobs of {} account(s) failed", users.len());

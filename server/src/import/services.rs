@@ -28,10 +28,10 @@ impl ImportServices {
     /// re-vectorization queues them and starts the user's run when their settings allow —
     /// before the job says it is complete, so a client that sees it complete and asks for
     /// the run's status sees this run, not the one before it.
-    pub fn finish_job(&self, job: &Job, outcome: Outcome) {
+    pub async fn finish_job(&self, job: &Job, outcome: Outcome) {
         if matches!(&outcome, Outcome::Complete(summary) if summary.revectorized > 0) {
-            self.embeddings.resume(&job.user_id);
+            self.embeddings.resume(&job.user_id).await;
         }
-        self.jobs.finish(&self.store, job, outcome);
+        self.jobs.finish(&self.store, job, outcome).await;
     }
 }

@@ -1,7 +1,7 @@
 //! One import's apply engine. Whatever the archive comes from — a staged upload, a file on
 //! the command line, verified batches from the browser — its rows, files, vectors and
 //! secrets go through an [`ImportSession`], so there is one set of rules and one set of
-//! counts. Rows are applied through the backend's `storage::import_rows::ImportRows` by
+//! counts. Rows are applied through the backend's `storage::backend::import_rows::ImportRows` by
 //! `crate::policy`'s rules (merge by id, ownership, remap, quota); files, vectors and
 //! secrets are decided here, by the same rules.
 
@@ -28,8 +28,8 @@ use super::report::{clipped, LISTED};
 use crate::failure::OverQuota;
 use crate::progress::Event;
 use crate::policy::rows::AlignedRow;
-use crate::storage::import_rows::ImportRows;
-use crate::storage::file_storage::WrittenFile;
+use crate::storage::backend::import_rows::ImportRows;
+use crate::storage::backend::file_storage::WrittenFile;
 use crate::storage::{Store, VectorRow, WriteOutcome};
 
 mod files;

@@ -11,8 +11,8 @@ use lvbak_core::FileBucket;
 use serde_json::{json, Map, Value};
 
 use crate::storage::identity::random_bytes;
-use crate::storage::sqlite::{StoredSecret, UserRecord};
 use crate::storage::{Store, VectorRow};
+use crate::storage::{StoredSecret, UserRecord};
 
 /// How much to make.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -458,7 +458,7 @@ pub async fn seed(store: &Store, user: &UserRecord, options: SeedOptions, now: i
     names.insert(1.min(names.len()), "web_search_api_key".to_string());
     for name in names.into_iter().take(options.secrets) {
         let value = format!("sk-demo-{}", hex::encode(random_bytes::<12>()));
-        store.db.put_secret(uid, &store.identity.seal(uid, &name, &value), now, None)?;
+        store.secrets().put_secret(uid, &store.identity.seal(uid, &name, &value), now, None).await?;
         report.secrets.push((name, value));
     }
     for index in 0..options.unreadable_secrets {
@@ -470,7 +470,7 @@ pub async fn seed(store: &Store, user: &UserRecord, options: SeedOptions, now: i
             iv: sealed.iv,
             tag: sealed.tag,
         };
-        store.db.put_secret(uid, &stored, now, None)?;
+        store.secrets().put_secret(uid, &stored, now, None).await?;
     }
     Ok(report)
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use lvbak_core::{FileBucket, FormatError};
 
-use super::file_storage::{FileStorage, OpenedFile, WriteOutcome, WrittenFile};
+use super::backend::file_storage::{FileStorage, OpenedFile, WriteOutcome, WrittenFile};
 use super::identity::random_bytes;
 
 pub struct FileStore {

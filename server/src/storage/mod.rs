@@ -1,29 +1,33 @@
 //! Everything kept in the data directory, one module per backend: `sqlite` (accounts, rows,
 //! secrets; the only user of rusqlite), `vectors` (LanceDB; its only user), `files` (the
-//! file tree) and `identity` (the key that seals stored secrets).
+//! file tree) and `identity` (the key that seals stored secrets). The server reaches
+//! accounts, the job log, secrets, settings and the embeddings queue through the async
+//! traits of `backend`, which [`Store`] hands out as trait objects; imports, exports, files
+//! and vectors through its blocking and async seams (`ImportRows`, `RowSnapshot`,
+//! `FileStorage`, `VectorStorage`).
 //!
 //! The data directory is private: opening it sets the process's umask to 077 (so every
 //! file and folder written afterwards is the owner's alone) and the directory itself to
 //! 0700, which also covers what an earlier version wrote more openly.
 
-pub(crate) mod file_storage;
+pub mod backend;
 pub mod files;
 pub mod identity;
-pub(crate) mod import_rows;
-pub(crate) mod row_snapshot;
 pub mod sqlite;
-pub mod vector_storage;
 pub mod vectors;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
-pub use file_storage::{FileStorage, WriteOutcome};
+pub(crate) use backend::{AccountStore, EmbeddingQueue, ImportRows, JobLog, RowSnapshot, SecretStore, SettingStore};
+pub use backend::{JobRecord, SessionUser, SourceKind, SourceRow, StoredSecret, TicketUse, UnboundKey, UserRecord};
+pub use backend::{FileStorage, VectorRow, VectorStorage, WriteOutcome};
 pub use files::FileStore;
 pub use identity::IdentityKey;
 pub use sqlite::Database;
-pub use vector_storage::{VectorRow, VectorStorage};
+use sqlite::SqliteStores;
 pub use vectors::VectorStore;
 
 /// The version of the rule accounts' disk use is counted by (see `recount_usage_once`).
@@ -33,7 +37,14 @@ const USAGE_FORMULA: &str = "2";
 /// The opened data directory.
 pub struct Store {
     pub data_dir: PathBuf,
-    pub db: Database,
+    /// The SQLite database itself, for what is not behind a trait yet: the import engine's
+    /// row writer and snapshots, maintenance at open, seeding and tests' inspections.
+    pub db: Arc<Database>,
+    accounts: Arc<dyn AccountStore>,
+    jobs: Arc<dyn JobLog>,
+    secrets: Arc<dyn SecretStore>,
+    settings: Arc<dyn SettingStore>,
+    embedding_queue: Arc<dyn EmbeddingQueue>,
     pub identity: IdentityKey,
     pub files: Box<dyn FileStorage>,
     pub vectors: Box<dyn VectorStorage>,
@@ -48,13 +59,25 @@ impl Store {
         let data_dir = data_dir.canonicalize()?;
         std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot make {} private", data_dir.display()))?;
-        let db = Database::open(&data_dir.join("lvbak.sqlite")).context("cannot open the database")?;
+        let db = Arc::new(Database::open(&data_dir.join("lvbak.sqlite")).context("cannot open the database")?);
+        let sqlite = Arc::new(SqliteStores::new(db.clone()));
         let identity =
             IdentityKey::load_or_create(&data_dir.join("identity.key")).context("cannot read the identity key")?;
         let files = FileStore::new(&data_dir, &data_dir.join("staging"));
         move_shared_files(&data_dir, &db, &files).context("cannot move shared files into per-user folders")?;
         let vectors = VectorStore::open(&data_dir.join("lancedb")).await.context("cannot open LanceDB")?;
-        let store = Self { data_dir, db, identity, files: Box::new(files), vectors: Box::new(vectors) };
+        let store = Self {
+            data_dir,
+            db,
+            accounts: sqlite.clone(),
+            jobs: sqlite.clone(),
+            secrets: sqlite.clone(),
+            settings: sqlite.clone(),
+            embedding_queue: sqlite,
+            identity,
+            files: Box::new(files),
+            vectors: Box::new(vectors),
+        };
         store.recount_usage_once().await.context("cannot count what the accounts keep")?;
         Ok(store)
     }
@@ -70,29 +93,50 @@ impl Store {
         }
         let started = std::time::Instant::now();
         let rows = self.db.rows_usage_by_user()?;
-        let users = self.db.user_ids()?;
+        let users = self.accounts().user_ids().await?;
         for user in &users {
             let bytes =
                 self.files.usage_of(user)? + rows.get(user).copied().unwrap_or(0) + self.vectors.usage_of(user).await?;
-            self.db.set_usage(user, bytes)?;
+            self.accounts().set_usage(user, bytes).await?;
         }
         self.db.set_meta(USAGE_FORMULA_KEY, USAGE_FORMULA)?;
         tracing::info!("counted what {} accounts keep in {:?}", users.len(), started.elapsed());
         Ok(())
     }
 
+    /// Accounts, their quotas and disk use, and sessions.
+    pub(crate) fn accounts(&self) -> &dyn AccountStore {
+        &*self.accounts
+    }
+
+    /// The record of import jobs.
+    pub(crate) fn jobs(&self) -> &dyn JobLog {
+        &*self.jobs
+    }
+
+    /// Stored API keys, their endpoint bindings, and ticket uses.
+    pub(crate) fn secrets(&self) -> &dyn SecretStore {
+        &*self.secrets
+    }
+
+    /// Accounts' settings and whether their embeddings setting was confirmed.
+    pub(crate) fn settings(&self) -> &dyn SettingStore {
+        &*self.settings
+    }
+
+    /// Re-vectorization's queue and marks.
+    pub(crate) fn embedding_queue(&self) -> &dyn EmbeddingQueue {
+        &*self.embedding_queue
+    }
+
     /// The rows of `user_id`'s account as one import writes them, held to `quota` (the
     /// instance's; an account's own quota wins).
-    pub(crate) fn import_rows(
-        &self,
-        user_id: &str,
-        quota: Option<u64>,
-    ) -> sqlite::DbResult<Box<dyn import_rows::ImportRows>> {
+    pub(crate) fn import_rows(&self, user_id: &str, quota: Option<u64>) -> sqlite::DbResult<Box<dyn ImportRows>> {
         Ok(Box::new(self.db.row_applier(user_id, quota)?))
     }
 
     /// A consistent reading of the accounts' rows (an export, a `held-rows` answer).
-    pub(crate) fn row_snapshot(&self) -> sqlite::DbResult<Box<dyn row_snapshot::RowSnapshot>> {
+    pub(crate) fn row_snapshot(&self) -> sqlite::DbResult<Box<dyn RowSnapshot>> {
         Ok(Box::new(self.db.table_scan()?))
     }
 
@@ -117,10 +161,7 @@ fn move_shared_files(data_dir: &Path, db: &Database, files: &FileStore) -> anyho
             let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
             let owners = db.owners_of_shared_file(folder, &name)?;
             let [owner] = owners.as_slice() else {
-                tracing::warn!(
-                    "{folder}/{name}: named by {} accounts' rows; left out of every export",
-                    owners.len()
-                );
+                tracing::warn!("{folder}/{name}: named by {} accounts' rows; left out of every export", owners.len());
                 continue;
             };
             let destination = files.path(bucket, owner, &name)?;

@@ -18,7 +18,7 @@ use lancedb::arrow::arrow_schema::{DataType, Field, Schema, SchemaRef};
 use lancedb::query::{ExecutableQuery, QueryBase};
 use tokio::sync::Mutex;
 
-use super::vector_storage::{VectorError, VectorRow, VectorRowReader, VectorRows, VectorStorage};
+use super::backend::vector_storage::{VectorError, VectorRow, VectorRowReader, VectorRows, VectorStorage};
 
 impl From<lancedb::Error> for VectorError {
     fn from(error: lancedb::Error) -> Self {

@@ -68,7 +68,7 @@ impl TestServer {
         let web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist");
         // Tests sign in many accounts from one address; the abuse suite checks the limit.
         let hosting = lvbak_server::config::HostingLimits { login_burst: 10_000, ..Default::default() };
-        let state = AppState::new(store.clone(), web_dir, limits, hosting);
+        let state = AppState::new(store.clone(), web_dir, limits, hosting).await;
         let served = state.clone();
         tokio::spawn(async move {
             let _ = app::serve(listener, served, async {
@@ -86,7 +86,7 @@ impl TestServer {
     /// Creates an account, optionally seeds it, and signs it in.
     pub async fn account(&self, name: &str, seeding: Option<SeedOptions>) -> Account {
         let password = format!("pw-{name}-correct-horse");
-        lvbak_server::cli::add_user(&self.store, name, &password).unwrap();
+        lvbak_server::cli::add_user(&self.store, name, &password).await.unwrap();
         let user = self.store.db.user_by_name(name).unwrap().unwrap();
         let seeded = match seeding {
             Some(options) => Some(seed(&self.store, &user, options, 1_795_313_867).await.unwrap()),

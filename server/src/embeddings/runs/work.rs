@@ -25,9 +25,9 @@ pub(super) struct WriteBuffer {
 #[derive(Debug, thiserror::Error)]
 pub(super) enum StorageError {
     #[error(transparent)]
-    Database(#[from] crate::storage::sqlite::DbError),
+    Database(#[from] DbError),
     #[error(transparent)]
-    Vectors(#[from] crate::storage::vector_storage::VectorError),
+    Vectors(#[from] crate::storage::backend::vector_storage::VectorError),
 }
 
 /// Why a run stopped before its end.
@@ -99,7 +99,7 @@ impl Embeddings {
             tracing::error!("re-vectorization of {user_id}: {error}");
             RunStop::Storage
         };
-        let key = self.blocking(|this| this.api_key(user_id, &settings)).await.map_err(|e| storage(&e))?;
+        let key = self.api_key(user_id, &settings).await.map_err(|e| storage(&e))?;
         let started = Instant::now();
         let mut dimensions = settings.dimensions;
         let mut buffer = WriteBuffer::default();
@@ -115,7 +115,9 @@ impl Embeddings {
             let rows = match cancel.is_cancelled() {
                 true => Vec::new(),
                 false => self
-                    .blocking(|this| this.store.db.next_embedding_sources(user_id, after, batch))
+                    .store
+                    .embedding_queue()
+                    .next_embedding_sources(user_id, after, batch)
                     .await
                     .map_err(|e| storage(&e))?,
             };
@@ -151,7 +153,7 @@ impl Embeddings {
             if dimensions.is_none() {
                 // The first answer fixes the dimension, as Lumiverse's connection test does.
                 let found = vectors[0].len() as u32;
-                self.blocking(|this| this.remember_dimensions(user_id, found)).await.map_err(|e| storage(&e))?;
+                self.remember_dimensions(user_id, found).await.map_err(|e| storage(&e))?;
                 dimensions = Some(found);
             }
             let now = crate::util::now();
@@ -159,13 +161,13 @@ impl Embeddings {
                 rows.iter().zip(vectors).map(|(row, vector)| vector_row(user_id, row, vector, now)).collect();
             let bytes: u64 = vector_rows.iter().map(VectorRow::stored_bytes).sum();
             let quota = self.quota;
-            let charged = self.blocking(|this| this.store.db.charge_usage(user_id, bytes, quota)).await;
+            let charged = self.store.accounts().charge_usage(user_id, bytes, quota).await;
             if let Err(error) = charged {
                 self.write_out(user_id, &mut buffer, &settings.model, dimensions, started, done)
                     .await
                     .map_err(|e| storage(&e))?;
                 return Err(match error {
-                    crate::storage::sqlite::DbError::QuotaExceeded(exceeded) => RunStop::QuotaExceeded(exceeded),
+                    DbError::QuotaExceeded(exceeded) => RunStop::QuotaExceeded(exceeded),
                     other => storage(&other),
                 });
             }
@@ -206,7 +208,7 @@ impl Embeddings {
         let mut written = 0;
         if let (false, Some(dimension)) = (taken.marked.is_empty(), dimension) {
             let dimension = dimension as i32;
-            self.blocking(|this| this.store.db.mark_writing(user_id, &taken.marked)).await?;
+            self.store.embedding_queue().mark_writing(user_id, &taken.marked).await?;
             for (table, rows) in &taken.tables {
                 let (again, fresh): (Vec<VectorRow>, Vec<VectorRow>) =
                     rows.iter().cloned().partition(|row| taken.rewritten.contains(&row.id));
@@ -214,7 +216,7 @@ impl Embeddings {
                 self.store.vectors.add(table, &fresh, dimension).await?;
             }
             let now = crate::util::now();
-            self.blocking(|this| this.store.db.mark_embedded(user_id, &taken.marked, model, now)).await?;
+            self.store.embedding_queue().mark_embedded(user_id, &taken.marked, model, now).await?;
             written = taken.marked.len() as u64;
         }
         self.progress(user_id, done_before + written, started);
@@ -222,15 +224,12 @@ impl Embeddings {
     }
 
     /// Stores the dimension the provider answered with in the user's setting.
-    pub(super) fn remember_dimensions(
-        &self,
-        user_id: &str,
-        dimensions: u32,
-    ) -> Result<(), crate::storage::sqlite::DbError> {
-        let stored = self.store.db.setting(user_id, SETTING_KEY)?;
+    pub(super) async fn remember_dimensions(&self, user_id: &str, dimensions: u32) -> Result<(), DbError> {
+        let stored = self.store.settings().setting(user_id, SETTING_KEY).await?;
         let update = Map::from_iter([("dimensions".to_string(), Value::from(dimensions))]);
         let merged = EmbeddingSettings::merge(stored.as_deref(), &update)
-            .map_err(|error| crate::storage::sqlite::DbError::Invalid(error.to_string()))?;
-        self.store.db.put_setting(user_id, SETTING_KEY, &Value::Object(merged).to_string(), crate::util::now())
+            .map_err(|error| DbError::Invalid(error.to_string()))?;
+        let merged = Value::Object(merged).to_string();
+        self.store.settings().put_setting(user_id, SETTING_KEY, &merged, crate::util::now()).await
     }
 }

@@ -324,7 +324,9 @@ impl<'a> BatchApplier<'a> {
         // The ticket was used in the browser: record it, so a reuse is reported as on the raw
         // path. (Other connections write here: the rows' open transaction is committed first.)
         self.session.commit()?;
-        let used = self.store.db.record_ticket_use(&self.job.archive.archive_id, &self.job.user_id, now())?;
+        // On the job's worker thread, outside the runtime (see `worker`): it may wait on it.
+        let ticket = self.store.secrets().record_ticket_use(&self.job.archive.archive_id, &self.job.user_id, now());
+        let used = self.runtime.block_on(ticket)?;
         self.job.lock().ticket_use = Some(used.answer());
         self.session.apply_plain_secrets(&secrets)
     }

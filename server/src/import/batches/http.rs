@@ -98,7 +98,7 @@ async fn open(
     let facts = ArchiveFacts::new(&manifest, binding);
     drop(manifest);
     let key = HpkeKeyPair::from_secret(random_bytes::<32>()).map_err(AppError::internal)?;
-    let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, None);
+    let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, None).await;
     let public_key = BASE64.encode(key.public_key());
     let (queue, receiver) = std::sync::mpsc::sync_channel(QUEUE);
     let inflated = Arc::new(AtomicU64::new(0));
@@ -128,7 +128,8 @@ async fn open(
         claims: request.files,
     };
     if let Err(error) = worker.spawn(ready) {
-        state.jobs().finish(&store, &job, crate::import::jobs::Outcome::Failed(crate::failure::JobFailure::Internal));
+        let failed = crate::import::jobs::Outcome::Failed(crate::failure::JobFailure::Internal);
+        state.jobs().finish(&store, &job, failed).await;
         return Err(AppError::internal(error));
     }
     // The worker answers whether this account can take the archive's vectors, and which
@@ -478,7 +479,7 @@ mod tests {
     use super::super::testing::{book, ids, rows, sound_chunk, SOUND};
     use super::*;
     use crate::config::HostingLimits;
-    use crate::storage::sqlite::UserRecord;
+    use crate::storage::UserRecord;
     use crate::test_support::{account, test_state};
 
     const A: &str = "3f1c2a4e-0000-4000-8000-0000000000a1";
@@ -564,7 +565,7 @@ mod tests {
     async fn a_job_opens_with_its_key_and_the_files_the_account_holds() {
         let test = test_state("batch-open", HostingLimits::default()).await;
         let state = &test.state;
-        let alice = account(state, "alice");
+        let alice = account(state, "alice").await;
         let opened = open_job(state, &alice, vec![]).await.unwrap();
         assert_eq!((opened.next_batch, opened.held_files.len()), (0, 0));
         assert_eq!(BASE64.decode(&opened.hpke_public_key).unwrap().len(), 32);
@@ -609,7 +610,7 @@ mod tests {
     async fn a_batch_is_checked_before_it_is_taken_and_a_refusal_changes_nothing() {
         let test = test_state("batch-receive", HostingLimits::default()).await;
         let state = &test.state;
-        let alice = account(state, "alice");
+        let alice = account(state, "alice").await;
         let job = open_job(state, &alice, vec![]).await.unwrap().job_id;
         let good = rows("world_books", 1, &book(A), 0).encode().unwrap();
         let next = || state.jobs().get(&job, &alice.id).unwrap().batches().unwrap().resume_facts().0;
@@ -667,7 +668,7 @@ mod tests {
     async fn held_rows_hand_out_the_accounts_ids_and_bound_what_a_batch_counts_as_held() {
         let test = test_state("batch-held-rows", HostingLimits::default()).await;
         let state = &test.state;
-        let alice = account(state, "alice");
+        let alice = account(state, "alice").await;
         let job = open_job(state, &alice, vec![]).await.unwrap().job_id;
         let answer: HeldRowsAnswer = serde_json::from_slice(&held_rows_of(state, &alice, &job).await.unwrap()).unwrap();
         assert!(answer.tables.is_empty());
@@ -703,7 +704,7 @@ mod tests {
     async fn a_commit_needs_every_batch_and_answers_again_once_complete() {
         let test = test_state("batch-commit", HostingLimits::default()).await;
         let state = &test.state;
-        let alice = account(state, "alice");
+        let alice = account(state, "alice").await;
         let job = open_job(state, &alice, vec![]).await.unwrap().job_id;
         put(state, &alice, &job, 0, rows("world_books", 1, &book(A), 0).encode().unwrap()).await.unwrap();
         assert!(matches!(commit_job(state, &alice, &job, 3).await, Err(AppError::BatchGap { next: 1 })));
@@ -714,7 +715,7 @@ mod tests {
         let late = put(state, &alice, &job, 1, rows("world_books", 2, &book(B), 0).encode().unwrap()).await;
         assert_eq!(error_code(late), "import_complete");
         // Another account cannot see the job.
-        let bob = account(state, "bob");
+        let bob = account(state, "bob").await;
         assert!(matches!(commit_job(state, &bob, &job, 1).await, Err(AppError::NotFound("import job"))));
         assert_eq!(ids(state, "world_books", &alice), [A]);
     }

@@ -10,7 +10,7 @@ use lvbak_core::{FileBucket, Manifest};
 
 use crate::import::jobs::{ArchiveFacts, Job};
 use crate::state::AppState;
-use crate::storage::sqlite::UserRecord;
+use crate::storage::UserRecord;
 use crate::util::new_id;
 
 /// A Lumiverse manifest with these fields replaced (see `lvbak_tests::corpus`).
@@ -20,7 +20,7 @@ pub(super) fn manifest(replace: &[(&str, &str)]) -> Manifest {
 
 /// An open job of `user` for an archive with `manifest` (and `secrets`), in the instance's
 /// jobs as `open` registers one, without its worker or its batch upload.
-pub(super) fn new_job(
+pub(super) async fn new_job(
     state: &AppState,
     user: &UserRecord,
     manifest: &Manifest,
@@ -28,7 +28,7 @@ pub(super) fn new_job(
 ) -> Arc<Job> {
     let reservation = state.jobs().reserve(&user.id).unwrap();
     let facts = ArchiveFacts::new(manifest, secrets);
-    state.jobs().create(&state.store(), state.progress(), reservation, new_id(), facts, None)
+    state.jobs().create(&state.store(), state.progress(), reservation, new_id(), facts, None).await
 }
 
 /// A `world_books` line.

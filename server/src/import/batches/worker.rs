@@ -60,13 +60,14 @@ impl Worker {
     }
 
     fn run(self, ready: oneshot::Sender<Opened>) {
-        let (services, job) = (self.services.clone(), self.job.clone());
+        let (services, job, runtime) = (self.services.clone(), self.job.clone(), self.runtime.clone());
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(ready)));
         let (outcome, done) = served.unwrap_or_else(|_| {
             tracing::error!("batch import {} panicked", job.id);
             (Outcome::Failed(JobFailure::Internal), None)
         });
-        services.finish_job(&job, outcome);
+        // This thread is the worker's own, outside the runtime: it may wait on it.
+        runtime.block_on(services.finish_job(&job, outcome));
         // The commit's answer is sent only once the job's end is recorded.
         if let Some(done) = done {
             let _ = done.send(());

@@ -9,7 +9,7 @@ pub const MAX_SECRET_BYTES: usize = 64 * 1024;
 
 /// The bytes a stored secret counts for against the quota: its sealed value as stored and
 /// its row's keys.
-pub fn stored_secret_bytes(secret: &crate::storage::sqlite::StoredSecret) -> u64 {
+pub fn stored_secret_bytes(secret: &crate::storage::StoredSecret) -> u64 {
     (secret.key.len() + secret.encrypted_value.len() + secret.iv.len() + secret.tag.len()) as u64 + 64
 }
 
@@ -76,7 +76,11 @@ impl ImportSession<'_> {
         // A restored embeddings key may go only where this account's own confirmed setting
         // sends requests; with none confirmed, nowhere until the user confirms one.
         let endpoint = self.confirmed_embedding_endpoint()?;
-        if !self.store.db.put_secret_if_absent(&self.user_id, &sealed, crate::util::now(), endpoint.as_deref())? {
+        // A session runs on a blocking thread (a job's, the batch worker's, the CLI's), never
+        // in an async task: it may wait on the runtime.
+        let stored =
+            self.store.secrets().put_secret_if_absent(&self.user_id, &sealed, crate::util::now(), endpoint.as_deref());
+        if !self.runtime.block_on(stored)? {
             self.summary.secrets.skipped += 1;
             return Ok(());
         }
@@ -91,8 +95,10 @@ impl ImportSession<'_> {
     /// The endpoint of the account's embeddings setting if the user confirmed it in this
     /// account (not one an import restored).
     pub(super) fn confirmed_embedding_endpoint(&self) -> Result<Option<String>, ImportError> {
-        let setting = self.store.db.setting(&self.user_id, crate::embeddings::SETTING_KEY)?;
-        if setting.is_none() || self.store.db.embedding_unconfirmed(&self.user_id)? {
+        // On the session's blocking thread (see `store_secret`).
+        let settings = self.store.settings();
+        let setting = self.runtime.block_on(settings.setting(&self.user_id, crate::embeddings::SETTING_KEY))?;
+        if setting.is_none() || self.runtime.block_on(settings.embedding_unconfirmed(&self.user_id))? {
             return Ok(None);
         }
         Ok(Some(crate::embeddings::EmbeddingSettings::from_setting(setting.as_deref()).endpoint()))

@@ -5,16 +5,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{Database, DbError, DbResult};
-
-/// An account.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UserRecord {
-    pub id: String,
-    pub username: String,
-}
-
-/// The user a session belongs to.
-pub type SessionUser = UserRecord;
+use crate::storage::backend::{SessionUser, UserRecord};
 
 impl Database {
     /// Creates an account; fails if the name is taken.

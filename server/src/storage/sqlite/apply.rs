@@ -1,4 +1,4 @@
-//! SQLite's side of an import (`storage::import_rows::ImportRows`): rows applied with
+//! SQLite's side of an import (`storage::backend::import_rows::ImportRows`): rows applied with
 //! merge-by-ID semantics on a connection of the import's own with foreign-key enforcement
 //! off (the schema has cycles; FORMAT §4). The rules that keep one user's import away from
 //! another user's data are `crate::policy`'s; this module answers their questions (whose is

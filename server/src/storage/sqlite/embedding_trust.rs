@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Database, DbResult};
+use crate::storage::backend::UnboundKey;
 
 /// SQL true for the secret names that hold embeddings API keys (Lumiverse's per-provider
 /// `embedding_api_key_<provider>` and the older shared `embedding_api_key`).
@@ -17,14 +18,6 @@ const EMBEDDING_KEY: &str = "(key = 'embedding_api_key' OR key LIKE 'embedding\\
 /// Whether a secret name holds an embeddings API key.
 pub fn is_embedding_key(key: &str) -> bool {
     key == "embedding_api_key" || key.strip_prefix("embedding_api_key_").is_some_and(|rest| !rest.is_empty())
-}
-
-/// A key stored before keys were bound to endpoints, with its account's setting then.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnboundKey {
-    pub user_id: String,
-    pub key: String,
-    pub setting: Option<String>,
 }
 
 /// Marks the account's embeddings setting as restored and not confirmed (inside an

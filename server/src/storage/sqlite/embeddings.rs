@@ -1,12 +1,14 @@
-//! What re-vectorization reads and writes in SQLite: the four kinds of rows that carry a
-//! vector ([`SourceKind`]), the per-user queue of rows waiting for one
-//! (`lvbak_embedding_queue`), the text each is embedded from, marking a row vectorized, and
-//! resetting a user's rows when their embedding model changes. Every statement is scoped to
-//! one user, through the row's own `user_id` or its parent's (a chat, a world book).
+//! What re-vectorization reads and writes in SQLite (the statements behind
+//! `backend::EmbeddingQueue`): the SQL of each of the four kinds of rows that carry a vector
+//! ([`SourceKind`]), the per-user queue of rows waiting for one (`lvbak_embedding_queue`),
+//! the text each is embedded from, marking a row vectorized, and resetting a user's rows
+//! when their embedding model changes. Every statement is scoped to one user, through the
+//! row's own `user_id` or its parent's (a chat, a world book).
 
 use rusqlite::{params, OptionalExtension};
 
 use super::{Database, DbResult};
+pub use crate::storage::backend::{SourceKind, SourceRow};
 
 /// Lumiverse's desired index state of a world-book entry, as SQL (see
 /// `ResetValue::WorldBookDesiredStatus`): eligible entries wait for a vector.
@@ -16,50 +18,18 @@ pub const WORLD_BOOK_DESIRED_STATUS: &str = "CASE WHEN vectorized = 1 AND disabl
 /// Takes one row out of a user's queue (`?1` user, `?2` source type, `?3` row id).
 const DEQUEUE: &str = "DELETE FROM lvbak_embedding_queue WHERE user_id = ?1 AND source = ?2 AND row_id = ?3";
 
-/// A kind of row that has a vector, with the facts Lumiverse's vector rows use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SourceKind {
-    ChatChunk,
-    MemoryConsolidation,
-    DatabankChunk,
-    WorldBookEntry,
+/// The SQL of each kind of row: its owner, when it waits, what is read, marked and reset.
+trait KindSql {
+    fn owned_from(self) -> &'static str;
+    fn pending(self) -> &'static str;
+    fn columns(self) -> &'static str;
+    fn mark(self) -> &'static str;
+    fn reset(self) -> String;
+    fn owner_check(self) -> &'static str;
+    fn owned_ids(self) -> String;
 }
 
-impl SourceKind {
-    pub const ALL: [SourceKind; 4] =
-        [Self::ChatChunk, Self::MemoryConsolidation, Self::DatabankChunk, Self::WorldBookEntry];
-
-    /// The vector row's `source_type` (and the queue's `source`).
-    pub fn source_type(self) -> &'static str {
-        match self {
-            Self::ChatChunk => "chat_chunk",
-            Self::MemoryConsolidation => "memory_consolidation",
-            Self::DatabankChunk => "databank",
-            Self::WorldBookEntry => "world_book_entry",
-        }
-    }
-
-    pub fn from_source_type(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.source_type() == text)
-    }
-
-    /// The LanceDB table its vectors live in.
-    pub fn vector_table(self) -> &'static str {
-        match self {
-            Self::WorldBookEntry => "embeddings_world_books",
-            _ => "embeddings",
-        }
-    }
-
-    pub fn table(self) -> &'static str {
-        match self {
-            Self::ChatChunk => "chat_chunks",
-            Self::MemoryConsolidation => "memory_consolidations",
-            Self::DatabankChunk => "databank_chunks",
-            Self::WorldBookEntry => "world_book_entries",
-        }
-    }
-
+impl KindSql for SourceKind {
     /// `FROM … WHERE` joining the row (alias `r`) to its owner, the user being `?1`.
     fn owned_from(self) -> &'static str {
         match self {
@@ -142,24 +112,6 @@ impl SourceKind {
 /// the run and leave two).
 pub fn pending_row_sql(kind: SourceKind) -> String {
     format!("SELECT EXISTS (SELECT 1 FROM {} r WHERE r.id = ?1 AND {})", kind.table(), kind.pending())
-}
-
-/// One row to embed, as read from its table.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SourceRow {
-    pub kind: SourceKind,
-    pub id: String,
-    /// The chat, databank or world book the row belongs to (the vector's `owner_id`).
-    pub owner_id: String,
-    pub text: String,
-    pub token_count: Option<i64>,
-    /// Consolidation title, databank chunk metadata, or world-book entry comment.
-    pub label: Option<String>,
-    /// World-book entry keys (JSON arrays as text).
-    pub keys: Option<String>,
-    pub secondary_keys: Option<String>,
-    /// An earlier attempt may have written this row's vector (see [`Database::mark_writing`]).
-    pub written: bool,
 }
 
 impl Database {

@@ -4,6 +4,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{Database, DbResult};
+use crate::storage::backend::JobRecord;
 
 impl Database {
     pub fn record_job(&self, id: &str, user_id: &str, status: &str, archive_id: &str, started_at: i64) -> DbResult<()> {
@@ -79,17 +80,4 @@ impl Database {
                 .optional()?)
         })
     }
-}
-
-/// An import job as recorded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobRecord {
-    pub status: String,
-    pub archive_id: Option<String>,
-    pub started_at: i64,
-    pub finished_at: Option<i64>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    /// The job's last status answer, as JSON text.
-    pub report: Option<String>,
 }

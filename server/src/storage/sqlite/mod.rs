@@ -15,6 +15,7 @@ pub mod plans;
 mod quotas;
 mod rows;
 mod secrets;
+mod stores;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,12 +25,12 @@ use rusqlite::Connection;
 
 use gate::{WriteGate, WriteKind};
 
-pub use accounts::{SessionUser, UserRecord};
 pub use apply::RowApplier;
-pub use embedding_trust::{is_embedding_key, UnboundKey};
-pub use jobs::JobRecord;
+pub use embedding_trust::is_embedding_key;
+pub(crate) use stores::SqliteStores;
+// The record types the storage traits speak in, where callers have always found them.
+pub use crate::storage::backend::{JobRecord, SessionUser, StoredSecret, TicketUse, UnboundKey, UserRecord};
 pub use rows::{ColumnFacts, ForeignKeyFacts, TableFacts, TableScan};
-pub use secrets::{StoredSecret, TicketUse};
 
 /// A storage failure; its details are for logs, not for HTTP answers.
 #[derive(Debug, thiserror::Error)]

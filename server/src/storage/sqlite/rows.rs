@@ -1,5 +1,5 @@
 //! Registry rows: reading one user's rows of a table from a consistent snapshot (export),
-//! with the ownership filters of the registry (SQLite's `storage::row_snapshot::RowSnapshot`).
+//! with the ownership filters of the registry (SQLite's `storage::backend::row_snapshot::RowSnapshot`).
 //! Values are handed out as `RowValue` so no caller needs rusqlite's types.
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::{quoted, Database, DbError, DbResult};
-use crate::storage::row_snapshot::{Flow, RowSnapshot, RowValue, StoredRow};
+use crate::storage::backend::row_snapshot::{Flow, RowSnapshot, RowValue, StoredRow};
 
 /// One row being read by SQLite.
 pub struct RowRef<'a> {

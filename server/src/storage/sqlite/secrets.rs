@@ -5,23 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Database, DbResult};
-
-/// One sealed secret as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredSecret {
-    pub key: String,
-    pub encrypted_value: String,
-    pub iv: String,
-    pub tag: String,
-}
-
-/// What a ticket's use looked like before this one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TicketUse {
-    pub was_reused: bool,
-    pub uses: i64,
-    pub previously_consumed_at: Option<i64>,
-}
+use crate::storage::backend::{StoredSecret, TicketUse};
 
 /// Binds an embeddings key to the one endpoint it may be sent to (`None`: to none yet), in
 /// the transaction that stores it: a key is never stored without its binding.
@@ -34,18 +18,6 @@ fn bind_if_embedding_key(connection: &Connection, user_id: &str, key: &str, endp
         )?;
     }
     Ok(())
-}
-
-impl TicketUse {
-    /// This use as a job reports it (the ticket fitted: it was accepted).
-    pub fn answer(&self) -> lvbak_core::protocol::TicketUse {
-        lvbak_core::protocol::TicketUse {
-            accepted: true,
-            was_reused: self.was_reused,
-            previously_consumed_at: self.previously_consumed_at,
-            uses: self.uses,
-        }
-    }
 }
 
 impl Database {

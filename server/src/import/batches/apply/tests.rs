@@ -20,7 +20,7 @@ use crate::import::jobs::Job;
 use crate::import::session::{ImportError, ImportSession, ImportSummary};
 use crate::memory::MemoryBudget;
 use crate::progress::Event;
-use crate::storage::sqlite::UserRecord;
+use crate::storage::UserRecord;
 use crate::test_support::{account, test_state, TestState};
 
 const A: &str = "7d2e1f40-0000-4000-8000-0000000000a1";
@@ -42,8 +42,8 @@ struct Fixture {
 fn fixture(label: &str, secrets: Option<SecretsBinding>) -> Fixture {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let test = runtime.block_on(test_state(label, HostingLimits::default()));
-    let user = account(&test.state, "alice");
-    let job = new_job(&test.state, &user, &manifest(&[]), secrets);
+    let user = runtime.block_on(account(&test.state, "alice"));
+    let job = runtime.block_on(new_job(&test.state, &user, &manifest(&[]), secrets));
     let key = HpkeKeyPair::from_secret([7; 32]).unwrap();
     Fixture { runtime, test, user, job, key, inflated: Arc::default() }
 }
@@ -267,7 +267,7 @@ fn sealed_secrets_are_opened_with_the_jobs_key_once() {
     let summary = complete(&fx, vec![sealed_secrets(&fx.key, &fx.job.id, 1)]);
     assert_eq!(summary.secrets.imported, 1);
     let store = fx.test.state.store();
-    let stored = store.db.secrets_of(&fx.user.id).unwrap();
+    let stored = fx.runtime.block_on(store.secrets().secrets_of(&fx.user.id)).unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].key, format!("{SECRET_KEY}0"));
     assert_eq!(store.identity.open(&fx.user.id, &stored[0]).unwrap().as_str(), "sk-0");
@@ -284,7 +284,8 @@ fn sealed_secrets_are_opened_with_the_jobs_key_once() {
         assert_eq!(refusal(&fx, batches).as_deref(), Some(expected), "{what}");
     }
     let store = fx.test.state.store();
-    let stored: Vec<String> = store.db.secrets_of(&fx.user.id).unwrap().into_iter().map(|s| s.key).collect();
+    let stored = fx.runtime.block_on(store.secrets().secrets_of(&fx.user.id)).unwrap();
+    let stored: Vec<String> = stored.into_iter().map(|s| s.key).collect();
     assert_eq!(stored, [format!("{SECRET_KEY}0")], "the first batch of `twice` only");
 }
 

@@ -18,7 +18,7 @@ use super::{Opened, Worker};
 use crate::config::HostingLimits;
 use crate::import::jobs::Job;
 use crate::state::AppState;
-use crate::storage::sqlite::UserRecord;
+use crate::storage::UserRecord;
 use crate::test_support::{account, test_state};
 
 const A: &str = "5a9c0b7e-0000-4000-8000-0000000000a1";
@@ -58,8 +58,8 @@ async fn ended(job: &Job) -> (JobStatus, Option<String>) {
 }
 
 /// Starts a worker on a new job of `user`.
-fn start(state: &AppState, user: &UserRecord) -> Running {
-    let job = new_job(state, user, &manifest(&[]), None);
+async fn start(state: &AppState, user: &UserRecord) -> Running {
+    let job = new_job(state, user, &manifest(&[]), None).await;
     let (queue, receiver) = sync_channel(QUEUE);
     let worker = Worker {
         services: state.import_services(),
@@ -83,8 +83,8 @@ fn start(state: &AppState, user: &UserRecord) -> Running {
 async fn a_worker_applies_in_order_and_answers_the_commit_once_the_end_is_recorded() {
     let test = test_state("worker-commit", HostingLimits::default()).await;
     let state = &test.state;
-    let alice = account(state, "alice");
-    let mut running = start(state, &alice);
+    let alice = account(state, "alice").await;
+    let mut running = start(state, &alice).await;
     let opened = (&mut running.opened).await.unwrap().unwrap();
     // The corpus manifest names an embedding model this account has not set.
     assert!(opened.blocker.is_some() && opened.held_files.is_empty());
@@ -117,8 +117,8 @@ async fn a_worker_applies_in_order_and_answers_the_commit_once_the_end_is_record
 async fn a_refused_batch_ends_the_job_with_its_code() {
     let test = test_state("worker-refused", HostingLimits::default()).await;
     let state = &test.state;
-    let alice = account(state, "alice");
-    let mut running = start(state, &alice);
+    let alice = account(state, "alice").await;
+    let mut running = start(state, &alice).await;
     (&mut running.opened).await.unwrap().unwrap();
     assert!(running.send(Work::Batch(rows("world_books", 1, &book(A), 0))).await);
     assert!(running.send(Work::Batch(rows("world_books", 2, "{\"id\": \n", 0))).await);
@@ -134,13 +134,13 @@ async fn a_refused_batch_ends_the_job_with_its_code() {
 async fn a_cancel_or_a_dropped_queue_ends_the_job_cancelled() {
     let test = test_state("worker-cancel", HostingLimits::default()).await;
     let state = &test.state;
-    let alice = account(state, "alice");
-    let mut running = start(state, &alice);
+    let alice = account(state, "alice").await;
+    let mut running = start(state, &alice).await;
     (&mut running.opened).await.unwrap().unwrap();
     assert!(state.jobs().cancel(&running.job));
     assert_eq!(running.ended().await, (JobStatus::Cancelled, None));
 
-    let mut running = start(state, &alice);
+    let mut running = start(state, &alice).await;
     (&mut running.opened).await.unwrap().unwrap();
     let Running { queue, job, .. } = running;
     drop(queue);
@@ -161,8 +161,8 @@ async fn each_timeout_ends_the_job_saying_which() {
         let hosting = HostingLimits { import_open, import_idle, import_lifetime, ..HostingLimits::default() };
         let test = test_state("worker-timeout", hosting).await;
         let state = &test.state;
-        let alice = account(state, "alice");
-        let mut running = start(state, &alice);
+        let alice = account(state, "alice").await;
+        let mut running = start(state, &alice).await;
         (&mut running.opened).await.unwrap().unwrap();
         if what == "no next batch" {
             assert!(running.send(Work::Batch(rows("world_books", 1, &book(A), 0))).await);
@@ -180,9 +180,9 @@ async fn an_account_over_its_quota_is_refused_when_the_worker_opens() {
     let hosting = HostingLimits { quota: Some(10), ..HostingLimits::default() };
     let test = test_state("worker-quota", hosting).await;
     let state = &test.state;
-    let alice = account(state, "alice");
-    state.store().db.set_usage(&alice.id, 11).unwrap();
-    let mut running = start(state, &alice);
+    let alice = account(state, "alice").await;
+    state.store().accounts().set_usage(&alice.id, 11).await.unwrap();
+    let mut running = start(state, &alice).await;
     let refused = (&mut running.opened).await.unwrap().err().unwrap();
     assert_eq!(refused.code(), "quota_exceeded");
     assert_eq!(running.ended().await, (JobStatus::Failed, Some("quota_exceeded".into())));

@@ -3,7 +3,7 @@
 use super::*;
 use crate::memory::MemoryBudget;
 use crate::policy::files::FileQuestion;
-use crate::storage::import_rows::{ImportRows, RemoveVectors};
+use crate::storage::backend::import_rows::{ImportRows, RemoveVectors};
 
 impl ImportRows for RowApplier {
     fn columns_of(&mut self, spec: &'static TableSpec) -> DbResult<Vec<String>> {

@@ -20,7 +20,7 @@
 use lvbak_core::protocol::TableCounts;
 use lvbak_core::registry::TableSpec;
 
-use super::sqlite::DbResult;
+use crate::storage::sqlite::DbResult;
 use crate::memory::MemoryBudget;
 use crate::policy::files::FileQuestion;
 use crate::policy::quota::Usage;

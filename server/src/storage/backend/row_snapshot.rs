@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 
 use lvbak_core::registry::TableSpec;
 
-use super::sqlite::{DbError, DbResult};
+use crate::storage::sqlite::{DbError, DbResult};
 
 /// One stored value, borrowed from the row being read.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,0 +1,345 @@
+//! The storage traits, each exercised through the trait object `Store` hands out, over a
+//! real data directory per backend: what one account stores never answers for another.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::config::HostingLimits;
+use crate::storage::sqlite::DbError;
+use crate::storage::{SourceKind, Store, StoredSecret, UnboundKey, UserRecord};
+use crate::test_support::{test_state, TestState};
+
+/// A fresh data directory of every backend (SQLite today; a second backend adds its own).
+async fn backends(label: &str) -> Vec<TestState> {
+    vec![test_state(label, HostingLimits::default()).await]
+}
+
+/// Two accounts, made through the trait.
+async fn alice_and_bob(store: &Store) -> (UserRecord, UserRecord) {
+    let alice = store.accounts().create_user("id-alice", "alice", "hash-alice", 1).await.unwrap();
+    let bob = store.accounts().create_user("id-bob", "bob", "hash-bob", 1).await.unwrap();
+    (alice, bob)
+}
+
+fn secret(key: &str, value: &str) -> StoredSecret {
+    StoredSecret { key: key.into(), encrypted_value: value.into(), iv: "iv".into(), tag: "tag".into() }
+}
+
+/// Rows written as a test's setup, not through the traits under test (SQLite's seeding
+/// helper: a second backend brings its own).
+fn insert(store: &Store, table: &str, rows: &[Value]) {
+    let rows: Vec<Map<String, Value>> = rows.iter().map(|row| row.as_object().unwrap().clone()).collect();
+    store.db.insert_json_rows(table, &rows).unwrap();
+}
+
+/// Accounts are found by name, a taken name is refused, credentials are each account's own,
+/// and a session resolves to the account it was made for, only while it lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_and_sessions_are_each_accounts_own() {
+    for test in backends("trait-accounts").await {
+        let store = test.state.store();
+        let accounts = store.accounts();
+        let (alice, bob) = alice_and_bob(&store).await;
+        assert_eq!(alice, UserRecord { id: "id-alice".into(), username: "alice".into() });
+        let taken = accounts.create_user("id-other", "alice", "hash", 2).await.unwrap_err();
+        assert!(matches!(taken, DbError::NameTaken(ref name) if name == "alice"), "{taken}");
+
+        assert_eq!(accounts.user_by_name("bob").await.unwrap(), Some(bob.clone()));
+        assert_eq!(accounts.user_by_name("carol").await.unwrap(), None);
+        assert_eq!(accounts.user_names().await.unwrap(), ["alice", "bob"]);
+        assert_eq!(accounts.user_ids().await.unwrap(), ["id-alice", "id-bob"]);
+        assert_eq!(accounts.credentials("alice").await.unwrap(), Some((alice.clone(), "hash-alice".into())));
+        assert_eq!(accounts.credentials("carol").await.unwrap(), None);
+
+        accounts.create_session("token-a", &alice.id, 100, 200).await.unwrap();
+        accounts.create_session("token-b", &bob.id, 100, 200).await.unwrap();
+        assert_eq!(accounts.session_user("token-a", 150).await.unwrap(), Some(alice.clone()));
+        assert_eq!(accounts.session_user("token-b", 150).await.unwrap(), Some(bob.clone()));
+        assert_eq!(accounts.session_user("token-a", 200).await.unwrap(), None, "expired");
+        assert_eq!(accounts.session_user("token-c", 150).await.unwrap(), None);
+        accounts.delete_session("token-a").await.unwrap();
+        accounts.delete_session("token-a").await.unwrap();
+        assert_eq!(accounts.session_user("token-a", 150).await.unwrap(), None, "ended");
+        assert_eq!(accounts.session_user("token-b", 150).await.unwrap(), Some(bob), "the other's lives on");
+    }
+}
+
+/// A quota and a recorded use belong to one account: setting one account's leaves the
+/// other's unset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_and_usage_are_per_account() {
+    for test in backends("trait-quotas").await {
+        let store = test.state.store();
+        let accounts = store.accounts();
+        let (alice, bob) = alice_and_bob(&store).await;
+        assert_eq!(accounts.quota_of(&alice.id).await.unwrap(), None);
+        accounts.set_quota(&alice.id, Some(Some(100))).await.unwrap();
+        accounts.set_quota(&bob.id, Some(None)).await.unwrap();
+        assert_eq!(accounts.quota_of(&alice.id).await.unwrap(), Some(Some(100)));
+        assert_eq!(accounts.quota_of(&bob.id).await.unwrap(), Some(None), "no limit");
+        accounts.set_quota(&alice.id, Some(Some(250))).await.unwrap();
+        assert_eq!(accounts.quota_of(&alice.id).await.unwrap(), Some(Some(250)));
+        accounts.set_quota(&alice.id, None).await.unwrap();
+        assert_eq!(accounts.quota_of(&alice.id).await.unwrap(), None, "the instance's again");
+        assert_eq!(accounts.quota_of(&bob.id).await.unwrap(), Some(None));
+
+        // Opening the store measured the accounts there were (none); these are unmeasured.
+        assert_eq!(accounts.usage_of(&alice.id).await.unwrap(), None);
+        accounts.set_usage(&alice.id, 42).await.unwrap();
+        assert_eq!(accounts.usage_of(&alice.id).await.unwrap(), Some(42));
+        assert_eq!(accounts.usage_of(&bob.id).await.unwrap(), None);
+        accounts.set_usage(&bob.id, 7).await.unwrap();
+        accounts.set_usage(&alice.id, 43).await.unwrap();
+        assert_eq!(accounts.usage_of(&alice.id).await.unwrap(), Some(43));
+        assert_eq!(accounts.usage_of(&bob.id).await.unwrap(), Some(7));
+    }
+}
+
+/// A job's record is read back by its own account only; its end is recorded as written,
+/// and a restart fails the unfinished jobs of every account and no finished one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_record_is_its_accounts_alone() {
+    for test in backends("trait-jobs").await {
+        let store = test.state.store();
+        let jobs = store.jobs();
+        let (alice, bob) = alice_and_bob(&store).await;
+        jobs.record_job("job-1", &alice.id, "queued", "archive-1", 10).await.unwrap();
+        let queued = jobs.job_record("job-1", &alice.id).await.unwrap().unwrap();
+        assert_eq!(
+            (queued.status.as_str(), queued.archive_id.as_deref(), queued.started_at),
+            ("queued", Some("archive-1"), 10)
+        );
+        assert_eq!((queued.finished_at, queued.report), (None, None));
+        assert_eq!(jobs.job_record("job-1", &bob.id).await.unwrap(), None, "another account's job");
+        assert_eq!(jobs.job_record("job-9", &alice.id).await.unwrap(), None);
+
+        jobs.finish_job("job-1", "failed", 20, Some("bad_json"), Some("line 2"), "{\"jobId\":\"job-1\"}")
+            .await
+            .unwrap();
+        let ended = jobs.job_record("job-1", &alice.id).await.unwrap().unwrap();
+        assert_eq!(ended.status, "failed");
+        assert_eq!((ended.finished_at, ended.error_code.as_deref()), (Some(20), Some("bad_json")));
+        assert_eq!(
+            (ended.error_message.as_deref(), ended.report.as_deref()),
+            (Some("line 2"), Some("{\"jobId\":\"job-1\"}"))
+        );
+
+        jobs.record_job("job-2", &bob.id, "queued", "archive-2", 30).await.unwrap();
+        jobs.record_job("job-3", &alice.id, "queued", "archive-3", 31).await.unwrap();
+        jobs.record_job("job-4", &bob.id, "queued", "archive-4", 32).await.unwrap();
+        let mut users = jobs.fail_unfinished_jobs(40, "interrupted", "the server stopped").await.unwrap();
+        users.sort();
+        assert_eq!(users, [alice.id.clone(), bob.id.clone()], "each account once");
+        let failed = jobs.job_record("job-2", &bob.id).await.unwrap().unwrap();
+        assert_eq!((failed.status.as_str(), failed.finished_at), ("failed", Some(40)));
+        assert_eq!(failed.error_code.as_deref(), Some("interrupted"));
+        let kept = jobs.job_record("job-1", &alice.id).await.unwrap().unwrap();
+        assert_eq!((kept.error_code.as_deref(), kept.finished_at), (Some("bad_json"), Some(20)), "a finished job");
+        assert!(jobs.fail_unfinished_jobs(50, "interrupted", "again").await.unwrap().is_empty());
+    }
+}
+
+/// Secrets are per account and per name: an absent-only write keeps the stored value, a
+/// delete takes one account's secret alone, and ticket uses are counted per account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_and_ticket_uses_are_per_account() {
+    for test in backends("trait-secrets").await {
+        let store = test.state.store();
+        let secrets = store.secrets();
+        let (alice, bob) = alice_and_bob(&store).await;
+        secrets.put_secret(&alice.id, &secret("openai_api_key", "sealed-1"), 1, None).await.unwrap();
+        secrets.put_secret(&alice.id, &secret("anthropic_api_key", "sealed-2"), 1, None).await.unwrap();
+        assert!(secrets.secrets_of(&bob.id).await.unwrap().is_empty());
+        let keys: Vec<String> = secrets.secrets_of(&alice.id).await.unwrap().into_iter().map(|s| s.key).collect();
+        assert_eq!(keys, ["anthropic_api_key", "openai_api_key"], "by name");
+
+        secrets.put_secret(&alice.id, &secret("openai_api_key", "sealed-3"), 2, None).await.unwrap();
+        assert!(!secrets
+            .put_secret_if_absent(&alice.id, &secret("openai_api_key", "sealed-4"), 3, None)
+            .await
+            .unwrap());
+        assert!(secrets.put_secret_if_absent(&bob.id, &secret("openai_api_key", "sealed-5"), 3, None).await.unwrap());
+        let value =
+            |all: Vec<StoredSecret>, key: &str| all.into_iter().find(|s| s.key == key).map(|s| s.encrypted_value);
+        assert_eq!(value(secrets.secrets_of(&alice.id).await.unwrap(), "openai_api_key").as_deref(), Some("sealed-3"));
+        assert_eq!(value(secrets.secrets_of(&bob.id).await.unwrap(), "openai_api_key").as_deref(), Some("sealed-5"));
+
+        assert!(secrets.delete_secret(&bob.id, "openai_api_key").await.unwrap());
+        assert!(!secrets.delete_secret(&bob.id, "openai_api_key").await.unwrap(), "already gone");
+        assert!(secrets.secrets_of(&bob.id).await.unwrap().is_empty());
+        assert_eq!(secrets.secrets_of(&alice.id).await.unwrap().len(), 2, "the other's stay");
+
+        let first = secrets.record_ticket_use("archive-1", &alice.id, 100).await.unwrap();
+        assert_eq!((first.was_reused, first.uses, first.previously_consumed_at), (false, 1, None));
+        let again = secrets.record_ticket_use("archive-1", &alice.id, 200).await.unwrap();
+        assert_eq!((again.was_reused, again.uses, again.previously_consumed_at), (true, 2, Some(100)));
+        let other = secrets.record_ticket_use("archive-1", &bob.id, 300).await.unwrap();
+        assert_eq!((other.was_reused, other.uses, other.previously_consumed_at), (false, 1, None), "another account");
+    }
+}
+
+/// A charge fits the account's own quota or else the instance's, and one that does not fit
+/// changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_is_held_to_its_accounts_quota() {
+    for test in backends("trait-charge").await {
+        let store = test.state.store();
+        let accounts = store.accounts();
+        let (alice, bob) = alice_and_bob(&store).await;
+        accounts.set_quota(&alice.id, Some(Some(100))).await.unwrap();
+        accounts.charge_usage(&alice.id, 60, None).await.unwrap();
+        let refused = accounts.charge_usage(&alice.id, 50, None).await.unwrap_err();
+        let DbError::QuotaExceeded(exceeded) = refused else { panic!("{refused}") };
+        assert_eq!((exceeded.quota, exceeded.used, exceeded.needed), (100, 60, 50));
+        assert_eq!(accounts.usage_of(&alice.id).await.unwrap(), Some(60), "nothing charged");
+        accounts.charge_usage(&alice.id, 40, Some(10)).await.unwrap();
+        assert_eq!(accounts.usage_of(&alice.id).await.unwrap(), Some(100), "its own quota wins");
+
+        accounts.charge_usage(&bob.id, 1000, None).await.unwrap();
+        assert!(matches!(accounts.charge_usage(&bob.id, 1, Some(1000)).await, Err(DbError::QuotaExceeded(_))));
+        assert_eq!(accounts.usage_of(&bob.id).await.unwrap(), Some(1000));
+    }
+}
+
+/// Settings are per account; a restored embeddings setting stays unconfirmed until its
+/// user confirms it, which binds that account's keys bound nowhere to the endpoint; keys
+/// stored before bindings get bound once, and a delete takes the binding with the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_and_key_bindings_are_per_account() {
+    for test in backends("trait-settings").await {
+        let store = test.state.store();
+        let (settings, secrets) = (store.settings(), store.secrets());
+        let (alice, bob) = alice_and_bob(&store).await;
+        assert_eq!(settings.setting(&alice.id, "embeddingConfig").await.unwrap(), None);
+        settings.put_setting(&alice.id, "embeddingConfig", r#"{"model":"a"}"#, 1).await.unwrap();
+        settings.put_setting(&alice.id, "embeddingConfig", r#"{"model":"b"}"#, 2).await.unwrap();
+        assert_eq!(settings.setting(&alice.id, "embeddingConfig").await.unwrap().as_deref(), Some(r#"{"model":"b"}"#));
+        assert_eq!(settings.setting(&bob.id, "embeddingConfig").await.unwrap(), None);
+
+        // What an import leaves in an account it restored an embeddings setting into.
+        insert(&store, "lvbak_embedding_unconfirmed", &[json!({"user_id": alice.id, "restored_at": 1})]);
+        assert!(settings.embedding_unconfirmed(&alice.id).await.unwrap());
+        assert!(!settings.embedding_unconfirmed(&bob.id).await.unwrap());
+        let key = "embedding_api_key_openai";
+        assert!(secrets.put_secret_if_absent(&alice.id, &secret(key, "a"), 1, None).await.unwrap());
+        secrets.put_secret(&bob.id, &secret(key, "b"), 1, Some("https://b.example")).await.unwrap();
+        assert_eq!(secrets.key_endpoints(&alice.id).await.unwrap(), HashMap::from([(key.to_string(), None)]));
+        settings.confirm_embedding_setting(&alice.id, "https://a.example").await.unwrap();
+        assert!(!settings.embedding_unconfirmed(&alice.id).await.unwrap());
+        let bound = |endpoint: &str| HashMap::from([(key.to_string(), Some(endpoint.to_string()))]);
+        assert_eq!(secrets.key_endpoints(&alice.id).await.unwrap(), bound("https://a.example"));
+        assert_eq!(secrets.key_endpoints(&bob.id).await.unwrap(), bound("https://b.example"), "the other's");
+
+        // Keys stored before keys were bound: bound once, to where the setting sends then;
+        // an account whose setting is restored and unconfirmed gets none.
+        let old = |user: &UserRecord| {
+            json!({"key": "embedding_api_key", "encrypted_value": "e", "iv": "i",
+            "tag": "t", "updated_at": 1, "user_id": user.id})
+        };
+        insert(&store, "secrets", &[old(&alice), old(&bob)]);
+        insert(&store, "lvbak_embedding_unconfirmed", &[json!({"user_id": bob.id, "restored_at": 1})]);
+        let mut unbound = secrets.keys_without_endpoint().await.unwrap();
+        unbound.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        let expected = |user: &UserRecord, setting: Option<&str>| UnboundKey {
+            user_id: user.id.clone(),
+            key: "embedding_api_key".into(),
+            setting: setting.map(str::to_string),
+        };
+        assert_eq!(unbound, [expected(&alice, Some(r#"{"model":"b"}"#)), expected(&bob, None)]);
+        secrets.bind_key_saved_earlier(&alice.id, "embedding_api_key", "https://c.example").await.unwrap();
+        secrets.bind_key_saved_earlier(&bob.id, "embedding_api_key", "https://c.example").await.unwrap();
+        assert!(secrets.keys_without_endpoint().await.unwrap().is_empty());
+        assert_eq!(
+            secrets.key_endpoints(&alice.id).await.unwrap()["embedding_api_key"].as_deref(),
+            Some("https://c.example")
+        );
+        assert_eq!(secrets.key_endpoints(&bob.id).await.unwrap()["embedding_api_key"], None, "unconfirmed: nowhere");
+        secrets.bind_key_saved_earlier(&alice.id, "embedding_api_key", "https://d.example").await.unwrap();
+        assert_eq!(
+            secrets.key_endpoints(&alice.id).await.unwrap()["embedding_api_key"].as_deref(),
+            Some("https://c.example"),
+            "kept"
+        );
+
+        assert!(secrets.delete_secret(&alice.id, key).await.unwrap());
+        assert!(!secrets.key_endpoints(&alice.id).await.unwrap().contains_key(key), "the binding went with it");
+        assert!(secrets.key_endpoints(&bob.id).await.unwrap().contains_key(key));
+    }
+}
+
+/// The queue holds each account's own rows: queued, handed out with their text in order,
+/// marked as being written, marked embedded (leaving the queue) only by their owner, and
+/// reset when the model changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedding_queue_is_per_account() {
+    for test in backends("trait-queue").await {
+        let store = test.state.store();
+        let queue = store.embedding_queue();
+        let (alice, bob) = alice_and_bob(&store).await;
+        let chat = |id: &str, user: &UserRecord| {
+            json!({"id": id, "character_id": null, "user_id": user.id,
+            "name": id, "metadata": "{}", "created_at": 1, "updated_at": 1})
+        };
+        insert(&store, "chats", &[chat("chat-a", &alice), chat("chat-b", &bob)]);
+        let chunk = |id: &str, chat: &str, content: &str| {
+            json!({"id": id, "chat_id": chat, "start_message_id": "m",
+            "end_message_id": "m", "message_ids": "[]", "content": content, "token_count": 3, "message_count": 1,
+            "created_at": 1, "updated_at": 1})
+        };
+        insert(
+            &store,
+            "chat_chunks",
+            &[
+                chunk("chunk-a1", "chat-a", "first of alice"),
+                chunk("chunk-a2", "chat-a", "second of alice"),
+                chunk("chunk-a3", "chat-a", "   "),
+                chunk("chunk-b1", "chat-b", "bob's"),
+            ],
+        );
+
+        assert_eq!(
+            queue.queue_pending_embeddings(&alice.id, &[SourceKind::ChatChunk]).await.unwrap(),
+            2,
+            "not the blank one"
+        );
+        assert_eq!(queue.queue_pending_embeddings(&alice.id, &[SourceKind::ChatChunk]).await.unwrap(), 2, "once each");
+        assert_eq!(queue.queued_embeddings(&bob.id).await.unwrap(), 0);
+        assert_eq!(queue.users_with_queued_embeddings().await.unwrap(), [alice.id.as_str()]);
+        assert!(queue.next_embedding_sources(&bob.id, None, 10).await.unwrap().is_empty());
+        let first = queue.next_embedding_sources(&alice.id, None, 1).await.unwrap();
+        assert_eq!(
+            first
+                .iter()
+                .map(|row| (row.id.as_str(), row.text.as_str(), row.owner_id.as_str(), row.written))
+                .collect::<Vec<_>>(),
+            [("chunk-a1", "first of alice", "chat-a", false)]
+        );
+        let next = queue.next_embedding_sources(&alice.id, Some(("chat_chunk", "chunk-a1")), 10).await.unwrap();
+        assert_eq!(next.iter().map(|row| row.id.as_str()).collect::<Vec<_>>(), ["chunk-a2"]);
+
+        let a1 = [(SourceKind::ChatChunk, "chunk-a1".to_string())];
+        queue.mark_writing(&alice.id, &a1).await.unwrap();
+        let again = queue.next_embedding_sources(&alice.id, None, 10).await.unwrap();
+        assert_eq!(
+            again.iter().map(|row| (row.id.as_str(), row.written)).collect::<Vec<_>>(),
+            [("chunk-a1", true), ("chunk-a2", false)]
+        );
+        queue.mark_embedded(&bob.id, &a1, "model", 5).await.unwrap();
+        assert_eq!(queue.queued_embeddings(&alice.id).await.unwrap(), 2, "not by another account");
+        queue.mark_embedded(&alice.id, &a1, "model", 5).await.unwrap();
+        assert_eq!(queue.queued_embeddings(&alice.id).await.unwrap(), 1);
+        assert_eq!(queue.queue_pending_embeddings(&alice.id, &[SourceKind::ChatChunk]).await.unwrap(), 1, "a1 is done");
+
+        assert_eq!(queue.queue_pending_embeddings(&bob.id, &[SourceKind::ChatChunk]).await.unwrap(), 1);
+        assert_eq!(queue.reset_embeddings(&alice.id).await.unwrap(), 3, "every chunk of alice's");
+        assert_eq!(queue.queued_embeddings(&alice.id).await.unwrap(), 0, "the queue emptied");
+        assert_eq!(queue.queued_embeddings(&bob.id).await.unwrap(), 1, "the other's stays");
+        assert_eq!(
+            queue.queue_pending_embeddings(&alice.id, &[SourceKind::ChatChunk]).await.unwrap(),
+            2,
+            "a1 waits again"
+        );
+    }
+}
