@@ -17,8 +17,8 @@ use tokio::runtime::Handle;
 use super::plan::ExportPlan;
 use super::rows::{is_valid_entry, write_json_string, FileRef, RowEncoder};
 use crate::progress::Event;
-use crate::storage::sqlite::DbError;
 use crate::storage::backend::vector_storage::{VectorError, VectorRow};
+use crate::storage::sqlite::DbError;
 use crate::storage::Store;
 
 /// NDJSON is handed from the scanner to the writer in pieces of about this size.

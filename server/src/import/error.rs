@@ -6,8 +6,8 @@ use std::io;
 use lvbak_core::FormatError;
 
 use crate::failure::{JobFailure, OverQuota, QuotaExceeded};
-use crate::storage::sqlite::DbError;
 use crate::storage::backend::vector_storage::VectorError;
+use crate::storage::sqlite::DbError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {

@@ -26,10 +26,10 @@ use tokio::runtime::Handle;
 pub use super::error::ImportError;
 use super::report::{clipped, LISTED};
 use crate::failure::OverQuota;
-use crate::progress::Event;
 use crate::policy::rows::AlignedRow;
-use crate::storage::backend::import_rows::ImportRows;
+use crate::progress::Event;
 use crate::storage::backend::file_storage::WrittenFile;
+use crate::storage::backend::import_rows::ImportRows;
 use crate::storage::{Store, VectorRow, WriteOutcome};
 
 mod files;

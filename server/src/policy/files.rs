@@ -47,12 +47,16 @@ fn columns_of(bucket: FileBucket) -> impl Iterator<Item = (&'static str, &'stati
 pub(crate) fn file_rule(bucket: FileBucket, name: &str) -> FileRule<'_> {
     match bucket {
         FileBucket::Images => FileRule::NamedByAny(
-            columns_of(FileBucket::Images).map(|(table, column)| FileQuestion::Equals { table, column, name }).collect(),
+            columns_of(FileBucket::Images)
+                .map(|(table, column)| FileQuestion::Equals { table, column, name })
+                .collect(),
         ),
         FileBucket::Thumbnails => {
             let stem = name.split('_').next().unwrap_or_default();
             FileRule::NamedByAny(
-                columns_of(FileBucket::Images).map(|(table, column)| FileQuestion::Stem { table, column, stem }).collect(),
+                columns_of(FileBucket::Images)
+                    .map(|(table, column)| FileQuestion::Stem { table, column, stem })
+                    .collect(),
             )
         }
         FileBucket::Avatars if name.is_empty() => FileRule::Nowhere,
@@ -117,7 +121,12 @@ mod tests {
         assert_eq!(file_rule(FileBucket::Databank, "notes.txt"), FileRule::Nowhere);
         assert_eq!(
             file_rule(FileBucket::ThemeAssets, "b/x.css"),
-            FileRule::NamedByAny(vec![InBundle { table: "theme_assets", column: "file_name", bundle: "b", file: "x.css" }])
+            FileRule::NamedByAny(vec![InBundle {
+                table: "theme_assets",
+                column: "file_name",
+                bundle: "b",
+                file: "x.css"
+            }])
         );
         assert_eq!(file_rule(FileBucket::ThemeAssets, "x.css"), FileRule::Nowhere);
         assert_eq!(file_rule(FileBucket::NotificationSounds, "done.mp3"), FileRule::Always);

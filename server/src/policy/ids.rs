@@ -135,7 +135,10 @@ mod tests {
         let (a, b) = ("45912865-abcc-4ceb-a966-207567b02a16", "55912865-abcc-4ceb-a966-207567b02a16");
         let text = format!("{{\"x\":\"{a}\",\"y\":\"{b}\",\"n\":1.50}}");
         let new_id = |id: &str| Ok::<_, ()>((id == a).then(|| "new".to_string()));
-        assert_eq!(rewrite_uuids(&text, true, new_id).unwrap(), Some(format!("{{\"x\":\"new\",\"y\":\"{b}\",\"n\":1.50}}")));
+        assert_eq!(
+            rewrite_uuids(&text, true, new_id).unwrap(),
+            Some(format!("{{\"x\":\"new\",\"y\":\"{b}\",\"n\":1.50}}"))
+        );
         assert_eq!(rewrite_uuids(b, false, new_id).unwrap(), None);
         assert_eq!(rewrite_uuids(&format!("{a}.png"), false, new_id).unwrap(), Some("new.png".to_string()));
     }

@@ -73,7 +73,6 @@ impl FileStore {
         }
         Ok(())
     }
-
 }
 
 impl FileStorage for FileStore {

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 pub(crate) use backend::{AccountStore, EmbeddingQueue, ImportRows, JobLog, RowSnapshot, SecretStore, SettingStore};
-pub use backend::{JobRecord, SessionUser, SourceKind, SourceRow, StoredSecret, TicketUse, UnboundKey, UserRecord};
 pub use backend::{FileStorage, VectorRow, VectorStorage, WriteOutcome};
+pub use backend::{JobRecord, SessionUser, SourceKind, SourceRow, StoredSecret, TicketUse, UnboundKey, UserRecord};
 pub use files::FileStore;
 pub use identity::IdentityKey;
 pub use sqlite::Database;
@@ -150,9 +150,7 @@ impl Store {
 /// folders into the folder of the one user whose rows name them. A file several users'
 /// rows name, or none, stays where it is, out of every export.
 fn move_shared_files(data_dir: &Path, db: &Database, files: &FileStore) -> anyhow::Result<()> {
-    for (folder, bucket) in
-        [("images", lvbak_core::FileBucket::Images), ("avatars", lvbak_core::FileBucket::Avatars)]
-    {
+    for (folder, bucket) in [("images", lvbak_core::FileBucket::Images), ("avatars", lvbak_core::FileBucket::Avatars)] {
         let Ok(entries) = std::fs::read_dir(data_dir.join(folder)) else { continue };
         for entry in entries.flatten() {
             if !entry.file_type().is_ok_and(|kind| kind.is_file()) {

@@ -298,26 +298,14 @@ impl VectorStorage for VectorStore {
     }
 
     /// The rows of `user_id` in `name` of one dimension (what an export carries).
-    async fn rows_of_dimension(
-        &self,
-        name: &str,
-        dimension: i32,
-        user_id: &str,
-    ) -> Result<VectorRows, VectorError> {
+    async fn rows_of_dimension(&self, name: &str, dimension: i32, user_id: &str) -> Result<VectorRows, VectorError> {
         self.connection_if_any().await?;
         let streams = self.stream_of(&physical(name, dimension), user_id).await?.into_iter().collect();
         Ok(Box::new(LanceRows { streams }))
     }
 
-
-
     /// Which of `ids` exist in `name`'s table of `dimension`.
-    async fn existing_ids(
-        &self,
-        name: &str,
-        dimension: i32,
-        ids: &[String],
-    ) -> Result<HashSet<String>, VectorError> {
+    async fn existing_ids(&self, name: &str, dimension: i32, ids: &[String]) -> Result<HashSet<String>, VectorError> {
         let Some(table) = self.table(&physical(name, dimension)).await? else {
             return Ok(HashSet::new());
         };
@@ -363,13 +351,7 @@ impl VectorStorage for VectorStore {
 
     /// Removes `user_id`'s rows of `ids` from `name`'s table of `dimension` (an import
     /// taken back); how many were there.
-    async fn delete_ids(
-        &self,
-        name: &str,
-        dimension: i32,
-        user_id: &str,
-        ids: &[String],
-    ) -> Result<u64, VectorError> {
+    async fn delete_ids(&self, name: &str, dimension: i32, user_id: &str, ids: &[String]) -> Result<u64, VectorError> {
         if ids.is_empty() {
             return Ok(0);
         }

@@ -8,7 +8,6 @@ use crate::policy::files::{file_rule, sniffs_as_audio, FileRule};
 /// Files an import syncs one by one at most; past this it syncs the whole filesystem.
 pub(super) const SYNCED_ONE_BY_ONE: usize = 256;
 
-
 /// A reader that stops with `Cancelled` once the flag is raised.
 pub(super) struct Cancellable<'a, R> {
     inner: R,

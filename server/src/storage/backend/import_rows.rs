@@ -20,11 +20,11 @@
 use lvbak_core::protocol::TableCounts;
 use lvbak_core::registry::TableSpec;
 
-use crate::storage::sqlite::DbResult;
 use crate::memory::MemoryBudget;
 use crate::policy::files::FileQuestion;
 use crate::policy::quota::Usage;
 use crate::policy::rows::AlignedRow;
+use crate::storage::sqlite::DbResult;
 
 /// Removes a chunk of vectors an import recorded: (table, dimension, ids).
 pub(crate) type RemoveVectors<'a> = dyn FnMut(&str, i32, &[String]) -> DbResult<()> + 'a;

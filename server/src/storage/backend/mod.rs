@@ -30,14 +30,14 @@ pub(crate) use accounts::AccountStore;
 pub use accounts::{SessionUser, UserRecord};
 pub(crate) use embeddings::EmbeddingQueue;
 pub use embeddings::{SourceKind, SourceRow};
+pub use file_storage::{FileStorage, WriteOutcome};
+pub(crate) use import_rows::ImportRows;
 pub(crate) use jobs::JobLog;
 pub use jobs::JobRecord;
+pub(crate) use row_snapshot::RowSnapshot;
 pub(crate) use secrets::SecretStore;
 pub use secrets::{StoredSecret, TicketUse, UnboundKey};
 pub(crate) use settings::SettingStore;
-pub use file_storage::{FileStorage, WriteOutcome};
-pub(crate) use import_rows::ImportRows;
-pub(crate) use row_snapshot::RowSnapshot;
 pub use vector_storage::{VectorRow, VectorStorage};
 
 #[cfg(test)]

@@ -72,7 +72,8 @@ impl dyn RowSnapshot + '_ {
         mut each: impl FnMut(&[String], &dyn StoredRow) -> Result<(), E>,
     ) -> Result<u64, E> {
         let mut failed = None;
-        let count = self.scan_owned_rows(spec, user_id, &mut |columns, row| stop_on_error(each(columns, row), &mut failed))?;
+        let count =
+            self.scan_owned_rows(spec, user_id, &mut |columns, row| stop_on_error(each(columns, row), &mut failed))?;
         failed.map_or(Ok(count), Err)
     }
 }

@@ -73,8 +73,7 @@ pub trait VectorStorage: Send + Sync {
     /// Adds rows, all of `dimension`.
     async fn add(&self, name: &str, rows: &[VectorRow], dimension: i32) -> Result<(), VectorError>;
     /// Removes `user_id`'s rows of `ids`; how many.
-    async fn delete_ids(&self, name: &str, dimension: i32, user_id: &str, ids: &[String])
-        -> Result<u64, VectorError>;
+    async fn delete_ids(&self, name: &str, dimension: i32, user_id: &str, ids: &[String]) -> Result<u64, VectorError>;
     /// Replaces the rows of the same ids by `rows` (adds those that are new).
     async fn replace(&self, name: &str, rows: &[VectorRow], dimension: i32) -> Result<(), VectorError>;
     /// Removes every vector of `user_id`, every table and dimension; how many.

@@ -42,15 +42,15 @@ mod remap;
 mod rows;
 mod settings;
 
+use crate::policy::ids::NEW_ID_BYTES;
+pub(crate) use crate::policy::ownership::Owner;
+pub(crate) use crate::policy::quota::Usage;
+use crate::policy::rows::check_row;
+pub(crate) use crate::policy::rows::AlignedRow;
 pub(crate) use ending::IMPORT_TEMP_TABLES;
 use owners::owned_condition;
 use plan::TablePlan;
 use rows::sort_by_id;
-use crate::policy::ids::NEW_ID_BYTES;
-use crate::policy::rows::check_row;
-pub(crate) use crate::policy::ownership::Owner;
-pub(crate) use crate::policy::quota::Usage;
-pub(crate) use crate::policy::rows::AlignedRow;
 
 /// The import's writer.
 pub struct RowApplier {

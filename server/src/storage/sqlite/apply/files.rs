@@ -151,7 +151,9 @@ mod tests {
             )
             .unwrap();
         let named = |table: &str, name: &str, user: &str| -> bool {
-            connection.query_row(&last_segment_named_sql(table, "avatar_path", name), [name, user], |row| row.get(0)).unwrap()
+            connection
+                .query_row(&last_segment_named_sql(table, "avatar_path", name), [name, user], |row| row.get(0))
+                .unwrap()
         };
         for name in ["a.png", "b.png", "c.png", "e.png"] {
             assert!(named("characters", name, "u1"), "{name}");
