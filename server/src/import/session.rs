@@ -66,8 +66,10 @@ impl<'a> ImportSession<'a> {
         progress: &'a (dyn Fn(Event) + Sync),
         runtime: Handle,
     ) -> Result<Self, ImportError> {
-        if store.db.usage_of(user_id)?.is_none() {
-            store.db.set_usage(user_id, store.files.usage_of(user_id)?)?;
+        // An account without a recorded use (made before quotas) starts from its files.
+        if runtime.block_on(store.accounts().usage_of(user_id))?.is_none() {
+            let files = store.files.usage_of(user_id)?;
+            runtime.block_on(store.accounts().set_usage(user_id, files))?;
         }
         let applier = store.import_rows(user_id, quota)?;
         let usage = applier.usage();
