@@ -16,7 +16,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{http, login, run_lvbak, scratch, seed_bulk_account, Server};
+use common::{http, login, run_lvbak, scratch, seed_bulk_account, seed_bulk_account_with_messages, Server};
 
 fn upload_and_wait(server: &Server, token: &str, archive: &Path) -> (f64, f64, String) {
     let bearer = format!("Bearer {token}");
@@ -199,8 +199,9 @@ const TENANCY_IMPORTS: usize = 7;
 
 /// Per-user cost against instance size: a small (demo-sized) account imported into an
 /// instance holding nothing else, and into one where another user holds `others`
-/// characters (`--others N`, default 1,000,000).
-fn tenancy_benchmark(others: usize) {
+/// characters (`--others N`, default 1,000,000) and `messages` messages (`--others-messages
+/// N`, default none).
+fn tenancy_benchmark(others: usize, messages: usize) {
     let source = scratch("tenancy-source");
     let data = source.join("data");
     let data_arg = data.to_str().unwrap();
@@ -225,7 +226,7 @@ fn tenancy_benchmark(others: usize) {
         let data = dir.join("data");
         let data_arg = data.to_str().unwrap();
         if others > 0 {
-            seed_bulk_account(data_arg, others);
+            seed_bulk_account_with_messages(data_arg, others, messages);
         }
         let users: Vec<String> = (1..=TENANCY_IMPORTS).map(|n| format!("target{n}")).collect();
         for user in &users {
@@ -251,7 +252,7 @@ fn tenancy_benchmark(others: usize) {
     let median = |times: &[f64]| times[times.len() / 2];
     println!(
         "tenancy: a demo account imported in {:.3} s on an empty instance ({:.3}-{:.3}), {:.3} s beside {others} \
-         characters of another user ({:.3}-{:.3}) = {:.2}x (medians of {TENANCY_IMPORTS})",
+         characters and {messages} messages of another user ({:.3}-{:.3}) = {:.2}x (medians of {TENANCY_IMPORTS})",
         median(&empty),
         empty[0],
         empty[empty.len() - 1],
@@ -369,7 +370,13 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .and_then(|n| n.parse().ok())
             .unwrap_or(1_000_000);
-        tenancy_benchmark(others);
+        let messages = args
+            .iter()
+            .position(|a| a == "--others-messages")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        tenancy_benchmark(others, messages);
     }
     if want("remap") {
         remap_benchmark(100_000);

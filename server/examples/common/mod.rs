@@ -313,10 +313,17 @@ pub fn scratch(label: &str) -> PathBuf {
 /// Creates the user `bench` (password `bench-password`) in `data_dir` with `characters`
 /// bulk characters and nothing else.
 pub fn seed_bulk_account(data_dir: &str, characters: usize) {
+    seed_bulk_account_with_messages(data_dir, characters, 0);
+}
+
+/// [`seed_bulk_account`], the account also holding `messages` messages (in chats of 200).
+pub fn seed_bulk_account_with_messages(data_dir: &str, characters: usize, messages: usize) {
     run_lvbak(&["user", "add", "bench", "--password", "bench-password", "--data-dir", data_dir]);
-    let bulk = characters.to_string();
-    let none = ["--characters", "0", "--chats", "0", "--images", "0", "--vectors", "0", "--secrets", "0"];
+    let (bulk, chats) = (characters.to_string(), messages.div_ceil(200).to_string());
+    let (demo, per_chat) = if messages > 0 { ("1", "200") } else { ("0", "0") };
+    let none = ["--images", "0", "--vectors", "0", "--secrets", "0"];
     let mut args = vec!["seed", "--user", "bench", "--bulk-characters", &bulk, "--data-dir", data_dir];
+    args.extend(["--characters", demo, "--chats", &chats, "--messages-per-chat", per_chat]);
     args.extend(none);
     run_lvbak(&args);
 }
