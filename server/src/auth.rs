@@ -147,13 +147,13 @@ pub async fn login(
     Json(request): Json<LoginRequest>,
 ) -> AppResult<Response> {
     let guard = state.sign_in();
-    guard.by_address.take(&address).map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    guard.limits.take_attempt(&address).await.map_err(|retry_after| AppError::RateLimited { retry_after })?;
     if request.username.len() > MAX_CREDENTIAL_BYTES || request.password.len() > MAX_CREDENTIAL_BYTES {
         return Err(AppError::BadCredentials);
     }
     let name_key = request.username.to_lowercase();
     // A name whose failures ran out of tokens is refused before any hashing.
-    guard.failures_by_name.take(&name_key).map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    guard.limits.take_failure(&name_key).await.map_err(|retry_after| AppError::RateLimited { retry_after })?;
     let permit = tokio::time::timeout(HASH_WAIT, guard.hashes.clone().acquire_owned())
         .await
         .map_err(|_| AppError::Busy { what: "sign-in", retry_after: Duration::from_secs(1) })?
@@ -179,7 +179,7 @@ pub async fn login(
     store.accounts().create_session(&token_hash(&token), &user.id, at, at + SESSION_SECONDS).await?;
     drop(permit);
     // A success gives back the token its own attempt took from the name's failure bucket.
-    guard.failures_by_name.give_back(&name_key);
+    guard.limits.give_back_failure(&name_key).await;
     let mut response =
         Json(SignedIn { token: token.clone(), user: Account { id: user.id, username: user.username } }).into_response();
     response.headers_mut().insert(SET_COOKIE, session_cookie(&token, SESSION_SECONDS, guard.secure(&headers))?);

@@ -1,6 +1,7 @@
 //! [`SignInGuard`]: what limits sign-in for every request — attempts per client address
-//! and failures per user name (token buckets), password hashes computed at once — and how
-//! a request's client address and cookie security are told.
+//! and failures per user name (a `SignInLimits` backend; [`SignInBuckets`], token buckets
+//! in memory, today), password hashes computed at once (per node) — and how a request's
+//! client address and cookie security are told.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,12 +12,34 @@ use axum::http::HeaderMap;
 use tokio::sync::Semaphore;
 
 use crate::config::HostingLimits;
+use crate::storage::backend::SignInLimits;
 use crate::throttle::RateLimiter;
+
+/// The sign-in buckets in the process's memory: one token bucket per client address and
+/// one per user name's failures, each `RateLimiter` bounded in keys.
+pub(crate) struct SignInBuckets {
+    by_address: RateLimiter,
+    failures_by_name: RateLimiter,
+}
+
+#[async_trait::async_trait]
+impl SignInLimits for SignInBuckets {
+    async fn take_attempt(&self, address: &str) -> Result<(), std::time::Duration> {
+        self.by_address.take(address)
+    }
+
+    async fn take_failure(&self, name: &str) -> Result<(), std::time::Duration> {
+        self.failures_by_name.take(name)
+    }
+
+    async fn give_back_failure(&self, name: &str) {
+        self.failures_by_name.give_back(name);
+    }
+}
 
 /// Limits on sign-in, shared by every request.
 pub struct SignInGuard {
-    pub(crate) by_address: RateLimiter,
-    pub(crate) failures_by_name: RateLimiter,
+    pub(crate) limits: Arc<dyn SignInLimits>,
     pub(crate) hashes: Arc<Semaphore>,
     trust_forwarded: bool,
     secure_cookies: bool,
@@ -25,8 +48,10 @@ pub struct SignInGuard {
 impl SignInGuard {
     pub fn new(hosting: &HostingLimits) -> Self {
         Self {
-            by_address: RateLimiter::new(hosting.login_burst, hosting.login_interval),
-            failures_by_name: RateLimiter::new(hosting.login_burst, hosting.login_interval),
+            limits: Arc::new(SignInBuckets {
+                by_address: RateLimiter::new(hosting.login_burst, hosting.login_interval),
+                failures_by_name: RateLimiter::new(hosting.login_burst, hosting.login_interval),
+            }),
             hashes: Arc::new(Semaphore::new(hosting.password_hashes.max(1))),
             trust_forwarded: hosting.trust_forwarded,
             secure_cookies: hosting.secure_cookies,

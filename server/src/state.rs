@@ -16,6 +16,7 @@ use crate::import::services::ImportServices;
 use crate::memory::MemoryBudget;
 use crate::progress::ProgressHub;
 use crate::sign_in::SignInGuard;
+use crate::storage::backend::PreparedExportStore;
 use crate::storage::Store;
 use crate::throttle::Slots;
 
@@ -30,7 +31,7 @@ struct Shared {
     limits: Limits,
     hosting: HostingLimits,
     progress: ProgressHub,
-    prepared_exports: PreparedExports,
+    prepared_exports: Arc<dyn PreparedExportStore>,
     exports: Slots,
     jobs: Jobs,
     sign_in: SignInGuard,
@@ -51,7 +52,7 @@ impl AppState {
             inner: Arc::new(Shared {
                 jobs: Jobs::new(&hosting),
                 exports: Slots::new(hosting.exports_per_user, hosting.exports),
-                prepared_exports: PreparedExports::new(hosting.prepared_exports_per_user),
+                prepared_exports: Arc::new(PreparedExports::new(hosting.prepared_exports_per_user)),
                 sign_in: SignInGuard::new(&hosting),
                 memory: MemoryBudget::new(hosting.batch_memory),
                 embeddings: Arc::new(
@@ -95,8 +96,8 @@ impl AppState {
         &self.inner.progress
     }
 
-    pub fn prepared_exports(&self) -> &PreparedExports {
-        &self.inner.prepared_exports
+    pub(crate) fn prepared_exports(&self) -> &dyn PreparedExportStore {
+        &*self.inner.prepared_exports
     }
 
     pub fn exports(&self) -> &Slots {

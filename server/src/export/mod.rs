@@ -114,7 +114,7 @@ async fn prepare(
         events_url: format!("/api/v1/user-data/export/{}/events", plan.archive_id),
     };
     state.progress().open(&plan.archive_id, &plan.user.id);
-    state.prepared_exports().insert(plan);
+    state.prepared_exports().insert(plan).await;
     Ok(Json(answer))
 }
 
@@ -125,7 +125,8 @@ async fn download_prepared(
     Path(archive_id): Path<String>,
 ) -> AppResult<Response> {
     let slot = export_slot(&state, &user.id)?;
-    let plan = state.prepared_exports().take(&archive_id, &user.id).ok_or(AppError::NotFound("prepared archive"))?;
+    let plan =
+        state.prepared_exports().take(&archive_id, &user.id).await.ok_or(AppError::NotFound("prepared archive"))?;
     stream_archive(&state, plan, slot)
 }
 

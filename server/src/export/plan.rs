@@ -8,24 +8,10 @@ use lvbak_core::secrets::SecretsIndex;
 use lvbak_core::{EncryptedSecret, Ticket, UtcTime};
 use zeroize::Zeroizing;
 
+// The plan is the record a `PreparedExportStore` keeps between preparing and fetching.
+pub use crate::storage::backend::{ExportPlan, SealedSecrets};
 use crate::storage::identity::{random_bytes, IdentityKey};
 use crate::storage::{StoredSecret, UserRecord};
-
-/// The API keys of an archive, sealed under its secrets master key.
-#[derive(Clone, Debug)]
-pub struct SealedSecrets {
-    pub index: SecretsIndex,
-    pub records: Vec<EncryptedSecret>,
-}
-
-#[derive(Clone, Debug)]
-pub struct ExportPlan {
-    pub user: UserRecord,
-    pub archive_id: String,
-    pub exported_at: i64,
-    pub include_vectors: bool,
-    pub secrets: Option<SealedSecrets>,
-}
 
 /// The secrets part of a prepared export.
 pub struct SecretsOutcome {

@@ -1,5 +1,6 @@
 //! [`PreparedExports`]: exports prepared (`POST /export/prepare`) and not yet fetched, by
-//! archive id, each fetched once by its own user, a few per user and an hour at most.
+//! archive id, each fetched once by its own user, a few per user and an hour at most — the
+//! `PreparedExportStore` of one process's memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::plan::ExportPlan;
+use crate::storage::backend::PreparedExportStore;
 
 /// Prepared exports not fetched within this time are forgotten.
 const PREPARED_LIFETIME: Duration = Duration::from_secs(3600);
@@ -25,7 +27,7 @@ impl PreparedExports {
         Self { per_user: per_user.max(1), plans: Arc::default() }
     }
 
-    pub(crate) fn insert(&self, plan: ExportPlan) {
+    fn insert_now(&self, plan: ExportPlan) {
         let mut plans = self.plans.lock();
         plans.retain(|_, (_, made)| made.elapsed() < PREPARED_LIFETIME);
         let mut mine: Vec<(Instant, String)> = plans
@@ -41,7 +43,7 @@ impl PreparedExports {
     }
 
     /// Takes the plan of `archive_id` if it is `user_id`'s: each is fetched once.
-    pub(crate) fn take(&self, archive_id: &str, user_id: &str) -> Option<ExportPlan> {
+    fn take_now(&self, archive_id: &str, user_id: &str) -> Option<ExportPlan> {
         let mut plans = self.plans.lock();
         let (plan, made) = plans.get(archive_id)?;
         if plan.user.id != user_id || made.elapsed() >= PREPARED_LIFETIME {
@@ -49,13 +51,15 @@ impl PreparedExports {
         }
         plans.remove(archive_id).map(|(plan, _)| plan)
     }
+}
 
-    /// Prepared exports held now, in the instance.
-    pub fn len(&self) -> usize {
-        self.plans.lock().len()
+#[async_trait::async_trait]
+impl PreparedExportStore for PreparedExports {
+    async fn insert(&self, plan: ExportPlan) {
+        self.insert_now(plan);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    async fn take(&self, archive_id: &str, user_id: &str) -> Option<ExportPlan> {
+        self.take_now(archive_id, user_id)
     }
 }

@@ -5,7 +5,9 @@
 //! bindings, ticket uses), [`SettingStore`] (settings, the restored embeddings setting),
 //! [`EmbeddingQueue`] (re-vectorization's queue and marks), [`ImportRows`] (one import's
 //! rows, by `crate::policy`'s rules), [`RowSnapshot`] (one moment's reading of an account's
-//! rows), [`FileStorage`] (every account's files) and [`VectorStorage`] (their vectors).
+//! rows), [`FileStorage`] (every account's files), [`VectorStorage`] (their vectors),
+//! [`SignInLimits`] (sign-in attempts) and [`PreparedExportStore`] (exports prepared and not
+//! yet fetched).
 //! `Store` hands them out as trait objects; `sqlite::SqliteStores`, `sqlite::RowApplier`,
 //! `sqlite::TableScan`, `files::FileStore` and `vectors::VectorStore` are today's
 //! implementations.
@@ -21,6 +23,8 @@ mod embeddings;
 pub(crate) mod file_storage;
 pub(crate) mod import_rows;
 mod jobs;
+pub(crate) mod limits;
+pub(crate) mod prepared;
 pub(crate) mod row_snapshot;
 mod secrets;
 mod settings;
@@ -34,6 +38,9 @@ pub use file_storage::{FileStorage, WriteOutcome};
 pub(crate) use import_rows::ImportRows;
 pub(crate) use jobs::JobLog;
 pub use jobs::JobRecord;
+pub(crate) use limits::SignInLimits;
+pub(crate) use prepared::PreparedExportStore;
+pub use prepared::{ExportPlan, SealedSecrets};
 pub(crate) use row_snapshot::RowSnapshot;
 pub(crate) use secrets::SecretStore;
 pub use secrets::{StoredSecret, TicketUse, UnboundKey};

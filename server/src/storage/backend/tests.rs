@@ -343,3 +343,54 @@ async fn the_embedding_queue_is_per_account() {
         );
     }
 }
+
+/// A prepared export is handed out once, and only to its own user; a user keeps a few at
+/// most, the oldest going first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_export_is_fetched_once_by_its_own_user() {
+    for test in backends("trait-prepared").await {
+        let store = test.state.store();
+        let (alice, bob) = alice_and_bob(&store).await;
+        let prepared = test.state.prepared_exports();
+        let plan = |user: &UserRecord, id: &str| super::ExportPlan {
+            user: user.clone(),
+            archive_id: id.into(),
+            exported_at: 1,
+            include_vectors: false,
+            secrets: None,
+        };
+        prepared.insert(plan(&alice, "a1")).await;
+        assert!(prepared.take("a1", &bob.id).await.is_none(), "bob took alice's export");
+        assert_eq!(prepared.take("a1", &alice.id).await.map(|p| p.user), Some(alice.clone()));
+        assert!(prepared.take("a1", &alice.id).await.is_none(), "fetched twice");
+        let per_user = HostingLimits::default().prepared_exports_per_user;
+        for n in 0..=per_user {
+            prepared.insert(plan(&bob, &format!("b{n}"))).await;
+        }
+        assert!(prepared.take("b0", &bob.id).await.is_none(), "the oldest stayed past {per_user}");
+        assert!(prepared.take(&format!("b{per_user}"), &bob.id).await.is_some());
+    }
+}
+
+/// Sign-in attempts run out per address and failures per name, each on its own, and a
+/// success gives its failure back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_limits_are_per_address_and_per_name() {
+    let hosting = HostingLimits {
+        login_burst: 2,
+        login_interval: std::time::Duration::from_secs(3600),
+        ..HostingLimits::default()
+    };
+    let test = test_state("trait-sign-in", hosting).await;
+    let limits = &test.state.sign_in().limits;
+    assert!(limits.take_attempt("10.0.0.1").await.is_ok());
+    assert!(limits.take_attempt("10.0.0.1").await.is_ok());
+    assert!(limits.take_attempt("10.0.0.1").await.is_err(), "a third attempt from one address");
+    assert!(limits.take_attempt("10.0.0.2").await.is_ok(), "another address was refused");
+    assert!(limits.take_failure("alice").await.is_ok());
+    limits.give_back_failure("alice").await;
+    assert!(limits.take_failure("alice").await.is_ok());
+    assert!(limits.take_failure("alice").await.is_ok());
+    assert!(limits.take_failure("alice").await.is_err(), "alice's failures never ran out");
+    assert!(limits.take_failure("bob").await.is_ok(), "bob paid for alice's failures");
+}
