@@ -78,6 +78,10 @@ pub struct RowApplier {
     /// Scrub-list columns (table, column) to which an applied row gave a value whose target
     /// was not yet the importer's: [`Self::scrub_references`] reads those only.
     unsettled: HashSet<(&'static str, &'static str)>,
+    /// Tables where a row this import applied had an id's shape (`policy::ids::next_uuid`)
+    /// in a column that may hold ids (JSON and text id columns, file columns): only their
+    /// rows are read again when copied ids are settled.
+    texts_with_ids: HashSet<&'static str>,
 }
 
 /// Frees applied rows on a thread of its own: a batch's rows are thousands of small
@@ -147,6 +151,7 @@ impl Database {
             remaps,
             disposer: Disposer::new(),
             unsettled: HashSet::new(),
+            texts_with_ids: HashSet::new(),
         })
     }
 }
@@ -256,6 +261,9 @@ impl RowApplier {
             if self.usage.quota.is_some() && self.usage.check(most()).is_err() {
                 self.connection.execute_batch("SAVEPOINT lvbak_batch")?;
                 guarded = true;
+            }
+            if !self.texts_with_ids.contains(spec.name) && plan.holds_id_text(&accepted) {
+                self.texts_with_ids.insert(spec.name);
             }
             if let Some(index) = plan.numbered {
                 self.number_rows(spec, &plan, index, &mut accepted)?;

@@ -151,6 +151,7 @@ impl RowApplier {
                     .map(move |r| (spec.name, r.column))
             })
             .collect();
+        self.texts_with_ids = TABLES.iter().map(|spec| spec.name).collect();
         let settled = self.settle_remapped_references()?;
         Ok(settled + self.scrub_references()?)
     }

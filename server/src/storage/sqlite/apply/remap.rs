@@ -240,8 +240,12 @@ impl RowApplier {
             let before = self.rowids_before.get(spec.name).copied().unwrap_or(i64::MAX);
             for reference in spec.references {
                 let Some(target) = table_spec(reference.table) else { continue };
-                // Checked references point backwards (a registry test): settled already.
-                if reference.rule != ReferenceRule::ScrubWhenMissing {
+                // Checked references point backwards (a registry test): settled already. So
+                // are references to rows copied before the row was applied (`check_row`
+                // brings them to the copy): only those it left unsettled are looked at.
+                if reference.rule != ReferenceRule::ScrubWhenMissing
+                    || !self.unsettled.contains(&(spec.name, reference.column))
+                {
                     continue;
                 }
                 let column = quoted(reference.column);
