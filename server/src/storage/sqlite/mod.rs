@@ -69,6 +69,8 @@ pub struct Database {
     readers: Mutex<Vec<Connection>>,
     /// Turns for every write transaction of this process (see [`gate`]).
     gate: Arc<WriteGate>,
+    /// The one larger page cache an import may hold at a time (see `apply::LARGE_CACHE`).
+    large_cache: Arc<tokio::sync::Semaphore>,
     _checkpointer: checkpoint::Checkpointer,
 }
 
@@ -148,6 +150,7 @@ impl Database {
             writer: Mutex::new(connection),
             readers: Mutex::new(Vec::new()),
             gate: gate.clone(),
+            large_cache: Arc::new(tokio::sync::Semaphore::new(1)),
             _checkpointer: checkpoint::Checkpointer::start(path, gate)
                 .map_err(|error| DbError::Invalid(error.to_string()))?,
         })

@@ -166,6 +166,7 @@ impl RowApplier {
         self.record_new_ids(table, fresh.iter().map(|&position| (originals[position], new_ids[position].as_str())))?;
         if !fresh.is_empty() {
             self.remaps.any = true;
+            self.grow_cache();
         }
         for position in fresh {
             self.remember(Some(table), originals[position], Some(new_ids[position].clone()));
