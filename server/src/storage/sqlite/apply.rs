@@ -355,3 +355,38 @@ impl RowApplier {
         self.remaps.forget();
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn cache_kib(applier: &RowApplier) -> i64 {
+        -applier.connection.pragma_query_value(None, "cache_size", |row| row.get::<_, i64>(0)).unwrap()
+    }
+
+    /// One import at a time holds the larger page cache; the next takes it once the first
+    /// lets go of it (it waits between batches, or ends).
+    #[test]
+    fn one_import_at_a_time_holds_the_larger_page_cache() {
+        let dir = std::env::temp_dir().join(format!("lvbak-large-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let database = Database::open(&dir.join("lvbak.sqlite")).unwrap();
+        let mut first = database.row_applier("u1", None).unwrap();
+        let mut second = database.row_applier("u2", None).unwrap();
+        assert_eq!((cache_kib(&first), cache_kib(&second)), (CACHE, CACHE));
+        first.grow_cache();
+        second.grow_cache();
+        assert_eq!((cache_kib(&first), cache_kib(&second)), (LARGE_CACHE, CACHE));
+        first.release_memory();
+        assert_eq!(cache_kib(&first), CACHE);
+        second.grow_cache();
+        assert_eq!(cache_kib(&second), LARGE_CACHE);
+        drop(second);
+        let mut third = database.row_applier("u3", None).unwrap();
+        third.grow_cache();
+        assert_eq!(cache_kib(&third), LARGE_CACHE, "an ended import kept the larger cache");
+        drop((first, third, database));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
