@@ -380,6 +380,7 @@ fn main() {
     }
     if want("remap") {
         remap_benchmark(100_000);
+        remap_benchmark(500_000);
     }
     if want("stored") {
         file_benchmark(false);
