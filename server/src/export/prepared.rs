@@ -3,7 +3,6 @@
 //! `PreparedExportStore` of one process's memory.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -16,18 +15,20 @@ const PREPARED_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Exports prepared and not yet fetched, by archive id; a user holds a few at most (the
 /// oldest goes first).
-#[derive(Clone)]
 pub struct PreparedExports {
     per_user: usize,
-    plans: Arc<Mutex<HashMap<String, (ExportPlan, Instant)>>>,
+    plans: Mutex<HashMap<String, (ExportPlan, Instant)>>,
 }
 
 impl PreparedExports {
     pub fn new(per_user: usize) -> Self {
-        Self { per_user: per_user.max(1), plans: Arc::default() }
+        Self { per_user: per_user.max(1), plans: Mutex::default() }
     }
+}
 
-    fn insert_now(&self, plan: ExportPlan) {
+#[async_trait::async_trait]
+impl PreparedExportStore for PreparedExports {
+    async fn insert(&self, plan: ExportPlan) {
         let mut plans = self.plans.lock();
         plans.retain(|_, (_, made)| made.elapsed() < PREPARED_LIFETIME);
         let mut mine: Vec<(Instant, String)> = plans
@@ -43,23 +44,12 @@ impl PreparedExports {
     }
 
     /// Takes the plan of `archive_id` if it is `user_id`'s: each is fetched once.
-    fn take_now(&self, archive_id: &str, user_id: &str) -> Option<ExportPlan> {
+    async fn take(&self, archive_id: &str, user_id: &str) -> Option<ExportPlan> {
         let mut plans = self.plans.lock();
         let (plan, made) = plans.get(archive_id)?;
         if plan.user.id != user_id || made.elapsed() >= PREPARED_LIFETIME {
             return None;
         }
         plans.remove(archive_id).map(|(plan, _)| plan)
-    }
-}
-
-#[async_trait::async_trait]
-impl PreparedExportStore for PreparedExports {
-    async fn insert(&self, plan: ExportPlan) {
-        self.insert_now(plan);
-    }
-
-    async fn take(&self, archive_id: &str, user_id: &str) -> Option<ExportPlan> {
-        self.take_now(archive_id, user_id)
     }
 }
