@@ -6,13 +6,8 @@
 /// The most a copy's new id adds to what its row counts for (the original id may be empty).
 pub(crate) const NEW_ID_BYTES: u64 = 36;
 
-/// A fresh row id: a lowercase hyphenated UUID v4, as Lumiverse makes them.
-pub(crate) fn fresh_id() -> String {
-    uuid::Uuid::new_v4().hyphenated().to_string()
-}
-
-/// `count` fresh row ids, from one read of the operating system's random source (not one
-/// per id, as [`fresh_id`]).
+/// `count` fresh row ids, lowercase hyphenated UUIDs v4 as Lumiverse makes them, from one
+/// read of the operating system's random source (not one per id, as `util::new_id`).
 pub(crate) fn fresh_ids(count: usize) -> Result<Vec<String>, rand::rand_core::OsError> {
     use rand::TryRngCore;
     let mut bytes = vec![0u8; count * 16];
@@ -101,7 +96,7 @@ mod tests {
         assert!(!is_uuid(b"45912865-abcc-4ceb-a966-207567b02a1"));
         assert!(!is_uuid(b"45912865_abcc-4ceb-a966-207567b02a16"));
         assert!(!is_uuid(b"g5912865-abcc-4ceb-a966-207567b02a16"));
-        let id = fresh_id();
+        let id = crate::util::new_id();
         assert!(is_uuid(id.as_bytes()) && id == id.to_lowercase());
         let ids = fresh_ids(3).unwrap();
         assert!(ids.iter().all(|id| is_uuid(id.as_bytes()) && id.as_bytes()[14] == b'4' && *id == id.to_lowercase()));

@@ -5,8 +5,9 @@
 use serde::Serialize;
 
 use super::row::SeedRow;
-use super::text::{new_id, prose, NAMES};
+use super::text::{prose, NAMES};
 use super::{Demo, SeedOptions};
+use crate::util::new_id;
 
 /// A chat's `metadata`; a branched chat names the chat and the message it branched at.
 #[derive(Serialize)]

@@ -5,8 +5,9 @@
 use lvbak_core::FileBucket;
 
 use super::row::SeedRow;
-use super::text::{new_id, prose, NAMES};
+use super::text::{prose, NAMES};
 use super::{media, Demo, SeedOptions};
+use crate::util::new_id;
 
 /// The world book: its id, and each entry's id and content (for their vectors).
 pub(super) struct WorldBook {

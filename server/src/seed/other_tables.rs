@@ -5,8 +5,9 @@
 use lvbak_core::FileBucket;
 
 use super::row::SeedRow;
-use super::text::{new_id, prose};
+use super::text::prose;
 use super::{media, Demo};
+use crate::util::new_id;
 
 /// The rows a Dream Weaver session names.
 pub(super) struct SessionRefs<'a> {

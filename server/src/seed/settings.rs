@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use super::row::{json_text, SeedRow};
-use super::text::new_id;
 use super::{Demo, SeedOptions};
+use crate::util::new_id;
 
 #[derive(Serialize)]
 struct Theme {

@@ -1,10 +1,4 @@
-//! The demo account's words and ids: character names, lines of prose and fresh ids.
-
-use crate::storage::identity::random_bytes;
-
-pub(super) fn new_id() -> String {
-    uuid::Builder::from_random_bytes(random_bytes::<16>()).into_uuid().hyphenated().to_string()
-}
+//! The demo account's words: character names and lines of prose.
 
 pub(super) const NAMES: [&str; 8] =
     ["Mira Vale", "Rowan Ash", "Captain Ilse", "Tobin Reed", "Seraphine", "Old Gregor", "Nyx", "Wren"];

@@ -19,7 +19,8 @@ use foldhash::{HashMap, HashMapExt as _, HashSet};
 use super::cache::LookupCache;
 use super::owners::IDS_PER_STATEMENT;
 use super::{owned_condition, quoted, DbError, DbResult, RowApplier, WriteKind};
-use crate::policy::ids::{fresh_id, fresh_ids};
+use crate::policy::ids::fresh_ids;
+use crate::util::new_id;
 
 /// Id map rows written by one statement (four parameters each, under SQLite's limit).
 const MAP_ROWS_PER_STATEMENT: usize = 64;
@@ -158,7 +159,7 @@ impl RowApplier {
                 None if !first_of_its_id(position) => new_ids[position - 1].clone(),
                 None => {
                     fresh.push(position);
-                    ids.pop().unwrap_or_else(fresh_id)
+                    ids.pop().unwrap_or_else(new_id)
                 }
             };
             new_ids.push(new_id);
