@@ -150,7 +150,7 @@ impl RowApplier {
         let wanted = (0..originals.len())
             .filter(|&position| first_of_its_id(position) && !known.contains_key(originals[position]))
             .count();
-        let mut ids = fresh_ids(wanted).map_err(|error| DbError::Invalid(error.to_string()))?;
+        let mut ids = fresh_ids(wanted).into_iter();
         let mut new_ids: Vec<String> = Vec::with_capacity(originals.len());
         let mut fresh: Vec<usize> = Vec::new();
         for (position, &original) in originals.iter().enumerate() {
@@ -159,7 +159,7 @@ impl RowApplier {
                 None if !first_of_its_id(position) => new_ids[position - 1].clone(),
                 None => {
                     fresh.push(position);
-                    ids.pop().unwrap_or_else(new_id)
+                    ids.next().unwrap_or_else(new_id)
                 }
             };
             new_ids.push(new_id);
