@@ -87,9 +87,8 @@ impl WriteGate {
         (turns.held && turns.bulk_held) || turns.bulk_ended.is_some_and(|at| at.elapsed() < within)
     }
 
-    /// Whether a bulk write waits for the current turn to end.
-    #[cfg(test)]
-    fn bulk_waiting(&self) -> bool {
+    /// Whether a bulk write (another import) waits for the current turn to end.
+    pub fn bulk_waiting(&self) -> bool {
         let turns = self.turns.lock();
         turns.next_bulk > turns.serving_bulk
     }
