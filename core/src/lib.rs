@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod ndjson;
 pub mod protocol;
 pub mod registry;
+pub mod row_hash;
 pub mod row_stream;
 pub mod secrets;
 pub mod upload;

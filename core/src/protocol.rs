@@ -377,6 +377,100 @@ pub struct CommitRequest {
     pub batches: u64,
 }
 
+// ---- restore preview ------------------------------------------------------------------
+
+/// What a restore would do with one row, file or item of an archive, as the account is now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreState {
+    /// The account does not have it (never had it, or deleted it since: without
+    /// tombstones, both look alike).
+    New,
+    /// The account has it as the archive has it.
+    Unchanged,
+    /// The account has it in another version; a restore keeps the account's.
+    Differs,
+    /// Its id is another account's: it would be restored as a copy under a new id.
+    Remapped,
+    /// A restore would refuse it (it belongs under a row that is not the account's).
+    Refused,
+}
+
+/// How many rows (or files) of one table would be in each [`RestoreState`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounts {
+    pub new: u64,
+    pub unchanged: u64,
+    pub differs: u64,
+    pub remapped: u64,
+    pub refused: u64,
+}
+
+impl StateCounts {
+    pub fn count(&mut self, state: RestoreState) {
+        *match state {
+            RestoreState::New => &mut self.new,
+            RestoreState::Unchanged => &mut self.unchanged,
+            RestoreState::Differs => &mut self.differs,
+            RestoreState::Remapped => &mut self.remapped,
+            RestoreState::Refused => &mut self.refused,
+        } += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.new + self.unchanged + self.differs + self.remapped + self.refused
+    }
+}
+
+/// The things a user picks and recognises in an archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    Character,
+    Chat,
+    Persona,
+    WorldBook,
+    Preset,
+}
+
+impl ItemKind {
+    pub const ALL: [ItemKind; 5] = [Self::Character, Self::Chat, Self::Persona, Self::WorldBook, Self::Preset];
+
+    /// The registry table an item of this kind is a row of.
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::Character => "characters",
+            Self::Chat => "chats",
+            Self::Persona => "personas",
+            Self::WorldBook => "world_books",
+            Self::Preset => "presets",
+        }
+    }
+
+    pub fn of_table(table: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.table() == table)
+    }
+}
+
+/// One item of the archive and what a restore would do with it. A chat differs when any of
+/// its own rows (the chat, its messages) differs from the account's or is not there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewItem {
+    pub kind: ItemKind,
+    pub id: String,
+    pub name: String,
+    pub state: RestoreState,
+}
+
+/// `lvbak import --dry-run --json`: what restoring an archive would do, before anything is
+/// written (issue 23's CLI surface).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePreview {
+    pub tables: BTreeMap<String, StateCounts>,
+    pub files: StateCounts,
+    pub items: Vec<PreviewItem>,
+}
+
 // ---- exports --------------------------------------------------------------------------
 
 /// `POST /api/v1/user-data/export/prepare`: where to fetch the archive (and its ticket,

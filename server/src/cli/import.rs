@@ -1,4 +1,4 @@
-//! `lvbak import --user NAME FILE [--ticket T | --skip-secrets]`: the raw upload path from
+//! `lvbak import --user NAME FILE [--ticket T | --skip-secrets] [--dry-run] [--json]`: the raw upload path from
 //! the command line. The archive is read where it lies (no staging copy), checked the same
 //! way, and applied by the same engine; a summary table is printed at the end.
 
@@ -37,9 +37,14 @@ pub struct ImportArgs {
     /// Import without the archive's API keys.
     #[arg(long = "skip-secrets")]
     skip_secrets: bool,
-    /// Print the summary as one JSON object, in the shape of the HTTP status answer.
+    /// Print the summary as one JSON object, in the shape of the HTTP status answer (with
+    /// `--dry-run`: the preview, `{"tables", "files", "items"}`).
     #[arg(long)]
     json: bool,
+    /// Write nothing: show what the restore would do with each table, file and item (new,
+    /// unchanged, differs, remapped, refused).
+    #[arg(long = "dry-run")]
+    dry_run: bool,
     #[command(flatten)]
     data: DataDirArg,
 }
@@ -86,6 +91,13 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
     let file = File::open(&args.file)?;
     let mut archive =
         Archive::open(BufReader::with_capacity(256 * 1024, file), limits).map_err(|e| rejected(e.code(), &e))?;
+    if args.dry_run {
+        let preview = crate::import::preview::preview_archive(&store, &user.id, &mut archive).map_err(|e| match e {
+            crate::import::session::ImportError::Format(error) => rejected(error.code(), &error),
+            other => Failure::Other(other.into()),
+        })?;
+        return print_preview(&preview, args.json);
+    }
     let manifest = archive.manifest().clone();
     let has_secrets = manifest.has_encrypted_secrets && archive.secrets_index().is_some_and(|i| !i.keys.is_empty());
     let key = match (&args.ticket, has_secrets) {
@@ -181,6 +193,41 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
         eprintln!("warning: {}", dropped_columns_warning(table, columns, true));
     }
     println!("done in {:.2} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Prints a restore preview: one JSON object, or a table per table, the files and the
+/// items that a restore would not leave as they are.
+fn print_preview(preview: &lvbak_core::protocol::RestorePreview, json: bool) -> Result<(), Failure> {
+    if json {
+        print_json(&mut std::io::stdout().lock(), preview, JsonLayout::Line)?;
+        return Ok(());
+    }
+    println!("{:<28} {:>9} {:>9} {:>9} {:>9} {:>9}", "table", "new", "unchanged", "differs", "remapped", "refused");
+    let files = ("files".to_string(), preview.files);
+    for (table, counts) in preview.tables.iter().map(|(table, counts)| (table.clone(), *counts)).chain([files]) {
+        println!(
+            "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            field(&table),
+            counts.new,
+            counts.unchanged,
+            counts.differs,
+            counts.remapped,
+            counts.refused
+        );
+    }
+    for item in preview.items.iter().filter(|item| item.state != lvbak_core::protocol::RestoreState::Unchanged) {
+        let state = serde_json::to_value(item.state)?;
+        let kind = serde_json::to_value(item.kind)?;
+        println!(
+            "{} {} {:?}: {}",
+            kind.as_str().unwrap_or_default(),
+            field(&item.id),
+            field(&item.name),
+            state.as_str().unwrap_or_default()
+        );
+    }
+    println!("nothing was written (dry run)");
     Ok(())
 }
 

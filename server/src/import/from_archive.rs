@@ -127,11 +127,30 @@ fn apply_secrets<R: Read + Seek>(
     key: Option<&SecretKey>,
 ) -> Result<(), ImportError> {
     let Some(index) = plan.secrets else { return Ok(()) };
+    let keys = archive.secrets_index().map(|index| index.keys.iter().collect::<HashSet<_>>().len()).unwrap_or_default();
+    if key.is_some() {
+        session.begin_secrets(keys);
+    }
+    check_secret_records(archive, index, |record| match key {
+        Some(key) => session.apply_secret(record, key),
+        None => Ok(()),
+    })?;
+    if key.is_some() {
+        session.end_secrets();
+    }
+    Ok(())
+}
+
+/// Reads and checks every encrypted secret record of entry `index` (more records than the
+/// index has keys, or a key twice: `bad_secrets`) and hands those the index names to
+/// `each`, in their order.
+pub(crate) fn check_secret_records<R: Read + Seek>(
+    archive: &mut Archive<R>,
+    index: usize,
+    mut each: impl FnMut(&EncryptedSecret) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
     let keys: HashSet<String> =
         archive.secrets_index().map(|index| index.keys.iter().cloned().collect()).unwrap_or_default();
-    if key.is_some() {
-        session.begin_secrets(keys.len());
-    }
     let mut seen = HashSet::new();
     let mut lines = archive.ndjson_lines(index)?;
     let mut records = 0usize;
@@ -147,12 +166,9 @@ fn apply_secrets<R: Read + Seek>(
         if !seen.insert(record.key.clone()) {
             return Err(bad(format!("the key {:?} appears twice", record.key)).into());
         }
-        if let (Some(key), true) = (key, keys.contains(&record.key)) {
-            session.apply_secret(&record, key)?;
+        if keys.contains(&record.key) {
+            each(&record)?;
         }
-    }
-    if key.is_some() {
-        session.end_secrets();
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Import: the apply engine (`session`, stopping with an `error`), driven from an archive (`from_archive`) or from
-//! the browser's verified batches (`batches`), rows read in bounded steps (`steps`), run as
+//! the browser's verified batches (`batches`), rows read in bounded steps (`steps`), previewed
+//! without writing (`preview`), run as
 //! jobs (`jobs`, whose status answers `report` bounds) behind the HTTP routes (`http`,
 //! `batches`) or by `lvbak import`.
 
@@ -8,6 +9,7 @@ pub mod error;
 pub mod from_archive;
 pub mod http;
 pub mod jobs;
+pub mod preview;
 pub mod report;
 pub mod services;
 pub mod session;

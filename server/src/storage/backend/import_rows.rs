@@ -22,6 +22,8 @@ use lvbak_core::registry::TableSpec;
 
 use crate::memory::MemoryBudget;
 use crate::policy::files::FileQuestion;
+use crate::policy::preview::PreviewLedger;
+use lvbak_core::protocol::RestoreState;
 use crate::policy::quota::Usage;
 use crate::policy::rows::AlignedRow;
 use crate::storage::sqlite::DbResult;
@@ -37,6 +39,15 @@ pub(crate) trait ImportRows: Send {
     /// Applies a batch of rows of one registry table, merge by id (see `policy::rows`):
     /// the counts of what was imported, remapped, skipped and refused.
     fn apply(&mut self, spec: &'static TableSpec, rows: Vec<AlignedRow>) -> DbResult<TableCounts>;
+    /// What applying `rows` would do with each, in their order, writing nothing (a restore
+    /// preview, `policy::preview`); `ledger` stands in for the rows the restore would have
+    /// added by then, and learns those of `rows`.
+    fn preview(
+        &mut self,
+        spec: &'static TableSpec,
+        rows: Vec<AlignedRow>,
+        ledger: &mut PreviewLedger,
+    ) -> DbResult<Vec<RestoreState>>;
     /// Makes what was applied so far durable, with the account's use as it now is.
     fn commit(&mut self) -> DbResult<()>;
 

@@ -38,6 +38,7 @@ mod files;
 mod import_rows;
 mod owners;
 mod plan;
+mod preview;
 mod remap;
 mod rows;
 mod settings;

@@ -14,6 +14,15 @@ impl ImportRows for RowApplier {
         RowApplier::apply(self, spec, rows)
     }
 
+    fn preview(
+        &mut self,
+        spec: &'static TableSpec,
+        rows: Vec<AlignedRow>,
+        ledger: &mut crate::policy::preview::PreviewLedger,
+    ) -> DbResult<Vec<lvbak_core::protocol::RestoreState>> {
+        self.preview_rows(spec, rows, ledger)
+    }
+
     fn commit(&mut self) -> DbResult<()> {
         RowApplier::commit(self)
     }

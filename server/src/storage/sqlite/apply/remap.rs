@@ -206,7 +206,7 @@ impl RowApplier {
 
     /// `text` with every UUID in it (`quoted`: every JSON string that is a UUID) that was
     /// remapped replaced by its new id; `None` when nothing changed.
-    fn rewrite_uuids(&mut self, text: &str, quoted_only: bool) -> DbResult<Option<String>> {
+    pub(super) fn rewrite_uuids(&mut self, text: &str, quoted_only: bool) -> DbResult<Option<String>> {
         crate::policy::ids::rewrite_uuids(text, quoted_only, |original| self.remapped(None, original))
     }
 

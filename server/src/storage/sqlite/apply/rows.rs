@@ -54,7 +54,7 @@ pub(super) fn insert_rows<'a>(
 
 /// A JSON value bound as an SQL parameter the way SQLite stores it (JSON columns stay
 /// JSON text); strings are bound without copying.
-pub(super) struct Param<'a>(&'a Value);
+pub(super) struct Param<'a>(pub(super) &'a Value);
 
 impl rusqlite::ToSql for Param<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {

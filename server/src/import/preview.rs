@@ -1,0 +1,157 @@
+//! A restore preview (`lvbak import --dry-run`): what restoring an archive into an account
+//! would do, per table, per file and per item (character, chat, persona, world book,
+//! preset), before anything is written. The archive is read and checked exactly as an
+//! import reads it — a hostile archive is refused with the same code — and every row goes
+//! through the import's checks and merge by id (`policy::preview`), answered by the
+//! backend's reads only: no row, file, job or quota use is written.
+//!
+//! Left out for now: vectors (their entries are checked, not previewed), and files no row
+//! names (an import refuses them; the preview counts them by name and content only).
+
+use std::collections::HashMap;
+use std::io::{Read, Seek};
+
+use lvbak_core::import_plan::ImportPlan;
+use lvbak_core::protocol::{ItemKind, PreviewItem, RestorePreview, RestoreState};
+use lvbak_core::{parse_row_aligned, Archive, EntryKind, FileBucket, UnknownColumns};
+use serde_json::Value;
+
+use super::error::ImportError;
+use super::from_archive::check_secret_records;
+use super::steps::for_each_step;
+use crate::policy::files::{file_rule, FileRule};
+use crate::policy::preview::{chat_state, PreviewLedger};
+use crate::storage::backend::import_rows::ImportRows;
+use crate::storage::Store;
+
+/// The chats of the archive, while their messages are previewed.
+#[derive(Default)]
+struct Chats {
+    /// Chat id → its place in the preview's items.
+    items: HashMap<String, usize>,
+    /// Its messages' states, each state once.
+    messages: HashMap<usize, Vec<RestoreState>>,
+}
+
+/// What restoring `archive` into `user_id`'s account would do. Reads only.
+pub fn preview_archive<R: Read + Seek + Send>(
+    store: &Store,
+    user_id: &str,
+    archive: &mut Archive<R>,
+) -> Result<RestorePreview, ImportError> {
+    let mut rows = store.import_rows(user_id, None)?;
+    let plan = ImportPlan::of(archive);
+    let mut preview = RestorePreview::default();
+    let mut ledger = PreviewLedger::default();
+    let mut chats = Chats::default();
+    for unused in plan.unused_row_tables() {
+        archive.check_lines(unused.index)?;
+    }
+    for &(spec, index) in &plan.tables {
+        let columns = rows.columns_of(spec)?;
+        let at = |name: &str| columns.iter().position(|column| column == name);
+        let (id_at, name_at, chat_at) = (at("id"), at("name"), at("chat_id"));
+        let kind = ItemKind::of_table(spec.name);
+        let unknown = UnknownColumns::default();
+        let parse = |entry: &str, number: u64, line: &[u8]| parse_row_aligned(entry, number, line, &columns, &unknown);
+        let counts = preview.tables.entry(spec.name.to_string()).or_default();
+        let items = &mut preview.items;
+        for_each_step(archive.ndjson_lines(index)?, 1, parse, |step| {
+            let text = |row: &Vec<Option<Value>>, index: Option<usize>| {
+                index.and_then(|index| row[index].as_ref()).and_then(Value::as_str).unwrap_or_default().to_string()
+            };
+            // What the items need, before the rows are handed over.
+            let named: Vec<(String, String, String)> =
+                step.iter().map(|row| (text(row, id_at), text(row, name_at), text(row, chat_at))).collect();
+            let states = rows.preview(spec, step, &mut ledger)?;
+            for ((id, name, chat), state) in named.into_iter().zip(states) {
+                counts.count(state);
+                if let Some(kind) = kind {
+                    if kind == ItemKind::Chat {
+                        chats.items.insert(id.clone(), items.len());
+                    }
+                    items.push(PreviewItem { kind, id, name, state });
+                } else if spec.name == "messages" {
+                    if let Some(&item) = chats.items.get(&chat) {
+                        let seen = chats.messages.entry(item).or_default();
+                        if !seen.contains(&state) {
+                            seen.push(state);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    for (item, messages) in chats.messages {
+        let chat = &mut preview.items[item];
+        chat.state = chat_state(chat.state, messages);
+    }
+    for vectors in plan.vectors.iter().map(|&(_, index)| index).chain(plan.unused_vector_tables().map(|t| t.index)) {
+        archive.check_lines(vectors)?;
+    }
+    preview_files(store, user_id, archive, &plan, &ledger, &mut *rows, &mut preview)?;
+    if let Some(index) = plan.secrets {
+        check_secret_records(archive, index, |_| Ok(()))?;
+    }
+    Ok(preview)
+}
+
+/// Files by name and content: a file the account holds where the restore would put it is
+/// unchanged when its bytes' CRC-32 is the archive's, else it differs; a file whose name
+/// holds the id of a row the restore would copy is remapped; one the restore may put
+/// nowhere is refused. Every entry is read to its end, as an import reads it.
+fn preview_files<R: Read + Seek>(
+    store: &Store,
+    user_id: &str,
+    archive: &mut Archive<R>,
+    plan: &ImportPlan,
+    ledger: &PreviewLedger,
+    rows: &mut dyn ImportRows,
+    preview: &mut RestorePreview,
+) -> Result<(), ImportError> {
+    for &index in &plan.files {
+        let entry = archive.entries()[index].clone();
+        let EntryKind::File { bucket, name } = entry.kind.clone() else { continue };
+        std::io::copy(&mut archive.open_entry(index)?, &mut std::io::sink())
+            .map_err(lvbak_core::FormatError::from_io)?;
+        let copied = crate::policy::ids::rewrite_uuids(&name, false, |original| {
+            Ok::<_, ImportError>(ledger.copy_of(None, original))
+        })?;
+        let name = rows.local_file_name(&name)?;
+        // Where the restore would put it (as `ImportSession::destination`, except that a
+        // row the restore would add is not there to name it yet).
+        let destination = match file_rule(bucket, &name) {
+            FileRule::Nowhere => None,
+            FileRule::PathOf { table, column, id } => Some(rows.path_of(table, column, id)?),
+            FileRule::NamedByAny(_) | FileRule::Always => Some(Some(name)),
+        };
+        let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
+        let state = match destination {
+            _ if copied.is_some() => RestoreState::Remapped,
+            None => RestoreState::Refused,
+            Some(None) => RestoreState::New,
+            Some(Some(name)) if !store.files.accepts(bucket, user_id, &name) => RestoreState::Refused,
+            Some(Some(name)) if store.files.size_of(bucket, user_id, &name)?.is_none() => RestoreState::New,
+            Some(Some(name)) if stored_crc32(store, bucket, user_id, &name)? == Some(entry.crc32) => {
+                RestoreState::Unchanged
+            }
+            Some(Some(_)) => RestoreState::Differs,
+        };
+        preview.files.count(state);
+    }
+    Ok(())
+}
+
+/// The CRC-32 of one of the account's stored files, or `None` if it cannot be read.
+fn stored_crc32(store: &Store, bucket: FileBucket, user_id: &str, name: &str) -> std::io::Result<Option<u32>> {
+    let Some((mut file, _)) = store.files.open(bucket, user_id, name)? else { return Ok(None) };
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        match file.read(&mut buffer)? {
+            0 => return Ok(Some(hasher.finalize())),
+            read => hasher.update(&buffer[..read]),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! SQLite's answers for a restore preview (`policy::preview`): each archive row is checked
+//! as an import would check it, with the rows the restore would have added by then standing
+//! in from the [`PreviewLedger`]; the row the account has under its id (or under its copy's
+//! id) is read and compared by content hash. Reads only: nothing is written, no turn at the
+//! write gate is taken.
+
+use super::*;
+use crate::policy::preview::{state_of, Found, PreviewLedger};
+use crate::policy::rows::RowLookups;
+use lvbak_core::protocol::RestoreState;
+use lvbak_core::registry::json_id_columns;
+use lvbak_core::row_hash::{ComparedValue, RowHasher};
+
+/// The importer's store as a preview sees it: the ledger's rows first.
+struct PreviewLookups<'a> {
+    applier: &'a mut RowApplier,
+    ledger: &'a PreviewLedger,
+    /// Reference columns of this row left to settle once every table is in: not compared.
+    unsettled: Vec<&'static str>,
+}
+
+impl RowLookups for PreviewLookups<'_> {
+    type Error = DbError;
+
+    fn importer(&self) -> &str {
+        &self.applier.user_id
+    }
+
+    fn remapped(&mut self, table: &'static str, original: &str) -> DbResult<Option<String>> {
+        if let Some(stand_in) = self.ledger.copy_of(Some(table), original) {
+            return Ok(Some(stand_in));
+        }
+        self.applier.remapped(Some(table), original)
+    }
+
+    fn any_remapped(&self) -> bool {
+        self.ledger.any_copies() || self.applier.remaps.any
+    }
+
+    fn owner_of(&mut self, table: &'static str, id: &str) -> DbResult<Owner> {
+        if self.ledger.added(table, id) {
+            return Ok(Owner::Importer);
+        }
+        self.applier.owner_of(table, id)
+    }
+
+    fn note_unsettled(&mut self, _table: &'static str, column: &'static str) {
+        self.unsettled.push(column);
+    }
+}
+
+/// The columns a preview compares, by index, in ascending name order: all but the row's
+/// id and the columns an import rewrites.
+fn compared_columns(spec: &TableSpec, plan: &TablePlan) -> Vec<usize> {
+    let rewritten = spec.rewritten_columns();
+    let mut columns: Vec<usize> = (0..plan.names.len())
+        .filter(|&index| plan.names[index] != "id" && !rewritten.contains(&plan.names[index].as_str()))
+        .collect();
+    columns.sort_by(|a, b| plan.names[*a].cmp(&plan.names[*b]));
+    columns
+}
+
+fn compared_value(value: ValueRef<'_>) -> ComparedValue<'_> {
+    match value {
+        ValueRef::Null => ComparedValue::Null,
+        ValueRef::Integer(number) => ComparedValue::Integer(number),
+        ValueRef::Real(number) => ComparedValue::Real(number),
+        ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => ComparedValue::Text(text),
+            Err(_) => ComparedValue::Blob(bytes),
+        },
+        ValueRef::Blob(bytes) => ComparedValue::Blob(bytes),
+    }
+}
+
+impl RowApplier {
+    /// What restoring `rows` of `spec` (aligned with [`Self::columns_of`]) would do with
+    /// each, in their order; the ledger learns the rows the restore would add.
+    pub(super) fn preview_rows(
+        &mut self,
+        spec: &'static TableSpec,
+        rows: Vec<AlignedRow>,
+        ledger: &mut PreviewLedger,
+    ) -> DbResult<Vec<RestoreState>> {
+        let plan = self.plan(spec)?;
+        let compared = compared_columns(spec, &plan);
+        let mut states = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = plan.id.and_then(|index| row[index].as_ref()).and_then(Value::as_str).map(str::to_string);
+            let mut lookups = PreviewLookups { applier: self, ledger: &*ledger, unsettled: Vec::new() };
+            let checked = check_row(&plan.rules, row, &mut lookups)?;
+            let unsettled = lookups.unsettled;
+            let Some(mut row) = checked else {
+                states.push(RestoreState::Refused);
+                continue;
+            };
+            let mut same_as = |applier: &mut Self, key: StoredKey<'_>| {
+                applier.same_as_stored(spec, &plan, &compared, &mut row, &unsettled, key)
+            };
+            let found = match &id {
+                Some(id) if ledger.added(spec.name, id) => Found::Own { same: true },
+                Some(id) => match self.owner_of(spec.name, id)? {
+                    Owner::Nobody => Found::Nothing,
+                    Owner::Importer => Found::Own { same: same_as(self, StoredKey::Id(id))?.unwrap_or(false) },
+                    Owner::Someone => match self.remapped(Some(spec.name), id)? {
+                        Some(copy) => Found::Someone { copy: Some(same_as(self, StoredKey::Id(&copy))?.unwrap_or(false)) },
+                        None => Found::Someone { copy: None },
+                    },
+                },
+                None => match same_as(self, StoredKey::PrimaryKey)? {
+                    None => Found::Nothing,
+                    Some(same) => Found::Own { same },
+                },
+            };
+            let state = state_of(found);
+            match (state, &id) {
+                (RestoreState::New, Some(id)) => ledger.add(spec.name, id),
+                (RestoreState::Remapped, Some(id)) => {
+                    ledger.copy(spec.name, id);
+                }
+                _ => {}
+            }
+            states.push(state);
+        }
+        Ok(states)
+    }
+
+    /// Whether the account's row under `key` has the content of the checked archive `row`
+    /// (ids in its text brought to the importer's copies first, as a restore settles them);
+    /// `None` when there is no such row.
+    fn same_as_stored(
+        &mut self,
+        spec: &'static TableSpec,
+        plan: &TablePlan,
+        compared: &[usize],
+        row: &mut AlignedRow,
+        unsettled: &[&'static str],
+        key: StoredKey<'_>,
+    ) -> DbResult<Option<bool>> {
+        if self.remaps.any {
+            for &index in &plan.id_text {
+                if let Some(Value::String(text)) = &row[index] {
+                    let quoted_only = json_id_columns(spec.name).contains(&plan.names[index].as_str());
+                    if let Some(rewritten) = self.rewrite_uuids(text, quoted_only)? {
+                        row[index] = Some(Value::String(rewritten));
+                    }
+                }
+            }
+        }
+        let kept = |index: usize| row[index].is_some() && !unsettled.contains(&plan.names[index].as_str());
+        let mut archived = RowHasher::default();
+        for &index in compared.iter().filter(|&&index| kept(index)) {
+            archived.json_column(&plan.names[index], row[index].as_ref().unwrap_or(&Value::Null));
+        }
+        let archived = archived.finish();
+        let (sql, values): (String, Vec<Value>) = match key {
+            StoredKey::Id(id) => {
+                (format!("SELECT * FROM {} WHERE id = ?1", quoted(spec.name)), vec![Value::String(id.to_string())])
+            }
+            StoredKey::PrimaryKey => {
+                let keys: Vec<usize> = (0..plan.columns.len()).filter(|&i| plan.columns[i].primary_key).collect();
+                if keys.is_empty() {
+                    return Ok(None);
+                }
+                let conditions: Vec<String> = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(number, &index)| format!("{} IS ?{}", quoted(&plan.names[index]), number + 1))
+                    .collect();
+                let sql = format!("SELECT * FROM {} WHERE {}", quoted(spec.name), conditions.join(" AND "));
+                (sql, keys.iter().map(|&index| row[index].clone().unwrap_or(Value::Null)).collect())
+            }
+        };
+        let params: Vec<rows::Param<'_>> = values.iter().map(rows::Param).collect();
+        let stored = self
+            .connection
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(params), |stored| {
+                let mut hasher = RowHasher::default();
+                for &index in compared.iter().filter(|&&index| kept(index)) {
+                    hasher.column(&plan.names[index], compared_value(stored.get_ref(index)?));
+                }
+                Ok(hasher.finish())
+            })
+            .optional()?;
+        Ok(stored.map(|stored| stored == archived))
+    }
+}
+
+/// Where the account's version of an archive row is.
+#[derive(Clone, Copy)]
+enum StoredKey<'a> {
+    /// The row with this id (the archive's, or the importer's copy's).
+    Id(&'a str),
+    /// The row with the archive row's primary key (tables not keyed by `id`).
+    PrimaryKey,
+}
