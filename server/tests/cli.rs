@@ -1,6 +1,7 @@
 //! The `lvbak` binary from the outside: `inspect` on the real fixtures and on every corpus
-//! case, checking stdout JSON, codes and exit statuses; `card` (in `cli/card.rs`). (This
-//! test binary does not use the server library, so it does not link LanceDB.)
+//! case, checking stdout JSON, codes and exit statuses; `card` (in `cli/card.rs`); the
+//! restore preview, `import --dry-run` (in `cli/preview.rs`). (This test binary does not
+//! use the server library, so it does not link LanceDB.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -11,8 +12,13 @@ use serde_json::Value;
 
 #[path = "cli/card.rs"]
 mod card;
+#[path = "cli/preview.rs"]
+mod preview;
 
-const LVBAK: &str = env!("CARGO_BIN_EXE_lvbak");
+/// The binary under test: this build's, or `LVBAK_BINARY` when set (a build elsewhere).
+fn lvbak_binary() -> String {
+    std::env::var("LVBAK_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lvbak").to_string())
+}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/fixtures").join(name)
@@ -26,7 +32,7 @@ fn scratch_dir(name: &str) -> PathBuf {
 }
 
 fn lvbak(args: &[&str], limits: Option<&str>) -> Output {
-    let mut command = Command::new(LVBAK);
+    let mut command = Command::new(lvbak_binary());
     command.args(args).env_remove("LVBAK_LIMITS");
     if let Some(limits) = limits {
         command.env("LVBAK_LIMITS", limits);
@@ -111,11 +117,10 @@ fn count_rows_agrees_with_stats() {
     assert_eq!(report["warnings"], serde_json::json!([]));
 }
 
-#[test]
-fn every_corpus_case_through_the_binary() {
-    let dir = scratch_dir("corpus");
+/// The corpus's limits, as `LVBAK_LIMITS` gives them.
+fn corpus_limits() -> String {
     let l = corpus::LIMITS;
-    let limits = format!(
+    format!(
         "archive={},decompressed={},line={},legacy_line={},entries={},metadata={}",
         l.max_archive_bytes,
         l.max_decompressed_bytes,
@@ -123,7 +128,13 @@ fn every_corpus_case_through_the_binary() {
         l.max_legacy_line_bytes,
         l.max_entries,
         l.max_metadata_bytes
-    );
+    )
+}
+
+#[test]
+fn every_corpus_case_through_the_binary() {
+    let dir = scratch_dir("corpus");
+    let limits = corpus_limits();
     let mut failures = Vec::new();
     for case in corpus::cases() {
         let path = dir.join(format!("{}.lvbak", case.name));

@@ -14,7 +14,7 @@ use lvbak_tests::corpus;
 use lvbak_tests::zipcraft::{RawEntry, RawZip};
 use serde_json::Value;
 
-use super::{assert_json_terminal_safe, assert_terminal_safe, json_of, lvbak, scratch_dir, HOSTILE, LVBAK};
+use super::{assert_json_terminal_safe, assert_terminal_safe, json_of, lvbak, lvbak_binary, scratch_dir, HOSTILE};
 
 fn cards_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/data/cards")
@@ -81,7 +81,7 @@ fn zip_entry(zip: &[u8], name: &str) -> Vec<u8> {
 }
 
 fn lvbak_with_epoch(args: &[&str], epoch: &str) -> std::process::Output {
-    std::process::Command::new(LVBAK)
+    std::process::Command::new(lvbak_binary())
         .args(args)
         .env_remove("LVBAK_LIMITS")
         .env("SOURCE_DATE_EPOCH", epoch)

@@ -23,10 +23,10 @@ use lvbak_core::registry::TableSpec;
 use crate::memory::MemoryBudget;
 use crate::policy::files::FileQuestion;
 use crate::policy::preview::PreviewLedger;
-use lvbak_core::protocol::RestoreState;
 use crate::policy::quota::Usage;
 use crate::policy::rows::AlignedRow;
 use crate::storage::sqlite::DbResult;
+use lvbak_core::protocol::RestoreState;
 
 /// Removes a chunk of vectors an import recorded: (table, dimension, ids).
 pub(crate) type RemoveVectors<'a> = dyn FnMut(&str, i32, &[String]) -> DbResult<()> + 'a;

@@ -103,7 +103,9 @@ impl RowApplier {
                     Owner::Nobody => Found::Nothing,
                     Owner::Importer => Found::Own { same: same_as(self, StoredKey::Id(id))?.unwrap_or(false) },
                     Owner::Someone => match self.remapped(Some(spec.name), id)? {
-                        Some(copy) => Found::Someone { copy: Some(same_as(self, StoredKey::Id(&copy))?.unwrap_or(false)) },
+                        Some(copy) => {
+                            Found::Someone { copy: Some(same_as(self, StoredKey::Id(&copy))?.unwrap_or(false)) }
+                        }
                         None => Found::Someone { copy: None },
                     },
                 },
