@@ -3,11 +3,13 @@
 //! from rows it has in another version. Values are taken by their storage class as a
 //! server keeps them (a JSON `true` is the integer 1, an array or object its JSON text) and
 //! numbers by their JavaScript text, so `1` and `1.0` are one value, as they are once
-//! exported. Callers leave out the columns an import rewrites (`TableSpec::rewritten_columns`)
+//! exported. BLAKE2b with a 16-byte output (SHA-256 took 80% of a 100k-row preview). Callers
+//! leave out the columns an import rewrites (`TableSpec::rewritten_columns`)
 //! and the row's own id, and give the columns in ascending name order.
 
+use blake2::digest::consts::U16;
+use blake2::{Blake2b, Digest};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// One value as it is compared.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -24,13 +26,13 @@ pub type RowHash = [u8; 16];
 
 /// Builds a [`RowHash`] one column at a time.
 pub struct RowHasher {
-    digest: Sha256,
+    digest: Blake2b<U16>,
     number: Vec<u8>,
 }
 
 impl Default for RowHasher {
     fn default() -> Self {
-        Self { digest: Sha256::new(), number: Vec::with_capacity(32) }
+        Self { digest: Blake2b::new(), number: Vec::with_capacity(32) }
     }
 }
 
@@ -74,10 +76,7 @@ impl RowHasher {
     }
 
     pub fn finish(self) -> RowHash {
-        let full = self.digest.finalize();
-        let mut hash = [0u8; 16];
-        hash.copy_from_slice(&full[..16]);
-        hash
+        self.digest.finalize().into()
     }
 
     /// A tag, the length and the bytes: no two sequences of fields give one input.
