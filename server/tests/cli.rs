@@ -1,5 +1,6 @@
 //! The `lvbak` binary from the outside: `inspect` on the real fixtures and on every corpus
-//! case, checking stdout JSON, codes and exit statuses; `card` (in `cli/card.rs`). (This
+//! case, checking stdout JSON, codes and exit statuses; `card` (in `cli/card.rs`); `export
+//! --only` (in `cli/selective_export.rs`). (This
 //! test binary does not use the server library, so it does not link LanceDB.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,6 +12,8 @@ use serde_json::Value;
 
 #[path = "cli/card.rs"]
 mod card;
+#[path = "cli/selective_export.rs"]
+mod selective_export;
 
 const LVBAK: &str = env!("CARGO_BIN_EXE_lvbak");
 
