@@ -10,6 +10,7 @@ pub mod archive;
 pub mod batch;
 pub mod calendar;
 pub mod card;
+pub mod closure;
 pub mod container;
 pub mod entry_name;
 pub mod error;

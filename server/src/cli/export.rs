@@ -1,7 +1,10 @@
 //! `lvbak export --user NAME [--include-vectors] [--include-secrets [--ticket-out FILE]]
-//! [--json] -o FILE`: the same archive the web page downloads, written to a file (for scheduled
-//! backups); with secrets, the ticket goes next to the archive unless `--ticket-out` says
-//! otherwise. The archive appears under its name only once complete.
+//! [--only KIND:ID ... [--without-chats]] [--json] -o FILE`: the same archive the web page
+//! downloads, written to a file (for scheduled backups); with secrets, the ticket goes next
+//! to the archive unless `--ticket-out` says otherwise. With `--only`, just the picked items
+//! and their closure (core's `closure`): no settings, no completion sound, never API keys;
+//! a pick the account does not hold exits 2 with `not_in_account` before anything is
+//! written. The archive appears under its name only once complete.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -9,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use lvbak_core::closure::{ClosureError, Pick, Selection};
 use lvbak_core::protocol::ExportOutcome;
 use serde::Serialize;
 
@@ -16,8 +20,9 @@ use super::printable::{field, print_json, JsonLayout};
 use super::progress::CliProgress;
 use super::{fail, runtime};
 use crate::config::DataDirArg;
-use crate::export::archive::write_archive;
+use crate::export::archive::write_archive_of;
 use crate::export::plan::ExportPlan;
+use crate::export::selection::closure_in_account;
 use crate::storage::Store;
 use crate::util::now;
 
@@ -30,8 +35,16 @@ pub struct ExportArgs {
     #[arg(long = "include-vectors")]
     include_vectors: bool,
     /// Include API keys, encrypted, with a decryption ticket beside the archive.
-    #[arg(long = "include-secrets")]
+    #[arg(long = "include-secrets", conflicts_with = "only")]
     include_secrets: bool,
+    /// Export only this item and what it needs and holds (repeatable): KIND:ID with KIND one
+    /// of character, chat, persona, world_book, preset. A character brings its chats, a
+    /// chat the chats branched from it. No settings and never API keys.
+    #[arg(long = "only", value_name = "KIND:ID")]
+    only: Vec<Pick>,
+    /// With --only: picked characters come without their chats.
+    #[arg(long = "without-chats", requires = "only")]
+    without_chats: bool,
     /// Where the ticket goes (default: the archive's name with .ticket.json).
     #[arg(long = "ticket-out", requires = "include_secrets")]
     ticket_out: Option<PathBuf>,
@@ -66,12 +79,40 @@ fn ticket_path_beside(archive: &Path) -> PathBuf {
     archive.with_file_name(format!("{base}.ticket.json"))
 }
 
+/// Exit status of a selection that names what the account does not hold, as for a
+/// rejected archive.
+const REJECTED: u8 = 2;
+
+/// A refused export: its code and words (printed, or as JSON under `--json`).
+#[derive(Serialize)]
+struct Refusal {
+    ok: bool,
+    code: &'static str,
+    message: String,
+}
+
 pub fn run(args: &ExportArgs) -> ExitCode {
+    let mut refusal = None;
     let result = runtime().and_then(|runtime| {
         let store = runtime.block_on(Store::open(&args.data.data_dir))?;
         // The command's own thread, outside the runtime: it waits on it.
         let user = runtime.block_on(store.accounts().user_by_name(&args.user))?;
         let user = user.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
+        let only = if args.only.is_empty() {
+            None
+        } else {
+            let selection = Selection { picks: args.only.clone(), without_chats: args.without_chats };
+            match closure_in_account(&store, &user.id, &selection) {
+                Ok(closure) => Some(closure),
+                Err(ClosureError::NotFound(picks)) => {
+                    let names: Vec<String> = picks.iter().map(Pick::to_string).collect();
+                    let message = format!("not in the account of {}: {}", args.user, names.join(", "));
+                    refusal = Some(Refusal { ok: false, code: "not_in_account", message });
+                    return Ok(());
+                }
+                Err(ClosureError::Source(error)) => return Err(error.into()),
+            }
+        };
         let mut plan = ExportPlan::new(user, now(), args.include_vectors);
         let secrets = if args.include_secrets {
             let stored = runtime.block_on(store.secrets().secrets_of(&plan.user.id))?;
@@ -85,7 +126,11 @@ pub fn run(args: &ExportArgs) -> ExitCode {
         let progress = CliProgress::new(args.json);
         let started = std::time::Instant::now();
         let written = std::thread::scope(|scope| {
-            scope.spawn(|| write_archive(&store, &handle, &plan, file, &|event| progress.event(&event))).join()
+            scope
+                .spawn(|| {
+                    write_archive_of(&store, &handle, &plan, only.as_ref(), file, &|event| progress.event(&event))
+                })
+                .join()
         });
         progress.finish();
         let (mut file, report) = match written {
@@ -141,5 +186,16 @@ pub fn run(args: &ExportArgs) -> ExitCode {
         }
         Ok(())
     });
-    result.map_or_else(fail, |()| ExitCode::SUCCESS)
+    match (result, refusal) {
+        (Err(error), _) => fail(error),
+        (Ok(()), None) => ExitCode::SUCCESS,
+        (Ok(()), Some(refusal)) => {
+            if args.json {
+                let _ = print_json(&mut std::io::stdout().lock(), &refusal, JsonLayout::Line);
+            } else {
+                eprintln!("{}: {}", refusal.code, field(&refusal.message));
+            }
+            ExitCode::from(REJECTED)
+        }
+    }
 }

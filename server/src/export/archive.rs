@@ -2,11 +2,15 @@
 //! tables from a SQLite snapshot and encodes NDJSON, while this thread deflates and writes
 //! the ZIP, so the two overlap on two cores. Then files (stored, deduplicated, missing ones
 //! reported), vectors with real `vector_b64`, the secrets entries, and the stats trailer.
+//! A selective export (`only`: a closure of picked items) writes every entry a full one
+//! does, holding only the closure's rows, the files those rows name and the vectors of
+//! those rows; no settings, no completion sound, never API keys.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
+use lvbak_core::closure::{Closure, RowKey};
 use lvbak_core::registry::{table_spec, TableSpec, EXPORT_ORDER, VECTOR_TABLES};
 use lvbak_core::{
     encode_vector, table_entry_name, vector_entry_name, write_js_number, ArchiveWriter, EmbeddingConfig, EntrySize,
@@ -17,8 +21,10 @@ use tokio::runtime::Handle;
 use super::plan::ExportPlan;
 use super::rows::{is_valid_entry, write_json_string, FileRef, RowEncoder};
 use crate::progress::Event;
+use crate::storage::backend::row_snapshot::StoredRow;
 use crate::storage::backend::vector_storage::{VectorError, VectorRow};
 use crate::storage::sqlite::DbError;
+use crate::storage::SourceKind;
 use crate::storage::Store;
 
 /// NDJSON is handed from the scanner to the writer in pieces of about this size.
@@ -103,11 +109,12 @@ enum Piece {
     Lines { bytes: Vec<u8>, rows: u64 },
 }
 
-/// Reads every registry table of the user in export order and sends NDJSON pieces;
-/// returns the files the rows name.
+/// Reads every registry table of the user in export order (only the rows of `only`, when
+/// given) and sends NDJSON pieces; returns the files the rows name.
 fn scan_tables(
     store: &Store,
     user_id: &str,
+    only: Option<&Closure>,
     line_cap: u64,
     pieces: SyncSender<Piece>,
 ) -> Result<Vec<FileRef>, ExportError> {
@@ -119,7 +126,7 @@ fn scan_tables(
         let mut encoder: Option<RowEncoder> = None;
         let mut bytes = Vec::with_capacity(PIECE_BYTES + 64 * 1024);
         let mut rows = 0;
-        scan.owned_rows(spec, user_id, |columns, row| -> Result<(), ExportError> {
+        let mut each_row = |columns: &[String], row: &dyn StoredRow| -> Result<(), ExportError> {
             let encoder = encoder.get_or_insert_with(|| RowEncoder::new(spec, columns, line_cap));
             if encoder.encode(|index| row.value(index), &mut bytes)? {
                 rows += 1;
@@ -131,10 +138,24 @@ fn scan_tables(
                 rows = 0;
             }
             Ok(())
-        })?;
+        };
+        match only {
+            None => {
+                scan.owned_rows(spec, user_id, each_row)?;
+            }
+            Some(closure) => {
+                let ids: Vec<String> = closure.ids(name).map(str::to_string).collect();
+                if let (Some(key), false) = (Closure::key_column(name), ids.is_empty()) {
+                    scan.owned_rows_where(spec, user_id, RowKey::Column(key), &ids, &mut each_row)?;
+                }
+            }
+        }
         if !bytes.is_empty() {
             pieces.send(Piece::Lines { bytes, rows }).map_err(|_| ExportError::Stopped)?;
         }
+    }
+    if only.is_some() {
+        return Ok(files);
     }
     // A custom completion sound is not named by any row: it is the file in the folder.
     for name in store.files.list(FileBucket::NotificationSounds, user_id)? {
@@ -235,10 +256,20 @@ fn encode_vector_row(row: &VectorRow, out: &mut Vec<u8>) {
     out.extend_from_slice(b"}\n");
 }
 
+/// Whether a vector row is one of `only`'s rows (every row, without a selection).
+fn is_selected(row: &VectorRow, only: Option<&Closure>) -> bool {
+    only.is_none_or(|closure| {
+        SourceKind::from_source_type(&row.source_type)
+            .is_some_and(|kind| closure.contains(kind.table(), &row.source_id))
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn write_vectors<W: Write>(
     store: &Store,
     runtime: &Handle,
     user_id: &str,
+    only: Option<&Closure>,
     dimension: Option<u32>,
     writer: &mut ArchiveWriter<W>,
     report: &mut ExportReport,
@@ -257,12 +288,12 @@ fn write_vectors<W: Write>(
         // Each batch is fetched inside the runtime, then written outside it: writing may
         // block on the HTTP pipe, which must not happen on a runtime thread.
         while let Some(batch) = runtime.block_on(rows.next_batch())? {
-            for row in &batch {
+            for row in batch.iter().filter(|row| is_selected(row, only)) {
                 line.clear();
                 encode_vector_row(row, &mut line);
                 writer.write_lines(&line, 1)?;
+                count += 1;
             }
-            count += batch.len() as u64;
             progress(Event::Lancedb { table: table.to_string(), processed: count });
         }
         report.vectors.insert(table.to_string(), count);
@@ -278,12 +309,26 @@ pub fn write_archive<W: Write>(
     out: W,
     progress: &dyn Fn(Event),
 ) -> Result<(W, ExportReport), ExportError> {
+    write_archive_of(store, runtime, plan, None, out, progress)
+}
+
+/// Writes the archive of `plan` into `out`: the whole account, or only the rows of a
+/// selection's closure (`only`; then without API keys, whatever the plan holds).
+pub fn write_archive_of<W: Write>(
+    store: &Store,
+    runtime: &Handle,
+    plan: &ExportPlan,
+    only: Option<&Closure>,
+    out: W,
+    progress: &dyn Fn(Event),
+) -> Result<(W, ExportReport), ExportError> {
     let user_id = plan.user.id.as_str();
     let line_cap = lvbak_core::Limits::STANDARD.max_line_bytes;
     let mut manifest = Manifest::new(plan.archive_id.clone(), plan.exported_at);
     manifest.include_vectors = plan.include_vectors;
     manifest.embedding_config = embedding_config_of(store, runtime, user_id)?;
-    if let Some(secrets) = &plan.secrets {
+    let secrets = plan.secrets.as_ref().filter(|_| only.is_none());
+    if let Some(secrets) = secrets {
         manifest.has_encrypted_secrets = !secrets.index.keys.is_empty();
         manifest.secrets_count = secrets.index.keys.len() as u64;
     }
@@ -293,7 +338,7 @@ pub fn write_archive<W: Write>(
     let mut report = ExportReport::default();
     let files = std::thread::scope(|scope| -> Result<Vec<FileRef>, ExportError> {
         let (sender, receiver) = sync_channel(PIECES_IN_FLIGHT);
-        let scanner = scope.spawn(move || scan_tables(store, user_id, line_cap, sender));
+        let scanner = scope.spawn(move || scan_tables(store, user_id, only, line_cap, sender));
         let written = write_tables(&mut writer, receiver, &mut report, progress);
         let scanned =
             scanner.join().map_err(|_| ExportError::Io(std::io::Error::other("the table scanner panicked")))?;
@@ -304,9 +349,9 @@ pub fn write_archive<W: Write>(
     write_files(store, user_id, &mut writer, files, &mut report, progress)?;
     if plan.include_vectors {
         let dimension = manifest.embedding_config.dimension;
-        write_vectors(store, runtime, user_id, dimension, &mut writer, &mut report, progress)?;
+        write_vectors(store, runtime, user_id, only, dimension, &mut writer, &mut report, progress)?;
     }
-    if let Some(secrets) = plan.secrets.as_ref().filter(|secrets| !secrets.index.keys.is_empty()) {
+    if let Some(secrets) = secrets.filter(|secrets| !secrets.index.keys.is_empty()) {
         progress(Event::Secrets { count: secrets.records.len() });
         writer.write_secrets(&secrets.index, &secrets.records)?;
         report.secrets = secrets.records.len() as u64;

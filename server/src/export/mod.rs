@@ -12,6 +12,7 @@ pub mod pipe;
 pub mod plan;
 pub mod prepared;
 pub mod rows;
+pub mod selection;
 
 use lvbak_core::protocol::ExportPrepared;
 use std::io::Write as _;

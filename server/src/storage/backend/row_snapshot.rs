@@ -10,6 +10,7 @@
 
 use std::ops::ControlFlow;
 
+use lvbak_core::closure::RowKey;
 use lvbak_core::registry::TableSpec;
 
 use crate::storage::sqlite::{DbError, DbResult};
@@ -48,6 +49,45 @@ pub(crate) trait RowSnapshot: Send {
         user_id: &str,
         each: &mut dyn FnMut(&[String], &dyn StoredRow) -> Flow,
     ) -> DbResult<u64>;
+    /// [`RowSnapshot::scan_owned_rows`] of only the rows whose `key` (a column, or a key of
+    /// the JSON object a column holds) is one of `values` (a selective export and its
+    /// closure). This default reads every owned row and keeps the matching ones; a backend
+    /// answers it with its indexes instead.
+    fn scan_owned_rows_where(
+        &self,
+        spec: &'static TableSpec,
+        user_id: &str,
+        key: RowKey,
+        values: &[String],
+        each: &mut dyn FnMut(&[String], &dyn StoredRow) -> Flow,
+    ) -> DbResult<u64> {
+        let wanted: std::collections::HashSet<&str> = values.iter().map(String::as_str).collect();
+        let mut count = 0;
+        self.scan_owned_rows(spec, user_id, &mut |columns, row| {
+            let matches = |column: &str, found: &mut dyn FnMut(&str) -> bool| {
+                let index = columns.iter().position(|c| c == column);
+                match index.map(|index| row.value(index)) {
+                    Some(RowValue::Text(text)) => found(text),
+                    _ => false,
+                }
+            };
+            let keep = match key {
+                RowKey::Column(column) => matches(column, &mut |text| wanted.contains(text)),
+                RowKey::JsonKey { column, key } => matches(column, &mut |text| {
+                    serde_json::from_str::<serde_json::Value>(text)
+                        .ok()
+                        .and_then(|json| json.get(key).and_then(|v| v.as_str().map(|v| wanted.contains(v))))
+                        .unwrap_or(false)
+                }),
+            };
+            if !keep {
+                return ControlFlow::Continue(());
+            }
+            count += 1;
+            each(columns, row)
+        })?;
+        Ok(count)
+    }
 }
 
 impl dyn RowSnapshot + '_ {
@@ -74,6 +114,22 @@ impl dyn RowSnapshot + '_ {
         let mut failed = None;
         let count =
             self.scan_owned_rows(spec, user_id, &mut |columns, row| stop_on_error(each(columns, row), &mut failed))?;
+        failed.map_or(Ok(count), Err)
+    }
+
+    /// [`RowSnapshot::scan_owned_rows_where`] with a callback that may fail.
+    pub(crate) fn owned_rows_where<E: From<DbError>>(
+        &self,
+        spec: &'static TableSpec,
+        user_id: &str,
+        key: RowKey,
+        values: &[String],
+        mut each: impl FnMut(&[String], &dyn StoredRow) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let mut failed = None;
+        let count = self.scan_owned_rows_where(spec, user_id, key, values, &mut |columns, row| {
+            stop_on_error(each(columns, row), &mut failed)
+        })?;
         failed.map_or(Ok(count), Err)
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use lvbak_core::closure::RowKey;
 use lvbak_core::registry::{table_spec, Ownership, TableSpec, TABLES};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
@@ -126,6 +127,43 @@ impl RowSnapshot for TableScan {
                 break;
             }
             count += 1;
+        }
+        Ok(count)
+    }
+
+    fn scan_owned_rows_where(
+        &self,
+        spec: &'static TableSpec,
+        user_id: &str,
+        key: RowKey,
+        values: &[String],
+        each: &mut dyn FnMut(&[String], &dyn StoredRow) -> Flow,
+    ) -> DbResult<u64> {
+        let matched = match key {
+            RowKey::Column(column) => quoted(column),
+            RowKey::JsonKey { column, key } => {
+                if !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                    return Err(DbError::Invalid(format!("{key:?} is not a plain JSON key")));
+                }
+                let column = quoted(column);
+                format!("(CASE WHEN json_valid({column}) THEN json_extract({column}, '$.{key}') END)")
+            }
+        };
+        let mut count = 0;
+        // A statement per few hundred values, under SQLite's limit on parameters.
+        for chunk in values.chunks(500) {
+            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
+            let sql = format!("{} AND {matched} IN ({})", owned_rows_sql(spec)?, marks.join(", "));
+            let mut statement = self.connection.prepare_cached(&sql)?;
+            let columns: Vec<String> = statement.column_names().into_iter().map(str::to_string).collect();
+            let parameters = std::iter::once(user_id).chain(chunk.iter().map(String::as_str));
+            let mut rows = statement.query(rusqlite::params_from_iter(parameters))?;
+            while let Some(row) = rows.next()? {
+                if each(&columns, &RowRef { row }).is_break() {
+                    return Ok(count);
+                }
+                count += 1;
+            }
         }
         Ok(count)
     }
