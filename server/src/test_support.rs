@@ -4,7 +4,7 @@
 //! ([`test_state_on_postgres`], over `postgres_cluster`'s server).
 #![allow(clippy::unwrap_used)]
 
-mod postgres_cluster;
+pub(crate) mod postgres_cluster;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -425,3 +425,43 @@ async fn sign_in_limits_are_per_address_and_per_name() {
         assert!(limits.take_failure("bob").await.is_ok(), "bob paid for alice's failures");
     }
 }
+
+/// Writes to one account at once are each applied once: of twenty charges only those that
+/// fit the quota are taken, one of two accounts made with one name at once gets it, and
+/// ten ticket uses at once count 1 to 10 (SQLite by its one writer, PostgreSQL by its
+/// statements, where several nodes share one database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_at_once_are_each_applied_once() {
+    for test in backends("trait-at-once").await {
+        let test = on(&test);
+        let store = test.state.store();
+        let (alice, _) = alice_and_bob(&store).await;
+        store.accounts().set_quota(&alice.id, Some(Some(100))).await.unwrap();
+        let charges = (0..20).map(|_| {
+            let (store, user) = (store.clone(), alice.id.clone());
+            tokio::spawn(async move { store.accounts().charge_usage(&user, 10, None).await.is_ok() })
+        });
+        let fitted = futures::future::join_all(charges).await.into_iter().filter(|fitted| *fitted.as_ref().unwrap());
+        assert_eq!(fitted.count(), 10, "charges that fit a quota of 100");
+        assert_eq!(store.accounts().usage_of(&alice.id).await.unwrap(), Some(100));
+
+        let creations = (0..2).map(|n| {
+            let store = store.clone();
+            tokio::spawn(
+                async move { store.accounts().create_user(&format!("id-carol-{n}"), "carol", "hash", 1).await },
+            )
+        });
+        let created = futures::future::join_all(creations).await.into_iter().map(Result::unwrap);
+        let (made, refused): (Vec<_>, Vec<_>) = created.partition(Result::is_ok);
+        assert_eq!(made.len(), 1, "one account of the name");
+        assert!(refused.into_iter().all(|refusal| matches!(refusal, Err(DbError::NameTaken(_)))));
+
+        let uses = (0..10).map(|n| {
+            let (store, user) = (store.clone(), alice.id.clone());
+            tokio::spawn(async move { store.secrets().record_ticket_use("archive-1", &user, n).await.unwrap().uses })
+        });
+        let mut counted: Vec<i64> = futures::future::join_all(uses).await.into_iter().map(Result::unwrap).collect();
+        counted.sort_unstable();
+        assert_eq!(counted, (1..=10).collect::<Vec<i64>>());
+    }
+}

@@ -126,3 +126,32 @@ impl SignInLimits for PostgresSignInLimits {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::test_support::postgres_cluster::test_database;
+
+    /// Two nodes over one database take from the same buckets: of twenty attempts at once,
+    /// spread over both, only the bucket's three go through. (PostgreSQL only: SQLite's
+    /// instance is one node, whose buckets are in its memory.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_nodes_share_one_bucket() {
+        let database = test_database().await;
+        let node = || async {
+            let stores = PostgresStores::connect(database.config.clone()).await.unwrap();
+            std::sync::Arc::new(PostgresSignInLimits::new(stores, 3, Duration::from_secs(3600)))
+        };
+        let (first, second) = (node().await, node().await);
+        let attempts = (0..20).map(|n| {
+            let limits = if n % 2 == 0 { first.clone() } else { second.clone() };
+            tokio::spawn(async move { limits.take_attempt("10.0.0.1").await.is_ok() })
+        });
+        let results = futures::future::join_all(attempts).await;
+        assert_eq!(results.into_iter().filter(|taken| *taken.as_ref().unwrap()).count(), 3);
+        let wait = second.take_attempt("10.0.0.1").await.unwrap_err();
+        assert!(wait > Duration::from_secs(3000) && wait <= Duration::from_secs(3600), "{wait:?}");
+        assert!(first.take_attempt("10.0.0.2").await.is_ok(), "another address");
+    }
+}
