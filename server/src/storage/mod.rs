@@ -1,6 +1,8 @@
 //! Everything kept in the data directory, one module per backend: `sqlite` (accounts, rows,
 //! secrets; the only user of rusqlite), `vectors` (LanceDB; its only user), `files` (the
-//! file tree) and `identity` (the key that seals stored secrets). The server reaches
+//! file tree) and `identity` (the key that seals stored secrets); and `postgres` (the
+//! account-side traits over PostgreSQL; the only user of tokio-postgres besides the
+//! tests' cluster and `DbError`'s variant), which no option opens yet. The server reaches
 //! accounts, the job log, secrets, settings and the embeddings queue through the async
 //! traits of `backend`, which [`Store`] hands out as trait objects; imports, exports, files
 //! and vectors through its blocking and async seams (`ImportRows`, `RowSnapshot`,

@@ -22,7 +22,9 @@ mod secrets;
 mod settings;
 mod sign_in;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use super::sqlite::{DbError, DbResult};
@@ -35,6 +37,13 @@ pub(crate) use sign_in::PostgresSignInLimits;
 /// Connections one process keeps to the database at most.
 const POOL_SIZE: usize = 8;
 
+/// How long a new connection may take (a database that does not answer is an error, not
+/// a request that hangs).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a statement may wait for one of the pool's connections.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
 /// The account-side storage traits over one PostgreSQL database.
 #[derive(Clone)]
 pub(crate) struct PostgresStores {
@@ -43,10 +52,16 @@ pub(crate) struct PostgresStores {
 
 impl PostgresStores {
     /// Connects to the database `config` names and brings its schema up to date.
-    pub(crate) async fn connect(config: tokio_postgres::Config) -> DbResult<Self> {
+    pub(crate) async fn connect(mut config: tokio_postgres::Config) -> DbResult<Self> {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|error| DbError::Invalid(format!("cannot make a PostgreSQL pool: {error}")))?;
         let stores = Self { pool };
