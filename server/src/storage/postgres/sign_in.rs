@@ -133,9 +133,10 @@ mod tests {
     use super::*;
     use crate::test_support::postgres_cluster::test_database;
 
-    /// Two nodes over one database take from the same buckets: of twenty attempts at once,
-    /// spread over both, only the bucket's three go through. (PostgreSQL only: SQLite's
-    /// instance is one node, whose buckets are in its memory.)
+    /// Two nodes starting at once over one new database (both migrate it: the advisory
+    /// lock lets one make the tables) take from the same buckets: of twenty attempts at
+    /// once, spread over both, only the bucket's three go through. (PostgreSQL only:
+    /// SQLite's instance is one node, whose buckets are in its memory.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn two_nodes_share_one_bucket() {
         let database = test_database().await;
@@ -143,7 +144,7 @@ mod tests {
             let stores = PostgresStores::connect(database.config.clone()).await.unwrap();
             std::sync::Arc::new(PostgresSignInLimits::new(stores, 3, Duration::from_secs(3600)))
         };
-        let (first, second) = (node().await, node().await);
+        let (first, second) = tokio::join!(node(), node());
         let attempts = (0..20).map(|n| {
             let limits = if n % 2 == 0 { first.clone() } else { second.clone() };
             tokio::spawn(async move { limits.take_attempt("10.0.0.1").await.is_ok() })
