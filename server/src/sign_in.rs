@@ -45,13 +45,21 @@ pub struct SignInGuard {
     secure_cookies: bool,
 }
 
-impl SignInGuard {
-    pub fn new(hosting: &HostingLimits) -> Self {
+impl SignInBuckets {
+    /// Buckets of `login_burst` tokens, one more per `login_interval`.
+    pub(crate) fn new(hosting: &HostingLimits) -> Self {
         Self {
-            limits: Arc::new(SignInBuckets {
-                by_address: RateLimiter::new(hosting.login_burst, hosting.login_interval),
-                failures_by_name: RateLimiter::new(hosting.login_burst, hosting.login_interval),
-            }),
+            by_address: RateLimiter::new(hosting.login_burst, hosting.login_interval),
+            failures_by_name: RateLimiter::new(hosting.login_burst, hosting.login_interval),
+        }
+    }
+}
+
+impl SignInGuard {
+    /// The guard over `limits` (the instance's sign-in buckets, wherever they are kept).
+    pub(crate) fn new(hosting: &HostingLimits, limits: Arc<dyn SignInLimits>) -> Self {
+        Self {
+            limits,
             hashes: Arc::new(Semaphore::new(hosting.password_hashes.max(1))),
             trust_forwarded: hosting.trust_forwarded,
             secure_cookies: hosting.secure_cookies,

@@ -15,8 +15,8 @@ use crate::import::jobs::{self, Job, Jobs, Outcome};
 use crate::import::services::ImportServices;
 use crate::memory::MemoryBudget;
 use crate::progress::ProgressHub;
-use crate::sign_in::SignInGuard;
-use crate::storage::backend::PreparedExportStore;
+use crate::sign_in::{SignInBuckets, SignInGuard};
+use crate::storage::backend::{PreparedExportStore, SignInLimits};
 use crate::storage::Store;
 use crate::throttle::Slots;
 
@@ -43,17 +43,46 @@ struct Shared {
     embeddings: Arc<Embeddings>,
 }
 
+/// What every node of an instance must share, and where it is kept: in this process's
+/// memory (one node: [`SharedAcrossNodes::in_memory`]) or a database every node reaches.
+pub(crate) struct SharedAcrossNodes {
+    pub(crate) sign_in_limits: Arc<dyn SignInLimits>,
+    pub(crate) prepared_exports: Arc<dyn PreparedExportStore>,
+}
+
+impl SharedAcrossNodes {
+    /// Kept in this process's memory.
+    pub(crate) fn in_memory(hosting: &HostingLimits) -> Self {
+        Self {
+            sign_in_limits: Arc::new(SignInBuckets::new(hosting)),
+            prepared_exports: Arc::new(PreparedExports::new(hosting.prepared_exports_per_user)),
+        }
+    }
+}
+
 impl AppState {
     /// The state of a server over `store`; import jobs a previous process left unfinished
     /// are marked failed.
     pub async fn new(store: Arc<Store>, web_dir: PathBuf, limits: Limits, hosting: HostingLimits) -> Self {
+        let shared = SharedAcrossNodes::in_memory(&hosting);
+        Self::with_shared(store, web_dir, limits, hosting, shared).await
+    }
+
+    /// The state of a server over `store`, with what nodes share kept in `shared`.
+    pub(crate) async fn with_shared(
+        store: Arc<Store>,
+        web_dir: PathBuf,
+        limits: Limits,
+        hosting: HostingLimits,
+        shared: SharedAcrossNodes,
+    ) -> Self {
         jobs::recover(&store).await;
         Self {
             inner: Arc::new(Shared {
                 jobs: Jobs::new(&hosting),
                 exports: Slots::new(hosting.exports_per_user, hosting.exports),
-                prepared_exports: Arc::new(PreparedExports::new(hosting.prepared_exports_per_user)),
-                sign_in: SignInGuard::new(&hosting),
+                prepared_exports: shared.prepared_exports,
+                sign_in: SignInGuard::new(&hosting, shared.sign_in_limits),
                 memory: MemoryBudget::new(hosting.batch_memory),
                 embeddings: Arc::new(
                     Embeddings::with_timeout(

@@ -15,8 +15,9 @@
 //! The service traits are async and object safe (`async_trait`); the import's, the
 //! snapshot's and the files' are blocking, called from the import's and export's own
 //! threads. Every method is scoped to the account it names: no method answers with another
-//! account's data. Rows answer in `DbError` for now; its `Sqlite` variant is the one
-//! backend's, and a second backend adds its own beside it.
+//! account's data. Rows answer in `DbError` for now; its `Sqlite` variant is SQLite's, and
+//! `Postgres`/`PostgresPool` are `postgres::PostgresStores`' (the account-side traits
+//! only, so far).
 
 mod accounts;
 mod embeddings;

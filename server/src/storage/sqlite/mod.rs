@@ -37,6 +37,12 @@ pub use rows::{ColumnFacts, ForeignKeyFacts, TableFacts, TableScan};
 pub enum DbError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A statement of the PostgreSQL backend (`storage::postgres`) failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No connection to PostgreSQL could be had from the pool.
+    #[error("postgres pool: {0}")]
+    PostgresPool(#[from] deadpool_postgres::PoolError),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]

@@ -1,0 +1,106 @@
+//! PostgreSQL, the only module that touches tokio-postgres: a pool of connections to one
+//! database ([`PostgresStores`]), its migrations, and the account-side storage traits over
+//! it, one submodule per concern — `accounts` (accounts, credentials, sessions), `quotas`
+//! (quota, use and the charge), `jobs`, `secrets` (stored keys, endpoint bindings, ticket
+//! uses), `settings`, `sign_in` ([`PostgresSignInLimits`]) and `prepared`
+//! ([`PostgresPreparedExports`]). Rows, files and vectors are not here yet (issue 22's next
+//! slices), so no option of the server or the CLI opens this backend: the trait tests
+//! (`backend::tests`) are its only users for now.
+//!
+//! Every statement answers as SQLite's does for the same calls — same records, same
+//! errors, text ordered bytewise (`COLLATE "C"`, SQLite's `BINARY`) — and where SQLite
+//! serialises a read-then-write by its one writer, a statement here does it atomically
+//! (`INSERT … ON CONFLICT`, row locks), since several nodes share one database.
+#![cfg_attr(not(test), allow(dead_code))]
+
+mod accounts;
+mod jobs;
+mod migrations;
+mod prepared;
+mod quotas;
+mod secrets;
+mod settings;
+mod sign_in;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use super::sqlite::{DbError, DbResult};
+
+#[cfg_attr(not(test), allow(unused_imports))]
+pub(crate) use prepared::PostgresPreparedExports;
+#[cfg_attr(not(test), allow(unused_imports))]
+pub(crate) use sign_in::PostgresSignInLimits;
+
+/// Connections one process keeps to the database at most.
+const POOL_SIZE: usize = 8;
+
+/// How long a new connection may take (a database that does not answer is an error, not
+/// a request that hangs).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a statement may wait for one of the pool's connections.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
+/// The account-side storage traits over one PostgreSQL database.
+#[derive(Clone)]
+pub(crate) struct PostgresStores {
+    pool: Pool,
+}
+
+impl PostgresStores {
+    /// Connects to the database `config` names and brings its schema up to date.
+    pub(crate) async fn connect(mut config: tokio_postgres::Config) -> DbResult<Self> {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(POOL_WAIT))
+            .build()
+            .map_err(|error| DbError::Invalid(format!("cannot make a PostgreSQL pool: {error}")))?;
+        let stores = Self { pool };
+        migrations::migrate(&mut *stores.client().await?).await?;
+        Ok(stores)
+    }
+
+    /// A pooled connection.
+    async fn client(&self) -> DbResult<deadpool_postgres::Object> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Rows written as a test's setup, not through the traits under test: each JSON
+    /// object's keys are columns of `table` (the columns it leaves out take their defaults).
+    #[cfg(test)]
+    pub(crate) async fn insert_json_rows(&self, table: &str, rows: &[serde_json::Value]) -> DbResult<()> {
+        let client = self.client().await?;
+        for row in rows {
+            let columns: Vec<String> = row
+                .as_object()
+                .map(|object| object.keys().map(|column| super::sqlite::quoted(column)).collect())
+                .unwrap_or_default();
+            let columns = columns.join(", ");
+            let table = super::sqlite::quoted(table);
+            let sql = format!(
+                "INSERT INTO {table} ({columns}) SELECT {columns} FROM json_populate_record(NULL::{table}, $1::text::json)"
+            );
+            client.execute(&sql, &[&row.to_string()]).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A count PostgreSQL answers as `BIGINT`, as SQLite's reads do: never negative.
+fn unsigned(value: i64) -> u64 {
+    value.max(0) as u64
+}
+
+/// A count written as `BIGINT` (SQLite's writes clamp the same way).
+fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
