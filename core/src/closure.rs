@@ -12,10 +12,11 @@
 //! attached world books and expression images). References an import may clear are left
 //! out when nothing else brings their target.
 //!
-//! Rows come from a [`RowSource`] the caller implements (the server's store today; an
-//! archive later), asked one table and a batch of ids at a time; it answers only the
+//! Rows come from a [`RowSource`] the caller implements (the server's store for a selective
+//! export; an archive, [`ArchiveRows`], for a selective restore), asked one table and a batch of ids at a time; it answers only the
 //! account's own rows, so the closure never leaves the account.
 
+mod archive_rows;
 pub(crate) mod relations;
 #[cfg(test)]
 mod tests;
@@ -27,41 +28,8 @@ use std::str::FromStr;
 use crate::registry::TableSpec;
 use relations::{json_ids, key_column, links, Edge, Link, BRANCHED_FROM, JSON_REFERENCES};
 
-/// The kinds of item a user picks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ItemKind {
-    Character,
-    Chat,
-    Persona,
-    WorldBook,
-    Preset,
-}
-
-impl ItemKind {
-    pub const ALL: [ItemKind; 5] = [Self::Character, Self::Chat, Self::Persona, Self::WorldBook, Self::Preset];
-
-    /// The word used in `KIND:ID`.
-    pub fn word(self) -> &'static str {
-        match self {
-            Self::Character => "character",
-            Self::Chat => "chat",
-            Self::Persona => "persona",
-            Self::WorldBook => "world_book",
-            Self::Preset => "preset",
-        }
-    }
-
-    /// The registry table the item's row lives in.
-    pub fn table(self) -> &'static str {
-        match self {
-            Self::Character => "characters",
-            Self::Chat => "chats",
-            Self::Persona => "personas",
-            Self::WorldBook => "world_books",
-            Self::Preset => "presets",
-        }
-    }
-}
+pub use crate::protocol::ItemKind;
+pub use archive_rows::ArchiveRows;
 
 /// One picked item, written `KIND:ID`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

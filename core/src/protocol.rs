@@ -422,7 +422,8 @@ impl StateCounts {
     }
 }
 
-/// The things a user picks and recognises in an archive.
+/// The things a user picks and recognises in an archive (a restore preview's items, the
+/// `KIND` of a selection's `KIND:ID`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKind {
@@ -435,6 +436,17 @@ pub enum ItemKind {
 
 impl ItemKind {
     pub const ALL: [ItemKind; 5] = [Self::Character, Self::Chat, Self::Persona, Self::WorldBook, Self::Preset];
+
+    /// The word used in `KIND:ID` (the wire's name).
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Character => "character",
+            Self::Chat => "chat",
+            Self::Persona => "persona",
+            Self::WorldBook => "world_book",
+            Self::Preset => "preset",
+        }
+    }
 
     /// The registry table an item of this kind is a row of.
     pub fn table(self) -> &'static str {

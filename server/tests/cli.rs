@@ -1,8 +1,8 @@
 //! The `lvbak` binary from the outside: `inspect` on the real fixtures and on every corpus
 //! case, checking stdout JSON, codes and exit statuses; `card` (in `cli/card.rs`); the
 //! restore preview, `import --dry-run` (in `cli/preview.rs`); `export --only` (in
-//! `cli/selective_export.rs`). (This test binary does not use the server library, so it does
-//! not link LanceDB.)
+//! `cli/selective_export.rs`); `import --only` (in `cli/selective_restore.rs`). (This test
+//! binary does not use the server library, so it does not link LanceDB.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -17,6 +17,8 @@ mod card;
 mod preview;
 #[path = "cli/selective_export.rs"]
 mod selective_export;
+#[path = "cli/selective_restore.rs"]
+mod selective_restore;
 
 /// The binary under test: this build's, or `LVBAK_BINARY` when set (a build elsewhere).
 fn lvbak_binary() -> String {

@@ -16,7 +16,7 @@ use lvbak_core::closure::{ClosureError, Pick, Selection};
 use lvbak_core::protocol::ExportOutcome;
 use serde::Serialize;
 
-use super::printable::{field, print_json, JsonLayout};
+use super::printable::{field, print_json, JsonLayout, Refusal};
 use super::progress::CliProgress;
 use super::{fail, runtime};
 use crate::config::DataDirArg;
@@ -83,14 +83,6 @@ fn ticket_path_beside(archive: &Path) -> PathBuf {
 /// rejected archive.
 const REJECTED: u8 = 2;
 
-/// A refused export: its code and words (printed, or as JSON under `--json`).
-#[derive(Serialize)]
-struct Refusal {
-    ok: bool,
-    code: &'static str,
-    message: String,
-}
-
 pub fn run(args: &ExportArgs) -> ExitCode {
     let mut refusal = None;
     let result = runtime().and_then(|runtime| {
@@ -107,7 +99,7 @@ pub fn run(args: &ExportArgs) -> ExitCode {
                 Err(ClosureError::NotFound(picks)) => {
                     let names: Vec<String> = picks.iter().map(Pick::to_string).collect();
                     let message = format!("not in the account of {}: {}", args.user, names.join(", "));
-                    refusal = Some(Refusal { ok: false, code: "not_in_account", message });
+                    refusal = Some(Refusal { ok: false, code: "not_in_account".into(), message });
                     return Ok(());
                 }
                 Err(ClosureError::Source(error)) => return Err(error.into()),

@@ -13,15 +13,17 @@ use std::time::Instant;
 use clap::Args;
 use lvbak_core::{Archive, Ticket};
 
-use super::printable::{field, print_json, JsonLayout};
+use super::printable::{field, print_json, JsonLayout, Refusal};
 use super::progress::CliProgress;
 use super::runtime;
 use crate::config::{limits_from_env, DataDirArg};
-use crate::import::from_archive::import_archive;
+use crate::import::from_archive::import_archive_part;
+use crate::import::selection::Picked;
 use crate::import::session::ImportSession;
 use crate::progress::Event;
 use crate::storage::Store;
 use crate::util::now;
+use lvbak_core::closure::{ClosureError, Pick, Selection};
 use lvbak_core::protocol::{JobStatus, SummaryReport};
 
 #[derive(Debug, Args)]
@@ -45,6 +47,13 @@ pub struct ImportArgs {
     /// unchanged, differs, remapped, refused).
     #[arg(long = "dry-run")]
     dry_run: bool,
+    /// Restore only this item and what it needs and holds (`KIND:ID`, kinds character, chat,
+    /// persona, world_book, preset; repeatable): a selective restore, never API keys.
+    #[arg(long = "only", value_name = "KIND:ID")]
+    only: Vec<Pick>,
+    /// Picked characters come without their chats.
+    #[arg(long = "without-chats", requires = "only")]
+    without_chats: bool,
     #[command(flatten)]
     data: DataDirArg,
 }
@@ -57,6 +66,10 @@ pub fn run(args: &ImportArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Rejected(code, message)) => {
             eprintln!("{code}: {}", field(&message));
+            if args.json {
+                let refusal = Refusal { ok: false, code, message };
+                let _ = print_json(&mut std::io::stdout().lock(), &refusal, JsonLayout::Line);
+            }
             ExitCode::from(REJECTED)
         }
         Err(Failure::Other(error)) => {
@@ -91,8 +104,22 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
     let file = File::open(&args.file)?;
     let mut archive =
         Archive::open(BufReader::with_capacity(256 * 1024, file), limits).map_err(|e| rejected(e.code(), &e))?;
+    let picked = if args.only.is_empty() {
+        None
+    } else {
+        let selection = Selection { picks: args.only.clone(), without_chats: args.without_chats };
+        match Picked::of_archive(&archive, &selection) {
+            Ok(picked) => Some(picked),
+            Err(ClosureError::NotFound(picks)) => {
+                let names: Vec<String> = picks.iter().map(Pick::to_string).collect();
+                return Err(rejected("not_in_archive", format!("the archive holds none of {}", names.join(", "))));
+            }
+            Err(ClosureError::Source(error)) => return Err(rejected(error.code(), &error)),
+        }
+    };
     if args.dry_run {
-        let preview = crate::import::preview::preview_archive(&store, &user.id, &mut archive).map_err(|e| match e {
+        let preview = crate::import::preview::preview_archive(&store, &user.id, &mut archive, picked.as_ref());
+        let preview = preview.map_err(|e| match e {
             crate::import::session::ImportError::Format(error) => rejected(error.code(), &error),
             other => Failure::Other(other.into()),
         })?;
@@ -118,7 +145,7 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
             }
             Some(ticket.key().map_err(|e| rejected(e.code(), &e))?)
         }
-        (None, true) if !args.skip_secrets => {
+        (None, true) if !args.skip_secrets && picked.is_none() => {
             return Err(anyhow::anyhow!(
             "the archive carries {} encrypted API keys: give --ticket FILE, or --skip-secrets to import without them",
             manifest.secrets_count
@@ -138,9 +165,11 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
         &progress,
         runtime.handle().clone(),
     )?;
-    import_archive(&mut session, &mut archive, key.as_ref(), Some(&args.file)).map_err(|e| match e {
-        crate::import::session::ImportError::Format(error) => rejected(error.code(), &error),
-        other => Failure::Other(other.into()),
+    import_archive_part(&mut session, &mut archive, key.as_ref(), Some(&args.file), picked.as_ref()).map_err(|e| {
+        match e {
+            crate::import::session::ImportError::Format(error) => rejected(error.code(), &error),
+            other => Failure::Other(other.into()),
+        }
     })?;
     let summary = session.finish()?;
     shown.finish();
@@ -218,10 +247,9 @@ fn print_preview(preview: &lvbak_core::protocol::RestorePreview, json: bool) -> 
     }
     for item in preview.items.iter().filter(|item| item.state != lvbak_core::protocol::RestoreState::Unchanged) {
         let state = serde_json::to_value(item.state)?;
-        let kind = serde_json::to_value(item.kind)?;
         println!(
             "{} {} {:?}: {}",
-            kind.as_str().unwrap_or_default(),
+            item.kind.word(),
             field(&item.id),
             field(&item.name),
             state.as_str().unwrap_or_default()

@@ -232,3 +232,11 @@ mod tests {
         assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), value);
     }
 }
+
+/// A refused command: its code and words (printed, or as one JSON object under `--json`).
+#[derive(serde::Serialize)]
+pub(crate) struct Refusal {
+    pub(crate) ok: bool,
+    pub(crate) code: String,
+    pub(crate) message: String,
+}

@@ -14,6 +14,7 @@ use lvbak_core::{
     parse_row, parse_row_aligned, Archive, EncryptedSecret, EntryKind, FormatError, SecretKey, UnknownColumns,
 };
 
+use super::selection::Picked;
 use super::session::{ImportError, ImportSession};
 use super::steps::for_each_step;
 use crate::progress::Event;
@@ -23,6 +24,7 @@ fn apply_tables<R: Read + Seek + Send>(
     session: &mut ImportSession<'_>,
     archive: &mut Archive<R>,
     plan: &ImportPlan,
+    selection: Option<&Picked>,
 ) -> Result<(), ImportError> {
     for unused in plan.unused_row_tables() {
         session.skip_table(&unused.table);
@@ -33,7 +35,11 @@ fn apply_tables<R: Read + Seek + Send>(
         let columns = session.columns_of(spec.name)?.unwrap_or_default();
         let unknown = UnknownColumns::default();
         let parse = |entry: &str, number: u64, line: &[u8]| parse_row_aligned(entry, number, line, &columns, &unknown);
-        for_each_step(archive.ndjson_lines(index)?, 1, parse, |rows| {
+        let keep = selection.map(|picked| picked.rows_of(spec.name, &columns));
+        for_each_step(archive.ndjson_lines(index)?, 1, parse, |mut rows| {
+            if let Some(keep) = &keep {
+                rows.retain(|row| keep.keeps(row));
+            }
             session.apply_rows(spec.name, rows)?;
             session.table_progress(spec.name);
             Ok(())
@@ -50,6 +56,7 @@ fn apply_files<R: Read + Seek>(
     archive: &mut Archive<R>,
     plan: &ImportPlan,
     archive_path: Option<&Path>,
+    selection: Option<&Picked>,
 ) -> Result<(), ImportError> {
     let total = plan.files.len();
     for (done, &index) in plan.files.iter().enumerate() {
@@ -60,6 +67,10 @@ fn apply_files<R: Read + Seek>(
         let EntryKind::File { bucket, name } = entry.kind.clone() else { continue };
         let size = entry.uncompressed_size;
         let mut reader = archive.open_entry(index)?;
+        if selection.is_some_and(|picked| !picked.keeps_file(&name)) {
+            session.drain(&mut reader)?;
+            continue;
+        }
         let stored = archive_path.zip(reader.stored_range());
         session.apply_file(bucket, &name, size, &mut reader, stored)?;
     }
@@ -72,6 +83,7 @@ fn apply_vectors<R: Read + Seek + Send>(
     session: &mut ImportSession<'_>,
     archive: &mut Archive<R>,
     plan: &ImportPlan,
+    selection: Option<&Picked>,
 ) -> Result<(), ImportError> {
     let present = &plan.vectors;
     for unused in plan.unused_vector_tables() {
@@ -110,7 +122,12 @@ fn apply_vectors<R: Read + Seek + Send>(
     let dimension = config.dimension.unwrap_or(0);
     for &(table, index) in present {
         let lines = archive.ndjson_lines(index)?;
-        for_each_step(lines, 1, parse_row, |rows| session.apply_vectors(table, rows, dimension).map(|_| ()))?;
+        for_each_step(lines, 1, parse_row, |mut rows| {
+            if let Some(picked) = selection {
+                rows.retain(|row| picked.keeps_vector(row));
+            }
+            session.apply_vectors(table, rows, dimension).map(|_| ())
+        })?;
         session.progress(Event::LancedbTableDone { table: table.to_string() });
     }
     session.set_vector_outcome(None);
@@ -182,10 +199,22 @@ pub fn import_archive<R: Read + Seek + Send>(
     secrets_key: Option<&SecretKey>,
     archive_path: Option<&Path>,
 ) -> Result<(), ImportError> {
+    import_archive_part(session, archive, secrets_key, archive_path, None)
+}
+
+/// [`import_archive`] of only the rows, files and vectors of `selection`, when given (a
+/// selective restore: never its API keys).
+pub fn import_archive_part<R: Read + Seek + Send>(
+    session: &mut ImportSession<'_>,
+    archive: &mut Archive<R>,
+    secrets_key: Option<&SecretKey>,
+    archive_path: Option<&Path>,
+    selection: Option<&Picked>,
+) -> Result<(), ImportError> {
     session.progress(Event::Extracted);
     let plan = ImportPlan::of(archive);
-    apply_tables(session, archive, &plan)?;
-    apply_files(session, archive, &plan, archive_path)?;
-    apply_vectors(session, archive, &plan)?;
-    apply_secrets(session, archive, &plan, secrets_key)
+    apply_tables(session, archive, &plan, selection)?;
+    apply_files(session, archive, &plan, archive_path, selection)?;
+    apply_vectors(session, archive, &plan, selection)?;
+    apply_secrets(session, archive, &plan, secrets_key.filter(|_| selection.is_none()))
 }

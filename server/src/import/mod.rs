@@ -1,6 +1,6 @@
 //! Import: the apply engine (`session`, stopping with an `error`), driven from an archive (`from_archive`) or from
 //! the browser's verified batches (`batches`), rows read in bounded steps (`steps`), previewed
-//! without writing (`preview`), run as
+//! without writing (`preview`), narrowed to picked items (`selection`), run as
 //! jobs (`jobs`, whose status answers `report` bounds) behind the HTTP routes (`http`,
 //! `batches`) or by `lvbak import`.
 
@@ -11,6 +11,7 @@ pub mod http;
 pub mod jobs;
 pub mod preview;
 pub mod report;
+pub mod selection;
 pub mod services;
 pub mod session;
 pub mod steps;

@@ -1,6 +1,6 @@
 //! A restore preview (`lvbak import --dry-run`): what restoring an archive into an account
 //! would do, per table, per file and per item (character, chat, persona, world book,
-//! preset), before anything is written. The archive is read and checked exactly as an
+//! preset), before anything is written; with a selection, of the picked items only. The archive is read and checked exactly as an
 //! import reads it — a hostile archive is refused with the same code — and every row goes
 //! through the import's checks and merge by id (`policy::preview`), answered by the
 //! backend's reads only: no row, file, job or quota use is written.
@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::error::ImportError;
 use super::from_archive::check_secret_records;
+use super::selection::Picked;
 use super::steps::for_each_step;
 use crate::policy::files::{file_rule, FileRule};
 use crate::policy::preview::{chat_state, PreviewLedger};
@@ -38,6 +39,7 @@ pub fn preview_archive<R: Read + Seek + Send>(
     store: &Store,
     user_id: &str,
     archive: &mut Archive<R>,
+    selection: Option<&Picked>,
 ) -> Result<RestorePreview, ImportError> {
     let mut rows = store.import_rows(user_id, None)?;
     let plan = ImportPlan::of(archive);
@@ -56,7 +58,11 @@ pub fn preview_archive<R: Read + Seek + Send>(
         let parse = |entry: &str, number: u64, line: &[u8]| parse_row_aligned(entry, number, line, &columns, &unknown);
         let counts = preview.tables.entry(spec.name.to_string()).or_default();
         let items = &mut preview.items;
-        for_each_step(archive.ndjson_lines(index)?, 1, parse, |step| {
+        let keep = selection.map(|picked| picked.rows_of(spec.name, &columns));
+        for_each_step(archive.ndjson_lines(index)?, 1, parse, |mut step| {
+            if let Some(keep) = &keep {
+                step.retain(|row| keep.keeps(row));
+            }
             let text = |row: &Vec<Option<Value>>, index: Option<usize>| {
                 index.and_then(|index| row[index].as_ref()).and_then(Value::as_str).unwrap_or_default().to_string()
             };
@@ -90,7 +96,7 @@ pub fn preview_archive<R: Read + Seek + Send>(
     for vectors in plan.vectors.iter().map(|&(_, index)| index).chain(plan.unused_vector_tables().map(|t| t.index)) {
         archive.check_lines(vectors)?;
     }
-    preview_files(store, user_id, archive, &plan, &ledger, &mut *rows, &mut preview)?;
+    preview_files(store, user_id, archive, &plan, &ledger, &mut *rows, selection, &mut preview)?;
     if let Some(index) = plan.secrets {
         check_secret_records(archive, index, |_| Ok(()))?;
     }
@@ -108,6 +114,7 @@ fn preview_files<R: Read + Seek>(
     plan: &ImportPlan,
     ledger: &PreviewLedger,
     rows: &mut dyn ImportRows,
+    selection: Option<&Picked>,
     preview: &mut RestorePreview,
 ) -> Result<(), ImportError> {
     for &index in &plan.files {
@@ -115,6 +122,9 @@ fn preview_files<R: Read + Seek>(
         let EntryKind::File { bucket, name } = entry.kind.clone() else { continue };
         std::io::copy(&mut archive.open_entry(index)?, &mut std::io::sink())
             .map_err(lvbak_core::FormatError::from_io)?;
+        if selection.is_some_and(|picked| !picked.keeps_file(&name)) {
+            continue;
+        }
         let copied = crate::policy::ids::rewrite_uuids(&name, false, |original| {
             Ok::<_, ImportError>(ledger.copy_of(None, original))
         })?;

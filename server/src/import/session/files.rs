@@ -100,7 +100,7 @@ impl ImportSession<'_> {
 
     /// Reads an entry that will not be written to its end, so that a damaged archive is
     /// refused whether or not the damage sits in something that is used.
-    pub(super) fn drain(&self, data: &mut dyn Read) -> Result<(), ImportError> {
+    pub(crate) fn drain(&self, data: &mut dyn Read) -> Result<(), ImportError> {
         let mut reader = Cancellable { inner: data, cancel: &self.cancel };
         match io::copy(&mut reader, &mut io::sink()) {
             Ok(_) => Ok(()),
