@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::{Read, Seek};
 
 use lvbak_core::import_plan::ImportPlan;
-use lvbak_core::protocol::{ItemKind, PreviewItem, RestorePreview, RestoreState};
+use lvbak_core::protocol::{ItemKind, PreviewItem, RestorePreview, RestoreState, StateCounts};
 use lvbak_core::{parse_row_aligned, Archive, EntryKind, FileBucket, UnknownColumns};
 use serde_json::Value;
 
@@ -96,61 +96,70 @@ pub fn preview_archive<R: Read + Seek + Send>(
     for vectors in plan.vectors.iter().map(|&(_, index)| index).chain(plan.unused_vector_tables().map(|t| t.index)) {
         archive.check_lines(vectors)?;
     }
-    preview_files(store, user_id, archive, &plan, &ledger, &mut *rows, selection, &mut preview)?;
+    let account = Account { store, user_id, ledger: &ledger, selection };
+    account.preview_files(archive, &plan, &mut *rows, &mut preview.files)?;
     if let Some(index) = plan.secrets {
         check_secret_records(archive, index, |_| Ok(()))?;
     }
     Ok(preview)
 }
 
-/// Files by name and content: a file the account holds where the restore would put it is
-/// unchanged when its bytes' CRC-32 is the archive's, else it differs; a file whose name
-/// holds the id of a row the restore would copy is remapped; one the restore may put
-/// nowhere is refused. Every entry is read to its end, as an import reads it.
-fn preview_files<R: Read + Seek>(
-    store: &Store,
-    user_id: &str,
-    archive: &mut Archive<R>,
-    plan: &ImportPlan,
-    ledger: &PreviewLedger,
-    rows: &mut dyn ImportRows,
-    selection: Option<&Picked>,
-    preview: &mut RestorePreview,
-) -> Result<(), ImportError> {
-    for &index in &plan.files {
-        let entry = archive.entries()[index].clone();
-        let EntryKind::File { bucket, name } = entry.kind.clone() else { continue };
-        std::io::copy(&mut archive.open_entry(index)?, &mut std::io::sink())
-            .map_err(lvbak_core::FormatError::from_io)?;
-        if selection.is_some_and(|picked| !picked.keeps_file(&name)) {
-            continue;
-        }
-        let copied = crate::policy::ids::rewrite_uuids(&name, false, |original| {
-            Ok::<_, ImportError>(ledger.copy_of(None, original))
-        })?;
-        let name = rows.local_file_name(&name)?;
-        // Where the restore would put it (as `ImportSession::destination`, except that a
-        // row the restore would add is not there to name it yet).
-        let destination = match file_rule(bucket, &name) {
-            FileRule::Nowhere => None,
-            FileRule::PathOf { table, column, id } => Some(rows.path_of(table, column, id)?),
-            FileRule::NamedByAny(_) | FileRule::Always => Some(Some(name)),
-        };
-        let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
-        let state = match destination {
-            _ if copied.is_some() => RestoreState::Remapped,
-            None => RestoreState::Refused,
-            Some(None) => RestoreState::New,
-            Some(Some(name)) if !store.files.accepts(bucket, user_id, &name) => RestoreState::Refused,
-            Some(Some(name)) if store.files.size_of(bucket, user_id, &name)?.is_none() => RestoreState::New,
-            Some(Some(name)) if stored_crc32(store, bucket, user_id, &name)? == Some(entry.crc32) => {
-                RestoreState::Unchanged
+/// The account a preview reads, and what the rows' preview learnt.
+struct Account<'a> {
+    store: &'a Store,
+    user_id: &'a str,
+    ledger: &'a PreviewLedger,
+    selection: Option<&'a Picked>,
+}
+
+impl Account<'_> {
+    /// Files by name and content: a file the account holds where the restore would put it is
+    /// unchanged when its bytes' CRC-32 is the archive's, else it differs; a file whose name
+    /// holds the id of a row the restore would copy is remapped; one the restore may put
+    /// nowhere is refused. Every entry is read to its end, as an import reads it.
+    fn preview_files<R: Read + Seek>(
+        &self,
+        archive: &mut Archive<R>,
+        plan: &ImportPlan,
+        rows: &mut dyn ImportRows,
+        files: &mut StateCounts,
+    ) -> Result<(), ImportError> {
+        let Self { store, user_id, ledger, selection } = *self;
+        for &index in &plan.files {
+            let entry = archive.entries()[index].clone();
+            let EntryKind::File { bucket, name } = entry.kind.clone() else { continue };
+            std::io::copy(&mut archive.open_entry(index)?, &mut std::io::sink())
+                .map_err(lvbak_core::FormatError::from_io)?;
+            if selection.is_some_and(|picked| !picked.keeps_file(&name)) {
+                continue;
             }
-            Some(Some(_)) => RestoreState::Differs,
-        };
-        preview.files.count(state);
+            let copied = crate::policy::ids::rewrite_uuids(&name, false, |original| {
+                Ok::<_, ImportError>(ledger.copy_of(None, original))
+            })?;
+            let name = rows.local_file_name(&name)?;
+            // Where the restore would put it (as `ImportSession::destination`, except that a
+            // row the restore would add is not there to name it yet).
+            let destination = match file_rule(bucket, &name) {
+                FileRule::Nowhere => None,
+                FileRule::PathOf { table, column, id } => Some(rows.path_of(table, column, id)?),
+                FileRule::NamedByAny(_) | FileRule::Always => Some(Some(name)),
+            };
+            let bucket = if bucket == FileBucket::Thumbnails { FileBucket::Images } else { bucket };
+            let state = match destination {
+                _ if copied.is_some() => RestoreState::Remapped,
+                None => RestoreState::Refused,
+                Some(None) => RestoreState::New,
+                Some(Some(name)) if !store.files.accepts(bucket, user_id, &name) => RestoreState::Refused,
+                Some(Some(name)) if store.files.size_of(bucket, user_id, &name)?.is_none() => RestoreState::New,
+                Some(Some(name)) if stored_crc32(store, bucket, user_id, &name)? == Some(entry.crc32) => {
+                    RestoreState::Unchanged
+                }
+                Some(Some(_)) => RestoreState::Differs,
+            };
+            files.count(state);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The CRC-32 of one of the account's stored files, or `None` if it cannot be read.
