@@ -11,9 +11,10 @@ use blake2::digest::consts::U16;
 use blake2::{Blake2b, Digest};
 use serde_json::Value;
 
-/// One value as it is compared.
+/// One stored value, borrowed from the row being read, by its storage class: what every
+/// backend hands out when rows are read (exports, held rows, previews) and what is hashed.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ComparedValue<'a> {
+pub enum RowValue<'a> {
     Null,
     Integer(i64),
     Real(f64),
@@ -38,40 +39,40 @@ impl Default for RowHasher {
 
 impl RowHasher {
     /// Adds a column and its value (columns in ascending name order).
-    pub fn column(&mut self, name: &str, value: ComparedValue<'_>) {
+    pub fn column(&mut self, name: &str, value: RowValue<'_>) {
         self.field(b'c', name.as_bytes());
         match value {
-            ComparedValue::Null => self.field(b'n', b""),
-            ComparedValue::Integer(number) => {
+            RowValue::Null => self.field(b'n', b""),
+            RowValue::Integer(number) => {
                 self.number.clear();
                 self.number.extend_from_slice(number.to_string().as_bytes());
                 let text = std::mem::take(&mut self.number);
                 self.field(b'i', &text);
                 self.number = text;
             }
-            ComparedValue::Real(number) => {
+            RowValue::Real(number) => {
                 self.number.clear();
                 crate::js_number::write_js_number(&mut self.number, number);
                 let text = std::mem::take(&mut self.number);
                 self.field(b'i', &text);
                 self.number = text;
             }
-            ComparedValue::Text(text) => self.field(b't', text.as_bytes()),
-            ComparedValue::Blob(bytes) => self.field(b'b', bytes),
+            RowValue::Text(text) => self.field(b't', text.as_bytes()),
+            RowValue::Blob(bytes) => self.field(b'b', bytes),
         }
     }
 
     /// Adds a column given as the archive's JSON value, stored as a server stores it.
     pub fn json_column(&mut self, name: &str, value: &Value) {
         match value {
-            Value::Null => self.column(name, ComparedValue::Null),
-            Value::Bool(flag) => self.column(name, ComparedValue::Integer(i64::from(*flag))),
+            Value::Null => self.column(name, RowValue::Null),
+            Value::Bool(flag) => self.column(name, RowValue::Integer(i64::from(*flag))),
             Value::Number(number) => match number.as_i64() {
-                Some(integer) => self.column(name, ComparedValue::Integer(integer)),
-                None => self.column(name, ComparedValue::Real(number.as_f64().unwrap_or(0.0))),
+                Some(integer) => self.column(name, RowValue::Integer(integer)),
+                None => self.column(name, RowValue::Real(number.as_f64().unwrap_or(0.0))),
             },
-            Value::String(text) => self.column(name, ComparedValue::Text(text)),
-            other => self.column(name, ComparedValue::Text(&other.to_string())),
+            Value::String(text) => self.column(name, RowValue::Text(text)),
+            other => self.column(name, RowValue::Text(&other.to_string())),
         }
     }
 
@@ -92,7 +93,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn of(columns: &[(&str, ComparedValue<'_>)]) -> RowHash {
+    fn of(columns: &[(&str, RowValue<'_>)]) -> RowHash {
         let mut hasher = RowHasher::default();
         for (name, value) in columns {
             hasher.column(name, *value);
@@ -110,7 +111,7 @@ mod tests {
 
     #[test]
     fn an_archive_value_and_the_value_stored_from_it_hash_alike() {
-        use ComparedValue::*;
+        use RowValue::*;
         let stored = of(&[("a", Integer(1)), ("b", Real(0.5)), ("c", Text("hi")), ("d", Null), ("e", Text("[1,2]"))]);
         let archived = of_json(&[
             ("a", json!(true)),
@@ -126,7 +127,7 @@ mod tests {
 
     #[test]
     fn any_difference_of_name_class_or_value_changes_the_hash() {
-        use ComparedValue::*;
+        use RowValue::*;
         let base = of(&[("a", Text("1"))]);
         assert_ne!(base, of(&[("a", Integer(1))]));
         assert_ne!(base, of(&[("b", Text("1"))]));

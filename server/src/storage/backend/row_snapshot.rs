@@ -15,15 +15,7 @@ use lvbak_core::registry::TableSpec;
 
 use crate::storage::sqlite::{DbError, DbResult};
 
-/// One stored value, borrowed from the row being read.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum RowValue<'a> {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(&'a str),
-    Blob(&'a [u8]),
-}
+pub use lvbak_core::row_hash::RowValue;
 
 /// One row being read; values are taken column by column, without copying.
 pub(crate) trait StoredRow {

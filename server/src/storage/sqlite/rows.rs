@@ -20,16 +20,22 @@ pub struct RowRef<'a> {
 
 impl StoredRow for RowRef<'_> {
     fn value(&self, index: usize) -> RowValue<'_> {
-        match self.row.get_ref(index) {
-            Ok(ValueRef::Null) | Err(_) => RowValue::Null,
-            Ok(ValueRef::Integer(value)) => RowValue::Integer(value),
-            Ok(ValueRef::Real(value)) => RowValue::Real(value),
-            Ok(ValueRef::Text(bytes)) => match std::str::from_utf8(bytes) {
-                Ok(text) => RowValue::Text(text),
-                Err(_) => RowValue::Blob(bytes),
-            },
-            Ok(ValueRef::Blob(bytes)) => RowValue::Blob(bytes),
-        }
+        self.row.get_ref(index).map_or(RowValue::Null, row_value)
+    }
+}
+
+/// A value as SQLite stores it, as every backend hands it out (text that is not UTF-8 as a
+/// blob).
+pub(crate) fn row_value(value: ValueRef<'_>) -> RowValue<'_> {
+    match value {
+        ValueRef::Null => RowValue::Null,
+        ValueRef::Integer(value) => RowValue::Integer(value),
+        ValueRef::Real(value) => RowValue::Real(value),
+        ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => RowValue::Text(text),
+            Err(_) => RowValue::Blob(bytes),
+        },
+        ValueRef::Blob(bytes) => RowValue::Blob(bytes),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::policy::preview::{state_of, Found, PreviewLedger};
 use crate::policy::rows::RowLookups;
 use lvbak_core::protocol::RestoreState;
 use lvbak_core::registry::json_id_columns;
-use lvbak_core::row_hash::{ComparedValue, RowHasher};
+use lvbak_core::row_hash::RowHasher;
 
 /// The importer's store as a preview sees it: the ledger's rows first.
 struct PreviewLookups<'a> {
@@ -58,19 +58,6 @@ fn compared_columns(spec: &TableSpec, plan: &TablePlan) -> Vec<usize> {
         .collect();
     columns.sort_by(|a, b| plan.names[*a].cmp(&plan.names[*b]));
     columns
-}
-
-fn compared_value(value: ValueRef<'_>) -> ComparedValue<'_> {
-    match value {
-        ValueRef::Null => ComparedValue::Null,
-        ValueRef::Integer(number) => ComparedValue::Integer(number),
-        ValueRef::Real(number) => ComparedValue::Real(number),
-        ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) => ComparedValue::Text(text),
-            Err(_) => ComparedValue::Blob(bytes),
-        },
-        ValueRef::Blob(bytes) => ComparedValue::Blob(bytes),
-    }
 }
 
 impl RowApplier {
@@ -180,7 +167,7 @@ impl RowApplier {
             .query_row(rusqlite::params_from_iter(params), |stored| {
                 let mut hasher = RowHasher::default();
                 for &index in compared.iter().filter(|&&index| kept(index)) {
-                    hasher.column(&plan.names[index], compared_value(stored.get_ref(index)?));
+                    hasher.column(&plan.names[index], crate::storage::sqlite::rows::row_value(stored.get_ref(index)?));
                 }
                 Ok(hasher.finish())
             })
