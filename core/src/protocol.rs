@@ -472,6 +472,28 @@ pub struct PreviewItem {
     pub id: String,
     pub name: String,
     pub state: RestoreState,
+    /// For an item that differs: what differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differs: Option<ItemDifference>,
+}
+
+/// What differs between the archive's version of an item and the account's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemDifference {
+    /// The item's own columns whose values differ (`name`, `description`, …).
+    pub columns: Vec<String>,
+    /// A chat's messages, as the archive has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<MessageTally>,
+}
+
+/// A chat's messages in the archive: how many, how many the account has in another version
+/// (edited since), and how many it lacks (deleted since, or never had).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageTally {
+    pub archive: u64,
+    pub edited: u64,
+    pub missing: u64,
 }
 
 /// `lvbak import --dry-run --json`: what restoring an archive would do, before anything is

@@ -247,8 +247,21 @@ fn print_preview(preview: &lvbak_core::protocol::RestorePreview, json: bool) -> 
     }
     for item in preview.items.iter().filter(|item| item.state != lvbak_core::protocol::RestoreState::Unchanged) {
         let state = serde_json::to_value(item.state)?;
+        let mut what = Vec::new();
+        if let Some(differs) = &item.differs {
+            if !differs.columns.is_empty() {
+                what.push(field(&differs.columns.join(", ")).into_owned());
+            }
+            if let Some(messages) = differs.messages {
+                what.push(format!(
+                    "{} of its {} messages edited since, {} not in the account",
+                    messages.edited, messages.archive, messages.missing
+                ));
+            }
+        }
+        let what = if what.is_empty() { String::new() } else { format!(" ({})", what.join("; ")) };
         println!(
-            "{} {} {:?}: {}",
+            "{} {} {:?}: {}{what}",
             item.kind.word(),
             field(&item.id),
             field(&item.name),

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::io::{Read, Seek};
 
 use lvbak_core::import_plan::ImportPlan;
-use lvbak_core::protocol::{ItemKind, PreviewItem, RestorePreview, RestoreState, StateCounts};
+use lvbak_core::protocol::{
+    ItemDifference, ItemKind, MessageTally, PreviewItem, RestorePreview, RestoreState, StateCounts,
+};
 use lvbak_core::{parse_row_aligned, Archive, EntryKind, FileBucket, UnknownColumns};
 use serde_json::Value;
 
@@ -21,7 +23,7 @@ use super::from_archive::check_secret_records;
 use super::selection::Picked;
 use super::steps::for_each_step;
 use crate::policy::files::{file_rule, FileRule};
-use crate::policy::preview::{chat_state, PreviewLedger};
+use crate::policy::preview::{chat_state, PreviewLedger, RowVerdict};
 use crate::storage::backend::import_rows::ImportRows;
 use crate::storage::Store;
 
@@ -30,8 +32,8 @@ use crate::storage::Store;
 struct Chats {
     /// Chat id → its place in the preview's items.
     items: HashMap<String, usize>,
-    /// Its messages' states, each state once.
-    messages: HashMap<usize, Vec<RestoreState>>,
+    /// Its messages' states, each state once, and their tally.
+    messages: HashMap<usize, (Vec<RestoreState>, MessageTally)>,
 }
 
 /// What restoring `archive` into `user_id`'s account would do. Reads only.
@@ -69,19 +71,27 @@ pub fn preview_archive<R: Read + Seek + Send>(
             // What the items need, before the rows are handed over.
             let named: Vec<(String, String, String)> =
                 step.iter().map(|row| (text(row, id_at), text(row, name_at), text(row, chat_at))).collect();
-            let states = rows.preview(spec, step, &mut ledger)?;
-            for ((id, name, chat), state) in named.into_iter().zip(states) {
+            let verdicts = rows.preview(spec, step, &mut ledger)?;
+            for ((id, name, chat), RowVerdict { state, changed }) in named.into_iter().zip(verdicts) {
                 counts.count(state);
                 if let Some(kind) = kind {
                     if kind == ItemKind::Chat {
                         chats.items.insert(id.clone(), items.len());
                     }
-                    items.push(PreviewItem { kind, id, name, state });
+                    let differs =
+                        (state == RestoreState::Differs).then_some(ItemDifference { columns: changed, messages: None });
+                    items.push(PreviewItem { kind, id, name, state, differs });
                 } else if spec.name == "messages" {
                     if let Some(&item) = chats.items.get(&chat) {
-                        let seen = chats.messages.entry(item).or_default();
+                        let (seen, tally) = chats.messages.entry(item).or_default();
                         if !seen.contains(&state) {
                             seen.push(state);
+                        }
+                        tally.archive += 1;
+                        match state {
+                            RestoreState::Differs => tally.edited += 1,
+                            RestoreState::New => tally.missing += 1,
+                            _ => {}
                         }
                     }
                 }
@@ -89,9 +99,12 @@ pub fn preview_archive<R: Read + Seek + Send>(
             Ok(())
         })?;
     }
-    for (item, messages) in chats.messages {
+    for (item, (states, tally)) in chats.messages {
         let chat = &mut preview.items[item];
-        chat.state = chat_state(chat.state, messages);
+        chat.state = chat_state(chat.state, states);
+        if chat.state == RestoreState::Differs {
+            chat.differs.get_or_insert_with(ItemDifference::default).messages = Some(tally);
+        }
     }
     for vectors in plan.vectors.iter().map(|&(_, index)| index).chain(plan.unused_vector_tables().map(|t| t.index)) {
         archive.check_lines(vectors)?;

@@ -58,6 +58,14 @@ impl PreviewLedger {
     }
 }
 
+/// What a restore would do with one row, and for a row that differs, the columns whose
+/// values differ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RowVerdict {
+    pub(crate) state: RestoreState,
+    pub(crate) changed: Vec<String>,
+}
+
 /// What the account holds where an archive row would go, as merge by id finds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Found {

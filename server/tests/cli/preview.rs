@@ -124,6 +124,9 @@ fn a_preview_shows_what_a_restore_would_do_and_writes_nothing() {
         [&chat],
     )
     .unwrap();
+    // ... and the persona renamed since.
+    let persona: String = db.query_row("SELECT id FROM personas WHERE user_id = ?1", [&ada], |row| row.get(0)).unwrap();
+    db.execute("UPDATE personas SET name = 'Renamed since' WHERE id = ?1", [&persona]).unwrap();
     drop(db);
     let since = preview(archive_arg, "ada", data_arg);
     assert_eq!(since["tables"]["characters"]["new"], 1, "{}", since["tables"]["characters"]);
@@ -136,10 +139,17 @@ fn a_preview_shows_what_a_restore_would_do_and_writes_nothing() {
         .map(|item| (item["id"].as_str().unwrap().to_string(), item["state"].as_str().unwrap().to_string()))
         .collect();
     expected.push((character, "new".into()));
-    expected.push((chat, "differs".into()));
+    expected.push((chat.clone(), "differs".into()));
+    expected.push((persona.clone(), "differs".into()));
     expected.sort();
     changed.sort();
     assert_eq!(changed, expected);
+    // What differs: the persona's name; one of the chat's messages, edited since.
+    let item = |id: &str| since["items"].as_array().unwrap().iter().find(|item| item["id"] == id).unwrap().clone();
+    assert_eq!(item(&persona)["differs"], serde_json::json!({"columns": ["name"]}));
+    let messages = &item(&chat)["differs"]["messages"];
+    assert_eq!((&messages["edited"], &messages["missing"]), (&1.into(), &0.into()), "{messages}");
+    assert!(messages["archive"].as_u64().unwrap() >= 1, "{messages}");
 
     // A preview changes nothing: the same question gets the same answer.
     assert_eq!(preview(archive_arg, "ada", data_arg), since);
@@ -147,7 +157,8 @@ fn a_preview_shows_what_a_restore_would_do_and_writes_nothing() {
     // The table output says the same in words.
     let table = lvbak(&["import", archive_arg, "--user", "ada", "--dry-run", "--data-dir", data_arg], None);
     let printed = String::from_utf8_lossy(&table.stdout);
-    assert!(printed.contains("differs") && printed.contains("nothing was written (dry run)"), "{printed}");
+    assert!(printed.contains("differs (name)") && printed.contains("nothing was written (dry run)"), "{printed}");
+    assert!(printed.contains("messages edited since"), "{printed}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

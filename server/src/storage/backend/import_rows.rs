@@ -22,11 +22,10 @@ use lvbak_core::registry::TableSpec;
 
 use crate::memory::MemoryBudget;
 use crate::policy::files::FileQuestion;
-use crate::policy::preview::PreviewLedger;
+use crate::policy::preview::{PreviewLedger, RowVerdict};
 use crate::policy::quota::Usage;
 use crate::policy::rows::AlignedRow;
 use crate::storage::sqlite::DbResult;
-use lvbak_core::protocol::RestoreState;
 
 /// Removes a chunk of vectors an import recorded: (table, dimension, ids).
 pub(crate) type RemoveVectors<'a> = dyn FnMut(&str, i32, &[String]) -> DbResult<()> + 'a;
@@ -47,7 +46,7 @@ pub(crate) trait ImportRows: Send {
         spec: &'static TableSpec,
         rows: Vec<AlignedRow>,
         ledger: &mut PreviewLedger,
-    ) -> DbResult<Vec<RestoreState>>;
+    ) -> DbResult<Vec<RowVerdict>>;
     /// Makes what was applied so far durable, with the account's use as it now is.
     fn commit(&mut self) -> DbResult<()>;
 

@@ -19,7 +19,7 @@ impl ImportRows for RowApplier {
         spec: &'static TableSpec,
         rows: Vec<AlignedRow>,
         ledger: &mut crate::policy::preview::PreviewLedger,
-    ) -> DbResult<Vec<lvbak_core::protocol::RestoreState>> {
+    ) -> DbResult<Vec<crate::policy::preview::RowVerdict>> {
         self.preview_rows(spec, rows, ledger)
     }
 

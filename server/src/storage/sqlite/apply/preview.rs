@@ -5,7 +5,7 @@
 //! write gate is taken.
 
 use super::*;
-use crate::policy::preview::{state_of, Found, PreviewLedger};
+use crate::policy::preview::{state_of, Found, PreviewLedger, RowVerdict};
 use crate::policy::rows::RowLookups;
 use lvbak_core::protocol::RestoreState;
 use lvbak_core::registry::json_id_columns;
@@ -68,21 +68,31 @@ impl RowApplier {
         spec: &'static TableSpec,
         rows: Vec<AlignedRow>,
         ledger: &mut PreviewLedger,
-    ) -> DbResult<Vec<RestoreState>> {
+    ) -> DbResult<Vec<RowVerdict>> {
         let plan = self.plan(spec)?;
         let compared = compared_columns(spec, &plan);
         let mut states = Vec::with_capacity(rows.len());
+        let verdict = |state: RestoreState, changed: Option<Vec<String>>| RowVerdict {
+            state,
+            changed: if state == RestoreState::Differs { changed.unwrap_or_default() } else { Vec::new() },
+        };
         for row in rows {
             let id = plan.id.and_then(|index| row[index].as_ref()).and_then(Value::as_str).map(str::to_string);
             let mut lookups = PreviewLookups { applier: self, ledger: &*ledger, unsettled: Vec::new() };
             let checked = check_row(&plan.rules, row, &mut lookups)?;
             let unsettled = lookups.unsettled;
             let Some(mut row) = checked else {
-                states.push(RestoreState::Refused);
+                states.push(verdict(RestoreState::Refused, None));
                 continue;
             };
-            let mut same_as = |applier: &mut Self, key: StoredKey<'_>| {
-                applier.same_as_stored(spec, &plan, &compared, &mut row, &unsettled, key)
+            let mut changed = None;
+            // Whether the stored row is the same (`None`: there is none); the columns that
+            // differ go to `changed`.
+            let mut same_as = |applier: &mut Self, key: StoredKey<'_>| -> DbResult<Option<bool>> {
+                let found = applier.differing_columns(spec, &plan, &compared, &mut row, &unsettled, key)?;
+                let same = found.as_ref().map(Vec::is_empty);
+                changed = found;
+                Ok(same)
             };
             let found = match &id {
                 Some(id) if ledger.added(spec.name, id) => Found::Own { same: true },
@@ -102,6 +112,7 @@ impl RowApplier {
                 },
             };
             let state = state_of(found);
+            let changed = changed.take();
             match (state, &id) {
                 (RestoreState::New, Some(id)) => ledger.add(spec.name, id),
                 (RestoreState::Remapped, Some(id)) => {
@@ -109,15 +120,16 @@ impl RowApplier {
                 }
                 _ => {}
             }
-            states.push(state);
+            states.push(verdict(state, changed));
         }
         Ok(states)
     }
 
-    /// Whether the account's row under `key` has the content of the checked archive `row`
-    /// (ids in its text brought to the importer's copies first, as a restore settles them);
-    /// `None` when there is no such row.
-    fn same_as_stored(
+    /// The columns whose values differ between the account's row under `key` and the
+    /// checked archive `row` (ids in its text brought to the importer's copies first, as a
+    /// restore settles them): empty when the content is the same; `None` when there is no
+    /// such row.
+    fn differing_columns(
         &mut self,
         spec: &'static TableSpec,
         plan: &TablePlan,
@@ -125,7 +137,7 @@ impl RowApplier {
         row: &mut AlignedRow,
         unsettled: &[&'static str],
         key: StoredKey<'_>,
-    ) -> DbResult<Option<bool>> {
+    ) -> DbResult<Option<Vec<String>>> {
         if self.remaps.any {
             for &index in &plan.id_text {
                 if let Some(Value::String(text)) = &row[index] {
@@ -165,14 +177,29 @@ impl RowApplier {
             .connection
             .prepare_cached(&sql)?
             .query_row(rusqlite::params_from_iter(params), |stored| {
+                let value = |index: usize| stored.get_ref(index).map(crate::storage::sqlite::rows::row_value);
                 let mut hasher = RowHasher::default();
                 for &index in compared.iter().filter(|&&index| kept(index)) {
-                    hasher.column(&plan.names[index], crate::storage::sqlite::rows::row_value(stored.get_ref(index)?));
+                    hasher.column(&plan.names[index], value(index)?);
                 }
-                Ok(hasher.finish())
+                if hasher.finish() == archived {
+                    return Ok(Vec::new());
+                }
+                // Which: each column compared alone.
+                let mut changed = Vec::new();
+                for &index in compared.iter().filter(|&&index| kept(index)) {
+                    let name = &plan.names[index];
+                    let (mut ours, mut theirs) = (RowHasher::default(), RowHasher::default());
+                    ours.column(name, value(index)?);
+                    theirs.json_column(name, row[index].as_ref().unwrap_or(&Value::Null));
+                    if ours.finish() != theirs.finish() {
+                        changed.push(name.clone());
+                    }
+                }
+                Ok(changed)
             })
             .optional()?;
-        Ok(stored.map(|stored| stored == archived))
+        Ok(stored)
     }
 }
 
