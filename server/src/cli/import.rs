@@ -33,8 +33,9 @@ pub struct ImportArgs {
     user: String,
     /// The .lvbak archive.
     file: PathBuf,
-    /// The archive's decryption ticket, to restore its API keys.
-    #[arg(long, conflicts_with = "skip_secrets")]
+    /// The archive's decryption ticket, to restore its API keys (not with `--only`: a
+    /// selective restore never restores them).
+    #[arg(long, conflicts_with_all = ["skip_secrets", "only"])]
     ticket: Option<PathBuf>,
     /// Import without the archive's API keys.
     #[arg(long = "skip-secrets")]
