@@ -487,13 +487,20 @@ pub struct ItemDifference {
     pub messages: Option<MessageTally>,
 }
 
-/// A chat's messages in the archive: how many, how many the account has in another version
-/// (edited since), and how many it lacks (deleted since, or never had).
+/// A chat's messages: how many the archive has and the account has, how many of the
+/// archive's the account has in another version (edited since) or lacks (deleted since, or
+/// never had), and each side's last message time (`send_date`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MessageTally {
     pub archive: u64,
+    pub account: u64,
     pub edited: u64,
     pub missing: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_last_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_last_at: Option<i64>,
 }
 
 /// `lvbak import --dry-run --json`: what restoring an archive would do, before anything is

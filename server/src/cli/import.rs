@@ -255,8 +255,8 @@ fn print_preview(preview: &lvbak_core::protocol::RestorePreview, json: bool) -> 
             }
             if let Some(messages) = differs.messages {
                 what.push(format!(
-                    "{} of its {} messages edited since, {} not in the account",
-                    messages.edited, messages.archive, messages.missing
+                    "{} messages in the backup, {} in the account; {} edited since, {} not in the account",
+                    messages.archive, messages.account, messages.edited, messages.missing
                 ));
             }
         }

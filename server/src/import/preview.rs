@@ -11,10 +11,12 @@
 use std::collections::HashMap;
 use std::io::{Read, Seek};
 
+use lvbak_core::closure::RowKey;
 use lvbak_core::import_plan::ImportPlan;
 use lvbak_core::protocol::{
     ItemDifference, ItemKind, MessageTally, PreviewItem, RestorePreview, RestoreState, StateCounts,
 };
+use lvbak_core::registry::table_spec;
 use lvbak_core::{parse_row_aligned, Archive, EntryKind, FileBucket, UnknownColumns};
 use serde_json::Value;
 
@@ -25,6 +27,7 @@ use super::steps::for_each_step;
 use crate::policy::files::{file_rule, FileRule};
 use crate::policy::preview::{chat_state, PreviewLedger, RowVerdict};
 use crate::storage::backend::import_rows::ImportRows;
+use crate::storage::backend::row_snapshot::RowValue;
 use crate::storage::Store;
 
 /// The chats of the archive, while their messages are previewed.
@@ -54,7 +57,7 @@ pub fn preview_archive<R: Read + Seek + Send>(
     for &(spec, index) in &plan.tables {
         let columns = rows.columns_of(spec)?;
         let at = |name: &str| columns.iter().position(|column| column == name);
-        let (id_at, name_at, chat_at) = (at("id"), at("name"), at("chat_id"));
+        let (id_at, name_at, chat_at, sent_at) = (at("id"), at("name"), at("chat_id"), at("send_date"));
         let kind = ItemKind::of_table(spec.name);
         let unknown = UnknownColumns::default();
         let parse = |entry: &str, number: u64, line: &[u8]| parse_row_aligned(entry, number, line, &columns, &unknown);
@@ -69,10 +72,11 @@ pub fn preview_archive<R: Read + Seek + Send>(
                 index.and_then(|index| row[index].as_ref()).and_then(Value::as_str).unwrap_or_default().to_string()
             };
             // What the items need, before the rows are handed over.
-            let named: Vec<(String, String, String)> =
-                step.iter().map(|row| (text(row, id_at), text(row, name_at), text(row, chat_at))).collect();
+            let sent = |row: &Vec<Option<Value>>| sent_at.and_then(|index| row[index].as_ref()).and_then(Value::as_i64);
+            let named: Vec<(String, String, String, Option<i64>)> =
+                step.iter().map(|row| (text(row, id_at), text(row, name_at), text(row, chat_at), sent(row))).collect();
             let verdicts = rows.preview(spec, step, &mut ledger)?;
-            for ((id, name, chat), RowVerdict { state, changed }) in named.into_iter().zip(verdicts) {
+            for ((id, name, chat, sent), RowVerdict { state, changed }) in named.into_iter().zip(verdicts) {
                 counts.count(state);
                 if let Some(kind) = kind {
                     if kind == ItemKind::Chat {
@@ -88,6 +92,7 @@ pub fn preview_archive<R: Read + Seek + Send>(
                             seen.push(state);
                         }
                         tally.archive += 1;
+                        tally.archive_last_at = tally.archive_last_at.max(sent);
                         match state {
                             RestoreState::Differs => tally.edited += 1,
                             RestoreState::New => tally.missing += 1,
@@ -99,13 +104,16 @@ pub fn preview_archive<R: Read + Seek + Send>(
             Ok(())
         })?;
     }
+    let mut differing = Vec::new();
     for (item, (states, tally)) in chats.messages {
         let chat = &mut preview.items[item];
         chat.state = chat_state(chat.state, states);
         if chat.state == RestoreState::Differs {
             chat.differs.get_or_insert_with(ItemDifference::default).messages = Some(tally);
+            differing.push((rows.local_id(&chat.id)?, item));
         }
     }
+    count_account_messages(store, user_id, &differing, &mut preview.items)?;
     for vectors in plan.vectors.iter().map(|&(_, index)| index).chain(plan.unused_vector_tables().map(|t| t.index)) {
         archive.check_lines(vectors)?;
     }
@@ -115,6 +123,42 @@ pub fn preview_archive<R: Read + Seek + Send>(
         check_secret_records(archive, index, |_| Ok(()))?;
     }
     Ok(preview)
+}
+
+/// The account's side of the chats that differ (`(the chat's id here, its item)`): how many
+/// messages each has, and its last message time.
+fn count_account_messages(
+    store: &Store,
+    user_id: &str,
+    chats: &[(String, usize)],
+    items: &mut [PreviewItem],
+) -> Result<(), ImportError> {
+    let Some(messages) = table_spec("messages") else { return Ok(()) };
+    if chats.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = chats.iter().map(|(id, _)| id.clone()).collect();
+    let mut found: HashMap<String, (u64, Option<i64>)> = HashMap::new();
+    let snapshot = store.row_snapshot()?;
+    snapshot.owned_rows_where(messages, user_id, RowKey::Column("chat_id"), &ids, |columns, row| {
+        let at = |name: &str| columns.iter().position(|column| column == name);
+        let (Some(chat), Some(sent)) = (at("chat_id"), at("send_date")) else { return Ok::<_, ImportError>(()) };
+        let RowValue::Text(chat) = row.value(chat) else { return Ok(()) };
+        let entry = found.entry(chat.to_string()).or_default();
+        entry.0 += 1;
+        if let RowValue::Integer(sent) = row.value(sent) {
+            entry.1 = entry.1.max(Some(sent));
+        }
+        Ok(())
+    })?;
+    for (id, item) in chats {
+        let (count, last) = found.get(id).copied().unwrap_or_default();
+        if let Some(tally) = items[*item].differs.as_mut().and_then(|differs| differs.messages.as_mut()) {
+            tally.account = count;
+            tally.account_last_at = last;
+        }
+    }
+    Ok(())
 }
 
 /// The account a preview reads, and what the rows' preview learnt.

@@ -150,6 +150,9 @@ fn a_preview_shows_what_a_restore_would_do_and_writes_nothing() {
     let messages = &item(&chat)["differs"]["messages"];
     assert_eq!((&messages["edited"], &messages["missing"]), (&1.into(), &0.into()), "{messages}");
     assert!(messages["archive"].as_u64().unwrap() >= 1, "{messages}");
+    // The account still has every message (one edited): the same count and last time.
+    assert_eq!(messages["account"], messages["archive"], "{messages}");
+    assert!(messages["accountLastAt"].is_i64() && messages["accountLastAt"] == messages["archiveLastAt"], "{messages}");
 
     // A preview changes nothing: the same question gets the same answer.
     assert_eq!(preview(archive_arg, "ada", data_arg), since);
@@ -158,7 +161,7 @@ fn a_preview_shows_what_a_restore_would_do_and_writes_nothing() {
     let table = lvbak(&["import", archive_arg, "--user", "ada", "--dry-run", "--data-dir", data_arg], None);
     let printed = String::from_utf8_lossy(&table.stdout);
     assert!(printed.contains("differs (name)") && printed.contains("nothing was written (dry run)"), "{printed}");
-    assert!(printed.contains("messages edited since"), "{printed}");
+    assert!(printed.contains("1 edited since, 0 not in the account"), "{printed}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
