@@ -190,6 +190,8 @@ struct Walk<'s, S: RowSource> {
     closure: Closure,
     /// Rows added and not yet followed, per table.
     pending: BTreeMap<&'static str, Vec<Values>>,
+    /// Whether rows bring what they need, or only what belongs to them ([`belongings`]).
+    follow_needs: bool,
 }
 
 impl<S: RowSource> Walk<'_, S> {
@@ -219,7 +221,7 @@ impl<S: RowSource> Walk<'_, S> {
         while let Some((table, rows)) = self.pending.pop_first() {
             let Some(plan) = self.plans.get(table) else { continue };
             let mut wanted: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
-            for row in &rows {
+            for row in rows.iter().filter(|_| self.follow_needs) {
                 let mut want = |target: &'static str, id: &str| {
                     if !id.is_empty() && !self.closure.contains(target, id) {
                         wanted.entry(target).or_default().insert(id.to_string());
@@ -251,12 +253,28 @@ impl<S: RowSource> Walk<'_, S> {
 
 /// The closure of `selection` over the rows `source` holds (see the module documentation).
 pub fn closure<S: RowSource>(source: &mut S, selection: &Selection) -> Result<Closure, ClosureError<S::Error>> {
+    walk(source, selection, true)
+}
+
+/// What belongs to the picked items, without what they only need: the picks, a character's
+/// chats (unless without chats), a chat's branches, and every row that is a part of one of
+/// those or owned by it, to a fixed point — a chat's messages, a character's gallery — but
+/// not a chat's character or a character's world books. What a restore as a copy copies.
+pub fn belongings<S: RowSource>(source: &mut S, selection: &Selection) -> Result<Closure, ClosureError<S::Error>> {
+    walk(source, selection, false)
+}
+
+fn walk<S: RowSource>(
+    source: &mut S,
+    selection: &Selection,
+    follow_needs: bool,
+) -> Result<Closure, ClosureError<S::Error>> {
     let links = links();
     let plans = crate::registry::TABLES
         .iter()
         .filter_map(|spec| TablePlan::of(spec, &links).map(|plan| (spec.name, plan)))
         .collect();
-    let mut walk = Walk { source, plans, closure: Closure::default(), pending: BTreeMap::new() };
+    let mut walk = Walk { source, plans, closure: Closure::default(), pending: BTreeMap::new(), follow_needs };
     let mut missing = Vec::new();
     let mut characters = Vec::new();
     let mut chats = Vec::new();

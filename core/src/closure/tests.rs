@@ -291,3 +291,25 @@ fn every_registry_relation_is_classified() {
         assert_eq!(pick(&format!("{}:x", kind.word())).kind, kind);
     }
 }
+
+#[test]
+fn belongings_leave_out_what_the_picks_only_need() {
+    let mut a = account();
+    let selection = Selection { picks: vec![pick("chat:chat-a")], without_chats: false };
+    let own = super::belongings(&mut a, &selection).unwrap_or_else(|error| unreachable!("{error}"));
+    assert_eq!(ids(&own, "chats"), ["chat-a"]);
+    assert_eq!(ids(&own, "messages"), ["chat-a-m0", "chat-a-m1", "chat-a-m2"]);
+    assert_eq!(ids(&own, "message_breakdowns"), ["chat-a-m1"]);
+    // The chat needs its character (and it its books and images): the closure has them,
+    // the belongings do not.
+    let all = closure_of(&mut a, &["chat:chat-a"], false);
+    assert_eq!(ids(&all, "characters"), ["ca"]);
+    assert!(own.count("characters") == 0 && own.count("world_books") == 0 && own.count("images") == 0);
+    // A character's belongings are its chats and its gallery, not its books.
+    let selection = Selection { picks: vec![pick("character:ca")], without_chats: false };
+    let own = super::belongings(&mut a, &selection).unwrap_or_else(|error| unreachable!("{error}"));
+    assert_eq!(ids(&own, "characters"), ["ca"]);
+    assert_eq!(ids(&own, "chats"), ["chat-a"]);
+    assert_eq!(ids(&own, "character_gallery"), ["g1"]);
+    assert_eq!(own.count("world_books"), 0);
+}

@@ -55,6 +55,10 @@ pub struct ImportArgs {
     /// Picked characters come without their chats.
     #[arg(long = "without-chats", requires = "only")]
     without_chats: bool,
+    /// Restore the picked items as a copy beside the account's version: under ids of its
+    /// own, named with the backup's date; what they need links to the account's rows.
+    #[arg(long = "as-copy", requires = "only")]
+    as_copy: bool,
     #[command(flatten)]
     data: DataDirArg,
 }
@@ -109,7 +113,12 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
         None
     } else {
         let selection = Selection { picks: args.only.clone(), without_chats: args.without_chats };
-        match Picked::of_archive(&archive, &selection) {
+        let picked = Picked::of_archive(&archive, &selection);
+        let picked = match picked {
+            Ok(picked) if args.as_copy => picked.restored_as_copy(&archive, &selection, &user.id),
+            other => other,
+        };
+        match picked {
             Ok(picked) => Some(picked),
             Err(ClosureError::NotFound(picks)) => {
                 let names: Vec<String> = picks.iter().map(Pick::to_string).collect();

@@ -37,8 +37,9 @@ fn apply_tables<R: Read + Seek + Send>(
         let parse = |entry: &str, number: u64, line: &[u8]| parse_row_aligned(entry, number, line, &columns, &unknown);
         let keep = selection.map(|picked| picked.rows_of(spec.name, &columns));
         for_each_step(archive.ndjson_lines(index)?, 1, parse, |mut rows| {
-            if let Some(keep) = &keep {
+            if let (Some(keep), Some(picked)) = (&keep, selection) {
                 rows.retain(|row| keep.keeps(row));
+                rows.iter_mut().for_each(|row| picked.copy_row(spec, &columns, row));
             }
             session.apply_rows(spec.name, rows)?;
             session.table_progress(spec.name);
@@ -71,6 +72,7 @@ fn apply_files<R: Read + Seek>(
             session.drain(&mut reader)?;
             continue;
         }
+        let name = selection.map_or(name.clone(), |picked| picked.copy_file_name(&name));
         let stored = archive_path.zip(reader.stored_range());
         session.apply_file(bucket, &name, size, &mut reader, stored)?;
     }
@@ -125,6 +127,7 @@ fn apply_vectors<R: Read + Seek + Send>(
         for_each_step(lines, 1, parse_row, |mut rows| {
             if let Some(picked) = selection {
                 rows.retain(|row| picked.keeps_vector(row));
+                rows.iter_mut().for_each(|row| picked.copy_vector(row));
             }
             session.apply_vectors(table, rows, dimension).map(|_| ())
         })?;

@@ -65,8 +65,9 @@ pub fn preview_archive<R: Read + Seek + Send>(
         let items = &mut preview.items;
         let keep = selection.map(|picked| picked.rows_of(spec.name, &columns));
         for_each_step(archive.ndjson_lines(index)?, 1, parse, |mut step| {
-            if let Some(keep) = &keep {
+            if let (Some(keep), Some(picked)) = (&keep, selection) {
                 step.retain(|row| keep.keeps(row));
+                step.iter_mut().for_each(|row| picked.copy_row(spec, &columns, row));
             }
             let text = |row: &Vec<Option<Value>>, index: Option<usize>| {
                 index.and_then(|index| row[index].as_ref()).and_then(Value::as_str).unwrap_or_default().to_string()
@@ -190,6 +191,7 @@ impl Account<'_> {
             if selection.is_some_and(|picked| !picked.keeps_file(&name)) {
                 continue;
             }
+            let name = selection.map_or(name.clone(), |picked| picked.copy_file_name(&name));
             let copied = crate::policy::ids::rewrite_uuids(&name, false, |original| {
                 Ok::<_, ImportError>(ledger.copy_of(None, original))
             })?;

@@ -4,13 +4,22 @@
 //! of a kept row (an avatar, an image and its thumbnails, a databank document) — files no
 //! row's id names (theme assets, sounds) stay out, as do settings and API keys; a vector
 //! when the row it was made from is kept.
+//!
+//! Restored as a copy (`--as-copy`), what belongs to the picked items (`closure::belongings`:
+//! the picks, a character's chats, a chat's messages and branches, their parts) gets ids of
+//! the importer's own, derived from (importer, archive id, original id): every reference
+//! among them, ids in their JSON and text and file names follow, the items' names get the
+//! backup's date, and what they only need (a chat's character, world books) links to the
+//! account's rows. A second run derives the same ids and finds the copy there (merge by id
+//! skips it), and no id map entry is written, so a later full restore is not redirected to
+//! the copy. Should someone hold a derived id, the usual remap copies the row once more.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek};
 
-use lvbak_core::closure::{closure, ArchiveRows, Closure, ClosureError, Selection};
-use lvbak_core::registry::TABLES;
-use lvbak_core::{Archive, FormatError, Row};
+use lvbak_core::closure::{belongings, closure, ArchiveRows, Closure, ClosureError, ItemKind, Selection};
+use lvbak_core::registry::{json_id_columns, text_id_columns, TableSpec, TABLES};
+use lvbak_core::{Archive, FormatError, Row, UtcTime};
 use serde_json::Value;
 
 use crate::policy::rows::AlignedRow;
@@ -19,6 +28,27 @@ use crate::policy::rows::AlignedRow;
 pub struct Picked {
     closure: Closure,
     ids: HashSet<String>,
+    copying: Option<Copying>,
+}
+
+/// A restore as a copy: archive id → the copy's id, and what the copied items' names get.
+struct Copying {
+    ids: HashMap<String, String>,
+    suffix: String,
+}
+
+/// The id of the importer's copy of `original` from archive `archive_id`: a UUID (version 8)
+/// from the first 16 bytes of SHA-256 over the three.
+fn copy_id(user_id: &str, archive_id: &str, original: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for part in ["lvbak copy", user_id, archive_id, original] {
+        digest.update((part.len() as u64).to_le_bytes());
+        digest.update(part.as_bytes());
+    }
+    let bytes: [u8; 16] = digest.finalize()[..16].try_into().unwrap_or_default();
+    let mut text = uuid::Uuid::encode_buffer();
+    uuid::Builder::from_custom_bytes(bytes).into_uuid().hyphenated().encode_lower(&mut text).to_owned()
 }
 
 impl Picked {
@@ -30,7 +60,89 @@ impl Picked {
     ) -> Result<Self, ClosureError<FormatError>> {
         let closure = closure(&mut ArchiveRows::new(archive), selection)?;
         let ids = TABLES.iter().flat_map(|spec| closure.ids(spec.name)).map(str::to_string).collect();
-        Ok(Self { closure, ids })
+        Ok(Self { closure, ids, copying: None })
+    }
+
+    /// The same picks restored as a copy into `user_id`'s account (see the module
+    /// documentation).
+    pub fn restored_as_copy<R: Read + Seek>(
+        mut self,
+        archive: &Archive<R>,
+        selection: &Selection,
+        user_id: &str,
+    ) -> Result<Self, ClosureError<FormatError>> {
+        let own = belongings(&mut ArchiveRows::new(archive), selection)?;
+        let manifest = archive.manifest();
+        let ids = TABLES
+            .iter()
+            .flat_map(|spec| own.ids(spec.name))
+            .map(|id| (id.to_string(), copy_id(user_id, &manifest.archive_id, id)))
+            .collect();
+        let suffix = match manifest.exported_at {
+            Some(at) => {
+                let day = UtcTime::from_unix(at);
+                format!(" (backup {:04}-{:02}-{:02})", day.year, day.month, day.day)
+            }
+            None => " (from a backup)".to_string(),
+        };
+        self.copying = Some(Copying { ids, suffix });
+        Ok(self)
+    }
+
+    /// A kept row as a restore as a copy writes it: copied ids replaced, a copied item's
+    /// name marked. Rows of a plain selection are left as they are.
+    pub(crate) fn copy_row(&self, spec: &TableSpec, columns: &[String], row: &mut AlignedRow) {
+        let Some(copying) = &self.copying else { return };
+        let json = json_id_columns(spec.name);
+        let text = text_id_columns(spec.name);
+        let copied = |id: &str| copying.ids.get(id).cloned();
+        let mut renamed = false;
+        for (index, value) in row.iter_mut().enumerate() {
+            let Some(Value::String(current)) = value else { continue };
+            let column = columns[index].as_str();
+            if let Some(new_id) = copied(current) {
+                renamed |= column == "id" && ItemKind::of_table(spec.name).is_some();
+                *current = new_id;
+                continue;
+            }
+            let textual = if json.contains(&column) {
+                Some(true)
+            } else if text.contains(&column) || spec.files.iter().any(|file| file.column == column) {
+                Some(false)
+            } else {
+                None
+            };
+            if let Some(quoted_only) = textual {
+                let rewritten = crate::policy::ids::rewrite_uuids(current, quoted_only, |id| Ok::<_, ()>(copied(id)));
+                if let Ok(Some(rewritten)) = rewritten {
+                    *current = rewritten;
+                }
+            }
+        }
+        if renamed {
+            if let Some(Some(Value::String(name))) = columns.iter().position(|c| c == "name").map(|i| &mut row[i]) {
+                name.push_str(&copying.suffix);
+            }
+        }
+    }
+
+    /// A kept file's name as a restore as a copy writes it (copied ids replaced).
+    pub(crate) fn copy_file_name(&self, name: &str) -> String {
+        let Some(copying) = &self.copying else { return name.to_string() };
+        crate::policy::ids::rewrite_uuids(name, false, |id| Ok::<_, ()>(copying.ids.get(id).cloned()))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| name.to_string())
+    }
+
+    /// A kept vector row as a restore as a copy writes it: its source's copy.
+    pub(crate) fn copy_vector(&self, row: &mut Row) {
+        let Some(copying) = &self.copying else { return };
+        if let Some(Value::String(source)) = row.get_mut("source_id") {
+            if let Some(new_id) = copying.ids.get(source.as_str()) {
+                *source = new_id.clone();
+            }
+        }
     }
 
     /// What the selection keeps of `table`, whose rows are aligned with `columns`.

@@ -2,7 +2,8 @@
 //! items, computed over the archive — the same rows a selective export of those items from
 //! the account writes — its dry run predicts it, a pick the archive lacks is refused before
 //! anything is written, and another account restoring the same pick gets copies while the
-//! first account's rows stay as they are.
+//! first account's rows stay as they are; `--as-copy` puts the backup's version beside
+//! today's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -137,5 +138,91 @@ fn a_selective_restore_takes_exactly_the_picked_closure() {
     assert_eq!(answer["code"], "not_in_archive", "{answer}");
     assert!(answer["message"].as_str().unwrap().contains(missing), "{answer}");
     assert_eq!(rows_of(&target, "nobody"), BTreeMap::new());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--as-copy`: the picked chat comes back beside the account's version, under ids of its
+/// own and named with the backup's date; its character links to the account's; running it
+/// again makes no third copy, and a later full restore is not redirected to the copy.
+#[test]
+fn a_chat_restored_as_a_copy_sits_beside_todays_version() {
+    let dir = scratch_dir("restore-copy");
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap();
+    add_user(data_arg, "ada");
+    ok(&lvbak(&["seed", "--user", "ada", "--data-dir", data_arg], None));
+    let backup = dir.join("backup.lvbak");
+    let backup_arg = backup.to_str().unwrap();
+    ok(&lvbak(&["export", "--user", "ada", "--data-dir", data_arg, "-o", backup_arg], None));
+    let db = Connection::open(data.join("lvbak.sqlite")).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |row| row.get(0)).unwrap() };
+    let (chat, name): (String, String) = db
+        .query_row(
+            "SELECT id, name FROM chats WHERE id IN (SELECT chat_id FROM messages) ORDER BY id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    let messages: i64 =
+        db.query_row("SELECT count(*) FROM messages WHERE chat_id = ?1", [&chat], |row| row.get(0)).unwrap();
+    db.execute(
+        "UPDATE messages SET content = 'edited since' WHERE id = (SELECT id FROM messages WHERE chat_id = ?1 LIMIT 1)",
+        [&chat],
+    )
+    .unwrap();
+    let before = (count("SELECT count(*) FROM chats"), count("SELECT count(*) FROM characters"));
+    let pick = format!("chat:{chat}");
+    let copy = ["import", backup_arg, "--user", "ada", "--only", &pick, "--as-copy", "--json", "--data-dir", data_arg];
+
+    let mut dry = copy.to_vec();
+    dry.push("--dry-run");
+    let planned = json_of(&lvbak(&dry, None));
+    let item = planned["items"].as_array().unwrap().iter().find(|item| item["kind"] == "chat").unwrap().clone();
+    assert_eq!(item["state"], "new", "{planned}");
+    assert!(item["name"].as_str().unwrap().starts_with(&format!("{name} (backup ")), "{item}");
+    assert_ne!(item["id"], chat.as_str());
+
+    let restored = json_of(&lvbak(&copy, None));
+    assert_eq!(restored["status"], "complete", "{restored}");
+    let copy_id = item["id"].as_str().unwrap();
+    assert_eq!(count("SELECT count(*) FROM chats"), before.0 + 1);
+    assert_eq!(count("SELECT count(*) FROM characters"), before.1, "the chat's character links to the account's");
+    let copied: (String, String) = db
+        .query_row("SELECT name, character_id FROM chats WHERE id = ?1", [copy_id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    let original_character: String =
+        db.query_row("SELECT character_id FROM chats WHERE id = ?1", [&chat], |row| row.get(0)).unwrap();
+    assert_eq!(copied, (item["name"].as_str().unwrap().to_string(), original_character));
+    let in_copy: i64 =
+        db.query_row("SELECT count(*) FROM messages WHERE chat_id = ?1", [copy_id], |row| row.get(0)).unwrap();
+    assert_eq!(in_copy, messages, "the copy holds the backup's messages");
+    let edited: i64 = db
+        .query_row("SELECT count(*) FROM messages WHERE chat_id = ?1 AND content = 'edited since'", [copy_id], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(edited, 0, "the copy is the backup's version");
+    let kept: i64 = db
+        .query_row("SELECT count(*) FROM messages WHERE chat_id = ?1 AND content = 'edited since'", [&chat], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(kept, 1, "today's version is as it was");
+    assert_eq!(count("SELECT count(*) FROM lvbak_id_map"), 0, "a copy writes no id map entry");
+
+    // Again: the copy is found, no third one.
+    let again = json_of(&lvbak(&copy, None));
+    assert_eq!(again["summary"]["chats"]["imported"], 0, "{again}");
+    assert_eq!(count("SELECT count(*) FROM chats"), before.0 + 1);
+    // A full restore of the same backup afterwards: nothing new, nothing redirected.
+    let full = json_of(&lvbak(
+        &["import", backup_arg, "--user", "ada", "--json", "--skip-secrets", "--data-dir", data_arg],
+        None,
+    ));
+    assert_eq!(full["summary"]["chats"]["imported"], 0, "{full}");
+    assert_eq!(count("SELECT count(*) FROM chats"), before.0 + 1);
+    drop(db);
     std::fs::remove_dir_all(&dir).unwrap();
 }
