@@ -451,9 +451,10 @@ async fn commit(
         }
     }
     let (done, finished) = oneshot::channel();
-    if !batches.enqueue(Work::Commit(done), None).await {
-        return Err(ended(&state, &id, &user.id).await);
-    }
+    // A worker that has stopped (the job failed before the commit came) takes no work: the
+    // commit is dropped, and the job's own outcome is the answer once the job has ended — its
+    // recorded status may still say `queued` while its end is being recorded.
+    let _ = batches.enqueue(Work::Commit(done), None).await;
     let _ = finished.await;
     // A job that failed before the commit came closes the channel at once, and ends once it
     // has settled what it applied: its own outcome is the answer.
