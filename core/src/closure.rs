@@ -126,6 +126,11 @@ impl Closure {
         self.rows.get(table).is_some_and(|ids| ids.contains(id))
     }
 
+    /// Whether a row of any table has this id (a file or a vector names its row so).
+    pub fn contains_anywhere(&self, id: &str) -> bool {
+        self.rows.values().any(|ids| ids.contains(id))
+    }
+
     /// The ids of `table`'s rows in the closure, in order.
     pub fn ids(&self, table: &str) -> impl Iterator<Item = &str> {
         self.rows.get(table).into_iter().flatten().map(String::as_str)

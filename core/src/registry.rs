@@ -444,6 +444,16 @@ pub fn json_id_columns(table: &str) -> &'static [&'static str] {
     JSON_ID_COLUMNS.iter().find(|(name, _)| *name == table).map_or(&[], |(_, columns)| columns)
 }
 
+/// The columns of `spec` that may hold ids of other rows as text, each with whether only
+/// a whole JSON string counts as an id (`true`: the JSON id columns) or any id standing alone
+/// (the text id columns and the file columns): where an import settles its copies' ids, and
+/// where a restore as a copy rewrites them.
+pub fn id_text_columns(spec: &'static TableSpec) -> impl Iterator<Item = (&'static str, bool)> {
+    (json_id_columns(spec.name).iter().map(|column| (*column, true)))
+        .chain(text_id_columns(spec.name).iter().map(|column| (*column, false)))
+        .chain(spec.files.iter().map(|file| (file.column, false)))
+}
+
 /// Tables that never travel, whatever an archive says.
 pub static EXCLUDED_TABLES: &[&str] = &[
     "secrets",

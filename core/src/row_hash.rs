@@ -9,6 +9,8 @@
 
 use blake2::digest::consts::U16;
 use blake2::{Blake2b, Digest};
+use std::io::Write as _;
+
 use serde_json::Value;
 
 /// One stored value, borrowed from the row being read, by its storage class: what every
@@ -40,25 +42,22 @@ impl Default for RowHasher {
 impl RowHasher {
     /// Adds a column and its value (columns in ascending name order).
     pub fn column(&mut self, name: &str, value: RowValue<'_>) {
-        self.field(b'c', name.as_bytes());
+        let digest = &mut self.digest;
+        field(digest, b'c', name.as_bytes());
         match value {
-            RowValue::Null => self.field(b'n', b""),
+            RowValue::Null => field(digest, b'n', b""),
             RowValue::Integer(number) => {
                 self.number.clear();
-                self.number.extend_from_slice(number.to_string().as_bytes());
-                let text = std::mem::take(&mut self.number);
-                self.field(b'i', &text);
-                self.number = text;
+                let _ = write!(self.number, "{number}");
+                field(digest, b'i', &self.number);
             }
             RowValue::Real(number) => {
                 self.number.clear();
                 crate::js_number::write_js_number(&mut self.number, number);
-                let text = std::mem::take(&mut self.number);
-                self.field(b'i', &text);
-                self.number = text;
+                field(digest, b'i', &self.number);
             }
-            RowValue::Text(text) => self.field(b't', text.as_bytes()),
-            RowValue::Blob(bytes) => self.field(b'b', bytes),
+            RowValue::Text(text) => field(digest, b't', text.as_bytes()),
+            RowValue::Blob(bytes) => field(digest, b'b', bytes),
         }
     }
 
@@ -79,13 +78,13 @@ impl RowHasher {
     pub fn finish(self) -> RowHash {
         self.digest.finalize().into()
     }
+}
 
-    /// A tag, the length and the bytes: no two sequences of fields give one input.
-    fn field(&mut self, tag: u8, bytes: &[u8]) {
-        self.digest.update([tag]);
-        self.digest.update((bytes.len() as u64).to_le_bytes());
-        self.digest.update(bytes);
-    }
+/// A tag, the length and the bytes: no two sequences of fields give one input.
+fn field(digest: &mut Blake2b<U16>, tag: u8, bytes: &[u8]) {
+    digest.update([tag]);
+    digest.update((bytes.len() as u64).to_le_bytes());
+    digest.update(bytes);
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
-//! `lvbak import --user NAME FILE [--ticket T | --skip-secrets] [--dry-run] [--json]`: the raw upload path from
-//! the command line. The archive is read where it lies (no staging copy), checked the same
-//! way, and applied by the same engine; a summary table is printed at the end.
+//! `lvbak import --user NAME FILE [--ticket T | --skip-secrets] [--json]`: the raw upload
+//! path from the command line. The archive is read where it lies (no staging copy), checked
+//! the same way, and applied by the same engine; a summary table is printed at the end.
+//! `--dry-run` previews instead of writing (`import::preview`); `--only KIND:ID
+//! [--without-chats] [--as-copy]` takes just the picked items (`import::selection`).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -99,6 +101,14 @@ fn rejected(code: &str, message: impl std::fmt::Display) -> Failure {
     Failure::Rejected(code.to_string(), message.to_string())
 }
 
+/// An import's or preview's error: the archive refused (exit 2 with its code), or another.
+fn refused_archive(error: crate::import::session::ImportError) -> Failure {
+    match error {
+        crate::import::session::ImportError::Format(error) => rejected(error.code(), &error),
+        other => Failure::Other(other.into()),
+    }
+}
+
 fn import(args: &ImportArgs) -> Result<(), Failure> {
     let limits = limits_from_env().map_err(anyhow::Error::msg)?;
     let runtime = runtime()?;
@@ -129,11 +139,7 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
     };
     if args.dry_run {
         let preview = crate::import::preview::preview_archive(&store, &user.id, &mut archive, picked.as_ref());
-        let preview = preview.map_err(|e| match e {
-            crate::import::session::ImportError::Format(error) => rejected(error.code(), &error),
-            other => Failure::Other(other.into()),
-        })?;
-        return print_preview(&preview, args.json);
+        return print_preview(&preview.map_err(refused_archive)?, args.json);
     }
     let manifest = archive.manifest().clone();
     let has_secrets = manifest.has_encrypted_secrets && archive.secrets_index().is_some_and(|i| !i.keys.is_empty());
@@ -175,12 +181,8 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
         &progress,
         runtime.handle().clone(),
     )?;
-    import_archive_part(&mut session, &mut archive, key.as_ref(), Some(&args.file), picked.as_ref()).map_err(|e| {
-        match e {
-            crate::import::session::ImportError::Format(error) => rejected(error.code(), &error),
-            other => Failure::Other(other.into()),
-        }
-    })?;
+    import_archive_part(&mut session, &mut archive, key.as_ref(), Some(&args.file), picked.as_ref())
+        .map_err(refused_archive)?;
     let summary = session.finish()?;
     shown.finish();
     if args.json {

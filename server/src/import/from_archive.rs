@@ -72,7 +72,10 @@ fn apply_files<R: Read + Seek>(
             session.drain(&mut reader)?;
             continue;
         }
-        let name = selection.map_or(name.clone(), |picked| picked.copy_file_name(&name));
+        let name = match selection {
+            Some(picked) => picked.copy_file_name(&name),
+            None => name,
+        };
         let stored = archive_path.zip(reader.stored_range());
         session.apply_file(bucket, &name, size, &mut reader, stored)?;
     }

@@ -23,6 +23,7 @@ use serde_json::Value;
 use super::error::ImportError;
 use super::from_archive::check_secret_records;
 use super::selection::Picked;
+use super::session::files::stored_crc32;
 use super::steps::for_each_step;
 use crate::policy::files::{file_rule, FileRule};
 use crate::policy::preview::{chat_state, PreviewLedger, RowVerdict};
@@ -74,11 +75,15 @@ pub fn preview_archive<R: Read + Seek + Send>(
             };
             // What the items need, before the rows are handed over.
             let sent = |row: &Vec<Option<Value>>| sent_at.and_then(|index| row[index].as_ref()).and_then(Value::as_i64);
-            let named: Vec<(String, String, String, Option<i64>)> =
-                step.iter().map(|row| (text(row, id_at), text(row, name_at), text(row, chat_at), sent(row))).collect();
+            // Only items and messages are told apart; other rows are only counted.
+            let named: Vec<(String, String, String, Option<i64>)> = if kind.is_some() || spec.name == "messages" {
+                step.iter().map(|row| (text(row, id_at), text(row, name_at), text(row, chat_at), sent(row))).collect()
+            } else {
+                Vec::new()
+            };
             let verdicts = rows.preview(spec, step, &mut ledger)?;
+            verdicts.iter().for_each(|verdict| counts.count(verdict.state));
             for ((id, name, chat, sent), RowVerdict { state, changed }) in named.into_iter().zip(verdicts) {
-                counts.count(state);
                 if let Some(kind) = kind {
                     if kind == ItemKind::Chat {
                         chats.items.insert(id.clone(), items.len());
@@ -183,6 +188,8 @@ impl Account<'_> {
         files: &mut StateCounts,
     ) -> Result<(), ImportError> {
         let Self { store, user_id, ledger, selection } = *self;
+        // A preview is not cancelled: it ends with the command.
+        let never = std::sync::atomic::AtomicBool::new(false);
         for &index in &plan.files {
             let entry = archive.entries()[index].clone();
             let EntryKind::File { bucket, name } = entry.kind.clone() else { continue };
@@ -191,7 +198,10 @@ impl Account<'_> {
             if selection.is_some_and(|picked| !picked.keeps_file(&name)) {
                 continue;
             }
-            let name = selection.map_or(name.clone(), |picked| picked.copy_file_name(&name));
+            let name = match selection {
+                Some(picked) => picked.copy_file_name(&name),
+                None => name,
+            };
             let copied = crate::policy::ids::rewrite_uuids(&name, false, |original| {
                 Ok::<_, ImportError>(ledger.copy_of(None, original))
             })?;
@@ -210,7 +220,7 @@ impl Account<'_> {
                 Some(None) => RestoreState::New,
                 Some(Some(name)) if !store.files.accepts(bucket, user_id, &name) => RestoreState::Refused,
                 Some(Some(name)) if store.files.size_of(bucket, user_id, &name)?.is_none() => RestoreState::New,
-                Some(Some(name)) if stored_crc32(store, bucket, user_id, &name)? == Some(entry.crc32) => {
+                Some(Some(name)) if stored_crc32(store, user_id, bucket, &name, &never)? == Some(entry.crc32) => {
                     RestoreState::Unchanged
                 }
                 Some(Some(_)) => RestoreState::Differs,
@@ -218,18 +228,5 @@ impl Account<'_> {
             files.count(state);
         }
         Ok(())
-    }
-}
-
-/// The CRC-32 of one of the account's stored files, or `None` if it cannot be read.
-fn stored_crc32(store: &Store, bucket: FileBucket, user_id: &str, name: &str) -> std::io::Result<Option<u32>> {
-    let Some((mut file, _)) = store.files.open(bucket, user_id, name)? else { return Ok(None) };
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        match file.read(&mut buffer)? {
-            0 => return Ok(Some(hasher.finalize())),
-            read => hasher.update(&buffer[..read]),
-        }
     }
 }

@@ -14,20 +14,19 @@
 //! skips it), and no id map entry is written, so a later full restore is not redirected to
 //! the copy. Should someone hold a derived id, the usual remap copies the row once more.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{Read, Seek};
 
 use lvbak_core::closure::{belongings, closure, ArchiveRows, Closure, ClosureError, ItemKind, Selection};
-use lvbak_core::registry::{json_id_columns, text_id_columns, TableSpec, TABLES};
+use lvbak_core::registry::{id_text_columns, TableSpec, TABLES};
 use lvbak_core::{Archive, FormatError, Row, UtcTime};
 use serde_json::Value;
 
 use crate::policy::rows::AlignedRow;
 
-/// The rows a selection keeps, and every id among them.
+/// The rows a selection keeps.
 pub struct Picked {
     closure: Closure,
-    ids: HashSet<String>,
     copying: Option<Copying>,
 }
 
@@ -35,6 +34,16 @@ pub struct Picked {
 struct Copying {
     ids: HashMap<String, String>,
     suffix: String,
+}
+
+impl Copying {
+    /// `text` with every copied id in it replaced (`quoted_only`: ids that are whole JSON
+    /// strings); `None` when none is.
+    fn text(&self, text: &str, quoted_only: bool) -> Option<String> {
+        let copied = |id: &str| Ok::<_, std::convert::Infallible>(self.ids.get(id).cloned());
+        let Ok(rewritten) = crate::policy::ids::rewrite_uuids(text, quoted_only, copied);
+        rewritten
+    }
 }
 
 /// The id of the importer's copy of `original` from archive `archive_id`: a UUID (version 8)
@@ -59,8 +68,7 @@ impl Picked {
         selection: &Selection,
     ) -> Result<Self, ClosureError<FormatError>> {
         let closure = closure(&mut ArchiveRows::new(archive), selection)?;
-        let ids = TABLES.iter().flat_map(|spec| closure.ids(spec.name)).map(str::to_string).collect();
-        Ok(Self { closure, ids, copying: None })
+        Ok(Self { closure, copying: None })
     }
 
     /// The same picks restored as a copy into `user_id`'s account (see the module
@@ -91,32 +99,20 @@ impl Picked {
 
     /// A kept row as a restore as a copy writes it: copied ids replaced, a copied item's
     /// name marked. Rows of a plain selection are left as they are.
-    pub(crate) fn copy_row(&self, spec: &TableSpec, columns: &[String], row: &mut AlignedRow) {
+    pub(crate) fn copy_row(&self, spec: &'static TableSpec, columns: &[String], row: &mut AlignedRow) {
         let Some(copying) = &self.copying else { return };
-        let json = json_id_columns(spec.name);
-        let text = text_id_columns(spec.name);
-        let copied = |id: &str| copying.ids.get(id).cloned();
         let mut renamed = false;
         for (index, value) in row.iter_mut().enumerate() {
             let Some(Value::String(current)) = value else { continue };
             let column = columns[index].as_str();
-            if let Some(new_id) = copied(current) {
+            if let Some(new_id) = copying.ids.get(current.as_str()) {
                 renamed |= column == "id" && ItemKind::of_table(spec.name).is_some();
-                *current = new_id;
+                *current = new_id.clone();
                 continue;
             }
-            let textual = if json.contains(&column) {
-                Some(true)
-            } else if text.contains(&column) || spec.files.iter().any(|file| file.column == column) {
-                Some(false)
-            } else {
-                None
-            };
-            if let Some(quoted_only) = textual {
-                let rewritten = crate::policy::ids::rewrite_uuids(current, quoted_only, |id| Ok::<_, ()>(copied(id)));
-                if let Ok(Some(rewritten)) = rewritten {
-                    *current = rewritten;
-                }
+            let quoting = id_text_columns(spec).find(|(name, _)| *name == column);
+            if let Some(rewritten) = quoting.and_then(|(_, quoted_only)| copying.text(current, quoted_only)) {
+                *current = rewritten;
             }
         }
         if renamed {
@@ -128,11 +124,7 @@ impl Picked {
 
     /// A kept file's name as a restore as a copy writes it (copied ids replaced).
     pub(crate) fn copy_file_name(&self, name: &str) -> String {
-        let Some(copying) = &self.copying else { return name.to_string() };
-        crate::policy::ids::rewrite_uuids(name, false, |id| Ok::<_, ()>(copying.ids.get(id).cloned()))
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| name.to_string())
+        self.copying.as_ref().and_then(|copying| copying.text(name, false)).unwrap_or_else(|| name.to_string())
     }
 
     /// A kept vector row as a restore as a copy writes it: its source's copy.
@@ -155,7 +147,7 @@ impl Picked {
     pub(crate) fn keeps_file(&self, name: &str) -> bool {
         let mut at = 0;
         while let Some(start) = crate::policy::ids::next_uuid(name.as_bytes(), at, false) {
-            if self.ids.contains(&name[start..start + 36]) {
+            if self.closure.contains_anywhere(&name[start..start + 36]) {
                 return true;
             }
             at = start + 36;
@@ -165,7 +157,7 @@ impl Picked {
 
     /// Whether a vector row goes with the selection: the row it was made from is kept.
     pub(crate) fn keeps_vector(&self, row: &Row) -> bool {
-        row.get("source_id").and_then(Value::as_str).is_some_and(|id| self.ids.contains(id))
+        row.get("source_id").and_then(Value::as_str).is_some_and(|id| self.closure.contains_anywhere(id))
     }
 }
 

@@ -32,7 +32,7 @@ use crate::storage::backend::file_storage::WrittenFile;
 use crate::storage::backend::import_rows::ImportRows;
 use crate::storage::{Store, VectorRow, WriteOutcome};
 
-mod files;
+pub(crate) mod files;
 mod secrets;
 mod vectors;
 

@@ -23,6 +23,9 @@ pub(crate) struct PreviewLedger {
     added: HashSet<(&'static str, Box<str>)>,
     /// `(table, archive id)` → the stand-in id of the copy the restore would make.
     copies: HashMap<(&'static str, Box<str>), String>,
+    /// Archive id → the stand-in of its first copy, whatever its table (ids in text and
+    /// file names are looked up so, once per id found).
+    any_table: HashMap<Box<str>, String>,
 }
 
 impl PreviewLedger {
@@ -41,6 +44,7 @@ impl PreviewLedger {
         let stand_in = format!("copy-of:{table}:{original}");
         self.added.insert((table, stand_in.as_str().into()));
         self.copies.insert((table, original.into()), stand_in.clone());
+        self.any_table.entry(original.into()).or_insert_with(|| stand_in.clone());
         stand_in
     }
 
@@ -49,7 +53,7 @@ impl PreviewLedger {
     pub(crate) fn copy_of(&self, table: Option<&'static str>, original: &str) -> Option<String> {
         match table {
             Some(table) => self.copies.get(&(table, original.into())).cloned(),
-            None => self.copies.iter().find(|((_, id), _)| &**id == original).map(|(_, stand_in)| stand_in.clone()),
+            None => self.any_table.get(original).cloned(),
         }
     }
 

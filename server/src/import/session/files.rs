@@ -23,6 +23,29 @@ impl<R: Read> Read for Cancellable<'_, R> {
     }
 }
 
+/// The CRC-32 of one of `user_id`'s stored files, or `None` if it cannot be read; stops with
+/// `Cancelled` once `cancel` is raised.
+pub(crate) fn stored_crc32(
+    store: &Store,
+    user_id: &str,
+    bucket: FileBucket,
+    name: &str,
+    cancel: &AtomicBool,
+) -> Result<Option<u32>, ImportError> {
+    let Ok(Some((file, _))) = store.files.open(bucket, user_id, name) else { return Ok(None) };
+    let mut reader = Cancellable { inner: file, cancel };
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => return Ok(Some(hasher.finalize())),
+            Ok(read) => hasher.update(&buffer[..read]),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => return Err(ImportError::Cancelled),
+            Err(_) => return Ok(None),
+        }
+    }
+}
+
 impl ImportSession<'_> {
     /// Where a file of the archive may go (inside the importer's own folder of its bucket),
     /// or `None` when it must not be written: `policy::files` says which of the importer's
@@ -84,18 +107,7 @@ impl ImportSession<'_> {
 
     /// The CRC-32 of one of the importer's stored files, or `None` if it cannot be read.
     pub(super) fn crc32_of(&self, bucket: FileBucket, name: &str) -> Result<Option<u32>, ImportError> {
-        let Ok(Some((file, _))) = self.store.files.open(bucket, &self.user_id, name) else { return Ok(None) };
-        let mut reader = Cancellable { inner: file, cancel: &self.cancel };
-        let mut hasher = crc32fast::Hasher::new();
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            match reader.read(&mut buffer) {
-                Ok(0) => return Ok(Some(hasher.finalize())),
-                Ok(read) => hasher.update(&buffer[..read]),
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => return Err(ImportError::Cancelled),
-                Err(_) => return Ok(None),
-            }
-        }
+        stored_crc32(self.store, &self.user_id, bucket, name, &self.cancel)
     }
 
     /// Reads an entry that will not be written to its end, so that a damaged archive is

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::policy::rows::{LiveColumn, RowRules};
-use lvbak_core::registry::{json_id_columns, text_id_columns};
+use lvbak_core::registry::id_text_columns;
 
 /// A table's rules and its rows' charge.
 #[derive(Clone, Debug)]
@@ -14,14 +14,15 @@ pub(super) struct TablePlan {
     pub(super) charge: crate::storage::sqlite::charge::RowCharge,
     /// The columns that may hold ids of other rows as text: JSON and text id columns, file
     /// columns (registry).
-    pub(super) id_text: Vec<usize>,
+    /// By index, with whether only whole JSON strings count (`registry::id_text_columns`).
+    pub(super) id_text: Vec<(usize, bool)>,
 }
 
 impl TablePlan {
     /// Whether any of `rows` has an id's shape in a column that may hold ids.
     pub(super) fn holds_id_text(&self, rows: &[AlignedRow]) -> bool {
         rows.iter().any(|row| {
-            self.id_text.iter().any(|&index| match &row[index] {
+            self.id_text.iter().any(|&(index, _)| match &row[index] {
                 Some(Value::String(text)) => crate::policy::ids::next_uuid(text.as_bytes(), 0, false).is_some(),
                 _ => false,
             })
@@ -57,12 +58,11 @@ impl RowApplier {
             .collect::<Result<Vec<_>, _>>()?;
         let rules = RowRules::new(spec, columns);
         let charge = crate::storage::sqlite::charge::RowCharge::of(&self.connection, spec.name, &rules.names)?;
-        let named = |name: &str| {
-            json_id_columns(spec.name).contains(&name)
-                || text_id_columns(spec.name).contains(&name)
-                || spec.files.iter().any(|file| file.column == name)
-        };
-        let id_text = rules.names.iter().enumerate().filter(|(_, name)| named(name)).map(|(index, _)| index).collect();
+        let id_text = (rules.names.iter().enumerate())
+            .filter_map(|(index, name)| {
+                id_text_columns(spec).find(|(column, _)| column == name).map(|(_, quoted_only)| (index, quoted_only))
+            })
+            .collect();
         let plan = TablePlan { rules, charge, id_text };
         self.plans.insert(spec.name, plan.clone());
         Ok(plan)

@@ -8,7 +8,6 @@ use super::*;
 use crate::policy::preview::{state_of, Found, PreviewLedger, RowVerdict};
 use crate::policy::rows::RowLookups;
 use lvbak_core::protocol::RestoreState;
-use lvbak_core::registry::json_id_columns;
 use lvbak_core::row_hash::RowHasher;
 
 /// The importer's store as a preview sees it: the ledger's rows first.
@@ -139,9 +138,8 @@ impl RowApplier {
         key: StoredKey<'_>,
     ) -> DbResult<Option<Vec<String>>> {
         if self.remaps.any {
-            for &index in &plan.id_text {
+            for &(index, quoted_only) in &plan.id_text {
                 if let Some(Value::String(text)) = &row[index] {
-                    let quoted_only = json_id_columns(spec.name).contains(&plan.names[index].as_str());
                     if let Some(rewritten) = self.rewrite_uuids(text, quoted_only)? {
                         row[index] = Some(Value::String(rewritten));
                     }

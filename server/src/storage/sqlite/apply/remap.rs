@@ -11,7 +11,7 @@
 //! text and file names are rewritten textually by `policy::ids` (a quoted UUID, or a UUID
 //! inside a name), so Lumiverse's bytes — key order, number text — stay as they were.
 
-use lvbak_core::registry::{json_id_columns, table_spec, text_id_columns, ReferenceRule, TABLES};
+use lvbak_core::registry::{id_text_columns, table_spec, ReferenceRule, TABLES};
 use rusqlite::{Connection, OptionalExtension};
 
 use foldhash::{HashMap, HashMapExt as _, HashSet};
@@ -265,10 +265,7 @@ impl RowApplier {
             }
             // Settings are merged into rows that may be older than the import: all of them.
             let before = if spec.name == "settings" { 0 } else { before };
-            let columns: Vec<(&str, bool)> = (json_id_columns(spec.name).iter().map(|column| (*column, true)))
-                .chain(text_id_columns(spec.name).iter().map(|column| (*column, false)))
-                .chain(spec.files.iter().map(|file| (file.column, false)))
-                .collect();
+            let columns: Vec<(&str, bool)> = id_text_columns(spec).collect();
             changed += self.rewrite_columns(spec, &columns, before)?;
         }
         tracing::debug!("settled {changed} references to copied rows in {:?}", started.elapsed());
