@@ -156,12 +156,11 @@ fn a_chat_restored_as_a_copy_sits_beside_todays_version() {
     ok(&lvbak(&["export", "--user", "ada", "--data-dir", data_arg, "-o", backup_arg], None));
     let db = Connection::open(data.join("lvbak.sqlite")).unwrap();
     let count = |sql: &str| -> i64 { db.query_row(sql, [], |row| row.get(0)).unwrap() };
+    // Not the first chat: its branch belongs to it and would be copied along.
     let (chat, name): (String, String) = db
-        .query_row(
-            "SELECT id, name FROM chats WHERE id IN (SELECT chat_id FROM messages) ORDER BY id LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .query_row("SELECT id, name FROM chats WHERE name = 'Harbour night 2'", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
         .unwrap();
     let messages: i64 =
         db.query_row("SELECT count(*) FROM messages WHERE chat_id = ?1", [&chat], |row| row.get(0)).unwrap();
@@ -185,8 +184,12 @@ fn a_chat_restored_as_a_copy_sits_beside_todays_version() {
     let restored = json_of(&lvbak(&copy, None));
     assert_eq!(restored["status"], "complete", "{restored}");
     let copy_id = item["id"].as_str().unwrap();
-    assert_eq!(count("SELECT count(*) FROM chats"), before.0 + 1);
-    assert_eq!(count("SELECT count(*) FROM characters"), before.1, "the chat's character links to the account's");
+    assert_eq!(count("SELECT count(*) FROM chats"), before.0 + 1, "{planned} {restored}");
+    assert_eq!(
+        count("SELECT count(*) FROM characters"),
+        before.1,
+        "the chat's character links to the account's: {planned} {restored}"
+    );
     let copied: (String, String) = db
         .query_row("SELECT name, character_id FROM chats WHERE id = ?1", [copy_id], |row| {
             Ok((row.get(0)?, row.get(1)?))
