@@ -649,6 +649,9 @@ pub struct SignedIn {
 pub struct Health {
     pub ok: bool,
     pub version: String,
+    /// The part of the storage that does not answer (`object_store`), when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing: Option<String>,
 }
 
 // ---- embeddings -----------------------------------------------------------------------

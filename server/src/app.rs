@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -26,8 +27,20 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     next.run(request).await
 }
 
-async fn health() -> Json<Health> {
-    Json(Health { ok: true, version: env!("CARGO_PKG_VERSION").to_string() })
+/// How long a health check waits for the storage before calling it down.
+const HEALTH_CHECK_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// 200 while every part of the storage answers; 503 naming the part that does not, so a
+/// load balancer takes the node out.
+async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let failing = state.store().failing_part(HEALTH_CHECK_WITHIN).await;
+    let status = if failing.is_some() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let health = Health {
+        ok: failing.is_none(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        failing: failing.map(str::to_string),
+    };
+    (status, Json(health))
 }
 
 /// Every route of the server.

@@ -7,16 +7,31 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::storage::{ObjectStoreUrl, Store};
+
 pub const DEFAULT_DATA_DIR: &str = "data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_WEB_DIR: &str = "dist";
 
-/// The data directory, shared by every subcommand.
+/// The data directory, and object storage if files live there, shared by every subcommand.
 #[derive(Clone, Debug, Args)]
 pub struct DataDirArg {
     /// Where accounts, files and vectors live (created if missing).
     #[arg(long = "data-dir", env = "LVBAK_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// S3-compatible object storage for accounts' files, `s3://bucket/prefix`; endpoint and
+    /// credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ALLOW_HTTP=true for plain HTTP. Without it, files live in the data
+    /// directory.
+    #[arg(long = "object-store", env = "LVBAK_OBJECT_STORE")]
+    pub object_store: Option<ObjectStoreUrl>,
+}
+
+impl DataDirArg {
+    /// Opens what these name (see `Store::open_with`).
+    pub async fn open_store(&self) -> anyhow::Result<Store> {
+        Store::open_with(&self.data_dir, self.object_store.as_ref()).await
+    }
 }
 
 /// How `lvbak serve` runs.

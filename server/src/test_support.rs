@@ -19,6 +19,17 @@ use crate::storage::{AccountBackend, Store, UserRecord};
 use crate::util::{new_id, now};
 use postgres_cluster::{test_database, TestDatabase};
 
+/// A fresh prefix of the tests' S3 server (`lvbak_tests::s3_server`), as the server names it.
+pub(crate) async fn test_object_store() -> crate::storage::ObjectStoreUrl {
+    let place = tokio::task::spawn_blocking(lvbak_tests::s3_server::test_prefix).await.unwrap();
+    let url: crate::storage::ObjectStoreUrl = place.url().parse().unwrap();
+    url.with_option("aws_endpoint", &place.endpoint)
+        .with_option("aws_access_key_id", &place.access_key)
+        .with_option("aws_secret_access_key", &place.secret_key)
+        .with_option("aws_region", "us-east-1")
+        .with_option("aws_allow_http", "true")
+}
+
 /// The app's state over a data directory of its own, removed when this is dropped.
 pub(crate) struct TestState {
     pub(crate) state: AppState,

@@ -15,7 +15,6 @@ use super::progress::{CliProgress, Step};
 use super::{fail, runtime};
 use crate::config::{parse_bytes, DataDirArg, DEFAULT_QUOTA};
 use crate::embeddings::Embeddings;
-use crate::storage::Store;
 
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
@@ -37,7 +36,7 @@ pub struct EmbedArgs {
 pub fn run(args: &EmbedArgs) -> ExitCode {
     let result = runtime().and_then(|runtime| {
         runtime.block_on(async {
-            let store = Arc::new(Store::open(&args.data.data_dir).await?);
+            let store = Arc::new(args.data.open_store().await?);
             let user = store.accounts().user_by_name(&args.user).await?;
             let user = user.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
             let embeddings = Arc::new(Embeddings::new(store.clone(), 4, parse_bytes(DEFAULT_QUOTA).ok(), true).await);

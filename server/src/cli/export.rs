@@ -23,7 +23,6 @@ use crate::config::DataDirArg;
 use crate::export::archive::write_archive_of;
 use crate::export::plan::ExportPlan;
 use crate::export::selection::closure_in_account;
-use crate::storage::Store;
 use crate::util::now;
 
 #[derive(Debug, Args)]
@@ -86,7 +85,7 @@ const REJECTED: u8 = 2;
 pub fn run(args: &ExportArgs) -> ExitCode {
     let mut refusal = None;
     let result = runtime().and_then(|runtime| {
-        let store = runtime.block_on(Store::open(&args.data.data_dir))?;
+        let store = runtime.block_on(args.data.open_store())?;
         // The command's own thread, outside the runtime: it waits on it.
         let user = runtime.block_on(store.accounts().user_by_name(&args.user))?;
         let user = user.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;

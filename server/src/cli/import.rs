@@ -23,7 +23,6 @@ use crate::import::from_archive::import_archive_part;
 use crate::import::selection::Picked;
 use crate::import::session::ImportSession;
 use crate::progress::Event;
-use crate::storage::Store;
 use crate::util::now;
 use lvbak_core::closure::{ClosureError, Pick, Selection};
 use lvbak_core::protocol::{JobStatus, SummaryReport};
@@ -113,7 +112,7 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
     let limits = limits_from_env().map_err(anyhow::Error::msg)?;
     let runtime = runtime()?;
     // The command's own thread, outside the runtime: it waits on it.
-    let store = runtime.block_on(Store::open(&args.data.data_dir))?;
+    let store = runtime.block_on(args.data.open_store())?;
     let user = runtime.block_on(store.accounts().user_by_name(&args.user))?;
     let user = user.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
     let file = File::open(&args.file)?;

@@ -7,7 +7,6 @@ use clap::Args;
 use super::{fail, runtime};
 use crate::config::DataDirArg;
 use crate::seed::{seed, SeedOptions};
-use crate::storage::Store;
 use crate::util::now;
 
 #[derive(Debug, Args)]
@@ -54,7 +53,7 @@ pub fn run(args: &SeedArgs) -> ExitCode {
     };
     let result = runtime().and_then(|runtime| {
         runtime.block_on(async {
-            let store = Store::open(&args.data.data_dir).await?;
+            let store = args.data.open_store().await?;
             let user = store.accounts().user_by_name(&args.user).await?;
             let user = user.ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
             let report = seed(&store, &user, options, now()).await?;

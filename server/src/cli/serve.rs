@@ -85,7 +85,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = &args.config;
     let limits = crate::config::limits_from_env().map_err(anyhow::Error::msg)?;
     let hosting = crate::config::HostingLimits::for_serve(config).map_err(anyhow::Error::msg)?;
-    let store = Arc::new(Store::open(&config.data.data_dir).await?);
+    let store = Arc::new(config.data.open_store().await?);
     let demo_password = if args.demo { prepare_demo(&store).await? } else { None };
     // The state first: it recovers what a previous process left (interrupted jobs, staging)
     // before anyone can connect.

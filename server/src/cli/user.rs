@@ -67,7 +67,7 @@ pub fn run(args: &UserArgs) -> ExitCode {
         runtime.block_on(async {
             match &args.command {
                 UserCommand::Add { name, password, data } => {
-                    let store = Store::open(&data.data_dir).await?;
+                    let store = data.open_store().await?;
                     let generated = password.is_none();
                     let password = password.clone().unwrap_or_else(generate_password);
                     add_user(&store, name, &password).await?;
@@ -78,13 +78,13 @@ pub fn run(args: &UserArgs) -> ExitCode {
                     }
                 }
                 UserCommand::List { data } => {
-                    let store = Store::open(&data.data_dir).await?;
+                    let store = data.open_store().await?;
                     for name in store.accounts().user_names().await? {
                         println!("{name}");
                     }
                 }
                 UserCommand::Quota { name, quota, data } => {
-                    let store = Store::open(&data.data_dir).await?;
+                    let store = data.open_store().await?;
                     let accounts = store.accounts();
                     let user = accounts.user_by_name(name).await?.ok_or_else(|| anyhow::anyhow!("no user {name:?}"))?;
                     if let Some(quota) = quota {

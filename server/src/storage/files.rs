@@ -200,14 +200,26 @@ impl FileStorage for FileStore {
         Ok(())
     }
 
-    /// The filesystem's clock can lag the system's by a few milliseconds: a file is made
-    /// and its stamp read.
+    /// The filesystem's clock can lag the system's by a few milliseconds and ticks
+    /// coarsely: a file is made and its stamp read, again until the stamp moved on, so that
+    /// a file written just before has an older stamp than the mark (a tick, ~4 ms, at most).
     fn write_mark(&self) -> io::Result<std::time::SystemTime> {
         fs::create_dir_all(&self.scratch)?;
-        let marker = self.scratch.join(format!("clock-{}.partial", hex::encode(random_bytes::<8>())));
-        let stamped = File::create(&marker).and_then(|file| file.metadata()).and_then(|m| m.modified());
-        let _ = fs::remove_file(&marker);
-        stamped
+        let stamp = || -> io::Result<std::time::SystemTime> {
+            let marker = self.scratch.join(format!("clock-{}.partial", hex::encode(random_bytes::<8>())));
+            let stamped = File::create(&marker).and_then(|file| file.metadata()).and_then(|m| m.modified());
+            let _ = fs::remove_file(&marker);
+            stamped
+        };
+        let first = stamp()?;
+        for _ in 0..1_000 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            let next = stamp()?;
+            if next > first {
+                return Ok(next);
+            }
+        }
+        Err(io::Error::other("the filesystem's clock does not move"))
     }
 
     fn usage_of(&self, user_id: &str) -> io::Result<u64> {

@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod files;
 pub mod identity;
+pub(crate) mod object_storage;
 pub(crate) mod postgres;
 pub mod sqlite;
 pub mod vectors;
@@ -29,6 +30,8 @@ pub use backend::{FileStorage, VectorRow, VectorStorage, WriteOutcome};
 pub use backend::{JobRecord, SessionUser, SourceKind, SourceRow, StoredSecret, TicketUse, UnboundKey, UserRecord};
 pub use files::FileStore;
 pub use identity::IdentityKey;
+pub use object_storage::ObjectStoreUrl;
+use object_storage::{files::ObjectFileStore, ObjectStorage};
 pub use sqlite::Database;
 use sqlite::SqliteStores;
 pub use vectors::VectorStore;
@@ -60,11 +63,20 @@ pub struct Store {
     pub identity: IdentityKey,
     pub files: Box<dyn FileStorage>,
     pub vectors: Box<dyn VectorStorage>,
+    /// The object storage files live in, if they do not live in the data directory.
+    object_storage: Option<ObjectStorage>,
 }
 
 impl Store {
-    /// Opens the data directory, creating and migrating whatever is missing.
+    /// Opens the data directory, creating and migrating whatever is missing; files live
+    /// there.
     pub async fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::open_with(data_dir, None).await
+    }
+
+    /// Opens the data directory, creating and migrating whatever is missing; files live in
+    /// `object_store` if it is given (an unreachable one is an error naming it).
+    pub async fn open_with(data_dir: &Path, object_store: Option<&ObjectStoreUrl>) -> anyhow::Result<Self> {
         use std::os::unix::fs::PermissionsExt;
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
         std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -75,8 +87,18 @@ impl Store {
         let sqlite = Arc::new(SqliteStores::new(db.clone()));
         let identity =
             IdentityKey::load_or_create(&data_dir.join("identity.key")).context("cannot read the identity key")?;
-        let files = FileStore::new(&data_dir, &data_dir.join("staging"));
-        move_shared_files(&data_dir, &db, &files).context("cannot move shared files into per-user folders")?;
+        let (files, object_storage): (Box<dyn FileStorage>, _) = match object_store {
+            Some(url) => {
+                let url = url.clone();
+                let storage = tokio::task::spawn_blocking(move || ObjectStorage::connect(&url)).await??;
+                (Box::new(ObjectFileStore::new(storage.clone())), Some(storage))
+            }
+            None => {
+                let files = FileStore::new(&data_dir, &data_dir.join("staging"));
+                move_shared_files(&data_dir, &db, &files).context("cannot move shared files into per-user folders")?;
+                (Box::new(files), None)
+            }
+        };
         let vectors = VectorStore::open(&data_dir.join("lancedb")).await.context("cannot open LanceDB")?;
         let store = Self {
             data_dir,
@@ -87,8 +109,9 @@ impl Store {
             settings: sqlite.clone(),
             embedding_queue: sqlite,
             identity,
-            files: Box::new(files),
+            files,
             vectors: Box::new(vectors),
+            object_storage,
         };
         store.recount_usage_once().await.context("cannot count what the accounts keep")?;
         Ok(store)
@@ -165,6 +188,17 @@ impl Store {
     /// A consistent reading of the accounts' rows (an export, a `held-rows` answer).
     pub(crate) fn row_snapshot(&self) -> sqlite::DbResult<Box<dyn RowSnapshot>> {
         Ok(Box::new(self.db.table_scan()?))
+    }
+
+    /// Which part of the storage does not answer now, if one does not (`GET /health`): the
+    /// object storage is asked for one listing, at most `within`.
+    pub async fn failing_part(&self, within: std::time::Duration) -> Option<&'static str> {
+        let storage = self.object_storage.clone()?;
+        let checked = tokio::time::timeout(within, tokio::task::spawn_blocking(move || storage.check())).await;
+        match checked {
+            Ok(Ok(Ok(()))) => None,
+            _ => Some("object_store"),
+        }
     }
 
     /// Where uploads wait while they are checked.

@@ -49,4 +49,6 @@ pub(crate) use settings::SettingStore;
 pub use vector_storage::{VectorRow, VectorStorage};
 
 #[cfg(test)]
+mod file_storage_tests;
+#[cfg(test)]
 mod tests;

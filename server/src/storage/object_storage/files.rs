@@ -1,0 +1,360 @@
+//! Accounts' files in object storage: the `FileStorage` of an instance started with
+//! `--object-store`. A file of (bucket, user, name) is the key `files/` + the segments of
+//! lvbak-core's `FileBucket::relative_destination` under the instance's prefix (each
+//! segment one key part, so no name reaches another user's keys).
+//!
+//! How the guarantees of `FileStorage` hold here:
+//! - a new file never replaces one: files up to [`SINGLE_PUT`] are one create-only PUT
+//!   (`If-None-Match: *`; the store refuses when the key exists); larger ones are a
+//!   multipart upload after a check that the key is free — one import per user runs at a
+//!   time and keys are per user, so nothing else writes that key meanwhile;
+//! - a file appears whole or not at all: a PUT is atomic and a multipart upload is
+//!   visible only once completed (an upload that fails is aborted);
+//! - durable on success: the store answers once it has the object (`make_durable` has
+//!   nothing left to do);
+//! - `remove_written_since` compares the store's own stamps (`Last-Modified`) with a mark
+//!   the store stamped too ([`ObjectFileStore::write_mark`]); stores that stamp whole
+//!   seconds get a mark on the next whole second, waited for.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use lvbak_core::FileBucket;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
+
+use super::ObjectStorage;
+use crate::storage::backend::file_storage::{FileStorage, OpenedFile, WriteOutcome, WrittenFile};
+use crate::storage::identity::random_bytes;
+
+/// Files up to this size are stored by one create-only PUT, read into memory first;
+/// larger ones by a multipart upload of parts this size.
+const SINGLE_PUT: usize = 8 << 20;
+
+/// Chunks of a file being read that wait between the store and the reader.
+const READ_AHEAD: usize = 4;
+
+/// The folder (first key part under `files/`) of each bucket's files; thumbnails share the
+/// images' folder as on disk.
+const FOLDER_BUCKETS: [FileBucket; 5] = [
+    FileBucket::Images,
+    FileBucket::Avatars,
+    FileBucket::Databank,
+    FileBucket::ThemeAssets,
+    FileBucket::NotificationSounds,
+];
+
+/// Accounts' files in one instance's object storage.
+pub struct ObjectFileStore {
+    storage: ObjectStorage,
+}
+
+fn storage_error(error: object_store::Error) -> io::Error {
+    match error {
+        object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, error.to_string()),
+        other => io::Error::other(format!("object store: {other}")),
+    }
+}
+
+impl ObjectFileStore {
+    pub fn new(storage: ObjectStorage) -> Self {
+        Self { storage }
+    }
+
+    /// The key of a file, or why the name is refused.
+    fn key(&self, bucket: FileBucket, user_id: &str, name: &str) -> io::Result<ObjectPath> {
+        let segments = bucket.relative_destination(user_id, name).map_err(io::Error::other)?;
+        Ok(self.storage.path_of(std::iter::once("files").chain(segments.iter().map(String::as_str))))
+    }
+
+    /// The key of the folder a bucket's files of `user_id` are under.
+    fn folder(&self, bucket: FileBucket, user_id: &str) -> io::Result<ObjectPath> {
+        let segments = bucket.relative_destination(user_id, "probe").map_err(io::Error::other)?;
+        let folder = &segments[..segments.len().saturating_sub(1)];
+        Ok(self.storage.path_of(std::iter::once("files").chain(folder.iter().map(String::as_str))))
+    }
+
+    /// Every object under `user_id`'s folders: key, size, stamp.
+    fn objects_of(&self, user_id: &str) -> io::Result<Vec<object_store::ObjectMeta>> {
+        let mut objects = Vec::new();
+        for bucket in FOLDER_BUCKETS {
+            let folder = self.folder(bucket, user_id)?;
+            let store = self.storage.store();
+            let listed: object_store::Result<Vec<object_store::ObjectMeta>> = self
+                .storage
+                .run(async move { store.list(Some(&folder)).collect::<Vec<_>>().await.into_iter().collect() });
+            objects.extend(listed.map_err(storage_error)?);
+        }
+        Ok(objects)
+    }
+
+    fn exists(&self, key: &ObjectPath) -> io::Result<bool> {
+        let store = self.storage.store();
+        let key = key.clone();
+        match self.storage.run(async move { store.head(&key).await }) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(storage_error(error)),
+        }
+    }
+
+    /// Reads up to [`SINGLE_PUT`] + 1 bytes of `data`: the whole file if it is small.
+    fn read_head(data: &mut dyn Read) -> io::Result<Vec<u8>> {
+        let mut head = Vec::new();
+        Read::take(data, SINGLE_PUT as u64 + 1).read_to_end(&mut head)?;
+        Ok(head)
+    }
+
+    /// Stores `head` and the rest of `data` at `key`, unless `ready` says otherwise once
+    /// everything is read (the file then never appears).
+    fn store_new(
+        &self,
+        key: &ObjectPath,
+        head: Vec<u8>,
+        data: &mut dyn Read,
+        ready: &mut dyn FnMut() -> io::Result<()>,
+    ) -> io::Result<WriteOutcome> {
+        if head.len() <= SINGLE_PUT {
+            ready()?;
+            let bytes = head.len() as u64;
+            let (store, key) = (self.storage.store(), key.clone());
+            let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+            return match self.storage.run(async move { store.put_opts(&key, PutPayload::from(head), options).await }) {
+                Ok(_) => Ok(WriteOutcome::Written { bytes }),
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                    Ok(WriteOutcome::AlreadyThere)
+                }
+                Err(error) => Err(storage_error(error)),
+            };
+        }
+        if self.exists(key)? {
+            ready()?;
+            return Ok(WriteOutcome::AlreadyThere);
+        }
+        let (store, upload_key) = (self.storage.store(), key.clone());
+        let mut upload =
+            self.storage.run(async move { store.put_multipart(&upload_key).await }).map_err(storage_error)?;
+        let uploaded = (|| {
+            let mut bytes = 0u64;
+            let mut pending = head;
+            loop {
+                if pending.len() < SINGLE_PUT {
+                    Read::take(&mut *data, (SINGLE_PUT - pending.len()) as u64).read_to_end(&mut pending)?;
+                }
+                if pending.is_empty() {
+                    break;
+                }
+                let rest = if pending.len() > SINGLE_PUT { pending.split_off(SINGLE_PUT) } else { Vec::new() };
+                bytes += pending.len() as u64;
+                let sent = upload.put_part(PutPayload::from(std::mem::replace(&mut pending, rest)));
+                self.storage.run(sent).map_err(storage_error)?;
+            }
+            ready()?;
+            Ok::<u64, io::Error>(bytes)
+        })();
+        match uploaded {
+            Ok(bytes) => {
+                let completed = self.storage.run(async move {
+                    let done = upload.complete().await;
+                    if done.is_err() {
+                        let _ = upload.abort().await;
+                    }
+                    done
+                });
+                completed.map_err(storage_error)?;
+                Ok(WriteOutcome::Written { bytes })
+            }
+            Err(error) => {
+                self.storage.run(async move { upload.abort().await }).ok();
+                Err(error)
+            }
+        }
+    }
+}
+
+/// A range of a staged archive that must hold all its bytes: the file ending early is an
+/// error, not a shorter stored file.
+struct ExactRange(std::io::Take<std::fs::File>);
+
+impl Read for ExactRange {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.0.read(buffer)?;
+        if read == 0 && !buffer.is_empty() && self.0.limit() != 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the archive ends inside a file"));
+        }
+        Ok(read)
+    }
+}
+
+/// A stored file read through a bounded channel that a task of the storage's runtime
+/// fills.
+struct ObjectReader {
+    chunks: futures::channel::mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match futures::executor::block_on(self.chunks.next()) {
+                Some(chunk) => self.current = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let taken = buffer.len().min(self.current.len());
+        buffer[..taken].copy_from_slice(&self.current.split_to(taken));
+        Ok(taken)
+    }
+}
+
+impl FileStorage for ObjectFileStore {
+    fn accepts(&self, bucket: FileBucket, user_id: &str, name: &str) -> bool {
+        bucket.relative_destination(user_id, name).is_ok()
+    }
+
+    fn open(&self, bucket: FileBucket, user_id: &str, name: &str) -> io::Result<Option<OpenedFile>> {
+        let key = self.key(bucket, user_id, name)?;
+        let store = self.storage.store();
+        let found = self.storage.run(async move { store.get(&key).await });
+        let found = match found {
+            Ok(found) => found,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(storage_error(error)),
+        };
+        let size = found.meta.size;
+        let (mut sender, chunks) = futures::channel::mpsc::channel(READ_AHEAD);
+        let mut stream = found.into_stream();
+        // The task ends when the stream does or the reader is dropped (a send fails).
+        drop(self.storage.run(async move {
+            tokio::spawn(async move {
+                use futures::SinkExt as _;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(storage_error);
+                    let failed = chunk.is_err();
+                    if sender.send(chunk).await.is_err() || failed {
+                        break;
+                    }
+                }
+            })
+        }));
+        Ok(Some((Box::new(ObjectReader { chunks, current: Bytes::new() }), size)))
+    }
+
+    fn size_of(&self, bucket: FileBucket, user_id: &str, name: &str) -> io::Result<Option<u64>> {
+        let key = self.key(bucket, user_id, name)?;
+        let store = self.storage.store();
+        match self.storage.run(async move { store.head(&key).await }) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(storage_error(error)),
+        }
+    }
+
+    fn write_new(
+        &self,
+        bucket: FileBucket,
+        user_id: &str,
+        name: &str,
+        data: &mut dyn Read,
+    ) -> io::Result<WriteOutcome> {
+        let key = self.key(bucket, user_id, name)?;
+        let head = Self::read_head(data)?;
+        self.store_new(&key, head, data, &mut || Ok(()))
+    }
+
+    /// Reads the range and uploads it on another thread while `verify` reads it through the
+    /// archive's checks; the file is stored (the PUT sent, the multipart upload completed)
+    /// only once `verify` succeeded.
+    fn write_new_from_range(
+        &self,
+        bucket: FileBucket,
+        user_id: &str,
+        name: &str,
+        source: &Path,
+        (offset, length): (u64, u64),
+        verify: &mut dyn FnMut() -> io::Result<()>,
+    ) -> io::Result<WriteOutcome> {
+        let key = self.key(bucket, user_id, name)?;
+        let mut from = std::fs::File::open(source)?;
+        std::io::Seek::seek(&mut from, std::io::SeekFrom::Start(offset))?;
+        let mut range = ExactRange(from.take(length));
+        let (verified_sender, verified) = std::sync::mpsc::sync_channel::<Result<(), String>>(1);
+        std::thread::scope(|scope| {
+            let uploader = scope.spawn(move || {
+                let head = Self::read_head(&mut range)?;
+                let mut ready = || match verified.recv() {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(why)) => Err(io::Error::other(why)),
+                    Err(_) => Err(io::Error::other("the file check ended without an answer")),
+                };
+                self.store_new(&key, head, &mut range, &mut ready)
+            });
+            let checked = verify();
+            let _ = verified_sender.send(checked.as_ref().map(|_| ()).map_err(|error| error.to_string()));
+            let stored = uploader.join().map_err(|_| io::Error::other("the file upload panicked"))?;
+            // The check's own error wins: it says what is wrong with the archive.
+            checked?;
+            stored
+        })
+    }
+
+    fn make_durable(&self, _written: Option<&[WrittenFile]>) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// A marker object is written and its stamp read. A stamp in whole seconds may equal
+    /// the stamp of a file written just before in the same second, so the mark is then the
+    /// next second, and this waits until the store's clock has passed it.
+    fn write_mark(&self) -> io::Result<SystemTime> {
+        let marker = self.storage.path_of(["clock", &hex::encode(random_bytes::<8>())]);
+        let (store, key) = (self.storage.store(), marker.clone());
+        let stamped = self.storage.run(async move {
+            store.put(&key, PutPayload::from_static(b"mark")).await?;
+            store.head(&key).await
+        });
+        let _ = self.storage.delete(marker);
+        let stamp: SystemTime = stamped.map_err(storage_error)?.last_modified.into();
+        let since_epoch = stamp.duration_since(SystemTime::UNIX_EPOCH).map_err(io::Error::other)?;
+        if since_epoch.subsec_nanos() != 0 {
+            return Ok(stamp);
+        }
+        std::thread::sleep(Duration::from_millis(1_050));
+        Ok(stamp + Duration::from_secs(1))
+    }
+
+    fn remove_written_since(&self, user_id: &str, since: SystemTime) -> io::Result<u64> {
+        let doomed: Vec<ObjectPath> = self
+            .objects_of(user_id)?
+            .into_iter()
+            .filter(|object| SystemTime::from(object.last_modified) >= since)
+            .map(|object| object.location)
+            .collect();
+        let removed = doomed.len() as u64;
+        for key in doomed {
+            self.storage.delete(key).map_err(storage_error)?;
+        }
+        Ok(removed)
+    }
+
+    fn usage_of(&self, user_id: &str) -> io::Result<u64> {
+        Ok(self.objects_of(user_id)?.iter().map(|object| object.size).sum())
+    }
+
+    /// The files directly in the folder (not in folders below), as on disk.
+    fn list(&self, bucket: FileBucket, user_id: &str) -> io::Result<Vec<String>> {
+        let folder = self.folder(bucket, user_id)?;
+        let store = self.storage.store();
+        let listed = self.storage.run(async move { store.list_with_delimiter(Some(&folder)).await });
+        let mut names: Vec<String> = listed
+            .map_err(storage_error)?
+            .objects
+            .into_iter()
+            .filter_map(|object| object.location.filename().map(|name| super::percent_decoded(name).to_string()))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}

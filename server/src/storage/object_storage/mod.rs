@@ -1,0 +1,233 @@
+//! S3-compatible object storage (`--object-store s3://bucket/prefix`, issue 22): the one
+//! client of an instance ([`ObjectStorage`]) and what is kept there — accounts' files
+//! ([`files::ObjectFileStore`], the `FileStorage` of such an instance). The only user of
+//! the `object_store` crate.
+//!
+//! Where the bucket is and how to sign in come from the standard variables
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
+//! `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint); nothing in an archive or a request
+//! reaches them. Requests are path-style (SeaweedFS, MinIO and AWS all answer those).
+//!
+//! The storage traits block (imports and exports run on threads of their own) and the
+//! client is async: every request runs on a small runtime this module owns (two threads,
+//! for the instance), and the calling thread waits for it — from any thread, a runtime's
+//! included, without tokio's "runtime within a runtime" panic.
+
+pub(crate) mod files;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::{Path as ObjectPath, PathPart};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt as _};
+
+/// Threads of the runtime every object storage request runs on.
+const IO_THREADS: usize = 2;
+
+/// Where an instance keeps what it keeps in object storage: `s3://bucket/prefix`, and
+/// options that win over the environment's (the tests name their own server this way).
+#[derive(Clone, Debug)]
+pub struct ObjectStoreUrl {
+    bucket: String,
+    /// The prefix's segments (none: the bucket's root).
+    prefix: Vec<String>,
+    overrides: BTreeMap<String, String>,
+}
+
+impl std::str::FromStr for ObjectStoreUrl {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        let url = url::Url::parse(text).with_context(|| format!("{text}: not a URL (s3://bucket/prefix)"))?;
+        if url.scheme() != "s3" {
+            bail!("{text}: only s3:// object stores are supported (s3://bucket/prefix)");
+        }
+        let bucket = url.host_str().filter(|bucket| !bucket.is_empty());
+        let Some(bucket) = bucket else { bail!("{text}: names no bucket (s3://bucket/prefix)") };
+        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+            bail!("{text}: an object store URL is s3://bucket/prefix; credentials come from AWS_* variables");
+        }
+        let prefix: Vec<String> = url
+            .path_segments()
+            .into_iter()
+            .flatten()
+            .filter(|segment| !segment.is_empty())
+            .map(|segment| percent_decoded(segment).to_string())
+            .collect();
+        if prefix.iter().any(|segment| segment == "." || segment == "..") {
+            bail!("{text}: a prefix of plain names only");
+        }
+        Ok(Self { bucket: bucket.to_string(), prefix, overrides: BTreeMap::new() })
+    }
+}
+
+impl std::fmt::Display for ObjectStoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}", self.bucket)?;
+        for segment in &self.prefix {
+            write!(f, "/{segment}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ObjectStoreUrl {
+    /// The same place with `key` (an `object_store` S3 option such as `aws_endpoint`) set
+    /// to `value`, whatever the environment says.
+    pub fn with_option(mut self, key: &str, value: &str) -> Self {
+        self.overrides.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// The same bucket, one folder further down.
+    pub fn joined(mut self, segment: &str) -> Self {
+        self.prefix.push(segment.to_string());
+        self
+    }
+
+    /// The options `object_store`'s S3 builder takes, the environment's first.
+    fn options(&self) -> anyhow::Result<Vec<(AmazonS3ConfigKey, String)>> {
+        let mut options = Vec::new();
+        for (key, value) in std::env::vars() {
+            let lower = key.to_ascii_lowercase();
+            if lower.starts_with("aws_") {
+                if let Ok(key) = lower.parse::<AmazonS3ConfigKey>() {
+                    options.push((key, value));
+                }
+            }
+        }
+        for (key, value) in &self.overrides {
+            let key = key.parse::<AmazonS3ConfigKey>().with_context(|| format!("{key}: not an S3 option"))?;
+            options.push((key, value.clone()));
+        }
+        Ok(options)
+    }
+}
+
+/// `%xx` in a URL's path segment decoded (a prefix may hold any name).
+fn percent_decoded(segment: &str) -> std::borrow::Cow<'_, str> {
+    percent_encoding::percent_decode_str(segment).decode_utf8_lossy()
+}
+
+/// Makes ring rustls's crypto provider for the process (the S3 client's TLS; see
+/// Cargo.toml). Called before the first client is built; a second call changes nothing.
+pub(crate) fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A runtime that is shut down without waiting when dropped, so that dropping it inside
+/// another runtime (a test's, the server's) is allowed.
+struct IoRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for IoRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The instance's client of its bucket, under its prefix.
+#[derive(Clone)]
+pub struct ObjectStorage {
+    store: Arc<dyn ObjectStore>,
+    prefix: Vec<String>,
+    url: ObjectStoreUrl,
+    runtime: Arc<IoRuntime>,
+}
+
+impl std::fmt::Debug for ObjectStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ObjectStorage({})", self.url)
+    }
+}
+
+impl ObjectStorage {
+    /// The client of `url`, checked: a bucket that cannot be listed is an error naming it.
+    pub fn connect(url: &ObjectStoreUrl) -> anyhow::Result<Self> {
+        install_tls_provider();
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&url.bucket)
+            .with_virtual_hosted_style_request(false)
+            .with_client_options(ClientOptions::new().with_timeout(std::time::Duration::from_secs(60)));
+        for (key, value) in url.options()? {
+            builder = builder.with_config(key, value);
+        }
+        let store = builder.build().with_context(|| format!("object store {url}"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(IO_THREADS)
+            .thread_name("lvbak-object-io")
+            .enable_all()
+            .build()
+            .context("cannot start the object store's threads")?;
+        let storage = Self {
+            store: Arc::new(store),
+            prefix: url.prefix.clone(),
+            url: url.clone(),
+            runtime: Arc::new(IoRuntime(Some(runtime))),
+        };
+        storage.check().with_context(|| format!("object store {url} is unreachable"))?;
+        Ok(storage)
+    }
+
+    /// Whether the bucket answers: one listing of the prefix (a `health` check).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let prefix = self.path_of(std::iter::empty::<&str>());
+        self.run(async move { store.list_with_delimiter(Some(&prefix)).await.map(|_| ()) })?;
+        Ok(())
+    }
+
+    /// The client, for the runtime's own tasks.
+    pub(crate) fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// The key of `segments` under the prefix; each segment one part whatever it holds.
+    pub(crate) fn path_of<'a>(&self, segments: impl IntoIterator<Item = &'a str>) -> ObjectPath {
+        let prefix = self.prefix.iter().map(|segment| PathPart::from(segment.clone()));
+        prefix.chain(segments.into_iter().map(|segment| PathPart::from(segment.to_string()))).collect()
+    }
+
+    /// Runs `work` on the storage's runtime and waits for it, from any thread.
+    pub(crate) fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
+        let runtime = self.runtime.0.as_ref();
+        let Some(runtime) = runtime else { unreachable!("the runtime lives as long as the storage") };
+        let task = runtime.spawn(work);
+        match futures::executor::block_on(task) {
+            Ok(value) => value,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+
+    /// Removes the key `path` (absent already is fine).
+    pub(crate) fn delete(&self, path: ObjectPath) -> object_store::Result<()> {
+        let store = self.store.clone();
+        self.run(async move {
+            match store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(error) => Err(error),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_object_store_url_names_a_bucket_and_a_prefix() {
+        let url: ObjectStoreUrl = "s3://lvbak/instances/one".parse().unwrap();
+        assert_eq!((url.bucket.as_str(), url.prefix.clone()), ("lvbak", vec!["instances".into(), "one".into()]));
+        assert_eq!(url.to_string(), "s3://lvbak/instances/one");
+        let root: ObjectStoreUrl = "s3://lvbak".parse().unwrap();
+        assert!(root.prefix.is_empty());
+        for bad in ["http://lvbak/x", "s3:///x", "s3://key:secret@lvbak/x", "s3://lvbak/x?region=y", "not a url"] {
+            assert!(bad.parse::<ObjectStoreUrl>().is_err(), "{bad}");
+        }
+    }
+}
