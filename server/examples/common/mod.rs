@@ -23,7 +23,17 @@ pub fn lvbak_binary() -> PathBuf {
 }
 
 pub fn run_lvbak(args: &[&str]) {
-    let status = Command::new(lvbak_binary()).args(args).stdout(Stdio::null()).status().unwrap();
+    run_lvbak_with(args, &[]);
+}
+
+/// The same with extra environment (an object store's `LVBAK_OBJECT_STORE` and `AWS_*`).
+pub fn run_lvbak_with(args: &[&str], env: &[(String, String)]) {
+    let mut command = Command::new(lvbak_binary());
+    command.args(args).stdout(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let status = command.status().unwrap();
     assert!(status.success(), "lvbak {args:?} failed");
 }
 

@@ -9,4 +9,5 @@ mod common;
 mod abuse;
 mod faults;
 mod hostile;
+mod object_store;
 mod support;

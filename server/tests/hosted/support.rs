@@ -14,7 +14,7 @@ use lvbak_tests::zipcraft::{RawEntry, RawZip};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::common::{request, run_lvbak, scratch, Reply, Server};
+use crate::common::{request, run_lvbak_with, scratch, Reply, Server};
 
 /// A server under test and its directories.
 pub struct Instance {
@@ -66,7 +66,18 @@ impl Instance {
     /// Makes an account with the real CLI; its password is `pw-<name>`.
     pub fn add_user(&self, name: &str) {
         let password = format!("pw-{name}");
-        run_lvbak(&["user", "add", name, "--password", &password, "--data-dir", self.data.to_str().unwrap()]);
+        self.run_lvbak(&["user", "add", name, "--password", &password, "--data-dir", self.data.to_str().unwrap()]);
+    }
+
+    /// Runs the CLI over this instance's storage: its object store too, if it has one.
+    pub fn run_lvbak(&self, args: &[&str]) {
+        let storage: Vec<(String, String)> = self
+            .env
+            .iter()
+            .filter(|(name, _)| name == "LVBAK_OBJECT_STORE" || name.starts_with("AWS_"))
+            .cloned()
+            .collect();
+        run_lvbak_with(args, &storage);
     }
 
     /// Makes an account and signs it in; the bearer token.

@@ -228,18 +228,16 @@ impl FileStorage for ObjectFileStore {
         let (mut sender, chunks) = futures::channel::mpsc::channel(READ_AHEAD);
         let mut stream = found.into_stream();
         // The task ends when the stream does or the reader is dropped (a send fails).
-        drop(self.storage.run(async move {
-            tokio::spawn(async move {
-                use futures::SinkExt as _;
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(storage_error);
-                    let failed = chunk.is_err();
-                    if sender.send(chunk).await.is_err() || failed {
-                        break;
-                    }
+        self.storage.spawn(async move {
+            use futures::SinkExt as _;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(storage_error);
+                let failed = chunk.is_err();
+                if sender.send(chunk).await.is_err() || failed {
+                    break;
                 }
-            })
-        }));
+            }
+        });
         Ok(Some((Box::new(ObjectReader { chunks, current: Bytes::new() }), size)))
     }
 

@@ -13,7 +13,7 @@
 //! for the instance), and the calling thread waits for it — from any thread, a runtime's
 //! included, without tokio's "runtime within a runtime" panic.
 
-pub(crate) mod files;
+pub mod files;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -26,6 +26,9 @@ use object_store::{ClientOptions, ObjectStore, ObjectStoreExt as _};
 
 /// Threads of the runtime every object storage request runs on.
 const IO_THREADS: usize = 2;
+
+/// How long the store may take to answer its first listing when an instance opens it.
+const CONNECT_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Where an instance keeps what it keeps in object storage: `s3://bucket/prefix`, and
 /// options that win over the environment's (the tests name their own server this way).
@@ -169,16 +172,21 @@ impl ObjectStorage {
             url: url.clone(),
             runtime: Arc::new(IoRuntime(Some(runtime))),
         };
-        storage.check().with_context(|| format!("object store {url} is unreachable"))?;
+        storage.check(CONNECT_WITHIN).with_context(|| format!("object store {url} is unreachable"))?;
         Ok(storage)
     }
 
-    /// Whether the bucket answers: one listing of the prefix (a `health` check).
-    pub fn check(&self) -> anyhow::Result<()> {
+    /// Whether the bucket answers within `within`: one listing of the prefix (start-up's
+    /// and `health`'s check; the client's own retries would take minutes).
+    pub fn check(&self, within: std::time::Duration) -> anyhow::Result<()> {
         let store = self.store.clone();
         let prefix = self.path_of(std::iter::empty::<&str>());
-        self.run(async move { store.list_with_delimiter(Some(&prefix)).await.map(|_| ()) })?;
-        Ok(())
+        let listed =
+            self.run(async move { tokio::time::timeout(within, store.list_with_delimiter(Some(&prefix))).await });
+        match listed {
+            Ok(listed) => listed.map(|_| ()).map_err(anyhow::Error::from),
+            Err(_) => bail!("no answer within {within:?}"),
+        }
     }
 
     /// The client, for the runtime's own tasks.
@@ -203,6 +211,13 @@ impl ObjectStorage {
         }
     }
 
+    /// Starts `work` on the storage's runtime without waiting for it.
+    pub(crate) fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        if let Some(runtime) = self.runtime.0.as_ref() {
+            drop(runtime.spawn(work));
+        }
+    }
+
     /// Removes the key `path` (absent already is fine).
     pub(crate) fn delete(&self, path: ObjectPath) -> object_store::Result<()> {
         let store = self.store.clone();
@@ -216,6 +231,7 @@ impl ObjectStorage {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,337 @@
+//! `lvbak serve --object-store`: accounts' files in S3-compatible object storage (a prefix
+//! of the tests' SeaweedFS, `lvbak_tests::s3_server`), attacked by one of two accounts as
+//! the data directory's are in `abuse`; the same archives export value for value from both
+//! storages; a failed import leaves no object; health names the object store while it does
+//! not answer, and a node does not start without it.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use lvbak_core::FileBucket;
+use lvbak_server::storage::object_storage::files::ObjectFileStore;
+use lvbak_server::storage::object_storage::{ObjectStorage, ObjectStoreUrl};
+use lvbak_server::storage::FileStorage;
+use lvbak_tests::s3_server::{test_prefix, TestPrefix};
+use lvbak_tests::zipcraft::RawEntry;
+use serde_json::{json, Value};
+
+use crate::common::request;
+use crate::support::{archive, count_rows, entry_bytes, files_under, table, uuid, Instance};
+
+/// An instance whose files live under `place`.
+fn start_on(label: &str, place: &TestPrefix, extra: &[(&str, &str)]) -> Instance {
+    let env = place.env();
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    all.extend_from_slice(extra);
+    Instance::start(label, &all)
+}
+
+/// The test's own client of `place`, to see what the instance stored there.
+fn files_in(place: &TestPrefix) -> ObjectFileStore {
+    let url: ObjectStoreUrl = place.url().parse().unwrap();
+    let url = url
+        .with_option("aws_endpoint", &place.endpoint)
+        .with_option("aws_access_key_id", &place.access_key)
+        .with_option("aws_secret_access_key", &place.secret_key)
+        .with_option("aws_region", "us-east-1")
+        .with_option("aws_allow_http", "true");
+    ObjectFileStore::new(ObjectStorage::connect(&url).unwrap())
+}
+
+/// No account's file folder in the data directory: files live in the object store.
+fn assert_no_local_files(instance: &Instance) {
+    for folder in ["images", "avatars", "databank", "theme-assets", "notification-sounds"] {
+        assert!(files_under(&instance.data.join(folder)).is_empty(), "{folder} has files on the node's disk");
+    }
+}
+
+/// The archive's `database/` and `files/` entries, rows without their `*user_id` (each
+/// instance gives the account an id of its own): what must be equal between two exports.
+fn contents(archive: &[u8]) -> Vec<(String, Value)> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
+    let mut entries = Vec::new();
+    for index in 0..zip.len() {
+        let mut entry = zip.by_index(index).unwrap();
+        let name = entry.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        if name.starts_with("files/") {
+            entries.push((name, json!(hex::encode(&bytes))));
+        } else if name.starts_with("database/") {
+            let mut rows: Vec<Value> = String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(|line| {
+                    let mut row: Value = serde_json::from_str(line).unwrap();
+                    row.as_object_mut().unwrap().retain(|column, _| !column.ends_with("user_id"));
+                    row
+                })
+                .collect();
+            rows.sort_by_key(|row| row.to_string());
+            entries.push((name, Value::Array(rows)));
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+}
+
+#[test]
+fn s01_files_in_object_storage_are_each_accounts_own() {
+    let place = test_prefix();
+    let instance = start_on("s3-01", &place, &[]);
+    instance.add_user("bob");
+    instance.run_lvbak(&["seed", "--user", "bob", "--vectors", "0", "--data-dir", instance.data.to_str().unwrap()]);
+    assert_no_local_files(&instance);
+    let bob = instance.login("bob");
+    let bob_id = instance.user_id(&bob);
+    let store = files_in(&place);
+    let bob_images = store.list(FileBucket::Images, &bob_id).unwrap();
+    let bob_avatars = store.list(FileBucket::Avatars, &bob_id).unwrap();
+    let image = bob_images.iter().find(|name| name.ends_with(".png")).unwrap().clone();
+    let avatar = bob_avatars[0].clone();
+    let bob_bytes: Vec<Vec<u8>> = [(FileBucket::Images, &image), (FileBucket::Avatars, &avatar)]
+        .iter()
+        .map(|(bucket, name)| {
+            let (mut file, _) = store.open(*bucket, &bob_id, name).unwrap().unwrap();
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+        .collect();
+    let bob_usage = store.usage_of(&bob_id).unwrap();
+    let bobs_export = instance.export(&bob);
+    assert_eq!(entry_bytes(&bobs_export, &format!("files/images/{image}")).as_ref(), Some(&bob_bytes[0]));
+
+    // Mallory's rows name Bob's files by every spelling an export would follow.
+    let mallory = instance.account("mallory");
+    let mallory_id = instance.user_id(&mallory);
+    let stolen = archive(
+        json!({}),
+        vec![
+            table("characters", &[json!({"id": uuid(0x501), "name": "thief", "avatar_path": format!("x/{avatar}")})]),
+            table(
+                "images",
+                &[
+                    json!({"id": uuid(0x502), "filename": image}),
+                    json!({"id": uuid(0x506), "filename": format!("../{bob_id}/{image}")}),
+                ],
+            ),
+        ],
+    );
+    let status = instance.import_raw(&mallory, &stolen);
+    assert_eq!(status["status"], "complete", "{status}");
+    let export = instance.export(&mallory);
+    for bytes in &bob_bytes {
+        assert!(!export.windows(bytes.len()).any(|w| w == bytes.as_slice()), "bob's file is in mallory's export");
+    }
+
+    // Mallory writes a file under a name Bob's archive uses next, and files whose names are
+    // dots and dashes (all a name may spell besides letters and digits); Bob's import keeps
+    // his, each lands in her place.
+    let name = format!("{}.png", uuid(0x503));
+    let status = instance.import_raw(
+        &mallory,
+        &archive(
+            json!({"archiveId": uuid(0x5a)}),
+            vec![
+                table("images", &[json!({"id": uuid(0x504), "filename": name})]),
+                RawEntry::stored(&format!("files/images/{name}"), b"mallory was here"),
+            ],
+        ),
+    );
+    assert_eq!(status["fileSummary"]["imported"], 1, "{status}");
+    let tricky = ["...", ".hidden", "-", "x..y.bin"];
+    let asset = |index: usize, name: &str| json!({"id": uuid(0x510 + index as u64), "user_id": "x", "bundle_id": "b", "slug": name, "storage_type": "file", "file_name": name});
+    let rows: Vec<Value> = tricky.iter().enumerate().map(|(index, name)| asset(index, name)).collect();
+    let mut entries = vec![table("theme_assets", &rows)];
+    entries
+        .extend(tricky.iter().map(|name| RawEntry::stored(&format!("files/theme-assets/b/{name}"), name.as_bytes())));
+    let status = instance.import_raw(&mallory, &archive(json!({"archiveId": uuid(0x5c)}), entries));
+    assert_eq!(status["fileSummary"]["imported"], tricky.len(), "{status}");
+    let export = instance.export(&mallory);
+    for tricky in tricky {
+        let bytes = entry_bytes(&export, &format!("files/theme-assets/b/{tricky}"));
+        assert_eq!(bytes.as_deref(), Some(tricky.as_bytes()), "{tricky}");
+    }
+    assert_eq!(store.list(FileBucket::Images, &mallory_id).unwrap(), vec![name.clone()]);
+    assert_eq!(store.usage_of(&bob_id).unwrap(), bob_usage, "bob's objects are as they were");
+    let bobs = archive(
+        json!({"archiveId": uuid(0x5b)}),
+        vec![
+            table("images", &[json!({"id": uuid(0x505), "filename": name})]),
+            RawEntry::stored(&format!("files/images/{name}"), b"bob's own picture"),
+        ],
+    );
+    let status = instance.import_raw(&bob, &bobs);
+    assert_eq!(status["fileSummary"]["imported"], 1, "{status}");
+    let export = instance.export(&bob);
+    assert_eq!(entry_bytes(&export, &format!("files/images/{name}")).as_deref(), Some(&b"bob's own picture"[..]));
+    assert_eq!(store.list(FileBucket::Images, &bob_id).unwrap().len(), bob_images.len() + 1);
+
+    // Each account is charged for its own objects.
+    let used =
+        |user: &str| count_rows(&instance.data, &format!("SELECT bytes FROM lvbak_usage WHERE user_id = '{user}'"));
+    assert!(used(&mallory_id) as u64 >= store.usage_of(&mallory_id).unwrap(), "mallory's objects are counted");
+    let tricky_bytes: usize = tricky.iter().map(|name| name.len()).sum();
+    assert_eq!(store.usage_of(&mallory_id).unwrap(), (16 + tricky_bytes) as u64);
+    assert_no_local_files(&instance);
+}
+
+/// Every real Lumiverse archive, and a demo account's with its files, exports from an
+/// instance on object storage exactly as from one on its data directory.
+#[test]
+fn s02_archives_export_the_same_from_object_storage_and_from_the_data_directory() {
+    let place = test_prefix();
+    let on_s3 = start_on("s3-02", &place, &[]);
+    let on_disk = Instance::start("s3-02-disk", &[]);
+    // Made in a data directory of its own: restored into the one that holds it, it would
+    // be copied under new ids.
+    let source = on_disk.dir.join("source");
+    let demo_data = source.to_str().unwrap();
+    on_disk.run_lvbak(&["user", "add", "demo", "--password", "pw-demo", "--data-dir", demo_data]);
+    on_disk.run_lvbak(&["seed", "--user", "demo", "--vectors", "0", "--data-dir", demo_data]);
+    let demo_archive = on_disk.dir.join("demo.lvbak");
+    on_disk.run_lvbak(&["export", "--user", "demo", "-o", demo_archive.to_str().unwrap(), "--data-dir", demo_data]);
+    let demo = std::fs::read(&demo_archive).unwrap();
+    let mut archives: Vec<(&str, &[u8])> = vec![("demo", &demo)];
+    archives.extend(lvbak_tests::fixtures::ARCHIVES.iter().map(|(name, bytes, _)| (*name, *bytes)));
+    for (name, bytes) in archives {
+        let exports: Vec<Vec<(String, Value)>> = [&on_s3, &on_disk]
+            .iter()
+            .map(|instance| {
+                let token = instance.account(&format!("u-{name}"));
+                let status = instance.import_raw(&token, bytes);
+                assert_eq!(status["status"], "complete", "{name}: {status}");
+                contents(&instance.export(&token))
+            })
+            .collect();
+        if name == "demo" {
+            let files = exports[0].iter().filter(|(entry, _)| entry.starts_with("files/")).count();
+            assert!(files >= 5, "the demo account's export holds {files} files");
+        }
+        assert_same(name, &exports[0], &exports[1]);
+    }
+    assert_no_local_files(&on_s3);
+}
+
+/// The two exports' contents are equal; else the first entry that differs, shortened.
+fn assert_same(archive: &str, on_s3: &[(String, Value)], on_disk: &[(String, Value)]) {
+    let names = |entries: &[(String, Value)]| {
+        entries.iter().map(|(name, _)| name.clone()).collect::<std::collections::BTreeSet<_>>()
+    };
+    let (left, right) = (names(on_s3), names(on_disk));
+    let only_s3: Vec<_> = left.difference(&right).collect();
+    let only_disk: Vec<_> = right.difference(&left).collect();
+    assert!(only_s3.is_empty() && only_disk.is_empty(), "{archive}: only from S3 {only_s3:?}, only from disk {only_disk:?}");
+    for ((name, left), (_, right)) in on_s3.iter().zip(on_disk) {
+        let short = |value: &Value| value.to_string().chars().take(800).collect::<String>();
+        assert!(left == right, "{archive}: {name} differs:\n{}\n{}", short(left), short(right));
+    }
+}
+
+/// An import stopped by the quota takes back every object it wrote.
+#[test]
+fn s03_a_failed_import_leaves_no_object_behind() {
+    let place = test_prefix();
+    let instance = start_on("s3-03", &place, &[("LVBAK_QUOTA", "4M")]);
+    let token = instance.account("mallory");
+    let user = instance.user_id(&token);
+    let mut rows = Vec::new();
+    let mut entries = Vec::new();
+    for index in 0..6u64 {
+        let name = format!("{}.png", uuid(0x300 + index));
+        rows.push(json!({"id": uuid(0x310 + index), "filename": name}));
+        entries.push(RawEntry::stored(&format!("files/images/{name}"), &vec![index as u8; 1 << 20]));
+    }
+    entries.insert(0, table("images", &rows));
+    let status = instance.import_raw(&token, &archive(json!({}), entries));
+    assert_eq!(status["error"]["code"], "quota_exceeded", "{status}");
+    let store = files_in(&place);
+    assert_eq!(store.usage_of(&user).unwrap(), 0, "{:?}", store.list(FileBucket::Images, &user));
+    assert!(instance.staging_files().is_empty());
+}
+
+/// A TCP relay to the S3 server that can be cut: the object store going away and coming
+/// back, as a node sees it.
+struct Relay {
+    address: String,
+    open: Arc<AtomicBool>,
+}
+
+impl Relay {
+    fn to(target: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let open = Arc::new(AtomicBool::new(true));
+        let (target, gate) = (target.to_string(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                if !gate.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else { continue };
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    let gate = gate.clone();
+                    std::thread::spawn(move || {
+                        let mut buffer = [0u8; 16 << 10];
+                        while gate.load(Ordering::SeqCst) {
+                            match from.read(&mut buffer) {
+                                Ok(0) | Err(_) => break,
+                                Ok(read) => {
+                                    if to.write_all(&buffer[..read]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self { address, open }
+    }
+}
+
+#[test]
+fn s04_health_names_the_object_store_while_it_does_not_answer() {
+    let place = test_prefix();
+    let relay = Relay::to(place.endpoint.trim_start_matches("http://"));
+    let through_relay = TestPrefix { endpoint: format!("http://{}", relay.address), ..place.clone() };
+    let instance = start_on("s3-04", &through_relay, &[]);
+    let health = || request(instance.address(), "GET", "/api/v1/health", &[], b"");
+    let answer = health();
+    assert_eq!((answer.status, answer.json()["ok"].clone()), (200, json!(true)));
+
+    relay.open.store(false, Ordering::SeqCst);
+    let down = instance.eventually(30, || health().status == 503);
+    assert!(down, "health stayed {}", health().status);
+    assert_eq!(health().json()["failing"], "object_store");
+
+    relay.open.store(true, Ordering::SeqCst);
+    assert!(instance.eventually(30, || health().status == 200), "health stayed {}", health().status);
+}
+
+#[test]
+fn s05_a_node_does_not_start_without_its_object_store() {
+    let place = test_prefix();
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let scratch = std::env::temp_dir().join(format!("lvbak-s3-05-{}", std::process::id()));
+    let output = std::process::Command::new(crate::common::lvbak_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&scratch)
+        .envs(TestPrefix { endpoint, ..place }.env())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert_ne!(output.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("object store s3://lvbak-tests/"), "{said}");
+    assert!(said.trim().lines().count() <= 3, "{said}");
+}
