@@ -39,6 +39,8 @@ pub use vectors::VectorStore;
 /// The version of the rule accounts' disk use is counted by (see `recount_usage_once`).
 const USAGE_FORMULA_KEY: &str = "usage_formula";
 const USAGE_FORMULA: &str = "2";
+/// The instance's id in `lvbak_meta` (see `instance_id`).
+const INSTANCE_ID_KEY: &str = "instance_id";
 
 /// The account-side traits of one backend, as [`Store::with_account_backend`] takes them.
 #[cfg(test)]
@@ -90,7 +92,13 @@ impl Store {
         let (files, object_storage): (Box<dyn FileStorage>, _) = match object_store {
             Some(url) => {
                 let url = url.clone();
-                let storage = tokio::task::spawn_blocking(move || ObjectStorage::connect(&url)).await??;
+                let instance = instance_id(&db)?;
+                let storage = tokio::task::spawn_blocking(move || {
+                    let storage = ObjectStorage::connect(&url)?;
+                    storage.claim(&instance)?;
+                    Ok::<_, anyhow::Error>(storage)
+                })
+                .await??;
                 (Box::new(ObjectFileStore::new(storage.clone())), Some(storage))
             }
             None => {
@@ -99,7 +107,10 @@ impl Store {
                 (Box::new(files), None)
             }
         };
-        let vectors = VectorStore::open(&data_dir.join("lancedb")).await.context("cannot open LanceDB")?;
+        let vectors = match &object_storage {
+            Some(storage) => VectorStore::open_in(storage),
+            None => VectorStore::open(&data_dir.join("lancedb")).await.context("cannot open LanceDB")?,
+        };
         let store = Self {
             data_dir,
             db,
@@ -204,6 +215,16 @@ impl Store {
     pub fn staging_dir(&self) -> PathBuf {
         self.data_dir.join("staging")
     }
+}
+
+/// The instance's id, made on first use: what its object store is claimed with.
+fn instance_id(db: &Database) -> anyhow::Result<String> {
+    if let Some(id) = db.meta(INSTANCE_ID_KEY)? {
+        return Ok(id);
+    }
+    let id = crate::util::new_id();
+    db.set_meta(INSTANCE_ID_KEY, &id)?;
+    Ok(id)
 }
 
 /// Moves files an earlier layout kept directly in the shared `images/` and `avatars/`

@@ -4,7 +4,8 @@
 //! vector dimension (`embeddings_d768`, ...), so users whose models differ coexist on one
 //! instance: nobody's first import fixes the dimension for everyone. A directory of an
 //! earlier layout (one table of whatever dimension came first) is renamed on first use.
-//! Today's `VectorStorage`.
+//! The tables live in the data directory, or in the instance's object storage
+//! (`s3://bucket/prefix/lancedb`, through `object_storage::lance`). Today's `VectorStorage`.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -52,8 +53,16 @@ impl VectorRowReader for LanceRows {
     }
 }
 
+/// Where the tables are.
+enum Place {
+    /// A folder of the data directory.
+    Folder(std::path::PathBuf),
+    /// The instance's object storage: LanceDB's URI and the registry that answers it.
+    Bucket { uri: String, registry: Arc<lance_io::object_store::ObjectStoreRegistry> },
+}
+
 pub struct VectorStore {
-    directory: std::path::PathBuf,
+    place: Place,
     /// Opened on first use: an instance whose users have no vectors never loads LanceDB.
     connection: tokio::sync::OnceCell<lancedb::Connection>,
     /// Creating a table and adding to it must not race between two imports.
@@ -66,12 +75,8 @@ pub struct VectorStore {
 const METADATA_CACHE: usize = 16 << 20;
 const INDEX_CACHE: usize = 64 << 20;
 
-fn bounded_session() -> Arc<lance::session::Session> {
-    Arc::new(lance::session::Session::new(
-        INDEX_CACHE,
-        METADATA_CACHE,
-        Arc::new(lance_io::object_store::ObjectStoreRegistry::default()),
-    ))
+fn bounded_session(registry: Arc<lance_io::object_store::ObjectStoreRegistry>) -> Arc<lance::session::Session> {
+    Arc::new(lance::session::Session::new(INDEX_CACHE, METADATA_CACHE, registry))
 }
 
 /// The LanceDB table holding `name`'s vectors of `dimension`.
@@ -194,19 +199,34 @@ impl VectorStore {
     pub async fn open(directory: &Path) -> Result<Self, VectorError> {
         std::fs::create_dir_all(directory).map_err(|error| VectorError::Invalid(error.to_string()))?;
         directory.to_str().ok_or_else(|| VectorError::Invalid("the data directory is not UTF-8".into()))?;
-        Ok(Self {
-            directory: directory.to_path_buf(),
-            connection: tokio::sync::OnceCell::new(),
-            writes: Mutex::new(()),
-        })
+        Ok(Self::at(Place::Folder(directory.to_path_buf())))
+    }
+
+    /// The tables in the instance's object storage.
+    pub fn open_in(storage: &super::object_storage::ObjectStorage) -> Self {
+        use super::object_storage::lance;
+        Self::at(Place::Bucket { uri: lance::tables_uri(storage), registry: lance::registry(storage) })
+    }
+
+    fn at(place: Place) -> Self {
+        Self { place, connection: tokio::sync::OnceCell::new(), writes: Mutex::new(()) }
     }
 
     async fn connection(&self) -> Result<&lancedb::Connection, VectorError> {
         self.connection
             .get_or_try_init(|| async {
-                let uri = self.directory.to_str().unwrap_or_default();
-                let connection = lancedb::connect(uri).session(bounded_session()).execute().await?;
-                self.rename_legacy_tables(&connection).await?;
+                let connection = match &self.place {
+                    Place::Folder(directory) => {
+                        let uri = directory.to_str().unwrap_or_default();
+                        let registry = Arc::new(lance_io::object_store::ObjectStoreRegistry::default());
+                        let connection = lancedb::connect(uri).session(bounded_session(registry)).execute().await?;
+                        Self::rename_legacy_tables(directory, &connection).await?;
+                        connection
+                    }
+                    Place::Bucket { uri, registry } => {
+                        lancedb::connect(uri).session(bounded_session(registry.clone())).execute().await?
+                    }
+                };
                 Ok::<_, VectorError>(connection)
             })
             .await
@@ -214,9 +234,9 @@ impl VectorStore {
 
     /// Gives a table of the earlier layout (`embeddings.lance`, any dimension) its
     /// per-dimension name.
-    async fn rename_legacy_tables(&self, connection: &lancedb::Connection) -> Result<(), VectorError> {
+    async fn rename_legacy_tables(directory: &Path, connection: &lancedb::Connection) -> Result<(), VectorError> {
         for name in lvbak_core::registry::VECTOR_TABLES {
-            let legacy = self.directory.join(format!("{name}.lance"));
+            let legacy = directory.join(format!("{name}.lance"));
             if !legacy.exists() {
                 continue;
             }
@@ -228,36 +248,45 @@ impl VectorStore {
                 return Err(VectorError::Invalid(format!("{name} has no vector column")));
             };
             drop(table);
-            let renamed = self.directory.join(format!("{}.lance", physical(name, dimension)));
+            let renamed = directory.join(format!("{}.lance", physical(name, dimension)));
             std::fs::rename(&legacy, &renamed).map_err(|error| VectorError::Invalid(error.to_string()))?;
             tracing::info!("vector table {name} (dimension {dimension}) is now {}", physical(name, dimension));
         }
         Ok(())
     }
 
+    /// The names of the tables there are.
+    async fn table_names(&self) -> Result<Vec<String>, VectorError> {
+        match &self.place {
+            Place::Folder(directory) => {
+                let Ok(entries) = std::fs::read_dir(directory) else { return Ok(Vec::new()) };
+                Ok(entries
+                    .flatten()
+                    .filter_map(|entry| Some(entry.file_name().to_str()?.strip_suffix(".lance")?.to_string()))
+                    .collect())
+            }
+            Place::Bucket { .. } => Ok(self.connection().await?.table_names().execute().await?),
+        }
+    }
+
     /// The dimensions `name` has tables for.
-    fn dimensions(&self, name: &str) -> Vec<i32> {
+    async fn dimensions(&self, name: &str) -> Result<Vec<i32>, VectorError> {
         let prefix = format!("{name}_d");
-        let Ok(entries) = std::fs::read_dir(&self.directory) else { return Vec::new() };
-        let mut found: Vec<i32> = entries
-            .flatten()
-            .filter_map(|entry| {
-                let file = entry.file_name();
-                let stem = file.to_str()?.strip_suffix(".lance")?;
-                stem.strip_prefix(&prefix)?.parse().ok()
-            })
-            .collect();
+        let mut found: Vec<i32> =
+            self.table_names().await?.iter().filter_map(|table| table.strip_prefix(&prefix)?.parse().ok()).collect();
         found.sort_unstable();
-        found
+        Ok(found)
     }
 
     async fn table(&self, name: &str) -> Result<Option<lancedb::Table>, VectorError> {
         // No table directory yet means no table, without loading LanceDB to say so (a
         // directory of the earlier layout is renamed when LanceDB first loads).
-        let legacy =
-            lvbak_core::registry::VECTOR_TABLES.iter().any(|t| self.directory.join(format!("{t}.lance")).exists());
-        if !legacy && !self.directory.join(format!("{name}.lance")).exists() {
-            return Ok(None);
+        if let Place::Folder(directory) = &self.place {
+            let legacy =
+                lvbak_core::registry::VECTOR_TABLES.iter().any(|t| directory.join(format!("{t}.lance")).exists());
+            if !legacy && !directory.join(format!("{name}.lance")).exists() {
+                return Ok(None);
+            }
         }
         match self.connection().await?.open_table(name).execute().await {
             Ok(table) => Ok(Some(table)),
@@ -266,11 +295,14 @@ impl VectorStore {
         }
     }
 
-    /// Loads LanceDB if the directory holds any table (which renames legacy ones).
+    /// Loads LanceDB if the directory holds any table (which renames legacy ones); tables in
+    /// object storage are listed through LanceDB anyway.
     async fn connection_if_any(&self) -> Result<(), VectorError> {
-        let any = std::fs::read_dir(&self.directory).map(|mut d| d.next().is_some()).unwrap_or(false);
-        if any {
-            self.connection().await?;
+        if let Place::Folder(directory) = &self.place {
+            let any = std::fs::read_dir(directory).map(|mut d| d.next().is_some()).unwrap_or(false);
+            if any {
+                self.connection().await?;
+            }
         }
         Ok(())
     }
@@ -291,7 +323,7 @@ impl VectorStorage for VectorStore {
     async fn rows_of(&self, name: &str, user_id: &str) -> Result<VectorRows, VectorError> {
         let mut streams = std::collections::VecDeque::new();
         self.connection_if_any().await?;
-        for dimension in self.dimensions(name) {
+        for dimension in self.dimensions(name).await? {
             streams.extend(self.stream_of(&physical(name, dimension), user_id).await?);
         }
         Ok(Box::new(LanceRows { streams }))
@@ -388,7 +420,7 @@ impl VectorStorage for VectorStore {
         let _guard = self.writes.lock().await;
         let mut deleted = 0;
         for name in lvbak_core::registry::VECTOR_TABLES {
-            for dimension in self.dimensions(name) {
+            for dimension in self.dimensions(name).await? {
                 if let Some(table) = self.table(&physical(name, dimension)).await? {
                     let filter = format!("user_id = {}", literal(user_id));
                     let count = table.count_rows(Some(filter.clone())).await? as u64;
@@ -419,7 +451,7 @@ impl VectorStorage for VectorStore {
     async fn count_of(&self, name: &str, user_id: &str) -> Result<u64, VectorError> {
         self.connection_if_any().await?;
         let mut count = 0;
-        for dimension in self.dimensions(name) {
+        for dimension in self.dimensions(name).await? {
             if let Some(table) = self.table(&physical(name, dimension)).await? {
                 count += table.count_rows(Some(format!("user_id = {}", literal(user_id)))).await? as u64;
             }

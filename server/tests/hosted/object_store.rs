@@ -47,8 +47,9 @@ fn assert_no_local_files(instance: &Instance) {
     }
 }
 
-/// The archive's `database/` and `files/` entries, rows without their `*user_id` (each
-/// instance gives the account an id of its own): what must be equal between two exports.
+/// The archive's `database/`, `lancedb/` and `files/` entries, rows without their
+/// `*user_id` and vectors' ids without their user's (each instance gives the account an id
+/// of its own): what must be equal between two exports.
 fn contents(archive: &[u8]) -> Vec<(String, Value)> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
     let mut entries = Vec::new();
@@ -59,13 +60,18 @@ fn contents(archive: &[u8]) -> Vec<(String, Value)> {
         entry.read_to_end(&mut bytes).unwrap();
         if name.starts_with("files/") {
             entries.push((name, json!(hex::encode(&bytes))));
-        } else if name.starts_with("database/") {
+        } else if name.starts_with("database/") || name.starts_with("lancedb/") {
             let mut rows: Vec<Value> = String::from_utf8(bytes)
                 .unwrap()
                 .lines()
                 .map(|line| {
                     let mut row: Value = serde_json::from_str(line).unwrap();
-                    row.as_object_mut().unwrap().retain(|column, _| !column.ends_with("user_id"));
+                    let row_map = row.as_object_mut().unwrap();
+                    row_map.retain(|column, _| !column.ends_with("user_id"));
+                    // A vector's id starts with its user's id.
+                    if let (true, Some(Value::String(id))) = (name.starts_with("lancedb/"), row_map.get_mut("id")) {
+                        *id = id.split_once(':').map_or(id.clone(), |(_, rest)| rest.to_string());
+                    }
                     row
                 })
                 .collect();
@@ -179,8 +185,9 @@ fn s01_files_in_object_storage_are_each_accounts_own() {
     assert_no_local_files(&instance);
 }
 
-/// Every real Lumiverse archive, and a demo account's with its files, exports from an
-/// instance on object storage exactly as from one on its data directory.
+/// Every real Lumiverse archive, and a demo account's with its files and vectors, exports
+/// from an instance on object storage (files and LanceDB's tables) exactly as from one on
+/// its data directory.
 #[test]
 fn s02_archives_export_the_same_from_object_storage_and_from_the_data_directory() {
     let place = test_prefix();
@@ -191,9 +198,10 @@ fn s02_archives_export_the_same_from_object_storage_and_from_the_data_directory(
     let source = on_disk.dir.join("source");
     let demo_data = source.to_str().unwrap();
     on_disk.run_lvbak(&["user", "add", "demo", "--password", "pw-demo", "--data-dir", demo_data]);
-    on_disk.run_lvbak(&["seed", "--user", "demo", "--vectors", "0", "--data-dir", demo_data]);
+    on_disk.run_lvbak(&["seed", "--user", "demo", "--data-dir", demo_data]);
     let demo_archive = on_disk.dir.join("demo.lvbak");
-    on_disk.run_lvbak(&["export", "--user", "demo", "-o", demo_archive.to_str().unwrap(), "--data-dir", demo_data]);
+    let demo_path = demo_archive.to_str().unwrap();
+    on_disk.run_lvbak(&["export", "--user", "demo", "--include-vectors", "-o", demo_path, "--data-dir", demo_data]);
     let demo = std::fs::read(&demo_archive).unwrap();
     let mut archives: Vec<(&str, &[u8])> = vec![("demo", &demo)];
     archives.extend(lvbak_tests::fixtures::ARCHIVES.iter().map(|(name, bytes, _)| (*name, *bytes)));
@@ -204,16 +212,22 @@ fn s02_archives_export_the_same_from_object_storage_and_from_the_data_directory(
                 let token = instance.account(&format!("u-{name}"));
                 let status = instance.import_raw(&token, bytes);
                 assert_eq!(status["status"], "complete", "{name}: {status}");
-                contents(&instance.export(&token))
+                let export = instance.call("GET", "/api/v1/user-data/export?includeVectors=1", &token, b"");
+                assert_eq!(export.status, 200, "{name}");
+                contents(&export.body)
             })
             .collect();
         if name == "demo" {
             let files = exports[0].iter().filter(|(entry, _)| entry.starts_with("files/")).count();
             assert!(files >= 5, "the demo account's export holds {files} files");
+            let vectors = exports[0].iter().find(|(entry, _)| entry == "lancedb/embeddings.ndjson");
+            let vectors = vectors.and_then(|(_, rows)| rows.as_array()).map_or(0, Vec::len);
+            assert!(vectors > 0, "the demo account's export holds no vector");
         }
         assert_same(name, &exports[0], &exports[1]);
     }
     assert_no_local_files(&on_s3);
+    assert!(files_under(&on_s3.data.join("lancedb")).is_empty(), "vectors on the node's disk");
 }
 
 /// The two exports' contents are equal; else the first entry that differs, shortened.
@@ -224,7 +238,10 @@ fn assert_same(archive: &str, on_s3: &[(String, Value)], on_disk: &[(String, Val
     let (left, right) = (names(on_s3), names(on_disk));
     let only_s3: Vec<_> = left.difference(&right).collect();
     let only_disk: Vec<_> = right.difference(&left).collect();
-    assert!(only_s3.is_empty() && only_disk.is_empty(), "{archive}: only from S3 {only_s3:?}, only from disk {only_disk:?}");
+    assert!(
+        only_s3.is_empty() && only_disk.is_empty(),
+        "{archive}: only from S3 {only_s3:?}, only from disk {only_disk:?}"
+    );
     for ((name, left), (_, right)) in on_s3.iter().zip(on_disk) {
         let short = |value: &Value| value.to_string().chars().take(800).collect::<String>();
         assert!(left == right, "{archive}: {name} differs:\n{}\n{}", short(left), short(right));
@@ -314,6 +331,28 @@ fn s04_health_names_the_object_store_while_it_does_not_answer() {
 
     relay.open.store(true, Ordering::SeqCst);
     assert!(instance.eventually(30, || health().status == 200), "health stayed {}", health().status);
+}
+
+/// A second instance (another database of accounts) pointed at an instance's object store
+/// does not start: their accounts' files and vectors would mix. The first restarts fine.
+#[test]
+fn s06_an_object_store_serves_one_instance() {
+    let place = test_prefix();
+    let mut first = start_on("s3-06", &place, &[]);
+    let scratch = std::env::temp_dir().join(format!("lvbak-s3-06-other-{}", std::process::id()));
+    let output = std::process::Command::new(crate::common::lvbak_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&scratch)
+        .envs(place.env())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert_ne!(output.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("holds another instance's accounts"), "{said}");
+    first.restart();
+    let answer = request(first.address(), "GET", "/api/v1/health", &[], b"");
+    assert_eq!(answer.status, 200);
 }
 
 #[test]

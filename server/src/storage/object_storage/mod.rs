@@ -14,6 +14,7 @@
 //! included, without tokio's "runtime within a runtime" panic.
 
 pub mod files;
+pub(crate) mod lance;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::{Path as ObjectPath, PathPart};
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt as _};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
 
 /// Threads of the runtime every object storage request runs on.
 const IO_THREADS: usize = 2;
@@ -121,6 +122,19 @@ pub(crate) fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A client of `url`'s bucket: path-style requests, the environment's settings and then
+/// `url`'s own.
+fn client_of(url: &ObjectStoreUrl) -> anyhow::Result<object_store::aws::AmazonS3> {
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&url.bucket)
+        .with_virtual_hosted_style_request(false)
+        .with_client_options(ClientOptions::new().with_timeout(std::time::Duration::from_secs(60)));
+    for (key, value) in url.options()? {
+        builder = builder.with_config(key, value);
+    }
+    builder.build().with_context(|| format!("object store {url}"))
+}
+
 /// A runtime that is shut down without waiting when dropped, so that dropping it inside
 /// another runtime (a test's, the server's) is allowed.
 struct IoRuntime(Option<tokio::runtime::Runtime>);
@@ -152,14 +166,7 @@ impl ObjectStorage {
     /// The client of `url`, checked: a bucket that cannot be listed is an error naming it.
     pub fn connect(url: &ObjectStoreUrl) -> anyhow::Result<Self> {
         install_tls_provider();
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&url.bucket)
-            .with_virtual_hosted_style_request(false)
-            .with_client_options(ClientOptions::new().with_timeout(std::time::Duration::from_secs(60)));
-        for (key, value) in url.options()? {
-            builder = builder.with_config(key, value);
-        }
-        let store = builder.build().with_context(|| format!("object store {url}"))?;
+        let store = client_of(url)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(IO_THREADS)
             .thread_name("lvbak-object-io")
@@ -174,6 +181,12 @@ impl ObjectStorage {
         };
         storage.check(CONNECT_WITHIN).with_context(|| format!("object store {url} is unreachable"))?;
         Ok(storage)
+    }
+
+    /// Another client of the same bucket (for a caller that runs its requests on a runtime
+    /// of its own: LanceDB).
+    pub(crate) fn new_client(&self) -> anyhow::Result<Arc<dyn ObjectStore>> {
+        Ok(Arc::new(client_of(&self.url)?))
     }
 
     /// Whether the bucket answers within `within`: one listing of the prefix (start-up's
@@ -208,6 +221,33 @@ impl ObjectStorage {
         match futures::executor::block_on(task) {
             Ok(value) => value,
             Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+
+    /// Makes the object store this instance's, or says whose it is: the first instance to
+    /// open it writes its id there (create-only); another instance — another database of
+    /// accounts — is refused, since its accounts' files and vectors would mix with the
+    /// first's. (Nodes of one instance share its database, hence its id.)
+    pub fn claim(&self, instance_id: &str) -> anyhow::Result<()> {
+        let (store, key, id) = (self.store.clone(), self.path_of(["lvbak-instance"]), instance_id.to_string());
+        let claimed = self.run(async move {
+            let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+            match store.put_opts(&key, PutPayload::from(id.into_bytes()), options).await {
+                Ok(_) => Ok(None),
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                    let owner = store.get(&key).await?.bytes().await?;
+                    Ok(Some(String::from_utf8_lossy(&owner).into_owned()))
+                }
+                Err(error) => Err(error),
+            }
+        });
+        match claimed.with_context(|| format!("object store {}", self.url))? {
+            Some(owner) if owner != instance_id => bail!(
+                "object store {} holds another instance's accounts (instance {owner}, this database's is \
+                 {instance_id}): nodes that share an object store must share their database",
+                self.url
+            ),
+            _ => Ok(()),
         }
     }
 
