@@ -44,6 +44,8 @@ pub enum JobFailure {
     Busy(&'static str),
     /// The server stopped during the import.
     Interrupted,
+    /// The object store did not answer: nothing of the import was kept.
+    StorageUnavailable,
     /// The import could not start or finish (logged where it happened; no details here).
     Internal,
 }
@@ -58,6 +60,7 @@ impl JobFailure {
             Self::TicketTimeout => "ticket_timeout",
             Self::Busy(_) => "busy",
             Self::Interrupted => "interrupted",
+            Self::StorageUnavailable => "storage_unavailable",
             Self::Internal => "internal",
         }
     }
@@ -75,6 +78,9 @@ impl JobFailure {
             Self::Interrupted => "the server stopped during this import; import the archive again to finish \
                                   (rows and files already restored are kept and skipped)"
                 .into(),
+            Self::StorageUnavailable => {
+                "the server's file storage did not answer; nothing of this import was kept — try again later".into()
+            }
             Self::Internal => "the server could not finish the import".into(),
         }
     }
@@ -99,5 +105,6 @@ mod tests {
         );
         assert_eq!(JobFailure::Refused { code: "bad_json", message: "x".into() }.to_error().code, "bad_json");
         assert_eq!(JobFailure::Interrupted.code(), "interrupted");
+        assert_eq!(JobFailure::StorageUnavailable.code(), "storage_unavailable");
     }
 }

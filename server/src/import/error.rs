@@ -7,6 +7,7 @@ use lvbak_core::FormatError;
 
 use crate::failure::{JobFailure, OverQuota, QuotaExceeded};
 use crate::storage::backend::vector_storage::VectorError;
+use crate::storage::object_storage::Unavailable;
 use crate::storage::sqlite::DbError;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +55,23 @@ impl ImportError {
         }
     }
 
+    /// Whether the import stopped because the object store did not answer.
+    pub fn is_storage_unavailable(&self) -> bool {
+        match self {
+            Self::Io(error) | Self::Format(FormatError::Io(error)) => Unavailable::is(error),
+            _ => false,
+        }
+    }
+
     /// Why the job fails, as recorded and answered (`None`: it was cancelled). Internal
     /// failures are logged here, with the job's id, and answered without details.
     pub fn into_failure(self, job_id: &str) -> Option<JobFailure> {
         if self.is_disk_full() {
             return Some(JobFailure::DiskFull);
+        }
+        if self.is_storage_unavailable() {
+            tracing::warn!("import {job_id} failed: {self}");
+            return Some(JobFailure::StorageUnavailable);
         }
         Some(match self {
             Self::Cancelled => return None,

@@ -355,6 +355,39 @@ fn s06_an_object_store_serves_one_instance() {
     assert_eq!(answer.status, 200);
 }
 
+/// An import meeting an object store that does not answer fails with
+/// `storage_unavailable` and keeps nothing; once the store is back the same archive imports.
+#[test]
+fn s07_an_import_without_its_object_store_fails_and_keeps_nothing() {
+    let place = test_prefix();
+    let relay = Relay::to(place.endpoint.trim_start_matches("http://"));
+    let through_relay = TestPrefix { endpoint: format!("http://{}", relay.address), ..place.clone() };
+    let instance = start_on("s3-07", &through_relay, &[]);
+    let token = instance.account("ada");
+    let user = instance.user_id(&token);
+    let name = format!("{}.png", uuid(0x700));
+    let pictures = archive(
+        json!({}),
+        vec![
+            table("characters", &[json!({"id": uuid(0x701), "name": "Ada"})]),
+            table("images", &[json!({"id": uuid(0x702), "filename": name})]),
+            RawEntry::stored(&format!("files/images/{name}"), &[9u8; 4096]),
+        ],
+    );
+    relay.open.store(false, Ordering::SeqCst);
+    let status = instance.import_raw(&token, &pictures);
+    assert_eq!(status["error"]["code"], "storage_unavailable", "{status}");
+    let characters = format!("SELECT count(*) FROM characters WHERE user_id = '{user}'");
+    assert_eq!(count_rows(&instance.data, &characters), 0);
+    assert!(instance.staging_files().is_empty());
+
+    relay.open.store(true, Ordering::SeqCst);
+    let status = instance.import_raw(&token, &pictures);
+    assert_eq!(status["status"], "complete", "{status}");
+    assert_eq!(count_rows(&instance.data, &characters), 1);
+    assert_eq!(files_in(&place).list(FileBucket::Images, &user).unwrap(), vec![name]);
+}
+
 #[test]
 fn s05_a_node_does_not_start_without_its_object_store() {
     let place = test_prefix();

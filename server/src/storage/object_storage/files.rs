@@ -55,7 +55,7 @@ pub struct ObjectFileStore {
 fn storage_error(error: object_store::Error) -> io::Error {
     match error {
         object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, error.to_string()),
-        other => io::Error::other(format!("object store: {other}")),
+        other => io::Error::other(super::Unavailable(other.to_string())),
     }
 }
 

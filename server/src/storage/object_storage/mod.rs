@@ -28,6 +28,12 @@ use object_store::{ClientOptions, ObjectStore, ObjectStoreExt as _, PutMode, Put
 /// Threads of the runtime every object storage request runs on.
 const IO_THREADS: usize = 2;
 
+/// A failed request is sent again this many times, within this long of the first try
+/// (the client's defaults, 10 times within 3 minutes, would hold an import that long
+/// before it fails with `storage_unavailable`).
+const RETRIES: usize = 4;
+const RETRY_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long the store may take to answer its first listing when an instance opens it.
 const CONNECT_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -111,6 +117,19 @@ impl ObjectStoreUrl {
     }
 }
 
+/// The object store did not do what was asked (unreachable, an error answer): what an
+/// import that meets it fails with (`storage_unavailable`), inside an `io::Error`.
+#[derive(Debug, thiserror::Error)]
+#[error("object store: {0}")]
+pub struct Unavailable(pub String);
+
+impl Unavailable {
+    /// Whether `error` is one (at its source).
+    pub fn is(error: &std::io::Error) -> bool {
+        error.get_ref().is_some_and(|inner| inner.is::<Self>())
+    }
+}
+
 /// `%xx` in a URL's path segment decoded (a prefix may hold any name).
 fn percent_decoded(segment: &str) -> std::borrow::Cow<'_, str> {
     percent_encoding::percent_decode_str(segment).decode_utf8_lossy()
@@ -125,9 +144,15 @@ pub(crate) fn install_tls_provider() {
 /// A client of `url`'s bucket: path-style requests, the environment's settings and then
 /// `url`'s own.
 fn client_of(url: &ObjectStoreUrl) -> anyhow::Result<object_store::aws::AmazonS3> {
+    let retries = object_store::RetryConfig {
+        max_retries: RETRIES,
+        retry_timeout: RETRY_WITHIN,
+        ..object_store::RetryConfig::default()
+    };
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name(&url.bucket)
         .with_virtual_hosted_style_request(false)
+        .with_retry(retries)
         .with_client_options(ClientOptions::new().with_timeout(std::time::Duration::from_secs(60)));
     for (key, value) in url.options()? {
         builder = builder.with_config(key, value);
