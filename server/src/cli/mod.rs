@@ -6,6 +6,7 @@ mod embed;
 mod export;
 mod import;
 mod inspect;
+mod migrate;
 mod printable;
 mod progress;
 mod seed;
@@ -44,6 +45,9 @@ enum Command {
     /// Character cards (JSON, PNG, CHARX) out of a .lvbak, as Lumiverse exports them; or a
     /// card file read back (--inspect).
     Card(card::CardArgs),
+    /// Move the instance's files and vectors into object storage (--object-store), checked
+    /// by exporting every account from both; with the server stopped.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -58,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Card(args) => card::run(args),
+        Command::Migrate(args) => migrate::run(args),
     }
 }
 

@@ -23,6 +23,15 @@ pub struct FileStore {
     scratch: PathBuf,
 }
 
+/// The buckets with a folder of their own; thumbnails share the images' folder.
+pub(crate) const FOLDER_BUCKETS: [FileBucket; 5] = [
+    FileBucket::Images,
+    FileBucket::Avatars,
+    FileBucket::Databank,
+    FileBucket::ThemeAssets,
+    FileBucket::NotificationSounds,
+];
+
 /// Bytes moved per read and write when storing a file.
 const COPY_BUFFER: usize = 1 << 20;
 
@@ -39,17 +48,11 @@ impl FileStore {
 
     /// The folders of `user_id`, one per bucket.
     fn user_folders(&self, user_id: &str) -> Vec<PathBuf> {
-        [
-            FileBucket::Images,
-            FileBucket::Avatars,
-            FileBucket::Databank,
-            FileBucket::ThemeAssets,
-            FileBucket::NotificationSounds,
-        ]
-        .iter()
-        .filter_map(|bucket| self.path(*bucket, user_id, "probe").ok())
-        .filter_map(|probe| probe.parent().map(Path::to_path_buf))
-        .collect()
+        FOLDER_BUCKETS
+            .iter()
+            .filter_map(|bucket| self.path(*bucket, user_id, "probe").ok())
+            .filter_map(|probe| probe.parent().map(Path::to_path_buf))
+            .collect()
     }
 
     /// Calls `each` with every regular file under `user_id`'s folders and its metadata.
@@ -239,6 +242,38 @@ impl FileStorage for FileStore {
             fs::remove_file(path)?;
         }
         Ok(doomed.len() as u64)
+    }
+
+    fn stored_names(&self, user_id: &str) -> io::Result<Vec<(FileBucket, String)>> {
+        let mut names = Vec::new();
+        for bucket in FOLDER_BUCKETS {
+            let probe = self.path(bucket, user_id, "probe").map_err(io::Error::other)?;
+            let Some(folder) = probe.parent() else { continue };
+            let mut pending = vec![folder.to_path_buf()];
+            while let Some(current) = pending.pop() {
+                let entries = match fs::read_dir(&current) {
+                    Ok(entries) => entries,
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(error),
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let kind = entry.file_type()?;
+                    if kind.is_dir() {
+                        pending.push(entry.path());
+                    } else if kind.is_file() {
+                        let path = entry.path();
+                        let relative = path.strip_prefix(folder).map_err(io::Error::other)?;
+                        let parts: Option<Vec<&str>> = relative.iter().map(|part| part.to_str()).collect();
+                        if let Some(parts) = parts {
+                            names.push((bucket, parts.join("/")));
+                        }
+                    }
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
     }
 
     fn list(&self, bucket: FileBucket, user_id: &str) -> io::Result<Vec<String>> {

@@ -388,6 +388,56 @@ fn s07_an_import_without_its_object_store_fails_and_keeps_nothing() {
     assert_eq!(files_in(&place).list(FileBucket::Images, &user).unwrap(), vec![name]);
 }
 
+/// `lvbak migrate` moves a single-node instance's files and vectors into the object store:
+/// every account exports the same afterwards from a node on it, with the data directory's
+/// files gone; a second run moves nothing and says so.
+#[test]
+fn s08_an_instance_moves_into_object_storage() {
+    let place = test_prefix();
+    let mut instance = Instance::start("s3-08", &[]);
+    let data = instance.data.to_str().unwrap().to_string();
+    let mut tokens = Vec::new();
+    for name in ["bob", "alice"] {
+        instance.add_user(name);
+        instance.run_lvbak(&["seed", "--user", name, "--characters", "3", "--data-dir", &data]);
+        tokens.push(instance.login(name));
+    }
+    let export = |instance: &Instance, token: &str| {
+        let reply = instance.call("GET", "/api/v1/user-data/export?includeVectors=1", token, b"");
+        assert_eq!(reply.status, 200);
+        contents(&reply.body)
+    };
+    let before: Vec<_> = tokens.iter().map(|token| export(&instance, token)).collect();
+    instance.server.kill();
+
+    let migrate = |expect: &str| {
+        let output = std::process::Command::new(crate::common::lvbak_binary())
+            .args(["migrate", "--data-dir", &data])
+            .envs(place.env())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stdout).to_string();
+        assert_eq!(output.status.code(), Some(0), "{said}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(said.starts_with(expect), "{said}");
+        assert!(said.contains("every account exports the same from the object store"), "{said}");
+    };
+    migrate("moved ");
+    migrate("moved 0 files (0 bytes; ");
+    for folder in ["images", "avatars", "databank", "theme-assets", "notification-sounds", "lancedb"] {
+        let _ = std::fs::remove_dir_all(instance.data.join(folder));
+    }
+
+    let env = place.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    instance.server = crate::common::Server::start_with(&instance.data, &env);
+    for (token, before) in tokens.iter().zip(&before) {
+        let after = export(&instance, token);
+        assert!(after.iter().any(|(entry, _)| entry.starts_with("files/")), "no file after the move");
+        assert!(after.iter().any(|(entry, _)| entry.starts_with("lancedb/")), "no vector after the move");
+        assert_same("moved", &after, before);
+    }
+}
+
 #[test]
 fn s05_a_node_does_not_start_without_its_object_store() {
     let place = test_prefix();

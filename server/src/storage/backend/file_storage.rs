@@ -69,4 +69,7 @@ pub trait FileStorage: Send + Sync {
     fn usage_of(&self, user_id: &str) -> io::Result<u64>;
     /// The names of the files of `bucket` (for per-user buckets, `user_id`'s), sorted.
     fn list(&self, bucket: FileBucket, user_id: &str) -> io::Result<Vec<String>>;
+    /// Every file `user_id` keeps, in folders below too: its bucket (images' thumbnails as
+    /// images: they share a folder) and its name there (`a/b` for a file in a folder).
+    fn stored_names(&self, user_id: &str) -> io::Result<Vec<(FileBucket, String)>>;
 }

@@ -83,6 +83,13 @@ async fn a_file_is_written_once_and_is_its_accounts_alone() {
             assert_eq!(store.list(FileBucket::NotificationSounds, "alice").unwrap(), vec!["ding.mp3"], "{backend}");
             assert_eq!(store.usage_of("alice").unwrap(), 1000 + big.len() as u64 + 4 + 1, "{backend}");
             assert_eq!(store.usage_of("bob").unwrap(), 3, "{backend}");
+            let expected = vec![
+                (FileBucket::Avatars, "face.png".to_string()),
+                (FileBucket::Databank, "book/long.txt".to_string()),
+                (FileBucket::NotificationSounds, "deeper/not-listed.mp3".to_string()),
+                (FileBucket::NotificationSounds, "ding.mp3".to_string()),
+            ];
+            assert_eq!(store.stored_names("alice").unwrap(), expected, "{backend}");
             assert!(store.make_durable(None).is_ok(), "{backend}");
         }
     }

@@ -28,6 +28,7 @@ use object_store::{ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
 
 use super::ObjectStorage;
 use crate::storage::backend::file_storage::{FileStorage, OpenedFile, WriteOutcome, WrittenFile};
+use crate::storage::files::FOLDER_BUCKETS;
 use crate::storage::identity::random_bytes;
 
 /// Files up to this size are stored by one create-only PUT, read into memory first;
@@ -36,16 +37,6 @@ const SINGLE_PUT: usize = 8 << 20;
 
 /// Chunks of a file being read that wait between the store and the reader.
 const READ_AHEAD: usize = 4;
-
-/// The folder (first key part under `files/`) of each bucket's files; thumbnails share the
-/// images' folder as on disk.
-const FOLDER_BUCKETS: [FileBucket; 5] = [
-    FileBucket::Images,
-    FileBucket::Avatars,
-    FileBucket::Databank,
-    FileBucket::ThemeAssets,
-    FileBucket::NotificationSounds,
-];
 
 /// Accounts' files in one instance's object storage.
 pub struct ObjectFileStore {
@@ -79,16 +70,24 @@ impl ObjectFileStore {
 
     /// Every object under `user_id`'s folders: key, size, stamp.
     fn objects_of(&self, user_id: &str) -> io::Result<Vec<object_store::ObjectMeta>> {
-        let mut objects = Vec::new();
+        Ok(self.objects_by_bucket(user_id)?.into_iter().flat_map(|(_, _, objects)| objects).collect())
+    }
+
+    /// The same, by the bucket (and its folder's key) they are under.
+    fn objects_by_bucket(
+        &self,
+        user_id: &str,
+    ) -> io::Result<Vec<(FileBucket, ObjectPath, Vec<object_store::ObjectMeta>)>> {
+        let mut found = Vec::new();
         for bucket in FOLDER_BUCKETS {
             let folder = self.folder(bucket, user_id)?;
-            let store = self.storage.store();
+            let (store, listed_folder) = (self.storage.store(), folder.clone());
             let listed: object_store::Result<Vec<object_store::ObjectMeta>> = self
                 .storage
-                .run(async move { store.list(Some(&folder)).collect::<Vec<_>>().await.into_iter().collect() });
-            objects.extend(listed.map_err(storage_error)?);
+                .run(async move { store.list(Some(&listed_folder)).collect::<Vec<_>>().await.into_iter().collect() });
+            found.push((bucket, folder, listed.map_err(storage_error)?));
         }
-        Ok(objects)
+        Ok(found)
     }
 
     fn exists(&self, key: &ObjectPath) -> io::Result<bool> {
@@ -339,6 +338,19 @@ impl FileStorage for ObjectFileStore {
 
     fn usage_of(&self, user_id: &str) -> io::Result<u64> {
         Ok(self.objects_of(user_id)?.iter().map(|object| object.size).sum())
+    }
+
+    fn stored_names(&self, user_id: &str) -> io::Result<Vec<(FileBucket, String)>> {
+        let mut names = Vec::new();
+        for (bucket, folder, objects) in self.objects_by_bucket(user_id)? {
+            for object in objects {
+                let Some(parts) = object.location.prefix_match(&folder) else { continue };
+                let parts: Vec<String> = parts.map(|part| super::percent_decoded(part.as_ref()).to_string()).collect();
+                names.push((bucket, parts.join("/")));
+            }
+        }
+        names.sort();
+        Ok(names)
     }
 
     /// The files directly in the folder (not in folders below), as on disk.
