@@ -57,7 +57,9 @@ fn tune_allocator() {}
 pub fn run(args: &ServeArgs) -> ExitCode {
     tune_allocator();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,lance=warn,lancedb=warn,lance_core=warn,object_store=warn")
+        tracing_subscriber::EnvFilter::new(
+            "info,lance=warn,lancedb=warn,lance_core=warn,object_store=warn,lance_io::object_store=error",
+        )
     });
     // Logs go to stderr; stdout carries only what the command prints (the URL first).
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();

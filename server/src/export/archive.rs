@@ -213,24 +213,41 @@ fn write_files<W: Write>(
     progress: &dyn Fn(Event),
 ) -> Result<(), ExportError> {
     let mut seen = HashSet::new();
-    let unique: Vec<FileRef> = files.into_iter().filter(|file| seen.insert(file.entry.clone())).collect();
+    let mut unique: Vec<FileRef> = Vec::new();
+    for file in files.into_iter().filter(|file| seen.insert(file.entry.clone())) {
+        match (is_valid_entry(&file.entry), file.required) {
+            (true, _) => unique.push(file),
+            (false, true) => report.missing_files.push(file.entry),
+            (false, false) => {}
+        }
+    }
     let total = unique.len();
-    for (done, file) in unique.into_iter().enumerate() {
+    let names: Vec<(FileBucket, String)> = unique.iter().map(|file| (file.bucket, file.inner.clone())).collect();
+    // What stopped the export inside `open_each` (the writer's error, not a file's).
+    let mut stopped = None;
+    let opened = store.files.open_each(user_id, &names, &mut |done, opened| {
         if done % 50 == 0 {
             progress(Event::Files { processed: done as u64, total: total as u64 });
         }
-        let opened =
-            if is_valid_entry(&file.entry) { store.files.open(file.bucket, user_id, &file.inner)? } else { None };
+        let file = &unique[done];
         match opened {
             Some((mut data, size)) => {
                 let size_class = if size > u64::from(u32::MAX) { EntrySize::MayExceed4GiB } else { EntrySize::Small };
-                writer.write_file(&file.entry, &mut data, size_class)?;
+                if let Err(error) = writer.write_file(&file.entry, &mut data, size_class) {
+                    stopped = Some(error);
+                    return Err(std::io::Error::other("the export stopped"));
+                }
                 report.files += 1;
             }
-            None if file.required => report.missing_files.push(file.entry),
+            None if file.required => report.missing_files.push(file.entry.clone()),
             None => {}
         }
+        Ok(())
+    });
+    if let Some(error) = stopped {
+        return Err(error.into());
     }
+    opened?;
     progress(Event::Files { processed: total as u64, total: total as u64 });
     Ok(())
 }

@@ -38,6 +38,21 @@ pub trait FileStorage: Send + Sync {
     fn accepts(&self, bucket: FileBucket, user_id: &str, name: &str) -> bool;
     /// Opens a stored file for reading, or `None` if it is not there.
     fn open(&self, bucket: FileBucket, user_id: &str, name: &str) -> io::Result<Option<OpenedFile>>;
+    /// Opens `files` of `user_id` in their order and hands each to `each` with its index
+    /// (`None`: not there), stopping at `each`'s first error. A backend may open a few
+    /// ahead while `each` reads one (object storage does: a request per file); the default
+    /// opens one at a time.
+    fn open_each(
+        &self,
+        user_id: &str,
+        files: &[(FileBucket, String)],
+        each: &mut dyn FnMut(usize, Option<OpenedFile>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        for (index, (bucket, name)) in files.iter().enumerate() {
+            each(index, self.open(*bucket, user_id, name)?)?;
+        }
+        Ok(())
+    }
     /// The size of a stored file, or `None` if it is not there.
     fn size_of(&self, bucket: FileBucket, user_id: &str, name: &str) -> io::Result<Option<u64>>;
     /// Stores a new file from `data`, unless one of that name exists (it is kept).

@@ -38,6 +38,10 @@ const SINGLE_PUT: usize = 8 << 20;
 /// Chunks of a file being read that wait between the store and the reader.
 const READ_AHEAD: usize = 4;
 
+/// Files whose requests an export keeps in flight ahead of the one it reads (each holds
+/// no more than its connection's buffers until read).
+const OPEN_AHEAD: usize = 8;
+
 /// Accounts' files in one instance's object storage.
 pub struct ObjectFileStore {
     storage: ObjectStorage,
@@ -188,6 +192,33 @@ impl Read for ExactRange {
     }
 }
 
+impl ObjectFileStore {
+    /// A GET's answer as an opened file (its body read by a task of the storage's
+    /// runtime), or `None` if the file is not there.
+    fn opened(&self, found: object_store::Result<object_store::GetResult>) -> io::Result<Option<OpenedFile>> {
+        let found = match found {
+            Ok(found) => found,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(storage_error(error)),
+        };
+        let size = found.meta.size;
+        let (mut sender, chunks) = futures::channel::mpsc::channel(READ_AHEAD);
+        let mut stream = found.into_stream();
+        // The task ends when the stream does or the reader is dropped (a send fails).
+        drop(self.storage.spawn(async move {
+            use futures::SinkExt as _;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(storage_error);
+                let failed = chunk.is_err();
+                if sender.send(chunk).await.is_err() || failed {
+                    break;
+                }
+            }
+        }));
+        Ok(Some((Box::new(ObjectReader { chunks, current: Bytes::new() }), size)))
+    }
+}
+
 /// A stored file read through a bounded channel that a task of the storage's runtime
 /// fills.
 struct ObjectReader {
@@ -217,27 +248,28 @@ impl FileStorage for ObjectFileStore {
     fn open(&self, bucket: FileBucket, user_id: &str, name: &str) -> io::Result<Option<OpenedFile>> {
         let key = self.key(bucket, user_id, name)?;
         let store = self.storage.store();
-        let found = self.storage.run(async move { store.get(&key).await });
-        let found = match found {
-            Ok(found) => found,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(error) => return Err(storage_error(error)),
-        };
-        let size = found.meta.size;
-        let (mut sender, chunks) = futures::channel::mpsc::channel(READ_AHEAD);
-        let mut stream = found.into_stream();
-        // The task ends when the stream does or the reader is dropped (a send fails).
-        self.storage.spawn(async move {
-            use futures::SinkExt as _;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(storage_error);
-                let failed = chunk.is_err();
-                if sender.send(chunk).await.is_err() || failed {
-                    break;
-                }
+        self.opened(self.storage.run(async move { store.get(&key).await }))
+    }
+
+    /// Keeps up to [`OPEN_AHEAD`] requests in flight ahead of the file `each` reads.
+    fn open_each(
+        &self,
+        user_id: &str,
+        files: &[(FileBucket, String)],
+        each: &mut dyn FnMut(usize, Option<OpenedFile>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let keys: Vec<ObjectPath> =
+            files.iter().map(|(bucket, name)| self.key(*bucket, user_id, name)).collect::<io::Result<_>>()?;
+        let mut started = std::collections::VecDeque::new();
+        for (index, _) in keys.iter().enumerate() {
+            while started.len() < OPEN_AHEAD && index + started.len() < keys.len() {
+                let (store, key) = (self.storage.store(), keys[index + started.len()].clone());
+                started.push_back(self.storage.spawn(async move { store.get(&key).await }));
             }
-        });
-        Ok(Some((Box::new(ObjectReader { chunks, current: Bytes::new() }), size)))
+            let Some(task) = started.pop_front() else { break };
+            each(index, self.opened(ObjectStorage::wait_for(task))?)?;
+        }
+        Ok(())
     }
 
     fn size_of(&self, bucket: FileBucket, user_id: &str, name: &str) -> io::Result<Option<u64>> {

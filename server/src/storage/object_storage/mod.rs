@@ -240,13 +240,7 @@ impl ObjectStorage {
 
     /// Runs `work` on the storage's runtime and waits for it, from any thread.
     pub(crate) fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
-        let runtime = self.runtime.0.as_ref();
-        let Some(runtime) = runtime else { unreachable!("the runtime lives as long as the storage") };
-        let task = runtime.spawn(work);
-        match futures::executor::block_on(task) {
-            Ok(value) => value,
-            Err(error) => std::panic::resume_unwind(error.into_panic()),
-        }
+        Self::wait_for(self.spawn(work))
     }
 
     /// Makes the object store this instance's, or says whose it is: the first instance to
@@ -276,10 +270,21 @@ impl ObjectStorage {
         }
     }
 
-    /// Starts `work` on the storage's runtime without waiting for it.
-    pub(crate) fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
-        if let Some(runtime) = self.runtime.0.as_ref() {
-            drop(runtime.spawn(work));
+    /// Starts `work` on the storage's runtime without waiting for it; its handle.
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        let runtime = self.runtime.0.as_ref();
+        let Some(runtime) = runtime else { unreachable!("the runtime lives as long as the storage") };
+        runtime.spawn(work)
+    }
+
+    /// Waits, from any thread, for a task [`Self::spawn`] started.
+    pub(crate) fn wait_for<T>(task: tokio::task::JoinHandle<T>) -> T {
+        match futures::executor::block_on(task) {
+            Ok(value) => value,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
         }
     }
 
