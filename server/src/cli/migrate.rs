@@ -65,6 +65,10 @@ fn migrate(args: &MigrateArgs) -> anyhow::Result<Moved> {
     }
     for user in &users {
         for (bucket, name) in source.files.stored_names(&user.id)? {
+            if target.files.size_of(bucket, &user.id, &name)?.is_some() {
+                moved.already_there += 1;
+                continue;
+            }
             let Some((mut file, _)) = source.files.open(bucket, &user.id, &name)? else { continue };
             match target.files.write_new(bucket, &user.id, &name, &mut file)? {
                 WriteOutcome::Written { bytes } => {
@@ -74,6 +78,7 @@ fn migrate(args: &MigrateArgs) -> anyhow::Result<Moved> {
                 WriteOutcome::AlreadyThere => moved.already_there += 1,
             }
         }
+        target.files.flush_writes(&user.id)?;
         moved.vectors += runtime.block_on(copy_vectors(&source, &target, &user.id))?;
         eprintln!("{}: moved", crate::cli::printable::field(&user.username));
     }

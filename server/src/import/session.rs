@@ -180,12 +180,12 @@ impl<'a> ImportSession<'a> {
         }
     }
 
-    /// An import that ran out of quota or of disk takes back everything it wrote — rows
-    /// and files — before it fails, so the account is as it was (on a full disk, as far as
-    /// the disk lets it).
+    /// An import that ran out of quota or of disk, or whose object store stopped answering,
+    /// takes back everything it wrote — rows and files — before it fails, so the account is
+    /// as it was (on a full disk or without the store, as far as they let it).
     fn roll_back_if_out_of_room<T>(&mut self, result: Result<T, ImportError>) -> Result<T, ImportError> {
         let Err(error) = &result else { return result };
-        if matches!(error, ImportError::QuotaExceeded(_)) || error.is_disk_full() {
+        if matches!(error, ImportError::QuotaExceeded(_)) || error.is_disk_full() || error.is_storage_unavailable() {
             let rows = self.applier.roll_back_import();
             let files = self.store.files.remove_written_since(&self.user_id, self.started_on_disk);
             let (store, runtime, user_id) = (self.store, &self.runtime, self.user_id.as_str());
@@ -264,6 +264,10 @@ impl<'a> ImportSession<'a> {
         if !self.summary.vectors.restored {
             self.summary.revectorized = self.applier.mark_inserted_for_revectorization()?;
         }
+        // Rows are committed once the files they name are stored (object storage writes
+        // small files in the background).
+        let flushed = self.store.files.flush_writes(&self.user_id).map_err(ImportError::from);
+        self.roll_back_if_out_of_room(flushed)?;
         self.applier.commit()?;
         // A small import syncs its own files only, so it never waits for other users'
         // unwritten data; a large one syncs the filesystem (cheaper than thousands of fsyncs).

@@ -71,6 +71,12 @@ pub trait FileStorage: Send + Sync {
         range: (u64, u64),
         verify: &mut dyn FnMut() -> io::Result<()>,
     ) -> io::Result<WriteOutcome>;
+    /// Waits for `user_id`'s writes still under way (a backend may answer a write before it
+    /// is done: object storage, for small files); the first that failed, if one did. An
+    /// import calls it before committing its rows. The default has none.
+    fn flush_writes(&self, _user_id: &str) -> io::Result<()> {
+        Ok(())
+    }
     /// Makes the files an import wrote durable — `written`, or every file written so far
     /// when there were too many to list (`None`).
     fn make_durable(&self, written: Option<&[WrittenFile]>) -> io::Result<()>;

@@ -16,8 +16,10 @@
 //!   the store stamped too ([`ObjectFileStore::write_mark`]); stores that stamp whole
 //!   seconds get a mark on the next whole second, waited for.
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -25,6 +27,7 @@ use futures::StreamExt as _;
 use lvbak_core::FileBucket;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
+use parking_lot::{Condvar, Mutex};
 
 use super::ObjectStorage;
 use crate::storage::backend::file_storage::{FileStorage, OpenedFile, WriteOutcome, WrittenFile};
@@ -38,6 +41,13 @@ const SINGLE_PUT: usize = 8 << 20;
 /// Chunks of a file being read that wait between the store and the reader.
 const READ_AHEAD: usize = 4;
 
+/// Files up to this size are written in the background: the import goes on to its next
+/// file while the PUT completes, up to [`PUTS_IN_FLIGHT`] at once for the instance (so at
+/// most that many of these files' bytes are held); the import waits for them before its
+/// rows are committed (`FileStorage::flush_writes`).
+const BACKGROUND_PUT: usize = 1 << 20;
+const PUTS_IN_FLIGHT: usize = 8;
+
 /// Files whose requests an export keeps in flight ahead of the one it reads (each holds
 /// no more than its connection's buffers until read).
 const OPEN_AHEAD: usize = 8;
@@ -45,6 +55,21 @@ const OPEN_AHEAD: usize = 8;
 /// Accounts' files in one instance's object storage.
 pub struct ObjectFileStore {
     storage: ObjectStorage,
+    uploads: Arc<Uploads>,
+}
+
+/// Small files' PUTs under way (see [`BACKGROUND_PUT`]): per user, their keys and sizes and
+/// the first that failed; slots for the instance.
+struct Uploads {
+    pending: Mutex<HashMap<String, UserUploads>>,
+    settled: Condvar,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+#[derive(Default)]
+struct UserUploads {
+    keys: HashMap<ObjectPath, u64>,
+    failure: Option<String>,
 }
 
 fn storage_error(error: object_store::Error) -> io::Error {
@@ -56,7 +81,83 @@ fn storage_error(error: object_store::Error) -> io::Error {
 
 impl ObjectFileStore {
     pub fn new(storage: ObjectStorage) -> Self {
-        Self { storage }
+        let uploads = Uploads {
+            pending: Mutex::new(HashMap::new()),
+            settled: Condvar::new(),
+            slots: Arc::new(tokio::sync::Semaphore::new(PUTS_IN_FLIGHT)),
+        };
+        Self { storage, uploads: Arc::new(uploads) }
+    }
+
+    /// The size of a file of `user_id` whose PUT is under way, if `key` is one.
+    fn pending_size(&self, user_id: &str, key: &ObjectPath) -> Option<u64> {
+        self.uploads.pending.lock().get(user_id).and_then(|user| user.keys.get(key).copied())
+    }
+
+    /// Starts the create-only PUT of a small file and returns once it is under way
+    /// (waiting for a slot when [`PUTS_IN_FLIGHT`] are); an earlier PUT of the user's that
+    /// failed is this write's error.
+    fn put_in_background(&self, user_id: &str, key: &ObjectPath, bytes: Vec<u8>) -> io::Result<WriteOutcome> {
+        let permit = futures::executor::block_on(self.uploads.slots.clone().acquire_owned())
+            .map_err(|_| io::Error::other("the object store's upload slots are closed"))?;
+        let size = bytes.len() as u64;
+        {
+            let mut pending = self.uploads.pending.lock();
+            let user = pending.entry(user_id.to_string()).or_default();
+            if let Some(failure) = &user.failure {
+                return Err(io::Error::other(super::Unavailable(failure.clone())));
+            }
+            if user.keys.contains_key(key) {
+                return Ok(WriteOutcome::AlreadyThere);
+            }
+            user.keys.insert(key.clone(), size);
+        }
+        let (store, uploads, user_id, key) =
+            (self.storage.store(), self.uploads.clone(), user_id.to_string(), key.clone());
+        drop(self.storage.spawn(async move {
+            let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+            let put = store.put_opts(&key, PutPayload::from(bytes), options).await;
+            drop(permit);
+            let mut pending = uploads.pending.lock();
+            if let Some(user) = pending.get_mut(&user_id) {
+                user.keys.remove(&key);
+                match put {
+                    // A name taken meanwhile: the file there is kept (the import looked
+                    // before writing, and one import per user runs at a time).
+                    Ok(_)
+                    | Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
+                    Err(error) => {
+                        user.failure.get_or_insert(error.to_string());
+                    }
+                }
+            }
+            uploads.settled.notify_all();
+        }));
+        Ok(WriteOutcome::Written { bytes: size })
+    }
+
+    /// Waits until no PUT is under way, any user's (failures stay for their users).
+    fn settle_all(&self) {
+        let mut pending = self.uploads.pending.lock();
+        while pending.values().any(|user| !user.keys.is_empty()) {
+            self.uploads.settled.wait(&mut pending);
+        }
+    }
+
+    /// Waits until none of `user_id`'s PUTs is under way; the first that failed, if one did
+    /// (then forgotten).
+    fn settle(&self, user_id: &str) -> io::Result<()> {
+        let mut pending = self.uploads.pending.lock();
+        loop {
+            match pending.get(user_id) {
+                None => return Ok(()),
+                Some(user) if user.keys.is_empty() => {
+                    let failure = pending.remove(user_id).and_then(|user| user.failure);
+                    return failure.map_or(Ok(()), |why| Err(io::Error::other(super::Unavailable(why))));
+                }
+                Some(_) => self.uploads.settled.wait(&mut pending),
+            }
+        }
     }
 
     /// The key of a file, or why the name is refused.
@@ -115,11 +216,16 @@ impl ObjectFileStore {
     /// everything is read (the file then never appears).
     fn store_new(
         &self,
+        user_id: &str,
         key: &ObjectPath,
         head: Vec<u8>,
         data: &mut dyn Read,
         ready: &mut dyn FnMut() -> io::Result<()>,
     ) -> io::Result<WriteOutcome> {
+        if head.len() <= BACKGROUND_PUT {
+            ready()?;
+            return self.put_in_background(user_id, key, head);
+        }
         if head.len() <= SINGLE_PUT {
             ready()?;
             let bytes = head.len() as u64;
@@ -274,6 +380,9 @@ impl FileStorage for ObjectFileStore {
 
     fn size_of(&self, bucket: FileBucket, user_id: &str, name: &str) -> io::Result<Option<u64>> {
         let key = self.key(bucket, user_id, name)?;
+        if let Some(size) = self.pending_size(user_id, &key) {
+            return Ok(Some(size));
+        }
         let store = self.storage.store();
         match self.storage.run(async move { store.head(&key).await }) {
             Ok(meta) => Ok(Some(meta.size)),
@@ -291,7 +400,7 @@ impl FileStorage for ObjectFileStore {
     ) -> io::Result<WriteOutcome> {
         let key = self.key(bucket, user_id, name)?;
         let head = Self::read_head(data)?;
-        self.store_new(&key, head, data, &mut || Ok(()))
+        self.store_new(user_id, &key, head, data, &mut || Ok(()))
     }
 
     /// Reads the range and uploads it on another thread while `verify` reads it through the
@@ -319,7 +428,7 @@ impl FileStorage for ObjectFileStore {
                     Ok(Err(why)) => Err(io::Error::other(why)),
                     Err(_) => Err(io::Error::other("the file check ended without an answer")),
                 };
-                self.store_new(&key, head, &mut range, &mut ready)
+                self.store_new(user_id, &key, head, &mut range, &mut ready)
             });
             let checked = verify();
             let _ = verified_sender.send(checked.as_ref().map(|_| ()).map_err(|error| error.to_string()));
@@ -330,14 +439,25 @@ impl FileStorage for ObjectFileStore {
         })
     }
 
-    fn make_durable(&self, _written: Option<&[WrittenFile]>) -> io::Result<()> {
-        Ok(())
+    fn flush_writes(&self, user_id: &str) -> io::Result<()> {
+        self.settle(user_id)
     }
 
-    /// A marker object is written and its stamp read. A stamp in whole seconds may equal
-    /// the stamp of a file written just before in the same second, so the mark is then the
-    /// next second, and this waits until the store's clock has passed it.
+    /// The store has what it answered for: once the background PUTs settled, nothing
+    /// is left to wait for.
+    fn make_durable(&self, written: Option<&[WrittenFile]>) -> io::Result<()> {
+        let users: std::collections::BTreeSet<&str> =
+            written.into_iter().flatten().map(|(_, user_id, _)| user_id.as_str()).collect();
+        users.into_iter().try_for_each(|user_id| self.settle(user_id))
+    }
+
+    /// PUTs under way are waited for; then a marker object is written and its stamp read.
+    /// A stamp in whole seconds may equal the stamp of a file written just before in the
+    /// same second, so the mark is then the next second, and this waits until the store's
+    /// clock has passed it.
     fn write_mark(&self) -> io::Result<SystemTime> {
+        // Files answered before the mark are stored before it (stamped earlier).
+        self.settle_all();
         let marker = self.storage.path_of(["clock", &hex::encode(random_bytes::<8>())]);
         let (store, key) = (self.storage.store(), marker.clone());
         let stamped = self.storage.run(async move {
@@ -354,7 +474,10 @@ impl FileStorage for ObjectFileStore {
         Ok(stamp + Duration::from_secs(1))
     }
 
+    /// Waits for the user's PUTs under way first (whatever became of them), so that none
+    /// lands after.
     fn remove_written_since(&self, user_id: &str, since: SystemTime) -> io::Result<u64> {
+        let _ = self.settle(user_id);
         let doomed: Vec<ObjectPath> = self
             .objects_of(user_id)?
             .into_iter()
