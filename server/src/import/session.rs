@@ -77,7 +77,7 @@ impl<'a> ImportSession<'a> {
             return Err(ImportError::OverQuota(OverQuota { quota, used: usage.before }));
         }
         Ok(Self {
-            started_on_disk: store.files.write_mark()?,
+            started_on_disk: store.files.write_mark(user_id)?,
             store,
             user_id: user_id.to_string(),
             applier,

@@ -206,7 +206,7 @@ impl FileStorage for FileStore {
     /// The filesystem's clock can lag the system's by a few milliseconds and ticks
     /// coarsely: a file is made and its stamp read, again until the stamp moved on, so that
     /// a file written just before has an older stamp than the mark (a tick, ~4 ms, at most).
-    fn write_mark(&self) -> io::Result<std::time::SystemTime> {
+    fn write_mark(&self, _user_id: &str) -> io::Result<std::time::SystemTime> {
         fs::create_dir_all(&self.scratch)?;
         let stamp = || -> io::Result<std::time::SystemTime> {
             let marker = self.scratch.join(format!("clock-{}.partial", hex::encode(random_bytes::<8>())));

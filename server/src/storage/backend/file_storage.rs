@@ -81,8 +81,8 @@ pub trait FileStorage: Send + Sync {
     /// when there were too many to list (`None`).
     fn make_durable(&self, written: Option<&[WrittenFile]>) -> io::Result<()>;
     /// The time as the storage stamps files now: what [`Self::remove_written_since`]
-    /// compares with.
-    fn write_mark(&self) -> io::Result<SystemTime>;
+    /// compares with for `user_id`'s files written from now on (an import's).
+    fn write_mark(&self, user_id: &str) -> io::Result<SystemTime>;
     /// Removes `user_id`'s files written at or after `since` (one import per user runs at
     /// a time, and a file that was there is never rewritten); how many.
     fn remove_written_since(&self, user_id: &str, since: SystemTime) -> io::Result<u64>;

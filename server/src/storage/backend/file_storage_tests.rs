@@ -178,7 +178,7 @@ async fn files_written_since_a_mark_are_taken_back_alone() {
     let test = backends("mark").await;
     for (backend, store) in &test.stores {
         store.write_new(FileBucket::Images, "alice", "before.png", &mut &b"kept"[..]).unwrap();
-        let mark = store.write_mark().unwrap();
+        let mark = store.write_mark("alice").unwrap();
         store.write_new(FileBucket::Images, "alice", "during.png", &mut &b"taken back"[..]).unwrap();
         store.write_new(FileBucket::Databank, "alice", "doc/during.txt", &mut &b"taken back"[..]).unwrap();
         store.write_new(FileBucket::Images, "bob", "during.png", &mut &b"bob's"[..]).unwrap();

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -48,6 +48,11 @@ const READ_AHEAD: usize = 4;
 const BACKGROUND_PUT: usize = 1 << 20;
 const PUTS_IN_FLIGHT: usize = 8;
 
+/// Keys remembered per user after a write mark (see `write_mark`), and how long a mark
+/// whose import never ended is remembered (an import's longest life).
+const RECORDED_AFTER_MARK: usize = 8_192;
+const FORGET_MARK_AFTER: Duration = Duration::from_secs(6 * 3600);
+
 /// Files whose requests an export keeps in flight ahead of the one it reads (each holds
 /// no more than its connection's buffers until read).
 const OPEN_AHEAD: usize = 8;
@@ -56,6 +61,10 @@ const OPEN_AHEAD: usize = 8;
 pub struct ObjectFileStore {
     storage: ObjectStorage,
     uploads: Arc<Uploads>,
+    /// Per user, since its last write mark (an import's start): when, and the first
+    /// [`RECORDED_AFTER_MARK`] keys written — what a rollback takes back besides what the
+    /// store stamped after the mark's second.
+    since_mark: Arc<Mutex<MarksByUser>>,
 }
 
 /// Small files' PUTs under way (see [`BACKGROUND_PUT`]): per user, their keys and sizes and
@@ -86,7 +95,13 @@ impl ObjectFileStore {
             settled: Condvar::new(),
             slots: Arc::new(tokio::sync::Semaphore::new(PUTS_IN_FLIGHT)),
         };
-        Self { storage, uploads: Arc::new(uploads) }
+        Self { storage, uploads: Arc::new(uploads), since_mark: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// Remembers `key` as written since `user_id`'s mark (the first ones only): a file
+    /// this store wrote, never one that was there.
+    fn record_write(&self, user_id: &str, key: &ObjectPath) {
+        record_write(&self.since_mark, user_id, key);
     }
 
     /// The size of a file of `user_id` whose PUT is under way, if `key` is one.
@@ -112,8 +127,10 @@ impl ObjectFileStore {
             }
             user.keys.insert(key.clone(), size);
         }
+        self.record_write(user_id, key);
         let (store, uploads, user_id, key) =
             (self.storage.store(), self.uploads.clone(), user_id.to_string(), key.clone());
+        let since_mark = self.since_mark.clone();
         drop(self.storage.spawn(async move {
             let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
             let put = store.put_opts(&key, PutPayload::from(bytes), options).await;
@@ -122,10 +139,15 @@ impl ObjectFileStore {
             if let Some(user) = pending.get_mut(&user_id) {
                 user.keys.remove(&key);
                 match put {
-                    // A name taken meanwhile: the file there is kept (the import looked
-                    // before writing, and one import per user runs at a time).
-                    Ok(_)
-                    | Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
+                    Ok(_) => {}
+                    // A name taken meanwhile (the import looked before writing, and one
+                    // import per user runs at a time): the file there is kept, and is not
+                    // this write's to take back.
+                    Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                        if let Some((_, keys)) = since_mark.lock().get_mut(&user_id) {
+                            keys.retain(|recorded| recorded != &key);
+                        }
+                    }
                     Err(error) => {
                         user.failure.get_or_insert(error.to_string());
                     }
@@ -229,10 +251,14 @@ impl ObjectFileStore {
         if head.len() <= SINGLE_PUT {
             ready()?;
             let bytes = head.len() as u64;
-            let (store, key) = (self.storage.store(), key.clone());
+            let (store, put_key) = (self.storage.store(), key.clone());
+            let key = put_key.clone();
             let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
             return match self.storage.run(async move { store.put_opts(&key, PutPayload::from(head), options).await }) {
-                Ok(_) => Ok(WriteOutcome::Written { bytes }),
+                Ok(_) => {
+                    self.record_write(user_id, &put_key);
+                    Ok(WriteOutcome::Written { bytes })
+                }
                 Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                     Ok(WriteOutcome::AlreadyThere)
                 }
@@ -274,12 +300,24 @@ impl ObjectFileStore {
                     done
                 });
                 completed.map_err(storage_error)?;
+                self.record_write(user_id, key);
                 Ok(WriteOutcome::Written { bytes })
             }
             Err(error) => {
                 self.storage.run(async move { upload.abort().await }).ok();
                 Err(error)
             }
+        }
+    }
+}
+
+/// Per user, when its write mark was taken and the keys written since (the first ones).
+type MarksByUser = HashMap<String, (Instant, Vec<ObjectPath>)>;
+
+fn record_write(since_mark: &Mutex<MarksByUser>, user_id: &str, key: &ObjectPath) {
+    if let Some((_, keys)) = since_mark.lock().get_mut(user_id) {
+        if keys.len() < RECORDED_AFTER_MARK {
+            keys.push(key.clone());
         }
     }
 }
@@ -439,8 +477,11 @@ impl FileStorage for ObjectFileStore {
         })
     }
 
+    /// Once they settled, the import will not be taken back: its mark is forgotten.
     fn flush_writes(&self, user_id: &str) -> io::Result<()> {
-        self.settle(user_id)
+        self.settle(user_id)?;
+        self.since_mark.lock().remove(user_id);
+        Ok(())
     }
 
     /// The store has what it answered for: once the background PUTs settled, nothing
@@ -452,10 +493,11 @@ impl FileStorage for ObjectFileStore {
     }
 
     /// PUTs under way are waited for; then a marker object is written and its stamp read.
-    /// A stamp in whole seconds may equal the stamp of a file written just before in the
-    /// same second, so the mark is then the next second, and this waits until the store's
-    /// clock has passed it.
-    fn write_mark(&self) -> io::Result<SystemTime> {
+    /// A store that stamps whole seconds may give a file written just before the same
+    /// stamp: the mark is then the next second, and what `user_id` writes within the
+    /// mark's own second is known by its keys instead ([`RECORDED_AFTER_MARK`] of them
+    /// are remembered; the store takes no more than that in a second).
+    fn write_mark(&self, user_id: &str) -> io::Result<SystemTime> {
         // Files answered before the mark are stored before it (stamped earlier).
         self.settle_all();
         let marker = self.storage.path_of(["clock", &hex::encode(random_bytes::<8>())]);
@@ -467,21 +509,23 @@ impl FileStorage for ObjectFileStore {
         let _ = self.storage.delete(marker);
         let stamp: SystemTime = stamped.map_err(storage_error)?.last_modified.into();
         let since_epoch = stamp.duration_since(SystemTime::UNIX_EPOCH).map_err(io::Error::other)?;
+        let mut marks = self.since_mark.lock();
+        marks.retain(|_, (at, _)| at.elapsed() < FORGET_MARK_AFTER);
+        marks.insert(user_id.to_string(), (Instant::now(), Vec::new()));
         if since_epoch.subsec_nanos() != 0 {
             return Ok(stamp);
         }
-        std::thread::sleep(Duration::from_millis(1_050));
         Ok(stamp + Duration::from_secs(1))
     }
 
-    /// Waits for the user's PUTs under way first (whatever became of them), so that none
-    /// lands after.
     fn remove_written_since(&self, user_id: &str, since: SystemTime) -> io::Result<u64> {
         let _ = self.settle(user_id);
+        let recorded = self.since_mark.lock().remove(user_id).map(|(_, keys)| keys).unwrap_or_default();
+        let recorded: std::collections::HashSet<ObjectPath> = recorded.into_iter().collect();
         let doomed: Vec<ObjectPath> = self
             .objects_of(user_id)?
             .into_iter()
-            .filter(|object| SystemTime::from(object.last_modified) >= since)
+            .filter(|object| SystemTime::from(object.last_modified) >= since || recorded.contains(&object.location))
             .map(|object| object.location)
             .collect();
         let removed = doomed.len() as u64;
