@@ -386,6 +386,13 @@ fn s07_an_import_without_its_object_store_fails_and_keeps_nothing() {
     assert_eq!(status["status"], "complete", "{status}");
     assert_eq!(count_rows(&instance.data, &characters), 1);
     assert_eq!(files_in(&place).list(FileBucket::Images, &user).unwrap(), vec![name]);
+    // Again: the file is found (from the listing the import keeps), skipped, not sent.
+    let status = instance.import_raw(&token, &pictures);
+    assert_eq!(
+        (status["fileSummary"]["imported"].clone(), status["fileSummary"]["skipped"].clone()),
+        (json!(0), json!(1)),
+        "{status}"
+    );
 }
 
 /// `lvbak migrate` moves a single-node instance's files and vectors into the object store:

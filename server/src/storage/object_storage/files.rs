@@ -51,6 +51,10 @@ const PUTS_IN_FLIGHT: usize = 8;
 /// Keys remembered per user after a write mark (see `write_mark`), and how long a mark
 /// whose import never ended is remembered (an import's longest life).
 const RECORDED_AFTER_MARK: usize = 8_192;
+/// Objects listed at a mark for `size_of` (about 130 bytes each held), per import and for
+/// the instance; past either, `size_of` asks the store.
+const LISTED_PER_MARK: usize = 20_000;
+const LISTED_IN_ALL: usize = 100_000;
 const FORGET_MARK_AFTER: Duration = Duration::from_secs(6 * 3600);
 
 /// Files whose requests an export keeps in flight ahead of the one it reads (each holds
@@ -61,9 +65,7 @@ const OPEN_AHEAD: usize = 8;
 pub struct ObjectFileStore {
     storage: ObjectStorage,
     uploads: Arc<Uploads>,
-    /// Per user, since its last write mark (an import's start): when, and the first
-    /// [`RECORDED_AFTER_MARK`] keys written — what a rollback takes back besides what the
-    /// store stamped after the mark's second.
+    /// Per user, its last write mark (an import's start), until the import settles.
     since_mark: Arc<Mutex<MarksByUser>>,
 }
 
@@ -98,10 +100,38 @@ impl ObjectFileStore {
         Self { storage, uploads: Arc::new(uploads), since_mark: Arc::new(Mutex::new(HashMap::new())) }
     }
 
-    /// Remembers `key` as written since `user_id`'s mark (the first ones only): a file
-    /// this store wrote, never one that was there.
-    fn record_write(&self, user_id: &str, key: &ObjectPath) {
-        record_write(&self.since_mark, user_id, key);
+    /// Remembers `key` as written since `user_id`'s mark: a file this store wrote, never
+    /// one that was there.
+    fn record_write(&self, user_id: &str, key: &ObjectPath, size: u64) {
+        if let Some(mark) = self.since_mark.lock().get_mut(user_id) {
+            mark.record(key, size);
+        }
+    }
+
+    /// The size of a file as the user's folders were listed at its mark, with what was
+    /// written since: `Some(None)` for a file not there, `None` when no listing is kept.
+    fn listed_size(&self, user_id: &str, key: &ObjectPath) -> Option<Option<u64>> {
+        let marks = self.since_mark.lock();
+        marks.get(user_id)?.listed.as_ref().map(|listed| listed.get(key).copied())
+    }
+
+    /// Every object under `user_id`'s folders as key and size, unless there are more than
+    /// `cap`.
+    fn listing_up_to(&self, user_id: &str, cap: usize) -> io::Result<Option<HashMap<ObjectPath, u64>>> {
+        let mut listed = HashMap::new();
+        for bucket in FOLDER_BUCKETS {
+            let folder = self.folder(bucket, user_id)?;
+            let store = self.storage.store();
+            let room = cap.saturating_sub(listed.len()) + 1;
+            let objects: object_store::Result<Vec<object_store::ObjectMeta>> = self.storage.run(async move {
+                store.list(Some(&folder)).take(room).collect::<Vec<_>>().await.into_iter().collect()
+            });
+            listed.extend(objects.map_err(storage_error)?.into_iter().map(|object| (object.location, object.size)));
+            if listed.len() > cap {
+                return Ok(None);
+            }
+        }
+        Ok(Some(listed))
     }
 
     /// The size of a file of `user_id` whose PUT is under way, if `key` is one.
@@ -127,7 +157,7 @@ impl ObjectFileStore {
             }
             user.keys.insert(key.clone(), size);
         }
-        self.record_write(user_id, key);
+        self.record_write(user_id, key, size);
         let (store, uploads, user_id, key) =
             (self.storage.store(), self.uploads.clone(), user_id.to_string(), key.clone());
         let since_mark = self.since_mark.clone();
@@ -144,8 +174,11 @@ impl ObjectFileStore {
                     // import per user runs at a time): the file there is kept, and is not
                     // this write's to take back.
                     Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                        if let Some((_, keys)) = since_mark.lock().get_mut(&user_id) {
-                            keys.retain(|recorded| recorded != &key);
+                        if let Some(mark) = since_mark.lock().get_mut(&user_id) {
+                            mark.written.retain(|recorded| recorded != &key);
+                            if let Some(listed) = &mut mark.listed {
+                                listed.remove(&key);
+                            }
                         }
                     }
                     Err(error) => {
@@ -256,7 +289,7 @@ impl ObjectFileStore {
             let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
             return match self.storage.run(async move { store.put_opts(&key, PutPayload::from(head), options).await }) {
                 Ok(_) => {
-                    self.record_write(user_id, &put_key);
+                    self.record_write(user_id, &put_key, bytes);
                     Ok(WriteOutcome::Written { bytes })
                 }
                 Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
@@ -300,7 +333,7 @@ impl ObjectFileStore {
                     done
                 });
                 completed.map_err(storage_error)?;
-                self.record_write(user_id, key);
+                self.record_write(user_id, key, bytes);
                 Ok(WriteOutcome::Written { bytes })
             }
             Err(error) => {
@@ -311,16 +344,30 @@ impl ObjectFileStore {
     }
 }
 
-/// Per user, when its write mark was taken and the keys written since (the first ones).
-type MarksByUser = HashMap<String, (Instant, Vec<ObjectPath>)>;
+/// An import's write mark: when it was taken; the keys written since (the first
+/// [`RECORDED_AFTER_MARK`]), what a rollback takes back besides what the store stamped
+/// after the mark's second; and what the user's folders held at the mark with what was
+/// written since, while few enough ([`LISTED_PER_MARK`], [`LISTED_IN_ALL`]): `size_of`
+/// answers from it without a request (one import per user runs at a time, and only it
+/// writes the user's keys).
+struct Mark {
+    at: Instant,
+    written: Vec<ObjectPath>,
+    listed: Option<HashMap<ObjectPath, u64>>,
+}
 
-fn record_write(since_mark: &Mutex<MarksByUser>, user_id: &str, key: &ObjectPath) {
-    if let Some((_, keys)) = since_mark.lock().get_mut(user_id) {
-        if keys.len() < RECORDED_AFTER_MARK {
-            keys.push(key.clone());
+impl Mark {
+    fn record(&mut self, key: &ObjectPath, size: u64) {
+        if self.written.len() < RECORDED_AFTER_MARK {
+            self.written.push(key.clone());
+        }
+        if let Some(listed) = &mut self.listed {
+            listed.insert(key.clone(), size);
         }
     }
 }
+
+type MarksByUser = HashMap<String, Mark>;
 
 /// A range of a staged archive that must hold all its bytes: the file ending early is an
 /// error, not a shorter stored file.
@@ -421,6 +468,9 @@ impl FileStorage for ObjectFileStore {
         if let Some(size) = self.pending_size(user_id, &key) {
             return Ok(Some(size));
         }
+        if let Some(listed) = self.listed_size(user_id, &key) {
+            return Ok(listed);
+        }
         let store = self.storage.store();
         match self.storage.run(async move { store.head(&key).await }) {
             Ok(meta) => Ok(Some(meta.size)),
@@ -509,9 +559,15 @@ impl FileStorage for ObjectFileStore {
         let _ = self.storage.delete(marker);
         let stamp: SystemTime = stamped.map_err(storage_error)?.last_modified.into();
         let since_epoch = stamp.duration_since(SystemTime::UNIX_EPOCH).map_err(io::Error::other)?;
-        let mut marks = self.since_mark.lock();
-        marks.retain(|_, (at, _)| at.elapsed() < FORGET_MARK_AFTER);
-        marks.insert(user_id.to_string(), (Instant::now(), Vec::new()));
+        let listed_elsewhere: usize = {
+            let mut marks = self.since_mark.lock();
+            marks.retain(|user, mark| mark.at.elapsed() < FORGET_MARK_AFTER && user != user_id);
+            marks.values().filter_map(|mark| mark.listed.as_ref().map(HashMap::len)).sum()
+        };
+        let room = LISTED_PER_MARK.min(LISTED_IN_ALL.saturating_sub(listed_elsewhere));
+        let listed = if room == 0 { None } else { self.listing_up_to(user_id, room)? };
+        let mark = Mark { at: Instant::now(), written: Vec::new(), listed };
+        self.since_mark.lock().insert(user_id.to_string(), mark);
         if since_epoch.subsec_nanos() != 0 {
             return Ok(stamp);
         }
@@ -520,7 +576,7 @@ impl FileStorage for ObjectFileStore {
 
     fn remove_written_since(&self, user_id: &str, since: SystemTime) -> io::Result<u64> {
         let _ = self.settle(user_id);
-        let recorded = self.since_mark.lock().remove(user_id).map(|(_, keys)| keys).unwrap_or_default();
+        let recorded = self.since_mark.lock().remove(user_id).map(|mark| mark.written).unwrap_or_default();
         let recorded: std::collections::HashSet<ObjectPath> = recorded.into_iter().collect();
         let doomed: Vec<ObjectPath> = self
             .objects_of(user_id)?
