@@ -10,25 +10,28 @@
 //!   time and keys are per user, so nothing else writes that key meanwhile;
 //! - a file appears whole or not at all: a PUT is atomic and a multipart upload is
 //!   visible only once completed (an upload that fails is aborted);
-//! - durable on success: the store answers once it has the object (`make_durable` has
-//!   nothing left to do);
+//! - durable on success: the store answers once it has the object; files up to 1 MiB are
+//!   PUT in the background (`background.rs`) and `flush_writes` waits for them before an
+//!   import commits its rows;
 //! - `remove_written_since` compares the store's own stamps (`Last-Modified`) with a mark
-//!   the store stamped too ([`ObjectFileStore::write_mark`]); stores that stamp whole
-//!   seconds get a mark on the next whole second, waited for.
+//!   the store stamped too (`write_mark`), and takes back the keys written since the mark
+//!   by name (`marks.rs`), which covers the mark's own second on stores that stamp whole
+//!   seconds.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::StreamExt as _;
 use lvbak_core::FileBucket;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
-use parking_lot::{Condvar, Mutex};
 
+use super::background::{Uploads, BACKGROUND_PUT};
+use super::marks::Marks;
 use super::ObjectStorage;
 use crate::storage::backend::file_storage::{FileStorage, OpenedFile, WriteOutcome, WrittenFile};
 use crate::storage::files::FOLDER_BUCKETS;
@@ -41,22 +44,6 @@ const SINGLE_PUT: usize = 8 << 20;
 /// Chunks of a file being read that wait between the store and the reader.
 const READ_AHEAD: usize = 4;
 
-/// Files up to this size are written in the background: the import goes on to its next
-/// file while the PUT completes, up to [`PUTS_IN_FLIGHT`] at once for the instance (so at
-/// most that many of these files' bytes are held); the import waits for them before its
-/// rows are committed (`FileStorage::flush_writes`).
-const BACKGROUND_PUT: usize = 1 << 20;
-const PUTS_IN_FLIGHT: usize = 8;
-
-/// Keys remembered per user after a write mark (see `write_mark`), and how long a mark
-/// whose import never ended is remembered (an import's longest life).
-const RECORDED_AFTER_MARK: usize = 8_192;
-/// Objects listed at a mark for `size_of` (about 130 bytes each held), per import and for
-/// the instance; past either, `size_of` asks the store.
-const LISTED_PER_MARK: usize = 20_000;
-const LISTED_IN_ALL: usize = 100_000;
-const FORGET_MARK_AFTER: Duration = Duration::from_secs(6 * 3600);
-
 /// Files whose requests an export keeps in flight ahead of the one it reads (each holds
 /// no more than its connection's buffers until read).
 const OPEN_AHEAD: usize = 8;
@@ -64,23 +51,10 @@ const OPEN_AHEAD: usize = 8;
 /// Accounts' files in one instance's object storage.
 pub struct ObjectFileStore {
     storage: ObjectStorage,
-    uploads: Arc<Uploads>,
+    /// Small files' PUTs under way.
+    uploads: Uploads,
     /// Per user, its last write mark (an import's start), until the import settles.
-    since_mark: Arc<Mutex<MarksByUser>>,
-}
-
-/// Small files' PUTs under way (see [`BACKGROUND_PUT`]): per user, their keys and sizes and
-/// the first that failed; slots for the instance.
-struct Uploads {
-    pending: Mutex<HashMap<String, UserUploads>>,
-    settled: Condvar,
-    slots: Arc<tokio::sync::Semaphore>,
-}
-
-#[derive(Default)]
-struct UserUploads {
-    keys: HashMap<ObjectPath, u64>,
-    failure: Option<String>,
+    marks: Arc<Marks>,
 }
 
 fn storage_error(error: object_store::Error) -> io::Error {
@@ -92,27 +66,7 @@ fn storage_error(error: object_store::Error) -> io::Error {
 
 impl ObjectFileStore {
     pub fn new(storage: ObjectStorage) -> Self {
-        let uploads = Uploads {
-            pending: Mutex::new(HashMap::new()),
-            settled: Condvar::new(),
-            slots: Arc::new(tokio::sync::Semaphore::new(PUTS_IN_FLIGHT)),
-        };
-        Self { storage, uploads: Arc::new(uploads), since_mark: Arc::new(Mutex::new(HashMap::new())) }
-    }
-
-    /// Remembers `key` as written since `user_id`'s mark: a file this store wrote, never
-    /// one that was there.
-    fn record_write(&self, user_id: &str, key: &ObjectPath, size: u64) {
-        if let Some(mark) = self.since_mark.lock().get_mut(user_id) {
-            mark.record(key, size);
-        }
-    }
-
-    /// The size of a file as the user's folders were listed at its mark, with what was
-    /// written since: `Some(None)` for a file not there, `None` when no listing is kept.
-    fn listed_size(&self, user_id: &str, key: &ObjectPath) -> Option<Option<u64>> {
-        let marks = self.since_mark.lock();
-        marks.get(user_id)?.listed.as_ref().map(|listed| listed.get(key).copied())
+        Self { storage, uploads: Uploads::new(), marks: Arc::new(Marks::default()) }
     }
 
     /// Every object under `user_id`'s folders as key and size, unless there are more than
@@ -132,87 +86,6 @@ impl ObjectFileStore {
             }
         }
         Ok(Some(listed))
-    }
-
-    /// The size of a file of `user_id` whose PUT is under way, if `key` is one.
-    fn pending_size(&self, user_id: &str, key: &ObjectPath) -> Option<u64> {
-        self.uploads.pending.lock().get(user_id).and_then(|user| user.keys.get(key).copied())
-    }
-
-    /// Starts the create-only PUT of a small file and returns once it is under way
-    /// (waiting for a slot when [`PUTS_IN_FLIGHT`] are); an earlier PUT of the user's that
-    /// failed is this write's error.
-    fn put_in_background(&self, user_id: &str, key: &ObjectPath, bytes: Vec<u8>) -> io::Result<WriteOutcome> {
-        let permit = futures::executor::block_on(self.uploads.slots.clone().acquire_owned())
-            .map_err(|_| io::Error::other("the object store's upload slots are closed"))?;
-        let size = bytes.len() as u64;
-        {
-            let mut pending = self.uploads.pending.lock();
-            let user = pending.entry(user_id.to_string()).or_default();
-            if let Some(failure) = &user.failure {
-                return Err(io::Error::other(super::Unavailable(failure.clone())));
-            }
-            if user.keys.contains_key(key) {
-                return Ok(WriteOutcome::AlreadyThere);
-            }
-            user.keys.insert(key.clone(), size);
-        }
-        self.record_write(user_id, key, size);
-        let (store, uploads, user_id, key) =
-            (self.storage.store(), self.uploads.clone(), user_id.to_string(), key.clone());
-        let since_mark = self.since_mark.clone();
-        drop(self.storage.spawn(async move {
-            let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
-            let put = store.put_opts(&key, PutPayload::from(bytes), options).await;
-            drop(permit);
-            let mut pending = uploads.pending.lock();
-            if let Some(user) = pending.get_mut(&user_id) {
-                user.keys.remove(&key);
-                match put {
-                    Ok(_) => {}
-                    // A name taken meanwhile (the import looked before writing, and one
-                    // import per user runs at a time): the file there is kept, and is not
-                    // this write's to take back.
-                    Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                        if let Some(mark) = since_mark.lock().get_mut(&user_id) {
-                            mark.written.retain(|recorded| recorded != &key);
-                            if let Some(listed) = &mut mark.listed {
-                                listed.remove(&key);
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        user.failure.get_or_insert(error.to_string());
-                    }
-                }
-            }
-            uploads.settled.notify_all();
-        }));
-        Ok(WriteOutcome::Written { bytes: size })
-    }
-
-    /// Waits until no PUT is under way, any user's (failures stay for their users).
-    fn settle_all(&self) {
-        let mut pending = self.uploads.pending.lock();
-        while pending.values().any(|user| !user.keys.is_empty()) {
-            self.uploads.settled.wait(&mut pending);
-        }
-    }
-
-    /// Waits until none of `user_id`'s PUTs is under way; the first that failed, if one did
-    /// (then forgotten).
-    fn settle(&self, user_id: &str) -> io::Result<()> {
-        let mut pending = self.uploads.pending.lock();
-        loop {
-            match pending.get(user_id) {
-                None => return Ok(()),
-                Some(user) if user.keys.is_empty() => {
-                    let failure = pending.remove(user_id).and_then(|user| user.failure);
-                    return failure.map_or(Ok(()), |why| Err(io::Error::other(super::Unavailable(why))));
-                }
-                Some(_) => self.uploads.settled.wait(&mut pending),
-            }
-        }
     }
 
     /// The key of a file, or why the name is refused.
@@ -279,7 +152,7 @@ impl ObjectFileStore {
     ) -> io::Result<WriteOutcome> {
         if head.len() <= BACKGROUND_PUT {
             ready()?;
-            return self.put_in_background(user_id, key, head);
+            return self.uploads.put(&self.storage, &self.marks, user_id, key, head);
         }
         if head.len() <= SINGLE_PUT {
             ready()?;
@@ -289,7 +162,7 @@ impl ObjectFileStore {
             let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
             return match self.storage.run(async move { store.put_opts(&key, PutPayload::from(head), options).await }) {
                 Ok(_) => {
-                    self.record_write(user_id, &put_key, bytes);
+                    self.marks.record(user_id, &put_key, bytes);
                     Ok(WriteOutcome::Written { bytes })
                 }
                 Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
@@ -333,7 +206,7 @@ impl ObjectFileStore {
                     done
                 });
                 completed.map_err(storage_error)?;
-                self.record_write(user_id, key, bytes);
+                self.marks.record(user_id, key, bytes);
                 Ok(WriteOutcome::Written { bytes })
             }
             Err(error) => {
@@ -343,31 +216,6 @@ impl ObjectFileStore {
         }
     }
 }
-
-/// An import's write mark: when it was taken; the keys written since (the first
-/// [`RECORDED_AFTER_MARK`]), what a rollback takes back besides what the store stamped
-/// after the mark's second; and what the user's folders held at the mark with what was
-/// written since, while few enough ([`LISTED_PER_MARK`], [`LISTED_IN_ALL`]): `size_of`
-/// answers from it without a request (one import per user runs at a time, and only it
-/// writes the user's keys).
-struct Mark {
-    at: Instant,
-    written: Vec<ObjectPath>,
-    listed: Option<HashMap<ObjectPath, u64>>,
-}
-
-impl Mark {
-    fn record(&mut self, key: &ObjectPath, size: u64) {
-        if self.written.len() < RECORDED_AFTER_MARK {
-            self.written.push(key.clone());
-        }
-        if let Some(listed) = &mut self.listed {
-            listed.insert(key.clone(), size);
-        }
-    }
-}
-
-type MarksByUser = HashMap<String, Mark>;
 
 /// A range of a staged archive that must hold all its bytes: the file ending early is an
 /// error, not a shorter stored file.
@@ -465,10 +313,10 @@ impl FileStorage for ObjectFileStore {
 
     fn size_of(&self, bucket: FileBucket, user_id: &str, name: &str) -> io::Result<Option<u64>> {
         let key = self.key(bucket, user_id, name)?;
-        if let Some(size) = self.pending_size(user_id, &key) {
+        if let Some(size) = self.uploads.pending_size(user_id, &key) {
             return Ok(Some(size));
         }
-        if let Some(listed) = self.listed_size(user_id, &key) {
+        if let Some(listed) = self.marks.listed_size(user_id, &key) {
             return Ok(listed);
         }
         let store = self.storage.store();
@@ -529,8 +377,8 @@ impl FileStorage for ObjectFileStore {
 
     /// Once they settled, the import will not be taken back: its mark is forgotten.
     fn flush_writes(&self, user_id: &str) -> io::Result<()> {
-        self.settle(user_id)?;
-        self.since_mark.lock().remove(user_id);
+        self.uploads.settle(user_id)?;
+        self.marks.forget(user_id);
         Ok(())
     }
 
@@ -539,17 +387,18 @@ impl FileStorage for ObjectFileStore {
     fn make_durable(&self, written: Option<&[WrittenFile]>) -> io::Result<()> {
         let users: std::collections::BTreeSet<&str> =
             written.into_iter().flatten().map(|(_, user_id, _)| user_id.as_str()).collect();
-        users.into_iter().try_for_each(|user_id| self.settle(user_id))
+        users.into_iter().try_for_each(|user_id| self.uploads.settle(user_id))
     }
 
     /// PUTs under way are waited for; then a marker object is written and its stamp read.
     /// A store that stamps whole seconds may give a file written just before the same
     /// stamp: the mark is then the next second, and what `user_id` writes within the
-    /// mark's own second is known by its keys instead ([`RECORDED_AFTER_MARK`] of them
-    /// are remembered; the store takes no more than that in a second).
+    /// mark's own second is known by its keys instead (`marks.rs` remembers more of them
+    /// than a store takes in a second). The mark also lists the user's objects once, for
+    /// `size_of` during the import.
     fn write_mark(&self, user_id: &str) -> io::Result<SystemTime> {
         // Files answered before the mark are stored before it (stamped earlier).
-        self.settle_all();
+        self.uploads.settle_all();
         let marker = self.storage.path_of(["clock", &hex::encode(random_bytes::<8>())]);
         let (store, key) = (self.storage.store(), marker.clone());
         let stamped = self.storage.run(async move {
@@ -559,15 +408,9 @@ impl FileStorage for ObjectFileStore {
         let _ = self.storage.delete(marker);
         let stamp: SystemTime = stamped.map_err(storage_error)?.last_modified.into();
         let since_epoch = stamp.duration_since(SystemTime::UNIX_EPOCH).map_err(io::Error::other)?;
-        let listed_elsewhere: usize = {
-            let mut marks = self.since_mark.lock();
-            marks.retain(|user, mark| mark.at.elapsed() < FORGET_MARK_AFTER && user != user_id);
-            marks.values().filter_map(|mark| mark.listed.as_ref().map(HashMap::len)).sum()
-        };
-        let room = LISTED_PER_MARK.min(LISTED_IN_ALL.saturating_sub(listed_elsewhere));
+        let room = self.marks.listing_room(user_id);
         let listed = if room == 0 { None } else { self.listing_up_to(user_id, room)? };
-        let mark = Mark { at: Instant::now(), written: Vec::new(), listed };
-        self.since_mark.lock().insert(user_id.to_string(), mark);
+        self.marks.begin(user_id, listed);
         if since_epoch.subsec_nanos() != 0 {
             return Ok(stamp);
         }
@@ -575,9 +418,8 @@ impl FileStorage for ObjectFileStore {
     }
 
     fn remove_written_since(&self, user_id: &str, since: SystemTime) -> io::Result<u64> {
-        let _ = self.settle(user_id);
-        let recorded = self.since_mark.lock().remove(user_id).map(|mark| mark.written).unwrap_or_default();
-        let recorded: std::collections::HashSet<ObjectPath> = recorded.into_iter().collect();
+        let _ = self.uploads.settle(user_id);
+        let recorded: std::collections::HashSet<ObjectPath> = self.marks.forget(user_id).into_iter().collect();
         let doomed: Vec<ObjectPath> = self
             .objects_of(user_id)?
             .into_iter()

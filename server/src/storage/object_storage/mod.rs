@@ -13,8 +13,10 @@
 //! for the instance), and the calling thread waits for it — from any thread, a runtime's
 //! included, without tokio's "runtime within a runtime" panic.
 
+mod background;
 pub mod files;
 pub(crate) mod lance;
+mod marks;
 
 use std::collections::BTreeMap;
 use std::future::Future;
