@@ -23,11 +23,7 @@ use postgres_cluster::{test_database, TestDatabase};
 pub(crate) async fn test_object_store() -> crate::storage::ObjectStoreUrl {
     let place = tokio::task::spawn_blocking(lvbak_tests::s3_server::test_prefix).await.unwrap();
     let url: crate::storage::ObjectStoreUrl = place.url().parse().unwrap();
-    url.with_option("aws_endpoint", &place.endpoint)
-        .with_option("aws_access_key_id", &place.access_key)
-        .with_option("aws_secret_access_key", &place.secret_key)
-        .with_option("aws_region", "us-east-1")
-        .with_option("aws_allow_http", "true")
+    url.with_variables(place.env().iter().map(|(name, value)| (name.as_str(), value.as_str())))
 }
 
 /// The app's state over a data directory of its own, removed when this is dropped.

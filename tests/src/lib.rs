@@ -11,6 +11,8 @@ pub mod corpus;
 pub mod embedding_stub;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod s3_server;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod watcher;
 pub mod zipcraft;
 
 /// The real Lumiverse 1.1 archives, compiled in so that wasm tests can use them too.

@@ -4,9 +4,9 @@
 //! prefix of one bucket per test ([`test_prefix`]). `LVBAK_WEED` names the program; else `weed` on the `PATH`, else
 //! where `scripts/setup --test` puts it.
 //!
-//! The server never outlives the test process: as for `postgres_cluster`, a watcher in a
-//! process group of its own starts it and waits for end-of-file on a pipe only this process
-//! holds, then kills it (`kill -9`: its data is thrown away) and removes its folder. It
+//! The server never outlives the test process: a watcher (`crate::watcher`) starts it and,
+//! once the process is gone, kills it (`kill -9`: its data is thrown away) and removes its
+//! folder. It
 //! binds 127.0.0.1 only, with every port chosen here, and never phones home
 //! (`-master.telemetry=false`); its Iceberg and Lance side servers are off.
 //!
@@ -14,12 +14,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read as _, Write as _};
-use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::ChildStdin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::watcher::{free_port, shell_quoted, start_watcher};
 
 /// The bucket every test's prefix is in.
 const BUCKET: &str = "lvbak-tests";
@@ -108,17 +109,6 @@ fn weed() -> Result<PathBuf, String> {
     })
 }
 
-/// Quotes a path or word for `sh`.
-fn shell_quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
-/// A loopback port nothing listens on now.
-fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-    listener.local_addr().map(|address| address.port()).map_err(|error| error.to_string())
-}
-
 /// Starts the watcher, which starts the server; waits until its filer makes the bucket
 /// and its S3 port answers.
 fn start_server() -> Result<TestServer, String> {
@@ -158,21 +148,12 @@ fn start_server() -> Result<TestServer, String> {
     let command: Vec<String> = std::iter::once(weed.display().to_string()).chain(arguments).collect();
     let quoted: Vec<String> = command.iter().map(|word| shell_quoted(word)).collect();
     let script = format!(
-        "trap '' INT HUP TERM QUIT; {} >{} 2>&1 </dev/null & server=$!; cat >/dev/null; kill -9 $server; \
-         wait $server; rm -rf {}",
+        "{} >{} 2>&1 </dev/null & server=$!; cat >/dev/null; kill -9 $server; wait $server; rm -rf {}",
         quoted.join(" "),
         shell_quoted(&folder.join("server.log").display().to_string()),
         shell_quoted(&folder.display().to_string()),
     );
-    let mut watcher = Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|error| format!("cannot start the S3 server's watcher: {error}"))?;
-    let watcher = watcher.stdin.take().ok_or("the watcher has no standard input")?;
+    let watcher = start_watcher(&script, "S3 server")?;
     let deadline = Instant::now() + STARTUP;
     let mut last = String::new();
     while Instant::now() < deadline {

@@ -46,31 +46,32 @@ impl FileStore {
         Ok(segments.iter().fold(self.root.clone(), |path, segment| path.join(segment)))
     }
 
-    /// The folders of `user_id`, one per bucket.
-    fn user_folders(&self, user_id: &str) -> Vec<PathBuf> {
-        FOLDER_BUCKETS
-            .iter()
-            .filter_map(|bucket| self.path(*bucket, user_id, "probe").ok())
-            .filter_map(|probe| probe.parent().map(Path::to_path_buf))
-            .collect()
-    }
-
-    /// Calls `each` with every regular file under `user_id`'s folders and its metadata.
-    fn walk_user_files(&self, user_id: &str, each: &mut dyn FnMut(&Path, &fs::Metadata)) -> io::Result<()> {
-        let mut pending = self.user_folders(user_id);
-        while let Some(folder) = pending.pop() {
-            let entries = match fs::read_dir(&folder) {
-                Ok(entries) => entries,
-                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                Err(error) => return Err(error),
-            };
-            for entry in entries {
-                let entry = entry?;
-                let metadata = entry.metadata()?;
-                if metadata.is_dir() {
-                    pending.push(entry.path());
-                } else if metadata.is_file() {
-                    each(&entry.path(), &metadata);
+    /// Calls `each` with every regular file under `user_id`'s folders (below too): the
+    /// bucket whose folder it is in, that folder, the file's path and its metadata.
+    fn walk_user_files(
+        &self,
+        user_id: &str,
+        each: &mut dyn FnMut(FileBucket, &Path, &Path, &fs::Metadata) -> io::Result<()>,
+    ) -> io::Result<()> {
+        for bucket in FOLDER_BUCKETS {
+            // A user id the layout refuses has no folders.
+            let Ok(probe) = self.path(bucket, user_id, "probe") else { continue };
+            let Some(folder) = probe.parent() else { continue };
+            let mut pending = vec![folder.to_path_buf()];
+            while let Some(current) = pending.pop() {
+                let entries = match fs::read_dir(&current) {
+                    Ok(entries) => entries,
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(error),
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let metadata = entry.metadata()?;
+                    if metadata.is_dir() {
+                        pending.push(entry.path());
+                    } else if metadata.is_file() {
+                        each(bucket, folder, &entry.path(), &metadata)?;
+                    }
                 }
             }
         }
@@ -227,16 +228,20 @@ impl FileStorage for FileStore {
 
     fn usage_of(&self, user_id: &str) -> io::Result<u64> {
         let mut bytes = 0;
-        self.walk_user_files(user_id, &mut |_, metadata| bytes += metadata.len())?;
+        self.walk_user_files(user_id, &mut |_, _, _, metadata| {
+            bytes += metadata.len();
+            Ok(())
+        })?;
         Ok(bytes)
     }
 
     fn remove_written_since(&self, user_id: &str, since: std::time::SystemTime) -> io::Result<u64> {
         let mut doomed = Vec::new();
-        self.walk_user_files(user_id, &mut |path, metadata| {
+        self.walk_user_files(user_id, &mut |_, _, path, metadata| {
             if metadata.modified().is_ok_and(|at| at >= since) {
                 doomed.push(path.to_path_buf());
             }
+            Ok(())
         })?;
         for path in &doomed {
             fs::remove_file(path)?;
@@ -246,32 +251,14 @@ impl FileStorage for FileStore {
 
     fn stored_names(&self, user_id: &str) -> io::Result<Vec<(FileBucket, String)>> {
         let mut names = Vec::new();
-        for bucket in FOLDER_BUCKETS {
-            let probe = self.path(bucket, user_id, "probe").map_err(io::Error::other)?;
-            let Some(folder) = probe.parent() else { continue };
-            let mut pending = vec![folder.to_path_buf()];
-            while let Some(current) = pending.pop() {
-                let entries = match fs::read_dir(&current) {
-                    Ok(entries) => entries,
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                    Err(error) => return Err(error),
-                };
-                for entry in entries {
-                    let entry = entry?;
-                    let kind = entry.file_type()?;
-                    if kind.is_dir() {
-                        pending.push(entry.path());
-                    } else if kind.is_file() {
-                        let path = entry.path();
-                        let relative = path.strip_prefix(folder).map_err(io::Error::other)?;
-                        let parts: Option<Vec<&str>> = relative.iter().map(|part| part.to_str()).collect();
-                        if let Some(parts) = parts {
-                            names.push((bucket, parts.join("/")));
-                        }
-                    }
-                }
+        self.walk_user_files(user_id, &mut |bucket, folder, path, _| {
+            let relative = path.strip_prefix(folder).map_err(io::Error::other)?;
+            let parts: Option<Vec<&str>> = relative.iter().map(|part| part.to_str()).collect();
+            if let Some(parts) = parts {
+                names.push((bucket, parts.join("/")));
             }
-        }
+            Ok(())
+        })?;
         names.sort();
         Ok(names)
     }

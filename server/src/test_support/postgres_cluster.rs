@@ -5,21 +5,19 @@
 //! `LVBAK_TEST_DATABASE_URL` names a server to use instead (a database per test in it).
 //!
 //! The cluster never outlives the test process, however it ends (a failure, a panic,
-//! `kill -9`): a watcher process started before the cluster holds the read end of a pipe
-//! whose write end only this process holds; when this process is gone the pipe reads
-//! end-of-file, and the watcher stops the cluster and removes its folder. The watcher is
-//! in a process group of its own and ignores the terminal's signals, so a Ctrl-C that
-//! stops the tests does not stop it first.
+//! `kill -9`): a watcher (`lvbak_tests::watcher`) started before the cluster sees this
+//! process go, then stops the cluster and removes its folder; it ignores the terminal's
+//! signals, so a Ctrl-C that stops the tests does not stop it first.
 //!
 //! PostgreSQL not installed is a failure with the way to install it, never a skip.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+use lvbak_tests::watcher::{self, free_port, shell_quoted};
 use tokio_postgres::NoTls;
 
 /// Where Debian's PostgreSQL keeps its programs: 15 first (what `scripts/setup --test`
@@ -144,11 +142,6 @@ fn postgres_owner() -> Result<(u32, u32), String> {
     Ok((id("-u")?, id("-g")?))
 }
 
-/// Quotes a path for `sh`.
-fn shell_quoted(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
-}
-
 /// Starts the watcher, then `initdb` and `pg_ctl start` on a free port (a few tries: a port
 /// found free may be taken before the server binds it).
 fn start_private_cluster() -> Result<TestServer, String> {
@@ -204,25 +197,12 @@ fn start_private_cluster() -> Result<TestServer, String> {
 /// input, then stops the cluster at once and removes its folder.
 fn start_watcher(bin: &Path, folder: &Path, data: &Path) -> Result<ChildStdin, String> {
     let run_as = if rustix::process::geteuid().is_root() { "runuser -u postgres -- " } else { "" };
+    let quoted = |path: &Path| shell_quoted(&path.display().to_string());
     let script = format!(
-        "trap '' INT HUP TERM QUIT; cat >/dev/null; {run_as}{pg_ctl} -D {data} -m immediate -w stop; rm -rf {folder}",
-        pg_ctl = shell_quoted(&bin.join("pg_ctl")),
-        data = shell_quoted(data),
-        folder = shell_quoted(folder),
+        "cat >/dev/null; {run_as}{pg_ctl} -D {data} -m immediate -w stop; rm -rf {folder}",
+        pg_ctl = quoted(&bin.join("pg_ctl")),
+        data = quoted(data),
+        folder = quoted(folder),
     );
-    let mut watcher = Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|error| format!("cannot start the cluster's watcher: {error}"))?;
-    watcher.stdin.take().ok_or_else(|| "the watcher has no standard input".to_string())
-}
-
-/// A loopback port nothing listens on now.
-fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-    listener.local_addr().map(|address| address.port()).map_err(|error| error.to_string())
+    watcher::start_watcher(&script, "cluster")
 }

@@ -14,7 +14,7 @@ use lvbak_tests::zipcraft::RawEntry;
 use serde_json::{json, Value};
 
 use crate::common::{request, run_lvbak};
-use crate::support::{archive, count_rows, entry_bytes, files_under, manifest, rows_batch, table, uuid, Instance};
+use crate::support::{archive, count_rows, files_under, manifest, rows_batch, table, uuid, Instance};
 
 /// The most a single attack may raise the server's resident memory, in MiB.
 const MEMORY_BOUND_MIB: f64 = 256.0;
@@ -156,26 +156,7 @@ fn f05_an_export_holds_only_its_owners_files_and_nobody_plants_files_for_another
     }
 
     // Alice writes a file under a name Bob's own archive uses; Bob's import keeps his.
-    let name = format!("{}.png", uuid(0x503));
-    let plant = archive(
-        json!({"archiveId": uuid(0x5a)}),
-        vec![
-            table("images", &[json!({"id": uuid(0x504), "filename": name})]),
-            RawEntry::stored(&format!("files/images/{name}"), b"alice was here"),
-        ],
-    );
-    assert_eq!(instance.import_raw(&alice, &plant)["fileSummary"]["imported"], 1);
-    let bobs = archive(
-        json!({"archiveId": uuid(0x5b)}),
-        vec![
-            table("images", &[json!({"id": uuid(0x505), "filename": name})]),
-            RawEntry::stored(&format!("files/images/{name}"), b"bob's own picture"),
-        ],
-    );
-    let status = instance.import_raw(&bob, &bobs);
-    assert_eq!(status["fileSummary"]["imported"], 1, "{status}");
-    let export = instance.export(&bob);
-    assert_eq!(entry_bytes(&export, &format!("files/images/{name}")).as_deref(), Some(&b"bob's own picture"[..]));
+    crate::support::plant_then_restore(&instance, &alice, &bob);
 }
 
 #[test]

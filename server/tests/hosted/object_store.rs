@@ -18,7 +18,7 @@ use lvbak_tests::zipcraft::RawEntry;
 use serde_json::{json, Value};
 
 use crate::common::request;
-use crate::support::{archive, count_rows, entry_bytes, files_under, table, uuid, Instance};
+use crate::support::{archive, count_rows, entry_bytes, files_under, plant_then_restore, table, uuid, Instance};
 
 /// An instance whose files live under `place`.
 fn start_on(label: &str, place: &TestPrefix, extra: &[(&str, &str)]) -> Instance {
@@ -31,12 +31,7 @@ fn start_on(label: &str, place: &TestPrefix, extra: &[(&str, &str)]) -> Instance
 /// The test's own client of `place`, to see what the instance stored there.
 fn files_in(place: &TestPrefix) -> ObjectFileStore {
     let url: ObjectStoreUrl = place.url().parse().unwrap();
-    let url = url
-        .with_option("aws_endpoint", &place.endpoint)
-        .with_option("aws_access_key_id", &place.access_key)
-        .with_option("aws_secret_access_key", &place.secret_key)
-        .with_option("aws_region", "us-east-1")
-        .with_option("aws_allow_http", "true");
+    let url = url.with_variables(place.env().iter().map(|(name, value)| (name.as_str(), value.as_str())));
     ObjectFileStore::new(ObjectStorage::connect(&url).unwrap())
 }
 
@@ -133,21 +128,13 @@ fn s01_files_in_object_storage_are_each_accounts_own() {
         assert!(!export.windows(bytes.len()).any(|w| w == bytes.as_slice()), "bob's file is in mallory's export");
     }
 
-    // Mallory writes a file under a name Bob's archive uses next, and files whose names are
-    // dots and dashes (all a name may spell besides letters and digits); Bob's import keeps
-    // his, each lands in her place.
-    let name = format!("{}.png", uuid(0x503));
-    let status = instance.import_raw(
-        &mallory,
-        &archive(
-            json!({"archiveId": uuid(0x5a)}),
-            vec![
-                table("images", &[json!({"id": uuid(0x504), "filename": name})]),
-                RawEntry::stored(&format!("files/images/{name}"), b"mallory was here"),
-            ],
-        ),
-    );
-    assert_eq!(status["fileSummary"]["imported"], 1, "{status}");
+    // Mallory writes a file under a name Bob's archive uses next; Bob's import keeps his.
+    let name = plant_then_restore(&instance, &mallory, &bob);
+    assert_eq!(store.list(FileBucket::Images, &bob_id).unwrap().len(), bob_images.len() + 1);
+    assert_eq!(store.list(FileBucket::Images, &mallory_id).unwrap(), vec![name.clone()]);
+
+    // Files whose names are dots and dashes (all a name may spell besides letters and
+    // digits) land in her place.
     let tricky = ["...", ".hidden", "-", "x..y.bin"];
     let asset = |index: usize, name: &str| json!({"id": uuid(0x510 + index as u64), "user_id": "x", "bundle_id": "b", "slug": name, "storage_type": "file", "file_name": name});
     let rows: Vec<Value> = tricky.iter().enumerate().map(|(index, name)| asset(index, name)).collect();
@@ -161,27 +148,15 @@ fn s01_files_in_object_storage_are_each_accounts_own() {
         let bytes = entry_bytes(&export, &format!("files/theme-assets/b/{tricky}"));
         assert_eq!(bytes.as_deref(), Some(tricky.as_bytes()), "{tricky}");
     }
-    assert_eq!(store.list(FileBucket::Images, &mallory_id).unwrap(), vec![name.clone()]);
-    assert_eq!(store.usage_of(&bob_id).unwrap(), bob_usage, "bob's objects are as they were");
-    let bobs = archive(
-        json!({"archiveId": uuid(0x5b)}),
-        vec![
-            table("images", &[json!({"id": uuid(0x505), "filename": name})]),
-            RawEntry::stored(&format!("files/images/{name}"), b"bob's own picture"),
-        ],
-    );
-    let status = instance.import_raw(&bob, &bobs);
-    assert_eq!(status["fileSummary"]["imported"], 1, "{status}");
-    let export = instance.export(&bob);
-    assert_eq!(entry_bytes(&export, &format!("files/images/{name}")).as_deref(), Some(&b"bob's own picture"[..]));
-    assert_eq!(store.list(FileBucket::Images, &bob_id).unwrap().len(), bob_images.len() + 1);
+    let bobs_planted = b"the owner's own picture".len() as u64;
+    assert_eq!(store.usage_of(&bob_id).unwrap(), bob_usage + bobs_planted, "bob's objects are as they were");
 
     // Each account is charged for its own objects.
     let used =
         |user: &str| count_rows(&instance.data, &format!("SELECT bytes FROM lvbak_usage WHERE user_id = '{user}'"));
     assert!(used(&mallory_id) as u64 >= store.usage_of(&mallory_id).unwrap(), "mallory's objects are counted");
     let tricky_bytes: usize = tricky.iter().map(|name| name.len()).sum();
-    assert_eq!(store.usage_of(&mallory_id).unwrap(), (16 + tricky_bytes) as u64);
+    assert_eq!(store.usage_of(&mallory_id).unwrap(), (b"planted here".len() + tricky_bytes) as u64);
     assert_no_local_files(&instance);
 }
 
@@ -270,6 +245,21 @@ fn s03_a_failed_import_leaves_no_object_behind() {
     assert!(instance.staging_files().is_empty());
 }
 
+/// `lvbak serve` over a fresh data directory on `place`, which must exit non-zero at start;
+/// what it said on stderr.
+fn refused_start(label: &str, place: &TestPrefix) -> String {
+    let scratch = std::env::temp_dir().join(format!("lvbak-{label}-{}", std::process::id()));
+    let output = std::process::Command::new(crate::common::lvbak_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&scratch)
+        .envs(place.env())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert_ne!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// A TCP relay to the S3 server that can be cut: the object store going away and coming
 /// back, as a node sees it.
 struct Relay {
@@ -339,16 +329,7 @@ fn s04_health_names_the_object_store_while_it_does_not_answer() {
 fn s06_an_object_store_serves_one_instance() {
     let place = test_prefix();
     let mut first = start_on("s3-06", &place, &[]);
-    let scratch = std::env::temp_dir().join(format!("lvbak-s3-06-other-{}", std::process::id()));
-    let output = std::process::Command::new(crate::common::lvbak_binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&scratch)
-        .envs(place.env())
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&scratch);
-    assert_ne!(output.status.code(), Some(0));
-    let said = String::from_utf8_lossy(&output.stderr);
+    let said = refused_start("s3-06-other", &place);
     assert!(said.contains("holds another instance's accounts"), "{said}");
     first.restart();
     let answer = request(first.address(), "GET", "/api/v1/health", &[], b"");
@@ -451,16 +432,7 @@ fn s05_a_node_does_not_start_without_its_object_store() {
     let dead = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let scratch = std::env::temp_dir().join(format!("lvbak-s3-05-{}", std::process::id()));
-    let output = std::process::Command::new(crate::common::lvbak_binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&scratch)
-        .envs(TestPrefix { endpoint, ..place }.env())
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&scratch);
-    assert_ne!(output.status.code(), Some(0));
-    let said = String::from_utf8_lossy(&output.stderr);
+    let said = refused_start("s3-05", &TestPrefix { endpoint, ..place });
     assert!(said.contains("object store s3://lvbak-tests/"), "{said}");
     assert!(said.trim().lines().count() <= 3, "{said}");
 }

@@ -198,6 +198,33 @@ impl Drop for Instance {
     }
 }
 
+/// `planter` writes a file under a name `owner`'s next archive uses; `owner`'s import
+/// keeps its own file under that name, as its export shows. The name.
+pub fn plant_then_restore(instance: &Instance, planter: &str, owner: &str) -> String {
+    let name = format!("{}.png", uuid(0x503));
+    let plant = archive(
+        json!({"archiveId": uuid(0x5a)}),
+        vec![
+            table("images", &[json!({"id": uuid(0x504), "filename": name})]),
+            RawEntry::stored(&format!("files/images/{name}"), b"planted here"),
+        ],
+    );
+    assert_eq!(instance.import_raw(planter, &plant)["fileSummary"]["imported"], 1);
+    let owners = archive(
+        json!({"archiveId": uuid(0x5b)}),
+        vec![
+            table("images", &[json!({"id": uuid(0x505), "filename": name})]),
+            RawEntry::stored(&format!("files/images/{name}"), b"the owner's own picture"),
+        ],
+    );
+    let status = instance.import_raw(owner, &owners);
+    assert_eq!(status["fileSummary"]["imported"], 1, "{status}");
+    let export = instance.export(owner);
+    let kept = entry_bytes(&export, &format!("files/images/{name}"));
+    assert_eq!(kept.as_deref(), Some(&b"the owner's own picture"[..]));
+    name
+}
+
 /// Every regular file under `folder`.
 pub fn files_under(folder: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();

@@ -9,11 +9,11 @@ use std::io;
 use std::sync::Arc;
 
 use object_store::path::Path as ObjectPath;
-use object_store::{PutMode, PutOptions, PutPayload};
+use object_store::PutPayload;
 use parking_lot::{Condvar, Mutex};
 
 use super::marks::Marks;
-use super::{ObjectStorage, Unavailable};
+use super::{put_new, ObjectStorage, Unavailable};
 use crate::storage::backend::file_storage::WriteOutcome;
 
 /// Files up to this size are written in the background.
@@ -78,20 +78,17 @@ impl Uploads {
         let (store, state, marks) = (storage.store(), self.state.clone(), marks.clone());
         let (user_id, key) = (user_id.to_string(), key.clone());
         drop(storage.spawn(async move {
-            let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
-            let put = store.put_opts(&key, PutPayload::from(bytes), options).await;
+            let put = put_new(&*store, &key, PutPayload::from(bytes)).await;
             drop(permit);
             let mut pending = state.pending.lock();
             if let Some(user) = pending.get_mut(&user_id) {
                 user.keys.remove(&key);
                 match put {
-                    Ok(_) => {}
+                    Ok(true) => {}
                     // A name taken meanwhile (the import looked before writing, and one
                     // import per user runs at a time): the file there is kept, and is not
                     // this write's to take back.
-                    Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                        marks.unrecord(&user_id, &key);
-                    }
+                    Ok(false) => marks.unrecord(&user_id, &key),
                     Err(error) => {
                         user.failure.get_or_insert(error.to_string());
                     }

@@ -28,11 +28,11 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use lvbak_core::FileBucket;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStoreExt as _, PutPayload};
 
 use super::background::{Uploads, BACKGROUND_PUT};
 use super::marks::Marks;
-use super::ObjectStorage;
+use super::{put_new, ObjectStorage};
 use crate::storage::backend::file_storage::{FileStorage, OpenedFile, WriteOutcome, WrittenFile};
 use crate::storage::files::FOLDER_BUCKETS;
 use crate::storage::identity::random_bytes;
@@ -74,18 +74,33 @@ impl ObjectFileStore {
     fn listing_up_to(&self, user_id: &str, cap: usize) -> io::Result<Option<HashMap<ObjectPath, u64>>> {
         let mut listed = HashMap::new();
         for bucket in FOLDER_BUCKETS {
-            let folder = self.folder(bucket, user_id)?;
-            let store = self.storage.store();
             let room = cap.saturating_sub(listed.len()) + 1;
-            let objects: object_store::Result<Vec<object_store::ObjectMeta>> = self.storage.run(async move {
-                store.list(Some(&folder)).take(room).collect::<Vec<_>>().await.into_iter().collect()
-            });
-            listed.extend(objects.map_err(storage_error)?.into_iter().map(|object| (object.location, object.size)));
+            let objects = self.list_folder(self.folder(bucket, user_id)?, room)?;
+            listed.extend(objects.into_iter().map(|object| (object.location, object.size)));
             if listed.len() > cap {
                 return Ok(None);
             }
         }
         Ok(Some(listed))
+    }
+
+    /// The objects under `folder`, below too, the first `limit` of them.
+    fn list_folder(&self, folder: ObjectPath, limit: usize) -> io::Result<Vec<object_store::ObjectMeta>> {
+        let store = self.storage.store();
+        let listed: object_store::Result<Vec<object_store::ObjectMeta>> = self
+            .storage
+            .run(async move { store.list(Some(&folder)).take(limit).collect::<Vec<_>>().await.into_iter().collect() });
+        listed.map_err(storage_error)
+    }
+
+    /// The size of the object at `key`, or `None` if there is none (one request).
+    fn head_size(&self, key: &ObjectPath) -> io::Result<Option<u64>> {
+        let (store, key) = (self.storage.store(), key.clone());
+        match self.storage.run(async move { store.head(&key).await }) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(storage_error(error)),
+        }
     }
 
     /// The key of a file, or why the name is refused.
@@ -114,23 +129,9 @@ impl ObjectFileStore {
         let mut found = Vec::new();
         for bucket in FOLDER_BUCKETS {
             let folder = self.folder(bucket, user_id)?;
-            let (store, listed_folder) = (self.storage.store(), folder.clone());
-            let listed: object_store::Result<Vec<object_store::ObjectMeta>> = self
-                .storage
-                .run(async move { store.list(Some(&listed_folder)).collect::<Vec<_>>().await.into_iter().collect() });
-            found.push((bucket, folder, listed.map_err(storage_error)?));
+            found.push((bucket, folder.clone(), self.list_folder(folder, usize::MAX)?));
         }
         Ok(found)
-    }
-
-    fn exists(&self, key: &ObjectPath) -> io::Result<bool> {
-        let store = self.storage.store();
-        let key = key.clone();
-        match self.storage.run(async move { store.head(&key).await }) {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(error) => Err(storage_error(error)),
-        }
     }
 
     /// Reads up to [`SINGLE_PUT`] + 1 bytes of `data`: the whole file if it is small.
@@ -158,20 +159,14 @@ impl ObjectFileStore {
             ready()?;
             let bytes = head.len() as u64;
             let (store, put_key) = (self.storage.store(), key.clone());
-            let key = put_key.clone();
-            let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
-            return match self.storage.run(async move { store.put_opts(&key, PutPayload::from(head), options).await }) {
-                Ok(_) => {
-                    self.marks.record(user_id, &put_key, bytes);
-                    Ok(WriteOutcome::Written { bytes })
-                }
-                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                    Ok(WriteOutcome::AlreadyThere)
-                }
-                Err(error) => Err(storage_error(error)),
-            };
+            let stored = self.storage.run(async move { put_new(&*store, &put_key, PutPayload::from(head)).await });
+            if !stored.map_err(storage_error)? {
+                return Ok(WriteOutcome::AlreadyThere);
+            }
+            self.marks.record(user_id, key, bytes);
+            return Ok(WriteOutcome::Written { bytes });
         }
-        if self.exists(key)? {
+        if self.head_size(key)?.is_some() {
             ready()?;
             return Ok(WriteOutcome::AlreadyThere);
         }
@@ -319,12 +314,7 @@ impl FileStorage for ObjectFileStore {
         if let Some(listed) = self.marks.listed_size(user_id, &key) {
             return Ok(listed);
         }
-        let store = self.storage.store();
-        match self.storage.run(async move { store.head(&key).await }) {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(storage_error(error)),
-        }
+        self.head_size(&key)
     }
 
     fn write_new(

@@ -89,15 +89,18 @@ impl std::fmt::Display for ObjectStoreUrl {
 impl ObjectStoreUrl {
     /// The same place with `key` (an `object_store` S3 option such as `aws_endpoint`) set
     /// to `value`, whatever the environment says.
-    pub fn with_option(mut self, key: &str, value: &str) -> Self {
+    fn with_option(mut self, key: &str, value: &str) -> Self {
         self.overrides.insert(key.to_string(), value.to_string());
         self
     }
 
-    /// The same bucket, one folder further down.
-    pub fn joined(mut self, segment: &str) -> Self {
-        self.prefix.push(segment.to_string());
-        self
+    /// The same place with what `variables` (named as in the environment: `AWS_ENDPOINT_URL`,
+    /// ...) say, whatever the environment says; other names are left out.
+    pub fn with_variables<'a>(self, variables: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        variables
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("AWS_"))
+            .fold(self, |url, (name, value)| url.with_option(&name.to_ascii_lowercase(), value))
     }
 
     /// The options `object_store`'s S3 builder takes, the environment's first.
@@ -141,6 +144,21 @@ fn percent_decoded(segment: &str) -> std::borrow::Cow<'_, str> {
 /// Cargo.toml). Called before the first client is built; a second call changes nothing.
 pub(crate) fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Stores `payload` at `key` unless an object is there (a create-only PUT, `If-None-Match:
+/// *`): whether it was stored; the object there is kept.
+pub(crate) async fn put_new(
+    store: &dyn ObjectStore,
+    key: &ObjectPath,
+    payload: PutPayload,
+) -> object_store::Result<bool> {
+    let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+    match store.put_opts(key, payload, options).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+        Err(error) => Err(error),
+    }
 }
 
 /// A client of `url`'s bucket: path-style requests, the environment's settings and then
@@ -252,15 +270,11 @@ impl ObjectStorage {
     pub fn claim(&self, instance_id: &str) -> anyhow::Result<()> {
         let (store, key, id) = (self.store.clone(), self.path_of(["lvbak-instance"]), instance_id.to_string());
         let claimed = self.run(async move {
-            let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
-            match store.put_opts(&key, PutPayload::from(id.into_bytes()), options).await {
-                Ok(_) => Ok(None),
-                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                    let owner = store.get(&key).await?.bytes().await?;
-                    Ok(Some(String::from_utf8_lossy(&owner).into_owned()))
-                }
-                Err(error) => Err(error),
+            if put_new(&*store, &key, PutPayload::from(id.into_bytes())).await? {
+                return Ok(None);
             }
+            let owner = store.get(&key).await?.bytes().await?;
+            Ok::<_, object_store::Error>(Some(String::from_utf8_lossy(&owner).into_owned()))
         });
         match claimed.with_context(|| format!("object store {}", self.url))? {
             Some(owner) if owner != instance_id => bail!(
