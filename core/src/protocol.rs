@@ -563,6 +563,8 @@ pub enum Event {
     },
     TicketSkipped,
     Running,
+    /// A restore preview's answer is ready (its commit answers it; nothing was written).
+    Previewed,
     Extracted,
     Table {
         table: String,

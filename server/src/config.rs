@@ -146,6 +146,10 @@ pub struct HostingLimits {
     /// Bytes of an account's own files read, when a batch import opens, to tell which of
     /// the archive's files it holds already; past this, the rest are sent again.
     pub held_check_bytes: u64,
+    /// Restore previews an account may ask for: a burst, then one per `preview_interval`
+    /// (each reads the account's rows and the files it compares).
+    pub preview_burst: u32,
+    pub preview_interval: Duration,
 }
 
 impl Default for HostingLimits {
@@ -173,6 +177,8 @@ impl Default for HostingLimits {
             embedding_timeout: DEFAULT_EMBEDDING_TIMEOUT,
             embedding_private_hosts: true,
             held_check_bytes: 8 << 30,
+            preview_burst: 10,
+            preview_interval: Duration::from_secs(60),
         }
     }
 }
@@ -221,6 +227,8 @@ impl HostingLimits {
                 }
                 "embedding_private_hosts" => self.embedding_private_hosts = flag()?,
                 "held_check_bytes" => self.held_check_bytes = parse_bytes(value)?,
+                "preview_burst" => self.preview_burst = u32::try_from(count()?.max(1)).unwrap_or(u32::MAX),
+                "preview_interval" => self.preview_interval = seconds()?,
                 other => return Err(format!("unknown setting {other:?}")),
             }
         }

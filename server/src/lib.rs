@@ -11,6 +11,9 @@ pub(crate) mod export;
 pub(crate) mod failure;
 pub mod faults;
 pub(crate) mod import;
+/// A restore preview as `lvbak import --dry-run` computes it from an archive (the tests
+/// compare the browser's batch preview with it).
+pub use import::preview::preview_archive;
 pub(crate) mod memory;
 pub(crate) mod policy;
 pub(crate) mod progress;

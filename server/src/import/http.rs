@@ -226,8 +226,11 @@ async fn status(
 }
 
 /// The status of a job that has ended (this run of the server or an earlier one), as
-/// recorded.
+/// recorded (a preview that failed or was cancelled: while the instance keeps it).
 pub async fn recorded_status(state: &AppState, id: &str, user_id: &str) -> AppResult<JobReport> {
+    if let Some(report) = state.jobs().ended_preview(id, user_id) {
+        return Ok(report);
+    }
     let record = state.store().jobs().job_record(id, user_id).await?;
     let record = record.ok_or(AppError::NotFound("import job"))?;
     if let Some(report) = record.report.as_deref().and_then(|text| serde_json::from_str(text).ok()) {

@@ -5,7 +5,7 @@
 //! records its (bounded) report, publishes its final event, frees its user and its staging
 //! file, and forgets it; the status of an ended job is read back from the database.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -24,10 +24,10 @@ use crate::error::AppError;
 use crate::failure::JobFailure;
 use crate::progress::{Event, Progress, ProgressHub};
 use crate::storage::Store;
-use crate::throttle::{Slot, SlotRefusal, Slots};
+use crate::throttle::{RateLimiter, Slot, SlotRefusal, Slots};
 use crate::util::now;
 use lvbak_core::protocol::ImportSummary;
-use lvbak_core::protocol::{JobError, JobReport, JobStatus, ManifestReport, SummaryReport, TicketUse};
+use lvbak_core::protocol::{JobError, JobReport, JobStatus, ManifestReport, RestorePreview, SummaryReport, TicketUse};
 
 /// What the user decided about the archive's secrets.
 pub enum SecretsDecision {
@@ -38,6 +38,8 @@ pub enum SecretsDecision {
 /// How a job ended.
 pub enum Outcome {
     Complete(ImportSummary),
+    /// A preview job's answer (nothing was written).
+    Previewed(Box<RestorePreview>),
     Failed(JobFailure),
     Cancelled,
 }
@@ -90,6 +92,8 @@ pub struct JobState {
     pub error: Option<JobError>,
     pub decision: Option<SecretsDecision>,
     pub ticket_use: Option<TicketUse>,
+    /// A preview job's answer, once it is complete, until the commit takes it.
+    pub preview: Option<Box<RestorePreview>>,
 }
 
 pub struct Job {
@@ -99,6 +103,9 @@ pub struct Job {
     pub archive: ArchiveFacts,
     /// The staged archive (raw uploads); removed when the job ends.
     pub staged: Option<PathBuf>,
+    /// A restore preview: the batches are previewed, not applied, and the job is never
+    /// recorded (its id is forgotten once it ends).
+    pub preview: bool,
     pub cancel: Arc<AtomicBool>,
     state: Mutex<JobState>,
     /// Woken when a secrets decision arrives or the job is cancelled.
@@ -181,12 +188,22 @@ pub struct Jobs {
     slots: Slots,
     workers: Arc<Semaphore>,
     worker_count: usize,
+    /// Restore previews each user may ask for.
+    previews: Arc<RateLimiter>,
+    /// The last status of previews that failed or were cancelled (previews are not
+    /// recorded): the newest per user, [`ENDED_PREVIEWS`] in the instance, so the commit or
+    /// status that comes next learns why.
+    ended_previews: Arc<Mutex<VecDeque<(String, String, JobReport)>>>,
 }
 
-/// A user's claim to open an import; handed to the job it becomes.
+/// Ended previews' statuses the instance keeps (see `Jobs::ended_previews`).
+const ENDED_PREVIEWS: usize = 256;
+
+/// A user's claim to open an import (or a preview); handed to the job it becomes.
 pub struct Reservation {
     slot: Slot,
     user_id: String,
+    preview: bool,
 }
 
 impl Reservation {
@@ -203,6 +220,8 @@ impl Jobs {
             slots: Slots::new(1, hosting.open_imports),
             workers: Arc::new(Semaphore::new(workers)),
             worker_count: workers,
+            previews: Arc::new(RateLimiter::new(hosting.preview_burst, hosting.preview_interval)),
+            ended_previews: Arc::default(),
         }
     }
 
@@ -210,13 +229,23 @@ impl Jobs {
     /// `busy` if the instance holds as many open imports as it allows.
     pub fn reserve(&self, user_id: &str) -> Result<Reservation, AppError> {
         match self.slots.try_take(user_id) {
-            Ok(slot) => Ok(Reservation { slot, user_id: user_id.to_string() }),
+            Ok(slot) => Ok(Reservation { slot, user_id: user_id.to_string(), preview: false }),
             Err(SlotRefusal::User(_)) => Err(AppError::ImportRunning),
             Err(SlotRefusal::Instance) => Err(AppError::Busy { what: "imports", retry_after: Duration::from_secs(30) }),
         }
     }
 
-    /// Registers a job under a reservation, records it and opens its progress channel.
+    /// Claims the user's one import slot for a restore preview, within the user's previews
+    /// (`rate_limited` past them); refused as [`Jobs::reserve`] is (a refused claim does not
+    /// count as a preview).
+    pub fn reserve_preview(&self, user_id: &str) -> Result<Reservation, AppError> {
+        self.previews.take(user_id).map_err(|retry_after| AppError::RateLimited { retry_after })?;
+        let reservation = self.reserve(user_id).inspect_err(|_| self.previews.give_back(user_id))?;
+        Ok(Reservation { preview: true, ..reservation })
+    }
+
+    /// Registers a job under a reservation, records it (unless it is a preview) and opens
+    /// its progress channel.
     pub async fn create(
         &self,
         store: &Store,
@@ -226,7 +255,7 @@ impl Jobs {
         archive: ArchiveFacts,
         staged: Option<PathBuf>,
     ) -> Arc<Job> {
-        let Reservation { slot, user_id } = reservation;
+        let Reservation { slot, user_id, preview } = reservation;
         let job = Arc::new(Job {
             progress: hub.open(&id, &user_id),
             id: id.clone(),
@@ -234,6 +263,7 @@ impl Jobs {
             started_at: now(),
             archive,
             staged,
+            preview,
             cancel: Arc::new(AtomicBool::new(false)),
             state: Mutex::new(JobState {
                 status: JobStatus::Queued,
@@ -242,18 +272,27 @@ impl Jobs {
                 error: None,
                 decision: None,
                 ticket_use: None,
+                preview: None,
             }),
             wake: Notify::new(),
             slot: Mutex::new(Some(slot)),
             batches: OnceLock::new(),
         });
-        let recorded =
-            store.jobs().record_job(&job.id, &job.user_id, "queued", &job.archive.archive_id, job.started_at).await;
-        if let Err(error) = recorded {
-            tracing::error!("cannot record import job {}: {error}", job.id);
+        if !job.preview {
+            let recorded =
+                store.jobs().record_job(&job.id, &job.user_id, "queued", &job.archive.archive_id, job.started_at).await;
+            if let Err(error) = recorded {
+                tracing::error!("cannot record import job {}: {error}", job.id);
+            }
         }
         self.open.lock().insert(id, job.clone());
         job
+    }
+
+    /// The status of `user_id`'s preview `id` that failed or was cancelled, while kept.
+    pub fn ended_preview(&self, id: &str, user_id: &str) -> Option<JobReport> {
+        let ended = self.ended_previews.lock();
+        ended.iter().find(|(job, user, _)| job == id && user == user_id).map(|(_, _, report)| report.clone())
     }
 
     /// An open job of `user_id` (another user's id answers as missing).
@@ -298,6 +337,11 @@ impl Jobs {
                     state.summary = Some(Box::new(summary));
                     event
                 }
+                Outcome::Previewed(preview) => {
+                    state.status = JobStatus::Complete;
+                    state.preview = Some(preview);
+                    Event::Previewed
+                }
                 Outcome::Failed(failure) => {
                     state.status = JobStatus::Failed;
                     let error = failure.to_error();
@@ -318,15 +362,25 @@ impl Jobs {
         if let Some(staged) = &job.staged {
             let _ = std::fs::remove_file(staged);
         }
-        let report = serde_json::to_string(&job.report()).unwrap_or_default();
-        let status = job.status();
-        let (code, message) = job.lock().error.clone().map(|error| (error.code, error.message)).unzip();
-        let recorded = store
-            .jobs()
-            .finish_job(&job.id, status.as_str(), now(), code.as_deref(), message.as_deref(), &report)
-            .await;
-        if let Err(failure) = recorded {
-            tracing::error!("cannot record the end of import job {}: {failure}", job.id);
+        if job.preview && job.status() != JobStatus::Complete {
+            let mut ended = self.ended_previews.lock();
+            ended.retain(|(_, user, _)| *user != job.user_id);
+            if ended.len() >= ENDED_PREVIEWS {
+                ended.pop_front();
+            }
+            ended.push_back((job.id.clone(), job.user_id.clone(), job.report()));
+        }
+        if !job.preview {
+            let report = serde_json::to_string(&job.report()).unwrap_or_default();
+            let status = job.status();
+            let (code, message) = job.lock().error.clone().map(|error| (error.code, error.message)).unzip();
+            let recorded = store
+                .jobs()
+                .finish_job(&job.id, status.as_str(), now(), code.as_deref(), message.as_deref(), &report)
+                .await;
+            if let Err(failure) = recorded {
+                tracing::error!("cannot record the end of import job {}: {failure}", job.id);
+            }
         }
         job.progress.publish(event);
         self.open.lock().remove(&job.id);

@@ -33,6 +33,7 @@ use crate::storage::backend::import_rows::ImportRows;
 use crate::storage::{Store, VectorRow, WriteOutcome};
 
 pub(crate) mod files;
+mod preview;
 mod secrets;
 mod vectors;
 

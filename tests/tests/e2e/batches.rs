@@ -23,7 +23,7 @@ use crate::import::{assert_fixture_secrets_stored, import};
 use crate::support::{small_seed, status_json, Account, TestServer};
 
 /// `PUT`s batch `number` of `job` with its hash, as the Worker does.
-fn put_batch(
+pub(crate) fn put_batch(
     server: &TestServer,
     account: &Account,
     job: &str,
@@ -40,14 +40,14 @@ fn put_batch(
 }
 
 /// Sends batches with blocking calls, as the Worker's synchronous requests do.
-struct HttpSink {
-    runtime: Handle,
-    client: reqwest::Client,
-    url: String,
-    token: String,
-    sent: Vec<u64>,
+pub(crate) struct HttpSink {
+    pub(crate) runtime: Handle,
+    pub(crate) client: reqwest::Client,
+    pub(crate) url: String,
+    pub(crate) token: String,
+    pub(crate) sent: Vec<u64>,
     /// Fails (as a dropped connection would) once this many batches were sent.
-    fail_after: Option<usize>,
+    pub(crate) fail_after: Option<usize>,
 }
 
 impl BatchSink for HttpSink {
@@ -100,14 +100,14 @@ async fn open_job_claiming(
 }
 
 /// The server's held rows for a job, as the upload plan takes them.
-async fn held_rows_of(server: &TestServer, account: &Account, job: &str) -> HeldRows {
+pub(crate) async fn held_rows_of(server: &TestServer, account: &Account, job: &str) -> HeldRows {
     let answer = server.get(account, &format!("/api/v1/user-data/import/{job}/held-rows")).send().await.unwrap();
     assert_eq!(answer.status(), 200);
     HeldRows::parse(&answer.bytes().await.unwrap()).unwrap()
 }
 
 /// The files a job's opening answer says the server holds.
-fn held_of(opened: &Value) -> std::collections::HashSet<String> {
+pub(crate) fn held_of(opened: &Value) -> std::collections::HashSet<String> {
     opened["heldFiles"].as_array().unwrap().iter().map(|name| name.as_str().unwrap().to_string()).collect()
 }
 

@@ -66,7 +66,7 @@ pub fn owned_rows(store: &Store, table: &str, user_id: &str) -> Vec<Map<String, 
     rows
 }
 
-async fn export(server: &TestServer, account: &Account, vectors: bool) -> Vec<u8> {
+pub(crate) async fn export(server: &TestServer, account: &Account, vectors: bool) -> Vec<u8> {
     let path = format!("/api/v1/user-data/export?includeVectors={}", u8::from(vectors));
     ok_bytes(server.get(account, &path).send().await.unwrap()).await
 }

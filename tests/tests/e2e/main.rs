@@ -2,6 +2,7 @@
 //! every suite that runs a real server on 127.0.0.1 over a real data directory.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod batch_preview;
 mod batches;
 mod browser;
 mod browser_cards;

@@ -14,13 +14,16 @@ use std::sync::Arc;
 
 use lvbak_core::batch::{Batch, InflatingPayload, PlainSecret, MAX_BATCH_PAYLOAD_BYTES};
 use lvbak_core::hpke::{HpkeKeyPair, SECRETS_INFO};
+use lvbak_core::protocol::RestorePreview;
 use lvbak_core::row_stream::RowStream;
+use lvbak_core::upload::FileClaim;
 use lvbak_core::{
     check_row, parse_row, parse_row_aligned, table_entry_name, vector_entry_name, EmbeddingConfig, FileBucket,
     FormatError, NdjsonLines, UnknownColumns,
 };
 
 use crate::import::jobs::Job;
+use crate::import::preview::Previewer;
 use crate::import::session::{ImportError, ImportSession, ImportSummary};
 use crate::import::steps::for_each_step;
 use crate::memory::{Held, MemoryBudget};
@@ -65,6 +68,9 @@ pub struct BatchApplier<'a> {
     /// Bytes the batch being applied inflated to, all its parts together (held to
     /// [`MAX_BATCH_PAYLOAD_BYTES`], so no batch — a bundle neither — is work without end).
     batch_inflated: Arc<AtomicU64>,
+    /// A preview job's preview so far: its rows are previewed, not applied, and it takes
+    /// no file, vector or secret.
+    previewer: Option<Box<Previewer>>,
 }
 
 /// How long a stream's carry waits for room in the memory budget before the job fails.
@@ -107,6 +113,7 @@ impl<'a> BatchApplier<'a> {
             decompressed_cap,
             line_cap,
             stream: None,
+            previewer: job.preview.then(Box::default),
         }
     }
 
@@ -127,6 +134,16 @@ impl<'a> BatchApplier<'a> {
             // Only rows share the open write transaction; files and vectors take their time
             // without holding anyone's turn to write.
             self.session.commit()?;
+        }
+        if self.previewer.is_some() {
+            match batch {
+                Batch::FileChunk { .. } | Batch::Vectors { .. } => {
+                    return Err(FormatError::BadBatch { detail: "a preview takes rows only".into() }.into())
+                }
+                // Dropped unopened: a preview restores no API keys.
+                Batch::Secrets { .. } => return self.secrets_once(),
+                _ => {}
+            }
         }
         match batch {
             Batch::Rows { table, first_line, held, deflated, .. } => {
@@ -232,7 +249,12 @@ impl<'a> BatchApplier<'a> {
         let session = &mut self.session;
         let unknown = UnknownColumns::default();
         let parse = |entry: &str, number: u64, line: &[u8]| parse_row_aligned(entry, number, line, columns, &unknown);
-        for_each_step(lines, first_line, parse, |rows| session.apply_rows(table, rows).map(|_| ()))?;
+        match self.previewer.as_deref_mut() {
+            Some(previewer) => {
+                for_each_step(lines, first_line, parse, |rows| session.preview_rows(previewer, table, columns, rows))?
+            }
+            None => for_each_step(lines, first_line, parse, |rows| session.apply_rows(table, rows).map(|_| ()))?,
+        }
         self.session.note_dropped_columns(table, &unknown);
         self.session.table_progress(table);
         Ok(())
@@ -301,12 +323,17 @@ impl<'a> BatchApplier<'a> {
         self.session.apply_file(pending.bucket, &pending.name, pending.size, &mut reader, range)
     }
 
-    fn secrets(&mut self, enc: &[u8; 32], sealed: &[u8]) -> Result<(), ImportError> {
-        // The archive's secrets come sealed together, once: a second batch of them would
-        // let a client store any number past the index's count.
+    /// The archive's secrets come sealed together, once: a second batch of them would let a
+    /// client store any number past the index's count.
+    fn secrets_once(&mut self) -> Result<(), ImportError> {
         if std::mem::replace(&mut self.secrets_applied, true) {
             return Err(FormatError::BadSecrets { detail: "the secrets came in more than one batch".into() }.into());
         }
+        Ok(())
+    }
+
+    fn secrets(&mut self, enc: &[u8; 32], sealed: &[u8]) -> Result<(), ImportError> {
+        self.secrets_once()?;
         let plaintext = self.key.open(enc, SECRETS_INFO, self.job.id.as_bytes(), sealed)?;
         let secrets: Vec<PlainSecret> = serde_json::from_slice(&plaintext).map_err(|error| {
             FormatError::BadSecrets { detail: format!("the sealed secrets are not a list: {error}") }
@@ -335,6 +362,10 @@ impl<'a> BatchApplier<'a> {
     /// have brought the embedding settings).
     pub fn check_vectors(&mut self, archive: &EmbeddingConfig) -> Result<Option<String>, ImportError> {
         self.ensure_no_open_stream()?;
+        if self.previewer.is_some() {
+            // Its answer when it opened: a preview takes no vectors.
+            return Ok(self.blocker.clone());
+        }
         self.finish_files()?;
         self.session.commit()?;
         self.blocker = self.session.vector_restore_blocker(archive)?;
@@ -350,10 +381,21 @@ impl<'a> BatchApplier<'a> {
     }
 
     /// Ends a job that stopped before its commit: a file left half-received is dropped (its
-    /// staged copy goes with it) and the rows applied are settled as a commit settles them.
+    /// staged copy goes with it) and the rows applied are settled as a commit settles them
+    /// (a preview applied none).
     pub fn abandon(mut self) {
         self.pending = None;
-        self.session.settle_after_stop();
+        if self.previewer.is_none() {
+            self.session.settle_after_stop();
+        }
+    }
+
+    /// Completes a preview job: the preview, with the files `claims` describe (at most
+    /// `budget` bytes of the account's own files read to compare).
+    pub fn finish_preview(mut self, claims: &[FileClaim], budget: u64) -> Result<RestorePreview, ImportError> {
+        self.ensure_no_open_stream()?;
+        let previewer = self.previewer.take().unwrap_or_default();
+        self.session.finish_preview(*previewer, claims, budget)
     }
 
     /// Completes the import: the vector outcome, the reference scrub, the summary.

@@ -73,6 +73,10 @@ struct OpenRequest {
     /// The archive's files, for the server to say which it holds already.
     #[serde(default)]
     files: Vec<FileClaim>,
+    /// A restore preview: the rows that come are previewed, not applied, and the commit
+    /// answers the `RestorePreview`.
+    #[serde(default)]
+    preview: bool,
 }
 
 /// `POST /api/v1/user-data/import/batches`
@@ -91,8 +95,13 @@ async fn open(
         Some(index) => Some(SecretsIndex::parse(index.to_string().as_bytes())?.binding()),
         None => None,
     };
-    state.ensure_under_quota(&user.id).await?;
-    let reservation = state.jobs().reserve(&user.id)?;
+    let reservation = if request.preview {
+        // A preview writes nothing, so an account over its quota may still look.
+        state.jobs().reserve_preview(&user.id)?
+    } else {
+        state.ensure_under_quota(&user.id).await?;
+        state.jobs().reserve(&user.id)?
+    };
     let store = state.store();
     let job_id = new_id();
     let facts = ArchiveFacts::new(&manifest, binding);
@@ -334,7 +343,16 @@ async fn held_rows(
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let (_, batches) = batches_of(&state, &id, &user.id).await?;
+    let (job, batches) = batches_of(&state, &id, &user.id).await?;
+    if job.preview {
+        // Every row is sent to be previewed: none is held, and each table may come as the
+        // archive's own deflate stream.
+        let fresh =
+            serde_json::to_string(&fresh_tables(&std::collections::HashSet::new())).map_err(AppError::internal)?;
+        return Ok(
+            ([(CONTENT_TYPE, "application/json")], format!(r#"{{"tables":{{}},"fresh":{fresh}}}"#)).into_response()
+        );
+    }
     // One reading at a time and a few per job: an account's ids are read whole.
     // A refusal while another reading runs does not count as one.
     if batches.reading_held_rows.swap(true, Ordering::AcqRel) {
@@ -463,6 +481,11 @@ async fn commit(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     match job.status() {
+        JobStatus::Complete if job.preview => match job.lock().preview.take() {
+            Some(preview) => Ok(Json(preview).into_response()),
+            // Taken by a commit before: the job is gone.
+            None => Err(AppError::NotFound("import job")),
+        },
         JobStatus::Complete => Ok(Json(job.report()).into_response()),
         status => Err(AppError::ImportEnded { status, error: job.lock().error.clone() }),
     }
@@ -489,7 +512,7 @@ mod tests {
     /// `POST …/batches` with the corpus manifest and these file claims.
     async fn open_job(state: &AppState, user: &UserRecord, files: Vec<FileClaim>) -> AppResult<BatchJobOpened> {
         let manifest = serde_json::from_slice(&lvbak_tests::corpus::manifest_json(&[])).unwrap();
-        let request = OpenRequest { manifest, secrets_index: None, files };
+        let request = OpenRequest { manifest, secrets_index: None, files, preview: false };
         let (status, Json(opened)) = open(State(state.clone()), CurrentUser(user.clone()), Json(request)).await?;
         assert_eq!(status, StatusCode::CREATED);
         Ok(opened)

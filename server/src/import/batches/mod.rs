@@ -18,6 +18,14 @@
 //! - `POST /api/v1/user-data/import/:jobId/commit` `{batches}` applies what is queued, runs
 //!   the reference scrub and completes the job.
 //!
+//! - A job opened with `"preview": true` is a restore preview: its held files are every
+//!   file claimed (no file is sent; each is previewed from its claim), its held rows none
+//!   (every row is sent), it takes no vectors and drops sealed secrets unopened, a file or
+//!   vectors batch ends it with `bad_batch`, and its commit answers the `RestorePreview`
+//!   (`lvbak import --dry-run --json`'s object). Nothing is written or charged, the job is
+//!   never recorded (its id answers 404 once answered), and previews take the user's import
+//!   slot and are rate-limited per account (`preview_burst`, `preview_interval`).
+//!
 //! Status, events and cancel are the raw path's endpoints. The parts: `http` (the
 //! handlers: frame checks, the ledger, acknowledging), `ledger` (which batches were taken),
 //! `worker` (one thread per open job, fed by a short queue, taking a worker slot from the

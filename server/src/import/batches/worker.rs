@@ -28,6 +28,9 @@ use crate::import::session::{ImportError, ImportSession};
 use crate::progress::Event;
 use lvbak_core::protocol::JobStatus;
 
+/// Why a preview job takes no vectors (its open answer and vectors check say so).
+const PREVIEW_TAKES_NO_VECTORS: &str = "a preview does not restore vectors";
+
 /// How often a waiting worker looks at its job's cancel flag and clocks.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -79,18 +82,25 @@ impl Worker {
         let progress = self.job.progress.clone();
         let publish = move |event: Event| progress.publish(event);
         let opened = (|| {
-            let quota = self.services.hosting.quota;
-            let mut session = ImportSession::new(
-                &store,
-                &self.job.user_id,
-                quota,
-                self.job.cancel.clone(),
-                &publish,
-                self.runtime.clone(),
-            )?;
-            session.count_memory_in(&self.services.memory);
-            let blocker = session.vector_restore_blocker(&self.job.archive.embedding_config)?;
-            let held_files = session.held_files(&self.claims, self.services.hosting.held_check_bytes)?;
+            let cancel = self.job.cancel.clone();
+            let (mut session, blocker, held_files) = if self.job.preview {
+                // Nothing is sent but rows: every file is previewed from its claim, and no
+                // vector is taken.
+                let session =
+                    ImportSession::for_preview(&store, &self.job.user_id, cancel, &publish, self.runtime.clone())?;
+                let mut held: Vec<String> = self.claims.iter().map(FileClaim::entry_name).collect();
+                held.sort();
+                held.dedup();
+                (session, Some(PREVIEW_TAKES_NO_VECTORS.to_string()), held)
+            } else {
+                let quota = self.services.hosting.quota;
+                let mut session =
+                    ImportSession::new(&store, &self.job.user_id, quota, cancel, &publish, self.runtime.clone())?;
+                session.count_memory_in(&self.services.memory);
+                let blocker = session.vector_restore_blocker(&self.job.archive.embedding_config)?;
+                let held_files = session.held_files(&self.claims, self.services.hosting.held_check_bytes)?;
+                (session, blocker, held_files)
+            };
             let mut columns = HashMap::new();
             // Only the tables an import applies: rows of any other are checked and listed.
             for spec in TABLES.iter().filter(|spec| is_applied_table(spec.name)) {
@@ -130,6 +140,12 @@ impl Worker {
             JobMemory { budget: self.services.memory.clone(), runtime: self.runtime.clone() },
         );
         match self.pump(&mut applier) {
+            Ok(done) if self.job.preview => {
+                match applier.finish_preview(&self.claims, self.services.hosting.held_check_bytes) {
+                    Ok(preview) => (Outcome::Previewed(Box::new(preview)), Some(done)),
+                    Err(error) => (Outcome::of_error(error, &self.job.id), Some(done)),
+                }
+            }
             Ok(done) => match applier.finish() {
                 Ok(summary) => (Outcome::Complete(summary), Some(done)),
                 Err(error) => (Outcome::of_error(error, &self.job.id), Some(done)),
