@@ -514,6 +514,25 @@ pub struct RestorePreview {
 
 // ---- exports --------------------------------------------------------------------------
 
+/// `GET /api/v1/user-data/items?kind=KIND&start=N&count=N`: a page of the account's own
+/// items of one kind (what the page lists to pick a selective export from), in the order
+/// they are stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountItems {
+    pub kind: ItemKind,
+    /// How many items of the kind the account has.
+    pub total: u64,
+    pub start: u64,
+    pub items: Vec<AccountItem>,
+}
+
+/// One of the account's items.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountItem {
+    pub id: String,
+    pub name: String,
+}
+
 /// `POST /api/v1/user-data/export/prepare`: where to fetch the archive (and its ticket,
 /// whose JSON is answered here once and never stored).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

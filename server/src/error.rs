@@ -72,6 +72,12 @@ pub enum AppError {
         "the embeddings setting was restored from a backup and is switched off: check it and save it before a run"
     )]
     EmbeddingsNotConfirmed,
+    /// Picks of a selective export that name nothing the account holds (`KIND:ID`, …).
+    #[error("nothing of {0} is in your account")]
+    NotInAccount(String),
+    /// A pick that is not `KIND:ID` with a known kind.
+    #[error("{0}")]
+    BadPick(String),
     #[error("something went wrong on the server")]
     Internal,
 }
@@ -113,6 +119,8 @@ impl AppError {
             Self::InvalidSetting(_) => "invalid_setting",
             Self::Provider { code, .. } => code,
             Self::EmbeddingsNotConfirmed => "embeddings_not_confirmed",
+            Self::NotInAccount(_) => "not_in_account",
+            Self::BadPick(_) => "bad_pick",
             Self::ImportFailed | Self::Internal => "internal",
         }
     }
@@ -122,12 +130,14 @@ impl AppError {
             Self::Format(error) => format_status(error),
             Self::Unauthorized | Self::BadCredentials => StatusCode::UNAUTHORIZED,
             Self::CrossSiteRequest => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::NotInAccount(_) => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } | Self::TooManyExports { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::QuotaExceeded(_) | Self::OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MultipartNotSupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::UploadFailed | Self::BatchHashMismatch | Self::InvalidSetting(_) => StatusCode::BAD_REQUEST,
+            Self::UploadFailed | Self::BatchHashMismatch | Self::InvalidSetting(_) | Self::BadPick(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Provider { .. } => StatusCode::BAD_GATEWAY,
             Self::UploadTimedOut { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BatchLength { .. } => StatusCode::LENGTH_REQUIRED,

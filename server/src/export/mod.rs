@@ -8,6 +8,7 @@
 //! with `Retry-After` beyond), and so are prepared exports per user.
 
 pub mod archive;
+pub mod items;
 pub mod pipe;
 pub mod plan;
 pub mod prepared;
@@ -26,6 +27,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use lvbak_core::closure::{ClosureError, Pick, Selection};
+
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::progress::{events_response, Event};
@@ -36,6 +39,7 @@ use plan::ExportPlan;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(items::routes())
         .route("/api/v1/user-data/export", get(export_now))
         .route("/api/v1/user-data/export/prepare", post(prepare))
         .route("/api/v1/user-data/export/archive/{archive_id}", get(download_prepared))
@@ -82,13 +86,23 @@ struct PrepareRequest {
     include_vectors: bool,
     #[serde(default)]
     include_secrets: bool,
+    /// A selective export: `KIND:ID` of the picked items (their closure goes in, never API
+    /// keys).
+    #[serde(default)]
+    only: Vec<String>,
+    /// With `only`: picked characters come without their chats.
+    #[serde(default)]
+    without_chats: bool,
 }
+
+/// The most items one selective export may pick.
+const MAX_PICKS: usize = 1000;
 
 fn yes() -> bool {
     true
 }
 
-/// `POST /api/v1/user-data/export/prepare {includeVectors, includeSecrets}`
+/// `POST /api/v1/user-data/export/prepare {includeVectors, includeSecrets, only?, withoutChats?}`
 async fn prepare(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -96,7 +110,11 @@ async fn prepare(
 ) -> AppResult<Json<ExportPrepared>> {
     let mut plan = ExportPlan::new(user, now(), request.include_vectors);
     let store = state.store();
-    let stored = if request.include_secrets { Some(store.secrets().secrets_of(&plan.user.id).await?) } else { None };
+    if !request.only.is_empty() {
+        plan.only = Some(checked_selection(&state, &plan.user.id, &request.only, request.without_chats).await?);
+    }
+    let with_secrets = request.include_secrets && plan.only.is_none();
+    let stored = if with_secrets { Some(store.secrets().secrets_of(&plan.user.id).await?) } else { None };
     let (plan, secrets) = tokio::task::spawn_blocking(move || {
         let secrets = stored.map(|stored| plan.seal_secrets(&store.identity, stored));
         (plan, secrets)
@@ -117,6 +135,30 @@ async fn prepare(
     state.progress().open(&plan.archive_id, &plan.user.id);
     state.prepared_exports().insert(plan).await;
     Ok(Json(answer))
+}
+
+/// The picks of a selective export (`KIND:ID`), each naming something `user_id` holds:
+/// `bad_pick` for one that is not `KIND:ID`, `not_in_account` naming those the account
+/// lacks (another account's ids among them, told apart from nothing).
+async fn checked_selection(
+    state: &AppState,
+    user_id: &str,
+    only: &[String],
+    without_chats: bool,
+) -> AppResult<Selection> {
+    if only.len() > MAX_PICKS {
+        return Err(AppError::BadPick(format!("pick at most {MAX_PICKS} items")));
+    }
+    let picks = only.iter().map(|pick| pick.parse::<Pick>().map_err(AppError::BadPick)).collect::<AppResult<_>>()?;
+    let selection = Selection { picks, without_chats };
+    let (store, user_id, checked) = (state.store(), user_id.to_string(), selection.clone());
+    let closure =
+        tokio::task::spawn_blocking(move || selection::closure_in_account(&store, &user_id, &checked)).await?;
+    match closure {
+        Ok(_) => Ok(selection),
+        Err(ClosureError::NotFound(picks)) => Err(AppError::NotInAccount(archive::named_picks(&picks))),
+        Err(ClosureError::Source(error)) => Err(AppError::internal(error)),
+    }
 }
 
 /// `GET /api/v1/user-data/export/archive/:archiveId`

@@ -22,7 +22,7 @@ pub struct SecretsOutcome {
 
 impl ExportPlan {
     pub fn new(user: UserRecord, exported_at: i64, include_vectors: bool) -> Self {
-        Self { user, archive_id: new_id(), exported_at, include_vectors, secrets: None }
+        Self { user, archive_id: new_id(), exported_at, include_vectors, secrets: None, only: None }
     }
 
     fn base_name(&self) -> String {

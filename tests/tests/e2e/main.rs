@@ -12,6 +12,7 @@ mod export;
 mod import;
 mod plans;
 mod schema;
+mod selective_export;
 mod support;
 mod tenancy;
 mod webdriver;

@@ -26,6 +26,9 @@ pub struct ExportPlan {
     pub exported_at: i64,
     pub include_vectors: bool,
     pub secrets: Option<SealedSecrets>,
+    /// A selective export: the picked items (their closure is computed when the archive is
+    /// written), never with API keys.
+    pub only: Option<lvbak_core::closure::Selection>,
 }
 
 /// Prepared exports not yet fetched (see the module documentation).

@@ -382,6 +382,7 @@ async fn a_prepared_export_is_fetched_once_by_its_own_user() {
         let (alice, bob) = alice_and_bob(&store).await;
         let prepared = test.state.prepared_exports();
         let plan = |user: &UserRecord, id: &str| super::ExportPlan {
+            only: None,
             user: user.clone(),
             archive_id: id.into(),
             exported_at: 1,

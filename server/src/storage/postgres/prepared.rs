@@ -28,6 +28,9 @@ struct StoredPlan {
     exported_at: i64,
     include_vectors: bool,
     secrets: Option<(SecretsIndex, Vec<EncryptedSecret>)>,
+    /// A selective export's picks (`KIND:ID`) and whether characters come without chats.
+    #[serde(default)]
+    only: Option<(Vec<String>, bool)>,
 }
 
 impl StoredPlan {
@@ -39,6 +42,10 @@ impl StoredPlan {
             exported_at: plan.exported_at,
             include_vectors: plan.include_vectors,
             secrets: plan.secrets.as_ref().map(|sealed| (sealed.index.clone(), sealed.records.clone())),
+            only: plan
+                .only
+                .as_ref()
+                .map(|selection| (selection.picks.iter().map(ToString::to_string).collect(), selection.without_chats)),
         }
     }
 
@@ -49,6 +56,10 @@ impl StoredPlan {
             exported_at: self.exported_at,
             include_vectors: self.include_vectors,
             secrets: self.secrets.map(|(index, records)| SealedSecrets { index, records }),
+            only: self.only.map(|(picks, without_chats)| lvbak_core::closure::Selection {
+                picks: picks.iter().filter_map(|pick| pick.parse().ok()).collect(),
+                without_chats,
+            }),
         }
     }
 }
