@@ -131,6 +131,20 @@ impl Closure {
         self.rows.values().any(|ids| ids.contains(id))
     }
 
+    /// Whether a file of the archive goes with the closure: its name holds the id of one of
+    /// its rows (an avatar, an image and its thumbnails, a databank document). Files no
+    /// row's id names (theme assets, sounds) do not.
+    pub fn names_file(&self, name: &str) -> bool {
+        let mut at = 0;
+        while let Some(start) = crate::ids::next_uuid(name.as_bytes(), at, false) {
+            if self.contains_anywhere(&name[start..start + 36]) {
+                return true;
+            }
+            at = start + 36;
+        }
+        false
+    }
+
     /// The ids of `table`'s rows in the closure, in order.
     pub fn ids(&self, table: &str) -> impl Iterator<Item = &str> {
         self.rows.get(table).into_iter().flatten().map(String::as_str)

@@ -16,6 +16,7 @@ pub mod entry_name;
 pub mod error;
 pub mod explore;
 pub mod hpke;
+pub mod ids;
 pub mod import_plan;
 pub mod inspect;
 pub mod js_number;

@@ -35,15 +35,18 @@ mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Seek};
+use std::sync::Arc;
 
 use crate::archive::Archive;
 use crate::batch::{Batch, PlainSecret, BUNDLE_FRAME_BYTES};
+use crate::closure::Closure;
+use crate::entry_name::EntryKind;
 use crate::error::{FormatError, Result};
 use crate::hpke::{seal, SECRETS_INFO};
 use crate::import_plan::ImportPlan;
 use crate::vector::NULL_VECTORS;
 pub use cut::FILE_CHUNK_BYTES;
-use cut::{Cut, FileCutter, LineCutter, Lines};
+use cut::{Cut, FileCutter, Keep, LineCutter, Lines};
 pub use held::{file_claims, held_id_hash, FileClaim, HeldRows};
 use outbox::Outbox;
 
@@ -74,6 +77,10 @@ pub struct UploadPlan {
     /// resumed upload must cut them as the first one did). Without it, a table with no
     /// held rows goes as a stream.
     pub fresh_tables: Option<HashSet<String>>,
+    /// A selective restore: only the rows of this closure (of picked items, over this
+    /// archive: `closure::closure` with `ArchiveRows`), the files their ids name and the
+    /// vectors of those rows are sent; never secrets. Every line is still checked.
+    pub only: Option<Closure>,
 }
 
 /// Where an upload is, for a progress bar.
@@ -187,6 +194,8 @@ pub struct Upload<'a, R> {
     out: Outbox,
     progress: UploadProgress,
     report: UploadReport,
+    /// A selective restore's closure (see [`UploadPlan::only`]).
+    only: Option<Arc<Closure>>,
 }
 
 impl<'a, R: Read + Seek> Upload<'a, R> {
@@ -197,13 +206,16 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
     pub fn new(archive: &'a Archive<R>, mut plan: UploadPlan) -> Self {
         let mut tasks = VecDeque::new();
         let import = ImportPlan::of(archive);
+        let only = plan.only.take().map(Arc::new);
         for &(spec, index) in &import.tables {
             let held = plan.held_rows.remove(spec.name).filter(|held| !held.is_empty());
-            // A fresh table goes as a stream whatever is held now; without the server's
-            // list, a table none of whose rows are held does.
-            let lines = match (plan.fresh_tables.as_ref().map(|fresh| fresh.contains(spec.name)), held) {
-                (Some(true), _) | (None, None) => Lines::Stream,
-                (Some(false) | None, held) => Lines::Rows { held },
+            let lines = match (&only, plan.fresh_tables.as_ref().map(|fresh| fresh.contains(spec.name)), held) {
+                // A selection's rows are picked out one by one.
+                (Some(closure), _, held) => Lines::Rows { held, keep: Some(Keep::of(closure, spec.name)) },
+                // A fresh table goes as a stream whatever is held now; without the server's
+                // list, a table none of whose rows are held does.
+                (None, Some(true), _) | (None, None, None) => Lines::Stream,
+                (None, Some(false) | None, held) => Lines::Rows { held, keep: None },
             };
             tasks.push_back(Task::Lines { index, table: spec.name, lines });
         }
@@ -212,8 +224,14 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
             tasks.push_back(Task::Unused { index: unused.index, table: unused.table });
         }
         tasks.push_back(Task::DecideVectors { entries: import.vectors });
+        // A selection takes the files its rows' ids name (the others are not read at all).
+        let files = import.files.into_iter().filter(|&index| match (&only, &archive.entries()[index].kind) {
+            (Some(closure), EntryKind::File { name, .. }) => closure.names_file(name),
+            (Some(_), _) => false,
+            (None, _) => true,
+        });
         let (files, held): (Vec<usize>, Vec<usize>) =
-            import.files.into_iter().partition(|&index| !plan.held_files.contains(&archive.entries()[index].name));
+            files.partition(|&index| !plan.held_files.contains(&archive.entries()[index].name));
         let progress = UploadProgress {
             phase: "tables".into(),
             files_total: (files.len() + held.len()) as u64,
@@ -222,7 +240,8 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
         };
         tasks.push_back(Task::HeldFiles { indices: held });
         tasks.extend(files.into_iter().map(|index| Task::File { index }));
-        if let Some(secrets) = plan.secrets.filter(|s| !s.secrets.is_empty()) {
+        // A selection never restores API keys.
+        if let Some(secrets) = plan.secrets.filter(|s| !s.secrets.is_empty() && only.is_none()) {
             tasks.push_back(Task::Secrets(secrets));
         }
         tasks.push_back(Task::Finish);
@@ -233,6 +252,7 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
             out: Outbox::new(plan.start_batch),
             progress,
             report: UploadReport::default(),
+            only,
         }
     }
 
@@ -267,8 +287,11 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
             self.report.vectors_skipped = Some("this account's embedding settings do not match the archive's".into());
         }
         for (table, index) in entries.into_iter().rev() {
-            let task =
-                if accepted { Task::Lines { index, table, lines: Lines::Vectors } } else { Task::Check { index } };
+            let task = if accepted {
+                Task::Lines { index, table, lines: Lines::Vectors { only: self.only.clone() } }
+            } else {
+                Task::Check { index }
+            };
             self.tasks.push_front(task);
         }
     }

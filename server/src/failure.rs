@@ -46,6 +46,9 @@ pub enum JobFailure {
     Interrupted,
     /// The object store did not answer: nothing of the import was kept.
     StorageUnavailable,
+    /// A selective restore brought rows its picks' closure does not hold, or a pick that
+    /// never came (why, in words): nothing of the import was kept.
+    OpenSelection(String),
     /// The import could not start or finish (logged where it happened; no details here).
     Internal,
 }
@@ -61,6 +64,7 @@ impl JobFailure {
             Self::Busy(_) => "busy",
             Self::Interrupted => "interrupted",
             Self::StorageUnavailable => "storage_unavailable",
+            Self::OpenSelection(_) => "open_selection",
             Self::Internal => "internal",
         }
     }
@@ -81,6 +85,7 @@ impl JobFailure {
             Self::StorageUnavailable => {
                 "the server's file storage did not answer; nothing of this import was kept — try again later".into()
             }
+            Self::OpenSelection(why) => format!("{why}; nothing of this import was kept"),
             Self::Internal => "the server could not finish the import".into(),
         }
     }

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use js_sys::{Function, Reflect, Uint8Array};
 use lvbak_core::batch::PlainSecret;
+use lvbak_core::closure::{closure, ArchiveRows, Closure, ClosureError, Pick, Selection};
 use lvbak_core::explore::{ExploreIndex, List};
 use lvbak_core::upload::{
     file_claims, upload_batches, BatchSink, HeldRows, SealedSecretsPlan, UploadPlan, UploadProgress,
@@ -53,6 +54,9 @@ pub struct Processor {
     open_ms: f64,
     /// The archive explorer's index, once built ([`Processor::explore`]).
     explorer: Option<ExploreIndex>,
+    /// A selective restore's picks and their closure over this archive
+    /// ([`Processor::select_items`]): only those rows, files and vectors are sent.
+    selection: Option<(Selection, Closure)>,
 }
 
 fn now_ms() -> f64 {
@@ -69,7 +73,14 @@ impl Processor {
         let reader = BlobReader::new(file).map_err(|e| thrown("io", e))?;
         let mut archive = Archive::open(reader, Limits::STANDARD).map_err(|e| format_error(&e))?;
         let inspection = inspect(&mut archive, InspectOptions::default()).map_err(|e| format_error(&e))?;
-        Ok(Processor { archive, inspection, secrets: Vec::new(), open_ms: now_ms() - started, explorer: None })
+        Ok(Processor {
+            archive,
+            inspection,
+            secrets: Vec::new(),
+            open_ms: now_ms() - started,
+            explorer: None,
+            selection: None,
+        })
     }
 
     /// The inspection report as JSON: core's [`Inspection`] (`archiveId`, `manifest`,
@@ -96,8 +107,45 @@ impl Processor {
     pub fn open_request(&self) -> String {
         let index =
             self.archive.secrets_index().and_then(|index| serde_json::from_slice::<Value>(&index.to_line()).ok());
-        json!({"manifest": self.archive.manifest(), "secretsIndex": index, "files": file_claims(&self.archive)})
-            .to_string()
+        let mut request =
+            json!({"manifest": self.archive.manifest(), "secretsIndex": index, "files": file_claims(&self.archive)});
+        if let Some((selection, _)) = &self.selection {
+            let picks: Vec<String> = selection.picks.iter().map(ToString::to_string).collect();
+            request["selection"] = json!({"picks": picks, "withoutChats": selection.without_chats});
+        }
+        request.to_string()
+    }
+
+    /// Picks items to restore alone (a selective restore): `picks` is a JSON array of
+    /// `KIND:ID` (an empty one restores everything again). Their closure over this archive
+    /// (`lvbak_core::closure`) is what the next upload sends — rows, the files their ids
+    /// name, their vectors; never API keys — and the open request declares the picks for
+    /// the server to check. Answers `{"tables": {TABLE: rows}}`; throws `bad_pick`, or
+    /// `not_in_archive` naming picks the archive does not hold.
+    #[wasm_bindgen(js_name = selectItems)]
+    pub fn select_items(&mut self, picks: &str, without_chats: bool) -> Result<String, JsValue> {
+        let picks: Vec<String> = serde_json::from_str(picks).map_err(|e| thrown("bad_pick", e))?;
+        if picks.is_empty() {
+            self.selection = None;
+            return Ok(json!({"tables": {}}).to_string());
+        }
+        let picks = picks
+            .iter()
+            .map(|pick| pick.parse::<Pick>().map_err(|e| thrown("bad_pick", e)))
+            .collect::<Result<_, _>>()?;
+        let selection = Selection { picks, without_chats };
+        let closure = match closure(&mut ArchiveRows::new(&self.archive), &selection) {
+            Ok(closure) => closure,
+            Err(ClosureError::NotFound(missing)) => {
+                let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+                return Err(thrown("not_in_archive", format!("the archive holds nothing of {}", names.join(", "))));
+            }
+            Err(ClosureError::Source(error)) => return Err(format_error(&error)),
+        };
+        let tables: serde_json::Map<String, Value> =
+            closure.tables().map(|(table, rows)| (table.to_string(), json!(rows))).collect();
+        self.selection = Some((selection, closure));
+        Ok(json!({"tables": tables}).to_string())
     }
 
     /// Verifies `ticket` (the `.ticket.json` text) against this archive and decrypts its
@@ -162,6 +210,7 @@ impl Processor {
             held_files,
             held_rows: held_rows.tables,
             fresh_tables: held_rows.fresh,
+            only: self.selection.as_ref().map(|(_, closure)| closure.clone()),
         };
         let mut sink = JsSink::new(sink)?;
         match upload_batches(&self.archive, plan, &mut sink) {

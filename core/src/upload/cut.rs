@@ -4,11 +4,13 @@
 
 use std::collections::HashSet;
 use std::io::{BufReader, Read, Seek};
+use std::sync::Arc;
 
 use super::held::{held_id_hash, RowId};
 use super::{UploadProgress, UploadReport};
 use crate::archive::Archive;
 use crate::batch::{deflate_ndjson, Batch, TARGET_BATCH_BYTES};
+use crate::closure::Closure;
 use crate::container::EntryReader;
 use crate::entry_name::{EntryKind, FileBucket};
 use crate::error::{FormatError, Result};
@@ -24,13 +26,48 @@ pub const FILE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// How an NDJSON entry goes.
 pub(super) enum Lines {
     /// As rows batches, deflated again; rows whose id hash is in `held` (never empty) are
-    /// left out and counted in their batch's header.
-    Rows { held: Option<HashSet<u64>> },
+    /// left out and counted in their batch's header; with `keep` (a selective restore),
+    /// only the rows it keeps are sent, the others left out uncounted.
+    Rows { held: Option<HashSet<u64>>, keep: Option<Keep> },
     /// As the archive's own deflate stream (a table none of whose rows the server holds),
     /// cut into segments; every line is still inflated and checked here.
     Stream,
-    /// As vectors batches.
-    Vectors,
+    /// As vectors batches; with a selection, only the vectors of its rows.
+    Vectors { only: Option<Arc<Closure>> },
+}
+
+/// The rows of one table a selection keeps: those whose `column` (the table's key in the
+/// closure) is one of `ids`; none when the table has no such column.
+pub(super) struct Keep {
+    pub(super) column: Option<&'static str>,
+    pub(super) ids: HashSet<String>,
+}
+
+impl Keep {
+    pub(super) fn of(closure: &Closure, table: &str) -> Self {
+        Self { column: Closure::key_column(table), ids: closure.ids(table).map(str::to_string).collect() }
+    }
+
+    /// Whether a line of the table is kept (a line that is not an object is checked
+    /// elsewhere; it is not kept).
+    fn keeps(&self, line: &[u8]) -> bool {
+        let Some(column) = self.column else { return false };
+        match serde_json::from_slice::<serde_json::Value>(line).ok().as_ref().and_then(|row| row.get(column)) {
+            Some(serde_json::Value::String(key)) => self.ids.contains(key),
+            Some(serde_json::Value::Number(number)) => self.ids.contains(&number.to_string()),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a vector line's source row is among a selection's.
+fn vector_kept(closure: &Closure, line: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(line)
+        .ok()
+        .as_ref()
+        .and_then(|row| row.get("source_id"))
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|id| closure.contains_anywhere(id))
 }
 
 /// What a cutter cut.
@@ -80,7 +117,7 @@ impl<'a, R: Read + Seek> LineCutter<'a, R> {
         let mut lines = archive.ndjson_lines(index)?;
         // A stored entry has no deflate stream to send: its rows are deflated here.
         let how = match how {
-            Lines::Stream if !lines.get_mut().get_mut().keep_deflated() => Lines::Rows { held: None },
+            Lines::Stream if !lines.get_mut().get_mut().keep_deflated() => Lines::Rows { held: None, keep: None },
             how => how,
         };
         let capacity = if matches!(how, Lines::Stream) { 0 } else { TARGET_BATCH_BYTES + 64 * 1024 };
@@ -109,17 +146,24 @@ impl<'a, R: Read + Seek> LineCutter<'a, R> {
         let stream = matches!(self.how, Lines::Stream);
         while let Some((number, line)) = self.lines.next_line()? {
             check_row(&self.entry, number, line)?;
-            if self.count == 0 && self.left_out == 0 {
-                self.first_line = number;
-            }
+            let picked = match &self.how {
+                Lines::Rows { keep: Some(keep), .. } => keep.keeps(line),
+                Lines::Vectors { only: Some(closure) } => vector_kept(closure, line),
+                _ => true,
+            };
             let held = match &self.how {
-                Lines::Rows { held: Some(held) } => serde_json::from_slice::<RowId>(line)
+                Lines::Rows { held: Some(held), .. } if picked => serde_json::from_slice::<RowId>(line)
                     .ok()
                     .and_then(|row| row.id)
                     .is_some_and(|id| held.contains(&held_id_hash(&id))),
                 _ => false,
             };
-            if held {
+            if picked && self.count == 0 && self.left_out == 0 {
+                self.first_line = number;
+            }
+            if !picked {
+                // Not part of the selection: neither sent nor counted.
+            } else if held {
                 self.left_out += 1;
                 report.rows_held += 1;
                 report.held_row_bytes += line.len() as u64 + 1;
@@ -166,7 +210,9 @@ impl<'a, R: Read + Seek> LineCutter<'a, R> {
             Lines::Rows { .. } => {
                 Batch::Rows { table, first_line, lines, held: self.left_out, deflated: deflate_ndjson(&self.payload)? }
             }
-            Lines::Vectors => Batch::Vectors { table, first_line, lines, deflated: deflate_ndjson(&self.payload)? },
+            Lines::Vectors { .. } => {
+                Batch::Vectors { table, first_line, lines, deflated: deflate_ndjson(&self.payload)? }
+            }
             Lines::Stream => {
                 let deflated = self.lines.get_mut().get_mut().take_deflated();
                 let offset = self.offset;

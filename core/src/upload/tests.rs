@@ -190,6 +190,7 @@ fn same_plan(plan: &UploadPlan, start_batch: u64) -> UploadPlan {
         held_files: plan.held_files.clone(),
         held_rows: plan.held_rows.clone(),
         fresh_tables: plan.fresh_tables.clone(),
+        only: plan.only.clone(),
     }
 }
 
@@ -517,4 +518,66 @@ fn progress_follows_the_phases() {
         }
     }
     assert_eq!(phases, ["tables", "vectors", "files", "secrets", "sent"]);
+}
+
+/// A selective restore sends the closure's rows only (every line still read and checked),
+/// the files its ids name, and no secrets; rows outside it are not counted as held.
+#[test]
+fn a_selection_sends_only_its_closure_and_the_files_it_names() {
+    let (c1, c2) = ("11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222");
+    let (ch1, ch2) = ("33333333-3333-4333-8333-333333333333", "44444444-4444-4444-8444-444444444444");
+    let characters = format!("{{\"id\":\"{c1}\",\"name\":\"Mira\"}}\n{{\"id\":\"{c2}\",\"name\":\"Oto\"}}\n");
+    let chats = format!(
+        "{{\"id\":\"{ch1}\",\"character_id\":\"{c1}\",\"name\":\"a\"}}\n{{\"id\":\"{ch2}\",\"character_id\":\"{c2}\",\"name\":\"b\"}}\n"
+    );
+    let messages: String = (0..6)
+        .map(|n| {
+            format!("{{\"id\":\"m{n}\",\"chat_id\":\"{}\",\"content\":\"x\"}}\n", if n % 2 == 0 { ch1 } else { ch2 })
+        })
+        .collect();
+    let archive = open(vec![
+        RawEntry::deflated("database/characters.ndjson", characters.as_bytes()),
+        RawEntry::deflated("database/chats.ndjson", chats.as_bytes()),
+        RawEntry::deflated("database/messages.ndjson", messages.as_bytes()),
+        RawEntry::stored(&format!("files/avatars/{c1}.png"), b"one"),
+        RawEntry::stored(&format!("files/avatars/{c2}.png"), b"two"),
+        RawEntry::stored("files/theme-assets/b/a.css", b"body{}"),
+    ]);
+    let pick = crate::closure::Pick { kind: crate::closure::ItemKind::Character, id: c1.into() };
+    let selection = crate::closure::Selection { picks: vec![pick], without_chats: false };
+    let closure = crate::closure::closure(&mut crate::closure::ArchiveRows::new(&archive), &selection).unwrap();
+    // The server holds m0: held, counted; m1 is ch2's: neither sent nor counted.
+    let held = HashMap::from([("messages".to_string(), HashSet::from([held_id_hash("m0"), held_id_hash("m1")]))]);
+    let secrets = SealedSecretsPlan {
+        recipient: [7; 32],
+        ephemeral: [9; 32],
+        job_id: "job".into(),
+        secrets: vec![PlainSecret { key: "k".into(), value: "v".into() }],
+    };
+    let plan = UploadPlan { only: Some(closure), held_rows: held, secrets: Some(secrets), ..UploadPlan::default() };
+    let (_, sent, report) = drive(&archive, plan, true);
+    let mut rows: HashMap<String, Vec<String>> = HashMap::new();
+    let mut held_counted = 0;
+    let mut files = Vec::new();
+    for part in parts(&sent) {
+        match part {
+            Batch::Rows { table, deflated, held, .. } => {
+                held_counted += held;
+                let lines = inflate_ndjson(&deflated).unwrap();
+                for line in lines.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
+                    let row: serde_json::Value = serde_json::from_slice(line).unwrap();
+                    rows.entry(table.clone()).or_default().push(row["id"].as_str().unwrap().to_string());
+                }
+            }
+            Batch::FileChunk { name, .. } => files.push(name),
+            Batch::RowStream { table, .. } => panic!("a selection's {table} went as a stream"),
+            other => panic!("{other:?} sent"),
+        }
+    }
+    assert_eq!(rows["characters"], vec![c1.to_string()]);
+    assert_eq!(rows["chats"], vec![ch1.to_string()]);
+    assert_eq!(rows["messages"], vec!["m2".to_string(), "m4".to_string()]);
+    assert_eq!(held_counted, 1, "only the selection's held row is counted");
+    assert_eq!(files, vec![format!("{c1}.png")]);
+    assert_eq!((report.rows, report.rows_held, report.files), (4, 1, 1));
 }

@@ -32,6 +32,9 @@ pub enum ImportError {
     /// The instance had no room for what the import must hold.
     #[error("{0}")]
     Busy(&'static str),
+    /// A selective restore that is not its picks' closure (why, in words).
+    #[error("{0}")]
+    OpenSelection(String),
 }
 
 impl From<DbError> for ImportError {
@@ -80,6 +83,7 @@ impl ImportError {
             Self::QuotaExceeded(exceeded) => JobFailure::QuotaExceeded(exceeded),
             Self::OverQuota(over) => JobFailure::OverQuota(over),
             Self::Busy(why) => JobFailure::Busy(why),
+            Self::OpenSelection(why) => JobFailure::OpenSelection(why),
             internal => {
                 tracing::error!("import {job_id} failed: {internal}");
                 JobFailure::Internal

@@ -145,14 +145,7 @@ impl Picked {
 
     /// Whether a file of the archive goes with the selection: its name holds a kept id.
     pub(crate) fn keeps_file(&self, name: &str) -> bool {
-        let mut at = 0;
-        while let Some(start) = crate::policy::ids::next_uuid(name.as_bytes(), at, false) {
-            if self.closure.contains_anywhere(&name[start..start + 36]) {
-                return true;
-            }
-            at = start + 36;
-        }
-        false
+        self.closure.names_file(name)
     }
 
     /// Whether a vector row goes with the selection: the row it was made from is kept.

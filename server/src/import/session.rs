@@ -35,6 +35,7 @@ use crate::storage::{Store, VectorRow, WriteOutcome};
 pub(crate) mod files;
 mod preview;
 mod secrets;
+mod selection;
 mod vectors;
 
 pub struct ImportSession<'a> {
@@ -54,6 +55,9 @@ pub struct ImportSession<'a> {
     started_on_disk: std::time::SystemTime,
     /// Rows were applied since references to remapped rows were last settled.
     unsettled: bool,
+    /// The picks a selective restore from the browser declared: what it added must be
+    /// their closure (see `session::selection`).
+    selection: Option<lvbak_core::closure::Selection>,
 }
 
 impl<'a> ImportSession<'a> {
@@ -88,6 +92,7 @@ impl<'a> ImportSession<'a> {
             runtime,
             written: Some(Vec::new()),
             unsettled: false,
+            selection: None,
         })
     }
 
@@ -186,7 +191,8 @@ impl<'a> ImportSession<'a> {
     /// as it was (on a full disk or without the store, as far as they let it).
     fn roll_back_if_out_of_room<T>(&mut self, result: Result<T, ImportError>) -> Result<T, ImportError> {
         let Err(error) = &result else { return result };
-        if matches!(error, ImportError::QuotaExceeded(_)) || error.is_disk_full() || error.is_storage_unavailable() {
+        let taken_back = matches!(error, ImportError::QuotaExceeded(_) | ImportError::OpenSelection(_));
+        if taken_back || error.is_disk_full() || error.is_storage_unavailable() {
             let rows = self.applier.roll_back_import();
             let files = self.store.files.remove_written_since(&self.user_id, self.started_on_disk);
             let (store, runtime, user_id) = (self.store, &self.runtime, self.user_id.as_str());
@@ -262,6 +268,8 @@ impl<'a> ImportSession<'a> {
     /// files durable; the summary.
     pub fn finish(mut self) -> Result<ImportSummary, ImportError> {
         self.settle_and_scrub()?;
+        let closed = self.check_selection();
+        self.roll_back_if_out_of_room(closed)?;
         if !self.summary.vectors.restored {
             self.summary.revectorized = self.applier.mark_inserted_for_revectorization()?;
         }

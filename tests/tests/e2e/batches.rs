@@ -143,6 +143,7 @@ async fn batch_import(
         held_files: held_of(&opened),
         held_rows: held_rows.tables,
         fresh_tables: held_rows.fresh,
+        only: None,
     };
     let mut sink = HttpSink {
         runtime: Handle::current(),

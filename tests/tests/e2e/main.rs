@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod batch_preview;
+mod batch_selection;
 mod batches;
 mod browser;
 mod browser_cards;

@@ -18,6 +18,7 @@ use base64::engine::general_purpose::{GeneralPurpose, STANDARD as BASE64};
 use base64::write::EncoderWriter;
 use base64::Engine as _;
 use lvbak_core::batch::{Batch, MAX_FILE_CHUNK_BYTES};
+use lvbak_core::closure::{Pick, Selection};
 use lvbak_core::hpke::HpkeKeyPair;
 use lvbak_core::secrets::SecretsIndex;
 use lvbak_core::upload::{held_id_hash, FileClaim};
@@ -77,6 +78,33 @@ struct OpenRequest {
     /// answers the `RestorePreview`.
     #[serde(default)]
     preview: bool,
+    /// A selective restore: the picks (`KIND:ID`) whose closure the client sends; what the
+    /// import adds must be that closure (`open_selection` otherwise).
+    #[serde(default)]
+    selection: Option<DeclaredSelection>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeclaredSelection {
+    picks: Vec<String>,
+    #[serde(default)]
+    without_chats: bool,
+}
+
+/// The most items one selective restore may pick.
+const MAX_PICKS: usize = 1000;
+
+impl DeclaredSelection {
+    /// The picks, each `KIND:ID` (`bad_pick` otherwise, or for none or too many).
+    fn parsed(&self) -> AppResult<Selection> {
+        if self.picks.is_empty() || self.picks.len() > MAX_PICKS {
+            return Err(AppError::BadPick(format!("pick between 1 and {MAX_PICKS} items")));
+        }
+        let picks =
+            self.picks.iter().map(|pick| pick.parse::<Pick>().map_err(AppError::BadPick)).collect::<AppResult<_>>()?;
+        Ok(Selection { picks, without_chats: self.without_chats })
+    }
 }
 
 /// `POST /api/v1/user-data/import/batches`
@@ -91,6 +119,7 @@ async fn open(
     if request.files.len() as u64 > limit {
         return Err(FormatError::TooManyEntries { limit, actual: request.files.len() as u64 }.into());
     }
+    let selection = request.selection.as_ref().map(DeclaredSelection::parsed).transpose()?;
     let binding = match request.secrets_index.filter(|v| !v.is_null()) {
         Some(index) => Some(SecretsIndex::parse(index.to_string().as_bytes())?.binding()),
         None => None,
@@ -135,6 +164,7 @@ async fn open(
         inflated,
         runtime: tokio::runtime::Handle::current(),
         claims: request.files,
+        selection,
     };
     if let Err(error) = worker.spawn(ready) {
         let failed = crate::import::jobs::Outcome::Failed(crate::failure::JobFailure::Internal);
@@ -512,7 +542,7 @@ mod tests {
     /// `POST …/batches` with the corpus manifest and these file claims.
     async fn open_job(state: &AppState, user: &UserRecord, files: Vec<FileClaim>) -> AppResult<BatchJobOpened> {
         let manifest = serde_json::from_slice(&lvbak_tests::corpus::manifest_json(&[])).unwrap();
-        let request = OpenRequest { manifest, secrets_index: None, files, preview: false };
+        let request = OpenRequest { manifest, secrets_index: None, files, preview: false, selection: None };
         let (status, Json(opened)) = open(State(state.clone()), CurrentUser(user.clone()), Json(request)).await?;
         assert_eq!(status, StatusCode::CREATED);
         Ok(opened)

@@ -53,6 +53,8 @@ pub struct Worker {
     pub runtime: Handle,
     /// The archive's files as the client described them.
     pub claims: Vec<FileClaim>,
+    /// The picks of a selective restore, whose closure the client sends.
+    pub selection: Option<lvbak_core::closure::Selection>,
 }
 
 impl Worker {
@@ -97,6 +99,9 @@ impl Worker {
                 let mut session =
                     ImportSession::new(&store, &self.job.user_id, quota, cancel, &publish, self.runtime.clone())?;
                 session.count_memory_in(&self.services.memory);
+                if let Some(selection) = self.selection.clone() {
+                    session.declare_selection(selection);
+                }
                 let blocker = session.vector_restore_blocker(&self.job.archive.embedding_config)?;
                 let held_files = session.held_files(&self.claims, self.services.hosting.held_check_bytes)?;
                 (session, blocker, held_files)

@@ -29,6 +29,7 @@ impl<'a> ImportSession<'a> {
             runtime,
             written: None,
             unsettled: false,
+            selection: None,
         })
     }
 

@@ -93,6 +93,10 @@ pub(crate) trait ImportRows: Send {
     fn record_vectors(&mut self, table: &str, dimension: i32, ids: &[String]) -> DbResult<()>;
     /// Takes back every row the import added and what they counted for; how many rows.
     fn roll_back_import(&mut self) -> DbResult<u64>;
+    /// Calls `each(table, key)` with the key (the one primary-key column's value, as text)
+    /// of every row the import added so far, committed first; a table keyed by several
+    /// columns answers `None` for each of its rows.
+    fn inserted_keys(&mut self, each: &mut dyn FnMut(&'static str, Option<&str>)) -> DbResult<()>;
     /// Hands the recorded vectors to `each` (table, dimension, ids) to remove, a chunk at a
     /// time, forgetting them as it goes.
     fn take_recorded_vectors(&mut self, each: &mut RemoveVectors<'_>) -> DbResult<()>;

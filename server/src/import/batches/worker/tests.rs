@@ -69,6 +69,7 @@ async fn start(state: &AppState, user: &UserRecord) -> Running {
         inflated: Arc::default(),
         runtime: tokio::runtime::Handle::current(),
         claims: Vec::new(),
+        selection: None,
     };
     let (ready, opened) = oneshot::channel();
     worker.spawn(ready).unwrap();

@@ -66,6 +66,31 @@ impl RowApplier {
         }
     }
 
+    /// The key of every row this import added so far (committed first), table by table; a
+    /// table keyed by several columns answers `None` per row.
+    pub fn inserted_keys(&mut self, each: &mut dyn FnMut(&'static str, Option<&str>)) -> DbResult<()> {
+        self.commit()?;
+        for spec in TABLES {
+            let before = self.rowids_before.get(spec.name).copied().unwrap_or(i64::MAX);
+            let key = match spec.primary_key {
+                [key] => format!("CAST(t.{} AS TEXT)", quoted(key)),
+                _ => "NULL".to_string(),
+            };
+            let sql = format!(
+                "SELECT {key} FROM {} AS t WHERE t.rowid > ?2 AND {}",
+                quoted(spec.name),
+                owned_condition(spec, "t", 1)
+            );
+            let mut statement = self.connection.prepare(&sql)?;
+            let mut rows = statement.query(rusqlite::params![self.user_id, before])?;
+            while let Some(row) = rows.next()? {
+                let key: Option<String> = row.get(0)?;
+                each(spec.name, key.as_deref());
+            }
+        }
+        Ok(())
+    }
+
     /// Takes back every row this import added (children first) and what they counted for;
     /// used when the import fails over its quota, so that nothing it wrote stays.
     pub fn roll_back_import(&mut self) -> DbResult<u64> {

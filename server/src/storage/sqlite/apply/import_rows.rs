@@ -95,6 +95,10 @@ impl ImportRows for RowApplier {
         RowApplier::roll_back_import(self)
     }
 
+    fn inserted_keys(&mut self, each: &mut dyn FnMut(&'static str, Option<&str>)) -> DbResult<()> {
+        RowApplier::inserted_keys(self, each)
+    }
+
     fn take_recorded_vectors(&mut self, each: &mut RemoveVectors<'_>) -> DbResult<()> {
         RowApplier::take_recorded_vectors(self, each)
     }

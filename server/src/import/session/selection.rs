@@ -1,0 +1,63 @@
+//! A selective restore from the browser (a batch job that declared its picks): the Worker
+//! sends only the picks' closure over the archive (`lvbak_core::upload::UploadPlan::only`),
+//! and the server, which never sees the archive, checks at the end, before the import
+//! completes, that what it added is closed: every row the import added is in the closure
+//! of the declared picks over the account as it now is (so no row beyond the selection
+//! came), and every pick is there. Whatever the import's own rules refuse (a message
+//! without its chat, a file no row names) was refused as in any import. An open selection
+//! fails the import with `open_selection` and takes back everything it added.
+
+use lvbak_core::closure::{ClosureError, Pick, Selection};
+
+use super::*;
+use crate::export::selection::closure_in_account;
+
+/// Rows outside the closure named in the failure, at most.
+const NAMED: usize = 3;
+
+impl ImportSession<'_> {
+    /// Declares the picks this import restores (checked when it ends).
+    pub fn declare_selection(&mut self, selection: Selection) {
+        self.selection = Some(selection);
+    }
+
+    /// Whether what the import added is its declared picks' closure (see the module
+    /// documentation); nothing to check without a selection.
+    pub(super) fn check_selection(&mut self) -> Result<(), ImportError> {
+        let Some(declared) = self.selection.clone() else { return Ok(()) };
+        // Picks the import copied under new ids are found under those.
+        let mut picks = Vec::with_capacity(declared.picks.len());
+        for pick in &declared.picks {
+            picks.push(Pick { kind: pick.kind, id: self.applier.local_id(&pick.id)? });
+        }
+        self.applier.commit()?;
+        let selection = Selection { picks, without_chats: declared.without_chats };
+        let closure = match closure_in_account(self.store, &self.user_id, &selection) {
+            Ok(closure) => closure,
+            Err(ClosureError::NotFound(missing)) => {
+                let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+                return Err(ImportError::OpenSelection(format!("{} never came", names.join(", "))));
+            }
+            Err(ClosureError::Source(error)) => return Err(error.into()),
+        };
+        let mut outside: Vec<String> = Vec::new();
+        let mut count = 0u64;
+        self.applier.inserted_keys(&mut |table, key| {
+            if key.is_some_and(|key| closure.contains(table, key)) {
+                return;
+            }
+            count += 1;
+            if outside.len() < NAMED {
+                outside.push(format!("{table} {}", key.unwrap_or("(no key)")));
+            }
+        })?;
+        if count > 0 {
+            return Err(ImportError::OpenSelection(format!(
+                "{count} rows came that the picks do not hold ({}{})",
+                outside.join(", "),
+                if count as usize > outside.len() { ", …" } else { "" }
+            )));
+        }
+        Ok(())
+    }
+}

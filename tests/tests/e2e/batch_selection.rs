@@ -1,0 +1,142 @@
+//! A selective restore through the browser's batch path, driven natively with the same
+//! lvbak-core code the Worker runs: the client computes the picks' closure over the
+//! archive and sends only that; the server, which declares nothing on the client's word,
+//! checks at the end that what the import added is the declared picks' closure. A client
+//! that sends more than it declared, or declares a pick it never sends, fails with
+//! `open_selection` and nothing of its import is kept.
+
+use std::io::Cursor;
+
+use lvbak_core::closure::{closure, ArchiveRows, ItemKind, Pick, Selection};
+use lvbak_core::upload::{file_claims, upload_batches, UploadPlan};
+use lvbak_core::{Archive, Limits};
+use serde_json::{json, Value};
+use tokio::runtime::Handle;
+
+use crate::batches::{held_of, held_rows_of, HttpSink};
+use crate::export::export;
+use crate::support::{small_seed, status_json, Account, TestServer};
+
+/// Restores `archive` through batches declaring `declared` (`KIND:ID` picks), sending the
+/// closure of `sent` (everything when `None`); the commit's status and answer code.
+async fn selective_restore(
+    server: &TestServer,
+    account: &Account,
+    archive: &[u8],
+    declared: &[String],
+    sent: Option<&Selection>,
+) -> (u16, Value) {
+    let opened = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
+    let body = json!({
+        "manifest": opened.manifest(),
+        "files": file_claims(&opened),
+        "selection": {"picks": declared},
+    });
+    let answer = server.post(account, "/api/v1/user-data/import/batches").json(&body).send().await.unwrap();
+    let (code, opened_job) = status_json(answer).await;
+    if code != 201 {
+        return (code, opened_job);
+    }
+    let job = opened_job["jobId"].as_str().unwrap().to_string();
+    let held_rows = held_rows_of(server, account, &job).await;
+    let only = sent.map(|selection| closure(&mut ArchiveRows::new(&opened), selection).unwrap());
+    let plan = UploadPlan {
+        start_batch: 0,
+        secrets: None,
+        held_files: held_of(&opened_job),
+        held_rows: held_rows.tables,
+        fresh_tables: held_rows.fresh,
+        only,
+    };
+    let mut sink = HttpSink {
+        runtime: Handle::current(),
+        client: server.client.clone(),
+        url: server.url(&format!("/api/v1/user-data/import/{job}/batches")),
+        token: account.token.clone(),
+        sent: Vec::new(),
+        fail_after: None,
+    };
+    let report = tokio::task::spawn_blocking(move || upload_batches(&opened, plan, &mut sink).unwrap()).await.unwrap();
+    let commit = format!("/api/v1/user-data/import/{job}/commit");
+    status_json(server.post(account, &commit).json(&json!({"batches": report.batches})).send().await.unwrap()).await
+}
+
+/// Every row count of the tables a restore may touch, for one account.
+fn counts(server: &TestServer, account: &Account) -> Vec<(String, i64)> {
+    let db = rusqlite::Connection::open(server.data.path.join("data/lvbak.sqlite")).unwrap();
+    let user = &account.user.id;
+    [
+        ("characters", "SELECT count(*) FROM characters WHERE user_id = ?1"),
+        ("chats", "SELECT count(*) FROM chats WHERE user_id = ?1"),
+        ("messages", "SELECT count(*) FROM messages WHERE chat_id IN (SELECT id FROM chats WHERE user_id = ?1)"),
+        ("world_books", "SELECT count(*) FROM world_books WHERE user_id = ?1"),
+        ("personas", "SELECT count(*) FROM personas WHERE user_id = ?1"),
+        ("presets", "SELECT count(*) FROM presets WHERE user_id = ?1"),
+        ("images", "SELECT count(*) FROM images WHERE user_id = ?1"),
+    ]
+    .iter()
+    .map(|(name, sql)| (name.to_string(), db.query_row(sql, [user], |row| row.get(0)).unwrap()))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_character_comes_back_alone_and_a_lying_client_keeps_nothing() {
+    let server = TestServer::start("batch-selection").await;
+    let ada = server.account("select-ada", Some(small_seed())).await;
+    let mal = server.account("select-mal", None).await;
+    let backup = export(&server, &ada, true).await;
+    let full = counts(&server, &ada);
+
+    // Ada deletes a character with its chats, then takes back just that character.
+    let db = rusqlite::Connection::open(server.data.path.join("data/lvbak.sqlite")).unwrap();
+    let gone: String = db
+        .query_row("SELECT character_id FROM chats WHERE user_id = ?1 ORDER BY id LIMIT 1", [&ada.user.id], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    db.execute("DELETE FROM messages WHERE chat_id IN (SELECT id FROM chats WHERE character_id = ?1)", [&gone])
+        .unwrap();
+    db.execute("DELETE FROM chats WHERE character_id = ?1", [&gone]).unwrap();
+    db.execute("DELETE FROM characters WHERE id = ?1", [&gone]).unwrap();
+    drop(db);
+    let pick = Selection { picks: vec![Pick { kind: ItemKind::Character, id: gone.clone() }], without_chats: false };
+    let declared = vec![format!("character:{gone}")];
+    let (code, status) = selective_restore(&server, &ada, &backup, &declared, Some(&pick)).await;
+    assert_eq!(code, 200, "{status}");
+    assert_eq!(status["status"], "complete", "{status}");
+    assert_eq!(counts(&server, &ada), full, "the character, its chats and messages are back, nothing else changed");
+    assert_eq!(status["summary"]["characters"]["imported"], 1, "{status}");
+
+    // Mallory declares one character but sends the whole archive: nothing is kept.
+    let before = (counts(&server, &mal), counts(&server, &ada));
+    let (code, failed) = selective_restore(&server, &mal, &backup, &declared, None).await;
+    assert_eq!((code, failed["code"].as_str()), (409, Some("open_selection")), "{failed}");
+    assert!(failed["error"].as_str().unwrap().contains("the picks do not hold"), "{failed}");
+    assert_eq!((counts(&server, &mal), counts(&server, &ada)), before);
+
+    // Declares a pick it never sends (and sends another's closure): nothing is kept.
+    let other: String = {
+        let db = rusqlite::Connection::open(server.data.path.join("data/lvbak.sqlite")).unwrap();
+        db.query_row(
+            "SELECT id FROM characters WHERE user_id = ?1 AND id != ?2 LIMIT 1",
+            [&ada.user.id, &gone],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    let sent = Selection { picks: vec![Pick { kind: ItemKind::Character, id: other }], without_chats: false };
+    let (code, failed) = selective_restore(&server, &mal, &backup, &declared, Some(&sent)).await;
+    assert_eq!((code, failed["code"].as_str()), (409, Some("open_selection")), "{failed}");
+    assert_eq!((counts(&server, &mal), counts(&server, &ada)), before);
+
+    // Its picks must be KIND:ID.
+    let (code, refused) = selective_restore(&server, &mal, &backup, &["planet:x".to_string()], None).await;
+    assert_eq!((code, refused["code"].as_str()), (400, Some("bad_pick")), "{refused}");
+
+    // Honest, Mallory gets a copy of the picked character alone (its ids are Ada's).
+    let (code, status) = selective_restore(&server, &mal, &backup, &declared, Some(&pick)).await;
+    assert_eq!((code, status["status"].as_str()), (200, Some("complete")), "{status}");
+    let theirs = counts(&server, &mal);
+    assert_eq!(theirs[0], ("characters".to_string(), 1), "{theirs:?}");
+    assert_eq!(counts(&server, &ada), full, "Ada's account is untouched");
+}
