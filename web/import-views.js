@@ -1,8 +1,10 @@
 // What the import card shows, built from data and nothing else: the inspection report (the
-// Worker's `report`), the import summary and its notes (the server's job status), and the
-// words for an upload's progress, held files and a reused ticket. import.js decides when.
+// Worker's `report`), the restore preview (the server's `RestorePreview`), the import summary
+// and its notes (the server's job status), and the words for an upload's progress, held
+// files and a reused ticket. import.js decides when.
 import { make } from "./dom.js";
-import { UploadPhase } from "./protocol.js";
+import { number, plural } from "./pager.js";
+import { RestoreState, UploadPhase } from "./protocol.js";
 
 /** The report's headline counts, in the seed documents' words. */
 const REPORT_DOMAINS = [
@@ -183,4 +185,170 @@ export function summaryNotes(status) {
     notes.push(note);
   }
   return notes;
+}
+
+// ---- the restore preview -------------------------------------------------------------------
+
+/** A preview's progress in words, and its percentage: the upload's, named a preview. */
+export function previewProgressWords(progress) {
+  if (progress.phase === UploadPhase.COMMITTING) return { percent: 100, words: "Previewing… comparing with your account" };
+  const { percent } = progressWords(progress);
+  const item = progress.phase === UploadPhase.TABLES && progress.item ? ` — reading ${progress.item}` : "";
+  return { percent, words: `Previewing… ${percent}%${item}` };
+}
+
+/** The states' counts summed over every table of a preview. */
+function previewTotals(preview) {
+  const totals = Object.fromEntries(Object.values(RestoreState).map((state) => [state, 0]));
+  for (const counts of Object.values(preview.tables || {})) {
+    for (const state of Object.keys(totals)) totals[state] += counts[state] || 0;
+  }
+  return totals;
+}
+
+const countsTotal = (counts) => Object.values(RestoreState).reduce((sum, state) => sum + ((counts && counts[state]) || 0), 0);
+
+/** Counts in words, the states that have any: "2 new, 15 unchanged". */
+function countWords(counts) {
+  const words = Object.values(RestoreState)
+    .filter((state) => counts[state] > 0)
+    .map((state) => `${number(counts[state])} ${STATE_WORDS[state]}`);
+  return words.length ? words.join(", ") : "none";
+}
+
+const STATE_WORDS = {
+  [RestoreState.NEW]: "new",
+  [RestoreState.UNCHANGED]: "unchanged",
+  [RestoreState.DIFFERS]: "differ",
+  [RestoreState.REMAPPED]: "copied under new ids",
+  [RestoreState.REFUSED]: "refused",
+};
+
+/** The preview's summary line: what a restore would do with the archive's rows and files. */
+export function previewWords(preview) {
+  const rows = previewTotals(preview);
+  const parts = [`add ${plural(rows.new, "new row", "new rows")}`, `keep ${number(rows.unchanged)} unchanged`];
+  if (rows.differs) parts.push(`leave ${number(rows.differs)} that ${rows.differs === 1 ? "differs" : "differ"} as your account has ${rows.differs === 1 ? "it" : "them"}`);
+  if (rows.remapped) parts.push(`add ${number(rows.remapped)} as copies under new ids (their ids are another account's here)`);
+  if (rows.refused) parts.push(`refuse ${number(rows.refused)}`);
+  const last = parts.pop();
+  const files = preview.files || {};
+  const filesWords = countsTotal(files) ? ` Files: ${countWords(files)}.` : "";
+  return `A restore would ${parts.join(", ")} and ${last}.${filesWords} Nothing was written.`;
+}
+
+/** Item kinds (lvbak-core's `ItemKind` words) in the page's words. */
+const KIND_LABELS = {
+  character: "Character",
+  chat: "Chat",
+  persona: "Persona",
+  world_book: "World book",
+  preset: "Preset",
+};
+
+/** The item groups, the important ones first: a heading's words for each state. */
+const ITEM_GROUPS = [
+  [RestoreState.NEW, "New", "Not in your account (deleted since the backup, or never here): a restore adds them."],
+  [RestoreState.DIFFERS, "Different here", "Your account has another version: a restore keeps yours."],
+  [RestoreState.REMAPPED, "Copied", "Their ids belong to another account here: a restore adds them as copies under new ids."],
+  [RestoreState.REFUSED, "Refused", "They belong under something that is not yours here: a restore leaves them out."],
+];
+
+/** Items listed per group at most; the rest are counted. */
+const ITEMS_LISTED = 200;
+
+/** A time a message tally gives (`send_date`: seconds, or milliseconds from some writers). */
+function dateWords(value) {
+  if (typeof value !== "number") return "";
+  return new Date(value < 1e11 ? value * 1000 : value).toLocaleString();
+}
+
+/** What differs of an item, in words, or "". */
+export function differenceWords(differs) {
+  if (!differs) return "";
+  const words = [];
+  if (differs.columns && differs.columns.length) words.push(`Differs in: ${differs.columns.join(", ")}.`);
+  const tally = differs.messages;
+  if (tally) {
+    const lastHere = dateWords(tally.accountLastAt);
+    const lastThere = dateWords(tally.archiveLastAt);
+    words.push(
+      `${plural(tally.edited, "message", "messages")} edited since, ${number(tally.missing)} missing; ` +
+        `your account has ${plural(tally.account, "message", "messages")}${lastHere ? `, the last at ${lastHere}` : ""} ` +
+        `(the backup has ${number(tally.archive)}${lastThere ? `, the last at ${lastThere}` : ""}).`,
+    );
+  }
+  return words.join(" ");
+}
+
+/** One item's list entry: its kind and name, and for one that differs, what differs. */
+function itemEntry(item) {
+  const entry = make("li", { "data-testid": "preview-item", "data-kind": item.kind, "data-state": item.state });
+  entry.dataset.id = item.id;
+  const kind = KIND_LABELS[item.kind] || item.kind;
+  entry.append(make("span", { class: "kind" }, `${kind} · `), make("span", {}, item.name || item.id));
+  const differs = differenceWords(item.differs);
+  if (differs) entry.append(make("span", { class: "muted differs" }, differs));
+  return entry;
+}
+
+/** A list of items, at most `ITEMS_LISTED` of them and how many more. */
+function itemList(items) {
+  const list = make("ul", { class: "preview-items" });
+  list.append(...items.slice(0, ITEMS_LISTED).map(itemEntry));
+  if (items.length > ITEMS_LISTED) list.append(make("li", { class: "muted" }, `…and ${number(items.length - ITEMS_LISTED)} more.`));
+  return list;
+}
+
+/** The preview's elements: rows per table (the tables that have any), the files, and the
+ * items by state, the ones a restore would change first and the unchanged ones folded. */
+export function previewView(preview) {
+  const elements = [];
+  const columns = [RestoreState.NEW, RestoreState.UNCHANGED, RestoreState.DIFFERS, RestoreState.REMAPPED, RestoreState.REFUSED];
+  const headings = { new: "New", unchanged: "Unchanged", differs: "Differs", remapped: "Copied", refused: "Refused" };
+  const tables = Object.entries(preview.tables || {}).filter(([, counts]) => countsTotal(counts) > 0);
+  // Folded, as the inspection report's: the items below are what most look for.
+  const perTable = make("details", { class: "preview-group" });
+  perTable.append(make("summary", {}, `Rows per table (${plural(tables.length, "table", "tables")})`));
+  if (tables.length) {
+    const table = make("table", { "data-testid": "preview-tables" });
+    const head = make("tr");
+    head.append(make("th", { scope: "col" }, "Table"), ...columns.map((state) => make("th", { scope: "col", class: "n" }, headings[state])));
+    const body = make("tbody");
+    for (const [name, counts] of tables) {
+      const row = make("tr", { "data-testid": `preview-table-${name}` });
+      row.append(make("th", { scope: "row" }, name.replace(/_/g, " ")));
+      for (const state of columns) row.append(make("td", { class: "n", "data-testid": state }, number(counts[state] || 0)));
+      body.append(row);
+    }
+    const thead = make("thead");
+    thead.append(head);
+    table.append(thead, body);
+    const scroll = make("div", { class: "scroll" });
+    scroll.append(table);
+    perTable.append(scroll);
+  } else {
+    perTable.append(make("p", {}, "The archive has no rows."));
+  }
+  elements.push(perTable);
+  const files = preview.files || {};
+  elements.push(make("p", { "data-testid": "preview-files" }, countsTotal(files) ? `Files: ${countWords(files)}.` : "The archive has no files."));
+
+  const items = preview.items || [];
+  elements.push(make("h4", {}, "Characters, chats, personas, world books and presets"));
+  if (items.length === 0) elements.push(make("p", {}, "The archive has none."));
+  for (const [state, title, meaning] of ITEM_GROUPS) {
+    const group = items.filter((item) => item.state === state);
+    if (group.length === 0) continue;
+    const section = make("section", { class: "preview-group", "data-testid": `preview-items-${state}` });
+    section.append(make("h5", {}, `${title}: ${number(group.length)}`), make("p", { class: "muted" }, meaning), itemList(group));
+    elements.push(section);
+  }
+  const unchanged = items.filter((item) => item.state === RestoreState.UNCHANGED);
+  if (unchanged.length) {
+    const details = make("details", { class: "preview-group", "data-testid": "preview-items-unchanged" });
+    details.append(make("summary", {}, `Unchanged: ${plural(unchanged.length, "item is", "items are")} in your account as the backup has ${unchanged.length === 1 ? "it" : "them"}`), itemList(unchanged));
+    elements.push(details);
+  }
+  return elements;
 }

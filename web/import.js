@@ -1,6 +1,7 @@
 // The import card as a state machine. An archive is picked, checked on this device by the
 // Worker (or, in a browser without one, by the server after a raw upload), its API keys'
-// ticket asked for, then uploaded in batches; the summary shows what was imported. The card
+// ticket asked for, then uploaded in batches; the summary shows what was imported. Before
+// that, a restore preview may show what a restore would do, with nothing written. The card
 // is in one `State` at a time, `NEXT` says where each may go, `go` is the only way to move,
 // and `show` is the one place that puts the card's state on the page.
 //
@@ -12,6 +13,9 @@ import { $ } from "./dom.js";
 import {
   heldWords,
   leftRowsToEmbed,
+  previewProgressWords,
+  previewView,
+  previewWords,
   progressWords,
   reportView,
   reusedWords,
@@ -37,6 +41,9 @@ export const State = Object.freeze({
   /** Can be uploaded: checked and decided (or, with no Worker, left to the server). A resume
    * offer, when the server still holds an earlier upload of this file, keeps it here. */
   READY: "ready",
+  /** A restore preview: the archive goes to a preview job, which writes nothing. Returns
+   * to the state it came from (READY or NEEDS_TICKET). */
+  PREVIEWING: "previewing",
   /** Batches (or the raw archive) go to the server. */
   UPLOADING: "uploading",
   /** The raw upload's job asks for the ticket (browsers without a Worker). */
@@ -57,8 +64,9 @@ const NEXT = {
   [State.IDLE]: [State.CHECKING, State.READY],
   [State.CHECKING]: [State.REFUSED, State.NEEDS_TICKET, State.READY],
   [State.REFUSED]: [],
-  [State.NEEDS_TICKET]: [State.READY],
-  [State.READY]: [State.UPLOADING],
+  [State.NEEDS_TICKET]: [State.READY, State.PREVIEWING],
+  [State.READY]: [State.UPLOADING, State.PREVIEWING],
+  [State.PREVIEWING]: [State.READY, State.NEEDS_TICKET],
   [State.UPLOADING]: [State.AWAITING_TICKET, State.INTERRUPTED, State.COMPLETE, State.FAILED, State.CANCELLED],
   [State.AWAITING_TICKET]: [State.UPLOADING, State.COMPLETE, State.FAILED, State.CANCELLED],
   // Once an upload ended, Upload sends the same archive again, as a new job.
@@ -69,23 +77,25 @@ const NEXT = {
   [State.STOPPED]: [],
 };
 
-/** What each state shows: whether Upload may be clicked, whether an upload is under way
- * (Cancel and the progress bar shown, the file picker locked), the status word (the job's
- * own once there is a job; "idle" and "interrupted" are the page's), and whether the ticket
- * question may be answered. */
+/** What each state shows: whether Upload and Preview restore may be clicked, whether an
+ * upload or a preview is under way (the progress bar shown, the file picker locked) and
+ * whether it may be cancelled (an upload's job may; a preview's writes nothing), the status
+ * word (the import job's own once there is a job; "idle" and "interrupted" are the page's),
+ * and whether the ticket question may be answered. */
 const VIEW = {
-  [State.IDLE]: { upload: false, busy: false, status: "idle", ticket: false },
-  [State.CHECKING]: { upload: false, busy: false, status: "idle", ticket: false },
-  [State.REFUSED]: { upload: false, busy: false, status: "idle", ticket: false },
-  [State.NEEDS_TICKET]: { upload: false, busy: false, status: "idle", ticket: true },
-  [State.READY]: { upload: true, busy: false, status: "idle", ticket: true },
-  [State.UPLOADING]: { upload: false, busy: true, status: JobStatus.RUNNING, ticket: false },
-  [State.AWAITING_TICKET]: { upload: false, busy: true, status: JobStatus.RUNNING, ticket: true },
-  [State.INTERRUPTED]: { upload: true, busy: false, status: "interrupted", ticket: false },
-  [State.COMPLETE]: { upload: true, busy: false, status: JobStatus.COMPLETE, ticket: false },
-  [State.FAILED]: { upload: true, busy: false, status: JobStatus.FAILED, ticket: false },
-  [State.CANCELLED]: { upload: true, busy: false, status: JobStatus.CANCELLED, ticket: false },
-  [State.STOPPED]: { upload: false, busy: false, status: JobStatus.FAILED, ticket: false },
+  [State.IDLE]: { upload: false, preview: false, busy: false, cancel: false, status: "idle", ticket: false },
+  [State.CHECKING]: { upload: false, preview: false, busy: false, cancel: false, status: "idle", ticket: false },
+  [State.REFUSED]: { upload: false, preview: false, busy: false, cancel: false, status: "idle", ticket: false },
+  [State.NEEDS_TICKET]: { upload: false, preview: true, busy: false, cancel: false, status: "idle", ticket: true },
+  [State.READY]: { upload: true, preview: true, busy: false, cancel: false, status: "idle", ticket: true },
+  [State.PREVIEWING]: { upload: false, preview: false, busy: true, cancel: false, status: "idle", ticket: false },
+  [State.UPLOADING]: { upload: false, preview: false, busy: true, cancel: true, status: JobStatus.RUNNING, ticket: false },
+  [State.AWAITING_TICKET]: { upload: false, preview: false, busy: true, cancel: true, status: JobStatus.RUNNING, ticket: true },
+  [State.INTERRUPTED]: { upload: true, preview: false, busy: false, cancel: false, status: "interrupted", ticket: false },
+  [State.COMPLETE]: { upload: true, preview: false, busy: false, cancel: false, status: JobStatus.COMPLETE, ticket: false },
+  [State.FAILED]: { upload: true, preview: false, busy: false, cancel: false, status: JobStatus.FAILED, ticket: false },
+  [State.CANCELLED]: { upload: true, preview: false, busy: false, cancel: false, status: JobStatus.CANCELLED, ticket: false },
+  [State.STOPPED]: { upload: false, preview: false, busy: false, cancel: false, status: JobStatus.FAILED, ticket: false },
 };
 
 /** The card's data when nothing is picked. */
@@ -101,6 +111,10 @@ const EMPTY = Object.freeze({
   /** The ticket question and the answer to it, in words ("" when not asked). */
   ticketQuestion: "",
   ticketState: "",
+  /** The restore preview of this archive (the server's `RestorePreview`), and the state a
+   * preview under way returns to. */
+  preview: null,
+  previewFrom: null,
   /** The job uploaded into, and the earlier job this upload resumes ({jobId, hpkePublicKey, start}). */
   jobId: null,
   resume: null,
@@ -144,7 +158,7 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
   }
 
   // What `show` last drew of the data it draws in full, so it draws each once.
-  const drawn = { report: null, final: null };
+  const drawn = { report: null, final: null, preview: null };
 
   /** Puts the card's state on the page: the one place that does. Text is written only
    * when it changes, so live regions announce news, not every progress tick. */
@@ -157,7 +171,10 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
     };
     put("import-start", card.resume ? `Resume upload (batch ${card.resume.start + 1})` : "Upload & import");
     $("import-start").disabled = !view.upload;
-    $("import-cancel").hidden = !view.busy;
+    // Only where a Worker checks the archive: it is what sends the preview's batches.
+    $("import-preview").hidden = !post;
+    $("import-preview").disabled = !view.preview;
+    $("import-cancel").hidden = !view.cancel;
     $("import-bar").hidden = !view.busy;
     $("import-bar").value = card.percent;
     $("import-file").disabled = view.busy;
@@ -195,6 +212,18 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
     $("import-notes").hidden = $("import-notes").childElementCount === 0;
     const reused = final ? reusedWords(final.ticket) : "";
     put("ticket-reused", reused).hidden = !reused;
+
+    // The restore preview: what a restore would do, drawn once per preview.
+    const preview = $("restore-preview");
+    if (drawn.preview !== card.preview) {
+      drawn.preview = card.preview;
+      $("restore-preview-body").replaceChildren(...(card.preview ? previewView(card.preview) : []));
+      put("restore-preview-summary", card.preview ? previewWords(card.preview) : "");
+      // For tests, as the inspection report's `data-report`.
+      if (card.preview) preview.dataset.preview = JSON.stringify(card.preview);
+      else delete preview.dataset.preview;
+    }
+    preview.hidden = !card.preview;
   }
 
   // ---- picking an archive, and its ticket --------------------------------------------
@@ -234,11 +263,13 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
       localStorage.removeItem(key);
       return;
     }
-    // Another archive may have been picked meanwhile, or the upload begun.
-    if (card.report !== report || ![State.NEEDS_TICKET, State.READY].includes(card.state)) return;
+    // Another archive may have been picked meanwhile, or the upload begun (a preview under
+    // way keeps its own words; the offer stays for when it returns).
+    if (card.report !== report || ![State.NEEDS_TICKET, State.READY, State.PREVIEWING].includes(card.state)) return;
+    const words = `An earlier upload of this file stopped after ${status.nextBatch} batches; it continues from there.`;
     go(card.state, {
       resume: { jobId, hpkePublicKey: status.hpkePublicKey, start: status.nextBatch },
-      progress: `An earlier upload of this file stopped after ${status.nextBatch} batches; it continues from there.`,
+      ...(card.state === State.PREVIEWING ? {} : { progress: words }),
     });
   }
 
@@ -255,9 +286,27 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
     go(State.READY, { ticketState: "API keys will be skipped." });
   }
 
+  // ---- the restore preview ---------------------------------------------------------------
+  /** Asks the Worker for a restore preview of the picked archive (nothing is written). */
+  function preview() {
+    const from = card.state;
+    if (!VIEW[from].preview) return;
+    if (!go(State.PREVIEWING, { previewFrom: from, preview: null, percent: 0, progress: "Previewing…" })) return;
+    post({ kind: Kind.PREVIEW });
+  }
+
+  /** The preview ended: back to the state it came from, with the preview or the refusal. */
+  function previewed({ preview, error }) {
+    const progress = preview
+      ? "Preview ready: nothing was written. What a restore would do is below."
+      : `Preview refused: ${refusalWords(error)}`;
+    go(card.previewFrom, { preview: preview || null, previewFrom: null, percent: 0, progress });
+  }
+
   // ---- uploading -----------------------------------------------------------------------
   function upload() {
-    if (!go(State.UPLOADING, { outcome: null, percent: 0 })) return;
+    // A preview says what a restore would do before it; once one runs, it says no more.
+    if (!go(State.UPLOADING, { outcome: null, percent: 0, preview: null })) return;
     if (post) post({ kind: Kind.UPLOAD, resume: card.resume });
     else uploadRaw();
   }
@@ -301,7 +350,7 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
   async function cancel() {
     if (card.jobId) await api(`${IMPORT_URL}/${card.jobId}/cancel`, { method: "POST" });
     // Unless the upload ended meanwhile (its words stay).
-    if (VIEW[card.state].busy) say("Cancelling…");
+    if (VIEW[card.state].cancel) say("Cancelling…");
   }
 
   /** The upload ended: with the job's final `status`, or an `error` (then the job's status
@@ -354,8 +403,14 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
         if (card.report && card.file) localStorage.setItem(uploadKey(card.report, card.file), data.jobId);
         break;
       case Kind.PROGRESS:
-        if (card.state !== State.UPLOADING) break;
-        go(State.UPLOADING, progressOf(data.progress));
+        if (card.state === State.UPLOADING) go(State.UPLOADING, progressOf(progressWords(data.progress)));
+        else if (card.state === State.PREVIEWING) go(State.PREVIEWING, progressOf(previewProgressWords(data.progress)));
+        break;
+      case Kind.PREVIEWED:
+        if (card.state === State.PREVIEWING) previewed({ preview: data.preview });
+        break;
+      case Kind.PREVIEW_FAILED:
+        if (card.state === State.PREVIEWING) previewed({ error: data.error });
         break;
       case Kind.COMPLETE:
         if (card.state !== State.UPLOADING) break;
@@ -375,10 +430,7 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
     }
   }
 
-  const progressOf = (progress) => {
-    const { words, percent } = progressWords(progress);
-    return { progress: words, percent };
-  };
+  const progressOf = ({ words, percent }) => ({ progress: words, percent });
 
   $("import-file").addEventListener("change", (event) => pick(event.target.files[0]));
   $("ticket-file").addEventListener("change", (event) => {
@@ -387,6 +439,7 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
   });
   $("ticket-skip").addEventListener("click", skipPicked);
   $("import-start").addEventListener("click", upload);
+  $("import-preview").addEventListener("click", preview);
   $("import-cancel").addEventListener("click", cancel);
 
   return {

@@ -10,6 +10,9 @@ export const Kind = Object.freeze({
   TICKET: "ticket", // {text} → TICKET {result} or TICKET_REFUSED {error}
   SKIP_SECRETS: "skipSecrets", // (no answer)
   UPLOAD: "upload", // {resume} → JOB {jobId}, PROGRESS {progress}…, COMPLETE or FAILED {error}
+  // A restore preview: the archive sent as an upload is, to a preview job that writes nothing
+  // and answers what a restore would do (the server's RestorePreview); no API keys are sent.
+  PREVIEW: "preview", // → PROGRESS {progress}…, PREVIEWED or PREVIEW_FAILED {error}
   VERSION: "version", // → VERSION {version}: lvbak-core's version
   // The Worker's answers.
   REPORT: "report",
@@ -19,6 +22,8 @@ export const Kind = Object.freeze({
   PROGRESS: "progress",
   COMPLETE: "complete", // {jobId, status, report, seconds, wireBytes, waitMs}
   FAILED: "failed", // {jobId?, error}
+  PREVIEWED: "previewed", // {preview, report, seconds, wireBytes, waitMs}
+  PREVIEW_FAILED: "previewFailed",
   // The Worker threw outside a request's own handling ({error}); its Wasm module still works.
   CRASHED: "crashed",
   // The Wasm module trapped ({error}): the Worker closes, and the page starts a new one.
@@ -75,7 +80,8 @@ export const jobEnded = (status) =>
   status === JobStatus.COMPLETE || status === JobStatus.FAILED || status === JobStatus.CANCELLED;
 
 /** The phase of the Worker's upload progress: lvbak-core's `UploadProgress` phases, then
- * the Worker's own COMMITTING while the server applies the last batch. */
+ * the Worker's own COMMITTING while the server applies the last batch (or, for a preview,
+ * compares the archive with the account). */
 export const UploadPhase = Object.freeze({
   TABLES: "tables",
   VECTORS: "vectors",
@@ -83,6 +89,16 @@ export const UploadPhase = Object.freeze({
   SECRETS: "secrets",
   SENT: "sent",
   COMMITTING: "committing",
+});
+
+/** What a restore would do with a row, file or item of an archive, as a restore preview
+ * (the server's `RestorePreview`) names it: lvbak-core's `RestoreState`. */
+export const RestoreState = Object.freeze({
+  NEW: "new", // not in the account: never here, or deleted since the backup
+  UNCHANGED: "unchanged",
+  DIFFERS: "differs", // here in another version; a restore keeps the account's
+  REMAPPED: "remapped", // its id is another account's: restored as a copy under a new id
+  REFUSED: "refused",
 });
 
 /** The export's progress events, named by phase on its event stream. */

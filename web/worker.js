@@ -89,31 +89,44 @@ function refusal(answer) {
   return error;
 }
 
-/** Uploads the opened archive: into a new job, or, with `resume` ({jobId, hpkePublicKey,
- * start}), into the job an interrupted upload left, from the batch the server expects. */
-function upload(resume) {
+/** A restore preview: the archive is sent as an upload is, to a preview job, whose commit
+ * answers what a restore would do (the server's `RestorePreview`); the server writes
+ * nothing and keeps no job. Its API keys are not sent (they stay for the upload). */
+function preview() {
+  sendArchive({ preview: true });
+}
+
+/** Sends the opened archive in batches and commits it. An upload goes into a new job, or,
+ * with `resume` ({jobId, hpkePublicKey, start}), into the job an interrupted upload left,
+ * from the batch the server expects, and is answered by JOB, COMPLETE or FAILED; with
+ * `preview`, into a preview job (never resumed, not remembered), answered by PREVIEWED or
+ * PREVIEW_FAILED. Both post PROGRESS. */
+function sendArchive({ resume = null, preview = false }) {
   const started = performance.now();
   const json = { "Content-Type": "application/json" };
+  const failed = preview ? Kind.PREVIEW_FAILED : Kind.FAILED;
   let job = resume && resume.jobId;
   let publicKey = resume && resume.hpkePublicKey;
   // Files the server holds already (the same size and CRC-32, by its own reading): never
-  // sent. A resumed upload leaves out the same ones, so its batch numbers match.
+  // sent. A resumed upload leaves out the same ones, so its batch numbers match; a preview
+  // is told every file of the archive (it compares them by their claims).
   let heldFiles = [];
   if (!resume) {
-    const opened = request("POST", "/api/v1/user-data/import/batches", processor.openRequest(), json);
-    if (opened.status !== 201) return post({ kind: Kind.FAILED, error: errorOf(refusal(opened)) });
+    const body = preview ? JSON.stringify({ ...JSON.parse(processor.openRequest()), preview: true }) : processor.openRequest();
+    const opened = request("POST", "/api/v1/user-data/import/batches", body, json);
+    if (opened.status !== 201) return post({ kind: failed, error: errorOf(refusal(opened)) });
     job = opened.json.jobId;
     publicKey = opened.json.hpkePublicKey;
     heldFiles = opened.json.heldFiles || [];
   } else {
     const held = requestAgain("GET", `/api/v1/user-data/import/${job}/held-files`);
-    if (held.status !== 200) return post({ kind: Kind.FAILED, jobId: job, error: errorOf(refusal(held)) });
+    if (held.status !== 200) return post({ kind: failed, jobId: job, error: errorOf(refusal(held)) });
     heldFiles = held.json.heldFiles || [];
   }
   // The ids of rows the account has (hashed): those rows are not sent either.
   const heldRows = requestAgain("GET", `/api/v1/user-data/import/${job}/held-rows`);
-  if (heldRows.status !== 200) return post({ kind: Kind.FAILED, jobId: job, error: errorOf(refusal(heldRows)) });
-  post({ kind: Kind.JOB, jobId: job });
+  if (heldRows.status !== 200) return post({ kind: failed, jobId: job, error: errorOf(refusal(heldRows)) });
+  if (!preview) post({ kind: Kind.JOB, jobId: job });
   let wireBytes = 0;
   // Time spent waiting for the server's answers (the rest is reading, checking, packing).
   let waitMs = 0;
@@ -151,16 +164,18 @@ function upload(resume) {
     },
   };
   let report;
+  processor.sendSecrets(!preview);
   try {
     report = JSON.parse(processor.upload(job, publicKey, resume ? resume.start : 0, JSON.stringify(heldFiles), JSON.stringify(heldRows.json), sink));
   } catch (thrown) {
     rethrowFatal(thrown);
-    return post({ kind: Kind.FAILED, jobId: job, error: errorOf(thrown) });
+    return post({ kind: failed, jobId: job, error: errorOf(thrown) });
   }
   post({ kind: Kind.PROGRESS, progress: { phase: UploadPhase.COMMITTING } });
   const done = request("POST", `/api/v1/user-data/import/${job}/commit`, JSON.stringify({ batches: report.batches }), json);
-  if (done.status !== 200) return post({ kind: Kind.FAILED, jobId: job, error: errorOf(refusal(done)) });
+  if (done.status !== 200) return post({ kind: failed, jobId: job, error: errorOf(refusal(done)) });
   const seconds = (performance.now() - started) / 1000;
+  if (preview) return post({ kind: Kind.PREVIEWED, preview: done.json, report, seconds, wireBytes, waitMs });
   post({ kind: Kind.COMPLETE, jobId: job, status: done.json, report, seconds, wireBytes, waitMs });
 }
 
@@ -204,7 +219,10 @@ function handle(data) {
       processor.skipSecrets();
       break;
     case Kind.UPLOAD:
-      upload(data.resume);
+      sendArchive({ resume: data.resume });
+      break;
+    case Kind.PREVIEW:
+      preview();
       break;
     default:
       if (EXPLORER_REQUESTS.has(data.kind)) explore(data);

@@ -57,6 +57,8 @@ pub struct Processor {
     /// A selective restore's picks and their closure over this archive
     /// ([`Processor::select_items`]): only those rows, files and vectors are sent.
     selection: Option<(Selection, Closure)>,
+    /// Whether uploads send the decrypted API keys ([`Processor::send_secrets`]).
+    send_secrets: bool,
 }
 
 fn now_ms() -> f64 {
@@ -80,6 +82,7 @@ impl Processor {
             open_ms: now_ms() - started,
             explorer: None,
             selection: None,
+            send_secrets: true,
         })
     }
 
@@ -166,6 +169,13 @@ impl Processor {
         Ok(json!({"decrypted": self.secrets.len(), "failed": failed}).to_string())
     }
 
+    /// Whether the next uploads send the decrypted API keys (a restore preview sends none;
+    /// they are kept for the upload after it).
+    #[wasm_bindgen(js_name = sendSecrets)]
+    pub fn send_secrets(&mut self, send: bool) {
+        self.send_secrets = send;
+    }
+
     /// Forgets decrypted secrets (Skip API keys).
     #[wasm_bindgen(js_name = skipSecrets)]
     pub fn skip_secrets(&mut self) {
@@ -177,7 +187,9 @@ impl Processor {
     /// `vectorsAccepted()` → bool. Batches below `start_batch` are skipped (a resume);
     /// `held_files` (a JSON array of entry names, the server's `heldFiles`) are not sent,
     /// nor rows whose ids `held_rows` names (the server's `held-rows` answer, as JSON).
-    /// Answers the upload report as JSON.
+    /// The decrypted API keys go along (sealed to `public_key`) unless
+    /// [`Processor::send_secrets`] said not to (a restore preview); they stay here for an
+    /// upload sent again (a resume). Answers the upload report as JSON.
     pub fn upload(
         &mut self,
         job_id: &str,
@@ -189,7 +201,7 @@ impl Processor {
     ) -> Result<String, JsValue> {
         let held_files = serde_json::from_str(held_files).map_err(|e| thrown("bad_request", e))?;
         let held_rows = HeldRows::parse(held_rows.as_bytes()).map_err(|e| thrown("bad_request", e))?;
-        let secrets = if self.secrets.is_empty() {
+        let secrets = if self.secrets.is_empty() || !self.send_secrets {
             None
         } else {
             let recipient: [u8; 32] = BASE64
@@ -201,7 +213,7 @@ impl Processor {
                 recipient,
                 ephemeral: random_32()?,
                 job_id: job_id.to_string(),
-                secrets: std::mem::take(&mut self.secrets),
+                secrets: self.secrets.clone(),
             })
         };
         let plan = UploadPlan {

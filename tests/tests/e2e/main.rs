@@ -7,6 +7,7 @@ mod batch_selection;
 mod batches;
 mod browser;
 mod browser_cards;
+mod browser_preview;
 mod compat;
 mod embeddings;
 mod export;
