@@ -17,6 +17,7 @@
 //! account's own rows, so the closure never leaves the account.
 
 mod archive_rows;
+mod copy;
 pub(crate) mod relations;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ use relations::{json_ids, key_column, links, Edge, Link, BRANCHED_FROM, JSON_REF
 
 pub use crate::protocol::ItemKind;
 pub use archive_rows::ArchiveRows;
+pub use copy::{copy_id, CopyPlan};
 
 /// One picked item, written `KIND:ID`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -32,3 +32,29 @@ pub fn next_uuid(bytes: &[u8], from: usize, quoted_only: bool) -> Option<usize> 
     }
     None
 }
+
+/// `text` with every UUID in it (`quoted_only`: every JSON string that is a UUID) that
+/// `new_id_of` answers for replaced by that answer; `None` when nothing changed.
+pub fn rewrite_uuids<E>(
+    text: &str,
+    quoted_only: bool,
+    mut new_id_of: impl FnMut(&str) -> Result<Option<String>, E>,
+) -> Result<Option<String>, E> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(start) = next_uuid(text.as_bytes(), at, quoted_only) {
+        let original = &text[start..start + 36];
+        if let Some(new_id) = new_id_of(original)? {
+            out.push_str(&text[copied..start]);
+            out.push_str(&new_id);
+            copied = start + 36;
+        }
+        at = start + 36;
+    }
+    if copied == 0 {
+        return Ok(None);
+    }
+    out.push_str(&text[copied..]);
+    Ok(Some(out))
+}

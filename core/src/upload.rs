@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 use crate::archive::Archive;
 use crate::batch::{Batch, PlainSecret, BUNDLE_FRAME_BYTES};
-use crate::closure::Closure;
+use crate::closure::{Closure, CopyPlan};
 use crate::entry_name::EntryKind;
 use crate::error::{FormatError, Result};
 use crate::hpke::{seal, SECRETS_INFO};
@@ -81,6 +81,10 @@ pub struct UploadPlan {
     /// archive: `closure::closure` with `ArchiveRows`), the files their ids name and the
     /// vectors of those rows are sent; never secrets. Every line is still checked.
     pub only: Option<Closure>,
+    /// With `only`, a restore as a copy: what belongs to the picks goes under the ids this
+    /// plan gives (`closure::CopyPlan`), file names too. The server is told the files under
+    /// those names ([`file_claims_as`]) and answers held files by them.
+    pub copy: Option<CopyPlan>,
 }
 
 /// Where an upload is, for a progress bar.
@@ -196,6 +200,8 @@ pub struct Upload<'a, R> {
     report: UploadReport,
     /// A selective restore's closure (see [`UploadPlan::only`]).
     only: Option<Arc<Closure>>,
+    /// A restore as a copy's ids (see [`UploadPlan::copy`]).
+    copy: Option<Arc<CopyPlan>>,
 }
 
 impl<'a, R: Read + Seek> Upload<'a, R> {
@@ -207,11 +213,12 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
         let mut tasks = VecDeque::new();
         let import = ImportPlan::of(archive);
         let only = plan.only.take().map(Arc::new);
+        let copy = plan.copy.take().filter(|_| only.is_some()).map(Arc::new);
         for &(spec, index) in &import.tables {
             let held = plan.held_rows.remove(spec.name).filter(|held| !held.is_empty());
             let lines = match (&only, plan.fresh_tables.as_ref().map(|fresh| fresh.contains(spec.name)), held) {
                 // A selection's rows are picked out one by one.
-                (Some(closure), _, held) => Lines::Rows { held, keep: Some(Keep::of(closure, spec.name)) },
+                (Some(closure), _, held) => Lines::Rows { held, keep: Some(Keep::of(closure, spec, copy.as_ref())) },
                 // A fresh table goes as a stream whatever is held now; without the server's
                 // list, a table none of whose rows are held does.
                 (None, Some(true), _) | (None, None, None) => Lines::Stream,
@@ -231,7 +238,7 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
             (None, _) => true,
         });
         let (files, held): (Vec<usize>, Vec<usize>) =
-            files.partition(|&index| !plan.held_files.contains(&archive.entries()[index].name));
+            files.partition(|&index| !plan.held_files.contains(&entry_name_as(archive, index, copy.as_deref())));
         let progress = UploadProgress {
             phase: "tables".into(),
             files_total: (files.len() + held.len()) as u64,
@@ -253,6 +260,7 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
             progress,
             report: UploadReport::default(),
             only,
+            copy,
         }
     }
 
@@ -288,7 +296,7 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
         }
         for (table, index) in entries.into_iter().rev() {
             let task = if accepted {
-                Task::Lines { index, table, lines: Lines::Vectors { only: self.only.clone() } }
+                Task::Lines { index, table, lines: Lines::Vectors { only: self.only.clone(), copy: self.copy.clone() } }
             } else {
                 Task::Check { index }
             };
@@ -408,7 +416,7 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
                 }
             }
             Task::File { index } => {
-                let cutter = FileCutter::open(archive, index)?;
+                let cutter = FileCutter::open(archive, index, self.copy.as_deref())?;
                 self.progress.item = cutter.name().to_string();
                 self.state = State::File(Box::new(cutter));
             }
@@ -430,6 +438,27 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
         }
         Ok(Advanced::Quietly)
     }
+}
+
+/// The name of entry `index` (`files/<bucket>/<name>`) as a copy sends it.
+fn entry_name_as<R: Read + Seek>(archive: &Archive<R>, index: usize, copy: Option<&CopyPlan>) -> String {
+    let entry = &archive.entries()[index];
+    match (copy, &entry.kind) {
+        (Some(copy), EntryKind::File { bucket, name }) => bucket.entry_name(&copy.file_name(name)),
+        _ => entry.name.clone(),
+    }
+}
+
+/// The archive's files as [`file_claims`] describes them, under the names `copy` gives them
+/// (a restore as a copy: the server answers held files by the names they will have).
+pub fn file_claims_as<R: Read + Seek>(archive: &Archive<R>, copy: Option<&CopyPlan>) -> Vec<FileClaim> {
+    let mut claims = file_claims(archive);
+    if let Some(copy) = copy {
+        for claim in &mut claims {
+            claim.name = copy.file_name(&claim.name);
+        }
+    }
+    claims
 }
 
 /// What one step of [`Upload::advance`] did.

@@ -14,10 +14,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use js_sys::{Function, Reflect, Uint8Array};
 use lvbak_core::batch::PlainSecret;
-use lvbak_core::closure::{closure, ArchiveRows, Closure, ClosureError, Pick, Selection};
+use lvbak_core::closure::{belongings, closure, ArchiveRows, Closure, ClosureError, CopyPlan, Pick, Selection};
 use lvbak_core::explore::{ExploreIndex, List};
 use lvbak_core::upload::{
-    file_claims, upload_batches, BatchSink, HeldRows, SealedSecretsPlan, UploadPlan, UploadProgress,
+    file_claims, file_claims_as, upload_batches, BatchSink, HeldRows, SealedSecretsPlan, UploadPlan, UploadProgress,
 };
 use lvbak_core::{inspect, Archive, FormatError, InspectOptions, Inspection, Limits, Ticket};
 use serde_json::{json, Value};
@@ -45,6 +45,14 @@ fn format_error(error: &FormatError) -> JsValue {
     thrown(error.code(), error)
 }
 
+/// The items picked for a selective restore.
+struct Selected {
+    selection: Selection,
+    closure: Closure,
+    /// Restored as a copy: what belongs to the picks.
+    belongings: Option<Closure>,
+}
+
 /// One picked archive.
 #[wasm_bindgen]
 pub struct Processor {
@@ -55,8 +63,11 @@ pub struct Processor {
     /// The archive explorer's index, once built ([`Processor::explore`]).
     explorer: Option<ExploreIndex>,
     /// A selective restore's picks and their closure over this archive
-    /// ([`Processor::select_items`]): only those rows, files and vectors are sent.
-    selection: Option<(Selection, Closure)>,
+    /// ([`Processor::select_items`]): only those rows, files and vectors are sent; with
+    /// what belongs to the picks when they are restored as a copy.
+    selection: Option<Selected>,
+    /// The signed-in user's id ([`Processor::set_importer`]): a copy's ids are derived from it.
+    importer: Option<String>,
     /// Whether uploads send the decrypted API keys ([`Processor::send_secrets`]).
     send_secrets: bool,
 }
@@ -82,6 +93,7 @@ impl Processor {
             open_ms: now_ms() - started,
             explorer: None,
             selection: None,
+            importer: None,
             send_secrets: true,
         })
     }
@@ -112,21 +124,33 @@ impl Processor {
             self.archive.secrets_index().and_then(|index| serde_json::from_slice::<Value>(&index.to_line()).ok());
         let mut request =
             json!({"manifest": self.archive.manifest(), "secretsIndex": index, "files": file_claims(&self.archive)});
-        if let Some((selection, _)) = &self.selection {
-            let picks: Vec<String> = selection.picks.iter().map(ToString::to_string).collect();
-            request["selection"] = json!({"picks": picks, "withoutChats": selection.without_chats});
+        if let Some(selected) = &self.selection {
+            let picks: Vec<String> = selected.selection.picks.iter().map(ToString::to_string).collect();
+            let without_chats = selected.selection.without_chats;
+            let as_copy = selected.belongings.is_some();
+            request["selection"] = json!({"picks": picks, "withoutChats": without_chats, "asCopy": as_copy});
+            request["files"] = json!(file_claims_as(&self.archive, self.copy_plan().as_ref()));
         }
         request.to_string()
+    }
+
+    /// The signed-in user's id (`GET /api/v1/auth/me`): a restore as a copy derives the
+    /// copies' ids from it, as the server does.
+    #[wasm_bindgen(js_name = setImporter)]
+    pub fn set_importer(&mut self, user_id: &str) {
+        self.importer = Some(user_id.to_string());
     }
 
     /// Picks items to restore alone (a selective restore): `picks` is a JSON array of
     /// `KIND:ID` (an empty one restores everything again). Their closure over this archive
     /// (`lvbak_core::closure`) is what the next upload sends — rows, the files their ids
     /// name, their vectors; never API keys — and the open request declares the picks for
-    /// the server to check. Answers `{"tables": {TABLE: rows}}`; throws `bad_pick`, or
-    /// `not_in_archive` naming picks the archive does not hold.
+    /// the server to check. `as_copy`: the picks and what belongs to them come back beside
+    /// the account's version under ids of their own (set the importer first,
+    /// [`Processor::set_importer`]). Answers `{"tables": {TABLE: rows}}`; throws
+    /// `bad_pick`, `no_importer`, or `not_in_archive` naming picks the archive does not hold.
     #[wasm_bindgen(js_name = selectItems)]
-    pub fn select_items(&mut self, picks: &str, without_chats: bool) -> Result<String, JsValue> {
+    pub fn select_items(&mut self, picks: &str, without_chats: bool, as_copy: Option<bool>) -> Result<String, JsValue> {
         let picks: Vec<String> = serde_json::from_str(picks).map_err(|e| thrown("bad_pick", e))?;
         if picks.is_empty() {
             self.selection = None;
@@ -145,10 +169,28 @@ impl Processor {
             }
             Err(ClosureError::Source(error)) => return Err(format_error(&error)),
         };
+        let belongings = if as_copy == Some(true) {
+            if self.importer.is_none() {
+                return Err(thrown("no_importer", "say who is signed in (setImporter) before restoring as a copy"));
+            }
+            Some(belongings(&mut ArchiveRows::new(&self.archive), &selection).map_err(|error| match error {
+                ClosureError::NotFound(_) => thrown("not_in_archive", "the archive holds nothing of the picks"),
+                ClosureError::Source(error) => format_error(&error),
+            })?)
+        } else {
+            None
+        };
         let tables: serde_json::Map<String, Value> =
             closure.tables().map(|(table, rows)| (table.to_string(), json!(rows))).collect();
-        self.selection = Some((selection, closure));
+        self.selection = Some(Selected { selection, closure, belongings });
         Ok(json!({"tables": tables}).to_string())
+    }
+
+    /// A restore as a copy's ids, when the selection is one.
+    fn copy_plan(&self) -> Option<CopyPlan> {
+        let belongings = self.selection.as_ref()?.belongings.as_ref()?;
+        let manifest = self.archive.manifest();
+        Some(CopyPlan::new(belongings, self.importer.as_deref()?, &manifest.archive_id, manifest.exported_at))
     }
 
     /// Verifies `ticket` (the `.ticket.json` text) against this archive and decrypts its
@@ -222,7 +264,8 @@ impl Processor {
             held_files,
             held_rows: held_rows.tables,
             fresh_tables: held_rows.fresh,
-            only: self.selection.as_ref().map(|(_, closure)| closure.clone()),
+            only: self.selection.as_ref().map(|selected| selected.closure.clone()),
+            copy: self.copy_plan(),
         };
         let mut sink = JsSink::new(sink)?;
         match upload_batches(&self.archive, plan, &mut sink) {

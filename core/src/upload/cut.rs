@@ -10,11 +10,12 @@ use super::held::{held_id_hash, RowId};
 use super::{UploadProgress, UploadReport};
 use crate::archive::Archive;
 use crate::batch::{deflate_ndjson, Batch, TARGET_BATCH_BYTES};
-use crate::closure::Closure;
+use crate::closure::{Closure, CopyPlan};
 use crate::container::EntryReader;
 use crate::entry_name::{EntryKind, FileBucket};
 use crate::error::{FormatError, Result};
 use crate::ndjson::{check_row, NdjsonLines};
+use crate::registry::TableSpec;
 
 /// The first batch of a table closes after this many bytes of its lines (the rest after
 /// [`TARGET_BATCH_BYTES`]), so the server starts on it sooner.
@@ -32,20 +33,35 @@ pub(super) enum Lines {
     /// As the archive's own deflate stream (a table none of whose rows the server holds),
     /// cut into segments; every line is still inflated and checked here.
     Stream,
-    /// As vectors batches; with a selection, only the vectors of its rows.
-    Vectors { only: Option<Arc<Closure>> },
+    /// As vectors batches; with a selection, only the vectors of its rows (as a copy, of
+    /// the rows' copies).
+    Vectors { only: Option<Arc<Closure>>, copy: Option<Arc<CopyPlan>> },
 }
 
 /// The rows of one table a selection keeps: those whose `column` (the table's key in the
-/// closure) is one of `ids`; none when the table has no such column.
+/// closure) is one of `ids`; none when the table has no such column. Restored as a copy,
+/// each kept row is rewritten by `copy` before it is sent.
 pub(super) struct Keep {
     pub(super) column: Option<&'static str>,
     pub(super) ids: HashSet<String>,
+    pub(super) copy: Option<(Arc<CopyPlan>, &'static TableSpec)>,
 }
 
 impl Keep {
-    pub(super) fn of(closure: &Closure, table: &str) -> Self {
-        Self { column: Closure::key_column(table), ids: closure.ids(table).map(str::to_string).collect() }
+    pub(super) fn of(closure: &Closure, spec: &'static TableSpec, copy: Option<&Arc<CopyPlan>>) -> Self {
+        Self {
+            column: Closure::key_column(spec.name),
+            ids: closure.ids(spec.name).map(str::to_string).collect(),
+            copy: copy.map(|copy| (copy.clone(), spec)),
+        }
+    }
+
+    /// A kept line as it is sent: rewritten for a copy (`None`: as it is).
+    fn rewritten(&self, line: &[u8]) -> Option<Vec<u8>> {
+        let (copy, spec) = self.copy.as_ref()?;
+        let mut row: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line).ok()?;
+        copy.rewrite_object(spec, &mut row);
+        serde_json::to_vec(&row).ok()
     }
 
     /// Whether a line of the table is kept (a line that is not an object is checked
@@ -58,6 +74,13 @@ impl Keep {
             _ => false,
         }
     }
+}
+
+/// A vector line as a copy sends it (`None`: as it is).
+fn vector_rewritten(copy: &CopyPlan, line: &[u8]) -> Option<Vec<u8>> {
+    let mut row: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line).ok()?;
+    copy.rewrite_vector(&mut row);
+    serde_json::to_vec(&row).ok()
 }
 
 /// Whether a vector line's source row is among a selection's.
@@ -148,9 +171,16 @@ impl<'a, R: Read + Seek> LineCutter<'a, R> {
             check_row(&self.entry, number, line)?;
             let picked = match &self.how {
                 Lines::Rows { keep: Some(keep), .. } => keep.keeps(line),
-                Lines::Vectors { only: Some(closure) } => vector_kept(closure, line),
+                Lines::Vectors { only: Some(closure), .. } => vector_kept(closure, line),
                 _ => true,
             };
+            // Restored as a copy, a kept line goes (and is looked up as held) rewritten.
+            let rewritten = match &self.how {
+                Lines::Rows { keep: Some(keep), .. } if picked => keep.rewritten(line),
+                Lines::Vectors { copy: Some(copy), .. } if picked => vector_rewritten(copy, line),
+                _ => None,
+            };
+            let (line, read) = (rewritten.as_deref().unwrap_or(line), line.len());
             let held = match &self.how {
                 Lines::Rows { held: Some(held), .. } if picked => serde_json::from_slice::<RowId>(line)
                     .ok()
@@ -174,8 +204,8 @@ impl<'a, R: Read + Seek> LineCutter<'a, R> {
                 }
                 self.count += 1;
             }
-            self.cut += line.len() + 1;
-            self.read += line.len() as u64 + 1;
+            self.cut += read + 1;
+            self.read += read as u64 + 1;
             // A stream read through to its end (the reader reads ahead) goes on to its last
             // segment: only that one may end it.
             let limit = if self.batches == 0 { FIRST_BATCH_BYTES } else { TARGET_BATCH_BYTES };
@@ -243,11 +273,13 @@ pub(super) struct FileCutter<'a, R> {
 }
 
 impl<'a, R: Read + Seek> FileCutter<'a, R> {
-    pub(super) fn open(archive: &'a Archive<R>, index: usize) -> Result<Self> {
+    /// The file of entry `index`, sent under its name as `copy` writes it, if given.
+    pub(super) fn open(archive: &'a Archive<R>, index: usize, copy: Option<&CopyPlan>) -> Result<Self> {
         let entry = &archive.entries()[index];
         let EntryKind::File { bucket, name } = entry.kind.clone() else {
             return Err(FormatError::BadBatch { detail: format!("{} is not a file", entry.name) });
         };
+        let name = copy.map_or(name.clone(), |copy| copy.file_name(&name));
         let (size, compressed) = (entry.uncompressed_size, entry.compressed_size);
         Ok(Self { reader: archive.open_entry(index)?, bucket, name, size, compressed, offset: 0 })
     }

@@ -191,6 +191,7 @@ fn same_plan(plan: &UploadPlan, start_batch: u64) -> UploadPlan {
         held_rows: plan.held_rows.clone(),
         fresh_tables: plan.fresh_tables.clone(),
         only: plan.only.clone(),
+        copy: plan.copy.clone(),
     }
 }
 
@@ -580,4 +581,55 @@ fn a_selection_sends_only_its_closure_and_the_files_it_names() {
     assert_eq!(held_counted, 1, "only the selection's held row is counted");
     assert_eq!(files, vec![format!("{c1}.png")]);
     assert_eq!((report.rows, report.rows_held, report.files), (4, 1, 1));
+}
+
+/// Restored as a copy, what belongs to the picks goes under the copy's ids (references and
+/// names following), and what they only need keeps its own.
+#[test]
+fn a_copy_sends_the_belongings_under_their_copies_ids() {
+    let (c1, ch1) = ("11111111-1111-4111-8111-111111111111", "33333333-3333-4333-8333-333333333333");
+    let archive = open(vec![
+        RawEntry::deflated("database/characters.ndjson", format!("{{\"id\":\"{c1}\",\"name\":\"Mira\"}}\n").as_bytes()),
+        RawEntry::deflated(
+            "database/chats.ndjson",
+            format!("{{\"id\":\"{ch1}\",\"character_id\":\"{c1}\",\"name\":\"Harbour\"}}\n").as_bytes(),
+        ),
+        RawEntry::deflated(
+            "database/messages.ndjson",
+            format!("{{\"id\":\"m0\",\"chat_id\":\"{ch1}\",\"content\":\"x\"}}\n").as_bytes(),
+        ),
+        RawEntry::stored(&format!("files/avatars/{c1}.png"), b"one"),
+    ]);
+    let pick = crate::closure::Pick { kind: crate::closure::ItemKind::Chat, id: ch1.into() };
+    let selection = crate::closure::Selection { picks: vec![pick], without_chats: false };
+    let closure = crate::closure::closure(&mut crate::closure::ArchiveRows::new(&archive), &selection).unwrap();
+    let own = crate::closure::belongings(&mut crate::closure::ArchiveRows::new(&archive), &selection).unwrap();
+    let copy = crate::closure::CopyPlan::new(&own, "me", "arch", None);
+    let (chat_copy, message_copy) =
+        (crate::closure::copy_id("me", "arch", ch1), crate::closure::copy_id("me", "arch", "m0"));
+    // The server holds the copy's message already (an earlier run): it is left out.
+    let held = HashMap::from([("messages".to_string(), HashSet::from([held_id_hash(&message_copy)]))]);
+    let plan = UploadPlan { only: Some(closure), copy: Some(copy), held_rows: held, ..UploadPlan::default() };
+    let (_, sent, report) = drive(&archive, plan, true);
+    let mut rows: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
+    let mut files = Vec::new();
+    for part in parts(&sent) {
+        match part {
+            Batch::Rows { table, deflated, .. } => {
+                let lines = inflate_ndjson(&deflated).unwrap();
+                for line in lines.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
+                    rows.entry(table.clone()).or_default().push(serde_json::from_slice(line).unwrap());
+                }
+            }
+            Batch::FileChunk { name, .. } => files.push(name),
+            other => panic!("{other:?} sent"),
+        }
+    }
+    assert_eq!(rows["characters"][0]["id"], c1, "the chat's character is only needed");
+    assert_eq!(rows["chats"][0]["id"], chat_copy.as_str());
+    assert_eq!(rows["chats"][0]["character_id"], c1);
+    assert_eq!(rows["chats"][0]["name"], "Harbour (from a backup)");
+    assert!(!rows.contains_key("messages"), "the copy's message is held");
+    assert_eq!(report.rows_held, 1);
+    assert_eq!(files, vec![format!("{c1}.png")]);
 }

@@ -56,8 +56,9 @@ pub struct ImportSession<'a> {
     /// Rows were applied since references to remapped rows were last settled.
     unsettled: bool,
     /// The picks a selective restore from the browser declared: what it added must be
-    /// their closure (see `session::selection`).
-    selection: Option<lvbak_core::closure::Selection>,
+    /// their closure (see `session::selection`); with the archive's id when they came as
+    /// a copy.
+    selection: Option<(lvbak_core::closure::Selection, Option<String>)>,
 }
 
 impl<'a> ImportSession<'a> {

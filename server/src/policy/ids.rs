@@ -20,37 +20,11 @@ pub(crate) fn fresh_ids(count: usize) -> Vec<String> {
         .collect()
 }
 
-pub(crate) use lvbak_core::ids::next_uuid;
+pub(crate) use lvbak_core::ids::{next_uuid, rewrite_uuids};
 
 /// Whether text may hold an id: an id's length or more, with a hyphen.
 pub(crate) fn may_hold_id(bytes: &[u8]) -> bool {
     bytes.len() >= 36 && memchr::memchr(b'-', bytes).is_some()
-}
-
-/// `text` with every UUID in it (`quoted_only`: every JSON string that is a UUID) that
-/// `new_id_of` answers for replaced by that answer; `None` when nothing changed.
-pub(crate) fn rewrite_uuids<E>(
-    text: &str,
-    quoted_only: bool,
-    mut new_id_of: impl FnMut(&str) -> Result<Option<String>, E>,
-) -> Result<Option<String>, E> {
-    let mut out = String::new();
-    let mut copied = 0;
-    let mut at = 0;
-    while let Some(start) = next_uuid(text.as_bytes(), at, quoted_only) {
-        let original = &text[start..start + 36];
-        if let Some(new_id) = new_id_of(original)? {
-            out.push_str(&text[copied..start]);
-            out.push_str(&new_id);
-            copied = start + 36;
-        }
-        at = start + 36;
-    }
-    if copied == 0 {
-        return Ok(None);
-    }
-    out.push_str(&text[copied..]);
-    Ok(Some(out))
 }
 
 #[cfg(test)]

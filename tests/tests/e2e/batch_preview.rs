@@ -38,6 +38,7 @@ async fn batch_preview(server: &TestServer, account: &Account, archive: &[u8]) -
         held_rows: held_rows.tables,
         fresh_tables: held_rows.fresh,
         only: None,
+        copy: None,
     };
     let reader = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
     let mut sink = HttpSink {

@@ -7,8 +7,8 @@
 
 use std::io::Cursor;
 
-use lvbak_core::closure::{closure, ArchiveRows, ItemKind, Pick, Selection};
-use lvbak_core::upload::{file_claims, upload_batches, UploadPlan};
+use lvbak_core::closure::{belongings, closure, ArchiveRows, CopyPlan, ItemKind, Pick, Selection};
+use lvbak_core::upload::{file_claims_as, upload_batches, UploadPlan};
 use lvbak_core::{Archive, Limits};
 use serde_json::{json, Value};
 use tokio::runtime::Handle;
@@ -26,11 +26,29 @@ async fn selective_restore(
     declared: &[String],
     sent: Option<&Selection>,
 ) -> (u16, Value) {
+    restore_picked(server, account, archive, declared, sent, false).await
+}
+
+/// [`selective_restore`], `as_copy` or not (as the Worker does: the copy's ids derived for
+/// the importer, files claimed under their copies' names).
+async fn restore_picked(
+    server: &TestServer,
+    account: &Account,
+    archive: &[u8],
+    declared: &[String],
+    sent: Option<&Selection>,
+    as_copy: bool,
+) -> (u16, Value) {
     let opened = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
+    let copy = sent.filter(|_| as_copy).map(|selection| {
+        let own = belongings(&mut ArchiveRows::new(&opened), selection).unwrap();
+        let manifest = opened.manifest();
+        CopyPlan::new(&own, &account.user.id, &manifest.archive_id, manifest.exported_at)
+    });
     let body = json!({
         "manifest": opened.manifest(),
-        "files": file_claims(&opened),
-        "selection": {"picks": declared},
+        "files": file_claims_as(&opened, copy.as_ref()),
+        "selection": {"picks": declared, "asCopy": as_copy},
     });
     let answer = server.post(account, "/api/v1/user-data/import/batches").json(&body).send().await.unwrap();
     let (code, opened_job) = status_json(answer).await;
@@ -47,6 +65,7 @@ async fn selective_restore(
         held_rows: held_rows.tables,
         fresh_tables: held_rows.fresh,
         only,
+        copy,
     };
     let mut sink = HttpSink {
         runtime: Handle::current(),
@@ -139,4 +158,63 @@ async fn a_deleted_character_comes_back_alone_and_a_lying_client_keeps_nothing()
     let theirs = counts(&server, &mal);
     assert_eq!(theirs[0], ("characters".to_string(), 1), "{theirs:?}");
     assert_eq!(counts(&server, &ada), full, "Ada's account is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_restored_as_a_copy_sits_beside_todays_and_a_second_run_adds_nothing() {
+    let server = TestServer::start("batch-selection-copy").await;
+    let ada = server.account("copy-ada", Some(small_seed())).await;
+    let backup = export(&server, &ada, true).await;
+    let db = rusqlite::Connection::open(server.data.path.join("data/lvbak.sqlite")).unwrap();
+    let (chat, name, message, text): (String, String, String, String) = db
+        .query_row(
+            "SELECT c.id, c.name, m.id, m.content FROM chats c JOIN messages m ON m.chat_id = c.id
+             WHERE c.user_id = ?1 ORDER BY c.id, m.id LIMIT 1",
+            [&ada.user.id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .unwrap();
+    db.execute("UPDATE messages SET content = 'edited since the backup' WHERE id = ?1", [&message]).unwrap();
+    let messages_of = |chat: &str| -> i64 {
+        db.query_row("SELECT count(*) FROM messages WHERE chat_id = ?1", [chat], |row| row.get(0)).unwrap()
+    };
+    let messages = messages_of(&chat);
+    let chats = || -> i64 {
+        db.query_row("SELECT count(*) FROM chats WHERE user_id = ?1", [&ada.user.id], |row| row.get(0)).unwrap()
+    };
+
+    let pick = Selection { picks: vec![Pick { kind: ItemKind::Chat, id: chat.clone() }], without_chats: false };
+    let declared = vec![format!("chat:{chat}")];
+    let (code, status) = restore_picked(&server, &ada, &backup, &declared, Some(&pick), true).await;
+    assert_eq!((code, status["status"].as_str()), (200, Some("complete")), "{status}");
+    let archive_id =
+        Archive::open(Cursor::new(backup.as_slice()), Limits::STANDARD).unwrap().manifest().archive_id.clone();
+    let copy = lvbak_core::closure::copy_id(&ada.user.id, &archive_id, &chat);
+    let (copy_name, character): (String, String) = db
+        .query_row(
+            "SELECT name, character_id FROM chats WHERE id = ?1 AND user_id = ?2",
+            [&copy, &ada.user.id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert!(copy_name.starts_with(&name) && copy_name.contains("(backup "), "{copy_name}");
+    let today: String =
+        db.query_row("SELECT character_id FROM chats WHERE id = ?1", [&chat], |row| row.get(0)).unwrap();
+    assert_eq!(character, today, "the copy links to the account's character");
+    assert_eq!(messages_of(&copy), messages, "the backup's messages, under the copy");
+    let copied_text: i64 = db
+        .query_row("SELECT count(*) FROM messages WHERE chat_id = ?1 AND content = ?2", [&copy, &text], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(copied_text, 1, "the copy holds the backup's text of the edited message");
+    let edited: String =
+        db.query_row("SELECT content FROM messages WHERE id = ?1", [&message], |row| row.get(0)).unwrap();
+    assert_eq!(edited, "edited since the backup", "today's chat is as it was");
+
+    // Again: the copy is there (held), no third chat.
+    let chats_before = chats();
+    let (code, again) = restore_picked(&server, &ada, &backup, &declared, Some(&pick), true).await;
+    assert_eq!((code, again["status"].as_str()), (200, Some("complete")), "{again}");
+    assert_eq!(chats(), chats_before, "{again}");
 }

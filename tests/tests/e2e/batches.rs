@@ -144,6 +144,7 @@ async fn batch_import(
         held_rows: held_rows.tables,
         fresh_tables: held_rows.fresh,
         only: None,
+        copy: None,
     };
     let mut sink = HttpSink {
         runtime: Handle::current(),

@@ -90,20 +90,25 @@ struct DeclaredSelection {
     picks: Vec<String>,
     #[serde(default)]
     without_chats: bool,
+    /// Restored as a copy: the picks arrive under the ids derived for this importer
+    /// (`lvbak_core::closure::copy_id`).
+    #[serde(default)]
+    as_copy: bool,
 }
 
 /// The most items one selective restore may pick.
 const MAX_PICKS: usize = 1000;
 
 impl DeclaredSelection {
-    /// The picks, each `KIND:ID` (`bad_pick` otherwise, or for none or too many).
-    fn parsed(&self) -> AppResult<Selection> {
+    /// The picks, each `KIND:ID` (`bad_pick` otherwise, or for none or too many), and
+    /// whether they come as a copy.
+    fn parsed(&self) -> AppResult<(Selection, bool)> {
         if self.picks.is_empty() || self.picks.len() > MAX_PICKS {
             return Err(AppError::BadPick(format!("pick between 1 and {MAX_PICKS} items")));
         }
         let picks =
             self.picks.iter().map(|pick| pick.parse::<Pick>().map_err(AppError::BadPick)).collect::<AppResult<_>>()?;
-        Ok(Selection { picks, without_chats: self.without_chats })
+        Ok((Selection { picks, without_chats: self.without_chats }, self.as_copy))
     }
 }
 

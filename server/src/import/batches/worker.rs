@@ -53,8 +53,9 @@ pub struct Worker {
     pub runtime: Handle,
     /// The archive's files as the client described them.
     pub claims: Vec<FileClaim>,
-    /// The picks of a selective restore, whose closure the client sends.
-    pub selection: Option<lvbak_core::closure::Selection>,
+    /// The picks of a selective restore, whose closure the client sends, and whether as
+    /// a copy.
+    pub selection: Option<(lvbak_core::closure::Selection, bool)>,
 }
 
 impl Worker {
@@ -99,8 +100,9 @@ impl Worker {
                 let mut session =
                     ImportSession::new(&store, &self.job.user_id, quota, cancel, &publish, self.runtime.clone())?;
                 session.count_memory_in(&self.services.memory);
-                if let Some(selection) = self.selection.clone() {
-                    session.declare_selection(selection);
+                if let Some((selection, as_copy)) = self.selection.clone() {
+                    let copy_of = as_copy.then(|| self.job.archive.archive_id.clone());
+                    session.declare_selection(selection, copy_of);
                 }
                 let blocker = session.vector_restore_blocker(&self.job.archive.embedding_config)?;
                 let held_files = session.held_files(&self.claims, self.services.hosting.held_check_bytes)?;

@@ -3,11 +3,12 @@
 //! and the server, which never sees the archive, checks at the end, before the import
 //! completes, that what it added is closed: every row the import added is in the closure
 //! of the declared picks over the account as it now is (so no row beyond the selection
-//! came), and every pick is there. Whatever the import's own rules refuse (a message
+//! came), and every pick is there — restored as a copy, under the id derived for this
+//! importer from the archive's id (`lvbak_core::closure::copy_id`). Whatever the import's own rules refuse (a message
 //! without its chat, a file no row names) was refused as in any import. An open selection
 //! fails the import with `open_selection` and takes back everything it added.
 
-use lvbak_core::closure::{ClosureError, Pick, Selection};
+use lvbak_core::closure::{copy_id, ClosureError, Pick, Selection};
 
 use super::*;
 use crate::export::selection::closure_in_account;
@@ -16,19 +17,25 @@ use crate::export::selection::closure_in_account;
 const NAMED: usize = 3;
 
 impl ImportSession<'_> {
-    /// Declares the picks this import restores (checked when it ends).
-    pub fn declare_selection(&mut self, selection: Selection) {
-        self.selection = Some(selection);
+    /// Declares the picks this import restores (checked when it ends); `copy_of`, the
+    /// archive's id, when they come as a copy.
+    pub fn declare_selection(&mut self, selection: Selection, copy_of: Option<String>) {
+        self.selection = Some((selection, copy_of));
     }
 
     /// Whether what the import added is its declared picks' closure (see the module
     /// documentation); nothing to check without a selection.
     pub(super) fn check_selection(&mut self) -> Result<(), ImportError> {
-        let Some(declared) = self.selection.clone() else { return Ok(()) };
-        // Picks the import copied under new ids are found under those.
+        let Some((declared, copy_of)) = self.selection.clone() else { return Ok(()) };
+        // Picks are found under their copies' ids: as a copy, the derived one; else the one
+        // the import may have copied them under (another account held the id).
         let mut picks = Vec::with_capacity(declared.picks.len());
         for pick in &declared.picks {
-            picks.push(Pick { kind: pick.kind, id: self.applier.local_id(&pick.id)? });
+            let id = match &copy_of {
+                Some(archive_id) => copy_id(&self.user_id, archive_id, &pick.id),
+                None => pick.id.clone(),
+            };
+            picks.push(Pick { kind: pick.kind, id: self.applier.local_id(&id)? });
         }
         self.applier.commit()?;
         let selection = Selection { picks, without_chats: declared.without_chats };
