@@ -10,9 +10,8 @@ use lvbak_core::batch::{deflate_ndjson, Batch};
 use lvbak_core::upload::{file_claims, upload_batches, UploadPlan};
 use lvbak_core::{Archive, FileBucket, Limits};
 use serde_json::{json, Value};
-use tokio::runtime::Handle;
 
-use crate::batches::{held_of, held_rows_of, put_batch, HttpSink};
+use crate::batches::{held_of, held_rows_of, put_batch, send_and_commit};
 use crate::export::export;
 use crate::support::{small_seed, status_json, Account, TestServer};
 
@@ -41,20 +40,11 @@ async fn batch_preview(server: &TestServer, account: &Account, archive: &[u8]) -
         copy: None,
     };
     let reader = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
-    let mut sink = HttpSink {
-        runtime: Handle::current(),
-        client: server.client.clone(),
-        url: server.url(&format!("/api/v1/user-data/import/{job}/batches")),
-        token: account.token.clone(),
-        sent: Vec::new(),
-        fail_after: None,
-    };
-    let report = tokio::task::spawn_blocking(move || upload_batches(&reader, plan, &mut sink).unwrap()).await.unwrap();
+    let (report, (code, preview)) = send_and_commit(server, account, &job, reader, plan).await;
     assert_eq!(report.files, 0, "a preview sends no file");
+    assert_eq!(code, 200, "{preview}");
     let commit = format!("/api/v1/user-data/import/{job}/commit");
     let body = json!({"batches": report.batches});
-    let (code, preview) = status_json(server.post(account, &commit).json(&body).send().await.unwrap()).await;
-    assert_eq!(code, 200, "{preview}");
     // The job is gone: nothing of it is kept or answered again.
     let (again, _) = status_json(server.post(account, &commit).json(&body).send().await.unwrap()).await;
     assert_eq!(again, 404);

@@ -11,9 +11,8 @@ use lvbak_core::closure::{belongings, closure, ArchiveRows, CopyPlan, ItemKind, 
 use lvbak_core::upload::{file_claims_as, upload_batches, UploadPlan};
 use lvbak_core::{Archive, Limits};
 use serde_json::{json, Value};
-use tokio::runtime::Handle;
 
-use crate::batches::{held_of, held_rows_of, HttpSink};
+use crate::batches::{held_of, held_rows_of, send_and_commit};
 use crate::export::export;
 use crate::support::{small_seed, status_json, Account, TestServer};
 
@@ -67,17 +66,7 @@ async fn restore_picked(
         only,
         copy,
     };
-    let mut sink = HttpSink {
-        runtime: Handle::current(),
-        client: server.client.clone(),
-        url: server.url(&format!("/api/v1/user-data/import/{job}/batches")),
-        token: account.token.clone(),
-        sent: Vec::new(),
-        fail_after: None,
-    };
-    let report = tokio::task::spawn_blocking(move || upload_batches(&opened, plan, &mut sink).unwrap()).await.unwrap();
-    let commit = format!("/api/v1/user-data/import/{job}/commit");
-    status_json(server.post(account, &commit).json(&json!({"batches": report.batches})).send().await.unwrap()).await
+    send_and_commit(server, account, &job, opened, plan).await.1
 }
 
 /// Every row count of the tables a restore may touch, for one account.

@@ -146,6 +146,20 @@ async fn batch_import(
         only: None,
         copy: None,
     };
+    let (report, (code, status)) = send_and_commit(server, account, &job, reader, plan).await;
+    assert_eq!(code, 200, "{status}");
+    (status, report)
+}
+
+/// Sends `reader`'s batches under `plan` to `job` as the Worker does, then commits: the
+/// upload's report and the commit's status and answer.
+pub(crate) async fn send_and_commit(
+    server: &TestServer,
+    account: &Account,
+    job: &str,
+    reader: Archive<Cursor<Vec<u8>>>,
+    plan: UploadPlan,
+) -> (UploadReport, (u16, Value)) {
     let mut sink = HttpSink {
         runtime: Handle::current(),
         client: server.client.clone(),
@@ -155,15 +169,9 @@ async fn batch_import(
         fail_after: None,
     };
     let report = tokio::task::spawn_blocking(move || upload_batches(&reader, plan, &mut sink).unwrap()).await.unwrap();
-    let response = server
-        .post(account, &format!("/api/v1/user-data/import/{job}/commit"))
-        .json(&json!({"batches": report.batches}))
-        .send()
-        .await
-        .unwrap();
-    let (code, status) = status_json(response).await;
-    assert_eq!(code, 200, "{status}");
-    (status, report)
+    let commit = server.post(account, &format!("/api/v1/user-data/import/{job}/commit"));
+    let answer = status_json(commit.json(&json!({"batches": report.batches})).send().await.unwrap()).await;
+    (report, answer)
 }
 
 fn table_counts(status: &Value) -> BTreeMap<String, Value> {
