@@ -41,6 +41,7 @@
 //! (`bad_json`, `line_too_long`, `decompressed_cap`), which the next request answers.
 
 mod apply;
+mod held;
 mod http;
 mod ledger;
 #[cfg(test)]
