@@ -7,7 +7,7 @@
 use std::io::Cursor;
 
 use lvbak_core::batch::{deflate_ndjson, Batch};
-use lvbak_core::upload::{file_claims, upload_batches, UploadPlan};
+use lvbak_core::upload::{file_claims, UploadPlan};
 use lvbak_core::{Archive, FileBucket, Limits};
 use serde_json::{json, Value};
 

@@ -8,7 +8,7 @@
 use std::io::Cursor;
 
 use lvbak_core::closure::{belongings, closure, ArchiveRows, CopyPlan, ItemKind, Pick, Selection};
-use lvbak_core::upload::{file_claims_as, upload_batches, UploadPlan};
+use lvbak_core::upload::{file_claims_as, UploadPlan};
 use lvbak_core::{Archive, Limits};
 use serde_json::{json, Value};
 
