@@ -3,11 +3,16 @@
 // from the Worker as bytes and are shown through blob: URLs, revoked when the explorer
 // closes or another archive is picked. Lists, transcripts and world books come from the
 // Worker a page at a time, so the page never holds more than a page of them.
+//
+// Characters, chats, personas, world books and presets each have a box to tick for a
+// selective restore (hooks `pick-<kind>-<id>`, kinds as lvbak-core words them); the picks
+// are kept here while the lists are paged, and handed to the import card (`onPicks`), which
+// has the Worker work out what they need and restores just that (`restore-selected`).
 import { refusalWords } from "./api.js";
 import { $, make } from "./dom.js";
 import { placeholder } from "./character-cards.js";
-import { number, pager, plural } from "./pager.js";
-import { Kind } from "./protocol.js";
+import { number, pager, pickedWords, plural } from "./pager.js";
+import { ItemKind, Kind, MAX_PICKS } from "./protocol.js";
 
 /** Cards per page of a list, messages per page of a transcript, entries per page of a
  * world book (the Worker hands out no more: lvbak-core's LIST_PAGE, MESSAGE_PAGE,
@@ -29,11 +34,24 @@ const PANELS = {
   images: "explore-images",
 };
 
+/** The item kind each list's items are picked as. */
+const PICKED_AS = {
+  characters: ItemKind.CHARACTER,
+  chats: ItemKind.CHAT,
+  personas: ItemKind.PERSONA,
+  worldBooks: ItemKind.WORLD_BOOK,
+  presets: ItemKind.PRESET,
+};
+
 /** `post(message)` sends a message to the current Worker; `cards` (character-cards.js)
  * gives each character its card controls. */
 export function createExplorer(post, cards) {
   const state = {
     explored: false,
+    // Items ticked for a selective restore: `KIND:ID` → kind, kept while lists are paged.
+    picks: new Map(),
+    // Told of every change of the picks (the import card's `select`).
+    onPicks: () => {},
     imagesTotal: 0,
     // The page of each list last asked for (answers to older requests are dropped).
     asked: {},
@@ -121,6 +139,50 @@ export function createExplorer(post, cards) {
     return button;
   }
 
+  // ---- picks: a box per item, kept here while the lists are paged -----------------------
+  /** The box that picks `item` of `list` for a selective restore. An id the explorer had to
+   * clip (longer than any real one) cannot be picked: it names no row. */
+  function pickBox(list, item, name) {
+    const kind = PICKED_AS[list];
+    const key = `${kind}:${item.id}`;
+    const label = make("label", { class: "pick" });
+    const box = make("input", { type: "checkbox", "data-testid": `pick-${kind}-${item.id}`, "aria-label": `Pick ${name} to restore` });
+    box.checked = state.picks.has(key);
+    box.disabled = item.id.endsWith("…");
+    box.addEventListener("change", () => {
+      if (box.checked && state.picks.size >= MAX_PICKS) {
+        box.checked = false;
+        $("picks-count").textContent = `One restore takes at most ${number(MAX_PICKS)} picked items.`;
+        return;
+      }
+      if (box.checked) state.picks.set(key, kind);
+      else state.picks.delete(key);
+      picksChanged();
+    });
+    label.append(box, make("span", { "aria-hidden": "true" }, "Pick to restore"));
+    return label;
+  }
+
+  /** Shows how many items are picked and tells the import card. */
+  function picksChanged() {
+    showPicks();
+    state.onPicks({ picks: [...state.picks.keys()], withoutChats: $("picks-without-chats").checked, asCopy: $("picks-as-copy").checked });
+  }
+
+  function showPicks() {
+    const count = state.picks.size;
+    $("picks-count").textContent = count
+      ? `${plural(count, "item", "items")} picked: ${pickedWords(state.picks.values())}.`
+      : "Nothing picked: a restore brings back the whole archive. Tick items below to restore only them, with what they need and what belongs to them (no API keys).";
+    $("picks-clear").disabled = count === 0;
+    $("picks-bar").dataset.picks = String(count);
+  }
+
+  function clearPicks() {
+    state.picks.clear();
+    for (const box of document.querySelectorAll("#explorer input[data-testid^='pick-']")) box.checked = false;
+  }
+
   function askList(list, start) {
     const characterId = list === "chats" ? state.chatsOf : null;
     state.asked[list] = { start, characterId };
@@ -133,14 +195,17 @@ export function createExplorer(post, cards) {
       const body = make("div");
       body.append(make("strong", {}, c.name || "(no name)"), make("p", { class: "muted" }, c.description));
       if (c.chats) body.append(opener(`${plural(c.chats, "chat", "chats")} ›`, () => showTab("explore-chats", c.id, c.name)));
-      body.append(cards.actions(c));
+      // One row of controls: the pick, then the card's (a box for the ZIP, downloads).
+      const actions = cards.actions(c);
+      actions.prepend(pickBox("characters", c, c.name || "this character"));
+      body.append(actions);
       item.append(avatar(c.avatar, `${c.name}'s picture`, c.name), body);
       return item;
     },
     chats(chat) {
       const item = make("li", { "data-testid": `explore-chat-${chat.id}`, "data-messages": String(chat.messages) });
       const body = make("div");
-      body.append(opener(chat.name || "(untitled chat)", () => openChat(chat.id, 0)));
+      body.append(opener(chat.name || "(untitled chat)", () => openChat(chat.id, 0)), pickBox("chats", chat, chat.name || "this chat"));
       const members = chat.members.join(", ") + (chat.membersMore ? ` and ${plural(chat.membersMore, "other", "others")}` : "");
       const who = chat.members.length || chat.membersMore ? `group: ${members}` : chat.characterName;
       const facts = [who, plural(chat.messages, "message", "messages")].filter(Boolean);
@@ -152,7 +217,7 @@ export function createExplorer(post, cards) {
     personas(p) {
       const item = make("li", { "data-testid": `explore-persona-${p.id}` });
       const body = make("div");
-      body.append(make("strong", {}, p.name), make("p", { class: "muted" }, p.description));
+      body.append(make("strong", {}, p.name), pickBox("personas", p, p.name || "this persona"), make("p", { class: "muted" }, p.description));
       item.append(avatar(p.avatar, `${p.name}'s picture`, p.name), body);
       return item;
     },
@@ -160,13 +225,15 @@ export function createExplorer(post, cards) {
       const item = make("li", { "data-testid": `explore-worldbook-${b.id}` });
       const body = make("div");
       body.append(make("strong", {}, b.name), make("p", { class: "muted" }, b.description));
-      body.append(opener(`${plural(b.entries, "entry", "entries")} ›`, () => openBook(b.id, 0)));
+      body.append(opener(`${plural(b.entries, "entry", "entries")} ›`, () => openBook(b.id, 0)), pickBox("worldBooks", b, b.name || "this world book"));
       item.append(body);
       return item;
     },
     presets(p) {
       const item = make("li", { "data-testid": `explore-preset-${p.id}` });
-      item.append(make("strong", {}, p.name), make("span", { class: "muted" }, p.provider));
+      const body = make("div");
+      body.append(make("strong", {}, p.name), make("span", { class: "muted" }, ` ${p.provider}`), pickBox("presets", p, p.name || "this preset"));
+      item.append(body);
       return item;
     },
     images(image) {
@@ -412,6 +479,17 @@ export function createExplorer(post, cards) {
     state.searchTimer = setTimeout(() => search(event.target.value), 200);
   });
   $("explore-close").addEventListener("click", () => close());
+  $("picks-clear").addEventListener("click", () => {
+    clearPicks();
+    picksChanged();
+  });
+  // The toggles change what the picks bring (or how): told only when something is picked.
+  for (const id of ["picks-without-chats", "picks-as-copy"]) {
+    $(id).addEventListener("change", () => {
+      if (state.picks.size) picksChanged();
+    });
+  }
+  showPicks();
   $("explore-open").addEventListener("click", () => {
     $("explorer").hidden = false;
     $("explore-state").textContent = "Reading the archive…";
@@ -427,11 +505,19 @@ export function createExplorer(post, cards) {
   }
 
   return {
+    /** `listener({picks, withoutChats, asCopy})` hears every change of the picks. */
+    onPicks(listener) {
+      state.onPicks = listener;
+    },
     /** A new archive was picked (or none, or the Worker was replaced): the explorer starts
-     * over. */
+     * over, with nothing picked (the Worker's new archive has no selection either). */
     reset(canExplore) {
       close();
       cards.reset();
+      clearPicks();
+      $("picks-without-chats").checked = false;
+      $("picks-as-copy").checked = false;
+      showPicks();
       Object.assign(state, { explored: false, imagesTotal: 0, asked: {}, chatsOf: null, chatsOfName: "" });
       // The timings of the last archive's index and chat go with it.
       for (const id of ["explorer", "explore-transcript", ...Object.values(PANELS)]) forgetData($(id));

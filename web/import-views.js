@@ -1,7 +1,8 @@
 // What the import card shows, built from data and nothing else: the inspection report (the
 // Worker's `report`), the restore preview (the server's `RestorePreview`), the import summary
 // and its notes (the server's job status), and the words for an upload's progress, held
-// files and a reused ticket. import.js decides when.
+// files, a reused ticket and what a selective restore sends. import.js decides when.
+import { refusalWords } from "./api.js";
 import { make } from "./dom.js";
 import { number, plural } from "./pager.js";
 import { RestoreState, UploadPhase } from "./protocol.js";
@@ -351,4 +352,35 @@ export function previewView(preview) {
     elements.push(details);
   }
   return elements;
+}
+
+// ---- a selective restore -------------------------------------------------------------------
+
+/** The tables a selective restore's words name, and their rows in words. */
+const SELECTION_TABLES = [
+  ["characters", "character", "characters"],
+  ["chats", "chat", "chats"],
+  ["messages", "message", "messages"],
+  ["personas", "persona", "personas"],
+  ["world_books", "world book", "world books"],
+  ["world_book_entries", "world book entry", "world book entries"],
+  ["presets", "preset", "presets"],
+];
+
+/** What a selective restore sends, in words, from the Worker's rows per table (or that it is
+ * being worked out, or cannot be); `needsTicket` when the API keys' question is still open. */
+export function selectionWords({ picks, pending, tables, error, asCopy }, needsTicket) {
+  if (error) return `The picked items cannot be restored: ${refusalWords(error)}. Change the picks, or clear them.`;
+  if (pending) {
+    return picks.length ? `Working out what the ${plural(picks.length, "picked item needs", "picked items need")}…` : "Clearing the picks…";
+  }
+  const named = new Set(SELECTION_TABLES.map(([table]) => table));
+  const parts = SELECTION_TABLES.filter(([table]) => tables[table] > 0).map(([table, one, many]) => plural(tables[table], one, many));
+  const others = Object.entries(tables).reduce((sum, [table, rows]) => sum + (named.has(table) ? 0 : rows), 0);
+  if (others) parts.push(`${plural(others, "other row", "other rows")} they need or own`);
+  const last = parts.pop() || "nothing";
+  const list = parts.length ? `${parts.join(", ")} and ${last}` : last;
+  const how = asCopy ? ", as a copy beside your account's version (new ids, names with the backup's date)" : "";
+  const ticket = needsTicket ? " Answer the API keys' question first: skip them or give the ticket (none are sent with picked items)." : "";
+  return `Restores only ${list}${how}. Preview restore and Upload & import send just these, and no API keys.${ticket}`;
 }

@@ -5,9 +5,15 @@
 // is in one `State` at a time, `NEXT` says where each may go, `go` is the only way to move,
 // and `show` is the one place that puts the card's state on the page.
 //
+// Items picked in the explorer make a selective restore: the Worker works out what they
+// need and what belongs to them (their closure over the archive), the card says what will
+// be sent, and Preview restore and Upload & import (or the explorer's Restore selected) send
+// only that, never API keys. The selection is card data beside the state: while the Worker
+// works it out, or when it cannot, nothing may be sent.
+//
 // An upload cut short (a network error, a reload) is remembered per archive and file in
 // localStorage, so picking the same file again offers to resume the job from the server's
-// next expected batch.
+// next expected batch. A selective upload is not remembered: it is sent again whole.
 import { api, getJson, readJson, refusalOf, refusalWords } from "./api.js";
 import { $ } from "./dom.js";
 import {
@@ -19,6 +25,7 @@ import {
   progressWords,
   reportView,
   reusedWords,
+  selectionWords,
   summaryNotes,
   summaryRows,
   ticketQuestion,
@@ -115,9 +122,17 @@ const EMPTY = Object.freeze({
    * preview under way returns to. */
   preview: null,
   previewFrom: null,
+  /** The number of the picks a preview under way was asked for (see `selecting`). */
+  previewOf: 0,
+  /** A selective restore: the explorer's picks ({picks, withoutChats, asCopy}) with, once
+   * the Worker worked them out, the rows they send per table (`tables`) or its refusal
+   * (`error`); `pending` until then. Null when nothing is picked. */
+  selection: null,
   /** The job uploaded into, and the earlier job this upload resumes ({jobId, hpkePublicKey, start}). */
   jobId: null,
   resume: null,
+  /** Whether the upload under way sends picked items only (its job is never resumed). */
+  selective: false,
   /** The line under the buttons, and the progress bar's percentage. */
   progress: "",
   percent: 0,
@@ -133,6 +148,9 @@ const EMPTY = Object.freeze({
  * `rowsToEmbed()` is called when an import leaves rows to be embedded again. */
 export function createImportCard({ post, explorer, rowsToEmbed }) {
   let card = { ...EMPTY };
+  // The picks asked of the Worker: the number of the one it works on (0: none), and the
+  // newest picks, asked once it answers (so quick ticks are worked out once, not each).
+  const selecting = { seq: 0, waiting: 0, queued: null };
 
   /** Moves to `next` with `changes` to the card's data, if `next` may follow the current
    * state; answers whether it did. A message meant for an earlier state (a Worker's answer
@@ -153,6 +171,7 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
   function startOver(changes = {}) {
     if (explorer) explorer.reset(false);
     $("ticket-file").value = "";
+    Object.assign(selecting, { waiting: 0, queued: null });
     card = { ...EMPTY };
     go(State.IDLE, changes);
   }
@@ -169,11 +188,19 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
       if (element.textContent !== words) element.textContent = words;
       return element;
     };
-    put("import-start", card.resume ? `Resume upload (batch ${card.resume.start + 1})` : "Upload & import");
-    $("import-start").disabled = !view.upload;
+    const selection = card.selection;
+    const start = selection ? "Upload & import selected" : card.resume ? `Resume upload (batch ${card.resume.start + 1})` : "Upload & import";
+    put("import-start", start);
+    $("import-start").disabled = !canUpload();
     // Only where a Worker checks the archive: it is what sends the preview's batches.
     $("import-preview").hidden = !post;
-    $("import-preview").disabled = !view.preview;
+    $("import-preview").disabled = !(view.preview && selectionReady());
+    // What a selective restore sends (the explorer's Restore selected uploads it).
+    const told = put("import-selection", selection ? selectionWords(selection, card.state === State.NEEDS_TICKET) : "");
+    told.hidden = !selection;
+    if (selection && selection.tables) told.dataset.tables = JSON.stringify(selection.tables);
+    else delete told.dataset.tables;
+    $("restore-selected").disabled = !(selection && canUpload());
     $("import-cancel").hidden = !view.cancel;
     $("import-bar").hidden = !view.busy;
     $("import-bar").value = card.percent;
@@ -225,6 +252,12 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
     }
     preview.hidden = !card.preview;
   }
+
+  /** Whether the picks, if any, are worked out and can be sent. */
+  const selectionReady = () => !card.selection || (!card.selection.pending && !card.selection.error);
+
+  /** Whether Upload may start: the state allows it and the picks, if any, are ready. */
+  const canUpload = () => VIEW[card.state].upload && selectionReady();
 
   // ---- picking an archive, and its ticket --------------------------------------------
   let readings = 0;
@@ -290,24 +323,67 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
   /** Asks the Worker for a restore preview of the picked archive (nothing is written). */
   function preview() {
     const from = card.state;
-    if (!VIEW[from].preview) return;
-    if (!go(State.PREVIEWING, { previewFrom: from, preview: null, percent: 0, progress: "Previewing…" })) return;
+    if (!VIEW[from].preview || !selectionReady()) return;
+    const changes = { previewFrom: from, previewOf: selecting.seq, preview: null, percent: 0, progress: "Previewing…" };
+    if (!go(State.PREVIEWING, changes)) return;
     post({ kind: Kind.PREVIEW });
   }
 
-  /** The preview ended: back to the state it came from, with the preview or the refusal. */
+  /** The preview ended: back to the state it came from, with the preview or the refusal (a
+   * preview of picks changed since is not shown). */
   function previewed({ preview, error }) {
-    const progress = preview
-      ? "Preview ready: nothing was written. What a restore would do is below."
-      : `Preview refused: ${refusalWords(error)}`;
-    go(card.previewFrom, { preview: preview || null, previewFrom: null, percent: 0, progress });
+    const stale = preview && card.previewOf !== selecting.seq;
+    const progress = stale
+      ? "The picks changed during the preview: preview again."
+      : preview
+        ? "Preview ready: nothing was written. What a restore would do is below."
+        : `Preview refused: ${refusalWords(error)}`;
+    go(card.previewFrom, { preview: (!stale && preview) || null, previewFrom: null, percent: 0, progress });
+  }
+
+  // ---- a selective restore ---------------------------------------------------------------
+  /** The explorer's picks changed: the Worker works out what they need (none clears the
+   * selection); nothing may be sent until it answered. A preview shown is of other picks. */
+  function select(picked) {
+    if (!post || !card.report) return;
+    go(card.state, { selection: { ...picked, pending: true, tables: null, error: null }, preview: null });
+    if (selecting.waiting) selecting.queued = picked;
+    else askSelection(picked);
+  }
+
+  function askSelection({ picks, withoutChats, asCopy }) {
+    selecting.waiting = ++selecting.seq;
+    post({ kind: Kind.SELECT, seq: selecting.waiting, picks, withoutChats, asCopy });
+  }
+
+  /** The Worker's answer to the picks: the rows they send per table, or its refusal. */
+  function selected({ seq, tables, error }) {
+    if (seq !== selecting.waiting || !card.selection) return;
+    selecting.waiting = 0;
+    if (selecting.queued) {
+      const newer = selecting.queued;
+      selecting.queued = null;
+      return askSelection(newer);
+    }
+    const picked = card.selection.picks.length > 0;
+    go(card.state, { selection: picked ? { ...card.selection, pending: false, tables: tables || null, error: error || null } : null });
+  }
+
+  /** The explorer's Restore selected: Upload & import, with the card in view. */
+  function restoreSelected() {
+    if (!card.selection || !canUpload()) return;
+    $("import-title").scrollIntoView({ block: "start" });
+    upload();
   }
 
   // ---- uploading -----------------------------------------------------------------------
   function upload() {
+    if (!selectionReady()) return;
     // A preview says what a restore would do before it; once one runs, it says no more.
-    if (!go(State.UPLOADING, { outcome: null, percent: 0, preview: null })) return;
-    if (post) post({ kind: Kind.UPLOAD, resume: card.resume });
+    const selective = Boolean(card.selection);
+    if (!go(State.UPLOADING, { outcome: null, percent: 0, preview: null, selective })) return;
+    // A selective upload is a new job (an interrupted job to resume holds the whole archive).
+    if (post) post({ kind: Kind.UPLOAD, resume: selective ? null : card.resume });
     else uploadRaw();
   }
 
@@ -360,7 +436,13 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
     const changes = { final, uploadReport: report || null, outcome: outcome || null };
     if (final && !jobEnded(final.status)) {
       // The job still takes batches: the upload was cut (network); the same file resumes it.
+      // A selective upload's job is let go: Upload sends the picks again, as a new job.
       const why = (error && error.message) || "connection lost";
+      if (card.selective) {
+        if (card.jobId) api(`${IMPORT_URL}/${card.jobId}/cancel`, { method: "POST" });
+        go(State.INTERRUPTED, { ...changes, progress: `Upload interrupted (${why}). Upload sends the picked items again.` });
+        return;
+      }
       go(State.INTERRUPTED, { ...changes, progress: `Upload interrupted (${why}). Pick the same file again to resume.` });
       return;
     }
@@ -400,7 +482,7 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
       case Kind.JOB:
         if (card.state !== State.UPLOADING) break;
         card.jobId = data.jobId;
-        if (card.report && card.file) localStorage.setItem(uploadKey(card.report, card.file), data.jobId);
+        if (card.report && card.file && !card.selective) localStorage.setItem(uploadKey(card.report, card.file), data.jobId);
         break;
       case Kind.PROGRESS:
         if (card.state === State.UPLOADING) go(State.UPLOADING, progressOf(progressWords(data.progress)));
@@ -411,6 +493,12 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
         break;
       case Kind.PREVIEW_FAILED:
         if (card.state === State.PREVIEWING) previewed({ error: data.error });
+        break;
+      case Kind.SELECTED:
+        selected({ seq: data.seq, tables: data.tables });
+        break;
+      case Kind.SELECT_FAILED:
+        selected({ seq: data.seq, error: data.error });
         break;
       case Kind.COMPLETE:
         if (card.state !== State.UPLOADING) break;
@@ -441,6 +529,8 @@ export function createImportCard({ post, explorer, rowsToEmbed }) {
   $("import-start").addEventListener("click", upload);
   $("import-preview").addEventListener("click", preview);
   $("import-cancel").addEventListener("click", cancel);
+  $("restore-selected").addEventListener("click", restoreSelected);
+  if (explorer) explorer.onPicks(select);
 
   return {
     handle,

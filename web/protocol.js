@@ -14,6 +14,10 @@ export const Kind = Object.freeze({
   // and answers what a restore would do (the server's RestorePreview); no API keys are sent.
   PREVIEW: "preview", // → PROGRESS {progress}…, PREVIEWED or PREVIEW_FAILED {error}
   VERSION: "version", // → VERSION {version}: lvbak-core's version
+  // A selective restore: the picked items (`KIND:ID`; none clears the selection), whose
+  // closure over the archive is what the next preview and upload send (never API keys);
+  // `asCopy` restores them as a copy beside the account's version.
+  SELECT: "select", // {seq, picks, withoutChats, asCopy} → SELECTED {seq, tables: {TABLE: rows}} or SELECT_FAILED {seq, error}
   // The Worker's answers.
   REPORT: "report",
   REFUSED: "refused",
@@ -24,6 +28,8 @@ export const Kind = Object.freeze({
   FAILED: "failed", // {jobId?, error}
   PREVIEWED: "previewed", // {preview, report, seconds, wireBytes, waitMs}
   PREVIEW_FAILED: "previewFailed",
+  SELECTED: "selected",
+  SELECT_FAILED: "selectFailed",
   // The Worker threw outside a request's own handling ({error}); its Wasm module still works.
   CRASHED: "crashed",
   // The Wasm module trapped ({error}): the Worker closes, and the page starts a new one.
@@ -63,6 +69,19 @@ export const EXPLORER_REQUESTS = new Set([
 
 /** The card requests, which the Worker hands to its card builder. */
 export const CARD_REQUESTS = new Set([Kind.CARD, Kind.CARDS_ZIP, Kind.READ_CARD]);
+
+/** The kinds of item a selective restore or export picks (`KIND:ID`), as lvbak-core's
+ * `ItemKind` words them. */
+export const ItemKind = Object.freeze({
+  CHARACTER: "character",
+  CHAT: "chat",
+  PERSONA: "persona",
+  WORLD_BOOK: "world_book",
+  PRESET: "preset",
+});
+
+/** The most items one selective restore or export may pick (the server refuses more). */
+export const MAX_PICKS = 1000;
 
 /** An import job's status, as the server's `…/import/{job}/status` answers name it
  * (lvbak-server's `import::jobs::Status`). */

@@ -4,7 +4,8 @@
 // protocol.js (what each asks and answers is listed there), and the Wasm module from Trunk's
 // `web`-target loader, which finds `lvbak-wasm_bg.wasm` beside itself.
 // The archive explorer's requests, and the character cards built from the archive or read
-// back from a card file, read local files only, with no request at all.
+// back from a card file, read local files only, with no request at all. Picked items (a
+// selective restore) make the next preview and upload send only their closure.
 // A trap of the Wasm module (out of memory, a panic) leaves it unusable: the Worker says
 // `fatal` and closes, and the page starts a new one.
 import init, { Processor, coreVersion, readCard } from "./lvbak-wasm.js";
@@ -13,6 +14,9 @@ import { CARD_REQUESTS, EXPLORER_REQUESTS, Kind, UploadPhase } from "./protocol.
 
 const ready = init();
 let processor = null;
+// Whether the last picks could not be worked out: the processor still holds the selection
+// before them, so nothing is sent until picks that work (or none) replace them.
+let selectionFailed = false;
 
 const post = (message) => self.postMessage(message);
 
@@ -105,6 +109,9 @@ function sendArchive({ resume = null, preview = false }) {
   const started = performance.now();
   const json = { "Content-Type": "application/json" };
   const failed = preview ? Kind.PREVIEW_FAILED : Kind.FAILED;
+  if (selectionFailed) {
+    return post({ kind: failed, error: { code: "bad_pick", message: "the picked items could not be worked out; pick again" } });
+  }
   let job = resume && resume.jobId;
   let publicKey = resume && resume.hpkePublicKey;
   // Files the server holds already (the same size and CRC-32, by its own reading): never
@@ -199,6 +206,7 @@ function handle(data) {
     case Kind.OPEN:
       if (processor) processor.free();
       processor = null;
+      selectionFailed = false;
       try {
         processor = new Processor(data.file);
         post({ kind: Kind.REPORT, seq: data.seq, report: JSON.parse(processor.report()) });
@@ -224,9 +232,34 @@ function handle(data) {
     case Kind.PREVIEW:
       preview();
       break;
+    case Kind.SELECT:
+      select(data);
+      break;
     default:
       if (EXPLORER_REQUESTS.has(data.kind)) explore(data);
       else if (CARD_REQUESTS.has(data.kind)) cards(data);
+  }
+}
+
+/** A selective restore's picks: their closure over the archive (lvbak-core's) is what the
+ * next preview and upload send. Restored as a copy, the copies' ids are derived from the
+ * signed-in user's id (asked of the server), as the server derives them. Answers SELECTED
+ * with the rows per table, or SELECT_FAILED (`bad_pick`, `not_in_archive`, or the refusal
+ * of the question who is signed in). */
+function select({ seq, picks, withoutChats, asCopy }) {
+  try {
+    if (asCopy && picks.length) {
+      const me = requestAgain("GET", "/api/v1/auth/me");
+      if (me.status !== 200 || !me.json || !me.json.id) throw refusal(me);
+      processor.setImporter(me.json.id);
+    }
+    const answer = JSON.parse(processor.selectItems(JSON.stringify(picks), Boolean(withoutChats), Boolean(asCopy)));
+    selectionFailed = false;
+    post({ kind: Kind.SELECTED, seq, tables: answer.tables });
+  } catch (thrown) {
+    rethrowFatal(thrown);
+    selectionFailed = true;
+    post({ kind: Kind.SELECT_FAILED, seq, error: errorOf(thrown) });
   }
 }
 

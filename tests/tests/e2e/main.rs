@@ -8,6 +8,7 @@ mod batches;
 mod browser;
 mod browser_cards;
 mod browser_preview;
+mod browser_selective;
 mod compat;
 mod embeddings;
 mod export;
