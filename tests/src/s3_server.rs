@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::watcher::{free_port, shell_quoted, start_watcher};
+use crate::watcher::{free_ports, shell_quoted, start_watcher};
 
 /// The bucket every test's prefix is in.
 const BUCKET: &str = "lvbak-tests";
@@ -124,7 +124,7 @@ fn start_server() -> Result<TestServer, String> {
     }]});
     let config = folder.join("s3.json");
     std::fs::write(&config, identities.to_string()).map_err(|error| error.to_string())?;
-    let ports: Vec<u16> = (0..8).map(|_| free_port()).collect::<Result<_, _>>()?;
+    let ports = free_ports(8)?;
     let (s3, filer) = (ports[6], ports[4]);
     let arguments = [
         "server".to_string(),

@@ -10,8 +10,20 @@ use std::process::{ChildStdin, Command, Stdio};
 
 /// A loopback port nothing listens on now.
 pub fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-    listener.local_addr().map(|address| address.port()).map_err(|error| error.to_string())
+    Ok(free_ports(1)?[0])
+}
+
+/// `count` distinct free loopback ports: each is held until all are chosen (a port given
+/// back at once may be handed out again by the next bind — SeaweedFS once got its filer's
+/// HTTP and gRPC ports equal that way, and did not start).
+pub fn free_ports(count: usize) -> Result<Vec<u16>, String> {
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().map(|address| address.port()).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// Quotes a path or word for `sh`.
