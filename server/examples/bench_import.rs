@@ -6,7 +6,8 @@
 //! on the same archives when `../shared/peer-lumiverse` is set up (`lumiverse`), and beside
 //! another user's million characters (`tenancy`). Run with `scripts/bench`; name cases
 //! (`rows`, `lumiverse`, `tenancy`, `remap`, `preview`, `stored`, `deflated`) to run only
-//! those. `preview` times `lvbak import --dry-run` (issue 23's restore preview).
+//! those. `preview` times `lvbak import --dry-run` (issue 23's restore preview), and the same
+//! preview the page's way (rows sent in batches to a preview job over loopback).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/mod.rs"]
@@ -229,7 +230,65 @@ fn preview_benchmark(characters: usize) {
          {other:.2} s (target: under 5 s); one character picked (closure over the archive, then its preview) {one:.2} s \
          (target: under 2 s)"
     );
+    // The page's way: the rows sent as batches to a preview job of the served instance.
+    let server = Server::start(&data);
+    let bytes = std::fs::read(&archive).unwrap();
+    let own_http = http_preview(&server.address, &login(&server.address, "bench", "bench-password"), &bytes);
+    let other_http = http_preview(&server.address, &login(&server.address, "other", "other-password"), &bytes);
+    println!(
+        "preview {characters} characters over HTTP (the page's batch path, rows sent): against the account holding \
+         them {own_http:.2} s, against another account {other_http:.2} s"
+    );
+    drop(server);
     let _ = std::fs::remove_dir_all(&source);
+}
+
+/// A restore preview the page's way, timed from opening the job to the commit's answer:
+/// lvbak-core's uploader sends the archive's rows to a preview job over loopback.
+fn http_preview(address: &str, token: &str, archive: &[u8]) -> f64 {
+    use lvbak_core::upload::{file_claims, upload_batches, BatchSink, HeldRows, UploadPlan, UploadProgress};
+    struct Sink<'a> {
+        address: &'a str,
+        bearer: String,
+        job: String,
+    }
+    impl BatchSink for Sink<'_> {
+        fn send(&mut self, number: u64, batch: &[u8]) -> lvbak_core::Result<()> {
+            use sha2::Digest as _;
+            let hash = hex::encode(sha2::Sha256::digest(batch));
+            let path = format!("/api/v1/user-data/import/{}/batches/{number}", self.job);
+            let headers = [("Authorization", self.bearer.as_str()), ("X-Batch-Sha256", hash.as_str())];
+            let reply = common::request(self.address, "PUT", &path, &headers, batch);
+            assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+            Ok(())
+        }
+        fn progress(&mut self, _: &UploadProgress) {}
+        fn vectors_accepted(&mut self) -> lvbak_core::Result<bool> {
+            Ok(false)
+        }
+    }
+    let started = Instant::now();
+    let opened = lvbak_core::Archive::open(std::io::Cursor::new(archive), lvbak_core::Limits::STANDARD).unwrap();
+    let bearer = format!("Bearer {token}");
+    let json = [("Authorization", bearer.as_str()), ("Content-Type", "application/json")];
+    let body = serde_json::json!({"manifest": opened.manifest(), "files": file_claims(&opened), "preview": true});
+    let reply =
+        common::request(address, "POST", "/api/v1/user-data/import/batches", &json, body.to_string().as_bytes());
+    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+    let opened_job = reply.json();
+    let job = opened_job["jobId"].as_str().unwrap().to_string();
+    let held_files =
+        opened_job["heldFiles"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
+    let held = common::request(address, "GET", &format!("/api/v1/user-data/import/{job}/held-rows"), &json, b"");
+    let held = HeldRows::parse(&held.body).unwrap();
+    let plan = UploadPlan { held_files, held_rows: held.tables, fresh_tables: held.fresh, ..UploadPlan::default() };
+    let mut sink = Sink { address, bearer: bearer.clone(), job: job.clone() };
+    let report = upload_batches(&opened, plan, &mut sink).unwrap();
+    let commit = serde_json::json!({"batches": report.batches}).to_string();
+    let reply =
+        common::request(address, "POST", &format!("/api/v1/user-data/import/{job}/commit"), &json, commit.as_bytes());
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    started.elapsed().as_secs_f64()
 }
 
 /// Imports measured per case in the tenancy benchmark.
