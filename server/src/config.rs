@@ -150,6 +150,11 @@ pub struct HostingLimits {
     /// (each reads the account's rows and the files it compares).
     pub preview_burst: u32,
     pub preview_interval: Duration,
+    /// Restore previews open at once in the instance (one per user), and the rows one may
+    /// hold in memory (the ids of rows the restore would add, and its items; about 100
+    /// bytes each): past them, `preview_too_large`.
+    pub open_previews: usize,
+    pub preview_rows: usize,
 }
 
 impl Default for HostingLimits {
@@ -179,6 +184,8 @@ impl Default for HostingLimits {
             held_check_bytes: 8 << 30,
             preview_burst: 10,
             preview_interval: Duration::from_secs(60),
+            open_previews: 4,
+            preview_rows: 1_000_000,
         }
     }
 }
@@ -229,6 +236,8 @@ impl HostingLimits {
                 "held_check_bytes" => self.held_check_bytes = parse_bytes(value)?,
                 "preview_burst" => self.preview_burst = u32::try_from(count()?.max(1)).unwrap_or(u32::MAX),
                 "preview_interval" => self.preview_interval = seconds()?,
+                "open_previews" => self.open_previews = count()?.max(1),
+                "preview_rows" => self.preview_rows = count()?.max(1),
                 other => return Err(format!("unknown setting {other:?}")),
             }
         }

@@ -49,6 +49,8 @@ pub enum JobFailure {
     /// A selective restore brought rows its picks' closure does not hold, or a pick that
     /// never came (why, in words): nothing of the import was kept.
     OpenSelection(String),
+    /// A restore preview that would hold more than this many rows in memory.
+    PreviewTooLarge(u64),
     /// The import could not start or finish (logged where it happened; no details here).
     Internal,
 }
@@ -65,6 +67,7 @@ impl JobFailure {
             Self::Interrupted => "interrupted",
             Self::StorageUnavailable => "storage_unavailable",
             Self::OpenSelection(_) => "open_selection",
+            Self::PreviewTooLarge(_) => "preview_too_large",
             Self::Internal => "internal",
         }
     }
@@ -86,6 +89,9 @@ impl JobFailure {
                 "the server's file storage did not answer; nothing of this import was kept — try again later".into()
             }
             Self::OpenSelection(why) => format!("{why}; nothing of this import was kept"),
+            Self::PreviewTooLarge(limit) => format!(
+                "this archive adds more than {limit} rows, more than a preview holds; preview picked items instead, or restore it"
+            ),
             Self::Internal => "the server could not finish the import".into(),
         }
     }

@@ -35,6 +35,9 @@ pub enum ImportError {
     /// A selective restore that is not its picks' closure (why, in words).
     #[error("{0}")]
     OpenSelection(String),
+    /// A preview that would hold more rows than it may (the bound).
+    #[error("the preview holds at most {0} rows")]
+    PreviewTooLarge(u64),
 }
 
 impl From<DbError> for ImportError {
@@ -84,6 +87,7 @@ impl ImportError {
             Self::OverQuota(over) => JobFailure::OverQuota(over),
             Self::Busy(why) => JobFailure::Busy(why),
             Self::OpenSelection(why) => JobFailure::OpenSelection(why),
+            Self::PreviewTooLarge(limit) => JobFailure::PreviewTooLarge(limit),
             internal => {
                 tracing::error!("import {job_id} failed: {internal}");
                 JobFailure::Internal

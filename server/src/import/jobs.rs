@@ -111,8 +111,9 @@ pub struct Job {
     /// Woken when a secrets decision arrives or the job is cancelled.
     pub wake: Notify,
     pub progress: Progress,
-    /// The user's open-import slot, given back when the job ends.
-    slot: Mutex<Option<Slot>>,
+    /// The user's open-import slot (and a preview's place among the instance's previews),
+    /// given back when the job ends.
+    slots: Mutex<Vec<Slot>>,
     /// The receiving end of a batch upload (the browser's path), once opened.
     batches: OnceLock<Arc<BatchUpload>>,
 }
@@ -190,6 +191,9 @@ pub struct Jobs {
     worker_count: usize,
     /// Restore previews each user may ask for.
     previews: Arc<RateLimiter>,
+    /// Restore previews open at once in the instance (each may hold up to the hosting
+    /// limit `preview_rows` rows' ids in memory).
+    preview_slots: Slots,
     /// The last status of previews that failed or were cancelled (previews are not
     /// recorded): the newest per user, [`ENDED_PREVIEWS`] in the instance, so the commit or
     /// status that comes next learns why.
@@ -201,7 +205,7 @@ const ENDED_PREVIEWS: usize = 256;
 
 /// A user's claim to open an import (or a preview); handed to the job it becomes.
 pub struct Reservation {
-    slot: Slot,
+    slots: Vec<Slot>,
     user_id: String,
     preview: bool,
 }
@@ -221,6 +225,7 @@ impl Jobs {
             workers: Arc::new(Semaphore::new(workers)),
             worker_count: workers,
             previews: Arc::new(RateLimiter::new(hosting.preview_burst, hosting.preview_interval)),
+            preview_slots: Slots::new(1, hosting.open_previews),
             ended_previews: Arc::default(),
         }
     }
@@ -229,7 +234,7 @@ impl Jobs {
     /// `busy` if the instance holds as many open imports as it allows.
     pub fn reserve(&self, user_id: &str) -> Result<Reservation, AppError> {
         match self.slots.try_take(user_id) {
-            Ok(slot) => Ok(Reservation { slot, user_id: user_id.to_string(), preview: false }),
+            Ok(slot) => Ok(Reservation { slots: vec![slot], user_id: user_id.to_string(), preview: false }),
             Err(SlotRefusal::User(_)) => Err(AppError::ImportRunning),
             Err(SlotRefusal::Instance) => Err(AppError::Busy { what: "imports", retry_after: Duration::from_secs(30) }),
         }
@@ -240,7 +245,12 @@ impl Jobs {
     /// count as a preview).
     pub fn reserve_preview(&self, user_id: &str) -> Result<Reservation, AppError> {
         self.previews.take(user_id).map_err(|retry_after| AppError::RateLimited { retry_after })?;
-        let reservation = self.reserve(user_id).inspect_err(|_| self.previews.give_back(user_id))?;
+        let mut reservation = self.reserve(user_id).inspect_err(|_| self.previews.give_back(user_id))?;
+        let Ok(place) = self.preview_slots.try_take(user_id) else {
+            self.previews.give_back(user_id);
+            return Err(AppError::Busy { what: "previews", retry_after: Duration::from_secs(10) });
+        };
+        reservation.slots.push(place);
         Ok(Reservation { preview: true, ..reservation })
     }
 
@@ -255,7 +265,7 @@ impl Jobs {
         archive: ArchiveFacts,
         staged: Option<PathBuf>,
     ) -> Arc<Job> {
-        let Reservation { slot, user_id, preview } = reservation;
+        let Reservation { slots, user_id, preview } = reservation;
         let job = Arc::new(Job {
             progress: hub.open(&id, &user_id),
             id: id.clone(),
@@ -275,7 +285,7 @@ impl Jobs {
                 preview: None,
             }),
             wake: Notify::new(),
-            slot: Mutex::new(Some(slot)),
+            slots: Mutex::new(slots),
             batches: OnceLock::new(),
         });
         if !job.preview {
@@ -356,7 +366,7 @@ impl Jobs {
             };
             // Freed as the status turns final: whoever reads that status may start the
             // next import at once (nothing below is shared with it).
-            drop(job.slot.lock().take());
+            drop(std::mem::take(&mut *job.slots.lock()));
             event
         };
         if let Some(staged) = &job.staged {

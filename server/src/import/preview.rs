@@ -53,9 +53,20 @@ pub(crate) struct Previewer {
     preview: RestorePreview,
     ledger: PreviewLedger,
     chats: Chats,
+    /// The most rows (the ledger's entries and the items) it may hold; none for the command
+    /// line's.
+    limit: Option<usize>,
 }
 
 impl Previewer {
+    /// A preview that holds at most `limit` rows — the ids of rows the restore would add
+    /// and the items it lists; past it the preview ends with `preview_too_large` (preview
+    /// picked items instead, or restore). The browser's previews are held to the hosting
+    /// limit `preview_rows`.
+    pub(crate) fn bounded(limit: usize) -> Self {
+        Self { limit: Some(limit), ..Self::default() }
+    }
+
     /// Previews one step of rows of `spec`, aligned with `columns`.
     pub(crate) fn rows(
         &mut self,
@@ -79,6 +90,9 @@ impl Previewer {
             Vec::new()
         };
         let verdicts = rows.preview(spec, step, &mut self.ledger)?;
+        if let Some(limit) = self.limit.filter(|limit| self.ledger.len() + self.preview.items.len() > *limit) {
+            return Err(ImportError::PreviewTooLarge(limit as u64));
+        }
         let counts = self.preview.tables.entry(spec.name.to_string()).or_default();
         verdicts.iter().for_each(|verdict| counts.count(verdict.state));
         let (items, chats) = (&mut self.preview.items, &mut self.chats);

@@ -60,6 +60,11 @@ impl PreviewLedger {
     pub(crate) fn any_copies(&self) -> bool {
         !self.copies.is_empty()
     }
+
+    /// The entries the ledger holds (what bounds a preview's memory).
+    pub(crate) fn len(&self) -> usize {
+        self.added.len() + self.copies.len() + self.any_table.len()
+    }
 }
 
 /// What a restore would do with one row, and for a row that differs, the columns whose

@@ -284,3 +284,48 @@ async fn a_hostile_account_cannot_reach_or_abuse_a_preview() {
     assert_eq!(answer["code"], "rate_limited", "{answer}");
     assert!(batch_preview(&server, &ada, &backup).await["items"].as_array().is_some_and(|items| !items.is_empty()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previews_are_bounded_per_preview_and_in_the_instance() {
+    let hosting = lvbak_server::config::HostingLimits {
+        login_burst: 10_000,
+        open_previews: 1,
+        preview_rows: 50,
+        ..Default::default()
+    };
+    let server = TestServer::start_with("batch-preview-bounds", Limits::STANDARD, hosting).await;
+    let ada = server.account("bound-ada", Some(small_seed())).await;
+    let mal = server.account("bound-mal", None).await;
+    let backup = export(&server, &ada, true).await;
+
+    // One preview open in the instance: Mallory waits while Ada's is open.
+    let (code, opened) = open_preview(&server, &ada, &backup).await;
+    assert_eq!(code, 201, "{opened}");
+    let (code, busy) = open_preview(&server, &mal, &backup).await;
+    assert_eq!((code, busy["code"].as_str()), (503, Some("busy")), "{busy}");
+    let cancel = format!("/api/v1/user-data/import/{}/cancel", opened["jobId"].as_str().unwrap());
+    assert_eq!(server.post(&ada, &cancel).send().await.unwrap().status(), 200);
+
+    // Mallory's preview of Ada's backup would hold more than 50 rows: it ends, named.
+    let mut answer = (0, Value::Null);
+    for _ in 0..100 {
+        answer = open_preview(&server, &mal, &backup).await;
+        if answer.0 != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (code, opened) = answer;
+    assert_eq!(code, 201, "{opened}");
+    let job = opened["jobId"].as_str().unwrap().to_string();
+    let held_rows = held_rows_of(&server, &mal, &job).await;
+    let plan = UploadPlan {
+        held_files: held_of(&opened),
+        held_rows: held_rows.tables,
+        fresh_tables: held_rows.fresh,
+        ..UploadPlan::default()
+    };
+    let reader = Archive::open(Cursor::new(backup.clone()), Limits::STANDARD).unwrap();
+    let (_, (code, failed)) = send_and_commit(&server, &mal, &job, reader, plan).await;
+    assert_eq!((code, failed["code"].as_str()), (409, Some("preview_too_large")), "{failed}");
+}

@@ -75,7 +75,9 @@ impl BatchSink for HttpSink {
         let url = self.url.replace("/batches", "/vectors-check");
         let request = self.client.post(url).bearer_auth(&self.token);
         let (code, answer) = self.runtime.block_on(async { status_json(request.send().await.unwrap()).await });
-        assert_eq!(code, 200, "{answer}");
+        if code != 200 {
+            return Err(FormatError::Io(std::io::Error::other(format!("vectors check: {code} {answer}"))));
+        }
         Ok(answer["acceptVectors"] == true)
     }
 }
@@ -168,9 +170,19 @@ pub(crate) async fn send_and_commit(
         sent: Vec::new(),
         fail_after: None,
     };
-    let report = tokio::task::spawn_blocking(move || upload_batches(&reader, plan, &mut sink).unwrap()).await.unwrap();
+    // An upload the server stopped (its job failed) commits what was sent: the commit
+    // answers the job's failure.
+    let (report, batches) = tokio::task::spawn_blocking(move || match upload_batches(&reader, plan, &mut sink) {
+        Ok(report) => {
+            let batches = report.batches;
+            (report, batches)
+        }
+        Err(_) => (UploadReport::default(), sink.sent.len() as u64),
+    })
+    .await
+    .unwrap();
     let commit = server.post(account, &format!("/api/v1/user-data/import/{job}/commit"));
-    let answer = status_json(commit.json(&json!({"batches": report.batches})).send().await.unwrap()).await;
+    let answer = status_json(commit.json(&json!({"batches": batches})).send().await.unwrap()).await;
     (report, answer)
 }
 

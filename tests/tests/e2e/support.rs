@@ -60,14 +60,19 @@ impl TestServer {
     }
 
     pub async fn start_with_limits(label: &str, limits: Limits) -> Self {
+        // Tests sign in many accounts from one address; the abuse suite checks the limit.
+        let hosting = lvbak_server::config::HostingLimits { login_burst: 10_000, ..Default::default() };
+        Self::start_with(label, limits, hosting).await
+    }
+
+    /// A server held to `hosting`'s limits.
+    pub async fn start_with(label: &str, limits: Limits, hosting: lvbak_server::config::HostingLimits) -> Self {
         let data = ScratchDir::new(label);
         let store = Arc::new(Store::open(&data.path.join("data")).await.unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, stopped) = oneshot::channel::<()>();
         let web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist");
-        // Tests sign in many accounts from one address; the abuse suite checks the limit.
-        let hosting = lvbak_server::config::HostingLimits { login_burst: 10_000, ..Default::default() };
         let state = AppState::new(store.clone(), web_dir, limits, hosting).await;
         let served = state.clone();
         tokio::spawn(async move {

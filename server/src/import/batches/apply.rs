@@ -117,6 +117,13 @@ impl<'a> BatchApplier<'a> {
         }
     }
 
+    /// Holds a preview job's preview to `rows` rows in memory (see `Previewer::bounded`).
+    pub fn bound_preview(&mut self, rows: usize) {
+        if let Some(previewer) = self.previewer.as_mut() {
+            **previewer = Previewer::bounded(rows);
+        }
+    }
+
     /// Applies one batch (a bundle's parts in order; no bundle holds another).
     pub fn apply(&mut self, batch: Batch) -> Result<(), ImportError> {
         self.batch_inflated.store(0, Ordering::Relaxed);

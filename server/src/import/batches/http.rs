@@ -199,6 +199,17 @@ async fn open(
 
 /// The answer for a job that has ended: its final status and error, as recorded.
 async fn ended(state: &AppState, id: &str, user_id: &str) -> AppError {
+    // A job whose worker stopped may still be recording its end (a preview is never
+    // recorded): its own final status is the answer.
+    if let Some(job) = state.jobs().get(id, user_id) {
+        let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
+        while !job.status().is_final() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if job.status().is_final() {
+            return AppError::ImportEnded { status: job.status(), error: job.lock().error.clone() };
+        }
+    }
     match recorded_status(state, id, user_id).await {
         Ok(report) => AppError::ImportEnded { status: report.status, error: report.error },
         Err(error) => error,

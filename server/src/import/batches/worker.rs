@@ -89,8 +89,9 @@ impl Worker {
             let (mut session, blocker, held_files) = if self.job.preview {
                 // Nothing is sent but rows: every file is previewed from its claim, and no
                 // vector is taken.
-                let session =
+                let mut session =
                     ImportSession::for_preview(&store, &self.job.user_id, cancel, &publish, self.runtime.clone())?;
+                session.count_memory_in(&self.services.memory);
                 let mut held: Vec<String> = self.claims.iter().map(FileClaim::entry_name).collect();
                 held.sort();
                 held.dedup();
@@ -146,6 +147,7 @@ impl Worker {
             line_cap,
             JobMemory { budget: self.services.memory.clone(), runtime: self.runtime.clone() },
         );
+        applier.bound_preview(self.services.hosting.preview_rows);
         match self.pump(&mut applier) {
             Ok(done) if self.job.preview => {
                 match applier.finish_preview(&self.claims, self.services.hosting.held_check_bytes) {
