@@ -17,7 +17,7 @@ use base64::write::EncoderWriter;
 use lvbak_core::protocol::{HeldFiles, HeldRowsAnswer};
 use lvbak_core::upload::held_id_hash;
 
-use super::http::batches_of;
+use super::lookup::batches_of;
 use super::{BatchUpload, HELD_ROWS_READS};
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};

@@ -25,13 +25,14 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::{oneshot, Semaphore};
 
+use super::lookup::{batches_of, ended};
 use super::work::{Queued, Work};
 use super::worker::Worker;
 use super::{BatchUpload, QUEUE};
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::import::http::recorded_status;
-use crate::import::jobs::{ArchiveFacts, Job};
+use crate::import::jobs::ArchiveFacts;
 use crate::memory::{Held, MemoryBudget};
 use crate::state::AppState;
 use crate::storage::identity::random_bytes;
@@ -195,34 +196,6 @@ async fn open(
             held_files,
         }),
     ))
-}
-
-/// The answer for a job that has ended: its final status and error, as recorded.
-async fn ended(state: &AppState, id: &str, user_id: &str) -> AppError {
-    // A job whose worker stopped may still be recording its end (a preview is never
-    // recorded): its own final status is the answer.
-    if let Some(job) = state.jobs().get(id, user_id) {
-        let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
-        while !job.status().is_final() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if job.status().is_final() {
-            return AppError::ImportEnded { status: job.status(), error: job.lock().error.clone() };
-        }
-    }
-    match recorded_status(state, id, user_id).await {
-        Ok(report) => AppError::ImportEnded { status: report.status, error: report.error },
-        Err(error) => error,
-    }
-}
-
-/// The open batch job `id` of `user_id`, or the answer saying why there is none.
-pub(super) async fn batches_of(state: &AppState, id: &str, user_id: &str) -> AppResult<(Arc<Job>, Arc<BatchUpload>)> {
-    let Some(job) = state.jobs().get(id, user_id) else {
-        return Err(ended(state, id, user_id).await);
-    };
-    let batches = job.batches().ok_or(AppError::NotABatchImport)?;
-    Ok((job, batches))
 }
 
 impl BatchUpload {

@@ -44,6 +44,7 @@ mod apply;
 mod held;
 mod http;
 mod ledger;
+mod lookup;
 #[cfg(test)]
 mod testing;
 mod work;
