@@ -63,12 +63,34 @@ impl FromStr for Pick {
     }
 }
 
+impl Pick {
+    /// Picks as the user writes them: `KIND:ID, KIND:ID`.
+    pub fn named(picks: &[Pick]) -> String {
+        picks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The most items one selection may pick (a selective restore's or export's).
+pub const MAX_PICKS: usize = 1000;
+
 /// What a user picked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Selection {
     pub picks: Vec<Pick>,
     /// Picked characters come without their chats.
     pub without_chats: bool,
+}
+
+impl Selection {
+    /// The picks written `KIND:ID`, between 1 and [`MAX_PICKS`] of them; the first that is
+    /// not a pick, or the wrong number, in words.
+    pub fn from_words(picks: &[String], without_chats: bool) -> Result<Self, String> {
+        if picks.is_empty() || picks.len() > MAX_PICKS {
+            return Err(format!("pick between 1 and {MAX_PICKS} items"));
+        }
+        let picks = picks.iter().map(|pick| pick.parse()).collect::<Result<_, _>>()?;
+        Ok(Self { picks, without_chats })
+    }
 }
 
 /// Which rows a [`RowSource`] is asked for: those whose column, or a key of the JSON object
@@ -108,10 +130,7 @@ pub enum ClosureError<E> {
 impl<E: fmt::Display> fmt::Display for ClosureError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotFound(picks) => {
-                let names: Vec<String> = picks.iter().map(Pick::to_string).collect();
-                write!(f, "nothing of {} is there", names.join(", "))
-            }
+            Self::NotFound(picks) => write!(f, "nothing of {} is there", Pick::named(picks)),
             Self::Source(error) => error.fmt(f),
         }
     }

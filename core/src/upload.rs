@@ -47,7 +47,8 @@ use crate::import_plan::ImportPlan;
 use crate::vector::NULL_VECTORS;
 pub use cut::FILE_CHUNK_BYTES;
 use cut::{Cut, FileCutter, Keep, LineCutter, Lines};
-pub use held::{file_claims, held_id_hash, FileClaim, HeldRows};
+use held::entry_name_as;
+pub use held::{file_claims, file_claims_as, held_id_hash, FileClaim, HeldRows};
 use outbox::Outbox;
 
 /// Secrets to send, sealed to the server's key for this job.
@@ -438,27 +439,6 @@ impl<'a, R: Read + Seek> Upload<'a, R> {
         }
         Ok(Advanced::Quietly)
     }
-}
-
-/// The name of entry `index` (`files/<bucket>/<name>`) as a copy sends it.
-fn entry_name_as<R: Read + Seek>(archive: &Archive<R>, index: usize, copy: Option<&CopyPlan>) -> String {
-    let entry = &archive.entries()[index];
-    match (copy, &entry.kind) {
-        (Some(copy), EntryKind::File { bucket, name }) => bucket.entry_name(&copy.file_name(name)),
-        _ => entry.name.clone(),
-    }
-}
-
-/// The archive's files as [`file_claims`] describes them, under the names `copy` gives them
-/// (a restore as a copy: the server answers held files by the names they will have).
-pub fn file_claims_as<R: Read + Seek>(archive: &Archive<R>, copy: Option<&CopyPlan>) -> Vec<FileClaim> {
-    let mut claims = file_claims(archive);
-    if let Some(copy) = copy {
-        for claim in &mut claims {
-            claim.name = copy.file_name(&claim.name);
-        }
-    }
-    claims
 }
 
 /// What one step of [`Upload::advance`] did.

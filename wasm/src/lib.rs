@@ -49,8 +49,8 @@ fn format_error(error: &FormatError) -> JsValue {
 struct Selected {
     selection: Selection,
     closure: Closure,
-    /// Restored as a copy: what belongs to the picks.
-    belongings: Option<Closure>,
+    /// Restored as a copy: the ids what belongs to the picks gets.
+    copy: Option<CopyPlan>,
 }
 
 /// One picked archive.
@@ -64,7 +64,7 @@ pub struct Processor {
     explorer: Option<ExploreIndex>,
     /// A selective restore's picks and their closure over this archive
     /// ([`Processor::select_items`]): only those rows, files and vectors are sent; with
-    /// what belongs to the picks when they are restored as a copy.
+    /// the copy's ids when they are restored as a copy.
     selection: Option<Selected>,
     /// The signed-in user's id ([`Processor::set_importer`]): a copy's ids are derived from it.
     importer: Option<String>,
@@ -127,9 +127,9 @@ impl Processor {
         if let Some(selected) = &self.selection {
             let picks: Vec<String> = selected.selection.picks.iter().map(ToString::to_string).collect();
             let without_chats = selected.selection.without_chats;
-            let as_copy = selected.belongings.is_some();
+            let as_copy = selected.copy.is_some();
             request["selection"] = json!({"picks": picks, "withoutChats": without_chats, "asCopy": as_copy});
-            request["files"] = json!(file_claims_as(&self.archive, self.copy_plan().as_ref()));
+            request["files"] = json!(file_claims_as(&self.archive, selected.copy.as_ref()));
         }
         request.to_string()
     }
@@ -156,41 +156,29 @@ impl Processor {
             self.selection = None;
             return Ok(json!({"tables": {}}).to_string());
         }
-        let picks = picks
-            .iter()
-            .map(|pick| pick.parse::<Pick>().map_err(|e| thrown("bad_pick", e)))
-            .collect::<Result<_, _>>()?;
-        let selection = Selection { picks, without_chats };
-        let closure = match closure(&mut ArchiveRows::new(&self.archive), &selection) {
-            Ok(closure) => closure,
-            Err(ClosureError::NotFound(missing)) => {
-                let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
-                return Err(thrown("not_in_archive", format!("the archive holds nothing of {}", names.join(", "))));
+        let selection = Selection::from_words(&picks, without_chats).map_err(|e| thrown("bad_pick", e))?;
+        let not_in_archive = |error| match error {
+            ClosureError::NotFound(missing) => {
+                thrown("not_in_archive", format!("the archive holds nothing of {}", Pick::named(&missing)))
             }
-            Err(ClosureError::Source(error)) => return Err(format_error(&error)),
+            ClosureError::Source(error) => format_error(&error),
         };
-        let belongings = if as_copy == Some(true) {
-            if self.importer.is_none() {
-                return Err(thrown("no_importer", "say who is signed in (setImporter) before restoring as a copy"));
+        let closure = closure(&mut ArchiveRows::new(&self.archive), &selection).map_err(not_in_archive)?;
+        let copy = match (as_copy == Some(true), &self.importer) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(thrown("no_importer", "say who is signed in (setImporter) before restoring as a copy"))
             }
-            Some(belongings(&mut ArchiveRows::new(&self.archive), &selection).map_err(|error| match error {
-                ClosureError::NotFound(_) => thrown("not_in_archive", "the archive holds nothing of the picks"),
-                ClosureError::Source(error) => format_error(&error),
-            })?)
-        } else {
-            None
+            (true, Some(importer)) => {
+                let own = belongings(&mut ArchiveRows::new(&self.archive), &selection).map_err(not_in_archive)?;
+                let manifest = self.archive.manifest();
+                Some(CopyPlan::new(&own, importer, &manifest.archive_id, manifest.exported_at))
+            }
         };
         let tables: serde_json::Map<String, Value> =
             closure.tables().map(|(table, rows)| (table.to_string(), json!(rows))).collect();
-        self.selection = Some(Selected { selection, closure, belongings });
+        self.selection = Some(Selected { selection, closure, copy });
         Ok(json!({"tables": tables}).to_string())
-    }
-
-    /// A restore as a copy's ids, when the selection is one.
-    fn copy_plan(&self) -> Option<CopyPlan> {
-        let belongings = self.selection.as_ref()?.belongings.as_ref()?;
-        let manifest = self.archive.manifest();
-        Some(CopyPlan::new(belongings, self.importer.as_deref()?, &manifest.archive_id, manifest.exported_at))
     }
 
     /// Verifies `ticket` (the `.ticket.json` text) against this archive and decrypts its
@@ -265,7 +253,7 @@ impl Processor {
             held_rows: held_rows.tables,
             fresh_tables: held_rows.fresh,
             only: self.selection.as_ref().map(|selected| selected.closure.clone()),
-            copy: self.copy_plan(),
+            copy: self.selection.as_ref().and_then(|selected| selected.copy.clone()),
         };
         let mut sink = JsSink::new(sink)?;
         match upload_batches(&self.archive, plan, &mut sink) {

@@ -14,8 +14,10 @@ use crate::closure::{Closure, CopyPlan};
 use crate::container::EntryReader;
 use crate::entry_name::{EntryKind, FileBucket};
 use crate::error::{FormatError, Result};
+use crate::ndjson::Row;
 use crate::ndjson::{check_row, NdjsonLines};
 use crate::registry::TableSpec;
+use serde_json::Value;
 
 /// The first batch of a table closes after this many bytes of its lines (the rest after
 /// [`TARGET_BATCH_BYTES`]), so the server starts on it sooner.
@@ -56,41 +58,41 @@ impl Keep {
         }
     }
 
-    /// A kept line as it is sent: rewritten for a copy (`None`: as it is).
-    fn rewritten(&self, line: &[u8]) -> Option<Vec<u8>> {
-        let (copy, spec) = self.copy.as_ref()?;
-        let mut row: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line).ok()?;
-        copy.rewrite_object(spec, &mut row);
-        serde_json::to_vec(&row).ok()
-    }
-
-    /// Whether a line of the table is kept (a line that is not an object is checked
-    /// elsewhere; it is not kept).
-    fn keeps(&self, line: &[u8]) -> bool {
-        let Some(column) = self.column else { return false };
-        match serde_json::from_slice::<serde_json::Value>(line).ok().as_ref().and_then(|row| row.get(column)) {
-            Some(serde_json::Value::String(key)) => self.ids.contains(key),
-            Some(serde_json::Value::Number(number)) => self.ids.contains(&number.to_string()),
+    /// What the selection does with a line of the table (one that is not an object is
+    /// checked elsewhere; it is not kept).
+    fn pick(&self, line: &[u8]) -> Picked {
+        let column = self.column?;
+        let mut row: Row = serde_json::from_slice(line).ok()?;
+        let kept = match row.get(column)? {
+            Value::String(key) => self.ids.contains(key),
+            Value::Number(number) => self.ids.contains(&number.to_string()),
             _ => false,
+        };
+        if !kept {
+            return None;
         }
+        Some(self.copy.as_ref().and_then(|(copy, spec)| {
+            copy.rewrite_object(spec, &mut row);
+            serde_json::to_vec(&row).ok()
+        }))
     }
 }
 
-/// A vector line as a copy sends it (`None`: as it is).
-fn vector_rewritten(copy: &CopyPlan, line: &[u8]) -> Option<Vec<u8>> {
-    let mut row: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line).ok()?;
-    copy.rewrite_vector(&mut row);
-    serde_json::to_vec(&row).ok()
-}
+/// What a selection does with one line: leaves it out (`None`), or sends it as it is
+/// (`Some(None)`) or rewritten for a copy (`Some(Some(line))`). Each line is parsed once.
+type Picked = Option<Option<Vec<u8>>>;
 
-/// Whether a vector line's source row is among a selection's.
-fn vector_kept(closure: &Closure, line: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(line)
-        .ok()
-        .as_ref()
-        .and_then(|row| row.get("source_id"))
-        .and_then(serde_json::Value::as_str)
-        .is_some_and(|id| closure.contains_anywhere(id))
+/// What a selection does with a vector line: kept when its source row is among the
+/// selection's, as a copy pointed at the source's copy.
+fn pick_vector(closure: &Closure, copy: Option<&CopyPlan>, line: &[u8]) -> Picked {
+    let mut row: Row = serde_json::from_slice(line).ok()?;
+    if !row.get("source_id").and_then(Value::as_str).is_some_and(|id| closure.contains_anywhere(id)) {
+        return None;
+    }
+    Some(copy.and_then(|copy| {
+        copy.rewrite_vector(&mut row);
+        serde_json::to_vec(&row).ok()
+    }))
 }
 
 /// What a cutter cut.
@@ -169,17 +171,13 @@ impl<'a, R: Read + Seek> LineCutter<'a, R> {
         let stream = matches!(self.how, Lines::Stream);
         while let Some((number, line)) = self.lines.next_line()? {
             check_row(&self.entry, number, line)?;
-            let picked = match &self.how {
-                Lines::Rows { keep: Some(keep), .. } => keep.keeps(line),
-                Lines::Vectors { only: Some(closure), .. } => vector_kept(closure, line),
-                _ => true,
-            };
             // Restored as a copy, a kept line goes (and is looked up as held) rewritten.
-            let rewritten = match &self.how {
-                Lines::Rows { keep: Some(keep), .. } if picked => keep.rewritten(line),
-                Lines::Vectors { copy: Some(copy), .. } if picked => vector_rewritten(copy, line),
-                _ => None,
+            let picked = match &self.how {
+                Lines::Rows { keep: Some(keep), .. } => keep.pick(line),
+                Lines::Vectors { only: Some(closure), copy } => pick_vector(closure, copy.as_deref(), line),
+                _ => Some(None),
             };
+            let (picked, rewritten) = (picked.is_some(), picked.flatten());
             let (line, read) = (rewritten.as_deref().unwrap_or(line), line.len());
             let held = match &self.how {
                 Lines::Rows { held: Some(held), .. } if picked => serde_json::from_slice::<RowId>(line)

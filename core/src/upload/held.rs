@@ -1,6 +1,7 @@
 //! What the server already holds, as the uploader learns it: the account's row ids as
 //! hashes ([`held_id_hash`], [`HeldRows`]) and the archive's files as claims the server
-//! compares with its own copies ([`FileClaim`], [`file_claims`]).
+//! compares with its own copies ([`FileClaim`], [`file_claims`]; under the names a restore
+//! as a copy gives them, [`file_claims_as`]).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek};
@@ -9,6 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use crate::archive::Archive;
+use crate::closure::CopyPlan;
 use crate::entry_name::EntryKind;
 use crate::protocol::HeldRowsAnswer;
 
@@ -86,6 +88,27 @@ pub fn file_claims<R: Read + Seek>(archive: &Archive<R>) -> Vec<FileClaim> {
             _ => None,
         })
         .collect()
+}
+
+/// The name of entry `index` (`files/<bucket>/<name>`) as a copy sends it.
+pub(super) fn entry_name_as<R: Read + Seek>(archive: &Archive<R>, index: usize, copy: Option<&CopyPlan>) -> String {
+    let entry = &archive.entries()[index];
+    match (copy, &entry.kind) {
+        (Some(copy), EntryKind::File { bucket, name }) => bucket.entry_name(&copy.file_name(name)),
+        _ => entry.name.clone(),
+    }
+}
+
+/// The archive's files as [`file_claims`] describes them, under the names `copy` gives them
+/// (a restore as a copy: the server answers held files by the names they will have).
+pub fn file_claims_as<R: Read + Seek>(archive: &Archive<R>, copy: Option<&CopyPlan>) -> Vec<FileClaim> {
+    let mut claims = file_claims(archive);
+    if let Some(copy) = copy {
+        for claim in &mut claims {
+            claim.name = copy.file_name(&claim.name);
+        }
+    }
+    claims
 }
 
 #[cfg(test)]

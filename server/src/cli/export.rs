@@ -96,8 +96,7 @@ pub fn run(args: &ExportArgs) -> ExitCode {
             match closure_in_account(&store, &user.id, &selection) {
                 Ok(closure) => Some(closure),
                 Err(ClosureError::NotFound(picks)) => {
-                    let names: Vec<String> = picks.iter().map(Pick::to_string).collect();
-                    let message = format!("not in the account of {}: {}", args.user, names.join(", "));
+                    let message = format!("not in the account of {}: {}", args.user, Pick::named(&picks));
                     refusal = Some(Refusal { ok: false, code: "not_in_account".into(), message });
                     return Ok(());
                 }

@@ -130,8 +130,7 @@ fn import(args: &ImportArgs) -> Result<(), Failure> {
         match picked {
             Ok(picked) => Some(picked),
             Err(ClosureError::NotFound(picks)) => {
-                let names: Vec<String> = picks.iter().map(Pick::to_string).collect();
-                return Err(rejected("not_in_archive", format!("the archive holds none of {}", names.join(", "))));
+                return Err(rejected("not_in_archive", format!("the archive holds none of {}", Pick::named(&picks))));
             }
             Err(ClosureError::Source(error)) => return Err(rejected(error.code(), &error)),
         }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use lvbak_core::closure::{Closure, ClosureError, RowKey};
+use lvbak_core::closure::{Closure, ClosureError, Pick, RowKey};
 use lvbak_core::registry::{table_spec, TableSpec, EXPORT_ORDER, VECTOR_TABLES};
 use lvbak_core::{
     encode_vector, table_entry_name, vector_entry_name, write_js_number, ArchiveWriter, EmbeddingConfig, EntrySize,
@@ -333,15 +333,10 @@ pub fn write_archive<W: Write>(
     let Some(selection) = &plan.only else { return write_archive_of(store, runtime, plan, None, out, progress) };
     let closure = match crate::export::selection::closure_in_account(store, &plan.user.id, selection) {
         Ok(closure) => closure,
-        Err(ClosureError::NotFound(picks)) => return Err(ExportError::NotInAccount(named_picks(&picks))),
+        Err(ClosureError::NotFound(picks)) => return Err(ExportError::NotInAccount(Pick::named(&picks))),
         Err(ClosureError::Source(error)) => return Err(error.into()),
     };
     write_archive_of(store, runtime, plan, Some(&closure), out, progress)
-}
-
-/// Picks as the user wrote them: `KIND:ID, KIND:ID`.
-pub fn named_picks(picks: &[lvbak_core::closure::Pick]) -> String {
-    picks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// Writes the archive of `plan` into `out`: the whole account, or only the rows of a

@@ -95,9 +95,6 @@ struct PrepareRequest {
     without_chats: bool,
 }
 
-/// The most items one selective export may pick.
-const MAX_PICKS: usize = 1000;
-
 fn yes() -> bool {
     true
 }
@@ -146,17 +143,13 @@ async fn checked_selection(
     only: &[String],
     without_chats: bool,
 ) -> AppResult<Selection> {
-    if only.len() > MAX_PICKS {
-        return Err(AppError::BadPick(format!("pick at most {MAX_PICKS} items")));
-    }
-    let picks = only.iter().map(|pick| pick.parse::<Pick>().map_err(AppError::BadPick)).collect::<AppResult<_>>()?;
-    let selection = Selection { picks, without_chats };
+    let selection = Selection::from_words(only, without_chats).map_err(AppError::BadPick)?;
     let (store, user_id, checked) = (state.store(), user_id.to_string(), selection.clone());
     let closure =
         tokio::task::spawn_blocking(move || selection::closure_in_account(&store, &user_id, &checked)).await?;
     match closure {
         Ok(_) => Ok(selection),
-        Err(ClosureError::NotFound(picks)) => Err(AppError::NotInAccount(archive::named_picks(&picks))),
+        Err(ClosureError::NotFound(picks)) => Err(AppError::NotInAccount(Pick::named(&picks))),
         Err(ClosureError::Source(error)) => Err(AppError::internal(error)),
     }
 }

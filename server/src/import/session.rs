@@ -82,8 +82,23 @@ impl<'a> ImportSession<'a> {
         if let Some(quota) = usage.quota.filter(|quota| usage.before > *quota) {
             return Err(ImportError::OverQuota(OverQuota { quota, used: usage.before }));
         }
-        Ok(Self {
-            started_on_disk: store.files.write_mark(user_id)?,
+        let started_on_disk = store.files.write_mark(user_id)?;
+        Ok(Self::with_applier(store, user_id, applier, cancel, progress, runtime, started_on_disk))
+    }
+
+    /// A session over `applier`, `user_id`'s rows, whose files written since
+    /// `started_on_disk` are its own (a rollback takes them back).
+    fn with_applier(
+        store: &'a Store,
+        user_id: &str,
+        applier: Box<dyn ImportRows>,
+        cancel: Arc<AtomicBool>,
+        progress: &'a (dyn Fn(Event) + Sync),
+        runtime: Handle,
+        started_on_disk: std::time::SystemTime,
+    ) -> Self {
+        Self {
+            started_on_disk,
             store,
             user_id: user_id.to_string(),
             applier,
@@ -94,7 +109,7 @@ impl<'a> ImportSession<'a> {
             written: Some(Vec::new()),
             unsettled: false,
             selection: None,
-        })
+        }
     }
 
     pub fn check_cancelled(&mut self) -> Result<(), ImportError> {

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use lvbak_core::batch::{Batch, MAX_FILE_CHUNK_BYTES};
-use lvbak_core::closure::{Pick, Selection};
+use lvbak_core::closure::Selection;
 use lvbak_core::hpke::HpkeKeyPair;
 use lvbak_core::secrets::SecretsIndex;
 use lvbak_core::upload::FileClaim;
@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::{oneshot, Semaphore};
 
-use super::lookup::{batches_of, ended};
+use super::lookup::{batches_of, ended, wait_until_ended};
 use super::work::{Queued, Work};
 use super::worker::Worker;
 use super::{BatchUpload, QUEUE};
@@ -56,8 +56,6 @@ pub fn routes() -> Router<AppState> {
 const MAX_BATCH_WIRE_BYTES: usize = MAX_FILE_CHUNK_BYTES + 128 * 1024;
 /// How long a batch waits for room in the instance's batch memory before `busy`.
 const MEMORY_WAIT: Duration = Duration::from_secs(30);
-/// How long a commit waits for a job that failed before it to end.
-const COMMIT_WAIT: Duration = Duration::from_secs(120);
 /// A batch body may take this long, plus a second per [`SLOWEST_UPLOAD`] bytes, to arrive.
 const BODY_GRACE: Duration = Duration::from_secs(15);
 const SLOWEST_UPLOAD: u64 = 128 * 1024;
@@ -93,19 +91,12 @@ struct DeclaredSelection {
     as_copy: bool,
 }
 
-/// The most items one selective restore may pick.
-const MAX_PICKS: usize = 1000;
-
 impl DeclaredSelection {
     /// The picks, each `KIND:ID` (`bad_pick` otherwise, or for none or too many), and
     /// whether they come as a copy.
     fn parsed(&self) -> AppResult<(Selection, bool)> {
-        if self.picks.is_empty() || self.picks.len() > MAX_PICKS {
-            return Err(AppError::BadPick(format!("pick between 1 and {MAX_PICKS} items")));
-        }
-        let picks =
-            self.picks.iter().map(|pick| pick.parse::<Pick>().map_err(AppError::BadPick)).collect::<AppResult<_>>()?;
-        Ok((Selection { picks, without_chats: self.without_chats }, self.as_copy))
+        let selection = Selection::from_words(&self.picks, self.without_chats).map_err(AppError::BadPick)?;
+        Ok((selection, self.as_copy))
     }
 }
 
@@ -367,11 +358,7 @@ async fn commit(
     let _ = finished.await;
     // A job that failed before the commit came closes the channel at once, and ends once it
     // has settled what it applied: its own outcome is the answer.
-    let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
-    while !job.status().is_final() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    match job.status() {
+    match wait_until_ended(&job).await {
         JobStatus::Complete if job.preview => match job.lock().preview.take() {
             Some(preview) => Ok(Json(preview).into_response()),
             // Taken by a commit before: the job is gone.

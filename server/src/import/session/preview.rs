@@ -17,20 +17,10 @@ impl<'a> ImportSession<'a> {
         progress: &'a (dyn Fn(Event) + Sync),
         runtime: Handle,
     ) -> Result<Self, ImportError> {
-        Ok(Self {
-            // Never used: a preview writes no file to take back.
-            started_on_disk: std::time::SystemTime::now(),
-            store,
-            user_id: user_id.to_string(),
-            applier: store.import_rows(user_id, None)?,
-            summary: ImportSummary::default(),
-            cancel,
-            progress,
-            runtime,
-            written: None,
-            unsettled: false,
-            selection: None,
-        })
+        let applier = store.import_rows(user_id, None)?;
+        // A preview writes no file, so none is ever taken back since this mark.
+        let mark = std::time::SystemTime::now();
+        Ok(Self::with_applier(store, user_id, applier, cancel, progress, runtime, mark))
     }
 
     /// Previews a step of rows of `table`, aligned with `columns`; tables outside the

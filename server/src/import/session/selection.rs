@@ -42,8 +42,7 @@ impl ImportSession<'_> {
         let closure = match closure_in_account(self.store, &self.user_id, &selection) {
             Ok(closure) => closure,
             Err(ClosureError::NotFound(missing)) => {
-                let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
-                return Err(ImportError::OpenSelection(format!("{} never came", names.join(", "))));
+                return Err(ImportError::OpenSelection(format!("{} never came", Pick::named(&missing))));
             }
             Err(ClosureError::Source(error)) => return Err(error.into()),
         };
