@@ -9,41 +9,16 @@
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
-use std::path::PathBuf;
 
 use lvbak_core::{inspect, Archive, InspectOptions, Limits};
-use lvbak_server::seed::SeedOptions;
 use lvbak_tests::fixtures;
-use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use crate::browser::{pick_archive, write};
 use crate::export::{entries, ndjson, owned_rows};
-use crate::support::{ok_bytes, Account, ScratchDir, TestServer};
+use crate::page_restore::{backup_then_changes, database, preview_in_page, sign_in_as, Since, ITEM_TABLES};
+use crate::support::{Account, ScratchDir, TestServer};
 use crate::webdriver::Browser;
-
-/// The preview's item kinds and the tables their rows are in (lvbak-core's `ItemKind`).
-const ITEM_TABLES: [(&str, &str); 5] = [
-    ("character", "characters"),
-    ("chat", "chats"),
-    ("persona", "personas"),
-    ("world_book", "world_books"),
-    ("preset", "presets"),
-];
-
-/// The server's SQLite database, with foreign keys on as the server has them.
-fn database(server: &TestServer) -> Connection {
-    let db = Connection::open(server.data.path.join("data").join("lvbak.sqlite")).unwrap();
-    db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    db
-}
-
-/// The first column of every row a query answers.
-fn texts(db: &Connection, sql: &str, params: &[&str]) -> Vec<String> {
-    let mut statement = db.prepare(sql).unwrap();
-    let rows = statement.query_map(rusqlite::params_from_iter(params), |row| row.get(0)).unwrap();
-    rows.map(Result::unwrap).collect()
-}
 
 /// What an account holds that a preview must leave alone: its characters, chats and
 /// messages, the bytes its quota counts; and the instance's import jobs and id map.
@@ -97,31 +72,6 @@ fn preview_items(preview: &Value) -> BTreeSet<(String, String, String)> {
     preview["items"].as_array().unwrap().iter().map(|i| (field(i, "kind"), field(i, "id"), field(i, "name"))).collect()
 }
 
-/// Clicks "Preview restore" and waits for the preview the page shows (its `data-preview`);
-/// a refusal fails the test with the page's words.
-async fn preview_in_page(browser: &Browser) -> Value {
-    let enabled = "return !document.querySelector('[data-testid=\"import-preview\"]').disabled || null";
-    browser.wait_script(enabled).await;
-    browser.click("import-preview").await;
-    let answer = browser
-        .wait_script(
-            "const shown = document.querySelector('[data-testid=\"restore-preview\"]'); \
-             if (shown.dataset.preview && !shown.hidden) return {preview: shown.dataset.preview}; \
-             const said = document.getElementById('import-progress').textContent; \
-             return said.startsWith('Preview refused') ? {refused: said} : null",
-        )
-        .await;
-    assert!(answer["refused"].is_null(), "{}", answer["refused"]);
-    serde_json::from_str(answer["preview"].as_str().unwrap()).unwrap()
-}
-
-/// Signs the page out (the session cookie) and `account` in.
-async fn sign_in_as(browser: &Browser, server: &TestServer, account: &Account) {
-    let logout = "return fetch('/api/v1/auth/logout', {method: 'POST', headers: {'X-Requested-With': 'lvbak'}}).then(r => r.status)";
-    browser.script(logout).await;
-    browser.sign_in(&server.url("/"), &account.user.username, &account.password).await;
-}
-
 /// What the page shows: the section, its summary line, the groups and the items' words.
 async fn shown(browser: &Browser) -> Value {
     browser
@@ -165,39 +115,12 @@ async fn preview_fits_a_phone(browser: &Browser) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_preview_in_the_page_says_what_a_restore_would_do_and_writes_nothing() {
-    assert!(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/lvbak-wasm_bg.wasm").exists(),
-        "build the page first: trunk build --release"
-    );
-    let server = TestServer::start("browser-preview").await;
-    let ada = server.account("ada", Some(SeedOptions::default())).await;
-    let mal = server.account("mal", None).await;
-    let files = ScratchDir::new("browser-preview-files");
-    let backup = ok_bytes(server.get(&ada, "/api/v1/user-data/export?includeVectors=1").send().await.unwrap()).await;
-    let archive = write(&files.path, "ada.lvbak", &backup);
-
     // Since the backup: a character with chats deleted (its chats and their messages with
-    // it, as Lumiverse deletes) and a message of a chat of another character edited. Picked
-    // by name (the seed's names are fixed, its ids are not), so every run deletes the same.
-    let db = database(&server);
-    let with_chats = "SELECT id FROM characters WHERE user_id = ?1 AND id IN (SELECT character_id FROM chats) \
-        ORDER BY name";
-    let character = texts(&db, with_chats, &[&ada.user.id]).remove(0);
-    let other_chats = "SELECT id FROM chats WHERE user_id = ?1 AND character_id != ?2 \
-        AND id IN (SELECT chat_id FROM messages) ORDER BY name";
-    let chat = texts(&db, other_chats, &[&ada.user.id, &character]).remove(0);
-    let message = texts(&db, "SELECT id FROM messages WHERE chat_id = ?1 ORDER BY index_in_chat", &[&chat]).remove(0);
-    let deleted_chats: BTreeSet<String> =
-        texts(&db, "SELECT id FROM chats WHERE character_id = ?1", &[&character]).into_iter().collect();
-    assert!(!deleted_chats.is_empty(), "the deleted character has chats");
-    // Message breakdowns name their chat without a foreign key, so they go by hand (left
-    // behind, one keyed by a message id would still be ada's, and match mal's copy of it).
-    for chat in &deleted_chats {
-        db.execute("DELETE FROM message_breakdowns WHERE chat_id = ?1", [chat]).unwrap();
-    }
-    db.execute("DELETE FROM characters WHERE id = ?1", [&character]).unwrap();
-    db.execute("UPDATE messages SET content = 'edited since' WHERE id = ?1", [&message]).unwrap();
-    drop(db);
+    // it, as Lumiverse deletes) and a message of a chat of another character edited.
+    let since = backup_then_changes("browser-preview").await;
+    // The fields left in `since` (the archive's folder) live until the test ends.
+    let Since { server, ada, backup, archive, character, chat, message, deleted_chats, .. } = since;
+    let mal = server.account("mal", None).await;
     for chat in &deleted_chats {
         assert!(server.store.db.rows_where("chats", "id", chat).unwrap().is_empty(), "{chat} went with its character");
     }

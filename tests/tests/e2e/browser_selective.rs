@@ -16,37 +16,15 @@ use lvbak_core::closure::{belongings, closure, ArchiveRows, Closure, ItemKind, P
 use lvbak_core::registry::TABLES;
 use lvbak_core::{Archive, Limits, UtcTime};
 use lvbak_server::seed::SeedOptions;
-use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use crate::browser::{open_explorer, pick_archive, write};
-use crate::export::{entries, ndjson, owned_rows};
-use crate::support::{ok_bytes, Account, ScratchDir, TestServer};
+use crate::export::{entries, ndjson};
+use crate::page_restore::{
+    backup_then_changes, database, preview_in_page, sign_in_as, snapshot, texts, Since, Snapshot, ITEM_TABLES,
+};
+use crate::support::{ok_bytes, ScratchDir, TestServer};
 use crate::webdriver::Browser;
-
-/// Item kinds (lvbak-core's words) and the tables their rows are in.
-const ITEM_TABLES: [(&str, &str); 5] = [
-    ("character", "characters"),
-    ("chat", "chats"),
-    ("persona", "personas"),
-    ("world_book", "world_books"),
-    ("preset", "presets"),
-];
-
-/// Every row an account owns, per registry table, each as its JSON text, sorted.
-type Snapshot = BTreeMap<&'static str, Vec<String>>;
-
-fn snapshot(server: &TestServer, account: &Account) -> Snapshot {
-    TABLES
-        .iter()
-        .map(|spec| {
-            let rows = owned_rows(&server.store, spec.name, &account.user.id);
-            let mut texts: Vec<String> = rows.into_iter().map(|row| Value::Object(row).to_string()).collect();
-            texts.sort();
-            (spec.name, texts)
-        })
-        .collect()
-}
 
 /// Rows per table of a snapshot (tables without rows left out).
 fn counts(snapshot: &Snapshot) -> BTreeMap<&'static str, usize> {
@@ -75,20 +53,6 @@ fn added_rows(before: &Snapshot, after: &Snapshot) -> Vec<(&'static str, Value)>
     added
 }
 
-/// The server's SQLite database.
-fn database(server: &TestServer) -> Connection {
-    let db = Connection::open(server.data.path.join("data").join("lvbak.sqlite")).unwrap();
-    db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    db
-}
-
-/// The first column of every row a query answers.
-fn texts(db: &Connection, sql: &str, params: &[&str]) -> Vec<String> {
-    let mut statement = db.prepare(sql).unwrap();
-    let rows = statement.query_map(rusqlite::params_from_iter(params), |row| row.get(0)).unwrap();
-    rows.map(Result::unwrap).collect()
-}
-
 /// The closure of `picks` over an archive, as lvbak-core computes it (what the Worker must
 /// send).
 fn closure_of(bytes: &[u8], picks: Vec<Pick>, without_chats: bool) -> Closure {
@@ -111,61 +75,6 @@ fn items_of(closure: &Closure) -> BTreeSet<(String, String)> {
 /// An archive table's rows.
 fn archive_rows(bytes: &[u8], table: &str) -> Vec<Value> {
     entries(bytes).get(&format!("database/{table}.ndjson")).map(|data| ndjson(data)).unwrap_or_default()
-}
-
-/// An account whose backup was taken, and what changed since: a character with chats
-/// deleted (its chats and their messages with it) and one message of another character's
-/// chat edited.
-struct Since {
-    server: TestServer,
-    ada: Account,
-    /// Holds the archive's file (removed when dropped).
-    _files: ScratchDir,
-    backup: Vec<u8>,
-    archive: PathBuf,
-    /// Ada's rows when the backup was taken.
-    at_backup: Snapshot,
-    character: String,
-    deleted_chats: BTreeSet<String>,
-    /// The chat whose message was edited, the message, and its text in the backup.
-    chat: String,
-    message: String,
-    original: String,
-}
-
-async fn backup_then_changes(label: &str) -> Since {
-    assert!(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/lvbak-wasm_bg.wasm").exists(),
-        "build the page first: trunk build --release"
-    );
-    let server = TestServer::start(label).await;
-    let ada = server.account("ada", Some(SeedOptions::default())).await;
-    let files = ScratchDir::new(&format!("{label}-files"));
-    let backup = ok_bytes(server.get(&ada, "/api/v1/user-data/export?includeVectors=1").send().await.unwrap()).await;
-    let archive = write(&files.path, "ada.lvbak", &backup);
-    let at_backup = snapshot(&server, &ada);
-
-    // Picked by name (the seed's names are fixed, its ids are not), as browser_preview does.
-    let db = database(&server);
-    let with_chats = "SELECT id FROM characters WHERE user_id = ?1 AND id IN (SELECT character_id FROM chats) \
-        ORDER BY name";
-    let character = texts(&db, with_chats, &[&ada.user.id]).remove(0);
-    let other_chats = "SELECT id FROM chats WHERE user_id = ?1 AND character_id != ?2 \
-        AND id IN (SELECT chat_id FROM messages) ORDER BY name";
-    let chat = texts(&db, other_chats, &[&ada.user.id, &character]).remove(0);
-    let message = texts(&db, "SELECT id FROM messages WHERE chat_id = ?1 ORDER BY index_in_chat", &[&chat]).remove(0);
-    let original = texts(&db, "SELECT content FROM messages WHERE id = ?1", &[&message]).remove(0);
-    let deleted_chats: BTreeSet<String> =
-        texts(&db, "SELECT id FROM chats WHERE character_id = ?1", &[&character]).into_iter().collect();
-    assert!(!deleted_chats.is_empty(), "the deleted character has chats");
-    // Message breakdowns name their chat without a foreign key: they go by hand.
-    for chat in &deleted_chats {
-        db.execute("DELETE FROM message_breakdowns WHERE chat_id = ?1", [chat]).unwrap();
-    }
-    db.execute("DELETE FROM characters WHERE id = ?1", [&character]).unwrap();
-    db.execute("UPDATE messages SET content = 'edited since' WHERE id = ?1", [&message]).unwrap();
-    assert_ne!(original, "edited since");
-    Since { server, ada, _files: files, backup, archive, at_backup, character, deleted_chats, chat, message, original }
 }
 
 /// A message's text as the account has it.
@@ -196,22 +105,6 @@ async fn selection_sent(browser: &Browser) -> Value {
     answer
 }
 
-/// Clicks "Preview restore" and waits for the preview the page shows.
-async fn preview_in_page(browser: &Browser) -> Value {
-    browser.wait_script("return !document.querySelector('[data-testid=\"import-preview\"]').disabled || null").await;
-    browser.click("import-preview").await;
-    let answer = browser
-        .wait_script(
-            "const shown = document.querySelector('[data-testid=\"restore-preview\"]'); \
-             if (shown.dataset.preview && !shown.hidden) return {preview: shown.dataset.preview}; \
-             const said = document.getElementById('import-progress').textContent; \
-             return said.startsWith('Preview refused') ? {refused: said} : null",
-        )
-        .await;
-    assert!(answer["refused"].is_null(), "{}", answer["refused"]);
-    serde_json::from_str(answer["preview"].as_str().unwrap()).unwrap()
-}
-
 /// Clicks the explorer's "Restore selected" and waits for the import to end; fails unless
 /// it completed.
 async fn restore_selected(browser: &Browser) {
@@ -219,13 +112,6 @@ async fn restore_selected(browser: &Browser) {
     browser.click("restore-selected").await;
     let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
     assert_eq!(status, "complete", "{}", browser.text("import-progress").await);
-}
-
-/// Signs the page out (the session cookie) and `account` in.
-async fn sign_in_as(browser: &Browser, server: &TestServer, account: &Account) {
-    let logout = "return fetch('/api/v1/auth/logout', {method: 'POST', headers: {'X-Requested-With': 'lvbak'}}).then(r => r.status)";
-    browser.script(logout).await;
-    browser.sign_in(&server.url("/"), &account.user.username, &account.password).await;
 }
 
 /// Whether the page scrolls sideways on a phone's screen (360 CSS pixels); the window gets
