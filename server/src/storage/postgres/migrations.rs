@@ -31,5 +31,5 @@ async fn apply_missing(client: &mut tokio_postgres::Client) -> DbResult<()> {
         transaction.execute("INSERT INTO lvbak_schema_version (version) VALUES ($1)", &[&version]).await?;
         transaction.commit().await?;
     }
-    Ok(())
+    super::row_tables::ensure(client).await
 }

@@ -18,9 +18,11 @@ mod jobs;
 mod migrations;
 mod prepared;
 mod quotas;
+mod row_tables;
 mod secrets;
 mod settings;
 mod sign_in;
+mod values;
 
 use std::time::Duration;
 

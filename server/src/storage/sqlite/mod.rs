@@ -14,6 +14,7 @@ mod migrations;
 pub mod plans;
 mod quotas;
 mod rows;
+pub(crate) mod schema;
 mod secrets;
 mod stores;
 

@@ -1,0 +1,108 @@
+//! Values between SQLite's storage classes and PostgreSQL's typed columns (the mapping of
+//! `row_tables`): a value whose class fits its column's type is kept there; any other —
+//! text in a BIGINT or DOUBLE PRECISION column, a fraction in a BIGINT one, text with a NUL
+//! character — is kept in the row's `lvbak_odd` JSONB object under its column's name, as
+//! `{"i": integer}`, `{"r": real}` or `{"t": base64 of the text's bytes}`, with the typed
+//! column NULL. Reading puts each back where it came from, so a row reads back as SQLite
+//! would have stored it.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use crate::storage::sqlite::schema::{Affinity, StoredValue};
+
+/// A value for a typed column.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Typed {
+    Integer(Option<i64>),
+    Real(Option<f64>),
+    Text(Option<String>),
+}
+
+/// Where a stored value goes in a column of `affinity`: its typed value, and the odd entry
+/// if the typed column cannot hold it.
+pub(crate) fn place(affinity: Affinity, value: StoredValue) -> (Typed, Option<Value>) {
+    let null = match affinity {
+        Affinity::Integer => Typed::Integer(None),
+        Affinity::Real => Typed::Real(None),
+        Affinity::Text => Typed::Text(None),
+    };
+    match (affinity, value) {
+        (_, StoredValue::Null) => (null, None),
+        (Affinity::Integer, StoredValue::Integer(integer)) => (Typed::Integer(Some(integer)), None),
+        (Affinity::Real, StoredValue::Real(real)) => (Typed::Real(Some(real)), None),
+        (Affinity::Text, StoredValue::Text(text)) if !text.contains('\0') => (Typed::Text(Some(text)), None),
+        (_, other) => (null, Some(odd_entry(&other))),
+    }
+}
+
+/// A value as `lvbak_odd` keeps it.
+pub(crate) fn odd_entry(value: &StoredValue) -> Value {
+    match value {
+        StoredValue::Null => Value::Null,
+        StoredValue::Integer(integer) => json!({ "i": integer }),
+        StoredValue::Real(real) => json!({ "r": real }),
+        StoredValue::Text(text) => json!({ "t": base64::engine::general_purpose::STANDARD.encode(text) }),
+    }
+}
+
+/// The odd values of one row, by column, as the object's text (`None`: the row has none).
+pub(crate) fn odd_object(entries: Map<String, Value>) -> Option<String> {
+    (!entries.is_empty()).then(|| Value::Object(entries).to_string())
+}
+
+/// A row's `lvbak_odd` read back: column → the value SQLite would have stored.
+pub(crate) fn read_odd(object: &str) -> HashMap<String, StoredValue> {
+    let Ok(Value::Object(entries)) = serde_json::from_str::<Value>(object) else { return HashMap::new() };
+    entries
+        .into_iter()
+        .filter_map(|(column, entry)| {
+            let value = if let Some(integer) = entry.get("i").and_then(Value::as_i64) {
+                StoredValue::Integer(integer)
+            } else if let Some(real) = entry.get("r").and_then(Value::as_f64) {
+                StoredValue::Real(real)
+            } else {
+                let text = entry.get("t").and_then(Value::as_str)?;
+                let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+                StoredValue::Text(String::from_utf8(bytes).ok()?)
+            };
+            Some((column, value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// What fits stays typed; anything else goes to the odd object and reads back as it was.
+    #[test]
+    fn odd_values_read_back_as_they_were() {
+        assert_eq!(place(Affinity::Integer, StoredValue::Integer(7)), (Typed::Integer(Some(7)), None));
+        assert_eq!(place(Affinity::Text, StoredValue::Text("a".into())), (Typed::Text(Some("a".into())), None));
+        assert_eq!(place(Affinity::Real, StoredValue::Null), (Typed::Real(None), None));
+        let mut odd = Map::new();
+        for (column, affinity, value) in [
+            ("a", Affinity::Integer, StoredValue::Real(1.5)),
+            ("b", Affinity::Integer, StoredValue::Text("abc".into())),
+            ("c", Affinity::Real, StoredValue::Text("x\u{0}y".into())),
+            ("d", Affinity::Text, StoredValue::Text("nul\u{0}".into())),
+            ("e", Affinity::Text, StoredValue::Integer(-3)),
+            ("f", Affinity::Real, StoredValue::Real(0.1 + 0.2)),
+        ] {
+            let (typed, entry) = place(affinity, value.clone());
+            if column == "f" {
+                assert_eq!((typed, entry), (Typed::Real(Some(0.1 + 0.2)), None));
+                continue;
+            }
+            assert!(matches!(typed, Typed::Integer(None) | Typed::Real(None) | Typed::Text(None)), "{column}");
+            odd.insert(column.into(), entry.unwrap());
+            let back = read_odd(&odd_object(odd.clone()).unwrap());
+            assert_eq!(back.get(column), Some(&value), "{column}");
+        }
+        assert_eq!(odd_object(Map::new()), None);
+    }
+}
