@@ -4,7 +4,10 @@
 
 use super::DbResult;
 
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_accounts.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/postgres/0001_accounts.sql"),
+    include_str!("../../../migrations/postgres/0002_rows.sql"),
+];
 
 /// The advisory lock every node takes while it migrates (any number fixed for lvbak).
 const MIGRATION_LOCK: i64 = 0x6c76_6261_6b00_0001;

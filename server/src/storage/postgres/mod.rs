@@ -14,6 +14,8 @@
 #![cfg_attr(not(test), allow(dead_code))]
 
 mod accounts;
+mod embeddings;
+mod import_rows;
 mod jobs;
 mod migrations;
 mod prepared;
@@ -22,6 +24,7 @@ mod row_tables;
 mod secrets;
 mod settings;
 mod sign_in;
+mod snapshot;
 mod values;
 
 use std::time::Duration;
@@ -50,6 +53,27 @@ const POOL_WAIT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub(crate) struct PostgresStores {
     pool: Pool,
+    /// The runtime the pool's connections are driven on, for callers on threads of their
+    /// own (an import's, an export's) to wait on (see [`BlockingClient`]).
+    handle: tokio::runtime::Handle,
+}
+
+/// One of the pool's connections for a caller on a thread of its own, which waits for each
+/// statement on the runtime the connection is driven by (never call it from async code).
+pub(crate) struct BlockingClient {
+    client: deadpool_postgres::Object,
+    handle: tokio::runtime::Handle,
+}
+
+impl BlockingClient {
+    /// Waits for `work` (a statement on [`Self::client`]) on the connection's runtime.
+    pub(crate) fn wait<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        self.handle.block_on(work)
+    }
+
+    pub(crate) fn client(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
 }
 
 impl PostgresStores {
@@ -66,7 +90,7 @@ impl PostgresStores {
             .wait_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|error| DbError::Invalid(format!("cannot make a PostgreSQL pool: {error}")))?;
-        let stores = Self { pool };
+        let stores = Self { pool, handle: tokio::runtime::Handle::current() };
         migrations::migrate(&mut *stores.client().await?).await?;
         Ok(stores)
     }
@@ -74,6 +98,12 @@ impl PostgresStores {
     /// A pooled connection.
     async fn client(&self) -> DbResult<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
+    }
+
+    /// A connection for a caller on a thread of its own (see [`BlockingClient`]).
+    pub(crate) fn blocking_client(&self) -> DbResult<BlockingClient> {
+        let client = self.handle.block_on(self.pool.get())?;
+        Ok(BlockingClient { client, handle: self.handle.clone() })
     }
 
     /// Rows written as a test's setup, not through the traits under test: each JSON
