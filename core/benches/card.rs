@@ -1,7 +1,9 @@
 //! Benchmark (prints numbers, asserts nothing): one character's cards (JSON, PNG, CHARX)
 //! out of a generated ~1 GiB archive of 100,000 characters — each with some 5 KB of prose,
 //! an avatar PNG and, one in ten, a world book of 20 entries — for the first, a middle and
-//! the last character, and reading a card back. Run with
+//! the last character, reading a card back, and the last character's closure (a selective
+//! restore's pick, [`lvbak_core::closure`] over the archive as `ArchiveRows`, alone and
+//! with the explorer's index). Run with
 //! `cargo bench -p lvbak-core --bench card` (scripts/bench does); `LVBAK_BENCH_CHARACTERS`
 //! changes the count.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -11,6 +13,7 @@ use std::io::{BufReader, Cursor};
 use std::time::{Duration, Instant};
 
 use lvbak_core::card::{read_card, CharacterRows};
+use lvbak_core::closure::{closure, ArchiveRows, Selection};
 use lvbak_core::explore::ExploreIndex;
 use lvbak_core::{Archive, Limits};
 
@@ -82,5 +85,16 @@ fn main() {
         let (back, view) = best_of(3, || read_card(Cursor::new(png_card.as_slice())).unwrap());
         println!("  the PNG card read back in {:.2} ms ({})", ms(back), view.name);
     }
+    let pick = format!("character:{}", character_id(characters - 10));
+    let selection = Selection::from_words(&[pick], false).unwrap();
+    let (closed, rows) = best_of(3, || closure(&mut ArchiveRows::new(&archive), &selection).unwrap());
+    let counts: Vec<String> = rows.tables().map(|(table, count)| format!("{table} {count}")).collect();
+    let (indexed, _) = best_of(3, || closure(&mut ArchiveRows::indexed(&mut archive, &explorer), &selection).unwrap());
+    println!(
+        "the last character's closure: {:.0} ms reading the tables, {:.1} ms through the explorer's line indexes ({})",
+        ms(closed),
+        ms(indexed),
+        counts.join(", ")
+    );
     let _ = std::fs::remove_file(&path);
 }

@@ -1106,6 +1106,37 @@ impl ExploreIndex {
         self.world_books.get(at as usize)
     }
 
+    /// The lines of `table` whose `column` may be one of `values` (ascending), with the
+    /// line index to read them through, when this index can tell for every value: the
+    /// characters by id, the world-book entries by book (what a selective restore's closure
+    /// asks, [`crate::closure::ArchiveRows::indexed`]). Ids are listed clipped, so a line
+    /// may hold another id of the same clipped text; none that holds one of `values` is
+    /// missing. `None` when it cannot tell (another question, a table without a line index,
+    /// a book it does not list, a line it could not number).
+    pub(crate) fn lines_holding(&self, table: &str, column: &str, values: &[String]) -> Option<(&LineIndex, Vec<u64>)> {
+        let (index, mut lines): (_, Vec<u32>) = match (table, column) {
+            ("characters", "id") => {
+                let wanted: HashSet<Cow<'_, str>> = values.iter().map(|id| clipped(id, ID_TEXT)).collect();
+                let listed = self.characters.iter().filter(|c| wanted.contains(c.id.as_str()));
+                (self.character_lines.as_ref()?, listed.map(|c| c.line).collect())
+            }
+            ("world_book_entries", "world_book_id") => {
+                let mut lines = Vec::new();
+                for id in values {
+                    lines.extend(&self.world_book(id)?.lines);
+                }
+                (self.entry_lines.as_ref()?, lines)
+            }
+            _ => return None,
+        };
+        if lines.contains(&0) {
+            return None;
+        }
+        lines.sort_unstable();
+        lines.dedup();
+        Some((index, lines.into_iter().map(u64::from).collect()))
+    }
+
     /// The chat with this id, if the archive lists it.
     fn chat(&self, id: &str) -> Option<&ChatCard> {
         let &at = self.chat_at.get(clipped(id, ID_TEXT).as_ref())?;

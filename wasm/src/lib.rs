@@ -163,14 +163,19 @@ impl Processor {
             }
             ClosureError::Source(error) => format_error(&error),
         };
-        let closure = closure(&mut ArchiveRows::new(&self.archive), &selection).map_err(not_in_archive)?;
+        // Picks are ticked in the explorer: its line indexes place the rows it lists.
+        let mut rows = match &self.explorer {
+            Some(explorer) => ArchiveRows::indexed(&mut self.archive, explorer),
+            None => ArchiveRows::new(&self.archive),
+        };
+        let closure = closure(&mut rows, &selection).map_err(not_in_archive)?;
         let copy = match (as_copy == Some(true), &self.importer) {
             (false, _) => None,
             (true, None) => {
                 return Err(thrown("no_importer", "say who is signed in (setImporter) before restoring as a copy"))
             }
             (true, Some(importer)) => {
-                let own = belongings(&mut ArchiveRows::new(&self.archive), &selection).map_err(not_in_archive)?;
+                let own = belongings(&mut rows, &selection).map_err(not_in_archive)?;
                 let manifest = self.archive.manifest();
                 Some(CopyPlan::new(&own, importer, &manifest.archive_id, manifest.exported_at))
             }

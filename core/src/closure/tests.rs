@@ -1,5 +1,6 @@
 //! The closure over an in-memory account: what each pick brings, and the registry's
-//! relations held whole.
+//! relations held whole; and an archive's answers ([`ArchiveRows`]): exactly the rows asked
+//! for, though most lines are passed over unparsed.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -312,4 +313,106 @@ fn belongings_leave_out_what_the_picks_only_need() {
     assert_eq!(ids(&own, "chats"), ["chat-a"]);
     assert_eq!(ids(&own, "character_gallery"), ["g1"]);
     assert_eq!(own.count("world_books"), 0);
+}
+
+/// An archive of these tables (name, NDJSON).
+fn archive_of(tables: &[(&str, &str)]) -> crate::Archive<std::io::Cursor<Vec<u8>>> {
+    use lvbak_tests::corpus::manifest_json;
+    use lvbak_tests::zipcraft::{RawEntry, RawZip};
+    let mut entries = vec![RawEntry::deflated("manifest.json", &manifest_json(&[]))];
+    entries.extend(
+        tables.iter().map(|(table, ndjson)| RawEntry::deflated(&format!("database/{table}.ndjson"), ndjson.as_bytes())),
+    );
+    crate::Archive::open(std::io::Cursor::new(RawZip::new(entries).build()), crate::Limits::STANDARD)
+        .unwrap_or_else(|error| unreachable!("{error}"))
+}
+
+/// The ids of the rows `rows` answers.
+fn answer<R: std::io::Read + std::io::Seek>(
+    rows: &mut ArchiveRows<'_, R>,
+    table: &'static str,
+    key: RowKey,
+    values: &[&str],
+) -> Vec<String> {
+    let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+    let mut found = Vec::new();
+    rows.rows_where(table_spec_of(table), key, &values, &["id"], &mut |row| {
+        found.push(row[0].clone().unwrap_or_default());
+    })
+    .unwrap_or_else(|error| unreachable!("{error}"));
+    found
+}
+
+/// `rows_where` over an archive holding `ndjson` as `database/<table>.ndjson`: the ids of
+/// the rows found.
+fn archive_answer(table: &'static str, ndjson: &str, key: RowKey, values: &[&str]) -> Vec<String> {
+    answer(&mut ArchiveRows::new(&archive_of(&[(table, ndjson)])), table, key, values)
+}
+
+#[test]
+fn an_archive_answers_the_rows_whose_column_is_a_value_not_those_that_merely_mention_it() {
+    let (a, b, c) = (
+        "11111111-1111-4111-8111-111111111111",
+        "22222222-2222-4222-8222-222222222222",
+        "33333333-3333-4333-8333-333333333333",
+    );
+    // c's id spelled with a `\u` escape is still c's; b only mentions a; "x" is no UUID.
+    let escaped_c = c.replacen('3', "\\u0033", 1);
+    let characters = format!(
+        "{{\"id\":\"{a}\",\"image_id\":\"{b}\"}}\n{{\"id\":\"{b}\",\"description\":\"see {a}\",\
+         \"extensions\":\"{{\\\"world_book_id\\\":\\\"{a}\\\"}}\"}}\n{{\"id\":\"{escaped_c}\"}}\n{{\"id\":\"x\"}}\n"
+    );
+    let few = archive_answer("characters", &characters, RowKey::Column("id"), &[a, c]);
+    assert_eq!(few, [a, c]);
+    // More values than are looked for one by one: the line's UUIDs are looked up.
+    let others: Vec<String> = (0..6).map(|n| format!("4444444{n}-4444-4444-8444-444444444444")).collect();
+    let mut many: Vec<&str> = others.iter().map(String::as_str).collect();
+    many.extend([a, c]);
+    assert_eq!(archive_answer("characters", &characters, RowKey::Column("id"), &many), [a, c]);
+    // Many values, not all UUIDs: every line is parsed, the answer is the same.
+    many.push("x");
+    assert_eq!(archive_answer("characters", &characters, RowKey::Column("id"), &many), [a, c, "x"]);
+    assert_eq!(archive_answer("characters", &characters, RowKey::Column("image_id"), &[b]), [a]);
+    assert!(archive_answer("characters", &characters, RowKey::Column("image_id"), &[a]).is_empty());
+}
+
+#[test]
+fn an_archive_matches_integers_by_their_decimal_text_and_json_keys_exactly() {
+    let entries = "{\"id\":\"e1\",\"position\":42}\n{\"id\":\"e2\",\"position\":420,\"comment\":\"42\"}\n\
+                   {\"id\":\"e3\",\"position\":4.2e1}\n";
+    assert_eq!(archive_answer("world_book_entries", entries, RowKey::Column("position"), &["42"]), ["e1"]);
+    let (from, key) =
+        ("55555555-5555-4555-8555-555555555555", RowKey::JsonKey { column: "metadata", key: "branched_from" });
+    let chats = format!(
+        "{{\"id\":\"b1\",\"metadata\":\"{{\\\"branched_from\\\":\\\"{from}\\\"}}\"}}\n\
+         {{\"id\":\"b2\",\"metadata\":{{\"branched_from\":\"{from}\"}}}}\n\
+         {{\"id\":\"b3\",\"name\":\"{from}\",\"metadata\":\"{{}}\"}}\n"
+    );
+    assert_eq!(archive_answer("chats", &chats, key, &[from]), ["b1", "b2"]);
+}
+
+#[test]
+fn with_the_explorers_index_an_archive_answers_the_same() {
+    // Two ids the explorer lists alike (clipped to the same text).
+    let long = "c".repeat(70);
+    let (c1, c2) = (format!("{long}1"), format!("{long}2"));
+    let characters = format!(
+        "{{\"id\":\"{c1}\",\"extensions\":\"{{\\\"world_book_ids\\\":[\\\"wb1\\\"]}}\"}}\n\
+         {{\"id\":\"{c2}\",\"extensions\":\"{{}}\"}}\n"
+    );
+    let books = "{\"id\":\"wb1\",\"name\":\"one\"}\n{\"id\":\"wb2\",\"name\":\"two\"}\n";
+    let entries = "{\"id\":\"e1\",\"world_book_id\":\"wb1\"}\n{\"id\":\"e2\",\"world_book_id\":\"wb2\"}\n\
+                   {\"id\":\"e3\",\"world_book_id\":\"wb1\"}\n{\"id\":\"e4\",\"world_book_id\":\"wb-gone\"}\n";
+    let mut archive =
+        archive_of(&[("characters", &characters), ("world_books", books), ("world_book_entries", entries)]);
+    let explorer = crate::explore::ExploreIndex::build(&mut archive, |_| {}).unwrap_or_else(|e| unreachable!("{e}"));
+    let selection = Selection { picks: vec![pick(&format!("character:{c1}"))], without_chats: false };
+    let alone = closure(&mut ArchiveRows::new(&archive), &selection).unwrap_or_else(|e| unreachable!("{e}"));
+    let mut indexed = ArchiveRows::indexed(&mut archive, &explorer);
+    assert_eq!(closure(&mut indexed, &selection).unwrap_or_else(|e| unreachable!("{e}")), alone);
+    assert_eq!(ids(&alone, "characters"), [c1.as_str()]);
+    assert_eq!(ids(&alone, "world_book_entries"), ["e1", "e3"]);
+    assert_eq!(answer(&mut indexed, "characters", RowKey::Column("id"), &[&c2]), [c2.as_str()]);
+    // Entries of a book the explorer does not list are read from the table.
+    assert_eq!(answer(&mut indexed, "world_book_entries", RowKey::Column("world_book_id"), &["wb-gone"]), ["e4"]);
 }
