@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::storage::{ObjectStoreUrl, Store};
+use crate::storage::{DatabaseUrl, ObjectStoreUrl, Store};
 
 pub const DEFAULT_DATA_DIR: &str = "data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_WEB_DIR: &str = "dist";
 
-/// The data directory, and object storage if files live there, shared by every subcommand.
+/// The data directory, object storage if files live there and PostgreSQL if accounts and
+/// rows live there, shared by every subcommand.
 #[derive(Clone, Debug, Args)]
 pub struct DataDirArg {
     /// Where accounts, files and vectors live (created if missing).
@@ -25,12 +26,16 @@ pub struct DataDirArg {
     /// directory.
     #[arg(long = "object-store", env = "LVBAK_OBJECT_STORE")]
     pub object_store: Option<ObjectStoreUrl>,
+    /// PostgreSQL for accounts and their rows, `postgres://user:password@host:port/database`.
+    /// Without it, they live in the data directory's SQLite database.
+    #[arg(long = "database-url", env = "LVBAK_DATABASE_URL")]
+    pub database_url: Option<DatabaseUrl>,
 }
 
 impl DataDirArg {
     /// Opens what these name (see `Store::open_with`).
     pub async fn open_store(&self) -> anyhow::Result<Store> {
-        Store::open_with(&self.data_dir, self.object_store.as_ref()).await
+        Store::open_with(&self.data_dir, self.object_store.as_ref(), self.database_url.as_ref()).await
     }
 }
 

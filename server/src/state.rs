@@ -17,6 +17,7 @@ use crate::memory::MemoryBudget;
 use crate::progress::ProgressHub;
 use crate::sign_in::{SignInBuckets, SignInGuard};
 use crate::storage::backend::{PreparedExportStore, SignInLimits};
+use crate::storage::postgres::{PostgresPreparedExports, PostgresSignInLimits, PostgresStores};
 use crate::storage::Store;
 use crate::throttle::Slots;
 
@@ -51,6 +52,21 @@ pub(crate) struct SharedAcrossNodes {
 }
 
 impl SharedAcrossNodes {
+    /// Kept in PostgreSQL, which every node of the instance reaches.
+    pub(crate) fn in_postgres(postgres: &PostgresStores, hosting: &HostingLimits) -> Self {
+        Self {
+            sign_in_limits: Arc::new(PostgresSignInLimits::new(
+                postgres.clone(),
+                hosting.login_burst,
+                hosting.login_interval,
+            )),
+            prepared_exports: Arc::new(PostgresPreparedExports::new(
+                postgres.clone(),
+                hosting.prepared_exports_per_user,
+            )),
+        }
+    }
+
     /// Kept in this process's memory.
     pub(crate) fn in_memory(hosting: &HostingLimits) -> Self {
         Self {
@@ -64,7 +80,10 @@ impl AppState {
     /// The state of a server over `store`; import jobs a previous process left unfinished
     /// are marked failed.
     pub async fn new(store: Arc<Store>, web_dir: PathBuf, limits: Limits, hosting: HostingLimits) -> Self {
-        let shared = SharedAcrossNodes::in_memory(&hosting);
+        let shared = match store.postgres() {
+            Some(postgres) => SharedAcrossNodes::in_postgres(postgres, &hosting),
+            None => SharedAcrossNodes::in_memory(&hosting),
+        };
         Self::with_shared(store, web_dir, limits, hosting, shared).await
     }
 

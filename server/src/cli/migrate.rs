@@ -55,7 +55,7 @@ fn migrate(args: &MigrateArgs) -> anyhow::Result<Moved> {
     };
     let runtime = runtime()?;
     let source = runtime.block_on(Store::open(&args.data.data_dir))?;
-    let target = runtime.block_on(Store::open_with(&args.data.data_dir, Some(url)))?;
+    let target = runtime.block_on(Store::open_with(&args.data.data_dir, Some(url), None))?;
     let names = runtime.block_on(source.accounts().user_names())?;
     let mut moved = Moved { accounts: names.len(), ..Moved::default() };
     let mut users = Vec::new();

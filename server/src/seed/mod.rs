@@ -96,14 +96,14 @@ pub async fn seed(store: &Store, user: &UserRecord, options: SeedOptions, now: i
         character_id: cast.character_ids.first().map(String::as_str),
     };
     other_tables::add(&mut demo, &session)?;
-    let mut report = SeedReport { rows: demo.rows.insert(&store.db)?, files: demo.files, ..SeedReport::default() };
+    let mut report = SeedReport { rows: demo.rows.insert(store).await?, files: demo.files, ..SeedReport::default() };
 
     let filler = "x".repeat(900);
     for start in (0..options.bulk_characters).step_by(10_000) {
         let batch: Vec<_> = (start..(start + 10_000).min(options.bulk_characters))
             .map(|index| library::bulk_character(index, &filler, uid, now).into_columns())
             .collect();
-        report.rows += store.db.insert_json_rows("characters", &batch)?;
+        report.rows += store.insert_rows("characters", &batch).await?;
     }
 
     // Vectors for chunks and world-book entries.

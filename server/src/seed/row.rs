@@ -5,8 +5,6 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::storage::sqlite::{Database, DbResult};
-
 /// One row of a Lumiverse table, column by column.
 #[derive(Default)]
 pub(super) struct SeedRow {
@@ -79,10 +77,10 @@ impl Rows {
     }
 
     /// Inserts every table's rows; how many there were.
-    pub(super) fn insert(&self, db: &Database) -> DbResult<u64> {
+    pub(super) async fn insert(&self, store: &crate::storage::Store) -> anyhow::Result<u64> {
         let mut inserted = 0;
         for (table, rows) in &self.tables {
-            inserted += db.insert_json_rows(table, rows)?;
+            inserted += store.insert_rows(table, rows).await?;
         }
         Ok(inserted)
     }

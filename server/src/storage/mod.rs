@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod files;
 pub mod identity;
+pub(crate) mod lookup_cache;
 pub mod object_storage;
 pub(crate) mod postgres;
 pub mod sqlite;
@@ -32,6 +33,8 @@ pub use files::FileStore;
 pub use identity::IdentityKey;
 pub use object_storage::ObjectStoreUrl;
 use object_storage::{files::ObjectFileStore, ObjectStorage};
+pub use postgres::DatabaseUrl;
+use postgres::PostgresStores;
 pub use sqlite::Database;
 use sqlite::SqliteStores;
 pub use vectors::VectorStore;
@@ -41,6 +44,10 @@ const USAGE_FORMULA_KEY: &str = "usage_formula";
 const USAGE_FORMULA: &str = "2";
 /// The instance's id in `lvbak_meta` (see `instance_id`).
 const INSTANCE_ID_KEY: &str = "instance_id";
+
+/// The account-side traits as one backend answers them.
+type AccountSide =
+    (Arc<dyn AccountStore>, Arc<dyn JobLog>, Arc<dyn SecretStore>, Arc<dyn SettingStore>, Arc<dyn EmbeddingQueue>);
 
 /// The account-side traits of one backend, as [`Store::with_account_backend`] takes them.
 #[cfg(test)]
@@ -67,18 +74,25 @@ pub struct Store {
     pub vectors: Box<dyn VectorStorage>,
     /// The object storage files live in, if they do not live in the data directory.
     object_storage: Option<ObjectStorage>,
+    /// PostgreSQL, when accounts and rows live there (`--database-url`).
+    postgres: Option<PostgresStores>,
 }
 
 impl Store {
     /// Opens the data directory, creating and migrating whatever is missing; files live
     /// there.
     pub async fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        Self::open_with(data_dir, None).await
+        Self::open_with(data_dir, None, None).await
     }
 
     /// Opens the data directory, creating and migrating whatever is missing; files live in
-    /// `object_store` if it is given (an unreachable one is an error naming it).
-    pub async fn open_with(data_dir: &Path, object_store: Option<&ObjectStoreUrl>) -> anyhow::Result<Self> {
+    /// `object_store` and accounts and rows in `database` if they are given (one that does
+    /// not answer is an error naming it).
+    pub async fn open_with(
+        data_dir: &Path,
+        object_store: Option<&ObjectStoreUrl>,
+        database: Option<&DatabaseUrl>,
+    ) -> anyhow::Result<Self> {
         use std::os::unix::fs::PermissionsExt;
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
         std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -87,12 +101,20 @@ impl Store {
             .with_context(|| format!("cannot make {} private", data_dir.display()))?;
         let db = Arc::new(Database::open(&data_dir.join("lvbak.sqlite")).context("cannot open the database")?);
         let sqlite = Arc::new(SqliteStores::new(db.clone()));
+        let postgres = match database {
+            Some(url) => Some(
+                PostgresStores::connect(url.config.clone())
+                    .await
+                    .with_context(|| format!("cannot use the PostgreSQL database {url}"))?,
+            ),
+            None => None,
+        };
         let identity =
             IdentityKey::load_or_create(&data_dir.join("identity.key")).context("cannot read the identity key")?;
         let (files, object_storage): (Box<dyn FileStorage>, _) = match object_store {
             Some(url) => {
                 let url = url.clone();
-                let instance = instance_id(&db)?;
+                let instance = instance_id(&db, postgres.as_ref()).await?;
                 let storage = tokio::task::spawn_blocking(move || {
                     let storage = ObjectStorage::connect(&url)?;
                     storage.claim(&instance)?;
@@ -103,7 +125,10 @@ impl Store {
             }
             None => {
                 let files = FileStore::new(&data_dir, &data_dir.join("staging"));
-                move_shared_files(&data_dir, &db, &files).context("cannot move shared files into per-user folders")?;
+                if postgres.is_none() {
+                    move_shared_files(&data_dir, &db, &files)
+                        .context("cannot move shared files into per-user folders")?;
+                }
                 (Box::new(files), None)
             }
         };
@@ -111,18 +136,26 @@ impl Store {
             Some(storage) => VectorStore::open_in(storage),
             None => VectorStore::open(&data_dir.join("lancedb")).await.context("cannot open LanceDB")?,
         };
+        let (accounts, jobs, secrets, settings, embedding_queue): AccountSide = match &postgres {
+            Some(postgres) => {
+                let postgres = Arc::new(postgres.clone());
+                (postgres.clone(), postgres.clone(), postgres.clone(), postgres.clone(), postgres)
+            }
+            None => (sqlite.clone(), sqlite.clone(), sqlite.clone(), sqlite.clone(), sqlite),
+        };
         let store = Self {
             data_dir,
             db,
-            accounts: sqlite.clone(),
-            jobs: sqlite.clone(),
-            secrets: sqlite.clone(),
-            settings: sqlite.clone(),
-            embedding_queue: sqlite,
+            accounts,
+            jobs,
+            secrets,
+            settings,
+            embedding_queue,
             identity,
             files,
             vectors: Box::new(vectors),
             object_storage,
+            postgres,
         };
         store.recount_usage_once().await.context("cannot count what the accounts keep")?;
         Ok(store)
@@ -134,18 +167,30 @@ impl Store {
     /// An account the new count puts over its quota keeps everything; its next import is
     /// refused until it is under (`lvbak user quota` shows it).
     async fn recount_usage_once(&self) -> anyhow::Result<()> {
-        if self.db.meta(USAGE_FORMULA_KEY)?.as_deref() == Some(USAGE_FORMULA) {
+        let counted = match &self.postgres {
+            Some(postgres) => postgres.meta(USAGE_FORMULA_KEY).await?,
+            None => self.db.meta(USAGE_FORMULA_KEY)?,
+        };
+        if counted.as_deref() == Some(USAGE_FORMULA) {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let rows = self.db.rows_usage_by_user()?;
+        let rows = match &self.postgres {
+            Some(postgres) => postgres.rows_usage_by_user().await?,
+            None => self.db.rows_usage_by_user()?,
+        };
         let users = self.accounts().user_ids().await?;
         for user in &users {
             let bytes =
                 self.files.usage_of(user)? + rows.get(user).copied().unwrap_or(0) + self.vectors.usage_of(user).await?;
             self.accounts().set_usage(user, bytes).await?;
         }
-        self.db.set_meta(USAGE_FORMULA_KEY, USAGE_FORMULA)?;
+        match &self.postgres {
+            Some(postgres) => {
+                postgres.set_meta(USAGE_FORMULA_KEY, USAGE_FORMULA, false).await?;
+            }
+            None => self.db.set_meta(USAGE_FORMULA_KEY, USAGE_FORMULA)?,
+        }
         tracing::info!("counted what {} accounts keep in {:?}", users.len(), started.elapsed());
         Ok(())
     }
@@ -192,13 +237,40 @@ impl Store {
 
     /// The rows of `user_id`'s account as one import writes them, held to `quota` (the
     /// instance's; an account's own quota wins).
+    /// Called from the import's own thread.
     pub(crate) fn import_rows(&self, user_id: &str, quota: Option<u64>) -> sqlite::DbResult<Box<dyn ImportRows>> {
-        Ok(Box::new(self.db.row_applier(user_id, quota)?))
+        match &self.postgres {
+            Some(postgres) => Ok(Box::new(postgres.row_applier(user_id, quota)?)),
+            None => Ok(Box::new(self.db.row_applier(user_id, quota)?)),
+        }
     }
 
-    /// A consistent reading of the accounts' rows (an export, a `held-rows` answer).
+    /// A consistent reading of the accounts' rows (an export, a `held-rows` answer); called
+    /// from a thread of the caller's own.
     pub(crate) fn row_snapshot(&self) -> sqlite::DbResult<Box<dyn RowSnapshot>> {
-        Ok(Box::new(self.db.table_scan()?))
+        match &self.postgres {
+            Some(postgres) => Ok(Box::new(postgres.row_snapshot()?)),
+            None => Ok(Box::new(self.db.table_scan()?)),
+        }
+    }
+
+    /// Inserts rows given as JSON objects (keys are columns) into `table` as they are, in
+    /// one transaction, any conflict failing them all: demo data and tests' setup (imports go
+    /// through the import engine's rules instead).
+    pub async fn insert_rows(
+        &self,
+        table: &str,
+        rows: &[serde_json::Map<String, serde_json::Value>],
+    ) -> anyhow::Result<u64> {
+        match &self.postgres {
+            Some(postgres) => Ok(postgres.insert_rows(table, rows).await?),
+            None => Ok(self.db.insert_json_rows(table, rows)?),
+        }
+    }
+
+    /// PostgreSQL, when accounts and rows live there.
+    pub(crate) fn postgres(&self) -> Option<&PostgresStores> {
+        self.postgres.as_ref()
     }
 
     /// Which part of the storage does not answer now, if one does not (`GET /health`): the
@@ -217,8 +289,13 @@ impl Store {
     }
 }
 
-/// The instance's id, made on first use: what its object store is claimed with.
-fn instance_id(db: &Database) -> anyhow::Result<String> {
+/// The instance's id, made on first use: what its object store is claimed with. Nodes that
+/// share a database share it, so nodes may share an object store only if they share a
+/// database.
+async fn instance_id(db: &Database, postgres: Option<&PostgresStores>) -> anyhow::Result<String> {
+    if let Some(postgres) = postgres {
+        return Ok(postgres.set_meta(INSTANCE_ID_KEY, &crate::util::new_id(), true).await?);
+    }
     if let Some(id) = db.meta(INSTANCE_ID_KEY)? {
         return Ok(id);
     }

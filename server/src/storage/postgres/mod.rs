@@ -18,6 +18,9 @@ mod embeddings;
 mod import_rows;
 mod jobs;
 mod migrations;
+#[cfg(test)]
+mod parity_tests;
+mod plain_rows;
 mod prepared;
 mod quotas;
 mod row_tables;
@@ -25,6 +28,7 @@ mod secrets;
 mod settings;
 mod sign_in;
 mod snapshot;
+mod url;
 mod values;
 
 use std::time::Duration;
@@ -38,6 +42,7 @@ use super::sqlite::{DbError, DbResult};
 pub(crate) use prepared::PostgresPreparedExports;
 #[cfg_attr(not(test), allow(unused_imports))]
 pub(crate) use sign_in::PostgresSignInLimits;
+pub use url::DatabaseUrl;
 
 /// Connections one process keeps to the database at most.
 const POOL_SIZE: usize = 8;
@@ -74,6 +79,11 @@ impl BlockingClient {
     pub(crate) fn client(&self) -> &tokio_postgres::Client {
         &self.client
     }
+
+    /// The same connection with its cache of prepared statements.
+    pub(crate) fn cached(&self) -> &deadpool_postgres::ClientWrapper {
+        &self.client
+    }
 }
 
 impl PostgresStores {
@@ -98,6 +108,25 @@ impl PostgresStores {
     /// A pooled connection.
     async fn client(&self) -> DbResult<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
+    }
+
+    /// A fact about the instance as a whole (`lvbak_meta`).
+    pub(crate) async fn meta(&self, key: &str) -> DbResult<Option<String>> {
+        let client = self.client().await?;
+        Ok(client.query_opt("SELECT value FROM lvbak_meta WHERE key = $1", &[&key]).await?.map(|row| row.get(0)))
+    }
+
+    /// Records a fact about the instance; the first writer's value stays if `keep_first`.
+    pub(crate) async fn set_meta(&self, key: &str, value: &str, keep_first: bool) -> DbResult<String> {
+        let client = self.client().await?;
+        let sql = if keep_first {
+            "INSERT INTO lvbak_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+        } else {
+            "INSERT INTO lvbak_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        };
+        client.execute(sql, &[&key, &value]).await?;
+        let row = client.query_one("SELECT value FROM lvbak_meta WHERE key = $1", &[&key]).await?;
+        Ok(row.get(0))
     }
 
     /// A connection for a caller on a thread of its own (see [`BlockingClient`]).

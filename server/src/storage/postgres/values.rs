@@ -73,6 +73,34 @@ pub(crate) fn read_odd(object: &str) -> HashMap<String, StoredValue> {
         .collect()
 }
 
+/// Column `index` of a PostgreSQL row of a registry table (a column of `affinity` named
+/// `name`) as SQLite would have stored it: the typed value, or the row's odd one.
+pub(crate) fn read_stored(
+    row: &tokio_postgres::Row,
+    index: usize,
+    affinity: Affinity,
+    name: &str,
+    odd: &HashMap<String, StoredValue>,
+) -> StoredValue {
+    let typed = match affinity {
+        Affinity::Integer => row.get::<_, Option<i64>>(index).map(StoredValue::Integer),
+        Affinity::Real => row.get::<_, Option<f64>>(index).map(StoredValue::Real),
+        Affinity::Text => row.get::<_, Option<String>>(index).map(StoredValue::Text),
+    };
+    typed.or_else(|| odd.get(name).cloned()).unwrap_or(StoredValue::Null)
+}
+
+/// A stored value as every backend hands it out.
+pub(crate) fn row_value(value: &StoredValue) -> lvbak_core::row_hash::RowValue<'_> {
+    use lvbak_core::row_hash::RowValue;
+    match value {
+        StoredValue::Null => RowValue::Null,
+        StoredValue::Integer(integer) => RowValue::Integer(*integer),
+        StoredValue::Real(real) => RowValue::Real(*real),
+        StoredValue::Text(text) => RowValue::Text(text),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

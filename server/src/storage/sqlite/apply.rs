@@ -32,7 +32,6 @@ use serde_json::Value;
 use super::gate::{WriteGate, WriteKind, WriteTurn};
 use super::{quoted, Database, DbError, DbResult};
 
-mod cache;
 mod ending;
 mod files;
 mod import_rows;
@@ -58,7 +57,7 @@ pub struct RowApplier {
     connection: Connection,
     user_id: String,
     plans: HashMap<&'static str, TablePlan>,
-    owners: cache::LookupCache<&'static str, Owner>,
+    owners: crate::storage::lookup_cache::LookupCache<&'static str, Owner>,
 
     /// The write transaction batches share, and when it began (see [`Self::apply`]).
     open_since: Option<std::time::Instant>,
@@ -164,7 +163,7 @@ impl Database {
             connection,
             user_id: user_id.to_string(),
             plans: HashMap::new(),
-            owners: cache::LookupCache::default(),
+            owners: crate::storage::lookup_cache::LookupCache::default(),
             open_since: None,
             turn: None,
             gate: Arc::clone(&self.gate),

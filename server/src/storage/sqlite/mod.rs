@@ -4,7 +4,7 @@
 
 mod accounts;
 mod apply;
-mod charge;
+pub(crate) mod charge;
 mod checkpoint;
 mod embedding_trust;
 pub mod embeddings;

@@ -220,6 +220,17 @@ impl Database {
         })
     }
 
+    /// The id map of `user_id`: (the copy's id, the archive's id), for tests.
+    #[cfg(test)]
+    pub(crate) fn id_map_of(&self, user_id: &str) -> DbResult<Vec<(String, String)>> {
+        self.read(|connection| {
+            let mut statement =
+                connection.prepare("SELECT new_id, original_id FROM lvbak_id_map WHERE user_id = ?1")?;
+            let pairs = statement.query_map([user_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(pairs.collect::<Result<_, _>>()?)
+        })
+    }
+
     /// Every row of `table` whose `column` equals `value`, as JSON objects
     /// (for tests and checks).
     pub fn rows_where(

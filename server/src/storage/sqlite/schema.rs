@@ -102,6 +102,21 @@ fn describe_table(connection: &Connection, name: &'static str) -> DbResult<Table
     Ok(TableShape { name, columns, indexes })
 }
 
+/// What a row of each registry table counts for against the quota, as SQLite stores it
+/// (`charge::RowCharge`, the one formula every backend charges by), for rows aligned with
+/// the table's columns as [`describe`] lists them.
+pub(crate) fn row_charges() -> DbResult<std::collections::HashMap<&'static str, super::charge::RowCharge>> {
+    let connection = super::migrations::in_memory()?;
+    TABLES
+        .iter()
+        .map(|spec| {
+            let shape = describe_table(&connection, spec.name)?;
+            let names: Vec<String> = shape.columns.iter().map(|column| column.name.clone()).collect();
+            Ok((spec.name, super::charge::RowCharge::of(&connection, spec.name, &names)?))
+        })
+        .collect()
+}
+
 /// A value as SQLite stores it, owned.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum StoredValue {

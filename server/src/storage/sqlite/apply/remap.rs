@@ -16,10 +16,10 @@ use rusqlite::{Connection, OptionalExtension};
 
 use foldhash::{HashMap, HashMapExt as _, HashSet};
 
-use super::cache::LookupCache;
 use super::owners::IDS_PER_STATEMENT;
 use super::{owned_condition, quoted, DbError, DbResult, RowApplier, WriteKind};
 use crate::policy::ids::fresh_ids;
+use crate::storage::lookup_cache::LookupCache;
 use crate::util::new_id;
 
 /// Id map rows written by one statement (four parameters each, under SQLite's limit).

@@ -13,15 +13,15 @@ use foldhash::{HashMap, HashMapExt as _};
 use crate::memory::{Held, MemoryBudget};
 
 /// Bytes a cache holds at most (keys and their bookkeeping).
-pub(super) const CACHE_BYTES: u64 = 8 << 20;
+pub(crate) const CACHE_BYTES: u64 = 8 << 20;
 /// The longest key kept (Lumiverse's ids are 36-byte UUIDs).
-pub(super) const MAX_KEY_BYTES: usize = 256;
+pub(crate) const MAX_KEY_BYTES: usize = 256;
 /// What an entry costs besides its key's bytes (the map's slot, the string's header).
 const ENTRY_BYTES: u64 = 96;
 
 /// Answers remembered by `(tag, key)`.
 #[derive(Debug)]
-pub(super) struct LookupCache<T, V> {
+pub(crate) struct LookupCache<T, V> {
     /// Per tag, so that a lookup by `&str` copies nothing.
     map: HashMap<T, HashMap<Box<str>, V>>,
     bytes: u64,
