@@ -124,6 +124,10 @@ impl PostgresStores {
         let db = self.blocking_client()?;
         let (import_id, any_remapped, own_quota, before) = db.wait(async {
             let client = db.client();
+            // Every statement planned for its own values: a generic plan made while the id
+            // map was empty kept scanning it whole as it grew (a restore by a second account
+            // of 100,000 characters spent 15 s in 64 lookups of 1,000 ids).
+            client.batch_execute("SET plan_cache_mode = force_custom_plan").await?;
             let import_id: i64 = client.query_one("SELECT nextval('lvbak_import_seq')", &[]).await?.get(0);
             client
                 .execute(
@@ -164,6 +168,7 @@ impl Drop for PostgresRowApplier {
     fn drop(&mut self) {
         let _ = self.commit();
         let _ = self.execute("DELETE FROM lvbak_imports WHERE id = $1", &[&self.import_id]);
+        let _ = self.batch("RESET plan_cache_mode");
     }
 }
 
@@ -507,4 +512,3 @@ impl crate::policy::rows::RowLookups for PostgresRowApplier {
         self.unsettled.insert((table, column));
     }
 }
-

@@ -96,7 +96,9 @@ pub(crate) fn statements(table: &TableShape, ownership_column: Option<&str>) -> 
             indexes.push((false, vec![owner]));
         }
     }
-    indexes.push((false, vec![IMPORT_COLUMN]));
+    // The rows an import added, in key order: what settling them reads a chunk at a time.
+    let first_key = table.columns.iter().find(|column| column.primary_key == 1).map(|column| column.name.as_str());
+    indexes.push((false, [IMPORT_COLUMN].into_iter().chain(first_key).collect()));
     for (unique, columns) in indexes {
         let quoted_columns: Vec<String> = columns.iter().map(|column| quoted(column)).collect();
         statements.push(format!(

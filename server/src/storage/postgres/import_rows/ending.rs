@@ -227,7 +227,8 @@ impl PostgresRowApplier {
 
     /// Rewrites remapped ids in text columns (`(column, json)`) of the import's rows (all
     /// the importer's settings: they are merged into older rows), a chunk of rows at a
-    /// time in key order.
+    /// time in key order (the key is a text column, compared as stored so that its index
+    /// serves each chunk).
     fn rewrite_columns(&mut self, spec: &'static TableSpec, columns: &[(&str, bool)]) -> DbResult<u64> {
         if columns.is_empty() || !(self.every_row || self.texts_with_ids.contains(spec.name) || spec.name == "settings")
         {
@@ -239,8 +240,8 @@ impl PostgresRowApplier {
         let added = if spec.name == "settings" { "TRUE".to_string() } else { self.added_condition("t") };
         let names: Vec<String> = columns.iter().map(|(column, _)| format!("t.{}::text", quoted(column))).collect();
         let select = format!(
-            "SELECT t.{key}::text, {names} FROM {table} AS t WHERE {added} AND {owned} AND t.{key}::text > $2 \
-             ORDER BY t.{key}::text LIMIT {REWRITE_CHUNK}",
+            "SELECT t.{key}, {names} FROM {table} AS t WHERE {added} AND {owned} AND t.{key} > $2 \
+             ORDER BY t.{key} LIMIT {REWRITE_CHUNK}",
             key = quoted(key),
             names = names.join(", "),
             table = quoted(spec.name),
@@ -250,7 +251,7 @@ impl PostgresRowApplier {
             .iter()
             .map(|(column, _)| {
                 format!(
-                    "UPDATE {table} AS t SET {column} = $1 WHERE t.{key}::text = $2 AND {owned} \
+                    "UPDATE {table} AS t SET {column} = $1 WHERE t.{key} = $2 AND {owned} \
                      AND NOT EXISTS (SELECT 1 FROM {table} AS o WHERE o.{column} = $1 AND {key_is_column} AND {owned_o})",
                     table = quoted(spec.name),
                     column = quoted(column),
