@@ -274,8 +274,14 @@ impl Store {
     }
 
     /// Which part of the storage does not answer now, if one does not (`GET /health`): the
-    /// object storage is asked for one listing, at most `within`.
+    /// database is asked `SELECT 1` and the object storage for one listing, each at most
+    /// `within`.
     pub async fn failing_part(&self, within: std::time::Duration) -> Option<&'static str> {
+        if let Some(postgres) = &self.postgres {
+            if !matches!(tokio::time::timeout(within, postgres.ping()).await, Ok(Ok(()))) {
+                return Some("database");
+            }
+        }
         let storage = self.object_storage.clone()?;
         match tokio::task::spawn_blocking(move || storage.check(within)).await {
             Ok(Ok(())) => None,

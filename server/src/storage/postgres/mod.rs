@@ -110,6 +110,12 @@ impl PostgresStores {
         Ok(self.pool.get().await?)
     }
 
+    /// Whether the database answers.
+    pub(crate) async fn ping(&self) -> DbResult<()> {
+        self.client().await?.batch_execute("SELECT 1").await?;
+        Ok(())
+    }
+
     /// A fact about the instance as a whole (`lvbak_meta`).
     pub(crate) async fn meta(&self, key: &str) -> DbResult<Option<String>> {
         let client = self.client().await?;
