@@ -19,6 +19,8 @@ mod import_rows;
 mod jobs;
 mod migrations;
 #[cfg(test)]
+mod outage_tests;
+#[cfg(test)]
 mod parity_tests;
 mod plain_rows;
 mod prepared;
