@@ -1,4 +1,4 @@
-//! What the tests' own servers (PostgreSQL in the server's unit tests, SeaweedFS in
+//! What the tests' own servers (PostgreSQL in `postgres_server`, SeaweedFS in
 //! `s3_server`) share so that none outlives the test process: a free loopback port, `sh`
 //! quoting, and the watcher — a shell in a process group of its own that ignores the
 //! terminal's signals and holds the read end of a pipe whose write end only the test

@@ -20,7 +20,18 @@ use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
 use crate::import::{assert_fixture_secrets_stored, import};
-use crate::support::{small_seed, status_json, Account, TestServer};
+use crate::support::{on_each_backend, small_seed, status_json, Account, Backend, TestServer};
+
+// Every test here runs on SQLite (`name::sqlite`) and on PostgreSQL (`name::postgres`).
+on_each_backend!(
+    fixtures_imported_in_batches_count_exactly_as_raw_uploads,
+    replays_gaps_conflicts_and_bad_hashes_are_answered_precisely,
+    a_bundle_lands_its_parts_in_order_for_its_own_account_and_a_hostile_one_lands_nothing,
+    rows_sent_as_the_archives_deflate_stream_arrive_whole_and_a_broken_stream_fails_its_job,
+    the_held_rows_of_a_large_table_are_one_base64_string,
+    an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_the_archive_size,
+    a_re_import_sends_no_file_the_server_holds,
+);
 
 /// `PUT`s batch `number` of `job` with its hash, as the Worker does.
 pub(crate) fn put_batch(
@@ -190,12 +201,11 @@ fn table_counts(status: &Value) -> BTreeMap<String, Value> {
     status["summary"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fixtures_imported_in_batches_count_exactly_as_raw_uploads() {
+async fn fixtures_imported_in_batches_count_exactly_as_raw_uploads(backend: Backend) {
     // Two servers: row ids are global, so the second import of an id on one server is another
     // user's row.
-    let raw_server = TestServer::start("batch-fixtures-raw").await;
-    let server = TestServer::start("batch-fixtures").await;
+    let raw_server = TestServer::start_on(backend, "batch-fixtures-raw").await;
+    let server = TestServer::start_on(backend, "batch-fixtures").await;
     for (name, bytes, _) in fixtures::ARCHIVES {
         let ticket = (name == "secrets").then_some(fixtures::SECRETS_TICKET);
         let raw_account = raw_server.account(&format!("raw-{name}"), None).await;
@@ -223,9 +233,8 @@ async fn fixtures_imported_in_batches_count_exactly_as_raw_uploads() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
-    let server = TestServer::start("batch-protocol").await;
+async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely(backend: Backend) {
+    let server = TestServer::start_on(backend, "batch-protocol").await;
     let account = server.account("proto", None).await;
     let (code, opened) = open_job(&server, &account, fixtures::ARCHIVES[0].1).await;
     assert_eq!(code, 201, "{opened}");
@@ -305,13 +314,12 @@ async fn replays_gaps_conflicts_and_bad_hashes_are_answered_precisely() {
     let late = "3f1c2a4e-0000-4000-8000-000000000003";
     let (code, answer) = status_json(send(1, rows(late)).await.unwrap()).await;
     assert_eq!((code, answer["code"].as_str()), (409, Some("bad_json")));
-    let stored = crate::export::owned_rows(&server.store, "world_books", &account.user.id);
+    let stored = crate::export::owned_rows(&server, "world_books", &account.user.id);
     assert!(!stored.iter().any(|row| row["id"] == late));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bundle_lands_its_parts_in_order_for_its_own_account_and_a_hostile_one_lands_nothing() {
-    let server = TestServer::start("batch-bundles").await;
+async fn a_bundle_lands_its_parts_in_order_for_its_own_account_and_a_hostile_one_lands_nothing(backend: Backend) {
+    let server = TestServer::start_on(backend, "batch-bundles").await;
     let (first, second) = (server.account("bundler", None).await, server.account("neighbour", None).await);
     let books = ["3f1c2a4e-0000-4000-8000-0000000000b1", "3f1c2a4e-0000-4000-8000-0000000000b2"];
     let row = |id: &str, line: u64| {
@@ -370,7 +378,7 @@ async fn a_bundle_lands_its_parts_in_order_for_its_own_account_and_a_hostile_one
     assert_eq!((code, answer["nextBatch"].as_u64()), (200, Some(1)), "{answer}");
     let done = commit_one(&first, job.clone()).await;
     assert_eq!(done["summary"]["world_books"]["imported"], 2, "{done}");
-    let stored = crate::export::owned_rows(&server.store, "world_books", &first.user.id);
+    let stored = crate::export::owned_rows(&server, "world_books", &first.user.id);
     let mut ids: Vec<&str> = stored.iter().filter_map(|row| row["id"].as_str()).collect();
     ids.sort_unstable();
     assert_eq!(ids, books);
@@ -403,10 +411,10 @@ async fn a_bundle_lands_its_parts_in_order_for_its_own_account_and_a_hostile_one
     assert_eq!(code, 200, "{answer}");
     let done = commit_one(&second, job.clone()).await;
     assert_eq!(done["summary"]["world_books"]["remapped"], 2, "{done}");
-    let theirs = crate::export::owned_rows(&server.store, "world_books", &second.user.id);
+    let theirs = crate::export::owned_rows(&server, "world_books", &second.user.id);
     assert_eq!(theirs.len(), 2);
     assert!(theirs.iter().all(|row| !books.contains(&row["id"].as_str().unwrap())), "{theirs:?}");
-    assert_eq!(crate::export::owned_rows(&server.store, "world_books", &first.user.id).len(), 2);
+    assert_eq!(crate::export::owned_rows(&server, "world_books", &first.user.id).len(), 2);
     assert_eq!(std::fs::read(sounds.join(&second.user.id).join("completion.mp3")).unwrap(), sound);
 }
 
@@ -434,9 +442,8 @@ fn deflated_books(ids: &[&str]) -> (Vec<u8>, Vec<u8>) {
     (text.into_bytes(), encoder.finish().unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rows_sent_as_the_archives_deflate_stream_arrive_whole_and_a_broken_stream_fails_its_job() {
-    let server = TestServer::start("batch-row-stream").await;
+async fn rows_sent_as_the_archives_deflate_stream_arrive_whole_and_a_broken_stream_fails_its_job(backend: Backend) {
+    let server = TestServer::start_on(backend, "batch-row-stream").await;
     let (alice, bob) = (server.account("streamer", None).await, server.account("other-streamer", None).await);
     let put = |account: &Account, job: &str, number: u64, body: Vec<u8>| put_batch(&server, account, job, number, body);
     let segment = |offset: usize, last: bool, bytes: &[u8]| {
@@ -469,7 +476,7 @@ async fn rows_sent_as_the_archives_deflate_stream_arrive_whole_and_a_broken_stre
     let (code, done) = status_json(commit(&alice, job, 3).await.unwrap()).await;
     assert_eq!(code, 200, "{done}");
     assert_eq!(done["summary"]["world_books"]["imported"], 3, "{done}");
-    let mut stored: Vec<(String, String)> = crate::export::owned_rows(&server.store, "world_books", &alice.user.id)
+    let mut stored: Vec<(String, String)> = crate::export::owned_rows(&server, "world_books", &alice.user.id)
         .iter()
         .map(|row| (row["id"].as_str().unwrap().to_string(), row["name"].as_str().unwrap().to_string()))
         .collect();
@@ -519,17 +526,16 @@ async fn rows_sent_as_the_archives_deflate_stream_arrive_whole_and_a_broken_stre
 
     // Nothing of bob's broken jobs stayed (each failed job is rolled back whole or kept
     // only whole lines it applied), and alice's rows are as she left them.
-    let bobs = crate::export::owned_rows(&server.store, "world_books", &bob.user.id);
+    let bobs = crate::export::owned_rows(&server, "world_books", &bob.user.id);
     assert!(bobs.iter().all(|row| bad_ids.contains(&row["id"].as_str().unwrap())), "{bobs:?}");
-    assert_eq!(crate::export::owned_rows(&server.store, "world_books", &alice.user.id).len(), 3);
+    assert_eq!(crate::export::owned_rows(&server, "world_books", &alice.user.id).len(), 3);
 }
 
 /// A table's held rows are one base64 string however many there are: over 5000 messages
 /// (over 40,000 bytes of hashes, past the 24 KiB the server once encoded at a time) read back
 /// as the canonical base64 of every hash the account holds, padded only at the end.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_held_rows_of_a_large_table_are_one_base64_string() {
-    let server = TestServer::start("batch-held-large").await;
+async fn the_held_rows_of_a_large_table_are_one_base64_string(backend: Backend) {
+    let server = TestServer::start_on(backend, "batch-held-large").await;
     let mut seed = small_seed();
     seed.messages_per_chat = 2500;
     let account = server.account("held-large", Some(seed)).await;
@@ -546,16 +552,15 @@ async fn the_held_rows_of_a_large_table_are_one_base64_string() {
     assert_eq!(BASE64.encode(&bytes), text);
     let held: std::collections::HashSet<u64> =
         bytes.chunks_exact(8).map(|hash| u64::from_le_bytes(hash.try_into().unwrap())).collect();
-    let ids = crate::export::owned_rows(&server.store, "messages", &account.user.id);
+    let ids = crate::export::owned_rows(&server, "messages", &account.user.id);
     let expected: std::collections::HashSet<u64> =
         ids.iter().map(|row| lvbak_core::upload::held_id_hash(row["id"].as_str().unwrap())).collect();
     assert!(ids.len() >= 5000 && bytes.len() == 8 * ids.len(), "{} bytes for {} ids", bytes.len(), ids.len());
     assert_eq!(held, expected);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_the_archive_size() {
-    let server = TestServer::start("batch-resume").await;
+async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_the_archive_size(backend: Backend) {
+    let server = TestServer::start_on(backend, "batch-resume").await;
     let mut seed = small_seed();
     seed.chats = 4;
     seed.messages_per_chat = 3000;
@@ -569,7 +574,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
     assert!(rows >= 12_000, "{rows}");
 
     // Another server: the rows' ids already belong to the source account on this one.
-    let server = TestServer::start("batch-resume-target").await;
+    let server = TestServer::start_on(backend, "batch-resume-target").await;
     let account = server.account("resume-target", None).await;
     let (code, opened) = open_job(&server, &account, &archive).await;
     assert_eq!(code, 201, "{opened}");
@@ -599,7 +604,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
     assert!(report.unwrap_err().to_string().contains("connection dropped"));
     assert_eq!(sent, vec![0, 1]);
     // Taken batches are applied a moment later.
-    let messages = || crate::export::owned_rows(&server.store, "messages", &account.user.id).len() as u64;
+    let messages = || crate::export::owned_rows(&server, "messages", &account.user.id).len() as u64;
     for _ in 0..500 {
         if messages() > 0 {
             break;
@@ -628,7 +633,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
     assert_eq!(done["summary"]["messages"]["rejected"].as_u64(), Some(0));
 
     // The whole archive through the batch path, for its size on the wire.
-    let server = TestServer::start("batch-wire").await;
+    let server = TestServer::start_on(backend, "batch-wire").await;
     let fresh = server.account("resume-wire", None).await;
     let (status, full) = batch_import(&server, &fresh, &archive, None, 0).await;
     assert_eq!(status["summary"]["messages"]["imported"].as_u64(), Some(rows));
@@ -640,9 +645,8 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
 /// own copies (size and CRC-32) with the archive's central directory, the client leaves the
 /// held ones out, and they count as skipped exactly as when sent. A changed copy, a claim
 /// that lies about a checksum and another account's copy are all sent in full.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_re_import_sends_no_file_the_server_holds() {
-    let source_server = TestServer::start("held-source").await;
+async fn a_re_import_sends_no_file_the_server_holds(backend: Backend) {
+    let source_server = TestServer::start_on(backend, "held-source").await;
     // 2,000 messages: a ~90-byte frame still goes out per table of held rows (the batch
     // numbers must not move), which is 8% of a 50 KB archive but nothing of a real one.
     let seed = lvbak_server::seed::SeedOptions { chats: 4, messages_per_chat: 500, ..small_seed() };
@@ -653,7 +657,7 @@ async fn a_re_import_sends_no_file_the_server_holds() {
     assert!(claims.len() >= 5, "{claims:?}");
     let file_bytes: u64 = claims.iter().map(|claim| claim.size).sum();
 
-    let server = TestServer::start("held-target").await;
+    let server = TestServer::start_on(backend, "held-target").await;
     let account = server.account("held-target", None).await;
     let (first, first_report) = batch_import(&server, &account, &archive, None, 0).await;
     assert_eq!(first["status"], "complete", "{first}");

@@ -93,7 +93,7 @@ async fn the_page_checks_imports_and_exports_in_a_real_browser() {
     assert_eq!(browser.summary_row("messages").await, [messages_in_archive, 0, 0, 0]);
     // Grouped by domain: the fixture's one chat and its messages under "Chats".
     assert_eq!(browser.summary_row("domain-chats").await, [messages_in_archive + 1, 0, 0, 0]);
-    let rows = crate::export::owned_rows(&server.store, "messages", &account.user.id);
+    let rows = crate::export::owned_rows(&server, "messages", &account.user.id);
     assert_eq!(rows.len() as u64, messages_in_archive);
     let stored = server.store.db.secrets_of(&account.user.id).unwrap();
     assert_eq!(stored.len(), 3, "the API keys arrive sealed and are stored");
@@ -142,7 +142,7 @@ async fn the_page_checks_imports_and_exports_in_a_real_browser() {
     browser.click("import-cancel").await;
     let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
     assert_eq!(status, "cancelled", "{}", browser.text("import-progress").await);
-    let kept = crate::export::owned_rows(&server.store, "messages", &target.user.id).len();
+    let kept = crate::export::owned_rows(&server, "messages", &target.user.id).len();
     assert!(kept < 160_000, "the cancelled import stopped early ({kept} messages)");
 
     // Export: a native download that lvbak-core opens.
@@ -384,7 +384,7 @@ async fn an_interrupted_upload_resumes_from_the_servers_next_batch() {
     let bytes = server.get(&source, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap();
     let files = ScratchDir::new("browser-resume-files");
     let archive = write(&files.path, "big.lvbak", &bytes.bytes().await.unwrap());
-    let messages_in_archive = crate::export::owned_rows(&server.store, "messages", &source.user.id).len();
+    let messages_in_archive = crate::export::owned_rows(&server, "messages", &source.user.id).len();
     let target = server.account("resume-target", None).await;
     let downloads = ScratchDir::new("browser-resume-downloads");
     let browser = Browser::start(&downloads.path).await;
@@ -436,7 +436,7 @@ async fn an_interrupted_upload_resumes_from_the_servers_next_batch() {
     // The remaining batches, plus the vectors check, the commit and the final status.
     assert!(requests <= batches - taken + 3, "{requests} requests for {} remaining batches", batches - taken);
     assert!(requests < batches, "a whole upload was sent again ({requests} requests, {batches} batches)");
-    let imported = crate::export::owned_rows(&server.store, "messages", &target.user.id).len();
+    let imported = crate::export::owned_rows(&server, "messages", &target.user.id).len();
     assert_eq!(imported, messages_in_archive);
 
     // Exporting this account (160k messages) shows its progress as it goes, in words.

@@ -23,7 +23,7 @@ use crate::webdriver::Browser;
 /// What an account holds that a preview must leave alone: its characters, chats and
 /// messages, the bytes its quota counts; and the instance's import jobs and id map.
 fn footprint(server: &TestServer, account: &Account) -> Value {
-    let count = |table: &str| owned_rows(&server.store, table, &account.user.id).len();
+    let count = |table: &str| owned_rows(server, table, &account.user.id).len();
     let db = database(server);
     let instance =
         |table: &str| -> i64 { db.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0)).unwrap() };
@@ -247,15 +247,13 @@ async fn a_restore_preview_in_the_page_says_what_a_restore_would_do_and_writes_n
     let status = browser.wait_text("import-status", |t| ["complete", "failed", "cancelled"].contains(&t)).await;
     assert_eq!(status, "complete", "{}", browser.text("import-progress").await);
     assert_eq!(shown(&browser).await["hidden"], true, "the preview is cleared once the upload starts");
-    let characters: BTreeSet<String> = owned_rows(&server.store, "characters", &ada.user.id)
+    let characters: BTreeSet<String> = owned_rows(&server, "characters", &ada.user.id)
         .iter()
         .map(|row| row["id"].as_str().unwrap().to_string())
         .collect();
     assert!(characters.contains(&character), "the deleted character is back");
-    let chats: BTreeSet<String> = owned_rows(&server.store, "chats", &ada.user.id)
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect();
+    let chats: BTreeSet<String> =
+        owned_rows(&server, "chats", &ada.user.id).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
     assert!(deleted_chats.is_subset(&chats), "its chats are back");
     assert_eq!(content(), "edited since", "a restore keeps the account's version of a message");
     let after = footprint(&server, &ada);

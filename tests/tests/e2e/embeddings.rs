@@ -128,7 +128,7 @@ fn assert_one_exact_vector_each(rows: &[VectorRow], sources: &BTreeMap<String, S
 }
 
 fn texts(server: &TestServer, table: &str, user_id: &str, column: &str) -> BTreeMap<String, String> {
-    owned_rows(&server.store, table, user_id)
+    owned_rows(server, table, user_id)
         .iter()
         .map(|row| (row["id"].as_str().unwrap().to_string(), row[column].as_str().unwrap_or_default().to_string()))
         .collect()
@@ -144,7 +144,7 @@ async fn a_lumiverse_archive_without_vectors_is_embedded_once_and_travels_with_i
     assert_eq!(imported["status"], "complete", "{imported}");
     assert_eq!(imported["vectorSummary"]["restored"], false, "{imported}");
     assert!(imported["revectorized"].as_u64().unwrap() >= 3, "{imported}");
-    let book_entries = owned_rows(&server.store, "world_book_entries", &alice.user.id);
+    let book_entries = owned_rows(&server, "world_book_entries", &alice.user.id);
     assert_eq!(book_entries.len(), 3);
     assert!(
         book_entries.iter().all(|e| e["vectorized"] == 1 && e["vector_index_status"] == "pending"),
@@ -165,7 +165,7 @@ async fn a_lumiverse_archive_without_vectors_is_embedded_once_and_travels_with_i
     let rows = vectors_of(&server, "embeddings_world_books", &alice.user.id).await;
     assert_one_exact_vector_each(&rows, &texts(&server, "world_book_entries", &alice.user.id, "content"));
     assert!(vectors_of(&server, "embeddings", &alice.user.id).await.is_empty());
-    for entry in owned_rows(&server.store, "world_book_entries", &alice.user.id) {
+    for entry in owned_rows(&server, "world_book_entries", &alice.user.id) {
         assert_eq!(entry["vector_index_status"], "indexed");
         assert!(entry["vector_indexed_at"].is_i64());
     }
@@ -210,7 +210,7 @@ async fn every_kind_of_row_is_re_embedded_through_rate_limits_and_other_users_ar
     let server = TestServer::start("embed-kinds").await;
     let eve = server.account("eve", Some(small_seed())).await;
     let eve_vectors = vectors_of(&server, "embeddings", &eve.user.id).await.len();
-    let eve_chunks = owned_rows(&server.store, "chat_chunks", &eve.user.id);
+    let eve_chunks = owned_rows(&server, "chat_chunks", &eve.user.id);
     let dave = server.account("dave", None).await;
     configure(&server, &dave, &stub, json!({"vectorize_chat_messages": true, "batch_size": 4})).await;
     // Two rate limits (one with Retry-After, one without) before the first success.
@@ -241,12 +241,12 @@ async fn every_kind_of_row_is_re_embedded_through_rate_limits_and_other_users_ar
     assert_eq!(kinds["databank"], documents.len());
     assert_one_exact_vector_each(&vectors_of(&server, "embeddings_world_books", &dave.user.id).await, &books);
     assert_eq!(done["done"].as_u64().unwrap() as usize, sources.len() + books.len());
-    for chunk in owned_rows(&server.store, "chat_chunks", &dave.user.id) {
+    for chunk in owned_rows(&server, "chat_chunks", &dave.user.id) {
         assert_eq!(chunk["vector_model"], "stub-embed");
         assert!(chunk["vectorized_at"].is_i64());
     }
     // Eve's rows and vectors are as they were.
-    assert_eq!(owned_rows(&server.store, "chat_chunks", &eve.user.id), eve_chunks);
+    assert_eq!(owned_rows(&server, "chat_chunks", &eve.user.id), eve_chunks);
     assert_eq!(vectors_of(&server, "embeddings", &eve.user.id).await.len(), eve_vectors);
     assert_eq!(status(&server, &eve).await["pending"], 0);
 
@@ -257,7 +257,7 @@ async fn every_kind_of_row_is_re_embedded_through_rate_limits_and_other_users_ar
     assert_eq!(again["status"], "complete", "{again}");
     assert_eq!(stub.seen(|s| s.embedded_texts) as usize, sources.len() + books.len());
     assert_eq!(vectors_of(&server, "embeddings", &dave.user.id).await.len(), sources.len());
-    let chunk = &owned_rows(&server.store, "chat_chunks", &dave.user.id)[0];
+    let chunk = &owned_rows(&server, "chat_chunks", &dave.user.id)[0];
     assert_eq!(chunk["vector_model"], "stub-embed-2");
 }
 

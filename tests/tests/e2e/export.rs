@@ -8,10 +8,18 @@ use std::time::Duration;
 use lvbak_core::registry::{table_spec, Ownership, TABLES};
 use lvbak_core::{check_archive, decode_vector, Archive, FileBucket, Limits, Ticket};
 use lvbak_server::seed::SeedOptions;
-use lvbak_server::storage::Store;
 use serde_json::{json, Map, Value};
 
-use crate::support::{ok_bytes, small_seed, status_json, Account, TestServer};
+use crate::support::{ok_bytes, on_each_backend, small_seed, status_json, Account, Backend, TestServer};
+
+// Every test here runs on SQLite (`name::sqlite`) and on PostgreSQL (`name::postgres`).
+on_each_backend!(
+    a_seeded_account_exports_exactly_what_is_stored,
+    the_ticket_flow_round_trips_secrets_and_reports_unreachable_ones,
+    strangers_and_cross_site_requests_are_refused,
+    a_client_that_leaves_stops_the_export_and_others_are_served_meanwhile,
+    python_zipfile_reads_the_export,
+);
 
 /// Every entry of an archive, inflated, by name.
 pub fn entries(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
@@ -46,18 +54,16 @@ fn normalized(value: &Value) -> Value {
     }
 }
 
-/// The rows of `table` a user owns, read straight from the database by ownership rules
-/// written out here (not through the exporter's query).
-pub fn owned_rows(store: &Store, table: &str, user_id: &str) -> Vec<Map<String, Value>> {
+/// The rows of `table` a user owns, read straight from the server's database (SQLite or
+/// PostgreSQL) by ownership rules written out here (not through the exporter's query).
+pub fn owned_rows(server: &TestServer, table: &str, user_id: &str) -> Vec<Map<String, Value>> {
     let spec = table_spec(table).unwrap();
     let mut rows = match spec.ownership {
-        Ownership::Direct { column } => store.db.rows_where(table, column, user_id).unwrap(),
-        Ownership::Parent { parent_table, column } => store
-            .db
+        Ownership::Direct { column } => server.rows_where(table, column, user_id),
+        Ownership::Parent { parent_table, column } => server
             .rows_where(parent_table, "user_id", user_id)
-            .unwrap()
             .iter()
-            .flat_map(|parent| store.db.rows_where(table, column, parent["id"].as_str().unwrap()).unwrap())
+            .flat_map(|parent| server.rows_where(table, column, parent["id"].as_str().unwrap()))
             .collect(),
     };
     if let Some((column, value)) = spec.row_filter {
@@ -71,9 +77,8 @@ pub(crate) async fn export(server: &TestServer, account: &Account, vectors: bool
     ok_bytes(server.get(account, &path).send().await.unwrap()).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_seeded_account_exports_exactly_what_is_stored() {
-    let server = TestServer::start("export-exact").await;
+async fn a_seeded_account_exports_exactly_what_is_stored(backend: Backend) {
+    let server = TestServer::start_on(backend, "export-exact").await;
     let alice = server.account("alice", Some(small_seed())).await;
     let bob = server.account("bob", Some(small_seed())).await;
     let bytes = export(&server, &alice, true).await;
@@ -99,7 +104,7 @@ async fn a_seeded_account_exports_exactly_what_is_stored() {
                 .iter()
                 .map(|r| normalized(r).to_string())
                 .collect();
-        let mut stored = owned_rows(&server.store, spec.name, &alice.user.id);
+        let mut stored = owned_rows(&server, spec.name, &alice.user.id);
         stored.retain(|row| !(spec.name == "settings" && row["key"].as_str().unwrap_or("").ends_with("_api_key")));
         for row in &mut stored {
             for column in spec.forced_zero {
@@ -116,7 +121,7 @@ async fn a_seeded_account_exports_exactly_what_is_stored() {
     // Every file alice has is in the archive with the same bytes, and nothing else is.
     let data = server.store.data_dir.clone();
     let mut expected_files = BTreeMap::new();
-    for image in owned_rows(&server.store, "images", &alice.user.id) {
+    for image in owned_rows(&server, "images", &alice.user.id) {
         let name = image["filename"].as_str().unwrap().to_string();
         let stem = name.trim_end_matches(".png").to_string();
         let folder = data.join("images").join(&alice.user.id);
@@ -127,13 +132,13 @@ async fn a_seeded_account_exports_exactly_what_is_stored() {
         }
     }
     for table in ["characters", "personas"] {
-        for row in owned_rows(&server.store, table, &alice.user.id) {
+        for row in owned_rows(&server, table, &alice.user.id) {
             let avatar = row["avatar_path"].as_str().unwrap().to_string();
             expected_files
                 .insert(format!("files/avatars/{avatar}"), data.join("avatars").join(&alice.user.id).join(&avatar));
         }
     }
-    let document = &owned_rows(&server.store, "databank_documents", &alice.user.id)[0];
+    let document = &owned_rows(&server, "databank_documents", &alice.user.id)[0];
     expected_files.insert(
         format!("files/databank/{}__notes_harbour.md", document["id"].as_str().unwrap()),
         data.join("databank").join(&alice.user.id).join("notes/harbour.md"),
@@ -177,7 +182,7 @@ async fn a_seeded_account_exports_exactly_what_is_stored() {
     let text = String::from_utf8_lossy(&everything);
     assert!(!text.contains(&bob.user.id), "bob's user id leaked");
     for spec in TABLES {
-        for row in owned_rows(&server.store, spec.name, &bob.user.id) {
+        for row in owned_rows(&server, spec.name, &bob.user.id) {
             if let Some(id) = row.get("id").and_then(Value::as_str) {
                 assert!(!text.contains(id), "bob's {} row {id} leaked", spec.name);
             }
@@ -190,9 +195,8 @@ async fn a_seeded_account_exports_exactly_what_is_stored() {
     assert!(all.keys().all(|name| !name.starts_with("secrets/")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_ticket_flow_round_trips_secrets_and_reports_unreachable_ones() {
-    let server = TestServer::start("export-ticket").await;
+async fn the_ticket_flow_round_trips_secrets_and_reports_unreachable_ones(backend: Backend) {
+    let server = TestServer::start_on(backend, "export-ticket").await;
     let options = SeedOptions { unreadable_secrets: 1, ..small_seed() };
     let alice = server.account("alice", Some(options)).await;
     let bob = server.account("bob", None).await;
@@ -236,9 +240,8 @@ async fn the_ticket_flow_round_trips_secrets_and_reports_unreachable_ones() {
     assert!(archive.entries().iter().all(|e| !e.name.starts_with("lancedb/")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn strangers_and_cross_site_requests_are_refused() {
-    let server = TestServer::start("export-refusals").await;
+async fn strangers_and_cross_site_requests_are_refused(backend: Backend) {
+    let server = TestServer::start_on(backend, "export-refusals").await;
     let alice = server.account("alice", Some(small_seed())).await;
     let client = &server.client;
 
@@ -294,9 +297,8 @@ async fn strangers_and_cross_site_requests_are_refused() {
     assert_eq!(server.get(&alice, "/api/v1/auth/me").send().await.unwrap().status(), 401);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_leaves_stops_the_export_and_others_are_served_meanwhile() {
-    let server = TestServer::start("export-disconnect").await;
+async fn a_client_that_leaves_stops_the_export_and_others_are_served_meanwhile(backend: Backend) {
+    let server = TestServer::start_on(backend, "export-disconnect").await;
     let big = SeedOptions { chats: 4, messages_per_chat: 6000, vectors: 0, ..small_seed() };
     let carol = server.account("carol", Some(big)).await;
     let response = server.get(&carol, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap();
@@ -331,9 +333,8 @@ async fn a_client_that_leaves_stops_the_export_and_others_are_served_meanwhile()
     assert!(last.contains("event: cancelled"), "last event: {last}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_zipfile_reads_the_export() {
-    let server = TestServer::start("export-python").await;
+async fn python_zipfile_reads_the_export(backend: Backend) {
+    let server = TestServer::start_on(backend, "export-python").await;
     let alice = server.account("alice", Some(small_seed())).await;
     let bytes = export(&server, &alice, true).await;
     let path = server.data.path.join("export.lvbak");

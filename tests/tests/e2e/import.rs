@@ -14,7 +14,20 @@ use lvbak_tests::zipcraft::{RawEntry, RawZip};
 use serde_json::{json, Value};
 
 use crate::export::{entries, ndjson, owned_rows};
-use crate::support::{ok_bytes, small_seed, status_json, Account, TestServer};
+use crate::support::{ok_bytes, on_each_backend, small_seed, status_json, Account, Backend, TestServer};
+
+// Every test here runs on SQLite (`name::sqlite`) and on PostgreSQL (`name::postgres`).
+on_each_backend!(
+    lumiverse_fixtures_import_with_their_listed_counts_and_a_second_import_changes_nothing,
+    export_import_export_keeps_rows_and_files,
+    an_archive_without_vectors_marks_imported_chunks_for_revectorization,
+    every_corpus_case_uploaded_gets_its_status_and_code_and_leaves_nothing_behind,
+    uploads_that_are_not_archives_are_refused_before_staging,
+    cancelling_a_large_import_stops_it_and_keeps_what_was_applied,
+    cross_tenant_attacks_change_nothing_of_anyone_else,
+    an_archive_cannot_plant_files_in_shared_folders,
+    references_to_missing_or_foreign_rows_are_cleared_and_the_rest_kept,
+);
 
 /// Uploads an archive; returns the status and the answer.
 pub async fn upload(server: &TestServer, account: &Account, bytes: &[u8]) -> (u16, Value) {
@@ -28,10 +41,13 @@ pub async fn upload(server: &TestServer, account: &Account, bytes: &[u8]) -> (u1
     status_json(response).await
 }
 
-/// Polls a job until it reaches one of `statuses` (bounded).
+/// Polls a job until it reaches one of `statuses` (bounded: a hang fails the test). The
+/// bound is loose because a job may queue behind the instance's import workers (one per
+/// core): eight imports at once on two cores, beside another suite's, waited over 30 s.
 pub async fn wait_for(server: &TestServer, account: &Account, job: &str, statuses: &[&str]) -> Value {
     let mut last = Value::Null;
-    for _ in 0..600 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while std::time::Instant::now() < deadline {
         let (code, status) =
             status_json(server.get(account, &format!("/api/v1/user-data/import/{job}/status")).send().await.unwrap())
                 .await;
@@ -72,7 +88,7 @@ pub async fn import(server: &TestServer, account: &Account, bytes: &[u8], ticket
 pub fn assert_fixture_secrets_stored(server: &TestServer, account: &Account) {
     let plaintexts: Value =
         serde_json::from_str::<Value>(fixtures::SECRETS_EXPECTED).unwrap()["secretPlaintexts"].clone();
-    let stored = server.store.db.secrets_of(&account.user.id).unwrap();
+    let stored = server.secrets_of(&account.user.id);
     assert_eq!(stored.len(), 3);
     for secret in stored {
         let plaintext = server.store.identity.open(&account.user.id, &secret).unwrap();
@@ -89,9 +105,8 @@ fn counts(status: &Value, field: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lumiverse_fixtures_import_with_their_listed_counts_and_a_second_import_changes_nothing() {
-    let server = TestServer::start("import-fixtures").await;
+async fn lumiverse_fixtures_import_with_their_listed_counts_and_a_second_import_changes_nothing(backend: Backend) {
+    let server = TestServer::start_on(backend, "import-fixtures").await;
     for (name, bytes, _) in fixtures::ARCHIVES {
         let expected: Value = serde_json::from_str(match name {
             "minimal" => include_str!("../../data/fixtures/expected/minimal.import-summary.json"),
@@ -117,12 +132,10 @@ async fn lumiverse_fixtures_import_with_their_listed_counts_and_a_second_import_
         assert_eq!(counts(&first, "rejected").values().sum::<u64>(), 0, "{name}");
         for (table, rows) in expected["probesAfterFirst"]["targetRowCountsForImporter"].as_object().unwrap() {
             let found = match table.as_str() {
-                "secrets" => server.store.db.secrets_of(&account.user.id).unwrap().len(),
+                "secrets" => server.secrets_of(&account.user.id).len(),
                 // Lumiverse's table of ticket uses; lvbak keeps them per user in its own.
-                "import_consumed_tickets" => {
-                    server.store.db.rows_where("lvbak_ticket_uses", "user_id", &account.user.id).unwrap().len()
-                }
-                _ => owned_rows(&server.store, table, &account.user.id).len(),
+                "import_consumed_tickets" => server.rows_where("lvbak_ticket_uses", "user_id", &account.user.id).len(),
+                _ => owned_rows(&server, table, &account.user.id).len(),
             };
             assert_eq!(found as u64, rows.as_u64().unwrap(), "{name}: {table}");
         }
@@ -133,7 +146,7 @@ async fn lumiverse_fixtures_import_with_their_listed_counts_and_a_second_import_
             assert_eq!(first["ticket"]["wasReused"], false);
             assert_fixture_secrets_stored(&server, &account);
             // Restored connection keys turn the connection's flag on (Lumiverse leaves it 0).
-            let profiles = owned_rows(&server.store, "connection_profiles", &account.user.id);
+            let profiles = owned_rows(&server, "connection_profiles", &account.user.id);
             let keyed = profiles.iter().find(|p| p["id"] == "7987e7a5-a873-4fe0-8cbd-2ce739bb217a").unwrap();
             assert_eq!(keyed["has_api_key"], 1);
         }
@@ -171,14 +184,13 @@ async fn lumiverse_fixtures_import_with_their_listed_counts_and_a_second_import_
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_import_export_keeps_rows_and_files() {
-    let source = TestServer::start("import-roundtrip-source").await;
+async fn export_import_export_keeps_rows_and_files(backend: Backend) {
+    let source = TestServer::start_on(backend, "import-roundtrip-source").await;
     let alice = source.account("alice", Some(SeedOptions { secrets: 2, ..small_seed() })).await;
     let exported =
         ok_bytes(source.get(&alice, "/api/v1/user-data/export?includeVectors=1").send().await.unwrap()).await;
     // Ids are global: the archive moves to another instance, as users move accounts.
-    let server = TestServer::start("import-roundtrip-target").await;
+    let server = TestServer::start_on(backend, "import-roundtrip-target").await;
     let bob = server.account("bob", None).await;
     let status = import(&server, &bob, &exported, None).await;
     assert_eq!(status["status"], "complete", "{status}");
@@ -225,20 +237,19 @@ async fn export_import_export_keeps_rows_and_files() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_archive_without_vectors_marks_imported_chunks_for_revectorization() {
-    let source = TestServer::start("import-revectorize-source").await;
+async fn an_archive_without_vectors_marks_imported_chunks_for_revectorization(backend: Backend) {
+    let source = TestServer::start_on(backend, "import-revectorize-source").await;
     let alice = source.account("alice", Some(small_seed())).await;
     let exported =
         ok_bytes(source.get(&alice, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap()).await;
-    let server = TestServer::start("import-revectorize").await;
+    let server = TestServer::start_on(backend, "import-revectorize").await;
     let bob = server.account("bob", None).await;
     let status = import(&server, &bob, &exported, None).await;
     assert_eq!(status["vectorSummary"]["restored"], false);
-    let chunks = owned_rows(&server.store, "chat_chunks", &bob.user.id);
+    let chunks = owned_rows(&server, "chat_chunks", &bob.user.id);
     assert!(!chunks.is_empty());
     assert!(chunks.iter().all(|c| c["vectorized_at"].is_null() && c["vector_model"].is_null()), "{chunks:?}");
-    let entries = owned_rows(&server.store, "world_book_entries", &bob.user.id);
+    let entries = owned_rows(&server, "world_book_entries", &bob.user.id);
     // The user's opt-in (`vectorized`) is kept and the entries wait for new vectors, as
     // Lumiverse's own state says for eligible entries (its importer loses the opt-in).
     assert!(!entries.is_empty());
@@ -250,13 +261,13 @@ async fn an_archive_without_vectors_marks_imported_chunks_for_revectorization() 
     );
     let resettable: usize = ["chat_chunks", "world_book_entries", "databank_chunks", "memory_consolidations"]
         .iter()
-        .map(|table| owned_rows(&server.store, table, &bob.user.id).len())
+        .map(|table| owned_rows(&server, table, &bob.user.id).len())
         .sum();
     assert_eq!(status["revectorized"].as_u64().unwrap(), resettable as u64);
     // Chunks that were there before the import keep their state; the archive's chunks,
     // copies here (bob holds their ids), are marked.
     let carol = server.account("carol", Some(small_seed())).await;
-    let own: BTreeSet<String> = owned_rows(&server.store, "chat_chunks", &carol.user.id)
+    let own: BTreeSet<String> = owned_rows(&server, "chat_chunks", &carol.user.id)
         .iter()
         .map(|c| c["id"].as_str().unwrap().to_string())
         .collect();
@@ -264,7 +275,7 @@ async fn an_archive_without_vectors_marks_imported_chunks_for_revectorization() 
     let again = import(&server, &carol, &exported, None).await;
     assert_eq!(again["status"], "complete");
     assert_eq!(again["summary"]["chat_chunks"]["remapped"], chunks.len() as u64, "{again}");
-    for chunk in owned_rows(&server.store, "chat_chunks", &carol.user.id) {
+    for chunk in owned_rows(&server, "chat_chunks", &carol.user.id) {
         let kept = own.contains(chunk["id"].as_str().unwrap());
         assert_eq!(!chunk["vectorized_at"].is_null(), kept, "{chunk:?}");
     }
@@ -281,9 +292,8 @@ fn limits_of(l: corpus::CorpusLimits) -> Limits {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_corpus_case_uploaded_gets_its_status_and_code_and_leaves_nothing_behind() {
-    let server = TestServer::start_with_limits("import-corpus", limits_of(corpus::LIMITS)).await;
+async fn every_corpus_case_uploaded_gets_its_status_and_code_and_leaves_nothing_behind(backend: Backend) {
+    let server = TestServer::start_on_with_limits(backend, "import-corpus", limits_of(corpus::LIMITS)).await;
     let mallory = server.account("mallory", None).await;
     let mut failures = Vec::new();
     for case in corpus::cases() {
@@ -345,9 +355,8 @@ async fn declare_only(server: &TestServer, account: &Account, length: usize) -> 
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_that_are_not_archives_are_refused_before_staging() {
-    let server = TestServer::start("import-refusals").await;
+async fn uploads_that_are_not_archives_are_refused_before_staging(backend: Backend) {
+    let server = TestServer::start_on(backend, "import-refusals").await;
     let alice = server.account("alice", None).await;
     let (code, answer) = upload(&server, &alice, b"hello, not a zip").await;
     assert_eq!((code, answer["code"].as_str()), (415, Some("not_zip")));
@@ -404,17 +413,16 @@ async fn uploads_that_are_not_archives_are_refused_before_staging() {
     assert_eq!(skipped, (200, json!({"skipped": true})));
     let done = wait_for(&server, &alice, job, &["complete"]).await;
     assert_eq!(done["secretSummary"]["imported"], 0);
-    assert!(server.store.db.secrets_of(&alice.user.id).unwrap().is_empty());
+    assert!(server.secrets_of(&alice.user.id).is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_a_large_import_stops_it_and_keeps_what_was_applied() {
-    let origin = TestServer::start("import-cancel-source").await;
+async fn cancelling_a_large_import_stops_it_and_keeps_what_was_applied(backend: Backend) {
+    let origin = TestServer::start_on(backend, "import-cancel-source").await;
     let big = SeedOptions { chats: 2, messages_per_chat: 30_000, vectors: 0, ..small_seed() };
     let source = origin.account("source", Some(big)).await;
     let exported =
         ok_bytes(origin.get(&source, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap()).await;
-    let server = TestServer::start("import-cancel").await;
+    let server = TestServer::start_on(backend, "import-cancel").await;
     let target = server.account("target", None).await;
     let (code, accepted) = upload(&server, &target, &exported).await;
     assert_eq!(code, 202);
@@ -425,14 +433,14 @@ async fn cancelling_a_large_import_stops_it_and_keeps_what_was_applied() {
             .await;
     assert_eq!(code, 200);
     assert_eq!(cancelled, json!({"cancelled": true, "status": "cancelled"}));
-    let messages = owned_rows(&server.store, "messages", &target.user.id).len();
+    let messages = owned_rows(&server, "messages", &target.user.id).len();
     assert!(messages < 60_000, "the whole import ran: {messages} messages");
     assert!(std::fs::read_dir(server.store.staging_dir()).map(|d| d.count()).unwrap_or(0) == 0);
     // Re-importing finishes the work.
     let finished = import(&server, &target, &exported, None).await;
     assert_eq!(finished["status"], "complete", "{finished}");
     // Two chats of 30,000, a message off each chat's third, and the first chat's branch (4).
-    assert_eq!(owned_rows(&server.store, "messages", &target.user.id).len(), 60_000 + 2 + 4);
+    assert_eq!(owned_rows(&server, "messages", &target.user.id).len(), 60_000 + 2 + 4);
 }
 
 /// Builds an archive from the valid corpus entries plus `extra` table entries.
@@ -446,13 +454,12 @@ pub fn archive_with_tables(extra: &[(&str, String)]) -> Vec<u8> {
     RawZip::new(entries).build()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cross_tenant_attacks_change_nothing_of_anyone_else() {
-    let server = TestServer::start("import-attacks").await;
+async fn cross_tenant_attacks_change_nothing_of_anyone_else(backend: Backend) {
+    let server = TestServer::start_on(backend, "import-attacks").await;
     let victim = server.account("victim", Some(small_seed())).await;
     let attacker = server.account("attacker", None).await;
     let victim_id = victim.user.id.clone();
-    let first = |table: &str| owned_rows(&server.store, table, &victim_id)[0].clone();
+    let first = |table: &str| owned_rows(&server, table, &victim_id)[0].clone();
     let (chat, book, pack, vault) = (first("chats"), first("world_books"), first("packs"), first("cortex_vaults"));
     let image = first("images");
     let chunk = first("chat_chunks");
@@ -461,7 +468,7 @@ async fn cross_tenant_attacks_change_nothing_of_anyone_else() {
             .iter()
             .map(|spec| {
                 let mut rows: Vec<String> =
-                    owned_rows(&server.store, spec.name, &victim_id).iter().map(|r| json!(r).to_string()).collect();
+                    owned_rows(server, spec.name, &victim_id).iter().map(|r| json!(r).to_string()).collect();
                 rows.sort();
                 (spec.name.to_string(), rows)
             })
@@ -471,7 +478,7 @@ async fn cross_tenant_attacks_change_nothing_of_anyone_else() {
     let image_path = server.store.data_dir.join("images").join(&victim_id).join(image["filename"].as_str().unwrap());
     let image_bytes = std::fs::read(&image_path).unwrap();
     let instance_tables = ["sso_providers", "multiplayer_rooms", "user", "session"];
-    let instance_before: Vec<u64> = instance_tables.iter().map(|t| server.store.db.count_rows(t).unwrap()).collect();
+    let instance_before: Vec<u64> = instance_tables.iter().map(|t| server.count_rows(t)).collect();
 
     let now = 1_795_313_867;
     let stolen_image_id = "7d1c1d5e-0000-4000-8000-000000000001";
@@ -540,7 +547,7 @@ async fn cross_tenant_attacks_change_nothing_of_anyone_else() {
     // id; the victim's character is untouched (the snapshot below).
     assert_eq!(status["summary"]["characters"]["skipped"], 0, "{status}");
     assert_eq!(status["summary"]["characters"]["remapped"], 1, "{status}");
-    let copies = owned_rows(&server.store, "characters", &attacker.user.id);
+    let copies = owned_rows(&server, "characters", &attacker.user.id);
     assert_eq!(copies.len(), 1);
     assert_ne!(copies[0]["id"], first("characters")["id"]);
     assert_eq!(copies[0]["name"], "overwritten?");
@@ -550,9 +557,9 @@ async fn cross_tenant_attacks_change_nothing_of_anyone_else() {
 
     assert_eq!(snapshot(&server), before, "the victim's rows changed");
     assert_eq!(std::fs::read(&image_path).unwrap(), image_bytes);
-    let instance_after: Vec<u64> = instance_tables.iter().map(|t| server.store.db.count_rows(t).unwrap()).collect();
+    let instance_after: Vec<u64> = instance_tables.iter().map(|t| server.count_rows(t)).collect();
     assert_eq!(instance_after, instance_before);
-    assert_eq!(owned_rows(&server.store, "images", &attacker.user.id).len(), 1);
+    assert_eq!(owned_rows(&server, "images", &attacker.user.id).len(), 1);
     let export = server.get(&attacker, "/api/v1/user-data/export").send().await.unwrap().bytes().await.unwrap();
     assert!(
         !export.windows(image_bytes.len()).any(|window| window == image_bytes.as_slice()),
@@ -560,12 +567,11 @@ async fn cross_tenant_attacks_change_nothing_of_anyone_else() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_archive_cannot_plant_files_in_shared_folders() {
-    let server = TestServer::start("import-files").await;
+async fn an_archive_cannot_plant_files_in_shared_folders(backend: Backend) {
+    let server = TestServer::start_on(backend, "import-files").await;
     let victim = server.account("victim", Some(small_seed())).await;
     let attacker = server.account("attacker", None).await;
-    let image = owned_rows(&server.store, "images", &victim.user.id)[0].clone();
+    let image = owned_rows(&server, "images", &victim.user.id)[0].clone();
     let stem = image["filename"].as_str().unwrap().trim_end_matches(".png").to_string();
     let thumbnail = server.store.data_dir.join("images").join(&victim.user.id).join(format!("{stem}_thumb_sm_v2.webp"));
     std::fs::remove_file(&thumbnail).unwrap();
@@ -603,14 +609,13 @@ async fn an_archive_cannot_plant_files_in_shared_folders() {
 /// importer's own rows or at nothing: a reference to a row the archive brings is kept
 /// whether that row comes before or after, one to a row nobody has or to another user's
 /// row is cleared; the other user's rows are untouched.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn references_to_missing_or_foreign_rows_are_cleared_and_the_rest_kept() {
-    let server = TestServer::start("import-scrub").await;
+async fn references_to_missing_or_foreign_rows_are_cleared_and_the_rest_kept(backend: Backend) {
+    let server = TestServer::start_on(backend, "import-scrub").await;
     let other = server.account("other", Some(small_seed())).await;
     let importer = server.account("importer", None).await;
-    let first = |table: &str| owned_rows(&server.store, table, &other.user.id)[0].clone();
+    let first = |table: &str| owned_rows(&server, table, &other.user.id)[0].clone();
     let (foreign_image, foreign_book) = (first("images"), first("world_books"));
-    let other_before = owned_rows(&server.store, "characters", &other.user.id);
+    let other_before = owned_rows(&server, "characters", &other.user.id);
     let id = |n: u32| format!("5c0b0000-0000-4000-8000-{n:012}");
     let line = |value: Value| format!("{value}\n");
     let archive = archive_with_tables(&[
@@ -651,7 +656,7 @@ async fn references_to_missing_or_foreign_rows_are_cleared_and_the_rest_kept() {
     let status = import(&server, &importer, &archive, None).await;
     assert_eq!(status["status"], "complete", "{status}");
     let column = |table: &str, row: u32, name: &str| -> Value {
-        owned_rows(&server.store, table, &importer.user.id)
+        owned_rows(&server, table, &importer.user.id)
             .into_iter()
             .find(|r| r["id"] == json!(id(row)))
             .unwrap_or_else(|| panic!("{table} {row} missing: {status}"))[name]
@@ -668,5 +673,5 @@ async fn references_to_missing_or_foreign_rows_are_cleared_and_the_rest_kept() {
     // Foreign targets of tables applied earlier are cleared as rows arrive; the two
     // missing targets at the end.
     assert_eq!(status["scrubbedReferences"], 2, "{status}");
-    assert_eq!(owned_rows(&server.store, "characters", &other.user.id), other_before);
+    assert_eq!(owned_rows(&server, "characters", &other.user.id), other_before);
 }

@@ -32,7 +32,7 @@ pub(crate) fn snapshot(server: &TestServer, account: &Account) -> Snapshot {
     TABLES
         .iter()
         .map(|spec| {
-            let rows = owned_rows(&server.store, spec.name, &account.user.id);
+            let rows = owned_rows(server, spec.name, &account.user.id);
             let mut texts: Vec<String> = rows.into_iter().map(|row| Value::Object(row).to_string()).collect();
             texts.sort();
             (spec.name, texts)

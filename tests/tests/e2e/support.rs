@@ -1,18 +1,23 @@
 //! A real lvbak server on 127.0.0.1 over a real data directory (SQLite file, LanceDB
-//! directory, file tree), with helpers to make accounts and talk HTTP to it.
+//! directory, file tree) — or with accounts and rows in a PostgreSQL database of its own
+//! (`Backend::Postgres`, on `lvbak_tests::postgres_server`'s cluster) — with helpers to make
+//! accounts, talk HTTP to it and read what it stored on either backend, and
+//! [`on_each_backend!`], which runs a test on both.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use base64::Engine as _;
 use lvbak_core::Limits;
 use lvbak_server::app::{self, AppState};
 use lvbak_server::seed::{seed, SeedOptions, SeedReport};
-use lvbak_server::storage::sqlite::UserRecord;
-use lvbak_server::storage::Store;
+use lvbak_server::storage::{DatabaseUrl, Store, StoredSecret, UserRecord};
+use lvbak_tests::postgres_server::{self, TestDatabase};
 use reqwest::{Client, RequestBuilder, Response};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
+use tokio_postgres::types::Type;
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
@@ -37,6 +42,37 @@ impl Drop for ScratchDir {
     }
 }
 
+/// Where a test server keeps accounts and rows (files and vectors stay in its data
+/// directory on both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    /// A fresh database of the test process's PostgreSQL cluster (`--database-url`).
+    Postgres,
+}
+
+/// Runs each named test, an `async fn(Backend)`, on both backends: `name::sqlite` and
+/// `name::postgres`.
+// (The benchmarks in `tests/examples` include this file without the suites.)
+#[allow(unused_macros)]
+macro_rules! on_each_backend {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await
+            }
+        }
+    )+};
+}
+#[allow(unused_imports)]
+pub(crate) use on_each_backend;
+
 pub struct TestServer {
     pub base: String,
     pub store: Arc<Store>,
@@ -44,6 +80,9 @@ pub struct TestServer {
     pub client: Client,
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
+    /// PostgreSQL's connection for the tests' own readings, then its database (dropped
+    /// last, ending the server's connections).
+    postgres: Option<(tokio_postgres::Client, TestDatabase)>,
 }
 
 /// A signed-in user of a test server.
@@ -56,19 +95,45 @@ pub struct Account {
 
 impl TestServer {
     pub async fn start(label: &str) -> Self {
-        Self::start_with_limits(label, Limits::STANDARD).await
+        Self::start_on(Backend::Sqlite, label).await
     }
 
-    pub async fn start_with_limits(label: &str, limits: Limits) -> Self {
+    /// A server keeping accounts and rows on `backend`.
+    pub async fn start_on(backend: Backend, label: &str) -> Self {
+        Self::start_on_with_limits(backend, label, Limits::STANDARD).await
+    }
+
+    pub async fn start_on_with_limits(backend: Backend, label: &str, limits: Limits) -> Self {
         // Tests sign in many accounts from one address; the abuse suite checks the limit.
         let hosting = lvbak_server::config::HostingLimits { login_burst: 10_000, ..Default::default() };
-        Self::start_with(label, limits, hosting).await
+        Self::start_on_with(backend, label, limits, hosting).await
     }
 
     /// A server held to `hosting`'s limits.
     pub async fn start_with(label: &str, limits: Limits, hosting: lvbak_server::config::HostingLimits) -> Self {
+        Self::start_on_with(Backend::Sqlite, label, limits, hosting).await
+    }
+
+    /// A server on `backend` held to `hosting`'s limits.
+    pub async fn start_on_with(
+        backend: Backend,
+        label: &str,
+        limits: Limits,
+        hosting: lvbak_server::config::HostingLimits,
+    ) -> Self {
         let data = ScratchDir::new(label);
-        let store = Arc::new(Store::open(&data.path.join("data")).await.unwrap());
+        let (store, postgres) = match backend {
+            Backend::Sqlite => (Store::open(&data.path.join("data")).await.unwrap(), None),
+            Backend::Postgres => {
+                let database = tokio::task::spawn_blocking(postgres_server::test_database).await.unwrap();
+                let url: DatabaseUrl = database.url.parse().unwrap();
+                let store = Store::open_with(&data.path.join("data"), None, Some(&url)).await.unwrap();
+                let (client, connection) = database.config.connect(tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                (store, Some((client, database)))
+            }
+        };
+        let store = Arc::new(store);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -81,7 +146,7 @@ impl TestServer {
             })
             .await;
         });
-        Self { base, store, data, client: Client::new(), state, shutdown: Some(shutdown) }
+        Self { base, store, data, client: Client::new(), state, shutdown: Some(shutdown), postgres }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -91,8 +156,12 @@ impl TestServer {
     /// Creates an account, optionally seeds it, and signs it in.
     pub async fn account(&self, name: &str, seeding: Option<SeedOptions>) -> Account {
         let password = format!("pw-{name}-correct-horse");
-        lvbak_server::cli::add_user(&self.store, name, &password).await.unwrap();
-        let user = self.store.db.user_by_name(name).unwrap().unwrap();
+        let id = lvbak_server::cli::add_user(&self.store, name, &password).await.unwrap();
+        let user = UserRecord { id, username: name.to_string() };
+        if self.postgres.is_some() {
+            // On PostgreSQL the data directory's SQLite file knows no account.
+            assert_eq!(self.store.db.user_by_name(name).unwrap(), None, "{name} is in SQLite");
+        }
         let seeded = match seeding {
             Some(options) => Some(seed(&self.store, &user, options, 1_795_313_867).await.unwrap()),
             None => None,
@@ -121,6 +190,148 @@ impl TestServer {
     pub fn post(&self, account: &Account, path: &str) -> RequestBuilder {
         self.client.post(self.url(path)).bearer_auth(&account.token)
     }
+
+    /// Every row of `table` whose `column` is `value`, read straight from the backend's
+    /// database (every user's: no ownership rule applied) as SQLite stores it: on
+    /// PostgreSQL, a value its typed column could not hold comes back from `lvbak_odd`, and
+    /// lvbak's own bookkeeping columns (`lvbak_import`, `lvbak_odd`) are left out.
+    pub fn rows_where(&self, table: &str, column: &str, value: &str) -> Vec<Map<String, Value>> {
+        match &self.postgres {
+            None => self.store.db.rows_where(table, column, value).unwrap(),
+            Some((client, _)) => postgres_rows_where(client, table, column, value),
+        }
+    }
+
+    /// The number of rows of `table` (every user's; a table the backend does not have has
+    /// none).
+    pub fn count_rows(&self, table: &str) -> u64 {
+        match &self.postgres {
+            None => self.store.db.count_rows(table).unwrap(),
+            Some((client, _)) => blocking(async {
+                let exists = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&quoted(table)]).await?;
+                if !exists.get::<_, bool>(0) {
+                    return Ok(0);
+                }
+                let count = client.query_one(&format!("SELECT count(*) FROM {}", quoted(table)), &[]).await?;
+                Ok(count.get::<_, i64>(0) as u64)
+            })
+            .unwrap(),
+        }
+    }
+
+    /// The API keys stored for `user_id` (sealed), by key.
+    pub fn secrets_of(&self, user_id: &str) -> Vec<StoredSecret> {
+        let text = |row: &Map<String, Value>, column: &str| row[column].as_str().unwrap().to_string();
+        let mut secrets: Vec<StoredSecret> = self
+            .rows_where("secrets", "user_id", user_id)
+            .iter()
+            .map(|row| StoredSecret {
+                key: text(row, "key"),
+                encrypted_value: text(row, "encrypted_value"),
+                iv: text(row, "iv"),
+                tag: text(row, "tag"),
+            })
+            .collect();
+        secrets.sort_by(|a, b| a.key.cmp(&b.key));
+        secrets
+    }
+}
+
+/// A name quoted for SQL.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Waits for a statement of the tests' own PostgreSQL connection from synchronous code on a
+/// test's (multi-threaded) runtime, whose other threads drive the connection meanwhile.
+fn blocking<T>(work: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T, String> {
+    tokio::task::block_in_place(|| futures::executor::block_on(work)).map_err(|error| error.to_string())
+}
+
+/// [`TestServer::rows_where`] on PostgreSQL: the table's columns in their order (SQLite's),
+/// typed values as SQLite's classes, odd ones from `lvbak_odd`.
+fn postgres_rows_where(
+    client: &tokio_postgres::Client,
+    table: &str,
+    column: &str,
+    value: &str,
+) -> Vec<Map<String, Value>> {
+    const ODD: &str = "lvbak_odd";
+    blocking(async {
+        let columns: Vec<(String, String)> = client
+            .query(
+                "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
+                 WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                &[&quoted(table)],
+            )
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        assert!(!columns.is_empty(), "PostgreSQL has no table {table}");
+        // Values PostgreSQL has no plain Rust type for here are read as text.
+        let select: Vec<String> = columns
+            .iter()
+            .map(|(name, kind)| match kind.as_str() {
+                "bigint" | "integer" | "smallint" | "double precision" | "real" | "text" | "bytea" => quoted(name),
+                "boolean" => format!("{}::integer", quoted(name)),
+                _ => format!("{}::text", quoted(name)),
+            })
+            .collect();
+        let sql = format!("SELECT {} FROM {} WHERE {} = $1", select.join(", "), quoted(table), quoted(column));
+        let rows = client.query(&sql, &[&value]).await?;
+        let mut found = Vec::new();
+        for row in rows {
+            let odd: Map<String, Value> = columns
+                .iter()
+                .position(|(name, _)| name == ODD)
+                .and_then(|index| row.get::<_, Option<String>>(index))
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .unwrap_or_default();
+            let mut object = Map::new();
+            for (index, (name, _)) in columns.iter().enumerate() {
+                if name == ODD || name == "lvbak_import" {
+                    continue;
+                }
+                let kind = row.columns()[index].type_();
+                let typed = if [Type::INT8, Type::INT4, Type::INT2].contains(kind) {
+                    let integer = match *kind {
+                        Type::INT8 => row.get::<_, Option<i64>>(index),
+                        Type::INT4 => row.get::<_, Option<i32>>(index).map(i64::from),
+                        _ => row.get::<_, Option<i16>>(index).map(i64::from),
+                    };
+                    integer.map(Value::from)
+                } else if *kind == Type::FLOAT8 {
+                    row.get::<_, Option<f64>>(index).map(Value::from)
+                } else if *kind == Type::FLOAT4 {
+                    row.get::<_, Option<f32>>(index).map(|real| Value::from(f64::from(real)))
+                } else if *kind == Type::BYTEA {
+                    row.get::<_, Option<Vec<u8>>>(index).map(Value::from)
+                } else {
+                    row.get::<_, Option<String>>(index).map(Value::from)
+                };
+                let value = typed.or_else(|| odd.get(name).map(odd_value)).unwrap_or(Value::Null);
+                object.insert(name.clone(), value);
+            }
+            found.push(object);
+        }
+        Ok(found)
+    })
+    .unwrap()
+}
+
+/// A value as `lvbak_odd` keeps it (`{"i": integer}`, `{"r": real}`, `{"t": base64 of the
+/// text}`), as SQLite would have stored it.
+fn odd_value(entry: &Value) -> Value {
+    if let Some(integer) = entry.get("i").and_then(Value::as_i64) {
+        return integer.into();
+    }
+    if let Some(real) = entry.get("r").and_then(Value::as_f64) {
+        return real.into();
+    }
+    let text = entry["t"].as_str().unwrap_or_else(|| panic!("an odd value of no known class: {entry}"));
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).unwrap();
+    String::from_utf8(bytes).unwrap().into()
 }
 
 impl Drop for TestServer {

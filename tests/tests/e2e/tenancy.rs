@@ -13,7 +13,14 @@ use serde_json::{json, Map, Value};
 
 use crate::export::{entries, ndjson, owned_rows};
 use crate::import::import;
-use crate::support::{ok_bytes, small_seed, Account, TestServer};
+use crate::support::{ok_bytes, on_each_backend, small_seed, Account, Backend, TestServer};
+
+// Every test here runs on SQLite (`name::sqlite`) and on PostgreSQL (`name::postgres`).
+on_each_backend!(
+    one_archive_restores_fully_into_two_accounts_and_again_adds_nothing,
+    importing_your_ids_first_cannot_stop_your_restore,
+    eight_accounts_restoring_one_archive_at_once_all_end_whole,
+);
 
 /// Rows per table of an archive.
 fn archive_counts(bytes: &[u8]) -> BTreeMap<String, usize> {
@@ -28,14 +35,11 @@ fn archive_counts(bytes: &[u8]) -> BTreeMap<String, usize> {
 
 /// Rows per table an account holds, read from the database by ownership.
 fn account_counts(server: &TestServer, account: &Account) -> BTreeMap<String, usize> {
-    TABLES
-        .iter()
-        .map(|spec| (spec.name.to_string(), owned_rows(&server.store, spec.name, &account.user.id).len()))
-        .collect()
+    TABLES.iter().map(|spec| (spec.name.to_string(), owned_rows(server, spec.name, &account.user.id).len())).collect()
 }
 
 fn ids(server: &TestServer, account: &Account, table: &str) -> BTreeSet<String> {
-    owned_rows(&server.store, table, &account.user.id)
+    owned_rows(server, table, &account.user.id)
         .iter()
         .filter_map(|row| row.get("id").and_then(Value::as_str).map(str::to_string))
         .collect()
@@ -100,7 +104,7 @@ fn sum(status: &Value, field: &str) -> u64 {
 /// the active chat setting, chat metadata's persona, greetings' characters.
 fn assert_references_are_own(server: &TestServer, account: &Account) {
     for spec in TABLES {
-        let rows = owned_rows(&server.store, spec.name, &account.user.id);
+        let rows = owned_rows(server, spec.name, &account.user.id);
         let mut columns: Vec<(&str, &str)> = spec.references.iter().map(|r| (r.column, r.table)).collect();
         if let Ownership::Parent { parent_table, column } = spec.ownership {
             columns.push((column, parent_table));
@@ -119,17 +123,17 @@ fn assert_references_are_own(server: &TestServer, account: &Account) {
             }
         }
     }
-    let settings = owned_rows(&server.store, "settings", &account.user.id);
+    let settings = owned_rows(server, "settings", &account.user.id);
     let active = settings.iter().find(|row| row["key"] == "activeChatId").unwrap();
     let active: String = serde_json::from_str(active["value"].as_str().unwrap()).unwrap();
     assert!(ids(server, account, "chats").contains(&active), "activeChatId {active}");
-    for chat in owned_rows(&server.store, "chats", &account.user.id) {
+    for chat in owned_rows(server, "chats", &account.user.id) {
         let metadata: Value = serde_json::from_str(chat["metadata"].as_str().unwrap()).unwrap();
         if let Some(persona) = metadata["persona_id"].as_str() {
             assert!(ids(server, account, "personas").contains(persona), "chat metadata persona {persona}");
         }
     }
-    let greetings = owned_rows(&server.store, "messages", &account.user.id)
+    let greetings = owned_rows(server, "messages", &account.user.id)
         .iter()
         .filter_map(|m| serde_json::from_str::<Value>(m["extra"].as_str().unwrap_or("{}")).ok())
         .filter_map(|extra| extra["greeting_character_id"].as_str().map(str::to_string))
@@ -140,9 +144,8 @@ fn assert_references_are_own(server: &TestServer, account: &Account) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_archive_restores_fully_into_two_accounts_and_again_adds_nothing() {
-    let server = TestServer::start("tenancy-two").await;
+async fn one_archive_restores_fully_into_two_accounts_and_again_adds_nothing(backend: Backend) {
+    let server = TestServer::start_on(backend, "tenancy-two").await;
     let alice = server.account("alice", None).await;
     let bob = server.account("bob", None).await;
     let archive = fixtures::VECTORS_PATCHED;
@@ -202,7 +205,7 @@ async fn one_archive_restores_fully_into_two_accounts_and_again_adds_nothing() {
     // instance takes it whole.
     let bobs = export_of(&server, &bob).await;
     assert_eq!(values_apart_from_ids(&bobs), values_apart_from_ids(archive));
-    let elsewhere = TestServer::start("tenancy-elsewhere").await;
+    let elsewhere = TestServer::start_on(backend, "tenancy-elsewhere").await;
     let carol = elsewhere.account("carol", None).await;
     let moved = import(&elsewhere, &carol, &bobs, None).await;
     assert_eq!((sum(&moved, "skipped"), sum(&moved, "rejected"), sum(&moved, "remapped")), (0, 0, 0), "{moved}");
@@ -219,10 +222,9 @@ async fn one_archive_restores_fully_into_two_accounts_and_again_adds_nothing() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn importing_your_ids_first_cannot_stop_your_restore() {
+async fn importing_your_ids_first_cannot_stop_your_restore(backend: Backend) {
     // The victim's backup, made on another instance (with files: avatars and images).
-    let source = TestServer::start("tenancy-source").await;
+    let source = TestServer::start_on(backend, "tenancy-source").await;
     let victim_then = source.account("victim", Some(small_seed())).await;
     let backup = export_of(&source, &victim_then).await;
     let expected = archive_counts(&backup);
@@ -230,7 +232,7 @@ async fn importing_your_ids_first_cannot_stop_your_restore() {
         entries(&backup).into_iter().filter(|(name, _)| name.starts_with("files/")).map(|(_, bytes)| bytes).collect();
     assert!(files_in_backup.len() >= 3);
 
-    let server = TestServer::start("tenancy-squat").await;
+    let server = TestServer::start_on(backend, "tenancy-squat").await;
     let attacker = server.account("attacker", None).await;
     let victim = server.account("victim", None).await;
     let squatted = import(&server, &attacker, &backup, None).await;
@@ -249,12 +251,12 @@ async fn importing_your_ids_first_cannot_stop_your_restore() {
     let files_now: BTreeSet<Vec<u8>> =
         exported.iter().filter(|(name, _)| name.starts_with("files/")).map(|(_, bytes)| bytes.clone()).collect();
     assert_eq!(files_now, files_in_backup);
-    for image in owned_rows(&server.store, "images", &victim.user.id) {
+    for image in owned_rows(&server, "images", &victim.user.id) {
         let (id, file) = (image["id"].as_str().unwrap(), image["filename"].as_str().unwrap());
         assert!(file.starts_with(id), "image {id} names {file}");
         assert!(exported.contains_key(&format!("files/images/{file}")), "{file}");
     }
-    for character in owned_rows(&server.store, "characters", &victim.user.id) {
+    for character in owned_rows(&server, "characters", &victim.user.id) {
         let (id, avatar) = (character["id"].as_str().unwrap(), character["avatar_path"].as_str().unwrap());
         assert_eq!(avatar, format!("{id}.png"));
         let path = server.store.data_dir.join("avatars").join(&victim.user.id).join(avatar);
@@ -264,15 +266,14 @@ async fn importing_your_ids_first_cannot_stop_your_restore() {
     assert!(ids(&server, &attacker, "characters").is_disjoint(&ids(&server, &victim, "characters")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eight_accounts_restoring_one_archive_at_once_all_end_whole() {
-    let source = TestServer::start("tenancy-eight-source").await;
+async fn eight_accounts_restoring_one_archive_at_once_all_end_whole(backend: Backend) {
+    let source = TestServer::start_on(backend, "tenancy-eight-source").await;
     let owner = source
         .account("owner", Some(SeedOptions { characters: 2000, chats: 4, messages_per_chat: 250, ..small_seed() }))
         .await;
     let archive = export_of(&source, &owner).await;
     let expected = archive_counts(&archive);
-    let server = TestServer::start("tenancy-eight").await;
+    let server = TestServer::start_on(backend, "tenancy-eight").await;
     let mut accounts = Vec::new();
     for n in 0..8 {
         accounts.push(server.account(&format!("restorer-{n}"), None).await);
