@@ -4,8 +4,9 @@
 //! a 1 GiB archive holding one incompressible `files/databank/` entry, stored and deflated
 //! (MB/s, peak RSS), beside `cp` of the same archive; beside the real Lumiverse 1.1 importer
 //! on the same archives when `../shared/peer-lumiverse` is set up (`lumiverse`), and beside
-//! another user's million characters (`tenancy`). Run with `scripts/bench`; name cases
-//! (`rows`, `lumiverse`, `tenancy`, `remap`, `preview`, `stored`, `deflated`) to run only
+//! another user's million characters (`tenancy`), and on each storage backend (`backends`:
+//! SQLite, PostgreSQL, PostgreSQL with S3). Run with `scripts/bench`; name cases (`rows`,
+//! `lumiverse`, `tenancy`, `backends`, `remap`, `preview`, `stored`, `deflated`) to run only
 //! those. `preview` times `lvbak import --dry-run` (issue 23's restore preview), and the same
 //! preview the page's way (rows sent in batches to a preview job over loopback).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -18,7 +19,9 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{http, login, run_lvbak, scratch, seed_bulk_account, seed_bulk_account_with_messages, Server};
+use common::{
+    http, login, run_lvbak, run_lvbak_with, scratch, seed_bulk_account, seed_bulk_account_with_messages, Server,
+};
 
 fn upload_and_wait(server: &Server, token: &str, archive: &Path) -> (f64, f64, String) {
     let bearer = format!("Bearer {token}");
@@ -90,6 +93,51 @@ fn rows_benchmark(characters: usize, runs: usize) {
             imported as f64 / seconds
         );
         drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let _ = std::fs::remove_dir_all(&source);
+}
+
+/// The benchmark archive imported over loopback and exported with `lvbak export`, by an
+/// instance on each backend one after the other in one run: SQLite and the data directory,
+/// PostgreSQL (the tests' private cluster) with files in the data directory, and PostgreSQL
+/// with files and vectors in the tests' S3 server (SeaweedFS); rows/s of each and the
+/// ratio to SQLite's (issue 22's goal: PostgreSQL at least half of SQLite's).
+fn backends_benchmark(characters: usize) {
+    let (source, archive) = bench_archive(&format!("backends-source-{characters}"), characters);
+    let database = lvbak_tests::postgres_server::test_database();
+    let with_s3 = lvbak_tests::postgres_server::test_database();
+    let s3 = lvbak_tests::s3_server::test_prefix();
+    let mut s3_env = s3.env();
+    s3_env.push(("LVBAK_DATABASE_URL".into(), with_s3.url.clone()));
+    let backends: Vec<(&str, Vec<(String, String)>)> = vec![
+        ("SQLite + data directory", Vec::new()),
+        ("PostgreSQL + data directory", vec![("LVBAK_DATABASE_URL".into(), database.url.clone())]),
+        ("PostgreSQL + S3", s3_env),
+    ];
+    let mut first: Option<(f64, f64)> = None;
+    for (name, env) in backends {
+        let dir = scratch("backends-target");
+        let data = dir.join("data");
+        let data_arg = data.to_str().unwrap();
+        run_lvbak_with(&["user", "add", "target", "--password", "target-password", "--data-dir", data_arg], &env);
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let server = Server::start_with(&data, &pairs);
+        let token = login(&server.address, "target", "target-password");
+        let (seconds, _, status) = upload_and_wait(&server, &token, &archive);
+        let rows = summary_rows(&serde_json::from_str(&status).unwrap());
+        drop(server);
+        let out = dir.join("out.lvbak");
+        let started = Instant::now();
+        run_lvbak_with(&["export", "--user", "target", "-o", out.to_str().unwrap(), "--data-dir", data_arg], &env);
+        let exported = started.elapsed().as_secs_f64();
+        let (import_rate, export_rate) = (rows as f64 / seconds, rows as f64 / exported);
+        let (import_base, export_base) = *first.get_or_insert((import_rate, export_rate));
+        println!(
+            "backends, {characters} characters, {name}: import {rows} rows in {seconds:.2} s = {import_rate:.0} rows/s              ({:.2}x SQLite's); export {exported:.2} s = {export_rate:.0} rows/s ({:.2}x SQLite's)",
+            import_rate / import_base,
+            export_rate / export_base
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
     let _ = std::fs::remove_dir_all(&source);
@@ -474,6 +522,9 @@ fn main() {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         tenancy_benchmark(others, messages);
+    }
+    if want("backends") {
+        backends_benchmark(100_000);
     }
     if want("remap") {
         remap_benchmark(100_000);
