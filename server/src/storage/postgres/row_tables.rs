@@ -131,7 +131,7 @@ pub(crate) fn expression_indexes() -> Vec<String> {
         .collect()
 }
 
-/// Brings every registry table up to date.
+/// Brings every registry table up to date (called under the migration lock).
 pub(crate) async fn ensure(client: &tokio_postgres::Client) -> DbResult<()> {
     let shapes = crate::storage::sqlite::schema::describe()?;
     let mut sql = Vec::new();
@@ -143,9 +143,28 @@ pub(crate) async fn ensure(client: &tokio_postgres::Client) -> DbResult<()> {
         sql.extend(statements(shape, owner)?);
     }
     sql.extend(expression_indexes());
-    client.batch_execute(&sql.join(";\n")).await?;
+    let sql = sql.join(";\n");
+    // The statements' digest, kept in `lvbak_meta`: a start that would run the same ones
+    // again (every command of the CLI) skips them.
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(sql.as_bytes()));
+    let done =
+        client.query_opt("SELECT 1 FROM lvbak_meta WHERE key = $1 AND value = $2", &[&TABLES_KEY, &digest]).await?;
+    if done.is_some() {
+        return Ok(());
+    }
+    client.batch_execute(&sql).await?;
+    client
+        .execute(
+            "INSERT INTO lvbak_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&TABLES_KEY, &digest],
+        )
+        .await?;
     Ok(())
 }
+
+/// The `lvbak_meta` key of the digest of the statements last run by [`ensure`].
+const TABLES_KEY: &str = "row_tables";
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -270,12 +270,21 @@ impl PostgresRowSnapshot {
         let cursor = format!("lvbak_snapshot_{number}");
         connection.wait(client.execute(&format!("DECLARE {cursor} NO SCROLL CURSOR FOR {sql}"), parameters))?;
         let fetch = connection.wait(client.prepare(&format!("FETCH {FETCH_ROWS} FROM {cursor}")))?;
+        let mut rows = connection.wait(client.query(&fetch, &[]))?;
         loop {
-            let rows = connection.wait(client.query(&fetch, &[]))?;
-            let stopped = rows.iter().any(|row| each(row).is_break());
-            if stopped || rows.len() < FETCH_ROWS {
+            if rows.len() < FETCH_ROWS {
+                rows.iter().any(|row| each(row).is_break());
                 break;
             }
+            // The next chunk is asked for before this one is handed out (`join` polls the
+            // fetch first, which sends it), so the database reads it meanwhile.
+            let handed_out = async { rows.iter().any(|row| each(row).is_break()) };
+            let (next, stopped) = connection.wait(futures::future::join(client.query(&fetch, &[]), handed_out));
+            let next = next?;
+            if stopped {
+                break;
+            }
+            rows = next;
         }
         connection.wait(client.batch_execute(&format!("CLOSE {cursor}")))?;
         Ok(())
