@@ -4,6 +4,8 @@
 //! accounts, one attacking, and each asserting the bound or the rule: requests a provider
 //! saw and the keys they carried, peak memory, ids in the victim's rows, bytes charged,
 //! and — where time is the point — progress within a deadline ten times the normal time.
+//! The tests about accounts' rows, keys and settings run on SQLite and on PostgreSQL
+//! (`on_each_backend!`, at the end); h15 weighs SQLite's own pages and stays on SQLite.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,7 +19,7 @@ use lvbak_tests::zipcraft::RawEntry;
 use serde_json::{json, Value};
 
 use crate::common::run_lvbak;
-use crate::support::{archive, count_rows, manifest, rows_batch, table, uuid, Instance};
+use crate::support::{archive, count_rows, manifest, on_each_backend, rows_batch, table, uuid, Instance, Start};
 
 /// The most an attack may raise the server's resident memory, in MiB.
 const MEMORY_BOUND_MIB: f64 = 256.0;
@@ -102,12 +104,11 @@ fn sealed_secrets(opened: &Value, job: &str, secrets: &[(&str, &str)]) -> Vec<u8
 /// Finding 1: a shared archive's settings never send an account's key or texts to the
 /// pack author — not by filling the URL of a setting saved without one, not with a key
 /// restored from a backup, not by starting a run over the account's own waiting rows.
-#[test]
-fn h01_a_shared_archive_never_sends_an_accounts_key_or_texts_anywhere() {
+fn h01_a_shared_archive_never_sends_an_accounts_key_or_texts_anywhere(start: Start) {
     let attacker = EmbeddingStub::start(8);
     let own = EmbeddingStub::start(8);
     own.set(|s| s.key = Some("victim-key".into()));
-    let instance = Instance::start("hostile-01", &[]);
+    let instance = start("hostile-01", &[]);
     let mallory = instance.account("mallory");
     let pack =
         |n: u64| world_book_archive(0x1a0 + n, 0x1000 * (n + 1), &["pack lore"], Some(pack_setting(&attacker.url)));
@@ -179,9 +180,8 @@ fn h01_a_shared_archive_never_sends_an_accounts_key_or_texts_anywhere() {
 
 /// Finding 2: looked-up values are cached by their full text; an account with one copied
 /// row sent rows whose parent ids are megabytes long (+1 GiB per MB-sized request).
-#[test]
-fn h02_the_remap_lookup_cache_is_bounded_in_bytes() {
-    let instance = Instance::start("hostile-02", &[]);
+fn h02_the_remap_lookup_cache_is_bounded_in_bytes(start: Start) {
+    let instance = start("hostile-02", &[]);
     let (victim, mallory) = (instance.account("victim"), instance.account("mallory"));
     let shared =
         archive(json!({"archiveId": uuid(0x2a)}), vec![table("characters", &[json!({"id": uuid(0x2b), "name": "c"})])]);
@@ -349,9 +349,8 @@ fn h04_stalled_uploads_hold_only_what_they_sent_and_only_until_their_deadline() 
 
 /// Finding 5: restored API keys were outside the quota, and any number of secrets batches
 /// could follow.
-#[test]
-fn h05_secrets_count_against_the_quota_and_come_once() {
-    let instance = Instance::start("hostile-05", &[("LVBAK_QUOTA", "4M")]);
+fn h05_secrets_count_against_the_quota_and_come_once(start: Start) {
+    let instance = start("hostile-05", &[("LVBAK_QUOTA", "4M")]);
     let (mallory, victim) = (instance.account("mallory"), instance.account("victim"));
     let value = "k".repeat(60 * 1024);
     let names: Vec<String> = (0..120).map(|n| format!("connection_{n}_api_key")).collect();
@@ -370,12 +369,11 @@ fn h05_secrets_count_against_the_quota_and_come_once() {
     let done = instance.commit(&mallory, &job, 1);
     assert_eq!(done.json()["code"], "quota_exceeded", "{}", String::from_utf8_lossy(&done.body));
     let mallory_id = instance.user_id(&mallory);
-    let stored = count_rows(
-        &instance.data,
-        &format!("SELECT coalesce(sum(length(encrypted_value)), 0) FROM secrets WHERE user_id = '{mallory_id}'"),
-    );
+    let stored = instance.count_rows(&format!(
+        "SELECT coalesce(sum(length(encrypted_value)), 0) FROM secrets WHERE user_id = '{mallory_id}'"
+    ));
     assert!(stored <= 4 << 20, "{stored} bytes of secrets stored under a 4 MiB quota");
-    let used = count_rows(&instance.data, &format!("SELECT bytes FROM lvbak_usage WHERE user_id = '{mallory_id}'"));
+    let used = instance.count_rows(&format!("SELECT bytes FROM lvbak_usage WHERE user_id = '{mallory_id}'"));
     assert!(used >= stored && used <= 4 << 20, "usage {used} for {stored} bytes of secrets");
 
     // A second secrets batch in one job is refused.
@@ -387,7 +385,7 @@ fn h05_secrets_count_against_the_quota_and_come_once() {
     let done = instance.commit(&victim, &job, 2);
     assert_eq!(done.json()["code"], "bad_secrets", "{}", String::from_utf8_lossy(&done.body));
     let victim_id = instance.user_id(&victim);
-    assert_eq!(count_rows(&instance.data, &format!("SELECT count(*) FROM secrets WHERE user_id = '{victim_id}'")), 1);
+    assert_eq!(instance.count_rows(&format!("SELECT count(*) FROM secrets WHERE user_id = '{victim_id}'")), 1);
 }
 
 /// Finding 6: four accounts pointed at providers that never answer held every request
@@ -426,9 +424,8 @@ fn import(instance: &Instance, token: &str, archive_id: u64, tables: Vec<RawEntr
 
 /// Finding 7: after another account squats a victim's ids, the victim's copies kept ids
 /// of the squatter's rows in columns the remap did not know.
-#[test]
-fn h07_a_restore_under_new_ids_rewrites_every_id_column() {
-    let instance = Instance::start("hostile-07", &[]);
+fn h07_a_restore_under_new_ids_rewrites_every_id_column(start: Start) {
+    let instance = start("hostile-07", &[]);
     let (mallory, victim) = (instance.account("mallory"), instance.account("victim"));
     let [character, chat, m1, m2, chunk, consolidation, entity, regex, databank] =
         [0x71, 0x72, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79].map(uuid);
@@ -476,37 +473,22 @@ fn h07_a_restore_under_new_ids_rewrites_every_id_column() {
     let restored = import(&instance, &victim, 0x7b, tables());
     assert_eq!(restored["summary"]["chat_chunks"]["remapped"], 1, "{restored}");
     let victim_id = instance.user_id(&victim);
-    let one = |sql: &str| -> String {
-        let connection = rusqlite::Connection::open_with_flags(
-            instance.data.join("lvbak.sqlite"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        connection.query_row(&sql.replace("$V", &victim_id), [], |row| row.get(0)).unwrap()
-    };
-    let (chunk_id, start, end, ids, entities, folded) = {
-        let connection = rusqlite::Connection::open_with_flags(
-            instance.data.join("lvbak.sqlite"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        connection
-            .query_row(
-                "SELECT k.id, start_message_id, end_message_id, message_ids, entity_ids, consolidation_id FROM chat_chunks k
-                 JOIN chats c ON c.id = k.chat_id WHERE c.user_id = ?1",
-                [&victim_id],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, String>(3)?, row.get::<_, String>(4)?, row.get::<_, String>(5)?)),
-            )
-            .unwrap()
-    };
+    let one = |sql: &str| -> String { instance.text(&sql.replace("$V", &victim_id)) };
+    let chunk_row = instance.row(&format!(
+        "SELECT k.id, start_message_id, end_message_id, message_ids, entity_ids, consolidation_id FROM chat_chunks k
+         JOIN chats c ON c.id = k.chat_id WHERE c.user_id = '{victim_id}'"
+    ));
+    let column = |index: usize| chunk_row[index].as_str().unwrap_or_else(|| panic!("{chunk_row:?}")).to_string();
+    let (chunk_id, start, end, ids, entities, folded) =
+        (column(0), column(1), column(2), column(3), column(4), column(5));
     let mine = |table: &str, id: &str| {
-        one(&format!(
-            "SELECT count(*) || '' FROM {table} t WHERE t.id = '{id}' AND {}",
+        instance.count_rows(&format!(
+            "SELECT count(*) FROM {table} t WHERE t.id = '{id}' AND {}",
             match table {
-                "characters" | "chats" => "t.user_id = '$V'".to_string(),
-                _ => "t.chat_id IN (SELECT id FROM chats WHERE user_id = '$V')".to_string(),
+                "characters" | "chats" => format!("t.user_id = '{victim_id}'"),
+                _ => format!("t.chat_id IN (SELECT id FROM chats WHERE user_id = '{victim_id}')"),
             }
-        )) == "1"
+        )) == 1
     };
     assert_ne!(chunk_id, chunk);
     for message in [&start, &end] {
@@ -527,9 +509,8 @@ fn h07_a_restore_under_new_ids_rewrites_every_id_column() {
 
 /// Finding 8: a chat naming a character that was not there kept the id, so whoever imported
 /// that id later owned the victim's chat's character — and deleting it deleted the chat.
-#[test]
-fn h08_a_dangling_reference_is_cleared_and_nobody_can_claim_it_later() {
-    let instance = Instance::start("hostile-08", &[]);
+fn h08_a_dangling_reference_is_cleared_and_nobody_can_claim_it_later(start: Start) {
+    let instance = start("hostile-08", &[]);
     let (victim, mallory) = (instance.account("victim"), instance.account("mallory"));
     let (character, chat) = (uuid(0x81), uuid(0x82));
     let status = import(
@@ -561,32 +542,27 @@ fn h08_a_dangling_reference_is_cleared_and_nobody_can_claim_it_later() {
         "complete"
     );
     let victim_id = instance.user_id(&victim);
-    let linked = count_rows(
-        &instance.data,
-        &format!("SELECT count(*) FROM chats WHERE user_id = '{victim_id}' AND character_id IS NOT NULL"),
-    );
+    let linked = instance
+        .count_rows(&format!("SELECT count(*) FROM chats WHERE user_id = '{victim_id}' AND character_id IS NOT NULL"));
     assert_eq!(linked, 0, "the victim's chat points at a character it never had");
-    let links = count_rows(
-        &instance.data,
-        &format!("SELECT count(*) FROM cortex_chat_links WHERE user_id = '{victim_id}' AND target_chat_id IS NOT NULL"),
-    );
+    let links = instance.count_rows(&format!(
+        "SELECT count(*) FROM cortex_chat_links WHERE user_id = '{victim_id}' AND target_chat_id IS NOT NULL"
+    ));
     assert_eq!(links, 0);
-    // With foreign keys on, the other account deleting its character leaves the chat.
-    let connection = rusqlite::Connection::open(instance.data.join("lvbak.sqlite")).unwrap();
-    connection.busy_timeout(Duration::from_secs(10)).unwrap();
-    connection.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    connection.execute("DELETE FROM characters WHERE id = ?1", [&character]).unwrap();
-    connection.execute("DELETE FROM chats WHERE id = ?1", [uuid(0x85)]).unwrap();
-    drop(connection);
-    let kept = count_rows(&instance.data, &format!("SELECT (SELECT count(*) FROM chats WHERE user_id = '{victim_id}') + (SELECT count(*) FROM messages WHERE chat_id = '{chat}') + (SELECT count(*) FROM cortex_chat_links WHERE user_id = '{victim_id}')"));
+    // With foreign keys on (SQLite's, as Lumiverse opens it), the other account deleting
+    // its character leaves the chat.
+    instance.execute(&format!(
+        "DELETE FROM characters WHERE id = '{character}'; DELETE FROM chats WHERE id = '{}'",
+        uuid(0x85)
+    ));
+    let kept = instance.count_rows(&format!("SELECT (SELECT count(*) FROM chats WHERE user_id = '{victim_id}') + (SELECT count(*) FROM messages WHERE chat_id = '{chat}') + (SELECT count(*) FROM cortex_chat_links WHERE user_id = '{victim_id}')"));
     assert_eq!(kept, 3, "the victim's chat, message and link");
 }
 
 /// Finding 9: a batch job cancelled before its commit left forward references naming
 /// another account's rows (they are settled only at the end).
-#[test]
-fn h09_a_cancelled_import_settles_its_references_as_a_commit_does() {
-    let instance = Instance::start("hostile-09", &[]);
+fn h09_a_cancelled_import_settles_its_references_as_a_commit_does(start: Start) {
+    let instance = start("hostile-09", &[]);
     let (mallory, victim) = (instance.account("mallory"), instance.account("victim"));
     let (character, chat) = (uuid(0x91), uuid(0x92));
     assert_eq!(
@@ -616,14 +592,13 @@ fn h09_a_cancelled_import_settles_its_references_as_a_commit_does() {
     );
     assert_eq!(instance.put_batch(&victim, &job, 2, &rows_batch("messages", 1, message.as_bytes())).status, 200);
     let victim_id = instance.user_id(&victim);
-    assert!(instance.eventually(20, || count_rows(
-        &instance.data,
-        &format!("SELECT count(*) FROM messages WHERE id = '{}'", uuid(0x96))
-    ) == 1));
+    assert!(instance
+        .eventually(20, || instance.count_rows(&format!("SELECT count(*) FROM messages WHERE id = '{}'", uuid(0x96)))
+            == 1));
     let cancelled = instance.call("POST", &format!("/api/v1/user-data/import/{job}/cancel"), &victim, b"");
     assert_eq!(cancelled.status, 200);
     assert_eq!(instance.wait_job(&victim, &job)["status"], "cancelled");
-    let foreign = count_rows(&instance.data, &format!(
+    let foreign = instance.count_rows(&format!(
         "SELECT (SELECT count(*) FROM images WHERE user_id = '{victim_id}' AND (owner_character_id = '{character}' OR owner_chat_id = '{chat}'))
               + (SELECT count(*) FROM messages WHERE id = '{}' AND parent_message_id IS NOT NULL)", uuid(0x96)));
     assert_eq!(foreign, 0, "the victim's rows name the other account's rows after a cancel");
@@ -782,9 +757,8 @@ fn h15_rows_are_charged_at_the_pages_they_take() {
 }
 
 /// Finding 16: the same file claimed 256 times was held (and counted) 256 times.
-#[test]
-fn h16_a_file_claimed_many_times_is_held_once() {
-    let instance = Instance::start("hostile-16", &[]);
+fn h16_a_file_claimed_many_times_is_held_once(start: Start) {
+    let instance = start("hostile-16", &[]);
     let (victim, mallory) = (instance.account("victim"), instance.account("mallory"));
     let name = format!("{}.png", uuid(0x161));
     let bytes = b"\x89PNG\r\n\x1a\n-not-really".to_vec();
@@ -814,9 +788,8 @@ fn h16_a_file_claimed_many_times_is_held_once() {
 
 /// The architecture issue's leftover from the hosting work: vectors an import wrote before
 /// it failed over its quota are taken back with its rows (they stayed, counted as kept).
-#[test]
-fn h17_vectors_written_before_a_quota_failure_are_taken_back_with_the_rows() {
-    let mut instance = Instance::start("hostile-17", &[("LVBAK_QUOTA", "1M")]);
+fn h17_vectors_written_before_a_quota_failure_are_taken_back_with_the_rows(start: Start) {
+    let mut instance = start("hostile-17", &[("LVBAK_QUOTA", "1M")]);
     let (bystander, mallory) = (instance.account("bystander"), instance.account("mallory"));
     assert_eq!(
         import(&instance, &bystander, 0x171, vec![table("world_books", &[json!({"id": uuid(0x172), "name": "w"})])])
@@ -824,14 +797,9 @@ fn h17_vectors_written_before_a_quota_failure_are_taken_back_with_the_rows() {
         "complete"
     );
     let mallory_id = instance.user_id(&mallory);
-    let data = instance.data.clone();
-    let usage = || {
-        count_rows(
-            &data,
-            &format!("SELECT coalesce((SELECT bytes FROM lvbak_usage WHERE user_id = '{mallory_id}'), 0)"),
-        )
-    };
-    let before = usage();
+    let usage_sql = format!("SELECT coalesce((SELECT bytes FROM lvbak_usage WHERE user_id = '{mallory_id}'), 0)");
+    let usage = |instance: &Instance| instance.count_rows(&usage_sql);
+    let before = usage(&instance);
     let config = json!({"provider": "openai-compatible", "model": "m", "dimension": 4});
     let names: Vec<String> = (0..20).map(|n| format!("connection_{n}_api_key")).collect();
     let archive_id = uuid(0x173);
@@ -873,17 +841,25 @@ fn h17_vectors_written_before_a_quota_failure_are_taken_back_with_the_rows() {
     let done = instance.commit(&mallory, &job, 5);
     assert_eq!(done.json()["code"], "quota_exceeded", "{}", String::from_utf8_lossy(&done.body));
     // Nothing of the import stays: no rows, no vectors, and the usage is what it was.
-    assert_eq!(
-        count_rows(&instance.data, &format!("SELECT count(*) FROM world_books WHERE user_id = '{mallory_id}'")),
-        0
-    );
+    assert_eq!(instance.count_rows(&format!("SELECT count(*) FROM world_books WHERE user_id = '{mallory_id}'")), 0);
     // The secrets that fitted before the quota ran out stay (they are not among the rows a
     // rollback takes back), counted; nothing else does.
-    let secrets = count_rows(&instance.data, &format!("SELECT coalesce(sum(length(key) + length(encrypted_value) + length(iv) + length(tag) + 64), 0) FROM secrets WHERE user_id = '{mallory_id}'"));
-    assert_eq!(usage(), before + secrets, "usage after the rollback");
+    let secrets = instance.count_rows(&format!("SELECT coalesce(sum(length(key) + length(encrypted_value) + length(iv) + length(tag) + 64), 0) FROM secrets WHERE user_id = '{mallory_id}'"));
+    assert_eq!(usage(&instance), before + secrets, "usage after the rollback");
     // What the account keeps, counted again from the disk (rows, files and every vector the
     // store holds for it), is what was charged: no vector stayed behind uncounted.
-    let charged = usage();
+    let charged = usage(&instance);
     instance.restart_recounting();
-    assert_eq!(usage(), charged, "the recount found what the rollback left");
+    assert_eq!(usage(&instance), charged, "the recount found what the rollback left");
 }
+
+on_each_backend!(
+    h01_a_shared_archive_never_sends_an_accounts_key_or_texts_anywhere,
+    h02_the_remap_lookup_cache_is_bounded_in_bytes,
+    h05_secrets_count_against_the_quota_and_come_once,
+    h07_a_restore_under_new_ids_rewrites_every_id_column,
+    h08_a_dangling_reference_is_cleared_and_nobody_can_claim_it_later,
+    h09_a_cancelled_import_settles_its_references_as_a_commit_does,
+    h16_a_file_claimed_many_times_is_held_once,
+    h17_vectors_written_before_a_quota_failure_are_taken_back_with_the_rows,
+);

@@ -1,7 +1,11 @@
 //! A real `lvbak serve` process on 127.0.0.1 over a scratch data directory, with what the
 //! hosting tests need around it: accounts made with the real CLI, calls with a bearer
 //! token, job polling, archives built by code, batch uploads, and the server's memory and
-//! threads from /proc.
+//! threads from /proc. An instance keeps accounts and rows in its data directory's SQLite
+//! file (`Instance::start`) or in a PostgreSQL database of its own
+//! (`Instance::start_on_postgres`, on `lvbak_tests::postgres_server`'s cluster); the
+//! tests read either through `count_rows`, `text` and `row`, and `on_each_backend!` runs
+//! a test body as `name::sqlite` and `name::postgres`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,6 +14,7 @@ use std::time::{Duration, Instant};
 use lvbak_core::batch::{deflate_ndjson, Batch};
 use lvbak_core::FileBucket;
 use lvbak_core::{Archive, Limits};
+use lvbak_tests::postgres_server::{test_database, TestDatabase};
 use lvbak_tests::zipcraft::{RawEntry, RawZip};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -22,7 +27,37 @@ pub struct Instance {
     pub data: PathBuf,
     pub server: Server,
     env: Vec<(String, String)>,
+    /// The PostgreSQL database accounts and rows live in (`None`: the SQLite file); dropped
+    /// after the server is killed.
+    database: Option<TestDatabase>,
 }
+
+/// How a test starts its instance: [`Instance::start`] or [`Instance::start_on_postgres`].
+pub type Start = fn(&str, &[(&str, &str)]) -> Instance;
+
+/// The variable `lvbak serve` and every subcommand take the PostgreSQL database from.
+const DATABASE_URL_VARIABLE: &str = "LVBAK_DATABASE_URL";
+
+/// Runs each named test body, a `fn(Start)`, on both backends: `name::sqlite` and
+/// `name::postgres`.
+macro_rules! on_each_backend {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name($crate::support::Instance::start)
+                }
+
+                #[test]
+                fn postgres() {
+                    super::$name($crate::support::Instance::start_on_postgres)
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_each_backend;
 
 impl Instance {
     /// A fresh data directory and a server over it, with `env` (`LVBAK_HOSTING`...).
@@ -32,12 +67,24 @@ impl Instance {
         std::fs::create_dir_all(&data).unwrap();
         let server = Server::start_with(&data, env);
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Self { dir, data, server, env }
+        Self { dir, data, server, env, database: None }
+    }
+
+    /// The same with accounts and rows in a fresh PostgreSQL database (`LVBAK_DATABASE_URL`
+    /// for the server and the CLI); files stay in the data directory (or `env`'s object
+    /// store).
+    pub fn start_on_postgres(label: &str, env: &[(&str, &str)]) -> Self {
+        let database = test_database();
+        let mut all = env.to_vec();
+        all.push((DATABASE_URL_VARIABLE, &database.url));
+        let mut instance = Self::start(&format!("{label}-pg"), &all);
+        instance.database = Some(database);
+        instance
     }
 
     /// An instance around a server started elsewhere (over a data directory of the test's).
     pub fn adopt(dir: PathBuf, data: PathBuf, server: Server) -> Self {
-        Self { dir, data, server, env: Vec::new() }
+        Self { dir, data, server, env: Vec::new(), database: None }
     }
 
     /// Kills the server (SIGKILL) and starts it again over the same data, with the same
@@ -53,10 +100,82 @@ impl Instance {
     /// every account's use is counted again from what the disk holds.
     pub fn restart_recounting(&mut self) {
         self.server.kill();
-        let connection = rusqlite::Connection::open(self.data.join("lvbak.sqlite")).unwrap();
-        connection.execute("DELETE FROM lvbak_meta WHERE key = 'usage_formula'", []).unwrap();
-        drop(connection);
+        self.execute("DELETE FROM lvbak_meta WHERE key = 'usage_formula'");
         self.restart();
+    }
+
+    /// The first row `sql` answers, read beside the server (which keeps running) from
+    /// whichever database it keeps rows in: integers, reals, text and NULL as JSON values.
+    pub fn row(&self, sql: &str) -> Vec<Value> {
+        match &self.database {
+            None => {
+                let connection = rusqlite::Connection::open_with_flags(
+                    self.data.join("lvbak.sqlite"),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .unwrap();
+                connection.busy_timeout(Duration::from_secs(10)).unwrap();
+                connection
+                    .query_row(sql, [], |row| {
+                        (0..row.as_ref().column_count())
+                            .map(|index| {
+                                Ok(match row.get_ref(index)? {
+                                    rusqlite::types::ValueRef::Null => Value::Null,
+                                    rusqlite::types::ValueRef::Integer(integer) => integer.into(),
+                                    rusqlite::types::ValueRef::Real(real) => real.into(),
+                                    rusqlite::types::ValueRef::Text(text) => {
+                                        String::from_utf8_lossy(text).into_owned().into()
+                                    }
+                                    rusqlite::types::ValueRef::Blob(_) => panic!("a blob from {sql}"),
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_else(|error| panic!("{sql}: {error}"))
+            }
+            Some(database) => on_postgres(database, |client| async move {
+                use tokio_postgres::types::Type;
+                let row = client.query_one(sql, &[]).await?;
+                Ok((0..row.len())
+                    .map(|index| match row.columns()[index].type_() {
+                        &Type::INT8 => row.get::<_, Option<i64>>(index).into(),
+                        &Type::INT4 => row.get::<_, Option<i32>>(index).into(),
+                        &Type::INT2 => row.get::<_, Option<i16>>(index).into(),
+                        &Type::FLOAT8 => row.get::<_, Option<f64>>(index).into(),
+                        &Type::TEXT | &Type::VARCHAR | &Type::NAME => row.get::<_, Option<String>>(index).into(),
+                        other => panic!("{sql}: a column of type {other} (cast it)"),
+                    })
+                    .collect())
+            })
+            .unwrap_or_else(|error| panic!("{sql}: {error}")),
+        }
+    }
+
+    /// The number (an integer) `sql` answers first; see [`Instance::row`].
+    pub fn count_rows(&self, sql: &str) -> i64 {
+        let row = self.row(sql);
+        row[0].as_i64().unwrap_or_else(|| panic!("{sql} answered {row:?}"))
+    }
+
+    /// The text `sql` answers first; see [`Instance::row`].
+    pub fn text(&self, sql: &str) -> String {
+        let row = self.row(sql);
+        row[0].as_str().unwrap_or_else(|| panic!("{sql} answered {row:?}")).to_string()
+    }
+
+    /// Runs statements on the instance's database, as another program sharing it would (on
+    /// SQLite with foreign keys on, as Lumiverse opens it).
+    pub fn execute(&self, sql: &str) {
+        match &self.database {
+            None => {
+                let connection = rusqlite::Connection::open(self.data.join("lvbak.sqlite")).unwrap();
+                connection.busy_timeout(Duration::from_secs(10)).unwrap();
+                connection.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+                connection.execute_batch(sql).unwrap_or_else(|error| panic!("{sql}: {error}"));
+            }
+            Some(database) => on_postgres(database, |client| async move { client.batch_execute(sql).await })
+                .unwrap_or_else(|error| panic!("{sql}: {error}")),
+        }
     }
 
     pub fn address(&self) -> &str {
@@ -69,12 +188,15 @@ impl Instance {
         self.run_lvbak(&["user", "add", name, "--password", &password, "--data-dir", self.data.to_str().unwrap()]);
     }
 
-    /// Runs the CLI over this instance's storage: its object store too, if it has one.
+    /// Runs the CLI over this instance's storage: its object store and its PostgreSQL
+    /// database too, if it has them.
     pub fn run_lvbak(&self, args: &[&str]) {
         let storage: Vec<(String, String)> = self
             .env
             .iter()
-            .filter(|(name, _)| name == "LVBAK_OBJECT_STORE" || name.starts_with("AWS_"))
+            .filter(|(name, _)| {
+                name == "LVBAK_OBJECT_STORE" || name == DATABASE_URL_VARIABLE || name.starts_with("AWS_")
+            })
             .cloned()
             .collect();
         run_lvbak_with(args, &storage);
@@ -299,7 +421,26 @@ pub fn file_batch(bucket: &str, name: &str, offset: u64, size: u64, bytes: &[u8]
     Batch::FileChunk { bucket, name: name.into(), offset, size, bytes: bytes.to_vec() }.encode().unwrap()
 }
 
-/// Rows of the server's database, read beside it (the server keeps running).
+/// On a connection of its own to `database` (and a runtime of this thread's own), `work`.
+fn on_postgres<T, F>(
+    database: &TestDatabase,
+    work: impl FnOnce(tokio_postgres::Client) -> F,
+) -> Result<T, tokio_postgres::Error>
+where
+    F: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (client, connection) = database.config.connect(tokio_postgres::NoTls).await?;
+        let connection = tokio::spawn(connection);
+        let answer = work(client).await;
+        let _ = connection.await;
+        answer
+    })
+}
+
+/// Rows of a data directory's SQLite database, read beside the server (which keeps
+/// running): for a data directory without its `Instance`, or SQLite's own questions.
 pub fn count_rows(data: &Path, sql: &str) -> i64 {
     let connection =
         rusqlite::Connection::open_with_flags(data.join("lvbak.sqlite"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
