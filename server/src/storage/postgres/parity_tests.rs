@@ -2,7 +2,8 @@
 //! imported through the import engine into a store of each backend (a fresh account, and a
 //! second account whose every id is the first's, so that everything is copied under new
 //! ids), then exported through the export engine, give the same archives — every table
-//! entry line for line, every file byte for byte — and the same import summaries.
+//! entry line for line, every file byte for byte — the same import summaries, and the same
+//! restore previews before and after each import.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -45,6 +46,14 @@ fn import(store: &Store, user: &str, archive: &[u8]) -> serde_json::Value {
     import_archive(&mut session, &mut archive, None, None).unwrap();
     let summary = session.finish().unwrap();
     serde_json::to_value(lvbak_core::protocol::SummaryReport::from(&summary)).unwrap()
+}
+
+/// What restoring `archive` into `user`'s account would do (`lvbak import --dry-run`), as
+/// JSON.
+fn preview(store: &Store, user: &str, archive: &[u8]) -> serde_json::Value {
+    let mut archive = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
+    let preview = crate::import::preview::preview_archive(store, user, &mut archive, None).unwrap();
+    serde_json::to_value(preview).unwrap()
 }
 
 /// Every entry of `user`'s export (fixed archive id and time), by name.
@@ -168,8 +177,17 @@ async fn rows_on_postgres_export_as_rows_on_sqlite_do() {
             let (first, second, alice_export, bob_export) = {
                 let (store, archive, alice, bob) = (store.clone(), archive.clone(), alice.clone(), bob.clone());
                 tokio::task::spawn_blocking(move || {
+                    // Previews before and after: all new; the holder's own rows unchanged,
+                    // another account's ids copied, and the copies unchanged.
+                    let mut previews = vec![preview(&store, &alice.id, &archive)];
                     let first = import(&store, &alice.id, &archive);
+                    previews.push(preview(&store, &alice.id, &archive));
+                    previews.push(preview(&store, &bob.id, &archive));
                     let second = import(&store, &bob.id, &archive);
+                    previews.push(preview(&store, &bob.id, &archive));
+                    assert_ne!(previews[0], previews[1], "an import changes what a preview sees");
+                    assert_ne!(previews[1], previews[2], "another account sees the holder's ids as ones to copy");
+                    let first = serde_json::json!({"summary": first, "previews": previews});
                     (first, second, export(&store, &alice), export(&store, &bob))
                 })
                 .await
@@ -180,7 +198,7 @@ async fn rows_on_postgres_export_as_rows_on_sqlite_do() {
             exports.push((first, second, alice_export, with_copies_named(bob_export, &copies)));
         }
         let (sqlite_run, postgres_run) = (&exports[0], &exports[1]);
-        assert_eq!(sqlite_run.0, postgres_run.0, "{name}: the first import's summary");
+        assert_eq!(sqlite_run.0, postgres_run.0, "{name}: the first import's summary and the previews");
         assert_eq!(sqlite_run.1, postgres_run.1, "{name}: the second import's summary");
         assert_same(
             &format!("{name}, first account"),
