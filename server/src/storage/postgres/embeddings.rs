@@ -396,10 +396,9 @@ impl PostgresStores {
     /// characters of its parts and 64. One reading of the database (a repeatable-read
     /// transaction), rows read a chunk at a time, texts as their lengths.
     pub(crate) async fn rows_usage_by_user(&self) -> DbResult<HashMap<String, u64>> {
-        let (shapes, charges) =
-            tokio::task::spawn_blocking(|| Ok::<_, DbError>((schema::describe()?, schema::row_charges()?)))
-                .await
-                .map_err(|stopped| DbError::Invalid(format!("reading SQLite's table shapes stopped: {stopped}")))??;
+        let shapes = tokio::task::spawn_blocking(schema::shapes)
+            .await
+            .map_err(|stopped| DbError::Invalid(format!("reading SQLite's table shapes stopped: {stopped}")))??;
         let mut client = self.client().await?;
         let transaction = client
             .build_transaction()
@@ -409,11 +408,9 @@ impl PostgresStores {
             .await?;
         let mut usage: HashMap<String, u64> = HashMap::new();
         for spec in TABLES {
-            let shape = shapes
-                .iter()
-                .find(|shape| shape.name == spec.name)
-                .ok_or_else(|| DbError::Invalid(format!("{}: no shape of the table", spec.name)))?;
-            let charge = charges
+            let shape = shapes.table(spec.name)?;
+            let charge = shapes
+                .charges
                 .get(spec.name)
                 .ok_or_else(|| DbError::Invalid(format!("{}: no charge of the table", spec.name)))?;
             let (owner, join) = match spec.ownership {

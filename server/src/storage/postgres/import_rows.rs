@@ -18,7 +18,6 @@ mod insert;
 mod preview;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
 
 use lvbak_core::protocol::TableCounts;
 use lvbak_core::registry::{id_text_columns, table_spec, Ownership, TableSpec};
@@ -32,24 +31,8 @@ use crate::policy::quota::Usage;
 use crate::policy::rows::{check_row, AlignedRow, LiveColumn, RowRules};
 use crate::storage::lookup_cache::LookupCache;
 use crate::storage::sqlite::charge::RowCharge;
-use crate::storage::sqlite::schema::{Affinity, StoredValues, TableShape};
+use crate::storage::sqlite::schema::{shapes, Affinity, StoredValues};
 use crate::storage::sqlite::{quoted, DbError, DbResult};
-
-/// The registry tables' shapes and charges, worked out once per process.
-struct Shapes {
-    tables: HashMap<&'static str, TableShape>,
-    charges: HashMap<&'static str, RowCharge>,
-}
-
-fn shapes() -> DbResult<&'static Shapes> {
-    static SHAPES: OnceLock<Shapes> = OnceLock::new();
-    if let Some(shapes) = SHAPES.get() {
-        return Ok(shapes);
-    }
-    let tables = crate::storage::sqlite::schema::describe()?.into_iter().map(|shape| (shape.name, shape)).collect();
-    let charges = crate::storage::sqlite::schema::row_charges()?;
-    Ok(SHAPES.get_or_init(|| Shapes { tables, charges }))
-}
 
 /// What one table's rows need: the rules, the charge, the columns' affinities.
 #[derive(Clone, Debug)]
@@ -230,8 +213,7 @@ impl PostgresRowApplier {
             return Ok(plan.clone());
         }
         let shapes = shapes()?;
-        let shape =
-            shapes.tables.get(spec.name).ok_or_else(|| DbError::Invalid(format!("{} has no shape", spec.name)))?;
+        let shape = shapes.table(spec.name)?;
         let columns: Vec<LiveColumn> = shape
             .columns
             .iter()

@@ -7,17 +7,14 @@ use tokio_postgres::types::ToSql;
 
 use super::values::{odd_object, place, Typed};
 use super::PostgresStores;
-use crate::storage::sqlite::schema::{describe, StoredValues};
+use crate::storage::sqlite::schema::{shapes, StoredValues};
 use crate::storage::sqlite::{quoted, DbError, DbResult};
 
 impl PostgresStores {
     /// Inserts rows given as JSON objects (keys are columns) into the registry table
     /// `table`, in one transaction; how many.
     pub(crate) async fn insert_rows(&self, table: &str, rows: &[Map<String, Value>]) -> DbResult<u64> {
-        let shape = describe()?
-            .into_iter()
-            .find(|shape| shape.name == table)
-            .ok_or_else(|| DbError::Invalid(format!("{table} is not a registry table")))?;
+        let shape = shapes()?.table(table)?;
         let stored_values = StoredValues::new()?;
         let mut statements = Vec::with_capacity(rows.len());
         for row in rows {

@@ -1,5 +1,5 @@
 //! Lumiverse's row tables in PostgreSQL, built from the shape SQLite's migrations give them
-//! (`sqlite::schema::describe`), so both backends have the same tables and columns by
+//! (`sqlite::schema::shapes`), so both backends have the same tables and columns by
 //! construction: brought up to date at every start (tables created, columns added, indexes
 //! made, each only if missing), under the migration lock.
 //!
@@ -133,9 +133,8 @@ pub(crate) fn expression_indexes() -> Vec<String> {
 
 /// Brings every registry table up to date (called under the migration lock).
 pub(crate) async fn ensure(client: &tokio_postgres::Client) -> DbResult<()> {
-    let shapes = crate::storage::sqlite::schema::describe()?;
     let mut sql = Vec::new();
-    for shape in &shapes {
+    for shape in &crate::storage::sqlite::schema::shapes()?.tables {
         let owner = lvbak_core::registry::table_spec(shape.name).map(|spec| match spec.ownership {
             lvbak_core::registry::Ownership::Direct { column } => column,
             lvbak_core::registry::Ownership::Parent { column, .. } => column,
@@ -174,8 +173,8 @@ mod tests {
     /// Every registry table's statements can be made: every default has a PostgreSQL form.
     #[test]
     fn every_table_has_statements() {
-        for shape in crate::storage::sqlite::schema::describe().unwrap() {
-            let statements = statements(&shape, Some("user_id")).unwrap();
+        for shape in &crate::storage::sqlite::schema::shapes().unwrap().tables {
+            let statements = statements(shape, Some("user_id")).unwrap();
             assert!(statements[0].starts_with("CREATE TABLE IF NOT EXISTS"), "{}", shape.name);
         }
         assert!(index_name(&"t".repeat(80), &["a"]).len() <= 63);

@@ -5,7 +5,7 @@
 //!
 //! Rows are streamed through a server-side cursor, [`FETCH_ROWS`] at a time, so a table of
 //! millions of rows is read in bounded memory. Each row is handed out with the table's
-//! registry columns in SQLite's order (`sqlite::schema::describe`), never `lvbak_import` or
+//! registry columns in SQLite's order (`sqlite::schema::shapes`), never `lvbak_import` or
 //! `lvbak_odd`; a value is its typed column's, or, where that is NULL, the one the row's
 //! `lvbak_odd` keeps for the column (`postgres::values`): the value SQLite would have stored.
 //!
@@ -17,7 +17,6 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
 
 use lvbak_core::closure::RowKey;
 use lvbak_core::registry::{table_spec, Ownership, TableSpec, TABLES};
@@ -30,29 +29,18 @@ use super::row_tables::ODD_COLUMN;
 use super::values::read_odd;
 use super::{BlockingClient, PostgresStores};
 use crate::storage::backend::row_snapshot::{Flow, RowSnapshot, RowValue, StoredRow};
-use crate::storage::sqlite::schema::{describe, Affinity, StoredValue, StoredValues, TableShape};
+use crate::storage::sqlite::schema::{shapes, Affinity, StoredValue, StoredValues, TableShape};
 use crate::storage::sqlite::{quoted, DbError, DbResult};
 
 /// Rows fetched from a cursor at a time: what one reading holds in memory at most.
 const FETCH_ROWS: usize = 2000;
-
-/// The registry tables' shapes, described once per process (describing runs SQLite's
-/// migrations in memory).
-fn shapes() -> DbResult<&'static [TableShape]> {
-    static SHAPES: OnceLock<Vec<TableShape>> = OnceLock::new();
-    if let Some(shapes) = SHAPES.get() {
-        return Ok(shapes);
-    }
-    let described = describe()?;
-    Ok(SHAPES.get_or_init(|| described))
-}
 
 impl PostgresStores {
     /// A snapshot of every account's rows as they are now (see [`PostgresRowSnapshot`]), on
     /// one of the pool's connections, kept until it is dropped. Blocking: call it from a
     /// thread of its own, never from async code.
     pub(crate) fn row_snapshot(&self) -> DbResult<PostgresRowSnapshot> {
-        let shapes = shapes()?;
+        let shapes = shapes()?.tables.as_slice();
         let connection = self.blocking_client()?;
         // The transaction's moment is taken by its first statement, so one runs at once:
         // rows committed after this returns are not seen.

@@ -10,13 +10,12 @@ use lvbak_core::registry::{table_spec, TableSpec};
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
 
-use super::shapes;
 use crate::config::HostingLimits;
 use crate::storage::backend::row_snapshot::{RowSnapshot, RowValue};
 use crate::storage::postgres::row_tables::ODD_COLUMN;
 use crate::storage::postgres::values::{odd_object, place, Typed};
 use crate::storage::postgres::PostgresStores;
-use crate::storage::sqlite::schema::StoredValues;
+use crate::storage::sqlite::schema::{shapes, StoredValues};
 use crate::storage::sqlite::{quoted, Database};
 use crate::storage::AccountStore;
 use crate::test_support::postgres_cluster::{test_database, TestDatabase};
@@ -93,7 +92,7 @@ impl Both {
 /// Writes rows to PostgreSQL as an import does: each value as SQLite would store it in its
 /// column, in the typed column or the row's odd object.
 async fn insert_as_imported(stores: &PostgresStores, table: &str, rows: &[Value]) {
-    let shape = shapes().unwrap().iter().find(|shape| shape.name == table).unwrap();
+    let shape = shapes().unwrap().table(table).unwrap();
     let mut statements = Vec::new();
     {
         let converter = StoredValues::new().unwrap();
@@ -292,15 +291,8 @@ async fn owned_rows_are_sqlites() {
         assert_eq!(ids(&in_key_order(table, postgres.clone())), *ids_wanted, "{table} of {user}");
         assert_eq!(in_key_order(table, postgres.clone()), in_key_order(table, sqlite), "{table} of {user}");
         assert_eq!((postgres_count, sqlite_count), (ids_wanted.len() as u64, ids_wanted.len() as u64));
-        let described: Vec<String> = shapes()
-            .unwrap()
-            .iter()
-            .find(|shape| shape.name == *table)
-            .unwrap()
-            .columns
-            .iter()
-            .map(|c| c.name.clone())
-            .collect();
+        let described: Vec<String> =
+            shapes().unwrap().table(table).unwrap().columns.iter().map(|c| c.name.clone()).collect();
         assert_eq!(postgres[0].0, described, "{table}: the registry columns, in SQLite's order");
     }
     // The odd values, as SQLite stored them.

@@ -1,5 +1,5 @@
 //! The registry tables as SQLite's migrations shape them, for another backend to build the
-//! same tables from ([`describe`]: columns with their affinity, NOT NULL, default and key
+//! same tables from ([`shapes`]: columns with their affinity, NOT NULL, default and key
 //! position, and the indexes), and the value SQLite stores for an archive's JSON value in a
 //! column of a given affinity ([`StoredValues`]), so that a second backend keeps, and an
 //! export writes back, exactly what SQLite would have.
@@ -60,10 +60,41 @@ pub(crate) struct TableShape {
     pub(crate) indexes: Vec<IndexShape>,
 }
 
-/// The registry tables as the migrations leave them, in registry order.
-pub(crate) fn describe() -> DbResult<Vec<TableShape>> {
+/// The registry tables as SQLite's migrations shape them, in registry order, and what a
+/// row of each counts for against the quota as SQLite stores it (`charge::RowCharge`, the
+/// one formula every backend charges by, for rows aligned with the table's columns).
+pub(crate) struct RegistryShapes {
+    pub(crate) tables: Vec<TableShape>,
+    pub(crate) charges: std::collections::HashMap<&'static str, super::charge::RowCharge>,
+}
+
+impl RegistryShapes {
+    /// The shape of the registry table `name`.
+    pub(crate) fn table(&self, name: &str) -> DbResult<&TableShape> {
+        self.tables
+            .iter()
+            .find(|shape| shape.name == name)
+            .ok_or_else(|| DbError::Invalid(format!("{name} is not a registry table")))
+    }
+}
+
+/// The registry's shapes, worked out once per process (it runs the migrations in memory):
+/// what PostgreSQL's tables are built from, its rows are read and written by, and charged by.
+pub(crate) fn shapes() -> DbResult<&'static RegistryShapes> {
+    static SHAPES: std::sync::OnceLock<RegistryShapes> = std::sync::OnceLock::new();
+    if let Some(shapes) = SHAPES.get() {
+        return Ok(shapes);
+    }
     let connection = super::migrations::in_memory()?;
-    TABLES.iter().map(|spec| describe_table(&connection, spec.name)).collect()
+    let mut tables = Vec::with_capacity(TABLES.len());
+    let mut charges = std::collections::HashMap::new();
+    for spec in TABLES {
+        let shape = describe_table(&connection, spec.name)?;
+        let names: Vec<String> = shape.columns.iter().map(|column| column.name.clone()).collect();
+        charges.insert(spec.name, super::charge::RowCharge::of(&connection, spec.name, &names)?);
+        tables.push(shape);
+    }
+    Ok(SHAPES.get_or_init(|| RegistryShapes { tables, charges }))
 }
 
 fn describe_table(connection: &Connection, name: &'static str) -> DbResult<TableShape> {
@@ -100,21 +131,6 @@ fn describe_table(connection: &Connection, name: &'static str) -> DbResult<Table
         }
     }
     Ok(TableShape { name, columns, indexes })
-}
-
-/// What a row of each registry table counts for against the quota, as SQLite stores it
-/// (`charge::RowCharge`, the one formula every backend charges by), for rows aligned with
-/// the table's columns as [`describe`] lists them.
-pub(crate) fn row_charges() -> DbResult<std::collections::HashMap<&'static str, super::charge::RowCharge>> {
-    let connection = super::migrations::in_memory()?;
-    TABLES
-        .iter()
-        .map(|spec| {
-            let shape = describe_table(&connection, spec.name)?;
-            let names: Vec<String> = shape.columns.iter().map(|column| column.name.clone()).collect();
-            Ok((spec.name, super::charge::RowCharge::of(&connection, spec.name, &names)?))
-        })
-        .collect()
 }
 
 /// A value as SQLite stores it, owned.
@@ -219,9 +235,10 @@ mod tests {
     /// Every registry table is described, keyed, with only the three affinities.
     #[test]
     fn every_registry_table_is_described() {
-        let tables = describe().unwrap();
+        let tables = &shapes().unwrap().tables;
         assert_eq!(tables.len(), TABLES.len());
-        for table in &tables {
+        assert_eq!(shapes().unwrap().charges.len(), TABLES.len());
+        for table in tables {
             assert!(table.columns.iter().any(|column| column.primary_key > 0), "{}", table.name);
         }
         let sessions = tables.iter().find(|table| table.name == "dream_weaver_sessions").unwrap();
