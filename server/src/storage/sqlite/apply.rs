@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use lvbak_core::protocol::TableCounts;
-use lvbak_core::registry::{table_spec, Ownership, ReferenceRule, ResetValue, TableSpec, TABLES};
+use lvbak_core::registry::{table_spec, Ownership, ReferenceRule, TableSpec, TABLES};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::Value;

@@ -15,6 +15,27 @@ pub use crate::storage::backend::{SourceKind, SourceRow};
 pub const WORLD_BOOK_DESIRED_STATUS: &str = "CASE WHEN vectorized = 1 AND disabled = 0 \
      AND length(trim(COALESCE(content, ''))) > 0 THEN 'pending' ELSE 'not_enabled' END";
 
+/// `SET`'s assignments that make a row of `spec` wait for a vector again when an import did
+/// not restore its vector (the registry's `revectorize` resets, FORMAT §3): plain SQL both
+/// backends run.
+pub(crate) fn revectorize_assignments(spec: &lvbak_core::registry::TableSpec) -> String {
+    use lvbak_core::registry::ResetValue;
+    let assignments: Vec<String> = spec
+        .revectorize
+        .iter()
+        .map(|(column, value)| {
+            let value = match value {
+                ResetValue::Null => "NULL".to_string(),
+                ResetValue::Integer(number) => number.to_string(),
+                ResetValue::Text(text) => format!("'{}'", text.replace('\'', "''")),
+                ResetValue::WorldBookDesiredStatus => WORLD_BOOK_DESIRED_STATUS.to_string(),
+            };
+            format!("{} = {value}", super::quoted(column))
+        })
+        .collect();
+    assignments.join(", ")
+}
+
 /// Takes one row out of a user's queue (`?1` user, `?2` source type, `?3` row id).
 const DEQUEUE: &str = "DELETE FROM lvbak_embedding_queue WHERE user_id = ?1 AND source = ?2 AND row_id = ?3";
 

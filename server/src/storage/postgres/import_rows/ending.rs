@@ -3,7 +3,7 @@
 //! every row after a crash), rows marked for re-vectorization, the vectors it recorded, or
 //! the whole import taken back — each found by the import's number, `lvbak_import`.
 
-use lvbak_core::registry::{id_text_columns, table_spec, ReferenceRule, ResetValue, TableSpec, TABLES};
+use lvbak_core::registry::{id_text_columns, table_spec, ReferenceRule, TableSpec, TABLES};
 
 use super::{owned_condition, quoted, DbResult, PostgresRowApplier};
 
@@ -165,25 +165,10 @@ impl PostgresRowApplier {
         self.commit()?;
         let mut marked = 0;
         for spec in TABLES.iter().filter(|spec| !spec.revectorize.is_empty()) {
-            let assignments: Vec<String> = spec
-                .revectorize
-                .iter()
-                .map(|(column, value)| {
-                    let value = match value {
-                        ResetValue::Null => "NULL".to_string(),
-                        ResetValue::Integer(number) => number.to_string(),
-                        ResetValue::Text(text) => format!("'{}'", text.replace('\'', "''")),
-                        ResetValue::WorldBookDesiredStatus => {
-                            crate::storage::sqlite::embeddings::WORLD_BOOK_DESIRED_STATUS.to_string()
-                        }
-                    };
-                    format!("{} = {value}", quoted(column))
-                })
-                .collect();
             let sql = format!(
                 "UPDATE {} AS t SET {} WHERE {} AND {}",
                 quoted(spec.name),
-                assignments.join(", "),
+                crate::storage::sqlite::embeddings::revectorize_assignments(spec),
                 self.added_condition("t"),
                 owned_condition(spec, "t", 1),
             );

@@ -187,26 +187,11 @@ impl RowApplier {
         self.commit()?;
         let mut marked = 0;
         for spec in TABLES.iter().filter(|spec| !spec.revectorize.is_empty()) {
-            let assignments: Vec<String> = spec
-                .revectorize
-                .iter()
-                .map(|(column, value)| {
-                    let value = match value {
-                        ResetValue::Null => "NULL".to_string(),
-                        ResetValue::Integer(number) => number.to_string(),
-                        ResetValue::Text(text) => format!("'{}'", text.replace('\'', "''")),
-                        ResetValue::WorldBookDesiredStatus => {
-                            crate::storage::sqlite::embeddings::WORLD_BOOK_DESIRED_STATUS.to_string()
-                        }
-                    };
-                    format!("{} = {value}", quoted(column))
-                })
-                .collect();
             let before = self.rowids_before.get(spec.name).copied().unwrap_or(i64::MAX);
             let sql = format!(
                 "UPDATE {} AS t SET {} WHERE t.rowid > ?2 AND {}",
                 quoted(spec.name),
-                assignments.join(", "),
+                crate::storage::sqlite::embeddings::revectorize_assignments(spec),
                 owned_condition(spec, "t", 1),
             );
             marked += self.in_turn(WriteKind::Bulk, |connection, user_id| {
