@@ -13,6 +13,7 @@ mod compat;
 mod embeddings;
 mod export;
 mod import;
+mod nodes;
 mod page_restore;
 mod plans;
 mod schema;
