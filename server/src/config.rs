@@ -30,12 +30,23 @@ pub struct DataDirArg {
     /// Without it, they live in the data directory's SQLite database.
     #[arg(long = "database-url", env = "LVBAK_DATABASE_URL")]
     pub database_url: Option<DatabaseUrl>,
+    /// The instance's identity key (which stored API keys are sealed under), the same file
+    /// on every node of an instance; without it, the data directory's `identity.key`
+    /// (made on first start).
+    #[arg(long = "identity-key-file", env = "LVBAK_IDENTITY_KEY_FILE")]
+    pub identity_key_file: Option<PathBuf>,
 }
 
 impl DataDirArg {
-    /// Opens what these name (see `Store::open_with`).
+    /// Opens what these name (see `Store::open_with_identity`).
     pub async fn open_store(&self) -> anyhow::Result<Store> {
-        Store::open_with(&self.data_dir, self.object_store.as_ref(), self.database_url.as_ref()).await
+        Store::open_with_identity(
+            &self.data_dir,
+            self.object_store.as_ref(),
+            self.database_url.as_ref(),
+            self.identity_key_file.as_deref(),
+        )
+        .await
     }
 }
 

@@ -34,6 +34,22 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 impl IdentityKey {
+    /// Reads a key file that must exist (the one every node of an instance is given).
+    pub fn load(path: &Path) -> io::Result<Self> {
+        OpenOptions::new().read(true).open(path)?;
+        Self::load_or_create(path)
+    }
+
+    /// A digest that tells keys apart without telling anything of the key (SHA-256 of a
+    /// label and the key), which the nodes of an instance compare.
+    pub fn check_value(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut digest = Sha256::new();
+        digest.update(b"lvbak identity key check\n");
+        digest.update(*self.key);
+        hex::encode(digest.finalize())
+    }
+
     /// Reads the key file, or creates it (0600) if there is none.
     pub fn load_or_create(path: &Path) -> io::Result<Self> {
         match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {

@@ -34,7 +34,7 @@ pub use identity::IdentityKey;
 pub use object_storage::ObjectStoreUrl;
 use object_storage::{files::ObjectFileStore, ObjectStorage};
 pub use postgres::DatabaseUrl;
-use postgres::PostgresStores;
+use postgres::{ClusterVectorWrites, PostgresStores};
 pub use sqlite::Database;
 use sqlite::SqliteStores;
 pub use vectors::VectorStore;
@@ -93,6 +93,20 @@ impl Store {
         object_store: Option<&ObjectStoreUrl>,
         database: Option<&DatabaseUrl>,
     ) -> anyhow::Result<Self> {
+        Self::open_with_identity(data_dir, object_store, database, None).await
+    }
+
+    /// The same, with the identity key read from `identity_file` (which must exist) instead
+    /// of the data directory's `identity.key`: every node of an instance is given the same.
+    /// With PostgreSQL, a digest of the key (never the key) is recorded by the first node,
+    /// and a node with another key is refused: the API keys one node stored would not open
+    /// on it.
+    pub async fn open_with_identity(
+        data_dir: &Path,
+        object_store: Option<&ObjectStoreUrl>,
+        database: Option<&DatabaseUrl>,
+        identity_file: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         use std::os::unix::fs::PermissionsExt;
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
         std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -110,7 +124,22 @@ impl Store {
             None => None,
         };
         let identity =
-            IdentityKey::load_or_create(&data_dir.join("identity.key")).context("cannot read the identity key")?;
+            match identity_file {
+                Some(path) => IdentityKey::load(path)
+                    .with_context(|| format!("cannot read the identity key {}", path.display()))?,
+                None => IdentityKey::load_or_create(&data_dir.join("identity.key"))
+                    .context("cannot read the identity key")?,
+            };
+        if let Some(postgres) = &postgres {
+            let check = identity.check_value();
+            let recorded = postgres.set_meta("identity_check", &check, true).await?;
+            anyhow::ensure!(
+                recorded == check,
+                "this node's identity key is not the instance's: give every node the same key file \
+                 (--identity-key-file / LVBAK_IDENTITY_KEY_FILE, e.g. the first node's {})",
+                "identity.key"
+            );
+        }
         let (files, object_storage): (Box<dyn FileStorage>, _) = match object_store {
             Some(url) => {
                 let url = url.clone();
@@ -153,7 +182,11 @@ impl Store {
             embedding_queue,
             identity,
             files,
-            vectors: Box::new(vectors),
+            vectors: match (&postgres, &object_storage) {
+                // Nodes sharing the object store write its tables one at a time.
+                (Some(postgres), Some(_)) => Box::new(ClusterVectorWrites::new(Box::new(vectors), postgres.clone())),
+                _ => Box::new(vectors),
+            },
             object_storage,
             postgres,
         };

@@ -24,17 +24,17 @@ use crate::support::{archive, count_rows, files_under, integrity, table, uuid, I
 
 /// The archive every crash test imports: rows in several batches, two files of three
 /// chunks each, vectors, and the settings that let them restore.
-struct FaultArchive {
-    bytes: Vec<u8>,
+pub(crate) struct FaultArchive {
+    pub(crate) bytes: Vec<u8>,
     rows: BTreeMap<&'static str, u64>,
     files: u64,
     vectors: u64,
 }
 
-const MESSAGES: u64 = 60_000;
+pub(crate) const MESSAGES: u64 = 60_000;
 const CHUNKS: u64 = 200;
 
-fn fault_archive() -> &'static FaultArchive {
+pub(crate) fn fault_archive() -> &'static FaultArchive {
     static ARCHIVE: OnceLock<FaultArchive> = OnceLock::new();
     ARCHIVE.get_or_init(|| {
         let config = json!({"provider": "openai", "model": "text-embedding-3-small", "dimensions": 4});
@@ -93,7 +93,7 @@ fn fault_archive() -> &'static FaultArchive {
 
 /// Everything of the archive is in the account after `status` (a completed import),
 /// whether this import or an earlier one brought it.
-fn assert_all_accounted(status: &Value) {
+pub(crate) fn assert_all_accounted(status: &Value) {
     let expected = fault_archive();
     assert_eq!(status["status"], "complete", "{status}");
     for (table, rows) in &expected.rows {
@@ -134,7 +134,7 @@ fn crash_and_recover(instance: &mut Instance, user: &str, interrupted: &[&str]) 
 /// Makes an import stop for good once it has committed some of its messages (the first
 /// commit comes at 50,000 rows at the latest, before the archive's 60,000th message), so
 /// that a test kills it there on any machine, however fast or slow.
-const HOLD_AFTER_MESSAGES: (&str, &str) = (lvbak_server::faults::HOLD_AFTER_VAR, "messages");
+pub(crate) const HOLD_AFTER_MESSAGES: (&str, &str) = (lvbak_server::faults::HOLD_AFTER_VAR, "messages");
 
 /// Starts a raw upload; the job id once accepted.
 fn start_raw(instance: &Instance, token: &str) -> String {

@@ -9,5 +9,6 @@ mod common;
 mod abuse;
 mod faults;
 mod hostile;
+mod nodes;
 mod object_store;
 mod support;

@@ -82,6 +82,25 @@ impl Instance {
         instance
     }
 
+    /// Another node of this instance (PostgreSQL only): a server process of its own, over
+    /// a data directory of its own and the same database (and object store, if any), with
+    /// this instance's environment less its fault point, plus `extra`.
+    pub fn another_node(&self, label: &str, extra: &[(&str, &str)]) -> Self {
+        assert!(self.database.is_some(), "nodes share a PostgreSQL database");
+        let dir = scratch(label);
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let mut env: Vec<(String, String)> =
+            self.env.iter().filter(|(name, _)| name != lvbak_server::faults::HOLD_AFTER_VAR).cloned().collect();
+        env.extend(extra.iter().map(|(name, value)| (name.to_string(), value.to_string())));
+        // Every node of an instance has its identity key.
+        let key = self.data.join("identity.key");
+        env.push(("LVBAK_IDENTITY_KEY_FILE".to_string(), key.to_str().unwrap().to_string()));
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let server = Server::start_with(&data, &pairs);
+        Self { dir, data, server, env, database: None }
+    }
+
     /// An instance around a server started elsewhere (over a data directory of the test's).
     pub fn adopt(dir: PathBuf, data: PathBuf, server: Server) -> Self {
         Self { dir, data, server, env: Vec::new(), database: None }
@@ -195,7 +214,10 @@ impl Instance {
             .env
             .iter()
             .filter(|(name, _)| {
-                name == "LVBAK_OBJECT_STORE" || name == DATABASE_URL_VARIABLE || name.starts_with("AWS_")
+                name == "LVBAK_OBJECT_STORE"
+                    || name == DATABASE_URL_VARIABLE
+                    || name == "LVBAK_IDENTITY_KEY_FILE"
+                    || name.starts_with("AWS_")
             })
             .cloned()
             .collect();

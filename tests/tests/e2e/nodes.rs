@@ -279,3 +279,19 @@ async fn two_nodes_share_a_batch_import_and_a_gone_node_s_job_is_taken_over() {
     assert_eq!((code, status["status"].as_str()), (200, Some("complete")), "{status}");
     drop(hostile);
 }
+
+/// A node given another identity key than the instance's does not start: the API keys the
+/// other nodes stored would not open on it. Given the instance's key file, it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_identity_key_is_refused() {
+    let a = TestServer::start_on(Backend::Postgres, "node-key-a").await;
+    let url = a.database_url().unwrap();
+    let other = crate::support::ScratchDir::new("node-key-b");
+    let refused = lvbak_server::storage::Store::open_with(&other.path.join("data"), None, Some(&url)).await;
+    let refusal = refused.err().expect("a node with its own identity key started").to_string();
+    assert!(refusal.contains("identity key"), "{refusal}");
+    let key = a.data.path.join("data/identity.key");
+    let shared_dir = other.path.join("data2");
+    let shared = lvbak_server::storage::Store::open_with_identity(&shared_dir, None, Some(&url), Some(&key)).await;
+    assert!(shared.is_ok(), "a node with the instance's key starts");
+}

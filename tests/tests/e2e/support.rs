@@ -156,7 +156,10 @@ impl TestServer {
         let (_, database) = self.postgres.as_ref().expect("nodes share a PostgreSQL database");
         let data = ScratchDir::new(label);
         let url: DatabaseUrl = database.url.parse().unwrap();
-        let store = Arc::new(Store::open_with(&data.path.join("data"), None, Some(&url)).await.unwrap());
+        // Every node of an instance has its identity key.
+        let key = self.data.path.join("data/identity.key");
+        let store = Store::open_with_identity(&data.path.join("data"), None, Some(&url), Some(&key)).await.unwrap();
+        let store = Arc::new(store);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -172,6 +175,11 @@ impl TestServer {
             .await;
         });
         Self { base, store, data, client: Client::new(), state, shutdown: Some(shutdown), postgres: None }
+    }
+
+    /// The PostgreSQL database of this server (the first node's), if it has one.
+    pub fn database_url(&self) -> Option<DatabaseUrl> {
+        self.postgres.as_ref().map(|(_, database)| database.url.parse().unwrap())
     }
 
     /// Stops answering requests (the node's address refuses connections from now on).

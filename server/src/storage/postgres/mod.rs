@@ -33,6 +33,7 @@ mod sign_in;
 mod snapshot;
 mod url;
 mod values;
+mod vector_writes;
 
 use std::time::Duration;
 
@@ -47,6 +48,7 @@ pub(crate) use prepared::PostgresPreparedExports;
 #[cfg_attr(not(test), allow(unused_imports))]
 pub(crate) use sign_in::PostgresSignInLimits;
 pub use url::DatabaseUrl;
+pub(crate) use vector_writes::ClusterVectorWrites;
 
 /// Connections one process keeps to the database at most.
 const POOL_SIZE: usize = 8;
