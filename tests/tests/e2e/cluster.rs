@@ -223,7 +223,7 @@ impl Cluster {
     }
 
     /// `lvbak_open_jobs`' row for `job`: (node_url, user_id).
-    async fn open_job(&self, job: &str) -> Option<(String, String)> {
+    async fn open_job(&self, job: &str) -> Option<(Option<String>, String)> {
         let rows = self
             .postgres
             .query("SELECT node_url, user_id FROM lvbak_open_jobs WHERE job_id = $1", &[&job])
@@ -620,6 +620,7 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
     step(&format!("status through nginx: {answers:?}"));
     let (owner_url, owner_user) = cluster.open_job(&job).await.expect("lvbak_open_jobs has no row for the open job");
     assert_eq!(owner_user, victim_id, "lvbak_open_jobs names another user for the job");
+    let owner_url = owner_url.expect("lvbak_open_jobs names no node for the open job");
     let owner = cluster.node_at(&owner_url).unwrap_or_else(|| panic!("the job's node {owner_url} is neither node"));
     let survivor = 1 - owner;
     let survivor_url = cluster.nodes[survivor].url();
@@ -643,7 +644,7 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
     assert_all_not_found("after the kill", &after);
     assert_eq!(
         still,
-        Some((owner_url.clone(), victim_id.clone())),
+        Some((Some(owner_url.clone()), victim_id.clone())),
         "the hostile account's requests changed the job's record"
     );
 
@@ -667,7 +668,11 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
             assert_eq!(status["jobId"], job.as_str(), "{status}");
             assert_eq!(status["nextBatch"], 0, "the job starts again from batch 0: {status}");
             let record = cluster.open_job(&job).await;
-            assert_eq!(record, Some((survivor_url.clone(), victim_id.clone())), "the job's record after the takeover");
+            assert_eq!(
+                record,
+                Some((Some(survivor_url.clone()), victim_id.clone())),
+                "the job's record after the takeover"
+            );
             step(&format!("taken over: {status}"));
 
             // The same file again: the page offers to resume the job, and does.
