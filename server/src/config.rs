@@ -58,6 +58,23 @@ pub struct ServeConfig {
     /// arrive with `X-Forwarded-Proto: https`). Set this when a TLS proxy is in front.
     #[arg(long = "secure-cookies", env = "LVBAK_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Where the instance's other nodes reach this one (`http://10.0.0.5:3000`), with
+    /// `--database-url`: a request for an import another node runs is forwarded there.
+    /// By default the address it listens on, unless that is every interface's.
+    #[arg(long = "node-url", env = "LVBAK_NODE_URL", value_parser = parse_node_url)]
+    pub node_url: Option<String>,
+}
+
+/// A node's address for the others: an `http` or `https` URL with a host and no path.
+fn parse_node_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("give the node's address as http://HOST:PORT".into());
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err("give the node's address without a path".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 /// The quota of an account with none of its own.

@@ -30,6 +30,8 @@ pub enum AppError {
     RateLimited { retry_after: Duration },
     #[error("the server is at capacity for {what}; try again in {} seconds", retry_after.as_secs().max(1))]
     Busy { what: &'static str, retry_after: Duration },
+    #[error("the server running this import does not answer; try again in {} seconds", retry_after.as_secs().max(1))]
+    NodeUnavailable { retry_after: Duration },
     #[error("{running} exports of yours are running; wait for one to end")]
     TooManyExports { running: usize, retry_after: Duration },
     #[error(transparent)]
@@ -101,6 +103,7 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::RateLimited { .. } => "rate_limited",
             Self::Busy { .. } => "busy",
+            Self::NodeUnavailable { .. } => "node_unavailable",
             Self::TooManyExports { .. } => "too_many_exports",
             Self::QuotaExceeded(_) | Self::OverQuota(_) => "quota_exceeded",
             Self::ImportRunning => "import_running",
@@ -132,7 +135,7 @@ impl AppError {
             Self::CrossSiteRequest => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::NotInAccount(_) => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } | Self::TooManyExports { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy { .. } | Self::NodeUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::QuotaExceeded(_) | Self::OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MultipartNotSupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UploadFailed | Self::BatchHashMismatch | Self::InvalidSetting(_) | Self::BadPick(_) => {
@@ -158,6 +161,7 @@ impl AppError {
         match self {
             Self::RateLimited { retry_after }
             | Self::Busy { retry_after, .. }
+            | Self::NodeUnavailable { retry_after }
             | Self::TooManyExports { retry_after, .. } => Some(*retry_after),
             _ => None,
         }

@@ -15,6 +15,7 @@ pub(crate) mod import;
 /// compare the browser's batch preview with it).
 pub use import::preview::preview_archive;
 pub(crate) mod memory;
+pub(crate) mod nodes;
 pub(crate) mod policy;
 pub(crate) mod progress;
 pub mod seed;

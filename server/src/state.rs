@@ -14,6 +14,7 @@ use crate::export::prepared::PreparedExports;
 use crate::import::jobs::{self, Job, Jobs, Outcome};
 use crate::import::services::ImportServices;
 use crate::memory::MemoryBudget;
+use crate::nodes::Nodes;
 use crate::progress::ProgressHub;
 use crate::sign_in::{SignInBuckets, SignInGuard};
 use crate::storage::backend::{PreparedExportStore, SignInLimits};
@@ -95,10 +96,20 @@ impl AppState {
         hosting: HostingLimits,
         shared: SharedAcrossNodes,
     ) -> Self {
-        jobs::recover(&store).await;
+        let nodes = match Nodes::connect(&store).await {
+            Ok(nodes) => nodes,
+            Err(error) => {
+                tracing::error!("cannot reach PostgreSQL for this node's job locks: {error}");
+                None
+            }
+        };
+        jobs::recover(&store, nodes.as_deref(), hosting.import_idle).await;
+        if let Some(nodes) = &nodes {
+            nodes.sweep_forever(hosting.import_idle);
+        }
         Self {
             inner: Arc::new(Shared {
-                jobs: Jobs::new(&hosting),
+                jobs: Jobs::new(&hosting, nodes),
                 exports: Slots::new(hosting.exports_per_user, hosting.exports),
                 prepared_exports: shared.prepared_exports,
                 sign_in: SignInGuard::new(&hosting, shared.sign_in_limits),
@@ -154,6 +165,21 @@ impl AppState {
 
     pub fn jobs(&self) -> &Jobs {
         &self.inner.jobs
+    }
+
+    /// This node among the instance's (with PostgreSQL).
+    pub(crate) fn nodes(&self) -> Option<&Arc<Nodes>> {
+        self.inner.jobs.nodes()
+    }
+
+    /// Says where the instance's other nodes reach this one: `--node-url`, or the address
+    /// it listens on unless that is every interface's (then it takes no forwarded requests).
+    pub fn set_node_url(&self, url: Option<String>, listening: std::net::SocketAddr) {
+        let Some(nodes) = self.nodes() else { return };
+        let url = url.or_else(|| (!listening.ip().is_unspecified()).then(|| format!("http://{listening}")));
+        if let Some(url) = url {
+            nodes.set_url(url.trim_end_matches('/').to_string());
+        }
     }
 
     pub fn sign_in(&self) -> &SignInGuard {

@@ -99,6 +99,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(async move { embeddings.resume_all().await });
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
+    state.set_node_url(config.node_url.clone(), address);
     println!("lvbak is running at http://{address}/ (data in {})", data_dir.display());
     if let Some(password) = demo_password {
         println!("sign in as {DEMO_USER} with password {password}");

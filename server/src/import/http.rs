@@ -21,7 +21,7 @@ use lvbak_core::{Archive, FormatError, Ticket};
 use tokio::io::AsyncWriteExt;
 
 use super::from_archive::import_archive;
-use super::jobs::{decide, ArchiveFacts, Job, Outcome, SecretsDecision};
+use super::jobs::{decide, ArchiveFacts, Job, Opening, Outcome, SecretsDecision};
 use super::session::{ImportError, ImportSession};
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
@@ -123,7 +123,10 @@ async fn upload(
     };
     let facts = verified?;
     let path = staged.path().to_path_buf();
-    let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, Some(path)).await;
+    let job = state
+        .jobs()
+        .create(&store, state.progress(), reservation, job_id.clone(), facts, Some(path), Opening::Raw)
+        .await?;
     // The job removes the file when it ends; until it is registered, the guard does.
     staged.keep();
     job.progress.publish(Event::Verifying { done: true });

@@ -22,12 +22,26 @@ use super::report::bounded_manifest;
 use crate::config::HostingLimits;
 use crate::error::AppError;
 use crate::failure::JobFailure;
+use crate::nodes::{JobKind, Nodes};
 use crate::progress::{Event, Progress, ProgressHub};
 use crate::storage::Store;
 use crate::throttle::{RateLimiter, Slot, SlotRefusal, Slots};
 use crate::util::now;
 use lvbak_core::protocol::ImportSummary;
 use lvbak_core::protocol::{JobError, JobReport, JobStatus, ManifestReport, RestorePreview, SummaryReport, TicketUse};
+
+/// How a job came to be, as the instance's other nodes are told.
+pub enum Opening {
+    /// A raw upload.
+    Raw,
+    /// A batch import, with its open request (JSON), from which another node may open it
+    /// again once this one is gone.
+    Batch(String),
+    /// A restore preview.
+    Preview,
+    /// A batch import opened on a node that is gone, taken over here (recorded already).
+    Adopted,
+}
 
 /// What the user decided about the archive's secrets.
 pub enum SecretsDecision {
@@ -198,6 +212,8 @@ pub struct Jobs {
     /// recorded): the newest per user, [`ENDED_PREVIEWS`] in the instance, so the commit or
     /// status that comes next learns why.
     ended_previews: Arc<Mutex<VecDeque<(String, String, JobReport)>>>,
+    /// The instance's other nodes (with PostgreSQL): where each job runs, one per account.
+    nodes: Option<Arc<Nodes>>,
 }
 
 /// Ended previews' statuses the instance keeps (see `Jobs::ended_previews`).
@@ -217,7 +233,7 @@ impl Reservation {
 }
 
 impl Jobs {
-    pub fn new(hosting: &HostingLimits) -> Self {
+    pub(crate) fn new(hosting: &HostingLimits, nodes: Option<Arc<Nodes>>) -> Self {
         let workers = hosting.import_workers.max(1);
         Self {
             open: Arc::default(),
@@ -227,7 +243,13 @@ impl Jobs {
             previews: Arc::new(RateLimiter::new(hosting.preview_burst, hosting.preview_interval)),
             preview_slots: Slots::new(1, hosting.open_previews),
             ended_previews: Arc::default(),
+            nodes,
         }
+    }
+
+    /// The instance's nodes, when it has more than this process (PostgreSQL).
+    pub(crate) fn nodes(&self) -> Option<&Arc<Nodes>> {
+        self.nodes.as_ref()
     }
 
     /// Claims the user's one import slot: `import_running` if an import of theirs is open,
@@ -255,7 +277,9 @@ impl Jobs {
     }
 
     /// Registers a job under a reservation, records it (unless it is a preview) and opens
-    /// its progress channel.
+    /// its progress channel; `import_running` when the account runs an import on another
+    /// node of the instance.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create(
         &self,
         store: &Store,
@@ -264,8 +288,21 @@ impl Jobs {
         id: String,
         archive: ArchiveFacts,
         staged: Option<PathBuf>,
-    ) -> Arc<Job> {
+        opening: Opening,
+    ) -> Result<Arc<Job>, AppError> {
         let Reservation { slots, user_id, preview } = reservation;
+        let adopted = matches!(opening, Opening::Adopted);
+        if let Some(nodes) = &self.nodes {
+            let (kind, opened) = match opening {
+                Opening::Raw => (Some(JobKind::Raw), None),
+                Opening::Batch(request) => (Some(JobKind::Batch), Some(request)),
+                Opening::Preview => (Some(JobKind::Preview), None),
+                Opening::Adopted => (None, None),
+            };
+            if let Some(kind) = kind {
+                nodes.claim(&id, &user_id, kind, opened).await?;
+            }
+        }
         let job = Arc::new(Job {
             progress: hub.open(&id, &user_id),
             id: id.clone(),
@@ -288,7 +325,7 @@ impl Jobs {
             slots: Mutex::new(slots),
             batches: OnceLock::new(),
         });
-        if !job.preview {
+        if !job.preview && !adopted {
             let recorded =
                 store.jobs().record_job(&job.id, &job.user_id, "queued", &job.archive.archive_id, job.started_at).await;
             if let Err(error) = recorded {
@@ -296,7 +333,7 @@ impl Jobs {
             }
         }
         self.open.lock().insert(id, job.clone());
-        job
+        Ok(job)
     }
 
     /// The status of `user_id`'s preview `id` that failed or was cancelled, while kept.
@@ -380,7 +417,9 @@ impl Jobs {
             }
             ended.push_back((job.id.clone(), job.user_id.clone(), job.report()));
         }
-        if !job.preview {
+        // A node that lost its hold on the job (another may run it now) records nothing.
+        let still_runs = self.nodes.as_ref().is_none_or(|nodes| nodes.still_runs(&job.id));
+        if !job.preview && still_runs {
             let report = serde_json::to_string(&job.report()).unwrap_or_default();
             let status = job.status();
             let (code, message) = job.lock().error.clone().map(|error| (error.code, error.message)).unzip();
@@ -391,6 +430,10 @@ impl Jobs {
             if let Err(failure) = recorded {
                 tracing::error!("cannot record the end of import job {}: {failure}", job.id);
             }
+        }
+        // Recorded first: another node asked about the job reads its end once it is gone here.
+        if let Some(nodes) = self.nodes.as_ref().filter(|_| still_runs) {
+            nodes.release(&job.id, &job.user_id).await;
         }
         job.progress.publish(event);
         self.open.lock().remove(&job.id);
@@ -407,9 +450,27 @@ impl Jobs {
     }
 }
 
-/// Called at start-up: jobs a previous process left unfinished are marked failed, and
-/// staging files are removed.
-pub async fn recover(store: &Store) {
+/// Called at start-up: jobs a previous process left unfinished are marked failed (with
+/// PostgreSQL, those of gone nodes: see `nodes`), and staging files are removed.
+pub(crate) async fn recover(store: &Store, nodes: Option<&Nodes>, batch_wait: Duration) {
+    match nodes {
+        Some(nodes) => {
+            if let Err(error) = nodes.sweep(batch_wait).await {
+                tracing::error!("cannot look for jobs of gone nodes: {error}");
+            }
+        }
+        None => fail_unfinished(store).await,
+    }
+    if let Ok(entries) = std::fs::read_dir(store.staging_dir()) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Marks every unfinished job failed and settles what each applied (one node: they were
+/// all its own).
+async fn fail_unfinished(store: &Store) {
     let interrupted = JobFailure::Interrupted;
     match store.jobs().fail_unfinished_jobs(now(), interrupted.code(), &interrupted.message()).await {
         Ok(users) => {
@@ -426,11 +487,6 @@ pub async fn recover(store: &Store) {
             }
         }
         Err(error) => tracing::error!("cannot mark interrupted imports: {error}"),
-    }
-    if let Ok(entries) = std::fs::read_dir(store.staging_dir()) {
-        for entry in entries.flatten() {
-            let _ = std::fs::remove_file(entry.path());
-        }
     }
 }
 

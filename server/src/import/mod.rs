@@ -6,6 +6,7 @@
 
 pub mod batches;
 pub mod error;
+pub(crate) mod forward;
 pub mod from_archive;
 pub mod http;
 pub mod jobs;

@@ -14,6 +14,7 @@ mod compat;
 mod embeddings;
 mod export;
 mod import;
+mod nodes;
 mod page_restore;
 mod plans;
 mod schema;

@@ -139,6 +139,7 @@ impl TestServer {
         let (shutdown, stopped) = oneshot::channel::<()>();
         let web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist");
         let state = AppState::new(store.clone(), web_dir, limits, hosting).await;
+        state.set_node_url(None, listener.local_addr().unwrap());
         let served = state.clone();
         tokio::spawn(async move {
             let _ = app::serve(listener, served, async {
@@ -147,6 +148,43 @@ impl TestServer {
             .await;
         });
         Self { base, store, data, client: Client::new(), state, shutdown: Some(shutdown), postgres }
+    }
+
+    /// Another node of this server's instance (PostgreSQL only): a server over the same
+    /// database with a data directory of its own, reached at its own address.
+    pub async fn another_node(&self, label: &str) -> Self {
+        let (_, database) = self.postgres.as_ref().expect("nodes share a PostgreSQL database");
+        let data = ScratchDir::new(label);
+        let url: DatabaseUrl = database.url.parse().unwrap();
+        let store = Arc::new(Store::open_with(&data.path.join("data"), None, Some(&url)).await.unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist");
+        let hosting = self.state.hosting().clone();
+        let state = AppState::new(store.clone(), web_dir, self.state.limits(), hosting).await;
+        state.set_node_url(None, listener.local_addr().unwrap());
+        let served = state.clone();
+        tokio::spawn(async move {
+            let _ = app::serve(listener, served, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Self { base, store, data, client: Client::new(), state, shutdown: Some(shutdown), postgres: None }
+    }
+
+    /// Stops answering requests (the node's address refuses connections from now on).
+    pub fn stop_serving(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    /// The test's own connection to the PostgreSQL database of this server (the first
+    /// node's), if it has one.
+    pub fn postgres_client(&self) -> Option<&tokio_postgres::Client> {
+        self.postgres.as_ref().map(|(client, _)| client)
     }
 
     pub fn url(&self, path: &str) -> String {

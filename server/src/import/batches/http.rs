@@ -21,7 +21,7 @@ use lvbak_core::hpke::HpkeKeyPair;
 use lvbak_core::secrets::SecretsIndex;
 use lvbak_core::upload::FileClaim;
 use lvbak_core::{FormatError, Manifest};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{oneshot, Semaphore};
 
@@ -32,10 +32,11 @@ use super::{BatchUpload, QUEUE};
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::import::http::recorded_status;
-use crate::import::jobs::ArchiveFacts;
+use crate::import::jobs::{ArchiveFacts, Opening};
 use crate::memory::{Held, MemoryBudget};
 use crate::state::AppState;
 use crate::storage::identity::random_bytes;
+use crate::storage::UserRecord;
 use crate::util::new_id;
 use lvbak_core::protocol::{BatchJobOpened, CommitRequest, JobStatus, VectorsCheck};
 
@@ -60,7 +61,7 @@ const MEMORY_WAIT: Duration = Duration::from_secs(30);
 const BODY_GRACE: Duration = Duration::from_secs(15);
 const SLOWEST_UPLOAD: u64 = 128 * 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct OpenRequest {
     manifest: Value,
@@ -79,7 +80,7 @@ struct OpenRequest {
     selection: Option<DeclaredSelection>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DeclaredSelection {
     picks: Vec<String>,
@@ -106,6 +107,30 @@ async fn open(
     CurrentUser(user): CurrentUser,
     Json(request): Json<OpenRequest>,
 ) -> AppResult<(StatusCode, Json<BatchJobOpened>)> {
+    Ok((StatusCode::CREATED, Json(open_job(&state, &user, request, None).await?)))
+}
+
+/// Opens again, here, batch job `job_id` of `user` that a node now gone ran, from the open
+/// request it was opened with (`opened`, as `open_job` kept it): the upload starts again
+/// from its first batch.
+pub(crate) async fn reopen(state: &AppState, user: &UserRecord, job_id: &str, opened: &str) -> AppResult<()> {
+    let request: OpenRequest = serde_json::from_str(opened).map_err(AppError::internal)?;
+    open_job(state, user, request, Some(job_id.to_string())).await.map(drop)
+}
+
+/// Opens a batch job of `user` from its open request: a new one, or (`adopted`) the job of
+/// that id which a node now gone ran.
+async fn open_job(
+    state: &AppState,
+    user: &UserRecord,
+    request: OpenRequest,
+    adopted: Option<String>,
+) -> AppResult<BatchJobOpened> {
+    let opening = match (&adopted, request.preview) {
+        (Some(_), _) => Opening::Adopted,
+        (None, true) => Opening::Preview,
+        (None, false) => Opening::Batch(serde_json::to_string(&request).map_err(AppError::internal)?),
+    };
     // The client's manifest is checked as if read from the archive.
     let manifest = Manifest::parse(request.manifest.to_string().as_bytes())?;
     let limit = state.limits().max_entries;
@@ -113,7 +138,7 @@ async fn open(
         return Err(FormatError::TooManyEntries { limit, actual: request.files.len() as u64 }.into());
     }
     let selection = request.selection.as_ref().map(DeclaredSelection::parsed).transpose()?;
-    let binding = match request.secrets_index.filter(|v| !v.is_null()) {
+    let binding = match request.secrets_index.as_ref().filter(|v| !v.is_null()) {
         Some(index) => Some(SecretsIndex::parse(index.to_string().as_bytes())?.binding()),
         None => None,
     };
@@ -121,15 +146,17 @@ async fn open(
         // A preview writes nothing, so an account over its quota may still look.
         state.jobs().reserve_preview(&user.id)?
     } else {
-        state.ensure_under_quota(&user.id).await?;
+        if adopted.is_none() {
+            state.ensure_under_quota(&user.id).await?;
+        }
         state.jobs().reserve(&user.id)?
     };
     let store = state.store();
-    let job_id = new_id();
+    let job_id = adopted.unwrap_or_else(new_id);
     let facts = ArchiveFacts::new(&manifest, binding);
     drop(manifest);
     let key = HpkeKeyPair::from_secret(random_bytes::<32>()).map_err(AppError::internal)?;
-    let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, None).await;
+    let job = state.jobs().create(&store, state.progress(), reservation, job_id.clone(), facts, None, opening).await?;
     let public_key = BASE64.encode(key.public_key());
     let (queue, receiver) = std::sync::mpsc::sync_channel(QUEUE);
     let inflated = Arc::new(AtomicU64::new(0));
@@ -173,20 +200,17 @@ async fn open(
         }
         Err(_) => return Err(AppError::internal("the import worker did not start")),
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(BatchJobOpened {
-            job_id,
-            status: job.status(),
-            // What the account's settings say now; the rows may change it (see vectors-check).
-            accept_vectors,
-            vector_reason,
-            hpke_public_key: public_key,
-            next_batch: 0,
-            max_batch_bytes: MAX_BATCH_WIRE_BYTES,
-            held_files,
-        }),
-    ))
+    Ok(BatchJobOpened {
+        job_id,
+        status: job.status(),
+        // What the account's settings say now; the rows may change it (see vectors-check).
+        accept_vectors,
+        vector_reason,
+        hpke_public_key: public_key,
+        next_batch: 0,
+        max_batch_bytes: MAX_BATCH_WIRE_BYTES,
+        held_files,
+    })
 }
 
 impl BatchUpload {

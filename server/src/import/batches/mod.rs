@@ -56,6 +56,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+pub(crate) use http::reopen;
 pub use http::routes;
 
 /// Batches a job holds between acknowledging them and applying them.

@@ -28,7 +28,8 @@ pub(super) async fn new_job(
 ) -> Arc<Job> {
     let reservation = state.jobs().reserve(&user.id).unwrap();
     let facts = ArchiveFacts::new(manifest, secrets);
-    state.jobs().create(&state.store(), state.progress(), reservation, new_id(), facts, None).await
+    let opening = crate::import::jobs::Opening::Batch("{}".into());
+    state.jobs().create(&state.store(), state.progress(), reservation, new_id(), facts, None, opening).await.unwrap()
 }
 
 /// A `world_books` line.

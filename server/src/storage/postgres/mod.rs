@@ -18,6 +18,7 @@ mod embeddings;
 mod import_rows;
 mod jobs;
 mod migrations;
+mod open_jobs;
 #[cfg(test)]
 mod outage_tests;
 #[cfg(test)]
@@ -40,6 +41,7 @@ use tokio_postgres::NoTls;
 
 use super::sqlite::{DbError, DbResult};
 
+pub(crate) use open_jobs::{lock_key, OpenJobRow, PostgresOpenJobs};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub(crate) use prepared::PostgresPreparedExports;
 #[cfg_attr(not(test), allow(unused_imports))]
@@ -60,6 +62,9 @@ const POOL_WAIT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub(crate) struct PostgresStores {
     pool: Pool,
+    /// What the pool connects with, for a connection of a node's own
+    /// ([`open_jobs::PostgresOpenJobs`]' lock holder).
+    config: std::sync::Arc<tokio_postgres::Config>,
     /// The runtime the pool's connections are driven on, for callers on threads of their
     /// own (an import's, an export's) to wait on (see [`BlockingClient`]).
     handle: tokio::runtime::Handle,
@@ -94,6 +99,7 @@ impl PostgresStores {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        let shared_config = std::sync::Arc::new(config.clone());
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
@@ -102,7 +108,7 @@ impl PostgresStores {
             .wait_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|error| DbError::Invalid(format!("cannot make a PostgreSQL pool: {error}")))?;
-        let stores = Self { pool, handle: tokio::runtime::Handle::current() };
+        let stores = Self { pool, config: shared_config, handle: tokio::runtime::Handle::current() };
         migrations::migrate(&mut *stores.client().await?).await?;
         Ok(stores)
     }

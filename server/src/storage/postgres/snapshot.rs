@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::row_tables::ODD_COLUMN;
+use super::row_tables::{IMPORT_COLUMN, ODD_COLUMN};
 use super::values::read_odd;
 use super::{BlockingClient, PostgresStores};
 use crate::storage::backend::row_snapshot::{Flow, RowSnapshot, RowValue, StoredRow};
@@ -127,18 +127,15 @@ impl StoredRow for PostgresRow<'_> {
 }
 
 /// The condition (on the table as `t`, the user as `$1`) that selects the rows of `spec`
-/// that belong to a user: SQLite's `owned_rows_sql`.
-fn owned_condition(spec: &TableSpec, table: &TableColumns<'_>) -> DbResult<String> {
-    let mut condition = match spec.ownership {
-        Ownership::Direct { column } => format!("t.{} = $1", quoted(column)),
-        Ownership::Parent { parent_table, column } => {
-            let Some(Ownership::Direct { column: owner }) = table_spec(parent_table).map(|parent| parent.ownership)
-            else {
-                return Err(DbError::Invalid(format!("{parent_table} is not owned directly")));
-            };
-            format!("t.{} IN (SELECT id FROM {} WHERE {} = $1)", quoted(column), quoted(parent_table), quoted(owner))
-        }
-    };
+/// that belong to a user: SQLite's `owned_rows_sql` — less, where `visible` (what exports,
+/// previews and closures read), the rows of an import still open (`lvbak_imports`), which
+/// stay invisible until it ends, on any node. The held rows an upload leaves out are read
+/// whole: a resumed upload leaves out what its own job applied.
+fn owned_condition(spec: &TableSpec, table: &TableColumns<'_>, visible: bool) -> DbResult<String> {
+    let mut condition = owner_condition(spec)?;
+    if visible {
+        condition.push_str(&format!(" AND NOT EXISTS (SELECT 1 FROM lvbak_imports i WHERE i.id = t.{IMPORT_COLUMN})"));
+    }
     if let Some((column, value)) = spec.row_filter {
         // Text is where a typed TEXT column keeps it (the odd text of one holds a NUL, which
         // the registry's values never do); a filter on another affinity would need SQLite's
@@ -149,6 +146,20 @@ fn owned_condition(spec: &TableSpec, table: &TableColumns<'_>) -> DbResult<Strin
         condition.push_str(&format!(" AND t.{} = '{}'", quoted(column), value.replace('\'', "''")));
     }
     Ok(condition)
+}
+
+/// Whose rows of `spec` are: the user's (`$1`) directly or through the parent row.
+fn owner_condition(spec: &TableSpec) -> DbResult<String> {
+    Ok(match spec.ownership {
+        Ownership::Direct { column } => format!("t.{} = $1", quoted(column)),
+        Ownership::Parent { parent_table, column } => {
+            let Some(Ownership::Direct { column: owner }) = table_spec(parent_table).map(|parent| parent.ownership)
+            else {
+                return Err(DbError::Invalid(format!("{parent_table} is not owned directly")));
+            };
+            format!("t.{} IN (SELECT id FROM {} WHERE {} = $1)", quoted(column), quoted(parent_table), quoted(owner))
+        }
+    })
 }
 
 /// The registry columns of a table, then its odd values as text, for `SELECT`.
@@ -314,7 +325,7 @@ impl RowSnapshot for PostgresRowSnapshot {
                  ON m.user_id = $1 AND m.table_name = $2 AND m.new_id = t.id \
                  WHERE {} AND t.id IS NOT NULL ORDER BY t.id, m.original_id",
                 quoted(spec.name),
-                owned_condition(spec, &table)?
+                owned_condition(spec, &table, false)?
             );
             let mut stopped = false;
             let mut last: Option<String> = None;
@@ -355,7 +366,7 @@ impl RowSnapshot for PostgresRowSnapshot {
             "SELECT {} FROM {} t WHERE {}{}",
             select_list(&table),
             quoted(spec.name),
-            owned_condition(spec, &table)?,
+            owned_condition(spec, &table, true)?,
             ""
         );
         self.scan_rows(&table, &sql, &[&user_id], &|_| true, each)
@@ -370,7 +381,7 @@ impl RowSnapshot for PostgresRowSnapshot {
         each: &mut dyn FnMut(&[String], &dyn StoredRow) -> Flow,
     ) -> DbResult<u64> {
         let table = self.table(spec.name)?;
-        let owned = owned_condition(spec, &table)?;
+        let owned = owned_condition(spec, &table, true)?;
         // In no order, as SQLite's (its plan's): sorting 100,000 characters by key spilled
         // 100 MB to disk and took a third of an export.
         let (select, order) = (select_list(&table), "");

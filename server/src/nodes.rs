@@ -1,0 +1,292 @@
+//! The nodes of an instance on PostgreSQL (issue 22): which node runs each open import job,
+//! one open job per account across every node, and what happens to a job whose node is
+//! gone. [`Nodes`] records a job when it opens (`lvbak_open_jobs`, with the address other
+//! nodes forward its requests to: `import::forward`), holds its advisory lock while it
+//! runs, and forgets it when it ends. A node that finds a job's lock free knows its node
+//! died (PostgreSQL frees a dead connection's locks) and ends the job as `interrupted` — or,
+//! for a batch import whose user asks, opens it again here under the same id
+//! ([`Nodes::adopt`]): the upload then starts again from its first batch, the rows and files
+//! the dead node applied held already.
+//!
+//! Every node sweeps the open jobs every [`SWEEP_EVERY`]: a raw upload or preview whose node
+//! is gone fails at once (as seen from any node, within that interval); a batch import
+//! whose node is gone waits for its user for the import idle timeout, then fails.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::error::{AppError, AppResult};
+use crate::failure::JobFailure;
+use crate::storage::postgres::{OpenJobRow, PostgresOpenJobs};
+use crate::storage::sqlite::DbResult;
+use crate::storage::Store;
+use crate::util::now;
+
+/// How often a node looks for jobs whose node is gone.
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(15);
+
+/// Open jobs of gone nodes one sweep looks at, at most.
+const SWEEP_LIMIT: i64 = 100;
+
+/// What kind of job a node runs (`lvbak_open_jobs.kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JobKind {
+    /// A raw upload: its archive is on the node's disk, so it cannot move.
+    Raw,
+    /// A batch import: another node may open it again from its open request.
+    Batch,
+    /// A restore preview: never recorded, never moved.
+    Preview,
+}
+
+impl JobKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Batch => "batch",
+            Self::Preview => "preview",
+        }
+    }
+
+    fn of(name: &str) -> Self {
+        match name {
+            "batch" => Self::Batch,
+            "preview" => Self::Preview,
+            _ => Self::Raw,
+        }
+    }
+}
+
+/// This node among the instance's nodes.
+pub(crate) struct Nodes {
+    open_jobs: PostgresOpenJobs,
+    store: Arc<Store>,
+    /// The address other nodes reach this node at, once it listens.
+    url: OnceLock<String>,
+    /// The jobs whose locks this node holds (a lock is taken again by its own holder
+    /// without waiting, so a node never asks PostgreSQL about its own jobs).
+    running: Mutex<HashSet<String>>,
+    /// Jobs this node opened again after their node died: at their end every row of the
+    /// account is settled (the dead node's import never settled what it added).
+    adopted: Mutex<HashSet<String>>,
+}
+
+impl Nodes {
+    /// This node's view of the instance over `store`'s PostgreSQL; none without one.
+    pub(crate) async fn connect(store: &Arc<Store>) -> DbResult<Option<Arc<Self>>> {
+        let Some(postgres) = store.postgres() else { return Ok(None) };
+        let open_jobs = PostgresOpenJobs::connect(postgres).await?;
+        Ok(Some(Arc::new(Self {
+            open_jobs,
+            store: store.clone(),
+            url: OnceLock::new(),
+            running: Mutex::default(),
+            adopted: Mutex::default(),
+        })))
+    }
+
+    /// Says where other nodes reach this one (set once, when it listens).
+    pub(crate) fn set_url(&self, url: String) {
+        let _ = self.url.set(url);
+    }
+
+    pub(crate) fn url(&self) -> Option<&str> {
+        self.url.get().map(String::as_str)
+    }
+
+    /// Whether this node runs job `job_id`.
+    pub(crate) fn runs(&self, job_id: &str) -> bool {
+        self.running.lock().contains(job_id)
+    }
+
+    /// Whether this node still runs job `job_id` as far as the instance knows: a node whose
+    /// locks are gone (its lock holder's connection ended) may find the job taken over, so
+    /// it records nothing of it any more.
+    pub(crate) fn still_runs(&self, job_id: &str) -> bool {
+        self.runs(job_id) && !self.open_jobs.lost()
+    }
+
+    /// Records a new job of `user_id` as run here: `import_running` when the account runs
+    /// one on any node (a job whose node is gone is ended first).
+    pub(crate) async fn claim(
+        &self,
+        job_id: &str,
+        user_id: &str,
+        kind: JobKind,
+        opened: Option<String>,
+    ) -> AppResult<()> {
+        let key = crate::storage::postgres::lock_key(job_id);
+        if !self.open_jobs.try_hold(key).await? {
+            return Err(AppError::internal(format!("the lock of job {job_id} is held already")));
+        }
+        self.running.lock().insert(job_id.to_string());
+        let row = OpenJobRow {
+            job_id: job_id.to_string(),
+            user_id: user_id.to_string(),
+            lock_key: key,
+            node_url: self.url().map(str::to_string),
+            kind: kind.as_str().to_string(),
+            opened,
+            orphaned_at: None,
+        };
+        let claimed = self.claim_row(&row).await;
+        if !matches!(claimed, Ok(true)) {
+            self.running.lock().remove(job_id);
+            let _ = self.open_jobs.let_go(key).await;
+        }
+        match claimed? {
+            true => Ok(()),
+            false => Err(AppError::ImportRunning),
+        }
+    }
+
+    /// Inserts `row`; when the account has an open job whose node is gone, ends that one
+    /// and tries once more.
+    async fn claim_row(&self, row: &OpenJobRow) -> DbResult<bool> {
+        for _ in 0..2 {
+            if self.open_jobs.insert(row, now()).await? {
+                return Ok(true);
+            }
+            let Some(existing) = self.open_jobs.of_user(&row.user_id).await? else { continue };
+            if !self.is_gone(&existing).await? {
+                return Ok(false);
+            }
+            self.end_abandoned(&existing).await;
+        }
+        Ok(false)
+    }
+
+    /// The open job `job_id` as recorded, if it is open anywhere.
+    pub(crate) async fn open_job(&self, job_id: &str) -> DbResult<Option<OpenJobRow>> {
+        self.open_jobs.get(job_id).await
+    }
+
+    /// Whether `job`'s node is gone. When it is, this node holds the job's lock now: the
+    /// caller ends it ([`Self::end_abandoned`]), adopts it, or lets it go ([`Self::let_go`]).
+    pub(crate) async fn is_gone(&self, job: &OpenJobRow) -> DbResult<bool> {
+        if self.runs(&job.job_id) || self.open_jobs.lost() {
+            return Ok(false);
+        }
+        self.open_jobs.try_hold(job.lock_key).await
+    }
+
+    /// Gives back the lock of a job [`Self::is_gone`] found gone and this node leaves be.
+    pub(crate) async fn let_go(&self, job: &OpenJobRow) {
+        if let Err(error) = self.open_jobs.let_go(job.lock_key).await {
+            tracing::error!("cannot let go of job {}'s lock: {error}", job.job_id);
+        }
+    }
+
+    /// Ends a job whose node is gone (its lock held here): a recorded job fails with
+    /// `interrupted` and what it applied is settled, as a restarted node does with its own.
+    pub(crate) async fn end_abandoned(&self, job: &OpenJobRow) {
+        if JobKind::of(&job.kind) != JobKind::Preview {
+            let failure = JobFailure::Interrupted;
+            let recorded = self
+                .store
+                .jobs()
+                .finish_job(&job.job_id, "failed", now(), Some(failure.code()), Some(&failure.message()), "")
+                .await;
+            if let Err(error) = recorded {
+                tracing::error!("cannot record the end of interrupted job {}: {error}", job.job_id);
+            }
+            self.settle(&job.user_id).await;
+        }
+        if let Err(error) = self.open_jobs.remove(&job.job_id).await {
+            tracing::error!("cannot forget interrupted job {}: {error}", job.job_id);
+        }
+        self.let_go(job).await;
+        tracing::warn!("import job {} of a node that is gone ended as interrupted", job.job_id);
+    }
+
+    /// Makes a batch job whose node is gone (its lock held here) this node's: the caller
+    /// opens it again from its open request, and the import it starts takes what the gone
+    /// node's import applied as its own.
+    pub(crate) async fn adopt(&self, job: &OpenJobRow) -> DbResult<()> {
+        self.open_jobs.hand_on_imports(&job.user_id).await?;
+        self.open_jobs.move_to(&job.job_id, self.url()).await?;
+        self.running.lock().insert(job.job_id.clone());
+        self.adopted.lock().insert(job.job_id.clone());
+        tracing::warn!("took over batch import {} from a node that is gone", job.job_id);
+        Ok(())
+    }
+
+    /// Forgets a job that ended on this node, once its end is recorded.
+    pub(crate) async fn release(&self, job_id: &str, user_id: &str) {
+        if self.adopted.lock().remove(job_id) {
+            self.settle(user_id).await;
+        }
+        if let Err(error) = self.open_jobs.remove(job_id).await {
+            tracing::error!("cannot forget ended job {job_id}: {error}");
+        }
+        if self.running.lock().remove(job_id) {
+            if let Err(error) = self.open_jobs.let_go(crate::storage::postgres::lock_key(job_id)).await {
+                tracing::error!("cannot let go of job {job_id}'s lock: {error}");
+            }
+        }
+    }
+
+    /// Settles every row of `user_id`'s (what an interrupted import added was never
+    /// settled), and forgets the imports the account left open, whose rows exports show
+    /// again. Only while the account runs no job: its open job is this node's to end.
+    async fn settle(&self, user_id: &str) {
+        let store = self.store.clone();
+        let user = user_id.to_string();
+        let settled = tokio::task::spawn_blocking(move || {
+            store.import_rows(&user, None).and_then(|mut rows| rows.settle_all_rows())
+        })
+        .await;
+        match settled {
+            Ok(Ok(changed)) => tracing::info!("settled {changed} references of {user_id} after an interrupted import"),
+            Ok(Err(error)) => tracing::error!("cannot settle the references of {user_id}: {error}"),
+            Err(error) => tracing::error!("cannot settle the references of {user_id}: {error}"),
+        }
+        if let Err(error) = self.open_jobs.forget_imports_of(user_id).await {
+            tracing::error!("cannot forget the open imports of {user_id}: {error}");
+        }
+    }
+
+    /// One look at the jobs of other nodes: those whose node is gone are ended (a batch
+    /// import once it stayed so for `batch_wait`); recorded jobs no node runs fail.
+    pub(crate) async fn sweep(&self, batch_wait: Duration) -> DbResult<()> {
+        for job in self.open_jobs.others(self.url(), SWEEP_LIMIT).await? {
+            if !self.is_gone(&job).await? {
+                continue;
+            }
+            let waited = job.orphaned_at.map(|since| now().saturating_sub(since));
+            let wait = i64::try_from(batch_wait.as_secs()).unwrap_or(i64::MAX);
+            match (JobKind::of(&job.kind), waited) {
+                (JobKind::Batch, None) => {
+                    self.open_jobs.mark_orphaned(&job.job_id, now()).await?;
+                    self.let_go(&job).await;
+                }
+                (JobKind::Batch, Some(waited)) if waited < wait => self.let_go(&job).await,
+                _ => self.end_abandoned(&job).await,
+            }
+        }
+        let failure = JobFailure::Interrupted;
+        for user in self.open_jobs.fail_unowned_jobs(now(), failure.code(), &failure.message()).await? {
+            self.settle(&user).await;
+        }
+        Ok(())
+    }
+
+    /// Sweeps every [`SWEEP_EVERY`] for as long as the process runs.
+    pub(crate) fn sweep_forever(self: &Arc<Self>, batch_wait: Duration) {
+        let nodes = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(nodes) = nodes.upgrade() else { return };
+                if let Err(error) = nodes.sweep(batch_wait).await {
+                    tracing::error!("cannot look for jobs of gone nodes: {error}");
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,195 @@
+//! [`PostgresOpenJobs`]: which node of the instance runs each open import job
+//! (`lvbak_open_jobs`, migration 0003), one per account across every node, and whether that
+//! node is still there. A node holds a session advisory lock per job it runs on a
+//! connection of its own (the lock holder, never pooled): PostgreSQL frees the locks of a
+//! connection whose process died, so a lock another node can take means the job's node is
+//! gone — no clock, no heartbeat.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+use tokio_postgres::NoTls;
+
+use super::PostgresStores;
+use crate::storage::sqlite::DbResult;
+
+/// One open job as recorded.
+#[derive(Clone, Debug)]
+pub(crate) struct OpenJobRow {
+    pub(crate) job_id: String,
+    pub(crate) user_id: String,
+    pub(crate) lock_key: i64,
+    /// The address other nodes reach the job's node at (none: that node does not take
+    /// forwarded requests).
+    pub(crate) node_url: Option<String>,
+    pub(crate) kind: String,
+    /// What opened it (a batch job's open request), to open it again elsewhere.
+    pub(crate) opened: Option<String>,
+    pub(crate) orphaned_at: Option<i64>,
+}
+
+/// The open jobs of the instance, and this node's lock holder.
+pub(crate) struct PostgresOpenJobs {
+    stores: PostgresStores,
+    holder: Mutex<tokio_postgres::Client>,
+    /// Set when the lock holder's connection ended: this node's locks are gone.
+    lost: Arc<AtomicBool>,
+}
+
+/// The advisory lock of job `job_id` (its id's SHA-256, first 8 bytes).
+pub(crate) fn lock_key(job_id: &str) -> i64 {
+    let digest = Sha256::digest(job_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_le_bytes(first)
+}
+
+const COLUMNS: &str = "job_id, user_id, lock_key, node_url, kind, opened, orphaned_at";
+
+fn row_of(row: &tokio_postgres::Row) -> OpenJobRow {
+    OpenJobRow {
+        job_id: row.get(0),
+        user_id: row.get(1),
+        lock_key: row.get(2),
+        node_url: row.get(3),
+        kind: row.get(4),
+        opened: row.get(5),
+        orphaned_at: row.get(6),
+    }
+}
+
+impl PostgresOpenJobs {
+    /// Opens this node's lock holder (a connection of its own to `stores`' database).
+    pub(crate) async fn connect(stores: &PostgresStores) -> DbResult<Self> {
+        let (client, connection) = stores.config.connect(NoTls).await?;
+        let lost = Arc::new(AtomicBool::new(false));
+        let ended = lost.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::error!("the connection holding this node's job locks ended: {error}");
+            }
+            ended.store(true, Ordering::Relaxed);
+        });
+        Ok(Self { stores: stores.clone(), holder: Mutex::new(client), lost })
+    }
+
+    /// Whether this node's locks are gone (its lock holder's connection ended).
+    pub(crate) fn lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Takes the lock `key` if nobody holds it; whether it was taken.
+    pub(crate) async fn try_hold(&self, key: i64) -> DbResult<bool> {
+        let holder = self.holder.lock().await;
+        let row = holder.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await?;
+        Ok(row.get(0))
+    }
+
+    /// Gives the lock `key` back.
+    pub(crate) async fn let_go(&self, key: i64) -> DbResult<()> {
+        let holder = self.holder.lock().await;
+        holder.execute("SELECT pg_advisory_unlock($1)", &[&key]).await?;
+        Ok(())
+    }
+
+    /// Records a new open job (its lock held by the caller); `false` when the account has
+    /// an open job already.
+    pub(crate) async fn insert(&self, row: &OpenJobRow, now: i64) -> DbResult<bool> {
+        let client = self.stores.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO lvbak_open_jobs (job_id, user_id, lock_key, node_url, kind, opened, opened_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &[&row.job_id, &row.user_id, &row.lock_key, &row.node_url, &row.kind, &row.opened, &now],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    /// The open job `job_id`, if one is recorded.
+    pub(crate) async fn get(&self, job_id: &str) -> DbResult<Option<OpenJobRow>> {
+        let client = self.stores.client().await?;
+        let sql = format!("SELECT {COLUMNS} FROM lvbak_open_jobs WHERE job_id = $1");
+        Ok(client.query_opt(&sql, &[&job_id]).await?.as_ref().map(row_of))
+    }
+
+    /// The open job of `user_id`, if one is recorded.
+    pub(crate) async fn of_user(&self, user_id: &str) -> DbResult<Option<OpenJobRow>> {
+        let client = self.stores.client().await?;
+        let sql = format!("SELECT {COLUMNS} FROM lvbak_open_jobs WHERE user_id = $1");
+        Ok(client.query_opt(&sql, &[&user_id]).await?.as_ref().map(row_of))
+    }
+
+    /// Open jobs run by any node but `node_url` (all of them with none), at most `limit`.
+    pub(crate) async fn others(&self, node_url: Option<&str>, limit: i64) -> DbResult<Vec<OpenJobRow>> {
+        let client = self.stores.client().await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM lvbak_open_jobs WHERE node_url IS DISTINCT FROM $1 OR $1 IS NULL
+             ORDER BY opened_at LIMIT $2"
+        );
+        Ok(client.query(&sql, &[&node_url, &limit]).await?.iter().map(row_of).collect())
+    }
+
+    /// Moves job `job_id` to the node at `node_url` (which holds its lock now).
+    pub(crate) async fn move_to(&self, job_id: &str, node_url: Option<&str>) -> DbResult<()> {
+        let client = self.stores.client().await?;
+        client
+            .execute(
+                "UPDATE lvbak_open_jobs SET node_url = $2, orphaned_at = NULL WHERE job_id = $1",
+                &[&job_id, &node_url],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Notes that job `job_id`'s node was found gone at `now` (kept if noted before).
+    pub(crate) async fn mark_orphaned(&self, job_id: &str, now: i64) -> DbResult<()> {
+        let client = self.stores.client().await?;
+        client
+            .execute(
+                "UPDATE lvbak_open_jobs SET orphaned_at = coalesce(orphaned_at, $2) WHERE job_id = $1",
+                &[&job_id, &now],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets job `job_id` (it ended).
+    pub(crate) async fn remove(&self, job_id: &str) -> DbResult<()> {
+        let client = self.stores.client().await?;
+        client.execute("DELETE FROM lvbak_open_jobs WHERE job_id = $1", &[&job_id]).await?;
+        Ok(())
+    }
+
+    /// Forgets the imports `user_id` left open (their rows, hidden from exports while an
+    /// import is open, show again). Only while the account has no job running anywhere.
+    pub(crate) async fn forget_imports_of(&self, user_id: &str) -> DbResult<u64> {
+        let client = self.stores.client().await?;
+        Ok(client.execute("DELETE FROM lvbak_imports WHERE user_id = $1", &[&user_id]).await?)
+    }
+
+    /// Hands `user_id`'s open imports (their job's node is gone) on to the account's next
+    /// import, which takes their rows as its own (`import_rows::take_over_handed_on`).
+    pub(crate) async fn hand_on_imports(&self, user_id: &str) -> DbResult<u64> {
+        let client = self.stores.client().await?;
+        Ok(client.execute("UPDATE lvbak_imports SET handed_on = TRUE WHERE user_id = $1", &[&user_id]).await?)
+    }
+
+    /// Import jobs recorded unfinished whose open job is gone (a node died between the
+    /// two writes): failed with `code`; their accounts.
+    pub(crate) async fn fail_unowned_jobs(&self, now: i64, code: &str, message: &str) -> DbResult<Vec<String>> {
+        let client = self.stores.client().await?;
+        let rows = client
+            .query(
+                "WITH failed AS (UPDATE lvbak_import_jobs j SET status = 'failed', finished_at = $1, error_code = $2,
+                 error_message = $3 WHERE status IN ('queued', 'awaiting_ticket', 'running')
+                 AND NOT EXISTS (SELECT 1 FROM lvbak_open_jobs o WHERE o.job_id = j.id) RETURNING user_id)
+                 SELECT DISTINCT user_id FROM failed",
+                &[&now, &code, &message],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+}

@@ -1,0 +1,281 @@
+//! Two nodes of one instance: two servers in this process over one PostgreSQL database,
+//! each with its own address and data directory. A batch import's requests alternate
+//! between them (the node that does not run the job forwards them), a hostile account gets
+//! nothing of another's job through either node, an account runs one import across both,
+//! rows of an unfinished import stay out of exports, and when the node running the job
+//! stops (its address refuses, its database connection holding the job's lock is cut, as a
+//! `kill -9` leaves them) the other node takes the job over under the same id: the upload
+//! starts again from batch 0 there and the import completes, its export equal to a single
+//! SQLite node's import of the same archive.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use lvbak_core::upload::{file_claims, upload_batches, BatchSink, HeldRows, UploadPlan, UploadProgress};
+use lvbak_core::{Archive, FormatError, Limits};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::runtime::Handle;
+
+use crate::batches::held_rows_of;
+use crate::export::{entries, export};
+use crate::import::import;
+use crate::support::{small_seed, status_json, Account, Backend, TestServer};
+
+/// Sends batches to each node in turn, as a round-robin balancer would; stops (as a cut
+/// connection) once `stop_after` batches went.
+struct AlternatingSink {
+    runtime: Handle,
+    client: reqwest::Client,
+    /// Each node's batch URL of the job.
+    urls: Vec<String>,
+    token: String,
+    sent: Vec<u64>,
+    stop_after: Option<usize>,
+}
+
+impl BatchSink for AlternatingSink {
+    fn send(&mut self, number: u64, batch: &[u8]) -> Result<(), FormatError> {
+        if self.stop_after == Some(self.sent.len()) {
+            return Err(FormatError::Io(std::io::Error::other("connection dropped")));
+        }
+        let url = &self.urls[number as usize % self.urls.len()];
+        let request = self
+            .client
+            .put(format!("{url}/{number}"))
+            .bearer_auth(&self.token)
+            .header("x-batch-sha256", hex::encode(Sha256::digest(batch)))
+            .body(batch.to_vec());
+        let (code, answer) = self.runtime.block_on(async { status_json(request.send().await.unwrap()).await });
+        if code != 200 {
+            return Err(FormatError::Io(std::io::Error::other(format!("batch {number}: {code} {answer}"))));
+        }
+        self.sent.push(number);
+        Ok(())
+    }
+
+    fn progress(&mut self, _: &UploadProgress) {}
+
+    fn vectors_accepted(&mut self) -> Result<bool, FormatError> {
+        Ok(false)
+    }
+}
+
+/// Uploads `archive` into `job` from batch `start`, alternating between `nodes`.
+async fn upload(
+    nodes: &[&TestServer],
+    account: &Account,
+    job: &str,
+    archive: &[u8],
+    plan: UploadPlan,
+    stop_after: Option<usize>,
+) -> (Result<u64, String>, Vec<u64>) {
+    let mut sink = AlternatingSink {
+        runtime: Handle::current(),
+        client: reqwest::Client::new(),
+        urls: nodes.iter().map(|node| node.url(&format!("/api/v1/user-data/import/{job}/batches"))).collect(),
+        token: account.token.clone(),
+        sent: Vec::new(),
+        stop_after,
+    };
+    let reader = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let report = upload_batches(&reader, plan, &mut sink).map(|report| report.batches);
+        (report.map_err(|error| error.to_string()), sink.sent)
+    })
+    .await
+    .unwrap()
+}
+
+/// An export's entries as compared across instances: the manifest left out (its id and
+/// time are each export's), the account's own id named `USER`, each table's lines sorted
+/// (each database reads rows in its own plan's order).
+fn comparable(bytes: &[u8], user_id: &str) -> BTreeMap<String, Vec<u8>> {
+    entries(bytes)
+        .into_iter()
+        .filter(|(name, _)| name != "manifest.json")
+        .map(|(name, content)| {
+            if !name.ends_with(".ndjson") {
+                return (name, content);
+            }
+            let text = String::from_utf8_lossy(&content).replace(user_id, "USER");
+            let mut lines: Vec<&str> = text.lines().collect();
+            lines.sort_unstable();
+            (name, lines.join("\n").into_bytes())
+        })
+        .collect()
+}
+
+fn assert_same(reference: &BTreeMap<String, Vec<u8>>, cluster: &BTreeMap<String, Vec<u8>>) {
+    let names = |entries: &BTreeMap<String, Vec<u8>>| entries.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(reference), names(cluster), "the entries differ");
+    for (name, content) in reference {
+        if content != &cluster[name] {
+            let (ours, theirs) = (String::from_utf8_lossy(content), String::from_utf8_lossy(&cluster[name]));
+            let first = ours.lines().zip(theirs.lines()).find(|(a, b)| a != b);
+            panic!(
+                "{name} differs ({} and {} lines); first difference:\n--- one SQLite node\n{:?}\n--- two nodes\n{:?}",
+                ours.lines().count(),
+                theirs.lines().count(),
+                first.map(|(a, _)| a),
+                first.map(|(_, b)| b),
+            );
+        }
+    }
+}
+
+/// The node recorded as running `job`, as PostgreSQL says.
+async fn node_of(server: &TestServer, job: &str) -> Option<String> {
+    let client = server.postgres_client().unwrap();
+    let row = client.query_opt("SELECT node_url FROM lvbak_open_jobs WHERE job_id = $1", &[&job]).await.unwrap();
+    row.and_then(|row| row.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_a_batch_import_and_a_gone_node_s_job_is_taken_over() {
+    // The archive: a seeded account's export on an instance of its own, and what one
+    // SQLite node makes of it.
+    let source = TestServer::start("nodes-source").await;
+    let mut seed = small_seed();
+    seed.chats = 4;
+    seed.messages_per_chat = 3000;
+    let owner = source.account("nodes-owner", Some(seed)).await;
+    let archive = export(&source, &owner, false).await;
+    drop(source);
+    let single = TestServer::start("nodes-single").await;
+    let reference_account = single.account("nodes-reference", None).await;
+    let done = import(&single, &reference_account, &archive, None).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let reference = comparable(&export(&single, &reference_account, false).await, &reference_account.user.id);
+
+    // Two nodes over one database.
+    let mut a = TestServer::start_on(Backend::Postgres, "node-a").await;
+    let b = a.another_node("node-b").await;
+    let victim = a.account("victim", None).await;
+    let hostile = a.account("hostile", None).await;
+    let opened = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
+    let body = json!({"manifest": opened.manifest(), "files": file_claims(&opened)});
+    let (code, job) =
+        status_json(a.post(&victim, "/api/v1/user-data/import/batches").json(&body).send().await.unwrap()).await;
+    assert_eq!(code, 201, "{job}");
+    let job = job["jobId"].as_str().unwrap().to_string();
+    assert_eq!(node_of(&a, &job).await.as_deref(), Some(a.base.as_str()), "the job runs where it was opened");
+
+    // The node that does not run the job answers for it (held rows, status) by forwarding.
+    let held = held_rows_of(&b, &victim, &job).await;
+    let plan = |held: HeldRows| UploadPlan {
+        start_batch: 0,
+        held_rows: held.tables,
+        fresh_tables: held.fresh,
+        ..UploadPlan::default()
+    };
+    let (stopped, sent) = upload(&[&a, &b], &victim, &job, &archive, plan(held), Some(4)).await;
+    assert!(stopped.unwrap_err().contains("connection dropped"));
+    assert_eq!(sent, vec![0, 1, 2, 3], "batches alternate between the nodes");
+    let (code, status) =
+        status_json(b.get(&victim, &format!("/api/v1/user-data/import/{job}/status")).send().await.unwrap()).await;
+    assert_eq!((code, status["nextBatch"].as_u64()), (200, Some(4)), "{status}");
+
+    // Rows of the unfinished import are not in an export, from either node.
+    let applied = || crate::export::owned_rows(&a, "messages", &victim.user.id).len();
+    for _ in 0..500 {
+        if applied() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(applied() > 0, "the batches taken are applied");
+    for node in [&a, &b] {
+        let during = entries(&export(node, &victim, false).await);
+        let messages = during
+            .get("database/messages.ndjson")
+            .map_or(0, |lines| lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count());
+        assert_eq!(messages, 0, "an export during the import shows none of its rows");
+    }
+
+    // A hostile account reaches nothing of the job through either node.
+    let paths = ["status", "held-rows", "held-files"];
+    for node in [&a, &b] {
+        for path in paths {
+            let answer = node.get(&hostile, &format!("/api/v1/user-data/import/{job}/{path}")).send().await.unwrap();
+            assert_eq!(answer.status(), 404, "{path} through {}", node.base);
+        }
+        let commit =
+            node.post(&hostile, &format!("/api/v1/user-data/import/{job}/commit")).json(&json!({"batches": 4}));
+        assert_eq!(commit.send().await.unwrap().status(), 404);
+        let put = node
+            .client
+            .put(node.url(&format!("/api/v1/user-data/import/{job}/batches/4")))
+            .bearer_auth(&hostile.token)
+            .header("x-batch-sha256", hex::encode(Sha256::digest(b"x")))
+            .body("x");
+        assert_eq!(put.send().await.unwrap().status(), 404);
+    }
+    // One import per account across the nodes.
+    let (code, refused) =
+        status_json(b.post(&victim, "/api/v1/user-data/import/batches").json(&body).send().await.unwrap()).await;
+    assert_eq!((code, refused["code"].as_str()), (409, Some("import_running")), "{refused}");
+
+    // Node A goes: its address refuses connections and its lock holder's connection ends.
+    a.stop_serving();
+    let database = a.postgres_client().unwrap();
+    let cut = database
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cut.len(), 1, "one connection held the job's lock");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    // The hostile account's requests through B never take the job over.
+    for path in paths {
+        let answer = b.get(&hostile, &format!("/api/v1/user-data/import/{job}/{path}")).send().await.unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+    }
+    assert_eq!(node_of(&a, &job).await.as_deref(), Some(a.base.as_str()), "still A's");
+
+    // The victim's next batch reaches B: B takes the job over, and the upload starts again.
+    let retry = b
+        .client
+        .put(b.url(&format!("/api/v1/user-data/import/{job}/batches/4")))
+        .bearer_auth(&victim.token)
+        .header("x-batch-sha256", hex::encode(Sha256::digest(b"x")))
+        .body("x");
+    let (code, gap) = status_json(retry.send().await.unwrap()).await;
+    assert_eq!((code, gap["code"].as_str(), gap["nextBatch"].as_u64()), (409, Some("batch_gap"), Some(0)), "{gap}");
+    assert_eq!(node_of(&a, &job).await.as_deref(), Some(b.base.as_str()), "B runs it now");
+    let (code, status) =
+        status_json(b.get(&victim, &format!("/api/v1/user-data/import/{job}/status")).send().await.unwrap()).await;
+    assert_eq!(
+        (code, status["status"].as_str(), status["nextBatch"].as_u64()),
+        (200, Some("running"), Some(0)),
+        "{status}"
+    );
+
+    // The page's resume: held files and rows asked again, every batch from 0, to B.
+    let (code, files) =
+        status_json(b.get(&victim, &format!("/api/v1/user-data/import/{job}/held-files")).send().await.unwrap()).await;
+    assert_eq!(code, 200, "{files}");
+    let held_files =
+        files["heldFiles"].as_array().unwrap().iter().map(|name| name.as_str().unwrap().to_string()).collect();
+    let held = held_rows_of(&b, &victim, &job).await;
+    let resumed = UploadPlan { held_files, ..plan(held) };
+    let (report, _) = upload(&[&b], &victim, &job, &archive, resumed, None).await;
+    let batches = report.unwrap();
+    let commit = b.post(&victim, &format!("/api/v1/user-data/import/{job}/commit")).json(&json!({"batches": batches}));
+    let (code, done) = status_json(commit.send().await.unwrap()).await;
+    assert_eq!((code, done["status"].as_str()), (200, Some("complete")), "{done}");
+    assert_eq!(node_of(&a, &job).await, None, "an ended job is no node's");
+    let open_imports = database.query("SELECT id FROM lvbak_imports", &[]).await.unwrap();
+    assert!(open_imports.is_empty(), "no import is left open: {}", open_imports.len());
+
+    // What the two nodes hold is what one SQLite node makes of the archive.
+    let cluster = comparable(&export(&b, &victim, false).await, &victim.user.id);
+    assert_same(&reference, &cluster);
+    let (code, status) =
+        status_json(b.get(&victim, &format!("/api/v1/user-data/import/{job}/status")).send().await.unwrap()).await;
+    assert_eq!((code, status["status"].as_str()), (200, Some("complete")), "{status}");
+    drop(hostile);
+}
