@@ -11,7 +11,8 @@
 //!
 //! The nodes log (`RUST_LOG=info,lvbak_server=debug,tokio_postgres=warn`, or the filter in
 //! `LVBAK_CLUSTER_LOG`) into files in the test's scratch folder; when the test fails, the
-//! folder is kept and the ends of those logs and of nginx's are printed. Screenshots land
+//! ends of those logs and of nginx's are printed, and the folder is kept with nginx's logs
+//! copied in (with `LVBAK_CLUSTER_KEEP` set, also when it passes). Screenshots land
 //! in `$CARGO_TARGET_DIR/browser-artefacts/cluster-*.png`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -234,6 +235,35 @@ impl Cluster {
         rows.first().map(|row| (row.get(0), row.get(1)))
     }
 
+    /// Whether some connection holds the advisory lock `lvbak_open_jobs` gives `job` (the
+    /// job's node holds it while it runs the job: PostgreSQL frees a dead node's locks, and
+    /// a free lock is how the other nodes know the job's node is gone).
+    async fn job_lock_held(&self, job: &str) -> bool {
+        let row = self
+            .postgres
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks l, lvbak_open_jobs j WHERE j.job_id = $1 \
+                 AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND l.classid::bigint = ((j.lock_key >> 32) & 4294967295) \
+                 AND l.objid::bigint = (j.lock_key & 4294967295))",
+                &[&job],
+            )
+            .await
+            .unwrap();
+        row.get(0)
+    }
+
+    /// The number of `lvbak_open_jobs` rows of `user_id`.
+    async fn open_jobs_of(&self, user_id: &str) -> i64 {
+        let row = self
+            .postgres
+            .query_one("SELECT count(*) FROM lvbak_open_jobs WHERE user_id = $1", &[&user_id])
+            .await
+            .unwrap();
+        row.get(0)
+    }
+
     /// How many requests nginx sent to each node (by the access log's upstream field) among
     /// those whose path contains `part`.
     fn requests_per_node(&self, part: &str) -> Vec<(String, usize)> {
@@ -272,12 +302,15 @@ impl Drop for Cluster {
             };
             eprintln!("\n===== nginx error log, last {TAIL_LINES} lines\n{}", lines(self.balancer.error_log()));
             eprintln!("\n===== nginx access log, last {TAIL_LINES} lines\n{}", lines(self.balancer.access_log()));
-            eprintln!("\nthe cluster's logs and data are kept in {}", self.dir.display());
         }
         for node in &mut self.nodes {
             node.kill();
         }
-        if !std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("LVBAK_CLUSTER_KEEP").is_some() {
+            let _ = std::fs::write(self.dir.join("nginx-access.log"), self.balancer.access_log());
+            let _ = std::fs::write(self.dir.join("nginx-error.log"), self.balancer.error_log());
+            eprintln!("the cluster's logs and data are kept in {}", self.dir.display());
+        } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
@@ -560,9 +593,16 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
     cluster.add_user(HOSTILE);
     let token = login(&client, &nginx, VICTIM).await;
     let hostile = login(&client, &nginx, HOSTILE).await;
-    let (code, me) = call(&client, "GET", &format!("{nginx}/api/v1/auth/me"), &token, None).await;
-    assert_eq!(code, 200, "{me}");
-    let victim_id = me["id"].as_str().unwrap().to_string();
+    let user_id = |token: String| {
+        let (client, me_url) = (client.clone(), format!("{nginx}/api/v1/auth/me"));
+        async move {
+            let (code, me) = call(&client, "GET", &me_url, &token, None).await;
+            assert_eq!(code, 200, "{me}");
+            me["id"].as_str().unwrap().to_string()
+        }
+    };
+    let victim_id = user_id(token.clone()).await;
+    let hostile_id = user_id(hostile.clone()).await;
 
     // The page, through nginx.
     let downloads = ScratchDir::new("cluster-downloads");
@@ -628,18 +668,32 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
     step(&format!("{} owns the job; nginx sent its requests so far: {job_requests:?}", cluster.nodes[owner].name));
     assert!(job_requests.iter().all(|(_, count)| *count > 0), "nginx sent the job's requests to one node only");
 
-    // The hostile account asks the other node for the job by its id.
+    assert!(cluster.job_lock_held(&job).await, "nothing holds the job's lock while its node runs it");
+
+    // The hostile account asks the other node for the job by its id (that node forwards
+    // the requests to the job's node, which answers them).
     let before = hostile_requests(&client, &survivor_url, &hostile, &job).await;
     assert_all_not_found("before the kill", &before);
 
     // The kill. nginx is held meanwhile, so the page's next request waits and the hostile
-    // account's requests reach the surviving node first.
+    // account's requests reach the surviving node first — once PostgreSQL has freed the
+    // dead node's lock, so that node finds the job's node gone.
     cluster.balancer.pause();
     let node = &mut cluster.nodes[owner];
     node.kill();
     step(&format!("{} ({}) killed with SIGKILL", node.name, node.address));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.job_lock_held(&job).await {
+        if Instant::now() > deadline {
+            cluster.balancer.resume();
+            panic!("PostgreSQL still holds the killed node's lock on the job after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    step("PostgreSQL freed the killed node's lock on the job");
     let after = hostile_requests(&client, &survivor_url, &hostile, &job).await;
     let still = cluster.open_job(&job).await;
+    let hostile_jobs = cluster.open_jobs_of(&hostile_id).await;
     cluster.balancer.resume();
     assert_all_not_found("after the kill", &after);
     assert_eq!(
@@ -647,6 +701,7 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
         Some((Some(owner_url.clone()), victim_id.clone())),
         "the hostile account's requests changed the job's record"
     );
+    assert_eq!(hostile_jobs, 0, "the hostile account has an open job");
 
     // The page's next request finds the job's node gone: the other node takes the job
     // over from batch 0, and the page says the upload was interrupted (or it completes).
@@ -685,11 +740,10 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
             browser.screenshot("cluster-3-resume-offered.png").await;
             browser.click("import-start").await;
             step("resuming");
-            let done = wait_card(&browser, "the import's end", Duration::from_secs(600), |card| {
-                ["complete", "failed", "cancelled", "interrupted"].contains(&card.status.as_str())
+            wait_card(&browser, "the import's end", Duration::from_secs(600), |card| {
+                ENDED.contains(&card.status.as_str())
             })
-            .await;
-            done
+            .await
         }
         _ => panic!("after the kill the import ended {ended:?}"),
     };
@@ -708,8 +762,7 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
     assert_eq!(direct, through, "the surviving node and nginx answer the job's status differently");
     let (code, hostile_status) = call(&client, "GET", &direct_url, &hostile, None).await;
     assert_eq!(code, 404, "the hostile account reads the finished job: {hostile_status}");
-    let record = cluster.open_job(&job).await;
-    step(&format!("lvbak_open_jobs' row for the finished job: {record:?}"));
+    assert_eq!(cluster.open_job(&job).await, None, "lvbak_open_jobs keeps the finished job");
 
     // The account exports as the reference does: from the surviving node and through nginx.
     for (label, base) in [("the surviving node", survivor_url.clone()), ("nginx", nginx.clone())] {
