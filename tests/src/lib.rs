@@ -4,12 +4,15 @@
 //! `tests/`, the end-to-end tests of the server and the web page. `embedding_stub` is an
 //! OpenAI-compatible embeddings server for the re-vectorization tests; `s3_server` a real S3
 //! server (SeaweedFS) for the object storage tests; `postgres_server` a real PostgreSQL
-//! server (a private cluster) with a database per test.
+//! server (a private cluster) with a database per test; `nginx` a real nginx balancing over
+//! several lvbak nodes for the cluster test.
 
 pub mod card_corpus;
 pub mod corpus;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod embedding_stub;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod nginx;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod postgres_server;
 #[cfg(not(target_arch = "wasm32"))]

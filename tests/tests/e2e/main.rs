@@ -9,6 +9,7 @@ mod browser;
 mod browser_cards;
 mod browser_preview;
 mod browser_selective;
+mod cluster;
 mod compat;
 mod embeddings;
 mod export;
