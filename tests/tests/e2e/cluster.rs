@@ -165,6 +165,20 @@ impl Drop for Node {
     }
 }
 
+/// A fresh identity key file in `dir` (32 random bytes, base64, mode 0600), as an operator
+/// makes one for every node.
+fn identity_key_file(dir: &Path) -> PathBuf {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut key).unwrap();
+    let path = dir.join("identity.key");
+    std::fs::write(&path, format!("{}\n", base64::engine::general_purpose::STANDARD.encode(key))).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
 /// Two nodes on one database and one object store prefix, behind nginx.
 struct Cluster {
     dir: PathBuf,
@@ -186,6 +200,8 @@ impl Cluster {
             let place = test_prefix();
             let mut env = place.env();
             env.push(("LVBAK_DATABASE_URL".into(), database.url.clone()));
+            // Every node of an instance (and the CLI) gets the same identity key.
+            env.push(("LVBAK_IDENTITY_KEY_FILE".into(), identity_key_file(&dir).to_str().unwrap().to_string()));
             // One after the other: each recovers what an earlier process left at start.
             let nodes = vec![Node::start("node-a", &dir, &web_dir, &env), Node::start("node-b", &dir, &web_dir, &env)];
             let balancer = Balancer::start(&nodes.iter().map(Node::url).collect::<Vec<_>>());
