@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::embeddings::http::routes())
         .fallback_service(page)
         .layer(axum::middleware::from_fn_with_state(state.clone(), import::forward::to_the_job_node))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::embeddings::forward::to_the_run_node))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
 }

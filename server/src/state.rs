@@ -104,8 +104,25 @@ impl AppState {
             }
         };
         jobs::recover(&store, nodes.as_deref(), hosting.import_idle).await;
+        let embeddings = Arc::new(
+            Embeddings::with_timeout(
+                store.clone(),
+                hosting.embedding_requests,
+                hosting.quota,
+                hosting.embedding_private_hosts,
+                hosting.embedding_timeout,
+            )
+            .await,
+        );
         if let Some(nodes) = &nodes {
-            nodes.sweep_forever(hosting.import_idle);
+            embeddings.join(nodes.clone());
+            // A run whose node is gone goes on here.
+            let resumer = Arc::downgrade(&embeddings);
+            nodes.sweep_forever(hosting.import_idle, move |user| {
+                if let Some(embeddings) = resumer.upgrade() {
+                    tokio::spawn(async move { embeddings.resume(&user).await });
+                }
+            });
         }
         Self {
             inner: Arc::new(Shared {
@@ -114,16 +131,7 @@ impl AppState {
                 prepared_exports: shared.prepared_exports,
                 sign_in: SignInGuard::new(&hosting, shared.sign_in_limits),
                 memory: MemoryBudget::new(hosting.batch_memory),
-                embeddings: Arc::new(
-                    Embeddings::with_timeout(
-                        store.clone(),
-                        hosting.embedding_requests,
-                        hosting.quota,
-                        hosting.embedding_private_hosts,
-                        hosting.embedding_timeout,
-                    )
-                    .await,
-                ),
+                embeddings,
                 store,
                 web_dir,
                 limits,

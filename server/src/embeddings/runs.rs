@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{EmbeddingClient, RUN_ATTEMPTS};
 use super::config::{EmbeddingSettings, LEGACY_SECRET_KEY, SETTING_KEY};
+use crate::nodes::Nodes;
 use crate::storage::sqlite::DbError;
 use crate::storage::{SourceKind, SourceRow, Store, VectorRow};
 
@@ -76,6 +77,8 @@ pub struct Embeddings {
     quota: Option<u64>,
     runs: Mutex<HashMap<String, Run>>,
     runtime: Option<tokio::runtime::Handle>,
+    /// The instance's other nodes (with PostgreSQL): one run per account across them.
+    nodes: std::sync::OnceLock<Arc<Nodes>>,
 }
 
 impl Embeddings {
@@ -102,7 +105,13 @@ impl Embeddings {
             quota,
             runs: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::try_current().ok(),
+            nodes: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Runs go on one node of the instance at a time from now on.
+    pub(crate) fn join(&self, nodes: Arc<Nodes>) {
+        let _ = self.nodes.set(nodes);
     }
 
     pub fn client(&self) -> &EmbeddingClient {
@@ -112,6 +121,13 @@ impl Embeddings {
     /// Where the user's run stands (pending read from the queue when no run is going).
     pub async fn status(&self, user_id: &str) -> Result<RunStatus, DbError> {
         let current = self.runs.lock().get(user_id).map(|run| run.status.borrow().clone());
+        if let (Some(nodes), false) = (self.nodes.get(), current.as_ref().is_some_and(|s| s.status == "running")) {
+            // Not going here: how it last ended, wherever it went.
+            if let Some(mut ended) = nodes.run_end(user_id).await? {
+                ended.pending = self.store.embedding_queue().queued_embeddings(user_id).await?;
+                return Ok(ended);
+            }
+        }
         match current {
             Some(status) if status.status == "running" => Ok(status),
             Some(mut status) => {
@@ -157,6 +173,12 @@ impl Embeddings {
             ..RunStatus::default()
         };
         let cancel = CancellationToken::new();
+        if let Some(nodes) = self.nodes.get() {
+            if !self.is_running(user_id) && !nodes.claim_run(user_id).await? {
+                // Another node runs it (a request for it is forwarded there).
+                return Ok(status);
+            }
+        }
         {
             let mut runs = self.runs.lock();
             let run = run_entry(&mut runs, user_id, || status.clone());
@@ -247,20 +269,30 @@ impl Embeddings {
 
     async fn end(&self, user_id: &str, ended: Result<(), RunStop>) {
         let pending = self.store.embedding_queue().queued_embeddings(user_id).await.unwrap_or_default();
-        let mut runs = self.runs.lock();
-        if let Some(run) = runs.get_mut(user_id) {
-            run.running = false;
-            run.status.send_modify(|status| {
-                status.pending = pending;
-                match ended {
-                    Ok(()) => status.status = "complete".into(),
-                    Err(stop) => {
-                        status.failed = pending;
-                        status.error = stop.message();
-                        status.status = stop.code().into();
+        let last = {
+            let mut runs = self.runs.lock();
+            runs.get_mut(user_id).map(|run| {
+                run.running = false;
+                run.status.send_modify(|status| {
+                    status.pending = pending;
+                    match ended {
+                        Ok(()) => status.status = "complete".into(),
+                        Err(stop) => {
+                            status.failed = pending;
+                            status.error = stop.message();
+                            status.status = stop.code().into();
+                        }
                     }
-                }
-            });
+                });
+                run.status.borrow().clone()
+            })
+        };
+        // Recorded before the run is let go: a node asked next reads how it ended.
+        if let Some(nodes) = self.nodes.get() {
+            if let Some(last) = &last {
+                nodes.record_run_end(user_id, last).await;
+            }
+            nodes.release_run(user_id).await;
         }
     }
 }

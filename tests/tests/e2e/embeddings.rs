@@ -18,7 +18,7 @@ use crate::export::{entries, ndjson, owned_rows};
 use crate::import::import;
 use crate::support::{ok_bytes, small_seed, status_json, Account, TestServer};
 
-const DIMENSIONS: usize = 8;
+pub(crate) const DIMENSIONS: usize = 8;
 
 /// Lumiverse's vectors-patched fixture as unmodified Lumiverse 1.1 writes it (no vectors,
 /// no dimension), from a user who had turned vector search on for their world-book entries.
@@ -54,7 +54,7 @@ fn lumiverse_archive_without_vectors() -> Vec<u8> {
 }
 
 /// Points `account` at the stub (and whatever else `extra` sets); the answer.
-async fn configure(server: &TestServer, account: &Account, stub: &EmbeddingStub, extra: Value) -> Value {
+pub(crate) async fn configure(server: &TestServer, account: &Account, stub: &EmbeddingStub, extra: Value) -> Value {
     let mut body = json!({
         "enabled": true, "provider": "openai-compatible", "api_url": stub.url, "model": "stub-embed",
         "dimensions": DIMENSIONS, "send_dimensions": true, "api_key": "good-key",
@@ -75,7 +75,7 @@ async fn status(server: &TestServer, account: &Account) -> Value {
 }
 
 /// Polls the run's status until it is not running (at most 60 s).
-async fn until_stopped(server: &TestServer, account: &Account) -> Value {
+pub(crate) async fn until_stopped(server: &TestServer, account: &Account) -> Value {
     until_stopped_within(server, account, 60).await
 }
 

@@ -221,8 +221,11 @@ async fn two_nodes_share_a_batch_import_and_a_gone_node_s_job_is_taken_over() {
     let database = a.postgres_client().unwrap();
     let cut = database
         .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()",
-            &[],
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l, lvbak_open_jobs j WHERE j.job_id = $1 \
+             AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND l.classid::bigint = ((j.lock_key >> 32) & 4294967295) AND l.objid::bigint = (j.lock_key & 4294967295)",
+            &[&job],
         )
         .await
         .unwrap();
@@ -294,4 +297,59 @@ async fn a_node_with_another_identity_key_is_refused() {
     let shared_dir = other.path.join("data2");
     let shared = lvbak_server::storage::Store::open_with_identity(&shared_dir, None, Some(&url), Some(&key)).await;
     assert!(shared.is_ok(), "a node with the instance's key starts");
+}
+
+/// An account's re-vectorization run goes on one node, and the Embeddings page sees it
+/// whichever node answers: status, start and cancel through the other node reach it there
+/// (forwarded), another account's status through that node is its own, and a run started
+/// through the other node once the first ended goes on there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_vectorization_run_goes_on_one_node_and_answers_through_either() {
+    use crate::embeddings::{configure, until_stopped};
+    use lvbak_tests::embedding_stub::EmbeddingStub;
+    use std::time::Duration;
+
+    let stub = EmbeddingStub::start(crate::embeddings::DIMENSIONS);
+    stub.set(|s| s.delay = Duration::from_secs(30));
+    let a = TestServer::start_on(Backend::Postgres, "run-a").await;
+    let b = a.another_node("run-b").await;
+    let frank = a.account("frank", Some(small_seed())).await;
+    let other = a.account("other", None).await;
+    let node_of_run = || async {
+        let client = a.postgres_client().unwrap();
+        let sql = "SELECT node_url FROM lvbak_open_runs WHERE user_id = $1";
+        let row = client.query_opt(sql, &[&frank.user.id]).await.unwrap();
+        row.and_then(|row| row.get::<_, Option<String>>(0))
+    };
+    // Configured through A: the seeded rows wait for the new model, and A starts the run.
+    configure(&a, &frank, &stub, json!({"vectorize_chat_messages": true, "batch_size": 2})).await;
+    let (code, started) = status_json(a.post(&frank, "/api/v1/embeddings/start").send().await.unwrap()).await;
+    assert_eq!((code, started["status"].as_str()), (200, Some("running")), "{started}");
+    assert_eq!(node_of_run().await.as_deref(), Some(a.base.as_str()));
+
+    // Through B: the same run (B alone would answer idle), started once.
+    let (code, seen) = status_json(b.get(&frank, "/api/v1/embeddings/status").send().await.unwrap()).await;
+    assert_eq!((code, seen["status"].as_str()), (200, Some("running")), "{seen}");
+    let (code, again) = status_json(b.post(&frank, "/api/v1/embeddings/start").send().await.unwrap()).await;
+    assert_eq!((code, again["status"].as_str()), (200, Some("running")), "{again}");
+    assert_eq!(node_of_run().await.as_deref(), Some(a.base.as_str()), "still A's run");
+    let (code, theirs) = status_json(b.get(&other, "/api/v1/embeddings/status").send().await.unwrap()).await;
+    assert_eq!((code, theirs["status"].as_str()), (200, Some("idle")), "another account's own: {theirs}");
+    let (code, refused) = status_json(b.post(&other, "/api/v1/embeddings/cancel").send().await.unwrap()).await;
+    assert_eq!((code, refused["cancelled"].as_bool()), (200, Some(false)), "{refused}");
+
+    // Cancelled through B, stopped on A.
+    let (code, cancelled) = status_json(b.post(&frank, "/api/v1/embeddings/cancel").send().await.unwrap()).await;
+    assert_eq!((code, cancelled["cancelled"].as_bool()), (200, Some(true)), "{cancelled}");
+    let stopped = until_stopped(&b, &frank).await;
+    assert_eq!(stopped["status"], "cancelled", "{stopped}");
+    assert_eq!(node_of_run().await, None, "an ended run is no node's");
+
+    // Started through B now, it goes on B, and A answers for it.
+    stub.set(|s| s.delay = Duration::ZERO);
+    let (code, _) = status_json(b.post(&frank, "/api/v1/embeddings/start").send().await.unwrap()).await;
+    assert_eq!(code, 200);
+    let finished = until_stopped(&a, &frank).await;
+    assert_eq!((finished["status"].as_str(), finished["pending"].as_u64()), (Some("complete"), Some(0)), "{finished}");
+    assert!(stub.seen(|s| s.embedded_requests) > 0);
 }

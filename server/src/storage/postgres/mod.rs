@@ -42,7 +42,7 @@ use tokio_postgres::NoTls;
 
 use super::sqlite::{DbError, DbResult};
 
-pub(crate) use open_jobs::{lock_key, OpenJobRow, PostgresOpenJobs};
+pub(crate) use open_jobs::{lock_key, OpenJobRow, OpenRunRow, PostgresOpenJobs};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub(crate) use prepared::PostgresPreparedExports;
 #[cfg_attr(not(test), allow(unused_imports))]

@@ -30,7 +30,15 @@ pub(crate) struct OpenJobRow {
     pub(crate) orphaned_at: Option<i64>,
 }
 
-/// The open jobs of the instance, and this node's lock holder.
+/// A re-vectorization run going on some node (`lvbak_open_runs`).
+#[derive(Clone, Debug)]
+pub(crate) struct OpenRunRow {
+    pub(crate) user_id: String,
+    pub(crate) lock_key: i64,
+    pub(crate) node_url: Option<String>,
+}
+
+/// The open jobs and runs of the instance, and this node's lock holder.
 pub(crate) struct PostgresOpenJobs {
     stores: PostgresStores,
     holder: Mutex<tokio_postgres::Client>,
@@ -191,5 +199,70 @@ impl PostgresOpenJobs {
             )
             .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// Records `row`'s run (its lock held by the caller); `false` when the account has one.
+    pub(crate) async fn insert_run(&self, row: &OpenRunRow, now: i64) -> DbResult<bool> {
+        let client = self.stores.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO lvbak_open_runs (user_id, lock_key, node_url, started_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[&row.user_id, &row.lock_key, &row.node_url, &now],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    /// The run of `user_id`, if one is going anywhere.
+    pub(crate) async fn run_of(&self, user_id: &str) -> DbResult<Option<OpenRunRow>> {
+        let client = self.stores.client().await?;
+        let row = client
+            .query_opt("SELECT user_id, lock_key, node_url FROM lvbak_open_runs WHERE user_id = $1", &[&user_id])
+            .await?;
+        Ok(row.map(|row| OpenRunRow { user_id: row.get(0), lock_key: row.get(1), node_url: row.get(2) }))
+    }
+
+    /// Runs going on any node but `node_url`, at most `limit`.
+    pub(crate) async fn other_runs(&self, node_url: Option<&str>, limit: i64) -> DbResult<Vec<OpenRunRow>> {
+        let client = self.stores.client().await?;
+        let rows = client
+            .query(
+                "SELECT user_id, lock_key, node_url FROM lvbak_open_runs
+                 WHERE node_url IS DISTINCT FROM $1 OR $1 IS NULL ORDER BY started_at LIMIT $2",
+                &[&node_url, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| OpenRunRow { user_id: row.get(0), lock_key: row.get(1), node_url: row.get(2) })
+            .collect())
+    }
+
+    /// Forgets `user_id`'s run.
+    pub(crate) async fn remove_run(&self, user_id: &str) -> DbResult<()> {
+        let client = self.stores.client().await?;
+        client.execute("DELETE FROM lvbak_open_runs WHERE user_id = $1", &[&user_id]).await?;
+        Ok(())
+    }
+
+    /// Records how `user_id`'s last run ended (its status, JSON).
+    pub(crate) async fn record_run_end(&self, user_id: &str, status: &str) -> DbResult<()> {
+        let client = self.stores.client().await?;
+        client
+            .execute(
+                "INSERT INTO lvbak_run_ends (user_id, status) VALUES ($1, $2)
+                 ON CONFLICT (user_id) DO UPDATE SET status = excluded.status",
+                &[&user_id, &status],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// How `user_id`'s last run ended, if one did.
+    pub(crate) async fn run_end(&self, user_id: &str) -> DbResult<Option<String>> {
+        let client = self.stores.client().await?;
+        let row = client.query_opt("SELECT status FROM lvbak_run_ends WHERE user_id = $1", &[&user_id]).await?;
+        Ok(row.map(|row| row.get(0)))
     }
 }

@@ -12,6 +12,8 @@
 //! is gone fails at once (as seen from any node, within that interval); a batch import
 //! whose node is gone waits for its user for the import idle timeout, then fails.
 
+pub(crate) mod forward;
+
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -20,7 +22,7 @@ use parking_lot::Mutex;
 
 use crate::error::{AppError, AppResult};
 use crate::failure::JobFailure;
-use crate::storage::postgres::{OpenJobRow, PostgresOpenJobs};
+use crate::storage::postgres::{lock_key, OpenJobRow, OpenRunRow, PostgresOpenJobs};
 use crate::storage::sqlite::DbResult;
 use crate::storage::Store;
 use crate::util::now;
@@ -72,6 +74,13 @@ pub(crate) struct Nodes {
     /// Jobs this node opened again after their node died: at their end every row of the
     /// account is settled (the dead node's import never settled what it added).
     adopted: Mutex<HashSet<String>>,
+    /// The accounts whose re-vectorization runs here (their run locks held).
+    runs_here: Mutex<HashSet<String>>,
+}
+
+/// The lock of `user_id`'s re-vectorization run (one per account across every node).
+fn run_key(user_id: &str) -> i64 {
+    lock_key(&format!("run:{user_id}"))
 }
 
 impl Nodes {
@@ -85,6 +94,7 @@ impl Nodes {
             url: OnceLock::new(),
             running: Mutex::default(),
             adopted: Mutex::default(),
+            runs_here: Mutex::default(),
         })))
     }
 
@@ -118,7 +128,7 @@ impl Nodes {
         kind: JobKind,
         opened: Option<String>,
     ) -> AppResult<()> {
-        let key = crate::storage::postgres::lock_key(job_id);
+        let key = lock_key(job_id);
         if !self.open_jobs.try_hold(key).await? {
             return Err(AppError::internal(format!("the lock of job {job_id} is held already")));
         }
@@ -223,7 +233,7 @@ impl Nodes {
             tracing::error!("cannot forget ended job {job_id}: {error}");
         }
         if self.running.lock().remove(job_id) {
-            if let Err(error) = self.open_jobs.let_go(crate::storage::postgres::lock_key(job_id)).await {
+            if let Err(error) = self.open_jobs.let_go(lock_key(job_id)).await {
                 tracing::error!("cannot let go of job {job_id}'s lock: {error}");
             }
         }
@@ -274,8 +284,14 @@ impl Nodes {
         Ok(())
     }
 
-    /// Sweeps every [`SWEEP_EVERY`] for as long as the process runs.
-    pub(crate) fn sweep_forever(self: &Arc<Self>, batch_wait: Duration) {
+    /// Sweeps every [`SWEEP_EVERY`] for as long as the process runs; the accounts whose
+    /// re-vectorization ran on a node that is gone are handed to `resume` (which starts
+    /// them here, if no other node did first).
+    pub(crate) fn sweep_forever(
+        self: &Arc<Self>,
+        batch_wait: Duration,
+        resume: impl Fn(String) + Send + Sync + 'static,
+    ) {
         let nodes = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(SWEEP_EVERY);
@@ -286,7 +302,99 @@ impl Nodes {
                 if let Err(error) = nodes.sweep(batch_wait).await {
                     tracing::error!("cannot look for jobs of gone nodes: {error}");
                 }
+                match nodes.gone_runs().await {
+                    Ok(users) => users.into_iter().for_each(&resume),
+                    Err(error) => tracing::error!("cannot look for runs of gone nodes: {error}"),
+                }
             }
         });
+    }
+
+    /// Records `user_id`'s re-vectorization run as going here: `false` when it goes on
+    /// another node that is still there (a gone node's run becomes this node's).
+    pub(crate) async fn claim_run(&self, user_id: &str) -> DbResult<bool> {
+        if self.runs_here.lock().contains(user_id) {
+            return Ok(true);
+        }
+        let key = run_key(user_id);
+        if !self.open_jobs.try_hold(key).await? {
+            return Ok(false);
+        }
+        // The lock is this node's: no run goes anywhere else (a row left is a gone node's).
+        let row = OpenRunRow { user_id: user_id.to_string(), lock_key: key, node_url: self.url().map(str::to_string) };
+        let recorded = async {
+            self.open_jobs.remove_run(user_id).await?;
+            self.open_jobs.insert_run(&row, now()).await
+        };
+        match recorded.await {
+            Ok(_) => {
+                self.runs_here.lock().insert(user_id.to_string());
+                Ok(true)
+            }
+            Err(error) => {
+                let _ = self.open_jobs.let_go(key).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether `user_id`'s run goes on this node.
+    pub(crate) fn runs_run(&self, user_id: &str) -> bool {
+        self.runs_here.lock().contains(user_id)
+    }
+
+    /// Forgets `user_id`'s run, which ended here.
+    pub(crate) async fn release_run(&self, user_id: &str) {
+        if !self.runs_here.lock().remove(user_id) {
+            return;
+        }
+        if let Err(error) = self.open_jobs.remove_run(user_id).await {
+            tracing::error!("cannot forget the run of {user_id}: {error}");
+        }
+        if let Err(error) = self.open_jobs.let_go(run_key(user_id)).await {
+            tracing::error!("cannot let go of the run lock of {user_id}: {error}");
+        }
+    }
+
+    /// Records how `user_id`'s run ended (its final status), for every node to answer.
+    pub(crate) async fn record_run_end(&self, user_id: &str, status: &lvbak_core::protocol::RunStatus) {
+        let text = serde_json::to_string(status).unwrap_or_default();
+        if let Err(error) = self.open_jobs.record_run_end(user_id, &text).await {
+            tracing::error!("cannot record how the run of {user_id} ended: {error}");
+        }
+    }
+
+    /// How `user_id`'s last run ended, wherever it went.
+    pub(crate) async fn run_end(&self, user_id: &str) -> DbResult<Option<lvbak_core::protocol::RunStatus>> {
+        let text = self.open_jobs.run_end(user_id).await?;
+        Ok(text.and_then(|text| serde_json::from_str(&text).ok()))
+    }
+
+    /// The run of `user_id` as recorded, if one goes on any node.
+    pub(crate) async fn run_of(&self, user_id: &str) -> DbResult<Option<OpenRunRow>> {
+        self.open_jobs.run_of(user_id).await
+    }
+
+    /// Whether `run`'s node is gone (its lock free; given back at once).
+    pub(crate) async fn run_is_gone(&self, run: &OpenRunRow) -> DbResult<bool> {
+        if self.runs_run(&run.user_id) || self.open_jobs.lost() {
+            return Ok(false);
+        }
+        let gone = self.open_jobs.try_hold(run.lock_key).await?;
+        if gone {
+            self.open_jobs.let_go(run.lock_key).await?;
+        }
+        Ok(gone)
+    }
+
+    /// The accounts whose run went on a node that is gone.
+    async fn gone_runs(&self) -> DbResult<Vec<String>> {
+        let mut gone = Vec::new();
+        for run in self.open_jobs.other_runs(self.url(), SWEEP_LIMIT).await? {
+            if self.run_is_gone(&run).await? {
+                gone.push(run.user_id);
+            }
+        }
+        Ok(gone)
     }
 }
