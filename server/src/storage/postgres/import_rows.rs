@@ -14,13 +14,14 @@
 
 mod answers;
 mod ending;
+mod handed_on;
 mod insert;
 mod preview;
 
 use std::collections::{HashMap, HashSet};
 
 use lvbak_core::protocol::TableCounts;
-use lvbak_core::registry::{id_text_columns, table_spec, Ownership, TableSpec, TABLES};
+use lvbak_core::registry::{id_text_columns, table_spec, Ownership, TableSpec};
 use serde_json::Value;
 
 use super::{quotas, BlockingClient, PostgresStores};
@@ -118,7 +119,7 @@ impl PostgresStores {
                     &[&import_id, &user_id, &crate::util::now()],
                 )
                 .await?;
-            take_over_handed_on(client, user_id, import_id).await?;
+            handed_on::take_over_handed_on(client, user_id, import_id).await?;
             let any: bool = client
                 .query_one("SELECT EXISTS (SELECT 1 FROM lvbak_id_map WHERE user_id = $1)", &[&user_id])
                 .await?
@@ -143,41 +144,6 @@ impl PostgresStores {
             every_row: false,
             stored_values: StoredValues::new()?,
         })
-    }
-}
-
-/// Makes the rows and vectors of `user_id`'s imports handed on (their job taken over from a
-/// node that is gone: `PostgresOpenJobs::hand_on_imports`) import `import_id`'s, in one
-/// transaction.
-async fn take_over_handed_on(client: &tokio_postgres::Client, user_id: &str, import_id: i64) -> DbResult<()> {
-    let handed: Vec<i64> = client
-        .query("SELECT id FROM lvbak_imports WHERE user_id = $1 AND handed_on", &[&user_id])
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    if handed.is_empty() {
-        return Ok(());
-    }
-    client.batch_execute("BEGIN").await?;
-    let moved = async {
-        for spec in TABLES {
-            let sql = format!("UPDATE {} SET lvbak_import = $1 WHERE lvbak_import = ANY($2)", quoted(spec.name));
-            client.execute(&sql, &[&import_id, &handed]).await?;
-        }
-        client
-            .execute("UPDATE lvbak_import_vectors SET import_id = $1 WHERE import_id = ANY($2)", &[&import_id, &handed])
-            .await?;
-        client.execute("DELETE FROM lvbak_imports WHERE id = ANY($1)", &[&handed]).await?;
-        Ok::<_, DbError>(())
-    }
-    .await;
-    match moved {
-        Ok(()) => Ok(client.batch_execute("COMMIT").await?),
-        Err(error) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(error)
-        }
     }
 }
 
