@@ -5,7 +5,8 @@
 //! A forwarded request carries [`FORWARDED`] and is never forwarded again (a client sending
 //! it only gets this node's own answer). Nothing of the request decides where it goes: the
 //! address is the one the working node recorded. The node it reaches signs the user in
-//! again; forwarding grants nothing. At most [`FORWARDING`] requests are forwarded at once.
+//! again; forwarding grants nothing. At most [`FORWARDING`] requests are forwarded at once,
+//! each until its answer's body has passed whole.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use axum::extract::Request;
 use axum::http::header::{CONNECTION, TRANSFER_ENCODING, UPGRADE};
 use axum::http::HeaderName;
 use axum::response::Response;
+use futures::StreamExt as _;
 use tokio::sync::Semaphore;
 
 use crate::error::AppError;
@@ -67,7 +69,8 @@ pub(crate) async fn reachable(url: &str) -> bool {
 
 /// Sends `request` to the node at `url`; its answer, streamed.
 pub(crate) async fn forward(url: &str, request: Request) -> Result<Response, AppError> {
-    let _place =
+    // Held until the answer's body has been passed on whole (an event stream's too).
+    let place =
         PLACES.try_acquire().map_err(|_| AppError::Busy { what: "forwarded requests", retry_after: RETRY_AFTER })?;
     let (parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
@@ -84,5 +87,9 @@ pub(crate) async fn forward(url: &str, request: Request) -> Result<Response, App
     for (name, value) in answer.headers().iter().filter(|(name, _)| !hop_by_hop(name)) {
         response = response.header(name, value);
     }
-    response.body(Body::from_stream(answer.bytes_stream())).map_err(AppError::internal)
+    let body = answer.bytes_stream().map(move |chunk| {
+        let _held = &place;
+        chunk
+    });
+    response.body(Body::from_stream(body)).map_err(AppError::internal)
 }
