@@ -3,7 +3,8 @@
 //! machine, so the tests ask the server to stop there instead: with
 //! `LVBAK_FAULT_HOLD_AFTER=<table>` in its environment, the importer that has just
 //! committed rows of `<table>` (while more of it are to come in the same import or not)
-//! stops forever in that state, and the test kills the process. Unset (always, outside
+//! stops forever in that state, and the test kills the process (so does `lvbak migrate`
+//! once it wrote a chunk of `<table>`'s rows into PostgreSQL). Unset (always, outside
 //! the tests), every fault point is one comparison.
 
 use std::sync::OnceLock;

@@ -45,8 +45,9 @@ enum Command {
     /// Character cards (JSON, PNG, CHARX) out of a .lvbak, as Lumiverse exports them; or a
     /// card file read back (--inspect).
     Card(card::CardArgs),
-    /// Move the instance's files and vectors into object storage (--object-store), checked
-    /// by exporting every account from both; with the server stopped.
+    /// Move a single-node instance's accounts and rows into PostgreSQL (--database-url),
+    /// its files and vectors into object storage (--object-store), or both, checked by
+    /// exporting every account from both; with the server stopped.
     Migrate(migrate::MigrateArgs),
 }
 

@@ -9,6 +9,7 @@ mod common;
 mod abuse;
 mod faults;
 mod hostile;
+mod migrate;
 mod nodes;
 mod object_store;
 mod support;

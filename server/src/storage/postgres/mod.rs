@@ -14,6 +14,7 @@
 #![cfg_attr(not(test), allow(dead_code))]
 
 mod accounts;
+mod copy_in;
 mod embeddings;
 mod import_rows;
 mod jobs;

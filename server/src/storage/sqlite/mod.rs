@@ -6,6 +6,7 @@ mod accounts;
 mod apply;
 pub(crate) mod charge;
 mod checkpoint;
+pub(crate) mod copy_out;
 mod embedding_trust;
 pub mod embeddings;
 mod gate;

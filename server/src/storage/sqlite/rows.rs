@@ -46,7 +46,7 @@ pub struct TableScan {
 }
 
 /// The SQL that selects the rows of `spec` that belong to a user (`?1`).
-fn owned_rows_sql(spec: &TableSpec) -> DbResult<String> {
+pub(super) fn owned_rows_sql(spec: &TableSpec) -> DbResult<String> {
     let table = quoted(spec.name);
     let mut sql = match spec.ownership {
         Ownership::Direct { column } => {
