@@ -133,7 +133,17 @@ impl TestServer {
                 (store, Some((client, database)))
             }
         };
-        let store = Arc::new(store);
+        Self::serve(Arc::new(store), data, limits, hosting, postgres).await
+    }
+
+    /// Serves `store` on a free loopback port, with the page.
+    async fn serve(
+        store: Arc<Store>,
+        data: ScratchDir,
+        limits: Limits,
+        hosting: lvbak_server::config::HostingLimits,
+        postgres: Option<(tokio_postgres::Client, TestDatabase)>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -159,22 +169,8 @@ impl TestServer {
         // Every node of an instance has its identity key.
         let key = self.data.path.join("data/identity.key");
         let store = Store::open_with_identity(&data.path.join("data"), None, Some(&url), Some(&key)).await.unwrap();
-        let store = Arc::new(store);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist");
         let hosting = self.state.hosting().clone();
-        let state = AppState::new(store.clone(), web_dir, self.state.limits(), hosting).await;
-        state.set_node_url(None, listener.local_addr().unwrap());
-        let served = state.clone();
-        tokio::spawn(async move {
-            let _ = app::serve(listener, served, async {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-        Self { base, store, data, client: Client::new(), state, shutdown: Some(shutdown), postgres: None }
+        Self::serve(Arc::new(store), data, self.state.limits(), hosting, None).await
     }
 
     /// The PostgreSQL database of this server (the first node's), if it has one.
