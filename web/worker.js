@@ -100,11 +100,16 @@ function preview() {
   sendArchive({ preview: true });
 }
 
+/** Times an upload starts over when its job was opened again on another node. */
+const MAX_RESTARTS = 2;
+
 /** Sends the opened archive in batches and commits it. An upload goes into a new job, or,
  * with `resume` ({jobId, hpkePublicKey, start}), into the job an interrupted upload left,
  * from the batch the server expects, and is answered by JOB, COMPLETE or FAILED; with
  * `preview`, into a preview job (never resumed, not remembered), answered by PREVIEWED or
- * PREVIEW_FAILED. Both post PROGRESS. */
+ * PREVIEW_FAILED. Both post PROGRESS. When the job's node goes away mid-upload and another
+ * node opens the job again (its batches answer a gap back to an earlier batch), the upload
+ * starts over there by itself, leaving out what the server now holds. */
 function sendArchive({ resume = null, preview = false }) {
   const started = performance.now();
   const json = { "Content-Type": "application/json" };
@@ -131,10 +136,12 @@ function sendArchive({ resume = null, preview = false }) {
     heldFiles = held.json.heldFiles || [];
   }
   // The ids of rows the account has (hashed): those rows are not sent either.
-  const heldRows = requestAgain("GET", `/api/v1/user-data/import/${job}/held-rows`);
+  let heldRows = requestAgain("GET", `/api/v1/user-data/import/${job}/held-rows`);
   if (heldRows.status !== 200) return post({ kind: failed, jobId: job, error: errorOf(refusal(heldRows)) });
   if (!preview) post({ kind: Kind.JOB, jobId: job });
   let wireBytes = 0;
+  // Set when the server asks for an earlier batch than the one sent (see `send`).
+  let restartAt = null;
   // Time spent waiting for the server's answers (the rest is reading, checking, packing).
   let waitMs = 0;
   const sink = {
@@ -159,6 +166,10 @@ function sendArchive({ resume = null, preview = false }) {
         }
         if (answer.status !== 0 && answer.status < 500) break;
       }
+      // The server expects an earlier batch than this one: the job was opened again on
+      // another node of the instance (its node went away), which starts it over.
+      const gap = answer.json && answer.json.code === "batch_gap" ? answer.json.nextBatch : undefined;
+      if (answer.status === 409 && typeof gap === "number" && gap < number) restartAt = gap;
       throw refusal(answer);
     },
     progress(text) {
@@ -172,11 +183,26 @@ function sendArchive({ resume = null, preview = false }) {
   };
   let report;
   processor.sendSecrets(!preview);
-  try {
-    report = JSON.parse(processor.upload(job, publicKey, resume ? resume.start : 0, JSON.stringify(heldFiles), JSON.stringify(heldRows.json), sink));
-  } catch (thrown) {
-    rethrowFatal(thrown);
-    return post({ kind: failed, jobId: job, error: errorOf(thrown) });
+  let start = resume ? resume.start : 0;
+  for (let restarts = 0; ; restarts++) {
+    restartAt = null;
+    try {
+      report = JSON.parse(processor.upload(job, publicKey, start, JSON.stringify(heldFiles), JSON.stringify(heldRows.json), sink));
+      break;
+    } catch (thrown) {
+      rethrowFatal(thrown);
+      if (restartAt === null || preview || restarts >= MAX_RESTARTS) return post({ kind: failed, jobId: job, error: errorOf(thrown) });
+    }
+    // Started over on another node: what it holds is asked again (the job's key too: the
+    // node made its own), and the upload goes on from the batch it expects.
+    const status = requestAgain("GET", `/api/v1/user-data/import/${job}/status`);
+    const held = requestAgain("GET", `/api/v1/user-data/import/${job}/held-files`);
+    heldRows = requestAgain("GET", `/api/v1/user-data/import/${job}/held-rows`);
+    const refused = [status, held, heldRows].find((answer) => answer.status !== 200);
+    if (refused) return post({ kind: failed, jobId: job, error: errorOf(refusal(refused)) });
+    publicKey = status.json.hpkePublicKey;
+    heldFiles = held.json.heldFiles || [];
+    start = restartAt;
   }
   post({ kind: Kind.PROGRESS, progress: { phase: UploadPhase.COMMITTING } });
   const done = request("POST", `/api/v1/user-data/import/${job}/commit`, JSON.stringify({ batches: report.batches }), json);

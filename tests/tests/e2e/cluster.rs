@@ -723,14 +723,25 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
     assert_eq!(hostile_jobs, 0, "the hostile account has an open job");
 
     // The page's next request finds the job's node gone: the other node takes the job
-    // over from batch 0, and the page says the upload was interrupted (or it completes).
+    // over from batch 0, and the page's upload starts over there by itself (or, should it
+    // give up, says the upload was interrupted and resumes when the file is picked again).
     let ended =
         wait_card(&browser, "the upload's end", Duration::from_secs(300), |card| ENDED.contains(&card.status.as_str()))
             .await;
     browser.screenshot("cluster-2-after-the-kill.png").await;
     step(&format!("after the kill the page shows {ended:?}"));
     let finished = match ended.status.as_str() {
-        "complete" => ended,
+        "complete" => {
+            // Under the same job id, through the surviving node.
+            let log = std::fs::read_to_string(&cluster.nodes[survivor].log).unwrap_or_default();
+            assert!(
+                log.contains(&format!("took over batch import {job}")),
+                "the surviving node never took the job over; its log:\n{}",
+                tail(&cluster.nodes[survivor].log, TAIL_LINES)
+            );
+            step("taken over, and the page's upload started over there by itself");
+            ended
+        }
         "interrupted" => {
             assert!(
                 ended.progress.starts_with("Upload interrupted (")
