@@ -10,58 +10,14 @@
 use serde_json::Map;
 use tokio_postgres::types::ToSql;
 
-use super::values::{odd_object, place, Typed};
+use super::values::{odd_object, place, TypedColumn};
 use super::PostgresStores;
 use crate::storage::sqlite::copy_out::MovedTable;
-use crate::storage::sqlite::schema::{Affinity, StoredValue};
+use crate::storage::sqlite::schema::StoredValue;
 use crate::storage::sqlite::{quoted, DbError, DbResult};
 
-/// One column's values of a chunk, as the array it is sent as.
-enum Column {
-    Integer(Vec<Option<i64>>),
-    Real(Vec<Option<f64>>),
-    Text(Vec<Option<String>>),
-}
-
-impl Column {
-    fn new(affinity: Affinity, rows: usize) -> Self {
-        match affinity {
-            Affinity::Integer => Self::Integer(Vec::with_capacity(rows)),
-            Affinity::Real => Self::Real(Vec::with_capacity(rows)),
-            Affinity::Text => Self::Text(Vec::with_capacity(rows)),
-        }
-    }
-
-    fn push(&mut self, value: Typed) {
-        match (self, value) {
-            (Self::Integer(values), Typed::Integer(value)) => values.push(value),
-            (Self::Real(values), Typed::Real(value)) => values.push(value),
-            (Self::Text(values), Typed::Text(value)) => values.push(value),
-            (Self::Integer(values), _) => values.push(None),
-            (Self::Real(values), _) => values.push(None),
-            (Self::Text(values), _) => values.push(None),
-        }
-    }
-
-    fn sql_type(&self) -> &'static str {
-        match self {
-            Self::Integer(_) => "bigint[]",
-            Self::Real(_) => "float8[]",
-            Self::Text(_) => "text[]",
-        }
-    }
-
-    fn as_param(&self) -> &(dyn ToSql + Sync) {
-        match self {
-            Self::Integer(values) => values,
-            Self::Real(values) => values,
-            Self::Text(values) => values,
-        }
-    }
-}
-
 /// The statement that writes a chunk of `table`'s rows.
-fn insert_sql(table: &MovedTable, columns: &[Column]) -> String {
+fn insert_sql(table: &MovedTable, columns: &[TypedColumn]) -> String {
     let mut names: Vec<String> = table.columns.iter().map(|(name, _)| quoted(name)).collect();
     let mut selected: Vec<String> = (0..columns.len()).map(|number| format!("u.a{number}")).collect();
     let mut aliases: Vec<String> = (0..columns.len()).map(|number| format!("a{number}")).collect();
@@ -93,8 +49,8 @@ impl PostgresStores {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut columns: Vec<Column> =
-            table.columns.iter().map(|(_, affinity)| Column::new(*affinity, rows.len())).collect();
+        let mut columns: Vec<TypedColumn> =
+            table.columns.iter().map(|(_, affinity)| TypedColumn::new(*affinity, rows.len())).collect();
         let mut odds: Vec<Option<String>> = Vec::with_capacity(rows.len());
         for row in rows {
             let mut odd = Map::new();
@@ -115,7 +71,7 @@ impl PostgresStores {
             odds.push(odd_object(odd));
         }
         let sql = insert_sql(table, &columns);
-        let mut params: Vec<&(dyn ToSql + Sync)> = columns.iter().map(Column::as_param).collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = columns.iter().map(TypedColumn::as_param).collect();
         if table.registry {
             params.push(&odds);
         }

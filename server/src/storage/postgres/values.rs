@@ -21,6 +21,63 @@ pub(crate) enum Typed {
     Text(Option<String>),
 }
 
+/// One column's values of a run of rows, as the typed array a statement binds (`unnest`):
+/// what the import's inserts and `lvbak migrate`'s copy both send.
+pub(crate) enum TypedColumn {
+    Integer(Vec<Option<i64>>),
+    Real(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+}
+
+impl TypedColumn {
+    /// An empty column of `affinity`, with room for `rows` values.
+    pub(crate) fn new(affinity: Affinity, rows: usize) -> Self {
+        match affinity {
+            Affinity::Integer => Self::Integer(Vec::with_capacity(rows)),
+            Affinity::Real => Self::Real(Vec::with_capacity(rows)),
+            Affinity::Text => Self::Text(Vec::with_capacity(rows)),
+        }
+    }
+
+    pub(crate) fn push(&mut self, value: Typed) {
+        match (self, value) {
+            (Self::Integer(values), Typed::Integer(value)) => values.push(value),
+            (Self::Real(values), Typed::Real(value)) => values.push(value),
+            (Self::Text(values), Typed::Text(value)) => values.push(value),
+            // `place` answers in the column's own type.
+            (Self::Integer(values), _) => values.push(None),
+            (Self::Real(values), _) => values.push(None),
+            (Self::Text(values), _) => values.push(None),
+        }
+    }
+
+    /// The array's SQL type, for the statement's cast.
+    pub(crate) fn sql_type(&self) -> &'static str {
+        match self {
+            Self::Integer(_) => "bigint[]",
+            Self::Real(_) => "float8[]",
+            Self::Text(_) => "text[]",
+        }
+    }
+
+    pub(crate) fn as_param(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
+        match self {
+            Self::Integer(values) => values,
+            Self::Real(values) => values,
+            Self::Text(values) => values,
+        }
+    }
+
+    /// The value at `row` as the key's text (`RETURNING key::text` answers so).
+    pub(crate) fn key_text(&self, row: usize) -> Option<String> {
+        match self {
+            Self::Integer(values) => values[row].map(|value| value.to_string()),
+            Self::Real(values) => values[row].map(|value| value.to_string()),
+            Self::Text(values) => values[row].clone(),
+        }
+    }
+}
+
 /// Where a stored value goes in a column of `affinity`: its typed value, and the odd entry
 /// if the typed column cannot hold it.
 pub(crate) fn place(affinity: Affinity, value: StoredValue) -> (Typed, Option<Value>) {

@@ -12,8 +12,7 @@ use super::{quoted, DbError, DbResult, Plan, PostgresRowApplier};
 use crate::policy::ids::fresh_ids;
 use crate::policy::ownership::{merge, Merge, Owner};
 use crate::policy::rows::AlignedRow;
-use crate::storage::postgres::values::{odd_object, place, Typed};
-use crate::storage::sqlite::schema::Affinity;
+use crate::storage::postgres::values::{odd_object, place, TypedColumn};
 use crate::util::new_id;
 use lvbak_core::registry::{Ownership, TableSpec};
 
@@ -34,62 +33,8 @@ fn id_at(row: &AlignedRow, index: usize) -> Option<&str> {
     row[index].as_ref().and_then(Value::as_str)
 }
 
-/// One column's values of a run of rows, as the typed array its statement binds.
-enum ColumnValues {
-    Integer(Vec<Option<i64>>),
-    Real(Vec<Option<f64>>),
-    Text(Vec<Option<String>>),
-}
-
-impl ColumnValues {
-    fn new(affinity: Affinity) -> Self {
-        match affinity {
-            Affinity::Integer => Self::Integer(Vec::new()),
-            Affinity::Real => Self::Real(Vec::new()),
-            Affinity::Text => Self::Text(Vec::new()),
-        }
-    }
-
-    fn push(&mut self, value: Typed) {
-        match (self, value) {
-            (Self::Integer(values), Typed::Integer(value)) => values.push(value),
-            (Self::Real(values), Typed::Real(value)) => values.push(value),
-            (Self::Text(values), Typed::Text(value)) => values.push(value),
-            // `place` answers in the column's own type.
-            (Self::Integer(values), _) => values.push(None),
-            (Self::Real(values), _) => values.push(None),
-            (Self::Text(values), _) => values.push(None),
-        }
-    }
-
-    fn sql_type(&self) -> &'static str {
-        match self {
-            Self::Integer(_) => "bigint[]",
-            Self::Real(_) => "float8[]",
-            Self::Text(_) => "text[]",
-        }
-    }
-
-    fn as_param(&self) -> &(dyn ToSql + Sync) {
-        match self {
-            Self::Integer(values) => values,
-            Self::Real(values) => values,
-            Self::Text(values) => values,
-        }
-    }
-
-    /// The value at `row` as the key's text (`RETURNING key::text` answers so).
-    fn key_text(&self, row: usize) -> Option<String> {
-        match self {
-            Self::Integer(values) => values[row].map(|value| value.to_string()),
-            Self::Real(values) => values[row].map(|value| value.to_string()),
-            Self::Text(values) => values[row].clone(),
-        }
-    }
-}
-
 /// The `INSERT` of a run of rows that have `columns`.
-fn insert_sql(spec: &TableSpec, plan: &Plan, columns: &[usize], values: &[ColumnValues], key: usize) -> String {
+fn insert_sql(spec: &TableSpec, plan: &Plan, columns: &[usize], values: &[TypedColumn], key: usize) -> String {
     let names: Vec<String> = columns.iter().map(|&index| quoted(&plan.names[index])).collect();
     let aliases: Vec<String> = (0..columns.len()).map(|number| format!("a{number}")).collect();
     let arrays: Vec<String> =
@@ -139,8 +84,8 @@ impl PostgresRowApplier {
                 start = end;
                 continue;
             };
-            let mut values: Vec<ColumnValues> =
-                columns.iter().map(|&index| ColumnValues::new(plan.affinities[index])).collect();
+            let mut values: Vec<TypedColumn> =
+                columns.iter().map(|&index| TypedColumn::new(plan.affinities[index], 0)).collect();
             let mut odds: Vec<Option<String>> = Vec::new();
             let mut positions = Vec::new();
             for (position, row) in rows.iter().enumerate().take(end).skip(start) {
@@ -168,7 +113,7 @@ impl PostgresRowApplier {
             }
             if !positions.is_empty() {
                 let sql = insert_sql(spec, plan, &columns, &values, key);
-                let mut params: Vec<&(dyn ToSql + Sync)> = values.iter().map(ColumnValues::as_param).collect();
+                let mut params: Vec<&(dyn ToSql + Sync)> = values.iter().map(TypedColumn::as_param).collect();
                 params.push(&odds);
                 params.push(&self.import_id);
                 let returned = self.query(&sql, &params)?;
