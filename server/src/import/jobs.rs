@@ -452,7 +452,7 @@ impl Jobs {
 
 /// Called at start-up: jobs a previous process left unfinished are marked failed (with
 /// PostgreSQL, those of gone nodes: see `nodes`), and staging files are removed.
-pub(crate) async fn recover(store: &Store, nodes: Option<&Nodes>, batch_wait: Duration) {
+pub(crate) async fn recover(store: &Arc<Store>, nodes: Option<&Nodes>, batch_wait: Duration) {
     match nodes {
         Some(nodes) => {
             if let Err(error) = nodes.sweep(batch_wait).await {
@@ -470,7 +470,7 @@ pub(crate) async fn recover(store: &Store, nodes: Option<&Nodes>, batch_wait: Du
 
 /// Marks every unfinished job failed and settles what each applied (one node: they were
 /// all its own).
-async fn fail_unfinished(store: &Store) {
+async fn fail_unfinished(store: &Arc<Store>) {
     let interrupted = JobFailure::Interrupted;
     match store.jobs().fail_unfinished_jobs(now(), interrupted.code(), &interrupted.message()).await {
         Ok(users) => {
@@ -480,10 +480,7 @@ async fn fail_unfinished(store: &Store) {
             // What those imports applied was never settled: settle every row of theirs as an
             // import's end would (the rows each import added are not known any more).
             for user in users {
-                match store.import_rows(&user, None).and_then(|mut rows| rows.settle_all_rows()) {
-                    Ok(changed) => tracing::info!("settled {changed} references of {user} after an interrupted import"),
-                    Err(error) => tracing::error!("cannot settle the references of {user}: {error}"),
-                }
+                store.settle_after_interrupted_import(&user).await;
             }
         }
         Err(error) => tracing::error!("cannot mark interrupted imports: {error}"),

@@ -243,17 +243,7 @@ impl Nodes {
     /// settled), and forgets the imports the account left open, whose rows exports show
     /// again. Only while the account runs no job: its open job is this node's to end.
     async fn settle(&self, user_id: &str) {
-        let store = self.store.clone();
-        let user = user_id.to_string();
-        let settled = tokio::task::spawn_blocking(move || {
-            store.import_rows(&user, None).and_then(|mut rows| rows.settle_all_rows())
-        })
-        .await;
-        match settled {
-            Ok(Ok(changed)) => tracing::info!("settled {changed} references of {user_id} after an interrupted import"),
-            Ok(Err(error)) => tracing::error!("cannot settle the references of {user_id}: {error}"),
-            Err(error) => tracing::error!("cannot settle the references of {user_id}: {error}"),
-        }
+        self.store.settle_after_interrupted_import(user_id).await;
         if let Err(error) = self.open_jobs.forget_imports_of(user_id).await {
             tracing::error!("cannot forget the open imports of {user_id}: {error}");
         }

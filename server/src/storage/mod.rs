@@ -268,6 +268,22 @@ impl Store {
         &*self.embedding_queue
     }
 
+    /// Settles the references of every row of `user_id`'s, as an import's end would, after
+    /// an import that never reached its end (the rows it added are not known any more), on
+    /// a thread of its own; logs what it did.
+    pub(crate) async fn settle_after_interrupted_import(self: &Arc<Self>, user_id: &str) {
+        let (store, user) = (self.clone(), user_id.to_string());
+        let settled = tokio::task::spawn_blocking(move || {
+            store.import_rows(&user, None).and_then(|mut rows| rows.settle_all_rows())
+        })
+        .await;
+        match settled {
+            Ok(Ok(changed)) => tracing::info!("settled {changed} references of {user_id} after an interrupted import"),
+            Ok(Err(error)) => tracing::error!("cannot settle the references of {user_id}: {error}"),
+            Err(error) => tracing::error!("cannot settle the references of {user_id}: {error}"),
+        }
+    }
+
     /// The rows of `user_id`'s account as one import writes them, held to `quota` (the
     /// instance's; an account's own quota wins).
     /// Called from the import's own thread.
