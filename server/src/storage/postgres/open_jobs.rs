@@ -68,6 +68,10 @@ fn row_of(row: &tokio_postgres::Row) -> OpenJobRow {
     }
 }
 
+fn run_row_of(row: &tokio_postgres::Row) -> OpenRunRow {
+    OpenRunRow { user_id: row.get(0), lock_key: row.get(1), node_url: row.get(2) }
+}
+
 impl PostgresOpenJobs {
     /// Opens this node's lock holder (a connection of its own to `stores`' database).
     pub(crate) async fn connect(stores: &PostgresStores) -> DbResult<Self> {
@@ -220,7 +224,7 @@ impl PostgresOpenJobs {
         let row = client
             .query_opt("SELECT user_id, lock_key, node_url FROM lvbak_open_runs WHERE user_id = $1", &[&user_id])
             .await?;
-        Ok(row.map(|row| OpenRunRow { user_id: row.get(0), lock_key: row.get(1), node_url: row.get(2) }))
+        Ok(row.as_ref().map(run_row_of))
     }
 
     /// Runs going on any node but `node_url`, at most `limit`.
@@ -233,10 +237,7 @@ impl PostgresOpenJobs {
                 &[&node_url, &limit],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| OpenRunRow { user_id: row.get(0), lock_key: row.get(1), node_url: row.get(2) })
-            .collect())
+        Ok(rows.iter().map(run_row_of).collect())
     }
 
     /// Forgets `user_id`'s run.
