@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -59,6 +59,20 @@ fn token_hash(token: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct CurrentUser(pub UserRecord);
 
+impl CurrentUser {
+    /// Signs a request's user in for a middleware, and keeps the user with the request so
+    /// its handler does not sign them in again; `None` when the request does not sign in
+    /// (its handler refuses it as usual).
+    pub(crate) async fn sign_in(request: Request, state: &AppState) -> (Request, Option<UserRecord>) {
+        let (mut parts, body) = request.into_parts();
+        let user = Self::from_request_parts(&mut parts, state).await.ok();
+        if let Some(user) = &user {
+            parts.extensions.insert(user.clone());
+        }
+        (Request::from_parts(parts, body), user.map(|CurrentUser(user)| user))
+    }
+}
+
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
     headers.get_all(COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(|cookies| {
         cookies.split(';').find_map(|pair| {
@@ -95,6 +109,10 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Signed in already by a middleware on the way (see [`CurrentUser::sign_in`]).
+        if let Some(user) = parts.extensions.get::<CurrentUser>() {
+            return Ok(user.clone());
+        }
         let (token, from_cookie) = match bearer_token(&parts.headers) {
             Some(token) => (token, false),
             None => (cookie_token(&parts.headers).ok_or(AppError::Unauthorized)?, true),

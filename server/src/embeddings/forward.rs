@@ -4,7 +4,7 @@
 //! node a balancer sends it to. When that node is gone, the run goes on here (from the
 //! account's queue, which is in PostgreSQL) and the request is answered here.
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -24,9 +24,7 @@ pub(crate) async fn to_the_run_node(State(state): State<AppState>, request: Requ
         return next.run(request).await;
     }
     // Whose run: a request that does not sign in is the handler's to refuse.
-    let (mut parts, body) = request.into_parts();
-    let user = CurrentUser::from_request_parts(&mut parts, &state).await.ok().map(|CurrentUser(user)| user);
-    let request = Request::from_parts(parts, body);
+    let (request, user) = CurrentUser::sign_in(request, &state).await;
     let Some(user) = user else { return next.run(request).await };
     if nodes.runs_run(&user.id) {
         return next.run(request).await;

@@ -6,7 +6,7 @@
 //!
 //! The forwarding itself is `nodes::forward`'s.
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::Uri;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -66,9 +66,7 @@ async fn take_over(state: &AppState, nodes: &Nodes, job: &OpenJobRow, request: R
     }
     // Only its own user brings a batch import back; anyone else's request is answered as
     // for a job that is not theirs.
-    let (mut parts, body) = request.into_parts();
-    let user = CurrentUser::from_request_parts(&mut parts, state).await.ok().map(|CurrentUser(user)| user);
-    let request = Request::from_parts(parts, body);
+    let (request, user) = CurrentUser::sign_in(request, state).await;
     let (Some(user), Some(opened)) = (user.filter(|user| user.id == job.user_id), job.opened.as_deref()) else {
         nodes.let_go(job).await;
         return Ok(request);
