@@ -5,12 +5,13 @@
 //! OpenAI-compatible embeddings server for the re-vectorization tests; `s3_server` a real S3
 //! server (SeaweedFS) for the object storage tests; `postgres_server` a real PostgreSQL
 //! server (a private cluster) with a database per test; `nginx` a real nginx balancing over
-//! several lvbak nodes for the cluster test.
+//! several lvbak nodes for the cluster test; `exports` compares two archives' entries.
 
 pub mod card_corpus;
 pub mod corpus;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod embedding_stub;
+pub mod exports;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod nginx;
 #[cfg(not(target_arch = "wasm32"))]

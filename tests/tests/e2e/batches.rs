@@ -50,11 +50,13 @@ pub(crate) fn put_batch(
         .send()
 }
 
-/// Sends batches with blocking calls, as the Worker's synchronous requests do.
+/// Sends batches with blocking calls, as the Worker's synchronous requests do: batch `n`
+/// to `urls[n % urls.len()]` (one job's batch URL on each node a balancer would alternate
+/// between; one URL for one server).
 pub(crate) struct HttpSink {
     pub(crate) runtime: Handle,
     pub(crate) client: reqwest::Client,
-    pub(crate) url: String,
+    pub(crate) urls: Vec<String>,
     pub(crate) token: String,
     pub(crate) sent: Vec<u64>,
     /// Fails (as a dropped connection would) once this many batches were sent.
@@ -68,7 +70,7 @@ impl BatchSink for HttpSink {
         }
         let request = self
             .client
-            .put(format!("{}/{number}", self.url))
+            .put(format!("{}/{number}", self.urls[number as usize % self.urls.len()]))
             .bearer_auth(&self.token)
             .header("x-batch-sha256", hex::encode(Sha256::digest(batch)))
             .body(batch.to_vec());
@@ -83,7 +85,7 @@ impl BatchSink for HttpSink {
     fn progress(&mut self, _: &UploadProgress) {}
 
     fn vectors_accepted(&mut self) -> Result<bool, FormatError> {
-        let url = self.url.replace("/batches", "/vectors-check");
+        let url = self.urls[0].replace("/batches", "/vectors-check");
         let request = self.client.post(url).bearer_auth(&self.token);
         let (code, answer) = self.runtime.block_on(async { status_json(request.send().await.unwrap()).await });
         if code != 200 {
@@ -176,7 +178,7 @@ pub(crate) async fn send_and_commit(
     let mut sink = HttpSink {
         runtime: Handle::current(),
         client: server.client.clone(),
-        url: server.url(&format!("/api/v1/user-data/import/{job}/batches")),
+        urls: vec![server.url(&format!("/api/v1/user-data/import/{job}/batches"))],
         token: account.token.clone(),
         sent: Vec::new(),
         fail_after: None,
@@ -587,7 +589,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped_and_the_wire_stays_near_
         let mut sink = HttpSink {
             runtime: Handle::current(),
             client: server.client.clone(),
-            url: url.clone(),
+            urls: vec![url.clone()],
             token: account.token.clone(),
             sent: Vec::new(),
             fail_after,

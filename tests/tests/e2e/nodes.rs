@@ -11,55 +11,16 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use lvbak_core::upload::{file_claims, upload_batches, BatchSink, HeldRows, UploadPlan, UploadProgress};
-use lvbak_core::{Archive, FormatError, Limits};
+use lvbak_core::upload::{file_claims, upload_batches, HeldRows, UploadPlan};
+use lvbak_core::{Archive, Limits};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
-use crate::batches::held_rows_of;
+use crate::batches::{held_rows_of, HttpSink};
 use crate::export::{entries, export};
 use crate::import::import;
 use crate::support::{small_seed, status_json, Account, Backend, TestServer};
-
-/// Sends batches to each node in turn, as a round-robin balancer would; stops (as a cut
-/// connection) once `stop_after` batches went.
-struct AlternatingSink {
-    runtime: Handle,
-    client: reqwest::Client,
-    /// Each node's batch URL of the job.
-    urls: Vec<String>,
-    token: String,
-    sent: Vec<u64>,
-    stop_after: Option<usize>,
-}
-
-impl BatchSink for AlternatingSink {
-    fn send(&mut self, number: u64, batch: &[u8]) -> Result<(), FormatError> {
-        if self.stop_after == Some(self.sent.len()) {
-            return Err(FormatError::Io(std::io::Error::other("connection dropped")));
-        }
-        let url = &self.urls[number as usize % self.urls.len()];
-        let request = self
-            .client
-            .put(format!("{url}/{number}"))
-            .bearer_auth(&self.token)
-            .header("x-batch-sha256", hex::encode(Sha256::digest(batch)))
-            .body(batch.to_vec());
-        let (code, answer) = self.runtime.block_on(async { status_json(request.send().await.unwrap()).await });
-        if code != 200 {
-            return Err(FormatError::Io(std::io::Error::other(format!("batch {number}: {code} {answer}"))));
-        }
-        self.sent.push(number);
-        Ok(())
-    }
-
-    fn progress(&mut self, _: &UploadProgress) {}
-
-    fn vectors_accepted(&mut self) -> Result<bool, FormatError> {
-        Ok(false)
-    }
-}
 
 /// Uploads `archive` into `job` from batch `start`, alternating between `nodes`.
 async fn upload(
@@ -70,13 +31,13 @@ async fn upload(
     plan: UploadPlan,
     stop_after: Option<usize>,
 ) -> (Result<u64, String>, Vec<u64>) {
-    let mut sink = AlternatingSink {
+    let mut sink = HttpSink {
         runtime: Handle::current(),
         client: reqwest::Client::new(),
         urls: nodes.iter().map(|node| node.url(&format!("/api/v1/user-data/import/{job}/batches"))).collect(),
         token: account.token.clone(),
         sent: Vec::new(),
-        stop_after,
+        fail_after: stop_after,
     };
     let reader = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
     tokio::task::spawn_blocking(move || {
@@ -104,24 +65,6 @@ fn comparable(bytes: &[u8], user_id: &str) -> BTreeMap<String, Vec<u8>> {
             (name, lines.join("\n").into_bytes())
         })
         .collect()
-}
-
-fn assert_same(reference: &BTreeMap<String, Vec<u8>>, cluster: &BTreeMap<String, Vec<u8>>) {
-    let names = |entries: &BTreeMap<String, Vec<u8>>| entries.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(reference), names(cluster), "the entries differ");
-    for (name, content) in reference {
-        if content != &cluster[name] {
-            let (ours, theirs) = (String::from_utf8_lossy(content), String::from_utf8_lossy(&cluster[name]));
-            let first = ours.lines().zip(theirs.lines()).find(|(a, b)| a != b);
-            panic!(
-                "{name} differs ({} and {} lines); first difference:\n--- one SQLite node\n{:?}\n--- two nodes\n{:?}",
-                ours.lines().count(),
-                theirs.lines().count(),
-                first.map(|(a, _)| a),
-                first.map(|(_, b)| b),
-            );
-        }
-    }
 }
 
 /// The node recorded as running `job`, as PostgreSQL says.
@@ -276,7 +219,7 @@ async fn two_nodes_share_a_batch_import_and_a_gone_node_s_job_is_taken_over() {
 
     // What the two nodes hold is what one SQLite node makes of the archive.
     let cluster = comparable(&export(&b, &victim, false).await, &victim.user.id);
-    assert_same(&reference, &cluster);
+    lvbak_tests::exports::assert_same_entries("the export", ("one SQLite node", "two nodes"), &reference, &cluster);
     let (code, status) =
         status_json(b.get(&victim, &format!("/api/v1/user-data/import/{job}/status")).send().await.unwrap()).await;
     assert_eq!((code, status["status"].as_str()), (200, Some("complete")), "{status}");

@@ -97,21 +97,7 @@ fn with_copies_named(entries: BTreeMap<String, Vec<u8>>, copies: &[(String, Stri
 
 /// Asserts two exports are equal, naming the first entry that differs.
 fn assert_same(label: &str, sqlite: &BTreeMap<String, Vec<u8>>, postgres: &BTreeMap<String, Vec<u8>>) {
-    let names = |entries: &BTreeMap<String, Vec<u8>>| entries.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(sqlite), names(postgres), "{label}: the entries differ");
-    for (name, content) in sqlite {
-        if content != &postgres[name] {
-            let (ours, theirs) = (String::from_utf8_lossy(content), String::from_utf8_lossy(&postgres[name]));
-            let first = ours.lines().zip(theirs.lines()).find(|(a, b)| a != b);
-            panic!(
-                "{label}: {name} differs ({} and {} lines); first difference:\n--- sqlite\n{:?}\n--- postgres\n{:?}",
-                ours.lines().count(),
-                theirs.lines().count(),
-                first.map(|(a, _)| a),
-                first.map(|(_, b)| b),
-            );
-        }
-    }
+    lvbak_tests::exports::assert_same_entries(label, ("sqlite", "postgres"), sqlite, postgres);
 }
 
 /// The id map of `user` in a store: (new id, archive id).
