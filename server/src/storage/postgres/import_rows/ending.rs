@@ -10,7 +10,7 @@ use super::{owned_condition, quoted, DbResult, PostgresRowApplier};
 /// Vector ids handed back for removal at a time.
 const VECTOR_CHUNK: i64 = 500;
 /// Rows read at a time when rewriting ids in text.
-const REWRITE_CHUNK: i64 = 1000;
+const REWRITE_CHUNK: usize = 1000;
 
 impl PostgresRowApplier {
     /// Records vectors this import added, outside the rows' transaction (a rolled-back
@@ -211,9 +211,9 @@ impl PostgresRowApplier {
     }
 
     /// Rewrites remapped ids in text columns (`(column, json)`) of the import's rows (all
-    /// the importer's settings: they are merged into older rows), a chunk of rows at a
-    /// time in key order (the key is a text column, compared as stored so that its index
-    /// serves each chunk).
+    /// the importer's settings: they are merged into older rows), read through a cursor a
+    /// chunk at a time, in one transaction (the cursor sees the rows as they were before
+    /// the rewrites).
     fn rewrite_columns(&mut self, spec: &'static TableSpec, columns: &[(&str, bool)]) -> DbResult<u64> {
         if columns.is_empty() || !(self.every_row || self.texts_with_ids.contains(spec.name) || spec.name == "settings")
         {
@@ -225,8 +225,7 @@ impl PostgresRowApplier {
         let added = if spec.name == "settings" { "TRUE".to_string() } else { self.added_condition("t") };
         let names: Vec<String> = columns.iter().map(|(column, _)| format!("t.{}::text", quoted(column))).collect();
         let select = format!(
-            "SELECT t.{key}, {names} FROM {table} AS t WHERE {added} AND {owned} AND t.{key} > $2 \
-             ORDER BY t.{key} LIMIT {REWRITE_CHUNK}",
+            "SELECT t.{key}, {names} FROM {table} AS t WHERE {added} AND {owned}",
             key = quoted(key),
             names = names.join(", "),
             table = quoted(spec.name),
@@ -247,32 +246,46 @@ impl PostgresRowApplier {
                 )
             })
             .collect();
-        let mut changed = 0;
-        let mut after = String::new();
-        loop {
-            let chunk = self.query(&select, &[&self.user_id, &after])?;
-            let Some(last) = chunk.last().map(|row| row.get::<_, String>(0)) else { break };
-            let mut rewritten: Vec<(usize, String, String)> = Vec::new();
-            for row in &chunk {
-                let key: String = row.get(0);
-                for (index, (_, quoted_only)) in columns.iter().enumerate() {
-                    let Some(text) = row.get::<_, Option<String>>(index + 1) else { continue };
-                    if !crate::policy::ids::may_hold_id(text.as_bytes()) {
-                        continue;
-                    }
-                    if let Some(new_text) = self.rewrite_uuids(&text, *quoted_only)? {
-                        rewritten.push((index, key.clone(), new_text));
+        self.batch("BEGIN")?;
+        let result = (|| -> DbResult<u64> {
+            self.execute(&format!("DECLARE lvbak_rewrite NO SCROLL CURSOR FOR {select}"), &[&self.user_id])?;
+            // Prepared for this cursor's columns (a cached statement would keep the columns
+            // of the table it was first prepared for).
+            let fetch = format!("FETCH {REWRITE_CHUNK} FROM lvbak_rewrite");
+            let fetch = self.db.wait(self.db.client().prepare(&fetch))?;
+            let mut changed = 0;
+            loop {
+                let chunk = self.db.wait(self.db.client().query(&fetch, &[]))?;
+                let mut rewritten: Vec<(usize, String, String)> = Vec::new();
+                for row in &chunk {
+                    let key: String = row.get(0);
+                    for (index, (_, quoted_only)) in columns.iter().enumerate() {
+                        let Some(text) = row.get::<_, Option<String>>(index + 1) else { continue };
+                        if !crate::policy::ids::may_hold_id(text.as_bytes()) {
+                            continue;
+                        }
+                        if let Some(new_text) = self.rewrite_uuids(&text, *quoted_only)? {
+                            rewritten.push((index, key.clone(), new_text));
+                        }
                     }
                 }
+                for (index, key, text) in &rewritten {
+                    changed += self.execute(&updates[*index], &[text, key, &self.user_id])?;
+                }
+                if chunk.len() < REWRITE_CHUNK {
+                    return Ok(changed);
+                }
             }
-            for (index, key, text) in &rewritten {
-                changed += self.execute(&updates[*index], &[text, key, &self.user_id])?;
+        })();
+        match result {
+            Ok(changed) => {
+                self.batch("COMMIT")?;
+                Ok(changed)
             }
-            if (chunk.len() as i64) < REWRITE_CHUNK {
-                break;
+            Err(error) => {
+                let _ = self.batch("ROLLBACK");
+                Err(error)
             }
-            after = last;
         }
-        Ok(changed)
     }
 }
