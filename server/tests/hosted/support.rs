@@ -197,6 +197,28 @@ impl Instance {
         }
     }
 
+    /// Whether accounts and rows are in PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.database.is_some()
+    }
+
+    /// The database's own check, beside the server: SQLite's `PRAGMA integrity_check`, or
+    /// on PostgreSQL amcheck's over every B-tree index of the instance's tables (an index
+    /// that disagrees with its table fails the call); "ok" when it finds nothing wrong.
+    pub fn integrity(&self) -> String {
+        if self.database.is_none() {
+            return integrity(&self.data);
+        }
+        self.execute(
+            "CREATE EXTENSION IF NOT EXISTS amcheck; \
+             DO $$ DECLARE i regclass; BEGIN \
+               FOR i IN SELECT c.oid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid \
+                 JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree' AND c.relnamespace = 'public'::regnamespace \
+               LOOP PERFORM bt_index_check(i, true); END LOOP; END $$",
+        );
+        "ok".to_string()
+    }
+
     pub fn address(&self) -> &str {
         &self.server.address
     }

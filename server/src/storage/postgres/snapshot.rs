@@ -34,6 +34,8 @@ use crate::storage::sqlite::{quoted, DbError, DbResult};
 
 /// Rows fetched from a cursor at a time: what one reading holds in memory at most.
 const FETCH_ROWS: usize = 2000;
+/// Rows handed out between two looks at the next chunk's arrival.
+const YIELD_EVERY_ROWS: usize = 32;
 
 impl PostgresStores {
     /// A snapshot of every account's rows as they are now (see [`PostgresRowSnapshot`]), on
@@ -276,8 +278,22 @@ impl PostgresRowSnapshot {
                 break;
             }
             // The next chunk is asked for before this one is handed out (`join` polls the
-            // fetch first, which sends it), so the database reads it meanwhile.
-            let handed_out = async { rows.iter().any(|row| each(row).is_break()) };
+            // fetch first, which sends it), so the database reads it meanwhile. tokio-postgres
+            // passes an answer on through a channel of one message buffer, so the hand-out
+            // yields every few rows and `join` drains that channel: without it the database
+            // waited for each chunk to be handed out before it could send the next (an export
+            // of 100,000 characters spent 18 ms in each FETCH of 2,000 rows).
+            let handed_out = async {
+                for (number, row) in rows.iter().enumerate() {
+                    if each(row).is_break() {
+                        return true;
+                    }
+                    if number % YIELD_EVERY_ROWS == YIELD_EVERY_ROWS - 1 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                false
+            };
             let (next, stopped) = connection.wait(futures::future::join(client.query(&fetch, &[]), handed_out));
             let next = next?;
             if stopped {
