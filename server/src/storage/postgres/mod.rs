@@ -18,6 +18,7 @@ mod copy_in;
 mod embeddings;
 mod import_rows;
 mod jobs;
+mod json_text;
 mod migrations;
 mod open_jobs;
 #[cfg(test)]
