@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 use tokio_postgres::types::ToSql;
 
-use super::{quoted, DbError, DbResult, Plan, PostgresRowApplier};
+use super::{quoted, DbError, DbResult, Params, Plan, PostgresRowApplier};
 use crate::policy::ids::fresh_ids;
 use crate::policy::ownership::{merge, Merge, Owner};
 use crate::policy::rows::AlignedRow;
@@ -116,7 +116,7 @@ impl PostgresRowApplier {
                 let mut params: Vec<&(dyn ToSql + Sync)> = values.iter().map(TypedColumn::as_param).collect();
                 params.push(&odds);
                 params.push(&self.import_id);
-                let returned = self.query(&sql, &params)?;
+                let returned = self.insert_planned_once(&sql, &params)?;
                 let mut new_keys: HashSet<String> = returned.iter().map(|row| row.get::<_, String>(0)).collect();
                 for (number, &position) in positions.iter().enumerate() {
                     let went_in = values[key_place].key_text(number).is_some_and(|text| new_keys.remove(&text));
@@ -131,6 +131,29 @@ impl PostgresRowApplier {
             start = end;
         }
         Ok((ignored, inserted, bytes, refused))
+    }
+
+    /// Runs an `INSERT` of a run of rows under a generic plan (made once per statement):
+    /// the import's lookups are planned for their values (`force_custom_plan`, see
+    /// `row_applier`), but a custom plan of an `INSERT` from `unnest` copies every array into
+    /// the plan — 2.3 ms of planning per 1,000 characters, a tenth of the statement. The
+    /// setting goes there and back in the same round trip; a failing `INSERT` aborts the
+    /// transaction, whose rollback takes the `SET` back too.
+    fn insert_planned_once(&self, sql: &str, params: &Params<'_>) -> DbResult<Vec<tokio_postgres::Row>> {
+        Ok(self.db.wait(async {
+            let statement = self.db.cached().prepare_cached(sql).await?;
+            let client = self.db.client();
+            let (generic, rows, custom) = futures::future::join3(
+                client.batch_execute("SET plan_cache_mode = force_generic_plan"),
+                client.query(&statement, params),
+                client.batch_execute("SET plan_cache_mode = force_custom_plan"),
+            )
+            .await;
+            generic?;
+            let rows = rows?;
+            custom?;
+            Ok::<_, tokio_postgres::Error>(rows)
+        })?)
     }
 
     /// Gives every row of a numbered table a number of its own among the user's rows (as
