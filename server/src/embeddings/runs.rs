@@ -269,29 +269,34 @@ impl Embeddings {
 
     async fn end(&self, user_id: &str, ended: Result<(), RunStop>) {
         let pending = self.store.embedding_queue().queued_embeddings(user_id).await.unwrap_or_default();
-        let last = {
-            let mut runs = self.runs.lock();
-            runs.get_mut(user_id).map(|run| {
-                run.running = false;
-                run.status.send_modify(|status| {
-                    status.pending = pending;
-                    match ended {
-                        Ok(()) => status.status = "complete".into(),
-                        Err(stop) => {
-                            status.failed = pending;
-                            status.error = stop.message();
-                            status.status = stop.code().into();
-                        }
-                    }
-                });
-                run.status.borrow().clone()
-            })
+        let finish = |status: &mut RunStatus| {
+            status.pending = pending;
+            match &ended {
+                Ok(()) => status.status = "complete".into(),
+                Err(stop) => {
+                    status.failed = pending;
+                    status.error = stop.message();
+                    status.status = stop.code().into();
+                }
+            }
         };
-        // Recorded before the run is let go: a node asked next reads how it ended.
+        // Recorded before the run reads as ended here: a status asked meanwhile, on this
+        // node or another, reads "running" or this end, never the run before's.
         if let Some(nodes) = self.nodes.get() {
+            let last = self.runs.lock().get(user_id).map(|run| {
+                let mut last = run.status.borrow().clone();
+                finish(&mut last);
+                last
+            });
             if let Some(last) = &last {
                 nodes.record_run_end(user_id, last).await;
             }
+        }
+        if let Some(run) = self.runs.lock().get_mut(user_id) {
+            run.running = false;
+            run.status.send_modify(finish);
+        }
+        if let Some(nodes) = self.nodes.get() {
             nodes.release_run(user_id).await;
         }
     }

@@ -55,3 +55,14 @@ pub fn closure_in_account(
     let snapshot = store.row_snapshot().map_err(ClosureError::Source)?;
     closure(&mut AccountRows { snapshot: snapshot.as_ref(), user_id }, selection)
 }
+
+/// [`closure_in_account`] with the rows of the account's import still open: what a
+/// selective restore checks what it added against before it ends.
+pub(crate) fn closure_in_account_importing(
+    store: &Store,
+    user_id: &str,
+    selection: &Selection,
+) -> Result<Closure, ClosureError<DbError>> {
+    let snapshot = store.row_snapshot_seeing_open_imports().map_err(ClosureError::Source)?;
+    closure(&mut AccountRows { snapshot: snapshot.as_ref(), user_id }, selection)
+}

@@ -303,6 +303,16 @@ impl Store {
         }
     }
 
+    /// [`Store::row_snapshot`], also seeing the rows of imports still open (PostgreSQL
+    /// hides those from every other reading): what an import checks its own rows against
+    /// before it ends.
+    pub(crate) fn row_snapshot_seeing_open_imports(&self) -> sqlite::DbResult<Box<dyn RowSnapshot>> {
+        match &self.postgres {
+            Some(postgres) => Ok(Box::new(postgres.row_snapshot_seeing_open_imports()?)),
+            None => Ok(Box::new(self.db.table_scan()?)),
+        }
+    }
+
     /// Inserts rows given as JSON objects (keys are columns) into `table` as they are, in
     /// one transaction, any conflict failing them all: demo data and tests' setup (imports go
     /// through the import engine's rules instead).

@@ -25,7 +25,7 @@ use lvbak_tests::zipcraft::RawEntry;
 use serde_json::{json, Value};
 
 use crate::common::Reply;
-use crate::support::{archive, count_rows, files_under, on_each_backend, table, uuid, Instance, Start};
+use crate::support::{archive, files_under, on_each_backend, table, uuid, Instance, Start};
 
 /// The archive every crash test imports: rows in several batches, two files of three
 /// chunks each, vectors, and the settings that let them restore.
@@ -381,21 +381,28 @@ fn k10_killed_during_the_commit(start: Start) {
     crash_and_recover_batches(&mut instance, "crash", &job);
 }
 
-#[test]
-fn a_full_disk_fails_the_import_cleanly_and_others_are_still_served() {
+/// Runs [`full_disk`] on each backend (it mounts its data directory before the server
+/// starts, so it takes no `Start`).
+mod a_full_disk_fails_the_import_cleanly_and_others_are_still_served {
+    #[test]
+    fn sqlite() {
+        super::full_disk(false)
+    }
+
+    #[test]
+    fn postgres() {
+        super::full_disk(true)
+    }
+}
+
+/// On a data directory that fills up, an import fails `disk_full`, its rows and files are
+/// taken back, and everyone else is still served.
+fn full_disk(on_postgres: bool) {
     if !rustix::process::geteuid().is_root() {
         eprintln!("skipped: mounting a small tmpfs for a full disk needs root (this test runs as a user)");
         return;
     }
-    let dir = crate::common::scratch("fault-disk-full");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
-        .arg(&data)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount tmpfs failed");
+    /// Unmounts the small disk when the test ends, however it ends.
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
@@ -405,9 +412,14 @@ fn a_full_disk_fails_the_import_cleanly_and_others_are_still_served() {
             }
         }
     }
-    let _unmount = Unmount(data.clone());
-    let server = crate::common::Server::start_with(&data, &[]);
-    let instance = Instance::adopt(dir.clone(), data.clone(), server);
+    let mut mounted_at = None;
+    let instance = Instance::start_prepared("fault-disk-full", &[], on_postgres, |data| {
+        let mounted =
+            std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"]).arg(data).status();
+        assert!(mounted.unwrap().success(), "mount tmpfs failed");
+        mounted_at = Some(Unmount(data.to_path_buf()));
+    });
+    let data = instance.data.clone();
     let (victim, other) = (instance.account("big"), instance.account("other"));
     let user = instance.user_id(&victim);
     let asset = json!({"id": uuid(0xd01), "user_id": "x", "bundle_id": "b", "slug": "s", "storage_type": "file", "file_name": "big.bin"});
@@ -426,7 +438,7 @@ fn a_full_disk_fails_the_import_cleanly_and_others_are_still_served() {
     assert!(files_under(&data.join("theme-assets").join(&user)).is_empty(), "a half-written file is visible");
     assert!(instance.staging_files().is_empty(), "{:?}", instance.staging_files());
     let sql = format!("SELECT count(*) FROM characters WHERE user_id = '{user}'");
-    assert_eq!(count_rows(&data, &sql), 0, "the failed import's rows stayed");
+    assert_eq!(instance.count_rows(&sql), 0, "the failed import's rows stayed");
     // Everyone else is still served: sign-in, an export, a small import.
     instance.login("other");
     assert!(instance.export(&other).starts_with(b"PK\x03\x04"));
@@ -435,6 +447,7 @@ fn a_full_disk_fails_the_import_cleanly_and_others_are_still_served() {
         vec![table("characters", &[json!({"id": uuid(0xd03), "name": "Ok"})])],
     );
     assert_eq!(instance.import_raw(&other, &small)["status"], "complete");
+    // The server goes first (dropped in reverse order), then the disk and the folder.
 }
 
 /// Sets the account's embeddings to the stub; the call's answer.

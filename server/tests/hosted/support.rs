@@ -62,24 +62,32 @@ pub(crate) use on_each_backend;
 impl Instance {
     /// A fresh data directory and a server over it, with `env` (`LVBAK_HOSTING`...).
     pub fn start(label: &str, env: &[(&str, &str)]) -> Self {
-        let dir = scratch(label);
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        let server = Server::start_with(&data, env);
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Self { dir, data, server, env, database: None }
+        Self::start_prepared(label, env, false, |_| {})
     }
 
     /// The same with accounts and rows in a fresh PostgreSQL database (`LVBAK_DATABASE_URL`
     /// for the server and the CLI); files stay in the data directory (or `env`'s object
     /// store).
     pub fn start_on_postgres(label: &str, env: &[(&str, &str)]) -> Self {
-        let database = test_database();
+        Self::start_prepared(label, env, true, |_| {})
+    }
+
+    /// [`Instance::start`], or [`Instance::start_on_postgres`] (`on_postgres`), with
+    /// `prepare` run on the data directory before the server starts (a test mounts a small
+    /// disk there).
+    pub fn start_prepared(label: &str, env: &[(&str, &str)], on_postgres: bool, prepare: impl FnOnce(&Path)) -> Self {
+        let database = on_postgres.then(test_database);
         let mut all = env.to_vec();
-        all.push((DATABASE_URL_VARIABLE, &database.url));
-        let mut instance = Self::start(&format!("{label}-pg"), &all);
-        instance.database = Some(database);
-        instance
+        if let Some(database) = &database {
+            all.push((DATABASE_URL_VARIABLE, &database.url));
+        }
+        let dir = scratch(&if on_postgres { format!("{label}-pg") } else { label.to_string() });
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        prepare(&data);
+        let server = Server::start_with(&data, &all);
+        let env = all.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self { dir, data, server, env, database }
     }
 
     /// Another node of this instance (PostgreSQL only): a server process of its own, over
@@ -99,11 +107,6 @@ impl Instance {
         let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let server = Server::start_with(&data, &pairs);
         Self { dir, data, server, env, database: None }
-    }
-
-    /// An instance around a server started elsewhere (over a data directory of the test's).
-    pub fn adopt(dir: PathBuf, data: PathBuf, server: Server) -> Self {
-        Self { dir, data, server, env: Vec::new(), database: None }
     }
 
     /// Kills the server (SIGKILL) and starts it again over the same data, with the same

@@ -11,7 +11,7 @@
 use lvbak_core::closure::{copy_id, ClosureError, Pick, Selection};
 
 use super::*;
-use crate::export::selection::closure_in_account;
+use crate::export::selection::closure_in_account_importing;
 
 /// Rows outside the closure named in the failure, at most.
 const NAMED: usize = 3;
@@ -39,7 +39,7 @@ impl ImportSession<'_> {
         }
         self.applier.commit()?;
         let selection = Selection { picks, without_chats: declared.without_chats };
-        let closure = match closure_in_account(self.store, &self.user_id, &selection) {
+        let closure = match closure_in_account_importing(self.store, &self.user_id, &selection) {
             Ok(closure) => closure,
             Err(ClosureError::NotFound(missing)) => {
                 return Err(ImportError::OpenSelection(format!("{} never came", Pick::named(&missing))));

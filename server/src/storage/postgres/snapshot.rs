@@ -41,13 +41,23 @@ impl PostgresStores {
     /// one of the pool's connections, kept until it is dropped. Blocking: call it from a
     /// thread of its own, never from async code.
     pub(crate) fn row_snapshot(&self) -> DbResult<PostgresRowSnapshot> {
+        self.snapshot(false)
+    }
+
+    /// The same, also seeing rows of imports still open: what an import checks its own
+    /// rows against before it ends (an account has one open import at a time).
+    pub(crate) fn row_snapshot_seeing_open_imports(&self) -> DbResult<PostgresRowSnapshot> {
+        self.snapshot(true)
+    }
+
+    fn snapshot(&self, sees_open_imports: bool) -> DbResult<PostgresRowSnapshot> {
         let shapes = shapes()?.tables.as_slice();
         let connection = self.blocking_client()?;
         // The transaction's moment is taken by its first statement, so one runs at once:
         // rows committed after this returns are not seen.
         connection
             .wait(connection.client().batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT 1"))?;
-        Ok(PostgresRowSnapshot { connection: Some(connection), shapes, cursors: Cell::new(0) })
+        Ok(PostgresRowSnapshot { connection: Some(connection), shapes, cursors: Cell::new(0), sees_open_imports })
     }
 }
 
@@ -59,6 +69,8 @@ pub(crate) struct PostgresRowSnapshot {
     shapes: &'static [TableShape],
     /// Cursors declared so far (each reading declares its own, so readings may nest).
     cursors: Cell<u64>,
+    /// Whether rows of imports still open are read too (see [`owned_condition`]).
+    sees_open_imports: bool,
 }
 
 impl Drop for PostgresRowSnapshot {
@@ -381,7 +393,7 @@ impl RowSnapshot for PostgresRowSnapshot {
             "SELECT {} FROM {} t WHERE {}{}",
             select_list(&table),
             quoted(spec.name),
-            owned_condition(spec, &table, true)?,
+            owned_condition(spec, &table, !self.sees_open_imports)?,
             ""
         );
         self.scan_rows(&table, &sql, &[&user_id], &|_| true, each)
@@ -396,7 +408,7 @@ impl RowSnapshot for PostgresRowSnapshot {
         each: &mut dyn FnMut(&[String], &dyn StoredRow) -> Flow,
     ) -> DbResult<u64> {
         let table = self.table(spec.name)?;
-        let owned = owned_condition(spec, &table, true)?;
+        let owned = owned_condition(spec, &table, !self.sees_open_imports)?;
         // In no order, as SQLite's (its plan's): sorting 100,000 characters by key spilled
         // 100 MB to disk and took a third of an export.
         let (select, order) = (select_list(&table), "");
