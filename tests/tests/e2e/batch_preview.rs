@@ -13,7 +13,14 @@ use serde_json::{json, Value};
 
 use crate::batches::{held_of, held_rows_of, put_batch, send_and_commit};
 use crate::export::export;
-use crate::support::{small_seed, status_json, Account, TestServer};
+use crate::support::{on_each_backend, small_seed, status_json, Account, Backend, TestServer};
+
+// Every test here runs on SQLite (`name::sqlite`) and on PostgreSQL (`name::postgres`).
+on_each_backend!(
+    a_preview_over_http_answers_as_the_command_line_and_writes_nothing,
+    a_hostile_account_cannot_reach_or_abuse_a_preview,
+    previews_are_bounded_per_preview_and_in_the_instance,
+);
 
 /// Opens a preview job for `archive` as the page does: its open request plus `preview`.
 async fn open_preview(server: &TestServer, account: &Account, archive: &[u8]) -> (u16, Value) {
@@ -53,35 +60,39 @@ async fn batch_preview(server: &TestServer, account: &Account, archive: &[u8]) -
     preview
 }
 
-/// The preview `lvbak import --dry-run` computes for the same archive and account.
-fn command_line_preview(server: &TestServer, account: &Account, archive: &[u8]) -> Value {
+/// The preview `lvbak import --dry-run` computes for the same archive and account (on a
+/// thread that may block: the store waits for PostgreSQL's answers there).
+pub(crate) fn command_line_preview(server: &TestServer, account: &Account, archive: &[u8]) -> Value {
     let mut reader = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
-    let preview = lvbak_server::preview_archive(&server.store, &account.user.id, &mut reader, None).unwrap();
+    let preview = tokio::task::block_in_place(|| {
+        lvbak_server::preview_archive(&server.store, &account.user.id, &mut reader, None).unwrap()
+    });
     serde_json::to_value(preview).unwrap()
 }
 
 /// What the instance holds, as counts a preview must leave alone: every account's rows of
-/// the main tables, their disk use, the job log, and the files on disk.
+/// the main tables, their disk use, the job log (in the backend's database), and the files
+/// on disk.
 fn footprint(server: &TestServer) -> Vec<i64> {
-    let db = rusqlite::Connection::open(server.data.path.join("data/lvbak.sqlite")).unwrap();
-    let count = |sql: &str| -> i64 { db.query_row(sql, [], |row| row.get(0)).unwrap() };
     let mut counts: Vec<i64> = [
         "SELECT count(*) FROM characters",
         "SELECT count(*) FROM chats",
         "SELECT count(*) FROM messages",
         "SELECT coalesce(sum(length(content)), 0) FROM messages",
-        "SELECT coalesce(sum(bytes), 0) FROM lvbak_usage",
+        "SELECT CAST(coalesce(sum(bytes), 0) AS BIGINT) FROM lvbak_usage",
         "SELECT count(*) FROM lvbak_import_jobs",
         "SELECT count(*) FROM lvbak_id_map",
     ]
     .iter()
-    .map(|sql| count(sql))
+    .map(|sql| server.integer(sql, &[]))
     .collect();
     let files = walk_count(&server.data.path.join("data"));
     counts.push(files as i64);
     counts
 }
 
+/// The files under `dir` but LanceDB's and the SQLite database's (their files change with
+/// no row written: [`footprint`] counts rows instead).
 fn walk_count(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .map(|entries| {
@@ -106,46 +117,33 @@ fn items_in(preview: &Value, state: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_preview_over_http_answers_as_the_command_line_and_writes_nothing() {
-    let server = TestServer::start("batch-preview").await;
+async fn a_preview_over_http_answers_as_the_command_line_and_writes_nothing(backend: Backend) {
+    let server = TestServer::start_on(backend, "batch-preview").await;
     let ada = server.account("preview-ada", Some(small_seed())).await;
     let mal = server.account("preview-mal", None).await;
     let backup = export(&server, &ada, true).await;
 
     // Since the backup: a character with its chats deleted, a message of another chat edited.
-    let db = rusqlite::Connection::open(server.data.path.join("data/lvbak.sqlite")).unwrap();
-    let (gone, kept_chat): (String, String) = db
-        .query_row(
-            "SELECT c.id, (SELECT id FROM chats WHERE character_id != c.id AND user_id = ?1 ORDER BY id LIMIT 1)
-             FROM characters c WHERE c.user_id = ?1 AND EXISTS (SELECT 1 FROM chats WHERE character_id = c.id)
-             ORDER BY c.id LIMIT 1",
-            [&ada.user.id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
-    let gone_chats: Vec<String> = db
-        .prepare("SELECT id FROM chats WHERE character_id = ?1")
-        .unwrap()
-        .query_map([&gone], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let gone_and_kept = server.text_rows(
+        "SELECT c.id, (SELECT id FROM chats WHERE character_id != c.id AND user_id = ?1 ORDER BY id LIMIT 1)
+         FROM characters c WHERE c.user_id = ?1 AND EXISTS (SELECT 1 FROM chats WHERE character_id = c.id)
+         ORDER BY c.id LIMIT 1",
+        &[&ada.user.id],
+    );
+    let [gone, kept_chat] = <[String; 2]>::try_from(gone_and_kept.into_iter().next().unwrap()).unwrap();
+    let gone_chats = server.texts("SELECT id FROM chats WHERE character_id = ?1", &[&gone]);
     assert!(!gone_chats.is_empty());
     for chat in &gone_chats {
-        db.execute("DELETE FROM messages WHERE chat_id = ?1", [chat]).unwrap();
-        db.execute("DELETE FROM chats WHERE id = ?1", [chat]).unwrap();
+        server.execute("DELETE FROM messages WHERE chat_id = ?1", &[chat]);
+        assert_eq!(server.execute("DELETE FROM chats WHERE id = ?1", &[chat]), 1);
     }
-    db.execute("DELETE FROM characters WHERE id = ?1", [&gone]).unwrap();
-    let edited = db
-        .execute(
-            "UPDATE messages SET content = 'edited since the backup'
-             WHERE id = (SELECT id FROM messages WHERE chat_id = ?1 ORDER BY id LIMIT 1)",
-            [&kept_chat],
-        )
-        .unwrap();
+    assert_eq!(server.execute("DELETE FROM characters WHERE id = ?1", &[&gone]), 1);
+    let edited = server.execute(
+        "UPDATE messages SET content = 'edited since the backup'
+         WHERE id = (SELECT id FROM messages WHERE chat_id = ?1 ORDER BY id LIMIT 1)",
+        &[&kept_chat],
+    );
     assert_eq!(edited, 1);
-    drop(db);
 
     for account in [&ada, &mal] {
         let before = footprint(&server);
@@ -186,9 +184,8 @@ async fn a_preview_over_http_answers_as_the_command_line_and_writes_nothing() {
     assert_eq!(items_in(&theirs, "remapped").len() + free.len(), items.len(), "{theirs}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hostile_account_cannot_reach_or_abuse_a_preview() {
-    let server = TestServer::start("batch-preview-abuse").await;
+async fn a_hostile_account_cannot_reach_or_abuse_a_preview(backend: Backend) {
+    let server = TestServer::start_on(backend, "batch-preview-abuse").await;
     let ada = server.account("victim-ada", Some(small_seed())).await;
     let mal = server.account("hostile-mal", None).await;
     let backup = export(&server, &ada, true).await;
@@ -285,15 +282,14 @@ async fn a_hostile_account_cannot_reach_or_abuse_a_preview() {
     assert!(batch_preview(&server, &ada, &backup).await["items"].as_array().is_some_and(|items| !items.is_empty()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn previews_are_bounded_per_preview_and_in_the_instance() {
+async fn previews_are_bounded_per_preview_and_in_the_instance(backend: Backend) {
     let hosting = lvbak_server::config::HostingLimits {
         login_burst: 10_000,
         open_previews: 1,
         preview_rows: 50,
         ..Default::default()
     };
-    let server = TestServer::start_with("batch-preview-bounds", Limits::STANDARD, hosting).await;
+    let server = TestServer::start_on_with(backend, "batch-preview-bounds", Limits::STANDARD, hosting).await;
     let ada = server.account("bound-ada", Some(small_seed())).await;
     let mal = server.account("bound-mal", None).await;
     let backup = export(&server, &ada, true).await;

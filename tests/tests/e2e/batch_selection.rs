@@ -14,7 +14,17 @@ use serde_json::{json, Value};
 
 use crate::batches::{held_of, held_rows_of, send_and_commit};
 use crate::export::export;
-use crate::support::{small_seed, status_json, Account, TestServer};
+use crate::support::{on_sqlite_only, small_seed, status_json, Account, Backend, TestServer};
+
+// Written for both backends, run on SQLite alone for now: on PostgreSQL every honest
+// selective restore through batches fails with `open_selection` ("character:… never came",
+// "chat:… never came"). `check_selection` looks for the picks with `closure_in_account`,
+// whose PostgreSQL snapshot hides the rows of an import still open (`lvbak_imports`) —
+// the very rows the check is about. `on_each_backend!` once that is fixed.
+on_sqlite_only!(
+    a_deleted_character_comes_back_alone_and_a_lying_client_keeps_nothing,
+    a_chat_restored_as_a_copy_sits_beside_todays_and_a_second_run_adds_nothing,
+);
 
 /// Restores `archive` through batches declaring `declared` (`KIND:ID` picks), sending the
 /// closure of `sent` (everything when `None`); the commit's status and answer code.
@@ -71,8 +81,6 @@ async fn restore_picked(
 
 /// Every row count of the tables a restore may touch, for one account.
 fn counts(server: &TestServer, account: &Account) -> Vec<(String, i64)> {
-    let db = rusqlite::Connection::open(server.data.path.join("data/lvbak.sqlite")).unwrap();
-    let user = &account.user.id;
     [
         ("characters", "SELECT count(*) FROM characters WHERE user_id = ?1"),
         ("chats", "SELECT count(*) FROM chats WHERE user_id = ?1"),
@@ -83,30 +91,23 @@ fn counts(server: &TestServer, account: &Account) -> Vec<(String, i64)> {
         ("images", "SELECT count(*) FROM images WHERE user_id = ?1"),
     ]
     .iter()
-    .map(|(name, sql)| (name.to_string(), db.query_row(sql, [user], |row| row.get(0)).unwrap()))
+    .map(|(name, sql)| (name.to_string(), server.integer(sql, &[&account.user.id])))
     .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_character_comes_back_alone_and_a_lying_client_keeps_nothing() {
-    let server = TestServer::start("batch-selection").await;
+async fn a_deleted_character_comes_back_alone_and_a_lying_client_keeps_nothing(backend: Backend) {
+    let server = TestServer::start_on(backend, "batch-selection").await;
     let ada = server.account("select-ada", Some(small_seed())).await;
     let mal = server.account("select-mal", None).await;
     let backup = export(&server, &ada, true).await;
     let full = counts(&server, &ada);
 
     // Ada deletes a character with its chats, then takes back just that character.
-    let db = rusqlite::Connection::open(server.data.path.join("data/lvbak.sqlite")).unwrap();
-    let gone: String = db
-        .query_row("SELECT character_id FROM chats WHERE user_id = ?1 ORDER BY id LIMIT 1", [&ada.user.id], |row| {
-            row.get(0)
-        })
-        .unwrap();
-    db.execute("DELETE FROM messages WHERE chat_id IN (SELECT id FROM chats WHERE character_id = ?1)", [&gone])
-        .unwrap();
-    db.execute("DELETE FROM chats WHERE character_id = ?1", [&gone]).unwrap();
-    db.execute("DELETE FROM characters WHERE id = ?1", [&gone]).unwrap();
-    drop(db);
+    let first_chat = "SELECT character_id FROM chats WHERE user_id = ?1 ORDER BY id LIMIT 1";
+    let gone = server.texts(first_chat, &[&ada.user.id]).remove(0);
+    server.execute("DELETE FROM messages WHERE chat_id IN (SELECT id FROM chats WHERE character_id = ?1)", &[&gone]);
+    assert!(server.execute("DELETE FROM chats WHERE character_id = ?1", &[&gone]) > 0);
+    assert_eq!(server.execute("DELETE FROM characters WHERE id = ?1", &[&gone]), 1);
     let pick = Selection { picks: vec![Pick { kind: ItemKind::Character, id: gone.clone() }], without_chats: false };
     let declared = vec![format!("character:{gone}")];
     let (code, status) = selective_restore(&server, &ada, &backup, &declared, Some(&pick)).await;
@@ -123,15 +124,8 @@ async fn a_deleted_character_comes_back_alone_and_a_lying_client_keeps_nothing()
     assert_eq!((counts(&server, &mal), counts(&server, &ada)), before);
 
     // Declares a pick it never sends (and sends another's closure): nothing is kept.
-    let other: String = {
-        let db = rusqlite::Connection::open(server.data.path.join("data/lvbak.sqlite")).unwrap();
-        db.query_row(
-            "SELECT id FROM characters WHERE user_id = ?1 AND id != ?2 LIMIT 1",
-            [&ada.user.id, &gone],
-            |row| row.get(0),
-        )
-        .unwrap()
-    };
+    let another = "SELECT id FROM characters WHERE user_id = ?1 AND id != ?2 LIMIT 1";
+    let other = server.texts(another, &[&ada.user.id, &gone]).remove(0);
     let sent = Selection { picks: vec![Pick { kind: ItemKind::Character, id: other }], without_chats: false };
     let (code, failed) = selective_restore(&server, &mal, &backup, &declared, Some(&sent)).await;
     assert_eq!((code, failed["code"].as_str()), (409, Some("open_selection")), "{failed}");
@@ -149,28 +143,21 @@ async fn a_deleted_character_comes_back_alone_and_a_lying_client_keeps_nothing()
     assert_eq!(counts(&server, &ada), full, "Ada's account is untouched");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chat_restored_as_a_copy_sits_beside_todays_and_a_second_run_adds_nothing() {
-    let server = TestServer::start("batch-selection-copy").await;
+async fn a_chat_restored_as_a_copy_sits_beside_todays_and_a_second_run_adds_nothing(backend: Backend) {
+    let server = TestServer::start_on(backend, "batch-selection-copy").await;
     let ada = server.account("copy-ada", Some(small_seed())).await;
     let backup = export(&server, &ada, true).await;
-    let db = rusqlite::Connection::open(server.data.path.join("data/lvbak.sqlite")).unwrap();
-    let (chat, name, message, text): (String, String, String, String) = db
-        .query_row(
-            "SELECT c.id, c.name, m.id, m.content FROM chats c JOIN messages m ON m.chat_id = c.id
-             WHERE c.user_id = ?1 ORDER BY c.id, m.id LIMIT 1",
-            [&ada.user.id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-        )
-        .unwrap();
-    db.execute("UPDATE messages SET content = 'edited since the backup' WHERE id = ?1", [&message]).unwrap();
-    let messages_of = |chat: &str| -> i64 {
-        db.query_row("SELECT count(*) FROM messages WHERE chat_id = ?1", [chat], |row| row.get(0)).unwrap()
-    };
+    let first = server.text_rows(
+        "SELECT c.id, c.name, m.id, m.content FROM chats c JOIN messages m ON m.chat_id = c.id
+         WHERE c.user_id = ?1 ORDER BY c.id, m.id LIMIT 1",
+        &[&ada.user.id],
+    );
+    let [chat, name, message, text] = <[String; 4]>::try_from(first.into_iter().next().unwrap()).unwrap();
+    let edit = server.execute("UPDATE messages SET content = 'edited since the backup' WHERE id = ?1", &[&message]);
+    assert_eq!(edit, 1);
+    let messages_of = |chat: &str| server.integer("SELECT count(*) FROM messages WHERE chat_id = ?1", &[chat]);
     let messages = messages_of(&chat);
-    let chats = || -> i64 {
-        db.query_row("SELECT count(*) FROM chats WHERE user_id = ?1", [&ada.user.id], |row| row.get(0)).unwrap()
-    };
+    let chats = || server.integer("SELECT count(*) FROM chats WHERE user_id = ?1", &[&ada.user.id]);
 
     let pick = Selection { picks: vec![Pick { kind: ItemKind::Chat, id: chat.clone() }], without_chats: false };
     let declared = vec![format!("chat:{chat}")];
@@ -179,27 +166,18 @@ async fn a_chat_restored_as_a_copy_sits_beside_todays_and_a_second_run_adds_noth
     let archive_id =
         Archive::open(Cursor::new(backup.as_slice()), Limits::STANDARD).unwrap().manifest().archive_id.clone();
     let copy = lvbak_core::closure::copy_id(&ada.user.id, &archive_id, &chat);
-    let (copy_name, character): (String, String) = db
-        .query_row(
-            "SELECT name, character_id FROM chats WHERE id = ?1 AND user_id = ?2",
-            [&copy, &ada.user.id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
+    let copied =
+        server.text_rows("SELECT name, character_id FROM chats WHERE id = ?1 AND user_id = ?2", &[&copy, &ada.user.id]);
+    let [copy_name, character] = <[String; 2]>::try_from(copied.into_iter().next().unwrap()).unwrap();
     assert!(copy_name.starts_with(&name) && copy_name.contains("(backup "), "{copy_name}");
-    let today: String =
-        db.query_row("SELECT character_id FROM chats WHERE id = ?1", [&chat], |row| row.get(0)).unwrap();
-    assert_eq!(character, today, "the copy links to the account's character");
+    let today = server.texts("SELECT character_id FROM chats WHERE id = ?1", &[&chat]);
+    assert_eq!(today, [character], "the copy links to the account's character");
     assert_eq!(messages_of(&copy), messages, "the backup's messages, under the copy");
-    let copied_text: i64 = db
-        .query_row("SELECT count(*) FROM messages WHERE chat_id = ?1 AND content = ?2", [&copy, &text], |row| {
-            row.get(0)
-        })
-        .unwrap();
+    let copied_text =
+        server.integer("SELECT count(*) FROM messages WHERE chat_id = ?1 AND content = ?2", &[&copy, &text]);
     assert_eq!(copied_text, 1, "the copy holds the backup's text of the edited message");
-    let edited: String =
-        db.query_row("SELECT content FROM messages WHERE id = ?1", [&message], |row| row.get(0)).unwrap();
-    assert_eq!(edited, "edited since the backup", "today's chat is as it was");
+    let edited = server.texts("SELECT content FROM messages WHERE id = ?1", &[&message]);
+    assert_eq!(edited, ["edited since the backup"], "today's chat is as it was");
 
     // Again: the copy is there (held), no third chat.
     let chats_before = chats();

@@ -14,35 +14,32 @@ use lvbak_core::{inspect, Archive, InspectOptions, Limits};
 use lvbak_tests::fixtures;
 use serde_json::{json, Value};
 
+use crate::batch_preview::command_line_preview;
 use crate::browser::{pick_archive, write};
 use crate::export::{entries, ndjson, owned_rows};
-use crate::page_restore::{backup_then_changes, database, preview_in_page, sign_in_as, Since, ITEM_TABLES};
-use crate::support::{Account, ScratchDir, TestServer};
+use crate::page_restore::{backup_then_changes, preview_in_page, sign_in_as, Since, ITEM_TABLES};
+use crate::support::{on_each_backend, Account, Backend, ScratchDir, TestServer};
+
+// Every test here runs on SQLite (`name::sqlite`) and on PostgreSQL (`name::postgres`).
+on_each_backend!(
+    a_restore_preview_in_the_page_says_what_a_restore_would_do_and_writes_nothing,
+    a_preview_keeps_the_ticket_question_and_the_api_keys_for_the_upload,
+);
 use crate::webdriver::Browser;
 
 /// What an account holds that a preview must leave alone: its characters, chats and
 /// messages, the bytes its quota counts; and the instance's import jobs and id map.
 fn footprint(server: &TestServer, account: &Account) -> Value {
     let count = |table: &str| owned_rows(server, table, &account.user.id).len();
-    let db = database(server);
-    let instance =
-        |table: &str| -> i64 { db.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0)).unwrap() };
+    let instance = |table: &str| server.integer(&format!("SELECT count(*) FROM {table}"), &[]);
     json!({
         "characters": count("characters"),
         "chats": count("chats"),
         "messages": count("messages"),
-        "usage": server.store.db.usage_of(&account.user.id).unwrap(),
+        "usage": server.rows_where("lvbak_usage", "user_id", &account.user.id),
         "jobs": instance("lvbak_import_jobs"),
         "idMap": instance("lvbak_id_map"),
     })
-}
-
-/// What `lvbak import --dry-run --json` answers for the same archive and account: the
-/// command line's preview, computed here by the same function.
-fn command_line_preview(server: &TestServer, bytes: &[u8], account: &Account) -> Value {
-    let mut archive = Archive::open(Cursor::new(bytes), Limits::STANDARD).unwrap();
-    let preview = lvbak_server::preview_archive(&server.store, &account.user.id, &mut archive, None).unwrap();
-    serde_json::to_value(preview).unwrap()
 }
 
 /// The archive's items, as `(kind, id, name)`, read from its tables.
@@ -113,18 +110,17 @@ async fn preview_fits_a_phone(browser: &Browser) -> (u64, u64) {
     (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restore_preview_in_the_page_says_what_a_restore_would_do_and_writes_nothing() {
+async fn a_restore_preview_in_the_page_says_what_a_restore_would_do_and_writes_nothing(backend: Backend) {
     // Since the backup: a character with chats deleted (its chats and their messages with
     // it, as Lumiverse deletes) and a message of a chat of another character edited.
-    let since = backup_then_changes("browser-preview").await;
+    let since = backup_then_changes(backend, "browser-preview").await;
     // The fields left in `since` (the archive's folder) live until the test ends.
     let Since { server, ada, backup, archive, character, chat, message, deleted_chats, .. } = since;
     let mal = server.account("mal", None).await;
     for chat in &deleted_chats {
-        assert!(server.store.db.rows_where("chats", "id", chat).unwrap().is_empty(), "{chat} went with its character");
+        assert!(server.rows_where("chats", "id", chat).is_empty(), "{chat} went with its character");
     }
-    let content = || server.store.db.rows_where("messages", "id", &message).unwrap()[0]["content"].clone();
+    let content = || server.rows_where("messages", "id", &message)[0]["content"].clone();
     assert_eq!(content(), "edited since");
     let ada_before = footprint(&server, &ada);
     let mal_before = footprint(&server, &mal);
@@ -163,7 +159,7 @@ async fn a_restore_preview_in_the_page_says_what_a_restore_would_do_and_writes_n
     assert_eq!(preview["tables"]["chats"]["new"], deleted_chats.len(), "{}", preview["tables"]);
     assert_eq!(preview["tables"]["messages"]["differs"], 1, "{}", preview["tables"]);
     // The command line's preview of the same archive for the same account says the same.
-    assert_eq!(preview, command_line_preview(&server, &backup, &ada), "the page's preview is not the command line's");
+    assert_eq!(preview, command_line_preview(&server, &ada, &backup), "the page's preview is not the command line's");
     // Nothing was written: the same rows, the same message, no job.
     assert_eq!(footprint(&server, &ada), ada_before, "the preview wrote something");
     assert_eq!(content(), "edited since");
@@ -228,7 +224,7 @@ async fn a_restore_preview_in_the_page_says_what_a_restore_would_do_and_writes_n
         !said.contains("edited since") && !said.contains(&ada.user.id),
         "mal's preview shows ada's account: {said}"
     );
-    assert_eq!(theirs, command_line_preview(&server, &backup, &mal), "the page's preview is not the command line's");
+    assert_eq!(theirs, command_line_preview(&server, &mal, &backup), "the page's preview is not the command line's");
     assert_eq!(footprint(&server, &mal), mal_before, "mal's preview wrote something");
     assert_eq!(footprint(&server, &ada), ada_before, "mal's preview wrote to ada's account");
     let page = shown(&browser).await;
@@ -261,7 +257,7 @@ async fn a_restore_preview_in_the_page_says_what_a_restore_would_do_and_writes_n
     assert_eq!(after["jobs"], ada_before["jobs"].as_u64().unwrap() + 1, "the upload is the one job");
 
     // Ada's job is hers: another account cannot read it.
-    let jobs = server.store.db.rows_where("lvbak_import_jobs", "user_id", &ada.user.id).unwrap();
+    let jobs = server.rows_where("lvbak_import_jobs", "user_id", &ada.user.id);
     let job = jobs[0]["id"].as_str().unwrap();
     for path in ["status", "held-rows", "held-files"] {
         let answer = server.get(&mal, &format!("/api/v1/user-data/import/{job}/{path}")).send().await.unwrap();
@@ -277,9 +273,8 @@ async fn a_restore_preview_in_the_page_says_what_a_restore_would_do_and_writes_n
 /// question (Upload still waits for it); one asked for after the ticket sends no key and
 /// uses no ticket, and the upload after it still restores every key (the Worker's upload
 /// takes the decrypted keys with it, so a preview leaves them out and decrypts them again).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_preview_keeps_the_ticket_question_and_the_api_keys_for_the_upload() {
-    let server = TestServer::start("browser-preview-ticket").await;
+async fn a_preview_keeps_the_ticket_question_and_the_api_keys_for_the_upload(backend: Backend) {
+    let server = TestServer::start_on(backend, "browser-preview-ticket").await;
     let account = server.account("ticket-previewer", None).await;
     let files = ScratchDir::new("browser-preview-ticket-files");
     let archive = write(&files.path, "secrets.lvbak", fixtures::SECRETS);
@@ -302,7 +297,7 @@ async fn a_preview_keeps_the_ticket_question_and_the_api_keys_for_the_upload() {
     let state = "return document.getElementById('ticket-state').textContent.startsWith('Ticket accepted') || null";
     browser.wait_script(state).await;
     assert_eq!(preview_in_page(&browser).await, before, "the ticket changes nothing a preview says");
-    assert!(server.store.db.secrets_of(&account.user.id).unwrap().is_empty(), "a preview stored a key");
+    assert!(server.secrets_of(&account.user.id).is_empty(), "a preview stored a key");
     assert_eq!(browser.script(asked).await, json!({"question": true, "ticket": true, "upload": true}));
 
     browser.click("import-start").await;

@@ -20,10 +20,17 @@ use serde_json::{json, Value};
 
 use crate::browser::{open_explorer, pick_archive, write};
 use crate::export::{entries, ndjson};
-use crate::page_restore::{
-    backup_then_changes, database, preview_in_page, sign_in_as, snapshot, texts, Since, Snapshot, ITEM_TABLES,
-};
-use crate::support::{ok_bytes, ScratchDir, TestServer};
+use crate::page_restore::{backup_then_changes, preview_in_page, sign_in_as, snapshot, Since, Snapshot, ITEM_TABLES};
+use crate::support::{ok_bytes, on_sqlite_only, Backend, ScratchDir, TestServer};
+
+// Written for both backends, run on SQLite alone for now: on PostgreSQL each gets as far as
+// its restore of the picks, which ends `open_selection` ("character:… never came"; see
+// `batch_selection.rs`).
+on_sqlite_only!(
+    a_character_ticked_in_the_explorer_is_previewed_and_restored_alone,
+    a_chat_restored_as_a_copy_sits_beside_todays_once,
+    one_character_exported_from_the_list_and_another_account_takes_only_its_copy,
+);
 use crate::webdriver::Browser;
 
 /// Rows per table of a snapshot (tables without rows left out).
@@ -79,7 +86,7 @@ fn archive_rows(bytes: &[u8], table: &str) -> Vec<Value> {
 
 /// A message's text as the account has it.
 fn content(server: &TestServer, message: &str) -> Value {
-    server.store.db.rows_where("messages", "id", message).unwrap()[0]["content"].clone()
+    server.rows_where("messages", "id", message)[0]["content"].clone()
 }
 
 /// Picks the archive, waits for its report, and opens the explorer.
@@ -130,9 +137,8 @@ async fn width_on_a_phone(browser: &Browser, show: &str, shot: &str) -> (u64, u6
     (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_character_ticked_in_the_explorer_is_previewed_and_restored_alone() {
-    let since = backup_then_changes("browser-selective").await;
+async fn a_character_ticked_in_the_explorer_is_previewed_and_restored_alone(backend: Backend) {
+    let since = backup_then_changes(backend, "browser-selective").await;
     let Since { server, ada, backup, archive, at_backup, character, deleted_chats, message, .. } = &since;
     let before = snapshot(server, ada);
     let picked = closure_of(backup, vec![Pick { kind: ItemKind::Character, id: character.clone() }], false);
@@ -233,18 +239,14 @@ async fn a_character_ticked_in_the_explorer_is_previewed_and_restored_alone() {
     assert_eq!(cleared, json!({"checked": false, "told": true, "start": "Upload & import"}));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chat_restored_as_a_copy_sits_beside_todays_once() {
-    let since = backup_then_changes("browser-copy").await;
+async fn a_chat_restored_as_a_copy_sits_beside_todays_once(backend: Backend) {
+    let since = backup_then_changes(backend, "browser-copy").await;
     let Since { server, ada, backup, archive, chat, message, original, .. } = &since;
     let before = snapshot(server, ada);
     let today = |server: &TestServer| {
-        let db = database(server);
-        let chat_row =
-            texts(&db, "SELECT json_object('name', name, 'character', character_id) FROM chats WHERE id = ?1", &[chat]);
-        let messages =
-            texts(&db, "SELECT content FROM messages WHERE chat_id = ?1 ORDER BY index_in_chat, content", &[chat]);
-        (chat_row, messages)
+        let chat_row = server.text_rows("SELECT name, character_id FROM chats WHERE id = ?1", &[chat]);
+        let in_chat = "SELECT content FROM messages WHERE chat_id = ?1 ORDER BY index_in_chat, content";
+        (chat_row, server.texts(in_chat, &[chat]))
     };
     let todays = today(server);
     let manifest = Archive::open(Cursor::new(backup.as_slice()), Limits::STANDARD).unwrap().manifest().clone();
@@ -306,23 +308,16 @@ async fn a_chat_restored_as_a_copy_sits_beside_todays_once() {
     // with its date, the backup's messages (the edited one as it was), linked to the
     // account's character; today's chat as it was, nothing else added.
     let copies = |server: &TestServer| {
-        let db = database(server);
-        texts(&db, "SELECT id FROM chats WHERE user_id = ?1 AND name = ?2", &[&ada.user.id, &copy_name])
+        server.texts("SELECT id FROM chats WHERE user_id = ?1 AND name = ?2", &[&ada.user.id, &copy_name])
     };
     let copy = copies(server);
     assert_eq!(copy.len(), 1, "one copy named {copy_name:?}");
     let copy = &copy[0];
     assert_ne!(copy, chat);
-    let db = database(server);
-    let copied = texts(&db, "SELECT content FROM messages WHERE chat_id = ?1 ORDER BY index_in_chat, content", &[copy]);
-    assert_eq!(copied, archived, "the copy holds the backup's messages");
-    let character = texts(&db, "SELECT character_id FROM chats WHERE id = ?1", &[copy]);
-    assert_eq!(
-        character,
-        texts(&db, "SELECT character_id FROM chats WHERE id = ?1", &[chat]),
-        "linked to the same character"
-    );
-    drop(db);
+    let in_chat = "SELECT content FROM messages WHERE chat_id = ?1 ORDER BY index_in_chat, content";
+    assert_eq!(server.texts(in_chat, &[copy]), archived, "the copy holds the backup's messages");
+    let character_of = |chat: &str| server.texts("SELECT character_id FROM chats WHERE id = ?1", &[chat]);
+    assert_eq!(character_of(copy), character_of(chat), "linked to the same character");
     assert_eq!(today(server), todays, "today's chat is unchanged");
     assert_eq!(content(server, message), "edited since");
     let after = snapshot(server, ada);
@@ -395,13 +390,12 @@ fn ids_in(bytes: &[u8], table: &str) -> BTreeSet<String> {
     archive_rows(bytes, table).iter().map(|row| row["id"].as_str().unwrap().to_string()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_character_exported_from_the_list_and_another_account_takes_only_its_copy() {
+async fn one_character_exported_from_the_list_and_another_account_takes_only_its_copy(backend: Backend) {
     assert!(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/lvbak-wasm_bg.wasm").exists(),
         "build the page first: trunk build --release"
     );
-    let server = TestServer::start("browser-export-these").await;
+    let server = TestServer::start_on(backend, "browser-export-these").await;
     // More characters than a page of the export card's list (50) or of the explorer's (100).
     let seed = SeedOptions { bulk_characters: 120, ..SeedOptions::default() };
     let ada = server.account("ada", Some(seed)).await;
@@ -409,18 +403,16 @@ async fn one_character_exported_from_the_list_and_another_account_takes_only_its
     let files = ScratchDir::new("browser-export-these-files");
     let backup = ok_bytes(server.get(&ada, "/api/v1/user-data/export?includeVectors=1").send().await.unwrap()).await;
     let archive = write(&files.path, "ada.lvbak", &backup);
-    let db = database(&server);
     let characters: BTreeSet<String> =
-        texts(&db, "SELECT id FROM characters WHERE user_id = ?1", &[&ada.user.id]).into_iter().collect();
+        server.texts("SELECT id FROM characters WHERE user_id = ?1", &[&ada.user.id]).into_iter().collect();
     let with_chats = "SELECT id FROM characters WHERE user_id = ?1 AND id IN (SELECT character_id FROM chats) \
         ORDER BY name";
-    let picked = texts(&db, with_chats, &[&ada.user.id]).remove(0);
-    let name = texts(&db, "SELECT name FROM characters WHERE id = ?1", &[&picked]).remove(0);
+    let picked = server.texts(with_chats, &[&ada.user.id]).remove(0);
+    let name = server.texts("SELECT name FROM characters WHERE id = ?1", &[&picked]).remove(0);
     let its_chats: BTreeSet<String> =
-        texts(&db, "SELECT id FROM chats WHERE character_id = ?1", &[&picked]).into_iter().collect();
-    let their_messages: BTreeSet<String> =
-        its_chats.iter().flat_map(|chat| texts(&db, "SELECT id FROM messages WHERE chat_id = ?1", &[chat])).collect();
-    drop(db);
+        server.texts("SELECT id FROM chats WHERE character_id = ?1", &[&picked]).into_iter().collect();
+    let in_chat = "SELECT id FROM messages WHERE chat_id = ?1";
+    let their_messages: BTreeSet<String> = its_chats.iter().flat_map(|chat| server.texts(in_chat, &[chat])).collect();
     assert!(!their_messages.is_empty());
 
     // Ada's own list, 50 a page; one character ticked, Export selected: the archive holds

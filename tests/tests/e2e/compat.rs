@@ -11,7 +11,14 @@ use serde_json::{json, Map, Value};
 
 use crate::export::entries;
 use crate::import::{archive_with_tables, import};
-use crate::support::{ok_bytes, Account, TestServer};
+use crate::support::{ok_bytes, on_each_backend, Account, Backend, TestServer};
+
+// Every test here runs on SQLite (`name::sqlite`) and on PostgreSQL (`name::postgres`).
+on_each_backend!(
+    every_lumiverse_fixture_comes_back_value_for_value,
+    columns_this_schema_lacks_are_reported_not_dropped_silently,
+    dream_weaver_sessions_keep_their_numbers_and_taken_ones_get_the_next,
+);
 
 /// The columns an import may rewrite, for a fresh account: the registry's own list
 /// (`TableSpec::rewritten_columns`), less the re-vectorization resets when vectors were
@@ -57,9 +64,8 @@ async fn export_of(server: &TestServer, account: &Account) -> Vec<u8> {
     ok_bytes(server.get(account, "/api/v1/user-data/export?includeVectors=1").send().await.unwrap()).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_lumiverse_fixture_comes_back_value_for_value() {
-    let server = TestServer::start("compat-fixtures").await;
+async fn every_lumiverse_fixture_comes_back_value_for_value(backend: Backend) {
+    let server = TestServer::start_on(backend, "compat-fixtures").await;
     for (name, bytes, _) in fixtures::ARCHIVES {
         let account = server.account(&format!("owner-{name}"), None).await;
         let ticket = (name == "secrets").then_some(fixtures::SECRETS_TICKET);
@@ -154,9 +160,8 @@ pub fn character_with_extra_columns(id: &str, owner: &str) -> String {
     .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn columns_this_schema_lacks_are_reported_not_dropped_silently() {
-    let server = TestServer::start("compat-unknown-columns").await;
+async fn columns_this_schema_lacks_are_reported_not_dropped_silently(backend: Backend) {
+    let server = TestServer::start_on(backend, "compat-unknown-columns").await;
     let alice = server.account("alice", None).await;
     let id = "5a0c3b1e-8d2f-4e6a-9b7c-0d1e2f3a4b5c";
     let archive = archive_with_tables(&[("characters", character_with_extra_columns(id, "someone"))]);
@@ -165,14 +170,13 @@ async fn columns_this_schema_lacks_are_reported_not_dropped_silently() {
     assert_eq!(status["summary"]["characters"]["imported"], 1, "{status}");
     assert_eq!(status["droppedColumns"], json!({"characters": ["mood_json", "voice_profile"]}), "{status}");
     // The known columns were kept.
-    let rows = server.store.db.rows_where("characters", "id", id).unwrap();
+    let rows = server.rows_where("characters", "id", id);
     assert_eq!(rows[0]["description"], "a cartographer");
     assert_eq!(rows[0]["user_id"], json!(alice.user.id));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dream_weaver_sessions_keep_their_numbers_and_taken_ones_get_the_next() {
-    let server = TestServer::start("compat-sessions").await;
+async fn dream_weaver_sessions_keep_their_numbers_and_taken_ones_get_the_next(backend: Backend) {
+    let server = TestServer::start_on(backend, "compat-sessions").await;
     let alice = server.account("alice", None).await;
     let bob = server.account("bob", None).await;
     let session = |id: &str, number: Option<i64>| {
@@ -189,10 +193,7 @@ async fn dream_weaver_sessions_keep_their_numbers_and_taken_ones_get_the_next() 
     assert_eq!(status["summary"]["dream_weaver_sessions"]["imported"], 3, "{status}");
     let numbers = |account: &Account| -> BTreeMap<String, i64> {
         server
-            .store
-            .db
             .rows_where("dream_weaver_sessions", "user_id", &account.user.id)
-            .unwrap()
             .iter()
             .map(|row| (row["id"].as_str().unwrap().to_string(), row["session_number"].as_i64().unwrap()))
             .collect()

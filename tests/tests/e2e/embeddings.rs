@@ -16,7 +16,22 @@ use serde_json::{json, Value};
 
 use crate::export::{entries, ndjson, owned_rows};
 use crate::import::import;
-use crate::support::{ok_bytes, small_seed, status_json, Account, TestServer};
+use crate::support::{
+    ok_bytes, on_each_backend, on_sqlite_only, small_seed, status_json, Account, Backend, TestServer,
+};
+
+// Every test here runs on SQLite (`name::sqlite`) and on PostgreSQL (`name::postgres`)...
+on_each_backend!(
+    a_lumiverse_archive_without_vectors_is_embedded_once_and_travels_with_its_vectors,
+    every_kind_of_row_is_re_embedded_through_rate_limits_and_other_users_are_untouched,
+    settings_refuse_what_cannot_work_and_keep_what_they_do_not_know,
+);
+// ...but this one, on SQLite alone for now: on PostgreSQL the cancelled run's status is
+// sometimes answered as the previous run's `unauthorized` (1 run in 24 to 4 in 12 on a
+// loaded machine). `Runs::end` marks the run stopped here before `record_run_end` writes
+// how it ended, and `Runs::status`, seeing no run going, answers the end PostgreSQL still
+// holds — the last run's. `on_each_backend!` once that is fixed.
+on_sqlite_only!(a_refused_key_stops_the_run_and_cancel_stops_it_between_requests);
 
 pub(crate) const DIMENSIONS: usize = 8;
 
@@ -127,6 +142,13 @@ fn assert_one_exact_vector_each(rows: &[VectorRow], sources: &BTreeMap<String, S
     }
 }
 
+/// The account's embedding settings as stored (its `embeddingConfig` setting).
+fn embedding_config(server: &TestServer, account: &Account) -> Value {
+    let settings = server.rows_where("settings", "user_id", &account.user.id);
+    let stored = settings.iter().find(|row| row["key"] == "embeddingConfig").expect("no embeddingConfig setting");
+    serde_json::from_str(stored["value"].as_str().unwrap()).unwrap()
+}
+
 fn texts(server: &TestServer, table: &str, user_id: &str, column: &str) -> BTreeMap<String, String> {
     owned_rows(server, table, user_id)
         .iter()
@@ -134,11 +156,10 @@ fn texts(server: &TestServer, table: &str, user_id: &str, column: &str) -> BTree
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lumiverse_archive_without_vectors_is_embedded_once_and_travels_with_its_vectors() {
+async fn a_lumiverse_archive_without_vectors_is_embedded_once_and_travels_with_its_vectors(backend: Backend) {
     let stub = EmbeddingStub::start(DIMENSIONS);
     stub.set(|s| s.key = Some("good-key".into()));
-    let server = TestServer::start("embed-lumiverse").await;
+    let server = TestServer::start_on(backend, "embed-lumiverse").await;
     let alice = server.account("alice", None).await;
     let imported = import(&server, &alice, &lumiverse_archive_without_vectors(), None).await;
     assert_eq!(imported["status"], "complete", "{imported}");
@@ -200,14 +221,13 @@ async fn a_lumiverse_archive_without_vectors_is_embedded_once_and_travels_with_i
     assert_eq!(vectors_of(&server, "embeddings_world_books", &alice.user.id).await.len(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_kind_of_row_is_re_embedded_through_rate_limits_and_other_users_are_untouched() {
+async fn every_kind_of_row_is_re_embedded_through_rate_limits_and_other_users_are_untouched(backend: Backend) {
     let stub = EmbeddingStub::start(DIMENSIONS);
-    let source = TestServer::start("embed-source").await;
+    let source = TestServer::start_on(backend, "embed-source").await;
     let carol = source.account("carol", Some(small_seed())).await;
     let archive = ok_bytes(source.get(&carol, "/api/v1/user-data/export?includeVectors=0").send().await.unwrap()).await;
 
-    let server = TestServer::start("embed-kinds").await;
+    let server = TestServer::start_on(backend, "embed-kinds").await;
     let eve = server.account("eve", Some(small_seed())).await;
     let eve_vectors = vectors_of(&server, "embeddings", &eve.user.id).await.len();
     let eve_chunks = owned_rows(&server, "chat_chunks", &eve.user.id);
@@ -261,11 +281,10 @@ async fn every_kind_of_row_is_re_embedded_through_rate_limits_and_other_users_ar
     assert_eq!(chunk["vector_model"], "stub-embed-2");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_key_stops_the_run_and_cancel_stops_it_between_requests() {
+async fn a_refused_key_stops_the_run_and_cancel_stops_it_between_requests(backend: Backend) {
     let stub = EmbeddingStub::start(DIMENSIONS);
     stub.set(|s| s.key = Some("good-key".into()));
-    let server = TestServer::start("embed-refusals").await;
+    let server = TestServer::start_on(backend, "embed-refusals").await;
     let frank = server.account("frank", Some(small_seed())).await;
     // The seeded rows are vectorized under another model: the new one makes them wait.
     configure(
@@ -308,21 +327,18 @@ async fn a_refused_key_stops_the_run_and_cancel_stops_it_between_requests() {
     assert_eq!(finished["done"].as_u64(), Some(pending));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn settings_refuse_what_cannot_work_and_keep_what_they_do_not_know() {
-    let server = TestServer::start("embed-settings").await;
+async fn settings_refuse_what_cannot_work_and_keep_what_they_do_not_know(backend: Backend) {
+    let server = TestServer::start_on(backend, "embed-settings").await;
     let gina = server.account("gina", Some(small_seed())).await;
     for bad in [json!({"api_url": "file:///etc/passwd"}), json!({"dimensions": 0}), json!({"batch_size": 1000})] {
         let response = server.client.put(server.url("/api/v1/embeddings/config")).bearer_auth(&gina.token).json(&bad);
         let (code, answer) = status_json(response.send().await.unwrap()).await;
         assert_eq!((code, answer["code"].as_str()), (400, Some("invalid_setting")), "{bad}: {answer}");
     }
-    let before: Value =
-        serde_json::from_str(&server.store.db.setting(&gina.user.id, "embeddingConfig").unwrap().unwrap()).unwrap();
+    let before = embedding_config(&server, &gina);
     let stub = EmbeddingStub::start(DIMENSIONS);
     configure(&server, &gina, &stub, json!({"enabled": false})).await;
-    let after: Value =
-        serde_json::from_str(&server.store.db.setting(&gina.user.id, "embeddingConfig").unwrap().unwrap()).unwrap();
+    let after = embedding_config(&server, &gina);
     for (key, value) in before.as_object().unwrap() {
         if !["provider", "api_url", "model", "dimensions", "send_dimensions", "enabled"].contains(&key.as_str()) {
             assert_eq!(&after[key], value, "{key} was changed");
@@ -332,7 +348,7 @@ async fn settings_refuse_what_cannot_work_and_keep_what_they_do_not_know() {
     let waiting = status(&server, &gina).await;
     assert_eq!(waiting["status"], "idle", "{waiting}");
     assert_eq!(stub.seen(|s| s.embedded_requests), 0);
-    let secrets = server.store.db.secrets_of(&gina.user.id).unwrap();
+    let secrets = server.secrets_of(&gina.user.id);
     let key = secrets.iter().find(|s| s.key == "embedding_api_key_openai-compatible").unwrap();
     assert_eq!(server.store.identity.open(&gina.user.id, key).unwrap().as_str(), "good-key");
 }

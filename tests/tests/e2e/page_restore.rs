@@ -6,14 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use lvbak_core::registry::TABLES;
+use lvbak_core::registry::{table_spec, TABLES};
 use lvbak_server::seed::SeedOptions;
-use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::browser::write;
 use crate::export::owned_rows;
-use crate::support::{ok_bytes, Account, ScratchDir, TestServer};
+use crate::support::{ok_bytes, Account, Backend, ScratchDir, TestServer};
 use crate::webdriver::Browser;
 
 /// Item kinds (lvbak-core's words) and the tables their rows are in.
@@ -40,18 +39,33 @@ pub(crate) fn snapshot(server: &TestServer, account: &Account) -> Snapshot {
         .collect()
 }
 
-/// The server's SQLite database.
-pub(crate) fn database(server: &TestServer) -> Connection {
-    let db = Connection::open(server.data.path.join("data").join("lvbak.sqlite")).unwrap();
-    db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    db
-}
-
-/// The first column of every row a query answers.
-pub(crate) fn texts(db: &Connection, sql: &str, params: &[&str]) -> Vec<String> {
-    let mut statement = db.prepare(sql).unwrap();
-    let rows = statement.query_map(rusqlite::params_from_iter(params), |row| row.get(0)).unwrap();
-    rows.map(Result::unwrap).collect()
+/// Deletes the `table` rows whose `column` is `value` as Lumiverse's SQLite would, by its
+/// schema's foreign keys (`tests/data/lumiverse-schema.json`, which the live SQLite schema
+/// equals: `schema.rs`): rows naming them ON DELETE CASCADE go too, SET NULL references
+/// are cleared. Done by hand, the same on both backends (PostgreSQL's row tables have no
+/// foreign keys, and only the registry's tables: the others travel in no backup).
+fn delete_as_lumiverse(server: &TestServer, table: &str, column: &str, value: &str) {
+    let schema: Value = serde_json::from_str(include_str!("../../data/lumiverse-schema.json")).unwrap();
+    for (child, facts) in schema["tables"].as_object().unwrap() {
+        for key in facts["foreign_keys"].as_array().into_iter().flatten() {
+            if key["references"] != table || table_spec(child).is_none() {
+                continue;
+            }
+            let (from, to) = (key["column"].as_str().unwrap(), key["to"].as_str().unwrap());
+            let targets = format!("SELECT \"{to}\" FROM \"{table}\" WHERE \"{column}\" = ?1");
+            for target in server.texts(&targets, &[value]) {
+                match key["on_delete"].as_str() {
+                    Some("CASCADE") => delete_as_lumiverse(server, child, from, &target),
+                    Some("SET NULL") => {
+                        let clear = format!("UPDATE \"{child}\" SET \"{from}\" = NULL WHERE \"{from}\" = ?1");
+                        server.execute(&clear, &[&target]);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    server.execute(&format!("DELETE FROM \"{table}\" WHERE \"{column}\" = ?1"), &[value]);
 }
 
 /// An account whose backup was taken, and what changed since: a character with chats
@@ -74,12 +88,12 @@ pub(crate) struct Since {
     pub(crate) original: String,
 }
 
-pub(crate) async fn backup_then_changes(label: &str) -> Since {
+pub(crate) async fn backup_then_changes(backend: Backend, label: &str) -> Since {
     assert!(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/lvbak-wasm_bg.wasm").exists(),
         "build the page first: trunk build --release"
     );
-    let server = TestServer::start(label).await;
+    let server = TestServer::start_on(backend, label).await;
     let ada = server.account("ada", Some(SeedOptions::default())).await;
     let files = ScratchDir::new(&format!("{label}-files"));
     let backup = ok_bytes(server.get(&ada, "/api/v1/user-data/export?includeVectors=1").send().await.unwrap()).await;
@@ -88,26 +102,26 @@ pub(crate) async fn backup_then_changes(label: &str) -> Since {
 
     // Picked by name (the seed's names are fixed, its ids are not), so every run changes
     // the same.
-    let db = database(&server);
     let with_chats = "SELECT id FROM characters WHERE user_id = ?1 AND id IN (SELECT character_id FROM chats) \
         ORDER BY name";
-    let character = texts(&db, with_chats, &[&ada.user.id]).remove(0);
+    let character = server.texts(with_chats, &[&ada.user.id]).remove(0);
     let other_chats = "SELECT id FROM chats WHERE user_id = ?1 AND character_id != ?2 \
         AND id IN (SELECT chat_id FROM messages) ORDER BY name";
-    let chat = texts(&db, other_chats, &[&ada.user.id, &character]).remove(0);
-    let message = texts(&db, "SELECT id FROM messages WHERE chat_id = ?1 ORDER BY index_in_chat", &[&chat]).remove(0);
-    let original = texts(&db, "SELECT content FROM messages WHERE id = ?1", &[&message]).remove(0);
+    let chat = server.texts(other_chats, &[&ada.user.id, &character]).remove(0);
+    let in_chat = "SELECT id FROM messages WHERE chat_id = ?1 ORDER BY index_in_chat";
+    let message = server.texts(in_chat, &[&chat]).remove(0);
+    let original = server.texts("SELECT content FROM messages WHERE id = ?1", &[&message]).remove(0);
     let deleted_chats: BTreeSet<String> =
-        texts(&db, "SELECT id FROM chats WHERE character_id = ?1", &[&character]).into_iter().collect();
+        server.texts("SELECT id FROM chats WHERE character_id = ?1", &[&character]).into_iter().collect();
     assert!(!deleted_chats.is_empty(), "the deleted character has chats");
     // Message breakdowns name their chat without a foreign key, so they go by hand (left
     // behind, one keyed by a message id would still be ada's, and match another account's
     // copy of it).
     for chat in &deleted_chats {
-        db.execute("DELETE FROM message_breakdowns WHERE chat_id = ?1", [chat]).unwrap();
+        server.execute("DELETE FROM message_breakdowns WHERE chat_id = ?1", &[chat]);
     }
-    db.execute("DELETE FROM characters WHERE id = ?1", [&character]).unwrap();
-    db.execute("UPDATE messages SET content = 'edited since' WHERE id = ?1", [&message]).unwrap();
+    delete_as_lumiverse(&server, "characters", "id", &character);
+    assert_eq!(server.execute("UPDATE messages SET content = 'edited since' WHERE id = ?1", &[&message]), 1);
     assert_ne!(original, "edited since");
     Since { server, ada, _files: files, backup, archive, at_backup, character, deleted_chats, chat, message, original }
 }

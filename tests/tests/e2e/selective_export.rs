@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 
 use crate::export::{entries, ndjson};
 use crate::import::import;
-use crate::support::{ok_bytes, small_seed, status_json, Account, TestServer};
+use crate::support::{ok_bytes, on_each_backend, small_seed, status_json, Account, Backend, TestServer};
+
+// Every test here runs on SQLite (`name::sqlite`) and on PostgreSQL (`name::postgres`).
+on_each_backend!(the_page_lists_an_accounts_items_and_exports_just_the_picked_ones);
 
 async fn items(server: &TestServer, account: &Account, kind: &str, start: u64, count: u64) -> Value {
     let path = format!("/api/v1/user-data/items?kind={kind}&start={start}&count={count}");
@@ -32,18 +35,14 @@ fn ids_of(bytes: &[u8], table: &str) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_lists_an_accounts_items_and_exports_just_the_picked_ones() {
-    let server = TestServer::start("selective-export-http").await;
+async fn the_page_lists_an_accounts_items_and_exports_just_the_picked_ones(backend: Backend) {
+    let server = TestServer::start_on(backend, "selective-export-http").await;
     let ada = server.account("pick-ada", Some(small_seed())).await;
     let mal = server.account("pick-mal", None).await;
-    let db = rusqlite::Connection::open(server.data.path.join("data/lvbak.sqlite")).unwrap();
-    let owned = |sql: &str| -> Vec<String> {
-        let mut statement = db.prepare(sql).unwrap();
-        statement.query_map([&ada.user.id], |row| row.get(0)).unwrap().map(Result::unwrap).collect()
-    };
-    let characters = owned("SELECT id FROM characters WHERE user_id = ?1 ORDER BY rowid");
-
+    let owned = |sql: &str| server.texts(sql, &[&ada.user.id]);
+    // In stored order: the order a plain scan of the account's rows gives (SQLite's rowid,
+    // PostgreSQL's heap), as the listing reads them.
+    let characters = owned("SELECT id FROM characters WHERE user_id = ?1");
     // Listed a page at a time, in stored order, with names; the total is the account's.
     let first = items(&server, &ada, "character", 0, 2).await;
     assert_eq!(first["total"], characters.len(), "{first}");
@@ -62,13 +61,8 @@ async fn the_page_lists_an_accounts_items_and_exports_just_the_picked_ones() {
 
     // One character with its chats: its closure, no API keys even when asked for.
     let picked = owned("SELECT character_id FROM chats WHERE user_id = ?1 ORDER BY id LIMIT 1").remove(0);
-    let its_chats: BTreeSet<String> = db
-        .prepare("SELECT id FROM chats WHERE character_id = ?1")
-        .unwrap()
-        .query_map([&picked], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let its_chats: BTreeSet<String> =
+        server.texts("SELECT id FROM chats WHERE character_id = ?1", &[&picked]).into_iter().collect();
     let body = json!({"includeVectors": true, "includeSecrets": true, "only": [format!("character:{picked}")]});
     let (code, prepared) = prepare(&server, &ada, body).await;
     assert_eq!(code, 200, "{prepared}");
@@ -82,17 +76,8 @@ async fn the_page_lists_an_accounts_items_and_exports_just_the_picked_ones() {
     assert_eq!(ids_of(&bytes, "characters"), BTreeSet::from([picked.clone()]));
     assert_eq!(ids_of(&bytes, "chats"), its_chats);
     let messages = ids_of(&bytes, "messages");
-    let expected: BTreeSet<String> = its_chats
-        .iter()
-        .flat_map(|chat| {
-            db.prepare("SELECT id FROM messages WHERE chat_id = ?1")
-                .unwrap()
-                .query_map([chat], |row| row.get::<_, String>(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let expected: BTreeSet<String> =
+        its_chats.iter().flat_map(|chat| server.texts("SELECT id FROM messages WHERE chat_id = ?1", &[chat])).collect();
     assert_eq!(messages, expected);
 
     // Without chats: the character alone.
@@ -104,7 +89,7 @@ async fn the_page_lists_an_accounts_items_and_exports_just_the_picked_ones() {
     assert!(ids_of(&alone, "chats").is_empty());
 
     // The subset imports into another server's account with exactly those rows.
-    let other = TestServer::start("selective-export-http-target").await;
+    let other = TestServer::start_on(backend, "selective-export-http-target").await;
     let eve = other.account("pick-eve", None).await;
     let status = import(&other, &eve, &bytes, None).await;
     assert_eq!(status["status"], "complete", "{status}");
