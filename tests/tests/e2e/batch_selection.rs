@@ -14,14 +14,10 @@ use serde_json::{json, Value};
 
 use crate::batches::{held_of, held_rows_of, send_and_commit};
 use crate::export::export;
-use crate::support::{on_sqlite_only, small_seed, status_json, Account, Backend, TestServer};
+use crate::support::{on_each_backend, small_seed, status_json, Account, Backend, TestServer};
 
-// Written for both backends, run on SQLite alone for now: on PostgreSQL every honest
-// selective restore through batches fails with `open_selection` ("character:… never came",
-// "chat:… never came"). `check_selection` looks for the picks with `closure_in_account`,
-// whose PostgreSQL snapshot hides the rows of an import still open (`lvbak_imports`) —
-// the very rows the check is about. `on_each_backend!` once that is fixed.
-on_sqlite_only!(
+// Each test runs on SQLite (`name::sqlite`) and on PostgreSQL (`name::postgres`).
+on_each_backend!(
     a_deleted_character_comes_back_alone_and_a_lying_client_keeps_nothing,
     a_chat_restored_as_a_copy_sits_beside_todays_and_a_second_run_adds_nothing,
 );

@@ -21,12 +21,10 @@ use serde_json::{json, Value};
 use crate::browser::{open_explorer, pick_archive, write};
 use crate::export::{entries, ndjson};
 use crate::page_restore::{backup_then_changes, preview_in_page, sign_in_as, snapshot, Since, Snapshot, ITEM_TABLES};
-use crate::support::{ok_bytes, on_sqlite_only, Backend, ScratchDir, TestServer};
+use crate::support::{ok_bytes, on_each_backend, Backend, ScratchDir, TestServer};
 
-// Written for both backends, run on SQLite alone for now: on PostgreSQL each gets as far as
-// its restore of the picks, which ends `open_selection` ("character:… never came"; see
-// `batch_selection.rs`).
-on_sqlite_only!(
+// Each test runs on SQLite (`name::sqlite`) and on PostgreSQL (`name::postgres`).
+on_each_backend!(
     a_character_ticked_in_the_explorer_is_previewed_and_restored_alone,
     a_chat_restored_as_a_copy_sits_beside_todays_once,
     one_character_exported_from_the_list_and_another_account_takes_only_its_copy,

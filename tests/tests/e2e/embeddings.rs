@@ -16,22 +16,15 @@ use serde_json::{json, Value};
 
 use crate::export::{entries, ndjson, owned_rows};
 use crate::import::import;
-use crate::support::{
-    ok_bytes, on_each_backend, on_sqlite_only, small_seed, status_json, Account, Backend, TestServer,
-};
+use crate::support::{ok_bytes, on_each_backend, small_seed, status_json, Account, Backend, TestServer};
 
 // Every test here runs on SQLite (`name::sqlite`) and on PostgreSQL (`name::postgres`)...
 on_each_backend!(
     a_lumiverse_archive_without_vectors_is_embedded_once_and_travels_with_its_vectors,
     every_kind_of_row_is_re_embedded_through_rate_limits_and_other_users_are_untouched,
     settings_refuse_what_cannot_work_and_keep_what_they_do_not_know,
+    a_refused_key_stops_the_run_and_cancel_stops_it_between_requests,
 );
-// ...but this one, on SQLite alone for now: on PostgreSQL the cancelled run's status is
-// sometimes answered as the previous run's `unauthorized` (1 run in 24 to 4 in 12 on a
-// loaded machine). `Runs::end` marks the run stopped here before `record_run_end` writes
-// how it ended, and `Runs::status`, seeing no run going, answers the end PostgreSQL still
-// holds — the last run's. `on_each_backend!` once that is fixed.
-on_sqlite_only!(a_refused_key_stops_the_run_and_cancel_stops_it_between_requests);
 
 pub(crate) const DIMENSIONS: usize = 8;
 

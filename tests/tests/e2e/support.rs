@@ -73,23 +73,6 @@ macro_rules! on_each_backend {
 #[allow(unused_imports)]
 pub(crate) use on_each_backend;
 
-/// Runs each named test, an `async fn(Backend)`, on SQLite alone (`name::sqlite`): a test
-/// that fails on PostgreSQL for a reason said beside it, until that is fixed (then
-/// [`on_each_backend!`]).
-#[allow(unused_macros)]
-macro_rules! on_sqlite_only {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::support::Backend::Sqlite).await
-            }
-        }
-    )+};
-}
-#[allow(unused_imports)]
-pub(crate) use on_sqlite_only;
-
 pub struct TestServer {
     pub base: String,
     pub store: Arc<Store>,
