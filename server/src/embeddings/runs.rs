@@ -280,8 +280,9 @@ impl Embeddings {
                 }
             }
         };
-        // Recorded before the run reads as ended here: a status asked meanwhile, on this
-        // node or another, reads "running" or this end, never the run before's.
+        // Recorded and let go before the run reads as ended here: a status asked meanwhile,
+        // on this node or another, reads "running" or this end, never the run before's;
+        // and a start asked as soon as it reads ended finds the run free to claim.
         if let Some(nodes) = self.nodes.get() {
             let last = self.runs.lock().get(user_id).map(|run| {
                 let mut last = run.status.borrow().clone();
@@ -291,13 +292,11 @@ impl Embeddings {
             if let Some(last) = &last {
                 nodes.record_run_end(user_id, last).await;
             }
+            nodes.release_run(user_id).await;
         }
         if let Some(run) = self.runs.lock().get_mut(user_id) {
             run.running = false;
             run.status.send_modify(finish);
-        }
-        if let Some(nodes) = self.nodes.get() {
-            nodes.release_run(user_id).await;
         }
     }
 }
