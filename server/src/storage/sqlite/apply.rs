@@ -130,11 +130,15 @@ const COMMIT_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 const COMMIT_AFTER_ROWS: usize = 50_000;
 /// The same for an import that copies rows (it holds [`LARGE_CACHE`]) while no other import
 /// of the process waits for its turn. Such an import writes its id map all over (keyed by
-/// the archive's random ids), so every commit writes most of the map again: 500,000 copied
-/// characters took 12.6 s committing at the limits above, 9.5 s at these (a plain import
-/// took the same at either, 3.2-3.9 s, so it keeps the shorter ones).
+/// the archive's random ids), so every commit writes most of the map again; but while a
+/// transaction's dirty pages fill nine tenths of the page cache, SQLite keeps only a tenth
+/// for clean pages, and the id index the import reads (which of the batch's ids exist)
+/// was read from the file again for every batch — 65,000 reads of 64 KiB at 250,000 rows
+/// a transaction, for 500,000 copied characters. At 60,000 rows (the rows' pages about
+/// half the larger cache) that copy took 7.9-8.5 s of CPU instead of 9.6 s, a third of the
+/// system time.
 const ALONE_COMMIT_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
-const ALONE_COMMIT_AFTER_ROWS: usize = 250_000;
+const ALONE_COMMIT_AFTER_ROWS: usize = 60_000;
 
 impl Drop for RowApplier {
     /// Whatever batches were applied stay applied, however the import ends.

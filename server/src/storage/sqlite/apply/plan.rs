@@ -16,6 +16,9 @@ pub(super) struct TablePlan {
     /// columns (registry).
     /// By index, with whether only whole JSON strings count (`registry::id_text_columns`).
     pub(super) id_text: Vec<(usize, bool)>,
+    /// An index of the table on its owner column alone (a table owned directly), which
+    /// says whose a row is without reading the row (see `owners::existing_among`).
+    pub(super) owner_index: Option<String>,
 }
 
 impl TablePlan {
@@ -63,7 +66,11 @@ impl RowApplier {
                 id_text_columns(spec).find(|(column, _)| column == name).map(|(_, quoted_only)| (index, quoted_only))
             })
             .collect();
-        let plan = TablePlan { rules, charge, id_text };
+        let owner_index = match spec.ownership {
+            Ownership::Direct { column } => owner_index(&self.connection, spec.name, column)?,
+            Ownership::Parent { .. } => None,
+        };
+        let plan = TablePlan { rules, charge, id_text, owner_index };
         self.plans.insert(spec.name, plan.clone());
         Ok(plan)
     }
@@ -73,4 +80,18 @@ impl RowApplier {
     pub fn columns_of(&mut self, spec: &'static TableSpec) -> DbResult<Vec<String>> {
         Ok(self.plan(spec)?.rules.names.clone())
     }
+}
+
+/// The name of an index of `table` on `column` alone, without a `WHERE` (it holds every
+/// row), if there is one.
+pub(super) fn owner_index(connection: &Connection, table: &str, column: &str) -> DbResult<Option<String>> {
+    Ok(connection
+        .query_row(
+            "SELECT l.name FROM pragma_index_list(?1) AS l WHERE l.partial = 0 \
+             AND (SELECT count(*) FROM pragma_index_info(l.name)) = 1 \
+             AND (SELECT i.name FROM pragma_index_info(l.name) AS i) = ?2 ORDER BY l.name LIMIT 1",
+            [table, column],
+            |row| row.get(0),
+        )
+        .optional()?)
 }

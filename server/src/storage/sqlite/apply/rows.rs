@@ -148,7 +148,9 @@ impl RowApplier {
         let (fresh, mut foreign) = if self.remaps.any {
             let ids: Vec<Option<&str>> = rows.iter().map(|row| id_at(row, id_index)).collect();
             let (mut fresh, mut foreign) = (Vec::new(), Vec::new());
-            for (position, owner) in self.existing_among(spec, &ids)?.into_iter().enumerate() {
+            for (position, owner) in
+                self.existing_among(spec, plan.owner_index.as_deref(), &ids)?.into_iter().enumerate()
+            {
                 match merge(owner) {
                     Merge::Insert => fresh.push(position),
                     Merge::Skip => {}
@@ -164,7 +166,7 @@ impl RowApplier {
         // A row not inserted has an id that exists by now: a copy unless the importer's.
         let ignored: Vec<usize> = ignored.into_iter().map(|index| fresh[index]).collect();
         let ids: Vec<Option<&str>> = ignored.iter().map(|&position| id_at(&rows[position], id_index)).collect();
-        let owners = self.existing_among(spec, &ids)?;
+        let owners = self.existing_among(spec, plan.owner_index.as_deref(), &ids)?;
         foreign.extend(
             ignored
                 .iter()
