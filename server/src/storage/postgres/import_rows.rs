@@ -98,6 +98,9 @@ pub(crate) struct PostgresRowApplier {
     texts_with_ids: HashSet<&'static str>,
     /// Settle every row of the account, not only this import's (after a crash).
     every_row: bool,
+    /// Ids of rows that did not exist when the batch being checked was asked about
+    /// (`fetch_owners`); emptied before its rows go in.
+    absent: HashSet<(&'static str, String)>,
     stored_values: StoredValues,
 }
 
@@ -142,6 +145,7 @@ impl PostgresStores {
             unsettled: HashSet::new(),
             texts_with_ids: HashSet::new(),
             every_row: false,
+            absent: HashSet::new(),
             stored_values: StoredValues::new()?,
         })
     }
@@ -290,6 +294,7 @@ impl PostgresRowApplier {
                 }
                 return Ok(());
             }
+            self.fetch_owners(&plan, &rows)?;
             let mut accepted = Vec::with_capacity(rows.len());
             for row in rows {
                 match check_row(&plan.rules, row, self)? {
@@ -297,6 +302,7 @@ impl PostgresRowApplier {
                     None => counts.rejected += 1,
                 }
             }
+            self.forget_absent();
             let most = || accepted.iter().map(|row| plan.charge.bytes(row) + NEW_ID_BYTES).sum::<u64>();
             if self.usage.quota.is_some() && self.usage.check(most()).is_err() {
                 self.batch("SAVEPOINT lvbak_batch")?;
@@ -321,6 +327,7 @@ impl PostgresRowApplier {
             Ok(())
         })();
         if let Err(error) = result {
+            self.forget_absent();
             if guarded {
                 let _ = self.batch("ROLLBACK TO SAVEPOINT lvbak_batch; RELEASE SAVEPOINT lvbak_batch");
                 let _ = self.commit();

@@ -15,11 +15,79 @@ use crate::policy::settings::{decide_setting, stored_text, SettingAction, EMBEDD
 use crate::storage::postgres::row_tables::last_segment_expression;
 use crate::storage::SourceKind;
 
+/// Ids asked about in one statement when a batch's owners are fetched.
+const OWNERS_PER_STATEMENT: usize = 1000;
+
 impl PostgresRowApplier {
+    /// Asks, a statement per table and 1,000 ids, whose every row the batch's rows name as
+    /// parent or reference is (the ids `check_row` will ask about, brought to the copies'
+    /// where an import remapped them): found ones go to the owner cache, the others are
+    /// nobody's until the batch is checked ([`Self::forget_absent`]). Without it every
+    /// message asked for its parent message alone: 82,000 round trips for 160,000
+    /// messages, 40 s against SQLite's 3 s.
+    pub(super) fn fetch_owners(&mut self, plan: &Plan, rows: &[AlignedRow]) -> DbResult<()> {
+        let named: Vec<(usize, &'static str)> =
+            plan.parent.iter().copied().chain(plan.references.iter().map(|r| (r.index, r.target))).collect();
+        if self.remaps.any {
+            for &(index, table) in &named {
+                let ids = rows.iter().filter_map(|row| row[index].as_ref().and_then(Value::as_str).map(str::to_string));
+                self.fetch_remaps(Some(table), ids.collect())?;
+            }
+        }
+        let mut wanted: Vec<(&'static str, Vec<String>)> = Vec::new();
+        for (index, table) in named {
+            if table_spec(table).is_none() {
+                continue;
+            }
+            let mut ids = Vec::new();
+            for row in rows {
+                let Some(Value::String(id)) = &row[index] else { continue };
+                let id = match self.remapped(Some(table), id)? {
+                    Some(new_id) => new_id,
+                    None => id.clone(),
+                };
+                if self.owners.get(table, &id).is_none() {
+                    ids.push(id);
+                }
+            }
+            match wanted.iter_mut().find(|(named, _)| *named == table) {
+                Some((_, all)) => all.extend(ids),
+                None => wanted.push((table, ids)),
+            }
+        }
+        for (table, mut ids) in wanted {
+            ids.sort_unstable();
+            ids.dedup();
+            let Some(spec) = table_spec(table) else { continue };
+            for chunk in ids.chunks(OWNERS_PER_STATEMENT) {
+                let asked: Vec<Option<&str>> = chunk.iter().map(|id| Some(id.as_str())).collect();
+                for (id, owner) in chunk.iter().zip(self.existing_among(spec, &asked)?) {
+                    match owner {
+                        Some(owner) => {
+                            self.owners.insert(table, id, owner);
+                        }
+                        None => {
+                            self.absent.insert((table, id.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets which ids [`Self::fetch_owners`] found nobody's: the batch's rows go in next.
+    pub(super) fn forget_absent(&mut self) {
+        self.absent.clear();
+    }
+
     /// Whose row `id` of `table` is.
     pub(super) fn owner_of(&mut self, table: &'static str, id: &str) -> DbResult<Owner> {
         if let Some(owner) = self.owners.get(table, id) {
             return Ok(*owner);
+        }
+        if self.absent.contains(&(table, id.to_string())) {
+            return Ok(Owner::Nobody);
         }
         let Some(spec) = table_spec(table) else { return Ok(Owner::Nobody) };
         let sql = match spec.ownership {

@@ -5,7 +5,7 @@
 
 use lvbak_core::registry::{id_text_columns, table_spec, ReferenceRule, TableSpec, TABLES};
 
-use super::{owned_condition, quoted, DbResult, PostgresRowApplier};
+use super::{owned_condition, quoted, DbError, DbResult, PostgresRowApplier};
 
 /// Vector ids handed back for removal at a time.
 const VECTOR_CHUNK: i64 = 500;
@@ -256,6 +256,20 @@ impl PostgresRowApplier {
             let mut changed = 0;
             loop {
                 let chunk = self.db.wait(self.db.client().query(&fetch, &[]))?;
+                // The chunk's ids asked of the id map at once, not one by one.
+                let mut ids = Vec::new();
+                for row in &chunk {
+                    for (index, (_, quoted_only)) in columns.iter().enumerate() {
+                        let Some(text) = row.get::<_, Option<&str>>(index + 1) else { continue };
+                        if crate::policy::ids::may_hold_id(text.as_bytes()) {
+                            let _ = crate::policy::ids::rewrite_uuids(text, *quoted_only, |id| {
+                                ids.push(id.to_string());
+                                Ok::<_, DbError>(None)
+                            });
+                        }
+                    }
+                }
+                self.fetch_remaps(None, ids)?;
                 let mut rewritten: Vec<(usize, String, String)> = Vec::new();
                 for row in &chunk {
                     let key: String = row.get(0);

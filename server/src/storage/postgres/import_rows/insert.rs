@@ -310,6 +310,49 @@ impl PostgresRowApplier {
         Ok(found)
     }
 
+    /// Asks the id map, 1,000 ids a statement, for the copies of `originals` (archive ids
+    /// of rows of `table`, or of any table: `None`) that no lookup has asked about yet, and
+    /// remembers every answer, found or not, so the lookups of [`Self::remapped`] that
+    /// follow are answered from memory. Without it a second account restoring 160,000
+    /// messages asked the database once per message for its parent's copy.
+    pub(super) fn fetch_remaps(&mut self, table: Option<&'static str>, originals: Vec<String>) -> DbResult<()> {
+        if !self.remaps.any || self.remaps.complete {
+            return Ok(());
+        }
+        let cache = &self.remaps.cache;
+        let mut unknown: Vec<String> = originals
+            .into_iter()
+            .filter(|original| {
+                cache.get(table, original).is_none()
+                    && (table.is_some() || cache.find(original, Option::is_some).is_none())
+            })
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        for chunk in unknown.chunks(IDS_PER_STATEMENT) {
+            let list: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let rows = match table {
+                Some(table) => self.query(
+                    "SELECT m.original_id, m.new_id FROM lvbak_id_map AS m \
+                     WHERE m.user_id = $1 AND m.table_name = $2 AND m.original_id = ANY($3::text[])",
+                    &[&self.user_id, &table, &list],
+                )?,
+                None => self.query(
+                    "SELECT DISTINCT ON (m.original_id) m.original_id, m.new_id FROM lvbak_id_map AS m \
+                     WHERE m.user_id = $1 AND m.original_id = ANY($2::text[]) ORDER BY m.original_id, m.table_name",
+                    &[&self.user_id, &list],
+                )?,
+            };
+            let mut found: std::collections::HashMap<String, String> =
+                rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+            for original in chunk {
+                let new_id = found.remove(original);
+                self.remember(table, original, new_id);
+            }
+        }
+        Ok(())
+    }
+
     fn remember(&mut self, table: Option<&'static str>, original: &str, new_id: Option<String>) {
         if !self.remaps.cache.insert(table, original, new_id) {
             self.remaps.complete = false;
