@@ -234,9 +234,12 @@ impl PostgresRowApplier {
         let updates: Vec<String> = columns
             .iter()
             .map(|(column, _)| {
+                // A chunk's rewrites of one column in one statement (keys are text).
                 format!(
-                    "UPDATE {table} AS t SET {column} = $1 WHERE t.{key} = $2 AND {owned} \
-                     AND NOT EXISTS (SELECT 1 FROM {table} AS o WHERE o.{column} = $1 AND {key_is_column} AND {owned_o})",
+                    "UPDATE {table} AS t SET {column} = u.value \
+                     FROM unnest($1::text[], $2::text[]) AS u(value, key) \
+                     WHERE t.{key} = u.key COLLATE \"C\" AND {owned} AND NOT EXISTS \
+                     (SELECT 1 FROM {table} AS o WHERE o.{column} = u.value COLLATE \"C\" AND {key_is_column} AND {owned_o})",
                     table = quoted(spec.name),
                     column = quoted(column),
                     key = quoted(key),
@@ -283,8 +286,15 @@ impl PostgresRowApplier {
                         }
                     }
                 }
-                for (index, key, text) in &rewritten {
-                    changed += self.execute(&updates[*index], &[text, key, &self.user_id])?;
+                for (index, update) in updates.iter().enumerate() {
+                    let (keys, texts): (Vec<&str>, Vec<&str>) = rewritten
+                        .iter()
+                        .filter(|(column, _, _)| *column == index)
+                        .map(|(_, key, text)| (key.as_str(), text.as_str()))
+                        .unzip();
+                    if !keys.is_empty() {
+                        changed += self.execute(update, &[&texts, &keys, &self.user_id])?;
+                    }
                 }
                 if chunk.len() < REWRITE_CHUNK {
                     return Ok(changed);
