@@ -52,8 +52,7 @@ pub fn closure_in_account(
     user_id: &str,
     selection: &Selection,
 ) -> Result<Closure, ClosureError<DbError>> {
-    let snapshot = store.row_snapshot().map_err(ClosureError::Source)?;
-    closure(&mut AccountRows { snapshot: snapshot.as_ref(), user_id }, selection)
+    closure_in(store.row_snapshot(), user_id, selection)
 }
 
 /// [`closure_in_account`] with the rows of the account's import still open: what a
@@ -63,6 +62,14 @@ pub(crate) fn closure_in_account_importing(
     user_id: &str,
     selection: &Selection,
 ) -> Result<Closure, ClosureError<DbError>> {
-    let snapshot = store.row_snapshot_seeing_open_imports().map_err(ClosureError::Source)?;
+    closure_in(store.row_snapshot_seeing_open_imports(), user_id, selection)
+}
+
+fn closure_in(
+    snapshot: Result<Box<dyn RowSnapshot>, DbError>,
+    user_id: &str,
+    selection: &Selection,
+) -> Result<Closure, ClosureError<DbError>> {
+    let snapshot = snapshot.map_err(ClosureError::Source)?;
     closure(&mut AccountRows { snapshot: snapshot.as_ref(), user_id }, selection)
 }

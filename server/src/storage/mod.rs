@@ -297,18 +297,19 @@ impl Store {
     /// A consistent reading of the accounts' rows (an export, a `held-rows` answer); called
     /// from a thread of the caller's own.
     pub(crate) fn row_snapshot(&self) -> sqlite::DbResult<Box<dyn RowSnapshot>> {
-        match &self.postgres {
-            Some(postgres) => Ok(Box::new(postgres.row_snapshot()?)),
-            None => Ok(Box::new(self.db.table_scan()?)),
-        }
+        self.snapshot(false)
     }
 
     /// [`Store::row_snapshot`], also seeing the rows of imports still open (PostgreSQL
-    /// hides those from every other reading): what an import checks its own rows against
-    /// before it ends.
+    /// hides those from every other reading; SQLite has no such rows to hide): what an
+    /// import checks its own rows against before it ends.
     pub(crate) fn row_snapshot_seeing_open_imports(&self) -> sqlite::DbResult<Box<dyn RowSnapshot>> {
+        self.snapshot(true)
+    }
+
+    fn snapshot(&self, sees_open_imports: bool) -> sqlite::DbResult<Box<dyn RowSnapshot>> {
         match &self.postgres {
-            Some(postgres) => Ok(Box::new(postgres.row_snapshot_seeing_open_imports()?)),
+            Some(postgres) => Ok(Box::new(postgres.snapshot(sees_open_imports)?)),
             None => Ok(Box::new(self.db.table_scan()?)),
         }
     }

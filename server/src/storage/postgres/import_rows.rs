@@ -478,28 +478,3 @@ impl crate::storage::backend::ImportRows for PostgresRowApplier {
         PostgresRowApplier::release_memory(self);
     }
 }
-
-/// The backend's answers to the row rules' questions (`policy::rows::check_row`).
-impl crate::policy::rows::RowLookups for PostgresRowApplier {
-    type Error = DbError;
-
-    fn importer(&self) -> &str {
-        &self.user_id
-    }
-
-    fn remapped(&mut self, table: &'static str, original: &str) -> DbResult<Option<String>> {
-        PostgresRowApplier::remapped(self, Some(table), original)
-    }
-
-    fn any_remapped(&self) -> bool {
-        self.remaps.any
-    }
-
-    fn owner_of(&mut self, table: &'static str, id: &str) -> DbResult<Owner> {
-        PostgresRowApplier::owner_of(self, table, id)
-    }
-
-    fn note_unsettled(&mut self, table: &'static str, column: &'static str) {
-        self.unsettled.insert((table, column));
-    }
-}

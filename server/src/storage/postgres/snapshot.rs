@@ -44,13 +44,10 @@ impl PostgresStores {
         self.snapshot(false)
     }
 
-    /// The same, also seeing rows of imports still open: what an import checks its own
-    /// rows against before it ends (an account has one open import at a time).
-    pub(crate) fn row_snapshot_seeing_open_imports(&self) -> DbResult<PostgresRowSnapshot> {
-        self.snapshot(true)
-    }
-
-    fn snapshot(&self, sees_open_imports: bool) -> DbResult<PostgresRowSnapshot> {
+    /// [`Self::row_snapshot`], or, `sees_open_imports`, one that reads rows of imports
+    /// still open too (an import checking its own rows before it ends; an account has one
+    /// open import at a time).
+    pub(crate) fn snapshot(&self, sees_open_imports: bool) -> DbResult<PostgresRowSnapshot> {
         let shapes = shapes()?.tables.as_slice();
         let connection = self.blocking_client()?;
         // The transaction's moment is taken by its first statement, so one runs at once:

@@ -1,7 +1,8 @@
 //! What the importer's rows say, as PostgreSQL answers it (SQLite's `apply/owners.rs`,
 //! `files.rs` and `settings.rs`): whose an id is, whether a row names a file, a databank
 //! document's path, a vector's source text and state, a restored key's connection, and
-//! the `settings` table's merge (the rule is `policy::settings`).
+//! the `settings` table's merge (the rule is `policy::settings`); and the row rules'
+//! questions (`policy::rows::RowLookups`), a batch's asked at once (`fetch_owners`).
 
 use lvbak_core::protocol::TableCounts;
 use lvbak_core::registry::{table_spec, Ownership};
@@ -15,11 +16,8 @@ use crate::policy::settings::{decide_setting, stored_text, SettingAction, EMBEDD
 use crate::storage::postgres::row_tables::last_segment_expression;
 use crate::storage::SourceKind;
 
-/// Ids asked about in one statement when a batch's owners are fetched.
-const OWNERS_PER_STATEMENT: usize = 1000;
-
 impl PostgresRowApplier {
-    /// Asks, a statement per table and 1,000 ids, whose every row the batch's rows name as
+    /// Asks, a statement per table and 1,000 ids (`existing_among`), whose every row the batch's rows name as
     /// parent or reference is (the ids `check_row` will ask about, brought to the copies'
     /// where an import remapped them): found ones go to the owner cache, the others are
     /// nobody's until the batch is checked ([`Self::forget_absent`]). Without it every
@@ -59,16 +57,15 @@ impl PostgresRowApplier {
             ids.sort_unstable();
             ids.dedup();
             let Some(spec) = table_spec(table) else { continue };
-            for chunk in ids.chunks(OWNERS_PER_STATEMENT) {
-                let asked: Vec<Option<&str>> = chunk.iter().map(|id| Some(id.as_str())).collect();
-                for (id, owner) in chunk.iter().zip(self.existing_among(spec, &asked)?) {
-                    match owner {
-                        Some(owner) => {
-                            self.owners.insert(table, id, owner);
-                        }
-                        None => {
-                            self.absent.insert((table, id.clone()));
-                        }
+            let asked: Vec<Option<&str>> = ids.iter().map(|id| Some(id.as_str())).collect();
+            let owners = self.existing_among(spec, &asked)?;
+            for (id, owner) in ids.into_iter().zip(owners) {
+                match owner {
+                    Some(owner) => {
+                        self.owners.insert(table, &id, owner);
+                    }
+                    None => {
+                        self.absent.insert((table, id));
                     }
                 }
             }
@@ -261,5 +258,30 @@ impl PostgresRowApplier {
             }
         }
         Ok(())
+    }
+}
+
+/// The backend's answers to the row rules' questions (`policy::rows::check_row`).
+impl crate::policy::rows::RowLookups for PostgresRowApplier {
+    type Error = crate::storage::sqlite::DbError;
+
+    fn importer(&self) -> &str {
+        &self.user_id
+    }
+
+    fn remapped(&mut self, table: &'static str, original: &str) -> DbResult<Option<String>> {
+        PostgresRowApplier::remapped(self, Some(table), original)
+    }
+
+    fn any_remapped(&self) -> bool {
+        self.remaps.any
+    }
+
+    fn owner_of(&mut self, table: &'static str, id: &str) -> DbResult<Owner> {
+        PostgresRowApplier::owner_of(self, table, id)
+    }
+
+    fn note_unsettled(&mut self, table: &'static str, column: &'static str) {
+        self.unsettled.insert((table, column));
     }
 }

@@ -259,31 +259,28 @@ impl PostgresRowApplier {
             let mut changed = 0;
             loop {
                 let chunk = self.db.wait(self.db.client().query(&fetch, &[]))?;
-                // The chunk's ids asked of the id map at once, not one by one.
-                let mut ids = Vec::new();
+                // The texts that may hold ids, whose ids are asked of the id map at once.
+                let mut candidates: Vec<(usize, String, String)> = Vec::new();
                 for row in &chunk {
-                    for (index, (_, quoted_only)) in columns.iter().enumerate() {
-                        let Some(text) = row.get::<_, Option<&str>>(index + 1) else { continue };
+                    for index in 0..columns.len() {
+                        let Some(text) = row.get::<_, Option<String>>(index + 1) else { continue };
                         if crate::policy::ids::may_hold_id(text.as_bytes()) {
-                            let _ = crate::policy::ids::rewrite_uuids(text, *quoted_only, |id| {
-                                ids.push(id.to_string());
-                                Ok::<_, DbError>(None)
-                            });
+                            candidates.push((index, row.get(0), text));
                         }
                     }
                 }
+                let mut ids = Vec::new();
+                for (index, _, text) in &candidates {
+                    let _ = crate::policy::ids::rewrite_uuids(text, columns[*index].1, |id| {
+                        ids.push(id.to_string());
+                        Ok::<_, DbError>(None)
+                    });
+                }
                 self.fetch_remaps(None, ids)?;
                 let mut rewritten: Vec<(usize, String, String)> = Vec::new();
-                for row in &chunk {
-                    let key: String = row.get(0);
-                    for (index, (_, quoted_only)) in columns.iter().enumerate() {
-                        let Some(text) = row.get::<_, Option<String>>(index + 1) else { continue };
-                        if !crate::policy::ids::may_hold_id(text.as_bytes()) {
-                            continue;
-                        }
-                        if let Some(new_text) = self.rewrite_uuids(&text, *quoted_only)? {
-                            rewritten.push((index, key.clone(), new_text));
-                        }
+                for (index, key, text) in candidates {
+                    if let Some(new_text) = self.rewrite_uuids(&text, columns[index].1)? {
+                        rewritten.push((index, key, new_text));
                     }
                 }
                 for (index, update) in updates.iter().enumerate() {

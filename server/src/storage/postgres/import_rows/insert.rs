@@ -3,7 +3,7 @@
 //! same columns written by one `INSERT … SELECT … FROM unnest(…) ON CONFLICT DO NOTHING`,
 //! whose `RETURNING` says which rows went in.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 use tokio_postgres::types::ToSql;
@@ -313,11 +313,18 @@ impl PostgresRowApplier {
     /// Asks the id map, 1,000 ids a statement, for the copies of `originals` (archive ids
     /// of rows of `table`, or of any table: `None`) that no lookup has asked about yet, and
     /// remembers every answer, found or not, so the lookups of [`Self::remapped`] that
-    /// follow are answered from memory. Without it a second account restoring 160,000
-    /// messages asked the database once per message for its parent's copy.
-    pub(super) fn fetch_remaps(&mut self, table: Option<&'static str>, originals: Vec<String>) -> DbResult<()> {
+    /// follow are answered from memory (a cache that starts over to stay bounded keeps
+    /// fewer: the copies found are also answered, original → copy). Without it a second
+    /// account restoring 160,000 messages asked the database once per message for its
+    /// parent's copy.
+    pub(super) fn fetch_remaps(
+        &mut self,
+        table: Option<&'static str>,
+        originals: Vec<String>,
+    ) -> DbResult<HashMap<String, String>> {
+        let mut copies = HashMap::new();
         if !self.remaps.any || self.remaps.complete {
-            return Ok(());
+            return Ok(copies);
         }
         let cache = &self.remaps.cache;
         let mut unknown: Vec<String> = originals
@@ -343,14 +350,16 @@ impl PostgresRowApplier {
                     &[&self.user_id, &list],
                 )?,
             };
-            let mut found: std::collections::HashMap<String, String> =
-                rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+            let mut found: HashMap<String, String> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
             for original in chunk {
                 let new_id = found.remove(original);
-                self.remember(table, original, new_id);
+                self.remember(table, original, new_id.clone());
+                if let Some(new_id) = new_id {
+                    copies.insert(original.clone(), new_id);
+                }
             }
         }
-        Ok(())
+        Ok(copies)
     }
 
     fn remember(&mut self, table: Option<&'static str>, original: &str, new_id: Option<String>) {
@@ -363,33 +372,18 @@ impl PostgresRowApplier {
     /// get here, in their order: the one an earlier import gave each, or a fresh one,
     /// recorded in the id map inside the import's transaction.
     fn remap_ids(&mut self, table: &'static str, originals: &[&str]) -> DbResult<Vec<String>> {
-        let mut known: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
-        if self.remaps.any {
-            let mut unknown = Vec::new();
-            for &original in originals {
-                match self.remaps.cache.get(Some(table), original) {
-                    Some(Some(new_id)) => {
-                        known.insert(original, new_id.clone());
-                    }
-                    Some(None) => {}
-                    None if self.remaps.complete => {}
-                    None => unknown.push(original),
-                }
+        // Copies an earlier import made: remembered, or asked of the id map.
+        let mut known: HashMap<&str, String> = HashMap::new();
+        for &original in originals {
+            if let Some(Some(new_id)) = self.remaps.cache.get(Some(table), original) {
+                known.insert(original, new_id.clone());
             }
-            for chunk in unknown.chunks(IDS_PER_STATEMENT) {
-                let list: Vec<&str> = chunk.to_vec();
-                let found = self.query(
-                    "SELECT m.original_id, m.new_id FROM lvbak_id_map AS m \
-                     WHERE m.user_id = $2 AND m.table_name = $3 AND m.original_id = ANY($1::text[])",
-                    &[&list, &self.user_id, &table],
-                )?;
-                let asked: HashSet<&str> = chunk.iter().copied().collect();
-                for row in found {
-                    let (original, new_id): (String, String) = (row.get(0), row.get(1));
-                    if let Some(&original) = asked.get(original.as_str()) {
-                        known.insert(original, new_id);
-                    }
-                }
+        }
+        let asked = originals.iter().map(|original| original.to_string()).collect();
+        let found = self.fetch_remaps(Some(table), asked)?;
+        for &original in originals {
+            if let Some(new_id) = found.get(original) {
+                known.insert(original, new_id.clone());
             }
         }
         let first_of_its_id = |position: usize| position == 0 || originals[position - 1] != originals[position];
