@@ -101,6 +101,9 @@ pub(crate) struct PostgresRowApplier {
     /// Ids of rows that did not exist when the batch being checked was asked about
     /// (`fetch_owners`); emptied before its rows go in.
     absent: HashSet<(&'static str, String)>,
+    /// Tables where a `COPY` met a row that was there already: their runs are inserted by
+    /// `INSERT … ON CONFLICT` from then on.
+    copy_met_existing: HashSet<&'static str>,
     stored_values: StoredValues,
 }
 
@@ -146,6 +149,7 @@ impl PostgresStores {
             texts_with_ids: HashSet::new(),
             every_row: false,
             absent: HashSet::new(),
+            copy_met_existing: HashSet::new(),
             stored_values: StoredValues::new()?,
         })
     }
