@@ -123,6 +123,8 @@ impl PostgresRowApplier {
                 if !unsettled.contains(&(spec.name, reference.column)) {
                     continue;
                 }
+                self.analyze_added_rows(spec.name)?;
+                self.analyze_added_rows(target.name)?;
                 let column = quoted(reference.column);
                 let sql = format!(
                     "UPDATE {table} AS t SET {column} = NULL WHERE {added} AND {owned} AND t.{column} IS NOT NULL \
@@ -194,6 +196,7 @@ impl PostgresRowApplier {
                 {
                     continue;
                 }
+                self.analyze_added_rows(spec.name)?;
                 let column = quoted(reference.column);
                 let sql = format!(
                     "UPDATE {table} AS t SET {column} = m.new_id FROM lvbak_id_map AS m \
@@ -222,6 +225,7 @@ impl PostgresRowApplier {
         let Some(&key) = spec.primary_key.iter().find(|key| **key != "user_id").or(spec.primary_key.first()) else {
             return Ok(0);
         };
+        self.analyze_added_rows(spec.name)?;
         let added = if spec.name == "settings" { "TRUE".to_string() } else { self.added_condition("t") };
         let names: Vec<String> = columns.iter().map(|(column, _)| format!("t.{}::text", quoted(column))).collect();
         let select = format!(

@@ -60,14 +60,19 @@ fn insert_sql(spec: &TableSpec, plan: &Plan, columns: &[usize], values: &[TypedC
     )
 }
 
+/// Whose ids a run of rows has: the archive's, or new ones of copies (a `COPY` meets
+/// existing rows in the one without telling about the other: the id map's copies from an
+/// earlier import are there, fresh ones are not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum RunKind {
+    Archive,
+    Copies,
+}
+
 /// The binary `COPY` of a run of rows that have `columns`.
 fn copy_sql(spec: &TableSpec, plan: &Plan, columns: &[usize]) -> String {
     let names: Vec<String> = columns.iter().map(|&index| quoted(&plan.names[index])).collect();
-    format!(
-        "COPY {} ({}, lvbak_import, lvbak_odd) FROM STDIN (FORMAT binary)",
-        quoted(spec.name),
-        names.join(", ")
-    )
+    format!("COPY {} ({}, lvbak_import, lvbak_odd) FROM STDIN (FORMAT binary)", quoted(spec.name), names.join(", "))
 }
 
 impl PostgresRowApplier {
@@ -84,9 +89,10 @@ impl PostgresRowApplier {
     /// column can hold (text with a NUL character).
     fn insert_rows(
         &mut self,
-        spec: &TableSpec,
+        spec: &'static TableSpec,
         plan: &Plan,
         rows: &[&AlignedRow],
+        kind: RunKind,
     ) -> DbResult<(Vec<usize>, u64, u64, Vec<usize>)> {
         let key = Self::key_column(plan)?;
         let (mut ignored, mut inserted, mut bytes, mut refused) = (Vec::new(), 0, 0, Vec::new());
@@ -128,8 +134,8 @@ impl PostgresRowApplier {
                 positions.push(position);
             }
             if positions.len() >= COPY_AT_LEAST
-                && !self.copy_met_existing.contains(spec.name)
-                && self.copy_run(spec.name, &copy_sql(spec, plan, &columns), &values, &odds)?
+                && !self.copy_met_existing.contains(&(spec.name, kind))
+                && self.copy_run((spec.name, kind), &copy_sql(spec, plan, &columns), &values, &odds)?
             {
                 inserted += positions.len() as u64;
                 bytes += positions.iter().map(|&position| plan.charge.bytes(rows[position])).sum::<u64>();
@@ -161,7 +167,13 @@ impl PostgresRowApplier {
     /// rest of the import (a re-import meets its rows at every turn). A `COPY` skips the
     /// `INSERT`'s per-statement planning, its arrays and its speculative insertion: 100,000
     /// characters took 1.47 s of `INSERT`s (plus 0.11 s binding them), and 0.48 s by `COPY`.
-    fn copy_run(&mut self, table: &'static str, sql: &str, values: &[TypedColumn], odds: &[Option<String>]) -> DbResult<bool> {
+    fn copy_run(
+        &mut self,
+        run: (&'static str, RunKind),
+        sql: &str,
+        values: &[TypedColumn],
+        odds: &[Option<String>],
+    ) -> DbResult<bool> {
         use tokio_postgres::types::Type;
         let types: Vec<Type> = values.iter().map(TypedColumn::value_type).chain([Type::INT8, Type::JSONB]).collect();
         let odds: Vec<Option<OddJson<'_>>> = odds.iter().map(|odd| odd.as_deref().map(OddJson)).collect();
@@ -174,11 +186,12 @@ impl PostgresRowApplier {
             for (field, ty) in fields.chain([&self.import_id as &(dyn ToSql + Sync), odd]).zip(&types) {
                 let length_at = data.len();
                 data.extend_from_slice(&[0; 4]);
-                let length = match field.to_sql_checked(ty, &mut data).map_err(|error| DbError::Invalid(error.to_string()))? {
-                    tokio_postgres::types::IsNull::Yes => -1,
-                    tokio_postgres::types::IsNull::No => i32::try_from(data.len() - length_at - 4)
-                        .map_err(|_| DbError::Invalid("a value over 2 GiB".into()))?,
-                };
+                let length =
+                    match field.to_sql_checked(ty, &mut data).map_err(|error| DbError::Invalid(error.to_string()))? {
+                        tokio_postgres::types::IsNull::Yes => -1,
+                        tokio_postgres::types::IsNull::No => i32::try_from(data.len() - length_at - 4)
+                            .map_err(|_| DbError::Invalid("a value over 2 GiB".into()))?,
+                    };
                 data[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
             }
         }
@@ -201,7 +214,7 @@ impl PostgresRowApplier {
             }
             Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
                 self.batch("ROLLBACK TO SAVEPOINT lvbak_copy; RELEASE SAVEPOINT lvbak_copy")?;
-                self.copy_met_existing.insert(table);
+                self.copy_met_existing.insert(run);
                 Ok(false)
             }
             Err(error) => Err(error.into()),
@@ -269,7 +282,7 @@ impl PostgresRowApplier {
     ) -> DbResult<(u64, u64, u64, u64)> {
         let Some(id_index) = plan.id else {
             let all: Vec<&AlignedRow> = rows.iter().collect();
-            let (_, inserted, bytes, refused) = self.insert_rows(spec, plan, &all)?;
+            let (_, inserted, bytes, refused) = self.insert_rows(spec, plan, &all, RunKind::Archive)?;
             return Ok((inserted, 0, bytes, refused.len() as u64));
         };
         let (fresh, mut foreign) = if self.remaps.any {
@@ -287,7 +300,8 @@ impl PostgresRowApplier {
             ((0..rows.len()).collect::<Vec<_>>(), Vec::new())
         };
         let fresh_rows: Vec<&AlignedRow> = fresh.iter().map(|&position| &rows[position]).collect();
-        let (ignored, mut inserted, mut bytes, refused) = self.insert_rows(spec, plan, &fresh_rows)?;
+        let (ignored, mut inserted, mut bytes, refused) =
+            self.insert_rows(spec, plan, &fresh_rows, RunKind::Archive)?;
         let mut refused_count = refused.len() as u64;
         let ignored: Vec<usize> = ignored.into_iter().map(|index| fresh[index]).collect();
         let ids: Vec<Option<&str>> = ignored.iter().map(|&position| id_at(&rows[position], id_index)).collect();
@@ -311,7 +325,7 @@ impl PostgresRowApplier {
         }
         foreign.sort_by(|a, b| id_at(&rows[*a], id_index).cmp(&id_at(&rows[*b], id_index)));
         let copies: Vec<&AlignedRow> = foreign.iter().map(|&position| &rows[position]).collect();
-        let (_, remapped, copy_bytes, refused) = self.insert_rows(spec, plan, &copies)?;
+        let (_, remapped, copy_bytes, refused) = self.insert_rows(spec, plan, &copies, RunKind::Copies)?;
         refused_count += refused.len() as u64;
         inserted += remapped;
         bytes += copy_bytes;
@@ -488,6 +502,7 @@ impl PostgresRowApplier {
                 &[&self.user_id, &table, &recorded_originals, &recorded_new],
             )?;
             self.remaps.any = true;
+            *self.grown.entry(super::ID_MAP).or_default() += fresh.len() as u64;
         }
         for position in fresh {
             self.remember(Some(table), originals[position], Some(new_ids[position].clone()));
