@@ -13,10 +13,12 @@
 //! insert one id at once are ordered by the key's lock (the second skips it).
 
 mod answers;
+mod copy;
 mod ending;
 mod handed_on;
 mod insert;
 mod preview;
+mod statistics;
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,7 +26,6 @@ use lvbak_core::protocol::TableCounts;
 use lvbak_core::registry::{id_text_columns, table_spec, Ownership, TableSpec};
 use serde_json::Value;
 
-use super::row_tables::IMPORT_COLUMN;
 use super::{quotas, BlockingClient, PostgresStores};
 use crate::memory::MemoryBudget;
 use crate::policy::ids::NEW_ID_BYTES;
@@ -77,10 +78,6 @@ struct Remaps {
 /// A transaction spanning several batches commits after this long or this many rows.
 const COMMIT_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 const COMMIT_AFTER_ROWS: usize = 50_000;
-/// Rows an import adds to a table before it has the table's statistics brought up to date.
-const ANALYZE_AFTER_ROWS: u64 = 10_000;
-/// The id map's name, among the tables an import grows.
-const ID_MAP: &str = "lvbak_id_map";
 
 /// One import's writer over PostgreSQL.
 pub(crate) struct PostgresRowApplier {
@@ -108,12 +105,9 @@ pub(crate) struct PostgresRowApplier {
     absent: HashSet<(&'static str, String)>,
     /// Tables (and whether of copies) where a `COPY` met a row that was there already:
     /// their runs are inserted by `INSERT … ON CONFLICT` from then on.
-    copy_met_existing: HashSet<(&'static str, insert::RunKind)>,
-    /// Rows this import added to each table (and to the id map) since it last had
-    /// PostgreSQL's statistics of it brought up to date.
-    grown: HashMap<&'static str, u64>,
-    /// How many times this import had the id map's statistics brought up to date.
-    id_map_analyses: u32,
+    copy_met_existing: HashSet<(&'static str, copy::RunKind)>,
+    /// What this import added to each table since PostgreSQL's statistics of it were taken.
+    growth: statistics::Growth,
     stored_values: StoredValues,
 }
 
@@ -160,8 +154,7 @@ impl PostgresStores {
             every_row: false,
             absent: HashSet::new(),
             copy_met_existing: HashSet::new(),
-            grown: HashMap::new(),
-            id_map_analyses: 0,
+            growth: statistics::Growth::default(),
             stored_values: StoredValues::new()?,
         })
     }
@@ -274,36 +267,7 @@ impl PostgresRowApplier {
             self.bytes_in_transaction = 0;
             self.batch("COMMIT")?;
         }
-        self.analyze_grown()
-    }
-
-    /// Brings PostgreSQL's statistics of the id map up to date when this import has grown
-    /// it by [`ANALYZE_AFTER_ROWS`], then by twice that, four times… (between transactions,
-    /// so `ANALYZE`'s lock is held for its own run only). A table no statistics were taken
-    /// of since it was small is planned as small: a second account's copy of 100,000
-    /// characters looked its copies up by scanning every one of the account's (54 ms a
-    /// lookup of 1,000 ids, 6 ms after `ANALYZE`, which takes 40 ms).
-    fn analyze_grown(&mut self) -> DbResult<()> {
-        let grown = self.grown.get(ID_MAP).copied().unwrap_or(0);
-        if grown >= ANALYZE_AFTER_ROWS << self.id_map_analyses.min(20) {
-            self.batch("ANALYZE lvbak_id_map")?;
-            self.grown.remove(ID_MAP);
-            self.id_map_analyses += 1;
-        }
-        Ok(())
-    }
-
-    /// Before a statement that settles or scrubs the rows this import added to `table`:
-    /// statistics of the number of the import that added each row, if it grew the table by
-    /// [`ANALYZE_AFTER_ROWS`] (once per import and table: sampling a table of 100,000
-    /// characters takes 0.15–0.25 s). Planned with none, a new import's rows are one row,
-    /// and settling a large import's references once ran nested loops for minutes.
-    pub(super) fn analyze_added_rows(&mut self, table: &'static str) -> DbResult<()> {
-        if self.grown.get(table).is_some_and(|&rows| rows >= ANALYZE_AFTER_ROWS) {
-            self.batch(&format!("ANALYZE {} ({IMPORT_COLUMN})", quoted(table)))?;
-            self.grown.insert(table, 0);
-        }
-        Ok(())
+        self.analyze_grown_id_map()
     }
 
     /// Rolls back the open transaction after a database error: its rows are gone, and so is
@@ -363,7 +327,7 @@ impl PostgresRowApplier {
                 insert::sort_by_id(&mut accepted, id);
             }
             let (inserted, remapped, bytes, refused) = self.insert_all(spec, &plan, &mut accepted)?;
-            *self.grown.entry(spec.name).or_default() += inserted;
+            self.growth.added(spec.name, inserted);
             self.usage.charge(bytes, false)?;
             counts.imported += inserted;
             counts.remapped += remapped;

@@ -136,17 +136,7 @@ async fn rows_on_postgres_export_as_rows_on_sqlite_do() {
     let seeded = Arc::new(Store::open(&seeded_dir.0).await.unwrap());
     let demo = seeded.accounts().create_user("id-demo", "demo", "hash", 1).await.unwrap();
     crate::seed::seed(&seeded, &demo, crate::seed::SeedOptions::default(), 1_700_000_000).await.unwrap();
-    let demo_archive = {
-        let (seeded, demo) = (seeded.clone(), demo.clone());
-        tokio::task::spawn_blocking(move || {
-            let handle = tokio::runtime::Handle::current();
-            let mut plan = ExportPlan::new(demo, 1_700_000_000, true);
-            plan.archive_id = "demo".into();
-            write_archive(&seeded, &handle, &plan, Vec::new(), &|_| {}).unwrap().0
-        })
-        .await
-        .unwrap()
-    };
+    let demo_archive = archive_of(&seeded, &demo, "demo").await;
 
     let mut archives: Vec<(&str, Vec<u8>)> = vec![("demo", demo_archive)];
     archives.extend(lvbak_tests::fixtures::ARCHIVES.iter().map(|(name, bytes, _)| (*name, bytes.to_vec())));

@@ -1,29 +1,27 @@
 //! A batch's accepted rows inserted: numbers given, ids another account holds copied under
 //! new ids of the importer's (the id map, `lvbak_id_map`), and each run of rows with the
-//! same columns written by a binary `COPY` in a savepoint — every row new, as in an import
-//! into an account that lacks them — or, when one of them was there already, by one
-//! `INSERT … SELECT … FROM unnest(…) ON CONFLICT DO NOTHING`, whose `RETURNING` says which
-//! rows went in.
+//! same columns written by a binary `COPY` (`copy.rs`: every row new, as in an import into
+//! an account that lacks them) or, when one of them was there already, by one `INSERT …
+//! SELECT … FROM unnest(…) ON CONFLICT DO NOTHING`, whose `RETURNING` says which rows went
+//! in.
 
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 use tokio_postgres::types::ToSql;
 
+use super::copy::RunKind;
+use super::statistics;
 use super::{quoted, DbError, DbResult, Params, Plan, PostgresRowApplier};
 use crate::policy::ids::fresh_ids;
 use crate::policy::ownership::{merge, Merge, Owner};
 use crate::policy::rows::AlignedRow;
-use crate::storage::postgres::values::{odd_object, place, OddJson, TypedColumn};
+use crate::storage::postgres::values::{odd_object, place, TypedColumn};
 use crate::util::new_id;
 use lvbak_core::registry::{Ownership, TableSpec};
 
 /// Ids asked about in one statement.
 const IDS_PER_STATEMENT: usize = 1000;
-
-/// The fewest rows of a run written by `COPY` (below, the savepoint's round trips cost more
-/// than the `INSERT`'s planning saves).
-const COPY_AT_LEAST: usize = 64;
 
 /// Rows in id order (inserted so, they touch neighbouring index pages).
 pub(super) fn sort_by_id(rows: &mut [AlignedRow], id: usize) {
@@ -58,21 +56,6 @@ fn insert_sql(spec: &TableSpec, plan: &Plan, columns: &[usize], values: &[TypedC
         aliases = aliases.join(", "),
         key = quoted(&plan.names[key]),
     )
-}
-
-/// Whose ids a run of rows has: the archive's, or new ones of copies (a `COPY` meets
-/// existing rows in the one without telling about the other: the id map's copies from an
-/// earlier import are there, fresh ones are not).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(super) enum RunKind {
-    Archive,
-    Copies,
-}
-
-/// The binary `COPY` of a run of rows that have `columns`.
-fn copy_sql(spec: &TableSpec, plan: &Plan, columns: &[usize]) -> String {
-    let names: Vec<String> = columns.iter().map(|&index| quoted(&plan.names[index])).collect();
-    format!("COPY {} ({}, lvbak_import, lvbak_odd) FROM STDIN (FORMAT binary)", quoted(spec.name), names.join(", "))
 }
 
 impl PostgresRowApplier {
@@ -133,10 +116,7 @@ impl PostgresRowApplier {
                 odds.push(odd_object(odd));
                 positions.push(position);
             }
-            if positions.len() >= COPY_AT_LEAST
-                && !self.copy_met_existing.contains(&(spec.name, kind))
-                && self.copy_run((spec.name, kind), &copy_sql(spec, plan, &columns), &values, &odds)?
-            {
+            if self.copied(spec, plan, kind, &columns, &values, &odds)? {
                 inserted += positions.len() as u64;
                 bytes += positions.iter().map(|&position| plan.charge.bytes(rows[position])).sum::<u64>();
             } else if !positions.is_empty() {
@@ -159,66 +139,6 @@ impl PostgresRowApplier {
             start = end;
         }
         Ok((ignored, inserted, bytes, refused))
-    }
-
-    /// Writes a run of rows by a binary `COPY` in a savepoint: whether every row went in.
-    /// When one was there already (a key, or another unique index's value), the savepoint
-    /// takes the `COPY` back whole and the table's runs go by `INSERT … ON CONFLICT` for the
-    /// rest of the import (a re-import meets its rows at every turn). A `COPY` skips the
-    /// `INSERT`'s per-statement planning, its arrays and its speculative insertion: 100,000
-    /// characters took 1.47 s of `INSERT`s (plus 0.11 s binding them), and 0.48 s by `COPY`.
-    fn copy_run(
-        &mut self,
-        run: (&'static str, RunKind),
-        sql: &str,
-        values: &[TypedColumn],
-        odds: &[Option<String>],
-    ) -> DbResult<bool> {
-        use tokio_postgres::types::Type;
-        let types: Vec<Type> = values.iter().map(TypedColumn::value_type).chain([Type::INT8, Type::JSONB]).collect();
-        let odds: Vec<Option<OddJson<'_>>> = odds.iter().map(|odd| odd.as_deref().map(OddJson)).collect();
-        let mut data = bytes::BytesMut::with_capacity(1 << 16);
-        data.extend_from_slice(b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0");
-        let field_count = i16::try_from(types.len()).map_err(|_| DbError::Invalid("too many columns".into()))?;
-        for (row, odd) in odds.iter().enumerate() {
-            data.extend_from_slice(&field_count.to_be_bytes());
-            let fields = values.iter().map(|column| column.value_at(row));
-            for (field, ty) in fields.chain([&self.import_id as &(dyn ToSql + Sync), odd]).zip(&types) {
-                let length_at = data.len();
-                data.extend_from_slice(&[0; 4]);
-                let length =
-                    match field.to_sql_checked(ty, &mut data).map_err(|error| DbError::Invalid(error.to_string()))? {
-                        tokio_postgres::types::IsNull::Yes => -1,
-                        tokio_postgres::types::IsNull::No => i32::try_from(data.len() - length_at - 4)
-                            .map_err(|_| DbError::Invalid("a value over 2 GiB".into()))?,
-                    };
-                data[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
-            }
-        }
-        data.extend_from_slice(&(-1i16).to_be_bytes());
-        let written = self.db.wait(async {
-            use futures::SinkExt as _;
-            let client = self.db.client();
-            let statement = self.db.cached().prepare_cached(sql).await?;
-            let (savepoint, sink) =
-                futures::future::join(client.batch_execute("SAVEPOINT lvbak_copy"), client.copy_in(&statement)).await;
-            savepoint?;
-            let mut sink = std::pin::pin!(sink?);
-            sink.send(data.freeze()).await?;
-            sink.as_mut().finish().await
-        });
-        match written {
-            Ok(_) => {
-                self.batch("RELEASE SAVEPOINT lvbak_copy")?;
-                Ok(true)
-            }
-            Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                self.batch("ROLLBACK TO SAVEPOINT lvbak_copy; RELEASE SAVEPOINT lvbak_copy")?;
-                self.copy_met_existing.insert(run);
-                Ok(false)
-            }
-            Err(error) => Err(error.into()),
-        }
     }
 
     /// Runs an `INSERT` of a run of rows under a generic plan (made once per statement):
@@ -502,7 +422,7 @@ impl PostgresRowApplier {
                 &[&self.user_id, &table, &recorded_originals, &recorded_new],
             )?;
             self.remaps.any = true;
-            *self.grown.entry(super::ID_MAP).or_default() += fresh.len() as u64;
+            self.growth.added(statistics::ID_MAP, fresh.len() as u64);
         }
         for position in fresh {
             self.remember(Some(table), originals[position], Some(new_ids[position].clone()));
