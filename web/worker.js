@@ -57,29 +57,47 @@ function request(method, url, body, headers = {}) {
   try {
     json = JSON.parse(xhr.responseText);
   } catch (_) {}
-  return { status: xhr.status, json };
+  return { status: xhr.status, json, retryAfter: Number(xhr.getResponseHeader("Retry-After")) || 0 };
 }
 
-/** A request that only reads (so may be sent again): a connection that drops before the
- * answer (a reused connection the server had closed, a reload racing this page's first
- * requests) is retried a few times, as batches are. */
-function requestAgain(method, url) {
-  let failure = null;
-  for (let attempt = 0; attempt < 4; attempt++) {
+/** Times a request whose connection dropped before the answer is sent again. */
+const DROPPED_TRIES = 4;
+/** How long a request answered "not now" is sent again, at most: 503 (the server is busy,
+ * or the node running the job does not answer while PostgreSQL still says it holds it)
+ * and 502/504 (a load balancer lost the node the request went to). A killed node's job is
+ * taken over by another node once PostgreSQL lets go of its lock, within seconds. */
+const PATIENCE_MS = 90000;
+/** The wait between two tries when the answer names none (`Retry-After`), and at most. */
+const RETRY_WAIT_MS = 1000;
+const MAX_RETRY_WAIT_MS = 5000;
+
+/** Whether an answer says to try again later. */
+const notNow = (status) => status === 502 || status === 503 || status === 504;
+
+/** A request that may be sent again (a read, a batch, a commit: the server answers a repeat
+ * as the first): a connection that drops before the answer (a reused connection the server
+ * had closed, a node killed mid-request) is retried at once, a few times, and an answer
+ * saying "not now" is retried after the wait it names, for up to `PATIENCE_MS`. Its last
+ * answer (a dropped connection as status 0, code `network`). */
+function requestPatiently(method, url, body, headers) {
+  const until = performance.now() + PATIENCE_MS;
+  let dropped = 0;
+  for (;;) {
+    let answer;
     try {
-      const answer = request(method, url);
-      // Busy (a reading the previous page started still runs): asked again a second later.
-      if (answer.status !== 503 || attempt === 3) return answer;
-      waitBlocking(1000);
+      answer = request(method, url, body, headers);
     } catch (error) {
-      failure = error;
+      answer = { status: 0, json: { code: "network", error: String(error) }, retryAfter: 0 };
     }
+    const again = answer.status === 0 ? ++dropped < DROPPED_TRIES : notNow(answer.status);
+    if (!again || performance.now() >= until) return answer;
+    if (answer.status !== 0) waitBlocking(Math.min(answer.retryAfter * 1000 || RETRY_WAIT_MS, MAX_RETRY_WAIT_MS));
   }
-  throw failure;
 }
 
-/** Waits `ms` without returning to the event loop (this Worker's requests are synchronous;
- * the page is not cross-origin isolated, so `Atomics.wait` is not available). */
+/** Waits `ms` without returning to the event loop (this Worker's requests are synchronous,
+ * and the Wasm uploader calls them; the page is not cross-origin isolated, so
+ * `Atomics.wait` is not available). Only while a server asks to be asked again later. */
 function waitBlocking(ms) {
   const until = performance.now() + ms;
   while (performance.now() < until) {}
@@ -131,12 +149,12 @@ function sendArchive({ resume = null, preview = false }) {
     publicKey = opened.json.hpkePublicKey;
     heldFiles = opened.json.heldFiles || [];
   } else {
-    const held = requestAgain("GET", `/api/v1/user-data/import/${job}/held-files`);
+    const held = requestPatiently("GET", `/api/v1/user-data/import/${job}/held-files`);
     if (held.status !== 200) return post({ kind: failed, jobId: job, error: errorOf(refusal(held)) });
     heldFiles = held.json.heldFiles || [];
   }
   // The ids of rows the account has (hashed): those rows are not sent either.
-  let heldRows = requestAgain("GET", `/api/v1/user-data/import/${job}/held-rows`);
+  let heldRows = requestPatiently("GET", `/api/v1/user-data/import/${job}/held-rows`);
   if (heldRows.status !== 200) return post({ kind: failed, jobId: job, error: errorOf(refusal(heldRows)) });
   if (!preview) post({ kind: Kind.JOB, jobId: job });
   let wireBytes = 0;
@@ -144,32 +162,27 @@ function sendArchive({ resume = null, preview = false }) {
   let restartAt = null;
   // Time spent waiting for the server's answers (the rest is reading, checking, packing).
   let waitMs = 0;
+  // The server expects an earlier batch than the one sent (or than the count committed):
+  // the job was opened again on another node of the instance (its node went away), which
+  // starts it over.
+  const noteGap = (answer, sent) => {
+    const gap = answer.json && answer.json.code === "batch_gap" ? answer.json.nextBatch : undefined;
+    if (answer.status === 409 && typeof gap === "number" && gap < sent) restartAt = gap;
+  };
   const sink = {
     send(number, bytes, hash) {
-      let answer = null;
       const asked = performance.now();
-      // A batch is idempotent: a dropped connection is retried, the server answers a replay.
-      for (let attempt = 0; attempt < 4; attempt++) {
-        try {
-          answer = request("PUT", `/api/v1/user-data/import/${job}/batches/${number}`, bytes, {
-            "Content-Type": "application/octet-stream",
-            "X-Batch-Sha256": hash,
-          });
-        } catch (error) {
-          answer = { status: 0, json: { code: "network", error: String(error) } };
-          continue;
-        }
-        if (answer.status === 200) {
-          wireBytes += bytes.length;
-          waitMs += performance.now() - asked;
-          return;
-        }
-        if (answer.status !== 0 && answer.status < 500) break;
+      // A batch is idempotent: the server answers a replay as the first.
+      const answer = requestPatiently("PUT", `/api/v1/user-data/import/${job}/batches/${number}`, bytes, {
+        "Content-Type": "application/octet-stream",
+        "X-Batch-Sha256": hash,
+      });
+      if (answer.status === 200) {
+        wireBytes += bytes.length;
+        waitMs += performance.now() - asked;
+        return;
       }
-      // The server expects an earlier batch than this one: the job was opened again on
-      // another node of the instance (its node went away), which starts it over.
-      const gap = answer.json && answer.json.code === "batch_gap" ? answer.json.nextBatch : undefined;
-      if (answer.status === 409 && typeof gap === "number" && gap < number) restartAt = gap;
+      noteGap(answer, number);
       throw refusal(answer);
     },
     progress(text) {
@@ -184,29 +197,32 @@ function sendArchive({ resume = null, preview = false }) {
   let report;
   processor.sendSecrets(!preview);
   let start = resume ? resume.start : 0;
+  let done;
   for (let restarts = 0; ; restarts++) {
     restartAt = null;
     try {
       report = JSON.parse(processor.upload(job, publicKey, start, JSON.stringify(heldFiles), JSON.stringify(heldRows.json), sink));
-      break;
+      post({ kind: Kind.PROGRESS, progress: { phase: UploadPhase.COMMITTING } });
+      // A commit is idempotent too: repeated, it waits for the same end, or answers it.
+      done = requestPatiently("POST", `/api/v1/user-data/import/${job}/commit`, JSON.stringify({ batches: report.batches }), json);
+      if (done.status === 200) break;
+      noteGap(done, report.batches);
+      throw refusal(done);
     } catch (thrown) {
       rethrowFatal(thrown);
       if (restartAt === null || preview || restarts >= MAX_RESTARTS) return post({ kind: failed, jobId: job, error: errorOf(thrown) });
     }
     // Started over on another node: what it holds is asked again (the job's key too: the
     // node made its own), and the upload goes on from the batch it expects.
-    const status = requestAgain("GET", `/api/v1/user-data/import/${job}/status`);
-    const held = requestAgain("GET", `/api/v1/user-data/import/${job}/held-files`);
-    heldRows = requestAgain("GET", `/api/v1/user-data/import/${job}/held-rows`);
+    const status = requestPatiently("GET", `/api/v1/user-data/import/${job}/status`);
+    const held = requestPatiently("GET", `/api/v1/user-data/import/${job}/held-files`);
+    heldRows = requestPatiently("GET", `/api/v1/user-data/import/${job}/held-rows`);
     const refused = [status, held, heldRows].find((answer) => answer.status !== 200);
     if (refused) return post({ kind: failed, jobId: job, error: errorOf(refusal(refused)) });
     publicKey = status.json.hpkePublicKey;
     heldFiles = held.json.heldFiles || [];
     start = restartAt;
   }
-  post({ kind: Kind.PROGRESS, progress: { phase: UploadPhase.COMMITTING } });
-  const done = request("POST", `/api/v1/user-data/import/${job}/commit`, JSON.stringify({ batches: report.batches }), json);
-  if (done.status !== 200) return post({ kind: failed, jobId: job, error: errorOf(refusal(done)) });
   const seconds = (performance.now() - started) / 1000;
   if (preview) return post({ kind: Kind.PREVIEWED, preview: done.json, report, seconds, wireBytes, waitMs });
   post({ kind: Kind.COMPLETE, jobId: job, status: done.json, report, seconds, wireBytes, waitMs });
@@ -275,7 +291,7 @@ function handle(data) {
 function select({ seq, picks, withoutChats, asCopy }) {
   try {
     if (asCopy && picks.length) {
-      const me = requestAgain("GET", "/api/v1/auth/me");
+      const me = requestPatiently("GET", "/api/v1/auth/me");
       if (me.status !== 200 || !me.json || !me.json.id) throw refusal(me);
       processor.setImporter(me.json.id);
     }

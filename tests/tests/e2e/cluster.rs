@@ -191,7 +191,11 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(web_dir: PathBuf) -> Self {
+    /// The cluster, its nodes given `faults` (`crate::faults`' variables, a path in the
+    /// cluster's folder each) besides the database and the object store.
+    async fn start(web_dir: PathBuf, faults: &[(&str, &str)]) -> Self {
+        let faults: Vec<(String, String)> =
+            faults.iter().map(|(name, file)| (name.to_string(), file.to_string())).collect();
         let (cluster, database) = tokio::task::spawn_blocking(move || {
             let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
             let dir = std::env::temp_dir().join(format!("lvbak-cluster-{}-{n}", std::process::id()));
@@ -202,8 +206,14 @@ impl Cluster {
             env.push(("LVBAK_DATABASE_URL".into(), database.url.clone()));
             // Every node of an instance (and the CLI) gets the same identity key.
             env.push(("LVBAK_IDENTITY_KEY_FILE".into(), identity_key_file(&dir).to_str().unwrap().to_string()));
+            let mut node_env = env.clone();
+            node_env
+                .extend(faults.into_iter().map(|(name, file)| (name, dir.join(file).to_str().unwrap().to_string())));
             // One after the other: each recovers what an earlier process left at start.
-            let nodes = vec![Node::start("node-a", &dir, &web_dir, &env), Node::start("node-b", &dir, &web_dir, &env)];
+            let nodes = vec![
+                Node::start("node-a", &dir, &web_dir, &node_env),
+                Node::start("node-b", &dir, &web_dir, &node_env),
+            ];
             let balancer = Balancer::start(&nodes.iter().map(Node::url).collect::<Vec<_>>());
             ((dir, nodes, balancer, env), database)
         })
@@ -569,19 +579,15 @@ const REMEMBERED_JOB: &str = "for (let i = 0; i < localStorage.length; i++) { co
 
 const ENDED: [&str; 4] = ["interrupted", "complete", "failed", "cancelled"];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
-    let started = Instant::now();
-    let step = |what: &str| eprintln!("[{:>6.1} s] {what}", started.elapsed().as_secs_f64());
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let web_dir = repo.join("dist");
-    assert!(web_dir.join("lvbak-wasm_bg.wasm").exists(), "build the page first: trunk build --release");
-    lvbak_binary();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
-    let kill_at = std::env::var("LVBAK_CLUSTER_KILL_AT").map_or(KILL_AT_BATCH, |at| at.parse().unwrap());
+/// The archive both tests import, and what the cluster must export again.
+struct Reference {
+    archive: Vec<u8>,
+    /// The archive's entries, as [`comparable`] reads them.
+    expected: BTreeMap<String, Vec<u8>>,
+}
 
-    // The reference: a single node on SQLite, an account seeded there, with large pictures
-    // added; its export is the archive, and what the cluster must export again.
+/// A single node on SQLite, an account seeded there, with large pictures added: its export.
+async fn reference_archive(step: &impl Fn(&str)) -> Reference {
     let reference = TestServer::start("cluster-reference").await;
     let source = reference.account("cluster-source", Some(seed_options())).await;
     let pictures = crate::import::import(&reference, &source, &pictures_archive(), None).await;
@@ -600,12 +606,44 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
         expected.len()
     ));
     assert!(batches >= 20, "the archive makes only {batches} batches: make it larger");
+    Reference { archive, expected }
+}
+
+/// The job the page's upload went into, once the page remembers it.
+async fn remembered_job(browser: &Browser) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(job) = browser.script(REMEMBERED_JOB).await.as_str() {
+            return job.to_string();
+        }
+        let now = card(browser).await;
+        if ENDED.contains(&now.status.as_str()) || Instant::now() > deadline {
+            browser.screenshot("cluster-failed-no-job.png").await;
+            panic!("the page named no job (it remembers none); the card: {now:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
+    let started = Instant::now();
+    let step = |what: &str| eprintln!("[{:>6.1} s] {what}", started.elapsed().as_secs_f64());
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let web_dir = repo.join("dist");
+    assert!(web_dir.join("lvbak-wasm_bg.wasm").exists(), "build the page first: trunk build --release");
+    lvbak_binary();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
+    let kill_at = std::env::var("LVBAK_CLUSTER_KILL_AT").map_or(KILL_AT_BATCH, |at| at.parse().unwrap());
+
+    let reference = reference_archive(&step).await;
+    let (archive, expected) = (reference.archive, reference.expected);
     let scratch = ScratchDir::new("cluster-files");
     let archive_path = crate::browser::write(&scratch.path, "cluster.lvbak", &archive);
 
     // The cluster, and two accounts made with the CLI (sessions live in PostgreSQL: a
     // sign-in through nginx holds on either node).
-    let mut cluster = Cluster::start(web_dir).await;
+    let mut cluster = Cluster::start(web_dir, &[]).await;
     let nginx = cluster.balancer.url();
     step(&format!("nodes {} and {} behind nginx at {nginx}", cluster.nodes[0].address, cluster.nodes[1].address));
     cluster.add_user(VICTIM);
@@ -634,19 +672,7 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
     browser.click("import-start").await;
     step("the import started");
 
-    // The job's id, once the page remembers it.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let job = loop {
-        if let Some(job) = browser.script(REMEMBERED_JOB).await.as_str() {
-            break job.to_string();
-        }
-        let now = card(&browser).await;
-        if ENDED.contains(&now.status.as_str()) || Instant::now() > deadline {
-            browser.screenshot("cluster-failed-no-job.png").await;
-            panic!("the page named no job (it remembers none); the card: {now:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let job = remembered_job(&browser).await;
     step(&format!("job {job}"));
 
     // Until the job has taken a few batches (its status asked through nginx, as the page
@@ -806,4 +832,99 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
     }
     let job_requests = cluster.requests_per_node(&format!("/import/{job}/"));
     step(&format!("done; nginx sent the job's requests: {job_requests:?}"));
+}
+
+/// The node running the job dies while the page waits for its commit (`crate::faults`
+/// holds the instance's first commit there): the page sends the commit again (nginx
+/// answers 502 for the dead node, the other node `node_unavailable` until PostgreSQL frees
+/// the dead node's lock), the other node takes the job over from batch 0 and answers the
+/// commit with that gap, and the page starts the upload over there by itself — no pick
+/// again, no resume — to an account that exports as the reference does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_node_dies_is_sent_again_and_lands_on_the_other_node() {
+    const HELD: &str = "commit-held";
+    let started = Instant::now();
+    let step = |what: &str| eprintln!("[{:>6.1} s] {what}", started.elapsed().as_secs_f64());
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let web_dir = repo.join("dist");
+    assert!(web_dir.join("lvbak-wasm_bg.wasm").exists(), "build the page first: trunk build --release");
+    lvbak_binary();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
+    let reference = reference_archive(&step).await;
+    let scratch = ScratchDir::new("cluster-commit-files");
+    let archive_path = crate::browser::write(&scratch.path, "cluster.lvbak", &reference.archive);
+
+    let mut cluster = Cluster::start(web_dir, &[(lvbak_server::faults::HOLD_COMMIT_VAR, HELD)]).await;
+    let nginx = cluster.balancer.url();
+    cluster.add_user(VICTIM);
+    let token = login(&client, &nginx, VICTIM).await;
+    let (code, me) = call(&client, "GET", &format!("{nginx}/api/v1/auth/me"), &token, None).await;
+    assert_eq!(code, 200, "{me}");
+    let victim_id = me["id"].as_str().unwrap().to_string();
+
+    let downloads = ScratchDir::new("cluster-commit-downloads");
+    let browser = Browser::start(&downloads.path).await;
+    browser.sign_in(&format!("{nginx}/"), VICTIM, &password_of(VICTIM)).await;
+    crate::browser::pick_archive(&browser, &archive_path).await;
+    browser.wait_text("inspect-report", |text| !text.is_empty()).await;
+    wait_card(&browser, "Upload ready", Duration::from_secs(60), |card| card.start_enabled).await;
+    browser.click("import-start").await;
+    let job = remembered_job(&browser).await;
+    step(&format!("the import started: job {job}"));
+
+    // Until the job's node holds the page's commit.
+    let held = cluster.dir.join(HELD);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !held.exists() {
+        let now = card(&browser).await;
+        if ENDED.contains(&now.status.as_str()) || Instant::now() > deadline {
+            browser.screenshot("cluster-commit-failed-before-the-kill.png").await;
+            panic!("no node held the page's commit; the card: {now:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (owner_url, owner_user) = cluster.open_job(&job).await.expect("lvbak_open_jobs has no row for the open job");
+    assert_eq!(owner_user, victim_id, "lvbak_open_jobs names another user for the job");
+    let owner_url = owner_url.expect("lvbak_open_jobs names no node for the open job");
+    let owner = cluster.node_at(&owner_url).unwrap_or_else(|| panic!("the job's node {owner_url} is neither node"));
+    let survivor = 1 - owner;
+    let commits = |cluster: &Cluster| {
+        let log = cluster.balancer.access_log();
+        let path = format!("/import/{job}/commit ");
+        log.lines().filter(|line| line.contains(&path)).map(str::to_string).collect::<Vec<_>>()
+    };
+    assert!(commits(&cluster).is_empty(), "nginx answered a commit before the kill: {:?}", commits(&cluster));
+    cluster.nodes[owner].kill();
+    step(&format!("{} held the commit and was killed with SIGKILL", cluster.nodes[owner].name));
+
+    let ended =
+        wait_card(&browser, "the upload's end", Duration::from_secs(600), |card| ENDED.contains(&card.status.as_str()))
+            .await;
+    browser.screenshot("cluster-commit-finished.png").await;
+    assert_eq!(ended.status, "complete", "the page did not finish the upload by itself: {ended:?}");
+    assert_eq!(ended.progress, "Import complete");
+    let log = std::fs::read_to_string(&cluster.nodes[survivor].log).unwrap_or_default();
+    assert!(
+        log.contains(&format!("took over batch import {job}")),
+        "the surviving node never took the job over; its log:\n{}",
+        tail(&cluster.nodes[survivor].log, TAIL_LINES)
+    );
+    // The held commit (cut: 502, or 503 from the other node's forwarding), the repeats
+    // refused while the job was another node's or started over (503 `node_unavailable`,
+    // 409 `batch_gap`), then the one that completed the job.
+    let commits = commits(&cluster);
+    step(&format!("the commits nginx answered: {commits:?}"));
+    assert!(commits.len() >= 2, "the page sent its commit once: {commits:?}");
+    assert!(commits.last().is_some_and(|line| line.contains(" 200 ")), "{commits:?}");
+    assert!(commits.iter().any(|line| line.contains(" 409 ")), "no commit was answered the gap: {commits:?}");
+
+    let (code, status) =
+        call(&client, "GET", &format!("{nginx}/api/v1/user-data/import/{job}/status"), &token, None).await;
+    assert_eq!((code, status["status"].as_str()), (200, Some("complete")), "{status}");
+    let url = format!("{}/api/v1/user-data/export?includeVectors=1", cluster.nodes[survivor].url());
+    let response = client.get(url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let bytes = response.bytes().await.unwrap().to_vec();
+    assert_same_export("the surviving node", &reference.expected, &comparable(&bytes, &victim_id));
+    step("done");
 }

@@ -374,6 +374,7 @@ async fn commit(
             return Err(AppError::BatchGap { next: ledger.next() });
         }
     }
+    crate::faults::commit_arrived().await;
     let (done, finished) = oneshot::channel();
     // A worker that has stopped (the job failed before the commit came) takes no work: the
     // commit is dropped, and the job's own outcome is the answer once the job has ended — its
