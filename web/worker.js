@@ -189,7 +189,7 @@ function sendArchive({ resume = null, preview = false }) {
       post({ kind: Kind.PROGRESS, progress: JSON.parse(text) });
     },
     vectorsAccepted() {
-      const answer = request("POST", `/api/v1/user-data/import/${job}/vectors-check`);
+      const answer = requestPatiently("POST", `/api/v1/user-data/import/${job}/vectors-check`);
       if (answer.status !== 200) throw refusal(answer);
       return answer.json.acceptVectors === true;
     },
