@@ -72,6 +72,8 @@ pub struct RowApplier {
     /// The largest rowid of every registry table when the import began: rowids only grow
     /// and imports never choose them, so the importer's rows above are the ones it added.
     rowids_before: HashMap<&'static str, i64>,
+    /// Per table, the rowid at or below which no row is the importer's (`owners`).
+    foreign_below: HashMap<&'static str, i64>,
     usage: Usage,
     /// The importer's rows copied under new ids (see `remap`).
     remaps: remap::Remaps,
@@ -177,6 +179,7 @@ impl Database {
             rows_in_transaction: 0,
             bytes_in_transaction: 0,
             rowids_before,
+            foreign_below: HashMap::new(),
             usage: Usage::new(quota, before),
             remaps,
             disposer: Disposer::new(),

@@ -16,7 +16,8 @@
 //!   transaction rolled back takes staged copies with it: the memory then starts over
 //!   from what is staged (merged into the map).
 //!
-//! Copies earlier imports made are read from the map, only when the account had any.
+//! The map is read only for ids an earlier import, or this one before a merge, may have
+//! copied ([`Merged`]: a filter of the ids this import merged).
 
 use foldhash::{HashMap, HashMapExt as _};
 
@@ -556,6 +557,31 @@ mod tests {
         second.roll_back_import().unwrap();
         drop(second);
         assert_eq!(counts(&database, "u2"), (0, 0, 0));
+        drop(database);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Whose an existing row is, with and without rows of the importer's from before the
+    /// import (`owners`' rowid floor): the holder's rows are skipped, another's copied.
+    #[test]
+    fn existing_rows_are_told_apart_by_owner_with_or_without_older_rows() {
+        let (dir, database) = instance("owners");
+        let spec = table_spec("characters").unwrap();
+        let mut second = database.row_applier("u2", None).unwrap();
+        let rows = characters(&mut second, 0..10);
+        assert_eq!(second.apply(spec, rows).unwrap().remapped, 10);
+        drop(second);
+        let mut first = database.row_applier("u1", None).unwrap();
+        let rows = characters(&mut first, 0..100);
+        let counts_again = first.apply(spec, rows).unwrap();
+        assert_eq!((counts_again.imported, counts_again.skipped), (0, 100), "the holder's own rows");
+        drop(first);
+        let mut second = database.row_applier("u2", None).unwrap();
+        let rows = characters(&mut second, 0..20);
+        let counts_again = second.apply(spec, rows).unwrap();
+        assert_eq!((counts_again.remapped, counts_again.skipped), (10, 10));
+        drop(second);
+        assert_eq!(counts(&database, "u2"), (20, 0, 20));
         drop(database);
         let _ = std::fs::remove_dir_all(&dir);
     }

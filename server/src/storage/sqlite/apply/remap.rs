@@ -107,8 +107,8 @@ impl RowApplier {
     /// rolled-back import forgets it too).
     ///
     /// Every id the cache does not answer for is given a fresh id and recorded (see
-    /// [`Self::record_new_ids`]: the id map is read only when the account had copies
-    /// before this import; this import's own are found by refusing a second record). A
+    /// [`Self::record_new_ids`]: this import's copies are held in memory until they join
+    /// the id map, which is read only for ids an earlier import may have copied). A
     /// restore whose ids are all new to the importer then records them and reads nothing
     /// back, whether or not the cache still holds every answer.
     pub(super) fn remap_ids(&mut self, table: &'static str, originals: &[&str]) -> DbResult<Vec<String>> {
