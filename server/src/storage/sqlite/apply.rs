@@ -34,6 +34,7 @@ use super::{quoted, Database, DbError, DbResult};
 
 mod ending;
 mod files;
+mod id_map;
 mod import_rows;
 mod owners;
 mod plan;
@@ -48,6 +49,7 @@ pub(crate) use crate::policy::quota::Usage;
 use crate::policy::rows::check_row;
 pub(crate) use crate::policy::rows::AlignedRow;
 pub(crate) use ending::IMPORT_TEMP_TABLES;
+pub(crate) use id_map::merge_all_staged;
 use owners::owned_condition;
 use plan::TablePlan;
 use rows::sort_by_id;
@@ -70,6 +72,8 @@ pub struct RowApplier {
     /// The largest rowid of every registry table when the import began: rowids only grow
     /// and imports never choose them, so the importer's rows above are the ones it added.
     rowids_before: HashMap<&'static str, i64>,
+    /// Per table, the rowid at or below which no row is the importer's (`owners`).
+    foreign_below: HashMap<&'static str, i64>,
     usage: Usage,
     /// The importer's rows copied under new ids (see `remap`).
     remaps: remap::Remaps,
@@ -144,6 +148,7 @@ impl Drop for RowApplier {
     /// Whatever batches were applied stay applied, however the import ends.
     fn drop(&mut self) {
         let _ = self.commit();
+        let _ = self.merge_copies();
     }
 }
 
@@ -151,7 +156,7 @@ impl Database {
     /// A writer for one import by `user_id`, whose disk quota is `quota` unless the account
     /// has one of its own.
     pub fn row_applier(&self, user_id: &str, quota: Option<u64>) -> DbResult<RowApplier> {
-        let connection = self.connect()?;
+        let mut connection = self.connect()?;
         connection.pragma_update(None, "foreign_keys", "OFF")?;
         // A bulk writer: a page cache that holds a whole batch.
         connection.pragma_update(None, "cache_size", -CACHE)?;
@@ -160,7 +165,7 @@ impl Database {
             let sql = format!("SELECT coalesce(max(rowid), 0) FROM {}", quoted(spec.name));
             rowids_before.insert(spec.name, connection.query_row(&sql, [], |row| row.get(0))?);
         }
-        let remaps = remap::Remaps::load(&connection, user_id)?;
+        let remaps = remap::Remaps::load(&mut connection, &self.gate, user_id)?;
         let quota = self.quota_of(user_id)?.unwrap_or(quota);
         let before = self.usage_of(user_id)?.unwrap_or(0);
         Ok(RowApplier {
@@ -174,6 +179,7 @@ impl Database {
             rows_in_transaction: 0,
             bytes_in_transaction: 0,
             rowids_before,
+            foreign_below: HashMap::new(),
             usage: Usage::new(quota, before),
             remaps,
             disposer: Disposer::new(),
@@ -190,6 +196,7 @@ impl RowApplier {
     pub fn count_caches_in(&mut self, budget: &crate::memory::MemoryBudget) {
         self.owners.count_in(budget);
         self.remaps.cache.count_in(budget);
+        self.remaps.staging.copies.count_in(budget);
     }
 
     /// Takes the instance's larger page cache for this import if no other import holds it
@@ -208,6 +215,10 @@ impl RowApplier {
     /// Lets go of memory that can be rebuilt: the lookup caches and SQLite's page cache
     /// (and the larger cache, for another import to take).
     pub fn release_memory(&mut self) {
+        // The copies held in memory go to the id map.
+        if let Err(error) = self.merge_copies() {
+            tracing::warn!("cannot add an import's copies to the id map yet: {error}");
+        }
         self.owners.clear();
         self.remaps.forget();
         if self.large_cache.take().is_some() {
@@ -324,12 +335,13 @@ impl RowApplier {
             counts.skipped += accepted.len() as u64 - inserted;
             counts.bytes += bytes;
             self.disposer.dispose(accepted);
-            Ok(())
+            self.merge_copies_if_full()
         })();
         if let Err(error) = result {
             if guarded {
                 let _ = self.connection.execute_batch("ROLLBACK TO lvbak_batch; RELEASE lvbak_batch");
                 let _ = self.commit();
+                self.copies_rolled_back();
             } else {
                 self.abandon_transaction();
             }
@@ -369,6 +381,7 @@ impl RowApplier {
         // Answers read inside the transaction may name rows that are no longer there.
         self.owners.clear();
         self.remaps.forget();
+        self.copies_rolled_back();
     }
 }
 

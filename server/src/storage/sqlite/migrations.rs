@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0006_embedding_queue.sql"),
     include_str!("../../../migrations/0007_file_name_indexes.sql"),
     include_str!("../../../migrations/0008_hostile_users.sql"),
+    include_str!("../../../migrations/0009_id_map_staged.sql"),
 ];
 
 /// Applies every migration the database has not seen yet, each in one transaction.

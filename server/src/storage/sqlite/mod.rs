@@ -152,6 +152,11 @@ impl Database {
         }
         configure(&connection)?;
         migrations::migrate(&mut connection)?;
+        // Copies an interrupted import staged join the id map before anyone reads it (or,
+        // failing that, when an import of the account next starts).
+        if let Err(error) = apply::merge_all_staged(&mut connection) {
+            tracing::warn!("cannot add the copies interrupted imports staged to the id map: {error}");
+        }
         let gate: Arc<WriteGate> = Arc::default();
         Ok(Self {
             path: path.to_path_buf(),

@@ -122,6 +122,7 @@ impl RowApplier {
             transaction.commit()?;
             Ok(removed)
         })?;
+        self.unstage_copies()?;
         self.usage.added = self.usage.kept;
         self.commit()?;
         Ok(removed)

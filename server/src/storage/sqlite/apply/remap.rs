@@ -14,25 +14,11 @@
 use lvbak_core::registry::{id_text_columns, table_spec, ReferenceRule, TABLES};
 use rusqlite::{Connection, OptionalExtension};
 
-use foldhash::{HashMap, HashMapExt as _};
-
-use super::{owned_condition, quoted, DbError, DbResult, RowApplier, WriteKind};
+use super::id_map::Staging;
+use super::{owned_condition, quoted, DbResult, RowApplier, WriteGate, WriteKind};
 use crate::policy::ids::fresh_ids;
 use crate::storage::lookup_cache::LookupCache;
 use crate::util::new_id;
-
-/// Id map rows written by one statement (four parameters each, under SQLite's limit).
-const MAP_ROWS_PER_STATEMENT: usize = 64;
-
-/// `INSERT` of `rows` id map rows: `?1` the user, `?2` the table, then each row's original
-/// and new id.
-fn multi_row_insert(rows: usize) -> String {
-    let values: Vec<String> = (0..rows).map(|row| format!("(?1, ?{}, ?2, ?{})", 3 + 2 * row, 4 + 2 * row)).collect();
-    format!(
-        "INSERT OR IGNORE INTO lvbak_id_map (user_id, original_id, table_name, new_id) VALUES {}",
-        values.join(", ")
-    )
-}
 
 /// Rows read at a time when rewriting JSON text and file names.
 const REWRITE_CHUNK: usize = 1000;
@@ -47,16 +33,16 @@ pub(super) struct Remaps {
     complete: bool,
     /// `(table or any, archive id)` → the id here, if remapped.
     pub cache: LookupCache<Option<&'static str>, Option<String>>,
+    /// Where this import's copies are recorded (see `id_map`).
+    pub staging: Staging,
 }
 
 impl Remaps {
-    pub fn load(connection: &Connection, user_id: &str) -> DbResult<Self> {
-        let any = connection.query_row(
-            "SELECT EXISTS (SELECT 1 FROM lvbak_id_map WHERE user_id = ?1)",
-            [user_id],
-            |row| row.get(0),
-        )?;
-        Ok(Self { any, complete: !any, cache: LookupCache::default() })
+    /// What the account has remapped (merging what an interrupted import left staged).
+    pub fn load(connection: &mut Connection, gate: &std::sync::Arc<WriteGate>, user_id: &str) -> DbResult<Self> {
+        let staging = Staging::load(connection, gate, user_id)?;
+        let any = staging.mapped;
+        Ok(Self { any, complete: !any, cache: LookupCache::default(), staging })
     }
 
     /// Forgets the remembered lookups (they can be read again).
@@ -81,6 +67,10 @@ impl RowApplier {
         if !self.remaps.any {
             return Ok(None);
         }
+        // This import's copies are not in the cache, but in memory of their own.
+        if let Some(copy) = self.remaps.staging.copies.get(table, original) {
+            return Ok(Some(copy.to_string()));
+        }
         // An id remapped in any table answers for "any table" (copies are remembered
         // under their table only).
         let known = match table {
@@ -90,7 +80,7 @@ impl RowApplier {
         if let Some(known) = known {
             return Ok(known.clone());
         }
-        if self.remaps.complete {
+        if self.remaps.complete || !self.remaps.staging.may_map(original) {
             return Ok(None);
         }
         let found: Option<String> = match table {
@@ -116,12 +106,11 @@ impl RowApplier {
     /// import gave each, or a fresh one, recorded (inside the import's transaction, so a
     /// rolled-back import forgets it too).
     ///
-    /// The id map is not read first: every id the cache does not answer for is given a
-    /// fresh id and recorded with `INSERT OR IGNORE`, [`MAP_ROWS_PER_STATEMENT`] to a
-    /// statement, and only a statement that left some of its rows out (their ids were
-    /// copied before) is followed by a read of the ids it had (see [`Self::record_new_ids`]).
-    /// A restore whose ids are all new to the importer then writes the map and reads
-    /// nothing back, whether or not the cache still holds every answer.
+    /// Every id the cache does not answer for is given a fresh id and recorded (see
+    /// [`Self::record_new_ids`]: this import's copies are held in memory until they join
+    /// the id map, which is read only for ids an earlier import may have copied). A
+    /// restore whose ids are all new to the importer then records them and reads nothing
+    /// back, whether or not the cache still holds every answer.
     pub(super) fn remap_ids(&mut self, table: &'static str, originals: &[&str]) -> DbResult<Vec<String>> {
         let first_of_its_id = |position: usize| position == 0 || originals[position - 1] != originals[position];
         // What the cache knows: `Some(id)` an earlier copy, `None` not yet asked.
@@ -164,48 +153,7 @@ impl RowApplier {
                 }
             }
         }
-        for position in recorded {
-            self.remember(Some(table), originals[position], Some(new_ids[position].clone()));
-        }
         Ok(new_ids)
-    }
-
-    /// Records `(original, new id)` pairs of `table` in the id map, [`MAP_ROWS_PER_STATEMENT`]
-    /// to a statement, leaving out an original the map has already: returns those, with the
-    /// ids the map has for them. `INSERT OR IGNORE` rather than a plain `INSERT`: a
-    /// statement that may fail after writing some of its rows keeps a statement journal, a
-    /// copy of every page it changes — most of the map, written all over by random ids,
-    /// 64 KiB at a time (a fifth of a 500,000-character copy's time).
-    fn record_new_ids(&mut self, table: &str, pairs: &[(&str, &str)]) -> DbResult<HashMap<String, String>> {
-        let mut earlier = HashMap::new();
-        let (many, one) = (multi_row_insert(MAP_ROWS_PER_STATEMENT), multi_row_insert(1));
-        let full = pairs.len() - pairs.len() % MAP_ROWS_PER_STATEMENT;
-        // Whole statements, then the rest a row at a time (one statement shape each).
-        let chunks = pairs[..full].chunks(MAP_ROWS_PER_STATEMENT).chain(pairs[full..].chunks(1));
-        for chunk in chunks {
-            let values = [self.user_id.as_str(), table].into_iter().chain(chunk.iter().flat_map(|(o, n)| [*o, *n]));
-            let sql = if chunk.len() == 1 { &one } else { &many };
-            let inserted = self.connection.prepare_cached(sql)?.execute(rusqlite::params_from_iter(values))?;
-            if inserted == chunk.len() {
-                continue;
-            }
-            let originals: Vec<&str> = chunk.iter().map(|(original, _)| *original).collect();
-            let list = serde_json::to_string(&originals).map_err(|error| DbError::Invalid(error.to_string()))?;
-            let mut statement = self.connection.prepare_cached(
-                "SELECT m.original_id, m.new_id FROM json_each(?1) AS j CROSS JOIN lvbak_id_map AS m \
-                 ON m.user_id = ?2 AND m.original_id = j.value AND m.table_name = ?3",
-            )?;
-            let found = statement.query_map(rusqlite::params![list, self.user_id, table], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })?;
-            for pair in found {
-                let (original, new_id) = pair?;
-                if chunk.iter().any(|(asked, mine)| *asked == original && *mine != new_id) {
-                    earlier.insert(original, new_id);
-                }
-            }
-        }
-        Ok(earlier)
     }
 
     fn remember(&mut self, table: Option<&'static str>, original: &str, new_id: Option<String>) {
@@ -251,6 +199,7 @@ impl RowApplier {
         if !self.remaps.any {
             return Ok(0);
         }
+        self.merge_copies()?;
         self.commit()?;
         let started = std::time::Instant::now();
         let mut changed = 0;
