@@ -100,32 +100,27 @@ const MERGED_BITS: usize = 1 << 23;
 /// size: an id it may hold is looked up in the map, one it cannot hold is not (a second
 /// account restoring 500,000 rows looked each up). Past a few million ids it holds most
 /// ids, which costs lookups, never a wrong answer.
+/// ids, which costs lookups, never a wrong answer. Made at the first id (`fastbloom`'s
+/// filter, hashed with a random seed: an archive cannot choose ids that all collide).
 #[derive(Debug, Default)]
 pub(super) struct Merged {
-    bits: Vec<u64>,
-    hasher: foldhash::quality::RandomState,
+    filter: Option<fastbloom::BloomFilter<foldhash::quality::RandomState>>,
 }
 
 impl Merged {
-    fn probes(&self, original: &str) -> impl Iterator<Item = usize> {
-        use std::hash::BuildHasher as _;
-        let hash = self.hasher.hash_one(original);
-        let (first, step) = (hash as usize, (hash >> 32) as usize | 1);
-        (0..4).map(move |probe| first.wrapping_add(probe * step) % MERGED_BITS)
-    }
-
     fn insert(&mut self, original: &str) {
-        if self.bits.is_empty() {
-            self.bits = vec![0; MERGED_BITS / 64];
-        }
-        for bit in self.probes(original).collect::<Vec<_>>() {
-            self.bits[bit / 64] |= 1 << (bit % 64);
-        }
+        self.filter
+            .get_or_insert_with(|| {
+                fastbloom::BloomFilter::with_num_bits(MERGED_BITS)
+                    .hasher(foldhash::quality::RandomState::default())
+                    .hashes(4)
+            })
+            .insert(original);
     }
 
     /// Whether `original` may have been added.
     pub fn may_hold(&self, original: &str) -> bool {
-        !self.bits.is_empty() && self.probes(original).all(|bit| self.bits[bit / 64] & 1 << (bit % 64) != 0)
+        self.filter.as_ref().is_some_and(|filter| filter.contains(original))
     }
 }
 
