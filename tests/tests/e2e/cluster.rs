@@ -609,6 +609,29 @@ async fn reference_archive(step: &impl Fn(&str)) -> Reference {
     Reference { archive, expected }
 }
 
+/// The built page (`dist/`), once the page and the `lvbak` binary are both there.
+fn built_page() -> PathBuf {
+    let web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("dist");
+    assert!(web_dir.join("lvbak-wasm_bg.wasm").exists(), "build the page first: trunk build --release");
+    lvbak_binary();
+    web_dir
+}
+
+/// A browser signed in as the victim through nginx at `nginx`, with `archive` picked,
+/// checked (a screenshot named `checked` then, if any) and its upload started.
+async fn start_upload(downloads: &Path, nginx: &str, archive: &Path, checked: Option<&str>) -> Browser {
+    let browser = Browser::start(downloads).await;
+    browser.sign_in(&format!("{nginx}/"), VICTIM, &password_of(VICTIM)).await;
+    crate::browser::pick_archive(&browser, archive).await;
+    browser.wait_text("inspect-report", |text| !text.is_empty()).await;
+    wait_card(&browser, "Upload ready", Duration::from_secs(60), |card| card.start_enabled).await;
+    if let Some(name) = checked {
+        browser.screenshot(name).await;
+    }
+    browser.click("import-start").await;
+    browser
+}
+
 /// The job the page's upload went into, once the page remembers it.
 async fn remembered_job(browser: &Browser) -> String {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -629,10 +652,7 @@ async fn remembered_job(browser: &Browser) -> String {
 async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
     let started = Instant::now();
     let step = |what: &str| eprintln!("[{:>6.1} s] {what}", started.elapsed().as_secs_f64());
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let web_dir = repo.join("dist");
-    assert!(web_dir.join("lvbak-wasm_bg.wasm").exists(), "build the page first: trunk build --release");
-    lvbak_binary();
+    let web_dir = built_page();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
     let kill_at = std::env::var("LVBAK_CLUSTER_KILL_AT").map_or(KILL_AT_BATCH, |at| at.parse().unwrap());
 
@@ -663,13 +683,7 @@ async fn two_nodes_behind_nginx_import_survives_a_killed_node() {
 
     // The page, through nginx.
     let downloads = ScratchDir::new("cluster-downloads");
-    let browser = Browser::start(&downloads.path).await;
-    browser.sign_in(&format!("{nginx}/"), VICTIM, &password_of(VICTIM)).await;
-    crate::browser::pick_archive(&browser, &archive_path).await;
-    browser.wait_text("inspect-report", |text| !text.is_empty()).await;
-    wait_card(&browser, "Upload ready", Duration::from_secs(60), |card| card.start_enabled).await;
-    browser.screenshot("cluster-1-checked.png").await;
-    browser.click("import-start").await;
+    let browser = start_upload(&downloads.path, &nginx, &archive_path, Some("cluster-1-checked.png")).await;
     step("the import started");
 
     let job = remembered_job(&browser).await;
@@ -845,10 +859,7 @@ async fn a_commit_whose_node_dies_is_sent_again_and_lands_on_the_other_node() {
     const HELD: &str = "commit-held";
     let started = Instant::now();
     let step = |what: &str| eprintln!("[{:>6.1} s] {what}", started.elapsed().as_secs_f64());
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let web_dir = repo.join("dist");
-    assert!(web_dir.join("lvbak-wasm_bg.wasm").exists(), "build the page first: trunk build --release");
-    lvbak_binary();
+    let web_dir = built_page();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
     let reference = reference_archive(&step).await;
     let scratch = ScratchDir::new("cluster-commit-files");
@@ -863,12 +874,7 @@ async fn a_commit_whose_node_dies_is_sent_again_and_lands_on_the_other_node() {
     let victim_id = me["id"].as_str().unwrap().to_string();
 
     let downloads = ScratchDir::new("cluster-commit-downloads");
-    let browser = Browser::start(&downloads.path).await;
-    browser.sign_in(&format!("{nginx}/"), VICTIM, &password_of(VICTIM)).await;
-    crate::browser::pick_archive(&browser, &archive_path).await;
-    browser.wait_text("inspect-report", |text| !text.is_empty()).await;
-    wait_card(&browser, "Upload ready", Duration::from_secs(60), |card| card.start_enabled).await;
-    browser.click("import-start").await;
+    let browser = start_upload(&downloads.path, &nginx, &archive_path, None).await;
     let job = remembered_job(&browser).await;
     step(&format!("the import started: job {job}"));
 

@@ -404,24 +404,9 @@ impl RowApplier {
 mod tests {
     use lvbak_core::registry::table_spec;
 
+    use super::super::remap::tests::characters;
     use super::*;
     use crate::storage::sqlite::Database;
-
-    /// Characters `ids` (ids `c000`…), aligned with the applier's columns.
-    fn characters(applier: &mut RowApplier, ids: std::ops::Range<usize>) -> Vec<AlignedRow> {
-        let names = applier.columns_of(table_spec("characters").unwrap()).unwrap();
-        ids.map(|n| {
-            names
-                .iter()
-                .map(|name| match name.as_str() {
-                    "id" => Some(serde_json::json!(format!("c{n:03}"))),
-                    "name" => Some(serde_json::json!(format!("Character {n}"))),
-                    _ => None,
-                })
-                .collect()
-        })
-        .collect()
-    }
 
     /// (rows of `user` in the id map, staged rows of `user`, `user`'s characters).
     fn counts(database: &Database, user: &str) -> (i64, i64, i64) {

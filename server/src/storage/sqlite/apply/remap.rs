@@ -313,12 +313,16 @@ impl RowApplier {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use lvbak_core::registry::table_spec;
 
-    /// Characters `first..last` (ids `c000`…), aligned with the applier's columns.
-    fn characters(applier: &mut RowApplier, ids: std::ops::Range<usize>) -> Vec<super::super::AlignedRow> {
+    /// Characters `ids` (ids `c000`…), aligned with the applier's columns (the id map's
+    /// tests take them too).
+    pub(in crate::storage::sqlite::apply) fn characters(
+        applier: &mut RowApplier,
+        ids: std::ops::Range<usize>,
+    ) -> Vec<super::super::AlignedRow> {
         let names = applier.columns_of(table_spec("characters").unwrap()).unwrap();
         ids.map(|n| {
             names
