@@ -11,6 +11,34 @@ pub fn is_uuid(bytes: &[u8]) -> bool {
         })
 }
 
+/// The 128 bits of `text` when it is a hyphenated lower-case UUID, the form Lumiverse's
+/// and lvbak's new ids are written in (so [`lower_uuid_text`] gives `text` back); `None`
+/// for any other text. Hot: the server keys a copied row's ids by it.
+pub fn lower_uuid_bits(text: &str) -> Option<u128> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 36 {
+        return None;
+    }
+    let mut bits = 0u128;
+    for (index, &byte) in bytes.iter().enumerate() {
+        let digit = match (index, byte) {
+            (8 | 13 | 18 | 23, b'-') => continue,
+            (8 | 13 | 18 | 23, _) => return None,
+            (_, b'0'..=b'9') => byte - b'0',
+            (_, b'a'..=b'f') => byte - b'a' + 10,
+            _ => return None,
+        };
+        bits = bits << 4 | u128::from(digit);
+    }
+    Some(bits)
+}
+
+/// `bits` as a hyphenated lower-case UUID (the inverse of [`lower_uuid_bits`]).
+pub fn lower_uuid_text(bits: u128) -> String {
+    let mut text = uuid::Uuid::encode_buffer();
+    uuid::Uuid::from_u128(bits).hyphenated().encode_lower(&mut text).to_owned()
+}
+
 /// Where the first UUID of `bytes` at or after `from` starts: standing alone (no hex digit
 /// either side), or with `quoted_only` a whole JSON string. Found from its first hyphen
 /// (`memchr`), so text without one is passed over at memory speed.
@@ -57,4 +85,31 @@ pub fn rewrite_uuids<E>(
     }
     out.push_str(&text[copied..]);
     Ok(Some(out))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A lower-case hyphenated UUID has bits that write it back as it was; any other text
+    /// (upper case, braces, no hyphens, a hyphen moved, one digit short) has none.
+    #[test]
+    fn lower_uuids_and_their_bits_go_both_ways() {
+        let text = "0b7f2c1e-3a4d-4e5f-8a9b-0c1d2e3f4a5b";
+        let bits = lower_uuid_bits(text).unwrap();
+        assert_eq!(bits, 0x0b7f2c1e_3a4d_4e5f_8a9b_0c1d2e3f4a5b);
+        assert_eq!(lower_uuid_text(bits), text);
+        for other in [
+            "0B7F2C1E-3A4D-4E5F-8A9B-0C1D2E3F4A5B",
+            "{0b7f2c1e-3a4d-4e5f-8a9b-0c1d2e3f4a5b}",
+            "0b7f2c1e3a4d4e5f8a9b0c1d2e3f4a5b",
+            "0b7f2c1e3-a4d-4e5f-8a9b-0c1d2e3f4a5b",
+            "0b7f2c1e-3a4d-4e5f-8a9b-0c1d2e3f4a5",
+            "0b7f2c1e-3a4d-4e5f-8a9b-0c1d2e3f4a5g",
+            "c042",
+        ] {
+            assert_eq!(lower_uuid_bits(other), None, "{other}");
+        }
+    }
 }

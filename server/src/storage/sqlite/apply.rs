@@ -34,6 +34,7 @@ use super::{quoted, Database, DbError, DbResult};
 
 mod ending;
 mod files;
+mod held_copies;
 mod id_map;
 mod import_rows;
 mod owners;
@@ -42,6 +43,7 @@ mod preview;
 mod remap;
 mod rows;
 mod settings;
+mod staged_pairs;
 
 use crate::policy::ids::NEW_ID_BYTES;
 pub(crate) use crate::policy::ownership::Owner;

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0007_file_name_indexes.sql"),
     include_str!("../../../migrations/0008_hostile_users.sql"),
     include_str!("../../../migrations/0009_id_map_staged.sql"),
+    include_str!("../../../migrations/0010_id_map_staged_pairs.sql"),
 ];
 
 /// Applies every migration the database has not seen yet, each in one transaction.
@@ -169,5 +170,38 @@ mod tests {
              ('lvbak_chats_user', 'lvbak_dream_weaver_sessions_user', 'lvbak_dream_weaver_sessions_number')",
         );
         assert_eq!(indexes, 3);
+    }
+
+    /// Copies an interrupted import staged a row each (before migration 0010) join the id
+    /// map, those of a deleted account excepted, and the staged table starts over in its
+    /// new form.
+    #[test]
+    fn copies_staged_the_old_way_join_the_id_map() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        migrate_to(&mut connection, 9).unwrap();
+        connection
+            .execute_batch(
+                r#"
+                PRAGMA foreign_keys = OFF;
+                INSERT INTO "user" (id, name, email) VALUES ('u1', 'one', 'a@x');
+                INSERT INTO lvbak_id_map (user_id, original_id, table_name, new_id) VALUES ('u1', 'a', 'characters', 'a1');
+                INSERT INTO lvbak_id_map_staged (user_id, original_id, table_name, new_id)
+                    VALUES ('u1', 'b', 'characters', 'b1'), ('u1', 'a', 'characters', 'a2'), ('gone', 'c', 'chats', 'c1');
+                "#,
+            )
+            .unwrap();
+        migrate(&mut connection).unwrap();
+        let map: Vec<(String, String, String)> = connection
+            .prepare("SELECT user_id, original_id, new_id FROM lvbak_id_map ORDER BY 1, 2")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected = [("u1", "a", "a1"), ("u1", "b", "b1")];
+        assert_eq!(map, expected.map(|(u, o, n)| (u.to_string(), o.to_string(), n.to_string())));
+        assert_eq!(count(&connection, "SELECT COUNT(*) FROM lvbak_id_map_staged"), 0);
+        let names: Vec<String> = columns(&connection, "lvbak_id_map_staged").into_iter().map(|c| c.0).collect();
+        assert_eq!(names, ["id", "user_id", "table_name", "pairs"]);
     }
 }

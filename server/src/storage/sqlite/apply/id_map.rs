@@ -3,8 +3,9 @@
 //! copies then rewrote most of the map's pages at every commit (a 500,000-character copy
 //! wrote 0.4 GB more than its rows), but
 //!
-//! - appended to `lvbak_id_map_staged` (migration 0009) in the copies' own transaction, so a
-//!   committed copy is always recorded somewhere durable;
+//! - appended to `lvbak_id_map_staged` (migrations 0009 and 0010) in the copies' own
+//!   transaction, so a committed copy is always recorded somewhere durable: a row per batch
+//!   and table, its pairs packed in a blob (`staged_pairs`);
 //! - kept for this import's lookups in memory ([`Copies`]: an in-memory table of SQLite's
 //!   took 2.5 µs a copy, and a temporary one larger than its page cache took the main
 //!   database's pages — the build's page caches share one LRU list — read again for every
@@ -21,119 +22,13 @@
 
 use foldhash::{HashMap, HashMapExt as _};
 
+use super::held_copies::{Copies, Merged};
 use super::owners::IDS_PER_STATEMENT;
+use super::staged_pairs;
 use super::*;
-
-/// What the copies held in memory may take (keys, values, the maps' slots) before they
-/// are added to the id map.
-const COPIES_BYTES: u64 = 24 << 20;
-/// What a copy held in memory costs besides its ids.
-const COPY_BYTES: u64 = 64;
-
-/// This import's copies not yet in the id map: table → archive id → new id, bounded in
-/// bytes and counted in the instance's memory budget.
-#[derive(Debug, Default)]
-pub(super) struct Copies {
-    map: HashMap<&'static str, HashMap<Box<str>, Box<str>>>,
-    bytes: u64,
-    /// Past [`COPIES_BYTES`], or the budget refused more: to be merged after the batch.
-    full: bool,
-    memory: Option<crate::memory::Held>,
-}
-
-impl Copies {
-    /// The copy of `original` of `table` (of any table: `None`).
-    pub fn get(&self, table: Option<&str>, original: &str) -> Option<&str> {
-        match table {
-            Some(table) => self.map.get(table)?.get(original).map(|id| &**id),
-            None => self.map.values().find_map(|copies| copies.get(original)).map(|id| &**id),
-        }
-    }
-
-    fn insert(&mut self, table: &'static str, original: &str, new_id: &str) {
-        let cost = (original.len() + new_id.len()) as u64 + COPY_BYTES;
-        self.map.entry(table).or_default().insert(original.into(), new_id.into());
-        self.bytes += cost;
-        // The filter of merged ids is counted with them.
-        let covered = self.memory.as_mut().is_none_or(|held| held.try_cover(self.bytes + MERGED_BITS as u64 / 8));
-        if self.bytes >= COPIES_BYTES || !covered {
-            self.full = true;
-        }
-    }
-
-    /// Counts what the copies hold in `budget`.
-    pub fn count_in(&mut self, budget: &crate::memory::MemoryBudget) {
-        let mut held = budget.hold();
-        if !held.try_cover(self.bytes + MERGED_BITS as u64 / 8) {
-            self.full = true;
-        }
-        self.memory = Some(held);
-    }
-
-    /// The copies in the id map's key order: (original, table, new id).
-    fn sorted(&self) -> Vec<(&str, &'static str, &str)> {
-        let mut all: Vec<(&str, &'static str, &str)> = self
-            .map
-            .iter()
-            .flat_map(|(table, copies)| copies.iter().map(|(original, new_id)| (&**original, *table, &**new_id)))
-            .collect();
-        all.sort_unstable();
-        all
-    }
-
-    fn clear(&mut self) {
-        self.map = HashMap::new();
-        (self.bytes, self.full) = (0, false);
-        if let Some(held) = &mut self.memory {
-            held.shrink_to(MERGED_BITS as u64 / 8);
-        }
-    }
-}
 
 /// Id map rows written by one statement (two parameters each besides the user and table).
 const ROWS_PER_STATEMENT: usize = 64;
-
-/// Bits of [`Merged`]'s filter (1 MiB).
-const MERGED_BITS: usize = 1 << 23;
-
-/// The archive ids whose copies this import added to the map, as a Bloom filter of a fixed
-/// size: an id it may hold is looked up in the map, one it cannot hold is not (a second
-/// account restoring 500,000 rows looked each up). Past a few million ids it holds most
-/// ids, which costs lookups, never a wrong answer.
-/// ids, which costs lookups, never a wrong answer. Made at the first id (`fastbloom`'s
-/// filter, hashed with a random seed: an archive cannot choose ids that all collide).
-#[derive(Debug, Default)]
-pub(super) struct Merged {
-    filter: Option<fastbloom::BloomFilter<foldhash::quality::RandomState>>,
-}
-
-impl Merged {
-    fn insert(&mut self, original: &str) {
-        self.filter
-            .get_or_insert_with(|| {
-                fastbloom::BloomFilter::with_num_bits(MERGED_BITS)
-                    .hasher(foldhash::quality::RandomState::default())
-                    .hashes(4)
-            })
-            .insert(original);
-    }
-
-    /// Whether `original` may have been added.
-    pub fn may_hold(&self, original: &str) -> bool {
-        self.filter.as_ref().is_some_and(|filter| filter.contains(original))
-    }
-}
-
-/// `INSERT OR IGNORE` of `rows` pairs into the staged copies: `?1` the user, `?2` the
-/// table, then each pair's original and new id (`OR IGNORE`: a statement that cannot fail
-/// midway keeps no statement journal).
-fn staged_insert(rows: usize) -> String {
-    let values: Vec<String> = (0..rows).map(|row| format!("(?1, ?{}, ?2, ?{})", 3 + 2 * row, 4 + 2 * row)).collect();
-    format!(
-        "INSERT OR IGNORE INTO lvbak_id_map_staged (user_id, original_id, table_name, new_id) VALUES {}",
-        values.join(", ")
-    )
-}
 
 /// `INSERT OR IGNORE` of `rows` id map rows: `?1` the user, then each row's original id,
 /// table and new id.
@@ -146,28 +41,45 @@ fn map_insert(rows: usize) -> String {
     )
 }
 
+/// Adds `sorted` (original, table, new id: in the map's key order) to the id map of
+/// `user_id`.
+fn add_to_map<T: AsRef<str>>(connection: &Connection, user_id: &str, sorted: &[(T, &str, T)]) -> DbResult<()> {
+    let (many, one) = (map_insert(ROWS_PER_STATEMENT), map_insert(1));
+    let full = sorted.len() - sorted.len() % ROWS_PER_STATEMENT;
+    for chunk in sorted[..full].chunks(ROWS_PER_STATEMENT).chain(sorted[full..].chunks(1)) {
+        let values = std::iter::once(user_id).chain(chunk.iter().flat_map(|(o, t, n)| [o.as_ref(), *t, n.as_ref()]));
+        let sql = if chunk.len() == 1 { &one } else { &many };
+        connection.prepare_cached(sql)?.execute(rusqlite::params_from_iter(values))?;
+    }
+    Ok(())
+}
+
 /// Adds the staged copies of `user_id` (every import's: an interrupted one left its own)
-/// to the id map, in the map's key order, and forgets them; how many were added. Runs
+/// to the id map, a staged row at a time, and forgets them; how many were added. Runs
 /// inside the caller's write transaction.
 pub(super) fn merge_staged(connection: &Connection, user_id: &str) -> DbResult<u64> {
-    let added = connection.execute(
-        "INSERT OR IGNORE INTO lvbak_id_map (user_id, original_id, table_name, new_id) \
-         SELECT user_id, original_id, table_name, new_id FROM lvbak_id_map_staged WHERE user_id = ?1 \
-         ORDER BY original_id, table_name",
-        [user_id],
-    )?;
-    // Nobody else's staged: the table emptied at once rather than row by row.
-    let others: bool = connection.query_row(
-        "SELECT EXISTS (SELECT 1 FROM lvbak_id_map_staged WHERE user_id <> ?1)",
-        [user_id],
-        |row| row.get(0),
-    )?;
-    if others {
-        connection.execute("DELETE FROM lvbak_id_map_staged WHERE user_id = ?1", [user_id])?;
-    } else {
-        connection.execute("DELETE FROM lvbak_id_map_staged", [])?;
+    let mut added = 0;
+    let mut after = 0i64;
+    loop {
+        let row: Option<(i64, String, Vec<u8>)> = connection
+            .prepare_cached(
+                "SELECT id, table_name, pairs FROM lvbak_id_map_staged WHERE user_id = ?1 AND id > ?2 \
+                 ORDER BY id LIMIT 1",
+            )?
+            .query_row(rusqlite::params![user_id, after], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()?;
+        let Some((id, table, pairs)) = row else { break };
+        after = id;
+        let pairs = staged_pairs::decode(&pairs)
+            .ok_or_else(|| DbError::Invalid(format!("staged copies {id} of {user_id} cannot be read")))?;
+        let mut sorted: Vec<(&str, &str, &str)> =
+            pairs.iter().map(|(original, new_id)| (original.as_str(), table.as_str(), new_id.as_str())).collect();
+        sorted.sort_unstable();
+        add_to_map(connection, user_id, &sorted)?;
+        added += sorted.len() as u64;
     }
-    Ok(added as u64)
+    connection.execute("DELETE FROM lvbak_id_map_staged WHERE user_id = ?1", [user_id])?;
+    Ok(added)
 }
 
 /// Adds `copies` (this import's staged ones, above `before`) to the id map in the order of
@@ -175,13 +87,7 @@ pub(super) fn merge_staged(connection: &Connection, user_id: &str) -> DbResult<u
 fn merge_copies_in(connection: &Connection, user_id: &str, before: i64, copies: &Copies) -> DbResult<()> {
     let started = std::time::Instant::now();
     let sorted = copies.sorted();
-    let (many, one) = (map_insert(ROWS_PER_STATEMENT), map_insert(1));
-    let full = sorted.len() - sorted.len() % ROWS_PER_STATEMENT;
-    for chunk in sorted[..full].chunks(ROWS_PER_STATEMENT).chain(sorted[full..].chunks(1)) {
-        let values = std::iter::once(user_id).chain(chunk.iter().flat_map(|(o, t, n)| [*o, *t, *n]));
-        let sql = if chunk.len() == 1 { &one } else { &many };
-        connection.prepare_cached(sql)?.execute(rusqlite::params_from_iter(values))?;
-    }
+    add_to_map(connection, user_id, &sorted)?;
     connection.execute(
         "DELETE FROM lvbak_id_map_staged WHERE id > ?2 AND user_id = ?1",
         rusqlite::params![user_id, before],
@@ -198,15 +104,19 @@ pub(crate) fn merge_all_staged(connection: &mut Connection) -> DbResult<u64> {
         return Ok(0);
     }
     let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let added = transaction.execute(
-        "INSERT OR IGNORE INTO lvbak_id_map (user_id, original_id, table_name, new_id) \
-         SELECT user_id, original_id, table_name, new_id FROM lvbak_id_map_staged \
-         WHERE user_id IN (SELECT id FROM \"user\") ORDER BY user_id, original_id, table_name",
-        [],
-    )?;
+    let users: Vec<String> = transaction
+        .prepare(
+            "SELECT DISTINCT user_id FROM lvbak_id_map_staged WHERE user_id IN (SELECT id FROM \"user\") ORDER BY 1",
+        )?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut added = 0;
+    for user in users {
+        added += merge_staged(&transaction, &user)?;
+    }
     transaction.execute("DELETE FROM lvbak_id_map_staged", [])?;
     transaction.commit()?;
-    Ok(added as u64)
+    Ok(added)
 }
 
 /// Where an import's copies stand (part of `remap::Remaps`).
@@ -272,7 +182,7 @@ impl RowApplier {
         let mut earlier = HashMap::new();
         for (original, mine) in pairs {
             match self.remaps.staging.copies.get(Some(table), original) {
-                Some(copy) if copy != *mine => drop(earlier.insert(original.to_string(), copy.to_string())),
+                Some(copy) if copy != *mine => drop(earlier.insert(original.to_string(), copy)),
                 _ => {}
             }
         }
@@ -306,13 +216,9 @@ impl RowApplier {
         if pairs.is_empty() {
             return Ok(());
         }
-        let (many, one) = (staged_insert(ROWS_PER_STATEMENT), staged_insert(1));
-        let full = pairs.len() - pairs.len() % ROWS_PER_STATEMENT;
-        for chunk in pairs[..full].chunks(ROWS_PER_STATEMENT).chain(pairs[full..].chunks(1)) {
-            let values = [self.user_id.as_str(), table].into_iter().chain(chunk.iter().flat_map(|(o, n)| [*o, *n]));
-            let sql = if chunk.len() == 1 { &one } else { &many };
-            self.connection.prepare_cached(sql)?.execute(rusqlite::params_from_iter(values))?;
-        }
+        self.connection
+            .prepare_cached("INSERT INTO lvbak_id_map_staged (user_id, table_name, pairs) VALUES (?1, ?2, ?3)")?
+            .execute(rusqlite::params![self.user_id, table, staged_pairs::encode(pairs)])?;
         for (original, new_id) in pairs {
             self.remaps.staging.copies.insert(table, original, new_id);
         }
@@ -362,9 +268,7 @@ impl RowApplier {
             // Merged from what was staged: which ids is not known here.
             staging.mapped = true;
         }
-        for copies in staging.copies.map.values() {
-            copies.keys().for_each(|original| staging.merged.insert(original));
-        }
+        staging.copies.add_originals_to(&mut staging.merged);
         (staging.staged, staging.lost) = (false, false);
         staging.copies.clear();
         // The cache may say "not copied" of ids the map now has.
@@ -414,9 +318,16 @@ mod tests {
         let count = |sql: &str| connection.query_row(sql, [user], |row| row.get(0)).unwrap();
         (
             count("SELECT count(*) FROM lvbak_id_map WHERE user_id = ?1"),
-            count("SELECT count(*) FROM lvbak_id_map_staged WHERE user_id = ?1"),
+            staged_count(&connection, user),
             count("SELECT count(*) FROM characters WHERE user_id = ?1"),
         )
+    }
+
+    /// How many copies of `user` are staged.
+    fn staged_count(connection: &Connection, user: &str) -> i64 {
+        let mut statement = connection.prepare("SELECT pairs FROM lvbak_id_map_staged WHERE user_id = ?1").unwrap();
+        let blobs = statement.query_map([user], |row| row.get::<_, Vec<u8>>(0)).unwrap();
+        blobs.map(|blob| staged_pairs::decode(&blob.unwrap()).unwrap().len() as i64).sum()
     }
 
     /// A data directory where `u1` holds characters 0..100 and `u2` exists.
@@ -564,15 +475,5 @@ mod tests {
         assert_eq!(counts(&database, "u2"), (20, 0, 20));
         drop(database);
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn the_filter_of_merged_ids_holds_what_it_was_given() {
-        let mut merged = Merged::default();
-        assert!(!merged.may_hold("a"));
-        (0..10_000).for_each(|n| merged.insert(&format!("id-{n}")));
-        assert!((0..10_000).all(|n| merged.may_hold(&format!("id-{n}"))));
-        let wrong = (10_000..20_000).filter(|n| merged.may_hold(&format!("id-{n}"))).count();
-        assert!(wrong < 10, "{wrong} false answers");
     }
 }

@@ -69,7 +69,7 @@ impl RowApplier {
         }
         // This import's copies are not in the cache, but in memory of their own.
         if let Some(copy) = self.remaps.staging.copies.get(table, original) {
-            return Ok(Some(copy.to_string()));
+            return Ok(Some(copy));
         }
         // An id remapped in any table answers for "any table" (copies are remembered
         // under their table only).
