@@ -261,3 +261,69 @@ async fn runs_written_by_copy_export_as_on_sqlite() {
         &with_copies_named(postgres_export.clone(), &[]),
     );
 }
+
+/// A run whose `COPY` has sent most of its rows when it meets rows that are there already
+/// (the last hundred of a thousand, in key order: seven of its chunks have gone out) is
+/// taken back whole and goes in by `INSERT … ON CONFLICT`: no row is lost or written twice,
+/// and each is counted once — the importer's own rows skipped, another account's copied
+/// under new ids — as on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_meeting_existing_rows_late_in_its_run_loses_and_doubles_nothing() {
+    let seeded_dir = scratch("seeded");
+    let seeded = Arc::new(Store::open(&seeded_dir.0).await.unwrap());
+    let holder = seeded.accounts().create_user("id-holder", "holder", "hash", 1).await.unwrap();
+    let options = crate::seed::SeedOptions {
+        characters: 0,
+        chats: 0,
+        messages_per_chat: 0,
+        images: 0,
+        vectors: 0,
+        secrets: 0,
+        bulk_characters: 1000,
+        ..crate::seed::SeedOptions::default()
+    };
+    crate::seed::seed(&seeded, &holder, options, 1_700_000_000).await.unwrap();
+    let whole = archive_of(&seeded, &holder, "whole").await;
+    let raw = rusqlite::Connection::open(seeded_dir.0.join("lvbak.sqlite")).unwrap();
+    raw.execute("DELETE FROM characters WHERE id NOT IN (SELECT id FROM characters ORDER BY id DESC LIMIT 100)", [])
+        .unwrap();
+    let last_hundred = archive_of(&seeded, &holder, "last-hundred").await;
+
+    // Alice has the last hundred; then she imports all thousand (her own rows met late), or
+    // Bob does (another account's rows met late). Each on a fresh store of each backend.
+    for (bob_imports, expected) in [(false, [(100, 0, 0), (900, 100, 0)]), (true, [(100, 0, 0), (1000, 0, 100)])] {
+        let database = test_database().await;
+        let url = DatabaseUrl { config: database.config.clone() };
+        let (sqlite_dir, postgres_dir) = (scratch("sqlite"), scratch("postgres"));
+        let sqlite = Arc::new(Store::open(&sqlite_dir.0).await.unwrap());
+        let postgres = Arc::new(Store::open_with(&postgres_dir.0, None, Some(&url)).await.unwrap());
+        let mut runs = Vec::new();
+        for store in [sqlite, postgres] {
+            let alice = store.accounts().create_user("id-alice", "alice", "h", 1).await.unwrap();
+            let bob = store.accounts().create_user("id-bob", "bob", "h", 1).await.unwrap();
+            let second = if bob_imports { bob } else { alice.clone() };
+            let (whole, last_hundred) = (whole.clone(), last_hundred.clone());
+            runs.push(
+                tokio::task::spawn_blocking(move || {
+                    let summaries = [(&alice, &last_hundred), (&second, &whole)]
+                        .map(|(user, archive)| import(&store, &user.id, archive))
+                        .to_vec();
+                    (summaries, export(&store, &second))
+                })
+                .await
+                .unwrap(),
+            );
+        }
+        let ((sqlite_summaries, _), (postgres_summaries, second_export)) = (&runs[0], &runs[1]);
+        assert_eq!(sqlite_summaries, postgres_summaries, "the imports' summaries (Bob imports: {bob_imports})");
+        let counts = |summary: &serde_json::Value| {
+            let characters = &summary["summary"]["characters"];
+            let count = |key: &str| characters[key].as_u64().unwrap_or(0);
+            (count("imported"), count("skipped"), count("remapped"))
+        };
+        let counted: Vec<_> = postgres_summaries.iter().map(counts).collect();
+        assert_eq!(counted, expected, "Bob imports: {bob_imports}");
+        let lines = second_export["database/characters.ndjson"].split(|&byte| byte == b'\n');
+        assert_eq!(lines.filter(|line| !line.is_empty()).count(), 1000, "Bob imports: {bob_imports}");
+    }
+}

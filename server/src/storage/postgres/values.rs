@@ -60,25 +60,6 @@ impl TypedColumn {
         }
     }
 
-    /// The type of one value (what a binary `COPY` writes).
-    pub(crate) fn value_type(&self) -> tokio_postgres::types::Type {
-        use tokio_postgres::types::Type;
-        match self {
-            Self::Integer(_) => Type::INT8,
-            Self::Real(_) => Type::FLOAT8,
-            Self::Text(_) => Type::TEXT,
-        }
-    }
-
-    /// The value at `row`, for a binary `COPY`.
-    pub(crate) fn value_at(&self, row: usize) -> &(dyn tokio_postgres::types::ToSql + Sync) {
-        match self {
-            Self::Integer(values) => &values[row],
-            Self::Real(values) => &values[row],
-            Self::Text(values) => &values[row],
-        }
-    }
-
     pub(crate) fn as_param(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
         match self {
             Self::Integer(values) => values,
@@ -95,29 +76,6 @@ impl TypedColumn {
             Self::Text(values) => values[row].clone(),
         }
     }
-}
-
-/// An `lvbak_odd` object's text as a JSONB value, for a binary `COPY` (JSONB's binary form
-/// is a version byte, 1, then the text).
-#[derive(Debug)]
-pub(crate) struct OddJson<'a>(pub(crate) &'a str);
-
-impl tokio_postgres::types::ToSql for OddJson<'_> {
-    fn to_sql(
-        &self,
-        _: &tokio_postgres::types::Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        out.extend_from_slice(&[1]);
-        out.extend_from_slice(self.0.as_bytes());
-        Ok(tokio_postgres::types::IsNull::No)
-    }
-
-    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
-        *ty == tokio_postgres::types::Type::JSONB
-    }
-
-    tokio_postgres::types::to_sql_checked!();
 }
 
 /// Where a stored value goes in a column of `affinity`: its typed value, and the odd entry

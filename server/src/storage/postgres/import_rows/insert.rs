@@ -16,7 +16,7 @@ use super::{quoted, DbError, DbResult, Params, Plan, PostgresRowApplier};
 use crate::policy::ids::fresh_ids;
 use crate::policy::ownership::{merge, Merge, Owner};
 use crate::policy::rows::AlignedRow;
-use crate::storage::postgres::values::{odd_object, place, TypedColumn};
+use crate::storage::postgres::values::{odd_object, place, Typed, TypedColumn};
 use crate::util::new_id;
 use lvbak_core::registry::{Ownership, TableSpec};
 
@@ -89,37 +89,29 @@ impl PostgresRowApplier {
                 start = end;
                 continue;
             };
+            if let Some(copied) = self.copied(spec, plan, kind, &columns, key, &rows[start..end])? {
+                inserted += copied.inserted;
+                bytes += copied.bytes;
+                refused.extend(copied.refused.into_iter().map(|offset| start + offset));
+                start = end;
+                continue;
+            }
             let mut values: Vec<TypedColumn> =
                 columns.iter().map(|&index| TypedColumn::new(plan.affinities[index], 0)).collect();
             let mut odds: Vec<Option<String>> = Vec::new();
             let mut positions = Vec::new();
             for (position, row) in rows.iter().enumerate().take(end).skip(start) {
-                let mut placed = Vec::with_capacity(columns.len());
-                let mut odd = Map::new();
-                for &index in &columns {
-                    let stored = self
-                        .stored_values
-                        .stored(plan.affinities[index], row[index].as_ref().unwrap_or(&Value::Null))?;
-                    let (typed, entry) = place(plan.affinities[index], stored);
-                    if let Some(entry) = entry {
-                        odd.insert(plan.names[index].clone(), entry);
-                    }
-                    placed.push(typed);
-                }
-                if odd.contains_key(&plan.names[key]) {
+                let Some((placed, odd)) = self.placed_row(plan, &columns, key, row)? else {
                     refused.push(position);
                     continue;
-                }
+                };
                 for (column, typed) in values.iter_mut().zip(placed) {
                     column.push(typed);
                 }
-                odds.push(odd_object(odd));
+                odds.push(odd);
                 positions.push(position);
             }
-            if self.copied(spec, plan, kind, &columns, &values, &odds)? {
-                inserted += positions.len() as u64;
-                bytes += positions.iter().map(|&position| plan.charge.bytes(rows[position])).sum::<u64>();
-            } else if !positions.is_empty() {
+            if !positions.is_empty() {
                 let sql = insert_sql(spec, plan, &columns, &values, key);
                 let mut params: Vec<&(dyn ToSql + Sync)> = values.iter().map(TypedColumn::as_param).collect();
                 params.push(&odds);
@@ -139,6 +131,33 @@ impl PostgresRowApplier {
             start = end;
         }
         Ok((ignored, inserted, bytes, refused))
+    }
+
+    /// The values of `row`'s `columns` where PostgreSQL keeps them (`values::place`): the
+    /// typed ones and the odd values' object; `None` when its key (column `key`) is a value
+    /// the key column cannot hold (the row is refused).
+    pub(super) fn placed_row(
+        &self,
+        plan: &Plan,
+        columns: &[usize],
+        key: usize,
+        row: &AlignedRow,
+    ) -> DbResult<Option<(Vec<Typed>, Option<String>)>> {
+        let mut placed = Vec::with_capacity(columns.len());
+        let mut odd = Map::new();
+        for &index in columns {
+            let stored =
+                self.stored_values.stored(plan.affinities[index], row[index].as_ref().unwrap_or(&Value::Null))?;
+            let (typed, entry) = place(plan.affinities[index], stored);
+            if let Some(entry) = entry {
+                odd.insert(plan.names[index].clone(), entry);
+            }
+            placed.push(typed);
+        }
+        if odd.contains_key(&plan.names[key]) {
+            return Ok(None);
+        }
+        Ok(Some((placed, odd_object(odd))))
     }
 
     /// Runs an `INSERT` of a run of rows under a generic plan (made once per statement):
