@@ -15,22 +15,29 @@ pub fn is_uuid(bytes: &[u8]) -> bool {
 /// and lvbak's new ids are written in (so [`lower_uuid_text`] gives `text` back); `None`
 /// for any other text. Hot: the server keys a copied row's ids by it.
 pub fn lower_uuid_bits(text: &str) -> Option<u128> {
+    /// Each byte's value as a lower-case hex digit; 0x80 for any other byte.
+    const DIGITS: [u8; 256] = {
+        let mut digits = [0x80u8; 256];
+        let mut digit = 0;
+        while digit < 16 {
+            digits[b"0123456789abcdef"[digit] as usize] = digit as u8;
+            digit += 1;
+        }
+        digits
+    };
     let bytes = text.as_bytes();
-    if bytes.len() != 36 {
+    if bytes.len() != 36 || bytes[8] != b'-' || bytes[13] != b'-' || bytes[18] != b'-' || bytes[23] != b'-' {
         return None;
     }
-    let mut bits = 0u128;
-    for (index, &byte) in bytes.iter().enumerate() {
-        let digit = match (index, byte) {
-            (8 | 13 | 18 | 23, b'-') => continue,
-            (8 | 13 | 18 | 23, _) => return None,
-            (_, b'0'..=b'9') => byte - b'0',
-            (_, b'a'..=b'f') => byte - b'a' + 10,
-            _ => return None,
-        };
-        bits = bits << 4 | u128::from(digit);
+    let (mut bits, mut other) = (0u128, 0u8);
+    for group in [&bytes[0..8], &bytes[9..13], &bytes[14..18], &bytes[19..23], &bytes[24..36]] {
+        for &byte in group {
+            let digit = DIGITS[usize::from(byte)];
+            other |= digit;
+            bits = bits << 4 | u128::from(digit & 0x0f);
+        }
     }
-    Some(bits)
+    (other & 0x80 == 0).then_some(bits)
 }
 
 /// `bits` as a hyphenated lower-case UUID (the inverse of [`lower_uuid_bits`]).
