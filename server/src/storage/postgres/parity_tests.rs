@@ -185,6 +185,26 @@ async fn rows_on_postgres_export_as_rows_on_sqlite_do() {
     }
 }
 
+/// A SQLite instance in a scratch folder whose user `holder` has `count` bulk characters
+/// and nothing else.
+async fn bulk_characters(count: usize) -> (Scratch, Arc<Store>, UserRecord) {
+    let dir = scratch("seeded");
+    let store = Arc::new(Store::open(&dir.0).await.unwrap());
+    let holder = store.accounts().create_user("id-holder", "holder", "hash", 1).await.unwrap();
+    let options = crate::seed::SeedOptions {
+        characters: 0,
+        chats: 0,
+        messages_per_chat: 0,
+        images: 0,
+        vectors: 0,
+        secrets: 0,
+        bulk_characters: count,
+        ..crate::seed::SeedOptions::default()
+    };
+    crate::seed::seed(&store, &holder, options, 1_700_000_000).await.unwrap();
+    (dir, store, holder)
+}
+
 /// `user`'s export from `store`, as an archive's bytes.
 async fn archive_of(store: &Arc<Store>, user: &UserRecord, archive_id: &str) -> Vec<u8> {
     let (store, user, archive_id) = (store.clone(), user.clone(), archive_id.to_string());
@@ -207,22 +227,10 @@ async fn archive_of(store: &Arc<Store>, user: &UserRecord, archive_id: &str) -> 
 async fn runs_written_by_copy_export_as_on_sqlite() {
     let database = test_database().await;
     let url = DatabaseUrl { config: database.config.clone() };
-    let (sqlite_dir, postgres_dir, seeded_dir) = (scratch("sqlite"), scratch("postgres"), scratch("seeded"));
+    let (sqlite_dir, postgres_dir) = (scratch("sqlite"), scratch("postgres"));
     let sqlite = Arc::new(Store::open(&sqlite_dir.0).await.unwrap());
     let postgres = Arc::new(Store::open_with(&postgres_dir.0, None, Some(&url)).await.unwrap());
-    let seeded = Arc::new(Store::open(&seeded_dir.0).await.unwrap());
-    let holder = seeded.accounts().create_user("id-holder", "holder", "hash", 1).await.unwrap();
-    let options = crate::seed::SeedOptions {
-        characters: 0,
-        chats: 0,
-        messages_per_chat: 0,
-        images: 0,
-        vectors: 0,
-        secrets: 0,
-        bulk_characters: 300,
-        ..crate::seed::SeedOptions::default()
-    };
-    crate::seed::seed(&seeded, &holder, options, 1_700_000_000).await.unwrap();
+    let (seeded_dir, seeded, holder) = bulk_characters(300).await;
     let raw = rusqlite::Connection::open(seeded_dir.0.join("lvbak.sqlite")).unwrap();
     raw.execute_batch(
         "UPDATE characters SET updated_at = 'soon' WHERE rowid % 7 = 0;
@@ -269,20 +277,7 @@ async fn runs_written_by_copy_export_as_on_sqlite() {
 /// under new ids — as on SQLite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_meeting_existing_rows_late_in_its_run_loses_and_doubles_nothing() {
-    let seeded_dir = scratch("seeded");
-    let seeded = Arc::new(Store::open(&seeded_dir.0).await.unwrap());
-    let holder = seeded.accounts().create_user("id-holder", "holder", "hash", 1).await.unwrap();
-    let options = crate::seed::SeedOptions {
-        characters: 0,
-        chats: 0,
-        messages_per_chat: 0,
-        images: 0,
-        vectors: 0,
-        secrets: 0,
-        bulk_characters: 1000,
-        ..crate::seed::SeedOptions::default()
-    };
-    crate::seed::seed(&seeded, &holder, options, 1_700_000_000).await.unwrap();
+    let (seeded_dir, seeded, holder) = bulk_characters(1000).await;
     let whole = archive_of(&seeded, &holder, "whole").await;
     let raw = rusqlite::Connection::open(seeded_dir.0.join("lvbak.sqlite")).unwrap();
     raw.execute("DELETE FROM characters WHERE id NOT IN (SELECT id FROM characters ORDER BY id DESC LIMIT 100)", [])
