@@ -14,6 +14,7 @@
 use bytes::BytesMut;
 use futures::SinkExt as _;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{IsNull, ToSql, Type};
 
 use super::{quoted, DbError, DbResult, Plan, PostgresRowApplier};
 use crate::policy::rows::AlignedRow;
@@ -55,36 +56,38 @@ fn copy_sql(spec: &TableSpec, plan: &Plan, columns: &[usize]) -> String {
     format!("COPY {} ({}, lvbak_import, lvbak_odd) FROM STDIN (FORMAT binary)", quoted(spec.name), names.join(", "))
 }
 
-/// One field of binary `COPY`: its length (-1: NULL), then its bytes.
-fn put_field(data: &mut BytesMut, bytes: Option<&[u8]>) -> DbResult<()> {
-    match bytes {
-        None => data.extend_from_slice(&(-1i32).to_be_bytes()),
-        Some(bytes) => {
-            let length = i32::try_from(bytes.len()).map_err(|_| DbError::Invalid("a value over 2 GiB".into()))?;
-            data.extend_from_slice(&length.to_be_bytes());
-            data.extend_from_slice(bytes);
+/// One field of binary `COPY`: its length (-1: NULL), then `value` in `ty`'s binary form,
+/// as `postgres-types` writes it for a statement's parameters.
+fn put_field(data: &mut BytesMut, value: &impl ToSql, ty: &Type) -> DbResult<()> {
+    let length_at = data.len();
+    data.extend_from_slice(&[0; 4]);
+    let length = match value.to_sql(ty, data).map_err(|error| DbError::Invalid(error.to_string()))? {
+        IsNull::Yes => -1,
+        IsNull::No => {
+            i32::try_from(data.len() - length_at - 4).map_err(|_| DbError::Invalid("a value over 2 GiB".into()))?
         }
-    }
+    };
+    data[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
     Ok(())
 }
 
 /// One row in binary `COPY`'s form: the field count, then each placed value (`BIGINT`,
-/// `DOUBLE PRECISION` and `TEXT` as PostgreSQL's binary forms: big-endian integer, IEEE
-/// bits, UTF-8 bytes), the import's number and the odd values' object (`JSONB`: a version
-/// byte, 1, then the text).
+/// `DOUBLE PRECISION`, `TEXT`), the import's number and the odd values' object (`JSONB`,
+/// whose binary form `postgres-types` writes only for serde's values: a version byte, 1,
+/// then the text).
 fn put_row(data: &mut BytesMut, placed: &[Typed], import_id: i64, odd: Option<&str>) -> DbResult<()> {
     let fields = i16::try_from(placed.len() + 2).map_err(|_| DbError::Invalid("too many columns".into()))?;
     data.extend_from_slice(&fields.to_be_bytes());
     for value in placed {
         match value {
-            Typed::Integer(integer) => put_field(data, integer.map(i64::to_be_bytes).as_ref().map(|b| &b[..]))?,
-            Typed::Real(real) => put_field(data, real.map(|r| r.to_bits().to_be_bytes()).as_ref().map(|b| &b[..]))?,
-            Typed::Text(text) => put_field(data, text.as_deref().map(str::as_bytes))?,
+            Typed::Integer(integer) => put_field(data, integer, &Type::INT8)?,
+            Typed::Real(real) => put_field(data, real, &Type::FLOAT8)?,
+            Typed::Text(text) => put_field(data, text, &Type::TEXT)?,
         }
     }
-    put_field(data, Some(&import_id.to_be_bytes()))?;
+    put_field(data, &import_id, &Type::INT8)?;
     match odd {
-        None => put_field(data, None),
+        None => put_field(data, &None::<&str>, &Type::JSONB),
         Some(odd) => {
             let length = i32::try_from(odd.len() + 1).map_err(|_| DbError::Invalid("a value over 2 GiB".into()))?;
             data.extend_from_slice(&length.to_be_bytes());
