@@ -130,6 +130,8 @@ fn migrate(args: &MigrateArgs) -> anyhow::Result<(Moved, &'static str)> {
         let user = runtime.block_on(source.accounts().user_by_name(name))?;
         users.push(user.with_context(|| format!("the account {name} went away"))?);
     }
+    // The id map moves as one table: copies staged beside it join it first.
+    source.db.merge_staged_copies()?;
     let tables = crate::storage::sqlite::copy_out::moved_tables()?;
     let mut moved = Moved { accounts: users.len(), ..Moved::default() };
     for user in &users {

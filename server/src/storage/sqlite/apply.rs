@@ -51,7 +51,7 @@ pub(crate) use crate::policy::quota::Usage;
 use crate::policy::rows::check_row;
 pub(crate) use crate::policy::rows::AlignedRow;
 pub(crate) use ending::IMPORT_TEMP_TABLES;
-pub(crate) use id_map::merge_all_staged;
+pub(crate) use id_map::{merge_all_staged, staged_copies_of};
 use owners::owned_condition;
 use plan::TablePlan;
 use rows::sort_by_id;
@@ -150,7 +150,6 @@ impl Drop for RowApplier {
     /// Whatever batches were applied stay applied, however the import ends.
     fn drop(&mut self) {
         let _ = self.commit();
-        let _ = self.merge_copies();
     }
 }
 
@@ -158,7 +157,7 @@ impl Database {
     /// A writer for one import by `user_id`, whose disk quota is `quota` unless the account
     /// has one of its own.
     pub fn row_applier(&self, user_id: &str, quota: Option<u64>) -> DbResult<RowApplier> {
-        let mut connection = self.connect()?;
+        let connection = self.connect()?;
         connection.pragma_update(None, "foreign_keys", "OFF")?;
         // A bulk writer: a page cache that holds a whole batch.
         connection.pragma_update(None, "cache_size", -CACHE)?;
@@ -167,7 +166,7 @@ impl Database {
             let sql = format!("SELECT coalesce(max(rowid), 0) FROM {}", quoted(spec.name));
             rowids_before.insert(spec.name, connection.query_row(&sql, [], |row| row.get(0))?);
         }
-        let remaps = remap::Remaps::load(&mut connection, &self.gate, user_id)?;
+        let remaps = remap::Remaps::load(&connection, user_id)?;
         let quota = self.quota_of(user_id)?.unwrap_or(quota);
         let before = self.usage_of(user_id)?.unwrap_or(0);
         Ok(RowApplier {
@@ -217,10 +216,8 @@ impl RowApplier {
     /// Lets go of memory that can be rebuilt: the lookup caches and SQLite's page cache
     /// (and the larger cache, for another import to take).
     pub fn release_memory(&mut self) {
-        // The copies held in memory go to the id map.
-        if let Err(error) = self.merge_copies() {
-            tracing::warn!("cannot add an import's copies to the id map yet: {error}");
-        }
+        // The copies held are staged: they are read again when next needed.
+        self.remaps.staging.let_go();
         self.owners.clear();
         self.remaps.forget();
         if self.large_cache.take().is_some() {

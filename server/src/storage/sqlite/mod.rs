@@ -152,11 +152,6 @@ impl Database {
         }
         configure(&connection)?;
         migrations::migrate(&mut connection)?;
-        // Copies an interrupted import staged join the id map before anyone reads it (or,
-        // failing that, when an import of the account next starts).
-        if let Err(error) = apply::merge_all_staged(&mut connection) {
-            tracing::warn!("cannot add the copies interrupted imports staged to the id map: {error}");
-        }
         let gate: Arc<WriteGate> = Arc::default();
         Ok(Self {
             path: path.to_path_buf(),
@@ -188,6 +183,13 @@ impl Database {
     }
 
     /// Runs `work` on the one writer connection (callers are on blocking threads).
+    /// Adds every account's staged copies to the id map, so that `lvbak_id_map` alone
+    /// holds it (before a move to PostgreSQL reads it): how many map rows were added.
+    pub(crate) fn merge_staged_copies(&self) -> DbResult<u64> {
+        let _turn = self.gate.enter(WriteKind::Bulk);
+        apply::merge_all_staged(&mut self.writer.lock())
+    }
+
     fn write<T>(&self, work: impl FnOnce(&mut Connection) -> DbResult<T>) -> DbResult<T> {
         let _turn = self.gate.enter(WriteKind::Short);
         let mut connection = self.writer.lock();

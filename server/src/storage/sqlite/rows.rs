@@ -96,6 +96,9 @@ impl RowSnapshot for TableScan {
             let (table, new_id, original): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
             copies.entry(table).or_default().entry(new_id).or_default().push(original);
         }
+        for (table, original, new_id) in super::apply::staged_copies_of(&self.connection, user_id)? {
+            copies.entry(table).or_default().entry(new_id).or_default().push(original);
+        }
         for spec in TABLES.iter().filter(|spec| spec.primary_key == ["id"]) {
             let copied = copies.get(spec.name);
             let sql = owned_rows_sql(spec)?.replacen("SELECT *", "SELECT id", 1);
@@ -227,7 +230,10 @@ impl Database {
             let mut statement =
                 connection.prepare("SELECT new_id, original_id FROM lvbak_id_map WHERE user_id = ?1")?;
             let pairs = statement.query_map([user_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            Ok(pairs.collect::<Result<_, _>>()?)
+            let mut pairs: Vec<(String, String)> = pairs.collect::<Result<_, _>>()?;
+            let staged = super::apply::staged_copies_of(connection, user_id)?;
+            pairs.extend(staged.into_iter().map(|(_, original, new_id)| (new_id, original)));
+            Ok(pairs)
         })
     }
 

@@ -1,22 +1,34 @@
-//! What an import keeps in memory about the copies it made (see `id_map`): the copies not
-//! yet in the id map ([`Copies`]) and a filter of the archive ids it added there
-//! ([`Merged`]). Ids are held as their 128 bits when they are lower-case UUIDs (an
-//! archive's nearly always, a copy's new id always), as text otherwise: a copy then costs
-//! no allocation, and its key hashes as one number rather than 36 bytes (a second account's
-//! 100,000 copies spent 9% of the import in allocating, hashing and freeing their texts).
+//! What an import keeps in memory about the account's copies (see `id_map`): the staged
+//! copies, earlier imports' and its own ([`Copies`]), and a filter of the archive ids it
+//! added to `lvbak_id_map` ([`Merged`]). Ids are held as their 128 bits when they are
+//! lower-case UUIDs (an archive's nearly always, a copy's new id always), as text
+//! otherwise: a copy then costs no allocation, and its key hashes as one number rather than
+//! 36 bytes (a second account's 100,000 copies spent 9% of the import in allocating,
+//! hashing and freeing their texts). What they take is counted from the maps' slots.
 
 use foldhash::{HashMap, HashMapExt as _};
 use lvbak_core::ids::{lower_uuid_bits, lower_uuid_text};
 
-/// What the copies held in memory may take (keys, values, the maps' slots) before they
-/// are added to the id map.
-pub(super) const COPIES_BYTES: u64 = 24 << 20;
-/// What a copy held as two UUIDs costs (both ids, the map's slot, room to grow).
-const UUID_COPY_BYTES: u64 = 80;
-/// What a copy held as text costs besides its ids' bytes.
-const TEXT_COPY_BYTES: u64 = 64;
+use super::staged_pairs::Pair;
+
+/// What the copies held in memory may take (the maps' slots and the texts' bytes) before
+/// they are added to the id map: a second account's 500,000 copied characters take
+/// 34.6 MB (2^20 slots of two UUIDs), 900,000 copies would take twice that.
+pub(super) const COPIES_BYTES: u64 = 40 << 20;
+/// A map's slot: two UUIDs (or two boxed texts, whose bytes are counted apart) and the
+/// slot's control byte.
+const SLOT_BYTES: u64 = 33;
 /// Bits of [`Merged`]'s filter (1 MiB).
 pub(super) const MERGED_BITS: usize = 1 << 23;
+
+/// What a map that can hold `capacity` entries takes: `hashbrown` keeps at most 7/8 of a
+/// power of two of slots full.
+fn slots_bytes(capacity: usize) -> u64 {
+    if capacity == 0 {
+        return 0;
+    }
+    (capacity as u64 * 8).div_ceil(7).next_power_of_two() * SLOT_BYTES
+}
 
 /// One table's copies: archive id → new id.
 #[derive(Debug, Default)]
@@ -38,14 +50,20 @@ impl TableCopies {
     fn len(&self) -> usize {
         self.uuids.len() + self.texts.len()
     }
+
+    /// What the maps' slots take, with room for `more` UUID pairs.
+    fn slots_bytes(&self, more: usize) -> u64 {
+        slots_bytes(self.uuids.capacity().max(self.uuids.len() + more)) + slots_bytes(self.texts.capacity())
+    }
 }
 
-/// This import's copies not yet in the id map: table → archive id → new id, bounded in
-/// bytes and counted in the instance's memory budget.
+/// The copies of the account that are staged (see `id_map`): table → archive id → new id,
+/// bounded in bytes and counted in the instance's memory budget.
 #[derive(Debug, Default)]
 pub(super) struct Copies {
     map: HashMap<&'static str, TableCopies>,
-    bytes: u64,
+    /// The bytes of the texts held.
+    text_bytes: u64,
     /// Past [`COPIES_BYTES`], or the budget refused more: to be merged after the batch.
     pub full: bool,
     memory: Option<crate::memory::Held>,
@@ -60,38 +78,74 @@ impl Copies {
         }
     }
 
+    /// What the copies take, with room for `more` UUID pairs of `table`.
+    fn bytes_with(&self, table: &str, more: usize) -> u64 {
+        let slots: u64 =
+            self.map.iter().map(|(name, copies)| copies.slots_bytes(if *name == table { more } else { 0 })).sum();
+        let new_table = if self.map.contains_key(table) { 0 } else { slots_bytes(more) };
+        slots + new_table + self.text_bytes
+    }
+
+    /// Whether `more` copies of `table` can be held as well (within [`COPIES_BYTES`] and
+    /// the budget, counting the filter of merged ids): if not, the copies held are merged
+    /// before they come.
+    pub fn has_room_for(&mut self, table: &str, more: usize) -> bool {
+        let bytes = self.bytes_with(table, more);
+        !self.full
+            && bytes <= COPIES_BYTES
+            && self.memory.as_mut().is_none_or(|held| held.try_cover(bytes + MERGED_BITS as u64 / 8))
+    }
+
     pub fn insert(&mut self, table: &'static str, original: &str, new_id: &str) {
+        match (lower_uuid_bits(original), lower_uuid_bits(new_id)) {
+            (Some(original), Some(new_id)) => self.insert_pair(table, Pair::Uuids(original, new_id)),
+            _ => self.insert_pair(table, Pair::Texts(original, new_id)),
+        }
+    }
+
+    /// Holds a pair as staged (see `staged_pairs`).
+    pub fn insert_pair(&mut self, table: &'static str, pair: Pair<'_>) {
         let copies = self.map.entry(table).or_default();
-        self.bytes += match (lower_uuid_bits(original), lower_uuid_bits(new_id)) {
-            (Some(original), Some(new_id)) => {
+        let grows = match pair {
+            Pair::Uuids(original, new_id) => {
+                let grows = copies.uuids.len() == copies.uuids.capacity();
                 copies.uuids.insert(original, new_id);
-                UUID_COPY_BYTES
+                grows
             }
-            _ => {
+            Pair::Texts(original, new_id) => {
+                self.text_bytes += (original.len() + new_id.len()) as u64;
                 copies.texts.insert(original.into(), new_id.into());
-                (original.len() + new_id.len()) as u64 + TEXT_COPY_BYTES
+                true
             }
         };
-        // The filter of merged ids is counted with them.
-        let covered = self.memory.as_mut().is_none_or(|held| held.try_cover(self.bytes + MERGED_BITS as u64 / 8));
-        if self.bytes >= COPIES_BYTES || !covered {
-            self.full = true;
+        if grows {
+            let bytes = self.bytes_with(table, 0);
+            // The filter of merged ids is counted with them.
+            let covered = self.memory.as_mut().is_none_or(|held| held.try_cover(bytes + MERGED_BITS as u64 / 8));
+            if bytes > COPIES_BYTES || !covered {
+                self.full = true;
+            }
         }
     }
 
     /// Counts what the copies hold in `budget`.
     pub fn count_in(&mut self, budget: &crate::memory::MemoryBudget) {
         let mut held = budget.hold();
-        if !held.try_cover(self.bytes + MERGED_BITS as u64 / 8) {
+        if !held.try_cover(self.bytes_with("", 0) + MERGED_BITS as u64 / 8) {
             self.full = true;
         }
         self.memory = Some(held);
     }
 
+    /// How many copies are held.
+    pub fn len(&self) -> usize {
+        self.map.values().map(TableCopies::len).sum()
+    }
+
     /// The copies in the id map's key order: (original, table, new id). (A UUID's bits
     /// sort as its lower-case text does.)
     pub fn sorted(&self) -> Vec<(String, &'static str, String)> {
-        let mut all = Vec::with_capacity(self.map.values().map(TableCopies::len).sum());
+        let mut all = Vec::with_capacity(self.len());
         for (table, copies) in &self.map {
             all.extend(copies.uuids.iter().map(|(o, n)| (lower_uuid_text(*o), *table, lower_uuid_text(*n))));
             all.extend(copies.texts.iter().map(|(o, n)| (o.to_string(), *table, n.to_string())));
@@ -110,7 +164,7 @@ impl Copies {
 
     pub fn clear(&mut self) {
         self.map = HashMap::new();
-        (self.bytes, self.full) = (0, false);
+        (self.text_bytes, self.full) = (0, false);
         if let Some(held) = &mut self.memory {
             held.shrink_to(MERGED_BITS as u64 / 8);
         }

@@ -1,24 +1,24 @@
-//! How an import records its copies in the id map (`lvbak_id_map`, keyed by user and the
-//! archive's random ids): not in the map as they are made, since a transaction of 60,000
-//! copies then rewrote most of the map's pages at every commit (a 500,000-character copy
-//! wrote 0.4 GB more than its rows), but
+//! How an import records its copies in the id map. An account's map has two parts:
 //!
-//! - appended to `lvbak_id_map_staged` (migrations 0009 and 0010) in the copies' own
-//!   transaction, so a committed copy is always recorded somewhere durable: a row per batch
-//!   and table, its pairs packed in a blob (`staged_pairs`);
-//! - kept for this import's lookups in memory ([`Copies`]: an in-memory table of SQLite's
-//!   took 2.5 µs a copy, and a temporary one larger than its page cache took the main
-//!   database's pages — the build's page caches share one LRU list — read again for every
-//!   row);
-//! - added to the map in key order ([`RowApplier::merge_copies`]) whenever they hold
-//!   [`COPIES_BYTES`] or the instance's memory budget has no room for more, at the
-//!   import's end (when it settles its references, or is dropped), and after a crash when
-//!   the database opens or an import of the account starts ([`merge_staged`]). A
-//!   transaction rolled back takes staged copies with it: the memory then starts over
-//!   from what is staged (merged into the map).
+//! - `lvbak_id_map_staged` (migrations 0009 and 0010): each batch's copies of a table,
+//!   appended in the copies' own transaction as one row, its pairs packed in a blob
+//!   (`staged_pairs`). A committed copy is always recorded; a rolled-back one never is.
+//! - `lvbak_id_map` (keyed by user, archive id and table): the copies that were staged when
+//!   they outgrew what memory may hold, added in key order ([`merge_copies_in`]).
 //!
-//! The map is read only for ids an earlier import, or this one before a merge, may have
-//! copied ([`Merged`]: a filter of the ids this import merged).
+//! An import holds every staged copy of its account in memory ([`Copies`]), read from the
+//! staged rows when it first needs them (again after it let go of its memory, or after a
+//! rollback took rows that were held), and asks `lvbak_id_map` only about ids an earlier
+//! merge may have added ([`Staging::may_map`]: whether the account has rows there, and a
+//! filter of the ids this import merged). An in-memory table of SQLite's took 2.5 µs a
+//! copy; adding every import's copies to `lvbak_id_map` at its end took a second account's
+//! 500,000-character copy 0.5 s and most of its commits' writes; reading them back from
+//! their blobs takes a tenth of that.
+//!
+//! When the copies would outgrow [`COPIES_BYTES`] or the instance's memory budget, they are
+//! added to `lvbak_id_map` and their staged rows deleted, in the batch's transaction. Readers
+//! of the map in SQL read both parts ([`staged_copies_of`]); moving an instance to
+//! PostgreSQL merges the staged part first ([`merge_all_staged`]).
 
 use foldhash::{HashMap, HashMapExt as _};
 
@@ -29,6 +29,9 @@ use super::*;
 
 /// Id map rows written by one statement (two parameters each besides the user and table).
 const ROWS_PER_STATEMENT: usize = 64;
+/// The fewest bytes a staged pair takes (two UUIDs): a blob of `n` bytes holds at most
+/// `n / 33` pairs.
+const PAIR_BYTES: usize = 33;
 
 /// `INSERT OR IGNORE` of `rows` id map rows: `?1` the user, then each row's original id,
 /// table and new id.
@@ -54,11 +57,13 @@ fn add_to_map<T: AsRef<str>>(connection: &Connection, user_id: &str, sorted: &[(
     Ok(())
 }
 
-/// Adds the staged copies of `user_id` (every import's: an interrupted one left its own)
-/// to the id map, a staged row at a time, and forgets them; how many were added. Runs
-/// inside the caller's write transaction.
-pub(super) fn merge_staged(connection: &Connection, user_id: &str) -> DbResult<u64> {
-    let mut added = 0;
+/// Hands each staged row of `user_id` (its id, table and blob) to `each`, in order, one row
+/// in memory at a time.
+fn each_staged_row(
+    connection: &Connection,
+    user_id: &str,
+    mut each: impl FnMut(i64, &str, &[u8]) -> DbResult<()>,
+) -> DbResult<()> {
     let mut after = 0i64;
     loop {
         let row: Option<(i64, String, Vec<u8>)> = connection
@@ -68,36 +73,58 @@ pub(super) fn merge_staged(connection: &Connection, user_id: &str) -> DbResult<u
             )?
             .query_row(rusqlite::params![user_id, after], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .optional()?;
-        let Some((id, table, pairs)) = row else { break };
+        let Some((id, table, pairs)) = row else { return Ok(()) };
         after = id;
-        let pairs = staged_pairs::decode(&pairs)
-            .ok_or_else(|| DbError::Invalid(format!("staged copies {id} of {user_id} cannot be read")))?;
+        each(id, &table, &pairs)?;
+    }
+}
+
+fn unreadable(id: i64, user_id: &str) -> DbError {
+    DbError::Invalid(format!("staged copies {id} of {user_id} cannot be read"))
+}
+
+/// The staged copies of `user_id`: (table, archive id, new id).
+pub(crate) fn staged_copies_of(connection: &Connection, user_id: &str) -> DbResult<Vec<(String, String, String)>> {
+    let mut copies = Vec::new();
+    each_staged_row(connection, user_id, |id, table, blob| {
+        let pairs = staged_pairs::decode(blob).ok_or_else(|| unreadable(id, user_id))?;
+        copies.extend(pairs.into_iter().map(|(original, new_id)| (table.to_string(), original, new_id)));
+        Ok(())
+    })?;
+    Ok(copies)
+}
+
+/// Adds the staged copies of `user_id` to the id map, a staged row at a time, and forgets
+/// them; how many were added. Runs inside the caller's write transaction.
+pub(super) fn merge_staged(connection: &Connection, user_id: &str) -> DbResult<u64> {
+    let mut added = 0;
+    each_staged_row(connection, user_id, |id, table, blob| {
+        let pairs = staged_pairs::decode(blob).ok_or_else(|| unreadable(id, user_id))?;
         let mut sorted: Vec<(&str, &str, &str)> =
-            pairs.iter().map(|(original, new_id)| (original.as_str(), table.as_str(), new_id.as_str())).collect();
+            pairs.iter().map(|(original, new_id)| (original.as_str(), table, new_id.as_str())).collect();
         sorted.sort_unstable();
         add_to_map(connection, user_id, &sorted)?;
         added += sorted.len() as u64;
-    }
+        Ok(())
+    })?;
     connection.execute("DELETE FROM lvbak_id_map_staged WHERE user_id = ?1", [user_id])?;
     Ok(added)
 }
 
-/// Adds `copies` (this import's staged ones, above `before`) to the id map in the order of
-/// its keys, and forgets them. Runs inside the caller's write transaction.
-fn merge_copies_in(connection: &Connection, user_id: &str, before: i64, copies: &Copies) -> DbResult<()> {
+/// Adds `copies` (every staged copy of `user_id`) to the id map in the order of its keys,
+/// and forgets the staged rows. Runs inside the caller's write transaction.
+fn merge_copies_in(connection: &Connection, user_id: &str, copies: &Copies) -> DbResult<()> {
     let started = std::time::Instant::now();
     let sorted = copies.sorted();
     add_to_map(connection, user_id, &sorted)?;
-    connection.execute(
-        "DELETE FROM lvbak_id_map_staged WHERE id > ?2 AND user_id = ?1",
-        rusqlite::params![user_id, before],
-    )?;
+    connection.execute("DELETE FROM lvbak_id_map_staged WHERE user_id = ?1", [user_id])?;
     tracing::debug!("added {} copies to the id map in {:?}", sorted.len(), started.elapsed());
     Ok(())
 }
 
-/// Merges whatever interrupted imports left staged, every account's that still exists
-/// (when the database opens): how many map rows were added.
+/// Adds every account's staged copies to the id map (before the map is read whole, by a
+/// move to PostgreSQL): how many map rows were added. Staged rows of an account that is
+/// gone are dropped.
 pub(crate) fn merge_all_staged(connection: &mut Connection) -> DbResult<u64> {
     let any: bool = connection.query_row("SELECT EXISTS (SELECT 1 FROM lvbak_id_map_staged)", [], |row| row.get(0))?;
     if !any {
@@ -122,63 +149,100 @@ pub(crate) fn merge_all_staged(connection: &mut Connection) -> DbResult<u64> {
 /// Where an import's copies stand (part of `remap::Remaps`).
 #[derive(Debug, Default)]
 pub(super) struct Staging {
-    /// The account has rows in the id map from before this import (or ones this import
+    /// The account has rows in `lvbak_id_map` from before this import (or ones this import
     /// cannot tell by [`Self::merged`]).
     pub mapped: bool,
-    /// The archive ids this import added to the map.
+    /// The account had staged copies when the import began.
+    pub had_staged: bool,
+    /// The archive ids this import added to `lvbak_id_map`.
     pub merged: Merged,
-    /// This import staged copies not merged yet.
-    pub staged: bool,
+    /// [`Self::copies`] holds every staged copy of the account (else they are read before
+    /// they are next needed).
+    pub held: bool,
     /// The largest staged id when the import began: its own are above.
     pub before: i64,
-    /// This import's copies not merged yet.
+    /// The account's staged copies, earlier imports' and this one's.
     pub copies: Copies,
-    /// A rolled-back transaction took staged copies that [`Self::copies`] still held: they
-    /// are merged from what is staged.
-    pub lost: bool,
 }
 
 impl Staging {
-    /// Merges what an interrupted import of `user_id` left staged (in a write turn of
-    /// `gate`), then reads where the account stands.
-    pub fn load(connection: &mut Connection, gate: &Arc<WriteGate>, user_id: &str) -> DbResult<Self> {
-        let left: bool = connection.query_row(
-            "SELECT EXISTS (SELECT 1 FROM lvbak_id_map_staged WHERE user_id = ?1)",
-            [user_id],
-            |row| row.get(0),
-        )?;
-        if left {
-            let _turn = gate.enter(WriteKind::Bulk);
-            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            merge_staged(&transaction, user_id)?;
-            transaction.commit()?;
-        }
-        let mapped = connection.query_row(
-            "SELECT EXISTS (SELECT 1 FROM lvbak_id_map WHERE user_id = ?1)",
-            [user_id],
-            |row| row.get(0),
-        )?;
+    /// Where the account of `user_id` stands.
+    pub fn load(connection: &Connection, user_id: &str) -> DbResult<Self> {
+        let exists = |sql: &str| -> DbResult<bool> { Ok(connection.query_row(sql, [user_id], |row| row.get(0))?) };
+        let mapped = exists("SELECT EXISTS (SELECT 1 FROM lvbak_id_map WHERE user_id = ?1)")?;
+        let had_staged = exists("SELECT EXISTS (SELECT 1 FROM lvbak_id_map_staged WHERE user_id = ?1)")?;
         let before =
             connection.query_row("SELECT coalesce(max(id), 0) FROM lvbak_id_map_staged", [], |row| row.get(0))?;
-        Ok(Self { mapped, merged: Merged::default(), staged: false, before, copies: Copies::default(), lost: false })
+        Ok(Self { mapped, had_staged, before, ..Self::default() })
     }
 
-    /// Whether the id map may have a copy of `original` (else it need not be asked).
+    /// Whether `lvbak_id_map` may have a copy of `original` (else it need not be asked).
     pub fn may_map(&self, original: &str) -> bool {
         self.mapped || self.merged.may_hold(original)
+    }
+
+    /// Lets go of the copies held (they are read again when next needed).
+    pub fn let_go(&mut self) {
+        self.copies.clear();
+        self.held = false;
     }
 }
 
 impl RowApplier {
+    /// Reads the account's staged copies into memory unless they are held; when they do
+    /// not fit, they are added to `lvbak_id_map` instead.
+    pub(super) fn hold_copies(&mut self) -> DbResult<()> {
+        if self.remaps.staging.held {
+            return Ok(());
+        }
+        let copies = &mut self.remaps.staging.copies;
+        let mut fits = true;
+        let read = each_staged_row(&self.connection, &self.user_id, |id, table, blob| {
+            let Some(table) = table_spec(table).map(|spec| spec.name) else { return Ok(()) };
+            if fits && !copies.has_room_for(table, blob.len() / PAIR_BYTES) {
+                fits = false;
+            }
+            if fits {
+                staged_pairs::each_pair(blob, |pair| copies.insert_pair(table, pair))
+                    .ok_or_else(|| unreadable(id, &self.user_id))?;
+            }
+            Ok(())
+        });
+        if let Err(error) = read {
+            self.remaps.staging.let_go();
+            return Err(error);
+        }
+        if !fits {
+            self.remaps.staging.let_go();
+            let open = self.open_since.is_some();
+            self.in_turn(WriteKind::Bulk, |connection, user_id| {
+                if open {
+                    merge_staged(connection, user_id)?;
+                } else {
+                    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    merge_staged(&transaction, user_id)?;
+                    transaction.commit()?;
+                }
+                Ok(())
+            })?;
+            // Which ids were added is not known here.
+            self.remaps.staging.mapped = true;
+            self.remaps.forget();
+        }
+        self.remaps.staging.held = true;
+        Ok(())
+    }
+
     /// Records `(original, new id)` pairs of `table` (originals distinct), leaving out an
-    /// original an earlier copy has: returns those, with the earlier copy's id. This
-    /// import's copies are in memory; earlier imports' are read from the map, only when the
-    /// account has any. The rest are staged.
+    /// original an earlier copy has: returns those, with the earlier copy's id. Staged
+    /// copies are held in memory; merged ones are read from `lvbak_id_map`, only when the
+    /// account may have them there. The rest are staged.
     pub(super) fn record_new_ids(
         &mut self,
         table: &'static str,
         pairs: &[(&str, &str)],
     ) -> DbResult<HashMap<String, String>> {
+        self.hold_copies()?;
         let mut earlier = HashMap::new();
         for (original, mine) in pairs {
             match self.remaps.staging.copies.get(Some(table), original) {
@@ -211,10 +275,14 @@ impl RowApplier {
         Ok(earlier)
     }
 
-    /// Appends pairs to the staged copies, in the open transaction, and holds them.
+    /// Appends pairs to the staged copies, in the open transaction, and holds them (the
+    /// copies held go to `lvbak_id_map` first if these would not fit beside them).
     fn stage(&mut self, table: &'static str, pairs: &[(&str, &str)]) -> DbResult<()> {
         if pairs.is_empty() {
             return Ok(());
+        }
+        if !self.remaps.staging.copies.has_room_for(table, pairs.len()) {
+            self.merge_held_copies()?;
         }
         self.connection
             .prepare_cached("INSERT INTO lvbak_id_map_staged (user_id, table_name, pairs) VALUES (?1, ?2, ?3)")?
@@ -222,67 +290,38 @@ impl RowApplier {
         for (original, new_id) in pairs {
             self.remaps.staging.copies.insert(table, original, new_id);
         }
-        self.remaps.staging.staged = true;
         Ok(())
     }
 
-    /// Adds this import's copies to the id map inside the open transaction, when the
-    /// memory they take is full.
+    /// Adds the copies held to the id map inside the open transaction, when the memory
+    /// they take is full.
     pub(super) fn merge_copies_if_full(&mut self) -> DbResult<()> {
-        if !self.remaps.staging.copies.full || self.remaps.staging.lost {
+        if !self.remaps.staging.copies.full {
             return Ok(());
         }
-        merge_copies_in(&self.connection, &self.user_id, self.remaps.staging.before, &self.remaps.staging.copies)?;
-        self.copies_merged();
-        Ok(())
+        self.merge_held_copies()
     }
 
-    /// Adds this import's copies to the id map (committing first), in the map's key
-    /// order: each of its pages is written once, not once per commit.
-    pub(super) fn merge_copies(&mut self) -> DbResult<()> {
-        if !self.remaps.staging.staged {
-            return Ok(());
-        }
-        self.commit()?;
-        let (before, lost) = (self.remaps.staging.before, self.remaps.staging.lost);
-        let copies = std::mem::take(&mut self.remaps.staging.copies);
-        let merged = self.in_turn(WriteKind::Bulk, |connection, user_id| {
-            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if lost {
-                merge_staged(&transaction, user_id)?;
-            } else {
-                merge_copies_in(&transaction, user_id, before, &copies)?;
-            }
-            transaction.commit()?;
-            Ok(())
-        });
-        self.remaps.staging.copies = copies;
-        merged?;
-        self.copies_merged();
-        Ok(())
-    }
-
-    fn copies_merged(&mut self) {
+    /// Adds the copies held (every staged one of the account) to `lvbak_id_map` inside the
+    /// open transaction, in the map's key order: each of its pages is written once.
+    fn merge_held_copies(&mut self) -> DbResult<()> {
         let staging = &mut self.remaps.staging;
-        if staging.lost {
-            // Merged from what was staged: which ids is not known here.
-            staging.mapped = true;
+        if !staging.held {
+            return Ok(());
         }
+        merge_copies_in(&self.connection, &self.user_id, &staging.copies)?;
         staging.copies.add_originals_to(&mut staging.merged);
-        (staging.staged, staging.lost) = (false, false);
         staging.copies.clear();
         // The cache may say "not copied" of ids the map now has.
         self.remaps.forget();
+        Ok(())
     }
 
-    /// After a rollback of the open transaction (or of a batch's savepoint): the copies in
-    /// memory may name staged rows that are gone, so what is staged is merged instead.
+    /// After a rollback of the open transaction (or of a batch's savepoint): the copies
+    /// held may name staged rows that are gone, so they are read again.
     pub(super) fn copies_rolled_back(&mut self) {
-        if self.remaps.staging.staged {
-            self.remaps.staging.lost = true;
-            self.remaps.staging.copies.clear();
-            let _ = self.merge_copies();
-        }
+        self.remaps.staging.let_go();
+        self.remaps.forget();
     }
 
     /// Forgets the copies this import staged (its rows are being taken back).
@@ -295,9 +334,7 @@ impl RowApplier {
             )?;
             Ok(())
         })?;
-        let staging = &mut self.remaps.staging;
-        (staging.staged, staging.lost) = (false, false);
-        staging.copies.clear();
+        self.remaps.staging.let_go();
         self.remaps.forget();
         Ok(())
     }
@@ -343,11 +380,11 @@ mod tests {
         (dir, database)
     }
 
-    /// Copies are staged while the import runs (the map is not written), a repeat of an id
-    /// in the same import finds its copy, the import's end adds them to the map, and the
-    /// same archive imported again skips every copy.
+    /// Copies are staged while the import runs and stay staged when it ends (the B-tree
+    /// map is not written), a repeat of an id in the same import finds its copy, and the
+    /// same archive imported again finds every copy in what is staged and skips it.
     #[test]
-    fn staged_copies_reach_the_map_at_the_end_and_a_reimport_skips_them() {
+    fn staged_copies_are_the_map_and_a_reimport_skips_them() {
         let (dir, database) = instance("end");
         let spec = table_spec("characters").unwrap();
         let mut second = database.row_applier("u2", None).unwrap();
@@ -361,22 +398,27 @@ mod tests {
         let counts_again = second.apply(spec, rows).unwrap();
         assert_eq!((counts_again.imported, counts_again.skipped), (0, 20), "a repeat finds its copy");
         second.settle_remapped_references().unwrap();
-        assert_eq!(counts(&database, "u2"), (100, 0, 100), "in the map at the end");
         drop(second);
+        assert_eq!(counts(&database, "u2"), (0, 100, 100), "still staged at the end");
 
         let mut again = database.row_applier("u2", None).unwrap();
+        assert!(again.remaps.any, "staged copies count as remapped ids");
         let rows = characters(&mut again, 0..100);
         let counts_again = again.apply(spec, rows).unwrap();
         assert_eq!((counts_again.imported, counts_again.skipped), (0, 100));
+        assert_eq!(
+            again.local_id("c042").unwrap(),
+            database.id_map_of("u2").unwrap().iter().find(|(_, o)| o == "c042").unwrap().0
+        );
         drop(again);
-        assert_eq!(counts(&database, "u2"), (100, 0, 100));
+        assert_eq!(counts(&database, "u2"), (0, 100, 100));
         drop(database);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// Copies held in memory past their bound are added to the map inside the import;
-    /// repeats of their ids afterwards are found there (through the filter of merged ids),
-    /// and ids never copied are not looked up.
+    /// Copies held in memory past their bound are added to the map inside the import, with
+    /// every other staged copy of the account; repeats of their ids afterwards are found
+    /// there (through the filter of merged ids), and ids never copied are not looked up.
     #[test]
     fn copies_merged_midway_are_still_found() {
         let (dir, database) = instance("midway");
@@ -388,23 +430,76 @@ mod tests {
         let rows = characters(&mut second, 50..60);
         assert_eq!(second.apply(spec, rows).unwrap().remapped, 10);
         second.commit().unwrap();
-        assert_eq!(counts(&database, "u2"), (60, 0, 60), "merged when full");
+        assert_eq!(counts(&database, "u2"), (50, 10, 60), "merged when full, before the next copies");
         assert!(second.remaps.staging.merged.may_hold("c010"));
         assert!(!second.remaps.staging.mapped);
         let rows = characters(&mut second, 0..100);
         let counts_again = second.apply(spec, rows).unwrap();
         assert_eq!((counts_again.remapped, counts_again.skipped), (40, 60));
         drop(second);
-        assert_eq!(counts(&database, "u2"), (100, 0, 100));
+        assert_eq!(counts(&database, "u2"), (50, 50, 100));
+        drop(database);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Staged copies too many to hold when an import reads them are added to the map
+    /// instead, and found there.
+    #[test]
+    fn staged_copies_that_do_not_fit_are_merged_when_read() {
+        let (dir, database) = instance("overflow");
+        let spec = table_spec("characters").unwrap();
+        let mut second = database.row_applier("u2", None).unwrap();
+        let rows = characters(&mut second, 0..40);
+        assert_eq!(second.apply(spec, rows).unwrap().remapped, 40);
+        drop(second);
+        assert_eq!(counts(&database, "u2"), (0, 40, 40));
+        let mut again = database.row_applier("u2", None).unwrap();
+        again.remaps.staging.copies.full = true;
+        let rows = characters(&mut again, 0..50);
+        let counts_again = again.apply(spec, rows).unwrap();
+        assert_eq!((counts_again.remapped, counts_again.skipped), (10, 40));
+        assert!(again.remaps.staging.mapped);
+        drop(again);
+        assert_eq!(counts(&database, "u2"), (40, 10, 50));
+        drop(database);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A rolled-back transaction takes its staged copies with it: the copies held are read
+    /// again, so the ids it copied are copied afresh and the committed ones still skipped;
+    /// copies let go of (a batch import waiting) are read again too.
+    #[test]
+    fn copies_are_read_again_after_a_rollback_or_letting_go() {
+        let (dir, database) = instance("reread");
+        let spec = table_spec("characters").unwrap();
+        let mut second = database.row_applier("u2", None).unwrap();
+        let rows = characters(&mut second, 0..30);
+        assert_eq!(second.apply(spec, rows).unwrap().remapped, 30);
+        second.commit().unwrap();
+        let rows = characters(&mut second, 30..40);
+        assert_eq!(second.apply(spec, rows).unwrap().remapped, 10);
+        second.abandon_transaction();
+        assert!(!second.remaps.staging.held);
+        assert_eq!(counts(&database, "u2"), (0, 30, 30));
+        let rows = characters(&mut second, 25..40);
+        let counts_again = second.apply(spec, rows).unwrap();
+        assert_eq!((counts_again.remapped, counts_again.skipped), (10, 5));
+        second.commit().unwrap();
+        second.release_memory();
+        assert!(!second.remaps.staging.held);
+        let rows = characters(&mut second, 0..45);
+        let counts_again = second.apply(spec, rows).unwrap();
+        assert_eq!((counts_again.remapped, counts_again.skipped), (5, 40));
+        drop(second);
+        assert_eq!(counts(&database, "u2"), (0, 45, 45));
         drop(database);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// An import that dies (nothing of it runs again) leaves its committed copies staged:
-    /// the next import of the account, or the database's next opening, adds them to the
-    /// map, so a re-import finds them.
+    /// they are part of the map, for the next import after the database opens again.
     #[test]
-    fn a_crashed_import_leaves_its_copies_to_the_next_start() {
+    fn a_crashed_import_leaves_its_copies_in_the_map() {
         let (dir, database) = instance("crash");
         Connection::open(&database.path)
             .unwrap()
@@ -418,21 +513,15 @@ mod tests {
         std::mem::forget(second);
         assert_eq!(counts(&database, "u2"), (0, 40, 40));
         let reopened = Database::open(&database.path).unwrap();
-        assert_eq!(counts(&database, "u2"), (40, 0, 40), "merged when the database opens");
-        drop(reopened);
-
-        let mut third = database.row_applier("u2", None).unwrap();
-        let rows = characters(&mut third, 40..50);
-        third.apply(spec, rows).unwrap();
-        third.commit().unwrap();
-        std::mem::forget(third);
-        let mut again = database.row_applier("u2", None).unwrap();
-        assert_eq!(counts(&database, "u2"), (50, 0, 50), "merged when an import starts");
-        let rows = characters(&mut again, 0..50);
-        assert_eq!(again.apply(spec, rows).unwrap().skipped, 50);
-        drop(again);
+        let mut third = reopened.row_applier("u2", None).unwrap();
+        let rows = characters(&mut third, 0..50);
+        let counts_again = third.apply(spec, rows).unwrap();
+        assert_eq!((counts_again.remapped, counts_again.skipped), (10, 40));
+        drop(third);
+        assert_eq!(counts(&database, "u2"), (0, 50, 50));
+        assert_eq!(reopened.merge_staged_copies().unwrap(), 50, "a move to PostgreSQL merges them");
         assert_eq!(counts(&database, "u2"), (50, 0, 50));
-        drop(database);
+        drop((reopened, database));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -472,7 +561,7 @@ mod tests {
         let counts_again = second.apply(spec, rows).unwrap();
         assert_eq!((counts_again.remapped, counts_again.skipped), (10, 10));
         drop(second);
-        assert_eq!(counts(&database, "u2"), (20, 0, 20));
+        assert_eq!(counts(&database, "u2"), (0, 20, 20));
         drop(database);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -12,10 +12,11 @@
 //! inside a name), so Lumiverse's bytes — key order, number text — stay as they were.
 
 use lvbak_core::registry::{id_text_columns, table_spec, ReferenceRule, TABLES};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::id_map::Staging;
-use super::{owned_condition, quoted, DbResult, RowApplier, WriteGate, WriteKind};
+use super::{owned_condition, quoted, DbResult, RowApplier, WriteKind};
 use crate::policy::ids::fresh_ids;
 use crate::storage::lookup_cache::LookupCache;
 use crate::util::new_id;
@@ -38,10 +39,10 @@ pub(super) struct Remaps {
 }
 
 impl Remaps {
-    /// What the account has remapped (merging what an interrupted import left staged).
-    pub fn load(connection: &mut Connection, gate: &std::sync::Arc<WriteGate>, user_id: &str) -> DbResult<Self> {
-        let staging = Staging::load(connection, gate, user_id)?;
-        let any = staging.mapped;
+    /// What the account has remapped.
+    pub fn load(connection: &Connection, user_id: &str) -> DbResult<Self> {
+        let staging = Staging::load(connection, user_id)?;
+        let any = staging.mapped || staging.had_staged;
         Ok(Self { any, complete: !any, cache: LookupCache::default(), staging })
     }
 
@@ -67,7 +68,8 @@ impl RowApplier {
         if !self.remaps.any {
             return Ok(None);
         }
-        // This import's copies are not in the cache, but in memory of their own.
+        // Staged copies are not in the cache, but in memory of their own.
+        self.hold_copies()?;
         if let Some(copy) = self.remaps.staging.copies.get(table, original) {
             return Ok(Some(copy));
         }
@@ -199,7 +201,6 @@ impl RowApplier {
         if !self.remaps.any {
             return Ok(0);
         }
-        self.merge_copies()?;
         self.commit()?;
         let started = std::time::Instant::now();
         let mut changed = 0;
@@ -215,18 +216,7 @@ impl RowApplier {
                 {
                     continue;
                 }
-                let column = quoted(reference.column);
-                let sql = format!(
-                    "UPDATE {table} AS t SET {column} = (SELECT m.new_id FROM lvbak_id_map m \
-                     WHERE m.user_id = ?1 AND m.original_id = t.{column} AND m.table_name = ?3) \
-                     WHERE t.rowid > ?2 AND {owned} AND t.{column} IN \
-                     (SELECT original_id FROM lvbak_id_map WHERE user_id = ?1 AND table_name = ?3)",
-                    table = quoted(spec.name),
-                    owned = owned_condition(spec, "t", 1),
-                );
-                changed += self.in_turn(WriteKind::Bulk, |connection, user_id| {
-                    Ok(connection.execute(&sql, rusqlite::params![user_id, before, target.name])? as u64)
-                })?;
+                changed += self.settle_column(spec, reference.column, target.name, before)?;
             }
             // Settings are merged into rows that may be older than the import: all of them.
             let before = if spec.name == "settings" { 0 } else { before };
@@ -234,6 +224,61 @@ impl RowApplier {
             changed += self.rewrite_columns(spec, &columns, before)?;
         }
         tracing::debug!("settled {changed} references to copied rows in {:?}", started.elapsed());
+        Ok(changed)
+    }
+
+    /// Points `column` (a reference to rows of `target`) of the importer's rows above
+    /// `before` to the copies of the rows it names, a chunk of rows at a time: how many
+    /// changed.
+    fn settle_column(
+        &mut self,
+        spec: &'static lvbak_core::registry::TableSpec,
+        column: &str,
+        target: &'static str,
+        before: i64,
+    ) -> DbResult<u64> {
+        let select = format!(
+            "SELECT t.rowid, t.{column} FROM {table} AS t WHERE t.rowid > ?2 AND {owned} \
+             AND t.{column} IS NOT NULL ORDER BY t.rowid LIMIT {REWRITE_CHUNK}",
+            column = quoted(column),
+            table = quoted(spec.name),
+            owned = owned_condition(spec, "t", 1),
+        );
+        let update = format!("UPDATE {} SET {} = ?1 WHERE rowid = ?2", quoted(spec.name), quoted(column));
+        let mut changed = 0;
+        let mut after = before;
+        loop {
+            let chunk: Vec<(i64, Option<String>)> = self
+                .connection
+                .prepare_cached(&select)?
+                .query_map(rusqlite::params![self.user_id, after], |row| {
+                    let value = row.get_ref(1)?;
+                    Ok((row.get(0)?, if let ValueRef::Text(_) = value { row.get(1)? } else { None }))
+                })?
+                .collect::<Result<_, _>>()?;
+            let Some(&(last, _)) = chunk.last() else { break };
+            after = last;
+            let mut settled: Vec<(i64, String)> = Vec::new();
+            for (rowid, value) in &chunk {
+                let Some(value) = value else { continue };
+                if let Some(copy) = self.remapped(Some(target), value)? {
+                    settled.push((*rowid, copy));
+                }
+            }
+            if !settled.is_empty() {
+                changed += settled.len() as u64;
+                self.in_turn(WriteKind::Bulk, |connection, _| {
+                    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    for (rowid, copy) in &settled {
+                        transaction.prepare_cached(&update)?.execute(rusqlite::params![copy, rowid])?;
+                    }
+                    Ok(transaction.commit()?)
+                })?;
+            }
+            if chunk.len() < REWRITE_CHUNK {
+                break;
+            }
+        }
         Ok(changed)
     }
 
@@ -297,10 +342,11 @@ impl RowApplier {
             if !rewritten.is_empty() {
                 changed += rewritten.len() as u64;
                 self.in_turn(WriteKind::Bulk, |connection, _| {
+                    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                     for (index, rowid, text) in &rewritten {
-                        connection.prepare_cached(&updates[*index])?.execute(rusqlite::params![text, rowid])?;
+                        transaction.prepare_cached(&updates[*index])?.execute(rusqlite::params![text, rowid])?;
                     }
-                    Ok(())
+                    Ok(transaction.commit()?)
                 })?;
             }
             if chunk.len() < REWRITE_CHUNK {
@@ -337,11 +383,80 @@ pub(super) mod tests {
         .collect()
     }
 
-    /// The id map of `user`, archive id → id here.
+    /// An image `i<n>` (file `i<n>.png`) whose owner is character `c<n>`, aligned with the
+    /// applier's columns.
+    fn images_owned(applier: &mut RowApplier, ids: std::ops::Range<usize>) -> Vec<super::super::AlignedRow> {
+        let names = applier.columns_of(table_spec("images").unwrap()).unwrap();
+        ids.map(|n| {
+            names
+                .iter()
+                .map(|name| match name.as_str() {
+                    "id" => Some(serde_json::json!(format!("i{n:03}"))),
+                    "filename" => Some(serde_json::json!(format!("i{n:03}.png"))),
+                    "owner_character_id" => Some(serde_json::json!(format!("c{n:03}"))),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
+    }
+
+    /// A reference that points forward (an image's owner, a character applied after the
+    /// images) to a row copied under a new id is settled at the import's end from the
+    /// copies held: the second account's images point at its own copies, the first's are
+    /// untouched.
+    #[test]
+    fn forward_references_to_copies_are_settled_from_the_copies_held() {
+        let dir = std::env::temp_dir().join(format!("lvbak-remap-forward-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let database = crate::storage::sqlite::Database::open(&dir.join("lvbak.sqlite")).unwrap();
+        let (images, characters_spec) = (table_spec("images").unwrap(), table_spec("characters").unwrap());
+        for user in ["u1", "u2"] {
+            let mut applier = database.row_applier(user, None).unwrap();
+            let rows = images_owned(&mut applier, 0..20);
+            applier.apply(images, rows).unwrap();
+            let rows = characters(&mut applier, 0..20);
+            applier.apply(characters_spec, rows).unwrap();
+            assert_eq!(applier.settle_remapped_references().unwrap() > 0, user == "u2");
+            drop(applier);
+        }
+        let connection = Connection::open(dir.join("lvbak.sqlite")).unwrap();
+        let map = id_map(&connection, "u2");
+        assert_eq!(map.len(), 40, "20 images and 20 characters copied");
+        let owners = |user: &str| -> Vec<(String, String)> {
+            let mut statement = connection
+                .prepare("SELECT id, owner_character_id FROM images WHERE user_id = ?1 ORDER BY filename")
+                .unwrap();
+            statement.query_map([user], |row| Ok((row.get(0)?, row.get(1)?))).unwrap().map(Result::unwrap).collect()
+        };
+        for (n, (image, owner)) in owners("u2").into_iter().enumerate() {
+            assert_eq!(image, map[&format!("i{n:03}")]);
+            assert_eq!(owner, map[&format!("c{n:03}")], "the copy's owner is the copied character");
+            let mine: i64 = connection
+                .query_row("SELECT count(*) FROM characters WHERE id = ?1 AND user_id = 'u2'", [&owner], |row| {
+                    row.get(0)
+                })
+                .unwrap();
+            assert_eq!(mine, 1);
+        }
+        assert!(owners("u1")
+            .iter()
+            .enumerate()
+            .all(|(n, (image, owner))| *image == format!("i{n:03}") && *owner == format!("c{n:03}")));
+        drop((connection, database));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The id map of `user` (both parts), archive id → id here.
     fn id_map(connection: &Connection, user: &str) -> std::collections::BTreeMap<String, String> {
         let mut statement =
             connection.prepare("SELECT original_id, new_id FROM lvbak_id_map WHERE user_id = ?1").unwrap();
-        statement.query_map([user], |row| Ok((row.get(0)?, row.get(1)?))).unwrap().map(Result::unwrap).collect()
+        let mut map: std::collections::BTreeMap<String, String> =
+            statement.query_map([user], |row| Ok((row.get(0)?, row.get(1)?))).unwrap().map(Result::unwrap).collect();
+        let staged = super::super::id_map::staged_copies_of(connection, user).unwrap();
+        map.extend(staged.into_iter().map(|(_, original, new_id)| (original, new_id)));
+        map
     }
 
     /// Copies are recorded in the id map without reading it first; a later import whose

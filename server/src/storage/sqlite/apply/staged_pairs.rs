@@ -37,29 +37,50 @@ pub(super) fn encode(pairs: &[(&str, &str)]) -> Vec<u8> {
     blob
 }
 
-/// The pairs in a blob [`encode`] made; `None` if it is not one.
-pub(super) fn decode(mut blob: &[u8]) -> Option<Vec<(String, String)>> {
+/// A pair as a blob holds it.
+#[derive(Debug, PartialEq)]
+pub(super) enum Pair<'a> {
+    /// Two lower-case UUIDs, as their bits.
+    Uuids(u128, u128),
+    /// Any other ids.
+    Texts(&'a str, &'a str),
+}
+
+/// Hands each pair of a blob [`encode`] made to `each`, in order; `None` (after the pairs
+/// before the damage) if it is not one.
+pub(super) fn each_pair<'a>(mut blob: &'a [u8], mut each: impl FnMut(Pair<'a>)) -> Option<()> {
     fn take<'a>(blob: &mut &'a [u8], count: usize) -> Option<&'a [u8]> {
         let (taken, rest) = blob.split_at_checked(count)?;
         *blob = rest;
         Some(taken)
     }
-    fn text(blob: &mut &[u8]) -> Option<String> {
+    fn text<'a>(blob: &mut &'a [u8]) -> Option<&'a str> {
         let length = u32::from_le_bytes(take(blob, 4)?.try_into().ok()?);
-        String::from_utf8(take(blob, usize::try_from(length).ok()?)?.to_vec()).ok()
+        std::str::from_utf8(take(blob, usize::try_from(length).ok()?)?).ok()
     }
-    fn uuid(blob: &mut &[u8]) -> Option<String> {
-        Some(lower_uuid_text(u128::from_be_bytes(take(blob, 16)?.try_into().ok()?)))
+    fn uuid(blob: &mut &[u8]) -> Option<u128> {
+        Some(u128::from_be_bytes(take(blob, 16)?.try_into().ok()?))
     }
-    let mut pairs = Vec::new();
     while let Some(&kind) = blob.first() {
         blob = &blob[1..];
-        pairs.push(match kind {
-            UUIDS => (uuid(&mut blob)?, uuid(&mut blob)?),
-            TEXTS => (text(&mut blob)?, text(&mut blob)?),
+        each(match kind {
+            UUIDS => Pair::Uuids(uuid(&mut blob)?, uuid(&mut blob)?),
+            TEXTS => Pair::Texts(text(&mut blob)?, text(&mut blob)?),
             _ => return None,
         });
     }
+    Some(())
+}
+
+/// The pairs in a blob [`encode`] made, as texts; `None` if it is not one.
+pub(super) fn decode(blob: &[u8]) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    each_pair(blob, |pair| {
+        pairs.push(match pair {
+            Pair::Uuids(original, new_id) => (lower_uuid_text(original), lower_uuid_text(new_id)),
+            Pair::Texts(original, new_id) => (original.to_string(), new_id.to_string()),
+        })
+    })?;
     Some(pairs)
 }
 
