@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0008_hostile_users.sql"),
     include_str!("../../../migrations/0009_id_map_staged.sql"),
     include_str!("../../../migrations/0010_id_map_staged_pairs.sql"),
+    include_str!("../../../migrations/0011_id_map_staged_by_user.sql"),
 ];
 
 /// Applies every migration the database has not seen yet, each in one transaction.

@@ -29,6 +29,10 @@ use super::*;
 
 /// Id map rows written by one statement (two parameters each besides the user and table).
 const ROWS_PER_STATEMENT: usize = 64;
+/// Staged rows an account may have when an import reads them (a row per batch and table:
+/// 500,000 copied characters staged 500): more, and they are added to `lvbak_id_map`
+/// instead. Many small imports cannot make each later one read a row at a time for long.
+pub(super) const STAGED_ROWS_HELD: i64 = 4096;
 /// The fewest bytes a staged pair takes (two UUIDs): a blob of `n` bytes holds at most
 /// `n / 33` pairs.
 const PAIR_BYTES: usize = 33;
@@ -195,8 +199,13 @@ impl RowApplier {
         if self.remaps.staging.held {
             return Ok(());
         }
+        let rows: i64 = self.connection.query_row(
+            "SELECT count(*) FROM lvbak_id_map_staged WHERE user_id = ?1",
+            [&self.user_id],
+            |row| row.get(0),
+        )?;
         let copies = &mut self.remaps.staging.copies;
-        let mut fits = true;
+        let mut fits = rows <= STAGED_ROWS_HELD;
         let read = each_staged_row(&self.connection, &self.user_id, |id, table, blob| {
             let Some(table) = table_spec(table).map(|spec| spec.name) else { return Ok(()) };
             if fits && !copies.has_room_for(table, blob.len() / PAIR_BYTES) {
@@ -462,6 +471,44 @@ mod tests {
         drop(again);
         assert_eq!(counts(&database, "u2"), (40, 10, 50));
         drop(database);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An account with more staged rows than an import reads (a hostile one's many small
+    /// imports) has them added to the map at its next import, which still finds every
+    /// copy; another account's import reads none of them and leaves them staged.
+    #[test]
+    fn too_many_staged_rows_are_merged_and_another_account_never_reads_them() {
+        let (dir, database) = instance("many");
+        let connection = Connection::open(&database.path).unwrap();
+        connection.execute_batch(r#"INSERT INTO "user" (id, name, email) VALUES ('u3', 'three', 'c@x')"#).unwrap();
+        let uuid = |n: i64| format!("00000000-0000-4000-8000-{n:012x}");
+        let mut stage = connection
+            .prepare("INSERT INTO lvbak_id_map_staged (user_id, table_name, pairs) VALUES ('u3', 'characters', ?1)")
+            .unwrap();
+        for n in 0..=STAGED_ROWS_HELD {
+            stage.execute([staged_pairs::encode(&[(&format!("x{n}"), &uuid(n))])]).unwrap();
+        }
+        drop(stage);
+        let staged_of = |user: &str| staged_count(&connection, user);
+        assert_eq!(staged_of("u3"), STAGED_ROWS_HELD + 1);
+
+        let spec = table_spec("characters").unwrap();
+        let mut second = database.row_applier("u2", None).unwrap();
+        let rows = characters(&mut second, 0..10);
+        assert_eq!(second.apply(spec, rows).unwrap().remapped, 10);
+        assert_eq!(second.remaps.staging.copies.len(), 10, "only its own copies are held");
+        drop(second);
+        assert_eq!(staged_of("u3"), STAGED_ROWS_HELD + 1, "another account's rows stay staged");
+
+        let mut hostile = database.row_applier("u3", None).unwrap();
+        assert_eq!(hostile.local_id("x7").unwrap(), uuid(7), "found in the map once merged");
+        assert!(hostile.remaps.staging.mapped);
+        assert_eq!(hostile.remaps.staging.copies.len(), 0);
+        drop(hostile);
+        assert_eq!(counts(&database, "u3").0, STAGED_ROWS_HELD + 1);
+        assert_eq!(staged_of("u3"), 0);
+        drop((connection, database));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
