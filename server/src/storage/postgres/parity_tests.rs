@@ -283,10 +283,45 @@ async fn a_copy_meeting_existing_rows_late_in_its_run_loses_and_doubles_nothing(
     raw.execute("DELETE FROM characters WHERE id NOT IN (SELECT id FROM characters ORDER BY id DESC LIMIT 100)", [])
         .unwrap();
     let last_hundred = archive_of(&seeded, &holder, "last-hundred").await;
+    meet_rows_late(&whole, &last_hundred, 1000, 100).await;
+}
 
-    // Alice has the last hundred; then she imports all thousand (her own rows met late), or
-    // Bob does (another account's rows met late). Each on a fresh store of each backend.
-    for (bob_imports, expected) in [(false, [(100, 0, 0), (900, 100, 0)]), (true, [(100, 0, 0), (1000, 0, 100)])] {
+/// A `COPY` left open over three batches of a thousand characters (each batch's rows
+/// joining the one the first began, while PostgreSQL still writes the last ones) meets
+/// rows that are there already in the third: it is taken back whole when it is finished,
+/// after the third batch returned, and all three batches go in by `INSERT … ON CONFLICT`;
+/// the summary counts every row once, as SQLite's does batch by batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_left_open_over_batches_meeting_existing_rows_in_the_last_loses_and_doubles_nothing() {
+    let (seeded_dir, seeded, holder) = bulk_characters(3000).await;
+    let whole = archive_of(&seeded, &holder, "whole").await;
+    // The hundred characters the archive lists last: in the import's third batch.
+    let archive = Archive::open(Cursor::new(whole.clone()), Limits::STANDARD).unwrap();
+    let index = archive.entries().iter().position(|entry| entry.name == "database/characters.ndjson").unwrap();
+    let mut lines = String::new();
+    archive.open_entry(index).unwrap().read_to_string(&mut lines).unwrap();
+    let ids: Vec<String> = lines
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3000);
+    let raw = rusqlite::Connection::open(seeded_dir.0.join("lvbak.sqlite")).unwrap();
+    raw.execute_batch("CREATE TEMP TABLE kept (id TEXT)").unwrap();
+    for id in &ids[2900..] {
+        raw.execute("INSERT INTO kept VALUES (?1)", [id]).unwrap();
+    }
+    raw.execute("DELETE FROM characters WHERE id NOT IN (SELECT id FROM kept)", []).unwrap();
+    let last_hundred = archive_of(&seeded, &holder, "last-hundred").await;
+    meet_rows_late(&whole, &last_hundred, 3000, 100).await;
+}
+
+/// Alice has the characters of `kept` (`held` of them); then she imports the `total` of
+/// `whole` (her own rows met late), or Bob does (another account's rows met late). Each on
+/// a fresh store of each backend: the same summaries, every row once.
+async fn meet_rows_late(whole: &[u8], kept: &[u8], total: u64, held: u64) {
+    for (bob_imports, expected) in
+        [(false, [(held, 0, 0), (total - held, held, 0)]), (true, [(held, 0, 0), (total, 0, held)])]
+    {
         let database = test_database().await;
         let url = DatabaseUrl { config: database.config.clone() };
         let (sqlite_dir, postgres_dir) = (scratch("sqlite"), scratch("postgres"));
@@ -297,10 +332,10 @@ async fn a_copy_meeting_existing_rows_late_in_its_run_loses_and_doubles_nothing(
             let alice = store.accounts().create_user("id-alice", "alice", "h", 1).await.unwrap();
             let bob = store.accounts().create_user("id-bob", "bob", "h", 1).await.unwrap();
             let second = if bob_imports { bob } else { alice.clone() };
-            let (whole, last_hundred) = (whole.clone(), last_hundred.clone());
+            let (whole, kept) = (whole.to_vec(), kept.to_vec());
             runs.push(
                 tokio::task::spawn_blocking(move || {
-                    let summaries = [(&alice, &last_hundred), (&second, &whole)]
+                    let summaries = [(&alice, &kept), (&second, &whole)]
                         .map(|(user, archive)| import(&store, &user.id, archive))
                         .to_vec();
                     (summaries, export(&store, &second))
@@ -319,6 +354,6 @@ async fn a_copy_meeting_existing_rows_late_in_its_run_loses_and_doubles_nothing(
         let counted: Vec<_> = postgres_summaries.iter().map(counts).collect();
         assert_eq!(counted, expected, "Bob imports: {bob_imports}");
         let lines = second_export["database/characters.ndjson"].split(|&byte| byte == b'\n');
-        assert_eq!(lines.filter(|line| !line.is_empty()).count(), 1000, "Bob imports: {bob_imports}");
+        assert_eq!(lines.filter(|line| !line.is_empty()).count() as u64, total, "Bob imports: {bob_imports}");
     }
 }
