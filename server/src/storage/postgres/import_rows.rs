@@ -118,6 +118,7 @@ pub(crate) struct PostgresRowApplier {
     copy_stays_open: bool,
     /// Counts of rows whose outcome became known after their batch returned, by table.
     held_counts: Vec<(&'static str, TableCounts)>,
+    disposer: copy::Disposer,
 }
 
 impl PostgresStores {
@@ -168,6 +169,7 @@ impl PostgresStores {
             open_copy: None,
             copy_stays_open: true,
             held_counts: Vec::new(),
+            disposer: copy::Disposer::new(),
         })
     }
 }

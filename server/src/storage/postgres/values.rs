@@ -111,7 +111,9 @@ pub(crate) enum Fitting<'a> {
 pub(crate) fn fitting(affinity: Affinity, value: &Value) -> Option<Fitting<'_>> {
     match (affinity, value) {
         (_, Value::Null) => Some(Fitting::Null),
-        (Affinity::Text, Value::String(text)) if !text.contains('\0') => Some(Fitting::Text(text)),
+        (Affinity::Text, Value::String(text)) if memchr::memchr(0, text.as_bytes()).is_none() => {
+            Some(Fitting::Text(text))
+        }
         (Affinity::Integer, Value::Number(number)) => number.as_i64().map(Fitting::Integer),
         (Affinity::Real, Value::Number(number)) => Some(Fitting::Real(
             number.as_i64().map_or_else(|| number.as_f64().unwrap_or(0.0), |integer| integer as f64),

@@ -68,7 +68,7 @@ pub(super) struct OpenCopy {
     data: BytesMut,
     /// Encoded bytes sent so far.
     sent: usize,
-    /// The rows written, for a redo.
+    /// The rows written, for a redo (then freed by [`Disposer`]).
     rows: Vec<AlignedRow>,
     /// What they count for, charged already as if every one went in.
     bytes: u64,
@@ -77,8 +77,53 @@ pub(super) struct OpenCopy {
 }
 
 impl OpenCopy {
+    fn new(spec: &'static TableSpec, kind: RunKind, columns: &[usize], sink: CopyInSink<Bytes>) -> Self {
+        let mut data = BytesMut::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
+        data.extend_from_slice(BINARY_HEADER);
+        Self {
+            spec,
+            kind,
+            columns: columns.to_vec(),
+            sink: Box::pin(sink),
+            data,
+            sent: 0,
+            rows: Vec::new(),
+            bytes: 0,
+            most: 0,
+        }
+    }
+
     pub(super) fn table(&self) -> &'static str {
         self.spec.name
+    }
+
+    /// The rows not sent yet and the end of the `COPY`'s data.
+    fn last_data(&mut self) -> Bytes {
+        self.data.extend_from_slice(&(-1i16).to_be_bytes());
+        self.data.split().freeze()
+    }
+}
+
+/// Frees the rows of settled `COPY`s on a thread of its own (as SQLite's applier frees its
+/// batches): thousands of small allocations a batch, a tenth of the import thread's time
+/// here. At most two lots wait; past that the import's thread frees them itself.
+pub(super) struct Disposer {
+    sender: Option<std::sync::mpsc::SyncSender<Vec<AlignedRow>>>,
+}
+
+impl Disposer {
+    pub(super) fn new() -> Self {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<AlignedRow>>(2);
+        let spawned =
+            std::thread::Builder::new().name("copy-disposer".into()).spawn(move || receiver.into_iter().for_each(drop));
+        Self { sender: spawned.ok().map(|_| sender) }
+    }
+
+    fn dispose(&self, rows: Vec<AlignedRow>) {
+        if let Some(sender) = &self.sender {
+            // A full queue hands the rows back, to be freed here.
+            let _ = sender.try_send(rows);
+        }
     }
 }
 
@@ -154,12 +199,14 @@ impl PostgresRowApplier {
             if run.len() < COPY_AT_LEAST || self.copy_met_existing.contains(&(spec.name, kind)) {
                 return Ok(None);
             }
-            self.settle_copy()?;
-            // Settling may have redone an earlier `COPY` of this table and kind.
-            if self.copy_met_existing.contains(&(spec.name, kind)) {
-                return Ok(None);
+            match self.switch_copy(spec, plan, kind, columns) {
+                Ok(Some(open)) => self.open_copy = Some(open),
+                Ok(None) => return Ok(None),
+                Err(error) => {
+                    self.abandon_transaction();
+                    return Err(error);
+                }
             }
-            self.open_copy = Some(self.start_copy(spec, plan, kind, columns)?);
         }
         let Some(mut open) = self.open_copy.take() else { return Ok(None) };
         // An error from here on drops the sink unfinished: the `COPY` fails, and so does the
@@ -234,36 +281,31 @@ impl PostgresRowApplier {
         Ok(true)
     }
 
-    /// Opens a `COPY` of rows of `spec` that have `columns`, in a savepoint of its own.
+    /// Opens a `COPY` of rows of `spec` that have `columns`, in a savepoint of its own
+    /// (taken here if `savepoint`, else already).
     fn start_copy(
         &self,
         spec: &'static TableSpec,
         plan: &Plan,
         kind: RunKind,
         columns: &[usize],
+        savepoint: bool,
     ) -> DbResult<OpenCopy> {
         let sql = copy_sql(spec, plan, columns);
         let sink = self.db.wait(async {
             let client = self.db.client();
             let statement = self.db.cached().prepare_cached(&sql).await?;
-            let (savepoint, sink) =
-                futures::future::join(client.batch_execute("SAVEPOINT lvbak_copy"), client.copy_in(&statement)).await;
-            savepoint?;
+            let saved = async {
+                match savepoint {
+                    true => client.batch_execute("SAVEPOINT lvbak_copy").await,
+                    false => Ok(()),
+                }
+            };
+            let (saved, sink) = futures::future::join(saved, client.copy_in(&statement)).await;
+            saved?;
             sink
         })?;
-        let mut data = BytesMut::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
-        data.extend_from_slice(BINARY_HEADER);
-        Ok(OpenCopy {
-            spec,
-            kind,
-            columns: columns.to_vec(),
-            sink: Box::pin(sink),
-            data,
-            sent: 0,
-            rows: Vec::new(),
-            bytes: 0,
-            most: 0,
-        })
+        Ok(OpenCopy::new(spec, kind, columns, sink))
     }
 
     /// What the rows of the open `COPY` could count for beyond what they were charged.
@@ -285,8 +327,7 @@ impl PostgresRowApplier {
     fn finish_open_copies(&mut self) -> DbResult<()> {
         // A redo may open a `COPY` of copies under new ids, finished in the next turn.
         while let Some(mut open) = self.open_copy.take() {
-            open.data.extend_from_slice(&(-1i16).to_be_bytes());
-            let data = open.data.split().freeze();
+            let data = open.last_data();
             let (written, released) = self.db.wait(async {
                 open.sink.send(data).await?;
                 // The release goes in the same round trip; after a failed `COPY` it fails
@@ -298,28 +339,81 @@ impl PostgresRowApplier {
                 .await;
                 Ok::<_, tokio_postgres::Error>((written, released))
             })?;
-            match written {
-                Ok(_) => {
-                    released?;
-                    let inserted = open.rows.len() as u64;
-                    self.growth.added(open.spec.name, inserted);
-                    let remapped = if open.kind == RunKind::Copies { inserted } else { 0 };
-                    self.hold_counts(
-                        open.spec.name,
-                        TableCounts { imported: inserted, remapped, bytes: open.bytes, ..TableCounts::default() },
-                    );
-                }
-                Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                    self.batch("ROLLBACK TO SAVEPOINT lvbak_copy; RELEASE SAVEPOINT lvbak_copy")?;
-                    self.copy_met_existing.insert((open.spec.name, open.kind));
-                    self.usage.refund(open.bytes);
-                    self.bytes_in_transaction = self.bytes_in_transaction.saturating_sub(open.bytes);
-                    self.redo(open.spec, open.kind, open.rows)?;
-                }
-                Err(error) => return Err(error.into()),
-            }
+            self.finished(open, written, released)?;
         }
         Ok(())
+    }
+
+    /// Finishes the open `COPY` and starts one of rows of `spec` that have `columns`, the
+    /// new savepoint taken in the same round trip as the end of the old `COPY`: the new
+    /// one, or `None` when the run goes by `INSERT` (the finished one met an existing row of
+    /// this table and kind). (Not the new `COPY` itself: one refused in a transaction a
+    /// failed `COPY` aborted leaves the connection out of step.)
+    fn switch_copy(
+        &mut self,
+        spec: &'static TableSpec,
+        plan: &Plan,
+        kind: RunKind,
+        columns: &[usize],
+    ) -> DbResult<Option<OpenCopy>> {
+        let Some(mut open) = self.open_copy.take() else {
+            return self.start_copy(spec, plan, kind, columns, true).map(Some);
+        };
+        let data = open.last_data();
+        let (written, released, saved) = self.db.wait(async {
+            open.sink.send(data).await?;
+            let client = self.db.client();
+            // After a failed `COPY` the release and the new savepoint fail too.
+            Ok::<_, tokio_postgres::Error>(
+                futures::future::join3(
+                    open.sink.as_mut().finish(),
+                    client.batch_execute("RELEASE SAVEPOINT lvbak_copy"),
+                    client.batch_execute("SAVEPOINT lvbak_copy"),
+                )
+                .await,
+            )
+        })?;
+        let finished_whole = written.is_ok();
+        self.finished(open, written, released)?;
+        if finished_whole {
+            saved?;
+            return self.start_copy(spec, plan, kind, columns, false).map(Some);
+        }
+        if self.copy_met_existing.contains(&(spec.name, kind)) {
+            return Ok(None);
+        }
+        self.start_copy(spec, plan, kind, columns, true).map(Some)
+    }
+
+    /// Counts a finished `COPY`'s rows, or redoes them when it met an existing row.
+    fn finished(
+        &mut self,
+        open: OpenCopy,
+        written: Result<u64, tokio_postgres::Error>,
+        released: Result<(), tokio_postgres::Error>,
+    ) -> DbResult<()> {
+        match written {
+            Ok(_) => {
+                released?;
+                let inserted = open.rows.len() as u64;
+                self.growth.added(open.spec.name, inserted);
+                let remapped = if open.kind == RunKind::Copies { inserted } else { 0 };
+                self.hold_counts(
+                    open.spec.name,
+                    TableCounts { imported: inserted, remapped, bytes: open.bytes, ..TableCounts::default() },
+                );
+                self.disposer.dispose(open.rows);
+                Ok(())
+            }
+            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                self.batch("ROLLBACK TO SAVEPOINT lvbak_copy; RELEASE SAVEPOINT lvbak_copy")?;
+                self.copy_met_existing.insert((open.spec.name, open.kind));
+                self.usage.refund(open.bytes);
+                self.bytes_in_transaction = self.bytes_in_transaction.saturating_sub(open.bytes);
+                self.redo(open.spec, open.kind, open.rows)
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Inserts the rows of a `COPY` that met an existing row, as a batch's would have been
