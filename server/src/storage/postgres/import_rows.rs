@@ -377,12 +377,14 @@ impl PostgresRowApplier {
         self.copy_stays_open = true;
         if let Err(error) = result {
             self.forget_absent();
-            if let Some((usage, bytes, held)) = guarded {
-                let _ = self.batch("ROLLBACK TO SAVEPOINT lvbak_batch; RELEASE SAVEPOINT lvbak_batch");
-                (self.usage, self.bytes_in_transaction, self.held_counts) = (usage, bytes, held);
-                let _ = self.commit();
-            } else {
-                self.abandon_transaction();
+            match guarded {
+                // Unless a `COPY` that failed to settle took the whole transaction back.
+                Some((usage, bytes, held)) if self.open_since.is_some() => {
+                    let _ = self.batch("ROLLBACK TO SAVEPOINT lvbak_batch; RELEASE SAVEPOINT lvbak_batch");
+                    (self.usage, self.bytes_in_transaction, self.held_counts) = (usage, bytes, held);
+                    let _ = self.commit();
+                }
+                _ => self.abandon_transaction(),
             }
             return Err(error);
         }

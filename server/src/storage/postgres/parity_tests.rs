@@ -361,3 +361,68 @@ async fn meet_rows_late(whole: &[u8], kept: &[u8], total: u64, held: u64) {
         assert_eq!(lines.filter(|line| !line.is_empty()).count() as u64, total, "Bob imports: {bob_imports}");
     }
 }
+
+/// Imports `archive` into `user`'s account held to `quota`: the summary, or whether it
+/// failed over the quota.
+fn import_within(store: &Store, user: &str, archive: &[u8], quota: u64) -> Result<serde_json::Value, bool> {
+    let handle = tokio::runtime::Handle::current();
+    let mut archive = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
+    let progress = |_: crate::progress::Event| {};
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut session = ImportSession::new(store, user, Some(quota), cancel, &progress, handle).unwrap();
+    let over = |error: crate::import::session::ImportError| {
+        matches!(error, crate::import::session::ImportError::QuotaExceeded(_))
+    };
+    import_archive(&mut session, &mut archive, None, None).map_err(over)?;
+    let summary = session.finish().map_err(over)?;
+    Ok(serde_json::to_value(lvbak_core::protocol::SummaryReport::from(&summary)).unwrap())
+}
+
+/// The quota holds rows written by `COPY`s left open as it holds SQLite's: three thousand
+/// characters are charged the same bytes on both backends, and an import of them into an
+/// account with room for half fails over the quota on both, leaving no row and the
+/// account's use as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_holds_rows_written_by_open_copies_as_on_sqlite() {
+    let (_seeded_dir, seeded, holder) = bulk_characters(3000).await;
+    let whole = archive_of(&seeded, &holder, "whole").await;
+    let database = test_database().await;
+    let url = DatabaseUrl { config: database.config.clone() };
+    let (sqlite_dir, postgres_dir) = (scratch("sqlite"), scratch("postgres"));
+    let sqlite = Arc::new(Store::open(&sqlite_dir.0).await.unwrap());
+    let postgres = Arc::new(Store::open_with(&postgres_dir.0, None, Some(&url)).await.unwrap());
+    let mut charged = Vec::new();
+    for store in [sqlite, postgres] {
+        let alice = store.accounts().create_user("id-alice", "alice", "h", 1).await.unwrap();
+        let bob = store.accounts().create_user("id-bob", "bob", "h", 1).await.unwrap();
+        let (imports, archive) = (store.clone(), whole.clone());
+        let (alice_id, bob_id) = (alice.id.clone(), bob.id.clone());
+        let use_of = |user: String| {
+            let store = store.clone();
+            async move { store.accounts().usage_of(&user).await.unwrap().unwrap_or(0) }
+        };
+        let room = 1 << 40;
+        let summary = tokio::task::spawn_blocking(move || import_within(&imports, &alice_id, &archive, room))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(summary["summary"]["characters"]["imported"], 3000, "{summary}");
+        let used = use_of(alice.id.clone()).await;
+        let bob_before = use_of(bob.id.clone()).await;
+        let (imports, archive) = (store.clone(), whole.clone());
+        let half = bob_before + used / 2;
+        let failed =
+            tokio::task::spawn_blocking(move || import_within(&imports, &bob_id, &archive, half)).await.unwrap();
+        assert_eq!(failed, Err(true), "an import over the quota");
+        assert_eq!(use_of(bob.id.clone()).await, bob_before, "the failed import's bytes stayed counted");
+        let (exports, bob_record) = (store.clone(), bob.clone());
+        let left = tokio::task::spawn_blocking(move || export(&exports, &bob_record)).await.unwrap();
+        let lines = left
+            .get("database/characters.ndjson")
+            .map_or(0, |content| content.split(|&byte| byte == b'\n').filter(|line| !line.is_empty()).count());
+        assert_eq!(lines, 0, "rows of the import over the quota stayed");
+        charged.push(used);
+    }
+    assert_eq!(charged[0], charged[1], "bytes charged on SQLite and on PostgreSQL");
+    assert!(charged[0] > 3000 * 1000, "{} bytes for 3000 characters", charged[0]);
+}
