@@ -179,6 +179,7 @@ impl PostgresRowApplier {
     /// met an existing row yet): how many rows it refused (a key the key column cannot
     /// hold); the others are taken out of `rows` and counted when the `COPY` is settled.
     /// `None` when it wrote nothing: the run goes by `INSERT`.
+    // The run as `insert_rows` has it: its table, plan, kind, columns, key and rows.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn copied(
         &mut self,
