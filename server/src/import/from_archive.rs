@@ -46,7 +46,7 @@ fn apply_tables<R: Read + Seek + Send>(
             Ok(())
         })?;
         session.note_dropped_columns(spec.name, &unknown);
-        let counts = session.table_counts(spec.name);
+        let counts = session.settled_table_counts(spec.name)?;
         session.progress(Event::TableDone { table: spec.name.to_string(), counts });
     }
     session.commit()

@@ -114,7 +114,7 @@ impl<'a> ImportSession<'a> {
 
     pub fn check_cancelled(&mut self) -> Result<(), ImportError> {
         if self.cancel.load(Ordering::Relaxed) {
-            self.applier.commit()?;
+            self.commit()?;
             return Err(ImportError::Cancelled);
         }
         Ok(())
@@ -132,7 +132,18 @@ impl<'a> ImportSession<'a> {
 
     /// Commits the rows applied so far (before long work that writes no rows).
     pub fn commit(&mut self) -> Result<(), ImportError> {
+        self.settle_counts()?;
         Ok(self.applier.commit()?)
+    }
+
+    /// Counts the rows whose outcome the applier knew only after their batch (see
+    /// `ImportRows::settle`).
+    fn settle_counts(&mut self) -> Result<(), ImportError> {
+        let settled = self.applier.settle().map_err(ImportError::from);
+        for (table, counts) in self.roll_back_if_out_of_room(settled)? {
+            self.summary.tables.entry(table.to_string()).or_default().add(counts);
+        }
+        Ok(())
     }
 
     pub fn progress(&self, event: Event) {
@@ -261,6 +272,12 @@ impl<'a> ImportSession<'a> {
         self.summary.tables.get(table).copied().unwrap_or_default()
     }
 
+    /// The counts of a table whose rows have all been applied, every row's outcome known.
+    pub fn settled_table_counts(&mut self, table: &str) -> Result<TableCounts, ImportError> {
+        self.settle_counts()?;
+        Ok(self.table_counts(table))
+    }
+
     /// Brings references to rows copied under new ids to the copies, and clears those that
     /// point at rows that are missing or another account's: what every import does with
     /// what it applied, however it ends.
@@ -274,7 +291,7 @@ impl<'a> ImportSession<'a> {
     /// it applied exactly as a complete one does, so nothing the account keeps points at
     /// another account's rows; the stop itself is the story, so a failure here is logged.
     pub fn settle_after_stop(mut self) {
-        let settled = self.settle_and_scrub().and_then(|()| Ok(self.applier.commit()?));
+        let settled = self.settle_and_scrub().and_then(|()| self.commit());
         if let Err(error) = settled {
             tracing::warn!("an import by {} stopped and could not settle its references: {error}", self.user_id);
         }
@@ -283,6 +300,7 @@ impl<'a> ImportSession<'a> {
     /// Clears dangling references, marks what must be re-vectorized, and makes restored
     /// files durable; the summary.
     pub fn finish(mut self) -> Result<ImportSummary, ImportError> {
+        self.settle_counts()?;
         self.settle_and_scrub()?;
         let closed = self.check_selection();
         self.roll_back_if_out_of_room(closed)?;
@@ -293,7 +311,7 @@ impl<'a> ImportSession<'a> {
         // small files in the background).
         let flushed = self.store.files.flush_writes(&self.user_id).map_err(ImportError::from);
         self.roll_back_if_out_of_room(flushed)?;
-        self.applier.commit()?;
+        self.commit()?;
         // A small import syncs its own files only, so it never waits for other users'
         // unwritten data; a large one syncs the filesystem (cheaper than thousands of fsyncs).
         self.store.files.make_durable(self.written.as_deref())?;

@@ -12,6 +12,8 @@
 //! - batches may share a transaction, but what `commit` returns from is durable, and a
 //!   batch that fails leaves the rows before it (rolled back whole, as a crash would, when
 //!   it was not guarded by the quota);
+//! - every applied row is counted once: by `apply`, or later by `settle` (a `commit`
+//!   finishes writing the rows and keeps their counts for it);
 //! - `roll_back_import` takes back every row the import added (and what they counted for),
 //!   however many commits ago; `take_recorded_vectors` hands back the vectors it recorded;
 //! - nothing of another account is read out: answers are yes/no, the importer's own
@@ -36,8 +38,16 @@ pub(crate) trait ImportRows: Send {
     /// aligned with these.
     fn columns_of(&mut self, spec: &'static TableSpec) -> DbResult<Vec<String>>;
     /// Applies a batch of rows of one registry table, merge by id (see `policy::rows`):
-    /// the counts of what was imported, remapped, skipped and refused.
+    /// the counts of what was imported, remapped, skipped and refused. A backend may still
+    /// be writing some of the rows when it returns (PostgreSQL's `COPY` left open for the
+    /// next batch): their counts come with a later batch of the same table or from
+    /// [`Self::settle`].
     fn apply(&mut self, spec: &'static TableSpec, rows: Vec<AlignedRow>) -> DbResult<TableCounts>;
+    /// Finishes writing the rows applied so far: the counts of those [`Self::apply`] did
+    /// not report yet, by table (nothing where `apply` reports every row at once).
+    fn settle(&mut self) -> DbResult<Vec<(&'static str, TableCounts)>> {
+        Ok(Vec::new())
+    }
     /// What applying `rows` would do with each, in their order, writing nothing (a restore
     /// preview, `policy::preview`); `ledger` stands in for the rows the restore would have
     /// added by then, and learns those of `rows`.

@@ -18,6 +18,8 @@ mod ending;
 mod handed_on;
 mod insert;
 mod preview;
+mod remaps;
+mod seam;
 mod statistics;
 
 use std::collections::{HashMap, HashSet};
@@ -27,7 +29,6 @@ use lvbak_core::registry::{id_text_columns, table_spec, Ownership, TableSpec};
 use serde_json::Value;
 
 use super::{quotas, BlockingClient, PostgresStores};
-use crate::memory::MemoryBudget;
 use crate::policy::ids::NEW_ID_BYTES;
 use crate::policy::ownership::Owner;
 use crate::policy::quota::Usage;
@@ -109,6 +110,15 @@ pub(crate) struct PostgresRowApplier {
     /// What this import added to each table since PostgreSQL's statistics of it were taken.
     growth: statistics::Growth,
     stored_values: StoredValues,
+    /// A `COPY` left open for the next batch (`copy.rs`): nothing else may use the
+    /// connection until it is settled.
+    open_copy: Option<copy::OpenCopy>,
+    /// Whether a `COPY` may stay open after its run (not in a batch guarded by a
+    /// savepoint, nor while one that met an existing row is redone).
+    copy_stays_open: bool,
+    /// Counts of rows whose outcome became known after their batch returned, by table.
+    held_counts: Vec<(&'static str, TableCounts)>,
+    disposer: copy::Disposer,
 }
 
 impl PostgresStores {
@@ -156,6 +166,10 @@ impl PostgresStores {
             copy_met_existing: HashSet::new(),
             growth: statistics::Growth::default(),
             stored_values: StoredValues::new()?,
+            open_copy: None,
+            copy_stays_open: true,
+            held_counts: Vec::new(),
+            disposer: copy::Disposer::new(),
         })
     }
 }
@@ -192,8 +206,18 @@ fn owned_condition(spec: &TableSpec, alias: &str, parameter: usize) -> String {
 type Params<'a> = [&'a (dyn tokio_postgres::types::ToSql + Sync)];
 
 impl PostgresRowApplier {
+    /// Refuses a statement while a `COPY` is open: the connection would wait for the
+    /// `COPY`'s end, which only this import can send (a `settle_copy` is missing).
+    fn connection_free(&self) -> DbResult<()> {
+        match &self.open_copy {
+            Some(_) => Err(DbError::Invalid("a statement was sent while a COPY was open".into())),
+            None => Ok(()),
+        }
+    }
+
     /// Runs one statement; how many rows it changed.
     fn execute(&self, sql: &str, params: &Params<'_>) -> DbResult<u64> {
+        self.connection_free()?;
         Ok(self.db.wait(async {
             let statement = self.db.cached().prepare_cached(sql).await?;
             self.db.client().execute(&statement, params).await
@@ -202,6 +226,7 @@ impl PostgresRowApplier {
 
     /// Runs one query; its rows.
     fn query(&self, sql: &str, params: &Params<'_>) -> DbResult<Vec<tokio_postgres::Row>> {
+        self.connection_free()?;
         Ok(self.db.wait(async {
             let statement = self.db.cached().prepare_cached(sql).await?;
             self.db.client().query(&statement, params).await
@@ -210,6 +235,7 @@ impl PostgresRowApplier {
 
     /// Runs statements with no parameters (transaction control).
     fn batch(&self, sql: &str) -> DbResult<()> {
+        self.connection_free()?;
         Ok(self.db.wait(self.db.client().batch_execute(sql))?)
     }
 
@@ -257,6 +283,7 @@ impl PostgresRowApplier {
 
     /// Commits the open transaction, if any, with the account's disk use as it now is.
     fn commit(&mut self) -> DbResult<()> {
+        self.settle_copy()?;
         let total = self.usage.total();
         if total != self.usage.persisted {
             self.db.wait(quotas::set_usage(self.db.client(), &self.user_id, total))?;
@@ -273,6 +300,8 @@ impl PostgresRowApplier {
     /// Rolls back the open transaction after a database error: its rows are gone, and so is
     /// what they counted for.
     fn abandon_transaction(&mut self) {
+        // Dropped unfinished, the `COPY` fails (its rows and counts go with the transaction).
+        self.open_copy = None;
         if self.open_since.take().is_some() {
             let _ = self.batch("ROLLBACK");
         }
@@ -289,13 +318,17 @@ impl PostgresRowApplier {
     /// savepoint, so an over-quota batch leaves nothing and the rows before it stay).
     fn apply(&mut self, spec: &'static TableSpec, rows: Vec<AlignedRow>) -> DbResult<TableCounts> {
         let plan = self.plan(spec)?;
+        if !self.copy_continues(spec, &plan, &rows) {
+            self.settle_copy()?;
+        }
         let mut counts = TableCounts::default();
         if self.open_since.is_none() {
             self.batch("BEGIN")?;
             self.open_since = Some(std::time::Instant::now());
         }
         let batch_rows = rows.len();
-        let mut guarded = false;
+        // A guarded batch taken back leaves the usage and the held counts as they were.
+        let mut guarded = None;
         let result = (|| -> DbResult<()> {
             if spec.name == "settings" {
                 for row in rows {
@@ -312,11 +345,17 @@ impl PostgresRowApplier {
                 }
             }
             self.forget_absent();
-            let most = || accepted.iter().map(|row| plan.charge.bytes(row) + NEW_ID_BYTES).sum::<u64>();
-            if self.usage.quota.is_some() && self.usage.check(most()).is_err() {
-                self.batch("SAVEPOINT lvbak_batch")?;
-                guarded = true;
+            let most = accepted.iter().map(|row| plan.charge.bytes(row) + NEW_ID_BYTES).sum::<u64>();
+            // The rows of an open `COPY` may count for more once it is settled (a redo
+            // copies some under new ids): settled first unless both surely fit.
+            if self.usage.quota.is_some() && self.usage.check(most + self.open_copy_headroom()).is_err() {
+                self.settle_copy()?;
+                if self.usage.check(most).is_err() {
+                    guarded = Some((self.usage, self.bytes_in_transaction, self.held_counts.clone()));
+                    self.batch("SAVEPOINT lvbak_batch")?;
+                }
             }
+            self.copy_stays_open = guarded.is_none();
             if !self.texts_with_ids.contains(spec.name) && plan.holds_id_text(&accepted) {
                 self.texts_with_ids.insert(spec.name);
             }
@@ -326,38 +365,60 @@ impl PostgresRowApplier {
             if let Some(id) = plan.id {
                 insert::sort_by_id(&mut accepted, id);
             }
-            let (inserted, remapped, bytes, refused) = self.insert_all(spec, &plan, &mut accepted)?;
-            self.growth.added(spec.name, inserted);
-            self.usage.charge(bytes, false)?;
-            counts.imported += inserted;
-            counts.remapped += remapped;
-            counts.rejected += refused;
-            counts.skipped += accepted.len() as u64 - inserted - refused;
-            counts.bytes += bytes;
+            let placed = self.insert_all(spec, &plan, &mut accepted)?;
+            self.growth.added(spec.name, placed.inserted);
+            self.usage.charge(placed.bytes, false)?;
+            self.bytes_in_transaction += placed.bytes;
+            let rejected = counts.rejected;
+            counts = placed.counts(accepted.len());
+            counts.rejected += rejected;
             Ok(())
         })();
+        self.copy_stays_open = true;
         if let Err(error) = result {
             self.forget_absent();
-            if guarded {
-                let _ = self.batch("ROLLBACK TO SAVEPOINT lvbak_batch; RELEASE SAVEPOINT lvbak_batch");
-                let _ = self.commit();
-            } else {
-                self.abandon_transaction();
+            match guarded {
+                // Unless a `COPY` that failed to settle took the whole transaction back.
+                Some((usage, bytes, held)) if self.open_since.is_some() => {
+                    let _ = self.batch("ROLLBACK TO SAVEPOINT lvbak_batch; RELEASE SAVEPOINT lvbak_batch");
+                    (self.usage, self.bytes_in_transaction, self.held_counts) = (usage, bytes, held);
+                    let _ = self.commit();
+                }
+                _ => self.abandon_transaction(),
             }
             return Err(error);
         }
-        if guarded {
+        if guarded.is_some() {
             self.batch("RELEASE SAVEPOINT lvbak_batch")?;
         }
         self.rows_in_transaction += batch_rows;
-        self.bytes_in_transaction += counts.bytes;
         if self.rows_in_transaction >= COMMIT_AFTER_ROWS
             || self.open_since.is_some_and(|at| at.elapsed() >= COMMIT_AFTER)
         {
             self.commit()?;
             crate::faults::committed_rows_of(spec.name);
         }
+        counts.add(self.take_held_counts(spec.name));
         Ok(counts)
+    }
+
+    /// Whether a batch of `rows` of `spec` may go on while the open `COPY` is open: one of
+    /// the same table, and nothing to ask the database before the rows are written (no
+    /// copies under new ids to look up, no numbers to give, every parent and reference
+    /// known; see `fetch_owners` and `check_row`).
+    fn copy_continues(&self, spec: &TableSpec, plan: &Plan, rows: &[AlignedRow]) -> bool {
+        let Some(open) = &self.open_copy else { return true };
+        let named = plan.parent.iter().copied().chain(plan.references.iter().map(|r| (r.index, r.target)));
+        open.table() == spec.name
+            && spec.name != "settings"
+            && !self.remaps.any
+            && plan.numbered.is_none()
+            && named.filter(|(_, table)| table_spec(table).is_some()).all(|(index, table)| {
+                rows.iter().all(|row| match &row[index] {
+                    Some(Value::String(id)) => self.owners.get(table, id).is_some(),
+                    _ => true,
+                })
+            })
     }
 
     /// Lets go of memory that can be rebuilt.
@@ -365,126 +426,5 @@ impl PostgresRowApplier {
         self.owners.clear();
         self.remaps.cache.clear();
         self.remaps.complete = false;
-    }
-}
-
-impl crate::storage::backend::ImportRows for PostgresRowApplier {
-    fn columns_of(&mut self, spec: &'static TableSpec) -> DbResult<Vec<String>> {
-        Ok(self.plan(spec)?.rules.names.clone())
-    }
-
-    fn apply(&mut self, spec: &'static TableSpec, rows: Vec<AlignedRow>) -> DbResult<TableCounts> {
-        PostgresRowApplier::apply(self, spec, rows)
-    }
-
-    fn preview(
-        &mut self,
-        spec: &'static TableSpec,
-        rows: Vec<AlignedRow>,
-        ledger: &mut crate::policy::preview::PreviewLedger,
-    ) -> DbResult<Vec<crate::policy::preview::RowVerdict>> {
-        self.preview_rows(spec, rows, ledger)
-    }
-
-    fn commit(&mut self) -> DbResult<()> {
-        PostgresRowApplier::commit(self)
-    }
-
-    fn usage(&self) -> Usage {
-        self.usage
-    }
-
-    fn charge(&mut self, bytes: u64, keep: bool) -> DbResult<()> {
-        Ok(self.usage.charge(bytes, keep)?)
-    }
-
-    fn refund(&mut self, bytes: u64) {
-        self.usage.refund(bytes);
-    }
-
-    fn local_id(&mut self, id: &str) -> DbResult<String> {
-        Ok(self.remapped(None, id)?.unwrap_or_else(|| id.to_string()))
-    }
-
-    fn local_json(&mut self, text: String) -> DbResult<String> {
-        if !self.remaps.any {
-            return Ok(text);
-        }
-        Ok(self.rewrite_uuids(&text, true)?.unwrap_or(text))
-    }
-
-    fn local_file_name(&mut self, name: &str) -> DbResult<String> {
-        if !self.remaps.any {
-            return Ok(name.to_string());
-        }
-        Ok(self.rewrite_uuids(name, false)?.unwrap_or_else(|| name.to_string()))
-    }
-
-    fn answers(&mut self, question: crate::policy::files::FileQuestion<'_>) -> DbResult<bool> {
-        self.answer(question)
-    }
-
-    fn path_of(&mut self, table: &'static str, column: &'static str, id: &str) -> DbResult<Option<String>> {
-        PostgresRowApplier::path_of(self, table, column, id)
-    }
-
-    fn vector_source_text(&mut self, source_type: &str, source_id: &str) -> DbResult<Option<String>> {
-        PostgresRowApplier::vector_source_text(self, source_type, source_id)
-    }
-
-    fn vector_source_pending(&mut self, source_type: &str, source_id: &str) -> DbResult<bool> {
-        PostgresRowApplier::vector_source_pending(self, source_type, source_id)
-    }
-
-    fn embedding_setting(&mut self) -> DbResult<Option<String>> {
-        PostgresRowApplier::embedding_setting(self)
-    }
-
-    fn mark_has_api_key(&mut self, table: &str, id: &str) -> DbResult<bool> {
-        PostgresRowApplier::mark_has_api_key(self, table, id)
-    }
-
-    fn settle_remapped_references(&mut self) -> DbResult<u64> {
-        PostgresRowApplier::settle_remapped_references(self)
-    }
-
-    fn scrub_references(&mut self) -> DbResult<u64> {
-        PostgresRowApplier::scrub_references(self)
-    }
-
-    fn mark_inserted_for_revectorization(&mut self) -> DbResult<u64> {
-        PostgresRowApplier::mark_inserted_for_revectorization(self)
-    }
-
-    fn record_vectors(&mut self, table: &str, dimension: i32, ids: &[String]) -> DbResult<()> {
-        PostgresRowApplier::record_vectors(self, table, dimension, ids)
-    }
-
-    fn roll_back_import(&mut self) -> DbResult<u64> {
-        PostgresRowApplier::roll_back_import(self)
-    }
-
-    fn inserted_keys(&mut self, each: &mut dyn FnMut(&'static str, Option<&str>)) -> DbResult<()> {
-        PostgresRowApplier::inserted_keys(self, each)
-    }
-
-    fn take_recorded_vectors(
-        &mut self,
-        each: &mut crate::storage::backend::import_rows::RemoveVectors<'_>,
-    ) -> DbResult<()> {
-        PostgresRowApplier::take_recorded_vectors(self, each)
-    }
-
-    fn settle_all_rows(&mut self) -> DbResult<u64> {
-        PostgresRowApplier::settle_all_rows(self)
-    }
-
-    fn count_caches_in(&mut self, budget: &MemoryBudget) {
-        self.owners.count_in(budget);
-        self.remaps.cache.count_in(budget);
-    }
-
-    fn release_memory(&mut self) {
-        PostgresRowApplier::release_memory(self);
     }
 }

@@ -283,10 +283,49 @@ async fn a_copy_meeting_existing_rows_late_in_its_run_loses_and_doubles_nothing(
     raw.execute("DELETE FROM characters WHERE id NOT IN (SELECT id FROM characters ORDER BY id DESC LIMIT 100)", [])
         .unwrap();
     let last_hundred = archive_of(&seeded, &holder, "last-hundred").await;
+    meet_rows_late(&whole, &last_hundred, 1000, 100).await;
+}
 
-    // Alice has the last hundred; then she imports all thousand (her own rows met late), or
-    // Bob does (another account's rows met late). Each on a fresh store of each backend.
-    for (bob_imports, expected) in [(false, [(100, 0, 0), (900, 100, 0)]), (true, [(100, 0, 0), (1000, 0, 100)])] {
+/// A `COPY` left open over several batches of a thousand characters (each batch's rows
+/// joining the one the first began, while PostgreSQL still writes the last ones) meets rows
+/// that are there already: it is taken back whole only when it is finished, after those
+/// batches returned, and they all go in by `INSERT … ON CONFLICT`. Met in the third of
+/// three batches (finished at the table's end), and in the second of five (finished when
+/// the fifth starts the next `COPY`, the first one full; sooner if a commit falls between
+/// the batches): the summary counts every row once, as SQLite's does batch by batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_left_open_over_batches_meeting_existing_rows_loses_and_doubles_nothing() {
+    for (total, kept) in [(3000, 2900..3000), (5000, 1900..2000)] {
+        let (seeded_dir, seeded, holder) = bulk_characters(total).await;
+        let whole = archive_of(&seeded, &holder, "whole").await;
+        // Characters by their place in the archive, so in the import's batches.
+        let archive = Archive::open(Cursor::new(whole.clone()), Limits::STANDARD).unwrap();
+        let index = archive.entries().iter().position(|entry| entry.name == "database/characters.ndjson").unwrap();
+        let mut lines = String::new();
+        archive.open_entry(index).unwrap().read_to_string(&mut lines).unwrap();
+        let ids: Vec<String> = lines
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), total);
+        let raw = rusqlite::Connection::open(seeded_dir.0.join("lvbak.sqlite")).unwrap();
+        raw.execute_batch("CREATE TEMP TABLE kept (id TEXT)").unwrap();
+        for id in &ids[kept.clone()] {
+            raw.execute("INSERT INTO kept VALUES (?1)", [id]).unwrap();
+        }
+        raw.execute("DELETE FROM characters WHERE id NOT IN (SELECT id FROM kept)", []).unwrap();
+        let some = archive_of(&seeded, &holder, "some").await;
+        meet_rows_late(&whole, &some, total as u64, kept.len() as u64).await;
+    }
+}
+
+/// Alice has the characters of `kept` (`held` of them); then she imports the `total` of
+/// `whole` (her own rows met late), or Bob does (another account's rows met late). Each on
+/// a fresh store of each backend: the same summaries, every row once.
+async fn meet_rows_late(whole: &[u8], kept: &[u8], total: u64, held: u64) {
+    for (bob_imports, expected) in
+        [(false, [(held, 0, 0), (total - held, held, 0)]), (true, [(held, 0, 0), (total, 0, held)])]
+    {
         let database = test_database().await;
         let url = DatabaseUrl { config: database.config.clone() };
         let (sqlite_dir, postgres_dir) = (scratch("sqlite"), scratch("postgres"));
@@ -297,10 +336,10 @@ async fn a_copy_meeting_existing_rows_late_in_its_run_loses_and_doubles_nothing(
             let alice = store.accounts().create_user("id-alice", "alice", "h", 1).await.unwrap();
             let bob = store.accounts().create_user("id-bob", "bob", "h", 1).await.unwrap();
             let second = if bob_imports { bob } else { alice.clone() };
-            let (whole, last_hundred) = (whole.clone(), last_hundred.clone());
+            let (whole, kept) = (whole.to_vec(), kept.to_vec());
             runs.push(
                 tokio::task::spawn_blocking(move || {
-                    let summaries = [(&alice, &last_hundred), (&second, &whole)]
+                    let summaries = [(&alice, &kept), (&second, &whole)]
                         .map(|(user, archive)| import(&store, &user.id, archive))
                         .to_vec();
                     (summaries, export(&store, &second))
@@ -319,6 +358,71 @@ async fn a_copy_meeting_existing_rows_late_in_its_run_loses_and_doubles_nothing(
         let counted: Vec<_> = postgres_summaries.iter().map(counts).collect();
         assert_eq!(counted, expected, "Bob imports: {bob_imports}");
         let lines = second_export["database/characters.ndjson"].split(|&byte| byte == b'\n');
-        assert_eq!(lines.filter(|line| !line.is_empty()).count(), 1000, "Bob imports: {bob_imports}");
+        assert_eq!(lines.filter(|line| !line.is_empty()).count() as u64, total, "Bob imports: {bob_imports}");
     }
+}
+
+/// Imports `archive` into `user`'s account held to `quota`: the summary, or whether it
+/// failed over the quota.
+fn import_within(store: &Store, user: &str, archive: &[u8], quota: u64) -> Result<serde_json::Value, bool> {
+    let handle = tokio::runtime::Handle::current();
+    let mut archive = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
+    let progress = |_: crate::progress::Event| {};
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut session = ImportSession::new(store, user, Some(quota), cancel, &progress, handle).unwrap();
+    let over = |error: crate::import::session::ImportError| {
+        matches!(error, crate::import::session::ImportError::QuotaExceeded(_))
+    };
+    import_archive(&mut session, &mut archive, None, None).map_err(over)?;
+    let summary = session.finish().map_err(over)?;
+    Ok(serde_json::to_value(lvbak_core::protocol::SummaryReport::from(&summary)).unwrap())
+}
+
+/// The quota holds rows written by `COPY`s left open as it holds SQLite's: three thousand
+/// characters are charged the same bytes on both backends, and an import of them into an
+/// account with room for half fails over the quota on both, leaving no row and the
+/// account's use as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_holds_rows_written_by_open_copies_as_on_sqlite() {
+    let (_seeded_dir, seeded, holder) = bulk_characters(3000).await;
+    let whole = archive_of(&seeded, &holder, "whole").await;
+    let database = test_database().await;
+    let url = DatabaseUrl { config: database.config.clone() };
+    let (sqlite_dir, postgres_dir) = (scratch("sqlite"), scratch("postgres"));
+    let sqlite = Arc::new(Store::open(&sqlite_dir.0).await.unwrap());
+    let postgres = Arc::new(Store::open_with(&postgres_dir.0, None, Some(&url)).await.unwrap());
+    let mut charged = Vec::new();
+    for store in [sqlite, postgres] {
+        let alice = store.accounts().create_user("id-alice", "alice", "h", 1).await.unwrap();
+        let bob = store.accounts().create_user("id-bob", "bob", "h", 1).await.unwrap();
+        let (imports, archive) = (store.clone(), whole.clone());
+        let (alice_id, bob_id) = (alice.id.clone(), bob.id.clone());
+        let use_of = |user: String| {
+            let store = store.clone();
+            async move { store.accounts().usage_of(&user).await.unwrap().unwrap_or(0) }
+        };
+        let room = 1 << 40;
+        let summary = tokio::task::spawn_blocking(move || import_within(&imports, &alice_id, &archive, room))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(summary["summary"]["characters"]["imported"], 3000, "{summary}");
+        let used = use_of(alice.id.clone()).await;
+        let bob_before = use_of(bob.id.clone()).await;
+        let (imports, archive) = (store.clone(), whole.clone());
+        let half = bob_before + used / 2;
+        let failed =
+            tokio::task::spawn_blocking(move || import_within(&imports, &bob_id, &archive, half)).await.unwrap();
+        assert_eq!(failed, Err(true), "an import over the quota");
+        assert_eq!(use_of(bob.id.clone()).await, bob_before, "the failed import's bytes stayed counted");
+        let (exports, bob_record) = (store.clone(), bob.clone());
+        let left = tokio::task::spawn_blocking(move || export(&exports, &bob_record)).await.unwrap();
+        let lines = left
+            .get("database/characters.ndjson")
+            .map_or(0, |content| content.split(|&byte| byte == b'\n').filter(|line| !line.is_empty()).count());
+        assert_eq!(lines, 0, "rows of the import over the quota stayed");
+        charged.push(used);
+    }
+    assert_eq!(charged[0], charged[1], "bytes charged on SQLite and on PostgreSQL");
+    assert!(charged[0] > 3000 * 1000, "{} bytes for 3000 characters", charged[0]);
 }

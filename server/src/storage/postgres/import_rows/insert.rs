@@ -5,23 +5,52 @@
 //! SELECT … FROM unnest(…) ON CONFLICT DO NOTHING`, whose `RETURNING` says which rows went
 //! in.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
+use lvbak_core::protocol::TableCounts;
 use serde_json::{Map, Value};
 use tokio_postgres::types::ToSql;
 
 use super::copy::RunKind;
-use super::statistics;
 use super::{quoted, DbError, DbResult, Params, Plan, PostgresRowApplier};
-use crate::policy::ids::fresh_ids;
 use crate::policy::ownership::{merge, Merge, Owner};
 use crate::policy::rows::AlignedRow;
 use crate::storage::postgres::values::{odd_object, place, Typed, TypedColumn};
-use crate::util::new_id;
 use lvbak_core::registry::{Ownership, TableSpec};
 
 /// Ids asked about in one statement.
-const IDS_PER_STATEMENT: usize = 1000;
+pub(super) const IDS_PER_STATEMENT: usize = 1000;
+
+/// What inserting rows did with them.
+#[derive(Debug, Default)]
+pub(super) struct Placed {
+    /// Positions of the rows an `INSERT` left out: their key exists.
+    pub(super) ignored: Vec<usize>,
+    /// Rows an `INSERT` wrote, of which copies under new ids, and the bytes they count for.
+    pub(super) inserted: u64,
+    pub(super) remapped: u64,
+    pub(super) bytes: u64,
+    /// Rows refused: without a key, or one PostgreSQL's key column cannot hold (text with
+    /// a NUL character).
+    pub(super) refused: u64,
+    /// Rows handed to a `COPY`: counted when it is settled (`copy.rs`).
+    pub(super) copied: u64,
+}
+
+impl Placed {
+    /// The counts of `rows` rows so placed: those neither written, refused nor handed to a
+    /// `COPY` were there already (skipped).
+    pub(super) fn counts(&self, rows: usize) -> TableCounts {
+        TableCounts {
+            imported: self.inserted,
+            remapped: self.remapped,
+            skipped: rows as u64 - self.inserted - self.refused - self.copied,
+            rejected: self.refused,
+            bytes: self.bytes,
+            ..TableCounts::default()
+        }
+    }
+}
 
 /// Rows in id order (inserted so, they touch neighbouring index pages).
 pub(super) fn sort_by_id(rows: &mut [AlignedRow], id: usize) {
@@ -66,71 +95,72 @@ impl PostgresRowApplier {
             .ok_or_else(|| DbError::Invalid(format!("{} has no key", plan.table)))
     }
 
-    /// Inserts `rows`, a statement per run of rows with the same columns: the positions of
-    /// the rows not inserted (their key exists), how many were, the bytes those count for,
-    /// and the positions of rows refused because their key is not a value PostgreSQL's key
-    /// column can hold (text with a NUL character).
-    fn insert_rows(
+    /// Inserts the rows of `rows` at `positions`, a `COPY` or a statement per run of rows
+    /// with the same columns (see [`Placed`]).
+    pub(super) fn insert_rows(
         &mut self,
         spec: &'static TableSpec,
         plan: &Plan,
-        rows: &[&AlignedRow],
+        rows: &mut [AlignedRow],
+        positions: &[usize],
         kind: RunKind,
-    ) -> DbResult<(Vec<usize>, u64, u64, Vec<usize>)> {
+    ) -> DbResult<Placed> {
         let key = Self::key_column(plan)?;
-        let (mut ignored, mut inserted, mut bytes, mut refused) = (Vec::new(), 0, 0, Vec::new());
+        let mut placed = Placed::default();
         let mut start = 0;
-        while start < rows.len() {
-            let shape = row_shape(rows[start]);
-            let end = (start..rows.len()).find(|&position| row_shape(rows[position]) != shape).unwrap_or(rows.len());
-            let columns: Vec<usize> = (0..plan.names.len()).filter(|&index| rows[start][index].is_some()).collect();
+        while start < positions.len() {
+            let shape = row_shape(&rows[positions[start]]);
+            let end = (start..positions.len())
+                .find(|&place| row_shape(&rows[positions[place]]) != shape)
+                .unwrap_or(positions.len());
+            let run = &positions[start..end];
+            start = end;
+            let columns: Vec<usize> = (0..plan.names.len()).filter(|&index| rows[run[0]][index].is_some()).collect();
             let Some(key_place) = columns.iter().position(|&index| index == key) else {
-                refused.extend(start..end);
-                start = end;
+                placed.refused += run.len() as u64;
                 continue;
             };
-            if let Some(copied) = self.copied(spec, plan, kind, &columns, key, &rows[start..end])? {
-                inserted += copied.inserted;
-                bytes += copied.bytes;
-                refused.extend(copied.refused.into_iter().map(|offset| start + offset));
-                start = end;
+            if let Some(refused) = self.copied(spec, plan, kind, &columns, key, rows, run)? {
+                placed.refused += refused;
+                placed.copied += run.len() as u64 - refused;
                 continue;
             }
+            // The `INSERT` needs the connection.
+            self.settle_copy()?;
             let mut values: Vec<TypedColumn> =
                 columns.iter().map(|&index| TypedColumn::new(plan.affinities[index], 0)).collect();
             let mut odds: Vec<Option<String>> = Vec::new();
-            let mut positions = Vec::new();
-            for (position, row) in rows.iter().enumerate().take(end).skip(start) {
-                let Some((placed, odd)) = self.placed_row(plan, &columns, key, row)? else {
-                    refused.push(position);
+            let mut sent = Vec::new();
+            for &position in run {
+                let Some((typed, odd)) = self.placed_row(plan, &columns, key, &rows[position])? else {
+                    placed.refused += 1;
                     continue;
                 };
-                for (column, typed) in values.iter_mut().zip(placed) {
-                    column.push(typed);
+                for (column, value) in values.iter_mut().zip(typed) {
+                    column.push(value);
                 }
                 odds.push(odd);
-                positions.push(position);
+                sent.push(position);
             }
-            if !positions.is_empty() {
+            if !sent.is_empty() {
                 let sql = insert_sql(spec, plan, &columns, &values, key);
                 let mut params: Vec<&(dyn ToSql + Sync)> = values.iter().map(TypedColumn::as_param).collect();
                 params.push(&odds);
                 params.push(&self.import_id);
                 let returned = self.insert_planned_once(&sql, &params)?;
                 let mut new_keys: HashSet<String> = returned.iter().map(|row| row.get::<_, String>(0)).collect();
-                for (number, &position) in positions.iter().enumerate() {
+                for (number, &position) in sent.iter().enumerate() {
                     let went_in = values[key_place].key_text(number).is_some_and(|text| new_keys.remove(&text));
                     if went_in {
-                        inserted += 1;
-                        bytes += plan.charge.bytes(rows[position]);
+                        placed.inserted += 1;
+                        placed.bytes += plan.charge.bytes(&rows[position]);
                     } else {
-                        ignored.push(position);
+                        placed.ignored.push(position);
                     }
                 }
             }
-            start = end;
         }
-        Ok((ignored, inserted, bytes, refused))
+        Ok(placed)
     }
 
     /// The values of `row`'s `columns` where PostgreSQL keeps them (`values::place`): the
@@ -210,39 +240,52 @@ impl PostgresRowApplier {
         Ok(())
     }
 
-    /// Inserts rows; how many were new, how many of those are copies under new ids, the
-    /// bytes they count for, and how many were refused (as SQLite's `insert_all`: a row
-    /// whose id exists is skipped when the importer owns it and copied otherwise).
+    /// Inserts a batch's rows (as SQLite's `insert_all`: a row whose id exists is skipped
+    /// when the importer owns it and copied under a new id otherwise).
     pub(super) fn insert_all(
         &mut self,
         spec: &'static TableSpec,
         plan: &Plan,
         rows: &mut [AlignedRow],
-    ) -> DbResult<(u64, u64, u64, u64)> {
+    ) -> DbResult<Placed> {
+        let all: Vec<usize> = (0..rows.len()).collect();
         let Some(id_index) = plan.id else {
-            let all: Vec<&AlignedRow> = rows.iter().collect();
-            let (_, inserted, bytes, refused) = self.insert_rows(spec, plan, &all, RunKind::Archive)?;
-            return Ok((inserted, 0, bytes, refused.len() as u64));
+            let mut placed = self.insert_rows(spec, plan, rows, &all, RunKind::Archive)?;
+            placed.ignored.clear();
+            return Ok(placed);
         };
-        let (fresh, mut foreign) = if self.remaps.any {
-            let ids: Vec<Option<&str>> = rows.iter().map(|row| id_at(row, id_index)).collect();
-            let (mut fresh, mut foreign) = (Vec::new(), Vec::new());
-            for (position, owner) in self.existing_among(spec, &ids)?.into_iter().enumerate() {
-                match merge(owner) {
-                    Merge::Insert => fresh.push(position),
-                    Merge::Skip => {}
-                    Merge::Copy => foreign.push(position),
-                }
+        if !self.remaps.any {
+            return self.insert_fresh(spec, plan, rows, &all, Vec::new());
+        }
+        self.settle_copy()?;
+        let ids: Vec<Option<&str>> = rows.iter().map(|row| id_at(row, id_index)).collect();
+        let (mut fresh, mut foreign) = (Vec::new(), Vec::new());
+        for (position, owner) in self.existing_among(spec, &ids)?.into_iter().enumerate() {
+            match merge(owner) {
+                Merge::Insert => fresh.push(position),
+                Merge::Skip => {}
+                Merge::Copy => foreign.push(position),
             }
-            (fresh, foreign)
-        } else {
-            ((0..rows.len()).collect::<Vec<_>>(), Vec::new())
-        };
-        let fresh_rows: Vec<&AlignedRow> = fresh.iter().map(|&position| &rows[position]).collect();
-        let (ignored, mut inserted, mut bytes, refused) =
-            self.insert_rows(spec, plan, &fresh_rows, RunKind::Archive)?;
-        let mut refused_count = refused.len() as u64;
-        let ignored: Vec<usize> = ignored.into_iter().map(|index| fresh[index]).collect();
+        }
+        self.insert_fresh(spec, plan, rows, &fresh, foreign)
+    }
+
+    /// Inserts the rows at `fresh` under their own ids; those whose id turns out to be
+    /// another account's, and the rows at `foreign`, are copied under new ids.
+    pub(super) fn insert_fresh(
+        &mut self,
+        spec: &'static TableSpec,
+        plan: &Plan,
+        rows: &mut [AlignedRow],
+        fresh: &[usize],
+        mut foreign: Vec<usize>,
+    ) -> DbResult<Placed> {
+        let mut placed = self.insert_rows(spec, plan, rows, fresh, RunKind::Archive)?;
+        let ignored = std::mem::take(&mut placed.ignored);
+        let Some(id_index) = plan.id else { return Ok(placed) };
+        if !ignored.is_empty() {
+            self.settle_copy()?;
+        }
         let ids: Vec<Option<&str>> = ignored.iter().map(|&position| id_at(&rows[position], id_index)).collect();
         let owners = self.existing_among(spec, &ids)?;
         foreign.extend(
@@ -253,6 +296,10 @@ impl PostgresRowApplier {
                 .filter(|((_, id), owner)| id.is_some() && merge(*owner) != Merge::Skip)
                 .map(|((&position, _), _)| position),
         );
+        if foreign.is_empty() {
+            return Ok(placed);
+        }
+        self.settle_copy()?;
         foreign.sort_by(|a, b| id_at(&rows[*a], id_index).cmp(&id_at(&rows[*b], id_index)));
         let new_ids = {
             let originals: Vec<&str> =
@@ -263,12 +310,13 @@ impl PostgresRowApplier {
             rows[position][id_index] = Some(Value::String(new_id));
         }
         foreign.sort_by(|a, b| id_at(&rows[*a], id_index).cmp(&id_at(&rows[*b], id_index)));
-        let copies: Vec<&AlignedRow> = foreign.iter().map(|&position| &rows[position]).collect();
-        let (_, remapped, copy_bytes, refused) = self.insert_rows(spec, plan, &copies, RunKind::Copies)?;
-        refused_count += refused.len() as u64;
-        inserted += remapped;
-        bytes += copy_bytes;
-        Ok((inserted, remapped, bytes, refused_count))
+        let copies = self.insert_rows(spec, plan, rows, &foreign, RunKind::Copies)?;
+        placed.inserted += copies.inserted;
+        placed.remapped += copies.inserted;
+        placed.bytes += copies.bytes;
+        placed.refused += copies.refused;
+        placed.copied += copies.copied;
+        Ok(placed)
     }
 
     /// Whose each of `ids` (rows of `spec`) is, in their order (`None`: no such row).
@@ -300,158 +348,5 @@ impl PostgresRowApplier {
             }
         }
         Ok(owners)
-    }
-
-    /// The id the importer's copy of `original` has, when an import gave it a new one: of a
-    /// row of `table`, or of any table (`None`).
-    pub(super) fn remapped(&mut self, table: Option<&'static str>, original: &str) -> DbResult<Option<String>> {
-        if !self.remaps.any {
-            return Ok(None);
-        }
-        let known = match table {
-            Some(_) => self.remaps.cache.get(table, original),
-            None => self.remaps.cache.find(original, Option::is_some).or_else(|| self.remaps.cache.get(None, original)),
-        };
-        if let Some(known) = known {
-            return Ok(known.clone());
-        }
-        if self.remaps.complete {
-            return Ok(None);
-        }
-        let found: Option<String> = match table {
-            Some(table) => self
-                .query(
-                    "SELECT new_id FROM lvbak_id_map WHERE user_id = $1 AND original_id = $2 AND table_name = $3",
-                    &[&self.user_id, &original, &table],
-                )?
-                .first()
-                .map(|row| row.get(0)),
-            None => self
-                .query(
-                    "SELECT new_id FROM lvbak_id_map WHERE user_id = $1 AND original_id = $2 ORDER BY table_name LIMIT 1",
-                    &[&self.user_id, &original],
-                )?
-                .first()
-                .map(|row| row.get(0)),
-        };
-        self.remember(table, original, found.clone());
-        Ok(found)
-    }
-
-    /// Asks the id map, 1,000 ids a statement, for the copies of `originals` (archive ids
-    /// of rows of `table`, or of any table: `None`) that no lookup has asked about yet, and
-    /// remembers every answer, found or not, so the lookups of [`Self::remapped`] that
-    /// follow are answered from memory (a cache that starts over to stay bounded keeps
-    /// fewer: the copies found are also answered, original → copy). Without it a second
-    /// account restoring 160,000 messages asked the database once per message for its
-    /// parent's copy.
-    pub(super) fn fetch_remaps(
-        &mut self,
-        table: Option<&'static str>,
-        originals: Vec<String>,
-    ) -> DbResult<HashMap<String, String>> {
-        let mut copies = HashMap::new();
-        if !self.remaps.any || self.remaps.complete {
-            return Ok(copies);
-        }
-        let cache = &self.remaps.cache;
-        let mut unknown: Vec<String> = originals
-            .into_iter()
-            .filter(|original| {
-                cache.get(table, original).is_none()
-                    && (table.is_some() || cache.find(original, Option::is_some).is_none())
-            })
-            .collect();
-        unknown.sort_unstable();
-        unknown.dedup();
-        for chunk in unknown.chunks(IDS_PER_STATEMENT) {
-            let list: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            let rows = match table {
-                Some(table) => self.query(
-                    "SELECT m.original_id, m.new_id FROM lvbak_id_map AS m \
-                     WHERE m.user_id = $1 AND m.table_name = $2 AND m.original_id = ANY($3::text[])",
-                    &[&self.user_id, &table, &list],
-                )?,
-                None => self.query(
-                    "SELECT DISTINCT ON (m.original_id) m.original_id, m.new_id FROM lvbak_id_map AS m \
-                     WHERE m.user_id = $1 AND m.original_id = ANY($2::text[]) ORDER BY m.original_id, m.table_name",
-                    &[&self.user_id, &list],
-                )?,
-            };
-            let mut found: HashMap<String, String> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-            for original in chunk {
-                let new_id = found.remove(original);
-                self.remember(table, original, new_id.clone());
-                if let Some(new_id) = new_id {
-                    copies.insert(original.clone(), new_id);
-                }
-            }
-        }
-        Ok(copies)
-    }
-
-    fn remember(&mut self, table: Option<&'static str>, original: &str, new_id: Option<String>) {
-        if !self.remaps.cache.insert(table, original, new_id) {
-            self.remaps.complete = false;
-        }
-    }
-
-    /// The ids rows of `table` whose archive ids (`originals`, sorted) are another user's
-    /// get here, in their order: the one an earlier import gave each, or a fresh one,
-    /// recorded in the id map inside the import's transaction.
-    fn remap_ids(&mut self, table: &'static str, originals: &[&str]) -> DbResult<Vec<String>> {
-        // Copies an earlier import made: remembered, or asked of the id map.
-        let mut known: HashMap<&str, String> = HashMap::new();
-        for &original in originals {
-            if let Some(Some(new_id)) = self.remaps.cache.get(Some(table), original) {
-                known.insert(original, new_id.clone());
-            }
-        }
-        let asked = originals.iter().map(|original| original.to_string()).collect();
-        let found = self.fetch_remaps(Some(table), asked)?;
-        for &original in originals {
-            if let Some(new_id) = found.get(original) {
-                known.insert(original, new_id.clone());
-            }
-        }
-        let first_of_its_id = |position: usize| position == 0 || originals[position - 1] != originals[position];
-        let wanted = (0..originals.len())
-            .filter(|&position| first_of_its_id(position) && !known.contains_key(originals[position]))
-            .count();
-        let mut ids = fresh_ids(wanted).into_iter();
-        let mut new_ids: Vec<String> = Vec::with_capacity(originals.len());
-        let mut fresh: Vec<usize> = Vec::new();
-        for (position, &original) in originals.iter().enumerate() {
-            let new_id = match known.get(original) {
-                Some(new_id) => new_id.clone(),
-                None if !first_of_its_id(position) => new_ids[position - 1].clone(),
-                None => {
-                    fresh.push(position);
-                    ids.next().unwrap_or_else(new_id)
-                }
-            };
-            new_ids.push(new_id);
-        }
-        if !fresh.is_empty() {
-            let recorded_originals: Vec<&str> = fresh.iter().map(|&position| originals[position]).collect();
-            let recorded_new: Vec<&str> = fresh.iter().map(|&position| new_ids[position].as_str()).collect();
-            self.execute(
-                "INSERT INTO lvbak_id_map (user_id, original_id, table_name, new_id) \
-                 SELECT $1, o, $2, n FROM unnest($3::text[], $4::text[]) AS u(o, n)",
-                &[&self.user_id, &table, &recorded_originals, &recorded_new],
-            )?;
-            self.remaps.any = true;
-            self.growth.added(statistics::ID_MAP, fresh.len() as u64);
-        }
-        for position in fresh {
-            self.remember(Some(table), originals[position], Some(new_ids[position].clone()));
-        }
-        Ok(new_ids)
-    }
-
-    /// `text` with every UUID in it (`quoted_only`: every JSON string that is a UUID) that
-    /// was remapped replaced by its new id; `None` when nothing changed.
-    pub(super) fn rewrite_uuids(&mut self, text: &str, quoted_only: bool) -> DbResult<Option<String>> {
-        crate::policy::ids::rewrite_uuids(text, quoted_only, |original| self.remapped(None, original))
     }
 }
