@@ -18,6 +18,7 @@ pub mod identity;
 pub(crate) mod lookup_cache;
 pub mod object_storage;
 pub(crate) mod postgres;
+pub(crate) mod row_disposer;
 pub mod sqlite;
 pub mod vectors;
 

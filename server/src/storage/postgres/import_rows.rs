@@ -118,7 +118,7 @@ pub(crate) struct PostgresRowApplier {
     copy_stays_open: bool,
     /// Counts of rows whose outcome became known after their batch returned, by table.
     held_counts: Vec<(&'static str, TableCounts)>,
-    disposer: copy::Disposer,
+    disposer: crate::storage::row_disposer::RowDisposer,
 }
 
 impl PostgresStores {
@@ -169,7 +169,7 @@ impl PostgresStores {
             open_copy: None,
             copy_stays_open: true,
             held_counts: Vec::new(),
-            disposer: copy::Disposer::new(),
+            disposer: crate::storage::row_disposer::RowDisposer::new("copy-disposer"),
         })
     }
 }

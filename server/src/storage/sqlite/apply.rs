@@ -50,6 +50,7 @@ pub(crate) use crate::policy::ownership::Owner;
 pub(crate) use crate::policy::quota::Usage;
 use crate::policy::rows::check_row;
 pub(crate) use crate::policy::rows::AlignedRow;
+use crate::storage::row_disposer::RowDisposer;
 pub(crate) use ending::IMPORT_TEMP_TABLES;
 pub(crate) use id_map::{merge_all_staged, staged_copies_of};
 use owners::owned_condition;
@@ -80,7 +81,7 @@ pub struct RowApplier {
     /// The importer's rows copied under new ids (see `remap`).
     remaps: remap::Remaps,
     /// Frees applied rows on another thread.
-    disposer: Disposer,
+    disposer: RowDisposer,
     /// Scrub-list columns (table, column) to which an applied row gave a value whose target
     /// was not yet the importer's: [`Self::scrub_references`] reads those only.
     unsettled: HashSet<(&'static str, &'static str)>,
@@ -105,29 +106,6 @@ const CACHE: i64 = 24 << 10;
 /// 11 s (the first account's plain import: 3 s). One import of the instance at a time holds
 /// it (the others keep [`CACHE`]), so the instance's page caches stay bounded.
 const LARGE_CACHE: i64 = 128 << 10;
-
-/// Frees applied rows on a thread of its own: a batch's rows are thousands of small
-/// allocations, and freeing them took 5% of the applier's time, which is an import's
-/// critical path. At most two batches wait; past that the applier frees them itself.
-struct Disposer {
-    sender: Option<std::sync::mpsc::SyncSender<Vec<AlignedRow>>>,
-}
-
-impl Disposer {
-    fn new() -> Self {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<AlignedRow>>(2);
-        let spawned =
-            std::thread::Builder::new().name("rows-disposer".into()).spawn(move || receiver.into_iter().for_each(drop));
-        Self { sender: spawned.ok().map(|_| sender) }
-    }
-
-    fn dispose(&self, rows: Vec<AlignedRow>) {
-        if let Some(sender) = &self.sender {
-            // A full queue hands the rows back, to be freed here.
-            let _ = sender.try_send(rows);
-        }
-    }
-}
 
 /// A transaction spanning several batches is committed after this long or this many rows,
 /// so that index pages dirtied by many batches are written once, while other imports wait
@@ -183,7 +161,7 @@ impl Database {
             foreign_below: HashMap::new(),
             usage: Usage::new(quota, before),
             remaps,
-            disposer: Disposer::new(),
+            disposer: RowDisposer::new("rows-disposer"),
             unsettled: HashSet::new(),
             texts_with_ids: HashSet::new(),
             large_cache: None,

@@ -68,7 +68,7 @@ pub(super) struct OpenCopy {
     data: BytesMut,
     /// Encoded bytes sent so far.
     sent: usize,
-    /// The rows written, for a redo (then freed by [`Disposer`]).
+    /// The rows written, for a redo (then freed by the applier's `RowDisposer`).
     rows: Vec<AlignedRow>,
     /// What they count for, charged already as if every one went in.
     bytes: u64,
@@ -101,29 +101,6 @@ impl OpenCopy {
     fn last_data(&mut self) -> Bytes {
         self.data.extend_from_slice(&(-1i16).to_be_bytes());
         self.data.split().freeze()
-    }
-}
-
-/// Frees the rows of settled `COPY`s on a thread of its own (as SQLite's applier frees its
-/// batches): thousands of small allocations a batch, a tenth of the import thread's time
-/// here. At most two lots wait; past that the import's thread frees them itself.
-pub(super) struct Disposer {
-    sender: Option<std::sync::mpsc::SyncSender<Vec<AlignedRow>>>,
-}
-
-impl Disposer {
-    pub(super) fn new() -> Self {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<AlignedRow>>(2);
-        let spawned =
-            std::thread::Builder::new().name("copy-disposer".into()).spawn(move || receiver.into_iter().for_each(drop));
-        Self { sender: spawned.ok().map(|_| sender) }
-    }
-
-    fn dispose(&self, rows: Vec<AlignedRow>) {
-        if let Some(sender) = &self.sender {
-            // A full queue hands the rows back, to be freed here.
-            let _ = sender.try_send(rows);
-        }
     }
 }
 
