@@ -52,6 +52,35 @@ pub(crate) fn fresh_ids(count: usize) -> Vec<String> {
         .collect()
 }
 
+/// The ids rows whose archive ids are `originals` (sorted: an id's repeats are
+/// neighbours) get as copies, in their order: `known`'s answer (asked once per id) for an
+/// id an earlier import copied, else a fresh id, the same for every repeat of the id. With
+/// them, the positions given fresh ids (each id's first): the copies to record. Both
+/// backends' remaps give ids by this.
+pub(crate) fn copy_ids(originals: &[&str], mut known: impl FnMut(&str) -> Option<String>) -> (Vec<String>, Vec<usize>) {
+    let first_of_its_id = |position: usize| position == 0 || originals[position - 1] != originals[position];
+    let mut answers: Vec<Option<String>> = (0..originals.len())
+        .map(|position| if first_of_its_id(position) { known(originals[position]) } else { None })
+        .collect();
+    let wanted =
+        (0..originals.len()).filter(|&position| first_of_its_id(position) && answers[position].is_none()).count();
+    let mut ids = fresh_ids(wanted).into_iter();
+    let mut new_ids: Vec<String> = Vec::with_capacity(originals.len());
+    let mut fresh: Vec<usize> = Vec::with_capacity(wanted);
+    for position in 0..originals.len() {
+        let new_id = match answers[position].take() {
+            Some(known) => known,
+            None if !first_of_its_id(position) => new_ids[position - 1].clone(),
+            None => {
+                fresh.push(position);
+                ids.next().unwrap_or_else(crate::util::new_id)
+            }
+        };
+        new_ids.push(new_id);
+    }
+    (new_ids, fresh)
+}
+
 /// The bits of a fresh id's counter (`fresh_ids`).
 const COUNTER_BITS: u32 = 42;
 
@@ -113,6 +142,25 @@ mod tests {
         assert_eq!(next_uuid(quoted.as_bytes(), 7, true), None);
         assert_eq!(next_uuid(b"no ids - here", 0, false), None);
         assert_eq!(next_uuid(&id.as_bytes()[..35], 0, false), None);
+    }
+
+    /// An id's repeats share one id; an id `known` answers for keeps that answer (asked
+    /// once); every other id gets a fresh one of its own, and its first position is listed.
+    #[test]
+    fn copies_get_known_or_fresh_ids_shared_by_repeats() {
+        let originals = ["a", "a", "b", "c", "c", "c", "d"];
+        let mut asked = Vec::new();
+        let (ids, fresh) = copy_ids(&originals, |original| {
+            asked.push(original.to_string());
+            (original == "c").then(|| "earlier-c".to_string())
+        });
+        assert_eq!(asked, ["a", "b", "c", "d"]);
+        assert_eq!(fresh, [0, 2, 6]);
+        assert_eq!(&ids[3..6], ["earlier-c", "earlier-c", "earlier-c"]);
+        assert_eq!(ids[0], ids[1]);
+        let distinct: std::collections::BTreeSet<&String> = [&ids[0], &ids[2], &ids[6], &ids[3]].into_iter().collect();
+        assert_eq!(distinct.len(), 4);
+        assert!(fresh.iter().all(|&position| lvbak_core::ids::lower_uuid_bits(&ids[position]).is_some()));
     }
 
     #[test]

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use super::insert::IDS_PER_STATEMENT;
 use super::statistics;
 use super::{DbResult, PostgresRowApplier};
-use crate::policy::ids::fresh_ids;
-use crate::util::new_id;
+use crate::policy::ids::copy_ids;
 
 impl PostgresRowApplier {
     /// The id the importer's copy of `original` has, when an import gave it a new one: of a
@@ -123,24 +122,7 @@ impl PostgresRowApplier {
                 known.insert(original, new_id.clone());
             }
         }
-        let first_of_its_id = |position: usize| position == 0 || originals[position - 1] != originals[position];
-        let wanted = (0..originals.len())
-            .filter(|&position| first_of_its_id(position) && !known.contains_key(originals[position]))
-            .count();
-        let mut ids = fresh_ids(wanted).into_iter();
-        let mut new_ids: Vec<String> = Vec::with_capacity(originals.len());
-        let mut fresh: Vec<usize> = Vec::new();
-        for (position, &original) in originals.iter().enumerate() {
-            let new_id = match known.get(original) {
-                Some(new_id) => new_id.clone(),
-                None if !first_of_its_id(position) => new_ids[position - 1].clone(),
-                None => {
-                    fresh.push(position);
-                    ids.next().unwrap_or_else(new_id)
-                }
-            };
-            new_ids.push(new_id);
-        }
+        let (new_ids, fresh) = copy_ids(originals, |original| known.get(original).cloned());
         if !fresh.is_empty() {
             let recorded_originals: Vec<&str> = fresh.iter().map(|&position| originals[position]).collect();
             let recorded_new: Vec<&str> = fresh.iter().map(|&position| new_ids[position].as_str()).collect();

@@ -20,6 +20,8 @@
 //! of the map in SQL read both parts ([`staged_copies_of`]); moving an instance to
 //! PostgreSQL merges the staged part first ([`merge_all_staged`]).
 
+use std::ops::ControlFlow;
+
 use foldhash::{HashMap, HashMapExt as _};
 
 use super::held_copies::{Copies, Merged};
@@ -62,11 +64,11 @@ fn add_to_map<T: AsRef<str>>(connection: &Connection, user_id: &str, sorted: &[(
 }
 
 /// Hands each staged row of `user_id` (its id, table and blob) to `each`, in order, one row
-/// in memory at a time.
+/// in memory at a time, until `each` says to stop.
 fn each_staged_row(
     connection: &Connection,
     user_id: &str,
-    mut each: impl FnMut(i64, &str, &[u8]) -> DbResult<()>,
+    mut each: impl FnMut(i64, &str, &[u8]) -> DbResult<ControlFlow<()>>,
 ) -> DbResult<()> {
     let mut after = 0i64;
     loop {
@@ -79,7 +81,9 @@ fn each_staged_row(
             .optional()?;
         let Some((id, table, pairs)) = row else { return Ok(()) };
         after = id;
-        each(id, &table, &pairs)?;
+        if each(id, &table, &pairs)?.is_break() {
+            return Ok(());
+        }
     }
 }
 
@@ -93,7 +97,7 @@ pub(crate) fn staged_copies_of(connection: &Connection, user_id: &str) -> DbResu
     each_staged_row(connection, user_id, |id, table, blob| {
         let pairs = staged_pairs::decode(blob).ok_or_else(|| unreadable(id, user_id))?;
         copies.extend(pairs.into_iter().map(|(original, new_id)| (table.to_string(), original, new_id)));
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })?;
     Ok(copies)
 }
@@ -109,7 +113,7 @@ pub(super) fn merge_staged(connection: &Connection, user_id: &str) -> DbResult<u
         sorted.sort_unstable();
         add_to_map(connection, user_id, &sorted)?;
         added += sorted.len() as u64;
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })?;
     connection.execute("DELETE FROM lvbak_id_map_staged WHERE user_id = ?1", [user_id])?;
     Ok(added)
@@ -206,17 +210,21 @@ impl RowApplier {
         )?;
         let copies = &mut self.remaps.staging.copies;
         let mut fits = rows <= STAGED_ROWS_HELD;
-        let read = each_staged_row(&self.connection, &self.user_id, |id, table, blob| {
-            let Some(table) = table_spec(table).map(|spec| spec.name) else { return Ok(()) };
-            if fits && !copies.has_room_for(table, blob.len() / PAIR_BYTES) {
-                fits = false;
-            }
-            if fits {
+        // Read until they are all held, or until one does not fit (then none are).
+        let read = if !fits {
+            Ok(())
+        } else {
+            each_staged_row(&self.connection, &self.user_id, |id, table, blob| {
+                let Some(table) = table_spec(table).map(|spec| spec.name) else { return Ok(ControlFlow::Continue(())) };
+                if !copies.has_room_for(table, blob.len() / PAIR_BYTES) {
+                    fits = false;
+                    return Ok(ControlFlow::Break(()));
+                }
                 staged_pairs::each_pair(blob, |pair| copies.insert_pair(table, pair))
                     .ok_or_else(|| unreadable(id, &self.user_id))?;
-            }
-            Ok(())
-        });
+                Ok(ControlFlow::Continue(()))
+            })
+        };
         if let Err(error) = read {
             self.remaps.staging.let_go();
             return Err(error);

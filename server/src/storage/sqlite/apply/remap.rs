@@ -17,9 +17,8 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::id_map::Staging;
 use super::{owned_condition, quoted, DbResult, RowApplier, WriteKind};
-use crate::policy::ids::fresh_ids;
+use crate::policy::ids::copy_ids;
 use crate::storage::lookup_cache::LookupCache;
-use crate::util::new_id;
 
 /// Rows read at a time when rewriting JSON text and file names.
 const REWRITE_CHUNK: usize = 1000;
@@ -114,31 +113,10 @@ impl RowApplier {
     /// restore whose ids are all new to the importer then records them and reads nothing
     /// back, whether or not the cache still holds every answer.
     pub(super) fn remap_ids(&mut self, table: &'static str, originals: &[&str]) -> DbResult<Vec<String>> {
-        let first_of_its_id = |position: usize| position == 0 || originals[position - 1] != originals[position];
-        // What the cache knows: `Some(id)` an earlier copy, `None` not yet asked.
-        let cached: Vec<Option<String>> = originals
-            .iter()
-            .enumerate()
-            .map(|(position, &original)| match self.remaps.cache.get(Some(table), original) {
-                Some(known) if first_of_its_id(position) => known.clone(),
-                _ => None,
-            })
-            .collect();
-        let wanted = (0..originals.len()).filter(|&p| first_of_its_id(p) && cached[p].is_none()).count();
-        let mut ids = fresh_ids(wanted).into_iter();
-        let mut new_ids: Vec<String> = Vec::with_capacity(originals.len());
-        let mut recorded: Vec<usize> = Vec::with_capacity(wanted);
-        for position in 0..originals.len() {
-            let new_id = match &cached[position] {
-                Some(known) => known.clone(),
-                None if !first_of_its_id(position) => new_ids[position - 1].clone(),
-                None => {
-                    recorded.push(position);
-                    ids.next().unwrap_or_else(new_id)
-                }
-            };
-            new_ids.push(new_id);
-        }
+        // What the cache knows of an earlier copy; every other id is given a fresh one.
+        let cache = &self.remaps.cache;
+        let (mut new_ids, recorded) =
+            copy_ids(originals, |original| cache.get(Some(table), original).cloned().flatten());
         let pairs: Vec<(&str, &str)> =
             recorded.iter().map(|&position| (originals[position], new_ids[position].as_str())).collect();
         let earlier = self.record_new_ids(table, &pairs)?;
@@ -227,6 +205,18 @@ impl RowApplier {
         Ok(changed)
     }
 
+    /// Runs each `(update, rowid, value)` (an update's `?1` the value, `?2` the rowid) in one
+    /// transaction of its own: a chunk of rows settled or rewritten at an import's end.
+    fn write_rows<'a>(&mut self, rows: impl Iterator<Item = (&'a str, i64, &'a str)>) -> DbResult<()> {
+        self.in_turn(WriteKind::Bulk, |connection, _| {
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for (update, rowid, value) in rows {
+                transaction.prepare_cached(update)?.execute(rusqlite::params![value, rowid])?;
+            }
+            Ok(transaction.commit()?)
+        })
+    }
+
     /// Points `column` (a reference to rows of `target`) of the importer's rows above
     /// `before` to the copies of the rows it names, a chunk of rows at a time: how many
     /// changed.
@@ -267,13 +257,7 @@ impl RowApplier {
             }
             if !settled.is_empty() {
                 changed += settled.len() as u64;
-                self.in_turn(WriteKind::Bulk, |connection, _| {
-                    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                    for (rowid, copy) in &settled {
-                        transaction.prepare_cached(&update)?.execute(rusqlite::params![copy, rowid])?;
-                    }
-                    Ok(transaction.commit()?)
-                })?;
+                self.write_rows(settled.iter().map(|(rowid, copy)| (update.as_str(), *rowid, copy.as_str())))?;
             }
             if chunk.len() < REWRITE_CHUNK {
                 break;
@@ -341,13 +325,9 @@ impl RowApplier {
             }
             if !rewritten.is_empty() {
                 changed += rewritten.len() as u64;
-                self.in_turn(WriteKind::Bulk, |connection, _| {
-                    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                    for (index, rowid, text) in &rewritten {
-                        transaction.prepare_cached(&updates[*index])?.execute(rusqlite::params![text, rowid])?;
-                    }
-                    Ok(transaction.commit()?)
-                })?;
+                self.write_rows(
+                    rewritten.iter().map(|(index, rowid, text)| (updates[*index].as_str(), *rowid, text.as_str())),
+                )?;
             }
             if chunk.len() < REWRITE_CHUNK {
                 break;
