@@ -34,7 +34,12 @@ pub(crate) async fn to_the_run_node(State(state): State<AppState>, request: Requ
         Ok(None) => return next.run(request).await,
         Err(error) => return AppError::from(error).into_response(),
     };
-    if let Some(url) = run.node_url.as_deref().filter(|url| Some(*url) != nodes.url()) {
+    if run.node_url.is_some() && run.node_url.as_deref() == nodes.url() {
+        // Recorded as this node's and not going here: it is ending here (or this node
+        // restarted, and resumed what it had queued).
+        return next.run(request).await;
+    }
+    if let Some(url) = run.node_url.as_deref() {
         if reachable(url).await {
             return forward(url, request).await.unwrap_or_else(IntoResponse::into_response);
         }

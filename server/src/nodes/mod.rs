@@ -334,8 +334,10 @@ impl Nodes {
     }
 
     /// Forgets `user_id`'s run, which ended here.
+    /// The run reads as this node's until both are gone, so a request about it meanwhile
+    /// is answered here (never by starting it again).
     pub(crate) async fn release_run(&self, user_id: &str) {
-        if !self.runs_here.lock().remove(user_id) {
+        if !self.runs_here.lock().contains(user_id) {
             return;
         }
         if let Err(error) = self.open_jobs.remove_run(user_id).await {
@@ -344,6 +346,7 @@ impl Nodes {
         if let Err(error) = self.open_jobs.let_go(run_key(user_id)).await {
             tracing::error!("cannot let go of the run lock of {user_id}: {error}");
         }
+        self.runs_here.lock().remove(user_id);
     }
 
     /// Records how `user_id`'s run ended (its final status), for every node to answer.

@@ -5,6 +5,7 @@
 //! connection whose process died, so a lock another node can take means the job's node is
 //! gone — no clock, no heartbeat.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -41,7 +42,7 @@ pub(crate) struct OpenRunRow {
 /// The open jobs and runs of the instance, and this node's lock holder.
 pub(crate) struct PostgresOpenJobs {
     stores: PostgresStores,
-    holder: Mutex<tokio_postgres::Client>,
+    holder: Mutex<LockHolder>,
     /// Set when the lock holder's connection ended: this node's locks are gone.
     lost: Arc<AtomicBool>,
 }
@@ -68,6 +69,16 @@ fn row_of(row: &tokio_postgres::Row) -> OpenJobRow {
     }
 }
 
+/// The connection holding this node's locks, and the locks it holds. PostgreSQL gives a
+/// session a lock it holds already again (counting it twice), so a node would find its own
+/// job's or run's lock "free" — its node gone — while it is ending it: a lock held here is
+/// never taken again, and is held once.
+struct LockHolder {
+    client: tokio_postgres::Client,
+    /// Bounded by the jobs and runs going on this node.
+    held: HashSet<i64>,
+}
+
 fn run_row_of(row: &tokio_postgres::Row) -> OpenRunRow {
     OpenRunRow { user_id: row.get(0), lock_key: row.get(1), node_url: row.get(2) }
 }
@@ -84,7 +95,8 @@ impl PostgresOpenJobs {
             }
             ended.store(true, Ordering::Relaxed);
         });
-        Ok(Self { stores: stores.clone(), holder: Mutex::new(client), lost })
+        let holder = LockHolder { client, held: HashSet::new() };
+        Ok(Self { stores: stores.clone(), holder: Mutex::new(holder), lost })
     }
 
     /// Whether this node's locks are gone (its lock holder's connection ended).
@@ -93,16 +105,26 @@ impl PostgresOpenJobs {
     }
 
     /// Takes the lock `key` if nobody holds it; whether it was taken.
+    /// A lock this node holds already is not free.
     pub(crate) async fn try_hold(&self, key: i64) -> DbResult<bool> {
-        let holder = self.holder.lock().await;
-        let row = holder.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await?;
-        Ok(row.get(0))
+        let mut holder = self.holder.lock().await;
+        if holder.held.contains(&key) {
+            return Ok(false);
+        }
+        let row = holder.client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await?;
+        let taken: bool = row.get(0);
+        if taken {
+            holder.held.insert(key);
+        }
+        Ok(taken)
     }
 
     /// Gives the lock `key` back.
     pub(crate) async fn let_go(&self, key: i64) -> DbResult<()> {
-        let holder = self.holder.lock().await;
-        holder.execute("SELECT pg_advisory_unlock($1)", &[&key]).await?;
+        let mut holder = self.holder.lock().await;
+        if holder.held.remove(&key) {
+            holder.client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await?;
+        }
         Ok(())
     }
 
@@ -265,5 +287,34 @@ impl PostgresOpenJobs {
         let client = self.stores.client().await?;
         let row = client.query_opt("SELECT status FROM lvbak_run_ends WHERE user_id = $1", &[&user_id]).await?;
         Ok(row.map(|row| row.get(0)))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::{lock_key, PostgresOpenJobs};
+    use crate::storage::postgres::PostgresStores;
+    use crate::test_support::postgres_cluster::test_database;
+
+    /// A node's own lock never reads as free to it (PostgreSQL would give it again, so a
+    /// node ending its run found the run's node "gone" and started it again), and one
+    /// let-go frees it for the other nodes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_held_here_is_not_free_here_and_one_let_go_frees_it() {
+        let database = test_database().await;
+        let stores = PostgresStores::connect(database.config.clone()).await.unwrap();
+        let (here, there) =
+            (PostgresOpenJobs::connect(&stores).await.unwrap(), PostgresOpenJobs::connect(&stores).await.unwrap());
+        let key = lock_key("run:someone");
+        assert!(here.try_hold(key).await.unwrap());
+        assert!(!here.try_hold(key).await.unwrap(), "held here: not free here");
+        assert!(!there.try_hold(key).await.unwrap());
+        here.let_go(key).await.unwrap();
+        here.let_go(key).await.unwrap();
+        assert!(there.try_hold(key).await.unwrap(), "one let-go frees it");
+        assert!(!here.try_hold(key).await.unwrap());
+        there.let_go(key).await.unwrap();
+        assert!(here.try_hold(key).await.unwrap());
     }
 }
