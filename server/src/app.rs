@@ -74,6 +74,14 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    // A node that stops serving stops looking after the instance's work (its sweep) too.
+    let nodes = state.nodes().cloned();
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(nodes) = nodes {
+            nodes.stop();
+        }
+    };
     axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

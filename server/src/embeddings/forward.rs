@@ -26,7 +26,7 @@ pub(crate) async fn to_the_run_node(State(state): State<AppState>, request: Requ
     // Whose run: a request that does not sign in is the handler's to refuse.
     let (request, user) = CurrentUser::sign_in(request, &state).await;
     let Some(user) = user else { return next.run(request).await };
-    if nodes.runs_run(&user.id) {
+    if nodes.still_runs_run(&user.id).await {
         return next.run(request).await;
     }
     let run = match nodes.run_of(&user.id).await {

@@ -289,7 +289,9 @@ impl Embeddings {
                 finish(&mut last);
                 last
             });
-            if let Some(last) = &last {
+            // A run whose lock went with this node's lock holder (and another node took)
+            // records nothing: how it ends there is that node's to say.
+            if let (Some(last), true) = (&last, nodes.still_runs_run(user_id).await) {
                 nodes.record_run_end(user_id, last).await;
             }
             nodes.release_run(user_id).await;

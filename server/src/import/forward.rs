@@ -29,7 +29,7 @@ fn job_of(uri: &Uri) -> Option<&str> {
 pub(crate) async fn to_the_job_node(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(nodes) = state.nodes().cloned() else { return next.run(request).await };
     let Some(job_id) = job_of(request.uri()).map(str::to_string) else { return next.run(request).await };
-    if was_forwarded(&request) || nodes.runs(&job_id) {
+    if was_forwarded(&request) || nodes.still_runs(&job_id).await {
         return next.run(request).await;
     }
     let job = match nodes.open_job(&job_id).await {

@@ -418,7 +418,10 @@ impl Jobs {
             ended.push_back((job.id.clone(), job.user_id.clone(), job.report()));
         }
         // A node that lost its hold on the job (another may run it now) records nothing.
-        let still_runs = self.nodes.as_ref().is_none_or(|nodes| nodes.still_runs(&job.id));
+        let still_runs = match &self.nodes {
+            Some(nodes) => nodes.still_runs(&job.id).await,
+            None => true,
+        };
         if !job.preview && still_runs {
             let report = serde_json::to_string(&job.report()).unwrap_or_default();
             let status = job.status();
@@ -432,8 +435,10 @@ impl Jobs {
             }
         }
         // Recorded first: another node asked about the job reads its end once it is gone here.
-        if let Some(nodes) = self.nodes.as_ref().filter(|_| still_runs) {
-            nodes.release(&job.id, &job.user_id).await;
+        match &self.nodes {
+            Some(nodes) if still_runs => nodes.release(&job.id, &job.user_id).await,
+            Some(nodes) => nodes.forget(&job.id),
+            None => {}
         }
         job.progress.publish(event);
         self.open.lock().remove(&job.id);

@@ -11,6 +11,11 @@
 //! Every node sweeps the open jobs every [`SWEEP_EVERY`]: a raw upload or preview whose node
 //! is gone fails at once (as seen from any node, within that interval); a batch import
 //! whose node is gone waits for its user for the import idle timeout, then fails.
+//!
+//! A node whose lock holder's connection ends while the node stays (PostgreSQL restarted,
+//! a network blip) connects again at once and takes back the locks of its jobs and runs
+//! that no other node took meanwhile ([`Nodes::keeps`]); work another node took is that
+//! node's, and this one records nothing of it. A node that stops serving sweeps no more.
 
 pub(crate) mod forward;
 
@@ -76,6 +81,26 @@ pub(crate) struct Nodes {
     adopted: Mutex<HashSet<String>>,
     /// The accounts whose re-vectorization runs here (their run locks held).
     runs_here: Mutex<HashSet<String>>,
+    /// Fired when the node stops serving: its sweep ends.
+    stopped: tokio_util::sync::CancellationToken,
+}
+
+/// Work a node runs under a lock of its own.
+#[derive(Clone, Copy, Debug)]
+enum Work<'a> {
+    /// An import job, by id.
+    Job(&'a str),
+    /// A re-vectorization run, by account.
+    Run(&'a str),
+}
+
+impl Work<'_> {
+    fn lock_key(self) -> i64 {
+        match self {
+            Self::Job(job_id) => lock_key(job_id),
+            Self::Run(user_id) => run_key(user_id),
+        }
+    }
 }
 
 /// The lock of `user_id`'s re-vectorization run (one per account across every node).
@@ -95,7 +120,13 @@ impl Nodes {
             running: Mutex::default(),
             adopted: Mutex::default(),
             runs_here: Mutex::default(),
+            stopped: tokio_util::sync::CancellationToken::new(),
         })))
+    }
+
+    /// The node stops serving: it sweeps no more (nor takes its own locks again).
+    pub(crate) fn stop(&self) {
+        self.stopped.cancel();
     }
 
     /// Says where other nodes reach this one (set once, when it listens).
@@ -112,11 +143,34 @@ impl Nodes {
         self.running.lock().contains(job_id)
     }
 
-    /// Whether this node still runs job `job_id` as far as the instance knows: a node whose
-    /// locks are gone (its lock holder's connection ended) may find the job taken over, so
-    /// it records nothing of it any more.
-    pub(crate) fn still_runs(&self, job_id: &str) -> bool {
-        self.runs(job_id) && !self.open_jobs.lost()
+    /// Whether this node still runs job `job_id` as far as the instance knows (see
+    /// [`Self::keeps`]); when not, the job may be another node's now, and this node records
+    /// nothing of it.
+    pub(crate) async fn still_runs(&self, job_id: &str) -> bool {
+        self.runs(job_id) && self.keeps(Work::Job(job_id)).await
+    }
+
+    /// Whether this node still holds the lock of `work` it runs. A node whose lock holder's
+    /// connection ended lost the lock with it: it takes the lock again when no other node
+    /// took it meanwhile and the work is still recorded as this node's.
+    async fn keeps(&self, work: Work<'_>) -> bool {
+        let key = work.lock_key();
+        if self.open_jobs.holds(key) {
+            return true;
+        }
+        if !matches!(self.open_jobs.try_hold(key).await, Ok(true)) {
+            return false;
+        }
+        let recorded = match work {
+            Work::Job(job_id) => self.open_jobs.get(job_id).await.map(|job| job.map(|job| job.node_url)),
+            Work::Run(user_id) => self.open_jobs.run_of(user_id).await.map(|run| run.map(|run| run.node_url)),
+        };
+        if matches!(&recorded, Ok(Some(node_url)) if node_url.as_deref() == self.url()) {
+            tracing::warn!("took the lock of {work:?} again after this node's lock holder connected again");
+            return true;
+        }
+        let _ = self.open_jobs.let_go(key).await;
+        false
     }
 
     /// Records a new job of `user_id` as run here: `import_running` when the account runs
@@ -177,7 +231,7 @@ impl Nodes {
     /// Whether `job`'s node is gone. When it is, this node holds the job's lock now: the
     /// caller ends it ([`Self::end_abandoned`]), adopts it, or lets it go ([`Self::let_go`]).
     pub(crate) async fn is_gone(&self, job: &OpenJobRow) -> DbResult<bool> {
-        if self.runs(&job.job_id) || self.open_jobs.lost() {
+        if self.runs(&job.job_id) {
             return Ok(false);
         }
         self.open_jobs.try_hold(job.lock_key).await
@@ -239,6 +293,13 @@ impl Nodes {
         }
     }
 
+    /// Forgets a job that ended on this node after another may have taken it over (see
+    /// [`Self::still_runs`]): its record and lock are not this node's to touch.
+    pub(crate) fn forget(&self, job_id: &str) {
+        self.adopted.lock().remove(job_id);
+        self.running.lock().remove(job_id);
+    }
+
     /// Settles every row of `user_id`'s (what an interrupted import added was never
     /// settled), and forgets the imports the account left open, whose rows exports show
     /// again. Only while the account runs no job: its open job is this node's to end.
@@ -274,7 +335,21 @@ impl Nodes {
         Ok(())
     }
 
-    /// Sweeps every [`SWEEP_EVERY`] for as long as the process runs; the accounts whose
+    /// Takes again the locks of this node's jobs and runs that went with its lock holder's
+    /// connection, before other nodes find them free (see [`Self::keeps`]).
+    async fn keep_own(&self) {
+        let jobs: Vec<String> = self.running.lock().iter().cloned().collect();
+        for job_id in &jobs {
+            self.keeps(Work::Job(job_id)).await;
+        }
+        let runs: Vec<String> = self.runs_here.lock().iter().cloned().collect();
+        for user_id in &runs {
+            self.keeps(Work::Run(user_id)).await;
+        }
+    }
+
+    /// Sweeps every [`SWEEP_EVERY`] (and at once when its lock holder's connection ended,
+    /// its own work first) until the node stops serving; the accounts whose
     /// re-vectorization ran on a node that is gone are handed to `resume` (which starts
     /// them here, if no other node did first).
     pub(crate) fn sweep_forever(
@@ -286,9 +361,20 @@ impl Nodes {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(SWEEP_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let Some((stopped, ended)) =
+                nodes.upgrade().map(|nodes| (nodes.stopped.clone(), nodes.open_jobs.connection_ended()))
+            else {
+                return;
+            };
             loop {
-                every.tick().await;
+                tokio::select! {
+                    _ = every.tick() => {}
+                    () = ended.notified() => {}
+                    () = stopped.cancelled() => return,
+                }
                 let Some(nodes) = nodes.upgrade() else { return };
+                // Its own first, before other nodes find their locks free.
+                nodes.keep_own().await;
                 if let Err(error) = nodes.sweep(batch_wait).await {
                     tracing::error!("cannot look for jobs of gone nodes: {error}");
                 }
@@ -303,8 +389,8 @@ impl Nodes {
     /// Records `user_id`'s re-vectorization run as going here: `false` when it goes on
     /// another node that is still there (a gone node's run becomes this node's).
     pub(crate) async fn claim_run(&self, user_id: &str) -> DbResult<bool> {
-        if self.runs_here.lock().contains(user_id) {
-            return Ok(true);
+        if self.runs_run(user_id) {
+            return Ok(self.keeps(Work::Run(user_id)).await);
         }
         let key = run_key(user_id);
         if !self.open_jobs.try_hold(key).await? {
@@ -333,11 +419,19 @@ impl Nodes {
         self.runs_here.lock().contains(user_id)
     }
 
+    /// Whether `user_id`'s run goes on this node as far as the instance knows (see
+    /// [`Self::keeps`]).
+    pub(crate) async fn still_runs_run(&self, user_id: &str) -> bool {
+        self.runs_run(user_id) && self.keeps(Work::Run(user_id)).await
+    }
+
     /// Forgets `user_id`'s run, which ended here.
     /// The run reads as this node's until both are gone, so a request about it meanwhile
     /// is answered here (never by starting it again).
     pub(crate) async fn release_run(&self, user_id: &str) {
-        if !self.runs_here.lock().contains(user_id) {
+        if !self.still_runs_run(user_id).await {
+            // Another node may run it now: its record and lock are not this node's.
+            self.runs_here.lock().remove(user_id);
             return;
         }
         if let Err(error) = self.open_jobs.remove_run(user_id).await {
@@ -370,7 +464,7 @@ impl Nodes {
 
     /// Whether `run`'s node is gone (its lock free; given back at once).
     pub(crate) async fn run_is_gone(&self, run: &OpenRunRow) -> DbResult<bool> {
-        if self.runs_run(&run.user_id) || self.open_jobs.lost() {
+        if self.runs_run(&run.user_id) {
             return Ok(false);
         }
         let gone = self.open_jobs.try_hold(run.lock_key).await?;

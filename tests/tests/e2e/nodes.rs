@@ -296,3 +296,105 @@ async fn a_re_vectorization_run_goes_on_one_node_and_answers_through_either() {
     assert_eq!((finished["status"].as_str(), finished["pending"].as_u64()), (Some("complete"), Some(0)), "{finished}");
     assert!(stub.seen(|s| s.embedded_requests) > 0);
 }
+
+/// The backend holding `job`'s lock, if one does.
+async fn lock_holder_of(database: &tokio_postgres::Client, job: &str) -> Option<i32> {
+    let row = database
+        .query_opt(
+            "SELECT l.pid FROM pg_locks l, lvbak_open_jobs j WHERE j.job_id = $1 \
+             AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND l.classid::bigint = ((j.lock_key >> 32) & 4294967295) AND l.objid::bigint = (j.lock_key & 4294967295)",
+            &[&job],
+        )
+        .await
+        .unwrap();
+    row.map(|row| row.get(0))
+}
+
+/// A node whose lock holder's connection ends while the node stays (PostgreSQL restarted,
+/// a network blip) is not left without locks: it takes its job's lock again at once (no
+/// other node took it), the import goes on through either node and ends recorded as
+/// complete, and new imports open on it as before. Another account's requests for the job
+/// meanwhile get nothing through either node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_lock_holder_connection_ends_keeps_its_job_and_takes_new_ones() {
+    let source = TestServer::start("blip-source").await;
+    let mut seed = small_seed();
+    seed.chats = 2;
+    seed.messages_per_chat = 1500;
+    let owner = source.account("blip-owner", Some(seed)).await;
+    let archive = export(&source, &owner, false).await;
+    drop(source);
+
+    let a = TestServer::start_on(Backend::Postgres, "blip-a").await;
+    let b = a.another_node("blip-b").await;
+    let victim = a.account("blip-victim", None).await;
+    let hostile = a.account("blip-hostile", None).await;
+    let opened = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
+    let body = json!({"manifest": opened.manifest(), "files": file_claims(&opened)});
+    let (code, job) =
+        status_json(a.post(&victim, "/api/v1/user-data/import/batches").json(&body).send().await.unwrap()).await;
+    assert_eq!(code, 201, "{job}");
+    let job = job["jobId"].as_str().unwrap().to_string();
+
+    // A's lock holder's connection is cut; A takes the job's lock again on a new one.
+    let database = a.postgres_client().unwrap();
+    let before = lock_holder_of(database, &job).await.expect("A holds the job's lock");
+    database.execute("SELECT pg_terminate_backend($1)", &[&before]).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut after = None;
+    while std::time::Instant::now() < deadline {
+        after = lock_holder_of(database, &job).await.filter(|pid| *pid != before);
+        if after.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(after.is_some(), "the job's lock is held again");
+    assert_eq!(node_of(&a, &job).await.as_deref(), Some(a.base.as_str()), "still A's");
+
+    // The hostile account gets nothing of the job through either node.
+    for node in [&a, &b] {
+        for path in ["status", "held-rows", "held-files"] {
+            let answer = node.get(&hostile, &format!("/api/v1/user-data/import/{job}/{path}")).send().await.unwrap();
+            assert_eq!(answer.status(), 404, "{path}");
+        }
+    }
+
+    // The upload goes through both nodes to A, and the job ends recorded as complete.
+    let held = held_rows_of(&b, &victim, &job).await;
+    let plan = UploadPlan { start_batch: 0, held_rows: held.tables, fresh_tables: held.fresh, ..UploadPlan::default() };
+    let (report, sent) = upload(&[&a, &b], &victim, &job, &archive, plan, None).await;
+    let batches = report.unwrap();
+    assert!(sent.len() >= 2, "{sent:?}");
+    let commit = b.post(&victim, &format!("/api/v1/user-data/import/{job}/commit")).json(&json!({"batches": batches}));
+    let (code, done) = status_json(commit.send().await.unwrap()).await;
+    assert_eq!((code, done["status"].as_str()), (200, Some("complete")), "{done}");
+    assert_eq!(node_of(&a, &job).await, None, "an ended job is no node's");
+    assert_eq!(lock_holder_of(database, &job).await, None);
+    for node in [&a, &b] {
+        let (code, status) =
+            status_json(node.get(&victim, &format!("/api/v1/user-data/import/{job}/status")).send().await.unwrap())
+                .await;
+        assert_eq!((code, status["status"].as_str()), (200, Some("complete")), "{status}");
+    }
+
+    // New work takes locks on A as before: another account's whole import.
+    let imported = import(&a, &hostile, &archive, None).await;
+    assert_eq!(imported["status"], "complete", "{imported}");
+    let victims = comparable(&export(&a, &victim, false).await, &victim.user.id);
+    // (Without an object store each node keeps its own files: both exported through A.)
+    let hostiles = comparable(&export(&a, &hostile, false).await, &hostile.user.id);
+    // The second account's copies have ids of their own: rows and files are counted.
+    let shape = |entries: &BTreeMap<String, Vec<u8>>| -> (BTreeMap<String, usize>, usize) {
+        let tables = entries
+            .iter()
+            .filter(|(name, _)| name.ends_with(".ndjson"))
+            .map(|(name, lines)| (name.clone(), lines.split(|byte| *byte == b'\n').filter(|l| !l.is_empty()).count()))
+            .collect();
+        (tables, entries.keys().filter(|name| name.starts_with("files/")).count())
+    };
+    assert_eq!(shape(&victims), shape(&hostiles));
+    assert!(shape(&victims).0["database/messages.ndjson"] >= 3000);
+}

@@ -42,9 +42,13 @@ pub(crate) struct OpenRunRow {
 /// The open jobs and runs of the instance, and this node's lock holder.
 pub(crate) struct PostgresOpenJobs {
     stores: PostgresStores,
-    holder: Mutex<LockHolder>,
-    /// Set when the lock holder's connection ended: this node's locks are gone.
-    lost: Arc<AtomicBool>,
+    /// The lock holder's connection; a new one replaces it once it ended (lock operations
+    /// wait for each other here).
+    holder: Mutex<Arc<LockHolder>>,
+    /// The same connection, for the answers that must not wait.
+    current: parking_lot::Mutex<Arc<LockHolder>>,
+    /// Told when a lock holder's connection ends.
+    ended: Arc<tokio::sync::Notify>,
 }
 
 /// The advisory lock of job `job_id` (its id's SHA-256, first 8 bytes).
@@ -69,14 +73,44 @@ fn row_of(row: &tokio_postgres::Row) -> OpenJobRow {
     }
 }
 
-/// The connection holding this node's locks, and the locks it holds. PostgreSQL gives a
+/// One connection holding this node's locks, and the locks it holds. PostgreSQL gives a
 /// session a lock it holds already again (counting it twice), so a node would find its own
 /// job's or run's lock "free" — its node gone — while it is ending it: a lock held here is
-/// never taken again, and is held once.
+/// never taken again, and is held once. When the connection ends, every lock it held is
+/// gone with it (another node may take them); the next lock asked for opens a new one.
 struct LockHolder {
     client: tokio_postgres::Client,
+    /// Set when the connection ended.
+    lost: Arc<AtomicBool>,
     /// Bounded by the jobs and runs going on this node.
-    held: HashSet<i64>,
+    held: parking_lot::Mutex<HashSet<i64>>,
+}
+
+impl LockHolder {
+    /// Whether the connection ended.
+    fn lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+}
+
+/// The name the lock holder's connection goes by (`pg_stat_activity.application_name`).
+pub(crate) const LOCK_HOLDER_NAME: &str = "lvbak lock holder";
+
+/// Opens a lock holder's connection to `stores`' database.
+async fn open_holder(stores: &PostgresStores, told: Arc<tokio::sync::Notify>) -> DbResult<Arc<LockHolder>> {
+    let mut config = tokio_postgres::Config::clone(&stores.config);
+    config.application_name(LOCK_HOLDER_NAME);
+    let (client, connection) = config.connect(NoTls).await?;
+    let lost = Arc::new(AtomicBool::new(false));
+    let ended = lost.clone();
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::error!("the connection holding this node's job locks ended: {error}");
+        }
+        ended.store(true, Ordering::Relaxed);
+        told.notify_one();
+    });
+    Ok(Arc::new(LockHolder { client, lost, held: parking_lot::Mutex::default() }))
 }
 
 fn run_row_of(row: &tokio_postgres::Row) -> OpenRunRow {
@@ -86,43 +120,53 @@ fn run_row_of(row: &tokio_postgres::Row) -> OpenRunRow {
 impl PostgresOpenJobs {
     /// Opens this node's lock holder (a connection of its own to `stores`' database).
     pub(crate) async fn connect(stores: &PostgresStores) -> DbResult<Self> {
-        let (client, connection) = stores.config.connect(NoTls).await?;
-        let lost = Arc::new(AtomicBool::new(false));
-        let ended = lost.clone();
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::error!("the connection holding this node's job locks ended: {error}");
-            }
-            ended.store(true, Ordering::Relaxed);
-        });
-        let holder = LockHolder { client, held: HashSet::new() };
-        Ok(Self { stores: stores.clone(), holder: Mutex::new(holder), lost })
+        let ended = Arc::new(tokio::sync::Notify::new());
+        let holder = open_holder(stores, ended.clone()).await?;
+        let current = parking_lot::Mutex::new(holder.clone());
+        Ok(Self { stores: stores.clone(), current, holder: Mutex::new(holder), ended })
     }
 
-    /// Whether this node's locks are gone (its lock holder's connection ended).
+    /// What is told when a lock holder's connection ends (remembered until awaited).
+    pub(crate) fn connection_ended(&self) -> Arc<tokio::sync::Notify> {
+        self.ended.clone()
+    }
+
+    /// Whether this node's locks are gone (its lock holder's connection ended, and no lock
+    /// was asked for since).
     pub(crate) fn lost(&self) -> bool {
-        self.lost.load(Ordering::Relaxed)
+        self.current.lock().lost()
     }
 
-    /// Takes the lock `key` if nobody holds it; whether it was taken.
-    /// A lock this node holds already is not free.
+    /// Whether this node holds the lock `key` (on a connection that has not ended).
+    pub(crate) fn holds(&self, key: i64) -> bool {
+        let holder = self.current.lock().clone();
+        !holder.lost() && holder.held.lock().contains(&key)
+    }
+
+    /// Takes the lock `key` if nobody holds it; whether it was taken. A lock this node
+    /// holds already is not free. A lock holder whose connection ended is replaced first.
     pub(crate) async fn try_hold(&self, key: i64) -> DbResult<bool> {
         let mut holder = self.holder.lock().await;
-        if holder.held.contains(&key) {
+        if holder.lost() {
+            *holder = open_holder(&self.stores, self.ended.clone()).await?;
+            *self.current.lock() = holder.clone();
+            tracing::warn!("this node's lock holder connected again; the locks it held are gone");
+        }
+        if holder.held.lock().contains(&key) {
             return Ok(false);
         }
         let row = holder.client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await?;
         let taken: bool = row.get(0);
         if taken {
-            holder.held.insert(key);
+            holder.held.lock().insert(key);
         }
         Ok(taken)
     }
 
-    /// Gives the lock `key` back.
+    /// Gives the lock `key` back (nothing when it is not held: its connection ended).
     pub(crate) async fn let_go(&self, key: i64) -> DbResult<()> {
-        let mut holder = self.holder.lock().await;
-        if holder.held.remove(&key) {
+        let holder = self.holder.lock().await;
+        if holder.held.lock().remove(&key) && !holder.lost() {
             holder.client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await?;
         }
         Ok(())
@@ -316,5 +360,48 @@ mod tests {
         assert!(!here.try_hold(key).await.unwrap());
         there.let_go(key).await.unwrap();
         assert!(here.try_hold(key).await.unwrap());
+    }
+
+    /// When the lock holder's connection ends, its locks are gone (another node takes
+    /// them) and the next lock asked for connects again: the node is not stuck without locks.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_holder_whose_connection_ended_connects_again() {
+        let database = test_database().await;
+        let stores = PostgresStores::connect(database.config.clone()).await.unwrap();
+        let (here, there) =
+            (PostgresOpenJobs::connect(&stores).await.unwrap(), PostgresOpenJobs::connect(&stores).await.unwrap());
+        let (held, next) = (lock_key("job:held"), lock_key("job:next"));
+        assert!(here.try_hold(held).await.unwrap());
+        assert!(here.holds(held));
+
+        let here_pid: i32 = {
+            let holder = here.holder.lock().await;
+            holder.client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
+        };
+        let admin = stores.client().await.unwrap();
+        admin.execute("SELECT pg_terminate_backend($1)", &[&here_pid]).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !here.lost() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(here.lost(), "the holder saw its connection end");
+        assert!(!here.holds(held), "its locks went with it");
+        assert!(there.try_hold(held).await.unwrap(), "another node takes them");
+
+        assert!(here.try_hold(next).await.unwrap(), "a new lock is taken on a new connection");
+        assert!(!here.lost());
+        assert!(here.holds(next) && !here.holds(held));
+        assert!(!here.try_hold(held).await.unwrap(), "held there");
+        here.let_go(held).await.unwrap();
+        assert!(!here.try_hold(held).await.unwrap(), "letting go of a lock not held here frees nothing");
+        let named: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+                &[&super::LOCK_HOLDER_NAME],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(named, 2, "the holders go by their name");
     }
 }
