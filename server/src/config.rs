@@ -188,6 +188,9 @@ pub struct HostingLimits {
     /// bytes each): past them, `preview_too_large`.
     pub open_previews: usize,
     pub preview_rows: usize,
+    /// With PostgreSQL: a node of the instance that says nothing for this long (hung, its
+    /// locks held) is fenced by another, and its work goes on there.
+    pub node_silent: Duration,
 }
 
 impl Default for HostingLimits {
@@ -219,6 +222,7 @@ impl Default for HostingLimits {
             preview_interval: Duration::from_secs(60),
             open_previews: 4,
             preview_rows: 1_000_000,
+            node_silent: Duration::from_secs(60),
         }
     }
 }
@@ -271,6 +275,7 @@ impl HostingLimits {
                 "preview_interval" => self.preview_interval = seconds()?,
                 "open_previews" => self.open_previews = count()?.max(1),
                 "preview_rows" => self.preview_rows = count()?.max(1),
+                "node_silent" => self.node_silent = seconds()?.max(Duration::from_secs(1)),
                 other => return Err(format!("unknown setting {other:?}")),
             }
         }

@@ -96,7 +96,7 @@ impl AppState {
         hosting: HostingLimits,
         shared: SharedAcrossNodes,
     ) -> Self {
-        let nodes = match Nodes::connect(&store).await {
+        let nodes = match Nodes::connect(&store, hosting.node_silent).await {
             Ok(nodes) => nodes,
             Err(error) => {
                 tracing::error!("cannot reach PostgreSQL for this node's job locks: {error}");
@@ -116,6 +116,14 @@ impl AppState {
         );
         if let Some(nodes) = &nodes {
             embeddings.join(nodes.clone());
+            // A run another node took over stops here (recording nothing: see its end).
+            let runs = Arc::downgrade(&embeddings);
+            nodes.on_lost_run(move |user| {
+                if let Some(embeddings) = runs.upgrade() {
+                    tracing::warn!("the re-vectorization run of {user} went on another node: it stops here");
+                    embeddings.cancel(user);
+                }
+            });
             // A run whose node is gone goes on here.
             let resumer = Arc::downgrade(&embeddings);
             nodes.sweep_forever(hosting.import_idle, move |user| {

@@ -40,7 +40,7 @@ pub(crate) async fn to_the_run_node(State(state): State<AppState>, request: Requ
         return next.run(request).await;
     }
     if let Some(url) = run.node_url.as_deref() {
-        if reachable(url).await {
+        if nodes.answers(url).await && reachable(url).await {
             return forward(url, request).await.unwrap_or_else(IntoResponse::into_response);
         }
     }

@@ -40,7 +40,7 @@ pub(crate) async fn to_the_job_node(State(state): State<AppState>, request: Requ
     };
     let elsewhere = job.node_url.clone().filter(|url| Some(url.as_str()) != nodes.url());
     if let Some(url) = elsewhere {
-        if reachable(&url).await {
+        if nodes.answers(&url).await && reachable(&url).await {
             return forward(&url, request).await.unwrap_or_else(IntoResponse::into_response);
         }
     }
@@ -55,6 +55,14 @@ pub(crate) async fn to_the_job_node(State(state): State<AppState>, request: Requ
 /// the job still, `node_unavailable`.
 async fn take_over(state: &AppState, nodes: &Nodes, job: &OpenJobRow, request: Request) -> Result<Request, Response> {
     let unavailable = || AppError::NodeUnavailable { retry_after: RETRY_AFTER }.into_response();
+    if nodes.holds_lock_of(job) {
+        // This node is ending or taking over the job this moment: what it records answers
+        // a reading; anything else waits until it is done.
+        return match request.method() == axum::http::Method::GET {
+            true => Ok(request),
+            false => Err(unavailable()),
+        };
+    }
     match nodes.is_gone(job).await {
         Ok(true) => {}
         Ok(false) => return Err(unavailable()),

@@ -235,8 +235,21 @@ impl Reservation {
 impl Jobs {
     pub(crate) fn new(hosting: &HostingLimits, nodes: Option<Arc<Nodes>>) -> Self {
         let workers = hosting.import_workers.max(1);
+        let open: Arc<Mutex<HashMap<String, Arc<Job>>>> = Arc::default();
+        if let Some(nodes) = &nodes {
+            // A job another node took over while this one could not hold it (its lock went
+            // with its lock holder's connection, or it hung and was fenced) is that node's:
+            // requests go there from now on, and this one stops, recording nothing.
+            let open = Arc::downgrade(&open);
+            nodes.on_lost_job(move |job_id| {
+                let Some(job) = open.upgrade().and_then(|open| open.lock().remove(job_id)) else { return };
+                tracing::warn!("import job {job_id} went on another node: it stops here");
+                job.cancel.store(true, Ordering::Relaxed);
+                job.wake.notify_one();
+            });
+        }
         Self {
-            open: Arc::default(),
+            open,
             slots: Slots::new(1, hosting.open_imports),
             workers: Arc::new(Semaphore::new(workers)),
             worker_count: workers,

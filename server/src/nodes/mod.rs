@@ -83,7 +83,16 @@ pub(crate) struct Nodes {
     runs_here: Mutex<HashSet<String>>,
     /// Fired when the node stops serving: its sweep ends.
     stopped: tokio_util::sync::CancellationToken,
+    /// How long another node may stay silent (no beat) before this one fences it.
+    silent: Duration,
+    /// Told of a job (by id) or a run (by account) this node ran that another node took
+    /// over (see [`Self::keep_own`]).
+    lost_job: OnceLock<LostWork>,
+    lost_run: OnceLock<LostWork>,
 }
+
+/// What a node does with work of its that another node took over.
+type LostWork = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Work a node runs under a lock of its own.
 #[derive(Clone, Copy, Debug)]
@@ -110,7 +119,8 @@ fn run_key(user_id: &str) -> i64 {
 
 impl Nodes {
     /// This node's view of the instance over `store`'s PostgreSQL; none without one.
-    pub(crate) async fn connect(store: &Arc<Store>) -> DbResult<Option<Arc<Self>>> {
+    /// Another node silent for longer than `silent` is fenced (see [`Self::answers`]).
+    pub(crate) async fn connect(store: &Arc<Store>, silent: Duration) -> DbResult<Option<Arc<Self>>> {
         let Some(postgres) = store.postgres() else { return Ok(None) };
         let open_jobs = PostgresOpenJobs::connect(postgres).await?;
         Ok(Some(Arc::new(Self {
@@ -121,6 +131,9 @@ impl Nodes {
             adopted: Mutex::default(),
             runs_here: Mutex::default(),
             stopped: tokio_util::sync::CancellationToken::new(),
+            silent,
+            lost_job: OnceLock::new(),
+            lost_run: OnceLock::new(),
         })))
     }
 
@@ -138,6 +151,53 @@ impl Nodes {
         self.url.get().map(String::as_str)
     }
 
+    /// Whether the node at `url` still answers for its work: a node silent for longer than
+    /// the `node_silent` setting (hung: its connections open, its locks held) is fenced
+    /// first — every connection it opened is ended, its locks freed — and its work is the
+    /// caller's to take over, as a gone node's.
+    pub(crate) async fn answers(&self, url: &str) -> bool {
+        match self.open_jobs.is_silent(url, self.silent).await {
+            Ok(false) => true,
+            Ok(true) => {
+                self.fence().await;
+                false
+            }
+            Err(error) => {
+                tracing::error!("cannot tell whether the node at {url} is there: {error}");
+                true
+            }
+        }
+    }
+
+    /// Fences the other nodes silent for too long.
+    async fn fence(&self) {
+        if let Err(error) = self.open_jobs.fence_silent(self.silent).await {
+            tracing::error!("cannot fence the nodes that went silent: {error}");
+        }
+    }
+
+    /// Says this node is there every quarter of the silence that fences a node, until it
+    /// stops serving.
+    fn beat_forever(self: &Arc<Self>) {
+        let nodes = Arc::downgrade(self);
+        let every = (self.silent / 4).clamp(Duration::from_millis(250), SWEEP_EVERY);
+        let stopped = self.stopped.clone();
+        tokio::spawn(async move {
+            let mut beats = tokio::time::interval(every);
+            beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = beats.tick() => {}
+                    () = stopped.cancelled() => return,
+                }
+                let Some(nodes) = nodes.upgrade() else { return };
+                if let Err(error) = nodes.open_jobs.beat(nodes.url()).await {
+                    tracing::error!("cannot say this node is there: {error}");
+                }
+            }
+        });
+    }
+
     /// Whether this node runs job `job_id`.
     pub(crate) fn runs(&self, job_id: &str) -> bool {
         self.running.lock().contains(job_id)
@@ -147,30 +207,39 @@ impl Nodes {
     /// [`Self::keeps`]); when not, the job may be another node's now, and this node records
     /// nothing of it.
     pub(crate) async fn still_runs(&self, job_id: &str) -> bool {
-        self.runs(job_id) && self.keeps(Work::Job(job_id)).await
+        self.runs(job_id) && self.keeps(Work::Job(job_id)).await == Some(true)
     }
 
-    /// Whether this node still holds the lock of `work` it runs. A node whose lock holder's
+    /// Whether this node still holds the lock of `work` it runs: `Some(false)` when another
+    /// node took it, `None` when the database cannot say. A node whose lock holder's
     /// connection ended lost the lock with it: it takes the lock again when no other node
     /// took it meanwhile and the work is still recorded as this node's.
-    async fn keeps(&self, work: Work<'_>) -> bool {
+    async fn keeps(&self, work: Work<'_>) -> Option<bool> {
         let key = work.lock_key();
         if self.open_jobs.holds(key) {
-            return true;
+            return Some(true);
         }
-        if !matches!(self.open_jobs.try_hold(key).await, Ok(true)) {
-            return false;
+        if !self.open_jobs.try_hold(key).await.ok()? {
+            return Some(false);
         }
         let recorded = match work {
             Work::Job(job_id) => self.open_jobs.get(job_id).await.map(|job| job.map(|job| job.node_url)),
             Work::Run(user_id) => self.open_jobs.run_of(user_id).await.map(|run| run.map(|run| run.node_url)),
         };
-        if matches!(&recorded, Ok(Some(node_url)) if node_url.as_deref() == self.url()) {
+        let ours = match &recorded {
+            Ok(Some(node_url)) => node_url.as_deref() == self.url(),
+            Ok(None) => false,
+            Err(_) => {
+                let _ = self.open_jobs.let_go(key).await;
+                return None;
+            }
+        };
+        if ours {
             tracing::warn!("took the lock of {work:?} again after this node's lock holder connected again");
-            return true;
+            return Some(true);
         }
         let _ = self.open_jobs.let_go(key).await;
-        false
+        Some(false)
     }
 
     /// Records a new job of `user_id` as run here: `import_running` when the account runs
@@ -235,6 +304,12 @@ impl Nodes {
             return Ok(false);
         }
         self.open_jobs.try_hold(job.lock_key).await
+    }
+
+    /// Whether this node holds `job`'s lock (it runs the job, or is ending or taking over
+    /// a gone node's).
+    pub(crate) fn holds_lock_of(&self, job: &OpenJobRow) -> bool {
+        self.open_jobs.holds(job.lock_key)
     }
 
     /// Gives back the lock of a job [`Self::is_gone`] found gone and this node leaves be.
@@ -313,6 +388,7 @@ impl Nodes {
     /// One look at the jobs of other nodes: those whose node is gone are ended (a batch
     /// import once it stayed so for `batch_wait`); recorded jobs no node runs fail.
     pub(crate) async fn sweep(&self, batch_wait: Duration) -> DbResult<()> {
+        self.fence().await;
         for job in self.open_jobs.others(self.url(), SWEEP_LIMIT).await? {
             if !self.is_gone(&job).await? {
                 continue;
@@ -335,16 +411,37 @@ impl Nodes {
         Ok(())
     }
 
+    /// Says what to do with a job of this node's that another node took over.
+    pub(crate) fn on_lost_job(&self, lost: impl Fn(&str) + Send + Sync + 'static) {
+        let _ = self.lost_job.set(Box::new(lost));
+    }
+
+    /// Says what to do with an account's run that went on here and another node took over.
+    pub(crate) fn on_lost_run(&self, lost: impl Fn(&str) + Send + Sync + 'static) {
+        let _ = self.lost_run.set(Box::new(lost));
+    }
+
     /// Takes again the locks of this node's jobs and runs that went with its lock holder's
-    /// connection, before other nodes find them free (see [`Self::keeps`]).
+    /// connection, before other nodes find them free (see [`Self::keeps`]); a job another
+    /// node took meanwhile is forgotten here and stopped.
     async fn keep_own(&self) {
         let jobs: Vec<String> = self.running.lock().iter().cloned().collect();
         for job_id in &jobs {
-            self.keeps(Work::Job(job_id)).await;
+            if self.keeps(Work::Job(job_id)).await == Some(false) {
+                self.forget(job_id);
+                if let Some(lost) = self.lost_job.get() {
+                    lost(job_id);
+                }
+            }
         }
         let runs: Vec<String> = self.runs_here.lock().iter().cloned().collect();
         for user_id in &runs {
-            self.keeps(Work::Run(user_id)).await;
+            if self.keeps(Work::Run(user_id)).await == Some(false) {
+                self.runs_here.lock().remove(user_id);
+                if let Some(lost) = self.lost_run.get() {
+                    lost(user_id);
+                }
+            }
         }
     }
 
@@ -357,6 +454,7 @@ impl Nodes {
         batch_wait: Duration,
         resume: impl Fn(String) + Send + Sync + 'static,
     ) {
+        self.beat_forever();
         let nodes = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(SWEEP_EVERY);
@@ -390,7 +488,7 @@ impl Nodes {
     /// another node that is still there (a gone node's run becomes this node's).
     pub(crate) async fn claim_run(&self, user_id: &str) -> DbResult<bool> {
         if self.runs_run(user_id) {
-            return Ok(self.keeps(Work::Run(user_id)).await);
+            return Ok(self.keeps(Work::Run(user_id)).await == Some(true));
         }
         let key = run_key(user_id);
         if !self.open_jobs.try_hold(key).await? {
@@ -422,7 +520,7 @@ impl Nodes {
     /// Whether `user_id`'s run goes on this node as far as the instance knows (see
     /// [`Self::keeps`]).
     pub(crate) async fn still_runs_run(&self, user_id: &str) -> bool {
-        self.runs_run(user_id) && self.keeps(Work::Run(user_id)).await
+        self.runs_run(user_id) && self.keeps(Work::Run(user_id)).await == Some(true)
     }
 
     /// Forgets `user_id`'s run, which ended here.

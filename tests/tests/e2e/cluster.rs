@@ -150,6 +150,15 @@ impl Node {
         format!("http://{}", self.address)
     }
 
+    /// SIGSTOP (`true`) or SIGCONT: the process hangs, its connections open and its locks
+    /// held, or goes on.
+    fn hang(&self, hangs: bool) {
+        let pid = self.child.as_ref().expect("the node runs").id().to_string();
+        let signal = if hangs { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// SIGKILL, as a crash would.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -194,8 +203,15 @@ impl Cluster {
     /// The cluster, its nodes given `faults` (`crate::faults`' variables, a path in the
     /// cluster's folder each) besides the database and the object store.
     async fn start(web_dir: PathBuf, faults: &[(&str, &str)]) -> Self {
+        Self::start_with(web_dir, faults, &[]).await
+    }
+
+    /// As [`Self::start`], the nodes also given `settings` (variables and their values).
+    async fn start_with(web_dir: PathBuf, faults: &[(&str, &str)], settings: &[(&str, &str)]) -> Self {
         let faults: Vec<(String, String)> =
             faults.iter().map(|(name, file)| (name.to_string(), file.to_string())).collect();
+        let settings: Vec<(String, String)> =
+            settings.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
         let (cluster, database) = tokio::task::spawn_blocking(move || {
             let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
             let dir = std::env::temp_dir().join(format!("lvbak-cluster-{}-{n}", std::process::id()));
@@ -209,6 +225,7 @@ impl Cluster {
             let mut node_env = env.clone();
             node_env
                 .extend(faults.into_iter().map(|(name, file)| (name, dir.join(file).to_str().unwrap().to_string())));
+            node_env.extend(settings);
             // One after the other: each recovers what an earlier process left at start.
             let nodes = vec![
                 Node::start("node-a", &dir, &web_dir, &node_env),
@@ -932,5 +949,128 @@ async fn a_commit_whose_node_dies_is_sent_again_and_lands_on_the_other_node() {
     assert_eq!(response.status().as_u16(), 200);
     let bytes = response.bytes().await.unwrap().to_vec();
     assert_same_export("the surviving node", &reference.expected, &comparable(&bytes, &victim_id));
+    step("done");
+}
+
+/// Sends `archive`'s batches for `job` to `base` from `plan`, stopping once `stop_after`
+/// went; the batches sent, or why it stopped.
+async fn send_batches(
+    base: &str,
+    token: &str,
+    job: &str,
+    archive: &[u8],
+    plan: UploadPlan,
+    stop_after: Option<usize>,
+) -> (Result<u64, String>, Vec<u64>) {
+    let mut sink = crate::batches::HttpSink {
+        runtime: tokio::runtime::Handle::current(),
+        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+        urls: vec![format!("{base}/api/v1/user-data/import/{job}/batches")],
+        token: token.to_string(),
+        sent: Vec::new(),
+        fail_after: stop_after,
+    };
+    let reader = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let report = upload_batches(&reader, plan, &mut sink).map(|report| report.batches);
+        (report.map_err(|error| error.to_string()), sink.sent)
+    })
+    .await
+    .unwrap()
+}
+
+/// A node that hangs (SIGSTOP: its connections stay open, the lock of the job it runs stays
+/// held, it answers nothing) is fenced by the other once silent for `node_silent` (3 s
+/// here): every connection it opened is ended, and the job goes on there under the same id,
+/// from batch 0, to its end. A hostile account's requests for the job through the other
+/// node meanwhile get 404 and take nothing over. Woken, the hung node records nothing of
+/// the job: the instance answers, through either node, that it completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_node_is_fenced_and_its_job_goes_on_elsewhere() {
+    let started = Instant::now();
+    let step = |what: &str| eprintln!("[{:>6.1} s] {what}", started.elapsed().as_secs_f64());
+    let web_dir = built_page();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let archive = pictures_archive();
+    let cluster = Cluster::start_with(web_dir, &[], &[("LVBAK_HOSTING", "node_silent=3")]).await;
+    cluster.add_user(VICTIM);
+    cluster.add_user(HOSTILE);
+    let (a, b) = (cluster.nodes[0].url(), cluster.nodes[1].url());
+    let token = login(&client, &a, VICTIM).await;
+    let hostile = login(&client, &b, HOSTILE).await;
+
+    let opened = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
+    let claims = lvbak_core::upload::file_claims(&opened);
+    let body = serde_json::to_vec(&json!({"manifest": opened.manifest(), "files": claims})).unwrap();
+    let open_url = format!("{a}/api/v1/user-data/import/batches");
+    let (code, job) = call(&client, "POST", &open_url, &token, Some((body, "application/json"))).await;
+    assert_eq!(code, 201, "{job}");
+    let job = job["jobId"].as_str().unwrap().to_string();
+    let (stopped, sent) = send_batches(&a, &token, &job, &archive, UploadPlan::default(), Some(3)).await;
+    assert!(stopped.is_err() && sent == vec![0, 1, 2], "{stopped:?} {sent:?}");
+    assert_eq!(cluster.open_job(&job).await.and_then(|(url, _)| url).as_deref(), Some(a.as_str()));
+
+    cluster.nodes[0].hang(true);
+    step("node-a hangs (SIGSTOP) with the job's lock held");
+    assert!(cluster.job_lock_held(&job).await, "the hung node holds the job's lock");
+    // Longer than the silence that fences a node (node-a beat at most 0.75 s before).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let answers = hostile_requests(&client, &b, &hostile, &job).await;
+    assert_all_not_found("node-a hung", &answers);
+    assert_eq!(
+        cluster.open_job(&job).await.and_then(|(url, _)| url).as_deref(),
+        Some(a.as_str()),
+        "the hostile account's requests took the job over"
+    );
+    let fenced: i64 = cluster
+        .postgres
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'lvbak %' \
+             AND application_name NOT IN (SELECT 'lvbak ' || node_id FROM lvbak_nodes WHERE node_url = $1) \
+             AND application_name NOT IN (SELECT 'lvbak ' || node_id || ' locks' FROM lvbak_nodes WHERE node_url = $1)",
+            &[&b],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(fenced, 0, "the hung node's connections were ended");
+    step("node-b fenced node-a; the hostile account got 404 for each request");
+
+    // The victim's upload goes on through node-b, from batch 0 (node-b takes the job over).
+    let held =
+        client.get(format!("{b}/api/v1/user-data/import/{job}/held-rows")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(held.status(), 200);
+    let held = lvbak_core::upload::HeldRows::parse(&held.bytes().await.unwrap()).unwrap();
+    assert_eq!(cluster.open_job(&job).await.and_then(|(url, _)| url).as_deref(), Some(b.as_str()), "node-b runs it");
+    let plan = UploadPlan { held_rows: held.tables, fresh_tables: held.fresh, ..UploadPlan::default() };
+    let (report, _) = send_batches(&b, &token, &job, &archive, plan, None).await;
+    let batches = report.unwrap();
+    let commit = serde_json::to_vec(&json!({"batches": batches})).unwrap();
+    let commit_url = format!("{b}/api/v1/user-data/import/{job}/commit");
+    let (code, done) = call(&client, "POST", &commit_url, &token, Some((commit, "application/json"))).await;
+    assert_eq!((code, done["status"].as_str()), (200, Some("complete")), "{done}");
+    step("node-b took the job over and completed it");
+
+    cluster.nodes[0].hang(false);
+    step("node-a goes on (SIGCONT)");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for base in [&a, &b] {
+        let (code, status) =
+            call(&client, "GET", &format!("{base}/api/v1/user-data/import/{job}/status"), &token, None).await;
+        assert_eq!((code, status["status"].as_str()), (200, Some("complete")), "through {base}: {status}");
+    }
+    assert_eq!(cluster.open_job(&job).await, None, "an ended job is no node's");
+    assert!(!cluster.job_lock_held(&job).await);
+    let url = format!("{a}/api/v1/user-data/export");
+    let response = client.get(url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let entries = crate::export::entries(&response.bytes().await.unwrap());
+    let images = entries.iter().filter(|(name, _)| name.starts_with("files/images/")).count();
+    let rows = entries.iter().find(|(name, _)| *name == "database/images.ndjson").map(|(_, rows)| rows.clone());
+    let rows = rows.unwrap_or_default().split(|byte| *byte == b'\n').filter(|line| !line.is_empty()).count();
+    assert_eq!((images, rows), (PICTURES, PICTURES));
+    let log = std::fs::read_to_string(&cluster.nodes[1].log).unwrap_or_default();
+    assert!(log.contains("was silent for over"), "node-b never fenced node-a");
     step("done");
 }

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0003_open_jobs.sql"),
     include_str!("../../../migrations/postgres/0004_open_runs.sql"),
     include_str!("../../../migrations/postgres/0005_id_map_without_user_check.sql"),
+    include_str!("../../../migrations/postgres/0006_nodes.sql"),
 ];
 
 /// The advisory lock every node takes while it migrates (any number fixed for lvbak).

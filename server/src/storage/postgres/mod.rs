@@ -72,6 +72,14 @@ pub(crate) struct PostgresStores {
     /// The runtime the pool's connections are driven on, for callers on threads of their
     /// own (an import's, an export's) to wait on (see [`BlockingClient`]).
     handle: tokio::runtime::Handle,
+    /// This process among the instance's: every connection it opens goes by
+    /// [`connection_name`] of it, so a node that fences this one ends them all.
+    pub(crate) node_id: std::sync::Arc<str>,
+}
+
+/// The `application_name` of the connections of process `node_id`.
+pub(crate) fn connection_name(node_id: &str) -> String {
+    format!("lvbak {node_id}")
 }
 
 /// One of the pool's connections for a caller on a thread of its own, which waits for each
@@ -103,6 +111,8 @@ impl PostgresStores {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        let node_id: std::sync::Arc<str> = crate::util::new_id().into();
+        config.application_name(connection_name(&node_id));
         let shared_config = std::sync::Arc::new(config.clone());
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
@@ -112,7 +122,7 @@ impl PostgresStores {
             .wait_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|error| DbError::Invalid(format!("cannot make a PostgreSQL pool: {error}")))?;
-        let stores = Self { pool, config: shared_config, handle: tokio::runtime::Handle::current() };
+        let stores = Self { pool, config: shared_config, handle: tokio::runtime::Handle::current(), node_id };
         migrations::migrate(&mut *stores.client().await?).await?;
         Ok(stores)
     }

@@ -8,12 +8,13 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use tokio_postgres::NoTls;
 
-use super::PostgresStores;
+use super::{connection_name, PostgresStores};
 use crate::storage::sqlite::DbResult;
 
 /// One open job as recorded.
@@ -50,6 +51,9 @@ pub(crate) struct PostgresOpenJobs {
     /// Told when a lock holder's connection ends.
     ended: Arc<tokio::sync::Notify>,
 }
+
+/// Looks (20 ms apart) for a fenced node's connections to be gone, at most.
+const FENCE_WAITS: usize = 100;
 
 /// The advisory lock of job `job_id` (its id's SHA-256, first 8 bytes).
 pub(crate) fn lock_key(job_id: &str) -> i64 {
@@ -93,13 +97,16 @@ impl LockHolder {
     }
 }
 
-/// The name the lock holder's connection goes by (`pg_stat_activity.application_name`).
-pub(crate) const LOCK_HOLDER_NAME: &str = "lvbak lock holder";
+/// The `application_name` of the lock holder's connection of process `node_id` (its other
+/// connections go by [`connection_name`]).
+pub(crate) fn lock_holder_name(node_id: &str) -> String {
+    format!("{} locks", connection_name(node_id))
+}
 
 /// Opens a lock holder's connection to `stores`' database.
 async fn open_holder(stores: &PostgresStores, told: Arc<tokio::sync::Notify>) -> DbResult<Arc<LockHolder>> {
     let mut config = tokio_postgres::Config::clone(&stores.config);
-    config.application_name(LOCK_HOLDER_NAME);
+    config.application_name(lock_holder_name(&stores.node_id));
     let (client, connection) = config.connect(NoTls).await?;
     let lost = Arc::new(AtomicBool::new(false));
     let ended = lost.clone();
@@ -143,15 +150,21 @@ impl PostgresOpenJobs {
         !holder.lost() && holder.held.lock().contains(&key)
     }
 
-    /// Takes the lock `key` if nobody holds it; whether it was taken. A lock this node
-    /// holds already is not free. A lock holder whose connection ended is replaced first.
-    pub(crate) async fn try_hold(&self, key: i64) -> DbResult<bool> {
+    /// The lock holder, opened again first if its connection ended.
+    async fn live_holder(&self) -> DbResult<tokio::sync::MutexGuard<'_, Arc<LockHolder>>> {
         let mut holder = self.holder.lock().await;
         if holder.lost() {
             *holder = open_holder(&self.stores, self.ended.clone()).await?;
             *self.current.lock() = holder.clone();
             tracing::warn!("this node's lock holder connected again; the locks it held are gone");
         }
+        Ok(holder)
+    }
+
+    /// Takes the lock `key` if nobody holds it; whether it was taken. A lock this node
+    /// holds already is not free. A lock holder whose connection ended is replaced first.
+    pub(crate) async fn try_hold(&self, key: i64) -> DbResult<bool> {
+        let holder = self.live_holder().await?;
         if holder.held.lock().contains(&key) {
             return Ok(false);
         }
@@ -170,6 +183,75 @@ impl PostgresOpenJobs {
             holder.client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await?;
         }
         Ok(())
+    }
+
+    /// Says this node is there, reachable at `node_url` (on the lock holder's connection:
+    /// a node whose locks cannot be asked for does not beat).
+    pub(crate) async fn beat(&self, node_url: Option<&str>) -> DbResult<()> {
+        let holder = self.live_holder().await?;
+        let node_id: &str = &self.stores.node_id;
+        holder
+            .client
+            .execute(
+                "INSERT INTO lvbak_nodes (node_id, node_url, beat_at) VALUES ($1, $2, now())
+                 ON CONFLICT (node_id) DO UPDATE SET node_url = excluded.node_url, beat_at = excluded.beat_at",
+                &[&node_id, &node_url],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the node at `node_url` is silent: it beat, and not within `silent`.
+    pub(crate) async fn is_silent(&self, node_url: &str, silent: Duration) -> DbResult<bool> {
+        let client = self.stores.client().await?;
+        let row = client
+            .query_one(
+                "SELECT bool_and(beat_at < now() - make_interval(secs => $2)) FROM lvbak_nodes WHERE node_url = $1",
+                &[&node_url, &silent.as_secs_f64()],
+            )
+            .await?;
+        Ok(row.get::<_, Option<bool>>(0).unwrap_or(false))
+    }
+
+    /// Fences every other node silent for longer than `silent`: ends each connection it
+    /// opened (its locks freed, its unfinished transactions rolled back) and waits (a
+    /// little) for them to be gone; how many connections were ended. A fenced node's record
+    /// stays (it reads silent until it beats again); one silent for a day is forgotten.
+    pub(crate) async fn fence_silent(&self, silent: Duration) -> DbResult<u64> {
+        let client = self.stores.client().await?;
+        let node_id: &str = &self.stores.node_id;
+        client
+            .execute("DELETE FROM lvbak_nodes WHERE beat_at < now() - interval '1 day' AND node_id <> $1", &[&node_id])
+            .await?;
+        let silent_nodes = client
+            .query(
+                "SELECT node_id FROM lvbak_nodes WHERE node_id <> $1 AND beat_at < now() - make_interval(secs => $2)",
+                &[&node_id, &silent.as_secs_f64()],
+            )
+            .await?;
+        let mut ended = 0;
+        for row in silent_nodes {
+            let silent_id: String = row.get(0);
+            let names = [connection_name(&silent_id), lock_holder_name(&silent_id)];
+            let in_use = "FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1)";
+            let sql = format!("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) {in_use}");
+            let terminated: i64 = client.query_one(&sql, &[&names.as_slice()]).await?.get(0);
+            if terminated == 0 {
+                continue;
+            }
+            tracing::warn!("node {silent_id} was silent for over {silent:?}: its {terminated} connections were ended");
+            ended += terminated as u64;
+            // Its locks are free once its connections' processes are gone.
+            let sql = format!("SELECT count(*) {in_use}");
+            for _ in 0..FENCE_WAITS {
+                let left: i64 = client.query_one(&sql, &[&names.as_slice()]).await?.get(0);
+                if left == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(ended)
     }
 
     /// Records a new open job (its lock held by the caller); `false` when the account has
@@ -397,7 +479,7 @@ mod tests {
         let named: i64 = admin
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
-                &[&super::LOCK_HOLDER_NAME],
+                &[&super::lock_holder_name(&stores.node_id)],
             )
             .await
             .unwrap()
