@@ -41,7 +41,7 @@ pub(crate) async fn to_the_run_node(State(state): State<AppState>, request: Requ
     }
     if let Some(url) = run.node_url.as_deref() {
         if nodes.answers(url).await && reachable(url).await {
-            return forward(url, request).await.unwrap_or_else(IntoResponse::into_response);
+            return forward(url, request, &nodes).await.unwrap_or_else(IntoResponse::into_response);
         }
     }
     match nodes.run_is_gone(&run).await {

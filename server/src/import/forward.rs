@@ -41,7 +41,7 @@ pub(crate) async fn to_the_job_node(State(state): State<AppState>, request: Requ
     let elsewhere = job.node_url.clone().filter(|url| Some(url.as_str()) != nodes.url());
     if let Some(url) = elsewhere {
         if nodes.answers(&url).await && reachable(&url).await {
-            return forward(&url, request).await.unwrap_or_else(IntoResponse::into_response);
+            return forward(&url, request, &nodes).await.unwrap_or_else(IntoResponse::into_response);
         }
     }
     match take_over(&state, &nodes, &job, request).await {

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use crate::error::AppError;
+use crate::nodes::Nodes;
 
 /// Marks a request one node forwarded to another.
 pub(crate) const FORWARDED: &str = "x-lvbak-forwarded";
@@ -36,6 +37,9 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(2);
 /// answering nothing, stopping mid-answer) before giving up on it: longer than an event
 /// stream's keep-alive (15 s) and than applying one batch.
 const SILENT_WITHIN: Duration = Duration::from_secs(120);
+
+/// How often a node waiting for another's answer looks whether that one still beats.
+const BEATS_LOOKED_AT_EVERY: Duration = Duration::from_secs(2);
 
 /// How long a client should wait when the working node does not answer but still holds
 /// the work.
@@ -74,14 +78,22 @@ pub(crate) async fn reachable(url: &str) -> bool {
     matches!(tokio::time::timeout(CONNECT_WITHIN, connect).await, Ok(Ok(_)))
 }
 
-/// Sends `request` to the node at `url`; its answer, streamed.
-pub(crate) async fn forward(url: &str, request: Request) -> Result<Response, AppError> {
-    forward_within(url, request, SILENT_WITHIN).await
+/// Sends `request` to the node at `url`; its answer, streamed. Given up on when that node
+/// stops answering, or stops beating while this one waits for its answer
+/// ([`Nodes::answers`]: it is fenced then, and its work goes on elsewhere).
+pub(crate) async fn forward(url: &str, request: Request, nodes: &Nodes) -> Result<Response, AppError> {
+    forward_within(url, request, SILENT_WITHIN, Some(nodes)).await
 }
 
 /// As [`forward`], giving up on a node silent for `silent_within`: one that takes no more
-/// of the request's body, answers nothing after it, or stops in its answer's body.
-async fn forward_within(url: &str, request: Request, silent_within: Duration) -> Result<Response, AppError> {
+/// of the request's body, answers nothing after it, or stops in its answer's body; and,
+/// with `nodes`, on one that stopped beating.
+async fn forward_within(
+    url: &str,
+    request: Request,
+    silent_within: Duration,
+    nodes: Option<&Nodes>,
+) -> Result<Response, AppError> {
     // Held until the answer's body has been passed on whole (an event stream's too).
     let place =
         PLACES.try_acquire().map_err(|_| AppError::Busy { what: "forwarded requests", retry_after: RETRY_AFTER })?;
@@ -114,6 +126,13 @@ async fn forward_within(url: &str, request: Request, silent_within: Duration) ->
             () = tokio::time::sleep_until(deadline.into()) => {
                 if moved.lock().elapsed() >= silent_within {
                     return Err(unavailable(&"the node stopped answering"));
+                }
+            }
+            () = tokio::time::sleep(BEATS_LOOKED_AT_EVERY), if nodes.is_some() => {
+                if let Some(nodes) = nodes {
+                    if !nodes.answers(url).await {
+                        return Err(unavailable(&"the node stopped beating"));
+                    }
                 }
             }
         }
@@ -180,7 +199,7 @@ mod tests {
     #[tokio::test]
     async fn a_node_that_never_answers_is_given_up_on() {
         let url = node(None, Duration::ZERO).await;
-        let answer = tokio::time::timeout(WITHIN, forward_within(&url, request(), SILENT)).await;
+        let answer = tokio::time::timeout(WITHIN, forward_within(&url, request(), SILENT, None)).await;
         let answer = answer.expect("given up on within the bound");
         assert!(matches!(answer, Err(AppError::NodeUnavailable { .. })), "{:?}", answer.map(|a| a.status()));
     }
@@ -190,7 +209,7 @@ mod tests {
         let head =
             "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n";
         let url = node(Some(head), Duration::ZERO).await;
-        let answer = forward_within(&url, request(), SILENT).await.unwrap();
+        let answer = forward_within(&url, request(), SILENT, None).await.unwrap();
         assert_eq!(answer.status(), 200);
         let read = tokio::time::timeout(WITHIN, axum::body::to_bytes(answer.into_body(), 1 << 20)).await;
         let read = read.expect("ended within the bound");
@@ -201,7 +220,7 @@ mod tests {
     async fn a_node_slow_but_answering_within_the_bound_is_passed_on() {
         let whole = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
         let url = node(Some(whole), SILENT / 2).await;
-        let answer = forward_within(&url, request(), SILENT).await.unwrap();
+        let answer = forward_within(&url, request(), SILENT, None).await.unwrap();
         assert_eq!(answer.status(), 200);
         assert_eq!(axum::body::to_bytes(answer.into_body(), 1 << 20).await.unwrap(), "ok");
     }

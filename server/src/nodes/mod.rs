@@ -265,6 +265,10 @@ impl Nodes {
             opened,
             orphaned_at: None,
         };
+        // A job recorded with this node's address finds that address beating.
+        if let Err(error) = self.open_jobs.beat(self.url()).await {
+            tracing::error!("cannot say this node is there: {error}");
+        }
         let claimed = self.claim_row(&row).await;
         if !matches!(claimed, Ok(true)) {
             self.running.lock().remove(job_id);
@@ -496,6 +500,9 @@ impl Nodes {
         }
         // The lock is this node's: no run goes anywhere else (a row left is a gone node's).
         let row = OpenRunRow { user_id: user_id.to_string(), lock_key: key, node_url: self.url().map(str::to_string) };
+        if let Err(error) = self.open_jobs.beat(self.url()).await {
+            tracing::error!("cannot say this node is there: {error}");
+        }
         let recorded = async {
             self.open_jobs.remove_run(user_id).await?;
             self.open_jobs.insert_run(&row, now()).await

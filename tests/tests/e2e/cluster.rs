@@ -1013,8 +1013,16 @@ async fn a_hung_node_is_fenced_and_its_job_goes_on_elsewhere() {
     cluster.nodes[0].hang(true);
     step("node-a hangs (SIGSTOP) with the job's lock held");
     assert!(cluster.job_lock_held(&job).await, "the hung node holds the job's lock");
+    // Asked at once, node-b forwards to node-a (it still reads as there), and gives up
+    // once node-a is silent for 3 s, instead of waiting for it.
+    let asked = Instant::now();
+    let (code, answer) =
+        call(&client, "GET", &format!("{b}/api/v1/user-data/import/{job}/status"), &token, None).await;
+    assert_eq!((code, answer["code"].as_str()), (503, Some("node_unavailable")), "{answer}");
+    assert!(asked.elapsed() < Duration::from_secs(20), "answered after {:?}", asked.elapsed());
+    step(&format!("a request forwarded to the hung node was given up after {:.1} s", asked.elapsed().as_secs_f64()));
     // Longer than the silence that fences a node (node-a beat at most 0.75 s before).
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
 
     let answers = hostile_requests(&client, &b, &hostile, &job).await;
     assert_all_not_found("node-a hung", &answers);
