@@ -6,6 +6,8 @@
 //!
 //! The forwarding itself is `nodes::forward`'s.
 
+use std::time::{Duration, Instant};
+
 use axum::extract::{Request, State};
 use axum::http::Uri;
 use axum::middleware::Next;
@@ -17,6 +19,9 @@ use crate::nodes::forward::{forward, reachable, was_forwarded, RETRY_AFTER};
 use crate::nodes::Nodes;
 use crate::state::AppState;
 use crate::storage::postgres::OpenJobRow;
+
+/// How long a request waits for this node to end or take over a gone node's job.
+const HELD_HERE_WAIT: Duration = Duration::from_secs(5);
 
 /// The job a request's path names (`/api/v1/user-data/import/{job}/…`).
 fn job_of(uri: &Uri) -> Option<&str> {
@@ -55,13 +60,22 @@ pub(crate) async fn to_the_job_node(State(state): State<AppState>, request: Requ
 /// the job still, `node_unavailable`.
 async fn take_over(state: &AppState, nodes: &Nodes, job: &OpenJobRow, request: Request) -> Result<Request, Response> {
     let unavailable = || AppError::NodeUnavailable { retry_after: RETRY_AFTER }.into_response();
-    if nodes.holds_lock_of(job) {
-        // This node is ending or taking over the job this moment: what it records answers
-        // a reading; anything else waits until it is done.
-        return match request.method() == axum::http::Method::GET {
-            true => Ok(request),
-            false => Err(unavailable()),
-        };
+    // This node is ending or taking over the job this moment (its sweep, another request):
+    // the request waits for that, then goes where the job is (here, or nowhere: its
+    // record answers).
+    let (since, mut waited) = (Instant::now(), false);
+    while nodes.holds_lock_of(job) {
+        if nodes.runs(&job.job_id) {
+            return Ok(request);
+        }
+        if since.elapsed() > HELD_HERE_WAIT {
+            return Err(unavailable());
+        }
+        waited = true;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if waited && !matches!(nodes.open_job(&job.job_id).await, Ok(Some(_))) {
+        return Ok(request);
     }
     match nodes.is_gone(job).await {
         Ok(true) => {}

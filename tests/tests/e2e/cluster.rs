@@ -1016,8 +1016,7 @@ async fn a_hung_node_is_fenced_and_its_job_goes_on_elsewhere() {
     // Asked at once, node-b forwards to node-a (it still reads as there), and gives up
     // once node-a is silent for 3 s, instead of waiting for it.
     let asked = Instant::now();
-    let (code, answer) =
-        call(&client, "GET", &format!("{b}/api/v1/user-data/import/{job}/status"), &token, None).await;
+    let (code, answer) = call(&client, "GET", &format!("{b}/api/v1/user-data/import/{job}/status"), &token, None).await;
     assert_eq!((code, answer["code"].as_str()), (503, Some("node_unavailable")), "{answer}");
     assert!(asked.elapsed() < Duration::from_secs(20), "answered after {:?}", asked.elapsed());
     step(&format!("a request forwarded to the hung node was given up after {:.1} s", asked.elapsed().as_secs_f64()));
