@@ -95,8 +95,35 @@ impl BatchSink for HttpSink {
     }
 }
 
+/// Uploads `archive`'s batches into `job` from `plan`, spreading them over `urls` (each a
+/// job's `…/batches`, batch `n` to `urls[n % len]`), stopping as a dropped connection would
+/// once `stop_after` went: the batch count, or why it stopped, and the batches sent.
+pub(crate) async fn send_batches(
+    urls: Vec<String>,
+    token: &str,
+    archive: &[u8],
+    plan: UploadPlan,
+    stop_after: Option<usize>,
+) -> (Result<u64, String>, Vec<u64>) {
+    let mut sink = HttpSink {
+        runtime: Handle::current(),
+        client: reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build().unwrap(),
+        urls,
+        token: token.to_string(),
+        sent: Vec::new(),
+        fail_after: stop_after,
+    };
+    let reader = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let report = upload_batches(&reader, plan, &mut sink).map(|report| report.batches);
+        (report.map_err(|error| error.to_string()), sink.sent)
+    })
+    .await
+    .unwrap()
+}
+
 /// Opens a batch job for `archive`, listing its files as the Worker does.
-async fn open_job(server: &TestServer, account: &Account, archive: &[u8]) -> (u16, Value) {
+pub(crate) async fn open_job(server: &TestServer, account: &Account, archive: &[u8]) -> (u16, Value) {
     let opened = Archive::open(Cursor::new(archive), Limits::STANDARD).unwrap();
     open_job_claiming(server, account, archive, file_claims(&opened)).await
 }

@@ -284,19 +284,7 @@ impl Cluster {
     /// job's node holds it while it runs the job: PostgreSQL frees a dead node's locks, and
     /// a free lock is how the other nodes know the job's node is gone).
     async fn job_lock_held(&self, job: &str) -> bool {
-        let row = self
-            .postgres
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks l, lvbak_open_jobs j WHERE j.job_id = $1 \
-                 AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
-                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                 AND l.classid::bigint = ((j.lock_key >> 32) & 4294967295) \
-                 AND l.objid::bigint = (j.lock_key & 4294967295))",
-                &[&job],
-            )
-            .await
-            .unwrap();
-        row.get(0)
+        crate::nodes::lock_holder_of(&self.postgres, job).await.is_some()
     }
 
     /// The number of `lvbak_open_jobs` rows of `user_id`.
@@ -952,8 +940,8 @@ async fn a_commit_whose_node_dies_is_sent_again_and_lands_on_the_other_node() {
     step("done");
 }
 
-/// Sends `archive`'s batches for `job` to `base` from `plan`, stopping once `stop_after`
-/// went; the batches sent, or why it stopped.
+/// Sends `archive`'s batches for `job` to the node at `base` from `plan`, stopping once
+/// `stop_after` went.
 async fn send_batches(
     base: &str,
     token: &str,
@@ -962,21 +950,8 @@ async fn send_batches(
     plan: UploadPlan,
     stop_after: Option<usize>,
 ) -> (Result<u64, String>, Vec<u64>) {
-    let mut sink = crate::batches::HttpSink {
-        runtime: tokio::runtime::Handle::current(),
-        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
-        urls: vec![format!("{base}/api/v1/user-data/import/{job}/batches")],
-        token: token.to_string(),
-        sent: Vec::new(),
-        fail_after: stop_after,
-    };
-    let reader = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
-    tokio::task::spawn_blocking(move || {
-        let report = upload_batches(&reader, plan, &mut sink).map(|report| report.batches);
-        (report.map_err(|error| error.to_string()), sink.sent)
-    })
-    .await
-    .unwrap()
+    let urls = vec![format!("{base}/api/v1/user-data/import/{job}/batches")];
+    crate::batches::send_batches(urls, token, archive, plan, stop_after).await
 }
 
 /// A node that hangs (SIGSTOP: its connections stay open, the lock of the job it runs stays

@@ -11,18 +11,17 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use lvbak_core::upload::{file_claims, upload_batches, HeldRows, UploadPlan};
+use lvbak_core::upload::{file_claims, HeldRows, UploadPlan};
 use lvbak_core::{Archive, Limits};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::runtime::Handle;
 
-use crate::batches::{held_rows_of, HttpSink};
+use crate::batches::{held_rows_of, open_job, send_batches};
 use crate::export::{entries, export};
 use crate::import::import;
 use crate::support::{small_seed, status_json, Account, Backend, TestServer};
 
-/// Uploads `archive` into `job` from batch `start`, alternating between `nodes`.
+/// Uploads `archive` into `job` from `plan`, alternating between `nodes`.
 async fn upload(
     nodes: &[&TestServer],
     account: &Account,
@@ -31,21 +30,8 @@ async fn upload(
     plan: UploadPlan,
     stop_after: Option<usize>,
 ) -> (Result<u64, String>, Vec<u64>) {
-    let mut sink = HttpSink {
-        runtime: Handle::current(),
-        client: reqwest::Client::new(),
-        urls: nodes.iter().map(|node| node.url(&format!("/api/v1/user-data/import/{job}/batches"))).collect(),
-        token: account.token.clone(),
-        sent: Vec::new(),
-        fail_after: stop_after,
-    };
-    let reader = Archive::open(Cursor::new(archive.to_vec()), Limits::STANDARD).unwrap();
-    tokio::task::spawn_blocking(move || {
-        let report = upload_batches(&reader, plan, &mut sink).map(|report| report.batches);
-        (report.map_err(|error| error.to_string()), sink.sent)
-    })
-    .await
-    .unwrap()
+    let urls = nodes.iter().map(|node| node.url(&format!("/api/v1/user-data/import/{job}/batches"))).collect();
+    send_batches(urls, &account.token, archive, plan, stop_after).await
 }
 
 /// An export's entries as compared across instances: the manifest left out (its id and
@@ -162,17 +148,8 @@ async fn two_nodes_share_a_batch_import_and_a_gone_node_s_job_is_taken_over() {
     // Node A goes: its address refuses connections and its lock holder's connection ends.
     a.stop_serving();
     let database = a.postgres_client().unwrap();
-    let cut = database
-        .query(
-            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l, lvbak_open_jobs j WHERE j.job_id = $1 \
-             AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
-             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-             AND l.classid::bigint = ((j.lock_key >> 32) & 4294967295) AND l.objid::bigint = (j.lock_key & 4294967295)",
-            &[&job],
-        )
-        .await
-        .unwrap();
-    assert_eq!(cut.len(), 1, "one connection held the job's lock");
+    let holder = lock_holder_of(database, &job).await.expect("one connection holds the job's lock");
+    database.execute("SELECT pg_terminate_backend($1)", &[&holder]).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 
     // The hostile account's requests through B never take the job over.
@@ -297,8 +274,8 @@ async fn a_re_vectorization_run_goes_on_one_node_and_answers_through_either() {
     assert!(stub.seen(|s| s.embedded_requests) > 0);
 }
 
-/// The backend holding `job`'s lock, if one does.
-async fn lock_holder_of(database: &tokio_postgres::Client, job: &str) -> Option<i32> {
+/// The backend holding `job`'s lock, if one does (an advisory lock has one holder).
+pub(crate) async fn lock_holder_of(database: &tokio_postgres::Client, job: &str) -> Option<i32> {
     let row = database
         .query_opt(
             "SELECT l.pid FROM pg_locks l, lvbak_open_jobs j WHERE j.job_id = $1 \
@@ -331,10 +308,7 @@ async fn a_node_whose_lock_holder_connection_ends_keeps_its_job_and_takes_new_on
     let b = a.another_node("blip-b").await;
     let victim = a.account("blip-victim", None).await;
     let hostile = a.account("blip-hostile", None).await;
-    let opened = Archive::open(Cursor::new(archive.clone()), Limits::STANDARD).unwrap();
-    let body = json!({"manifest": opened.manifest(), "files": file_claims(&opened)});
-    let (code, job) =
-        status_json(a.post(&victim, "/api/v1/user-data/import/batches").json(&body).send().await.unwrap()).await;
+    let (code, job) = open_job(&a, &victim, &archive).await;
     assert_eq!(code, 201, "{job}");
     let job = job["jobId"].as_str().unwrap().to_string();
 

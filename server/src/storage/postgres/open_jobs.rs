@@ -421,17 +421,23 @@ impl PostgresOpenJobs {
 mod tests {
     use super::{lock_key, PostgresOpenJobs};
     use crate::storage::postgres::PostgresStores;
-    use crate::test_support::postgres_cluster::test_database;
+    use crate::test_support::postgres_cluster::{test_database, TestDatabase};
+
+    /// Two nodes' lock holders over a database of their own.
+    async fn two_nodes() -> (TestDatabase, PostgresStores, PostgresOpenJobs, PostgresOpenJobs) {
+        let database = test_database().await;
+        let stores = PostgresStores::connect(database.config.clone()).await.unwrap();
+        let here = PostgresOpenJobs::connect(&stores).await.unwrap();
+        let there = PostgresOpenJobs::connect(&stores).await.unwrap();
+        (database, stores, here, there)
+    }
 
     /// A node's own lock never reads as free to it (PostgreSQL would give it again, so a
     /// node ending its run found the run's node "gone" and started it again), and one
     /// let-go frees it for the other nodes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lock_held_here_is_not_free_here_and_one_let_go_frees_it() {
-        let database = test_database().await;
-        let stores = PostgresStores::connect(database.config.clone()).await.unwrap();
-        let (here, there) =
-            (PostgresOpenJobs::connect(&stores).await.unwrap(), PostgresOpenJobs::connect(&stores).await.unwrap());
+        let (_database, _stores, here, there) = two_nodes().await;
         let key = lock_key("run:someone");
         assert!(here.try_hold(key).await.unwrap());
         assert!(!here.try_hold(key).await.unwrap(), "held here: not free here");
@@ -448,10 +454,7 @@ mod tests {
     /// them) and the next lock asked for connects again: the node is not stuck without locks.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lock_holder_whose_connection_ended_connects_again() {
-        let database = test_database().await;
-        let stores = PostgresStores::connect(database.config.clone()).await.unwrap();
-        let (here, there) =
-            (PostgresOpenJobs::connect(&stores).await.unwrap(), PostgresOpenJobs::connect(&stores).await.unwrap());
+        let (_database, stores, here, there) = two_nodes().await;
         let (held, next) = (lock_key("job:held"), lock_key("job:next"));
         assert!(here.try_hold(held).await.unwrap());
         assert!(here.holds(held));
